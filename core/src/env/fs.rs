@@ -1,0 +1,91 @@
+//! Files and directories.
+//!
+//! The contract is the one a careful engine assumes of a POSIX filesystem, and
+//! the one the simulated disk enforces adversarially:
+//!
+//! - a write is durable only after [`File::sync_data`] on that file returns
+//!   `Ok`; until then a crash may keep it, lose it, or tear it at any 512-byte
+//!   sector boundary, independently of other unsynced writes;
+//! - creating, renaming or removing a name is durable only after
+//!   [`Fs::sync_dir`] on the directory holding it returns `Ok`;
+//! - a failed `sync_data` or `sync_dir` means the state on disk is unknown:
+//!   retrying and getting `Ok` proves nothing (the kernel may have dropped the
+//!   dirty pages), so callers treat it as fatal until they reopen and recover.
+//!
+//! There is deliberately no `append`: every write names its offset, because
+//! the engine always knows where its next byte goes and positional writes
+//! cannot race with each other.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+
+/// How [`Fs::open`] treats an existing or missing file. Files are always
+/// opened for both reading and writing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The file must exist (`NotFound` otherwise).
+    Existing,
+    /// The file must not exist (`AlreadyExists` otherwise); it is created
+    /// empty. The new name is not durable until the directory is synced.
+    CreateNew,
+}
+
+/// A directory tree of regular files.
+pub trait Fs {
+    /// An open file.
+    type File: File;
+    /// Proof that this process holds a directory's exclusive lock; dropping it
+    /// releases the lock.
+    type DirLock: Send + Sync + 'static;
+
+    /// Opens `path` for reading and writing.
+    fn open(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+    ) -> impl Future<Output = io::Result<Self::File>> + Send;
+
+    /// Creates `dir` and any missing parents. Succeeds if it already exists.
+    fn create_dir_all(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Names of the regular files directly inside `dir`, sorted bytewise.
+    /// Names that are not valid UTF-8 are skipped: the engine never creates
+    /// them, so they are not its files.
+    fn list(&self, dir: &Path) -> impl Future<Output = io::Result<Vec<String>>> + Send;
+
+    /// Atomically renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Removes the file at `path`.
+    fn remove(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Makes every create, rename and remove of a name in `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Takes the exclusive lock on `dir` (a `LOCK` file inside it). Fails with
+    /// [`io::ErrorKind::WouldBlock`] if another process holds it: a directory
+    /// is opened by one process at a time.
+    fn lock_dir(&self, dir: &Path) -> impl Future<Output = io::Result<Self::DirLock>> + Send;
+}
+
+/// An open regular file, addressed by offset.
+pub trait File: Send + Sync + 'static {
+    /// Reads up to `len` bytes at `offset`. Fewer bytes come back only when
+    /// the file ends first.
+    fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = io::Result<Vec<u8>>> + Send;
+
+    /// Writes all of `data` at `offset`, extending the file (with zeros in any
+    /// gap) if needed. On error, any part of `data` may or may not have landed.
+    fn write_at(&self, offset: u64, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// `fdatasync`: makes every completed write and length change of this file
+    /// durable.
+    fn sync_data(&self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    fn set_len(&self, len: u64) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// The file's current length in bytes.
+    fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
+}

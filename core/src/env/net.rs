@@ -1,0 +1,36 @@
+//! The server side of the network: listen, accept, byte streams.
+//!
+//! Streams are `futures-io` `AsyncRead + AsyncWrite`, the runtime-neutral
+//! traits, so the server's framing code reads a tokio socket in production
+//! and a simulated, lossy, partitionable connection in the simulator without
+//! knowing which.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use futures::io::{AsyncRead, AsyncWrite};
+
+/// Opens listening sockets.
+pub trait Net {
+    /// A bound, listening socket.
+    type Listener: Listener<Stream = Self::Stream>;
+    /// One accepted connection.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Binds `addr` and listens on it. Port 0 picks a free port; ask the
+    /// listener for [`Listener::local_addr`] to learn which.
+    fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+}
+
+/// A listening socket.
+pub trait Listener: Send + Sync + 'static {
+    /// What [`Listener::accept`] yields.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The address actually bound (with the real port when 0 was asked for).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Waits for the next connection and returns it with the peer's address.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+}

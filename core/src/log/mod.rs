@@ -1,0 +1,187 @@
+//! The write-ahead log's file layer: framed records in a directory of
+//! segment files. It knows nothing of what the records mean.
+//!
+//! Invariants kept by this module and its children:
+//! - **Acknowledged means durable.** [`Log::sync`] returns an LSN only after
+//!   every record up to it has been written and `fdatasync`ed, including the
+//!   segment file's name (directory sync at creation).
+//! - **Nothing returned was never written.** Every record read back passed a
+//!   CRC that binds its payload to its segment, offset and LSN
+//!   ([`frame`](self)), so a misplaced, stale or torn record is never read as
+//!   valid.
+//! - **Only a torn tail is repaired; anything else is refused.** Records are
+//!   a gap-free LSN sequence across contiguous segments. A record that does
+//!   not verify is a torn tail only if nothing valid follows it (no later
+//!   segment); otherwise [`Log::open`] fails with [`LogError::Corrupt`]
+//!   instead of silently dropping what follows.
+//! - **A truncated tail stays dead.** Recovery zeroes every byte after the
+//!   last valid record and syncs before appending, so a record discarded by a
+//!   crash cannot reappear when new records happen to line up with it.
+//! - **A failed sync is fatal.** After an `fdatasync` error the log refuses
+//!   writes ([`LogError::Failed`]) until it is reopened; retrying would risk
+//!   acknowledging data the kernel already dropped. Disk full during a write
+//!   is not fatal: the buffered records stay and the next sync retries them.
+//!
+//! The byte layout is documented in [`segment`] (the 32-byte segment header)
+//! and in the `frame` module (records), and in `docs/design.md`.
+
+mod frame;
+mod recovery;
+mod scan;
+pub mod segment;
+mod writer;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use frame::FRAME_HEADER_BYTES;
+pub use recovery::RecoveryReport;
+pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
+pub use segment::{SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
+pub use writer::{Log, LogStats};
+
+/// Where a record lives and its log sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordPos {
+    /// The record's log sequence number: 1 for the first record ever
+    /// written, then +1 per record, with no gaps.
+    pub lsn: u64,
+    /// Id of the segment file holding it.
+    pub segment: u64,
+    /// Byte offset of its frame within the segment.
+    pub offset: u64,
+}
+
+/// Test-only switches that break the log on purpose, to prove the simulator
+/// notices. They take effect only when `jubilant-core` is built with the
+/// `sabotage` feature; otherwise [`LogConfig`] has no field to set them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Behave correctly.
+    #[default]
+    None,
+    /// `sync` reports records durable without calling `fdatasync`.
+    SkipSync,
+    /// Recovery leaves the bytes after the last valid record in place.
+    SkipTailZeroing,
+    /// Segment creation skips the directory sync after the rename.
+    SkipDirSync,
+}
+
+/// How a log is laid out and bounded.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// The directory holding the segment files.
+    pub dir: PathBuf,
+    /// Size of each new segment file, header included. Existing segments
+    /// keep the size they were created with.
+    pub segment_bytes: u64,
+    /// Largest payload one record may carry.
+    pub record_bytes_max: u32,
+    /// Appended records are buffered up to this many bytes before they are
+    /// written, so a batch of records costs one write call.
+    pub write_buffer_bytes: usize,
+    /// Switches that break the log on purpose (tests only).
+    #[cfg(feature = "sabotage")]
+    pub sabotage: Sabotage,
+}
+
+impl LogConfig {
+    /// Default segment size: 64 MiB.
+    pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+    /// Default record limit: 1 MiB (large values go to the value log).
+    pub const RECORD_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
+    /// Default write buffer: 1 MiB.
+    pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1024 * 1024;
+
+    /// The defaults, for a log in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LogConfig {
+            dir: dir.into(),
+            segment_bytes: Self::SEGMENT_BYTES_DEFAULT,
+            record_bytes_max: Self::RECORD_BYTES_MAX_DEFAULT,
+            write_buffer_bytes: Self::WRITE_BUFFER_BYTES_DEFAULT,
+            #[cfg(feature = "sabotage")]
+            sabotage: Sabotage::None,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), LogError> {
+        if self.record_bytes_max == 0 {
+            return Err(LogError::Config("record_bytes_max must be at least 1".to_owned()));
+        }
+        let smallest = SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + u64::from(self.record_bytes_max);
+        if self.segment_bytes < smallest {
+            return Err(LogError::Config(format!(
+                "segment_bytes {} cannot hold a header and one record of record_bytes_max {} \
+                 (needs at least {smallest})",
+                self.segment_bytes, self.record_bytes_max
+            )));
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "sabotage")]
+    pub(crate) fn sabotaged(&self, which: Sabotage) -> bool {
+        self.sabotage == which
+    }
+
+    #[cfg(not(feature = "sabotage"))]
+    #[inline(always)]
+    pub(crate) fn sabotaged(&self, _which: Sabotage) -> bool {
+        false
+    }
+}
+
+/// Why a log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A file or directory operation failed.
+    #[error("log I/O failed: {op} on {path}: {source}")]
+    Io {
+        /// What the log was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The error the environment returned.
+        source: io::Error,
+    },
+    /// An earlier failure (a failed sync, or a write error other than disk
+    /// full) left the on-disk state unknown; reopen the log to recover.
+    #[error("the log failed earlier and accepts no writes until reopened: {reason}")]
+    Failed {
+        /// The failure that stopped the log.
+        reason: String,
+    },
+    /// The log holds damage that is not a torn tail; opening it would lose
+    /// or invent records, so it is refused.
+    #[error("log corrupted: {0}")]
+    Corrupt(Corruption),
+    /// A record is bigger than `record_bytes_max`.
+    #[error("record of {len} bytes exceeds record_bytes_max {max}")]
+    RecordTooLarge {
+        /// The record's payload length.
+        len: usize,
+        /// The configured limit.
+        max: u32,
+    },
+    /// Empty payloads cannot be framed (a zero length marks the end of a
+    /// segment).
+    #[error("a log record must not be empty")]
+    RecordEmpty,
+    /// The configuration cannot work.
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+}
+
+impl LogError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        LogError::Io { op, path: path.to_path_buf(), source }
+    }
+
+    /// Whether this is the disk running out of space: an error for the
+    /// writer that hit it, not a failure of the log.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, LogError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+    }
+}

@@ -1,0 +1,330 @@
+//! Appending: the write buffer, `fdatasync`, and segment rollover.
+//!
+//! Invariants kept here:
+//! - records reach the file in LSN order, each at the offset its CRC names;
+//! - `durable_lsn` only grows, and only after an `fdatasync` that returned
+//!   `Ok` covered every record up to it;
+//! - a segment is synced before the next one is created, so a later segment
+//!   existing proves every earlier one is complete and durable (the scan
+//!   relies on this to tell a torn tail from corruption);
+//! - after a failed sync, or a write error other than disk full, the log
+//!   accepts nothing more (see the module docs of `log`).
+
+use std::path::PathBuf;
+
+use crate::env::{Env, File};
+
+use super::frame::{self, FrameSite};
+use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
+use super::{FRAME_HEADER_BYTES, LogConfig, LogError, RecordPos, Sabotage};
+
+/// Counters describing what the log has done since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Records appended.
+    pub appends: u64,
+    /// Payload bytes appended.
+    pub append_bytes: u64,
+    /// Write calls issued for records (one per flushed buffer).
+    pub writes: u64,
+    /// Successful `fdatasync` calls on segments.
+    pub syncs: u64,
+    /// Segments created by rollover.
+    pub rollovers: u64,
+    /// Old segments removed.
+    pub segments_removed: u64,
+    /// Writes that failed with disk full and were kept for a retry.
+    pub disk_full_errors: u64,
+}
+
+/// The segment records are appended to.
+struct Active<F> {
+    id: u64,
+    path: PathBuf,
+    file: F,
+    /// The segment's size: records must end at or before it.
+    capacity: u64,
+    /// Where the buffer will be written: just past the last written record.
+    write_offset: u64,
+    /// The highest offset any write reached, even one that failed, so
+    /// rollover can zero bytes a failed write may have left behind.
+    dirty_end: u64,
+    /// Whether anything was written since the last successful sync.
+    unsynced: bool,
+}
+
+/// A segmented, append-only log of records. Open one with [`Log::open`].
+pub struct Log<E: Env> {
+    pub(super) env: E,
+    pub(super) config: LogConfig,
+    active: Active<E::File>,
+    /// `(id, first_lsn)` of every segment, oldest first; the last is active.
+    segments: Vec<(u64, u64)>,
+    /// Frames appended but not yet written.
+    buffer: Vec<u8>,
+    next_lsn: u64,
+    /// The last LSN written to the file (not necessarily durable).
+    written_lsn: u64,
+    /// The last LSN known durable.
+    durable_lsn: u64,
+    failure: Option<String>,
+    stats: LogStats,
+}
+
+impl<E: Env> Log<E> {
+    /// Assembles a log positioned after recovery: `segments` are the
+    /// surviving segments (oldest first), the last of which is open as `file`
+    /// with its next record at `write_offset`, and everything up to
+    /// `next_lsn - 1` is durable.
+    pub(super) fn from_recovered(
+        env: E,
+        config: LogConfig,
+        segments: Vec<(u64, u64)>,
+        file: E::File,
+        capacity: u64,
+        write_offset: u64,
+        next_lsn: u64,
+    ) -> Self {
+        let &(id, first_lsn) = segments.last().expect("recovery leaves at least one segment");
+        assert!(first_lsn <= next_lsn, "active segment starts after the log's end");
+        assert!(write_offset >= SEGMENT_HEADER_BYTES && write_offset <= capacity);
+        let path = segment::segment_path(&config.dir, id);
+        Log {
+            env,
+            config,
+            active: Active {
+                id,
+                path,
+                file,
+                capacity,
+                write_offset,
+                dirty_end: write_offset,
+                unsynced: false,
+            },
+            segments,
+            buffer: Vec::new(),
+            next_lsn,
+            written_lsn: next_lsn - 1,
+            durable_lsn: next_lsn - 1,
+            failure: None,
+            stats: LogStats::default(),
+        }
+    }
+
+    /// The LSN the next appended record will get.
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// The highest LSN known durable (0 if none).
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable_lsn
+    }
+
+    /// What the log has done since it was opened.
+    pub fn stats(&self) -> LogStats {
+        self.stats
+    }
+
+    /// The ids of the segment files, oldest first.
+    pub fn segment_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.segments.iter().map(|&(id, _)| id)
+    }
+
+    /// Why the log stopped accepting writes, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    fn check_usable(&self) -> Result<(), LogError> {
+        match &self.failure {
+            Some(reason) => Err(LogError::Failed { reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the log failed and returns the error that caused it.
+    fn fail(&mut self, err: LogError) -> LogError {
+        if self.failure.is_none() {
+            self.failure = Some(err.to_string());
+        }
+        err
+    }
+
+    /// Appends one record and returns where it will live. The record is
+    /// buffered; it is written by a later `append` (when the buffer is full)
+    /// or [`Log::sync`], and durable only once `sync` returns its LSN or more.
+    pub async fn append(&mut self, payload: &[u8]) -> Result<RecordPos, LogError> {
+        self.check_usable()?;
+        if payload.is_empty() {
+            return Err(LogError::RecordEmpty);
+        }
+        if payload.len() > self.config.record_bytes_max as usize {
+            return Err(LogError::RecordTooLarge {
+                len: payload.len(),
+                max: self.config.record_bytes_max,
+            });
+        }
+        let frame_bytes = FRAME_HEADER_BYTES + payload.len() as u64;
+        let mut offset = self.active.write_offset + self.buffer.len() as u64;
+        if offset + frame_bytes > self.active.capacity {
+            self.rollover().await?;
+            offset = self.active.write_offset;
+        } else if !self.buffer.is_empty()
+            && self.buffer.len() + frame_bytes as usize > self.config.write_buffer_bytes
+        {
+            self.flush().await?;
+        }
+        debug_assert_eq!(offset, self.active.write_offset + self.buffer.len() as u64);
+        let pos = RecordPos { lsn: self.next_lsn, segment: self.active.id, offset };
+        let site = FrameSite { segment: pos.segment, offset: pos.offset, lsn: pos.lsn };
+        frame::encode(site, payload, &mut self.buffer);
+        self.next_lsn += 1;
+        self.stats.appends += 1;
+        self.stats.append_bytes += payload.len() as u64;
+        Ok(pos)
+    }
+
+    /// Writes the buffer (one call) without syncing it.
+    async fn flush(&mut self) -> Result<(), LogError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let offset = self.active.write_offset;
+        let end = offset + self.buffer.len() as u64;
+        assert!(end <= self.active.capacity, "a record was buffered past the segment end");
+        self.active.dirty_end = self.active.dirty_end.max(end);
+        self.active.unsynced = true;
+        self.stats.writes += 1;
+        match self.active.file.write_at(offset, &self.buffer).await {
+            Ok(()) => {
+                self.active.write_offset = end;
+                self.buffer.clear();
+                self.written_lsn = self.next_lsn - 1;
+                Ok(())
+            }
+            Err(source) => {
+                let err = LogError::io("write records", &self.active.path, source);
+                if err.is_disk_full() {
+                    // Keep the records: the next sync writes them again at
+                    // the same offset, over whatever part of them landed.
+                    self.stats.disk_full_errors += 1;
+                    Err(err)
+                } else {
+                    Err(self.fail(err))
+                }
+            }
+        }
+    }
+
+    /// Writes and `fdatasync`s every appended record; returns the LSN up to
+    /// which the log is now durable.
+    pub async fn sync(&mut self) -> Result<u64, LogError> {
+        self.check_usable()?;
+        self.flush().await?;
+        if self.active.unsynced {
+            self.sync_active().await?;
+        }
+        Ok(self.durable_lsn)
+    }
+
+    async fn sync_active(&mut self) -> Result<(), LogError> {
+        if !self.config.sabotaged(Sabotage::SkipSync) {
+            if let Err(source) = self.active.file.sync_data().await {
+                let err = LogError::io("sync segment", &self.active.path, source);
+                return Err(self.fail(err));
+            }
+        }
+        self.active.unsynced = false;
+        self.stats.syncs += 1;
+        assert!(self.written_lsn >= self.durable_lsn, "durable LSN must never move back");
+        self.durable_lsn = self.written_lsn;
+        Ok(())
+    }
+
+    /// Closes the active segment (written, garbage zeroed, synced) and
+    /// starts the next one.
+    async fn rollover(&mut self) -> Result<(), LogError> {
+        self.flush().await?;
+        if self.active.dirty_end > self.active.write_offset {
+            // A failed write left bytes past the records; the segment is
+            // about to become immutable, so they must be zeros or the scan
+            // would mistake them for corruption.
+            let (from, to) = (self.active.write_offset, self.active.dirty_end);
+            self.active.unsynced = true;
+            if let Err(err) =
+                segment::zero_fill(&self.active.file, &self.active.path, from, to, None).await
+            {
+                return Err(if err.is_disk_full() { err } else { self.fail(err) });
+            }
+            self.active.dirty_end = from;
+        }
+        if self.active.unsynced {
+            self.sync_active().await?;
+        }
+        let header = SegmentHeader { id: self.active.id + 1, first_lsn: self.next_lsn };
+        let sync_dir = !self.config.sabotaged(Sabotage::SkipDirSync);
+        let file = match segment::create(
+            &self.env,
+            &self.config.dir,
+            header,
+            self.config.segment_bytes,
+            sync_dir,
+        )
+        .await
+        {
+            Ok(file) => file,
+            Err(err) if err.is_disk_full() => {
+                self.stats.disk_full_errors += 1;
+                return Err(err);
+            }
+            // The new name may or may not exist now: only recovery can say.
+            Err(err) => return Err(self.fail(err)),
+        };
+        self.active = Active {
+            id: header.id,
+            path: segment::segment_path(&self.config.dir, header.id),
+            file,
+            capacity: self.config.segment_bytes,
+            write_offset: SEGMENT_HEADER_BYTES,
+            dirty_end: SEGMENT_HEADER_BYTES,
+            unsynced: false,
+        };
+        self.segments.push((header.id, header.first_lsn));
+        self.stats.rollovers += 1;
+        Ok(())
+    }
+
+    /// Removes every segment whose records all have LSNs below `lsn` (never
+    /// the active one), and makes the removals durable. Returns how many
+    /// were removed.
+    ///
+    /// A removal lost to a crash only brings back records below `lsn`, which
+    /// the caller said it no longer needs; the scan accepts the log starting
+    /// at any segment.
+    pub async fn remove_segments_before(&mut self, lsn: u64) -> Result<u64, LogError> {
+        self.check_usable()?;
+        let mut removed = 0;
+        // Segment i may go when segment i+1 starts at or below `lsn`.
+        while self.segments.len() > 1 && self.segments[1].1 <= lsn {
+            let (id, _) = self.segments[0];
+            let path = segment::segment_path(&self.config.dir, id);
+            match self.env.remove(&path).await {
+                Ok(()) => {}
+                // An earlier attempt removed it and then failed to sync.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(LogError::io("remove old segment", &path, source)),
+            }
+            self.segments.remove(0);
+            removed += 1;
+        }
+        if removed > 0 {
+            let dir = self.config.dir.clone();
+            if let Err(source) = self.env.sync_dir(&dir).await {
+                return Err(self.fail(LogError::io("sync directory after removing segments", &dir, source)));
+            }
+            self.stats.segments_removed += removed;
+        }
+        Ok(removed)
+    }
+}

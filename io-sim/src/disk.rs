@@ -1,0 +1,452 @@
+//! The simulated disk: a filesystem that remembers what is durable and what
+//! is only in the page cache, and is adversarial about the difference.
+//!
+//! Invariants kept here:
+//! - per file, `durable` is the image a power loss would leave if nothing
+//!   unsynced survived, `current` is what reads see, and `pending` is the
+//!   ordered list of writes and length changes between them;
+//!   `durable` + `pending` applied in order == `current`, except after a
+//!   failed sync (below);
+//! - a power loss resolves each pending write independently: kept, lost, or
+//!   torn (a random subset of its 512-byte sectors lands); name changes not
+//!   covered by a directory sync are lost from a random point on, per
+//!   directory, as a journaling filesystem would;
+//! - a failed `fdatasync` behaves as Linux does after an I/O error: the
+//!   pending writes are resolved as if by a crash into the durable image,
+//!   forgotten, and reads keep returning the cached data, so a retried sync
+//!   "succeeds" without making that data durable;
+//! - a process kill (not a power loss) invalidates open handles and releases
+//!   directory locks but keeps the page cache.
+//!
+//! Directories themselves are durable as soon as they are created: the
+//! engine creates its data directory once, before anything depends on it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::faults::{Fault, FaultConfig, FaultCounts};
+use crate::rng::SimRng;
+use crate::trace::Trace;
+use crate::world::NodeId;
+
+/// The unit a torn write is cut into.
+pub const SECTOR_BYTES: u64 = 512;
+/// A misdirected write lands up to this many sectors away.
+const MISDIRECT_SECTORS_MAX: u64 = 8;
+
+type InodeId = u64;
+
+/// What a file operation needs besides the disk: where faults come from,
+/// where they are counted, and where the trace goes.
+pub(crate) struct Ctx<'a> {
+    pub rng: &'a mut SimRng,
+    pub faults: &'a FaultConfig,
+    pub counts: &'a mut FaultCounts,
+    pub trace: &'a mut Trace,
+    pub now_nanos: u64,
+    pub node: NodeId,
+}
+
+impl Ctx<'_> {
+    /// Draws whether `fault` strikes now, counting it if so.
+    fn strikes(&mut self, fault: Fault) -> bool {
+        let hit = self.rng.chance(self.faults.get(fault));
+        if hit {
+            self.counts.add(fault);
+        }
+        hit
+    }
+
+    fn trace(&mut self, args: std::fmt::Arguments<'_>) {
+        let node = self.node;
+        self.trace.record(self.now_nanos, format_args!("{node} disk {args}"));
+    }
+}
+
+/// An open file: which inode, opened in which life of the node.
+#[derive(Clone, Debug)]
+pub(crate) struct Handle {
+    pub inode: InodeId,
+    pub epoch: u64,
+    pub path: PathBuf,
+}
+
+#[derive(Default)]
+struct Inode {
+    current: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<Pending>,
+}
+
+enum Pending {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+enum DirOp {
+    Link { path: PathBuf, inode: InodeId },
+    Unlink { path: PathBuf },
+    Rename { from: PathBuf, to: PathBuf, inode: InodeId },
+}
+
+impl DirOp {
+    fn touches(&self, dir: &Path) -> bool {
+        let parent_is = |p: &Path| p.parent() == Some(dir);
+        match self {
+            DirOp::Link { path, .. } | DirOp::Unlink { path } => parent_is(path),
+            DirOp::Rename { from, to, .. } => parent_is(from) || parent_is(to),
+        }
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+        match self {
+            DirOp::Link { path, .. } | DirOp::Unlink { path } => vec![parent(path)],
+            DirOp::Rename { from, to, .. } => vec![parent(from), parent(to)],
+        }
+    }
+
+    fn apply(&self, names: &mut BTreeMap<PathBuf, InodeId>) {
+        match self {
+            DirOp::Link { path, inode } => {
+                names.insert(path.clone(), *inode);
+            }
+            DirOp::Unlink { path } => {
+                names.remove(path);
+            }
+            DirOp::Rename { from, to, inode } => {
+                names.remove(from);
+                names.insert(to.clone(), *inode);
+            }
+        }
+    }
+}
+
+/// One node's disk.
+#[derive(Default)]
+pub(crate) struct Disk {
+    dirs: BTreeSet<PathBuf>,
+    /// The namespace reads see.
+    names: BTreeMap<PathBuf, InodeId>,
+    /// The namespace as of the last directory syncs.
+    durable_names: BTreeMap<PathBuf, InodeId>,
+    /// Name changes not yet covered by a directory sync, oldest first.
+    dir_ops: Vec<DirOp>,
+    inodes: BTreeMap<InodeId, Inode>,
+    next_inode: InodeId,
+    /// Locked directories and the token of the lock's holder.
+    locks: BTreeMap<PathBuf, u64>,
+    next_token: u64,
+    /// Incremented by every crash and kill; handles of older lives are dead.
+    epoch: u64,
+}
+
+fn os_error(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+const EIO: i32 = 5;
+const ENOSPC: i32 = 28;
+
+impl Disk {
+    fn inode(&mut self, handle: &Handle) -> io::Result<&mut Inode> {
+        if handle.epoch != self.epoch {
+            return Err(io::Error::other(format!(
+                "stale handle for {}: the process that opened it died",
+                handle.path.display()
+            )));
+        }
+        Ok(self.inodes.get_mut(&handle.inode).expect("an inode outlives every handle of its life"))
+    }
+
+    fn parent_exists(&self, path: &Path) -> io::Result<()> {
+        match path.parent() {
+            Some(dir) if self.dirs.contains(dir) => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory holds {}", path.display()),
+            )),
+        }
+    }
+
+    pub(crate) fn open(&mut self, ctx: &mut Ctx<'_>, path: &Path, create: bool) -> io::Result<Handle> {
+        self.parent_exists(path)?;
+        let inode = match (self.names.get(path), create) {
+            (Some(&inode), false) => inode,
+            (None, false) => {
+                return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", path.display())));
+            }
+            (Some(_), true) => {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+            }
+            (None, true) => {
+                let inode = self.next_inode;
+                self.next_inode += 1;
+                self.inodes.insert(inode, Inode::default());
+                self.names.insert(path.to_path_buf(), inode);
+                self.dir_ops.push(DirOp::Link { path: path.to_path_buf(), inode });
+                inode
+            }
+        };
+        ctx.trace(format_args!("open {} create={create} -> inode {inode}", path.display()));
+        Ok(Handle { inode, epoch: self.epoch, path: path.to_path_buf() })
+    }
+
+    pub(crate) fn read(&mut self, ctx: &mut Ctx<'_>, handle: &Handle, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let inode = self.inode(handle)?;
+        let size = inode.current.len() as u64;
+        let start = offset.min(size) as usize;
+        let end = offset.saturating_add(len as u64).min(size) as usize;
+        let mut data = inode.current[start..end].to_vec();
+        let mut note = "";
+        if !data.is_empty() && ctx.strikes(Fault::ReadCorrupt) {
+            let bit = ctx.rng.below(data.len() as u64 * 8);
+            data[(bit / 8) as usize] ^= 1 << (bit % 8);
+            note = " FAULT read_corrupt";
+        }
+        ctx.trace(format_args!("read {} @{offset}+{len} -> {}{note}", handle.path.display(), data.len()));
+        Ok(data)
+    }
+
+    pub(crate) fn write(&mut self, ctx: &mut Ctx<'_>, handle: &Handle, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.inode(handle)?;
+        if ctx.strikes(Fault::DiskFull) {
+            ctx.trace(format_args!("write {} @{offset}+{} FAULT disk_full", handle.path.display(), data.len()));
+            return Err(os_error(ENOSPC));
+        }
+        let mut at = offset;
+        if ctx.strikes(Fault::WriteMisdirected) {
+            let delta = ctx.rng.between(1, MISDIRECT_SECTORS_MAX) * SECTOR_BYTES;
+            at = if ctx.rng.chance(0.5) && offset >= delta { offset - delta } else { offset + delta };
+            ctx.trace(format_args!(
+                "write {} @{offset}+{} FAULT write_misdirected to @{at}",
+                handle.path.display(),
+                data.len()
+            ));
+        } else {
+            ctx.trace(format_args!("write {} @{offset}+{}", handle.path.display(), data.len()));
+        }
+        let inode = self.inode(handle)?;
+        apply_write(&mut inode.current, at, data);
+        inode.pending.push(Pending::Write { offset: at, data: data.to_vec() });
+        Ok(())
+    }
+
+    pub(crate) fn set_len(&mut self, ctx: &mut Ctx<'_>, handle: &Handle, len: u64) -> io::Result<()> {
+        let grows = len > self.inode(handle)?.current.len() as u64;
+        if grows && ctx.strikes(Fault::DiskFull) {
+            ctx.trace(format_args!("set_len {} {len} FAULT disk_full", handle.path.display()));
+            return Err(os_error(ENOSPC));
+        }
+        ctx.trace(format_args!("set_len {} {len}", handle.path.display()));
+        let inode = self.inode(handle)?;
+        inode.current.resize(len as usize, 0);
+        inode.pending.push(Pending::SetLen(len));
+        Ok(())
+    }
+
+    pub(crate) fn len(&mut self, handle: &Handle) -> io::Result<u64> {
+        Ok(self.inode(handle)?.current.len() as u64)
+    }
+
+    pub(crate) fn sync_data(&mut self, ctx: &mut Ctx<'_>, handle: &Handle) -> io::Result<()> {
+        self.inode(handle)?;
+        if ctx.strikes(Fault::FsyncError) {
+            ctx.trace(format_args!("sync_data {} FAULT fsync_error", handle.path.display()));
+            let inode = self.inode(handle)?;
+            let pending = std::mem::take(&mut inode.pending);
+            let mut durable = std::mem::take(&mut inode.durable);
+            resolve_at_crash(ctx, &mut durable, pending);
+            self.inode(handle)?.durable = durable;
+            return Err(os_error(EIO));
+        }
+        let inode = self.inode(handle)?;
+        let writes = inode.pending.len();
+        for op in std::mem::take(&mut inode.pending) {
+            apply_pending(&mut inode.durable, op);
+        }
+        ctx.trace(format_args!("sync_data {} ({writes} pending)", handle.path.display()));
+        Ok(())
+    }
+
+    pub(crate) fn create_dir_all(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<()> {
+        for ancestor in dir.ancestors() {
+            if ancestor.as_os_str().is_empty() {
+                continue;
+            }
+            if self.names.contains_key(ancestor) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is a file", ancestor.display()),
+                ));
+            }
+            self.dirs.insert(ancestor.to_path_buf());
+        }
+        ctx.trace(format_args!("create_dir_all {}", dir.display()));
+        Ok(())
+    }
+
+    pub(crate) fn list(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<Vec<String>> {
+        if !self.dirs.contains(dir) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no directory {}", dir.display())));
+        }
+        let mut names: Vec<String> = self
+            .names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .collect();
+        names.sort();
+        ctx.trace(format_args!("list {} -> {}", dir.display(), names.join(" ")));
+        Ok(names)
+    }
+
+    pub(crate) fn rename(&mut self, ctx: &mut Ctx<'_>, from: &Path, to: &Path) -> io::Result<()> {
+        self.parent_exists(to)?;
+        let inode = self
+            .names
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", from.display())))?;
+        self.names.insert(to.to_path_buf(), inode);
+        self.dir_ops.push(DirOp::Rename { from: from.to_path_buf(), to: to.to_path_buf(), inode });
+        ctx.trace(format_args!("rename {} -> {}", from.display(), to.display()));
+        Ok(())
+    }
+
+    pub(crate) fn remove(&mut self, ctx: &mut Ctx<'_>, path: &Path) -> io::Result<()> {
+        self.names
+            .remove(path)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", path.display())))?;
+        self.dir_ops.push(DirOp::Unlink { path: path.to_path_buf() });
+        ctx.trace(format_args!("remove {}", path.display()));
+        Ok(())
+    }
+
+    pub(crate) fn sync_dir(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<()> {
+        if !self.dirs.contains(dir) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no directory {}", dir.display())));
+        }
+        if ctx.strikes(Fault::FsyncError) {
+            ctx.trace(format_args!("sync_dir {} FAULT fsync_error", dir.display()));
+            return Err(os_error(EIO));
+        }
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dir_ops).into_iter().partition(|op| op.touches(dir));
+        for op in &mine {
+            op.apply(&mut self.durable_names);
+        }
+        self.dir_ops = others;
+        ctx.trace(format_args!("sync_dir {} ({} pending)", dir.display(), mine.len()));
+        Ok(())
+    }
+
+    pub(crate) fn lock_dir(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<u64> {
+        if !self.dirs.contains(dir) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no directory {}", dir.display())));
+        }
+        if self.locks.contains_key(dir) {
+            ctx.trace(format_args!("lock_dir {} -> busy", dir.display()));
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked by another process", dir.display()),
+            ));
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.locks.insert(dir.to_path_buf(), token);
+        ctx.trace(format_args!("lock_dir {}", dir.display()));
+        Ok(token)
+    }
+
+    pub(crate) fn unlock_dir(&mut self, dir: &Path, token: u64) {
+        if self.locks.get(dir) == Some(&token) {
+            self.locks.remove(dir);
+        }
+    }
+
+    /// The process dies; the kernel (page cache, names) lives on.
+    pub(crate) fn kill(&mut self) {
+        self.epoch += 1;
+        self.locks.clear();
+    }
+
+    /// Power loss: only what is durable, plus whatever of the rest the
+    /// crash happens to keep, survives.
+    pub(crate) fn crash(&mut self, ctx: &mut Ctx<'_>) {
+        self.kill();
+        let mut lost_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        for op in std::mem::take(&mut self.dir_ops) {
+            let dirs = op.dirs();
+            if dirs.iter().any(|d| lost_dirs.contains(d)) {
+                continue;
+            }
+            if ctx.strikes(Fault::DirOpLost) {
+                lost_dirs.extend(dirs);
+                continue;
+            }
+            op.apply(&mut self.durable_names);
+        }
+        self.names = self.durable_names.clone();
+        let alive: BTreeSet<InodeId> = self.names.values().copied().collect();
+        self.inodes.retain(|id, _| alive.contains(id));
+        for inode in self.inodes.values_mut() {
+            let pending = std::mem::take(&mut inode.pending);
+            let mut durable = std::mem::take(&mut inode.durable);
+            resolve_at_crash(ctx, &mut durable, pending);
+            inode.current = durable.clone();
+            inode.durable = durable;
+        }
+        ctx.trace(format_args!(
+            "crash: {} files survive, {} directories lost changes",
+            self.names.len(),
+            lost_dirs.len()
+        ));
+    }
+
+    /// Bytes held by files, for reports.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.inodes.values().map(|i| i.current.len() as u64).sum()
+    }
+}
+
+/// Applies each of `pending` to `durable` as a crash would: kept, lost, or
+/// torn at sector boundaries.
+fn resolve_at_crash(ctx: &mut Ctx<'_>, durable: &mut Vec<u8>, pending: Vec<Pending>) {
+    for op in pending {
+        if ctx.strikes(Fault::WriteLost) {
+            continue;
+        }
+        match op {
+            Pending::Write { offset, data } if ctx.strikes(Fault::WriteTorn) => {
+                let end = offset + data.len() as u64;
+                let mut start = offset;
+                while start < end {
+                    let sector_end = ((start / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+                    let stop = sector_end.min(end);
+                    if ctx.rng.chance(0.5) {
+                        let from = (start - offset) as usize;
+                        let to = (stop - offset) as usize;
+                        apply_write(durable, start, &data[from..to]);
+                    }
+                    start = stop;
+                }
+            }
+            op => apply_pending(durable, op),
+        }
+    }
+}
+
+fn apply_pending(image: &mut Vec<u8>, op: Pending) {
+    match op {
+        Pending::Write { offset, data } => apply_write(image, offset, &data),
+        Pending::SetLen(len) => image.resize(len as usize, 0),
+    }
+}
+
+fn apply_write(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let offset = offset as usize;
+    let end = offset + data.len();
+    if image.len() < end {
+        image.resize(end, 0);
+    }
+    image[offset..end].copy_from_slice(data);
+}

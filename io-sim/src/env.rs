@@ -1,0 +1,308 @@
+//! [`SimEnv`]: the engine's environment traits, implemented over a world.
+//!
+//! Invariant kept here: every file operation takes simulated time (a random
+//! latency, or at least a yield to the scheduler) before it acts, so
+//! concurrent tasks interleave around every IO, and it acts atomically at
+//! that moment, when its faults are drawn.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::channel::oneshot;
+use futures::io::{AsyncRead, AsyncWrite};
+use jubilant_core::env::{Clock, File, Fs, Listener, MonoTime, Net, OpenMode, Spawn};
+
+use crate::disk::Handle;
+use crate::executor::lock;
+use crate::faults::Fault;
+use crate::time::{Sleep, TimerKey, YieldNow};
+use crate::world::{NodeId, Shared};
+
+/// The environment seen by code running on one node of a world.
+#[derive(Clone)]
+pub struct SimEnv {
+    shared: Arc<Shared>,
+    node: NodeId,
+}
+
+impl SimEnv {
+    pub(crate) fn new(shared: Arc<Shared>, node: NodeId) -> Self {
+        SimEnv { shared, node }
+    }
+
+    /// The node this environment belongs to.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// Opens a connection from this node to `addr` (the client side of the
+    /// network, which the engine's traits do not need).
+    pub fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<SimStream>> + Send + use<> {
+        let env = self.clone();
+        async move {
+            env.net_delay().await;
+            let conn = env.shared.with_net(|net, ctx| net.connect(ctx, env.node, addr))?;
+            Ok(SimStream { shared: Arc::clone(&env.shared), conn, side: 0, timer: None })
+        }
+    }
+
+    /// Waits a random disk latency (or yields, if it draws zero).
+    async fn io_delay(&self) {
+        let max_us = self.shared.faults.get(Fault::IoLatencyUs) as u64;
+        let us = lock(&self.shared.state).disk_rng.between(0, max_us);
+        self.delay(us).await;
+    }
+
+    async fn net_delay(&self) {
+        let max_us = self.shared.faults.get(Fault::NetLatencyUs) as u64;
+        let us = lock(&self.shared.state).net_rng.between(0, max_us);
+        self.delay(us).await;
+    }
+
+    async fn delay(&self, us: u64) {
+        if us == 0 {
+            YieldNow::new().await;
+        } else {
+            let deadline = self.shared.clock.now_nanos() + us * 1_000;
+            Sleep::new(Arc::clone(&self.shared.clock), deadline).await;
+        }
+    }
+
+    /// Runs a disk operation after its latency.
+    async fn disk_op<R>(
+        &self,
+        op: impl FnOnce(&mut crate::disk::Disk, &mut crate::disk::Ctx<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_delay().await;
+        self.shared.with_disk(self.node, op)
+    }
+}
+
+impl Fs for SimEnv {
+    type File = SimFile;
+    type DirLock = SimDirLock;
+
+    fn open(&self, path: &Path, mode: OpenMode) -> impl Future<Output = io::Result<SimFile>> + Send {
+        let path = path.to_path_buf();
+        async move {
+            let create = mode == OpenMode::CreateNew;
+            let handle = self.disk_op(|disk, ctx| disk.open(ctx, &path, create)).await?;
+            Ok(SimFile { env: self.clone(), handle })
+        }
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send {
+        let dir = dir.to_path_buf();
+        async move { self.disk_op(|disk, ctx| disk.create_dir_all(ctx, &dir)).await }
+    }
+
+    fn list(&self, dir: &Path) -> impl Future<Output = io::Result<Vec<String>>> + Send {
+        let dir = dir.to_path_buf();
+        async move { self.disk_op(|disk, ctx| disk.list(ctx, &dir)).await }
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> impl Future<Output = io::Result<()>> + Send {
+        let (from, to) = (from.to_path_buf(), to.to_path_buf());
+        async move { self.disk_op(|disk, ctx| disk.rename(ctx, &from, &to)).await }
+    }
+
+    fn remove(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send {
+        let path = path.to_path_buf();
+        async move { self.disk_op(|disk, ctx| disk.remove(ctx, &path)).await }
+    }
+
+    fn sync_dir(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send {
+        let dir = dir.to_path_buf();
+        async move { self.disk_op(|disk, ctx| disk.sync_dir(ctx, &dir)).await }
+    }
+
+    fn lock_dir(&self, dir: &Path) -> impl Future<Output = io::Result<SimDirLock>> + Send {
+        let dir = dir.to_path_buf();
+        async move {
+            let token = self.disk_op(|disk, ctx| disk.lock_dir(ctx, &dir)).await?;
+            Ok(SimDirLock { env: self.clone(), dir, token })
+        }
+    }
+}
+
+/// An open file on a node's simulated disk.
+pub struct SimFile {
+    env: SimEnv,
+    handle: Handle,
+}
+
+impl File for SimFile {
+    fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
+        async move { self.env.disk_op(|disk, ctx| disk.read(ctx, &self.handle, offset, len)).await }
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
+        async move { self.env.disk_op(|disk, ctx| disk.write(ctx, &self.handle, offset, data)).await }
+    }
+
+    fn sync_data(&self) -> impl Future<Output = io::Result<()>> + Send {
+        async move { self.env.disk_op(|disk, ctx| disk.sync_data(ctx, &self.handle)).await }
+    }
+
+    fn set_len(&self, len: u64) -> impl Future<Output = io::Result<()>> + Send {
+        async move { self.env.disk_op(|disk, ctx| disk.set_len(ctx, &self.handle, len)).await }
+    }
+
+    fn len(&self) -> impl Future<Output = io::Result<u64>> + Send {
+        async move { self.env.disk_op(|disk, _| disk.len(&self.handle)).await }
+    }
+}
+
+/// A held directory lock; dropping it releases the lock.
+pub struct SimDirLock {
+    env: SimEnv,
+    dir: PathBuf,
+    token: u64,
+}
+
+impl Drop for SimDirLock {
+    fn drop(&mut self) {
+        let (dir, token) = (&self.dir, self.token);
+        self.env.shared.with_disk(self.env.node, |disk, _| disk.unlock_dir(dir, token));
+    }
+}
+
+impl Clock for SimEnv {
+    fn now_mono(&self) -> MonoTime {
+        MonoTime::from_nanos(self.shared.clock.now_nanos())
+    }
+
+    fn now_wall_ms(&self) -> u64 {
+        self.shared.clock.wall_ms()
+    }
+
+    fn sleep_until(&self, deadline: MonoTime) -> impl Future<Output = ()> + Send {
+        Sleep::new(Arc::clone(&self.shared.clock), deadline.as_nanos())
+    }
+}
+
+/// Awaits a simulated task's output.
+pub struct SimJoinHandle<T> {
+    output: oneshot::Receiver<T>,
+}
+
+impl<T> Future for SimJoinHandle<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match Pin::new(&mut self.output).poll(cx) {
+            Poll::Ready(Ok(value)) => Poll::Ready(value),
+            // Only a task of the same node can await it, and a node's tasks
+            // all die together, so nobody is left to see this.
+            Poll::Ready(Err(oneshot::Canceled)) => panic!("awaited a task that was killed"),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Spawn for SimEnv {
+    type JoinHandle<T: Send + 'static> = SimJoinHandle<T>;
+
+    fn spawn<F>(&self, name: &'static str, future: F) -> SimJoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.shared.exec.spawn(self.node, name, async move {
+            // The receiver may be gone (detached): the output is dropped.
+            let _ = tx.send(future.await);
+        });
+        SimJoinHandle { output: rx }
+    }
+}
+
+impl Net for SimEnv {
+    type Listener = SimListener;
+    type Stream = SimStream;
+
+    fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<SimListener>> + Send {
+        async move {
+            self.net_delay().await;
+            let bound = self.shared.with_net(|net, ctx| net.listen(ctx, self.node, addr))?;
+            Ok(SimListener { shared: Arc::clone(&self.shared), addr: bound })
+        }
+    }
+}
+
+/// A listening socket on the simulated network.
+pub struct SimListener {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl Listener for SimListener {
+    type Stream = SimStream;
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+
+    fn accept(&self) -> impl Future<Output = io::Result<(SimStream, SocketAddr)>> + Send {
+        futures::future::poll_fn(move |cx| {
+            let accepted = self.shared.with_net(|net, _| net.poll_accept(self.addr, cx.waker()));
+            accepted.map_ok(|(conn, peer)| {
+                (SimStream { shared: Arc::clone(&self.shared), conn, side: 1, timer: None }, peer)
+            })
+        })
+    }
+}
+
+impl Drop for SimListener {
+    fn drop(&mut self) {
+        self.shared.with_net(|net, _| net.unlisten(self.addr));
+    }
+}
+
+/// One end of a simulated connection.
+pub struct SimStream {
+    shared: Arc<Shared>,
+    conn: u64,
+    side: usize,
+    timer: Option<TimerKey>,
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let (conn, side, timer) = (this.conn, this.side, &mut this.timer);
+        this.shared.with_net(|net, ctx| net.poll_read(ctx, conn, side, buf, cx.waker(), timer))
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let (conn, side) = (self.conn, self.side);
+        self.shared.with_net(|net, ctx| net.poll_write(ctx, conn, side, buf, cx.waker()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let (conn, side) = (self.conn, self.side);
+        self.shared.with_net(|net, _| net.close(conn, side));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for SimStream {
+    fn drop(&mut self) {
+        if let Some(key) = self.timer.take() {
+            self.shared.clock.cancel(key);
+        }
+        let (conn, side) = (self.conn, self.side);
+        self.shared.with_net(|net, _| net.drop_end(conn, side));
+    }
+}

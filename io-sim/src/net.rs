@@ -1,0 +1,352 @@
+//! The simulated network: listeners, connections with latency, resets and
+//! partitions.
+//!
+//! Invariants kept here:
+//! - bytes on one connection arrive in order, each write after a random
+//!   latency no shorter than the previous write's (TCP never reorders within
+//!   a connection), while different connections are free to overtake each
+//!   other;
+//! - a partition between two nodes holds their bytes back (neither lost nor
+//!   delivered) until it heals; a reset (fault or killed peer) fails every
+//!   later read and write on both ends;
+//! - each direction buffers at most [`PIPE_BYTES_MAX`]; a writer beyond that
+//!   waits, so backpressure in the simulator looks like TCP's.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::task::{Poll, Waker};
+
+use crate::faults::{Fault, FaultConfig, FaultCounts};
+use crate::rng::SimRng;
+use crate::time::{SimClock, TimerKey};
+use crate::trace::Trace;
+use crate::world::NodeId;
+
+/// Bytes one direction of a connection buffers before its writer waits.
+pub const PIPE_BYTES_MAX: usize = 256 * 1024;
+/// First port handed out for port 0 and for client ends.
+const EPHEMERAL_PORT_FIRST: u16 = 40_000;
+
+/// What a network operation needs besides the network.
+pub(crate) struct Ctx<'a> {
+    pub rng: &'a mut SimRng,
+    pub faults: &'a FaultConfig,
+    pub counts: &'a mut FaultCounts,
+    pub trace: &'a mut Trace,
+    pub clock: &'a SimClock,
+}
+
+impl Ctx<'_> {
+    fn trace(&mut self, args: std::fmt::Arguments<'_>) {
+        self.trace.record(self.clock.now_nanos(), format_args!("net {args}"));
+    }
+}
+
+/// The address of `node` on the simulated network.
+pub fn node_ip(node: NodeId) -> IpAddr {
+    let n = node.0;
+    IpAddr::V4(Ipv4Addr::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8))
+}
+
+struct Listening {
+    node: NodeId,
+    backlog: VecDeque<(u64, SocketAddr)>,
+    waker: Option<Waker>,
+}
+
+struct Chunk {
+    deliver_at: u64,
+    data: Vec<u8>,
+    read: usize,
+}
+
+/// One end of a connection, with the bytes travelling towards it.
+struct End {
+    node: NodeId,
+    inbox: VecDeque<Chunk>,
+    inbox_bytes: usize,
+    reader: Option<Waker>,
+    /// The other end's writer, waiting for room in this inbox.
+    blocked_writer: Option<Waker>,
+    /// The other end will write no more.
+    peer_closed: bool,
+    /// This end's stream was dropped.
+    dropped: bool,
+    last_deliver_at: u64,
+}
+
+impl End {
+    fn new(node: NodeId) -> Self {
+        End {
+            node,
+            inbox: VecDeque::new(),
+            inbox_bytes: 0,
+            reader: None,
+            blocked_writer: None,
+            peer_closed: false,
+            dropped: false,
+            last_deliver_at: 0,
+        }
+    }
+
+    fn wake_all(&mut self) {
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+        if let Some(w) = self.blocked_writer.take() {
+            w.wake();
+        }
+    }
+}
+
+struct Conn {
+    /// `[client, server]`.
+    ends: [End; 2],
+    reset: bool,
+}
+
+impl Conn {
+    fn nodes(&self) -> (NodeId, NodeId) {
+        (self.ends[0].node, self.ends[1].node)
+    }
+}
+
+/// Every listener and connection of the world.
+#[derive(Default)]
+pub(crate) struct Network {
+    listeners: BTreeMap<SocketAddr, Listening>,
+    conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    next_port: u16,
+    partitions: BTreeSet<(NodeId, NodeId)>,
+}
+
+fn ordered(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+impl Network {
+    fn ephemeral_port(&mut self) -> u16 {
+        if self.next_port < EPHEMERAL_PORT_FIRST {
+            self.next_port = EPHEMERAL_PORT_FIRST;
+        }
+        let port = self.next_port;
+        self.next_port = self.next_port.checked_add(1).unwrap_or(EPHEMERAL_PORT_FIRST);
+        port
+    }
+
+    fn partitioned(&self, a: NodeId, b: NodeId) -> bool {
+        a != b && self.partitions.contains(&ordered(a, b))
+    }
+
+    pub(crate) fn listen(&mut self, ctx: &mut Ctx<'_>, node: NodeId, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let ip = if addr.ip().is_unspecified() { node_ip(node) } else { addr.ip() };
+        let port = if addr.port() == 0 { self.ephemeral_port() } else { addr.port() };
+        let bound = SocketAddr::new(ip, port);
+        if self.listeners.contains_key(&bound) {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{bound} is already bound")));
+        }
+        self.listeners.insert(bound, Listening { node, backlog: VecDeque::new(), waker: None });
+        ctx.trace(format_args!("{node} listen {bound}"));
+        Ok(bound)
+    }
+
+    pub(crate) fn unlisten(&mut self, addr: SocketAddr) {
+        self.listeners.remove(&addr);
+    }
+
+    pub(crate) fn poll_accept(&mut self, addr: SocketAddr, waker: &Waker) -> Poll<io::Result<(u64, SocketAddr)>> {
+        let Some(listener) = self.listeners.get_mut(&addr) else {
+            return Poll::Ready(Err(io::Error::other(format!("listener {addr} was closed"))));
+        };
+        match listener.backlog.pop_front() {
+            Some(accepted) => Poll::Ready(Ok(accepted)),
+            None => {
+                listener.waker = Some(waker.clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Opens a connection from `node` to `addr`; returns its id (the caller
+    /// holds end 0, the listener gets end 1).
+    pub(crate) fn connect(&mut self, ctx: &mut Ctx<'_>, node: NodeId, addr: SocketAddr) -> io::Result<u64> {
+        let target = match self.listeners.get(&addr) {
+            Some(l) => l.node,
+            None => {
+                ctx.trace(format_args!("{node} connect {addr} -> refused"));
+                return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("nothing listens on {addr}")));
+            }
+        };
+        if self.partitioned(node, target) {
+            ctx.trace(format_args!("{node} connect {addr} -> partitioned"));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{addr} is unreachable (partition)")));
+        }
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let peer = SocketAddr::new(node_ip(node), self.ephemeral_port());
+        self.conns.insert(id, Conn { ends: [End::new(node), End::new(target)], reset: false });
+        let listener = self.listeners.get_mut(&addr).expect("checked above");
+        listener.backlog.push_back((id, peer));
+        if let Some(w) = listener.waker.take() {
+            w.wake();
+        }
+        ctx.trace(format_args!("{node} connect {addr} -> conn {id} from {peer}"));
+        Ok(id)
+    }
+
+    pub(crate) fn poll_read(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: u64,
+        side: usize,
+        buf: &mut [u8],
+        waker: &Waker,
+        timer: &mut Option<TimerKey>,
+    ) -> Poll<io::Result<usize>> {
+        let Some(c) = self.conns.get(&conn) else {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        };
+        if c.reset {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        let (a, b) = c.nodes();
+        let held = self.partitioned(a, b);
+        let now = ctx.clock.now_nanos();
+        let c = self.conns.get_mut(&conn).expect("looked up above");
+        let end = &mut c.ends[side];
+        match end.inbox.front_mut() {
+            Some(chunk) if chunk.deliver_at <= now && !held => {
+                let n = buf.len().min(chunk.data.len() - chunk.read);
+                buf[..n].copy_from_slice(&chunk.data[chunk.read..chunk.read + n]);
+                chunk.read += n;
+                if chunk.read == chunk.data.len() {
+                    end.inbox.pop_front();
+                }
+                end.inbox_bytes -= n;
+                if let Some(w) = end.blocked_writer.take() {
+                    w.wake();
+                }
+                ctx.trace(format_args!("conn {conn}.{side} read {n}"));
+                Poll::Ready(Ok(n))
+            }
+            Some(chunk) => {
+                let deliver_at = chunk.deliver_at;
+                end.reader = Some(waker.clone());
+                if !held {
+                    *timer = None;
+                    ctx.clock.register(deliver_at, timer, waker);
+                }
+                Poll::Pending
+            }
+            None if end.peer_closed => Poll::Ready(Ok(0)),
+            None => {
+                end.reader = Some(waker.clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: u64,
+        side: usize,
+        buf: &[u8],
+        waker: &Waker,
+    ) -> Poll<io::Result<usize>> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        };
+        if c.reset {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        let peer = &mut c.ends[1 - side];
+        if peer.dropped {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if peer.inbox_bytes >= PIPE_BYTES_MAX {
+            peer.blocked_writer = Some(waker.clone());
+            return Poll::Pending;
+        }
+        let drop_now = ctx.rng.chance(ctx.faults.get(Fault::NetDrop));
+        if drop_now {
+            ctx.counts.add(Fault::NetDrop);
+            c.reset = true;
+            for end in &mut c.ends {
+                end.wake_all();
+            }
+            ctx.trace(format_args!("conn {conn}.{side} write FAULT net_drop"));
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        let latency_us = ctx.rng.between(0, ctx.faults.get(Fault::NetLatencyUs) as u64);
+        let peer = &mut c.ends[1 - side];
+        let n = buf.len().min(PIPE_BYTES_MAX - peer.inbox_bytes);
+        let deliver_at = (ctx.clock.now_nanos() + latency_us * 1_000).max(peer.last_deliver_at);
+        peer.last_deliver_at = deliver_at;
+        peer.inbox.push_back(Chunk { deliver_at, data: buf[..n].to_vec(), read: 0 });
+        peer.inbox_bytes += n;
+        if let Some(w) = peer.reader.take() {
+            w.wake();
+        }
+        ctx.trace(format_args!("conn {conn}.{side} write {n} arrives {}us", deliver_at / 1_000));
+        Poll::Ready(Ok(n))
+    }
+
+    /// End `side` will write no more: the other end reads EOF once drained.
+    pub(crate) fn close(&mut self, conn: u64, side: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let peer = &mut c.ends[1 - side];
+            peer.peer_closed = true;
+            peer.wake_all();
+        }
+    }
+
+    /// End `side`'s stream was dropped.
+    pub(crate) fn drop_end(&mut self, conn: u64, side: usize) {
+        self.close(conn, side);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.ends[side].dropped = true;
+        if c.ends.iter().all(|e| e.dropped) {
+            self.conns.remove(&conn);
+        }
+    }
+
+    pub(crate) fn partition(&mut self, ctx: &mut Ctx<'_>, a: NodeId, b: NodeId) {
+        if a != b && self.partitions.insert(ordered(a, b)) {
+            ctx.counts.add(Fault::NetPartition);
+            ctx.trace(format_args!("partition {a} {b}"));
+        }
+    }
+
+    pub(crate) fn heal(&mut self, ctx: &mut Ctx<'_>, a: NodeId, b: NodeId) {
+        if self.partitions.remove(&ordered(a, b)) {
+            ctx.trace(format_args!("heal {a} {b}"));
+            for c in self.conns.values_mut() {
+                for end in &mut c.ends {
+                    end.wake_all();
+                }
+            }
+        }
+    }
+
+    /// `node` died: its listeners close and its connections reset.
+    pub(crate) fn kill(&mut self, node: NodeId) {
+        self.listeners.retain(|_, l| l.node != node);
+        for c in self.conns.values_mut() {
+            let (a, b) = c.nodes();
+            if a == node || b == node {
+                c.reset = true;
+                for end in &mut c.ends {
+                    end.wake_all();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! A world: one seed's executor, clock, disks, network, faults and trace.
+//!
+//! Invariant kept here: a world is driven from one thread, one
+//! [`World::step`] at a time, and every source of variation in a step (which
+//! task, which latency, which fault) comes from the world's seed. Its state
+//! lives behind mutexes only because the environment traits require `Send`
+//! futures; no lock is ever contended.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use jubilant_core::env::MonoTime;
+
+use crate::disk::{self, Disk};
+use crate::env::SimEnv;
+use crate::executor::{Executor, lock};
+use crate::faults::{FaultConfig, FaultCounts};
+use crate::net::{self, Network};
+use crate::rng::{SimRng, Stream};
+use crate::time::SimClock;
+use crate::trace::Trace;
+
+/// A simulated machine (or process): it owns tasks, a disk and an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u32);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// What one [`World::step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A task was polled.
+    Polled,
+    /// No task was ready, so time jumped to the next timer.
+    Advanced,
+    /// Nothing is ready and no timer is pending: the world is quiet.
+    Idle,
+}
+
+pub(crate) struct State {
+    pub disks: BTreeMap<NodeId, Disk>,
+    pub net: Network,
+    pub disk_rng: SimRng,
+    pub net_rng: SimRng,
+    pub counts: FaultCounts,
+}
+
+pub(crate) struct Shared {
+    pub faults: FaultConfig,
+    pub exec: Executor,
+    pub clock: Arc<SimClock>,
+    pub state: Mutex<State>,
+    pub trace: Mutex<Trace>,
+    sched_rng: Mutex<SimRng>,
+}
+
+impl Shared {
+    /// Runs `f` on `node`'s disk with the fault context.
+    pub(crate) fn with_disk<R>(&self, node: NodeId, f: impl FnOnce(&mut Disk, &mut disk::Ctx<'_>) -> R) -> R {
+        let mut state = lock(&self.state);
+        let mut trace = lock(&self.trace);
+        let State { disks, disk_rng, counts, .. } = &mut *state;
+        let mut ctx = disk::Ctx {
+            rng: disk_rng,
+            faults: &self.faults,
+            counts,
+            trace: &mut trace,
+            now_nanos: self.clock.now_nanos(),
+            node,
+        };
+        f(disks.entry(node).or_default(), &mut ctx)
+    }
+
+    /// Runs `f` on the network with the fault context.
+    pub(crate) fn with_net<R>(&self, f: impl FnOnce(&mut Network, &mut net::Ctx<'_>) -> R) -> R {
+        let mut state = lock(&self.state);
+        let mut trace = lock(&self.trace);
+        let State { net, net_rng, counts, .. } = &mut *state;
+        let mut ctx = net::Ctx { rng: net_rng, faults: &self.faults, counts, trace: &mut trace, clock: &self.clock };
+        f(net, &mut ctx)
+    }
+
+    pub(crate) fn trace(&self, args: fmt::Arguments<'_>) {
+        lock(&self.trace).record(self.clock.now_nanos(), args);
+    }
+}
+
+/// One deterministic simulated world. Drive it with [`World::step`].
+pub struct World {
+    seed: u64,
+    shared: Arc<Shared>,
+}
+
+impl World {
+    /// A new world for `seed` with the given faults, at time zero, with no
+    /// tasks, empty disks and no connections.
+    pub fn new(seed: u64, faults: FaultConfig) -> Self {
+        let shared = Arc::new(Shared {
+            faults,
+            exec: Executor::new(),
+            clock: Arc::new(SimClock::new()),
+            state: Mutex::new(State {
+                disks: BTreeMap::new(),
+                net: Network::default(),
+                disk_rng: SimRng::new(seed, Stream::Disk),
+                net_rng: SimRng::new(seed, Stream::Net),
+                counts: FaultCounts::default(),
+            }),
+            trace: Mutex::new(Trace::new()),
+            sched_rng: Mutex::new(SimRng::new(seed, Stream::Scheduler)),
+        });
+        World { seed, shared }
+    }
+
+    /// The seed this world was made from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The world's fault configuration.
+    pub fn faults(&self) -> &FaultConfig {
+        &self.shared.faults
+    }
+
+    /// The environment code running on `node` sees.
+    pub fn env(&self, node: NodeId) -> SimEnv {
+        SimEnv::new(Arc::clone(&self.shared), node)
+    }
+
+    /// Starts a task on `node` whose output nobody awaits.
+    pub fn spawn<F>(&self, node: NodeId, name: &'static str, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shared.exec.spawn(node, name, future);
+    }
+
+    /// Polls one ready task (chosen by the seed), or if none is ready moves
+    /// time to the next timer.
+    pub fn step(&self) -> Step {
+        // Only `step` uses the scheduler RNG, so holding it while the task
+        // runs cannot deadlock.
+        let polled = self.shared.exec.run_one(&mut lock(&self.shared.sched_rng));
+        if let Some(p) = polled {
+            self.shared.trace(format_args!("{} poll #{} {}", p.node, p.id, p.name));
+            return Step::Polled;
+        }
+        if self.shared.clock.fire_next() {
+            return Step::Advanced;
+        }
+        Step::Idle
+    }
+
+    /// Steps until the world is quiet or `max_polls` tasks were polled;
+    /// returns the number of polls.
+    pub fn run_until_idle(&self, max_polls: u64) -> u64 {
+        let mut polls = 0;
+        while polls < max_polls {
+            match self.step() {
+                Step::Polled => polls += 1,
+                Step::Advanced => {}
+                Step::Idle => break,
+            }
+        }
+        polls
+    }
+
+    /// Virtual monotonic time.
+    pub fn now(&self) -> MonoTime {
+        MonoTime::from_nanos(self.shared.clock.now_nanos())
+    }
+
+    /// When the next timer fires, if any.
+    pub fn next_timer(&self) -> Option<MonoTime> {
+        self.shared.clock.next_deadline().map(MonoTime::from_nanos)
+    }
+
+    /// Power loss on `node`: its tasks die, its connections reset, and its
+    /// disk keeps only what is durable plus what the crash happens to keep.
+    /// Returns how many tasks died.
+    pub fn crash(&self, node: NodeId) -> usize {
+        self.shared.trace(format_args!("{node} CRASH"));
+        let killed = self.shared.exec.kill(node);
+        self.shared.with_net(|net, _| net.kill(node));
+        self.shared.with_disk(node, |disk, ctx| disk.crash(ctx));
+        killed
+    }
+
+    /// The process on `node` is killed: its tasks die and its connections
+    /// reset, but the OS page cache survives. Returns how many tasks died.
+    pub fn kill(&self, node: NodeId) -> usize {
+        self.shared.trace(format_args!("{node} KILL"));
+        let killed = self.shared.exec.kill(node);
+        self.shared.with_net(|net, _| net.kill(node));
+        self.shared.with_disk(node, |disk, _| disk.kill());
+        killed
+    }
+
+    /// Holds back all traffic between `a` and `b` until [`World::heal`].
+    pub fn partition(&self, a: NodeId, b: NodeId) {
+        self.shared.with_net(|net, ctx| net.partition(ctx, a, b));
+    }
+
+    /// Ends a partition between `a` and `b`; held bytes flow again.
+    pub fn heal(&self, a: NodeId, b: NodeId) {
+        self.shared.with_net(|net, ctx| net.heal(ctx, a, b));
+    }
+
+    /// Moves the wall clock by `delta_ms` (the monotonic clock is untouched).
+    pub fn jump_wall_clock(&self, delta_ms: i64) {
+        self.shared.clock.jump_wall(delta_ms);
+        self.shared.trace(format_args!("wall clock jumps {delta_ms}ms"));
+        lock(&self.shared.state).counts.add(crate::faults::Fault::ClockJump);
+    }
+
+    /// Adds a line to the trace (and its hash).
+    pub fn trace(&self, args: fmt::Arguments<'_>) {
+        self.shared.trace(args);
+    }
+
+    /// Echoes every trace line to stderr as it is recorded.
+    pub fn set_trace_echo(&self, echo: bool) {
+        lock(&self.shared.trace).set_echo(echo);
+    }
+
+    /// The hash of the whole trace so far.
+    pub fn trace_hash(&self) -> String {
+        lock(&self.shared.trace).hash()
+    }
+
+    /// How many lines the trace has.
+    pub fn trace_lines(&self) -> u64 {
+        lock(&self.shared.trace).lines()
+    }
+
+    /// The last lines of the trace.
+    pub fn trace_tail(&self) -> Vec<String> {
+        lock(&self.shared.trace).tail()
+    }
+
+    /// How often each fault has been injected.
+    pub fn fault_counts(&self) -> FaultCounts {
+        lock(&self.shared.state).counts.clone()
+    }
+
+    /// Live tasks on `node`.
+    pub fn tasks(&self, node: NodeId) -> usize {
+        self.shared.exec.tasks_of(node)
+    }
+
+    /// Bytes held by files on `node`'s disk.
+    pub fn disk_bytes(&self, node: NodeId) -> u64 {
+        lock(&self.shared.state).disks.get(&node).map_or(0, Disk::bytes)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Tasks hold the world (through their environments) and the world
+        // holds the tasks: cancel them all so the memory is freed.
+        self.shared.exec.shutdown();
+    }
+}

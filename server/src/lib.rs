@@ -1,0 +1,10 @@
+//! Jubilant DB's TCP server: `u32`-length-prefixed FlatBuffers frames,
+//! request dispatch into the engine, connection handling with limits and
+//! backpressure, TOML configuration and structured logging.
+//!
+//! It is generic over `jubilant_core::env::Env`, so the simulator runs this
+//! very code over its simulated network; listening and accepting already go
+//! through `jubilant_core::env::Net`.
+//!
+//! Status: the server arrives once the engine offers transactions; until
+//! then the simulator is the main program (see the README).

@@ -53,14 +53,20 @@ impl SimEnv {
 
     /// Waits a random disk latency (or yields, if it draws zero).
     async fn io_delay(&self) {
-        let max_us = self.shared.faults.get(Fault::IoLatencyUs) as u64;
-        let us = lock(&self.shared.state).disk_rng.between(0, max_us);
+        let us = {
+            let mut state = lock(&self.shared.state);
+            let max_us = state.faults.get(Fault::IoLatencyUs) as u64;
+            state.disk_rng.between(0, max_us)
+        };
         self.delay(us).await;
     }
 
     async fn net_delay(&self) {
-        let max_us = self.shared.faults.get(Fault::NetLatencyUs) as u64;
-        let us = lock(&self.shared.state).net_rng.between(0, max_us);
+        let us = {
+            let mut state = lock(&self.shared.state);
+            let max_us = state.faults.get(Fault::NetLatencyUs) as u64;
+            state.net_rng.between(0, max_us)
+        };
         self.delay(us).await;
     }
 

@@ -44,6 +44,7 @@ pub enum Step {
 }
 
 pub(crate) struct State {
+    pub faults: FaultConfig,
     pub disks: BTreeMap<NodeId, Disk>,
     pub net: Network,
     pub disk_rng: SimRng,
@@ -52,7 +53,6 @@ pub(crate) struct State {
 }
 
 pub(crate) struct Shared {
-    pub faults: FaultConfig,
     pub exec: Executor,
     pub clock: Arc<SimClock>,
     pub state: Mutex<State>,
@@ -65,10 +65,10 @@ impl Shared {
     pub(crate) fn with_disk<R>(&self, node: NodeId, f: impl FnOnce(&mut Disk, &mut disk::Ctx<'_>) -> R) -> R {
         let mut state = lock(&self.state);
         let mut trace = lock(&self.trace);
-        let State { disks, disk_rng, counts, .. } = &mut *state;
+        let State { disks, disk_rng, counts, faults, .. } = &mut *state;
         let mut ctx = disk::Ctx {
             rng: disk_rng,
-            faults: &self.faults,
+            faults,
             counts,
             trace: &mut trace,
             now_nanos: self.clock.now_nanos(),
@@ -81,8 +81,8 @@ impl Shared {
     pub(crate) fn with_net<R>(&self, f: impl FnOnce(&mut Network, &mut net::Ctx<'_>) -> R) -> R {
         let mut state = lock(&self.state);
         let mut trace = lock(&self.trace);
-        let State { net, net_rng, counts, .. } = &mut *state;
-        let mut ctx = net::Ctx { rng: net_rng, faults: &self.faults, counts, trace: &mut trace, clock: &self.clock };
+        let State { net, net_rng, counts, faults, .. } = &mut *state;
+        let mut ctx = net::Ctx { rng: net_rng, faults, counts, trace: &mut trace, clock: &self.clock };
         f(net, &mut ctx)
     }
 
@@ -102,10 +102,10 @@ impl World {
     /// tasks, empty disks and no connections.
     pub fn new(seed: u64, faults: FaultConfig) -> Self {
         let shared = Arc::new(Shared {
-            faults,
             exec: Executor::new(),
             clock: Arc::new(SimClock::new()),
             state: Mutex::new(State {
+                faults,
                 disks: BTreeMap::new(),
                 net: Network::default(),
                 disk_rng: SimRng::new(seed, Stream::Disk),
@@ -123,9 +123,16 @@ impl World {
         self.seed
     }
 
-    /// The world's fault configuration.
-    pub fn faults(&self) -> &FaultConfig {
-        &self.shared.faults
+    /// The world's current fault configuration.
+    pub fn faults(&self) -> FaultConfig {
+        lock(&self.shared.state).faults.clone()
+    }
+
+    /// Replaces the fault configuration from now on (for example, to switch
+    /// faults off and check that the system recovers and makes progress).
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.shared.trace(format_args!("faults set to {faults}"));
+        lock(&self.shared.state).faults = faults;
     }
 
     /// The environment code running on `node` sees.
@@ -139,6 +146,31 @@ impl World {
         F: Future<Output = ()> + Send + 'static,
     {
         self.shared.exec.spawn(node, name, future);
+    }
+
+    /// Runs `future` as a task on `node`, stepping the whole world (other
+    /// tasks too) until it finishes.
+    ///
+    /// # Panics
+    /// If the world goes quiet (no task ready, no timer pending) before the
+    /// future finishes: it is waiting for something that will never happen.
+    pub fn block_on<T, F>(&self, node: NodeId, future: F) -> T
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(None));
+        let out = Arc::clone(&slot);
+        self.spawn(node, "block_on", async move {
+            let value = future.await;
+            *lock(&out) = Some(value);
+        });
+        loop {
+            if let Some(value) = lock(&slot).take() {
+                return value;
+            }
+            assert_ne!(self.step(), Step::Idle, "the world went quiet before the task finished");
+        }
     }
 
     /// Polls one ready task (chosen by the seed), or if none is ready moves

@@ -1,0 +1,319 @@
+//! The WAL's log-file layer, run over the simulated disk.
+
+use std::path::{Path, PathBuf};
+
+use jubilant_core::env::{File, Fs, OpenMode};
+use jubilant_core::log::{Log, LogConfig, LogError, RecordPos, SEGMENT_HEADER_BYTES, scan, segment_name};
+use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
+
+const N: NodeId = NodeId(0);
+
+fn dir() -> PathBuf {
+    PathBuf::from("/db/wal")
+}
+
+/// Small segments, so a few records roll over.
+fn config() -> LogConfig {
+    let mut config = LogConfig::new(dir());
+    config.segment_bytes = 256;
+    config.record_bytes_max = 64;
+    config.write_buffer_bytes = 100;
+    config
+}
+
+fn quiet_world(seed: u64) -> World {
+    World::new(seed, FaultConfig::none())
+}
+
+type Records = Vec<(RecordPos, Vec<u8>)>;
+
+fn open(world: &World, config: LogConfig) -> Result<(Log<SimEnv>, Records), LogError> {
+    let env = world.env(N);
+    world.block_on(N, async move {
+        let mut records = Vec::new();
+        let (log, _report) = Log::open(env, config, |pos, payload| records.push((pos, payload.to_vec()))).await?;
+        Ok((log, records))
+    })
+}
+
+fn payloads(records: &Records) -> Vec<Vec<u8>> {
+    records.iter().map(|(_, p)| p.clone()).collect()
+}
+
+/// Appends `items` and syncs; returns the log.
+fn append_all(world: &World, mut log: Log<SimEnv>, items: &[&[u8]]) -> Log<SimEnv> {
+    let items: Vec<Vec<u8>> = items.iter().map(|i| i.to_vec()).collect();
+    world.block_on(N, async move {
+        for item in &items {
+            log.append(item).await.expect("append");
+        }
+        log.sync().await.expect("sync");
+        log
+    })
+}
+
+fn numbered(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("record-{i:03}").into_bytes()).collect()
+}
+
+#[test]
+fn records_come_back_in_order_across_segments() {
+    let world = quiet_world(1);
+    let (log, recovered) = open(&world, config()).expect("open empty");
+    assert!(recovered.is_empty());
+    let items = numbered(40);
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    let log = append_all(&world, log, &refs);
+    assert!(log.segment_ids().count() > 3, "small segments must roll over");
+    assert_eq!(log.durable_lsn(), 40);
+    drop(log);
+    world.kill(N);
+    let (log, recovered) = open(&world, config()).expect("reopen");
+    assert_eq!(payloads(&recovered), items);
+    let lsns: Vec<u64> = recovered.iter().map(|(pos, _)| pos.lsn).collect();
+    assert_eq!(lsns, (1..=40).collect::<Vec<_>>());
+    assert_eq!(log.next_lsn(), 41);
+}
+
+#[test]
+fn a_crash_keeps_synced_records_and_drops_only_a_suffix() {
+    for seed in 0..30 {
+        let mut faults = FaultConfig::none();
+        faults.set(Fault::WriteLost, 0.5);
+        faults.set(Fault::WriteTorn, 0.5);
+        let world = World::new(seed, faults);
+        let (log, _) = open(&world, config()).expect("open");
+        let items = numbered(30);
+        let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+        let mut log = append_all(&world, log, &refs[..20]);
+        // Ten more, written but not synced.
+        log = world.block_on(N, {
+            let rest: Vec<Vec<u8>> = items[20..].to_vec();
+            async move {
+                for item in &rest {
+                    log.append(item).await.expect("append");
+                }
+                log
+            }
+        });
+        world.block_on(N, async move {
+            // Force the buffer out without a sync.
+            let _ = log.append(&[1u8; 64]).await;
+            drop(log);
+        });
+        world.crash(N);
+        let (_, recovered) = open(&world, config()).expect("recover");
+        let got = payloads(&recovered);
+        assert!(got.len() >= 20, "seed {seed}: synced records lost ({} left)", got.len());
+        assert_eq!(got[..20], items[..20], "seed {seed}");
+        for (i, p) in got.iter().enumerate().skip(20) {
+            if i < 30 {
+                assert_eq!(p, &items[i], "seed {seed}: record {i} is not what was written there");
+            } else {
+                assert_eq!(p, &vec![1u8; 64], "seed {seed}");
+            }
+        }
+    }
+}
+
+/// Writes raw bytes into a segment file, bypassing the log.
+fn scribble(world: &World, segment: u64, offset: u64, bytes: &'static [u8]) {
+    let env = world.env(N);
+    world.block_on(N, async move {
+        let file = env.open(&dir().join(segment_name(segment)), OpenMode::Existing).await.expect("open");
+        file.write_at(offset, bytes).await.expect("write");
+        file.sync_data().await.expect("sync");
+    });
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_zeroed_so_it_never_comes_back() {
+    let world = quiet_world(2);
+    let (log, _) = open(&world, config()).expect("open");
+    let log = append_all(&world, log, &[b"one", b"two", b"three"]);
+    drop(log);
+    // Damage "three" (its payload starts at header + 2 frames + 8).
+    let three_payload = SEGMENT_HEADER_BYTES + (8 + 3) + (8 + 3) + 8;
+    scribble(&world, 1, three_payload, b"X");
+    world.kill(N);
+    let env = world.env(N);
+    let (log, recovered, report) = world.block_on(N, async move {
+        let mut records = Vec::new();
+        let (log, report) =
+            Log::open(env, config(), |pos, p| records.push((pos, p.to_vec()))).await.expect("recover");
+        (log, records, report)
+    });
+    assert_eq!(payloads(&recovered), [b"one".to_vec(), b"two".to_vec()]);
+    assert!(report.torn_tail.is_some());
+    assert!(report.tail_bytes_zeroed >= 8 + 5, "the torn frame was zeroed");
+    // A new record of the same length lands where "three" was; the scan
+    // must see it, not the old bytes.
+    let log = append_all(&world, log, &[b"THREE", b"four"]);
+    drop(log);
+    world.kill(N);
+    let (_, recovered) = open(&world, config()).expect("reopen");
+    assert_eq!(payloads(&recovered), [b"one".to_vec(), b"two".to_vec(), b"THREE".to_vec(), b"four".to_vec()]);
+}
+
+#[test]
+fn damage_before_a_later_segment_is_corruption_not_a_torn_tail() {
+    let world = quiet_world(3);
+    let (log, _) = open(&world, config()).expect("open");
+    let items = numbered(30);
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    let log = append_all(&world, log, &refs);
+    assert!(log.segment_ids().count() >= 3);
+    drop(log);
+    scribble(&world, 1, SEGMENT_HEADER_BYTES + 9, b"!");
+    world.kill(N);
+    match open(&world, config()) {
+        Err(LogError::Corrupt(c)) => {
+            assert!(c.path.ends_with(segment_name(1)), "{c}");
+            assert!(c.detail.contains("not a torn tail"), "{c}");
+        }
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("a damaged middle segment was accepted"),
+    }
+}
+
+#[test]
+fn a_missing_middle_segment_is_corruption() {
+    let world = quiet_world(4);
+    let (log, _) = open(&world, config()).expect("open");
+    let items = numbered(30);
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    let log = append_all(&world, log, &refs);
+    drop(log);
+    let env = world.env(N);
+    world.block_on(N, async move {
+        env.remove(&dir().join(segment_name(2))).await.expect("remove");
+    });
+    let err = open(&world, config()).err().expect("a gap must be refused");
+    assert!(err.to_string().contains("segment 2 is missing"), "{err}");
+}
+
+#[test]
+fn unfinished_segment_files_are_removed() {
+    let world = quiet_world(5);
+    let env = world.env(N);
+    world.block_on(N, async move {
+        env.create_dir_all(&dir()).await.expect("mkdir");
+        env.open(&dir().join("wal-000001.log.tmp"), OpenMode::CreateNew).await.expect("tmp");
+    });
+    let env = world.env(N);
+    let (report, names) = world.block_on(N, async move {
+        let (_log, report) = Log::open(env.clone(), config(), |_, _| {}).await.expect("open");
+        (report, env.list(&dir()).await.expect("list"))
+    });
+    assert_eq!(report.temp_files_removed, 1);
+    assert!(report.created);
+    assert_eq!(names, [segment_name(1)]);
+}
+
+#[test]
+fn bad_records_and_configs_are_refused_with_clear_errors() {
+    let world = quiet_world(6);
+    let (log, _) = open(&world, config()).expect("open");
+    world.block_on(N, async move {
+        let mut log = log;
+        assert!(matches!(log.append(b"").await, Err(LogError::RecordEmpty)));
+        let err = log.append(&[0u8; 65]).await.err().expect("too large");
+        assert_eq!(err.to_string(), "record of 65 bytes exceeds record_bytes_max 64");
+    });
+    let mut tiny = config();
+    tiny.segment_bytes = 64;
+    let err = open(&world, tiny).err().expect("config must be refused");
+    assert!(err.to_string().contains("cannot hold a header and one record"), "{err}");
+}
+
+#[test]
+fn a_failed_sync_stops_the_log_until_reopened() {
+    let world = quiet_world(7);
+    let (log, _) = open(&world, config()).expect("open");
+    let mut faults = FaultConfig::none();
+    faults.set(Fault::FsyncError, 1.0);
+    world.set_faults(faults);
+    let log = world.block_on(N, async move {
+        let mut log = log;
+        log.append(b"doomed").await.expect("append is buffered");
+        assert!(log.sync().await.is_err());
+        let again = log.sync().await.err().expect("no retry may succeed");
+        assert!(matches!(again, LogError::Failed { .. }), "{again}");
+        assert!(log.failure().is_some());
+        log
+    });
+    drop(log);
+    world.set_faults(FaultConfig::none());
+    world.kill(N);
+    open(&world, config()).expect("reopening recovers");
+}
+
+#[test]
+fn disk_full_is_an_error_for_the_writer_not_a_failure() {
+    let world = quiet_world(8);
+    let (log, _) = open(&world, config()).expect("open");
+    let mut faults = FaultConfig::none();
+    faults.set(Fault::DiskFull, 1.0);
+    world.set_faults(faults);
+    let log = world.block_on(N, async move {
+        let mut log = log;
+        log.append(b"waiting").await.expect("append is buffered");
+        let err = log.sync().await.err().expect("disk is full");
+        assert!(err.is_disk_full(), "{err}");
+        assert!(log.failure().is_none());
+        log
+    });
+    world.set_faults(FaultConfig::none());
+    let log = world.block_on(N, async move {
+        let mut log = log;
+        assert_eq!(log.sync().await.expect("space is back"), 1);
+        log
+    });
+    drop(log);
+    world.kill(N);
+    let (_, recovered) = open(&world, config()).expect("reopen");
+    assert_eq!(payloads(&recovered), [b"waiting".to_vec()]);
+}
+
+#[test]
+fn old_segments_are_removed_only_when_wholly_below_the_lsn() {
+    let world = quiet_world(9);
+    let (log, _) = open(&world, config()).expect("open");
+    let items = numbered(30);
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    let log = append_all(&world, log, &refs);
+    let before: Vec<u64> = log.segment_ids().collect();
+    let (log, removed) = world.block_on(N, async move {
+        let mut log = log;
+        let removed = log.remove_segments_before(12).await.expect("remove");
+        (log, removed)
+    });
+    let after: Vec<u64> = log.segment_ids().collect();
+    assert_eq!(after.len() as u64, before.len() as u64 - removed);
+    drop(log);
+    world.kill(N);
+    let (_, recovered) = open(&world, config()).expect("reopen");
+    let first = recovered.first().expect("records remain").0.lsn;
+    assert!(first <= 12, "record 12 must still be there, log starts at {first}");
+    assert_eq!(recovered.last().expect("records").0.lsn, 30);
+}
+
+#[test]
+fn scan_reads_without_changing_anything() {
+    let world = quiet_world(10);
+    let (log, _) = open(&world, config()).expect("open");
+    let log = append_all(&world, log, &[b"a", b"b"]);
+    drop(log);
+    let env = world.env(N);
+    let outcome = world.block_on(N, async move {
+        let mut seen = Vec::new();
+        let outcome = scan(&env, Path::new("/db/wal"), 64, |pos, p| seen.push((pos.lsn, p.to_vec())))
+            .await
+            .expect("scan");
+        assert_eq!(seen, [(1, b"a".to_vec()), (2, b"b".to_vec())]);
+        outcome
+    });
+    assert_eq!(outcome.records(), 2);
+    assert_eq!(outcome.next_lsn(), 3);
+    assert!(outcome.corruption.is_none());
+}

@@ -40,6 +40,19 @@ impl SimEnv {
         self.node
     }
 
+    /// How often each fault has been injected in this world so far (for
+    /// workloads whose oracle must know whether data could have been
+    /// damaged).
+    pub fn fault_counts(&self) -> crate::faults::FaultCounts {
+        lock(&self.shared.state).counts.clone()
+    }
+
+    /// Adds a line to the world's trace, tagged with this node.
+    pub fn trace(&self, args: std::fmt::Arguments<'_>) {
+        let node = self.node;
+        self.shared.trace(format_args!("{node} {args}"));
+    }
+
     /// Opens a connection from this node to `addr` (the client side of the
     /// network, which the engine's traits do not need).
     pub fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<SimStream>> + Send + use<> {

@@ -251,6 +251,12 @@ impl World {
         lock(&self.shared.state).counts.add(crate::faults::Fault::ClockJump);
     }
 
+    /// Counts one injection of `fault` that the driver (not the disk or
+    /// network) performed, such as a scheduled crash.
+    pub fn count_fault(&self, fault: crate::faults::Fault) {
+        lock(&self.shared.state).counts.add(fault);
+    }
+
     /// Adds a line to the trace (and its hash).
     pub fn trace(&self, args: fmt::Arguments<'_>) {
         self.shared.trace(args);

@@ -1,0 +1,143 @@
+//! What one simulator run is asked to do.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jubilant_core::log::Sabotage;
+use jubilant_io_sim::{FaultConfig, SimRng, Stream};
+
+/// The workloads the simulator knows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadName {
+    /// Clients append records to the WAL's log-file layer with random sync
+    /// points and segment removals, through crashes and disk faults.
+    #[default]
+    Log,
+}
+
+impl fmt::Display for WorkloadName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkloadName::Log => "log",
+        })
+    }
+}
+
+impl FromStr for WorkloadName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "log" => Ok(WorkloadName::Log),
+            other => Err(format!("unknown workload `{other}`; known: log")),
+        }
+    }
+}
+
+/// A switch that breaks the engine on purpose (see `jubilant_core::log::Sabotage`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SabotageName {
+    /// Nothing is broken.
+    #[default]
+    None,
+    /// `sync` acknowledges without `fdatasync`.
+    SkipSync,
+    /// Recovery leaves stale bytes after the last valid record.
+    SkipTailZeroing,
+    /// Segment creation skips the directory sync.
+    SkipDirSync,
+}
+
+impl SabotageName {
+    /// Every switch, for help texts and tests.
+    pub const ALL: [SabotageName; 4] =
+        [SabotageName::None, SabotageName::SkipSync, SabotageName::SkipTailZeroing, SabotageName::SkipDirSync];
+
+    /// The engine's switch.
+    pub fn to_core(self) -> Sabotage {
+        match self {
+            SabotageName::None => Sabotage::None,
+            SabotageName::SkipSync => Sabotage::SkipSync,
+            SabotageName::SkipTailZeroing => Sabotage::SkipTailZeroing,
+            SabotageName::SkipDirSync => Sabotage::SkipDirSync,
+        }
+    }
+}
+
+impl fmt::Display for SabotageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SabotageName::None => "none",
+            SabotageName::SkipSync => "skip-sync",
+            SabotageName::SkipTailZeroing => "skip-tail-zeroing",
+            SabotageName::SkipDirSync => "skip-dir-sync",
+        })
+    }
+}
+
+impl FromStr for SabotageName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        SabotageName::ALL.into_iter().find(|n| n.to_string() == s).ok_or_else(|| {
+            let names: Vec<String> = SabotageName::ALL.iter().map(ToString::to_string).collect();
+            format!("unknown sabotage `{s}`; known: {}", names.join(", "))
+        })
+    }
+}
+
+/// Everything that determines one run. Two runs with equal options produce
+/// the same trace.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The world's seed.
+    pub seed: u64,
+    /// What the clients do.
+    pub workload: WorkloadName,
+    /// The faults, if fixed; otherwise drawn from the seed (swarm) and then
+    /// adjusted by `pins`.
+    pub faults: Option<FaultConfig>,
+    /// `name=value` overrides applied on top of the faults.
+    pub pins: Vec<String>,
+    /// Task polls before the run winds down (then a fault-free phase checks
+    /// liveness).
+    pub steps: u64,
+    /// A switch that breaks the engine on purpose.
+    pub sabotage: SabotageName,
+    /// Echo every trace line to stderr.
+    pub trace_echo: bool,
+}
+
+impl RunOptions {
+    /// Default polls per run.
+    pub const STEPS_DEFAULT: u64 = 20_000;
+
+    /// Defaults for `seed`.
+    pub fn new(seed: u64) -> Self {
+        RunOptions {
+            seed,
+            workload: WorkloadName::Log,
+            faults: None,
+            pins: Vec::new(),
+            steps: Self::STEPS_DEFAULT,
+            sabotage: SabotageName::None,
+            trace_echo: false,
+        }
+    }
+
+    /// The fault configuration this run uses.
+    pub fn fault_config(&self) -> Result<FaultConfig, String> {
+        let mut config = match &self.faults {
+            Some(config) => config.clone(),
+            None => FaultConfig::swarm(&mut SimRng::new(self.seed, Stream::Swarm)),
+        };
+        for pin in &self.pins {
+            for part in pin.split(',').filter(|p| !p.trim().is_empty()) {
+                config.pin(part)?;
+            }
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,456 @@
+//! The log workload: concurrent clients append records to the WAL's
+//! log-file layer, sync at random moments and remove old segments, while the
+//! fault schedule crashes and kills the node; after every restart the model
+//! ([`log_model`](super::log_model)) checks what recovery returned.
+//!
+//! A run has three phases:
+//! 1. lives: open (recover), run clients until a crash, kill, or a failed
+//!    log ends the life; repeat until the step budget is spent;
+//! 2. a fault-free restart whose recovery is checked like any other;
+//! 3. liveness: with faults off, one client appends and syncs a fixed batch
+//!    and must finish within [`LIVENESS_POLLS_MAX`] polls; a last crash and
+//!    recovery must then return all of it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::lock::Mutex as AsyncMutex;
+use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::log::{Log, LogConfig, LogError};
+use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+
+use super::log_model::LogModel;
+use crate::options::RunOptions;
+use crate::report::Report;
+
+/// The node running the log.
+const NODE: NodeId = NodeId(0);
+/// Polls allowed for a fault-free recovery plus a client's batch.
+pub const LIVENESS_POLLS_MAX: u64 = 50_000;
+/// Records the liveness client appends.
+const LIVENESS_RECORDS: u64 = 16;
+/// Restarts in a row whose open failed before the run counts as stuck.
+const OPEN_FAILURES_IN_A_ROW_MAX: u64 = 200;
+
+/// The per-seed shape of the workload: log geometry and client behaviour.
+#[derive(Clone, Debug)]
+struct Shape {
+    segment_bytes: u64,
+    record_bytes_max: u32,
+    write_buffer_bytes: usize,
+    /// Payload sizes are drawn from a few fixed lengths, so a new record
+    /// often has exactly the length of one a crash discarded: the case in
+    /// which a stale record could line up and come back.
+    payload_lens: [usize; 3],
+    clients: u64,
+    think_us_max: u64,
+    /// Per cent of client actions that append (the rest mostly sync).
+    append_pct: u64,
+}
+
+impl Shape {
+    fn draw(rng: &mut SimRng) -> Self {
+        let record_bytes_max = rng.between(48, 200) as u32;
+        let segment_min = 32 + 8 + u64::from(record_bytes_max);
+        let segment_bytes = rng.between(segment_min.max(512), 16 * 1024);
+        let lens = [0; 3].map(|_| rng.between(20, u64::from(record_bytes_max)) as usize);
+        Shape {
+            segment_bytes,
+            record_bytes_max,
+            write_buffer_bytes: rng.between(64, 2048) as usize,
+            payload_lens: lens,
+            clients: rng.between(1, 6),
+            think_us_max: rng.between(0, 2_000),
+            append_pct: rng.between(40, 85),
+        }
+    }
+
+    fn config(&self, sabotage: jubilant_core::log::Sabotage) -> LogConfig {
+        let mut config = LogConfig::new(PathBuf::from("/data/wal"));
+        config.segment_bytes = self.segment_bytes;
+        config.record_bytes_max = self.record_bytes_max;
+        config.write_buffer_bytes = self.write_buffer_bytes;
+        config.sabotage = sabotage;
+        config
+    }
+
+    /// A payload unique to (life, client, seq), padded to a drawn length.
+    fn payload(&self, life: u64, client: u64, seq: u64, rng: &mut SimRng) -> Vec<u8> {
+        let mut payload = format!("L{life}c{client}#{seq}|").into_bytes();
+        let len = self.payload_lens[rng.below(3) as usize].max(payload.len());
+        let fill = b'a' + (seq % 26) as u8;
+        payload.resize(len, fill);
+        payload
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "segment_bytes={} record_bytes_max={} write_buffer_bytes={} payload_lens={:?} clients={} think_us_max={} append_pct={}",
+            self.segment_bytes,
+            self.record_bytes_max,
+            self.write_buffer_bytes,
+            self.payload_lens,
+            self.clients,
+            self.think_us_max,
+            self.append_pct
+        )
+    }
+}
+
+type Model = Arc<Mutex<LogModel>>;
+
+fn lock(model: &Model) -> MutexGuard<'_, LogModel> {
+    model.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the clients of one life do.
+#[derive(Clone, Copy)]
+enum Clients {
+    /// `Shape::clients` clients acting at random until the life ends.
+    Random,
+    /// One client that appends [`LIVENESS_RECORDS`] records, syncs, and
+    /// stops.
+    Liveness,
+}
+
+/// Runs the workload on `world`, filling `report`.
+pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
+    let mut fault_rng = SimRng::new(options.seed, Stream::Faults);
+    let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
+    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let config = shape.config(options.sabotage.to_core());
+    let faults = world.faults();
+    let model: Model = Arc::new(Mutex::new(LogModel::new()));
+    world.trace(format_args!("workload log: {shape}"));
+
+    let mut steps = 0u64;
+    let mut life = 0u64;
+    let mut open_failures_in_a_row = 0u64;
+    let mut recoveries_seen = 0u64;
+    'lives: while steps < options.steps {
+        life += 1;
+        start_life(world, life, &shape, &config, &model, Clients::Random, workload_rng.next_u64());
+        loop {
+            {
+                let m = lock(&model);
+                if m.failure.is_some() || m.corruption_detected {
+                    break 'lives;
+                }
+                if m.poisoned {
+                    drop(m);
+                    world.trace(format_args!("log failed: power-cycling the node"));
+                    world.crash(NODE);
+                    report.crashes += 1;
+                    continue 'lives;
+                }
+                if m.open_failed {
+                    drop(m);
+                    open_failures_in_a_row += 1;
+                    if open_failures_in_a_row > OPEN_FAILURES_IN_A_ROW_MAX {
+                        lock(&model).stat("stuck", 1);
+                        report.fail("liveness", format!("the log failed to open {open_failures_in_a_row} times in a row"));
+                        break 'lives;
+                    }
+                    world.kill(NODE);
+                    report.kills += 1;
+                    continue 'lives;
+                }
+            }
+            if steps >= options.steps {
+                break 'lives;
+            }
+            match world.step() {
+                Step::Polled => steps += 1,
+                Step::Advanced => {}
+                Step::Idle => {
+                    report.fail("liveness", "the world went quiet while clients should be running".to_owned());
+                    break 'lives;
+                }
+            }
+            let recoveries = lock(&model).recoveries;
+            if recoveries > recoveries_seen {
+                recoveries_seen = recoveries;
+                open_failures_in_a_row = 0;
+            }
+            if fault_rng.chance(faults.get(Fault::Crash)) {
+                world.count_fault(Fault::Crash);
+                world.crash(NODE);
+                report.crashes += 1;
+                continue 'lives;
+            }
+            if fault_rng.chance(faults.get(Fault::Kill)) {
+                world.count_fault(Fault::Kill);
+                world.kill(NODE);
+                report.kills += 1;
+                continue 'lives;
+            }
+            if fault_rng.chance(faults.get(Fault::ClockJump)) {
+                let magnitude = fault_rng.between(1, 3_600_000) as i64;
+                world.jump_wall_clock(if fault_rng.chance(0.5) { magnitude } else { -magnitude });
+            }
+        }
+    }
+    report.steps = steps;
+
+    let (failed, corrupt) = {
+        let m = lock(&model);
+        (m.failure.is_some() || report.failure.is_some(), m.corruption_detected)
+    };
+    if !failed && !corrupt {
+        report.steps += final_phase(world, &shape, &config, &model, &mut workload_rng, report, life);
+    }
+
+    let m = lock(&model);
+    if let Some((oracle, message)) = &m.failure {
+        report.fail(oracle, message.clone());
+    }
+    report.recoveries = m.recoveries;
+    report.corruption_detected = m.corruption_detected;
+    for (name, n) in &m.checks {
+        report.check(name, *n);
+    }
+    for (name, n) in &m.stats {
+        report.stats.insert((*name).to_owned(), *n);
+    }
+}
+
+/// Phases 2 and 3: faults off, restart, then a bounded liveness round and a
+/// last recovery. Returns the polls used.
+fn final_phase(
+    world: &World,
+    shape: &Arc<Shape>,
+    config: &LogConfig,
+    model: &Model,
+    rng: &mut SimRng,
+    report: &mut Report,
+    lives: u64,
+) -> u64 {
+    world.set_faults(FaultConfig::none());
+    world.crash(NODE);
+    report.crashes += 1;
+    let recoveries_before = lock(model).recoveries;
+    start_life(world, lives + 1, shape, config, model, Clients::Liveness, rng.next_u64());
+    let mut polls = 0;
+    while polls < LIVENESS_POLLS_MAX {
+        if lock(model).failure.is_some() || world.tasks(NODE) == 0 {
+            break;
+        }
+        match world.step() {
+            Step::Polled => polls += 1,
+            Step::Advanced => {}
+            Step::Idle => break,
+        }
+    }
+    let m = lock(model);
+    if m.failure.is_some() {
+        return polls;
+    }
+    let done = m.stats.get("liveness_batches").copied().unwrap_or(0);
+    let recovered = m.recoveries > recoveries_before;
+    drop(m);
+    report.check("liveness", 1);
+    if !recovered || done == 0 {
+        report.fail(
+            "liveness",
+            format!(
+                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
+                if recovered { "the client did not finish its batch" } else { "recovery did not finish" }
+            ),
+        );
+        return polls;
+    }
+    // A last power loss: everything the liveness client synced must be back.
+    world.crash(NODE);
+    report.crashes += 1;
+    start_life(world, lives + 2, shape, config, model, Clients::Liveness, rng.next_u64());
+    let before = lock(model).recoveries;
+    while polls < 2 * LIVENESS_POLLS_MAX && lock(model).recoveries == before && lock(model).failure.is_none() {
+        match world.step() {
+            Step::Polled => polls += 1,
+            Step::Advanced => {}
+            Step::Idle => break,
+        }
+    }
+    if lock(model).recoveries == before {
+        report.fail("liveness", "the last fault-free recovery did not finish".to_owned());
+    }
+    world.kill(NODE);
+    polls
+}
+
+/// Spawns the node's process for one life: recovery, then clients.
+fn start_life(
+    world: &World,
+    life: u64,
+    shape: &Arc<Shape>,
+    config: &LogConfig,
+    model: &Model,
+    clients: Clients,
+    seed: u64,
+) {
+    lock(model).begin_life();
+    world.trace(format_args!("life {life} begins"));
+    let env = world.env(NODE);
+    let (shape, config, model) = (Arc::clone(shape), config.clone(), Arc::clone(model));
+    world.spawn(NODE, "process", process(env, life, shape, config, model, clients, seed));
+}
+
+async fn process(env: SimEnv, life: u64, shape: Arc<Shape>, config: LogConfig, model: Model, clients: Clients, seed: u64) {
+    let mut records = Vec::new();
+    let opened = Log::open(env.clone(), config, |pos, payload| records.push((pos.lsn, payload.to_vec()))).await;
+    let log = match opened {
+        Ok((log, recovery)) => {
+            let excused = env.fault_counts().corruptions() > 0;
+            env.trace(format_args!(
+                "recovered {} records, next LSN {}, torn tail {:?}, {} bytes zeroed",
+                records.len(),
+                log.next_lsn(),
+                recovery.torn_tail,
+                recovery.tail_bytes_zeroed
+            ));
+            lock(&model).recovered(records, log.next_lsn(), &recovery, excused);
+            log
+        }
+        Err(LogError::Corrupt(corruption)) => {
+            env.trace(format_args!("open refused: {corruption}"));
+            let excused = env.fault_counts().corruptions() > 0;
+            lock(&model).corrupt(corruption.to_string(), excused);
+            return;
+        }
+        Err(err) => {
+            env.trace(format_args!("open failed: {err}"));
+            lock(&model).open_error();
+            return;
+        }
+    };
+    let log = Arc::new(AsyncMutex::new(log));
+    let mut rng = SimRng::new(seed, Stream::Workload);
+    match clients {
+        Clients::Random => {
+            for client in 0..shape.clients {
+                let task = random_client(
+                    env.clone(),
+                    life,
+                    client,
+                    Arc::clone(&shape),
+                    Arc::clone(&log),
+                    Arc::clone(&model),
+                    SimRng::new(rng.next_u64(), Stream::Workload),
+                );
+                drop(env.spawn("client", task));
+            }
+        }
+        Clients::Liveness => {
+            let task = liveness_client(env.clone(), life, shape, log, model, rng);
+            drop(env.spawn("liveness-client", task));
+        }
+    }
+}
+
+/// Appends one record; returns false if the client must stop.
+async fn append(env: &SimEnv, client: u64, log: &AsyncMutex<Log<SimEnv>>, model: &Model, payload: Vec<u8>) -> bool {
+    let mut log = log.lock().await;
+    match log.append(&payload).await {
+        Ok(pos) => {
+            env.trace(format_args!("c{client} append LSN {} ({} bytes)", pos.lsn, payload.len()));
+            lock(model).appended(pos.lsn, payload);
+            true
+        }
+        Err(err) => {
+            env.trace(format_args!("c{client} append failed: {err}"));
+            !lock(model).log_error(&err)
+        }
+    }
+}
+
+/// Syncs; returns false if the client must stop.
+async fn sync(env: &SimEnv, client: u64, log: &AsyncMutex<Log<SimEnv>>, model: &Model) -> bool {
+    let mut log = log.lock().await;
+    match log.sync().await {
+        Ok(durable) => {
+            env.trace(format_args!("c{client} sync -> LSN {durable} durable"));
+            lock(model).synced(durable);
+            true
+        }
+        Err(err) => {
+            env.trace(format_args!("c{client} sync failed: {err}"));
+            !lock(model).log_error(&err)
+        }
+    }
+}
+
+async fn random_client(
+    env: SimEnv,
+    life: u64,
+    client: u64,
+    shape: Arc<Shape>,
+    log: Arc<AsyncMutex<Log<SimEnv>>>,
+    model: Model,
+    mut rng: SimRng,
+) {
+    let mut seq = 0;
+    loop {
+        let roll = rng.below(100);
+        let keep_going = if roll < shape.append_pct {
+            let mut ok = true;
+            for _ in 0..rng.between(1, 4) {
+                let payload = shape.payload(life, client, seq, &mut rng);
+                seq += 1;
+                ok = append(&env, client, &log, &model, payload).await;
+                if !ok {
+                    break;
+                }
+            }
+            ok
+        } else if roll < 97 {
+            sync(&env, client, &log, &model).await
+        } else {
+            let mut log = log.lock().await;
+            let (front, acked) = lock(&model).removable();
+            if acked < front {
+                true
+            } else {
+                let lsn = rng.between(front, acked);
+                lock(&model).removing_before(lsn);
+                match log.remove_segments_before(lsn).await {
+                    Ok(removed) => {
+                        env.trace(format_args!("c{client} removed {removed} segments below LSN {lsn}"));
+                        true
+                    }
+                    Err(err) => {
+                        env.trace(format_args!("c{client} segment removal failed: {err}"));
+                        !lock(&model).log_error(&err)
+                    }
+                }
+            }
+        };
+        if !keep_going {
+            return;
+        }
+        env.sleep(Duration::from_micros(rng.between(0, shape.think_us_max))).await;
+    }
+}
+
+async fn liveness_client(
+    env: SimEnv,
+    life: u64,
+    shape: Arc<Shape>,
+    log: Arc<AsyncMutex<Log<SimEnv>>>,
+    model: Model,
+    mut rng: SimRng,
+) {
+    for seq in 0..LIVENESS_RECORDS {
+        let payload = shape.payload(life, 0, seq, &mut rng);
+        if !append(&env, 0, &log, &model, payload).await {
+            return;
+        }
+    }
+    if sync(&env, 0, &log, &model).await {
+        lock(&model).stat("liveness_batches", 1);
+    }
+}

@@ -217,7 +217,7 @@ fn bad_records_and_configs_are_refused_with_clear_errors() {
     world.block_on(N, async move {
         let mut log = log;
         assert!(matches!(log.append(b"").await, Err(LogError::RecordEmpty)));
-        let err = log.append(&[0u8; 65]).await.err().expect("too large");
+        let err = log.append(&[0u8; 65]).await.expect_err("too large");
         assert_eq!(err.to_string(), "record of 65 bytes exceeds record_bytes_max 64");
     });
     let mut tiny = config();
@@ -237,7 +237,7 @@ fn a_failed_sync_stops_the_log_until_reopened() {
         let mut log = log;
         log.append(b"doomed").await.expect("append is buffered");
         assert!(log.sync().await.is_err());
-        let again = log.sync().await.err().expect("no retry may succeed");
+        let again = log.sync().await.expect_err("no retry may succeed");
         assert!(matches!(again, LogError::Failed { .. }), "{again}");
         assert!(log.failure().is_some());
         log
@@ -258,7 +258,7 @@ fn disk_full_is_an_error_for_the_writer_not_a_failure() {
     let log = world.block_on(N, async move {
         let mut log = log;
         log.append(b"waiting").await.expect("append is buffered");
-        let err = log.sync().await.err().expect("disk is full");
+        let err = log.sync().await.expect_err("disk is full");
         assert!(err.is_disk_full(), "{err}");
         assert!(log.failure().is_none());
         log

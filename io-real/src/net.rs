@@ -1,6 +1,5 @@
 //! TCP over tokio, seen through `futures-io`.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
@@ -19,11 +18,9 @@ impl Net for RealEnv {
     type Listener = RealListener;
     type Stream = Compat<tokio::net::TcpStream>;
 
-    fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<RealListener>> + Send {
-        async move {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            Ok(RealListener { listener })
-        }
+    async fn listen(&self, addr: SocketAddr) -> io::Result<RealListener> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(RealListener { listener })
     }
 }
 
@@ -34,12 +31,10 @@ impl Listener for RealListener {
         self.listener.local_addr()
     }
 
-    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send {
-        async move {
-            let (stream, peer) = self.listener.accept().await?;
-            // Requests and responses are small and latency-bound.
-            stream.set_nodelay(true)?;
-            Ok((stream.compat(), peer))
-        }
+    async fn accept(&self) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (stream, peer) = self.listener.accept().await?;
+        // Requests and responses are small and latency-bound.
+        stream.set_nodelay(true)?;
+        Ok((stream.compat(), peer))
     }
 }

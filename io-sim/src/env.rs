@@ -156,24 +156,24 @@ pub struct SimFile {
 }
 
 impl File for SimFile {
-    fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
-        async move { self.env.disk_op(|disk, ctx| disk.read(ctx, &self.handle, offset, len)).await }
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.env.disk_op(|disk, ctx| disk.read(ctx, &self.handle, offset, len)).await
     }
 
-    fn write_at(&self, offset: u64, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
-        async move { self.env.disk_op(|disk, ctx| disk.write(ctx, &self.handle, offset, data)).await }
+    async fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.env.disk_op(|disk, ctx| disk.write(ctx, &self.handle, offset, data)).await
     }
 
-    fn sync_data(&self) -> impl Future<Output = io::Result<()>> + Send {
-        async move { self.env.disk_op(|disk, ctx| disk.sync_data(ctx, &self.handle)).await }
+    async fn sync_data(&self) -> io::Result<()> {
+        self.env.disk_op(|disk, ctx| disk.sync_data(ctx, &self.handle)).await
     }
 
-    fn set_len(&self, len: u64) -> impl Future<Output = io::Result<()>> + Send {
-        async move { self.env.disk_op(|disk, ctx| disk.set_len(ctx, &self.handle, len)).await }
+    async fn set_len(&self, len: u64) -> io::Result<()> {
+        self.env.disk_op(|disk, ctx| disk.set_len(ctx, &self.handle, len)).await
     }
 
-    fn len(&self) -> impl Future<Output = io::Result<u64>> + Send {
-        async move { self.env.disk_op(|disk, _| disk.len(&self.handle)).await }
+    async fn len(&self) -> io::Result<u64> {
+        self.env.disk_op(|disk, _| disk.len(&self.handle)).await
     }
 }
 
@@ -245,12 +245,10 @@ impl Net for SimEnv {
     type Listener = SimListener;
     type Stream = SimStream;
 
-    fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<SimListener>> + Send {
-        async move {
-            self.net_delay().await;
-            let bound = self.shared.with_net(|net, ctx| net.listen(ctx, self.node, addr))?;
-            Ok(SimListener { shared: Arc::clone(&self.shared), addr: bound })
-        }
+    async fn listen(&self, addr: SocketAddr) -> io::Result<SimListener> {
+        self.net_delay().await;
+        let bound = self.shared.with_net(|net, ctx| net.listen(ctx, self.node, addr))?;
+        Ok(SimListener { shared: Arc::clone(&self.shared), addr: bound })
     }
 }
 

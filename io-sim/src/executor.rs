@@ -28,6 +28,8 @@ pub(crate) struct TaskMeta {
 }
 
 type Queue = Arc<Mutex<Vec<Runnable<TaskMeta>>>>;
+/// Live tasks by id, with the node each belongs to.
+type Registry = BTreeMap<u64, (NodeId, Task<(), TaskMeta>)>;
 
 /// Ready tasks and the handles of all live ones.
 pub(crate) struct Executor {
@@ -36,7 +38,7 @@ pub(crate) struct Executor {
     ready: Queue,
     /// Every live task by id; the handle is kept here (not given out) so that
     /// killing a node can cancel its tasks.
-    tasks: Mutex<BTreeMap<u64, (NodeId, Task<(), TaskMeta>)>>,
+    tasks: Mutex<Registry>,
     next_id: AtomicU64,
 }
 

@@ -307,10 +307,10 @@ mod tests {
     #[test]
     fn bad_pins_say_what_is_wrong() {
         let mut config = FaultConfig::none();
-        assert!(config.pin("crash").unwrap_err().contains("name=value"));
-        assert!(config.pin("meteor=0.1").unwrap_err().contains("unknown fault `meteor`"));
-        assert!(config.pin("crash=lots").unwrap_err().contains("needs a number"));
-        assert!(config.pin("crash=2").unwrap_err().contains("probability"));
+        assert!(config.pin("crash").expect_err("must be refused").contains("name=value"));
+        assert!(config.pin("meteor=0.1").expect_err("must be refused").contains("unknown fault `meteor`"));
+        assert!(config.pin("crash=lots").expect_err("must be refused").contains("needs a number"));
+        assert!(config.pin("crash=2").expect_err("must be refused").contains("probability"));
         assert!(config.pin("io_latency_us=2000").is_ok());
     }
 }

@@ -67,13 +67,13 @@ impl SimClock {
     /// the timer `key` already names.
     pub(crate) fn register(&self, deadline: u64, key: &mut Option<TimerKey>, waker: &Waker) {
         let mut timers = lock(&self.timers);
-        if let Some(existing) = key {
-            if let Some(slot) = timers.entries.get_mut(existing) {
-                if !slot.will_wake(waker) {
-                    *slot = waker.clone();
-                }
-                return;
+        if let Some(existing) = key
+            && let Some(slot) = timers.entries.get_mut(existing)
+        {
+            if !slot.will_wake(waker) {
+                *slot = waker.clone();
             }
+            return;
         }
         let seq = timers.next_seq;
         timers.next_seq += 1;

@@ -139,10 +139,8 @@ fn run(cli: &Cli) -> Result<bool, String> {
         println!("{}", Report::header(runs[0].seed, &runs[0].workload.to_string(), &faults));
     }
     let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    #[expect(clippy::disallowed_methods, reason = "the simulator measures its own wall-clock speed")]
-    let started = std::time::Instant::now();
-    let reports = run_batch(&runs, if single { 1 } else { jobs }, cli.check_determinism)?;
-    let elapsed = started.elapsed();
+    let (reports, elapsed) = timed(|| run_batch(&runs, if single { 1 } else { jobs }, cli.check_determinism));
+    let reports = reports?;
 
     for (index, report) in reports.iter().enumerate() {
         if let Some(text) = report.failure_text() {
@@ -175,9 +173,18 @@ fn run(cli: &Cli) -> Result<bool, String> {
         }
         println!("{}", report.json());
     } else {
-        println!("{}", summary(&reports, elapsed).to_string());
+        println!("{}", summary(&reports, elapsed));
     }
     Ok(all_ok)
+}
+
+/// Runs `f` and measures its wall-clock time (the simulator reporting its
+/// own speed; nothing inside a world sees this clock).
+#[expect(clippy::disallowed_methods, clippy::disallowed_types, reason = "measures the simulator's own speed")]
+fn timed<T>(f: impl FnOnce() -> T) -> (T, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let value = f();
+    (value, started.elapsed())
 }
 
 /// The JSON summary of several runs.

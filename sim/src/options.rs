@@ -46,14 +46,21 @@ pub enum SabotageName {
     SkipSync,
     /// Recovery leaves stale bytes after the last valid record.
     SkipTailZeroing,
+    /// Recovery trusts the page cache instead of rewriting the tail.
+    SkipTailRewrite,
     /// Segment creation skips the directory sync.
     SkipDirSync,
 }
 
 impl SabotageName {
     /// Every switch, for help texts and tests.
-    pub const ALL: [SabotageName; 4] =
-        [SabotageName::None, SabotageName::SkipSync, SabotageName::SkipTailZeroing, SabotageName::SkipDirSync];
+    pub const ALL: [SabotageName; 5] = [
+        SabotageName::None,
+        SabotageName::SkipSync,
+        SabotageName::SkipTailZeroing,
+        SabotageName::SkipTailRewrite,
+        SabotageName::SkipDirSync,
+    ];
 
     /// The engine's switch.
     pub fn to_core(self) -> Sabotage {
@@ -61,6 +68,7 @@ impl SabotageName {
             SabotageName::None => Sabotage::None,
             SabotageName::SkipSync => Sabotage::SkipSync,
             SabotageName::SkipTailZeroing => Sabotage::SkipTailZeroing,
+            SabotageName::SkipTailRewrite => Sabotage::SkipTailRewrite,
             SabotageName::SkipDirSync => Sabotage::SkipDirSync,
         }
     }
@@ -72,6 +80,7 @@ impl fmt::Display for SabotageName {
             SabotageName::None => "none",
             SabotageName::SkipSync => "skip-sync",
             SabotageName::SkipTailZeroing => "skip-tail-zeroing",
+            SabotageName::SkipTailRewrite => "skip-tail-rewrite",
             SabotageName::SkipDirSync => "skip-dir-sync",
         })
     }

@@ -64,6 +64,9 @@ pub enum Sabotage {
     SkipSync,
     /// Recovery leaves the bytes after the last valid record in place.
     SkipTailZeroing,
+    /// Recovery syncs the last segment without writing its records again,
+    /// trusting a page cache that a failed sync may have left undurable.
+    SkipTailRewrite,
     /// Segment creation skips the directory sync after the rename.
     SkipDirSync,
 }

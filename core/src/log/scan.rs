@@ -132,19 +132,19 @@ pub async fn scan<E: Env>(
     for (index, &id) in ids.iter().enumerate() {
         let path = segment::segment_path(dir, id);
         let expected_lsn = outcome.segments.last().map(SegmentSummary::next_lsn);
-        if let Some(previous) = outcome.segments.last() {
-            if id != previous.id + 1 {
-                outcome.corruption = Some(Corruption {
-                    path,
-                    offset: 0,
-                    detail: format!(
-                        "segment {} is missing: segments {} and {id} exist, so records in between are lost",
-                        previous.id + 1,
-                        previous.id
-                    ),
-                });
-                break;
-            }
+        if let Some(previous) = outcome.segments.last()
+            && id != previous.id + 1
+        {
+            outcome.corruption = Some(Corruption {
+                path,
+                offset: 0,
+                detail: format!(
+                    "segment {} is missing: segments {} and {id} exist, so records in between are lost",
+                    previous.id + 1,
+                    previous.id
+                ),
+            });
+            break;
         }
         let file = env
             .open(&path, OpenMode::Existing)
@@ -166,18 +166,18 @@ pub async fn scan<E: Env>(
             });
             break;
         }
-        if let Some(expected) = expected_lsn {
-            if header.first_lsn != expected {
-                outcome.corruption = Some(Corruption {
-                    path,
-                    offset: 0,
-                    detail: format!(
-                        "segment starts at LSN {}, but the previous segment's records end before LSN {expected}",
-                        header.first_lsn
-                    ),
-                });
-                break;
-            }
+        if let Some(expected) = expected_lsn
+            && header.first_lsn != expected
+        {
+            outcome.corruption = Some(Corruption {
+                path,
+                offset: 0,
+                detail: format!(
+                    "segment starts at LSN {}, but the previous segment's records end before LSN {expected}",
+                    header.first_lsn
+                ),
+            });
+            break;
         }
         let summary = reader
             .records(header, record_bytes_max, &mut outcome.read_retries, &mut visit)

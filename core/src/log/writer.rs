@@ -229,11 +229,11 @@ impl<E: Env> Log<E> {
     }
 
     async fn sync_active(&mut self) -> Result<(), LogError> {
-        if !self.config.sabotaged(Sabotage::SkipSync) {
-            if let Err(source) = self.active.file.sync_data().await {
-                let err = LogError::io("sync segment", &self.active.path, source);
-                return Err(self.fail(err));
-            }
+        if !self.config.sabotaged(Sabotage::SkipSync)
+            && let Err(source) = self.active.file.sync_data().await
+        {
+            let err = LogError::io("sync segment", &self.active.path, source);
+            return Err(self.fail(err));
         }
         self.active.unsynced = false;
         self.stats.syncs += 1;

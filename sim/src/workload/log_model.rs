@@ -161,10 +161,10 @@ impl LogModel {
                 self.fail("prefix", format!("recovered LSN {} right after {}", pair[1].0, pair[0].0));
             }
         }
-        if let Some((last, _)) = records.last() {
-            if last + 1 != next_lsn {
-                self.fail("prefix", format!("last recovered LSN {last}, but the log continues at {next_lsn}"));
-            }
+        if let Some((last, _)) = records.last()
+            && last + 1 != next_lsn
+        {
+            self.fail("prefix", format!("last recovered LSN {last}, but the log continues at {next_lsn}"));
         }
 
         self.check("no_phantom", records.len() as u64);

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use jubilant_core::env::{File, Fs, OpenMode};
-use jubilant_core::log::{Log, LogConfig, LogError, RecordPos, SEGMENT_HEADER_BYTES, scan, segment_name};
+use jubilant_core::log::{
+    Log, LogConfig, LogError, RecordPos, SEGMENT_HEADER_BYTES, scan, segment_name,
+};
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
 
 const N: NodeId = NodeId(0);
@@ -31,7 +33,10 @@ fn open(world: &World, config: LogConfig) -> Result<(Log<SimEnv>, Records), LogE
     let env = world.env(N);
     world.block_on(N, async move {
         let mut records = Vec::new();
-        let (log, _report) = Log::open(env, config, |pos, payload| records.push((pos, payload.to_vec()))).await?;
+        let (log, _report) = Log::open(env, config, |pos, payload| {
+            records.push((pos, payload.to_vec()))
+        })
+        .await?;
         Ok((log, records))
     })
 }
@@ -53,7 +58,9 @@ fn append_all(world: &World, mut log: Log<SimEnv>, items: &[&[u8]]) -> Log<SimEn
 }
 
 fn numbered(n: usize) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("record-{i:03}").into_bytes()).collect()
+    (0..n)
+        .map(|i| format!("record-{i:03}").into_bytes())
+        .collect()
 }
 
 #[test]
@@ -64,7 +71,10 @@ fn records_come_back_in_order_across_segments() {
     let items = numbered(40);
     let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
     let log = append_all(&world, log, &refs);
-    assert!(log.segment_ids().count() > 3, "small segments must roll over");
+    assert!(
+        log.segment_ids().count() > 3,
+        "small segments must roll over"
+    );
     assert_eq!(log.durable_lsn(), 40);
     drop(log);
     world.kill(N);
@@ -104,11 +114,18 @@ fn a_crash_keeps_synced_records_and_drops_only_a_suffix() {
         world.crash(N);
         let (_, recovered) = open(&world, config()).expect("recover");
         let got = payloads(&recovered);
-        assert!(got.len() >= 20, "seed {seed}: synced records lost ({} left)", got.len());
+        assert!(
+            got.len() >= 20,
+            "seed {seed}: synced records lost ({} left)",
+            got.len()
+        );
         assert_eq!(got[..20], items[..20], "seed {seed}");
         for (i, p) in got.iter().enumerate().skip(20) {
             if i < 30 {
-                assert_eq!(p, &items[i], "seed {seed}: record {i} is not what was written there");
+                assert_eq!(
+                    p, &items[i],
+                    "seed {seed}: record {i} is not what was written there"
+                );
             } else {
                 assert_eq!(p, &vec![1u8; 64], "seed {seed}");
             }
@@ -120,7 +137,10 @@ fn a_crash_keeps_synced_records_and_drops_only_a_suffix() {
 fn scribble(world: &World, segment: u64, offset: u64, bytes: &'static [u8]) {
     let env = world.env(N);
     world.block_on(N, async move {
-        let file = env.open(&dir().join(segment_name(segment)), OpenMode::Existing).await.expect("open");
+        let file = env
+            .open(&dir().join(segment_name(segment)), OpenMode::Existing)
+            .await
+            .expect("open");
         file.write_at(offset, bytes).await.expect("write");
         file.sync_data().await.expect("sync");
     });
@@ -139,20 +159,32 @@ fn a_torn_tail_is_cut_and_zeroed_so_it_never_comes_back() {
     let env = world.env(N);
     let (log, recovered, report) = world.block_on(N, async move {
         let mut records = Vec::new();
-        let (log, report) =
-            Log::open(env, config(), |pos, p| records.push((pos, p.to_vec()))).await.expect("recover");
+        let (log, report) = Log::open(env, config(), |pos, p| records.push((pos, p.to_vec())))
+            .await
+            .expect("recover");
         (log, records, report)
     });
     assert_eq!(payloads(&recovered), [b"one".to_vec(), b"two".to_vec()]);
     assert!(report.torn_tail.is_some());
-    assert!(report.tail_bytes_zeroed >= 8 + 5, "the torn frame was zeroed");
+    assert!(
+        report.tail_bytes_zeroed >= 8 + 5,
+        "the torn frame was zeroed"
+    );
     // A new record of the same length lands where "three" was; the scan
     // must see it, not the old bytes.
     let log = append_all(&world, log, &[b"THREE", b"four"]);
     drop(log);
     world.kill(N);
     let (_, recovered) = open(&world, config()).expect("reopen");
-    assert_eq!(payloads(&recovered), [b"one".to_vec(), b"two".to_vec(), b"THREE".to_vec(), b"four".to_vec()]);
+    assert_eq!(
+        payloads(&recovered),
+        [
+            b"one".to_vec(),
+            b"two".to_vec(),
+            b"THREE".to_vec(),
+            b"four".to_vec()
+        ]
+    );
 }
 
 #[test]
@@ -186,7 +218,9 @@ fn a_missing_middle_segment_is_corruption() {
     drop(log);
     let env = world.env(N);
     world.block_on(N, async move {
-        env.remove(&dir().join(segment_name(2))).await.expect("remove");
+        env.remove(&dir().join(segment_name(2)))
+            .await
+            .expect("remove");
     });
     let err = open(&world, config()).err().expect("a gap must be refused");
     assert!(err.to_string().contains("segment 2 is missing"), "{err}");
@@ -198,11 +232,15 @@ fn unfinished_segment_files_are_removed() {
     let env = world.env(N);
     world.block_on(N, async move {
         env.create_dir_all(&dir()).await.expect("mkdir");
-        env.open(&dir().join("wal-000001.log.tmp"), OpenMode::CreateNew).await.expect("tmp");
+        env.open(&dir().join("wal-000001.log.tmp"), OpenMode::CreateNew)
+            .await
+            .expect("tmp");
     });
     let env = world.env(N);
     let (report, names) = world.block_on(N, async move {
-        let (_log, report) = Log::open(env.clone(), config(), |_, _| {}).await.expect("open");
+        let (_log, report) = Log::open(env.clone(), config(), |_, _| {})
+            .await
+            .expect("open");
         (report, env.list(&dir()).await.expect("list"))
     });
     assert_eq!(report.temp_files_removed, 1);
@@ -218,12 +256,19 @@ fn bad_records_and_configs_are_refused_with_clear_errors() {
         let mut log = log;
         assert!(matches!(log.append(b"").await, Err(LogError::RecordEmpty)));
         let err = log.append(&[0u8; 65]).await.expect_err("too large");
-        assert_eq!(err.to_string(), "record of 65 bytes exceeds record_bytes_max 64");
+        assert_eq!(
+            err.to_string(),
+            "record of 65 bytes exceeds record_bytes_max 64"
+        );
     });
     let mut tiny = config();
     tiny.segment_bytes = 64;
     let err = open(&world, tiny).err().expect("config must be refused");
-    assert!(err.to_string().contains("cannot hold a header and one record"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot hold a header and one record"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -294,7 +339,10 @@ fn old_segments_are_removed_only_when_wholly_below_the_lsn() {
     world.kill(N);
     let (_, recovered) = open(&world, config()).expect("reopen");
     let first = recovered.first().expect("records remain").0.lsn;
-    assert!(first <= 12, "record 12 must still be there, log starts at {first}");
+    assert!(
+        first <= 12,
+        "record 12 must still be there, log starts at {first}"
+    );
     assert_eq!(recovered.last().expect("records").0.lsn, 30);
 }
 
@@ -307,9 +355,11 @@ fn scan_reads_without_changing_anything() {
     let env = world.env(N);
     let outcome = world.block_on(N, async move {
         let mut seen = Vec::new();
-        let outcome = scan(&env, Path::new("/db/wal"), 64, |pos, p| seen.push((pos.lsn, p.to_vec())))
-            .await
-            .expect("scan");
+        let outcome = scan(&env, Path::new("/db/wal"), 64, |pos, p| {
+            seen.push((pos.lsn, p.to_vec()))
+        })
+        .await
+        .expect("scan");
         assert_eq!(seen, [(1, b"a".to_vec()), (2, b"b".to_vec())]);
         outcome
     });

@@ -15,7 +15,9 @@ impl Clock for RealEnv {
 
     fn now_wall_ms(&self) -> u64 {
         // A clock set before 1970 reads as the epoch rather than failing.
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
         u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
     }
 

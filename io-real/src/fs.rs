@@ -26,7 +26,9 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result,
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        Err(err) => Err(io::Error::other(format!("blocking file task was cancelled: {err}"))),
+        Err(err) => Err(io::Error::other(format!(
+            "blocking file task was cancelled: {err}"
+        ))),
     }
 }
 
@@ -97,7 +99,11 @@ impl Fs for RealEnv {
     type File = RealFile;
     type DirLock = RealDirLock;
 
-    fn open(&self, path: &Path, mode: OpenMode) -> impl Future<Output = io::Result<RealFile>> + Send {
+    fn open(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+    ) -> impl Future<Output = io::Result<RealFile>> + Send {
         let path = path.to_path_buf();
         blocking(move || {
             let mut options = OpenOptions::new();
@@ -105,14 +111,20 @@ impl Fs for RealEnv {
             if mode == OpenMode::CreateNew {
                 options.create_new(true);
             }
-            let file = options.open(&path).map_err(|e| with_path(e, "open", &path))?;
-            Ok(RealFile { file: Arc::new(file) })
+            let file = options
+                .open(&path)
+                .map_err(|e| with_path(e, "open", &path))?;
+            Ok(RealFile {
+                file: Arc::new(file),
+            })
         })
     }
 
     fn create_dir_all(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send {
         let dir = dir.to_path_buf();
-        blocking(move || fs::create_dir_all(&dir).map_err(|e| with_path(e, "create directory", &dir)))
+        blocking(move || {
+            fs::create_dir_all(&dir).map_err(|e| with_path(e, "create directory", &dir))
+        })
     }
 
     fn list(&self, dir: &Path) -> impl Future<Output = io::Result<Vec<String>>> + Send {

@@ -58,7 +58,10 @@ pub struct RealEnv {
 impl RealEnv {
     /// An environment on the given runtime.
     pub fn new(runtime: tokio::runtime::Handle) -> Self {
-        RealEnv { runtime, origin: std::time::Instant::now() }
+        RealEnv {
+            runtime,
+            origin: std::time::Instant::now(),
+        }
     }
 
     /// An environment on the runtime the caller is running on.

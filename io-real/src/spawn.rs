@@ -38,6 +38,8 @@ impl Spawn for RealEnv {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        RealJoinHandle { handle: self.runtime.spawn(future) }
+        RealJoinHandle {
+            handle: self.runtime.spawn(future),
+        }
     }
 }

@@ -60,7 +60,8 @@ impl Ctx<'_> {
 
     fn trace(&mut self, args: std::fmt::Arguments<'_>) {
         let node = self.node;
-        self.trace.record(self.now_nanos, format_args!("{node} disk {args}"));
+        self.trace
+            .record(self.now_nanos, format_args!("{node} disk {args}"));
     }
 }
 
@@ -85,9 +86,18 @@ enum Pending {
 }
 
 enum DirOp {
-    Link { path: PathBuf, inode: InodeId },
-    Unlink { path: PathBuf },
-    Rename { from: PathBuf, to: PathBuf, inode: InodeId },
+    Link {
+        path: PathBuf,
+        inode: InodeId,
+    },
+    Unlink {
+        path: PathBuf,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        inode: InodeId,
+    },
 }
 
 impl DirOp {
@@ -156,7 +166,10 @@ impl Disk {
                 handle.path.display()
             )));
         }
-        Ok(self.inodes.get_mut(&handle.inode).expect("an inode outlives every handle of its life"))
+        Ok(self
+            .inodes
+            .get_mut(&handle.inode)
+            .expect("an inode outlives every handle of its life"))
     }
 
     fn parent_exists(&self, path: &Path) -> io::Result<()> {
@@ -169,30 +182,57 @@ impl Disk {
         }
     }
 
-    pub(crate) fn open(&mut self, ctx: &mut Ctx<'_>, path: &Path, create: bool) -> io::Result<Handle> {
+    pub(crate) fn open(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        path: &Path,
+        create: bool,
+    ) -> io::Result<Handle> {
         self.parent_exists(path)?;
         let inode = match (self.names.get(path), create) {
             (Some(&inode), false) => inode,
             (None, false) => {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} does not exist", path.display()),
+                ));
             }
             (Some(_), true) => {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
             }
             (None, true) => {
                 let inode = self.next_inode;
                 self.next_inode += 1;
                 self.inodes.insert(inode, Inode::default());
                 self.names.insert(path.to_path_buf(), inode);
-                self.dir_ops.push(DirOp::Link { path: path.to_path_buf(), inode });
+                self.dir_ops.push(DirOp::Link {
+                    path: path.to_path_buf(),
+                    inode,
+                });
                 inode
             }
         };
-        ctx.trace(format_args!("open {} create={create} -> inode {inode}", path.display()));
-        Ok(Handle { inode, epoch: self.epoch, path: path.to_path_buf() })
+        ctx.trace(format_args!(
+            "open {} create={create} -> inode {inode}",
+            path.display()
+        ));
+        Ok(Handle {
+            inode,
+            epoch: self.epoch,
+            path: path.to_path_buf(),
+        })
     }
 
-    pub(crate) fn read(&mut self, ctx: &mut Ctx<'_>, handle: &Handle, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    pub(crate) fn read(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        handle: &Handle,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<Vec<u8>> {
         let inode = self.inode(handle)?;
         let size = inode.current.len() as u64;
         let start = offset.min(size) as usize;
@@ -204,38 +244,71 @@ impl Disk {
             data[(bit / 8) as usize] ^= 1 << (bit % 8);
             note = " FAULT read_corrupt";
         }
-        ctx.trace(format_args!("read {} @{offset}+{len} -> {}{note}", handle.path.display(), data.len()));
+        ctx.trace(format_args!(
+            "read {} @{offset}+{len} -> {}{note}",
+            handle.path.display(),
+            data.len()
+        ));
         Ok(data)
     }
 
-    pub(crate) fn write(&mut self, ctx: &mut Ctx<'_>, handle: &Handle, offset: u64, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        handle: &Handle,
+        offset: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
         self.inode(handle)?;
         if ctx.strikes(Fault::DiskFull) {
-            ctx.trace(format_args!("write {} @{offset}+{} FAULT disk_full", handle.path.display(), data.len()));
+            ctx.trace(format_args!(
+                "write {} @{offset}+{} FAULT disk_full",
+                handle.path.display(),
+                data.len()
+            ));
             return Err(os_error(ENOSPC));
         }
         let mut at = offset;
         if ctx.strikes(Fault::WriteMisdirected) {
             let delta = ctx.rng.between(1, MISDIRECT_SECTORS_MAX) * SECTOR_BYTES;
-            at = if ctx.rng.chance(0.5) && offset >= delta { offset - delta } else { offset + delta };
+            at = if ctx.rng.chance(0.5) && offset >= delta {
+                offset - delta
+            } else {
+                offset + delta
+            };
             ctx.trace(format_args!(
                 "write {} @{offset}+{} FAULT write_misdirected to @{at}",
                 handle.path.display(),
                 data.len()
             ));
         } else {
-            ctx.trace(format_args!("write {} @{offset}+{}", handle.path.display(), data.len()));
+            ctx.trace(format_args!(
+                "write {} @{offset}+{}",
+                handle.path.display(),
+                data.len()
+            ));
         }
         let inode = self.inode(handle)?;
         apply_write(&mut inode.current, at, data);
-        inode.pending.push(Pending::Write { offset: at, data: data.to_vec() });
+        inode.pending.push(Pending::Write {
+            offset: at,
+            data: data.to_vec(),
+        });
         Ok(())
     }
 
-    pub(crate) fn set_len(&mut self, ctx: &mut Ctx<'_>, handle: &Handle, len: u64) -> io::Result<()> {
+    pub(crate) fn set_len(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        handle: &Handle,
+        len: u64,
+    ) -> io::Result<()> {
         let grows = len > self.inode(handle)?.current.len() as u64;
         if grows && ctx.strikes(Fault::DiskFull) {
-            ctx.trace(format_args!("set_len {} {len} FAULT disk_full", handle.path.display()));
+            ctx.trace(format_args!(
+                "set_len {} {len} FAULT disk_full",
+                handle.path.display()
+            ));
             return Err(os_error(ENOSPC));
         }
         ctx.trace(format_args!("set_len {} {len}", handle.path.display()));
@@ -252,7 +325,10 @@ impl Disk {
     pub(crate) fn sync_data(&mut self, ctx: &mut Ctx<'_>, handle: &Handle) -> io::Result<()> {
         self.inode(handle)?;
         if ctx.strikes(Fault::FsyncError) {
-            ctx.trace(format_args!("sync_data {} FAULT fsync_error", handle.path.display()));
+            ctx.trace(format_args!(
+                "sync_data {} FAULT fsync_error",
+                handle.path.display()
+            ));
             let inode = self.inode(handle)?;
             let pending = std::mem::take(&mut inode.pending);
             let mut durable = std::mem::take(&mut inode.durable);
@@ -265,7 +341,10 @@ impl Disk {
         for op in std::mem::take(&mut inode.pending) {
             apply_pending(&mut inode.durable, op);
         }
-        ctx.trace(format_args!("sync_data {} ({writes} pending)", handle.path.display()));
+        ctx.trace(format_args!(
+            "sync_data {} ({writes} pending)",
+            handle.path.display()
+        ));
         Ok(())
     }
 
@@ -288,7 +367,10 @@ impl Disk {
 
     pub(crate) fn list(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<Vec<String>> {
         if !self.dirs.contains(dir) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no directory {}", dir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", dir.display()),
+            ));
         }
         let mut names: Vec<String> = self
             .names
@@ -297,51 +379,82 @@ impl Disk {
             .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
             .collect();
         names.sort();
-        ctx.trace(format_args!("list {} -> {}", dir.display(), names.join(" ")));
+        ctx.trace(format_args!(
+            "list {} -> {}",
+            dir.display(),
+            names.join(" ")
+        ));
         Ok(names)
     }
 
     pub(crate) fn rename(&mut self, ctx: &mut Ctx<'_>, from: &Path, to: &Path) -> io::Result<()> {
         self.parent_exists(to)?;
-        let inode = self
-            .names
-            .remove(from)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", from.display())))?;
+        let inode = self.names.remove(from).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} does not exist", from.display()),
+            )
+        })?;
         self.names.insert(to.to_path_buf(), inode);
-        self.dir_ops.push(DirOp::Rename { from: from.to_path_buf(), to: to.to_path_buf(), inode });
-        ctx.trace(format_args!("rename {} -> {}", from.display(), to.display()));
+        self.dir_ops.push(DirOp::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            inode,
+        });
+        ctx.trace(format_args!(
+            "rename {} -> {}",
+            from.display(),
+            to.display()
+        ));
         Ok(())
     }
 
     pub(crate) fn remove(&mut self, ctx: &mut Ctx<'_>, path: &Path) -> io::Result<()> {
-        self.names
-            .remove(path)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} does not exist", path.display())))?;
-        self.dir_ops.push(DirOp::Unlink { path: path.to_path_buf() });
+        self.names.remove(path).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} does not exist", path.display()),
+            )
+        })?;
+        self.dir_ops.push(DirOp::Unlink {
+            path: path.to_path_buf(),
+        });
         ctx.trace(format_args!("remove {}", path.display()));
         Ok(())
     }
 
     pub(crate) fn sync_dir(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<()> {
         if !self.dirs.contains(dir) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no directory {}", dir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", dir.display()),
+            ));
         }
         if ctx.strikes(Fault::FsyncError) {
             ctx.trace(format_args!("sync_dir {} FAULT fsync_error", dir.display()));
             return Err(os_error(EIO));
         }
-        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dir_ops).into_iter().partition(|op| op.touches(dir));
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dir_ops)
+            .into_iter()
+            .partition(|op| op.touches(dir));
         for op in &mine {
             op.apply(&mut self.durable_names);
         }
         self.dir_ops = others;
-        ctx.trace(format_args!("sync_dir {} ({} pending)", dir.display(), mine.len()));
+        ctx.trace(format_args!(
+            "sync_dir {} ({} pending)",
+            dir.display(),
+            mine.len()
+        ));
         Ok(())
     }
 
     pub(crate) fn lock_dir(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<u64> {
         if !self.dirs.contains(dir) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no directory {}", dir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", dir.display()),
+            ));
         }
         if self.locks.contains_key(dir) {
             ctx.trace(format_args!("lock_dir {} -> busy", dir.display()));

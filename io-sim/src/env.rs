@@ -55,12 +55,22 @@ impl SimEnv {
 
     /// Opens a connection from this node to `addr` (the client side of the
     /// network, which the engine's traits do not need).
-    pub fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<SimStream>> + Send + use<> {
+    pub fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = io::Result<SimStream>> + Send + use<> {
         let env = self.clone();
         async move {
             env.net_delay().await;
-            let conn = env.shared.with_net(|net, ctx| net.connect(ctx, env.node, addr))?;
-            Ok(SimStream { shared: Arc::clone(&env.shared), conn, side: 0, timer: None })
+            let conn = env
+                .shared
+                .with_net(|net, ctx| net.connect(ctx, env.node, addr))?;
+            Ok(SimStream {
+                shared: Arc::clone(&env.shared),
+                conn,
+                side: 0,
+                timer: None,
+            })
         }
     }
 
@@ -106,18 +116,30 @@ impl Fs for SimEnv {
     type File = SimFile;
     type DirLock = SimDirLock;
 
-    fn open(&self, path: &Path, mode: OpenMode) -> impl Future<Output = io::Result<SimFile>> + Send {
+    fn open(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+    ) -> impl Future<Output = io::Result<SimFile>> + Send {
         let path = path.to_path_buf();
         async move {
             let create = mode == OpenMode::CreateNew;
-            let handle = self.disk_op(|disk, ctx| disk.open(ctx, &path, create)).await?;
-            Ok(SimFile { env: self.clone(), handle })
+            let handle = self
+                .disk_op(|disk, ctx| disk.open(ctx, &path, create))
+                .await?;
+            Ok(SimFile {
+                env: self.clone(),
+                handle,
+            })
         }
     }
 
     fn create_dir_all(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send {
         let dir = dir.to_path_buf();
-        async move { self.disk_op(|disk, ctx| disk.create_dir_all(ctx, &dir)).await }
+        async move {
+            self.disk_op(|disk, ctx| disk.create_dir_all(ctx, &dir))
+                .await
+        }
     }
 
     fn list(&self, dir: &Path) -> impl Future<Output = io::Result<Vec<String>>> + Send {
@@ -144,7 +166,11 @@ impl Fs for SimEnv {
         let dir = dir.to_path_buf();
         async move {
             let token = self.disk_op(|disk, ctx| disk.lock_dir(ctx, &dir)).await?;
-            Ok(SimDirLock { env: self.clone(), dir, token })
+            Ok(SimDirLock {
+                env: self.clone(),
+                dir,
+                token,
+            })
         }
     }
 }
@@ -157,19 +183,27 @@ pub struct SimFile {
 
 impl File for SimFile {
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        self.env.disk_op(|disk, ctx| disk.read(ctx, &self.handle, offset, len)).await
+        self.env
+            .disk_op(|disk, ctx| disk.read(ctx, &self.handle, offset, len))
+            .await
     }
 
     async fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.env.disk_op(|disk, ctx| disk.write(ctx, &self.handle, offset, data)).await
+        self.env
+            .disk_op(|disk, ctx| disk.write(ctx, &self.handle, offset, data))
+            .await
     }
 
     async fn sync_data(&self) -> io::Result<()> {
-        self.env.disk_op(|disk, ctx| disk.sync_data(ctx, &self.handle)).await
+        self.env
+            .disk_op(|disk, ctx| disk.sync_data(ctx, &self.handle))
+            .await
     }
 
     async fn set_len(&self, len: u64) -> io::Result<()> {
-        self.env.disk_op(|disk, ctx| disk.set_len(ctx, &self.handle, len)).await
+        self.env
+            .disk_op(|disk, ctx| disk.set_len(ctx, &self.handle, len))
+            .await
     }
 
     async fn len(&self) -> io::Result<u64> {
@@ -187,7 +221,9 @@ pub struct SimDirLock {
 impl Drop for SimDirLock {
     fn drop(&mut self) {
         let (dir, token) = (&self.dir, self.token);
-        self.env.shared.with_disk(self.env.node, |disk, _| disk.unlock_dir(dir, token));
+        self.env
+            .shared
+            .with_disk(self.env.node, |disk, _| disk.unlock_dir(dir, token));
     }
 }
 
@@ -247,8 +283,13 @@ impl Net for SimEnv {
 
     async fn listen(&self, addr: SocketAddr) -> io::Result<SimListener> {
         self.net_delay().await;
-        let bound = self.shared.with_net(|net, ctx| net.listen(ctx, self.node, addr))?;
-        Ok(SimListener { shared: Arc::clone(&self.shared), addr: bound })
+        let bound = self
+            .shared
+            .with_net(|net, ctx| net.listen(ctx, self.node, addr))?;
+        Ok(SimListener {
+            shared: Arc::clone(&self.shared),
+            addr: bound,
+        })
     }
 }
 
@@ -267,9 +308,19 @@ impl Listener for SimListener {
 
     fn accept(&self) -> impl Future<Output = io::Result<(SimStream, SocketAddr)>> + Send {
         futures::future::poll_fn(move |cx| {
-            let accepted = self.shared.with_net(|net, _| net.poll_accept(self.addr, cx.waker()));
+            let accepted = self
+                .shared
+                .with_net(|net, _| net.poll_accept(self.addr, cx.waker()));
             accepted.map_ok(|(conn, peer)| {
-                (SimStream { shared: Arc::clone(&self.shared), conn, side: 1, timer: None }, peer)
+                (
+                    SimStream {
+                        shared: Arc::clone(&self.shared),
+                        conn,
+                        side: 1,
+                        timer: None,
+                    },
+                    peer,
+                )
             })
         })
     }
@@ -290,17 +341,27 @@ pub struct SimStream {
 }
 
 impl AsyncRead for SimStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let (conn, side, timer) = (this.conn, this.side, &mut this.timer);
-        this.shared.with_net(|net, ctx| net.poll_read(ctx, conn, side, buf, cx.waker(), timer))
+        this.shared
+            .with_net(|net, ctx| net.poll_read(ctx, conn, side, buf, cx.waker(), timer))
     }
 }
 
 impl AsyncWrite for SimStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let (conn, side) = (self.conn, self.side);
-        self.shared.with_net(|net, ctx| net.poll_write(ctx, conn, side, buf, cx.waker()))
+        self.shared
+            .with_net(|net, ctx| net.poll_write(ctx, conn, side, buf, cx.waker()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -86,7 +86,11 @@ impl Executor {
             ready.swap_remove(index)
         };
         let meta = runnable.metadata();
-        let polled = Polled { id: meta.id, node: meta.node, name: meta.name };
+        let polled = Polled {
+            id: meta.id,
+            node: meta.node,
+            name: meta.name,
+        };
         runnable.run();
         let finished = {
             let mut tasks = lock(&self.tasks);
@@ -115,8 +119,11 @@ impl Executor {
     fn kill_where(&self, doomed: impl Fn(NodeId) -> bool) -> usize {
         let handles: Vec<_> = {
             let mut tasks = lock(&self.tasks);
-            let ids: Vec<u64> =
-                tasks.iter().filter(|(_, (node, _))| doomed(*node)).map(|(&id, _)| id).collect();
+            let ids: Vec<u64> = tasks
+                .iter()
+                .filter(|(_, (node, _))| doomed(*node))
+                .map(|(&id, _)| id)
+                .collect();
             ids.into_iter().filter_map(|id| tasks.remove(&id)).collect()
         };
         let killed = handles.len();
@@ -126,8 +133,9 @@ impl Executor {
         loop {
             let batch: Vec<_> = {
                 let mut ready = lock(&self.ready);
-                let (dead, alive): (Vec<_>, Vec<_>) =
-                    ready.drain(..).partition(|r: &Runnable<TaskMeta>| doomed(r.metadata().node));
+                let (dead, alive): (Vec<_>, Vec<_>) = ready
+                    .drain(..)
+                    .partition(|r: &Runnable<TaskMeta>| doomed(r.metadata().node));
                 *ready = alive;
                 dead
             };
@@ -144,12 +152,17 @@ impl Executor {
 
     /// Live tasks of `node`.
     pub(crate) fn tasks_of(&self, node: NodeId) -> usize {
-        lock(&self.tasks).values().filter(|(n, _)| *n == node).count()
+        lock(&self.tasks)
+            .values()
+            .filter(|(n, _)| *n == node)
+            .count()
     }
 }
 
 /// Locks `mutex`, ignoring poisoning: a panic inside the simulator fails the
 /// run anyway, and the report must still be printable.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -118,13 +118,33 @@ impl Fault {
     }
 
     fn swarm(self) -> Swarm {
-        let p = |enabled, lo, hi| Swarm { enabled, lo, hi, log: true };
+        let p = |enabled, lo, hi| Swarm {
+            enabled,
+            lo,
+            hi,
+            log: true,
+        };
         match self {
             Fault::Crash => p(0.9, 1e-4, 3e-3),
             Fault::Kill => p(0.3, 1e-4, 2e-3),
-            Fault::WriteLost => Swarm { enabled: 0.8, lo: 0.1, hi: 0.9, log: false },
-            Fault::WriteTorn => Swarm { enabled: 0.6, lo: 0.05, hi: 0.5, log: false },
-            Fault::DirOpLost => Swarm { enabled: 0.6, lo: 0.1, hi: 0.9, log: false },
+            Fault::WriteLost => Swarm {
+                enabled: 0.8,
+                lo: 0.1,
+                hi: 0.9,
+                log: false,
+            },
+            Fault::WriteTorn => Swarm {
+                enabled: 0.6,
+                lo: 0.05,
+                hi: 0.5,
+                log: false,
+            },
+            Fault::DirOpLost => Swarm {
+                enabled: 0.6,
+                lo: 0.1,
+                hi: 0.9,
+                log: false,
+            },
             Fault::FsyncError => p(0.3, 1e-3, 2e-2),
             Fault::ReadCorrupt => p(0.25, 1e-3, 2e-2),
             Fault::WriteMisdirected => p(0.2, 1e-3, 1e-2),
@@ -132,8 +152,18 @@ impl Fault {
             Fault::ClockJump => p(0.3, 1e-4, 1e-3),
             Fault::NetDrop => p(0.3, 1e-3, 2e-2),
             Fault::NetPartition => p(0.3, 1e-4, 1e-3),
-            Fault::IoLatencyUs => Swarm { enabled: 1.0, lo: 1.0, hi: 2_000.0, log: true },
-            Fault::NetLatencyUs => Swarm { enabled: 1.0, lo: 10.0, hi: 5_000.0, log: true },
+            Fault::IoLatencyUs => Swarm {
+                enabled: 1.0,
+                lo: 1.0,
+                hi: 2_000.0,
+                log: true,
+            },
+            Fault::NetLatencyUs => Swarm {
+                enabled: 1.0,
+                lo: 10.0,
+                hi: 5_000.0,
+                log: true,
+            },
         }
     }
 }
@@ -148,7 +178,9 @@ impl FaultConfig {
     /// No faults at all; latencies at a small fixed value, so tasks still
     /// interleave.
     pub fn none() -> Self {
-        let mut config = FaultConfig { values: [0.0; Fault::ALL.len()] };
+        let mut config = FaultConfig {
+            values: [0.0; Fault::ALL.len()],
+        };
         config.set(Fault::IoLatencyUs, 50.0);
         config.set(Fault::NetLatencyUs, 100.0);
         config
@@ -156,7 +188,9 @@ impl FaultConfig {
 
     /// A configuration drawn from `rng`: each fault on or off, and its rate.
     pub fn swarm(rng: &mut SimRng) -> Self {
-        let mut config = FaultConfig { values: [0.0; Fault::ALL.len()] };
+        let mut config = FaultConfig {
+            values: [0.0; Fault::ALL.len()],
+        };
         for fault in Fault::ALL {
             let swarm = fault.swarm();
             // Draw both numbers for every fault, on or off, so pinning one
@@ -179,8 +213,15 @@ impl FaultConfig {
 
     /// Sets `fault` to `value`.
     pub fn set(&mut self, fault: Fault, value: f64) {
-        assert!(value.is_finite() && value >= 0.0, "fault values are finite and non-negative");
-        assert!(!fault.is_probability() || value <= 1.0, "{} is a probability", fault.name());
+        assert!(
+            value.is_finite() && value >= 0.0,
+            "fault values are finite and non-negative"
+        );
+        assert!(
+            !fault.is_probability() || value <= 1.0,
+            "{} is a probability",
+            fault.name()
+        );
         self.values[fault as usize] = value;
     }
 
@@ -191,17 +232,28 @@ impl FaultConfig {
             .ok_or_else(|| format!("fault pin `{spec}` is not of the form name=value"))?;
         let fault = Fault::from_name(name.trim()).ok_or_else(|| {
             let names: Vec<_> = Fault::ALL.iter().map(|f| f.name()).collect();
-            format!("unknown fault `{}`; known: {}", name.trim(), names.join(", "))
+            format!(
+                "unknown fault `{}`; known: {}",
+                name.trim(),
+                names.join(", ")
+            )
         })?;
-        let value: f64 = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("fault `{}` needs a number, got `{}`", fault.name(), value.trim()))?;
+        let value: f64 = value.trim().parse().map_err(|_| {
+            format!(
+                "fault `{}` needs a number, got `{}`",
+                fault.name(),
+                value.trim()
+            )
+        })?;
         if !value.is_finite() || value < 0.0 || (fault.is_probability() && value > 1.0) {
             return Err(format!(
                 "fault `{}` must be {}, got {value}",
                 fault.name(),
-                if fault.is_probability() { "a probability in [0, 1]" } else { "a non-negative amount" }
+                if fault.is_probability() {
+                    "a probability in [0, 1]"
+                } else {
+                    "a non-negative amount"
+                }
             ));
         }
         self.set(fault, value);
@@ -262,12 +314,18 @@ impl FaultCounts {
     /// Every fault with its count, in [`Fault::ALL`] order (amount knobs
     /// such as latencies are left out: they are not injections).
     pub fn iter(&self) -> impl Iterator<Item = (Fault, u64)> + '_ {
-        Fault::ALL.into_iter().filter(|f| f.is_probability()).map(|f| (f, self.get(f)))
+        Fault::ALL
+            .into_iter()
+            .filter(|f| f.is_probability())
+            .map(|f| (f, self.get(f)))
     }
 
     /// Corruption faults injected so far (see [`Fault::is_corruption`]).
     pub fn corruptions(&self) -> u64 {
-        self.iter().filter(|(f, _)| f.is_corruption()).map(|(_, n)| n).sum()
+        self.iter()
+            .filter(|(f, _)| f.is_corruption())
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Adds `other`'s counts to these.
@@ -295,8 +353,9 @@ mod tests {
 
     #[test]
     fn swarm_switches_faults_on_and_off_across_seeds() {
-        let configs: Vec<_> =
-            (0..200).map(|seed| FaultConfig::swarm(&mut SimRng::new(seed, Stream::Swarm))).collect();
+        let configs: Vec<_> = (0..200)
+            .map(|seed| FaultConfig::swarm(&mut SimRng::new(seed, Stream::Swarm)))
+            .collect();
         for fault in Fault::ALL.into_iter().filter(|f| f.is_probability()) {
             let on = configs.iter().filter(|c| c.get(fault) > 0.0).count();
             assert!(on > 0, "{} never on", fault.name());
@@ -307,10 +366,30 @@ mod tests {
     #[test]
     fn bad_pins_say_what_is_wrong() {
         let mut config = FaultConfig::none();
-        assert!(config.pin("crash").expect_err("must be refused").contains("name=value"));
-        assert!(config.pin("meteor=0.1").expect_err("must be refused").contains("unknown fault `meteor`"));
-        assert!(config.pin("crash=lots").expect_err("must be refused").contains("needs a number"));
-        assert!(config.pin("crash=2").expect_err("must be refused").contains("probability"));
+        assert!(
+            config
+                .pin("crash")
+                .expect_err("must be refused")
+                .contains("name=value")
+        );
+        assert!(
+            config
+                .pin("meteor=0.1")
+                .expect_err("must be refused")
+                .contains("unknown fault `meteor`")
+        );
+        assert!(
+            config
+                .pin("crash=lots")
+                .expect_err("must be refused")
+                .contains("needs a number")
+        );
+        assert!(
+            config
+                .pin("crash=2")
+                .expect_err("must be refused")
+                .contains("probability")
+        );
         assert!(config.pin("io_latency_us=2000").is_ok());
     }
 }

@@ -39,7 +39,8 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn trace(&mut self, args: std::fmt::Arguments<'_>) {
-        self.trace.record(self.clock.now_nanos(), format_args!("net {args}"));
+        self.trace
+            .record(self.clock.now_nanos(), format_args!("net {args}"));
     }
 }
 
@@ -132,7 +133,10 @@ impl Network {
             self.next_port = EPHEMERAL_PORT_FIRST;
         }
         let port = self.next_port;
-        self.next_port = self.next_port.checked_add(1).unwrap_or(EPHEMERAL_PORT_FIRST);
+        self.next_port = self
+            .next_port
+            .checked_add(1)
+            .unwrap_or(EPHEMERAL_PORT_FIRST);
         port
     }
 
@@ -140,14 +144,37 @@ impl Network {
         a != b && self.partitions.contains(&ordered(a, b))
     }
 
-    pub(crate) fn listen(&mut self, ctx: &mut Ctx<'_>, node: NodeId, addr: SocketAddr) -> io::Result<SocketAddr> {
-        let ip = if addr.ip().is_unspecified() { node_ip(node) } else { addr.ip() };
-        let port = if addr.port() == 0 { self.ephemeral_port() } else { addr.port() };
+    pub(crate) fn listen(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        node: NodeId,
+        addr: SocketAddr,
+    ) -> io::Result<SocketAddr> {
+        let ip = if addr.ip().is_unspecified() {
+            node_ip(node)
+        } else {
+            addr.ip()
+        };
+        let port = if addr.port() == 0 {
+            self.ephemeral_port()
+        } else {
+            addr.port()
+        };
         let bound = SocketAddr::new(ip, port);
         if self.listeners.contains_key(&bound) {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{bound} is already bound")));
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{bound} is already bound"),
+            ));
         }
-        self.listeners.insert(bound, Listening { node, backlog: VecDeque::new(), waker: None });
+        self.listeners.insert(
+            bound,
+            Listening {
+                node,
+                backlog: VecDeque::new(),
+                waker: None,
+            },
+        );
         ctx.trace(format_args!("{node} listen {bound}"));
         Ok(bound)
     }
@@ -156,7 +183,11 @@ impl Network {
         self.listeners.remove(&addr);
     }
 
-    pub(crate) fn poll_accept(&mut self, addr: SocketAddr, waker: &Waker) -> Poll<io::Result<(u64, SocketAddr)>> {
+    pub(crate) fn poll_accept(
+        &mut self,
+        addr: SocketAddr,
+        waker: &Waker,
+    ) -> Poll<io::Result<(u64, SocketAddr)>> {
         let Some(listener) = self.listeners.get_mut(&addr) else {
             return Poll::Ready(Err(io::Error::other(format!("listener {addr} was closed"))));
         };
@@ -171,28 +202,47 @@ impl Network {
 
     /// Opens a connection from `node` to `addr`; returns its id (the caller
     /// holds end 0, the listener gets end 1).
-    pub(crate) fn connect(&mut self, ctx: &mut Ctx<'_>, node: NodeId, addr: SocketAddr) -> io::Result<u64> {
+    pub(crate) fn connect(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        node: NodeId,
+        addr: SocketAddr,
+    ) -> io::Result<u64> {
         let target = match self.listeners.get(&addr) {
             Some(l) => l.node,
             None => {
                 ctx.trace(format_args!("{node} connect {addr} -> refused"));
-                return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("nothing listens on {addr}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("nothing listens on {addr}"),
+                ));
             }
         };
         if self.partitioned(node, target) {
             ctx.trace(format_args!("{node} connect {addr} -> partitioned"));
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{addr} is unreachable (partition)")));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{addr} is unreachable (partition)"),
+            ));
         }
         let id = self.next_conn;
         self.next_conn += 1;
         let peer = SocketAddr::new(node_ip(node), self.ephemeral_port());
-        self.conns.insert(id, Conn { ends: [End::new(node), End::new(target)], reset: false });
+        self.conns.insert(
+            id,
+            Conn {
+                ends: [End::new(node), End::new(target)],
+                reset: false,
+            },
+        );
         let listener = self.listeners.get_mut(&addr).expect("checked above");
         listener.backlog.push_back((id, peer));
         if let Some(w) = listener.waker.take() {
             w.wake();
         }
-        ctx.trace(format_args!("{node} connect {addr} -> conn {id} from {peer}"));
+        ctx.trace(format_args!(
+            "{node} connect {addr} -> conn {id} from {peer}"
+        ));
         Ok(id)
     }
 
@@ -283,17 +333,26 @@ impl Network {
             ctx.trace(format_args!("conn {conn}.{side} write FAULT net_drop"));
             return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
         }
-        let latency_us = ctx.rng.between(0, ctx.faults.get(Fault::NetLatencyUs) as u64);
+        let latency_us = ctx
+            .rng
+            .between(0, ctx.faults.get(Fault::NetLatencyUs) as u64);
         let peer = &mut c.ends[1 - side];
         let n = buf.len().min(PIPE_BYTES_MAX - peer.inbox_bytes);
         let deliver_at = (ctx.clock.now_nanos() + latency_us * 1_000).max(peer.last_deliver_at);
         peer.last_deliver_at = deliver_at;
-        peer.inbox.push_back(Chunk { deliver_at, data: buf[..n].to_vec(), read: 0 });
+        peer.inbox.push_back(Chunk {
+            deliver_at,
+            data: buf[..n].to_vec(),
+            read: 0,
+        });
         peer.inbox_bytes += n;
         if let Some(w) = peer.reader.take() {
             w.wake();
         }
-        ctx.trace(format_args!("conn {conn}.{side} write {n} arrives {}us", deliver_at / 1_000));
+        ctx.trace(format_args!(
+            "conn {conn}.{side} write {n} arrives {}us",
+            deliver_at / 1_000
+        ));
         Poll::Ready(Ok(n))
     }
 

@@ -42,7 +42,10 @@ impl SimClock {
         SimClock {
             now_nanos: AtomicU64::new(0),
             wall_offset_ms: AtomicI64::new(0),
-            timers: Mutex::new(Timers { entries: BTreeMap::new(), next_seq: 0 }),
+            timers: Mutex::new(Timers {
+                entries: BTreeMap::new(),
+                next_seq: 0,
+            }),
         }
     }
 
@@ -52,7 +55,8 @@ impl SimClock {
 
     pub(crate) fn wall_ms(&self) -> u64 {
         let mono_ms = self.now_nanos() / 1_000_000;
-        let wall = i128::from(WALL_EPOCH_MS) + i128::from(mono_ms)
+        let wall = i128::from(WALL_EPOCH_MS)
+            + i128::from(mono_ms)
             + i128::from(self.wall_offset_ms.load(Ordering::Relaxed));
         u64::try_from(wall.max(0)).unwrap_or(u64::MAX)
     }
@@ -100,7 +104,10 @@ impl SimClock {
 
     /// Deadline of the earliest pending timer.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        lock(&self.timers).entries.first_key_value().map(|(&(deadline, _), _)| deadline)
+        lock(&self.timers)
+            .entries
+            .first_key_value()
+            .map(|(&(deadline, _), _)| deadline)
     }
 }
 
@@ -113,7 +120,11 @@ pub struct Sleep {
 
 impl Sleep {
     pub(crate) fn new(clock: Arc<SimClock>, deadline: u64) -> Self {
-        Sleep { clock, deadline, key: None }
+        Sleep {
+            clock,
+            deadline,
+            key: None,
+        }
     }
 }
 
@@ -128,7 +139,8 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let this = &mut *self;
-        this.clock.register(this.deadline, &mut this.key, cx.waker());
+        this.clock
+            .register(this.deadline, &mut this.key, cx.waker());
         Poll::Pending
     }
 }

@@ -62,10 +62,20 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Runs `f` on `node`'s disk with the fault context.
-    pub(crate) fn with_disk<R>(&self, node: NodeId, f: impl FnOnce(&mut Disk, &mut disk::Ctx<'_>) -> R) -> R {
+    pub(crate) fn with_disk<R>(
+        &self,
+        node: NodeId,
+        f: impl FnOnce(&mut Disk, &mut disk::Ctx<'_>) -> R,
+    ) -> R {
         let mut state = lock(&self.state);
         let mut trace = lock(&self.trace);
-        let State { disks, disk_rng, counts, faults, .. } = &mut *state;
+        let State {
+            disks,
+            disk_rng,
+            counts,
+            faults,
+            ..
+        } = &mut *state;
         let mut ctx = disk::Ctx {
             rng: disk_rng,
             faults,
@@ -81,8 +91,20 @@ impl Shared {
     pub(crate) fn with_net<R>(&self, f: impl FnOnce(&mut Network, &mut net::Ctx<'_>) -> R) -> R {
         let mut state = lock(&self.state);
         let mut trace = lock(&self.trace);
-        let State { net, net_rng, counts, faults, .. } = &mut *state;
-        let mut ctx = net::Ctx { rng: net_rng, faults, counts, trace: &mut trace, clock: &self.clock };
+        let State {
+            net,
+            net_rng,
+            counts,
+            faults,
+            ..
+        } = &mut *state;
+        let mut ctx = net::Ctx {
+            rng: net_rng,
+            faults,
+            counts,
+            trace: &mut trace,
+            clock: &self.clock,
+        };
         f(net, &mut ctx)
     }
 
@@ -169,7 +191,11 @@ impl World {
             if let Some(value) = lock(&slot).take() {
                 return value;
             }
-            assert_ne!(self.step(), Step::Idle, "the world went quiet before the task finished");
+            assert_ne!(
+                self.step(),
+                Step::Idle,
+                "the world went quiet before the task finished"
+            );
         }
     }
 
@@ -180,7 +206,8 @@ impl World {
         // runs cannot deadlock.
         let polled = self.shared.exec.run_one(&mut lock(&self.shared.sched_rng));
         if let Some(p) = polled {
-            self.shared.trace(format_args!("{} poll #{} {}", p.node, p.id, p.name));
+            self.shared
+                .trace(format_args!("{} poll #{} {}", p.node, p.id, p.name));
             return Step::Polled;
         }
         if self.shared.clock.fire_next() {
@@ -247,8 +274,11 @@ impl World {
     /// Moves the wall clock by `delta_ms` (the monotonic clock is untouched).
     pub fn jump_wall_clock(&self, delta_ms: i64) {
         self.shared.clock.jump_wall(delta_ms);
-        self.shared.trace(format_args!("wall clock jumps {delta_ms}ms"));
-        lock(&self.shared.state).counts.add(crate::faults::Fault::ClockJump);
+        self.shared
+            .trace(format_args!("wall clock jumps {delta_ms}ms"));
+        lock(&self.shared.state)
+            .counts
+            .add(crate::faults::Fault::ClockJump);
     }
 
     /// Counts one injection of `fault` that the driver (not the disk or
@@ -294,7 +324,10 @@ impl World {
 
     /// Bytes held by files on `node`'s disk.
     pub fn disk_bytes(&self, node: NodeId) -> u64 {
-        lock(&self.shared.state).disks.get(&node).map_or(0, Disk::bytes)
+        lock(&self.shared.state)
+            .disks
+            .get(&node)
+            .map_or(0, Disk::bytes)
     }
 }
 

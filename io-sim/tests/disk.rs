@@ -21,7 +21,13 @@ fn faults(pins: &[(Fault, f64)]) -> FaultConfig {
 }
 
 /// Creates `/db/name` with `data` and returns the env; syncs as asked.
-fn write_file(world: &World, name: &str, data: &'static [u8], sync_data: bool, sync_dir: bool) -> SimEnv {
+fn write_file(
+    world: &World,
+    name: &str,
+    data: &'static [u8],
+    sync_data: bool,
+    sync_dir: bool,
+) -> SimEnv {
     let env = world.env(N);
     let e = env.clone();
     let path = dir().join(name);
@@ -55,19 +61,32 @@ fn read_file(world: &World, path: &Path) -> Option<Vec<u8>> {
 
 #[test]
 fn synced_data_and_names_survive_a_crash() {
-    let world = World::new(1, faults(&[(Fault::WriteLost, 1.0), (Fault::DirOpLost, 1.0)]));
+    let world = World::new(
+        1,
+        faults(&[(Fault::WriteLost, 1.0), (Fault::DirOpLost, 1.0)]),
+    );
     write_file(&world, "a", b"durable", true, true);
     world.crash(N);
-    assert_eq!(read_file(&world, &dir().join("a")).as_deref(), Some(&b"durable"[..]));
+    assert_eq!(
+        read_file(&world, &dir().join("a")).as_deref(),
+        Some(&b"durable"[..])
+    );
 }
 
 #[test]
 fn unsynced_writes_are_lost_when_the_crash_says_so() {
     let world = World::new(1, faults(&[(Fault::WriteLost, 1.0)]));
     write_file(&world, "a", b"volatile", false, true);
-    assert_eq!(read_file(&world, &dir().join("a")).as_deref(), Some(&b"volatile"[..]), "page cache serves reads");
+    assert_eq!(
+        read_file(&world, &dir().join("a")).as_deref(),
+        Some(&b"volatile"[..]),
+        "page cache serves reads"
+    );
     world.crash(N);
-    assert_eq!(read_file(&world, &dir().join("a")).as_deref(), Some(&b""[..]));
+    assert_eq!(
+        read_file(&world, &dir().join("a")).as_deref(),
+        Some(&b""[..])
+    );
 }
 
 #[test]
@@ -80,10 +99,16 @@ fn an_unsynced_name_is_lost_even_if_its_data_was_synced() {
 
 #[test]
 fn a_kill_keeps_the_page_cache() {
-    let world = World::new(1, faults(&[(Fault::WriteLost, 1.0), (Fault::DirOpLost, 1.0)]));
+    let world = World::new(
+        1,
+        faults(&[(Fault::WriteLost, 1.0), (Fault::DirOpLost, 1.0)]),
+    );
     write_file(&world, "a", b"cached", false, false);
     world.kill(N);
-    assert_eq!(read_file(&world, &dir().join("a")).as_deref(), Some(&b"cached"[..]));
+    assert_eq!(
+        read_file(&world, &dir().join("a")).as_deref(),
+        Some(&b"cached"[..])
+    );
 }
 
 #[test]
@@ -118,19 +143,33 @@ fn a_failed_fsync_forgets_dirty_data_yet_reads_still_see_it() {
     let file = world.block_on(N, {
         let env = env.clone();
         async move {
-            let file = env.open(&dir().join("a"), OpenMode::Existing).await.expect("open");
+            let file = env
+                .open(&dir().join("a"), OpenMode::Existing)
+                .await
+                .expect("open");
             file.write_at(0, b"lost").await.expect("write");
-            assert!(file.sync_data().await.is_err(), "the fault must fail the sync");
+            assert!(
+                file.sync_data().await.is_err(),
+                "the fault must fail the sync"
+            );
             file
         }
     });
     world.set_faults(faults(&[(Fault::WriteLost, 1.0)]));
     world.block_on(N, async move {
         file.sync_data().await.expect("the retry reports success");
-        assert_eq!(file.read_at(0, 4).await.expect("read"), b"lost", "the page cache still has it");
+        assert_eq!(
+            file.read_at(0, 4).await.expect("read"),
+            b"lost",
+            "the page cache still has it"
+        );
     });
     world.crash(N);
-    assert_eq!(read_file(&world, &dir().join("a")).as_deref(), Some(&b""[..]), "yet it was never durable");
+    assert_eq!(
+        read_file(&world, &dir().join("a")).as_deref(),
+        Some(&b""[..]),
+        "yet it was never durable"
+    );
 }
 
 #[test]
@@ -139,7 +178,10 @@ fn disk_full_fails_the_write_and_changes_nothing() {
     let env = write_file(&world, "a", b"before", true, true);
     world.set_faults(faults(&[(Fault::DiskFull, 1.0)]));
     world.block_on(N, async move {
-        let file = env.open(&dir().join("a"), OpenMode::Existing).await.expect("open");
+        let file = env
+            .open(&dir().join("a"), OpenMode::Existing)
+            .await
+            .expect("open");
         let err = file.write_at(0, b"after!").await.expect_err("disk is full");
         assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
         assert_eq!(file.read_at(0, 6).await.expect("read"), b"before");
@@ -152,12 +194,19 @@ fn misdirected_writes_land_elsewhere() {
     let env = world.env(N);
     let image = world.block_on(N, async move {
         env.create_dir_all(&dir()).await.expect("mkdir");
-        let file = env.open(&dir().join("a"), OpenMode::CreateNew).await.expect("create");
+        let file = env
+            .open(&dir().join("a"), OpenMode::CreateNew)
+            .await
+            .expect("create");
         file.write_at(8192, b"here").await.expect("write");
         let len = file.len().await.expect("len");
         file.read_at(0, len as usize).await.expect("read")
     });
-    assert_ne!(image.get(8192..8196), Some(&b"here"[..]), "the write landed where it was aimed");
+    assert_ne!(
+        image.get(8192..8196),
+        Some(&b"here"[..]),
+        "the write landed where it was aimed"
+    );
     assert_eq!(world.fault_counts().get(Fault::WriteMisdirected), 1);
 }
 
@@ -169,16 +218,27 @@ fn read_corruption_flips_a_bit_of_the_copy_not_the_file() {
     let file = world.block_on(N, {
         let env = env.clone();
         async move {
-            let file = env.open(&dir().join("a"), OpenMode::Existing).await.expect("open");
+            let file = env
+                .open(&dir().join("a"), OpenMode::Existing)
+                .await
+                .expect("open");
             let read = file.read_at(0, 11).await.expect("read");
-            let flipped: u32 = read.iter().zip(b"clean bytes").map(|(a, b)| (a ^ b).count_ones()).sum();
+            let flipped: u32 = read
+                .iter()
+                .zip(b"clean bytes")
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
             assert_eq!(flipped, 1, "exactly one bit flips per read");
             file
         }
     });
     world.set_faults(faults(&[]));
     world.block_on(N, async move {
-        assert_eq!(file.read_at(0, 11).await.expect("read"), b"clean bytes", "the stored bytes are intact");
+        assert_eq!(
+            file.read_at(0, 11).await.expect("read"),
+            b"clean bytes",
+            "the stored bytes are intact"
+        );
     });
 }
 
@@ -189,7 +249,11 @@ fn a_directory_lock_excludes_a_second_holder_until_dropped() {
     world.block_on(N, async move {
         env.create_dir_all(&dir()).await.expect("mkdir");
         let held = env.lock_dir(&dir()).await.expect("first lock");
-        let err = env.lock_dir(&dir()).await.err().expect("second lock must fail");
+        let err = env
+            .lock_dir(&dir())
+            .await
+            .err()
+            .expect("second lock must fail");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
         drop(held);
         env.lock_dir(&dir()).await.expect("lock after release");
@@ -204,13 +268,21 @@ fn a_crash_releases_locks_and_kills_handles() {
     let (lock, file) = world.block_on(N, async move {
         e.create_dir_all(&dir()).await.expect("mkdir");
         let lock = e.lock_dir(&dir()).await.expect("lock");
-        let file = e.open(&dir().join("a"), OpenMode::CreateNew).await.expect("create");
+        let file = e
+            .open(&dir().join("a"), OpenMode::CreateNew)
+            .await
+            .expect("create");
         (lock, file)
     });
     world.crash(N);
     world.block_on(N, async move {
-        assert!(file.len().await.is_err(), "a handle from before the crash is dead");
-        env.lock_dir(&dir()).await.expect("the dead process's lock is gone");
+        assert!(
+            file.len().await.is_err(),
+            "a handle from before the crash is dead"
+        );
+        env.lock_dir(&dir())
+            .await
+            .expect("the dead process's lock is gone");
         drop(lock);
     });
 }
@@ -222,9 +294,13 @@ fn list_renames_and_removes() {
     let names = world.block_on(N, async move {
         env.create_dir_all(&dir()).await.expect("mkdir");
         for name in ["c", "a", "b"] {
-            env.open(&dir().join(name), OpenMode::CreateNew).await.expect("create");
+            env.open(&dir().join(name), OpenMode::CreateNew)
+                .await
+                .expect("create");
         }
-        env.rename(&dir().join("c"), &dir().join("d")).await.expect("rename");
+        env.rename(&dir().join("c"), &dir().join("d"))
+            .await
+            .expect("rename");
         env.remove(&dir().join("a")).await.expect("remove");
         env.list(&dir()).await.expect("list")
     });

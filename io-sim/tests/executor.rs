@@ -33,7 +33,11 @@ fn a_seed_fixes_the_interleaving_and_the_trace() {
 #[test]
 fn different_seeds_explore_different_interleavings() {
     let orders: std::collections::BTreeSet<_> = (0..20).map(|s| interleaving(s).0).collect();
-    assert!(orders.len() > 10, "only {} distinct interleavings in 20 seeds", orders.len());
+    assert!(
+        orders.len() > 10,
+        "only {} distinct interleavings in 20 seeds",
+        orders.len()
+    );
 }
 
 #[test]
@@ -69,7 +73,10 @@ fn join_handles_return_outputs_and_detach_on_drop() {
     });
     assert_eq!(sum, 42);
     world.run_until_idle(100);
-    assert!(*flag.lock().expect("flag"), "a dropped handle must not cancel its task");
+    assert!(
+        *flag.lock().expect("flag"),
+        "a dropped handle must not cancel its task"
+    );
 }
 
 #[test]
@@ -95,7 +102,11 @@ fn killing_a_node_drops_its_tasks_and_spares_the_others() {
         assert_eq!(world.step(), Step::Polled);
     }
     assert_eq!(world.kill(NodeId(0)), 2);
-    assert_eq!(*dropped.lock().expect("count"), 2, "the killed tasks' futures were dropped");
+    assert_eq!(
+        *dropped.lock().expect("count"),
+        2,
+        "the killed tasks' futures were dropped"
+    );
     assert_eq!(world.tasks(NodeId(1)), 1);
 }
 

@@ -15,7 +15,9 @@ const CLIENT: NodeId = NodeId(2);
 fn echo_server(world: &World) -> SocketAddr {
     let env = world.env(SERVER);
     let listener = world.block_on(SERVER, async move {
-        env.listen(SocketAddr::new(node_ip(SERVER), 7000)).await.expect("listen")
+        env.listen(SocketAddr::new(node_ip(SERVER), 7000))
+            .await
+            .expect("listen")
     });
     let addr = listener.local_addr().expect("addr");
     let env = world.env(SERVER);
@@ -81,7 +83,10 @@ fn a_partition_holds_bytes_until_it_heals() {
     }
     world.partition(CLIENT, SERVER);
     world.run_until_idle(10_000);
-    assert!(got.lock().expect("slot").is_none(), "bytes crossed a partition");
+    assert!(
+        got.lock().expect("slot").is_none(),
+        "bytes crossed a partition"
+    );
     world.heal(CLIENT, SERVER);
     while got.lock().expect("slot").is_none() {
         assert_ne!(world.step(), Step::Idle, "nothing delivered after the heal");
@@ -107,7 +112,10 @@ fn killing_the_server_resets_its_connections() {
     world.run_until_idle(10_000);
     world.kill(SERVER);
     world.run_until_idle(10_000);
-    assert_eq!(*result.lock().expect("slot"), Some(Err(std::io::ErrorKind::ConnectionReset)));
+    assert_eq!(
+        *result.lock().expect("slot"),
+        Some(Err(std::io::ErrorKind::ConnectionReset))
+    );
 }
 
 #[test]
@@ -130,7 +138,10 @@ fn connecting_to_nothing_is_refused() {
     let world = World::new(5, FaultConfig::none());
     let env = world.env(CLIENT);
     let kind = world.block_on(CLIENT, async move {
-        env.connect(SocketAddr::new(node_ip(SERVER), 1)).await.err().map(|e| e.kind())
+        env.connect(SocketAddr::new(node_ip(SERVER), 1))
+            .await
+            .err()
+            .map(|e| e.kind())
     });
     assert_eq!(kind, Some(std::io::ErrorKind::ConnectionRefused));
 }

@@ -23,7 +23,12 @@ pub(crate) async fn run(dir: &Path, json: bool, summary_only: bool, record_bytes
     let mut records = Vec::new();
     let outcome = match scan(&env, dir, record_bytes_max, |pos, payload| {
         if !summary_only {
-            records.push(Record { lsn: pos.lsn, segment: pos.segment, offset: pos.offset, payload: payload.to_vec() });
+            records.push(Record {
+                lsn: pos.lsn,
+                segment: pos.segment,
+                offset: pos.offset,
+                payload: payload.to_vec(),
+            });
         }
     })
     .await
@@ -39,7 +44,11 @@ pub(crate) async fn run(dir: &Path, json: bool, summary_only: bool, record_bytes
     } else {
         print!("{}", to_text(dir, &outcome, &records, summary_only));
     }
-    if outcome.corruption.is_some() { exit::FINDING } else { exit::OK }
+    if outcome.corruption.is_some() {
+        exit::FINDING
+    } else {
+        exit::OK
+    }
 }
 
 fn stop_text(stop: &Stop) -> String {
@@ -52,7 +61,11 @@ fn stop_text(stop: &Stop) -> String {
 /// Printable preview of a payload: text if it is text, hex otherwise.
 fn preview(payload: &[u8]) -> String {
     let shown = &payload[..payload.len().min(PREVIEW_BYTES)];
-    let more = if payload.len() > PREVIEW_BYTES { "…" } else { "" };
+    let more = if payload.len() > PREVIEW_BYTES {
+        "…"
+    } else {
+        ""
+    };
     match std::str::from_utf8(shown) {
         Ok(text) if text.chars().all(|c| !c.is_control()) => format!("{text:?}{more}"),
         _ => {
@@ -78,7 +91,11 @@ fn to_text(dir: &Path, outcome: &ScanOutcome, records: &[Record], summary_only: 
     for segment in &outcome.segments {
         let lsns = match segment.records {
             0 => format!("no records (next LSN {})", segment.first_lsn),
-            n => format!("{n} records, LSN {}..={}", segment.first_lsn, segment.next_lsn() - 1),
+            n => format!(
+                "{n} records, LSN {}..={}",
+                segment.first_lsn,
+                segment.next_lsn() - 1
+            ),
         };
         let _ = writeln!(
             out,
@@ -105,7 +122,11 @@ fn to_text(dir: &Path, outcome: &ScanOutcome, records: &[Record], summary_only: 
         let _ = writeln!(out, "unfinished segment file {name} (recovery removes it)");
     }
     if outcome.read_retries > 0 {
-        let _ = writeln!(out, "{} reads verified only when retried", outcome.read_retries);
+        let _ = writeln!(
+            out,
+            "{} reads verified only when retried",
+            outcome.read_retries
+        );
     }
     match &outcome.corruption {
         Some(corruption) => {

@@ -53,7 +53,10 @@ pub(crate) mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("jubectl: cannot start the async runtime: {err}");
@@ -62,9 +65,12 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::DumpWal { dir, json, summary, record_bytes_max } => {
-                dump_wal::run(&dir, json, summary, record_bytes_max).await
-            }
+            Command::DumpWal {
+                dir,
+                json,
+                summary,
+                record_bytes_max,
+            } => dump_wal::run(&dir, json, summary, record_bytes_max).await,
         }
     });
     ExitCode::from(code)

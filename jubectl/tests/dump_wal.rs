@@ -8,21 +8,31 @@ use jubilant_io_real::RealEnv;
 
 /// Writes `count` records into a log with 512-byte segments in `dir`.
 fn write_log(dir: &Path, count: u32) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let mut config = LogConfig::new(dir);
         config.segment_bytes = 512;
         config.record_bytes_max = 128;
-        let (mut log, _) = Log::open(RealEnv::current(), config, |_, _| {}).await.expect("open");
+        let (mut log, _) = Log::open(RealEnv::current(), config, |_, _| {})
+            .await
+            .expect("open");
         for i in 0..count {
-            log.append(format!("record number {i:02}, padded to a fixed length").as_bytes()).await.expect("append");
+            log.append(format!("record number {i:02}, padded to a fixed length").as_bytes())
+                .await
+                .expect("append");
         }
         log.sync().await.expect("sync");
     });
 }
 
 fn jubectl(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_jubectl")).args(args).output().expect("run jubectl");
+    let output = Command::new(env!("CARGO_BIN_EXE_jubectl"))
+        .args(args)
+        .output()
+        .expect("run jubectl");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -60,12 +70,19 @@ fn dump_wal_reports_corruption_with_exit_code_1() {
     // Damage the first record of the first segment; later segments exist,
     // so this cannot be a torn tail.
     let first = dir.path().join(segment_name(1));
-    #[expect(clippy::disallowed_methods, reason = "the test damages a real file on purpose")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test damages a real file on purpose"
+    )]
     let mut bytes = std::fs::read(&first).expect("read segment");
     bytes[SEGMENT_HEADER_BYTES as usize + 10] ^= 0xff;
-    #[expect(clippy::disallowed_methods, reason = "the test damages a real file on purpose")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test damages a real file on purpose"
+    )]
     std::fs::write(&first, bytes).expect("write segment");
-    let (code, stdout, _) = jubectl(&["dump-wal", dir.path().to_str().expect("utf-8"), "--summary"]);
+    let (code, stdout, _) =
+        jubectl(&["dump-wal", dir.path().to_str().expect("utf-8"), "--summary"]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("CORRUPTION"), "{stdout}");
     assert!(stdout.contains("not a torn tail"), "{stdout}");

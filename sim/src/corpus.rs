@@ -68,8 +68,12 @@ impl Entry {
 
 /// Every `*.toml` entry in `dir`, sorted by file name.
 pub fn load(dir: &Path) -> Result<Vec<(PathBuf, Entry)>, String> {
-    #[expect(clippy::disallowed_methods, reason = "the simulator binary reads its corpus from the real disk")]
-    let listing = std::fs::read_dir(dir).map_err(|e| format!("cannot read corpus directory {}: {e}", dir.display()))?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the simulator binary reads its corpus from the real disk"
+    )]
+    let listing = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read corpus directory {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = listing
         .filter_map(Result::ok)
         .map(|entry| entry.path())
@@ -79,10 +83,17 @@ pub fn load(dir: &Path) -> Result<Vec<(PathBuf, Entry)>, String> {
     paths
         .into_iter()
         .map(|path| {
-            #[expect(clippy::disallowed_methods, reason = "the simulator binary reads its corpus from the real disk")]
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let entry: Entry = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            entry.options().map_err(|e| format!("{}: {e}", path.display()))?;
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the simulator binary reads its corpus from the real disk"
+            )]
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let entry: Entry =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            entry
+                .options()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             Ok((path, entry))
         })
         .collect()

@@ -81,7 +81,11 @@ fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
     };
     let a: u64 = a.trim().parse().map_err(|_| bad())?;
     let b: u64 = b.trim().parse().map_err(|_| bad())?;
-    let end = if inclusive { b.checked_add(1).ok_or_else(bad)? } else { b };
+    let end = if inclusive {
+        b.checked_add(1).ok_or_else(bad)?
+    } else {
+        b
+    };
     if end <= a {
         return Err(format!("--seeds `{text}` is empty"));
     }
@@ -129,17 +133,25 @@ fn run(cli: &Cli) -> Result<bool, String> {
             })
             .collect::<Result<_, _>>()?
     } else if let Some(range) = &cli.seeds {
-        parse_seeds(range)?.map(|seed| options_for(cli, seed)).collect()
+        parse_seeds(range)?
+            .map(|seed| options_for(cli, seed))
+            .collect()
     } else {
         vec![options_for(cli, cli.seed.unwrap_or(42))]
     };
     let single = runs.len() == 1 && cli.replay.is_none();
     if single {
         let faults = runs[0].fault_config()?;
-        println!("{}", Report::header(runs[0].seed, &runs[0].workload.to_string(), &faults));
+        println!(
+            "{}",
+            Report::header(runs[0].seed, &runs[0].workload.to_string(), &faults)
+        );
     }
-    let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let (reports, elapsed) = timed(|| run_batch(&runs, if single { 1 } else { jobs }, cli.check_determinism));
+    let jobs = cli
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (reports, elapsed) =
+        timed(|| run_batch(&runs, if single { 1 } else { jobs }, cli.check_determinism));
     let reports = reports?;
 
     for (index, report) in reports.iter().enumerate() {
@@ -149,10 +161,18 @@ fn run(cli: &Cli) -> Result<bool, String> {
             }
             print!("{text}");
         } else if !cli.quiet && !single {
-            let label = labels.get(index).map(|l| format!(" {l}")).unwrap_or_default();
+            let label = labels
+                .get(index)
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default();
             println!(
                 "seed {:>6} ok  steps={} crashes={} kills={} recoveries={} trace={}{label}",
-                report.seed, report.steps, report.crashes, report.kills, report.recoveries, report.trace_hash
+                report.seed,
+                report.steps,
+                report.crashes,
+                report.kills,
+                report.recoveries,
+                report.trace_hash
             );
         }
     }
@@ -180,7 +200,11 @@ fn run(cli: &Cli) -> Result<bool, String> {
 
 /// Runs `f` and measures its wall-clock time (the simulator reporting its
 /// own speed; nothing inside a world sees this clock).
-#[expect(clippy::disallowed_methods, clippy::disallowed_types, reason = "measures the simulator's own speed")]
+#[expect(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "measures the simulator's own speed"
+)]
 fn timed<T>(f: impl FnOnce() -> T) -> (T, std::time::Duration) {
     let started = std::time::Instant::now();
     let value = f();

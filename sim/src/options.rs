@@ -90,10 +90,14 @@ impl FromStr for SabotageName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        SabotageName::ALL.into_iter().find(|n| n.to_string() == s).ok_or_else(|| {
-            let names: Vec<String> = SabotageName::ALL.iter().map(ToString::to_string).collect();
-            format!("unknown sabotage `{s}`; known: {}", names.join(", "))
-        })
+        SabotageName::ALL
+            .into_iter()
+            .find(|n| n.to_string() == s)
+            .ok_or_else(|| {
+                let names: Vec<String> =
+                    SabotageName::ALL.iter().map(ToString::to_string).collect();
+                format!("unknown sabotage `{s}`; known: {}", names.join(", "))
+            })
     }
 }
 

@@ -79,7 +79,10 @@ impl Report {
             crashes: 0,
             kills: 0,
             recoveries: 0,
-            faults: faults.iter().map(|(f, v)| (f.name().to_owned(), v)).collect(),
+            faults: faults
+                .iter()
+                .map(|(f, v)| (f.name().to_owned(), v))
+                .collect(),
             injected: BTreeMap::new(),
             checks: BTreeMap::new(),
             stats: BTreeMap::new(),
@@ -92,7 +95,10 @@ impl Report {
 
     /// Records the injected fault counts.
     pub fn set_injected(&mut self, counts: &FaultCounts) {
-        self.injected = counts.iter().map(|(f, n)| (f.name().to_owned(), n)).collect();
+        self.injected = counts
+            .iter()
+            .map(|(f, n)| (f.name().to_owned(), n))
+            .collect();
     }
 
     /// Adds `n` checks to `oracle`.
@@ -104,13 +110,18 @@ impl Report {
     pub fn fail(&mut self, oracle: &str, message: String) {
         if self.failure.is_none() {
             self.ok = false;
-            self.failure = Some(Failure { oracle: oracle.to_owned(), message, trace_tail: Vec::new() });
+            self.failure = Some(Failure {
+                oracle: oracle.to_owned(),
+                message,
+                trace_tail: Vec::new(),
+            });
         }
     }
 
     /// The one-line JSON summary.
     pub fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"ok\":false,\"error\":\"{e}\"}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"ok\":false,\"error\":\"{e}\"}}"))
     }
 
     /// The human header printed before a run.
@@ -123,7 +134,12 @@ impl Report {
         let failure = self.failure.as_ref()?;
         let mut text = format!(
             "FAILED seed={} workload={} sabotage={}\nfaults: {}\noracle: {}\n{}\nlast trace lines:\n",
-            self.seed, self.workload, self.sabotage, self.fault_config, failure.oracle, failure.message
+            self.seed,
+            self.workload,
+            self.sabotage,
+            self.fault_config,
+            failure.oracle,
+            failure.message
         );
         for line in &failure.trace_tail {
             text.push_str("  ");
@@ -135,7 +151,11 @@ impl Report {
             self.seed,
             self.workload,
             self.fault_config,
-            if self.sabotage == "none" { String::new() } else { format!(" --sabotage {}", self.sabotage) }
+            if self.sabotage == "none" {
+                String::new()
+            } else {
+                format!(" --sabotage {}", self.sabotage)
+            }
         ));
         Some(text)
     }

@@ -15,6 +15,9 @@ thread_local! {
     /// The message of the last panic on this thread, captured by the hook so
     /// a panicking seed is reported like any other failure.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether this thread is inside a world, where a panic is a finding to
+    /// report, not a crash of the simulator to print.
+    static IN_WORLD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 static HOOK: Once = Once::new();
 
@@ -22,11 +25,22 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            if !IN_WORLD.with(std::cell::Cell::get) {
+                default(info);
+                return;
+            }
             let message = match info.payload().downcast_ref::<&str>() {
                 Some(s) => (*s).to_owned(),
-                None => info.payload().downcast_ref::<String>().cloned().unwrap_or_default(),
+                None => info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
             };
-            let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             LAST_PANIC.with(|last| *last.borrow_mut() = Some(format!("{message}{location}")));
             if std::env::var_os("SIM_PANIC_BACKTRACE").is_some() {
                 default(info);
@@ -40,15 +54,23 @@ fn install_panic_hook() {
 pub fn run(options: &RunOptions) -> Result<Report, String> {
     let faults = options.fault_config()?;
     install_panic_hook();
-    let mut report = Report::new(options.seed, options.workload.to_string(), options.sabotage.to_string(), &faults);
+    let mut report = Report::new(
+        options.seed,
+        options.workload.to_string(),
+        options.sabotage.to_string(),
+        &faults,
+    );
     let world = World::new(options.seed, faults);
     world.set_trace_echo(options.trace_echo);
+    IN_WORLD.with(|flag| flag.set(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| match options.workload {
         WorkloadName::Log => workload::log::run(&world, options, &mut report),
     }));
+    IN_WORLD.with(|flag| flag.set(false));
     if outcome.is_err() {
-        let message =
-            LAST_PANIC.with(|last| last.borrow_mut().take()).unwrap_or_else(|| "unknown panic".to_owned());
+        let message = LAST_PANIC
+            .with(|last| last.borrow_mut().take())
+            .unwrap_or_else(|| "unknown panic".to_owned());
         report.fail("panic", message);
     }
     report.trace_hash = world.trace_hash();
@@ -64,21 +86,31 @@ pub fn run(options: &RunOptions) -> Result<Report, String> {
 /// Runs every option set, on up to `jobs` threads, and returns the reports
 /// in the order given. With `check_determinism`, each seed runs twice and
 /// the report says whether both traces were equal (a difference fails it).
-pub fn run_batch(runs: &[RunOptions], jobs: usize, check_determinism: bool) -> Result<Vec<Report>, String> {
+pub fn run_batch(
+    runs: &[RunOptions],
+    jobs: usize,
+    check_determinism: bool,
+) -> Result<Vec<Report>, String> {
     for options in runs {
         options.fault_config()?;
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Report>>> = runs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<Report>>> =
+        runs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let work = || loop {
         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(options) = runs.get(index) else {
             return;
         };
         let report = run_checked(options, check_determinism);
-        *results[index].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report);
+        *results[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report);
     };
-    #[expect(clippy::disallowed_methods, reason = "seeds are independent worlds; each runs on one thread")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "seeds are independent worlds; each runs on one thread"
+    )]
     std::thread::scope(|scope| {
         for _ in 1..jobs.max(1) {
             scope.spawn(work);

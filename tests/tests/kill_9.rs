@@ -32,7 +32,10 @@ fn payload(lsn: u64) -> Vec<u8> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// The writer. Does nothing unless started by the parent test.
@@ -44,7 +47,9 @@ fn child_writer() {
     };
     let dir = std::path::PathBuf::from(dir);
     runtime().block_on(async {
-        let (mut log, _) = Log::open(RealEnv::current(), config(&dir), |_, _| {}).await.expect("child open");
+        let (mut log, _) = Log::open(RealEnv::current(), config(&dir), |_, _| {})
+            .await
+            .expect("child open");
         let mut since_sync = 0;
         loop {
             let lsn = log.next_lsn();
@@ -65,15 +70,24 @@ fn child_writer() {
 fn recover_and_check(dir: &Path, acked: u64) -> u64 {
     runtime().block_on(async {
         let mut records = Vec::new();
-        let (_log, report) = Log::open(RealEnv::current(), config(dir), |pos, p| records.push((pos.lsn, p.to_vec())))
-            .await
-            .expect("recovery must always open after a kill");
+        let (_log, report) = Log::open(RealEnv::current(), config(dir), |pos, p| {
+            records.push((pos.lsn, p.to_vec()))
+        })
+        .await
+        .expect("recovery must always open after a kill");
         for (index, (lsn, bytes)) in records.iter().enumerate() {
             assert_eq!(*lsn, index as u64 + 1, "LSNs are gap-free from 1");
-            assert_eq!(bytes, &payload(*lsn), "LSN {lsn} holds what was written for it");
+            assert_eq!(
+                bytes,
+                &payload(*lsn),
+                "LSN {lsn} holds what was written for it"
+            );
         }
         let last = records.last().map_or(0, |(lsn, _)| *lsn);
-        assert!(last >= acked, "acknowledged LSN {acked} lost: recovery ends at {last} ({report:?})");
+        assert!(
+            last >= acked,
+            "acknowledged LSN {acked} lost: recovery ends at {last} ({report:?})"
+        );
         last
     })
 }
@@ -85,7 +99,13 @@ fn kill_9_during_sync_writes_loses_nothing_acknowledged() {
     let mut acked = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "child_writer",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -105,9 +125,15 @@ fn kill_9_during_sync_writes_loses_nothing_acknowledged() {
         }
         child.kill().expect("SIGKILL the writer");
         let status = child.wait().expect("reap the writer");
-        assert!(!status.success(), "the writer must have been killed, not finished");
+        assert!(
+            !status.success(),
+            "the writer must have been killed, not finished"
+        );
         let recovered = recover_and_check(dir.path(), acked);
         assert!(recovered >= acked);
     }
-    assert!(acked > ROUNDS as u64 * ACKS_BEFORE_KILL, "the writer made progress across restarts");
+    assert!(
+        acked > ROUNDS as u64 * ACKS_BEFORE_KILL,
+        "the writer made progress across restarts"
+    );
 }

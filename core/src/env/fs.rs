@@ -70,7 +70,10 @@ pub trait Fs {
 }
 
 /// An open regular file, addressed by offset.
-#[expect(clippy::len_without_is_empty, reason = "a file's length is asked of the filesystem; emptiness is not a question the engine asks")]
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a file's length is asked of the filesystem; emptiness is not a question the engine asks"
+)]
 pub trait File: Send + Sync + 'static {
     /// Reads up to `len` bytes at `offset`. Fewer bytes come back only when
     /// the file ends first.

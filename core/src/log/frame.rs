@@ -38,7 +38,8 @@ pub(crate) fn frame_crc(site: FrameSite, payload: &[u8]) -> u32 {
     hasher.update(&site.segment.to_le_bytes());
     hasher.update(&site.offset.to_le_bytes());
     hasher.update(&site.lsn.to_le_bytes());
-    let len = u32::try_from(payload.len()).expect("payload length was checked against the u32 limit");
+    let len =
+        u32::try_from(payload.len()).expect("payload length was checked against the u32 limit");
     hasher.update(&len.to_le_bytes());
     hasher.update(payload);
     hasher.finalize()
@@ -46,8 +47,12 @@ pub(crate) fn frame_crc(site: FrameSite, payload: &[u8]) -> u32 {
 
 /// Appends the frame for `payload` at `site` to `out`.
 pub(crate) fn encode(site: FrameSite, payload: &[u8], out: &mut Vec<u8>) {
-    assert!(!payload.is_empty(), "an empty frame would read as the end of the log");
-    let len = u32::try_from(payload.len()).expect("payload length was checked against the u32 limit");
+    assert!(
+        !payload.is_empty(),
+        "an empty frame would read as the end of the log"
+    );
+    let len =
+        u32::try_from(payload.len()).expect("payload length was checked against the u32 limit");
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&frame_crc(site, payload).to_le_bytes());
     out.extend_from_slice(payload);
@@ -79,7 +84,11 @@ mod tests {
     use super::*;
 
     fn site(offset: u64) -> FrameSite {
-        FrameSite { segment: 3, offset, lsn: 17 }
+        FrameSite {
+            segment: 3,
+            offset,
+            lsn: 17,
+        }
     }
 
     #[test]
@@ -102,12 +111,26 @@ mod tests {
         assert_ne!(here, frame_crc(site(41), b"hello"), "offset is bound");
         assert_ne!(
             here,
-            frame_crc(FrameSite { segment: 4, offset: 40, lsn: 17 }, b"hello"),
+            frame_crc(
+                FrameSite {
+                    segment: 4,
+                    offset: 40,
+                    lsn: 17
+                },
+                b"hello"
+            ),
             "segment is bound"
         );
         assert_ne!(
             here,
-            frame_crc(FrameSite { segment: 3, offset: 40, lsn: 18 }, b"hello"),
+            frame_crc(
+                FrameSite {
+                    segment: 3,
+                    offset: 40,
+                    lsn: 18
+                },
+                b"hello"
+            ),
             "lsn is bound"
         );
     }

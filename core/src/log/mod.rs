@@ -111,7 +111,9 @@ impl LogConfig {
 
     pub(crate) fn validate(&self) -> Result<(), LogError> {
         if self.record_bytes_max == 0 {
-            return Err(LogError::Config("record_bytes_max must be at least 1".to_owned()));
+            return Err(LogError::Config(
+                "record_bytes_max must be at least 1".to_owned(),
+            ));
         }
         let smallest = SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + u64::from(self.record_bytes_max);
         if self.segment_bytes < smallest {
@@ -179,7 +181,11 @@ pub enum LogError {
 
 impl LogError {
     pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
-        LogError::Io { op, path: path.to_path_buf(), source }
+        LogError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// Whether this is the disk running out of space: an error for the

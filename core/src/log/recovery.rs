@@ -97,8 +97,11 @@ impl<E: Env> Log<E> {
                 .map_err(|source| LogError::io("remove unfinished segment", &path, source))?;
             report.temp_files_removed += 1;
         }
-        let segments: Vec<(u64, u64)> =
-            outcome.segments.iter().map(|s| (s.id, s.first_lsn)).collect();
+        let segments: Vec<(u64, u64)> = outcome
+            .segments
+            .iter()
+            .map(|s| (s.id, s.first_lsn))
+            .collect();
         let log = match outcome.segments.last() {
             Some(last) => {
                 let path = segment::segment_path(&dir, last.id);
@@ -119,11 +122,23 @@ impl<E: Env> Log<E> {
                 file.sync_data()
                     .await
                     .map_err(|source| LogError::io("sync last segment", &path, source))?;
-                let (capacity, write_offset, next_lsn) = (last.file_len, last.end_offset, last.next_lsn());
-                Log::from_recovered(env, config, segments, file, capacity, write_offset, next_lsn)
+                let (capacity, write_offset, next_lsn) =
+                    (last.file_len, last.end_offset, last.next_lsn());
+                Log::from_recovered(
+                    env,
+                    config,
+                    segments,
+                    file,
+                    capacity,
+                    write_offset,
+                    next_lsn,
+                )
             }
             None => {
-                let header = SegmentHeader { id: 1, first_lsn: 1 };
+                let header = SegmentHeader {
+                    id: 1,
+                    first_lsn: 1,
+                };
                 let file = segment::create(&env, &dir, header, config.segment_bytes, true).await?;
                 report.created = true;
                 let capacity = config.segment_bytes;
@@ -153,7 +168,10 @@ async fn rewrite<F: File>(file: &F, path: &Path, end: u64) -> Result<u64, LogErr
             return Err(LogError::io(
                 "read segment to rewrite",
                 path,
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shrank during recovery"),
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment shrank during recovery",
+                ),
             ));
         }
         file.write_at(offset, &bytes)
@@ -166,7 +184,12 @@ async fn rewrite<F: File>(file: &F, path: &Path, end: u64) -> Result<u64, LogErr
 
 /// Zeroes `[from, last non-zero byte]` of `file` and returns how many bytes
 /// that covered.
-async fn zero_garbage<F: File>(file: &F, path: &Path, from: u64, file_len: u64) -> Result<u64, LogError> {
+async fn zero_garbage<F: File>(
+    file: &F,
+    path: &Path,
+    from: u64,
+    file_len: u64,
+) -> Result<u64, LogError> {
     let mut offset = from;
     let mut garbage_end = from;
     while offset < file_len {

@@ -74,7 +74,13 @@ pub struct Corruption {
 
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at offset {}: {}", self.path.display(), self.offset, self.detail)
+        write!(
+            f,
+            "{} at offset {}: {}",
+            self.path.display(),
+            self.offset,
+            self.detail
+        )
     }
 }
 
@@ -154,7 +160,11 @@ pub async fn scan<E: Env>(
         let header = match reader.header(&mut outcome.read_retries).await? {
             Ok(header) => header,
             Err(detail) => {
-                outcome.corruption = Some(Corruption { path, offset: 0, detail });
+                outcome.corruption = Some(Corruption {
+                    path,
+                    offset: 0,
+                    detail,
+                });
                 break;
             }
         };
@@ -180,7 +190,12 @@ pub async fn scan<E: Env>(
             break;
         }
         let summary = reader
-            .records(header, record_bytes_max, &mut outcome.read_retries, &mut visit)
+            .records(
+                header,
+                record_bytes_max,
+                &mut outcome.read_retries,
+                &mut visit,
+            )
             .await?;
         let is_last = index + 1 == segments_total;
         let stop = summary.stop.clone();
@@ -213,12 +228,21 @@ impl<'a, F: File> SegmentReader<'a, F> {
             .len()
             .await
             .map_err(|source| LogError::io("read segment length", path, source))?;
-        Ok(SegmentReader { file, path, file_len, window: Vec::new(), window_start: 0 })
+        Ok(SegmentReader {
+            file,
+            path,
+            file_len,
+            window: Vec::new(),
+            window_start: 0,
+        })
     }
 
     /// `len` bytes at `offset`, which the caller has checked lie in the file.
     async fn bytes(&mut self, offset: u64, len: u64) -> Result<&[u8], LogError> {
-        debug_assert!(offset + len <= self.file_len, "caller checks the file length");
+        debug_assert!(
+            offset + len <= self.file_len,
+            "caller checks the file length"
+        );
         let window_end = self.window_start + self.window.len() as u64;
         if offset < self.window_start || offset + len > window_end {
             let want = len.max(READ_WINDOW_BYTES).min(self.file_len - offset);
@@ -252,7 +276,10 @@ impl<'a, F: File> SegmentReader<'a, F> {
         self.window_start = 0;
     }
 
-    async fn header(&mut self, retries: &mut u64) -> Result<Result<SegmentHeader, String>, LogError> {
+    async fn header(
+        &mut self,
+        retries: &mut u64,
+    ) -> Result<Result<SegmentHeader, String>, LogError> {
         if self.file_len < SEGMENT_HEADER_BYTES {
             return Ok(Err(format!(
                 "file is {} bytes, shorter than a segment header",
@@ -283,10 +310,20 @@ impl<'a, F: File> SegmentReader<'a, F> {
         let mut offset = SEGMENT_HEADER_BYTES;
         let mut lsn = header.first_lsn;
         let stop = loop {
-            match self.next_record(header.id, offset, lsn, record_bytes_max, retries).await? {
+            match self
+                .next_record(header.id, offset, lsn, record_bytes_max, retries)
+                .await?
+            {
                 Ok(len) => {
                     let payload = self.bytes(offset + FRAME_HEADER_BYTES, len).await?;
-                    visit(RecordPos { lsn, segment: header.id, offset }, payload);
+                    visit(
+                        RecordPos {
+                            lsn,
+                            segment: header.id,
+                            offset,
+                        },
+                        payload,
+                    );
                     offset += FRAME_HEADER_BYTES + len;
                     lsn += 1;
                 }
@@ -314,7 +351,11 @@ impl<'a, F: File> SegmentReader<'a, F> {
         record_bytes_max: u32,
         retries: &mut u64,
     ) -> Result<Result<u64, Stop>, LogError> {
-        let site = FrameSite { segment, offset, lsn };
+        let site = FrameSite {
+            segment,
+            offset,
+            lsn,
+        };
         let mut verdict = self.evaluate(site, record_bytes_max).await?;
         for _ in 0..READ_RETRIES_MAX {
             if !matches!(verdict, Err(Stop::Invalid { .. })) {
@@ -341,7 +382,9 @@ impl<'a, F: File> SegmentReader<'a, F> {
             return Ok(Err(if tail.iter().all(|&b| b == 0) {
                 Stop::Clean
             } else {
-                Stop::Invalid { reason: format!("{remaining} stray bytes at the end of the segment") }
+                Stop::Invalid {
+                    reason: format!("{remaining} stray bytes at the end of the segment"),
+                }
             }));
         }
         let header_bytes: [u8; 8] = self
@@ -370,7 +413,9 @@ impl<'a, F: File> SegmentReader<'a, F> {
         }
         let payload = self.bytes(offset + FRAME_HEADER_BYTES, len).await?;
         if frame::frame_crc(site, payload) != crc {
-            return Ok(Err(Stop::Invalid { reason: format!("checksum mismatch for LSN {}", site.lsn) }));
+            return Ok(Err(Stop::Invalid {
+                reason: format!("checksum mismatch for LSN {}", site.lsn),
+            }));
         }
         Ok(Ok(len))
     }

@@ -118,7 +118,11 @@ impl SegmentHeader {
             ));
         }
         if bytes[0..4] != MAGIC {
-            return Err(format!("bad magic {:02x?}, expected {:02x?}", &bytes[0..4], MAGIC));
+            return Err(format!(
+                "bad magic {:02x?}, expected {:02x?}",
+                &bytes[0..4],
+                MAGIC
+            ));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         if version != FORMAT_VERSION {
@@ -213,7 +217,10 @@ pub(crate) async fn zero_fill<F: File>(
     let mut offset = from;
     let mut chunk = vec![0u8; ZERO_FILL_CHUNK_BYTES.min(to.saturating_sub(from)) as usize];
     if let Some(prefix) = prefix {
-        assert!(prefix.len() <= chunk.len(), "prefix must fit the first chunk");
+        assert!(
+            prefix.len() <= chunk.len(),
+            "prefix must fit the first chunk"
+        );
         chunk[..prefix.len()].copy_from_slice(prefix);
     }
     while offset < to {
@@ -238,7 +245,10 @@ mod tests {
         assert_eq!(segment_name(1), "wal-000001.log");
         assert_eq!(segment_name(1_234_567), "wal-1234567.log");
         assert_eq!(classify_name("wal-000001.log"), NameKind::Segment(1));
-        assert_eq!(classify_name("wal-1234567.log"), NameKind::Segment(1_234_567));
+        assert_eq!(
+            classify_name("wal-1234567.log"),
+            NameKind::Segment(1_234_567)
+        );
         assert_eq!(classify_name("wal-000001.log.tmp"), NameKind::Temp);
         assert_eq!(classify_name("wal-1.log"), NameKind::Other);
         assert_eq!(classify_name("wal-0000001.log"), NameKind::Other);
@@ -248,15 +258,24 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_rejects_damage() {
-        let header = SegmentHeader { id: 9, first_lsn: 1000 };
+        let header = SegmentHeader {
+            id: 9,
+            first_lsn: 1000,
+        };
         let bytes = header.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
         for byte in 0..bytes.len() {
             let mut damaged = bytes;
             damaged[byte] ^= 0x10;
-            assert!(SegmentHeader::decode(&damaged).is_err(), "flip in byte {byte} went unnoticed");
+            assert!(
+                SegmentHeader::decode(&damaged).is_err(),
+                "flip in byte {byte} went unnoticed"
+            );
         }
         assert!(SegmentHeader::decode(&bytes[..31]).is_err());
-        assert!(SegmentHeader::decode(&[0u8; 32]).is_err(), "zeros are not a header");
+        assert!(
+            SegmentHeader::decode(&[0u8; 32]).is_err(),
+            "zeros are not a header"
+        );
     }
 }

@@ -85,8 +85,13 @@ impl<E: Env> Log<E> {
         write_offset: u64,
         next_lsn: u64,
     ) -> Self {
-        let &(id, first_lsn) = segments.last().expect("recovery leaves at least one segment");
-        assert!(first_lsn <= next_lsn, "active segment starts after the log's end");
+        let &(id, first_lsn) = segments
+            .last()
+            .expect("recovery leaves at least one segment");
+        assert!(
+            first_lsn <= next_lsn,
+            "active segment starts after the log's end"
+        );
         assert!(write_offset >= SEGMENT_HEADER_BYTES && write_offset <= capacity);
         let path = segment::segment_path(&config.dir, id);
         Log {
@@ -138,7 +143,9 @@ impl<E: Env> Log<E> {
 
     fn check_usable(&self) -> Result<(), LogError> {
         match &self.failure {
-            Some(reason) => Err(LogError::Failed { reason: reason.clone() }),
+            Some(reason) => Err(LogError::Failed {
+                reason: reason.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -176,8 +183,16 @@ impl<E: Env> Log<E> {
             self.flush().await?;
         }
         debug_assert_eq!(offset, self.active.write_offset + self.buffer.len() as u64);
-        let pos = RecordPos { lsn: self.next_lsn, segment: self.active.id, offset };
-        let site = FrameSite { segment: pos.segment, offset: pos.offset, lsn: pos.lsn };
+        let pos = RecordPos {
+            lsn: self.next_lsn,
+            segment: self.active.id,
+            offset,
+        };
+        let site = FrameSite {
+            segment: pos.segment,
+            offset: pos.offset,
+            lsn: pos.lsn,
+        };
         frame::encode(site, payload, &mut self.buffer);
         self.next_lsn += 1;
         self.stats.appends += 1;
@@ -192,7 +207,10 @@ impl<E: Env> Log<E> {
         }
         let offset = self.active.write_offset;
         let end = offset + self.buffer.len() as u64;
-        assert!(end <= self.active.capacity, "a record was buffered past the segment end");
+        assert!(
+            end <= self.active.capacity,
+            "a record was buffered past the segment end"
+        );
         self.active.dirty_end = self.active.dirty_end.max(end);
         self.active.unsynced = true;
         self.stats.writes += 1;
@@ -237,7 +255,10 @@ impl<E: Env> Log<E> {
         }
         self.active.unsynced = false;
         self.stats.syncs += 1;
-        assert!(self.written_lsn >= self.durable_lsn, "durable LSN must never move back");
+        assert!(
+            self.written_lsn >= self.durable_lsn,
+            "durable LSN must never move back"
+        );
         self.durable_lsn = self.written_lsn;
         Ok(())
     }
@@ -255,14 +276,21 @@ impl<E: Env> Log<E> {
             if let Err(err) =
                 segment::zero_fill(&self.active.file, &self.active.path, from, to, None).await
             {
-                return Err(if err.is_disk_full() { err } else { self.fail(err) });
+                return Err(if err.is_disk_full() {
+                    err
+                } else {
+                    self.fail(err)
+                });
             }
             self.active.dirty_end = from;
         }
         if self.active.unsynced {
             self.sync_active().await?;
         }
-        let header = SegmentHeader { id: self.active.id + 1, first_lsn: self.next_lsn };
+        let header = SegmentHeader {
+            id: self.active.id + 1,
+            first_lsn: self.next_lsn,
+        };
         let sync_dir = !self.config.sabotaged(Sabotage::SkipDirSync);
         let file = match segment::create(
             &self.env,
@@ -321,7 +349,11 @@ impl<E: Env> Log<E> {
         if removed > 0 {
             let dir = self.config.dir.clone();
             if let Err(source) = self.env.sync_dir(&dir).await {
-                return Err(self.fail(LogError::io("sync directory after removing segments", &dir, source)));
+                return Err(self.fail(LogError::io(
+                    "sync directory after removing segments",
+                    &dir,
+                    source,
+                )));
             }
             self.stats.segments_removed += removed;
         }

@@ -105,7 +105,9 @@ impl fmt::Display for Shape {
 type Model = Arc<Mutex<LogModel>>;
 
 fn lock(model: &Model) -> MutexGuard<'_, LogModel> {
-    model.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    model
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the clients of one life do.
@@ -134,7 +136,15 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut recoveries_seen = 0u64;
     'lives: while steps < options.steps {
         life += 1;
-        start_life(world, life, &shape, &config, &model, Clients::Random, workload_rng.next_u64());
+        start_life(
+            world,
+            life,
+            &shape,
+            &config,
+            &model,
+            Clients::Random,
+            workload_rng.next_u64(),
+        );
         loop {
             {
                 let m = lock(&model);
@@ -153,7 +163,12 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
                     open_failures_in_a_row += 1;
                     if open_failures_in_a_row > OPEN_FAILURES_IN_A_ROW_MAX {
                         lock(&model).stat("stuck", 1);
-                        report.fail("liveness", format!("the log failed to open {open_failures_in_a_row} times in a row"));
+                        report.fail(
+                            "liveness",
+                            format!(
+                                "the log failed to open {open_failures_in_a_row} times in a row"
+                            ),
+                        );
                         break 'lives;
                     }
                     world.kill(NODE);
@@ -168,7 +183,10 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
                 Step::Polled => steps += 1,
                 Step::Advanced => {}
                 Step::Idle => {
-                    report.fail("liveness", "the world went quiet while clients should be running".to_owned());
+                    report.fail(
+                        "liveness",
+                        "the world went quiet while clients should be running".to_owned(),
+                    );
                     break 'lives;
                 }
             }
@@ -191,7 +209,11 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
             }
             if fault_rng.chance(faults.get(Fault::ClockJump)) {
                 let magnitude = fault_rng.between(1, 3_600_000) as i64;
-                world.jump_wall_clock(if fault_rng.chance(0.5) { magnitude } else { -magnitude });
+                world.jump_wall_clock(if fault_rng.chance(0.5) {
+                    magnitude
+                } else {
+                    -magnitude
+                });
             }
         }
     }
@@ -199,10 +221,21 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
 
     let (failed, corrupt) = {
         let m = lock(&model);
-        (m.failure.is_some() || report.failure.is_some(), m.corruption_detected)
+        (
+            m.failure.is_some() || report.failure.is_some(),
+            m.corruption_detected,
+        )
     };
     if !failed && !corrupt {
-        report.steps += final_phase(world, &shape, &config, &model, &mut workload_rng, report, life);
+        report.steps += final_phase(
+            world,
+            &shape,
+            &config,
+            &model,
+            &mut workload_rng,
+            report,
+            life,
+        );
     }
 
     let m = lock(&model);
@@ -234,7 +267,15 @@ fn final_phase(
     world.crash(NODE);
     report.crashes += 1;
     let recoveries_before = lock(model).recoveries;
-    start_life(world, lives + 1, shape, config, model, Clients::Liveness, rng.next_u64());
+    start_life(
+        world,
+        lives + 1,
+        shape,
+        config,
+        model,
+        Clients::Liveness,
+        rng.next_u64(),
+    );
     let mut polls = 0;
     while polls < LIVENESS_POLLS_MAX {
         if lock(model).failure.is_some() || world.tasks(NODE) == 0 {
@@ -261,7 +302,11 @@ fn final_phase(
             "liveness",
             format!(
                 "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
-                if recovered { "the client did not finish its batch" } else { "recovery did not finish" }
+                if recovered {
+                    "the client did not finish its batch"
+                } else {
+                    "recovery did not finish"
+                }
             ),
         );
         return polls;
@@ -269,9 +314,20 @@ fn final_phase(
     // A last power loss: everything the liveness client synced must be back.
     world.crash(NODE);
     report.crashes += 1;
-    start_life(world, lives + 2, shape, config, model, Clients::Liveness, rng.next_u64());
+    start_life(
+        world,
+        lives + 2,
+        shape,
+        config,
+        model,
+        Clients::Liveness,
+        rng.next_u64(),
+    );
     let before = lock(model).recoveries;
-    while polls < 2 * LIVENESS_POLLS_MAX && lock(model).recoveries == before && lock(model).failure.is_none() {
+    while polls < 2 * LIVENESS_POLLS_MAX
+        && lock(model).recoveries == before
+        && lock(model).failure.is_none()
+    {
         match world.step() {
             Step::Polled => polls += 1,
             Step::Advanced => {}
@@ -279,7 +335,10 @@ fn final_phase(
         }
     }
     if lock(model).recoveries == before && !lock(model).corruption_detected {
-        report.fail("liveness", "the last fault-free recovery did not finish".to_owned());
+        report.fail(
+            "liveness",
+            "the last fault-free recovery did not finish".to_owned(),
+        );
     }
     world.kill(NODE);
     polls
@@ -299,12 +358,27 @@ fn start_life(
     world.trace(format_args!("life {life} begins"));
     let env = world.env(NODE);
     let (shape, config, model) = (Arc::clone(shape), config.clone(), Arc::clone(model));
-    world.spawn(NODE, "process", process(env, life, shape, config, model, clients, seed));
+    world.spawn(
+        NODE,
+        "process",
+        process(env, life, shape, config, model, clients, seed),
+    );
 }
 
-async fn process(env: SimEnv, life: u64, shape: Arc<Shape>, config: LogConfig, model: Model, clients: Clients, seed: u64) {
+async fn process(
+    env: SimEnv,
+    life: u64,
+    shape: Arc<Shape>,
+    config: LogConfig,
+    model: Model,
+    clients: Clients,
+    seed: u64,
+) {
     let mut records = Vec::new();
-    let opened = Log::open(env.clone(), config, |pos, payload| records.push((pos.lsn, payload.to_vec()))).await;
+    let opened = Log::open(env.clone(), config, |pos, payload| {
+        records.push((pos.lsn, payload.to_vec()))
+    })
+    .await;
     let log = match opened {
         Ok((log, recovery)) => {
             let excused = env.fault_counts().corruptions() > 0;
@@ -355,11 +429,21 @@ async fn process(env: SimEnv, life: u64, shape: Arc<Shape>, config: LogConfig, m
 }
 
 /// Appends one record; returns false if the client must stop.
-async fn append(env: &SimEnv, client: u64, log: &AsyncMutex<Log<SimEnv>>, model: &Model, payload: Vec<u8>) -> bool {
+async fn append(
+    env: &SimEnv,
+    client: u64,
+    log: &AsyncMutex<Log<SimEnv>>,
+    model: &Model,
+    payload: Vec<u8>,
+) -> bool {
     let mut log = log.lock().await;
     match log.append(&payload).await {
         Ok(pos) => {
-            env.trace(format_args!("c{client} append LSN {} ({} bytes)", pos.lsn, payload.len()));
+            env.trace(format_args!(
+                "c{client} append LSN {} ({} bytes)",
+                pos.lsn,
+                payload.len()
+            ));
             lock(model).appended(pos.lsn, payload);
             true
         }
@@ -421,7 +505,9 @@ async fn random_client(
                 lock(&model).removing_before(lsn);
                 match log.remove_segments_before(lsn).await {
                     Ok(removed) => {
-                        env.trace(format_args!("c{client} removed {removed} segments below LSN {lsn}"));
+                        env.trace(format_args!(
+                            "c{client} removed {removed} segments below LSN {lsn}"
+                        ));
                         true
                     }
                     Err(err) => {
@@ -434,7 +520,8 @@ async fn random_client(
         if !keep_going {
             return;
         }
-        env.sleep(Duration::from_micros(rng.between(0, shape.think_us_max))).await;
+        env.sleep(Duration::from_micros(rng.between(0, shape.think_us_max)))
+            .await;
     }
 }
 

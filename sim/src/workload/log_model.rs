@@ -86,7 +86,10 @@ impl LogModel {
     pub(crate) fn appended(&mut self, lsn: u64, payload: Vec<u8>) {
         self.check("lsn_order", 1);
         if lsn != self.next_lsn {
-            self.fail("lsn_order", format!("append got LSN {lsn}, expected {}", self.next_lsn));
+            self.fail(
+                "lsn_order",
+                format!("append got LSN {lsn}, expected {}", self.next_lsn),
+            );
         }
         self.records.insert(lsn, payload);
         self.next_lsn = lsn + 1;
@@ -141,14 +144,23 @@ impl LogModel {
             self.check("corruption_detected", 1);
             self.corruption_detected = true;
         } else {
-            self.fail("recovery", format!("the log was refused as corrupt, yet no corruption was injected: {detail}"));
+            self.fail(
+                "recovery",
+                format!("the log was refused as corrupt, yet no corruption was injected: {detail}"),
+            );
         }
     }
 
     /// The log opened and returned `records` (LSN, payload), and will give
     /// the next record `next_lsn`. Checks the oracles, then makes the
     /// recovered state the model's history.
-    pub(crate) fn recovered(&mut self, records: Vec<(u64, Vec<u8>)>, next_lsn: u64, report: &RecoveryReport, excused: bool) {
+    pub(crate) fn recovered(
+        &mut self,
+        records: Vec<(u64, Vec<u8>)>,
+        next_lsn: u64,
+        report: &RecoveryReport,
+        excused: bool,
+    ) {
         self.recoveries += 1;
         self.stat("recovered_records", records.len() as u64);
         self.stat("torn_tails", u64::from(report.torn_tail.is_some()));
@@ -158,13 +170,19 @@ impl LogModel {
         self.check("prefix", 1);
         for pair in records.windows(2) {
             if pair[1].0 != pair[0].0 + 1 {
-                self.fail("prefix", format!("recovered LSN {} right after {}", pair[1].0, pair[0].0));
+                self.fail(
+                    "prefix",
+                    format!("recovered LSN {} right after {}", pair[1].0, pair[0].0),
+                );
             }
         }
         if let Some((last, _)) = records.last()
             && last + 1 != next_lsn
         {
-            self.fail("prefix", format!("last recovered LSN {last}, but the log continues at {next_lsn}"));
+            self.fail(
+                "prefix",
+                format!("last recovered LSN {last}, but the log continues at {next_lsn}"),
+            );
         }
 
         self.check("no_phantom", records.len() as u64);
@@ -181,7 +199,10 @@ impl LogModel {
                 }
                 None => self.fail(
                     "no_phantom",
-                    format!("LSN {lsn} came back as {:?}, but nothing was written there", String::from_utf8_lossy(payload)),
+                    format!(
+                        "LSN {lsn} came back as {:?}, but nothing was written there",
+                        String::from_utf8_lossy(payload)
+                    ),
                 ),
             }
         }
@@ -191,7 +212,8 @@ impl LogModel {
             self.check("durability", 1);
             let first = records.first().map(|(lsn, _)| *lsn);
             let last = records.last().map(|(lsn, _)| *lsn);
-            let covered = first.is_some_and(|f| f <= need_from) && last.is_some_and(|l| l >= self.acked);
+            let covered =
+                first.is_some_and(|f| f <= need_from) && last.is_some_and(|l| l >= self.acked);
             if !covered {
                 if excused {
                     self.stat("losses_excused_by_corruption", 1);
@@ -238,14 +260,24 @@ mod tests {
     #[test]
     fn losing_an_unacknowledged_suffix_is_fine() {
         let mut m = model_with(5, 3);
-        m.recovered(vec![rec(1, "r1"), rec(2, "r2"), rec(3, "r3"), rec(4, "r4")], 5, &RecoveryReport::default(), false);
+        m.recovered(
+            vec![rec(1, "r1"), rec(2, "r2"), rec(3, "r3"), rec(4, "r4")],
+            5,
+            &RecoveryReport::default(),
+            false,
+        );
         assert_eq!(m.failure, None);
     }
 
     #[test]
     fn losing_an_acknowledged_record_fails_durability() {
         let mut m = model_with(5, 3);
-        m.recovered(vec![rec(1, "r1"), rec(2, "r2")], 3, &RecoveryReport::default(), false);
+        m.recovered(
+            vec![rec(1, "r1"), rec(2, "r2")],
+            3,
+            &RecoveryReport::default(),
+            false,
+        );
         assert_eq!(m.failure.map(|f| f.0), Some("durability"));
     }
 
@@ -260,7 +292,12 @@ mod tests {
     #[test]
     fn a_record_never_written_fails_no_phantom_even_under_corruption() {
         let mut m = model_with(3, 3);
-        m.recovered(vec![rec(1, "r1"), rec(2, "XX"), rec(3, "r3")], 4, &RecoveryReport::default(), true);
+        m.recovered(
+            vec![rec(1, "r1"), rec(2, "XX"), rec(3, "r3")],
+            4,
+            &RecoveryReport::default(),
+            true,
+        );
         assert_eq!(m.failure.map(|f| f.0), Some("no_phantom"));
     }
 
@@ -268,17 +305,32 @@ mod tests {
     fn a_discarded_record_must_not_come_back() {
         let mut m = model_with(4, 2);
         // Recovery keeps 1..=2; LSN 3 is reused by a new record.
-        m.recovered(vec![rec(1, "r1"), rec(2, "r2")], 3, &RecoveryReport::default(), false);
+        m.recovered(
+            vec![rec(1, "r1"), rec(2, "r2")],
+            3,
+            &RecoveryReport::default(),
+            false,
+        );
         m.appended(3, b"new3".to_vec());
         m.synced(3);
-        m.recovered(vec![rec(1, "r1"), rec(2, "r2"), rec(3, "new3"), rec(4, "r4")], 5, &RecoveryReport::default(), false);
+        m.recovered(
+            vec![rec(1, "r1"), rec(2, "r2"), rec(3, "new3"), rec(4, "r4")],
+            5,
+            &RecoveryReport::default(),
+            false,
+        );
         assert_eq!(m.failure.map(|f| f.0), Some("no_phantom"));
     }
 
     #[test]
     fn a_gap_fails_prefix() {
         let mut m = model_with(3, 0);
-        m.recovered(vec![rec(1, "r1"), rec(3, "r3")], 4, &RecoveryReport::default(), false);
+        m.recovered(
+            vec![rec(1, "r1"), rec(3, "r3")],
+            4,
+            &RecoveryReport::default(),
+            false,
+        );
         assert_eq!(m.failure.map(|f| f.0), Some("prefix"));
     }
 
@@ -286,12 +338,26 @@ mod tests {
     fn removed_segments_may_take_old_records_along() {
         let mut m = model_with(6, 6);
         m.removing_before(4);
-        m.recovered(vec![rec(3, "r3"), rec(4, "r4"), rec(5, "r5"), rec(6, "r6")], 7, &RecoveryReport::default(), false);
+        m.recovered(
+            vec![rec(3, "r3"), rec(4, "r4"), rec(5, "r5"), rec(6, "r6")],
+            7,
+            &RecoveryReport::default(),
+            false,
+        );
         assert_eq!(m.failure, None);
         let mut m = model_with(6, 6);
         m.removing_before(4);
-        m.recovered(vec![rec(5, "r5"), rec(6, "r6")], 7, &RecoveryReport::default(), false);
-        assert_eq!(m.failure.map(|f| f.0), Some("durability"), "LSN 4 was still needed");
+        m.recovered(
+            vec![rec(5, "r5"), rec(6, "r6")],
+            7,
+            &RecoveryReport::default(),
+            false,
+        );
+        assert_eq!(
+            m.failure.map(|f| f.0),
+            Some("durability"),
+            "LSN 4 was still needed"
+        );
     }
 
     #[test]

@@ -1,0 +1,130 @@
+//! A simulator that cannot fail is worth nothing: each switch that breaks
+//! the log on purpose must be caught within a bounded number of seeds, by
+//! the oracle that guards what it breaks, and the same seed must pass
+//! without the switch.
+
+use std::process::Command;
+
+use sim::{Report, RunOptions, SabotageName};
+
+/// Steps per seed: enough for several crashes at the pinned rates.
+const STEPS: u64 = 5_000;
+
+fn run(seed: u64, sabotage: SabotageName, pins: &str) -> Report {
+    let mut options = RunOptions::new(seed);
+    options.steps = STEPS;
+    options.sabotage = sabotage;
+    options.pins = vec![pins.to_owned()];
+    sim::run(&options).expect("valid options")
+}
+
+/// Runs seeds from 1 until one fails; asserts it failed through one of
+/// `oracles` within `seeds_max` seeds and that it passes unsabotaged.
+fn assert_caught(sabotage: SabotageName, pins: &str, seeds_max: u64, oracles: &[&str]) -> u64 {
+    for seed in 1..=seeds_max {
+        let report = run(seed, sabotage, pins);
+        let Some(failure) = &report.failure else {
+            continue;
+        };
+        assert!(
+            oracles.contains(&failure.oracle.as_str()),
+            "{sabotage} was caught by `{}`, expected one of {oracles:?}: {}",
+            failure.oracle,
+            failure.message
+        );
+        let clean = run(seed, SabotageName::None, pins);
+        assert!(
+            clean.ok,
+            "seed {seed} fails even without {sabotage}: {:?}",
+            clean.failure
+        );
+        return seed;
+    }
+    panic!("{sabotage} was not caught in {seeds_max} seeds");
+}
+
+const NO_CORRUPTION: &str = "read_corrupt=0,write_misdirected=0";
+
+#[test]
+fn acknowledging_without_fsync_is_caught() {
+    assert_caught(
+        SabotageName::SkipSync,
+        &format!("crash=0.002,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}"),
+        20,
+        // Lost records either go missing at the tail (durability) or leave a
+        // hole before a later segment, which the log refuses (recovery).
+        &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn skipping_the_directory_sync_of_a_new_segment_is_caught() {
+    assert_caught(
+        SabotageName::SkipDirSync,
+        &format!("crash=0.002,kill=0,dir_op_lost=0.5,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}"),
+        20,
+        &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn leaving_a_torn_tail_in_place_is_caught() {
+    assert_caught(
+        SabotageName::SkipTailZeroing,
+        &format!(
+            "crash=0.001,kill=0,write_lost=0.5,write_torn=0.2,fsync_error=0.01,disk_full=0,{NO_CORRUPTION}"
+        ),
+        150,
+        // A stale record comes back (no_phantom), or stale bytes sealed into
+        // a full segment read as mid-log damage (recovery).
+        &["no_phantom", "recovery"],
+    );
+}
+
+#[test]
+fn trusting_the_page_cache_after_a_failed_fsync_is_caught() {
+    assert_caught(
+        SabotageName::SkipTailRewrite,
+        &format!(
+            "fsync_error=0.05,kill=0.005,crash=0.002,write_lost=0.8,dir_op_lost=0,disk_full=0,{NO_CORRUPTION}"
+        ),
+        40,
+        &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn a_caught_seed_prints_seed_faults_oracle_and_trace_then_exits_1() {
+    let pins = format!("crash=0.002,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}");
+    let seed = assert_caught(
+        SabotageName::SkipSync,
+        &pins,
+        20,
+        &["durability", "recovery"],
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--steps",
+            &STEPS.to_string(),
+            "--sabotage",
+            "skip-sync",
+        ])
+        .args(["--faults", &pins])
+        .output()
+        .expect("run sim");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("FAILED seed={seed}")), "{stdout}");
+    assert!(
+        stdout.contains("oracle: durability") || stdout.contains("oracle: recovery"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("faults: crash=0.002"), "{stdout}");
+    assert!(stdout.contains("last trace lines:"), "{stdout}");
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("output")).expect("last line is JSON");
+    assert_eq!(last["ok"], false);
+    assert!(last["failure"]["oracle"].is_string());
+}

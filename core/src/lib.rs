@@ -1,14 +1,14 @@
 //! Jubilant DB's storage and transaction engine.
 //!
 //! Everything here reaches the outside world only through the environment
-//! seam in [`env`]: production runs it over real files, clocks and sockets
+//! seam in [`env`](mod@env): production runs it over real files, clocks and sockets
 //! (`jubilant-io-real`); the deterministic simulator runs the very same code
 //! over a simulated disk, network and clock (`jubilant-io-sim`) and injects
 //! crashes and faults into it.
 //!
 //! What exists so far:
-//! - [`env`]: the traits of the seam (files, clocks, tasks, network);
-//! - [`log`]: the write-ahead log's file layer (framed, checksummed records
+//! - [`env`](mod@env): the traits of the seam (files, clocks, tasks, network);
+//! - [`log`](mod@log): the write-ahead log's file layer (framed, checksummed records
 //!   in preallocated segment files, with torn-tail recovery).
 //!
 //! The B+Tree, pager, WAL records and group commit, transactions and TTL

@@ -9,7 +9,7 @@
 //! byte for byte.
 //!
 //! - [`options`]: what to run (seed, workload, faults, budget);
-//! - [`run`]: runs one seed and catches whatever it throws;
+//! - [`run`](mod@run): runs one seed and catches whatever it throws;
 //! - [`workload`]: the workloads and their oracles;
 //! - [`report`]: the per-seed result and its JSON line;
 //! - [`corpus`]: seeds that once failed, replayed forever.

@@ -1,7 +1,7 @@
 //! The log workload: concurrent clients append records to the WAL's
 //! log-file layer, sync at random moments and remove old segments, while the
 //! fault schedule crashes and kills the node; after every restart the model
-//! ([`log_model`](super::log_model)) checks what recovery returned.
+//! (`log_model`) checks what recovery returned.
 //!
 //! A run has three phases:
 //! 1. lives: open (recover), run clients until a crash, kill, or a failed

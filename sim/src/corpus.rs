@@ -32,6 +32,9 @@ pub struct Entry {
     /// Its step budget.
     #[serde(default = "default_steps")]
     pub steps: u64,
+    /// Its simulated-time budget in milliseconds, if it had one.
+    #[serde(default)]
+    pub virtual_ms: Option<u64>,
     /// Its complete fault settings, as `name=value` pairs.
     pub faults: String,
     /// The sabotage switch, if any (normally absent).
@@ -60,6 +63,7 @@ impl Entry {
             faults: Some(faults),
             pins: Vec::new(),
             steps: self.steps,
+            virtual_ms: self.virtual_ms,
             sabotage: self.sabotage,
             trace_echo: false,
         })
@@ -97,4 +101,22 @@ pub fn load(dir: &Path) -> Result<Vec<(PathBuf, Entry)>, String> {
             Ok((path, entry))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_pins_every_fault_and_rejects_unknown_keys() {
+        let text = "seed = 9\nworkload = \"log\"\nfaults = \"crash=0.5,kill=0\"\ncommit = \"abc\"\ncaught = \"x\"\n";
+        let entry: Entry = toml::from_str(text).expect("valid entry");
+        let options = entry.options().expect("valid faults");
+        let faults = options.fault_config().expect("faults");
+        assert_eq!(faults.get(jubilant_io_sim::Fault::Crash), 0.5);
+        assert_eq!(faults.get(jubilant_io_sim::Fault::WriteLost), 0.0, "unlisted faults are off, not drawn");
+        assert_eq!(options.steps, RunOptions::STEPS_DEFAULT);
+        let typo = format!("{text}stesp = 5\n");
+        assert!(toml::from_str::<Entry>(&typo).is_err(), "a misspelt key must not be ignored");
+    }
 }

@@ -53,6 +53,10 @@ struct Cli {
     /// Task polls per run before the fault-free liveness phase.
     #[arg(long, default_value_t = RunOptions::STEPS_DEFAULT)]
     steps: u64,
+    /// Simulated milliseconds per run before the liveness phase (the run
+    /// ends at whichever of --steps and this comes first).
+    #[arg(long, value_name = "MS")]
+    virtual_ms: Option<u64>,
     /// Run each seed twice and fail if the traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -109,6 +113,7 @@ fn options_for(cli: &Cli, seed: u64) -> RunOptions {
     let mut options = RunOptions::new(seed);
     options.workload = cli.workload;
     options.steps = cli.steps;
+    options.virtual_ms = cli.virtual_ms;
     options.sabotage = cli.sabotage;
     options.trace_echo = cli.trace;
     if cli.no_faults {

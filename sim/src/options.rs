@@ -117,6 +117,9 @@ pub struct RunOptions {
     /// Task polls before the run winds down (then a fault-free phase checks
     /// liveness).
     pub steps: u64,
+    /// Simulated milliseconds before the run winds down, if bounded (the
+    /// run ends at whichever of `steps` and this comes first).
+    pub virtual_ms: Option<u64>,
     /// A switch that breaks the engine on purpose.
     pub sabotage: SabotageName,
     /// Echo every trace line to stderr.
@@ -135,9 +138,16 @@ impl RunOptions {
             faults: None,
             pins: Vec::new(),
             steps: Self::STEPS_DEFAULT,
+            virtual_ms: None,
             sabotage: SabotageName::None,
             trace_echo: false,
         }
+    }
+
+    /// Whether the budget is spent after `steps` polls at virtual time
+    /// `now_ms`.
+    pub fn budget_spent(&self, steps: u64, now_ms: u64) -> bool {
+        steps >= self.steps || self.virtual_ms.is_some_and(|max| now_ms >= max)
     }
 
     /// The fault configuration this run uses.

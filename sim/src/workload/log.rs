@@ -134,7 +134,8 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut life = 0u64;
     let mut open_failures_in_a_row = 0u64;
     let mut recoveries_seen = 0u64;
-    'lives: while steps < options.steps {
+    let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
+    'lives: while !spent(steps) {
         life += 1;
         start_life(
             world,
@@ -176,7 +177,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
                     continue 'lives;
                 }
             }
-            if steps >= options.steps {
+            if spent(steps) {
                 break 'lives;
             }
             match world.step() {

@@ -347,6 +347,19 @@ fn old_segments_are_removed_only_when_wholly_below_the_lsn() {
 }
 
 #[test]
+fn a_smaller_record_limit_does_not_cut_off_records_written_under_a_larger_one() {
+    let world = quiet_world(11);
+    let (log, _) = open(&world, config()).expect("open");
+    let log = append_all(&world, log, &[&[7u8; 60], &[8u8; 60]]);
+    drop(log);
+    world.kill(N);
+    let mut smaller = config();
+    smaller.record_bytes_max = 16;
+    let (_, recovered) = open(&world, smaller).expect("reopen with a smaller limit");
+    assert_eq!(payloads(&recovered), [vec![7u8; 60], vec![8u8; 60]]);
+}
+
+#[test]
 fn scan_reads_without_changing_anything() {
     let world = quiet_world(10);
     let (log, _) = open(&world, config()).expect("open");
@@ -355,7 +368,7 @@ fn scan_reads_without_changing_anything() {
     let env = world.env(N);
     let outcome = world.block_on(N, async move {
         let mut seen = Vec::new();
-        let outcome = scan(&env, Path::new("/db/wal"), 64, |pos, p| {
+        let outcome = scan(&env, Path::new("/db/wal"), |pos, p| {
             seen.push((pos.lsn, p.to_vec()))
         })
         .await

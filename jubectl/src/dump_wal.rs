@@ -18,10 +18,10 @@ struct Record {
     payload: Vec<u8>,
 }
 
-pub(crate) async fn run(dir: &Path, json: bool, summary_only: bool, record_bytes_max: u32) -> u8 {
+pub(crate) async fn run(dir: &Path, json: bool, summary_only: bool) -> u8 {
     let env = RealEnv::current();
     let mut records = Vec::new();
-    let outcome = match scan(&env, dir, record_bytes_max, |pos, payload| {
+    let outcome = match scan(&env, dir, |pos, payload| {
         if !summary_only {
             records.push(Record {
                 lsn: pos.lsn,

@@ -38,9 +38,6 @@ enum Command {
         /// Print only the segment summary, not every record.
         #[arg(long)]
         summary: bool,
-        /// Largest record the scan accepts, in bytes (as configured).
-        #[arg(long, default_value_t = jubilant_core::log::LogConfig::RECORD_BYTES_MAX_DEFAULT)]
-        record_bytes_max: u32,
     },
 }
 
@@ -65,12 +62,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Command::DumpWal {
-                dir,
-                json,
-                summary,
-                record_bytes_max,
-            } => dump_wal::run(&dir, json, summary, record_bytes_max).await,
+            Command::DumpWal { dir, json, summary } => dump_wal::run(&dir, json, summary).await,
         }
     });
     ExitCode::from(code)

@@ -114,9 +114,16 @@ mod tests {
         let options = entry.options().expect("valid faults");
         let faults = options.fault_config().expect("faults");
         assert_eq!(faults.get(jubilant_io_sim::Fault::Crash), 0.5);
-        assert_eq!(faults.get(jubilant_io_sim::Fault::WriteLost), 0.0, "unlisted faults are off, not drawn");
+        assert_eq!(
+            faults.get(jubilant_io_sim::Fault::WriteLost),
+            0.0,
+            "unlisted faults are off, not drawn"
+        );
         assert_eq!(options.steps, RunOptions::STEPS_DEFAULT);
         let typo = format!("{text}stesp = 5\n");
-        assert!(toml::from_str::<Entry>(&typo).is_err(), "a misspelt key must not be ignored");
+        assert!(
+            toml::from_str::<Entry>(&typo).is_err(),
+            "a misspelt key must not be ignored"
+        );
     }
 }

@@ -79,7 +79,7 @@ impl<E: Env> Log<E> {
         env.create_dir_all(&dir)
             .await
             .map_err(|source| LogError::io("create log directory", &dir, source))?;
-        let outcome = scan(&env, &dir, config.record_bytes_max, visit).await?;
+        let outcome = scan(&env, &dir, visit).await?;
         if let Some(corruption) = outcome.corruption {
             return Err(LogError::Corrupt(corruption));
         }

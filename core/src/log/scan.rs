@@ -7,6 +7,12 @@
 //! follows) or corruption (a later segment continues the log). It never
 //! writes: recovery and `jubectl dump-wal` both use it.
 //!
+//! A frame's length is bounded by the bytes left in its segment, not by the
+//! configured `record_bytes_max`: that limit governs appends, and a log
+//! written under a larger limit must still read back whole (truncating it as
+//! "torn" would destroy acknowledged records). The segment bounds every
+//! allocation a length read from disk can cause.
+//!
 //! A checksum failure is re-read up to [`READ_RETRIES_MAX`] times before it
 //! counts, because a transient bad read must not make recovery throw away an
 //! acknowledged tail.
@@ -117,7 +123,6 @@ impl ScanOutcome {
 pub async fn scan<E: Env>(
     env: &E,
     dir: &Path,
-    record_bytes_max: u32,
     mut visit: impl FnMut(RecordPos, &[u8]),
 ) -> Result<ScanOutcome, LogError> {
     let names = env
@@ -190,12 +195,7 @@ pub async fn scan<E: Env>(
             break;
         }
         let summary = reader
-            .records(
-                header,
-                record_bytes_max,
-                &mut outcome.read_retries,
-                &mut visit,
-            )
+            .records(header, &mut outcome.read_retries, &mut visit)
             .await?;
         let is_last = index + 1 == segments_total;
         let stop = summary.stop.clone();
@@ -303,17 +303,13 @@ impl<'a, F: File> SegmentReader<'a, F> {
     async fn records(
         &mut self,
         header: SegmentHeader,
-        record_bytes_max: u32,
         retries: &mut u64,
         visit: &mut impl FnMut(RecordPos, &[u8]),
     ) -> Result<SegmentSummary, LogError> {
         let mut offset = SEGMENT_HEADER_BYTES;
         let mut lsn = header.first_lsn;
         let stop = loop {
-            match self
-                .next_record(header.id, offset, lsn, record_bytes_max, retries)
-                .await?
-            {
+            match self.next_record(header.id, offset, lsn, retries).await? {
                 Ok(len) => {
                     let payload = self.bytes(offset + FRAME_HEADER_BYTES, len).await?;
                     visit(
@@ -348,7 +344,6 @@ impl<'a, F: File> SegmentReader<'a, F> {
         segment: u64,
         offset: u64,
         lsn: u64,
-        record_bytes_max: u32,
         retries: &mut u64,
     ) -> Result<Result<u64, Stop>, LogError> {
         let site = FrameSite {
@@ -356,13 +351,13 @@ impl<'a, F: File> SegmentReader<'a, F> {
             offset,
             lsn,
         };
-        let mut verdict = self.evaluate(site, record_bytes_max).await?;
+        let mut verdict = self.evaluate(site).await?;
         for _ in 0..READ_RETRIES_MAX {
             if !matches!(verdict, Err(Stop::Invalid { .. })) {
                 break;
             }
             self.invalidate();
-            verdict = self.evaluate(site, record_bytes_max).await?;
+            verdict = self.evaluate(site).await?;
             if !matches!(verdict, Err(Stop::Invalid { .. })) {
                 *retries += 1;
             }
@@ -370,11 +365,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
         Ok(verdict)
     }
 
-    async fn evaluate(
-        &mut self,
-        site: FrameSite,
-        record_bytes_max: u32,
-    ) -> Result<Result<u64, Stop>, LogError> {
+    async fn evaluate(&mut self, site: FrameSite) -> Result<Result<u64, Stop>, LogError> {
         let offset = site.offset;
         let remaining = self.file_len - offset;
         if remaining < FRAME_HEADER_BYTES {
@@ -401,11 +392,6 @@ impl<'a, F: File> SegmentReader<'a, F> {
             }
             Header::Frame { len, crc } => (u64::from(len), crc),
         };
-        if len > u64::from(record_bytes_max) {
-            return Ok(Err(Stop::Invalid {
-                reason: format!("length {len} exceeds record_bytes_max {record_bytes_max}"),
-            }));
-        }
         if FRAME_HEADER_BYTES + len > remaining {
             return Ok(Err(Stop::Invalid {
                 reason: format!("a {len}-byte record would run past the segment end"),

@@ -76,19 +76,25 @@ impl SimEnv {
 
     /// Waits a random disk latency (or yields, if it draws zero).
     async fn io_delay(&self) {
-        let us = {
-            let mut state = lock(&self.shared.state);
-            let max_us = state.faults.get(Fault::IoLatencyUs) as u64;
-            state.disk_rng.between(0, max_us)
-        };
-        self.delay(us).await;
+        self.random_delay(Fault::IoLatencyUs).await;
     }
 
     async fn net_delay(&self) {
+        self.random_delay(Fault::NetLatencyUs).await;
+    }
+
+    /// Waits up to the latency bound `knob` sets, drawn from the RNG of the
+    /// subsystem the knob belongs to.
+    async fn random_delay(&self, knob: Fault) {
         let us = {
             let mut state = lock(&self.shared.state);
-            let max_us = state.faults.get(Fault::NetLatencyUs) as u64;
-            state.net_rng.between(0, max_us)
+            let max_us = state.faults.get(knob) as u64;
+            let rng = if knob == Fault::NetLatencyUs {
+                &mut state.net_rng
+            } else {
+                &mut state.disk_rng
+            };
+            rng.between(0, max_us)
         };
         self.delay(us).await;
     }

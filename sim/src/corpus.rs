@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use jubilant_io_sim::FaultConfig;
 use serde::Deserialize;
 
-use crate::options::{RunOptions, SabotageName, WorkloadName};
+use crate::options::{RunOptions, Sabotage, WorkloadName};
 
 /// One corpus file.
 #[derive(Clone, Debug, Deserialize)]
@@ -38,12 +38,19 @@ pub struct Entry {
     /// Its complete fault settings, as `name=value` pairs.
     pub faults: String,
     /// The sabotage switch, if any (normally absent).
-    #[serde(default)]
-    pub sabotage: SabotageName,
+    #[serde(default, deserialize_with = "sabotage_from_name")]
+    pub sabotage: Sabotage,
     /// The commit the failure was seen on.
     pub commit: String,
     /// One line on what it caught.
     pub caught: String,
+}
+
+fn sabotage_from_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Sabotage, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    name.parse().map_err(serde::de::Error::custom)
 }
 
 fn default_steps() -> u64 {

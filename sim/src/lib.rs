@@ -20,6 +20,6 @@ pub mod report;
 pub mod run;
 pub mod workload;
 
-pub use options::{RunOptions, SabotageName, WorkloadName};
+pub use options::{RunOptions, Sabotage, WorkloadName};
 pub use report::{Failure, Report};
 pub use run::run;

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use sim::report::Report;
 use sim::run::run_batch;
-use sim::{RunOptions, SabotageName, WorkloadName, corpus};
+use sim::{RunOptions, Sabotage, WorkloadName, corpus};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,7 +71,7 @@ struct Cli {
     quiet: bool,
     /// Break the engine on purpose (tests of the simulator itself).
     #[arg(long, hide = true, default_value = "none")]
-    sabotage: SabotageName,
+    sabotage: Sabotage,
 }
 
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use jubilant_core::log::Sabotage;
+pub use jubilant_core::log::Sabotage;
 use jubilant_io_sim::{FaultConfig, SimRng, Stream};
 
 /// The workloads the simulator knows.
@@ -35,72 +35,6 @@ impl FromStr for WorkloadName {
     }
 }
 
-/// A switch that breaks the engine on purpose (see `jubilant_core::log::Sabotage`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SabotageName {
-    /// Nothing is broken.
-    #[default]
-    None,
-    /// `sync` acknowledges without `fdatasync`.
-    SkipSync,
-    /// Recovery leaves stale bytes after the last valid record.
-    SkipTailZeroing,
-    /// Recovery trusts the page cache instead of rewriting the tail.
-    SkipTailRewrite,
-    /// Segment creation skips the directory sync.
-    SkipDirSync,
-}
-
-impl SabotageName {
-    /// Every switch, for help texts and tests.
-    pub const ALL: [SabotageName; 5] = [
-        SabotageName::None,
-        SabotageName::SkipSync,
-        SabotageName::SkipTailZeroing,
-        SabotageName::SkipTailRewrite,
-        SabotageName::SkipDirSync,
-    ];
-
-    /// The engine's switch.
-    pub fn to_core(self) -> Sabotage {
-        match self {
-            SabotageName::None => Sabotage::None,
-            SabotageName::SkipSync => Sabotage::SkipSync,
-            SabotageName::SkipTailZeroing => Sabotage::SkipTailZeroing,
-            SabotageName::SkipTailRewrite => Sabotage::SkipTailRewrite,
-            SabotageName::SkipDirSync => Sabotage::SkipDirSync,
-        }
-    }
-}
-
-impl fmt::Display for SabotageName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SabotageName::None => "none",
-            SabotageName::SkipSync => "skip-sync",
-            SabotageName::SkipTailZeroing => "skip-tail-zeroing",
-            SabotageName::SkipTailRewrite => "skip-tail-rewrite",
-            SabotageName::SkipDirSync => "skip-dir-sync",
-        })
-    }
-}
-
-impl FromStr for SabotageName {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        SabotageName::ALL
-            .into_iter()
-            .find(|n| n.to_string() == s)
-            .ok_or_else(|| {
-                let names: Vec<String> =
-                    SabotageName::ALL.iter().map(ToString::to_string).collect();
-                format!("unknown sabotage `{s}`; known: {}", names.join(", "))
-            })
-    }
-}
-
 /// Everything that determines one run. Two runs with equal options produce
 /// the same trace.
 #[derive(Clone, Debug)]
@@ -121,7 +55,7 @@ pub struct RunOptions {
     /// run ends at whichever of `steps` and this comes first).
     pub virtual_ms: Option<u64>,
     /// A switch that breaks the engine on purpose.
-    pub sabotage: SabotageName,
+    pub sabotage: Sabotage,
     /// Echo every trace line to stderr.
     pub trace_echo: bool,
 }
@@ -139,7 +73,7 @@ impl RunOptions {
             pins: Vec::new(),
             steps: Self::STEPS_DEFAULT,
             virtual_ms: None,
-            sabotage: SabotageName::None,
+            sabotage: Sabotage::None,
             trace_echo: false,
         }
     }

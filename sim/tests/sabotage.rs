@@ -5,12 +5,12 @@
 
 use std::process::Command;
 
-use sim::{Report, RunOptions, SabotageName};
+use sim::{Report, RunOptions, Sabotage};
 
 /// Steps per seed: enough for several crashes at the pinned rates.
 const STEPS: u64 = 5_000;
 
-fn run(seed: u64, sabotage: SabotageName, pins: &str) -> Report {
+fn run(seed: u64, sabotage: Sabotage, pins: &str) -> Report {
     let mut options = RunOptions::new(seed);
     options.steps = STEPS;
     options.sabotage = sabotage;
@@ -20,7 +20,7 @@ fn run(seed: u64, sabotage: SabotageName, pins: &str) -> Report {
 
 /// Runs seeds from 1 until one fails; asserts it failed through one of
 /// `oracles` within `seeds_max` seeds and that it passes unsabotaged.
-fn assert_caught(sabotage: SabotageName, pins: &str, seeds_max: u64, oracles: &[&str]) -> u64 {
+fn assert_caught(sabotage: Sabotage, pins: &str, seeds_max: u64, oracles: &[&str]) -> u64 {
     for seed in 1..=seeds_max {
         let report = run(seed, sabotage, pins);
         let Some(failure) = &report.failure else {
@@ -32,7 +32,7 @@ fn assert_caught(sabotage: SabotageName, pins: &str, seeds_max: u64, oracles: &[
             failure.oracle,
             failure.message
         );
-        let clean = run(seed, SabotageName::None, pins);
+        let clean = run(seed, Sabotage::None, pins);
         assert!(
             clean.ok,
             "seed {seed} fails even without {sabotage}: {:?}",
@@ -48,7 +48,7 @@ const NO_CORRUPTION: &str = "read_corrupt=0,write_misdirected=0";
 #[test]
 fn acknowledging_without_fsync_is_caught() {
     assert_caught(
-        SabotageName::SkipSync,
+        Sabotage::SkipSync,
         &format!("crash=0.002,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}"),
         20,
         // Lost records either go missing at the tail (durability) or leave a
@@ -60,7 +60,7 @@ fn acknowledging_without_fsync_is_caught() {
 #[test]
 fn skipping_the_directory_sync_of_a_new_segment_is_caught() {
     assert_caught(
-        SabotageName::SkipDirSync,
+        Sabotage::SkipDirSync,
         &format!("crash=0.002,kill=0,dir_op_lost=0.5,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}"),
         20,
         &["durability", "recovery"],
@@ -70,7 +70,7 @@ fn skipping_the_directory_sync_of_a_new_segment_is_caught() {
 #[test]
 fn leaving_a_torn_tail_in_place_is_caught() {
     assert_caught(
-        SabotageName::SkipTailZeroing,
+        Sabotage::SkipTailZeroing,
         &format!(
             "crash=0.001,kill=0,write_lost=0.5,write_torn=0.2,fsync_error=0.01,disk_full=0,{NO_CORRUPTION}"
         ),
@@ -84,7 +84,7 @@ fn leaving_a_torn_tail_in_place_is_caught() {
 #[test]
 fn trusting_the_page_cache_after_a_failed_fsync_is_caught() {
     assert_caught(
-        SabotageName::SkipTailRewrite,
+        Sabotage::SkipTailRewrite,
         &format!(
             "fsync_error=0.05,kill=0.005,crash=0.002,write_lost=0.8,dir_op_lost=0,disk_full=0,{NO_CORRUPTION}"
         ),
@@ -96,12 +96,7 @@ fn trusting_the_page_cache_after_a_failed_fsync_is_caught() {
 #[test]
 fn a_caught_seed_prints_seed_faults_oracle_and_trace_then_exits_1() {
     let pins = format!("crash=0.002,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}");
-    let seed = assert_caught(
-        SabotageName::SkipSync,
-        &pins,
-        20,
-        &["durability", "recovery"],
-    );
+    let seed = assert_caught(Sabotage::SkipSync, &pins, 20, &["durability", "recovery"]);
     let output = Command::new(env!("CARGO_BIN_EXE_sim"))
         .args([
             "--seed",

@@ -71,6 +71,48 @@ pub enum Sabotage {
     SkipDirSync,
 }
 
+impl Sabotage {
+    /// Every switch, in declaration order.
+    pub const ALL: [Sabotage; 5] = [
+        Sabotage::None,
+        Sabotage::SkipSync,
+        Sabotage::SkipTailZeroing,
+        Sabotage::SkipTailRewrite,
+        Sabotage::SkipDirSync,
+    ];
+
+    /// The switch's name on command lines and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sabotage::None => "none",
+            Sabotage::SkipSync => "skip-sync",
+            Sabotage::SkipTailZeroing => "skip-tail-zeroing",
+            Sabotage::SkipTailRewrite => "skip-tail-rewrite",
+            Sabotage::SkipDirSync => "skip-dir-sync",
+        }
+    }
+}
+
+impl std::fmt::Display for Sabotage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Sabotage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Sabotage::ALL
+            .into_iter()
+            .find(|n| n.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Sabotage::ALL.iter().map(|n| n.name()).collect();
+                format!("unknown sabotage `{s}`; known: {}", names.join(", "))
+            })
+    }
+}
+
 /// How a log is laid out and bounded.
 #[derive(Clone, Debug)]
 pub struct LogConfig {

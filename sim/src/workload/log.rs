@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::lock::Mutex as AsyncMutex;
 use jubilant_core::env::{Clock, Spawn};
-use jubilant_core::log::{Log, LogConfig, LogError};
+use jubilant_core::log::{Log, LogConfig, LogError, Sabotage};
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
 
 use super::log_model::LogModel;
@@ -67,7 +67,7 @@ impl Shape {
         }
     }
 
-    fn config(&self, sabotage: jubilant_core::log::Sabotage) -> LogConfig {
+    fn config(&self, sabotage: Sabotage) -> LogConfig {
         let mut config = LogConfig::new(PathBuf::from("/data/wal"));
         config.segment_bytes = self.segment_bytes;
         config.record_bytes_max = self.record_bytes_max;
@@ -125,7 +125,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut fault_rng = SimRng::new(options.seed, Stream::Faults);
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
     let shape = Arc::new(Shape::draw(&mut workload_rng));
-    let config = shape.config(options.sabotage.to_core());
+    let config = shape.config(options.sabotage);
     let faults = world.faults();
     let model: Model = Arc::new(Mutex::new(LogModel::new()));
     world.trace(format_args!("workload log: {shape}"));

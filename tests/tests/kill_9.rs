@@ -7,7 +7,7 @@
 //! some acknowledgements, sends SIGKILL, reopens the log, and checks that
 //! every acknowledged LSN came back with the payload written for it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -50,15 +50,22 @@ fn child_writer() {
         let (mut log, _) = Log::open(RealEnv::current(), config(&dir), |_, _| {})
             .await
             .expect("child open");
+        // Sync after batches of 1 to 7 records, varying with the LSN.
         let mut since_sync = 0;
+        let mut batch = 1;
         loop {
             let lsn = log.next_lsn();
             let pos = log.append(&payload(lsn)).await.expect("append");
             assert_eq!(pos.lsn, lsn);
             since_sync += 1;
-            if since_sync == 1 + lsn % 7 {
+            if since_sync >= batch {
+                batch = 1 + lsn % 7;
                 let durable = log.sync().await.expect("sync");
-                println!("ACK {durable}");
+                // Straight to the file descriptor: the test harness captures
+                // `println!`, and the parent must see each ACK as it happens.
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ACK {durable}").expect("report ACK");
+                out.flush().expect("flush ACK");
                 since_sync = 0;
             }
         }

@@ -12,9 +12,12 @@
 //!   covered by a directory sync are lost from a random point on, per
 //!   directory, as a journaling filesystem would;
 //! - a failed `fdatasync` behaves as Linux does after an I/O error: the
-//!   pending writes are resolved as if by a crash into the durable image,
-//!   forgotten, and reads keep returning the cached data, so a retried sync
-//!   "succeeds" without making that data durable;
+//!   pending writes are resolved as if by a crash into the durable image and
+//!   forgotten; reads then either keep returning the cached data (so a
+//!   retried sync "succeeds" without making it durable) or, if the pages
+//!   were evicted, what is on disk;
+//! - a write that fails (ENOSPC or EIO) may have landed in part, a whole
+//!   number of sectors from its start;
 //! - a process kill (not a power loss) invalidates open handles and releases
 //!   directory locks but keeps the page cache.
 //!
@@ -152,11 +155,36 @@ pub(crate) struct Disk {
     epoch: u64,
 }
 
-fn os_error(code: i32) -> io::Error {
-    io::Error::from_raw_os_error(code)
+/// A simulated EIO. Errors carry fixed texts (not the C library's
+/// `strerror`), so traces hash the same on every platform.
+fn eio(what: &str) -> io::Error {
+    io::Error::other(format!("simulated EIO: {what}"))
 }
-const EIO: i32 = 5;
-const ENOSPC: i32 = 28;
+
+/// A simulated ENOSPC, with the kind the engine checks for.
+fn enospc() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::StorageFull,
+        "simulated ENOSPC: no space left on device",
+    )
+}
+
+/// How many leading bytes of a failing write at `offset` landed anyway: a
+/// random whole number of sectors (possibly none, possibly all but the
+/// last).
+fn landed_prefix(ctx: &mut Ctx<'_>, offset: u64, len: usize) -> usize {
+    if len == 0 || !ctx.rng.chance(0.5) {
+        return 0;
+    }
+    let end = offset + len as u64;
+    let first_boundary = (offset / SECTOR_BYTES + 1) * SECTOR_BYTES;
+    if first_boundary >= end {
+        return 0;
+    }
+    let sectors = (end - first_boundary).div_ceil(SECTOR_BYTES);
+    let boundary = first_boundary + ctx.rng.below(sectors) * SECTOR_BYTES;
+    (boundary - offset) as usize
+}
 
 impl Disk {
     fn inode(&mut self, handle: &Handle) -> io::Result<&mut Inode> {
@@ -189,6 +217,10 @@ impl Disk {
         create: bool,
     ) -> io::Result<Handle> {
         self.parent_exists(path)?;
+        if ctx.strikes(Fault::IoError) {
+            ctx.trace(format_args!("open {} FAULT io_error", path.display()));
+            return Err(eio("open"));
+        }
         let inode = match (self.names.get(path), create) {
             (Some(&inode), false) => inode,
             (None, false) => {
@@ -233,6 +265,14 @@ impl Disk {
         offset: u64,
         len: usize,
     ) -> io::Result<Vec<u8>> {
+        self.inode(handle)?;
+        if ctx.strikes(Fault::IoError) {
+            ctx.trace(format_args!(
+                "read {} @{offset}+{len} FAULT io_error",
+                handle.path.display()
+            ));
+            return Err(eio("read"));
+        }
         let inode = self.inode(handle)?;
         let size = inode.current.len() as u64;
         let start = offset.min(size) as usize;
@@ -260,13 +300,27 @@ impl Disk {
         data: &[u8],
     ) -> io::Result<()> {
         self.inode(handle)?;
-        if ctx.strikes(Fault::DiskFull) {
-            ctx.trace(format_args!(
-                "write {} @{offset}+{} FAULT disk_full",
-                handle.path.display(),
-                data.len()
-            ));
-            return Err(os_error(ENOSPC));
+        let failures: [(Fault, fn() -> io::Error); 2] =
+            [(Fault::DiskFull, enospc), (Fault::IoError, || eio("write"))];
+        for (fault, error) in failures {
+            if ctx.strikes(fault) {
+                let landed = landed_prefix(ctx, offset, data.len());
+                ctx.trace(format_args!(
+                    "write {} @{offset}+{} FAULT {} after {landed} bytes",
+                    handle.path.display(),
+                    data.len(),
+                    fault.name()
+                ));
+                if landed > 0 {
+                    let inode = self.inode(handle)?;
+                    apply_write(&mut inode.current, offset, &data[..landed]);
+                    inode.pending.push(Pending::Write {
+                        offset,
+                        data: data[..landed].to_vec(),
+                    });
+                }
+                return Err(error());
+            }
         }
         let mut at = offset;
         if ctx.strikes(Fault::WriteMisdirected) {
@@ -309,7 +363,7 @@ impl Disk {
                 "set_len {} {len} FAULT disk_full",
                 handle.path.display()
             ));
-            return Err(os_error(ENOSPC));
+            return Err(enospc());
         }
         ctx.trace(format_args!("set_len {} {len}", handle.path.display()));
         let inode = self.inode(handle)?;
@@ -325,16 +379,26 @@ impl Disk {
     pub(crate) fn sync_data(&mut self, ctx: &mut Ctx<'_>, handle: &Handle) -> io::Result<()> {
         self.inode(handle)?;
         if ctx.strikes(Fault::FsyncError) {
+            // Linux after a writeback error: the dirty data is resolved as a
+            // crash would, the error is reported once, and the pages are
+            // either kept (still readable, never to be written) or evicted
+            // (reads now show what is on disk).
+            let evict = ctx.rng.chance(0.5);
             ctx.trace(format_args!(
-                "sync_data {} FAULT fsync_error",
-                handle.path.display()
+                "sync_data {} FAULT fsync_error ({})",
+                handle.path.display(),
+                if evict { "cache evicted" } else { "cache kept" }
             ));
             let inode = self.inode(handle)?;
             let pending = std::mem::take(&mut inode.pending);
             let mut durable = std::mem::take(&mut inode.durable);
             resolve_at_crash(ctx, &mut durable, pending);
-            self.inode(handle)?.durable = durable;
-            return Err(os_error(EIO));
+            let inode = self.inode(handle)?;
+            if evict {
+                inode.current = durable.clone();
+            }
+            inode.durable = durable;
+            return Err(eio("fdatasync"));
         }
         let inode = self.inode(handle)?;
         let writes = inode.pending.len();
@@ -372,6 +436,10 @@ impl Disk {
                 format!("no directory {}", dir.display()),
             ));
         }
+        if ctx.strikes(Fault::IoError) {
+            ctx.trace(format_args!("list {} FAULT io_error", dir.display()));
+            return Err(eio("readdir"));
+        }
         let mut names: Vec<String> = self
             .names
             .keys()
@@ -389,6 +457,10 @@ impl Disk {
 
     pub(crate) fn rename(&mut self, ctx: &mut Ctx<'_>, from: &Path, to: &Path) -> io::Result<()> {
         self.parent_exists(to)?;
+        if ctx.strikes(Fault::IoError) {
+            ctx.trace(format_args!("rename {} FAULT io_error", from.display()));
+            return Err(eio("rename"));
+        }
         let inode = self.names.remove(from).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -410,6 +482,10 @@ impl Disk {
     }
 
     pub(crate) fn remove(&mut self, ctx: &mut Ctx<'_>, path: &Path) -> io::Result<()> {
+        if ctx.strikes(Fault::IoError) {
+            ctx.trace(format_args!("remove {} FAULT io_error", path.display()));
+            return Err(eio("unlink"));
+        }
         self.names.remove(path).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -432,7 +508,7 @@ impl Disk {
         }
         if ctx.strikes(Fault::FsyncError) {
             ctx.trace(format_args!("sync_dir {} FAULT fsync_error", dir.display()));
-            return Err(os_error(EIO));
+            return Err(eio("fsync of a directory"));
         }
         let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dir_ops)
             .into_iter()
@@ -486,10 +562,14 @@ impl Disk {
     /// crash happens to keep, survives.
     pub(crate) fn crash(&mut self, ctx: &mut Ctx<'_>) {
         self.kill();
+        // Most filesystems journal name changes in order, so a crash loses
+        // a suffix of them; the contract promises no order, so half the
+        // crashes lose any subset instead.
+        let in_order = ctx.rng.chance(0.5);
         let mut lost_dirs: BTreeSet<PathBuf> = BTreeSet::new();
         for op in std::mem::take(&mut self.dir_ops) {
             let dirs = op.dirs();
-            if dirs.iter().any(|d| lost_dirs.contains(d)) {
+            if in_order && dirs.iter().any(|d| lost_dirs.contains(d)) {
                 continue;
             }
             if ctx.strikes(Fault::DirOpLost) {

@@ -117,20 +117,23 @@ impl Executor {
     }
 
     fn kill_where(&self, doomed: impl Fn(NodeId) -> bool) -> usize {
-        let handles: Vec<_> = {
-            let mut tasks = lock(&self.tasks);
-            let ids: Vec<u64> = tasks
-                .iter()
-                .filter(|(_, (node, _))| doomed(*node))
-                .map(|(&id, _)| id)
-                .collect();
-            ids.into_iter().filter_map(|id| tasks.remove(&id)).collect()
-        };
-        let killed = handles.len();
-        // Dropping a handle cancels the task; an idle task is rescheduled so
-        // that running it drops its future.
-        drop(handles);
+        let mut killed = 0;
+        // Repeat until nothing of the node is left: dropping a dead task's
+        // future may spawn or wake another task of the same node.
         loop {
+            let handles: Vec<_> = {
+                let mut tasks = lock(&self.tasks);
+                let ids: Vec<u64> = tasks
+                    .iter()
+                    .filter(|(_, (node, _))| doomed(*node))
+                    .map(|(&id, _)| id)
+                    .collect();
+                ids.into_iter().filter_map(|id| tasks.remove(&id)).collect()
+            };
+            killed += handles.len();
+            // Dropping a handle cancels the task; an idle task is
+            // rescheduled so that running it drops its future.
+            drop(handles);
             let batch: Vec<_> = {
                 let mut ready = lock(&self.ready);
                 let (dead, alive): (Vec<_>, Vec<_>) = ready
@@ -139,15 +142,17 @@ impl Executor {
                 *ready = alive;
                 dead
             };
-            if batch.is_empty() {
-                break;
+            let registered = lock(&self.tasks).values().any(|(node, _)| doomed(*node));
+            if batch.is_empty() && !registered {
+                return killed;
             }
             for runnable in batch {
-                // The task is cancelled: running it only drops its future.
+                // Its handle is gone, so the task is cancelled: running it
+                // only drops its future (a task spawned meanwhile has its
+                // handle in the registry and is cancelled next round).
                 runnable.run();
             }
         }
-        killed
     }
 
     /// Live tasks of `node`.

@@ -36,8 +36,13 @@ pub enum Fault {
     ReadCorrupt,
     /// Per write: the data lands a few sectors away from where it was aimed.
     WriteMisdirected,
-    /// Per write or growth: it fails with ENOSPC and changes nothing.
+    /// Per write or growth: it fails with ENOSPC, possibly after part of
+    /// the write landed.
     DiskFull,
+    /// Per file operation other than a sync (open, read, write, rename,
+    /// remove, list): it fails with EIO; a failed write may have partly
+    /// landed.
+    IoError,
     /// Per step: the wall clock jumps forwards or backwards.
     ClockJump,
     /// Per network write: the connection is reset.
@@ -62,7 +67,7 @@ struct Swarm {
 
 impl Fault {
     /// Every fault, in the order they are printed.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 15] = [
         Fault::Crash,
         Fault::Kill,
         Fault::WriteLost,
@@ -72,6 +77,7 @@ impl Fault {
         Fault::ReadCorrupt,
         Fault::WriteMisdirected,
         Fault::DiskFull,
+        Fault::IoError,
         Fault::ClockJump,
         Fault::NetDrop,
         Fault::NetPartition,
@@ -91,6 +97,7 @@ impl Fault {
             Fault::ReadCorrupt => "read_corrupt",
             Fault::WriteMisdirected => "write_misdirected",
             Fault::DiskFull => "disk_full",
+            Fault::IoError => "io_error",
             Fault::ClockJump => "clock_jump",
             Fault::NetDrop => "net_drop",
             Fault::NetPartition => "net_partition",
@@ -109,12 +116,12 @@ impl Fault {
         !matches!(self, Fault::IoLatencyUs | Fault::NetLatencyUs)
     }
 
-    /// Faults that damage data the engine already wrote (as opposed to
-    /// crashes, which only decide what of the unsynced data survives). Under
-    /// these, an acknowledged record may be lost, but never silently
-    /// replaced by wrong data.
-    pub fn is_corruption(self) -> bool {
-        matches!(self, Fault::ReadCorrupt | Fault::WriteMisdirected)
+    /// Faults that damage data on the medium, as opposed to crashes (which
+    /// only decide what of the unsynced data survives) and bad reads (which
+    /// damage a copy, and a re-read fixes). Under these a single-copy store
+    /// may lose acknowledged data, but must never return wrong data.
+    pub fn damages_stored_data(self) -> bool {
+        matches!(self, Fault::WriteMisdirected)
     }
 
     fn swarm(self) -> Swarm {
@@ -149,6 +156,7 @@ impl Fault {
             Fault::ReadCorrupt => p(0.25, 1e-3, 2e-2),
             Fault::WriteMisdirected => p(0.2, 1e-3, 1e-2),
             Fault::DiskFull => p(0.3, 1e-3, 5e-2),
+            Fault::IoError => p(0.2, 1e-4, 5e-3),
             Fault::ClockJump => p(0.3, 1e-4, 1e-3),
             Fault::NetDrop => p(0.3, 1e-3, 2e-2),
             Fault::NetPartition => p(0.3, 1e-4, 1e-3),
@@ -265,9 +273,9 @@ impl FaultConfig {
         Fault::ALL.into_iter().map(|f| (f, self.get(f)))
     }
 
-    /// Whether any corruption fault (see [`Fault::is_corruption`]) is on.
-    pub fn corrupts(&self) -> bool {
-        self.iter().any(|(f, v)| f.is_corruption() && v > 0.0)
+    /// Whether any fault that damages stored data is on.
+    pub fn damages_stored_data(&self) -> bool {
+        self.iter().any(|(f, v)| f.damages_stored_data() && v > 0.0)
     }
 }
 
@@ -320,10 +328,11 @@ impl FaultCounts {
             .map(|f| (f, self.get(f)))
     }
 
-    /// Corruption faults injected so far (see [`Fault::is_corruption`]).
-    pub fn corruptions(&self) -> u64 {
+    /// Injections so far that damaged stored data (see
+    /// [`Fault::damages_stored_data`]).
+    pub fn stored_data_damage(&self) -> u64 {
         self.iter()
-            .filter(|(f, _)| f.is_corruption())
+            .filter(|(f, _)| f.damages_stored_data())
             .map(|(_, n)| n)
             .sum()
     }

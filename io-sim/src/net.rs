@@ -285,7 +285,13 @@ impl Network {
                 let deliver_at = chunk.deliver_at;
                 end.reader = Some(waker.clone());
                 if !held {
-                    *timer = None;
+                    // One timer per stream: replace one set for another time.
+                    if let Some(old) = *timer
+                        && old.0 != deliver_at
+                    {
+                        ctx.clock.cancel(old);
+                        *timer = None;
+                    }
                     ctx.clock.register(deliver_at, timer, waker);
                 }
                 Poll::Pending

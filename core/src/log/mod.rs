@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 pub use frame::FRAME_HEADER_BYTES;
 pub use recovery::RecoveryReport;
 pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
-pub use segment::{SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
+pub use segment::{SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
 pub use writer::{Log, LogStats};
 
 /// Where a record lives and its log sequence number.
@@ -158,6 +158,12 @@ impl LogConfig {
             ));
         }
         let smallest = SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + u64::from(self.record_bytes_max);
+        if self.segment_bytes > SEGMENT_BYTES_MAX {
+            return Err(LogError::Config(format!(
+                "segment_bytes {} exceeds the maximum {SEGMENT_BYTES_MAX}",
+                self.segment_bytes
+            )));
+        }
         if self.segment_bytes < smallest {
             return Err(LogError::Config(format!(
                 "segment_bytes {} cannot hold a header and one record of record_bytes_max {} \

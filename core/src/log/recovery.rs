@@ -9,19 +9,22 @@
 //! 1. scan every segment, visiting valid records in LSN order;
 //! 2. refuse with [`LogError::Corrupt`] if the damage is not a torn tail;
 //! 3. remove `.tmp` files of segment creations that never finished;
-//! 4. zero every non-zero byte after the last valid record of the last
-//!    segment (torn records, stale records, misplaced writes);
-//! 5. rewrite the last segment's valid bytes, then `fdatasync` it and sync
-//!    the directory, so what was read is durable too.
+//! 4. write the whole last segment again: the exact bytes the scan verified
+//!    (header and records), then zeros to the end of the file, erasing torn
+//!    records, stale records and misplaced writes;
+//! 5. `fdatasync` it and sync the directory, so what was read is durable too.
 //!
-//! Why rewrite (step 5): after a failed `fdatasync`, Linux may drop the dirty
-//! pages' "dirty" state while keeping their contents readable, so a process
-//! restarted without a power loss reads records that are not on disk, and a
-//! plain `fdatasync` has nothing left to write. Writing the bytes again makes
-//! them dirty, so the sync really persists them. Only the last segment can
-//! hold such records: a segment is synced successfully before its successor
-//! is created, and the log stops at the first failed sync. The cost is one
-//! rewrite of at most one segment per open.
+//! Why write it all (step 4) rather than sync what is there: after a failed
+//! `fdatasync`, Linux may forget the pages' dirty state while still serving
+//! their contents, so a process restarted without a power loss reads records
+//! (or zeros) that are not on disk, and a plain `fdatasync` has nothing left
+//! to write. Writing the bytes makes them dirty again, so the sync really
+//! persists them; writing the scan's verified copy (not a second read) means
+//! a bad read cannot be made permanent; writing every tail byte (not only
+//! those that read as non-zero) means a stale record the cache hides cannot
+//! survive. Only the last segment can hold such bytes: a segment is synced
+//! successfully before its successor is created, and the log stops at the
+//! first failed sync. The cost is one write of at most one segment per open.
 
 use std::path::Path;
 
@@ -46,9 +49,10 @@ pub struct RecoveryReport {
     /// Where the records stopped at something that was not a record, and
     /// why: a torn tail that recovery cut off.
     pub torn_tail: Option<(u64, u64, String)>,
-    /// Non-zero bytes after the last record that were zeroed.
-    pub tail_bytes_zeroed: u64,
-    /// Bytes of the last segment written again before the sync (step 5).
+    /// Non-zero bytes found after the last record (all of the tail is
+    /// zeroed regardless).
+    pub tail_garbage_bytes: u64,
+    /// Verified bytes of the last segment written again (step 4).
     pub bytes_rewritten: u64,
     /// Leftover `.tmp` segment files removed.
     pub temp_files_removed: u64,
@@ -61,7 +65,7 @@ pub struct RecoveryReport {
 impl RecoveryReport {
     /// Whether recovery changed anything on disk (beyond syncing it).
     pub fn repaired(&self) -> bool {
-        self.torn_tail.is_some() || self.tail_bytes_zeroed > 0 || self.temp_files_removed > 0
+        self.torn_tail.is_some() || self.tail_garbage_bytes > 0 || self.temp_files_removed > 0
     }
 }
 
@@ -112,12 +116,20 @@ impl<E: Env> Log<E> {
                 if let Stop::Invalid { reason } = &last.stop {
                     report.torn_tail = Some((last.id, last.end_offset, reason.clone()));
                 }
-                if !config.sabotaged(Sabotage::SkipTailZeroing) {
-                    report.tail_bytes_zeroed =
-                        zero_garbage(&file, &path, last.end_offset, last.file_len).await?;
-                }
+                report.tail_garbage_bytes =
+                    count_garbage(&file, &path, last.end_offset, last.file_len).await?;
                 if !config.sabotaged(Sabotage::SkipTailRewrite) {
-                    report.bytes_rewritten = rewrite(&file, &path, last.end_offset).await?;
+                    let image = &outcome.last_segment_image;
+                    assert_eq!(
+                        image.len() as u64,
+                        last.end_offset,
+                        "the scan keeps the last segment's image"
+                    );
+                    write_chunks(&file, &path, image).await?;
+                    report.bytes_rewritten = image.len() as u64;
+                }
+                if !config.sabotaged(Sabotage::SkipTailZeroing) {
+                    segment::zero_fill(&file, &path, last.end_offset, last.file_len, None).await?;
                 }
                 file.sync_data()
                     .await
@@ -154,60 +166,39 @@ impl<E: Env> Log<E> {
     }
 }
 
-/// Writes `[0, end)` of `file` again, chunk by chunk, with the bytes it
-/// already holds, and returns how many that was.
-async fn rewrite<F: File>(file: &F, path: &Path, end: u64) -> Result<u64, LogError> {
+/// Writes `bytes` at offset 0 of `file`, in bounded chunks.
+async fn write_chunks<F: File>(file: &F, path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let mut offset = 0;
-    while offset < end {
-        let len = (end - offset).min(TAIL_READ_BYTES);
-        let bytes = file
-            .read_at(offset, len as usize)
+    for chunk in bytes.chunks(TAIL_READ_BYTES as usize) {
+        file.write_at(offset, chunk)
             .await
-            .map_err(|source| LogError::io("read segment to rewrite", path, source))?;
-        if bytes.len() as u64 != len {
-            return Err(LogError::io(
-                "read segment to rewrite",
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "segment shrank during recovery",
-                ),
-            ));
-        }
-        file.write_at(offset, &bytes)
-            .await
-            .map_err(|source| LogError::io("rewrite segment", path, source))?;
-        offset += len;
+            .map_err(|source| LogError::io("rewrite last segment", path, source))?;
+        offset += chunk.len() as u64;
     }
-    Ok(end)
+    Ok(())
 }
 
-/// Zeroes `[from, last non-zero byte]` of `file` and returns how many bytes
-/// that covered.
-async fn zero_garbage<F: File>(
+/// Counts the non-zero bytes in `[from, file_len)` (for the report: what a
+/// crash left after the last record).
+async fn count_garbage<F: File>(
     file: &F,
     path: &Path,
     from: u64,
     file_len: u64,
 ) -> Result<u64, LogError> {
     let mut offset = from;
-    let mut garbage_end = from;
+    let mut garbage = 0;
     while offset < file_len {
         let len = (file_len - offset).min(TAIL_READ_BYTES);
         let bytes = file
             .read_at(offset, len as usize)
             .await
             .map_err(|source| LogError::io("read segment tail", path, source))?;
-        if let Some(last) = bytes.iter().rposition(|&b| b != 0) {
-            garbage_end = offset + last as u64 + 1;
-        }
         if bytes.is_empty() {
             break;
         }
+        garbage += bytes.iter().filter(|&&b| b != 0).count() as u64;
         offset += bytes.len() as u64;
     }
-    if garbage_end > from {
-        segment::zero_fill(file, path, from, garbage_end, None).await?;
-    }
-    Ok(garbage_end - from)
+    Ok(garbage)
 }

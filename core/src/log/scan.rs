@@ -23,11 +23,13 @@ use std::path::{Path, PathBuf};
 use crate::env::{Env, File, OpenMode};
 
 use super::frame::{self, FrameSite, Header};
-use super::segment::{self, NameKind, SEGMENT_HEADER_BYTES, SegmentHeader};
+use super::segment::{self, NameKind, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::{FRAME_HEADER_BYTES, LogError, RecordPos};
 
-/// How many times a failed checksum is re-read before it is believed.
-pub const READ_RETRIES_MAX: u32 = 2;
+/// How many times a failed checksum is re-read before it is believed. A
+/// torn-tail verdict destroys what follows, so it must not rest on a few
+/// unlucky reads.
+pub const READ_RETRIES_MAX: u32 = 4;
 /// The scan reads segments in windows of this size (or one record, if larger).
 const READ_WINDOW_BYTES: u64 = 256 * 1024;
 
@@ -101,6 +103,10 @@ pub struct ScanOutcome {
     pub corruption: Option<Corruption>,
     /// Checksum failures that verified on a re-read.
     pub read_retries: u64,
+    /// The verified bytes `[0, end_offset)` of the last segment read (its
+    /// header and records), so recovery can write back exactly what it
+    /// verified rather than whatever a second read returns.
+    pub(crate) last_segment_image: Vec<u8>,
 }
 
 impl ScanOutcome {
@@ -162,6 +168,17 @@ pub async fn scan<E: Env>(
             .await
             .map_err(|source| LogError::io("open segment", &path, source))?;
         let mut reader = SegmentReader::new(&file, &path).await?;
+        let file_len = reader.file_len;
+        if file_len > SEGMENT_BYTES_MAX {
+            outcome.corruption = Some(Corruption {
+                path,
+                offset: 0,
+                detail: format!(
+                    "segment is {file_len} bytes, larger than any segment the log creates ({SEGMENT_BYTES_MAX})"
+                ),
+            });
+            break;
+        }
         let header = match reader.header(&mut outcome.read_retries).await? {
             Ok(header) => header,
             Err(detail) => {
@@ -194,10 +211,15 @@ pub async fn scan<E: Env>(
             });
             break;
         }
-        let summary = reader
-            .records(header, &mut outcome.read_retries, &mut visit)
-            .await?;
         let is_last = index + 1 == segments_total;
+        let keep = if is_last {
+            Some(&mut outcome.last_segment_image)
+        } else {
+            None
+        };
+        let summary = reader
+            .records(header, &mut outcome.read_retries, &mut visit, keep)
+            .await?;
         let stop = summary.stop.clone();
         outcome.segments.push(summary);
         if let (Stop::Invalid { reason }, false) = (stop, is_last) {
@@ -305,12 +327,21 @@ impl<'a, F: File> SegmentReader<'a, F> {
         header: SegmentHeader,
         retries: &mut u64,
         visit: &mut impl FnMut(RecordPos, &[u8]),
+        mut keep: Option<&mut Vec<u8>>,
     ) -> Result<SegmentSummary, LogError> {
         let mut offset = SEGMENT_HEADER_BYTES;
         let mut lsn = header.first_lsn;
+        if let Some(image) = keep.as_deref_mut() {
+            image.clear();
+            image.extend_from_slice(&header.encode());
+        }
         let stop = loop {
             match self.next_record(header.id, offset, lsn, retries).await? {
                 Ok(len) => {
+                    if let Some(image) = keep.as_deref_mut() {
+                        image
+                            .extend_from_slice(self.bytes(offset, FRAME_HEADER_BYTES + len).await?);
+                    }
                     let payload = self.bytes(offset + FRAME_HEADER_BYTES, len).await?;
                     visit(
                         RecordPos {

@@ -30,6 +30,9 @@ use super::LogError;
 
 /// Bytes at the start of every segment before its first record.
 pub const SEGMENT_HEADER_BYTES: u64 = 32;
+/// The largest segment the log creates or reads: a bound on what any length
+/// read from disk can make the scan allocate.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
 const MAGIC: [u8; 4] = *b"JWAL";
 const FORMAT_VERSION: u16 = 1;
 const NAME_PREFIX: &str = "wal-";
@@ -64,8 +67,12 @@ pub(crate) fn classify_name(name: &str) -> NameKind {
     let Some(rest) = name.strip_prefix(NAME_PREFIX) else {
         return NameKind::Other;
     };
-    if rest.ends_with(TEMP_SUFFIX) {
-        return NameKind::Temp;
+    if let Some(segment) = name.strip_suffix(TEMP_SUFFIX) {
+        // Only the temporary name of a canonical segment is ours to remove.
+        return match classify_name(segment) {
+            NameKind::Segment(_) => NameKind::Temp,
+            _ => NameKind::Other,
+        };
     }
     let Some(digits) = rest.strip_suffix(NAME_SUFFIX) else {
         return NameKind::Other;
@@ -250,6 +257,8 @@ mod tests {
             NameKind::Segment(1_234_567)
         );
         assert_eq!(classify_name("wal-000001.log.tmp"), NameKind::Temp);
+        assert_eq!(classify_name("wal-notes.tmp"), NameKind::Other);
+        assert_eq!(classify_name("wal-1.log.tmp"), NameKind::Other);
         assert_eq!(classify_name("wal-1.log"), NameKind::Other);
         assert_eq!(classify_name("wal-0000001.log"), NameKind::Other);
         assert_eq!(classify_name("wal-00000a.log"), NameKind::Other);

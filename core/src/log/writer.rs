@@ -324,12 +324,10 @@ impl<E: Env> Log<E> {
     }
 
     /// Removes every segment whose records all have LSNs below `lsn` (never
-    /// the active one), and makes the removals durable. Returns how many
-    /// were removed.
-    ///
-    /// A removal lost to a crash only brings back records below `lsn`, which
-    /// the caller said it no longer needs; the scan accepts the log starting
-    /// at any segment.
+    /// the active one), oldest first, syncing the directory after each, so a
+    /// crash can only bring back a contiguous run of the oldest segments
+    /// (which the scan accepts) and never leave a hole. Returns how many were
+    /// removed.
     pub async fn remove_segments_before(&mut self, lsn: u64) -> Result<u64, LogError> {
         self.check_usable()?;
         let mut removed = 0;
@@ -343,19 +341,17 @@ impl<E: Env> Log<E> {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => return Err(LogError::io("remove old segment", &path, source)),
             }
-            self.segments.remove(0);
-            removed += 1;
-        }
-        if removed > 0 {
             let dir = self.config.dir.clone();
             if let Err(source) = self.env.sync_dir(&dir).await {
                 return Err(self.fail(LogError::io(
-                    "sync directory after removing segments",
+                    "sync directory after removing a segment",
                     &dir,
                     source,
                 )));
             }
-            self.stats.segments_removed += removed;
+            self.segments.remove(0);
+            self.stats.segments_removed += 1;
+            removed += 1;
         }
         Ok(removed)
     }

@@ -15,9 +15,10 @@
 //! While clients run it checks `lsn_order`: the log hands out LSNs in
 //! sequence and its durable LSN never moves back or past what was appended.
 //!
-//! A loss is excused only when the world injected a corruption fault (a
-//! misdirected write or a flipped read), which no single-copy log can fully
-//! survive; even then a wrong record is never excused.
+//! A loss is excused only when the world damaged stored data (a misdirected
+//! write), which no single-copy log can fully survive; even then a wrong
+//! record is never excused. A flipped read damages only a copy, so it
+//! excuses nothing: the log must re-read rather than believe it.
 
 use std::collections::BTreeMap;
 
@@ -164,7 +165,7 @@ impl LogModel {
         self.recoveries += 1;
         self.stat("recovered_records", records.len() as u64);
         self.stat("torn_tails", u64::from(report.torn_tail.is_some()));
-        self.stat("tail_bytes_zeroed", report.tail_bytes_zeroed);
+        self.stat("tail_garbage_bytes", report.tail_garbage_bytes);
         self.stat("read_retries", report.read_retries);
 
         self.check("prefix", 1);
@@ -205,6 +206,13 @@ impl LogModel {
                     ),
                 ),
             }
+        }
+
+        if next_lsn > self.next_lsn {
+            self.fail(
+                "prefix",
+                format!("the log continues at LSN {next_lsn}, but LSNs only up to {} were ever handed out", self.next_lsn - 1),
+            );
         }
 
         let need_from = self.front.max(1);
@@ -320,6 +328,13 @@ mod tests {
             false,
         );
         assert_eq!(m.failure.map(|f| f.0), Some("no_phantom"));
+    }
+
+    #[test]
+    fn a_log_continuing_past_any_lsn_handed_out_fails_prefix() {
+        let mut m = model_with(3, 3);
+        m.recovered(vec![], 9, &RecoveryReport::default(), false);
+        assert_eq!(m.failure.map(|f| f.0), Some("prefix"));
     }
 
     #[test]

@@ -14,12 +14,16 @@ pub enum WorkloadName {
     /// points and segment removals, through crashes and disk faults.
     #[default]
     Log,
+    /// Clients exchange frames with an echo server over the simulated
+    /// network, through latency, drops, partitions and server kills.
+    Echo,
 }
 
 impl fmt::Display for WorkloadName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             WorkloadName::Log => "log",
+            WorkloadName::Echo => "echo",
         })
     }
 }
@@ -30,7 +34,8 @@ impl FromStr for WorkloadName {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "log" => Ok(WorkloadName::Log),
-            other => Err(format!("unknown workload `{other}`; known: log")),
+            "echo" => Ok(WorkloadName::Echo),
+            other => Err(format!("unknown workload `{other}`; known: log, echo")),
         }
     }
 }

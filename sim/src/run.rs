@@ -65,6 +65,7 @@ pub fn run(options: &RunOptions) -> Result<Report, String> {
     IN_WORLD.with(|flag| flag.set(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| match options.workload {
         WorkloadName::Log => workload::log::run(&world, options, &mut report),
+        WorkloadName::Echo => workload::echo::run(&world, options, &mut report),
     }));
     IN_WORLD.with(|flag| flag.set(false));
     if outcome.is_err() {

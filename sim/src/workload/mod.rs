@@ -2,5 +2,6 @@
 //! engine against. Every workload states its own oracles and counts how
 //! many checks each made.
 
+pub mod echo;
 pub mod log;
 mod log_model;

@@ -84,16 +84,8 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     while !options.budget_spent(steps, world.now().as_nanos() / 1_000_000)
         && lock(&model).failure.is_none()
     {
-        match world.step() {
-            Step::Polled => steps += 1,
-            Step::Advanced => {}
-            Step::Idle => {
-                report.fail(
-                    "liveness",
-                    "the world went quiet while clients should be running".to_owned(),
-                );
-                break;
-            }
+        if !super::step_while_running(world, &mut steps, report) {
+            break;
         }
         let now = world.now().as_nanos();
         partitions.retain(|&(client, heal_at)| {

@@ -189,16 +189,8 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
             if spent(steps) {
                 break 'lives;
             }
-            match world.step() {
-                Step::Polled => steps += 1,
-                Step::Advanced => {}
-                Step::Idle => {
-                    report.fail(
-                        "liveness",
-                        "the world went quiet while clients should be running".to_owned(),
-                    );
-                    break 'lives;
-                }
+            if !super::step_while_running(world, &mut steps, report) {
+                break 'lives;
             }
             let recoveries = lock(&model).recoveries;
             if recoveries > recoveries_seen {

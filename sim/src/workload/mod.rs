@@ -5,3 +5,25 @@
 pub mod echo;
 pub mod log;
 mod log_model;
+
+use jubilant_io_sim::{Step, World};
+
+use crate::report::Report;
+
+/// Steps `world` once while clients should be running, counting polls in
+/// `steps`. Returns `false`, failing `liveness`, if the world went quiet:
+/// every task is waiting on something that will never happen.
+pub(crate) fn step_while_running(world: &World, steps: &mut u64, report: &mut Report) -> bool {
+    match world.step() {
+        Step::Polled => *steps += 1,
+        Step::Advanced => {}
+        Step::Idle => {
+            report.fail(
+                "liveness",
+                "the world went quiet while clients should be running".to_owned(),
+            );
+            return false;
+        }
+    }
+    true
+}

@@ -594,11 +594,6 @@ impl Disk {
             lost_dirs.len()
         ));
     }
-
-    /// Bytes held by files, for reports.
-    pub(crate) fn bytes(&self) -> u64 {
-        self.inodes.values().map(|i| i.current.len() as u64).sum()
-    }
 }
 
 /// Applies each of `pending` to `durable` as a crash would: kept, lost, or

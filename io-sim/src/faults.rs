@@ -131,27 +131,18 @@ impl Fault {
             hi,
             log: true,
         };
+        let linear = |enabled, lo, hi| Swarm {
+            enabled,
+            lo,
+            hi,
+            log: false,
+        };
         match self {
             Fault::Crash => p(0.9, 1e-4, 3e-3),
             Fault::Kill => p(0.3, 1e-4, 2e-3),
-            Fault::WriteLost => Swarm {
-                enabled: 0.8,
-                lo: 0.1,
-                hi: 0.9,
-                log: false,
-            },
-            Fault::WriteTorn => Swarm {
-                enabled: 0.6,
-                lo: 0.05,
-                hi: 0.5,
-                log: false,
-            },
-            Fault::DirOpLost => Swarm {
-                enabled: 0.6,
-                lo: 0.1,
-                hi: 0.9,
-                log: false,
-            },
+            Fault::WriteLost => linear(0.8, 0.1, 0.9),
+            Fault::WriteTorn => linear(0.6, 0.05, 0.5),
+            Fault::DirOpLost => linear(0.6, 0.1, 0.9),
             Fault::FsyncError => p(0.3, 1e-3, 2e-2),
             Fault::ReadCorrupt => p(0.25, 1e-3, 2e-2),
             Fault::WriteMisdirected => p(0.2, 1e-3, 1e-2),
@@ -160,18 +151,8 @@ impl Fault {
             Fault::ClockJump => p(0.3, 1e-4, 1e-3),
             Fault::NetDrop => p(0.3, 1e-3, 2e-2),
             Fault::NetPartition => p(0.3, 1e-4, 1e-3),
-            Fault::IoLatencyUs => Swarm {
-                enabled: 1.0,
-                lo: 1.0,
-                hi: 2_000.0,
-                log: true,
-            },
-            Fault::NetLatencyUs => Swarm {
-                enabled: 1.0,
-                lo: 10.0,
-                hi: 5_000.0,
-                log: true,
-            },
+            Fault::IoLatencyUs => p(1.0, 1.0, 2_000.0),
+            Fault::NetLatencyUs => p(1.0, 10.0, 5_000.0),
         }
     }
 }
@@ -272,11 +253,6 @@ impl FaultConfig {
     pub fn iter(&self) -> impl Iterator<Item = (Fault, f64)> + '_ {
         Fault::ALL.into_iter().map(|f| (f, self.get(f)))
     }
-
-    /// Whether any fault that damages stored data is on.
-    pub fn damages_stored_data(&self) -> bool {
-        self.iter().any(|(f, v)| f.damages_stored_data() && v > 0.0)
-    }
 }
 
 /// Four significant digits: headers stay readable and a printed config
@@ -335,13 +311,6 @@ impl FaultCounts {
             .filter(|(f, _)| f.damages_stored_data())
             .map(|(_, n)| n)
             .sum()
-    }
-
-    /// Adds `other`'s counts to these.
-    pub fn merge(&mut self, other: &FaultCounts) {
-        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
-            *mine += theirs;
-        }
     }
 }
 

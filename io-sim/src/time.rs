@@ -101,14 +101,6 @@ impl SimClock {
         waker.wake();
         true
     }
-
-    /// Deadline of the earliest pending timer.
-    pub(crate) fn next_deadline(&self) -> Option<u64> {
-        lock(&self.timers)
-            .entries
-            .first_key_value()
-            .map(|(&(deadline, _), _)| deadline)
-    }
 }
 
 /// Completes when virtual time reaches its deadline.

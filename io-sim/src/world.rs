@@ -235,11 +235,6 @@ impl World {
         MonoTime::from_nanos(self.shared.clock.now_nanos())
     }
 
-    /// When the next timer fires, if any.
-    pub fn next_timer(&self) -> Option<MonoTime> {
-        self.shared.clock.next_deadline().map(MonoTime::from_nanos)
-    }
-
     /// Power loss on `node`: its tasks die, its connections reset, and its
     /// disk keeps only what is durable plus what the crash happens to keep.
     /// Returns how many tasks died.
@@ -320,14 +315,6 @@ impl World {
     /// Live tasks on `node`.
     pub fn tasks(&self, node: NodeId) -> usize {
         self.shared.exec.tasks_of(node)
-    }
-
-    /// Bytes held by files on `node`'s disk.
-    pub fn disk_bytes(&self, node: NodeId) -> u64 {
-        lock(&self.shared.state)
-            .disks
-            .get(&node)
-            .map_or(0, Disk::bytes)
     }
 }
 

@@ -34,8 +34,8 @@ use super::scan::{Stop, scan};
 use super::segment::{self, SegmentHeader};
 use super::{Log, LogConfig, LogError, RecordPos, Sabotage};
 
-/// Bytes read per call while looking for garbage after the tail.
-const TAIL_READ_BYTES: u64 = 256 * 1024;
+/// Bytes written per call when rewriting the last segment.
+const REWRITE_CHUNK_BYTES: u64 = 256 * 1024;
 
 /// What [`Log::open`] found and repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,9 +49,9 @@ pub struct RecoveryReport {
     /// Where the records stopped at something that was not a record, and
     /// why: a torn tail that recovery cut off.
     pub torn_tail: Option<(u64, u64, String)>,
-    /// Non-zero bytes found after the last record (all of the tail is
-    /// zeroed regardless).
-    pub tail_garbage_bytes: u64,
+    /// Bytes after the last record written with zeros (the whole tail,
+    /// whatever it held: the page cache cannot be trusted to show it).
+    pub tail_bytes_zeroed: u64,
     /// Verified bytes of the last segment written again (step 4).
     pub bytes_rewritten: u64,
     /// Leftover `.tmp` segment files removed.
@@ -60,13 +60,6 @@ pub struct RecoveryReport {
     pub read_retries: u64,
     /// Whether the directory held no log and a first segment was created.
     pub created: bool,
-}
-
-impl RecoveryReport {
-    /// Whether recovery changed anything on disk (beyond syncing it).
-    pub fn repaired(&self) -> bool {
-        self.torn_tail.is_some() || self.tail_garbage_bytes > 0 || self.temp_files_removed > 0
-    }
 }
 
 impl<E: Env> Log<E> {
@@ -116,8 +109,6 @@ impl<E: Env> Log<E> {
                 if let Stop::Invalid { reason } = &last.stop {
                     report.torn_tail = Some((last.id, last.end_offset, reason.clone()));
                 }
-                report.tail_garbage_bytes =
-                    count_garbage(&file, &path, last.end_offset, last.file_len).await?;
                 if !config.sabotaged(Sabotage::SkipTailRewrite) {
                     let image = &outcome.last_segment_image;
                     assert_eq!(
@@ -130,6 +121,7 @@ impl<E: Env> Log<E> {
                 }
                 if !config.sabotaged(Sabotage::SkipTailZeroing) {
                     segment::zero_fill(&file, &path, last.end_offset, last.file_len, None).await?;
+                    report.tail_bytes_zeroed = last.file_len - last.end_offset;
                 }
                 file.sync_data()
                     .await
@@ -169,36 +161,11 @@ impl<E: Env> Log<E> {
 /// Writes `bytes` at offset 0 of `file`, in bounded chunks.
 async fn write_chunks<F: File>(file: &F, path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let mut offset = 0;
-    for chunk in bytes.chunks(TAIL_READ_BYTES as usize) {
+    for chunk in bytes.chunks(REWRITE_CHUNK_BYTES as usize) {
         file.write_at(offset, chunk)
             .await
             .map_err(|source| LogError::io("rewrite last segment", path, source))?;
         offset += chunk.len() as u64;
     }
     Ok(())
-}
-
-/// Counts the non-zero bytes in `[from, file_len)` (for the report: what a
-/// crash left after the last record).
-async fn count_garbage<F: File>(
-    file: &F,
-    path: &Path,
-    from: u64,
-    file_len: u64,
-) -> Result<u64, LogError> {
-    let mut offset = from;
-    let mut garbage = 0;
-    while offset < file_len {
-        let len = (file_len - offset).min(TAIL_READ_BYTES);
-        let bytes = file
-            .read_at(offset, len as usize)
-            .await
-            .map_err(|source| LogError::io("read segment tail", path, source))?;
-        if bytes.is_empty() {
-            break;
-        }
-        garbage += bytes.iter().filter(|&&b| b != 0).count() as u64;
-        offset += bytes.len() as u64;
-    }
-    Ok(garbage)
 }

@@ -118,6 +118,8 @@ enum Clients {
     /// One client that appends [`LIVENESS_RECORDS`] records, syncs, and
     /// stops.
     Liveness,
+    /// None: the life exists only for its recovery to be checked.
+    None,
 }
 
 /// Runs the workload on `world`, filling `report`.
@@ -322,7 +324,7 @@ fn final_phase(
         shape,
         config,
         model,
-        Clients::Liveness,
+        Clients::None,
         rng.next_u64(),
     );
     let before = lock(model).recoveries;
@@ -385,11 +387,11 @@ async fn process(
         Ok((log, recovery)) => {
             let excused = env.fault_counts().stored_data_damage() > 0;
             env.trace(format_args!(
-                "recovered {} records, next LSN {}, torn tail {:?}, {} garbage bytes zeroed",
+                "recovered {} records, next LSN {}, torn tail {:?}, {} tail bytes zeroed",
                 records.len(),
                 log.next_lsn(),
                 recovery.torn_tail,
-                recovery.tail_garbage_bytes
+                recovery.tail_bytes_zeroed
             ));
             lock(&model).recovered(records, log.next_lsn(), &recovery, excused);
             log
@@ -427,6 +429,7 @@ async fn process(
             let task = liveness_client(env.clone(), life, shape, log, model, rng);
             drop(env.spawn("liveness-client", task));
         }
+        Clients::None => {}
     }
 }
 

@@ -165,7 +165,7 @@ impl LogModel {
         self.recoveries += 1;
         self.stat("recovered_records", records.len() as u64);
         self.stat("torn_tails", u64::from(report.torn_tail.is_some()));
-        self.stat("tail_garbage_bytes", report.tail_garbage_bytes);
+        self.stat("tail_bytes_zeroed", report.tail_bytes_zeroed);
         self.stat("read_retries", report.read_retries);
 
         self.check("prefix", 1);

@@ -11,8 +11,18 @@
 //! - [`log`](mod@log): the write-ahead log's file layer (framed, checksummed records
 //!   in preallocated segment files, with torn-tail recovery).
 //!
-//! The B+Tree, pager, WAL records and group commit, transactions and TTL
-//! build on these in later modules.
+//! - [`page`]: fixed-size pages, their verification, the page cache and the
+//!   page allocator;
+//! - [`btree`]: the copy-on-write B+Tree over those pages;
+//! - [`store`]: the tree's files (MANIFEST, superblocks A/B, `data.pages`),
+//!   checkpoints, and `validate`.
+//!
+//! WAL records and group commit, transactions and TTL build on these in
+//! later modules.
 
+pub mod btree;
 pub mod env;
 pub mod log;
+pub mod page;
+pub mod sabotage;
+pub mod store;

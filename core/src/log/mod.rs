@@ -40,6 +40,8 @@ pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
 pub use segment::{SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
 pub use writer::{Log, LogStats};
 
+pub use crate::sabotage::Sabotage;
+
 /// Where a record lives and its log sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordPos {
@@ -50,67 +52,6 @@ pub struct RecordPos {
     pub segment: u64,
     /// Byte offset of its frame within the segment.
     pub offset: u64,
-}
-
-/// Test-only switches that break the log on purpose, to prove the simulator
-/// notices. They take effect only when `jubilant-core` is built with the
-/// `sabotage` feature; otherwise [`LogConfig`] has no field to set them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Sabotage {
-    /// Behave correctly.
-    #[default]
-    None,
-    /// `sync` reports records durable without calling `fdatasync`.
-    SkipSync,
-    /// Recovery leaves the bytes after the last valid record in place.
-    SkipTailZeroing,
-    /// Recovery syncs the last segment without writing its records again,
-    /// trusting a page cache that a failed sync may have left undurable.
-    SkipTailRewrite,
-    /// Segment creation skips the directory sync after the rename.
-    SkipDirSync,
-}
-
-impl Sabotage {
-    /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 5] = [
-        Sabotage::None,
-        Sabotage::SkipSync,
-        Sabotage::SkipTailZeroing,
-        Sabotage::SkipTailRewrite,
-        Sabotage::SkipDirSync,
-    ];
-
-    /// The switch's name on command lines and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Sabotage::None => "none",
-            Sabotage::SkipSync => "skip-sync",
-            Sabotage::SkipTailZeroing => "skip-tail-zeroing",
-            Sabotage::SkipTailRewrite => "skip-tail-rewrite",
-            Sabotage::SkipDirSync => "skip-dir-sync",
-        }
-    }
-}
-
-impl std::fmt::Display for Sabotage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Sabotage {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Sabotage::ALL
-            .into_iter()
-            .find(|n| n.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Sabotage::ALL.iter().map(|n| n.name()).collect();
-                format!("unknown sabotage `{s}`; known: {}", names.join(", "))
-            })
-    }
 }
 
 /// How a log is laid out and bounded.

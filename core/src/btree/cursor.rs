@@ -1,0 +1,186 @@
+//! Ordered range iteration, forward or reverse, with a cursor that keeps its
+//! root-to-leaf path.
+//!
+//! Leaves have no sibling links (copy-on-write could not keep them without
+//! rewriting every neighbour), so the cursor moves to the next leaf by
+//! climbing its path to the first ancestor with another child in the
+//! direction of travel and descending from there.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::page::PageId;
+
+use super::Need;
+use super::node::{Body, Node, Record};
+use super::tree::{Tree, child_index};
+
+/// A range query over the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeQuery {
+    /// Lowest key to return.
+    pub start: Bound<Vec<u8>>,
+    /// Highest key to return.
+    pub end: Bound<Vec<u8>>,
+    /// Return keys in descending order.
+    pub reverse: bool,
+    /// Return at most this many entries.
+    pub limit: usize,
+}
+
+impl RangeQuery {
+    /// Every key, ascending, up to `limit` entries.
+    pub fn all(limit: usize) -> Self {
+        RangeQuery {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            reverse: false,
+            limit,
+        }
+    }
+
+    fn below_start(&self, key: &[u8]) -> bool {
+        match &self.start {
+            Bound::Included(start) => key < start.as_slice(),
+            Bound::Excluded(start) => key <= start.as_slice(),
+            Bound::Unbounded => false,
+        }
+    }
+
+    fn above_end(&self, key: &[u8]) -> bool {
+        match &self.end {
+            Bound::Included(end) => key > end.as_slice(),
+            Bound::Excluded(end) => key >= end.as_slice(),
+            Bound::Unbounded => false,
+        }
+    }
+}
+
+/// One level of the cursor's path: a node and the position in it.
+struct Frame {
+    node: Arc<Node>,
+    /// Child index (internal) or entry index (leaf).
+    at: usize,
+}
+
+impl Tree {
+    fn descend(
+        &mut self,
+        path: &mut Vec<Frame>,
+        mut next: (PageId, u32, u16),
+        query: &RangeQuery,
+        edge_only: bool,
+    ) -> Result<(), Need> {
+        loop {
+            let node = self.fetch(next.0, next.1, next.2)?;
+            let at = match &node.body {
+                Body::Internal(internal) => {
+                    let at = match (query.reverse, edge_only) {
+                        (false, true) => 0,
+                        (true, true) => internal.children.len() - 1,
+                        (false, false) => match &query.start {
+                            Bound::Included(key) | Bound::Excluded(key) => {
+                                child_index(internal, key)
+                            }
+                            Bound::Unbounded => 0,
+                        },
+                        (true, false) => match &query.end {
+                            Bound::Included(key) | Bound::Excluded(key) => {
+                                child_index(internal, key)
+                            }
+                            Bound::Unbounded => internal.children.len() - 1,
+                        },
+                    };
+                    let child = internal.children[at];
+                    next = (child.id, child.crc, next.2 - 1);
+                    at
+                }
+                Body::Leaf(leaf) => {
+                    let at = match (query.reverse, edge_only) {
+                        (false, true) => 0,
+                        (true, true) => leaf.entries.len(),
+                        (false, false) => leaf
+                            .entries
+                            .partition_point(|(key, _)| query.below_start(key)),
+                        (true, false) => leaf
+                            .entries
+                            .partition_point(|(key, _)| !query.above_end(key)),
+                    };
+                    path.push(Frame { node, at });
+                    return Ok(());
+                }
+            };
+            path.push(Frame { node, at });
+        }
+    }
+
+    /// Appends up to `query.limit - out.len()` entries of the range to
+    /// `out`, in the query's order. On [`Need`], what was appended is valid
+    /// and the caller resumes after the last key of `out`.
+    pub(crate) fn range(
+        &mut self,
+        query: &RangeQuery,
+        out: &mut Vec<(Vec<u8>, Record)>,
+    ) -> Result<(), Need> {
+        let mut path: Vec<Frame> = Vec::with_capacity(usize::from(self.height));
+        self.descend(&mut path, self.root_need(), query, false)?;
+        while out.len() < query.limit {
+            let leaf_frame = path.last_mut().expect("the path ends at a leaf");
+            let Body::Leaf(leaf) = &leaf_frame.node.body else {
+                unreachable!("the path ends at a leaf")
+            };
+            let entry = if query.reverse {
+                leaf_frame.at.checked_sub(1).map(|at| {
+                    leaf_frame.at = at;
+                    &leaf.entries[at]
+                })
+            } else {
+                leaf.entries
+                    .get(leaf_frame.at)
+                    .inspect(|_| leaf_frame.at += 1)
+            };
+            match entry {
+                Some((key, record)) => {
+                    let outside = if query.reverse {
+                        query.below_start(key)
+                    } else {
+                        query.above_end(key)
+                    };
+                    if outside {
+                        return Ok(());
+                    }
+                    out.push((key.clone(), record.clone()));
+                }
+                None => {
+                    // Climb to the first ancestor with another child this way.
+                    path.pop();
+                    let next = loop {
+                        let Some(frame) = path.last_mut() else {
+                            return Ok(());
+                        };
+                        let Body::Internal(internal) = &frame.node.body else {
+                            unreachable!("ancestors are internal")
+                        };
+                        let moved = if query.reverse {
+                            frame.at.checked_sub(1)
+                        } else {
+                            Some(frame.at + 1).filter(|at| *at < internal.children.len())
+                        };
+                        match moved {
+                            Some(at) => {
+                                frame.at = at;
+                                break (internal.children[at], internal.level - 1);
+                            }
+                            None => {
+                                path.pop();
+                            }
+                        }
+                    };
+                    let (child, level) = next;
+                    self.descend(&mut path, (child.id, child.crc, level), query, true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,368 @@
+//! Insert, overwrite and delete, with splits on overflow and merges or
+//! rebalancing on underflow, applied copy-on-write.
+//!
+//! An operation runs in two phases. The first works on private copies of the
+//! root-to-leaf path (and of a sibling when a node underflows) and may stop
+//! with [`Need`]; nothing shared has changed then. The second cannot fail:
+//! it gives every changed node its page id (the same id if the page is
+//! dirty in the open generation, a new one otherwise), stores it in the
+//! cache as dirty, and frees the ids that left the tree.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::page::{PAGE_HEADER_BYTES, PageId};
+
+use super::Need;
+use super::node::{Body, Child, Internal, Leaf, Node, Record};
+use super::tree::{Tree, child_index};
+
+/// Ids at or above this name nodes created by the running operation that
+/// have no page yet (real page ids never come near it).
+const TEMP_ID_BASE: PageId = 1 << 62;
+
+/// The most levels a tree may have. With four separators per internal page
+/// at the very least, 32 levels hold more keys than any disk.
+pub(crate) const TREE_HEIGHT_MAX: u16 = 32;
+
+/// A change to one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Insert or overwrite the key's record.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// Its new record.
+        record: Record,
+    },
+    /// Remove the key (nothing happens if it is absent).
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+impl Mutation {
+    /// The key the mutation changes.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Mutation::Put { key, .. } | Mutation::Delete { key } => key,
+        }
+    }
+}
+
+struct Step {
+    /// The page's id before this operation.
+    id: PageId,
+    node: Arc<Node>,
+    /// The node's index among its parent's children.
+    index: usize,
+}
+
+impl Tree {
+    fn overflows(&self, node: &Node) -> bool {
+        node.encoded_bytes() > self.page_bytes as usize
+    }
+
+    fn underflows(&self, node: &Node) -> bool {
+        node.encoded_bytes() < self.page_bytes as usize / 4
+    }
+
+    /// Applies one mutation at `lsn`. Returns whether the tree changed.
+    pub(crate) fn apply(&mut self, mutation: &Mutation, lsn: u64) -> Result<bool, Need> {
+        let key = mutation.key();
+        let mut path: Vec<Step> = Vec::with_capacity(usize::from(self.height));
+        let (mut id, mut crc, mut level) = self.root_need();
+        let mut index = 0;
+        loop {
+            let node = self.fetch(id, crc, level)?;
+            let next = match &node.body {
+                Body::Leaf(_) => None,
+                Body::Internal(internal) => {
+                    let at = child_index(internal, key);
+                    Some((at, internal.children[at]))
+                }
+            };
+            path.push(Step { id, node, index });
+            let Some((at, child)) = next else { break };
+            (id, crc, level, index) = (child.id, child.crc, level - 1, at);
+        }
+
+        // Phase 1: private copies.
+        let mut nodes: Vec<Node> = Vec::with_capacity(path.len());
+        let leaf_step = path.last().expect("the path reaches a leaf");
+        let mut leaf = (*leaf_step.node).clone();
+        let Body::Leaf(entries) = &mut leaf.body else {
+            unreachable!("the path ends at a leaf")
+        };
+        let found = entries
+            .entries
+            .binary_search_by(|(probe, _)| probe.as_slice().cmp(key));
+        let keys_delta: i64 = match (mutation, found) {
+            (Mutation::Put { record, .. }, Ok(at)) => {
+                if entries.entries[at].1 == *record {
+                    return Ok(false);
+                }
+                entries.entries[at].1 = record.clone();
+                0
+            }
+            (Mutation::Put { key, record }, Err(at)) => {
+                entries.entries.insert(at, (key.clone(), record.clone()));
+                1
+            }
+            (Mutation::Delete { .. }, Ok(at)) => {
+                entries.entries.remove(at);
+                -1
+            }
+            (Mutation::Delete { .. }, Err(_)) => return Ok(false),
+        };
+        for step in &path[..path.len() - 1] {
+            nodes.push((*step.node).clone());
+        }
+        nodes.push(leaf);
+
+        let mut writes: Vec<(PageId, Node)> = Vec::new();
+        let mut frees: Vec<PageId> = Vec::new();
+        let mut temp_next = TEMP_ID_BASE;
+        let mut temp = || {
+            temp_next += 1;
+            temp_next
+        };
+        let mut root_key = self.root;
+        let mut height = self.height;
+        for depth in (0..path.len()).rev() {
+            let node = std::mem::replace(&mut nodes[depth], Node::empty_leaf());
+            let node_key = path[depth].id;
+            if depth == 0 {
+                if self.overflows(&node) {
+                    let level = node.level();
+                    let (left, separator, right) = split(node, self.page_bytes);
+                    let right_key = temp();
+                    let new_root = temp();
+                    writes.push((node_key, left));
+                    writes.push((right_key, right));
+                    writes.push((
+                        new_root,
+                        Node {
+                            lsn,
+                            body: Body::Internal(Internal {
+                                level: level + 1,
+                                keys: vec![separator],
+                                children: vec![
+                                    Child {
+                                        id: node_key,
+                                        crc: 0,
+                                    },
+                                    Child {
+                                        id: right_key,
+                                        crc: 0,
+                                    },
+                                ],
+                            }),
+                        },
+                    ));
+                    root_key = new_root;
+                    height += 1;
+                    assert!(
+                        height <= TREE_HEIGHT_MAX,
+                        "tree taller than {TREE_HEIGHT_MAX}"
+                    );
+                } else if let Body::Internal(internal) = &node.body
+                    && internal.keys.is_empty()
+                {
+                    root_key = internal.children[0].id;
+                    frees.push(node_key);
+                    height -= 1;
+                } else {
+                    writes.push((node_key, node));
+                }
+                break;
+            }
+            let index = path[depth].index;
+            let (parent_nodes, _) = nodes.split_at_mut(depth);
+            let Body::Internal(parent) = &mut parent_nodes[depth - 1].body else {
+                unreachable!("a node above another is internal")
+            };
+            if self.overflows(&node) {
+                let (left, separator, right) = split(node, self.page_bytes);
+                let right_key = temp();
+                writes.push((node_key, left));
+                writes.push((right_key, right));
+                parent.keys.insert(index, separator);
+                parent.children.insert(
+                    index + 1,
+                    Child {
+                        id: right_key,
+                        crc: 0,
+                    },
+                );
+            } else if self.underflows(&node) {
+                let sibling_index = if index > 0 { index - 1 } else { index + 1 };
+                let sibling_child = parent.children[sibling_index];
+                let sibling =
+                    (*self.fetch(sibling_child.id, sibling_child.crc, node.level())?).clone();
+                let (left_index, left_key, left, right_key, right) = if sibling_index < index {
+                    (sibling_index, sibling_child.id, sibling, node_key, node)
+                } else {
+                    (index, node_key, node, sibling_child.id, sibling)
+                };
+                let separator = parent.keys[left_index].clone();
+                let combined = concat(left, separator, right);
+                if !self.overflows(&combined) {
+                    writes.push((left_key, combined));
+                    frees.push(right_key);
+                    parent.keys.remove(left_index);
+                    parent.children.remove(left_index + 1);
+                } else {
+                    let (left, separator, right) = split(combined, self.page_bytes);
+                    writes.push((left_key, left));
+                    writes.push((right_key, right));
+                    parent.keys[left_index] = separator;
+                }
+            } else {
+                writes.push((node_key, node));
+            }
+        }
+
+        // Phase 2: cannot fail.
+        let mut placed: BTreeMap<PageId, PageId> = BTreeMap::new();
+        for (node_key, mut node) in writes {
+            if let Body::Internal(internal) = &mut node.body {
+                for child in &mut internal.children {
+                    if let Some(&id) = placed.get(&child.id) {
+                        *child = Child { id, crc: 0 };
+                    }
+                }
+            }
+            node.lsn = node.lsn.max(lsn);
+            let id = if node_key >= TEMP_ID_BASE {
+                self.allocator.allocate()
+            } else if self.in_place || self.is_open_dirty(node_key) {
+                node_key
+            } else {
+                self.free_page(node_key);
+                self.allocator.allocate()
+            };
+            debug_assert!(node.encoded_bytes() <= self.page_bytes as usize);
+            self.cache.put_dirty(id, node, self.open_generation);
+            placed.insert(node_key, id);
+        }
+        for id in frees {
+            self.free_page(id);
+        }
+        self.root = placed.get(&root_key).copied().unwrap_or(root_key);
+        self.height = height;
+        self.keys_count = self
+            .keys_count
+            .checked_add_signed(keys_delta)
+            .expect("key count in range");
+        Ok(true)
+    }
+}
+
+/// Joins two neighbouring nodes of one level; `separator` is the parent's
+/// key between them (pulled down into internal nodes, dropped for leaves).
+fn concat(left: Node, separator: Vec<u8>, right: Node) -> Node {
+    let lsn = left.lsn.max(right.lsn);
+    let body = match (left.body, right.body) {
+        (Body::Leaf(mut left), Body::Leaf(right)) => {
+            left.entries.extend(right.entries);
+            Body::Leaf(left)
+        }
+        (Body::Internal(mut left), Body::Internal(right)) => {
+            assert_eq!(left.level, right.level, "siblings at different levels");
+            left.keys.push(separator);
+            left.keys.extend(right.keys);
+            left.children.extend(right.children);
+            Body::Internal(left)
+        }
+        _ => unreachable!("siblings of different kinds"),
+    };
+    Node { lsn, body }
+}
+
+/// Splits an overfull node into two that each fit a page, as evenly by bytes
+/// as possible, and returns the separator for the parent.
+///
+/// Entries are at most half a page (leaves) or a quarter (internal), so one
+/// of the two cut points around the byte midpoint always fits both halves.
+fn split(node: Node, page_bytes: u32) -> (Node, Vec<u8>, Node) {
+    let lsn = node.lsn;
+    let capacity = page_bytes as usize - PAGE_HEADER_BYTES;
+    match node.body {
+        Body::Leaf(mut leaf) => {
+            let sizes: Vec<usize> = leaf
+                .entries
+                .iter()
+                .map(|(k, r)| 2 + k.len() + r.encoded_bytes())
+                .collect();
+            let at = cut_point(&sizes, 0, capacity);
+            let right = leaf.entries.split_off(at);
+            let separator = right[0].0.clone();
+            (
+                Node {
+                    lsn,
+                    body: Body::Leaf(leaf),
+                },
+                separator,
+                Node {
+                    lsn,
+                    body: Body::Leaf(Leaf { entries: right }),
+                },
+            )
+        }
+        Body::Internal(mut internal) => {
+            let sizes: Vec<usize> = internal
+                .keys
+                .iter()
+                .map(|k| super::node::INTERNAL_ENTRY_OVERHEAD_BYTES + k.len())
+                .collect();
+            // Keys [0, at) stay left, key `at` moves up, the rest go right.
+            let at = cut_point(&sizes, super::node::INTERNAL_FIRST_CHILD_BYTES, capacity)
+                .clamp(1, internal.keys.len() - 2);
+            let right_keys = internal.keys.split_off(at + 1);
+            let separator = internal
+                .keys
+                .pop()
+                .expect("at least one key left of the cut");
+            let right_children = internal.children.split_off(at + 1);
+            let level = internal.level;
+            (
+                Node {
+                    lsn,
+                    body: Body::Internal(internal),
+                },
+                separator,
+                Node {
+                    lsn,
+                    body: Body::Internal(Internal {
+                        level,
+                        keys: right_keys,
+                        children: right_children,
+                    }),
+                },
+            )
+        }
+    }
+}
+
+/// The index where the entries are cut: entries `[0, at)` go left. Chooses
+/// between the two cuts around the byte midpoint the one that fits.
+fn cut_point(sizes: &[usize], fixed_bytes: usize, capacity: usize) -> usize {
+    assert!(
+        sizes.len() >= 2,
+        "splitting a node of fewer than two entries"
+    );
+    let total: usize = sizes.iter().sum::<usize>() + fixed_bytes;
+    let mut left = fixed_bytes;
+    let mut at = 0;
+    while at < sizes.len() && left + sizes[at] <= total / 2 {
+        left += sizes[at];
+        at += 1;
+    }
+    // `at` entries sum to at most half; taking one more may still fit.
+    if at < sizes.len() - 1 && left + sizes[at] <= capacity {
+        at += 1;
+    }
+    at.clamp(1, sizes.len() - 1)
+}

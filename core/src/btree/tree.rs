@@ -1,0 +1,93 @@
+//! The in-memory state of the tree: root, height, cache and allocator, and
+//! the lookups every operation starts with.
+
+use std::sync::Arc;
+
+use crate::page::PageId;
+use crate::page::allocator::Allocator;
+use crate::page::cache::{PageCache, SlotState};
+
+use super::Need;
+use super::node::{Body, Internal, Node, Record};
+
+pub(crate) struct Tree {
+    pub(crate) cache: PageCache,
+    pub(crate) allocator: Allocator,
+    pub(crate) root: PageId,
+    /// The root's checksum as last written; meaningful while it is clean.
+    pub(crate) root_crc: u32,
+    /// Levels: 1 when the root is a leaf.
+    pub(crate) height: u16,
+    pub(crate) keys_count: u64,
+    /// The generation the next checkpoint will write; changes made now
+    /// belong to it.
+    pub(crate) open_generation: u64,
+    pub(crate) page_bytes: u32,
+    /// Sabotage: change clean pages in place instead of copying them.
+    pub(crate) in_place: bool,
+}
+
+/// Index of the child of `internal` whose range holds `key`.
+pub(crate) fn child_index(internal: &Internal, key: &[u8]) -> usize {
+    internal
+        .keys
+        .partition_point(|separator| separator.as_slice() <= key)
+}
+
+impl Tree {
+    /// A cached page, or the [`Need`] to read it.
+    pub(crate) fn fetch(&mut self, id: PageId, crc: u32, level: u16) -> Result<Arc<Node>, Need> {
+        match self.cache.get(id) {
+            Some(node) => {
+                assert_eq!(node.level(), level, "cached page {id} at the wrong level");
+                Ok(node)
+            }
+            None => Err(Need { id, crc, level }),
+        }
+    }
+
+    pub(crate) fn root_need(&self) -> (PageId, u32, u16) {
+        (self.root, self.root_crc, self.height - 1)
+    }
+
+    pub(crate) fn get(&mut self, key: &[u8]) -> Result<Option<Record>, Need> {
+        let (mut id, mut crc, mut level) = self.root_need();
+        loop {
+            let node = self.fetch(id, crc, level)?;
+            match &node.body {
+                Body::Leaf(leaf) => {
+                    return Ok(leaf
+                        .entries
+                        .binary_search_by(|(probe, _)| probe.as_slice().cmp(key))
+                        .ok()
+                        .map(|at| leaf.entries[at].1.clone()));
+                }
+                Body::Internal(internal) => {
+                    let child = internal.children[child_index(internal, key)];
+                    (id, crc, level) = (child.id, child.crc, level - 1);
+                }
+            }
+        }
+    }
+
+    /// Whether a page was changed since the last seal (so it may be changed
+    /// again in place).
+    pub(crate) fn is_open_dirty(&self, id: PageId) -> bool {
+        self.cache.state(id)
+            == Some(SlotState::Dirty {
+                generation: self.open_generation,
+            })
+    }
+
+    /// Takes a page out of the tree: reusable at once if no superblock ever
+    /// reached it, otherwise after the open generation's superblock is
+    /// durable.
+    pub(crate) fn free_page(&mut self, id: PageId) {
+        match self.cache.remove(id) {
+            Some(SlotState::Dirty { generation }) if generation == self.open_generation => {
+                self.allocator.release_now(id);
+            }
+            _ => self.allocator.release_after(self.open_generation, id),
+        }
+    }
+}

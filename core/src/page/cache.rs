@@ -1,0 +1,285 @@
+//! The page cache: decoded tree pages by id, LRU eviction within a byte
+//! budget, and the dirty pages no checkpoint has written yet.
+//!
+//! Invariants:
+//! - a dirty page is never evicted: it exists nowhere else;
+//! - a page someone still holds (a checkpoint writing it, a cursor) is never
+//!   evicted: its `Arc` is shared;
+//! - every cached page is charged one page of the budget. When only dirty or
+//!   pinned pages remain the cache may exceed the budget; the store sees
+//!   [`PageCache::dirty_bytes`] rise and checkpoints, which makes them
+//!   clean and evictable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::btree::node::Node;
+
+use super::PageId;
+
+/// Evictions give up after skipping this many pinned pages, so a cache full
+/// of pinned pages costs a bounded scan per insert.
+const EVICTION_SKIPS_MAX: usize = 64;
+
+/// Cache counters, for INFO.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups that found the page in memory.
+    pub hits: u64,
+    /// Lookups that had to read the page.
+    pub misses: u64,
+    /// Clean pages dropped to stay within the budget.
+    pub evictions: u64,
+    /// Pages in memory.
+    pub pages: u64,
+    /// Pages in memory that no checkpoint has written.
+    pub dirty_pages: u64,
+    /// Bytes charged for pages in memory.
+    pub bytes: u64,
+    /// The configured budget.
+    pub budget_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// On disk as it is here.
+    Clean { tick: u64 },
+    /// Changed since the superblock generation before `generation` was
+    /// sealed; the checkpoint of `generation` writes it.
+    Dirty { generation: u64 },
+}
+
+struct Slot {
+    node: Arc<Node>,
+    state: SlotState,
+}
+
+pub(crate) struct PageCache {
+    page_bytes: u64,
+    budget_bytes: u64,
+    slots: BTreeMap<PageId, Slot>,
+    /// Clean pages by last use, oldest first.
+    lru: BTreeMap<u64, PageId>,
+    /// Dirty pages per generation.
+    dirty: BTreeMap<u64, BTreeSet<PageId>>,
+    tick: u64,
+    stats: CacheStats,
+}
+
+impl PageCache {
+    pub(crate) fn new(page_bytes: u32, budget_bytes: u64) -> Self {
+        PageCache {
+            page_bytes: u64::from(page_bytes),
+            budget_bytes,
+            slots: BTreeMap::new(),
+            lru: BTreeMap::new(),
+            dirty: BTreeMap::new(),
+            tick: 0,
+            stats: CacheStats {
+                budget_bytes,
+                ..CacheStats::default()
+            },
+        }
+    }
+
+    /// Looks a page up, counting a hit or a miss.
+    pub(crate) fn get(&mut self, id: PageId) -> Option<Arc<Node>> {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        self.stats.hits += 1;
+        if let SlotState::Clean { tick } = &mut slot.state {
+            self.lru.remove(tick);
+            self.tick += 1;
+            *tick = self.tick;
+            self.lru.insert(self.tick, id);
+        }
+        Some(Arc::clone(&slot.node))
+    }
+
+    /// Adds a page just read from disk. A page already cached wins: it may
+    /// be dirty, or newer than what this reader saw.
+    pub(crate) fn insert_clean(&mut self, id: PageId, node: Arc<Node>) {
+        if self.slots.contains_key(&id) {
+            return;
+        }
+        self.tick += 1;
+        self.lru.insert(self.tick, id);
+        self.slots.insert(
+            id,
+            Slot {
+                node,
+                state: SlotState::Clean { tick: self.tick },
+            },
+        );
+        // The page just read is the one an operation is waiting for.
+        self.evict(Some(id));
+    }
+
+    /// Stores a changed page, to be written by the checkpoint of
+    /// `generation`.
+    pub(crate) fn put_dirty(&mut self, id: PageId, node: Node, generation: u64) {
+        let slot = Slot {
+            node: Arc::new(node),
+            state: SlotState::Dirty { generation },
+        };
+        if let Some(old) = self.slots.insert(id, slot) {
+            self.forget_state(id, old.state);
+        }
+        self.dirty.entry(generation).or_default().insert(id);
+    }
+
+    /// Drops a page that left the tree, returning its state.
+    pub(crate) fn remove(&mut self, id: PageId) -> Option<SlotState> {
+        let slot = self.slots.remove(&id)?;
+        self.forget_state(id, slot.state);
+        Some(slot.state)
+    }
+
+    fn forget_state(&mut self, id: PageId, state: SlotState) {
+        match state {
+            SlotState::Clean { tick } => {
+                self.lru.remove(&tick);
+            }
+            SlotState::Dirty { generation } => {
+                if let Some(ids) = self.dirty.get_mut(&generation) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        self.dirty.remove(&generation);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn state(&self, id: PageId) -> Option<SlotState> {
+        self.slots.get(&id).map(|slot| slot.state)
+    }
+
+    /// The dirty pages of `generation`, for its checkpoint to write.
+    pub(crate) fn dirty_pages(&self, generation: u64) -> Vec<(PageId, Arc<Node>)> {
+        let Some(ids) = self.dirty.get(&generation) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .map(|id| (*id, Arc::clone(&self.slots[id].node)))
+            .collect()
+    }
+
+    /// The checkpoint of `generation` wrote these pages: those still cached
+    /// as dirty in that generation become clean and evictable.
+    pub(crate) fn mark_clean(&mut self, generation: u64) {
+        let Some(ids) = self.dirty.remove(&generation) else {
+            return;
+        };
+        for id in ids {
+            let slot = self.slots.get_mut(&id).expect("dirty pages stay cached");
+            debug_assert_eq!(slot.state, SlotState::Dirty { generation });
+            self.tick += 1;
+            slot.state = SlotState::Clean { tick: self.tick };
+            self.lru.insert(self.tick, id);
+        }
+        self.evict(None);
+    }
+
+    /// A cached page, without counting a lookup or touching its recency.
+    pub(crate) fn peek(&self, id: PageId) -> Option<&Node> {
+        self.slots.get(&id).map(|slot| &*slot.node)
+    }
+
+    /// Changes one cached page in place, copying it first if a reader or a
+    /// checkpoint still holds it. Returns false if it is not cached.
+    pub(crate) fn patch(&mut self, id: PageId, update: impl FnOnce(&mut Node)) -> bool {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return false;
+        };
+        update(Arc::make_mut(&mut slot.node));
+        true
+    }
+
+    /// Ids of the dirty pages of generations after `generation`.
+    pub(crate) fn dirty_ids_after(&self, generation: u64) -> Vec<PageId> {
+        self.dirty
+            .range(generation + 1..)
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect()
+    }
+
+    fn evict(&mut self, keep: Option<PageId>) {
+        let mut skipped = 0;
+        let mut cursor = 0;
+        while self.bytes() > self.budget_bytes && skipped < EVICTION_SKIPS_MAX {
+            let Some((&tick, &id)) = self.lru.range(cursor..).next() else {
+                break;
+            };
+            cursor = tick + 1;
+            if Some(id) == keep || Arc::strong_count(&self.slots[&id].node) > 1 {
+                skipped += 1;
+                continue;
+            }
+            self.lru.remove(&tick);
+            self.slots.remove(&id);
+            self.stats.evictions += 1;
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.slots.len() as u64 * self.page_bytes
+    }
+
+    pub(crate) fn dirty_bytes(&self) -> u64 {
+        self.dirty.values().map(|ids| ids.len() as u64).sum::<u64>() * self.page_bytes
+    }
+
+    pub(crate) fn budget_bytes(&self) -> u64 {
+        self.budget_bytes
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            pages: self.slots.len() as u64,
+            dirty_pages: self.dirty_bytes() / self.page_bytes,
+            bytes: self.bytes(),
+            ..self.stats
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_of(pages: u64) -> PageCache {
+        PageCache::new(4096, pages * 4096)
+    }
+
+    #[test]
+    fn the_least_recently_used_clean_page_is_evicted_first() {
+        let mut cache = cache_of(2);
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()));
+        cache.insert_clean(2, Arc::new(Node::empty_leaf()));
+        assert!(cache.get(1).is_some());
+        cache.insert_clean(3, Arc::new(Node::empty_leaf()));
+        assert!(cache.state(2).is_none(), "page 2 was least recently used");
+        assert!(cache.state(1).is_some() && cache.state(3).is_some());
+        assert_eq!(cache.stats().evictions, 1);
+    }
+
+    #[test]
+    fn dirty_and_pinned_pages_are_never_evicted() {
+        let mut cache = cache_of(2);
+        cache.put_dirty(1, Node::empty_leaf(), 2);
+        cache.insert_clean(2, Arc::new(Node::empty_leaf()));
+        let pinned = cache.get(2);
+        cache.insert_clean(3, Arc::new(Node::empty_leaf()));
+        cache.insert_clean(4, Arc::new(Node::empty_leaf()));
+        assert!(cache.state(1).is_some(), "dirty page evicted");
+        assert!(cache.state(2).is_some(), "pinned page evicted");
+        assert!(cache.state(3).is_none(), "the unpinned clean page goes");
+        assert!(cache.state(4).is_some(), "the page just read stays");
+        drop(pinned);
+        cache.mark_clean(2);
+        assert!(cache.bytes() <= cache.budget_bytes());
+    }
+}

@@ -1,0 +1,68 @@
+//! Switches that break the engine on purpose (tests only).
+
+/// Test-only switches that break the engine on purpose, to prove the
+/// simulator notices. They take effect only when `jubilant-core` is built
+/// with the `sabotage` feature; otherwise the configurations have no field
+/// to set them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Behave correctly.
+    #[default]
+    None,
+    /// `sync` reports records durable without calling `fdatasync`.
+    SkipSync,
+    /// Recovery leaves the bytes after the last valid record in place.
+    SkipTailZeroing,
+    /// Recovery syncs the last segment without writing its records again,
+    /// trusting a page cache that a failed sync may have left undurable.
+    SkipTailRewrite,
+    /// Segment creation skips the directory sync after the rename.
+    SkipDirSync,
+    /// Checkpoints write a changed page over its old location instead of
+    /// copying it, so a crash mid-checkpoint corrupts the durable tree.
+    CheckpointInPlace,
+}
+
+impl Sabotage {
+    /// Every switch, in declaration order.
+    pub const ALL: [Sabotage; 6] = [
+        Sabotage::None,
+        Sabotage::SkipSync,
+        Sabotage::SkipTailZeroing,
+        Sabotage::SkipTailRewrite,
+        Sabotage::SkipDirSync,
+        Sabotage::CheckpointInPlace,
+    ];
+
+    /// The switch's name on command lines and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sabotage::None => "none",
+            Sabotage::SkipSync => "skip-sync",
+            Sabotage::SkipTailZeroing => "skip-tail-zeroing",
+            Sabotage::SkipTailRewrite => "skip-tail-rewrite",
+            Sabotage::SkipDirSync => "skip-dir-sync",
+            Sabotage::CheckpointInPlace => "checkpoint-in-place",
+        }
+    }
+}
+
+impl std::fmt::Display for Sabotage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Sabotage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Sabotage::ALL
+            .into_iter()
+            .find(|n| n.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Sabotage::ALL.iter().map(|n| n.name()).collect();
+                format!("unknown sabotage `{s}`; known: {}", names.join(", "))
+            })
+    }
+}

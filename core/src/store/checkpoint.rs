@@ -1,0 +1,348 @@
+//! Copy-on-write checkpoints (SPEC 6.5).
+//!
+//! 1. **Seal** (under the state lock): the open generation `g` closes; its
+//!    dirty pages are collected (shared, immutable `Arc`s), and changes made
+//!    from now on belong to `g + 1` and copy any page `g` holds rather than
+//!    change it. The free list of `g` is computed and its pages allocated.
+//! 2. **Write** (no lock; writers keep running): pages are encoded leaves
+//!    first, so each parent records its children's new CRCs, then written to
+//!    their ids, which no durable superblock reaches. `data.pages` is
+//!    extended to the page count if needed and fsynced.
+//! 3. **Superblock**: generation `g` goes to the superblock file of `g`'s
+//!    parity (the older of the two) and is fsynced. It is now durable.
+//! 4. **Finish** (under the lock): pages freed in `g` become reusable, the
+//!    written pages become clean (evictable), and parents still in memory
+//!    learn their children's CRCs.
+//!
+//! Any error in 2 or 3 stops the store: the pages or superblock may or may
+//! not be durable, and only reopening can tell.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::btree::node::{Body, Node};
+use crate::env::{Env, File};
+use crate::page::{PAGE_NONE, PageId, freelist};
+
+use super::superblock::Superblock;
+use super::{PAGES_FILE, State, Store, StoreError};
+
+/// Writes are coalesced into runs of consecutive pages up to this size.
+const WRITE_RUN_BYTES_MAX: usize = 1024 * 1024;
+
+/// What a checkpoint did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// The superblock generation now durable.
+    pub generation: u64,
+    /// The checkpoint LSN it records.
+    pub checkpoint_lsn: u64,
+    /// Tree pages written.
+    pub tree_pages: u64,
+    /// Free-list pages written.
+    pub free_list_pages: u64,
+    /// False when nothing had changed and no superblock was written.
+    pub wrote: bool,
+}
+
+struct Plan {
+    generation: u64,
+    pages: Vec<(PageId, Arc<Node>)>,
+    free_list_chain: Vec<PageId>,
+    free_ids: Vec<PageId>,
+    root: PageId,
+    /// The root's CRC if the root is not among `pages`.
+    root_crc_clean: u32,
+    height: u16,
+    keys_count: u64,
+    lsn: u64,
+    page_count: u64,
+}
+
+impl State {
+    fn seal(&mut self, page_bytes: u32) -> Option<Plan> {
+        let tree = &mut self.tree;
+        let generation = tree.open_generation;
+        let pages = tree.cache.dirty_pages(generation);
+        if pages.is_empty()
+            && tree.allocator.pending_count() == 0
+            && self.lsn_applied == self.durable.checkpoint_lsn
+        {
+            return None;
+        }
+        tree.open_generation += 1;
+        // The durable free list's own pages are free once `generation` is.
+        for id in std::mem::take(&mut self.free_list_pages) {
+            tree.allocator.release_after(generation, id);
+        }
+        let mut free_ids = tree.allocator.free_as_of(generation);
+        let per_page = freelist::ids_per_page(page_bytes);
+        let mut chain = Vec::new();
+        while chain.len() * per_page < free_ids.len() {
+            match tree.allocator.take_free() {
+                Some(id) => {
+                    let at = free_ids
+                        .binary_search(&id)
+                        .expect("a free page is in the free list");
+                    free_ids.remove(at);
+                    chain.push(id);
+                }
+                None => chain.push(tree.allocator.allocate()),
+            }
+        }
+        let root_dirty = pages.iter().any(|(id, _)| *id == tree.root);
+        Some(Plan {
+            generation,
+            pages,
+            free_list_chain: chain,
+            free_ids,
+            root: tree.root,
+            root_crc_clean: if root_dirty { 0 } else { tree.root_crc },
+            height: tree.height,
+            keys_count: tree.keys_count,
+            lsn: self.lsn_applied,
+            page_count: tree.allocator.page_count(),
+        })
+    }
+
+    fn finish(&mut self, plan: Plan, superblock: Superblock, crcs: &BTreeMap<PageId, u32>) {
+        let tree = &mut self.tree;
+        let generation = plan.generation;
+        drop(plan.pages);
+        tree.allocator.generation_durable(generation);
+        tree.cache.mark_clean(generation);
+        if tree.root == plan.root {
+            tree.root_crc = superblock.root_crc;
+        }
+        // Parents in memory learn the CRCs of the children just written.
+        let stale = |node: &Node| match &node.body {
+            Body::Internal(internal) => internal
+                .children
+                .iter()
+                .any(|child| crcs.contains_key(&child.id)),
+            Body::Leaf(_) => false,
+        };
+        let mut candidates: Vec<PageId> = crcs.keys().copied().collect();
+        candidates.extend(tree.cache.dirty_ids_after(generation));
+        for id in candidates {
+            if tree.cache.peek(id).is_some_and(stale) {
+                tree.cache.patch(id, |node| {
+                    if let Body::Internal(internal) = &mut node.body {
+                        for child in &mut internal.children {
+                            if let Some(crc) = crcs.get(&child.id) {
+                                child.crc = *crc;
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        self.free_list_pages = plan.free_list_chain;
+        self.durable = superblock;
+        self.stats.checkpoints += 1;
+    }
+}
+
+impl<E: Env> Store<E> {
+    /// Writes every change made so far to pages no durable superblock
+    /// reaches and makes a new superblock durable. Writers keep running
+    /// while it does; their later changes go to the next checkpoint.
+    pub async fn checkpoint(&self) -> Result<CheckpointReport, StoreError> {
+        let _turn = self.checkpointer.lock().await;
+        self.checkpoint_locked().await
+    }
+
+    async fn checkpoint_locked(&self) -> Result<CheckpointReport, StoreError> {
+        let page_bytes = self.manifest.page_bytes;
+        let plan = {
+            let mut state = self.state();
+            if let Some(reason) = &state.failed {
+                return Err(StoreError::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            match state.seal(page_bytes) {
+                Some(plan) => plan,
+                None => {
+                    let durable = state.durable;
+                    return Ok(CheckpointReport {
+                        generation: durable.generation,
+                        checkpoint_lsn: durable.checkpoint_lsn,
+                        tree_pages: 0,
+                        free_list_pages: 0,
+                        wrote: false,
+                    });
+                }
+            }
+        };
+        match self.write_checkpoint(&plan).await {
+            Ok((superblock, crcs)) => {
+                let report = CheckpointReport {
+                    generation: plan.generation,
+                    checkpoint_lsn: plan.lsn,
+                    tree_pages: plan.pages.len() as u64,
+                    free_list_pages: plan.free_list_chain.len() as u64,
+                    wrote: true,
+                };
+                let mut state = self.state();
+                state.stats.pages_written += report.tree_pages + report.free_list_pages;
+                state.finish(plan, superblock, &crcs);
+                Ok(report)
+            }
+            Err(error) => {
+                self.state().failed = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    async fn write_checkpoint(
+        &self,
+        plan: &Plan,
+    ) -> Result<(Superblock, BTreeMap<PageId, u32>), StoreError> {
+        let page_bytes = self.manifest.page_bytes as usize;
+        let pages_path = self.dir.join(PAGES_FILE);
+        // Leaves first, so each parent can record its children's CRCs.
+        let mut order: Vec<&(PageId, Arc<Node>)> = plan.pages.iter().collect();
+        order.sort_by_key(|(id, node)| (node.level(), *id));
+        let mut crcs: BTreeMap<PageId, u32> = BTreeMap::new();
+        let mut images: BTreeMap<PageId, Vec<u8>> = BTreeMap::new();
+        for (id, node) in order {
+            let mut image = vec![0; page_bytes];
+            let crc = if let Body::Internal(internal) = &node.body
+                && internal
+                    .children
+                    .iter()
+                    .any(|child| crcs.contains_key(&child.id))
+            {
+                let mut patched = (**node).clone();
+                if let Body::Internal(internal) = &mut patched.body {
+                    for child in &mut internal.children {
+                        if let Some(crc) = crcs.get(&child.id) {
+                            child.crc = *crc;
+                        }
+                    }
+                }
+                patched.encode(*id, &mut image)
+            } else {
+                node.encode(*id, &mut image)
+            };
+            crcs.insert(*id, crc);
+            images.insert(*id, image);
+        }
+        // The free list, last link first, so each page records the next's CRC.
+        let per_page = freelist::ids_per_page(self.manifest.page_bytes);
+        let (mut next, mut next_crc) = (PAGE_NONE, 0);
+        for (index, id) in plan.free_list_chain.iter().enumerate().rev() {
+            let chunk_end = ((index + 1) * per_page).min(plan.free_ids.len());
+            let chunk = &plan.free_ids[(index * per_page).min(chunk_end)..chunk_end];
+            let mut image = vec![0; page_bytes];
+            next_crc = freelist::encode(*id, next, next_crc, chunk, &mut image);
+            next = *id;
+            images.insert(*id, image);
+        }
+
+        // Consecutive pages go out in one write.
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start: PageId = 0;
+        let mut previous: Option<PageId> = None;
+        for (id, image) in &images {
+            let contiguous = previous.is_some_and(|previous| previous + 1 == *id);
+            if !run.is_empty() && (!contiguous || run.len() + page_bytes > WRITE_RUN_BYTES_MAX) {
+                self.pages
+                    .write_at(run_start * page_bytes as u64, &run)
+                    .await
+                    .map_err(|e| StoreError::io("write pages", &pages_path, e))?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = *id;
+            }
+            run.extend_from_slice(image);
+            previous = Some(*id);
+        }
+        if !run.is_empty() {
+            self.pages
+                .write_at(run_start * page_bytes as u64, &run)
+                .await
+                .map_err(|e| StoreError::io("write pages", &pages_path, e))?;
+        }
+        // Pages allocated and freed again before ever being written leave
+        // a hole at the end; the superblock's page count must be readable.
+        let length_needed = plan.page_count * page_bytes as u64;
+        let length = self
+            .pages
+            .len()
+            .await
+            .map_err(|e| StoreError::io("length", &pages_path, e))?;
+        if length < length_needed {
+            self.pages
+                .set_len(length_needed)
+                .await
+                .map_err(|e| StoreError::io("extend", &pages_path, e))?;
+        }
+        self.pages
+            .sync_data()
+            .await
+            .map_err(|e| StoreError::io("sync pages", &pages_path, e))?;
+
+        let root_crc = crcs.get(&plan.root).copied().unwrap_or(plan.root_crc_clean);
+        let superblock = Superblock {
+            generation: plan.generation,
+            root_page: plan.root,
+            root_crc,
+            tree_height: plan.height,
+            free_list_page: next,
+            free_list_crc: next_crc,
+            free_pages_count: plan.free_ids.len() as u64,
+            checkpoint_lsn: plan.lsn,
+            calibration_mono_nanos: self.env.now_mono().as_nanos(),
+            calibration_wall_unix_ms: self.env.now_wall_ms(),
+            page_count: plan.page_count,
+            keys_count: plan.keys_count,
+        };
+        let name = Superblock::file_name(plan.generation);
+        let path = self.dir.join(name);
+        let file = &self.superblock_files[(plan.generation % 2) as usize];
+        file.write_at(0, &superblock.encode())
+            .await
+            .map_err(|e| StoreError::io("write superblock", &path, e))?;
+        file.sync_data()
+            .await
+            .map_err(|e| StoreError::io("sync superblock", &path, e))?;
+        Ok((superblock, crcs))
+    }
+
+    /// When dirty pages fill half the cache budget, checkpoint so they
+    /// become evictable; when they fill all of it, wait for a checkpoint
+    /// rather than let the cache grow past the budget.
+    pub(crate) async fn relieve_memory_pressure(&self) {
+        let (dirty, budget) = {
+            let state = self.state();
+            (
+                state.tree.cache.dirty_bytes(),
+                state.tree.cache.budget_bytes(),
+            )
+        };
+        if dirty < budget / 2 {
+            return;
+        }
+        let _turn = if dirty < budget {
+            match self.checkpointer.try_lock() {
+                Some(turn) => turn,
+                None => return,
+            }
+        } else {
+            self.checkpointer.lock().await
+        };
+        {
+            let mut state = self.state();
+            if state.failed.is_some() || state.tree.cache.dirty_bytes() < budget / 2 {
+                return;
+            }
+            state.stats.checkpoints_for_memory += 1;
+        }
+        // A failure is recorded in the state: the next write reports it.
+        let _ = self.checkpoint_locked().await;
+    }
+}

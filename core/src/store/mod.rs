@@ -1,0 +1,375 @@
+//! The tree store: the B+Tree in `data.pages`, its MANIFEST and its two
+//! superblocks, with copy-on-write checkpoints.
+//!
+//! What survives a crash is exactly the tree as of the last durable
+//! checkpoint (the WAL, built on top, replays what came after).
+//!
+//! Invariants kept here (docs/design.md walks through each step):
+//! - **A checkpoint never overwrites a page the durable superblock reaches.**
+//!   Changed pages get new ids; ids freed by a checkpoint become reusable
+//!   only after the next superblock is durable. A torn page write can
+//!   therefore only hit pages no valid superblock depends on.
+//! - **A superblock is written only after every page it reaches is
+//!   durable** (`data.pages` is fsynced first, growth included).
+//! - **Nothing read is trusted unverified.** Pages are checked against their
+//!   own CRC, id, and the checksum the parent or superblock recorded; the
+//!   MANIFEST and superblocks against their frame CRC and the FlatBuffer
+//!   verifier. Damage is a typed error, never data.
+//! - **After a failed write or sync the store stops accepting changes**
+//!   until reopened, since what is durable is then unknown.
+
+mod checkpoint;
+mod error;
+pub mod manifest;
+mod meta_file;
+mod open;
+pub mod superblock;
+mod validate;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::btree::Need;
+use crate::btree::node::{Node, Record, StoredValue};
+use crate::btree::tree::Tree;
+use crate::env::{Env, File};
+use crate::page::header::verify;
+use crate::page::{PageId, PageType};
+
+pub use crate::btree::cursor::RangeQuery;
+pub use crate::btree::mutator::Mutation;
+pub use crate::page::cache::CacheStats;
+pub use checkpoint::CheckpointReport;
+pub use error::StoreError;
+pub use manifest::Manifest;
+pub use open::OpenReport;
+pub use superblock::Superblock;
+pub use validate::{Finding, FindingKind, ValidateReport, validate_dir};
+
+#[cfg(feature = "sabotage")]
+use crate::sabotage::Sabotage;
+
+/// A page that fails verification is read again this many times before the
+/// error is returned: a bad read may be transient, a bad page is not.
+pub const READ_RETRIES_MAX: u32 = 4;
+
+/// The page file's name in the database directory.
+pub const PAGES_FILE: &str = "data.pages";
+/// The MANIFEST's file name.
+pub const MANIFEST_FILE: &str = "MANIFEST";
+
+/// How to open (or create) a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Create the database if the directory holds none.
+    pub create_if_missing: bool,
+    /// Page size for a new database (ignored when opening one).
+    pub page_bytes: u32,
+    /// Inline value limit for a new database (ignored when opening one).
+    pub inline_value_bytes_max: u32,
+    /// Memory budget for cached pages.
+    pub cache_bytes: u64,
+    /// Switches that break the store on purpose (tests only).
+    #[cfg(feature = "sabotage")]
+    pub sabotage: Sabotage,
+}
+
+impl StoreOptions {
+    /// Default cache budget: 64 MiB.
+    pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+    /// Default inline value limit: 512 bytes.
+    pub const INLINE_VALUE_BYTES_DEFAULT: u32 = 512;
+    /// The cache must hold at least this many pages, so one operation's
+    /// root-to-leaf path and its siblings always fit.
+    pub const CACHE_PAGES_MIN: u64 = 64;
+
+    #[cfg(feature = "sabotage")]
+    fn sabotaged(&self, which: Sabotage) -> bool {
+        self.sabotage == which
+    }
+
+    #[cfg(not(feature = "sabotage"))]
+    fn sabotaged(&self, _which: crate::sabotage::Sabotage) -> bool {
+        false
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            create_if_missing: true,
+            page_bytes: crate::page::PAGE_BYTES_DEFAULT,
+            inline_value_bytes_max: Self::INLINE_VALUE_BYTES_DEFAULT,
+            cache_bytes: Self::CACHE_BYTES_DEFAULT,
+            #[cfg(feature = "sabotage")]
+            sabotage: Sabotage::None,
+        }
+    }
+}
+
+/// Counters describing what the store has done since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Checkpoints that made a new superblock durable.
+    pub checkpoints: u64,
+    /// Checkpoints started because dirty pages pressed on the cache budget.
+    pub checkpoints_for_memory: u64,
+    /// Tree and free-list pages written by checkpoints.
+    pub pages_written: u64,
+    /// Pages read from disk.
+    pub pages_read: u64,
+    /// Page reads that failed verification and were retried.
+    pub read_retries: u64,
+    /// Mutations that changed the tree.
+    pub mutations: u64,
+    /// Keys in the tree.
+    pub keys: u64,
+    /// Levels in the tree.
+    pub tree_height: u16,
+    /// Pages in `data.pages`, page 0 included.
+    pub page_count: u64,
+    /// Pages free for reuse now.
+    pub free_pages: u64,
+    /// Pages freed but waiting for the next durable superblock.
+    pub pending_free_pages: u64,
+    /// Generation of the durable superblock.
+    pub durable_generation: u64,
+    /// Checkpoint LSN of the durable superblock.
+    pub durable_checkpoint_lsn: u64,
+    /// Highest LSN applied to the tree.
+    pub applied_lsn: u64,
+    /// The page cache.
+    pub cache: CacheStats,
+}
+
+pub(crate) struct State {
+    pub(crate) tree: Tree,
+    pub(crate) failed: Option<String>,
+    pub(crate) lsn_applied: u64,
+    pub(crate) durable: Superblock,
+    /// Pages of the durable superblock's free-list chain.
+    pub(crate) free_list_pages: Vec<PageId>,
+    pub(crate) stats: StoreStats,
+}
+
+/// The B+Tree store of one database directory. Open it with
+/// [`Store::open`]; every method takes `&self` and may run concurrently.
+pub struct Store<E: Env> {
+    pub(crate) dir: PathBuf,
+    pub(crate) env: E,
+    pub(crate) manifest: Manifest,
+    pub(crate) pages: E::File,
+    /// Superblock files indexed by generation parity (B even, A odd).
+    pub(crate) superblock_files: [E::File; 2],
+    pub(crate) state: Mutex<State>,
+    /// One checkpoint at a time; writers waiting on memory queue here.
+    pub(crate) checkpointer: futures::lock::Mutex<()>,
+    pub(crate) _lock: E::DirLock,
+}
+
+impl<E: Env> Store<E> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("store state poisoned by a panic")
+    }
+
+    /// The database's MANIFEST.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The longest key this database accepts.
+    pub fn key_bytes_max(&self) -> usize {
+        crate::page::key_bytes_max(self.manifest.page_bytes)
+    }
+
+    /// Counters and sizes, for INFO.
+    pub fn stats(&self) -> StoreStats {
+        let state = self.state();
+        let tree = &state.tree;
+        StoreStats {
+            keys: tree.keys_count,
+            tree_height: tree.height,
+            page_count: tree.allocator.page_count(),
+            free_pages: tree.allocator.free_count(),
+            pending_free_pages: tree.allocator.pending_count(),
+            durable_generation: state.durable.generation,
+            durable_checkpoint_lsn: state.durable.checkpoint_lsn,
+            applied_lsn: state.lsn_applied,
+            cache: tree.cache.stats(),
+            ..state.stats
+        }
+    }
+
+    /// Why the store stopped accepting changes, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.state().failed.clone()
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), StoreError> {
+        let max = self.key_bytes_max();
+        if key.is_empty() {
+            return Err(StoreError::KeyEmpty);
+        }
+        if key.len() > max {
+            return Err(StoreError::KeyTooLarge {
+                len: key.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies a page an operation needs.
+    async fn read_tree_page(&self, need: Need) -> Result<Node, StoreError> {
+        let page_bytes = self.manifest.page_bytes as usize;
+        let offset = need.id * page_bytes as u64;
+        let bytes = self
+            .pages
+            .read_at(offset, page_bytes)
+            .await
+            .map_err(|error| StoreError::io("read page", &self.dir.join(PAGES_FILE), error))?;
+        if bytes.len() != page_bytes {
+            return Err(StoreError::corrupt(
+                PAGES_FILE,
+                format!("page {} lies past the end of the file", need.id),
+            ));
+        }
+        let header = verify(&bytes, need.id, need.crc)?;
+        let expected = if need.level == 0 {
+            PageType::Leaf
+        } else {
+            PageType::Internal
+        };
+        if header.page_type != expected {
+            return Err(crate::page::PageError::WrongType {
+                page: need.id,
+                expected,
+                found: header.page_type as u8,
+            }
+            .into());
+        }
+        if header.level != need.level {
+            return Err(crate::page::PageError::Layout {
+                page: need.id,
+                detail: format!(
+                    "at level {} where the tree needs level {}",
+                    header.level, need.level
+                ),
+            }
+            .into());
+        }
+        Ok(Node::decode(&header, &bytes)?)
+    }
+
+    /// Runs `operation` on the in-memory state, reading the pages it needs
+    /// until it completes. A page that fails verification is retried (from
+    /// the root, in case the tree moved on) up to [`READ_RETRIES_MAX`] times.
+    async fn with_pages<T>(
+        &self,
+        mut operation: impl FnMut(&mut State) -> Result<T, Need>,
+    ) -> Result<T, StoreError> {
+        let mut failures = 0;
+        loop {
+            let need = match operation(&mut self.state()) {
+                Ok(done) => return Ok(done),
+                Err(need) => need,
+            };
+            match self.read_tree_page(need).await {
+                Ok(node) => {
+                    let mut state = self.state();
+                    state.stats.pages_read += 1;
+                    state.tree.cache.insert_clean(need.id, Arc::new(node));
+                }
+                Err(error) if error.is_corruption() && failures < READ_RETRIES_MAX => {
+                    failures += 1;
+                    self.state().stats.read_retries += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The record stored under `key`, if any.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        self.check_key(key)?;
+        self.with_pages(|state| state.tree.get(key)).await
+    }
+
+    /// Entries of a range, in the query's order.
+    pub async fn range(&self, query: &RangeQuery) -> Result<Vec<(Vec<u8>, Record)>, StoreError> {
+        let mut out: Vec<(Vec<u8>, Record)> = Vec::new();
+        self.with_pages(|state| {
+            // Resume after the last key returned before a page had to be read.
+            let mut resumed = query.clone();
+            if let Some((last, _)) = out.last() {
+                if query.reverse {
+                    resumed.end = Bound::Excluded(last.clone());
+                } else {
+                    resumed.start = Bound::Excluded(last.clone());
+                }
+            }
+            state.tree.range(&resumed, &mut out)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Applies `mutations` at `lsn`, in order. LSNs must not decrease from
+    /// one call to the next; the next checkpoint records the highest one.
+    pub async fn apply(&self, mutations: &[Mutation], lsn: u64) -> Result<(), StoreError> {
+        let inline_max = self.manifest.inline_value_bytes_max as usize;
+        for mutation in mutations {
+            self.check_key(mutation.key())?;
+            if let Mutation::Put { record, .. } = mutation
+                && let StoredValue::Inline(bytes) = &record.value
+                && bytes.len() > inline_max
+            {
+                return Err(StoreError::ValueTooLarge {
+                    len: bytes.len(),
+                    max: inline_max,
+                });
+            }
+        }
+        let mut next = 0;
+        self.with_pages(|state| {
+            if let Some(reason) = &state.failed {
+                return Ok(Err(StoreError::Failed {
+                    reason: reason.clone(),
+                }));
+            }
+            assert!(
+                lsn >= state.lsn_applied,
+                "LSN {lsn} applied after {}",
+                state.lsn_applied
+            );
+            while next < mutations.len() {
+                if state.tree.apply(&mutations[next], lsn)? {
+                    state.stats.mutations += 1;
+                }
+                next += 1;
+            }
+            state.lsn_applied = lsn;
+            Ok(Ok(()))
+        })
+        .await??;
+        self.relieve_memory_pressure().await;
+        Ok(())
+    }
+
+    /// Checks the durable tree on disk page by page (see [`ValidateReport`]).
+    /// Holds off checkpoints while it runs, so the pages it walks stay put.
+    pub async fn validate(
+        &self,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<ValidateReport, StoreError> {
+        let _turn = self.checkpointer.lock().await;
+        let durable = self.state().durable;
+        validate::walk(&self.pages, &self.dir, &self.manifest, &durable, progress).await
+    }
+}

@@ -1,0 +1,442 @@
+//! Creating and opening a store.
+//!
+//! Creation writes `data.pages` (page 1: an empty root leaf), both
+//! superblocks and finally the MANIFEST, each through a temporary file that
+//! is synced and renamed, then syncs the directory. The MANIFEST existing is
+//! what says creation finished: a directory without one holding only files
+//! of an unfinished creation is created again from scratch.
+//!
+//! Opening validates the MANIFEST (a major version mismatch refuses),
+//! picks the valid superblock with the highest generation, checks that
+//! `data.pages` is as long as it says, and reads the free list.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::btree::node::Node;
+use crate::btree::tree::Tree;
+use crate::env::{Env, File, OpenMode};
+use crate::page::allocator::Allocator;
+use crate::page::cache::PageCache;
+use crate::page::{PAGE_NONE, PageId, freelist, inline_value_bytes_limit, page_bytes_valid};
+
+use super::manifest::{ASSERT_HASH_ALGORITHM, FORMAT_MAJOR, FORMAT_MINOR, Manifest};
+use super::superblock::{SUPERBLOCK_FILES, Superblock};
+use super::{
+    MANIFEST_FILE, PAGES_FILE, READ_RETRIES_MAX, State, Store, StoreError, StoreOptions,
+    StoreStats, meta_file,
+};
+
+/// What opening found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// A new database was created.
+    pub created: bool,
+    /// The superblock opened from.
+    pub superblock: Superblock,
+    /// Superblock files that were invalid (torn by a crash mid-checkpoint,
+    /// or damaged), by name.
+    pub superblocks_invalid: Vec<&'static str>,
+    /// Files of an unfinished creation that were removed.
+    pub leftovers_removed: Vec<String>,
+}
+
+/// Files creation writes; only these may be present without a MANIFEST.
+fn is_creation_file(name: &str) -> bool {
+    name == PAGES_FILE
+        || SUPERBLOCK_FILES.contains(&name)
+        || name.ends_with(".tmp")
+        || name == "LOCK"
+}
+
+/// A database id from the clocks and the path: unique enough to tell
+/// databases apart, and deterministic in the simulator (the core has no
+/// ambient randomness).
+fn database_uuid<E: Env>(env: &E, dir: &Path) -> [u8; 16] {
+    let mut state = env.now_wall_ms() ^ env.now_mono().as_nanos().rotate_left(32);
+    for byte in dir.to_string_lossy().bytes() {
+        state = (state ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+    }
+    let mut mix = || {
+        // splitmix64
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut uuid = [0; 16];
+    uuid[..8].copy_from_slice(&mix().to_le_bytes());
+    uuid[8..].copy_from_slice(&mix().to_le_bytes());
+    uuid
+}
+
+async fn write_new_file<E: Env>(
+    env: &E,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let file = env
+        .open(&tmp, OpenMode::CreateNew)
+        .await
+        .map_err(|e| StoreError::io("create", &tmp, e))?;
+    file.write_at(0, bytes)
+        .await
+        .map_err(|e| StoreError::io("write", &tmp, e))?;
+    file.sync_data()
+        .await
+        .map_err(|e| StoreError::io("sync", &tmp, e))?;
+    drop(file);
+    env.rename(&tmp, &path)
+        .await
+        .map_err(|e| StoreError::io("rename", &tmp, e))
+}
+
+async fn create<E: Env>(env: &E, dir: &Path, options: &StoreOptions) -> Result<(), StoreError> {
+    let page_bytes = options.page_bytes;
+    let mut pages = vec![0; 2 * page_bytes as usize];
+    let root_crc = Node::empty_leaf().encode(1, &mut pages[page_bytes as usize..]);
+    write_new_file(env, dir, PAGES_FILE, &pages).await?;
+    let first = Superblock {
+        generation: 1,
+        root_page: 1,
+        root_crc,
+        tree_height: 1,
+        free_list_page: PAGE_NONE,
+        free_list_crc: 0,
+        free_pages_count: 0,
+        checkpoint_lsn: 0,
+        calibration_mono_nanos: env.now_mono().as_nanos(),
+        calibration_wall_unix_ms: env.now_wall_ms(),
+        page_count: 2,
+        keys_count: 0,
+    };
+    // Generation 0 describes the same empty tree, so both files are valid
+    // from the start and the first checkpoint (generation 2) replaces it.
+    let zeroth = Superblock {
+        generation: 0,
+        ..first
+    };
+    for superblock in [zeroth, first] {
+        write_new_file(
+            env,
+            dir,
+            Superblock::file_name(superblock.generation),
+            &superblock.encode(),
+        )
+        .await?;
+    }
+    // The MANIFEST's name must not become durable before the others'.
+    env.sync_dir(dir)
+        .await
+        .map_err(|e| StoreError::io("sync directory", dir, e))?;
+    let manifest = Manifest {
+        format_major: FORMAT_MAJOR,
+        format_minor: FORMAT_MINOR,
+        wire_schema_hash: jubilant_schemas::WIRE_SCHEMA_HASH,
+        wal_schema_hash: jubilant_schemas::WAL_SCHEMA_HASH,
+        disk_schema_hash: jubilant_schemas::DISK_SCHEMA_HASH,
+        database_uuid: database_uuid(env, dir),
+        created_at_unix_ms: env.now_wall_ms(),
+        page_bytes,
+        inline_value_bytes_max: options.inline_value_bytes_max,
+        assert_hash_algorithm: ASSERT_HASH_ALGORITHM.into(),
+        generation: 1,
+    };
+    write_new_file(env, dir, MANIFEST_FILE, &manifest.encode()).await?;
+    env.sync_dir(dir)
+        .await
+        .map_err(|e| StoreError::io("sync directory", dir, e))
+}
+
+fn check_options(options: &StoreOptions) -> Result<(), StoreError> {
+    if !page_bytes_valid(options.page_bytes) {
+        return Err(StoreError::Options(format!(
+            "page size {} is not a power of two between {} and {}",
+            options.page_bytes,
+            crate::page::PAGE_BYTES_MIN,
+            crate::page::PAGE_BYTES_MAX
+        )));
+    }
+    let limit = inline_value_bytes_limit(options.page_bytes);
+    if options.inline_value_bytes_max as usize > limit {
+        return Err(StoreError::Options(format!(
+            "inline value maximum {} exceeds {limit}, the most a {}-byte page can hold",
+            options.inline_value_bytes_max, options.page_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a superblock file, or says why it holds none.
+async fn read_superblock<E: Env>(
+    env: &E,
+    dir: &Path,
+    name: &'static str,
+) -> Result<(E::File, Result<Superblock, String>), StoreError> {
+    let path = dir.join(name);
+    let file = env
+        .open(&path, OpenMode::Existing)
+        .await
+        .map_err(|e| StoreError::io("open", &path, e))?;
+    let mut outcome = Err(String::new());
+    for _ in 0..=READ_RETRIES_MAX {
+        outcome = meta_file::read_all(&file)
+            .await
+            .map_err(|e| StoreError::io("read", &path, e))?
+            .and_then(|bytes| Superblock::decode(&bytes));
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    Ok((file, outcome))
+}
+
+/// Follows the free-list chain of `superblock`, verifying every link.
+pub(crate) async fn read_free_list<F: File>(
+    pages: &F,
+    path: &Path,
+    page_bytes: u32,
+    superblock: &Superblock,
+) -> Result<(Vec<PageId>, BTreeSet<PageId>), StoreError> {
+    let mut chain = Vec::new();
+    let mut free = BTreeSet::new();
+    let (mut next, mut crc) = (superblock.free_list_page, superblock.free_list_crc);
+    while next != PAGE_NONE {
+        if chain.len() as u64 >= superblock.page_count || next >= superblock.page_count {
+            return Err(StoreError::corrupt(
+                PAGES_FILE,
+                format!("free-list chain reaches page {next}"),
+            ));
+        }
+        let mut attempt = 0;
+        let page = loop {
+            let bytes = pages
+                .read_at(next * u64::from(page_bytes), page_bytes as usize)
+                .await
+                .map_err(|e| StoreError::io("read free list", path, e))?;
+            let decoded = if bytes.len() == page_bytes as usize {
+                freelist::decode(&bytes, next, crc).map_err(StoreError::from)
+            } else {
+                Err(StoreError::corrupt(
+                    PAGES_FILE,
+                    format!("free-list page {next} past the end of the file"),
+                ))
+            };
+            match decoded {
+                Ok(page) => break page,
+                Err(error) if attempt >= READ_RETRIES_MAX => return Err(error),
+                Err(_) => attempt += 1,
+            }
+        };
+        chain.push(next);
+        for id in page.ids {
+            if id == PAGE_NONE || id >= superblock.page_count || !free.insert(id) {
+                return Err(StoreError::corrupt(
+                    PAGES_FILE,
+                    format!("free list names page {id} twice or outside the file"),
+                ));
+            }
+        }
+        (next, crc) = (page.next, page.next_crc);
+    }
+    if free.len() as u64 != superblock.free_pages_count {
+        return Err(StoreError::corrupt(
+            PAGES_FILE,
+            format!(
+                "free list holds {} pages, the superblock says {}",
+                free.len(),
+                superblock.free_pages_count
+            ),
+        ));
+    }
+    Ok((chain, free))
+}
+
+impl<E: Env> Store<E> {
+    /// Opens the database in `dir`, creating it first if it is missing and
+    /// `options.create_if_missing` is set. Takes the directory's lock: a
+    /// second open of the same directory fails.
+    pub async fn open(
+        env: E,
+        dir: &Path,
+        options: StoreOptions,
+    ) -> Result<(Store<E>, OpenReport), StoreError> {
+        check_options(&options)?;
+        if options.create_if_missing {
+            env.create_dir_all(dir)
+                .await
+                .map_err(|e| StoreError::io("create directory", dir, e))?;
+        }
+        let lock = env
+            .lock_dir(dir)
+            .await
+            .map_err(|e| StoreError::io("lock directory", dir, e))?;
+        let names = env
+            .list(dir)
+            .await
+            .map_err(|e| StoreError::io("list directory", dir, e))?;
+        let mut created = false;
+        let mut leftovers_removed = Vec::new();
+        if !names.iter().any(|name| name == MANIFEST_FILE) {
+            if !options.create_if_missing {
+                return Err(StoreError::NotFound {
+                    path: dir.to_path_buf(),
+                });
+            }
+            if let Some(other) = names.iter().find(|name| !is_creation_file(name)) {
+                return Err(StoreError::NotADatabase {
+                    path: dir.to_path_buf(),
+                    file: other.clone(),
+                });
+            }
+            for name in names.iter().filter(|name| *name != "LOCK") {
+                env.remove(&dir.join(name))
+                    .await
+                    .map_err(|e| StoreError::io("remove", &dir.join(name), e))?;
+                leftovers_removed.push(name.clone());
+            }
+            create(&env, dir, &options).await?;
+            created = true;
+        } else {
+            // A crash during a rename may leave temporary files behind.
+            for name in names
+                .iter()
+                .filter(|name| name.ends_with(".tmp") && is_creation_file(name))
+            {
+                env.remove(&dir.join(name))
+                    .await
+                    .map_err(|e| StoreError::io("remove", &dir.join(name), e))?;
+                leftovers_removed.push(name.clone());
+            }
+        }
+
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let manifest_file = env
+            .open(&manifest_path, OpenMode::Existing)
+            .await
+            .map_err(|e| StoreError::io("open", &manifest_path, e))?;
+        let mut manifest = Err(String::new());
+        for _ in 0..=READ_RETRIES_MAX {
+            manifest = meta_file::read_all(&manifest_file)
+                .await
+                .map_err(|e| StoreError::io("read", &manifest_path, e))?
+                .and_then(|bytes| Manifest::decode(&bytes));
+            if manifest.is_ok() {
+                break;
+            }
+        }
+        let manifest = manifest.map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
+        if manifest.format_major != FORMAT_MAJOR {
+            return Err(StoreError::VersionMismatch {
+                found: manifest.format_major,
+                supported: FORMAT_MAJOR,
+            });
+        }
+        if !page_bytes_valid(manifest.page_bytes)
+            || manifest.inline_value_bytes_max as usize
+                > inline_value_bytes_limit(manifest.page_bytes)
+        {
+            return Err(StoreError::corrupt(
+                "MANIFEST",
+                format!("page size {} is not usable", manifest.page_bytes),
+            ));
+        }
+        let page_bytes = manifest.page_bytes;
+        let cache_pages_min = StoreOptions::CACHE_PAGES_MIN * u64::from(page_bytes);
+        if options.cache_bytes < cache_pages_min {
+            return Err(StoreError::Options(format!(
+                "cache_bytes {} is below {cache_pages_min} ({} pages)",
+                options.cache_bytes,
+                StoreOptions::CACHE_PAGES_MIN
+            )));
+        }
+
+        let (file_b, b) = read_superblock(&env, dir, SUPERBLOCK_FILES[0]).await?;
+        let (file_a, a) = read_superblock(&env, dir, SUPERBLOCK_FILES[1]).await?;
+        let mut superblocks_invalid = Vec::new();
+        let mut best: Option<Superblock> = None;
+        for (name, outcome) in [(SUPERBLOCK_FILES[0], b), (SUPERBLOCK_FILES[1], a)] {
+            match outcome {
+                Ok(superblock)
+                    if best.is_none_or(|best| superblock.generation > best.generation) =>
+                {
+                    best = Some(superblock);
+                }
+                Ok(_) => {}
+                Err(_) => superblocks_invalid.push(name),
+            }
+        }
+        let Some(superblock) = best else {
+            return Err(StoreError::corrupt(
+                "superblocks",
+                "neither SUPERBLOCK_A nor SUPERBLOCK_B is valid",
+            ));
+        };
+
+        let pages_path = dir.join(PAGES_FILE);
+        let pages = env
+            .open(&pages_path, OpenMode::Existing)
+            .await
+            .map_err(|e| StoreError::io("open", &pages_path, e))?;
+        let pages_len = pages
+            .len()
+            .await
+            .map_err(|e| StoreError::io("length", &pages_path, e))?;
+        let needed = superblock.page_count * u64::from(page_bytes);
+        if pages_len < needed {
+            return Err(StoreError::corrupt(
+                PAGES_FILE,
+                format!(
+                    "{pages_len} bytes, but superblock {} needs {needed}",
+                    superblock.generation
+                ),
+            ));
+        }
+        let (free_list_pages, free) =
+            read_free_list(&pages, &pages_path, page_bytes, &superblock).await?;
+
+        let tree = Tree {
+            cache: PageCache::new(page_bytes, options.cache_bytes),
+            allocator: Allocator::new(superblock.page_count, free),
+            root: superblock.root_page,
+            root_crc: superblock.root_crc,
+            height: superblock.tree_height,
+            keys_count: superblock.keys_count,
+            open_generation: superblock.generation + 1,
+            page_bytes,
+            in_place: options.sabotaged(crate::sabotage::Sabotage::CheckpointInPlace),
+        };
+        let state = State {
+            tree,
+            failed: None,
+            lsn_applied: superblock.checkpoint_lsn,
+            durable: superblock,
+            free_list_pages,
+            stats: StoreStats::default(),
+        };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            env,
+            manifest,
+            pages,
+            superblock_files: [file_b, file_a],
+            state: Mutex::new(state),
+            checkpointer: futures::lock::Mutex::new(()),
+            _lock: lock,
+        };
+        Ok((
+            store,
+            OpenReport {
+                created,
+                superblock,
+                superblocks_invalid,
+                leftovers_removed,
+            },
+        ))
+    }
+}

@@ -1,0 +1,430 @@
+//! `validate`: walks every page of the durable tree and free list and
+//! reports each inconsistency it finds.
+//!
+//! Checks: every page verifies (CRC, id, the checksum its parent or the
+//! superblock recorded, type, level); keys ascend within each leaf and stay
+//! within the separator bounds their ancestors set (which together give
+//! global order); every leaf is at the same depth; no page is reached
+//! twice; the free list names only pages inside the file and outside the
+//! tree, each once; and every page is accounted for: tree pages + free-list
+//! pages + free pages = all pages but page 0. The key count must match the
+//! superblock's. It reports, rather than stops, so one run shows all damage.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::btree::node::{Body, Node, StoredValue};
+use crate::env::{Env, File, OpenMode};
+use crate::page::header::verify;
+use crate::page::{PAGE_NONE, PageId, PageType, freelist, key_bytes_max};
+
+use super::manifest::Manifest;
+use super::superblock::{SUPERBLOCK_FILES, Superblock};
+use super::{MANIFEST_FILE, PAGES_FILE, StoreError, meta_file};
+
+/// At most this many findings are kept; the count goes on.
+pub const FINDINGS_MAX: usize = 1000;
+
+/// What kind of inconsistency a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingKind {
+    /// The page failed verification or could not be read.
+    PageUnreadable,
+    /// Keys out of order within a page, or outside the bounds the parent set.
+    KeyOrder,
+    /// A leaf not at the depth of the others, or a child at the wrong level.
+    Height,
+    /// A page reached twice (from the tree or the free list).
+    PageReachedTwice,
+    /// A page id outside the file.
+    PageOutOfRange,
+    /// A page neither in the tree nor free.
+    PageLost,
+    /// The key count differs from the superblock's.
+    KeysCount,
+    /// The free list's size differs from the superblock's.
+    FreeListCount,
+    /// A key or inline value larger than the database allows.
+    EntryTooLarge,
+    /// `data.pages` is shorter than the superblock's page count.
+    FileTooShort,
+}
+
+/// One inconsistency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The page it is about, if one.
+    pub page: Option<PageId>,
+    /// Its kind.
+    pub kind: FindingKind,
+    /// What was expected and what was found.
+    pub detail: String,
+}
+
+/// The result of a validation: the figures, and the findings (empty when
+/// the database is consistent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValidateReport {
+    /// Superblock generation validated.
+    pub generation: u64,
+    /// Its checkpoint LSN.
+    pub checkpoint_lsn: u64,
+    /// Pages in the file, page 0 included.
+    pub page_count: u64,
+    /// Levels in the tree.
+    pub tree_height: u16,
+    /// Tree pages reached.
+    pub tree_pages: u64,
+    /// Leaves among them.
+    pub leaf_pages: u64,
+    /// Keys found.
+    pub keys: u64,
+    /// Pages of the free-list chain.
+    pub free_list_pages: u64,
+    /// Pages the free list names.
+    pub free_pages: u64,
+    /// The first [`FINDINGS_MAX`] findings.
+    pub findings: Vec<Finding>,
+    /// All findings, kept or not.
+    pub findings_count: u64,
+}
+
+impl ValidateReport {
+    /// Whether nothing was found.
+    pub fn is_ok(&self) -> bool {
+        self.findings_count == 0
+    }
+
+    fn find(&mut self, page: Option<PageId>, kind: FindingKind, detail: impl Into<String>) {
+        self.findings_count += 1;
+        if self.findings.len() < FINDINGS_MAX {
+            self.findings.push(Finding {
+                page,
+                kind,
+                detail: detail.into(),
+            });
+        }
+    }
+}
+
+struct Visit {
+    id: PageId,
+    crc: u32,
+    level: u16,
+    /// Keys here must be at or above this.
+    low: Option<Vec<u8>>,
+    /// Keys here must be below this.
+    high: Option<Vec<u8>>,
+}
+
+/// Validates the durable tree of an open store's page file.
+pub(crate) async fn walk<F: File>(
+    pages: &F,
+    dir: &Path,
+    manifest: &Manifest,
+    superblock: &Superblock,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ValidateReport, StoreError> {
+    let page_bytes = manifest.page_bytes as usize;
+    let pages_path = dir.join(PAGES_FILE);
+    let mut report = ValidateReport {
+        generation: superblock.generation,
+        checkpoint_lsn: superblock.checkpoint_lsn,
+        page_count: superblock.page_count,
+        tree_height: superblock.tree_height,
+        ..ValidateReport::default()
+    };
+    let length = pages
+        .len()
+        .await
+        .map_err(|e| StoreError::io("length", &pages_path, e))?;
+    if length < superblock.page_count * page_bytes as u64 {
+        report.find(
+            None,
+            FindingKind::FileTooShort,
+            format!("{length} bytes for {} pages", superblock.page_count),
+        );
+    }
+    let key_max = key_bytes_max(manifest.page_bytes);
+    let inline_max = manifest.inline_value_bytes_max as usize;
+    let mut reached: BTreeSet<PageId> = BTreeSet::new();
+    let mut stack = vec![Visit {
+        id: superblock.root_page,
+        crc: superblock.root_crc,
+        level: superblock.tree_height - 1,
+        low: None,
+        high: None,
+    }];
+    while let Some(visit) = stack.pop() {
+        let id = visit.id;
+        if id == PAGE_NONE || id >= superblock.page_count {
+            report.find(
+                Some(id),
+                FindingKind::PageOutOfRange,
+                format!("tree reaches page {id}"),
+            );
+            continue;
+        }
+        if !reached.insert(id) {
+            report.find(
+                Some(id),
+                FindingKind::PageReachedTwice,
+                "tree reaches the page twice",
+            );
+            continue;
+        }
+        progress(reached.len() as u64, superblock.page_count);
+        let bytes = pages
+            .read_at(id * page_bytes as u64, page_bytes)
+            .await
+            .map_err(|e| StoreError::io("read page", &pages_path, e))?;
+        if bytes.len() != page_bytes {
+            report.find(
+                Some(id),
+                FindingKind::PageUnreadable,
+                "past the end of the file",
+            );
+            continue;
+        }
+        let node = match verify(&bytes, id, visit.crc).and_then(|header| {
+            let expected = if visit.level == 0 {
+                PageType::Leaf
+            } else {
+                PageType::Internal
+            };
+            if header.page_type != expected {
+                return Err(crate::page::PageError::WrongType {
+                    page: id,
+                    expected,
+                    found: header.page_type as u8,
+                });
+            }
+            Node::decode(&header, &bytes)
+        }) {
+            Ok(node) => node,
+            Err(error) => {
+                report.find(Some(id), FindingKind::PageUnreadable, error.to_string());
+                continue;
+            }
+        };
+        if node.level() != visit.level {
+            report.find(
+                Some(id),
+                FindingKind::Height,
+                format!("level {} where {} belongs", node.level(), visit.level),
+            );
+            continue;
+        }
+        report.tree_pages += 1;
+        let in_bounds = |key: &[u8]| {
+            visit.low.as_deref().is_none_or(|low| key >= low)
+                && visit.high.as_deref().is_none_or(|high| key < high)
+        };
+        match node.body {
+            Body::Leaf(leaf) => {
+                report.leaf_pages += 1;
+                report.keys += leaf.entries.len() as u64;
+                for (key, record) in &leaf.entries {
+                    if !in_bounds(key) {
+                        report.find(
+                            Some(id),
+                            FindingKind::KeyOrder,
+                            "a key lies outside its parent's separators",
+                        );
+                    }
+                    let inline_len = match &record.value {
+                        StoredValue::Inline(bytes) => bytes.len(),
+                        StoredValue::Vlog(_) => 0,
+                    };
+                    if key.is_empty() || key.len() > key_max || inline_len > inline_max {
+                        report.find(
+                            Some(id),
+                            FindingKind::EntryTooLarge,
+                            format!("key of {} bytes, inline value of {inline_len}", key.len()),
+                        );
+                    }
+                }
+            }
+            Body::Internal(internal) => {
+                for key in &internal.keys {
+                    if !in_bounds(key) {
+                        report.find(
+                            Some(id),
+                            FindingKind::KeyOrder,
+                            "a separator lies outside its parent's separators",
+                        );
+                    }
+                }
+                // Pushed in reverse so pages are visited in key order.
+                for (index, child) in internal.children.iter().enumerate().rev() {
+                    let low = if index == 0 {
+                        visit.low.clone()
+                    } else {
+                        Some(internal.keys[index - 1].clone())
+                    };
+                    let high = internal
+                        .keys
+                        .get(index)
+                        .cloned()
+                        .or_else(|| visit.high.clone());
+                    stack.push(Visit {
+                        id: child.id,
+                        crc: child.crc,
+                        level: visit.level - 1,
+                        low,
+                        high,
+                    });
+                }
+            }
+        }
+    }
+    if report.keys != superblock.keys_count {
+        report.find(
+            None,
+            FindingKind::KeysCount,
+            format!(
+                "{} keys found, the superblock says {}",
+                report.keys, superblock.keys_count
+            ),
+        );
+    }
+
+    // The free list.
+    let (mut next, mut crc) = (superblock.free_list_page, superblock.free_list_crc);
+    let mut free: BTreeSet<PageId> = BTreeSet::new();
+    while next != PAGE_NONE {
+        if next >= superblock.page_count {
+            report.find(
+                Some(next),
+                FindingKind::PageOutOfRange,
+                "free-list chain leaves the file",
+            );
+            break;
+        }
+        if !reached.insert(next) {
+            report.find(
+                Some(next),
+                FindingKind::PageReachedTwice,
+                "free-list page also reached elsewhere",
+            );
+            break;
+        }
+        let bytes = pages
+            .read_at(next * page_bytes as u64, page_bytes)
+            .await
+            .map_err(|e| StoreError::io("read page", &pages_path, e))?;
+        let page = match freelist::decode(&bytes, next, crc) {
+            Ok(page) if bytes.len() == page_bytes => page,
+            Ok(_) => {
+                report.find(
+                    Some(next),
+                    FindingKind::PageUnreadable,
+                    "past the end of the file",
+                );
+                break;
+            }
+            Err(error) => {
+                report.find(Some(next), FindingKind::PageUnreadable, error.to_string());
+                break;
+            }
+        };
+        report.free_list_pages += 1;
+        for id in page.ids {
+            if id == PAGE_NONE || id >= superblock.page_count {
+                report.find(
+                    Some(id),
+                    FindingKind::PageOutOfRange,
+                    "the free list names a page outside the file",
+                );
+            } else if !free.insert(id) {
+                report.find(
+                    Some(id),
+                    FindingKind::PageReachedTwice,
+                    "the free list names the page twice",
+                );
+            }
+        }
+        (next, crc) = (page.next, page.next_crc);
+    }
+    for id in free.intersection(&reached) {
+        report.find(
+            Some(*id),
+            FindingKind::PageReachedTwice,
+            "a free page is also in use",
+        );
+    }
+    report.free_pages = free.len() as u64;
+    if report.free_pages != superblock.free_pages_count {
+        report.find(
+            None,
+            FindingKind::FreeListCount,
+            format!(
+                "{} free pages listed, the superblock says {}",
+                report.free_pages, superblock.free_pages_count
+            ),
+        );
+    }
+    let lost: Vec<PageId> = (1..superblock.page_count)
+        .filter(|id| !reached.contains(id) && !free.contains(id))
+        .take(16)
+        .collect();
+    if let Some(first) = lost.first() {
+        let accounted = reached.len() as u64 + free.len() as u64;
+        report.find(
+            Some(*first),
+            FindingKind::PageLost,
+            format!(
+                "{} of {} pages are neither in use nor free (first: {lost:?})",
+                superblock.page_count - 1 - accounted.min(superblock.page_count - 1),
+                superblock.page_count - 1
+            ),
+        );
+    }
+    progress(superblock.page_count, superblock.page_count);
+    Ok(report)
+}
+
+/// Validates the database in `dir` offline: takes its lock, reads the
+/// MANIFEST and the newest valid superblock, and walks the tree.
+pub async fn validate_dir<E: Env>(
+    env: &E,
+    dir: &Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<ValidateReport, StoreError> {
+    let _lock = env
+        .lock_dir(dir)
+        .await
+        .map_err(|e| StoreError::io("lock directory", dir, e))?;
+    let open = |name: &str| {
+        let path = dir.join(name);
+        async move {
+            env.open(&path, OpenMode::Existing)
+                .await
+                .map_err(|e| StoreError::io("open", &path, e))
+        }
+    };
+    let manifest_file = open(MANIFEST_FILE).await?;
+    let bytes = meta_file::read_all(&manifest_file)
+        .await
+        .map_err(|e| StoreError::io("read", &dir.join(MANIFEST_FILE), e))?
+        .map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
+    let manifest =
+        Manifest::decode(&bytes).map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
+    let mut best: Option<Superblock> = None;
+    for name in SUPERBLOCK_FILES {
+        let file = open(name).await?;
+        let decoded = meta_file::read_all(&file)
+            .await
+            .map_err(|e| StoreError::io("read", &dir.join(name), e))?
+            .and_then(|bytes| Superblock::decode(&bytes));
+        if let Ok(superblock) = decoded
+            && best.is_none_or(|best| superblock.generation > best.generation)
+        {
+            best = Some(superblock);
+        }
+    }
+    let superblock =
+        best.ok_or_else(|| StoreError::corrupt("superblocks", "neither superblock is valid"))?;
+    let pages = open(PAGES_FILE).await?;
+    walk(&pages, dir, &manifest, &superblock, progress).await
+}

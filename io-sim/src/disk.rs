@@ -322,6 +322,16 @@ impl Disk {
                 return Err(error());
             }
         }
+        // Checked only when switched on, so seeds without it draw the same
+        // numbers as before it existed.
+        if ctx.faults.get(Fault::WriteStale) > 0.0 && ctx.strikes(Fault::WriteStale) {
+            ctx.trace(format_args!(
+                "write {} @{offset}+{} FAULT write_stale (dropped)",
+                handle.path.display(),
+                data.len()
+            ));
+            return Ok(());
+        }
         let mut at = offset;
         if ctx.strikes(Fault::WriteMisdirected) {
             let delta = ctx.rng.between(1, MISDIRECT_SECTORS_MAX) * SECTOR_BYTES;

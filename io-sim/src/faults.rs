@@ -53,6 +53,9 @@ pub enum Fault {
     IoLatencyUs,
     /// Upper bound of a network message's latency, in microseconds.
     NetLatencyUs,
+    /// Per write: the write reports success but never lands, so the place
+    /// keeps reading back what it held before (a stale page).
+    WriteStale,
 }
 
 /// How a fault's value is drawn for a seed.
@@ -67,7 +70,7 @@ struct Swarm {
 
 impl Fault {
     /// Every fault, in the order they are printed.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::Crash,
         Fault::Kill,
         Fault::WriteLost,
@@ -83,6 +86,7 @@ impl Fault {
         Fault::NetPartition,
         Fault::IoLatencyUs,
         Fault::NetLatencyUs,
+        Fault::WriteStale,
     ];
 
     /// The name used on the command line, in headers and in JSON.
@@ -103,6 +107,7 @@ impl Fault {
             Fault::NetPartition => "net_partition",
             Fault::IoLatencyUs => "io_latency_us",
             Fault::NetLatencyUs => "net_latency_us",
+            Fault::WriteStale => "write_stale",
         }
     }
 
@@ -121,7 +126,7 @@ impl Fault {
     /// damage a copy, and a re-read fixes). Under these a single-copy store
     /// may lose acknowledged data, but must never return wrong data.
     pub fn damages_stored_data(self) -> bool {
-        matches!(self, Fault::WriteMisdirected)
+        matches!(self, Fault::WriteMisdirected | Fault::WriteStale)
     }
 
     fn swarm(self) -> Swarm {
@@ -153,6 +158,7 @@ impl Fault {
             Fault::NetPartition => p(0.3, 1e-4, 1e-3),
             Fault::IoLatencyUs => p(1.0, 1.0, 2_000.0),
             Fault::NetLatencyUs => p(1.0, 10.0, 5_000.0),
+            Fault::WriteStale => p(0.2, 1e-3, 1e-2),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-pub use jubilant_core::log::Sabotage;
+pub use jubilant_core::sabotage::Sabotage;
 use jubilant_io_sim::{FaultConfig, SimRng, Stream};
 
 /// The workloads the simulator knows.
@@ -17,6 +17,9 @@ pub enum WorkloadName {
     /// Clients exchange frames with an echo server over the simulated
     /// network, through latency, drops, partitions and server kills.
     Echo,
+    /// Writers, readers and a checkpointer work on the B+Tree store through
+    /// crashes, torn, dropped and misdirected writes and bad reads.
+    Tree,
 }
 
 impl fmt::Display for WorkloadName {
@@ -24,6 +27,7 @@ impl fmt::Display for WorkloadName {
         f.write_str(match self {
             WorkloadName::Log => "log",
             WorkloadName::Echo => "echo",
+            WorkloadName::Tree => "tree",
         })
     }
 }
@@ -35,7 +39,10 @@ impl FromStr for WorkloadName {
         match s {
             "log" => Ok(WorkloadName::Log),
             "echo" => Ok(WorkloadName::Echo),
-            other => Err(format!("unknown workload `{other}`; known: log, echo")),
+            "tree" => Ok(WorkloadName::Tree),
+            other => Err(format!(
+                "unknown workload `{other}`; known: log, echo, tree"
+            )),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Every operation here is synchronous and works on pages already in
 //! memory. When it needs a page that is not, it stops before changing
-//! anything and returns [`Need`]; the store reads and verifies that page
+//! anything and returns `Need`; the store reads and verifies that page
 //! without holding its lock, caches it, and runs the operation again. This
 //! keeps the tree logic free of `await` and of half-done changes.
 //!

@@ -78,7 +78,18 @@ pub enum PageError {
         /// The type byte found.
         found: u8,
     },
-    /// The page's contents break the layout (lengths, order, level).
+    /// The page is not at the level its position requires: the tree's
+    /// leaves are not all at one depth.
+    #[error("page {page}: at level {found} where the tree needs level {expected}")]
+    WrongLevel {
+        /// The page read.
+        page: PageId,
+        /// The level its parent implies.
+        expected: u16,
+        /// The level in its header.
+        found: u16,
+    },
+    /// The page's contents break the layout (lengths, order).
     #[error("page {page}: {detail}")]
     Layout {
         /// The page read.

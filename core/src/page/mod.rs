@@ -4,13 +4,13 @@
 //! Invariants kept here:
 //! - **A page read is verified before it is used.** Its CRC, its page id and
 //!   the checksum its parent recorded for it must all match
-//!   ([`header::verify`]); otherwise the read is a typed [`PageError`], never
+//!   (`header::verify`); otherwise the read is a typed [`PageError`], never
 //!   data.
 //! - **Dirty pages stay in memory until a checkpoint writes them**; the cache
-//!   never evicts them ([`cache`]).
+//!   never evicts them (`cache`).
 //! - **A page reachable from a durable superblock is never overwritten**;
 //!   freed pages wait for the next durable superblock before reuse
-//!   ([`allocator`]).
+//!   (`allocator`).
 
 pub(crate) mod allocator;
 pub(crate) mod cache;

@@ -23,6 +23,7 @@ mod error;
 pub mod manifest;
 mod meta_file;
 mod open;
+mod page_read;
 pub mod superblock;
 mod validate;
 
@@ -31,21 +32,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::btree::Need;
-use crate::btree::node::{Node, Record, StoredValue};
 use crate::btree::tree::Tree;
-use crate::env::{Env, File};
-use crate::page::header::verify;
-use crate::page::{PageId, PageType};
+use crate::env::Env;
+use crate::page::PageId;
 
 pub use crate::btree::cursor::RangeQuery;
 pub use crate::btree::mutator::Mutation;
+pub use crate::btree::{Record, StoredValue, ValueType, VlogPointer};
 pub use crate::page::cache::CacheStats;
 pub use checkpoint::CheckpointReport;
 pub use error::StoreError;
 pub use manifest::Manifest;
 pub use open::OpenReport;
 pub use superblock::Superblock;
-pub use validate::{Finding, FindingKind, ValidateReport, validate_dir};
+pub use validate::{FINDINGS_MAX, Finding, FindingKind, ValidateReport, validate_dir};
 
 #[cfg(feature = "sabotage")]
 use crate::sabotage::Sabotage;
@@ -225,51 +225,10 @@ impl<E: Env> Store<E> {
         Ok(())
     }
 
-    /// Reads and verifies a page an operation needs.
-    async fn read_tree_page(&self, need: Need) -> Result<Node, StoreError> {
-        let page_bytes = self.manifest.page_bytes as usize;
-        let offset = need.id * page_bytes as u64;
-        let bytes = self
-            .pages
-            .read_at(offset, page_bytes)
-            .await
-            .map_err(|error| StoreError::io("read page", &self.dir.join(PAGES_FILE), error))?;
-        if bytes.len() != page_bytes {
-            return Err(StoreError::corrupt(
-                PAGES_FILE,
-                format!("page {} lies past the end of the file", need.id),
-            ));
-        }
-        let header = verify(&bytes, need.id, need.crc)?;
-        let expected = if need.level == 0 {
-            PageType::Leaf
-        } else {
-            PageType::Internal
-        };
-        if header.page_type != expected {
-            return Err(crate::page::PageError::WrongType {
-                page: need.id,
-                expected,
-                found: header.page_type as u8,
-            }
-            .into());
-        }
-        if header.level != need.level {
-            return Err(crate::page::PageError::Layout {
-                page: need.id,
-                detail: format!(
-                    "at level {} where the tree needs level {}",
-                    header.level, need.level
-                ),
-            }
-            .into());
-        }
-        Ok(Node::decode(&header, &bytes)?)
-    }
-
     /// Runs `operation` on the in-memory state, reading the pages it needs
     /// until it completes. A page that fails verification is retried (from
-    /// the root, in case the tree moved on) up to [`READ_RETRIES_MAX`] times.
+    /// the root, in case the tree moved on) up to [`READ_RETRIES_MAX`] times
+    /// in a row.
     async fn with_pages<T>(
         &self,
         mut operation: impl FnMut(&mut State) -> Result<T, Need>,
@@ -280,8 +239,12 @@ impl<E: Env> Store<E> {
                 Ok(done) => return Ok(done),
                 Err(need) => need,
             };
-            match self.read_tree_page(need).await {
+            let pages_path = self.dir.join(PAGES_FILE);
+            let read =
+                page_read::read_tree_page(&self.pages, &pages_path, self.manifest.page_bytes, need);
+            match read.await {
                 Ok(node) => {
+                    failures = 0;
                     let mut state = self.state();
                     state.stats.pages_read += 1;
                     state.tree.cache.insert_clean(need.id, Arc::new(node));

@@ -19,13 +19,13 @@ use crate::btree::tree::Tree;
 use crate::env::{Env, File, OpenMode};
 use crate::page::allocator::Allocator;
 use crate::page::cache::PageCache;
-use crate::page::{PAGE_NONE, PageId, freelist, inline_value_bytes_limit, page_bytes_valid};
+use crate::page::{PAGE_NONE, PageId, inline_value_bytes_limit, page_bytes_valid};
 
 use super::manifest::{ASSERT_HASH_ALGORITHM, FORMAT_MAJOR, FORMAT_MINOR, Manifest};
 use super::superblock::{SUPERBLOCK_FILES, Superblock};
 use super::{
     MANIFEST_FILE, PAGES_FILE, READ_RETRIES_MAX, State, Store, StoreError, StoreOptions,
-    StoreStats, meta_file,
+    StoreStats, meta_file, page_read,
 };
 
 /// What opening found and did.
@@ -213,26 +213,10 @@ pub(crate) async fn read_free_list<F: File>(
                 format!("free-list chain reaches page {next}"),
             ));
         }
-        let mut attempt = 0;
-        let page = loop {
-            let bytes = pages
-                .read_at(next * u64::from(page_bytes), page_bytes as usize)
-                .await
-                .map_err(|e| StoreError::io("read free list", path, e))?;
-            let decoded = if bytes.len() == page_bytes as usize {
-                freelist::decode(&bytes, next, crc).map_err(StoreError::from)
-            } else {
-                Err(StoreError::corrupt(
-                    PAGES_FILE,
-                    format!("free-list page {next} past the end of the file"),
-                ))
-            };
-            match decoded {
-                Ok(page) => break page,
-                Err(error) if attempt >= READ_RETRIES_MAX => return Err(error),
-                Err(_) => attempt += 1,
-            }
-        };
+        let page = page_read::retrying(|| {
+            page_read::read_free_list_page(pages, path, page_bytes, next, crc)
+        })
+        .await?;
         chain.push(next);
         for id in page.ids {
             if id == PAGE_NONE || id >= superblock.page_count || !free.insert(id) {
@@ -377,6 +361,23 @@ impl<E: Env> Store<E> {
                 "neither SUPERBLOCK_A nor SUPERBLOCK_B is valid",
             ));
         };
+
+        // What was read may sit only in the page cache: a killed process
+        // leaves its unsynced superblock write there, and a failed fsync may
+        // leave data cached that the kernel will never write. Writing the
+        // chosen superblock again and syncing it makes the state we open
+        // from durable before anything builds on it. (Its pages were synced
+        // before it was first written.)
+        let chosen = [&file_b, &file_a][(superblock.generation % 2) as usize];
+        let chosen_path = dir.join(Superblock::file_name(superblock.generation));
+        chosen
+            .write_at(0, &superblock.encode())
+            .await
+            .map_err(|e| StoreError::io("rewrite superblock", &chosen_path, e))?;
+        chosen
+            .sync_data()
+            .await
+            .map_err(|e| StoreError::io("sync superblock", &chosen_path, e))?;
 
         let pages_path = dir.join(PAGES_FILE);
         let pages = env

@@ -13,14 +13,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::btree::node::{Body, Node, StoredValue};
+use crate::btree::Need;
+use crate::btree::node::{Body, StoredValue};
 use crate::env::{Env, File, OpenMode};
-use crate::page::header::verify;
-use crate::page::{PAGE_NONE, PageId, PageType, freelist, key_bytes_max};
+use crate::page::{PAGE_NONE, PageError, PageId, key_bytes_max};
 
 use super::manifest::Manifest;
 use super::superblock::{SUPERBLOCK_FILES, Superblock};
-use super::{MANIFEST_FILE, PAGES_FILE, StoreError, meta_file};
+use super::{MANIFEST_FILE, PAGES_FILE, StoreError, meta_file, page_read};
 
 /// At most this many findings are kept; the count goes on.
 pub const FINDINGS_MAX: usize = 1000;
@@ -125,7 +125,7 @@ pub(crate) async fn walk<F: File>(
     superblock: &Superblock,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ValidateReport, StoreError> {
-    let page_bytes = manifest.page_bytes as usize;
+    let page_bytes = manifest.page_bytes;
     let pages_path = dir.join(PAGES_FILE);
     let mut report = ValidateReport {
         generation: superblock.generation,
@@ -138,7 +138,7 @@ pub(crate) async fn walk<F: File>(
         .len()
         .await
         .map_err(|e| StoreError::io("length", &pages_path, e))?;
-    if length < superblock.page_count * page_bytes as u64 {
+    if length < superblock.page_count * u64::from(page_bytes) {
         report.find(
             None,
             FindingKind::FileTooShort,
@@ -174,47 +174,25 @@ pub(crate) async fn walk<F: File>(
             continue;
         }
         progress(reached.len() as u64, superblock.page_count);
-        let bytes = pages
-            .read_at(id * page_bytes as u64, page_bytes)
-            .await
-            .map_err(|e| StoreError::io("read page", &pages_path, e))?;
-        if bytes.len() != page_bytes {
-            report.find(
-                Some(id),
-                FindingKind::PageUnreadable,
-                "past the end of the file",
-            );
-            continue;
-        }
-        let node = match verify(&bytes, id, visit.crc).and_then(|header| {
-            let expected = if visit.level == 0 {
-                PageType::Leaf
-            } else {
-                PageType::Internal
-            };
-            if header.page_type != expected {
-                return Err(crate::page::PageError::WrongType {
-                    page: id,
-                    expected,
-                    found: header.page_type as u8,
-                });
-            }
-            Node::decode(&header, &bytes)
-        }) {
+        let need = Need {
+            id,
+            crc: visit.crc,
+            level: visit.level,
+        };
+        let read =
+            page_read::retrying(|| page_read::read_tree_page(pages, &pages_path, page_bytes, need));
+        let node = match read.await {
             Ok(node) => node,
-            Err(error) => {
-                report.find(Some(id), FindingKind::PageUnreadable, error.to_string());
+            Err(error) if error.is_corruption() => {
+                let kind = match error {
+                    StoreError::Page(PageError::WrongLevel { .. }) => FindingKind::Height,
+                    _ => FindingKind::PageUnreadable,
+                };
+                report.find(Some(id), kind, error.to_string());
                 continue;
             }
+            Err(error) => return Err(error),
         };
-        if node.level() != visit.level {
-            report.find(
-                Some(id),
-                FindingKind::Height,
-                format!("level {} where {} belongs", node.level(), visit.level),
-            );
-            continue;
-        }
         report.tree_pages += 1;
         let in_bounds = |key: &[u8]| {
             visit.low.as_deref().is_none_or(|low| key >= low)
@@ -309,24 +287,16 @@ pub(crate) async fn walk<F: File>(
             );
             break;
         }
-        let bytes = pages
-            .read_at(next * page_bytes as u64, page_bytes)
-            .await
-            .map_err(|e| StoreError::io("read page", &pages_path, e))?;
-        let page = match freelist::decode(&bytes, next, crc) {
-            Ok(page) if bytes.len() == page_bytes => page,
-            Ok(_) => {
-                report.find(
-                    Some(next),
-                    FindingKind::PageUnreadable,
-                    "past the end of the file",
-                );
-                break;
-            }
-            Err(error) => {
+        let read = page_read::retrying(|| {
+            page_read::read_free_list_page(pages, &pages_path, page_bytes, next, crc)
+        });
+        let page = match read.await {
+            Ok(page) => page,
+            Err(error) if error.is_corruption() => {
                 report.find(Some(next), FindingKind::PageUnreadable, error.to_string());
                 break;
             }
+            Err(error) => return Err(error),
         };
         report.free_list_pages += 1;
         for id in page.ids {

@@ -5,6 +5,8 @@
 pub mod echo;
 pub mod log;
 mod log_model;
+pub mod tree;
+mod tree_model;
 
 use jubilant_io_sim::{Step, World};
 

@@ -1,0 +1,657 @@
+//! The tree workload: concurrent writers change a B+Tree store one key at a
+//! time, readers check every read against the model, and a checkpointer
+//! makes the tree durable at random moments, while the fault schedule
+//! crashes and kills the node, tears and drops writes, misdirects them and
+//! corrupts reads. After every restart the store must open, `validate`
+//! must find nothing, and the tree must equal the model as of the reopened
+//! checkpoint (`tree_model`).
+//!
+//! Phases as in the log workload: lives until the step budget is spent;
+//! then, faults off, a restart whose recovery is checked, a liveness client
+//! that must finish a batch and a checkpoint within [`LIVENESS_POLLS_MAX`]
+//! polls, and a last power loss after which all of it must be back.
+
+use std::fmt;
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::lock::Mutex as AsyncMutex;
+use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::page::{inline_value_bytes_limit, key_bytes_max};
+use jubilant_core::sabotage::Sabotage;
+use jubilant_core::store::{
+    Mutation, RangeQuery, Record, Store, StoreError, StoreOptions, StoredValue, ValueType,
+};
+use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+
+use super::tree_model::{Contents, TreeModel};
+use crate::options::RunOptions;
+use crate::report::Report;
+
+const NODE: NodeId = NodeId(0);
+/// Polls allowed for a fault-free recovery plus the liveness batch.
+pub const LIVENESS_POLLS_MAX: u64 = 200_000;
+/// Mutations the liveness client makes before its checkpoint.
+const LIVENESS_MUTATIONS: u64 = 32;
+/// Restarts in a row whose open failed before the run counts as stuck.
+const OPEN_FAILURES_IN_A_ROW_MAX: u64 = 200;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from("/data/db")
+}
+
+/// The per-seed shape: page geometry, key space and client behaviour.
+#[derive(Clone, Debug)]
+struct Shape {
+    page_bytes: u32,
+    cache_pages: u64,
+    inline_value_bytes_max: u32,
+    key_universe: u64,
+    /// Keys are padded up to this length (long keys make tall trees).
+    key_pad_max: usize,
+    value_bytes_max: usize,
+    writers: u64,
+    readers: u64,
+    think_us_max: u64,
+    checkpoint_every_us_max: u64,
+    /// Per cent of writes that delete.
+    delete_pct: u64,
+}
+
+impl Shape {
+    fn draw(rng: &mut SimRng) -> Self {
+        let page_bytes = if rng.chance(0.75) { 4096 } else { 8192 };
+        let key_pad_max = if rng.chance(0.3) {
+            rng.between(16, key_bytes_max(page_bytes) as u64)
+        } else {
+            24
+        };
+        let inline_value_bytes_max =
+            rng.between(32, inline_value_bytes_limit(page_bytes).min(1024) as u64) as u32;
+        Shape {
+            page_bytes,
+            cache_pages: rng.between(64, 400),
+            inline_value_bytes_max,
+            key_universe: rng.between(20, 4000),
+            key_pad_max: key_pad_max as usize,
+            value_bytes_max: rng.between(0, u64::from(inline_value_bytes_max)) as usize,
+            writers: rng.between(1, 4),
+            readers: rng.between(0, 3),
+            think_us_max: rng.between(0, 1_000),
+            checkpoint_every_us_max: rng.between(1_000, 200_000),
+            delete_pct: rng.between(10, 60),
+        }
+    }
+
+    fn options(&self, sabotage: Sabotage) -> StoreOptions {
+        StoreOptions {
+            create_if_missing: true,
+            page_bytes: self.page_bytes,
+            inline_value_bytes_max: self.inline_value_bytes_max,
+            cache_bytes: self.cache_pages * u64::from(self.page_bytes),
+            sabotage,
+        }
+    }
+
+    fn key(&self, rng: &mut SimRng) -> Vec<u8> {
+        let n = rng.below(self.key_universe);
+        let mut key = format!("k{n:06}").into_bytes();
+        // The padding is a function of the key, so a key always has one length.
+        let pad = (n.wrapping_mul(2_654_435_761) % (self.key_pad_max as u64 + 1)) as usize;
+        key.resize(key.len().max(pad), b'.');
+        key
+    }
+
+    fn mutation(&self, rng: &mut SimRng, lsn: u64) -> Mutation {
+        let key = self.key(rng);
+        if rng.below(100) < self.delete_pct {
+            return Mutation::Delete { key };
+        }
+        let len = rng.between(0, self.value_bytes_max as u64) as usize;
+        let fill = (lsn % 251) as u8;
+        let mut value = lsn.to_le_bytes().to_vec();
+        value.resize(len.max(8).min(self.inline_value_bytes_max as usize), fill);
+        let record = Record {
+            value_type: if lsn.is_multiple_of(3) {
+                ValueType::String
+            } else {
+                ValueType::Bytes
+            },
+            value: StoredValue::Inline(value),
+            expires_at_ms: lsn.is_multiple_of(5).then_some(lsn * 1000),
+            revision: lsn,
+        };
+        Mutation::Put { key, record }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "page_bytes={} cache_pages={} inline_max={} keys={} key_pad_max={} value_max={} writers={} readers={} think_us_max={} checkpoint_every_us_max={} delete_pct={}",
+            self.page_bytes,
+            self.cache_pages,
+            self.inline_value_bytes_max,
+            self.key_universe,
+            self.key_pad_max,
+            self.value_bytes_max,
+            self.writers,
+            self.readers,
+            self.think_us_max,
+            self.checkpoint_every_us_max,
+            self.delete_pct
+        )
+    }
+}
+
+type Model = Arc<Mutex<TreeModel>>;
+
+fn lock(model: &Model) -> MutexGuard<'_, TreeModel> {
+    model
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Clone, Copy)]
+enum Clients {
+    Random,
+    Liveness,
+    None,
+}
+
+/// Runs the workload on `world`, filling `report`.
+pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
+    let mut fault_rng = SimRng::new(options.seed, Stream::Faults);
+    let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
+    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let store_options = shape.options(options.sabotage);
+    let faults = world.faults();
+    let model: Model = Arc::new(Mutex::new(TreeModel::new()));
+    world.trace(format_args!("workload tree: {shape}"));
+
+    let mut steps = 0u64;
+    let mut life = 0u64;
+    let mut open_failures_in_a_row = 0u64;
+    let mut recoveries_seen = 0u64;
+    let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
+    'lives: while !spent(steps) {
+        life += 1;
+        start_life(
+            world,
+            life,
+            &shape,
+            &store_options,
+            &model,
+            Clients::Random,
+            workload_rng.next_u64(),
+        );
+        loop {
+            {
+                let m = lock(&model);
+                if m.failure.is_some() || m.corruption_detected {
+                    break 'lives;
+                }
+                if m.poisoned || m.open_failed {
+                    let open_failed = m.open_failed;
+                    drop(m);
+                    if open_failed {
+                        open_failures_in_a_row += 1;
+                        if open_failures_in_a_row > OPEN_FAILURES_IN_A_ROW_MAX {
+                            report.fail(
+                                "liveness",
+                                format!("the store failed to open {open_failures_in_a_row} times in a row"),
+                            );
+                            break 'lives;
+                        }
+                    }
+                    if fault_rng.chance(2.0 / 3.0) {
+                        world.trace(format_args!("store failed: restarting the process"));
+                        world.kill(NODE);
+                        report.kills += 1;
+                    } else {
+                        world.trace(format_args!("store failed: power-cycling the node"));
+                        crash(world, &model, report);
+                    }
+                    continue 'lives;
+                }
+            }
+            if spent(steps) {
+                break 'lives;
+            }
+            if !super::step_while_running(world, &mut steps, report) {
+                break 'lives;
+            }
+            let recoveries = lock(&model).recoveries;
+            if recoveries > recoveries_seen {
+                recoveries_seen = recoveries;
+                open_failures_in_a_row = 0;
+            }
+            if fault_rng.chance(faults.get(Fault::Crash)) {
+                world.count_fault(Fault::Crash);
+                crash(world, &model, report);
+                continue 'lives;
+            }
+            if fault_rng.chance(faults.get(Fault::Kill)) {
+                world.count_fault(Fault::Kill);
+                world.kill(NODE);
+                report.kills += 1;
+                continue 'lives;
+            }
+        }
+    }
+    report.steps = steps;
+
+    let ended = {
+        let m = lock(&model);
+        m.failure.is_some() || report.failure.is_some() || m.corruption_detected
+    };
+    if !ended {
+        report.steps += final_phase(
+            world,
+            &shape,
+            &store_options,
+            &model,
+            &mut workload_rng,
+            report,
+            life,
+        );
+    }
+
+    let counts = world.fault_counts();
+    let m = lock(&model);
+    if let Some((oracle, message)) = &m.failure {
+        report.fail(oracle, message.clone());
+    }
+    report.recoveries = m.recoveries;
+    report.corruption_detected = m.corruption_detected;
+    for (name, n) in &m.checks {
+        report.check(name, *n);
+    }
+    for (name, n) in &m.stats {
+        report.stats.insert((*name).to_owned(), *n);
+    }
+    report
+        .stats
+        .insert("torn_writes".to_owned(), counts.get(Fault::WriteTorn));
+    report
+        .stats
+        .entry("crashes_mid_checkpoint".to_owned())
+        .or_insert(0);
+    report.stats.entry("checkpoints".to_owned()).or_insert(0);
+}
+
+/// A power loss, noting whether a checkpoint was being written.
+fn crash(world: &World, model: &Model, report: &mut Report) {
+    {
+        let mut m = lock(model);
+        if m.checkpoint_running {
+            m.stat("crashes_mid_checkpoint", 1);
+        }
+    }
+    world.crash(NODE);
+    report.crashes += 1;
+}
+
+fn run_until(world: &World, polls: &mut u64, limit: u64, mut done: impl FnMut() -> bool) {
+    while *polls < limit && !done() {
+        match world.step() {
+            Step::Polled => *polls += 1,
+            Step::Advanced => {}
+            Step::Idle => break,
+        }
+    }
+}
+
+fn final_phase(
+    world: &World,
+    shape: &Arc<Shape>,
+    options: &StoreOptions,
+    model: &Model,
+    rng: &mut SimRng,
+    report: &mut Report,
+    lives: u64,
+) -> u64 {
+    world.set_faults(FaultConfig::none());
+    crash(world, model, report);
+    let before = lock(model).recoveries;
+    start_life(
+        world,
+        lives + 1,
+        shape,
+        options,
+        model,
+        Clients::Liveness,
+        rng.next_u64(),
+    );
+    let mut polls = 0;
+    run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
+        lock(model).failure.is_some() || world.tasks(NODE) == 0
+    });
+    let m = lock(model);
+    if m.failure.is_some() || m.corruption_detected {
+        return polls;
+    }
+    let done = m.stats.get("liveness_batches").copied().unwrap_or(0);
+    let recovered = m.recoveries > before;
+    drop(m);
+    report.check("liveness", 1);
+    if !recovered || done == 0 {
+        report.fail(
+            "liveness",
+            format!(
+                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
+                if recovered {
+                    "the client did not finish its batch and checkpoint"
+                } else {
+                    "recovery did not finish"
+                }
+            ),
+        );
+        return polls;
+    }
+    // A last power loss: the liveness checkpoint must come back whole.
+    crash(world, model, report);
+    let before = lock(model).recoveries;
+    start_life(
+        world,
+        lives + 2,
+        shape,
+        options,
+        model,
+        Clients::None,
+        rng.next_u64(),
+    );
+    run_until(world, &mut polls, 2 * LIVENESS_POLLS_MAX, || {
+        let m = lock(model);
+        m.recoveries > before || m.failure.is_some() || m.corruption_detected
+    });
+    if lock(model).recoveries == before && !lock(model).corruption_detected {
+        report.fail(
+            "liveness",
+            "the last fault-free recovery did not finish".to_owned(),
+        );
+    }
+    world.kill(NODE);
+    polls
+}
+
+fn start_life(
+    world: &World,
+    life: u64,
+    shape: &Arc<Shape>,
+    options: &StoreOptions,
+    model: &Model,
+    clients: Clients,
+    seed: u64,
+) {
+    lock(model).begin_life();
+    world.trace(format_args!("life {life} begins"));
+    let env = world.env(NODE);
+    let (shape, options, model) = (Arc::clone(shape), options.clone(), Arc::clone(model));
+    world.spawn(
+        NODE,
+        "process",
+        process(env, shape, options, model, clients, seed),
+    );
+}
+
+/// Whether the world has damaged stored data, which excuses a refused open
+/// or a lost checkpoint (never a wrong record).
+fn excused(env: &SimEnv) -> bool {
+    env.fault_counts().stored_data_damage() > 0
+}
+
+/// Records a failed store operation; the node must then be restarted.
+fn store_error(env: &SimEnv, model: &Model, what: &str, error: &StoreError) {
+    env.trace(format_args!("{what} failed: {error}"));
+    let mut m = lock(model);
+    if error.is_corruption() {
+        let excused = excused(env);
+        m.corrupt(format!("{what}: {error}"), excused);
+    } else {
+        m.stat("io_errors", 1);
+    }
+    m.poisoned = true;
+}
+
+async fn recover(env: &SimEnv, model: &Model, options: StoreOptions) -> Option<Arc<Store<SimEnv>>> {
+    let (store, opened) = match Store::open(env.clone(), &data_dir(), options).await {
+        Ok(opened) => opened,
+        Err(error) => {
+            env.trace(format_args!("open failed: {error}"));
+            let mut m = lock(model);
+            if error.is_corruption() {
+                m.corrupt(format!("open: {error}"), excused(env));
+            } else {
+                m.open_failed = true;
+            }
+            return None;
+        }
+    };
+    env.trace(format_args!(
+        "opened generation {} at checkpoint LSN {} (created {}, invalid superblocks {:?})",
+        opened.superblock.generation,
+        opened.superblock.checkpoint_lsn,
+        opened.created,
+        opened.superblocks_invalid
+    ));
+    match store.validate(|_, _| {}).await {
+        Ok(validation) if validation.is_ok() => lock(model).check("recovery", 1),
+        Ok(validation) => {
+            let detail = format!("validate: {:?}", validation.findings.first());
+            lock(model).corrupt(detail, excused(env));
+            return None;
+        }
+        Err(error) => {
+            store_error(env, model, "validate", &error);
+            lock(model).open_failed = true;
+            return None;
+        }
+    }
+    let entries = match store.range(&RangeQuery::all(usize::MAX)).await {
+        Ok(entries) => entries,
+        Err(error) => {
+            store_error(env, model, "scan after open", &error);
+            lock(model).open_failed = true;
+            return None;
+        }
+    };
+    let found: Contents = entries.into_iter().collect();
+    lock(model).reopened(opened.superblock.checkpoint_lsn, &found, excused(env));
+    Some(Arc::new(store))
+}
+
+async fn process(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    options: StoreOptions,
+    model: Model,
+    clients: Clients,
+    seed: u64,
+) {
+    let Some(store) = recover(&env, &model, options).await else {
+        return;
+    };
+    let apply_turn = Arc::new(AsyncMutex::new(()));
+    let mut rng = SimRng::new(seed, Stream::Workload);
+    match clients {
+        Clients::Random => {
+            for _ in 0..shape.writers {
+                let task = writer(
+                    env.clone(),
+                    Arc::clone(&shape),
+                    Arc::clone(&store),
+                    Arc::clone(&model),
+                    Arc::clone(&apply_turn),
+                    SimRng::new(rng.next_u64(), Stream::Workload),
+                    None,
+                );
+                drop(env.spawn("writer", task));
+            }
+            for _ in 0..shape.readers {
+                let task = reader(
+                    env.clone(),
+                    Arc::clone(&shape),
+                    Arc::clone(&store),
+                    Arc::clone(&model),
+                    SimRng::new(rng.next_u64(), Stream::Workload),
+                );
+                drop(env.spawn("reader", task));
+            }
+            let task = checkpointer(env.clone(), Arc::clone(&shape), store, model, rng);
+            drop(env.spawn("checkpointer", task));
+        }
+        Clients::Liveness => {
+            let client_env = env.clone();
+            let task = async move {
+                let env = client_env;
+                writer(
+                    env.clone(),
+                    shape,
+                    Arc::clone(&store),
+                    Arc::clone(&model),
+                    apply_turn,
+                    rng,
+                    Some(LIVENESS_MUTATIONS),
+                )
+                .await;
+                if checkpoint(&env, &store, &model).await {
+                    lock(&model).stat("liveness_batches", 1);
+                }
+            };
+            drop(env.spawn("liveness-client", task));
+        }
+        Clients::None => {}
+    }
+}
+
+async fn think(env: &SimEnv, rng: &mut SimRng, max_us: u64) {
+    // At least a microsecond: a client whose operations all hit the cache
+    // never awaits otherwise, and would starve every other task.
+    let us = rng.between(0, max_us).max(1);
+    env.sleep(Duration::from_micros(us)).await;
+}
+
+async fn writer(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    store: Arc<Store<SimEnv>>,
+    model: Model,
+    apply_turn: Arc<AsyncMutex<()>>,
+    mut rng: SimRng,
+    count: Option<u64>,
+) {
+    let mut done = 0;
+    while count.is_none_or(|count| done < count) {
+        think(&env, &mut rng, shape.think_us_max).await;
+        let _turn = apply_turn.lock().await;
+        let lsn = {
+            let mut m = lock(&model);
+            if m.poisoned {
+                return;
+            }
+            m.next_lsn += 1;
+            m.next_lsn - 1
+        };
+        let mutation = shape.mutation(&mut rng, lsn);
+        lock(&model).applying(lsn, mutation.clone());
+        match store.apply(std::slice::from_ref(&mutation), lsn).await {
+            Ok(()) => {
+                env.trace(format_args!("applied LSN {lsn}"));
+                lock(&model).applied();
+                done += 1;
+            }
+            Err(error) => {
+                store_error(&env, &model, "apply", &error);
+                return;
+            }
+        }
+    }
+}
+
+async fn reader(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    store: Arc<Store<SimEnv>>,
+    model: Model,
+    mut rng: SimRng,
+) {
+    loop {
+        think(&env, &mut rng, shape.think_us_max).await;
+        if lock(&model).poisoned {
+            return;
+        }
+        if rng.chance(0.1) {
+            let version = lock(&model).version;
+            let start = shape.key(&mut rng);
+            let query = RangeQuery {
+                start: Bound::Included(start.clone()),
+                end: Bound::Unbounded,
+                reverse: rng.chance(0.5),
+                limit: rng.between(1, 64) as usize,
+            };
+            match store.range(&query).await {
+                Ok(found) => lock(&model).range(version, &query, &found),
+                Err(error) => read_error(&env, &model, &error),
+            }
+        } else {
+            let version = lock(&model).version;
+            let key = shape.key(&mut rng);
+            match store.get(&key).await {
+                Ok(found) => lock(&model).read(version, &key, found.as_ref()),
+                Err(error) => read_error(&env, &model, &error),
+            }
+        }
+    }
+}
+
+fn read_error(env: &SimEnv, model: &Model, error: &StoreError) {
+    env.trace(format_args!("read failed: {error}"));
+    let mut m = lock(model);
+    if error.is_corruption() {
+        let excused = excused(env);
+        m.corrupt(format!("read: {error}"), excused);
+    } else {
+        m.stat("io_errors", 1);
+    }
+}
+
+async fn checkpoint(env: &SimEnv, store: &Store<SimEnv>, model: &Model) -> bool {
+    lock(model).checkpoint_running = true;
+    let outcome = store.checkpoint().await;
+    lock(model).checkpoint_running = false;
+    match outcome {
+        Ok(report) => {
+            env.trace(format_args!(
+                "checkpoint generation {} at LSN {} ({} tree pages, {} free-list pages)",
+                report.generation, report.checkpoint_lsn, report.tree_pages, report.free_list_pages
+            ));
+            if report.wrote {
+                lock(model).checkpointed(report.checkpoint_lsn);
+            }
+            true
+        }
+        Err(error) => {
+            store_error(env, model, "checkpoint", &error);
+            false
+        }
+    }
+}
+
+async fn checkpointer(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    store: Arc<Store<SimEnv>>,
+    model: Model,
+    mut rng: SimRng,
+) {
+    loop {
+        think(&env, &mut rng, shape.checkpoint_every_us_max).await;
+        if lock(&model).poisoned || !checkpoint(&env, &store, &model).await {
+            return;
+        }
+    }
+}

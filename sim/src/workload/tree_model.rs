@@ -1,0 +1,319 @@
+//! The model the tree workload checks the store against, and its oracles.
+//!
+//! Each mutation gets the next LSN and is applied alone, so every LSN names
+//! one state of the tree. The model keeps the state as of the last
+//! acknowledged checkpoint (`base`, at `base_lsn`) and every mutation since,
+//! so it can rebuild the state at any later LSN. Oracles:
+//! - `read_matches_model`: a read returns exactly the live model's record
+//!   (a damaged page must surface as an error, never as data);
+//! - `recovery`: after every restart the store opens and `validate` finds
+//!   nothing;
+//! - `durable_state`: the reopened tree equals the model at the reopened
+//!   checkpoint LSN, and that LSN is at least the last acknowledged one;
+//! - `liveness`: with faults off, a client finishes a bounded batch.
+//!
+//! Only damage to stored data (a misdirected or dropped write) excuses a
+//! refused open, a validate finding or a lost checkpoint; nothing excuses a
+//! wrong record.
+
+use std::collections::BTreeMap;
+
+use std::ops::Bound;
+
+use jubilant_core::store::{Mutation, RangeQuery, Record};
+
+pub(crate) type Contents = BTreeMap<Vec<u8>, Record>;
+
+pub(crate) struct TreeModel {
+    base: Contents,
+    base_lsn: u64,
+    history: Vec<(u64, Mutation)>,
+    /// The tree as the running store holds it.
+    pub live: Contents,
+    /// The mutation a writer handed to the store and has not seen return:
+    /// the store may hold the tree with or without it.
+    in_flight: Option<Mutation>,
+    pub next_lsn: u64,
+    /// Bumped when a mutation starts and when it returns, so a multi-step
+    /// read can tell whether the tree moved under it.
+    pub version: u64,
+    pub checkpoint_running: bool,
+    /// The store stopped accepting writes; the node must be restarted.
+    pub poisoned: bool,
+    pub open_failed: bool,
+    pub failure: Option<(&'static str, String)>,
+    pub corruption_detected: bool,
+    pub recoveries: u64,
+    pub checks: BTreeMap<&'static str, u64>,
+    pub stats: BTreeMap<&'static str, u64>,
+}
+
+fn apply(contents: &mut Contents, mutation: &Mutation) {
+    match mutation {
+        Mutation::Put { key, record } => {
+            contents.insert(key.clone(), record.clone());
+        }
+        Mutation::Delete { key } => {
+            contents.remove(key);
+        }
+    }
+}
+
+/// What `query` returns over `contents`.
+fn answer(contents: &Contents, query: &RangeQuery) -> Vec<(Vec<u8>, Record)> {
+    let all = contents
+        .range::<Vec<u8>, _>((query.start.clone(), query.end.clone()))
+        .map(|(key, record)| (key.clone(), record.clone()));
+    if query.reverse {
+        all.rev().take(query.limit).collect()
+    } else {
+        all.take(query.limit).collect()
+    }
+}
+
+fn describe(record: Option<&Record>) -> String {
+    match record {
+        None => "missing".to_owned(),
+        Some(record) => format!("revision {} {:?}", record.revision, record.value_type),
+    }
+}
+
+impl TreeModel {
+    pub(crate) fn new() -> Self {
+        TreeModel {
+            base: Contents::new(),
+            base_lsn: 0,
+            history: Vec::new(),
+            live: Contents::new(),
+            in_flight: None,
+            next_lsn: 1,
+            version: 0,
+            checkpoint_running: false,
+            poisoned: false,
+            open_failed: false,
+            failure: None,
+            corruption_detected: false,
+            recoveries: 0,
+            checks: BTreeMap::new(),
+            stats: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn fail(&mut self, oracle: &'static str, message: String) {
+        if self.failure.is_none() {
+            self.failure = Some((oracle, message));
+        }
+    }
+
+    pub(crate) fn check(&mut self, oracle: &'static str, n: u64) {
+        *self.checks.entry(oracle).or_default() += n;
+    }
+
+    pub(crate) fn stat(&mut self, name: &'static str, n: u64) {
+        *self.stats.entry(name).or_default() += n;
+    }
+
+    pub(crate) fn begin_life(&mut self) {
+        self.poisoned = false;
+        self.open_failed = false;
+        self.checkpoint_running = false;
+        self.in_flight = None;
+    }
+
+    /// A writer hands `mutation` to the store at `lsn`. From now on the
+    /// store may hold it, and any checkpoint at or above `lsn` includes it
+    /// (the store applies before it returns, and may checkpoint before it
+    /// returns), so it joins the history at once.
+    pub(crate) fn applying(&mut self, lsn: u64, mutation: Mutation) {
+        assert!(self.in_flight.is_none(), "one mutation in flight at a time");
+        self.history.push((lsn, mutation.clone()));
+        self.in_flight = Some(mutation);
+        self.version += 1;
+    }
+
+    /// The store returned from applying the mutation in flight.
+    pub(crate) fn applied(&mut self) {
+        let mutation = self.in_flight.take().expect("a mutation in flight");
+        apply(&mut self.live, &mutation);
+        self.version += 1;
+        self.stat("mutations", 1);
+    }
+
+    /// The states the store may show a reader now: the live tree, and the
+    /// live tree with the mutation in flight.
+    pub(crate) fn visible_states(&self) -> Vec<std::borrow::Cow<'_, Contents>> {
+        let mut states = vec![std::borrow::Cow::Borrowed(&self.live)];
+        if let Some(mutation) = &self.in_flight {
+            let mut next = self.live.clone();
+            apply(&mut next, mutation);
+            states.push(std::borrow::Cow::Owned(next));
+        }
+        states
+    }
+
+    fn state_at(&self, lsn: u64) -> Contents {
+        let mut contents = self.base.clone();
+        for (_, mutation) in self.history.iter().take_while(|(at, _)| *at <= lsn) {
+            apply(&mut contents, mutation);
+        }
+        contents
+    }
+
+    /// A checkpoint of everything up to `lsn` is durable.
+    pub(crate) fn checkpointed(&mut self, lsn: u64) {
+        if lsn < self.base_lsn {
+            self.fail(
+                "durable_state",
+                format!("checkpoint LSN went back from {} to {lsn}", self.base_lsn),
+            );
+            return;
+        }
+        self.base = self.state_at(lsn);
+        self.base_lsn = lsn;
+        let keep = self.history.partition_point(|(at, _)| *at <= lsn);
+        self.history.drain(..keep);
+        self.stat("checkpoints", 1);
+    }
+
+    /// A read of `key` that began at model `version` returned `found`; it
+    /// must be the live record, or the one the mutation in flight writes.
+    /// A read that a mutation's start or return overlapped is not judged.
+    pub(crate) fn read(&mut self, version: u64, key: &[u8], found: Option<&Record>) {
+        if self.version != version {
+            return;
+        }
+        self.check("read_matches_model", 1);
+        let expected = self.live.get(key);
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .filter(|mutation| mutation.key() == key);
+        let written = in_flight.map(|mutation| match mutation {
+            Mutation::Put { record, .. } => Some(record),
+            Mutation::Delete { .. } => None,
+        });
+        if expected != found && written != Some(found) {
+            self.fail(
+                "read_matches_model",
+                format!(
+                    "key {:?}: read {} but the model has {}",
+                    String::from_utf8_lossy(key),
+                    describe(found),
+                    describe(expected)
+                ),
+            );
+        }
+    }
+
+    /// A range read that began at model `version` returned `found`; it must
+    /// equal the query over one of the visible states.
+    pub(crate) fn range(&mut self, version: u64, query: &RangeQuery, found: &[(Vec<u8>, Record)]) {
+        if self.version != version {
+            return;
+        }
+        self.check("range_matches_model", 1);
+        let states = self.visible_states();
+        let expected: Vec<Vec<(Vec<u8>, Record)>> =
+            states.iter().map(|state| answer(state, query)).collect();
+        if expected.iter().any(|expected| expected == found) {
+            return;
+        }
+        let expected = &expected[0];
+        let short = |key: &[u8]| String::from_utf8_lossy(&key[..key.len().min(12)]).into_owned();
+        let first = expected
+            .iter()
+            .zip(found)
+            .position(|(a, b)| a != b)
+            .map(|at| {
+                format!(
+                    "entry {at}: expected {} rev {}, found {} rev {}",
+                    short(&expected[at].0),
+                    expected[at].1.revision,
+                    short(&found[at].0),
+                    found[at].1.revision
+                )
+            });
+        let start = match &query.start {
+            Bound::Included(key) | Bound::Excluded(key) => short(key),
+            Bound::Unbounded => "the start".to_owned(),
+        };
+        let message = format!(
+            "range from {start} (reverse {}, limit {}) returned {} entries, expected {}; {first:?}",
+            query.reverse,
+            query.limit,
+            found.len(),
+            expected.len()
+        );
+        self.fail("range_matches_model", message);
+    }
+
+    /// A full scan after a restart at checkpoint `lsn` returned `found`.
+    /// Returns whether it matched; the model then continues from it.
+    pub(crate) fn reopened(&mut self, lsn: u64, found: &Contents, excused: bool) {
+        self.recoveries += 1;
+        self.check("durable_state", 1);
+        if lsn < self.base_lsn && !excused {
+            self.fail(
+                "durable_state",
+                format!(
+                    "reopened at checkpoint LSN {lsn}, below the acknowledged {}",
+                    self.base_lsn
+                ),
+            );
+            return;
+        }
+        let highest = self.next_lsn.saturating_sub(1);
+        if lsn > highest {
+            self.fail(
+                "durable_state",
+                format!("reopened at checkpoint LSN {lsn}, above any LSN applied ({highest})"),
+            );
+            return;
+        }
+        let expected = if lsn >= self.base_lsn {
+            self.state_at(lsn)
+        } else {
+            found.clone()
+        };
+        if lsn < self.base_lsn {
+            // Excused loss: nothing to compare against but what was read,
+            // which `read_matches_model` no longer vouches for.
+            self.stat("excused_losses", 1);
+        }
+        if *found != expected {
+            let first = expected
+                .iter()
+                .zip(found.iter())
+                .find(|(a, b)| a != b)
+                .map(|((k, _), _)| String::from_utf8_lossy(k).into_owned());
+            self.fail(
+                "durable_state",
+                format!(
+                    "reopened at LSN {lsn}: {} keys, the model has {} (first difference at {first:?})",
+                    found.len(),
+                    expected.len()
+                ),
+            );
+            return;
+        }
+        self.base = expected.clone();
+        self.base_lsn = lsn;
+        self.history.clear();
+        self.in_flight = None;
+        self.live = expected;
+        self.version += 1;
+    }
+
+    /// The store refused to open or validate because of damage.
+    pub(crate) fn corrupt(&mut self, detail: String, excused: bool) {
+        self.check("recovery", 1);
+        if excused {
+            self.corruption_detected = true;
+        } else {
+            self.fail(
+                "recovery",
+                format!("corruption without any damaging fault: {detail}"),
+            );
+        }
+    }
+}

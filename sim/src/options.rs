@@ -12,13 +12,14 @@ use jubilant_io_sim::{FaultConfig, SimRng, Stream};
 pub enum WorkloadName {
     /// Clients append records to the WAL's log-file layer with random sync
     /// points and segment removals, through crashes and disk faults.
-    #[default]
     Log,
     /// Clients exchange frames with an echo server over the simulated
     /// network, through latency, drops, partitions and server kills.
     Echo,
     /// Writers, readers and a checkpointer work on the B+Tree store through
-    /// crashes, torn, dropped and misdirected writes and bad reads.
+    /// crashes, torn, dropped and misdirected writes and bad reads. The
+    /// default: the most complete storage workload.
+    #[default]
     Tree,
 }
 

@@ -3,17 +3,27 @@
 
 use std::process::Command;
 
-use sim::RunOptions;
+use sim::{RunOptions, WorkloadName};
 
-fn options(seed: u64) -> RunOptions {
+fn options(seed: u64, workload: WorkloadName) -> RunOptions {
     let mut options = RunOptions::new(seed);
     options.steps = 5_000;
+    options.workload = workload;
     options
 }
 
 #[test]
-fn a_batch_of_seeds_replays_with_identical_trace_hashes() {
-    let runs: Vec<RunOptions> = (1..=24).map(options).collect();
+fn a_batch_of_log_seeds_replays_with_identical_trace_hashes() {
+    batch_replays_identically(WorkloadName::Log);
+}
+
+#[test]
+fn a_batch_of_tree_seeds_replays_with_identical_trace_hashes() {
+    batch_replays_identically(WorkloadName::Tree);
+}
+
+fn batch_replays_identically(workload: WorkloadName) {
+    let runs: Vec<RunOptions> = (1..=24).map(|seed| options(seed, workload)).collect();
     let first = sim::run::run_batch(&runs, 2, false).expect("valid options");
     let second = sim::run::run_batch(&runs, 1, false).expect("valid options");
     for (a, b) in first.iter().zip(&second) {
@@ -63,7 +73,7 @@ fn one_seed_prints_a_header_and_ends_with_the_json_summary() {
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("jubilant-sim seed=7 workload=log"));
+    assert_eq!(lines.next(), Some("jubilant-sim seed=7 workload=tree"));
     assert!(
         lines
             .next()

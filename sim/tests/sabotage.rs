@@ -5,13 +5,17 @@
 
 use std::process::Command;
 
-use sim::{Report, RunOptions, Sabotage};
+use sim::{Report, RunOptions, Sabotage, WorkloadName};
 
 /// Steps per seed: enough for several crashes at the pinned rates.
 const STEPS: u64 = 5_000;
 
 fn run(seed: u64, sabotage: Sabotage, pins: &str) -> Report {
     let mut options = RunOptions::new(seed);
+    options.workload = match sabotage {
+        Sabotage::CheckpointInPlace => WorkloadName::Tree,
+        _ => WorkloadName::Log,
+    };
     options.steps = STEPS;
     options.sabotage = sabotage;
     options.pins = vec![pins.to_owned()];
@@ -94,6 +98,23 @@ fn trusting_the_page_cache_after_a_failed_fsync_is_caught() {
 }
 
 #[test]
+fn a_checkpoint_overwriting_a_live_page_in_place_is_caught() {
+    assert_caught(
+        Sabotage::CheckpointInPlace,
+        // Crashes mid-checkpoint leave the durable superblock pointing at
+        // pages half-overwritten (torn, lost) by the next generation.
+        &format!("crash=0.002,kill=0,write_lost=0.5,write_torn=0.3,write_stale=0,{NO_CORRUPTION}"),
+        40,
+        &[
+            "recovery",
+            "durable_state",
+            "read_matches_model",
+            "range_matches_model",
+        ],
+    );
+}
+
+#[test]
 fn a_caught_seed_prints_seed_faults_oracle_and_trace_then_exits_1() {
     let pins = format!("crash=0.002,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}");
     let seed = assert_caught(Sabotage::SkipSync, &pins, 20, &["durability", "recovery"]);
@@ -105,6 +126,8 @@ fn a_caught_seed_prints_seed_faults_oracle_and_trace_then_exits_1() {
             &STEPS.to_string(),
             "--sabotage",
             "skip-sync",
+            "--workload",
+            "log",
         ])
         .args(["--faults", &pins])
         .output()

@@ -88,34 +88,44 @@ impl Tree {
             (id, crc, level, index) = (child.id, child.crc, level - 1, at);
         }
 
+        let leaf_step = path.last().expect("the path reaches a leaf");
+        let Body::Leaf(current) = &leaf_step.node.body else {
+            unreachable!("the path ends at a leaf")
+        };
+        let Some(bytes_after) = bytes_after(current, leaf_step.node.encoded_bytes(), mutation)
+        else {
+            return Ok(false);
+        };
+
+        // Fast path: a leaf already copied in the open generation has
+        // ancestors that were copied with it, and none of them changes
+        // unless the leaf splits or merges; so the leaf changes where it is.
+        let leaf_id = leaf_step.id;
+        let is_root = path.len() == 1;
+        if self.is_open_dirty(leaf_id)
+            && bytes_after <= self.page_bytes as usize
+            && (is_root || bytes_after >= self.page_bytes as usize / 4)
+        {
+            drop(path);
+            let mut keys_delta = 0;
+            self.cache.patch(leaf_id, |node| {
+                node.lsn = node.lsn.max(lsn);
+                let Body::Leaf(leaf) = &mut node.body else {
+                    unreachable!("the path ends at a leaf")
+                };
+                keys_delta = change_leaf(leaf, mutation);
+            });
+            self.add_keys(keys_delta);
+            return Ok(true);
+        }
+
         // Phase 1: private copies.
         let mut nodes: Vec<Node> = Vec::with_capacity(path.len());
-        let leaf_step = path.last().expect("the path reaches a leaf");
         let mut leaf = (*leaf_step.node).clone();
         let Body::Leaf(entries) = &mut leaf.body else {
             unreachable!("the path ends at a leaf")
         };
-        let found = entries
-            .entries
-            .binary_search_by(|(probe, _)| probe.as_slice().cmp(key));
-        let keys_delta: i64 = match (mutation, found) {
-            (Mutation::Put { record, .. }, Ok(at)) => {
-                if entries.entries[at].1 == *record {
-                    return Ok(false);
-                }
-                entries.entries[at].1 = record.clone();
-                0
-            }
-            (Mutation::Put { key, record }, Err(at)) => {
-                entries.entries.insert(at, (key.clone(), record.clone()));
-                1
-            }
-            (Mutation::Delete { .. }, Ok(at)) => {
-                entries.entries.remove(at);
-                -1
-            }
-            (Mutation::Delete { .. }, Err(_)) => return Ok(false),
-        };
+        let keys_delta = change_leaf(entries, mutation);
         for step in &path[..path.len() - 1] {
             nodes.push((*step.node).clone());
         }
@@ -252,11 +262,60 @@ impl Tree {
         }
         self.root = placed.get(&root_key).copied().unwrap_or(root_key);
         self.height = height;
+        self.add_keys(keys_delta);
+        Ok(true)
+    }
+
+    fn add_keys(&mut self, delta: i64) {
         self.keys_count = self
             .keys_count
-            .checked_add_signed(keys_delta)
+            .checked_add_signed(delta)
             .expect("key count in range");
-        Ok(true)
+    }
+}
+
+/// The encoded size of a leaf of `bytes` after `mutation`, or `None` if the
+/// mutation changes nothing (an identical put, a delete of a missing key).
+fn bytes_after(leaf: &Leaf, bytes: usize, mutation: &Mutation) -> Option<usize> {
+    let key = mutation.key();
+    let found = leaf
+        .entries
+        .binary_search_by(|(probe, _)| probe.as_slice().cmp(key));
+    match (mutation, found) {
+        (Mutation::Put { record, .. }, Ok(at)) => {
+            let old = &leaf.entries[at].1;
+            (old != record).then(|| bytes - old.encoded_bytes() + record.encoded_bytes())
+        }
+        (Mutation::Put { record, .. }, Err(_)) => {
+            Some(bytes + 2 + key.len() + record.encoded_bytes())
+        }
+        (Mutation::Delete { .. }, Ok(at)) => {
+            Some(bytes - 2 - key.len() - leaf.entries[at].1.encoded_bytes())
+        }
+        (Mutation::Delete { .. }, Err(_)) => None,
+    }
+}
+
+/// Applies `mutation` to `leaf` (which [`bytes_after`] said it changes) and
+/// returns the change in the number of keys.
+fn change_leaf(leaf: &mut Leaf, mutation: &Mutation) -> i64 {
+    let found = leaf
+        .entries
+        .binary_search_by(|(probe, _)| probe.as_slice().cmp(mutation.key()));
+    match (mutation, found) {
+        (Mutation::Put { record, .. }, Ok(at)) => {
+            leaf.entries[at].1 = record.clone();
+            0
+        }
+        (Mutation::Put { key, record }, Err(at)) => {
+            leaf.entries.insert(at, (key.clone(), record.clone()));
+            1
+        }
+        (Mutation::Delete { .. }, Ok(at)) => {
+            leaf.entries.remove(at);
+            -1
+        }
+        (Mutation::Delete { .. }, Err(_)) => 0,
     }
 }
 

@@ -1,5 +1,7 @@
-//! The page cache: decoded tree pages by id, LRU eviction within a byte
-//! budget, and the dirty pages no checkpoint has written yet.
+//! The page cache: decoded tree pages by id, CLOCK eviction (an
+//! approximation of LRU whose hits cost one store, not two ordered-map
+//! updates) within a byte budget, and the dirty pages no checkpoint has
+//! written yet.
 //!
 //! Invariants:
 //! - a dirty page is never evicted: it exists nowhere else;
@@ -11,6 +13,7 @@
 //!   clean and evictable.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::btree::node::Node;
@@ -43,7 +46,7 @@ pub struct CacheStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {
     /// On disk as it is here.
-    Clean { tick: u64 },
+    Clean,
     /// Changed since the superblock generation before `generation` was
     /// sealed; the checkpoint of `generation` writes it.
     Dirty { generation: u64 },
@@ -52,17 +55,50 @@ pub(crate) enum SlotState {
 struct Slot {
     node: Arc<Node>,
     state: SlotState,
+    /// Used since the clock hand last passed it.
+    referenced: bool,
+    /// Position in `ring` while clean.
+    ring_at: usize,
 }
+
+/// Hashes page ids by Fibonacci multiplication: fast, and the same in every
+/// run.
+#[derive(Default)]
+struct PageIdHasher(u64);
+
+impl Hasher for PageIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Cached pages by id. Hashed because lookups are the hot path of every
+/// operation; the map is never iterated, so its order cannot reach a trace.
+#[allow(
+    clippy::disallowed_types,
+    reason = "a fixed hasher, and the map is never iterated"
+)]
+type SlotMap = std::collections::HashMap<PageId, Slot, BuildHasherDefault<PageIdHasher>>;
 
 pub(crate) struct PageCache {
     page_bytes: u64,
     budget_bytes: u64,
-    slots: BTreeMap<PageId, Slot>,
-    /// Clean pages by last use, oldest first.
-    lru: BTreeMap<u64, PageId>,
+    slots: SlotMap,
+    /// Clean pages, in the order the clock hand visits them.
+    ring: Vec<PageId>,
+    hand: usize,
     /// Dirty pages per generation.
     dirty: BTreeMap<u64, BTreeSet<PageId>>,
-    tick: u64,
     stats: CacheStats,
 }
 
@@ -71,10 +107,10 @@ impl PageCache {
         PageCache {
             page_bytes: u64::from(page_bytes),
             budget_bytes,
-            slots: BTreeMap::new(),
-            lru: BTreeMap::new(),
+            slots: SlotMap::default(),
+            ring: Vec::new(),
+            hand: 0,
             dirty: BTreeMap::new(),
-            tick: 0,
             stats: CacheStats {
                 budget_bytes,
                 ..CacheStats::default()
@@ -89,12 +125,7 @@ impl PageCache {
             return None;
         };
         self.stats.hits += 1;
-        if let SlotState::Clean { tick } = &mut slot.state {
-            self.lru.remove(tick);
-            self.tick += 1;
-            *tick = self.tick;
-            self.lru.insert(self.tick, id);
-        }
+        slot.referenced = true;
         Some(Arc::clone(&slot.node))
     }
 
@@ -104,15 +135,16 @@ impl PageCache {
         if self.slots.contains_key(&id) {
             return;
         }
-        self.tick += 1;
-        self.lru.insert(self.tick, id);
         self.slots.insert(
             id,
             Slot {
                 node,
-                state: SlotState::Clean { tick: self.tick },
+                state: SlotState::Clean,
+                referenced: false,
+                ring_at: self.ring.len(),
             },
         );
+        self.ring.push(id);
         // The page just read is the one an operation is waiting for.
         self.evict(Some(id));
     }
@@ -123,24 +155,42 @@ impl PageCache {
         let slot = Slot {
             node: Arc::new(node),
             state: SlotState::Dirty { generation },
+            referenced: false,
+            ring_at: 0,
         };
         if let Some(old) = self.slots.insert(id, slot) {
-            self.forget_state(id, old.state);
+            self.forget_state(id, old.state, old.ring_at);
         }
         self.dirty.entry(generation).or_default().insert(id);
+        // A new dirty page displaces clean ones, so the budget holds as long
+        // as clean, unpinned pages remain.
+        self.evict(None);
     }
 
     /// Drops a page that left the tree, returning its state.
     pub(crate) fn remove(&mut self, id: PageId) -> Option<SlotState> {
         let slot = self.slots.remove(&id)?;
-        self.forget_state(id, slot.state);
+        self.forget_state(id, slot.state, slot.ring_at);
         Some(slot.state)
     }
 
-    fn forget_state(&mut self, id: PageId, state: SlotState) {
+    /// Takes a clean page out of the ring (the last one moves into its
+    /// place).
+    fn ring_remove(&mut self, at: usize) {
+        self.ring.swap_remove(at);
+        if let Some(&moved) = self.ring.get(at) {
+            self.slots
+                .get_mut(&moved)
+                .expect("ring pages are cached")
+                .ring_at = at;
+        }
+    }
+
+    fn forget_state(&mut self, id: PageId, state: SlotState, ring_at: usize) {
         match state {
-            SlotState::Clean { tick } => {
-                self.lru.remove(&tick);
+            SlotState::Clean => {
+                debug_assert_eq!(self.ring[ring_at], id);
+                self.ring_remove(ring_at);
             }
             SlotState::Dirty { generation } => {
                 if let Some(ids) = self.dirty.get_mut(&generation) {
@@ -176,9 +226,10 @@ impl PageCache {
         for id in ids {
             let slot = self.slots.get_mut(&id).expect("dirty pages stay cached");
             debug_assert_eq!(slot.state, SlotState::Dirty { generation });
-            self.tick += 1;
-            slot.state = SlotState::Clean { tick: self.tick };
-            self.lru.insert(self.tick, id);
+            slot.state = SlotState::Clean;
+            slot.referenced = false;
+            slot.ring_at = self.ring.len();
+            self.ring.push(id);
         }
         self.evict(None);
     }
@@ -206,21 +257,32 @@ impl PageCache {
             .collect()
     }
 
+    /// CLOCK: the hand sweeps the clean pages, sparing (and clearing) a
+    /// page used since its last pass, and evicts the first one that is
+    /// neither used nor pinned. Terminates: every step evicts, clears a bit
+    /// (at most once per page) or counts a pinned skip.
     fn evict(&mut self, keep: Option<PageId>) {
         let mut skipped = 0;
-        let mut cursor = 0;
-        while self.bytes() > self.budget_bytes && skipped < EVICTION_SKIPS_MAX {
-            let Some((&tick, &id)) = self.lru.range(cursor..).next() else {
-                break;
-            };
-            cursor = tick + 1;
-            if Some(id) == keep || Arc::strong_count(&self.slots[&id].node) > 1 {
-                skipped += 1;
-                continue;
+        while self.bytes() > self.budget_bytes
+            && skipped < EVICTION_SKIPS_MAX
+            && !self.ring.is_empty()
+        {
+            if self.hand >= self.ring.len() {
+                self.hand = 0;
             }
-            self.lru.remove(&tick);
-            self.slots.remove(&id);
-            self.stats.evictions += 1;
+            let id = self.ring[self.hand];
+            let slot = self.slots.get_mut(&id).expect("ring pages are cached");
+            if Some(id) == keep || Arc::strong_count(&slot.node) > 1 {
+                skipped += 1;
+                self.hand += 1;
+            } else if slot.referenced {
+                slot.referenced = false;
+                self.hand += 1;
+            } else {
+                self.slots.remove(&id);
+                self.ring_remove(self.hand);
+                self.stats.evictions += 1;
+            }
         }
     }
 
@@ -255,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn the_least_recently_used_clean_page_is_evicted_first() {
+    fn a_clean_page_used_since_the_hand_passed_is_spared() {
         let mut cache = cache_of(2);
         cache.insert_clean(1, Arc::new(Node::empty_leaf()));
         cache.insert_clean(2, Arc::new(Node::empty_leaf()));

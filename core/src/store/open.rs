@@ -172,6 +172,72 @@ fn check_options(options: &StoreOptions) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads and verifies the MANIFEST (re-reading a copy that fails to
+/// verify, since a bad read may be transient) and refuses a format this
+/// build cannot read.
+pub(crate) async fn read_manifest<E: Env>(env: &E, dir: &Path) -> Result<Manifest, StoreError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest_file = env
+        .open(&manifest_path, OpenMode::Existing)
+        .await
+        .map_err(|e| StoreError::io("open", &manifest_path, e))?;
+    let mut manifest = Err(String::new());
+    for _ in 0..=READ_RETRIES_MAX {
+        manifest = meta_file::read_all(&manifest_file)
+            .await
+            .map_err(|e| StoreError::io("read", &manifest_path, e))?
+            .and_then(|bytes| Manifest::decode(&bytes));
+        if manifest.is_ok() {
+            break;
+        }
+    }
+    let manifest = manifest.map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
+    if manifest.format_major != FORMAT_MAJOR {
+        return Err(StoreError::VersionMismatch {
+            found: manifest.format_major,
+            supported: FORMAT_MAJOR,
+        });
+    }
+    if !page_bytes_valid(manifest.page_bytes)
+        || manifest.inline_value_bytes_max as usize > inline_value_bytes_limit(manifest.page_bytes)
+    {
+        return Err(StoreError::corrupt(
+            "MANIFEST",
+            format!("page size {} is not usable", manifest.page_bytes),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Reads both superblocks and picks the valid one with the highest
+/// generation. Returns the files (in [`SUPERBLOCK_FILES`] order), the
+/// choice, and the names of the files that held no valid superblock.
+pub(crate) async fn choose_superblock<E: Env>(
+    env: &E,
+    dir: &Path,
+) -> Result<([E::File; 2], Superblock, Vec<&'static str>), StoreError> {
+    let (file_b, b) = read_superblock(env, dir, SUPERBLOCK_FILES[0]).await?;
+    let (file_a, a) = read_superblock(env, dir, SUPERBLOCK_FILES[1]).await?;
+    let mut superblocks_invalid = Vec::new();
+    let mut best: Option<Superblock> = None;
+    for (name, outcome) in [(SUPERBLOCK_FILES[0], b), (SUPERBLOCK_FILES[1], a)] {
+        match outcome {
+            Ok(superblock) if best.is_none_or(|best| superblock.generation > best.generation) => {
+                best = Some(superblock);
+            }
+            Ok(_) => {}
+            Err(_) => superblocks_invalid.push(name),
+        }
+    }
+    let Some(superblock) = best else {
+        return Err(StoreError::corrupt(
+            "superblocks",
+            "neither SUPERBLOCK_A nor SUPERBLOCK_B is valid",
+        ));
+    };
+    Ok(([file_b, file_a], superblock, superblocks_invalid))
+}
+
 /// Reads a superblock file, or says why it holds none.
 async fn read_superblock<E: Env>(
     env: &E,
@@ -256,10 +322,15 @@ impl<E: Env> Store<E> {
                 .await
                 .map_err(|e| StoreError::io("create directory", dir, e))?;
         }
-        let lock = env
-            .lock_dir(dir)
-            .await
-            .map_err(|e| StoreError::io("lock directory", dir, e))?;
+        let lock = env.lock_dir(dir).await.map_err(|e| {
+            if !options.create_if_missing && e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NotFound {
+                    path: dir.to_path_buf(),
+                }
+            } else {
+                StoreError::io("lock directory", dir, e)
+            }
+        })?;
         let names = env
             .list(dir)
             .await
@@ -299,37 +370,7 @@ impl<E: Env> Store<E> {
             }
         }
 
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let manifest_file = env
-            .open(&manifest_path, OpenMode::Existing)
-            .await
-            .map_err(|e| StoreError::io("open", &manifest_path, e))?;
-        let mut manifest = Err(String::new());
-        for _ in 0..=READ_RETRIES_MAX {
-            manifest = meta_file::read_all(&manifest_file)
-                .await
-                .map_err(|e| StoreError::io("read", &manifest_path, e))?
-                .and_then(|bytes| Manifest::decode(&bytes));
-            if manifest.is_ok() {
-                break;
-            }
-        }
-        let manifest = manifest.map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
-        if manifest.format_major != FORMAT_MAJOR {
-            return Err(StoreError::VersionMismatch {
-                found: manifest.format_major,
-                supported: FORMAT_MAJOR,
-            });
-        }
-        if !page_bytes_valid(manifest.page_bytes)
-            || manifest.inline_value_bytes_max as usize
-                > inline_value_bytes_limit(manifest.page_bytes)
-        {
-            return Err(StoreError::corrupt(
-                "MANIFEST",
-                format!("page size {} is not usable", manifest.page_bytes),
-            ));
-        }
+        let manifest = read_manifest(&env, dir).await?;
         let page_bytes = manifest.page_bytes;
         let cache_pages_min = StoreOptions::CACHE_PAGES_MIN * u64::from(page_bytes);
         if options.cache_bytes < cache_pages_min {
@@ -340,28 +381,8 @@ impl<E: Env> Store<E> {
             )));
         }
 
-        let (file_b, b) = read_superblock(&env, dir, SUPERBLOCK_FILES[0]).await?;
-        let (file_a, a) = read_superblock(&env, dir, SUPERBLOCK_FILES[1]).await?;
-        let mut superblocks_invalid = Vec::new();
-        let mut best: Option<Superblock> = None;
-        for (name, outcome) in [(SUPERBLOCK_FILES[0], b), (SUPERBLOCK_FILES[1], a)] {
-            match outcome {
-                Ok(superblock)
-                    if best.is_none_or(|best| superblock.generation > best.generation) =>
-                {
-                    best = Some(superblock);
-                }
-                Ok(_) => {}
-                Err(_) => superblocks_invalid.push(name),
-            }
-        }
-        let Some(superblock) = best else {
-            return Err(StoreError::corrupt(
-                "superblocks",
-                "neither SUPERBLOCK_A nor SUPERBLOCK_B is valid",
-            ));
-        };
-
+        let ([file_b, file_a], superblock, superblocks_invalid) =
+            choose_superblock(&env, dir).await?;
         // What was read may sit only in the page cache: a killed process
         // leaves its unsynced superblock write there, and a failed fsync may
         // leave data cached that the kernel will never write. Writing the

@@ -19,8 +19,8 @@ use crate::env::{Env, File, OpenMode};
 use crate::page::{PAGE_NONE, PageError, PageId, key_bytes_max};
 
 use super::manifest::Manifest;
-use super::superblock::{SUPERBLOCK_FILES, Superblock};
-use super::{MANIFEST_FILE, PAGES_FILE, StoreError, meta_file, page_read};
+use super::superblock::Superblock;
+use super::{PAGES_FILE, StoreError, open, page_read};
 
 /// At most this many findings are kept; the count goes on.
 pub const FINDINGS_MAX: usize = 1000;
@@ -365,36 +365,12 @@ pub async fn validate_dir<E: Env>(
         .lock_dir(dir)
         .await
         .map_err(|e| StoreError::io("lock directory", dir, e))?;
-    let open = |name: &str| {
-        let path = dir.join(name);
-        async move {
-            env.open(&path, OpenMode::Existing)
-                .await
-                .map_err(|e| StoreError::io("open", &path, e))
-        }
-    };
-    let manifest_file = open(MANIFEST_FILE).await?;
-    let bytes = meta_file::read_all(&manifest_file)
+    let manifest = open::read_manifest(env, dir).await?;
+    let (_, superblock, _) = open::choose_superblock(env, dir).await?;
+    let pages_path = dir.join(PAGES_FILE);
+    let pages = env
+        .open(&pages_path, OpenMode::Existing)
         .await
-        .map_err(|e| StoreError::io("read", &dir.join(MANIFEST_FILE), e))?
-        .map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
-    let manifest =
-        Manifest::decode(&bytes).map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
-    let mut best: Option<Superblock> = None;
-    for name in SUPERBLOCK_FILES {
-        let file = open(name).await?;
-        let decoded = meta_file::read_all(&file)
-            .await
-            .map_err(|e| StoreError::io("read", &dir.join(name), e))?
-            .and_then(|bytes| Superblock::decode(&bytes));
-        if let Ok(superblock) = decoded
-            && best.is_none_or(|best| superblock.generation > best.generation)
-        {
-            best = Some(superblock);
-        }
-    }
-    let superblock =
-        best.ok_or_else(|| StoreError::corrupt("superblocks", "neither superblock is valid"))?;
-    let pages = open(PAGES_FILE).await?;
+        .map_err(|e| StoreError::io("open", &pages_path, e))?;
     walk(&pages, dir, &manifest, &superblock, progress).await
 }

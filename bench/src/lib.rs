@@ -1,0 +1,171 @@
+//! Fixtures shared by Jubilant DB's benchmarks (`cargo bench -p
+//! jubilant-bench`); the results and the commands that reproduce them live
+//! in `docs/benchmarks.md`.
+
+use jubilant_core::store::{Mutation, Record, Store, StoreOptions, StoredValue, ValueType};
+use jubilant_io_real::RealEnv;
+use tokio::runtime::Runtime;
+
+/// Key length of the benchmark data (as in redb's benchmark).
+pub const KEY_BYTES: usize = 24;
+/// Value length of the benchmark data (as in redb's benchmark).
+pub const VALUE_BYTES: usize = 150;
+
+/// A small deterministic generator (xorshift64*): the benchmarks must not
+/// depend on a seedless RNG, and every run should touch the same keys.
+#[derive(Clone, Debug)]
+pub struct BenchRng(u64);
+
+impl BenchRng {
+    /// A generator from a non-zero seed.
+    pub fn new(seed: u64) -> Self {
+        BenchRng(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// A random printable key of [`KEY_BYTES`].
+    pub fn key(&mut self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(KEY_BYTES);
+        while key.len() < KEY_BYTES {
+            let word = self.next_u64();
+            for shift in (0..64).step_by(8) {
+                if key.len() < KEY_BYTES {
+                    key.push(b'a' + ((word >> shift) as u8 % 26));
+                }
+            }
+        }
+        key
+    }
+}
+
+/// A store on a temporary directory of the real disk, with its runtime.
+pub struct Fixture {
+    /// The runtime the store's IO runs on.
+    pub runtime: Runtime,
+    /// The store.
+    pub store: Store<RealEnv>,
+    /// Every key written, in insertion order.
+    pub keys: Vec<Vec<u8>>,
+    /// The LSN the next mutation gets.
+    pub next_lsn: u64,
+    rng: BenchRng,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A store with `cache_bytes` of cache holding `n` random keys, written
+    /// by a checkpoint so the pages are clean.
+    ///
+    /// # Panics
+    /// If the temporary directory or the store cannot be made: a benchmark
+    /// has nothing to measure then.
+    pub fn loaded(n: usize, cache_bytes: u64) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let options = StoreOptions {
+            cache_bytes,
+            ..StoreOptions::default()
+        };
+        let env = RealEnv::new(runtime.handle().clone());
+        let (store, _) = runtime
+            .block_on(Store::open(env, dir.path(), options))
+            .expect("open the store");
+        let mut fixture = Fixture {
+            runtime,
+            store,
+            keys: Vec::with_capacity(n),
+            next_lsn: 1,
+            rng: BenchRng::new(0x5eed),
+            _dir: dir,
+        };
+        fixture.insert(n);
+        fixture
+            .runtime
+            .block_on(fixture.store.checkpoint())
+            .expect("checkpoint");
+        fixture
+    }
+
+    /// Inserts `count` new random keys, one mutation each.
+    ///
+    /// # Panics
+    /// If the store refuses a write.
+    pub fn insert(&mut self, count: usize) {
+        let mut mutations = Vec::with_capacity(count);
+        for _ in 0..count {
+            let key = self.rng.key();
+            self.keys.push(key.clone());
+            mutations.push(Mutation::Put {
+                key,
+                record: self.record(),
+            });
+        }
+        let Fixture {
+            runtime,
+            store,
+            next_lsn,
+            ..
+        } = self;
+        runtime.block_on(async {
+            for mutation in &mutations {
+                store
+                    .apply(std::slice::from_ref(mutation), *next_lsn)
+                    .await
+                    .expect("apply");
+                *next_lsn += 1;
+            }
+        });
+    }
+
+    fn record(&mut self) -> Record {
+        let mut value = vec![0; VALUE_BYTES];
+        for (at, byte) in value.iter_mut().enumerate() {
+            *byte = (self.next_lsn as usize + at) as u8;
+        }
+        Record {
+            value_type: ValueType::Bytes,
+            value: StoredValue::Inline(value),
+            expires_at_ms: None,
+            revision: self.next_lsn,
+        }
+    }
+
+    /// Reads `count` random keys that exist; returns how many were found.
+    ///
+    /// # Panics
+    /// If a read fails.
+    pub fn get_random(&mut self, count: usize) -> usize {
+        let Fixture {
+            runtime,
+            store,
+            keys,
+            rng,
+            ..
+        } = self;
+        runtime.block_on(async {
+            let mut found = 0;
+            for _ in 0..count {
+                let key = &keys[rng.below(keys.len())];
+                if store.get(key).await.expect("get").is_some() {
+                    found += 1;
+                }
+            }
+            found
+        })
+    }
+}

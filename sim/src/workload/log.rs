@@ -19,8 +19,9 @@ use std::time::Duration;
 use futures::lock::Mutex as AsyncMutex;
 use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::log::{Log, LogConfig, LogError, Sabotage};
-use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
 
+use super::lives::{LifeStatus, Lives, run_lives};
 use super::log_model::LogModel;
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -31,8 +32,6 @@ const NODE: NodeId = NodeId(0);
 pub const LIVENESS_POLLS_MAX: u64 = 50_000;
 /// Records the liveness client appends.
 const LIVENESS_RECORDS: u64 = 16;
-/// Restarts in a row whose open failed before the run counts as stuck.
-const OPEN_FAILURES_IN_A_ROW_MAX: u64 = 200;
 
 /// The per-seed shape of the workload: log geometry and client behaviour.
 #[derive(Clone, Debug)]
@@ -124,104 +123,18 @@ enum Clients {
 
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
-    let mut fault_rng = SimRng::new(options.seed, Stream::Faults);
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
     let shape = Arc::new(Shape::draw(&mut workload_rng));
     let config = shape.config(options.sabotage);
-    let faults = world.faults();
     let model: Model = Arc::new(Mutex::new(LogModel::new()));
     world.trace(format_args!("workload log: {shape}"));
 
-    let mut steps = 0u64;
-    let mut life = 0u64;
-    let mut open_failures_in_a_row = 0u64;
-    let mut recoveries_seen = 0u64;
-    let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
-    'lives: while !spent(steps) {
-        life += 1;
-        start_life(
-            world,
-            life,
-            &shape,
-            &config,
-            &model,
-            Clients::Random,
-            workload_rng.next_u64(),
-        );
-        loop {
-            {
-                let m = lock(&model);
-                if m.failure.is_some() || m.corruption_detected {
-                    break 'lives;
-                }
-                if m.poisoned {
-                    drop(m);
-                    // An operator restarts the failed process (the page
-                    // cache survives) more often than the machine loses
-                    // power; both must be safe.
-                    if fault_rng.chance(2.0 / 3.0) {
-                        world.trace(format_args!("log failed: restarting the process"));
-                        world.kill(NODE);
-                        report.kills += 1;
-                    } else {
-                        world.trace(format_args!("log failed: power-cycling the node"));
-                        world.crash(NODE);
-                        report.crashes += 1;
-                    }
-                    continue 'lives;
-                }
-                if m.open_failed {
-                    drop(m);
-                    open_failures_in_a_row += 1;
-                    if open_failures_in_a_row > OPEN_FAILURES_IN_A_ROW_MAX {
-                        lock(&model).stat("stuck", 1);
-                        report.fail(
-                            "liveness",
-                            format!(
-                                "the log failed to open {open_failures_in_a_row} times in a row"
-                            ),
-                        );
-                        break 'lives;
-                    }
-                    world.kill(NODE);
-                    report.kills += 1;
-                    continue 'lives;
-                }
-            }
-            if spent(steps) {
-                break 'lives;
-            }
-            if !super::step_while_running(world, &mut steps, report) {
-                break 'lives;
-            }
-            let recoveries = lock(&model).recoveries;
-            if recoveries > recoveries_seen {
-                recoveries_seen = recoveries;
-                open_failures_in_a_row = 0;
-            }
-            if fault_rng.chance(faults.get(Fault::Crash)) {
-                world.count_fault(Fault::Crash);
-                world.crash(NODE);
-                report.crashes += 1;
-                continue 'lives;
-            }
-            if fault_rng.chance(faults.get(Fault::Kill)) {
-                world.count_fault(Fault::Kill);
-                world.kill(NODE);
-                report.kills += 1;
-                continue 'lives;
-            }
-            if fault_rng.chance(faults.get(Fault::ClockJump)) {
-                let magnitude = fault_rng.between(1, 3_600_000) as i64;
-                world.jump_wall_clock(if fault_rng.chance(0.5) {
-                    magnitude
-                } else {
-                    -magnitude
-                });
-            }
-        }
-    }
-    report.steps = steps;
+    let mut lives = LogLives {
+        shape: &shape,
+        config: &config,
+        model: &model,
+    };
+    let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
 
     let (failed, corrupt) = {
         let m = lock(&model);
@@ -253,6 +166,43 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     }
     for (name, n) in &m.stats {
         report.stats.insert((*name).to_owned(), *n);
+    }
+}
+
+struct LogLives<'a> {
+    shape: &'a Arc<Shape>,
+    config: &'a LogConfig,
+    model: &'a Model,
+}
+
+impl Lives for LogLives<'_> {
+    const ENGINE: &'static str = "log";
+
+    fn start(&mut self, world: &World, life: u64, seed: u64) {
+        start_life(
+            world,
+            life,
+            self.shape,
+            self.config,
+            self.model,
+            Clients::Random,
+            seed,
+        );
+    }
+
+    fn status(&self) -> LifeStatus {
+        let m = lock(self.model);
+        LifeStatus {
+            ended: m.failure.is_some() || m.corruption_detected,
+            poisoned: m.poisoned,
+            open_failed: m.open_failed,
+            recoveries: m.recoveries,
+        }
+    }
+
+    fn crash(&mut self, world: &World, report: &mut Report) {
+        world.crash(NODE);
+        report.crashes += 1;
     }
 }
 

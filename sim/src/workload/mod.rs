@@ -3,6 +3,7 @@
 //! many checks each made.
 
 pub mod echo;
+mod lives;
 pub mod log;
 mod log_model;
 pub mod tree;

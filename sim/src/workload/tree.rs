@@ -26,6 +26,7 @@ use jubilant_core::store::{
 };
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
 
+use super::lives::{LifeStatus, Lives, run_lives};
 use super::tree_model::{Contents, TreeModel};
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -35,8 +36,6 @@ const NODE: NodeId = NodeId(0);
 pub const LIVENESS_POLLS_MAX: u64 = 200_000;
 /// Mutations the liveness client makes before its checkpoint.
 const LIVENESS_MUTATIONS: u64 = 32;
-/// Restarts in a row whose open failed before the run counts as stuck.
-const OPEN_FAILURES_IN_A_ROW_MAX: u64 = 200;
 
 fn data_dir() -> PathBuf {
     PathBuf::from("/data/db")
@@ -164,85 +163,18 @@ enum Clients {
 
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
-    let mut fault_rng = SimRng::new(options.seed, Stream::Faults);
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
     let shape = Arc::new(Shape::draw(&mut workload_rng));
     let store_options = shape.options(options.sabotage);
-    let faults = world.faults();
     let model: Model = Arc::new(Mutex::new(TreeModel::new()));
     world.trace(format_args!("workload tree: {shape}"));
 
-    let mut steps = 0u64;
-    let mut life = 0u64;
-    let mut open_failures_in_a_row = 0u64;
-    let mut recoveries_seen = 0u64;
-    let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
-    'lives: while !spent(steps) {
-        life += 1;
-        start_life(
-            world,
-            life,
-            &shape,
-            &store_options,
-            &model,
-            Clients::Random,
-            workload_rng.next_u64(),
-        );
-        loop {
-            {
-                let m = lock(&model);
-                if m.failure.is_some() || m.corruption_detected {
-                    break 'lives;
-                }
-                if m.poisoned || m.open_failed {
-                    let open_failed = m.open_failed;
-                    drop(m);
-                    if open_failed {
-                        open_failures_in_a_row += 1;
-                        if open_failures_in_a_row > OPEN_FAILURES_IN_A_ROW_MAX {
-                            report.fail(
-                                "liveness",
-                                format!("the store failed to open {open_failures_in_a_row} times in a row"),
-                            );
-                            break 'lives;
-                        }
-                    }
-                    if fault_rng.chance(2.0 / 3.0) {
-                        world.trace(format_args!("store failed: restarting the process"));
-                        world.kill(NODE);
-                        report.kills += 1;
-                    } else {
-                        world.trace(format_args!("store failed: power-cycling the node"));
-                        crash(world, &model, report);
-                    }
-                    continue 'lives;
-                }
-            }
-            if spent(steps) {
-                break 'lives;
-            }
-            if !super::step_while_running(world, &mut steps, report) {
-                break 'lives;
-            }
-            let recoveries = lock(&model).recoveries;
-            if recoveries > recoveries_seen {
-                recoveries_seen = recoveries;
-                open_failures_in_a_row = 0;
-            }
-            if fault_rng.chance(faults.get(Fault::Crash)) {
-                world.count_fault(Fault::Crash);
-                crash(world, &model, report);
-                continue 'lives;
-            }
-            if fault_rng.chance(faults.get(Fault::Kill)) {
-                world.count_fault(Fault::Kill);
-                world.kill(NODE);
-                report.kills += 1;
-                continue 'lives;
-            }
-        }
-    }
-    report.steps = steps;
+    let mut lives = TreeLives {
+        shape: &shape,
+        options: &store_options,
+        model: &model,
+    };
+    let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
 
     let ended = {
         let m = lock(&model);
@@ -281,6 +213,42 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         .entry("crashes_mid_checkpoint".to_owned())
         .or_insert(0);
     report.stats.entry("checkpoints".to_owned()).or_insert(0);
+}
+
+struct TreeLives<'a> {
+    shape: &'a Arc<Shape>,
+    options: &'a StoreOptions,
+    model: &'a Model,
+}
+
+impl Lives for TreeLives<'_> {
+    const ENGINE: &'static str = "store";
+
+    fn start(&mut self, world: &World, life: u64, seed: u64) {
+        start_life(
+            world,
+            life,
+            self.shape,
+            self.options,
+            self.model,
+            Clients::Random,
+            seed,
+        );
+    }
+
+    fn status(&self) -> LifeStatus {
+        let m = lock(self.model);
+        LifeStatus {
+            ended: m.failure.is_some() || m.corruption_detected,
+            poisoned: m.poisoned,
+            open_failed: m.open_failed,
+            recoveries: m.recoveries,
+        }
+    }
+
+    fn crash(&mut self, world: &World, report: &mut Report) {
+        crash(world, self.model, report);
+    }
 }
 
 /// A power loss, noting whether a checkpoint was being written.

@@ -1,0 +1,123 @@
+//! The fault phase every storage workload shares: start a life of the node,
+//! step the world, and end the life by power loss or process kill at the
+//! drawn rates, or when the engine under test stops (a failed store is
+//! restarted, by kill two times in three and by power cycle otherwise, since
+//! both must be safe); jump the wall clock at its drawn rate. It stops when
+//! the step budget is spent, an oracle failed, or corruption was (correctly)
+//! detected.
+//!
+//! A workload supplies how to start a life, how to read its model's status,
+//! and how to cut the power (so it can note what was running).
+
+use jubilant_io_sim::{Fault, NodeId, SimRng, Stream, World};
+
+use crate::options::RunOptions;
+use crate::report::Report;
+
+/// Restarts in a row whose open failed before the run counts as stuck.
+const OPEN_FAILURES_IN_A_ROW_MAX: u64 = 200;
+
+/// What the driver reads from a workload's model between steps.
+pub(crate) struct LifeStatus {
+    /// An oracle failed or corruption was detected: the phase is over.
+    pub ended: bool,
+    /// The engine stopped accepting work; the node must be restarted.
+    pub poisoned: bool,
+    /// The engine refused to open; the node must be restarted.
+    pub open_failed: bool,
+    /// Recoveries completed so far.
+    pub recoveries: u64,
+}
+
+/// How one workload plugs into the driver.
+pub(crate) trait Lives {
+    /// What the node runs, for messages ("store", "log").
+    const ENGINE: &'static str;
+    /// Starts life number `life` of the node with a seed for its clients.
+    fn start(&mut self, world: &World, life: u64, seed: u64);
+    /// The model's status now.
+    fn status(&self) -> LifeStatus;
+    /// Cuts the node's power.
+    fn crash(&mut self, world: &World, report: &mut Report);
+}
+
+/// Runs the fault phase on `node`. Returns the lives started.
+pub(crate) fn run_lives<L: Lives>(
+    world: &World,
+    node: NodeId,
+    options: &RunOptions,
+    report: &mut Report,
+    workload_rng: &mut SimRng,
+    lives: &mut L,
+) -> u64 {
+    let mut fault_rng = SimRng::new(options.seed, Stream::Faults);
+    let faults = world.faults();
+    let mut steps = 0u64;
+    let mut life = 0u64;
+    let mut open_failures_in_a_row = 0u64;
+    let mut recoveries_seen = 0u64;
+    let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
+    'lives: while !spent(steps) {
+        life += 1;
+        lives.start(world, life, workload_rng.next_u64());
+        loop {
+            let status = lives.status();
+            if status.ended {
+                break 'lives;
+            }
+            if status.poisoned || status.open_failed {
+                if status.open_failed {
+                    open_failures_in_a_row += 1;
+                    if open_failures_in_a_row > OPEN_FAILURES_IN_A_ROW_MAX {
+                        report.fail(
+                            "liveness",
+                            format!(
+                                "the {} failed to open {open_failures_in_a_row} times in a row",
+                                L::ENGINE
+                            ),
+                        );
+                        break 'lives;
+                    }
+                }
+                if fault_rng.chance(2.0 / 3.0) {
+                    world.trace(format_args!("{} failed: restarting the process", L::ENGINE));
+                    world.kill(node);
+                    report.kills += 1;
+                } else {
+                    world.trace(format_args!("{} failed: power-cycling the node", L::ENGINE));
+                    lives.crash(world, report);
+                }
+                continue 'lives;
+            }
+            if spent(steps) || !super::step_while_running(world, &mut steps, report) {
+                break 'lives;
+            }
+            let recoveries = lives.status().recoveries;
+            if recoveries > recoveries_seen {
+                recoveries_seen = recoveries;
+                open_failures_in_a_row = 0;
+            }
+            if fault_rng.chance(faults.get(Fault::Crash)) {
+                world.count_fault(Fault::Crash);
+                lives.crash(world, report);
+                continue 'lives;
+            }
+            if fault_rng.chance(faults.get(Fault::Kill)) {
+                world.count_fault(Fault::Kill);
+                world.kill(node);
+                report.kills += 1;
+                continue 'lives;
+            }
+            if fault_rng.chance(faults.get(Fault::ClockJump)) {
+                let magnitude = fault_rng.between(1, 3_600_000) as i64;
+                world.jump_wall_clock(if fault_rng.chance(0.5) {
+                    magnitude
+                } else {
+                    -magnitude
+                });
+            }
+        }
+    }
+    report.steps = steps;
+    life
+}

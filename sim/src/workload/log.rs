@@ -139,8 +139,8 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let (failed, corrupt) = {
         let m = lock(&model);
         (
-            m.failure.is_some() || report.failure.is_some(),
-            m.corruption_detected,
+            m.verdict.failure.is_some() || report.failure.is_some(),
+            m.verdict.corruption_detected,
         )
     };
     if !failed && !corrupt {
@@ -156,17 +156,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     }
 
     let m = lock(&model);
-    if let Some((oracle, message)) = &m.failure {
-        report.fail(oracle, message.clone());
-    }
-    report.recoveries = m.recoveries;
-    report.corruption_detected = m.corruption_detected;
-    for (name, n) in &m.checks {
-        report.check(name, *n);
-    }
-    for (name, n) in &m.stats {
-        report.stats.insert((*name).to_owned(), *n);
-    }
+    m.verdict.fill(report);
 }
 
 struct LogLives<'a> {
@@ -191,13 +181,7 @@ impl Lives for LogLives<'_> {
     }
 
     fn status(&self) -> LifeStatus {
-        let m = lock(self.model);
-        LifeStatus {
-            ended: m.failure.is_some() || m.corruption_detected,
-            poisoned: m.poisoned,
-            open_failed: m.open_failed,
-            recoveries: m.recoveries,
-        }
+        lock(self.model).verdict.status()
     }
 
     fn crash(&mut self, world: &World, report: &mut Report) {
@@ -220,7 +204,7 @@ fn final_phase(
     world.set_faults(FaultConfig::none());
     world.crash(NODE);
     report.crashes += 1;
-    let recoveries_before = lock(model).recoveries;
+    let recoveries_before = lock(model).verdict.recoveries;
     start_life(
         world,
         lives + 1,
@@ -232,7 +216,7 @@ fn final_phase(
     );
     let mut polls = 0;
     while polls < LIVENESS_POLLS_MAX {
-        if lock(model).failure.is_some() || world.tasks(NODE) == 0 {
+        if lock(model).verdict.failure.is_some() || world.tasks(NODE) == 0 {
             break;
         }
         match world.step() {
@@ -242,13 +226,18 @@ fn final_phase(
         }
     }
     let m = lock(model);
-    if m.failure.is_some() || m.corruption_detected {
+    if m.verdict.ended() {
         // Corruption injected earlier was found and refused: correct, and
         // the end of this run (an operator would have to repair).
         return polls;
     }
-    let done = m.stats.get("liveness_batches").copied().unwrap_or(0);
-    let recovered = m.recoveries > recoveries_before;
+    let done = m
+        .verdict
+        .stats
+        .get("liveness_batches")
+        .copied()
+        .unwrap_or(0);
+    let recovered = m.verdict.recoveries > recoveries_before;
     drop(m);
     report.check("liveness", 1);
     if !recovered || done == 0 {
@@ -277,10 +266,10 @@ fn final_phase(
         Clients::None,
         rng.next_u64(),
     );
-    let before = lock(model).recoveries;
+    let before = lock(model).verdict.recoveries;
     while polls < 2 * LIVENESS_POLLS_MAX
-        && lock(model).recoveries == before
-        && lock(model).failure.is_none()
+        && lock(model).verdict.recoveries == before
+        && lock(model).verdict.failure.is_none()
     {
         match world.step() {
             Step::Polled => polls += 1,
@@ -288,7 +277,7 @@ fn final_phase(
             Step::Idle => break,
         }
     }
-    if lock(model).recoveries == before && !lock(model).corruption_detected {
+    if lock(model).verdict.recoveries == before && !lock(model).verdict.corruption_detected {
         report.fail(
             "liveness",
             "the last fault-free recovery did not finish".to_owned(),
@@ -495,6 +484,6 @@ async fn liveness_client(
         }
     }
     if sync(&env, 0, &log, &model).await {
-        lock(&model).stat("liveness_batches", 1);
+        lock(&model).verdict.stat("liveness_batches", 1);
     }
 }

@@ -24,21 +24,15 @@ use std::collections::BTreeMap;
 
 use jubilant_core::log::{LogError, RecoveryReport};
 
+use super::verdict::Verdict;
+
 /// What the log workload knows about the log.
 pub(crate) struct LogModel {
     records: BTreeMap<u64, Vec<u8>>,
     next_lsn: u64,
     acked: u64,
     front: u64,
-    /// The log refused writes; the node must be restarted.
-    pub poisoned: bool,
-    /// The last open failed with an IO error (not corruption).
-    pub open_failed: bool,
-    pub failure: Option<(&'static str, String)>,
-    pub corruption_detected: bool,
-    pub recoveries: u64,
-    pub checks: BTreeMap<&'static str, u64>,
-    pub stats: BTreeMap<&'static str, u64>,
+    pub verdict: Verdict,
 }
 
 impl LogModel {
@@ -48,34 +42,13 @@ impl LogModel {
             next_lsn: 1,
             acked: 0,
             front: 1,
-            poisoned: false,
-            open_failed: false,
-            failure: None,
-            corruption_detected: false,
-            recoveries: 0,
-            checks: BTreeMap::new(),
-            stats: BTreeMap::new(),
+            verdict: Verdict::default(),
         }
-    }
-
-    fn fail(&mut self, oracle: &'static str, message: String) {
-        if self.failure.is_none() {
-            self.failure = Some((oracle, message));
-        }
-    }
-
-    fn check(&mut self, oracle: &'static str, n: u64) {
-        *self.checks.entry(oracle).or_default() += n;
-    }
-
-    pub(crate) fn stat(&mut self, name: &'static str, n: u64) {
-        *self.stats.entry(name).or_default() += n;
     }
 
     /// A new life begins: forget the previous life's transient state.
     pub(crate) fn begin_life(&mut self) {
-        self.poisoned = false;
-        self.open_failed = false;
+        self.verdict.begin_life();
     }
 
     /// `(front, acked)`: the range of LSNs the workload may ask the log to
@@ -85,22 +58,22 @@ impl LogModel {
     }
 
     pub(crate) fn appended(&mut self, lsn: u64, payload: Vec<u8>) {
-        self.check("lsn_order", 1);
+        self.verdict.check("lsn_order", 1);
         if lsn != self.next_lsn {
-            self.fail(
+            self.verdict.fail(
                 "lsn_order",
                 format!("append got LSN {lsn}, expected {}", self.next_lsn),
             );
         }
         self.records.insert(lsn, payload);
         self.next_lsn = lsn + 1;
-        self.stat("appended", 1);
+        self.verdict.stat("appended", 1);
     }
 
     pub(crate) fn synced(&mut self, durable: u64) {
-        self.check("lsn_order", 1);
+        self.verdict.check("lsn_order", 1);
         if durable < self.acked || durable >= self.next_lsn {
-            self.fail(
+            self.verdict.fail(
                 "lsn_order",
                 format!(
                     "sync reported LSN {durable} durable; acknowledged so far {}, appended up to {}",
@@ -109,43 +82,44 @@ impl LogModel {
                 ),
             );
         }
-        self.stat("acked", durable.saturating_sub(self.acked));
+        self.verdict
+            .stat("acked", durable.saturating_sub(self.acked));
         self.acked = self.acked.max(durable);
-        self.stat("syncs", 1);
+        self.verdict.stat("syncs", 1);
     }
 
     /// The workload no longer needs LSNs below `lsn` (declared before the
     /// removal starts, since a crash may interrupt it half-way).
     pub(crate) fn removing_before(&mut self, lsn: u64) {
         self.front = self.front.max(lsn);
-        self.stat("segment_removals", 1);
+        self.verdict.stat("segment_removals", 1);
     }
 
     /// A log call failed. Returns whether the client must stop (the log
     /// failed and only a restart helps).
     pub(crate) fn log_error(&mut self, err: &LogError) -> bool {
         if err.is_disk_full() {
-            self.stat("disk_full_errors", 1);
+            self.verdict.stat("disk_full_errors", 1);
             false
         } else {
-            self.stat("log_failures", 1);
-            self.poisoned = true;
+            self.verdict.stat("log_failures", 1);
+            self.verdict.poisoned = true;
             true
         }
     }
 
     pub(crate) fn open_error(&mut self) {
-        self.stat("open_failures", 1);
-        self.open_failed = true;
+        self.verdict.stat("open_failures", 1);
+        self.verdict.open_failed = true;
     }
 
     /// The log refused to open because of corruption.
     pub(crate) fn corrupt(&mut self, detail: String, excused: bool) {
         if excused {
-            self.check("corruption_detected", 1);
-            self.corruption_detected = true;
+            self.verdict.check("corruption_detected", 1);
+            self.verdict.corruption_detected = true;
         } else {
-            self.fail(
+            self.verdict.fail(
                 "recovery",
                 format!("the log was refused as corrupt, yet no corruption was injected: {detail}"),
             );
@@ -162,16 +136,18 @@ impl LogModel {
         report: &RecoveryReport,
         excused: bool,
     ) {
-        self.recoveries += 1;
-        self.stat("recovered_records", records.len() as u64);
-        self.stat("torn_tails", u64::from(report.torn_tail.is_some()));
-        self.stat("tail_bytes_zeroed", report.tail_bytes_zeroed);
-        self.stat("read_retries", report.read_retries);
+        self.verdict.recoveries += 1;
+        self.verdict.stat("recovered_records", records.len() as u64);
+        self.verdict
+            .stat("torn_tails", u64::from(report.torn_tail.is_some()));
+        self.verdict
+            .stat("tail_bytes_zeroed", report.tail_bytes_zeroed);
+        self.verdict.stat("read_retries", report.read_retries);
 
-        self.check("prefix", 1);
+        self.verdict.check("prefix", 1);
         for pair in records.windows(2) {
             if pair[1].0 != pair[0].0 + 1 {
-                self.fail(
+                self.verdict.fail(
                     "prefix",
                     format!("recovered LSN {} right after {}", pair[1].0, pair[0].0),
                 );
@@ -180,13 +156,13 @@ impl LogModel {
         if let Some((last, _)) = records.last()
             && last + 1 != next_lsn
         {
-            self.fail(
+            self.verdict.fail(
                 "prefix",
                 format!("last recovered LSN {last}, but the log continues at {next_lsn}"),
             );
         }
 
-        self.check("no_phantom", records.len() as u64);
+        self.verdict.check("no_phantom", records.len() as u64);
         for (lsn, payload) in &records {
             match self.records.get(lsn) {
                 Some(written) if written == payload => {}
@@ -196,9 +172,9 @@ impl LogModel {
                         String::from_utf8_lossy(payload),
                         String::from_utf8_lossy(written)
                     );
-                    self.fail("no_phantom", message);
+                    self.verdict.fail("no_phantom", message);
                 }
-                None => self.fail(
+                None => self.verdict.fail(
                     "no_phantom",
                     format!(
                         "LSN {lsn} came back as {:?}, but nothing was written there",
@@ -209,7 +185,7 @@ impl LogModel {
         }
 
         if next_lsn > self.next_lsn {
-            self.fail(
+            self.verdict.fail(
                 "prefix",
                 format!("the log continues at LSN {next_lsn}, but LSNs only up to {} were ever handed out", self.next_lsn - 1),
             );
@@ -217,14 +193,14 @@ impl LogModel {
 
         let need_from = self.front.max(1);
         if self.acked >= need_from {
-            self.check("durability", 1);
+            self.verdict.check("durability", 1);
             let first = records.first().map(|(lsn, _)| *lsn);
             let last = records.last().map(|(lsn, _)| *lsn);
             let covered =
                 first.is_some_and(|f| f <= need_from) && last.is_some_and(|l| l >= self.acked);
             if !covered {
                 if excused {
-                    self.stat("losses_excused_by_corruption", 1);
+                    self.verdict.stat("losses_excused_by_corruption", 1);
                 } else {
                     let message = format!(
                         "acknowledged LSNs {need_from}..={} must survive, but recovery returned {}",
@@ -234,7 +210,7 @@ impl LogModel {
                             _ => "no records".to_owned(),
                         }
                     );
-                    self.fail("durability", message);
+                    self.verdict.fail("durability", message);
                 }
             }
         }
@@ -276,7 +252,7 @@ mod tests {
             &RecoveryReport::default(),
             false,
         );
-        assert_eq!(m.failure, None);
+        assert_eq!(m.verdict.failure, None);
     }
 
     #[test]
@@ -288,15 +264,18 @@ mod tests {
             &RecoveryReport::default(),
             false,
         );
-        assert_eq!(m.failure.map(|f| f.0), Some("durability"));
+        assert_eq!(m.verdict.failure.map(|f| f.0), Some("durability"));
     }
 
     #[test]
     fn a_loss_under_injected_corruption_is_excused_but_counted() {
         let mut m = model_with(5, 3);
         m.recovered(vec![rec(1, "r1")], 2, &RecoveryReport::default(), true);
-        assert_eq!(m.failure, None);
-        assert_eq!(m.stats.get("losses_excused_by_corruption"), Some(&1));
+        assert_eq!(m.verdict.failure, None);
+        assert_eq!(
+            m.verdict.stats.get("losses_excused_by_corruption"),
+            Some(&1)
+        );
     }
 
     #[test]
@@ -308,7 +287,7 @@ mod tests {
             &RecoveryReport::default(),
             true,
         );
-        assert_eq!(m.failure.map(|f| f.0), Some("no_phantom"));
+        assert_eq!(m.verdict.failure.map(|f| f.0), Some("no_phantom"));
     }
 
     #[test]
@@ -329,14 +308,14 @@ mod tests {
             &RecoveryReport::default(),
             false,
         );
-        assert_eq!(m.failure.map(|f| f.0), Some("no_phantom"));
+        assert_eq!(m.verdict.failure.map(|f| f.0), Some("no_phantom"));
     }
 
     #[test]
     fn a_log_continuing_past_any_lsn_handed_out_fails_prefix() {
         let mut m = model_with(3, 3);
         m.recovered(vec![], 9, &RecoveryReport::default(), false);
-        assert_eq!(m.failure.map(|f| f.0), Some("prefix"));
+        assert_eq!(m.verdict.failure.map(|f| f.0), Some("prefix"));
     }
 
     #[test]
@@ -348,7 +327,7 @@ mod tests {
             &RecoveryReport::default(),
             false,
         );
-        assert_eq!(m.failure.map(|f| f.0), Some("prefix"));
+        assert_eq!(m.verdict.failure.map(|f| f.0), Some("prefix"));
     }
 
     #[test]
@@ -361,7 +340,7 @@ mod tests {
             &RecoveryReport::default(),
             false,
         );
-        assert_eq!(m.failure, None);
+        assert_eq!(m.verdict.failure, None);
         let mut m = model_with(6, 6);
         m.removing_before(4);
         m.recovered(
@@ -371,7 +350,7 @@ mod tests {
             false,
         );
         assert_eq!(
-            m.failure.map(|f| f.0),
+            m.verdict.failure.map(|f| f.0),
             Some("durability"),
             "LSN 4 was still needed"
         );
@@ -381,6 +360,6 @@ mod tests {
     fn a_durable_lsn_moving_back_fails_lsn_order() {
         let mut m = model_with(3, 3);
         m.synced(2);
-        assert_eq!(m.failure.map(|f| f.0), Some("lsn_order"));
+        assert_eq!(m.verdict.failure.map(|f| f.0), Some("lsn_order"));
     }
 }

@@ -8,6 +8,7 @@ pub mod log;
 mod log_model;
 pub mod tree;
 mod tree_model;
+mod verdict;
 
 use jubilant_io_sim::{Step, World};
 

@@ -178,7 +178,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
 
     let ended = {
         let m = lock(&model);
-        m.failure.is_some() || report.failure.is_some() || m.corruption_detected
+        m.verdict.failure.is_some() || report.failure.is_some() || m.verdict.corruption_detected
     };
     if !ended {
         report.steps += final_phase(
@@ -194,17 +194,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
 
     let counts = world.fault_counts();
     let m = lock(&model);
-    if let Some((oracle, message)) = &m.failure {
-        report.fail(oracle, message.clone());
-    }
-    report.recoveries = m.recoveries;
-    report.corruption_detected = m.corruption_detected;
-    for (name, n) in &m.checks {
-        report.check(name, *n);
-    }
-    for (name, n) in &m.stats {
-        report.stats.insert((*name).to_owned(), *n);
-    }
+    m.verdict.fill(report);
     report
         .stats
         .insert("torn_writes".to_owned(), counts.get(Fault::WriteTorn));
@@ -237,13 +227,7 @@ impl Lives for TreeLives<'_> {
     }
 
     fn status(&self) -> LifeStatus {
-        let m = lock(self.model);
-        LifeStatus {
-            ended: m.failure.is_some() || m.corruption_detected,
-            poisoned: m.poisoned,
-            open_failed: m.open_failed,
-            recoveries: m.recoveries,
-        }
+        lock(self.model).verdict.status()
     }
 
     fn crash(&mut self, world: &World, report: &mut Report) {
@@ -256,7 +240,7 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
     {
         let mut m = lock(model);
         if m.checkpoint_running {
-            m.stat("crashes_mid_checkpoint", 1);
+            m.verdict.stat("crashes_mid_checkpoint", 1);
         }
     }
     world.crash(NODE);
@@ -284,7 +268,7 @@ fn final_phase(
 ) -> u64 {
     world.set_faults(FaultConfig::none());
     crash(world, model, report);
-    let before = lock(model).recoveries;
+    let before = lock(model).verdict.recoveries;
     start_life(
         world,
         lives + 1,
@@ -296,14 +280,19 @@ fn final_phase(
     );
     let mut polls = 0;
     run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
-        lock(model).failure.is_some() || world.tasks(NODE) == 0
+        lock(model).verdict.failure.is_some() || world.tasks(NODE) == 0
     });
     let m = lock(model);
-    if m.failure.is_some() || m.corruption_detected {
+    if m.verdict.ended() {
         return polls;
     }
-    let done = m.stats.get("liveness_batches").copied().unwrap_or(0);
-    let recovered = m.recoveries > before;
+    let done = m
+        .verdict
+        .stats
+        .get("liveness_batches")
+        .copied()
+        .unwrap_or(0);
+    let recovered = m.verdict.recoveries > before;
     drop(m);
     report.check("liveness", 1);
     if !recovered || done == 0 {
@@ -322,7 +311,7 @@ fn final_phase(
     }
     // A last power loss: the liveness checkpoint must come back whole.
     crash(world, model, report);
-    let before = lock(model).recoveries;
+    let before = lock(model).verdict.recoveries;
     start_life(
         world,
         lives + 2,
@@ -334,9 +323,9 @@ fn final_phase(
     );
     run_until(world, &mut polls, 2 * LIVENESS_POLLS_MAX, || {
         let m = lock(model);
-        m.recoveries > before || m.failure.is_some() || m.corruption_detected
+        m.verdict.recoveries > before || m.verdict.ended()
     });
-    if lock(model).recoveries == before && !lock(model).corruption_detected {
+    if lock(model).verdict.recoveries == before && !lock(model).verdict.corruption_detected {
         report.fail(
             "liveness",
             "the last fault-free recovery did not finish".to_owned(),
@@ -380,9 +369,9 @@ fn store_error(env: &SimEnv, model: &Model, what: &str, error: &StoreError) {
         let excused = excused(env);
         m.corrupt(format!("{what}: {error}"), excused);
     } else {
-        m.stat("io_errors", 1);
+        m.verdict.stat("io_errors", 1);
     }
-    m.poisoned = true;
+    m.verdict.poisoned = true;
 }
 
 async fn recover(env: &SimEnv, model: &Model, options: StoreOptions) -> Option<Arc<Store<SimEnv>>> {
@@ -394,7 +383,7 @@ async fn recover(env: &SimEnv, model: &Model, options: StoreOptions) -> Option<A
             if error.is_corruption() {
                 m.corrupt(format!("open: {error}"), excused(env));
             } else {
-                m.open_failed = true;
+                m.verdict.open_failed = true;
             }
             return None;
         }
@@ -407,7 +396,7 @@ async fn recover(env: &SimEnv, model: &Model, options: StoreOptions) -> Option<A
         opened.superblocks_invalid
     ));
     match store.validate(|_, _| {}).await {
-        Ok(validation) if validation.is_ok() => lock(model).check("recovery", 1),
+        Ok(validation) if validation.is_ok() => lock(model).verdict.check("recovery", 1),
         Ok(validation) => {
             let detail = format!("validate: {:?}", validation.findings.first());
             lock(model).corrupt(detail, excused(env));
@@ -415,7 +404,7 @@ async fn recover(env: &SimEnv, model: &Model, options: StoreOptions) -> Option<A
         }
         Err(error) => {
             store_error(env, model, "validate", &error);
-            lock(model).open_failed = true;
+            lock(model).verdict.open_failed = true;
             return None;
         }
     }
@@ -423,7 +412,7 @@ async fn recover(env: &SimEnv, model: &Model, options: StoreOptions) -> Option<A
         Ok(entries) => entries,
         Err(error) => {
             store_error(env, model, "scan after open", &error);
-            lock(model).open_failed = true;
+            lock(model).verdict.open_failed = true;
             return None;
         }
     };
@@ -487,7 +476,7 @@ async fn process(
                 )
                 .await;
                 if checkpoint(&env, &store, &model).await {
-                    lock(&model).stat("liveness_batches", 1);
+                    lock(&model).verdict.stat("liveness_batches", 1);
                 }
             };
             drop(env.spawn("liveness-client", task));
@@ -518,7 +507,7 @@ async fn writer(
         let _turn = apply_turn.lock().await;
         let lsn = {
             let mut m = lock(&model);
-            if m.poisoned {
+            if m.verdict.poisoned {
                 return;
             }
             m.next_lsn += 1;
@@ -549,7 +538,7 @@ async fn reader(
 ) {
     loop {
         think(&env, &mut rng, shape.think_us_max).await;
-        if lock(&model).poisoned {
+        if lock(&model).verdict.poisoned {
             return;
         }
         if rng.chance(0.1) {
@@ -583,7 +572,7 @@ fn read_error(env: &SimEnv, model: &Model, error: &StoreError) {
         let excused = excused(env);
         m.corrupt(format!("read: {error}"), excused);
     } else {
-        m.stat("io_errors", 1);
+        m.verdict.stat("io_errors", 1);
     }
 }
 
@@ -618,7 +607,7 @@ async fn checkpointer(
 ) {
     loop {
         think(&env, &mut rng, shape.checkpoint_every_us_max).await;
-        if lock(&model).poisoned || !checkpoint(&env, &store, &model).await {
+        if lock(&model).verdict.poisoned || !checkpoint(&env, &store, &model).await {
             return;
         }
     }

@@ -22,6 +22,8 @@ use std::ops::Bound;
 
 use jubilant_core::store::{Mutation, RangeQuery, Record};
 
+use super::verdict::Verdict;
+
 pub(crate) type Contents = BTreeMap<Vec<u8>, Record>;
 
 pub(crate) struct TreeModel {
@@ -38,14 +40,7 @@ pub(crate) struct TreeModel {
     /// read can tell whether the tree moved under it.
     pub version: u64,
     pub checkpoint_running: bool,
-    /// The store stopped accepting writes; the node must be restarted.
-    pub poisoned: bool,
-    pub open_failed: bool,
-    pub failure: Option<(&'static str, String)>,
-    pub corruption_detected: bool,
-    pub recoveries: u64,
-    pub checks: BTreeMap<&'static str, u64>,
-    pub stats: BTreeMap<&'static str, u64>,
+    pub verdict: Verdict,
 }
 
 fn apply(contents: &mut Contents, mutation: &Mutation) {
@@ -89,33 +84,12 @@ impl TreeModel {
             next_lsn: 1,
             version: 0,
             checkpoint_running: false,
-            poisoned: false,
-            open_failed: false,
-            failure: None,
-            corruption_detected: false,
-            recoveries: 0,
-            checks: BTreeMap::new(),
-            stats: BTreeMap::new(),
+            verdict: Verdict::default(),
         }
-    }
-
-    pub(crate) fn fail(&mut self, oracle: &'static str, message: String) {
-        if self.failure.is_none() {
-            self.failure = Some((oracle, message));
-        }
-    }
-
-    pub(crate) fn check(&mut self, oracle: &'static str, n: u64) {
-        *self.checks.entry(oracle).or_default() += n;
-    }
-
-    pub(crate) fn stat(&mut self, name: &'static str, n: u64) {
-        *self.stats.entry(name).or_default() += n;
     }
 
     pub(crate) fn begin_life(&mut self) {
-        self.poisoned = false;
-        self.open_failed = false;
+        self.verdict.begin_life();
         self.checkpoint_running = false;
         self.in_flight = None;
     }
@@ -136,7 +110,7 @@ impl TreeModel {
         let mutation = self.in_flight.take().expect("a mutation in flight");
         apply(&mut self.live, &mutation);
         self.version += 1;
-        self.stat("mutations", 1);
+        self.verdict.stat("mutations", 1);
     }
 
     /// The states the store may show a reader now: the live tree, and the
@@ -162,7 +136,7 @@ impl TreeModel {
     /// A checkpoint of everything up to `lsn` is durable.
     pub(crate) fn checkpointed(&mut self, lsn: u64) {
         if lsn < self.base_lsn {
-            self.fail(
+            self.verdict.fail(
                 "durable_state",
                 format!("checkpoint LSN went back from {} to {lsn}", self.base_lsn),
             );
@@ -172,7 +146,7 @@ impl TreeModel {
         self.base_lsn = lsn;
         let keep = self.history.partition_point(|(at, _)| *at <= lsn);
         self.history.drain(..keep);
-        self.stat("checkpoints", 1);
+        self.verdict.stat("checkpoints", 1);
     }
 
     /// A read of `key` that began at model `version` returned `found`; it
@@ -182,7 +156,7 @@ impl TreeModel {
         if self.version != version {
             return;
         }
-        self.check("read_matches_model", 1);
+        self.verdict.check("read_matches_model", 1);
         let expected = self.live.get(key);
         let in_flight = self
             .in_flight
@@ -193,7 +167,7 @@ impl TreeModel {
             Mutation::Delete { .. } => None,
         });
         if expected != found && written != Some(found) {
-            self.fail(
+            self.verdict.fail(
                 "read_matches_model",
                 format!(
                     "key {:?}: read {} but the model has {}",
@@ -211,7 +185,7 @@ impl TreeModel {
         if self.version != version {
             return;
         }
-        self.check("range_matches_model", 1);
+        self.verdict.check("range_matches_model", 1);
         let states = self.visible_states();
         let expected: Vec<Vec<(Vec<u8>, Record)>> =
             states.iter().map(|state| answer(state, query)).collect();
@@ -244,16 +218,16 @@ impl TreeModel {
             found.len(),
             expected.len()
         );
-        self.fail("range_matches_model", message);
+        self.verdict.fail("range_matches_model", message);
     }
 
     /// A full scan after a restart at checkpoint `lsn` returned `found`.
     /// Returns whether it matched; the model then continues from it.
     pub(crate) fn reopened(&mut self, lsn: u64, found: &Contents, excused: bool) {
-        self.recoveries += 1;
-        self.check("durable_state", 1);
+        self.verdict.recoveries += 1;
+        self.verdict.check("durable_state", 1);
         if lsn < self.base_lsn && !excused {
-            self.fail(
+            self.verdict.fail(
                 "durable_state",
                 format!(
                     "reopened at checkpoint LSN {lsn}, below the acknowledged {}",
@@ -264,7 +238,7 @@ impl TreeModel {
         }
         let highest = self.next_lsn.saturating_sub(1);
         if lsn > highest {
-            self.fail(
+            self.verdict.fail(
                 "durable_state",
                 format!("reopened at checkpoint LSN {lsn}, above any LSN applied ({highest})"),
             );
@@ -278,7 +252,7 @@ impl TreeModel {
         if lsn < self.base_lsn {
             // Excused loss: nothing to compare against but what was read,
             // which `read_matches_model` no longer vouches for.
-            self.stat("excused_losses", 1);
+            self.verdict.stat("excused_losses", 1);
         }
         if *found != expected {
             let first = expected
@@ -286,7 +260,7 @@ impl TreeModel {
                 .zip(found.iter())
                 .find(|(a, b)| a != b)
                 .map(|((k, _), _)| String::from_utf8_lossy(k).into_owned());
-            self.fail(
+            self.verdict.fail(
                 "durable_state",
                 format!(
                     "reopened at LSN {lsn}: {} keys, the model has {} (first difference at {first:?})",
@@ -306,11 +280,11 @@ impl TreeModel {
 
     /// The store refused to open or validate because of damage.
     pub(crate) fn corrupt(&mut self, detail: String, excused: bool) {
-        self.check("recovery", 1);
+        self.verdict.check("recovery", 1);
         if excused {
-            self.corruption_detected = true;
+            self.verdict.corruption_detected = true;
         } else {
-            self.fail(
+            self.verdict.fail(
                 "recovery",
                 format!("corruption without any damaging fault: {detail}"),
             );

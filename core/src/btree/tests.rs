@@ -79,7 +79,16 @@ fn seal(tree: &mut Tree) {
     let generation = tree.open_generation;
     tree.open_generation += 1;
     tree.allocator.generation_durable(generation);
-    tree.cache.mark_clean(generation);
+    // Nothing is encoded here, so parents record CRC 0 for every child (as
+    // they do for dirty children) and the pages are clean under CRC 0.
+    let crcs: BTreeMap<PageId, u32> = tree
+        .cache
+        .dirty_pages(generation)
+        .into_iter()
+        .map(|(id, _)| (id, 0))
+        .collect();
+    tree.root_crc = 0;
+    tree.cache.mark_clean(generation, &crcs);
 }
 
 /// Walks the whole tree and checks every structural invariant.

@@ -37,7 +37,7 @@ pub(crate) fn child_index(internal: &Internal, key: &[u8]) -> usize {
 impl Tree {
     /// A cached page, or the [`Need`] to read it.
     pub(crate) fn fetch(&mut self, id: PageId, crc: u32, level: u16) -> Result<Arc<Node>, Need> {
-        match self.cache.get(id) {
+        match self.cache.get(id, crc) {
             Some(node) => {
                 assert_eq!(node.level(), level, "cached page {id} at the wrong level");
                 Ok(node)

@@ -45,8 +45,8 @@ pub struct CacheStats {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {
-    /// On disk as it is here.
-    Clean,
+    /// On disk as it is here, with this CRC.
+    Clean { crc: u32 },
     /// Changed since the superblock generation before `generation` was
     /// sealed; the checkpoint of `generation` writes it.
     Dirty { generation: u64 },
@@ -118,20 +118,30 @@ impl PageCache {
         }
     }
 
-    /// Looks a page up, counting a hit or a miss.
-    pub(crate) fn get(&mut self, id: PageId) -> Option<Arc<Node>> {
-        let Some(slot) = self.slots.get_mut(&id) else {
+    /// Looks a page up by the id and CRC its parent (or the superblock)
+    /// records, counting a hit or a miss. A clean page cached under another
+    /// CRC is stale (read before its id was freed and reused) and is
+    /// dropped: the cache returns only what the tree points at.
+    pub(crate) fn get(&mut self, id: PageId, crc: u32) -> Option<Arc<Node>> {
+        let stale = match self.slots.get(&id) {
+            None => true,
+            Some(slot) => matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc),
+        };
+        if stale {
+            self.remove(id);
             self.stats.misses += 1;
             return None;
-        };
+        }
+        let slot = self.slots.get_mut(&id).expect("looked up above");
         self.stats.hits += 1;
         slot.referenced = true;
         Some(Arc::clone(&slot.node))
     }
 
-    /// Adds a page just read from disk. A page already cached wins: it may
-    /// be dirty, or newer than what this reader saw.
-    pub(crate) fn insert_clean(&mut self, id: PageId, node: Arc<Node>) {
+    /// Adds a page just read from disk and verified against `crc`. A page
+    /// already cached wins: it may be dirty, or newer than what this reader
+    /// saw.
+    pub(crate) fn insert_clean(&mut self, id: PageId, node: Arc<Node>, crc: u32) {
         if self.slots.contains_key(&id) {
             return;
         }
@@ -139,7 +149,7 @@ impl PageCache {
             id,
             Slot {
                 node,
-                state: SlotState::Clean,
+                state: SlotState::Clean { crc },
                 referenced: false,
                 ring_at: self.ring.len(),
             },
@@ -188,7 +198,7 @@ impl PageCache {
 
     fn forget_state(&mut self, id: PageId, state: SlotState, ring_at: usize) {
         match state {
-            SlotState::Clean => {
+            SlotState::Clean { .. } => {
                 debug_assert_eq!(self.ring[ring_at], id);
                 self.ring_remove(ring_at);
             }
@@ -217,16 +227,21 @@ impl PageCache {
             .collect()
     }
 
-    /// The checkpoint of `generation` wrote these pages: those still cached
-    /// as dirty in that generation become clean and evictable.
-    pub(crate) fn mark_clean(&mut self, generation: u64) {
+    /// The checkpoint of `generation` wrote these pages with the CRCs in
+    /// `crcs`: those still cached as dirty in that generation become clean
+    /// and evictable.
+    pub(crate) fn mark_clean(&mut self, generation: u64, crcs: &BTreeMap<PageId, u32>) {
         let Some(ids) = self.dirty.remove(&generation) else {
             return;
         };
         for id in ids {
             let slot = self.slots.get_mut(&id).expect("dirty pages stay cached");
             debug_assert_eq!(slot.state, SlotState::Dirty { generation });
-            slot.state = SlotState::Clean;
+            slot.state = SlotState::Clean {
+                crc: *crcs
+                    .get(&id)
+                    .expect("the checkpoint wrote every dirty page"),
+            };
             slot.referenced = false;
             slot.ring_at = self.ring.len();
             self.ring.push(id);
@@ -319,10 +334,10 @@ mod tests {
     #[test]
     fn a_clean_page_used_since_the_hand_passed_is_spared() {
         let mut cache = cache_of(2);
-        cache.insert_clean(1, Arc::new(Node::empty_leaf()));
-        cache.insert_clean(2, Arc::new(Node::empty_leaf()));
-        assert!(cache.get(1).is_some());
-        cache.insert_clean(3, Arc::new(Node::empty_leaf()));
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()), 0);
+        cache.insert_clean(2, Arc::new(Node::empty_leaf()), 0);
+        assert!(cache.get(1, 0).is_some());
+        cache.insert_clean(3, Arc::new(Node::empty_leaf()), 0);
         assert!(cache.state(2).is_none(), "page 2 was least recently used");
         assert!(cache.state(1).is_some() && cache.state(3).is_some());
         assert_eq!(cache.stats().evictions, 1);
@@ -332,16 +347,28 @@ mod tests {
     fn dirty_and_pinned_pages_are_never_evicted() {
         let mut cache = cache_of(2);
         cache.put_dirty(1, Node::empty_leaf(), 2);
-        cache.insert_clean(2, Arc::new(Node::empty_leaf()));
-        let pinned = cache.get(2);
-        cache.insert_clean(3, Arc::new(Node::empty_leaf()));
-        cache.insert_clean(4, Arc::new(Node::empty_leaf()));
+        cache.insert_clean(2, Arc::new(Node::empty_leaf()), 0);
+        let pinned = cache.get(2, 0);
+        cache.insert_clean(3, Arc::new(Node::empty_leaf()), 0);
+        cache.insert_clean(4, Arc::new(Node::empty_leaf()), 0);
         assert!(cache.state(1).is_some(), "dirty page evicted");
         assert!(cache.state(2).is_some(), "pinned page evicted");
         assert!(cache.state(3).is_none(), "the unpinned clean page goes");
         assert!(cache.state(4).is_some(), "the page just read stays");
         drop(pinned);
-        cache.mark_clean(2);
+        cache.mark_clean(2, &BTreeMap::from([(1, 0)]));
         assert!(cache.bytes() <= cache.budget_bytes());
+    }
+
+    #[test]
+    fn a_clean_page_under_another_crc_is_stale_and_missed() {
+        let mut cache = cache_of(4);
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()), 7);
+        assert!(cache.get(1, 8).is_none(), "stale copy returned");
+        assert!(cache.state(1).is_none(), "stale copy kept");
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()), 8);
+        assert!(cache.get(1, 8).is_some());
+        cache.put_dirty(2, Node::empty_leaf(), 3);
+        assert!(cache.get(2, 99).is_some(), "dirty pages have no CRC yet");
     }
 }

@@ -110,7 +110,7 @@ impl State {
         let generation = plan.generation;
         drop(plan.pages);
         tree.allocator.generation_durable(generation);
-        tree.cache.mark_clean(generation);
+        tree.cache.mark_clean(generation, crcs);
         if tree.root == plan.root {
             tree.root_crc = superblock.root_crc;
         }

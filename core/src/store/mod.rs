@@ -247,7 +247,10 @@ impl<E: Env> Store<E> {
                     failures = 0;
                     let mut state = self.state();
                     state.stats.pages_read += 1;
-                    state.tree.cache.insert_clean(need.id, Arc::new(node));
+                    state
+                        .tree
+                        .cache
+                        .insert_clean(need.id, Arc::new(node), need.crc);
                 }
                 Err(error) if error.is_corruption() && failures < READ_RETRIES_MAX => {
                     failures += 1;

@@ -798,3 +798,44 @@ fn freed_pages_are_reused_so_the_page_file_stops_growing() {
     );
     assert_contents(&world, &db, &model.contents);
 }
+
+#[test]
+fn a_checkpoint_abandoned_after_its_seal_stops_the_store() {
+    let world = quiet_world(11);
+    let (db, _) = open(&world);
+    let mut model = Model::default();
+    model.apply(&world, &db, (0..50).map(|i| put(i, 1)).collect());
+    let polled = on(&world, &db, |db| async move {
+        let mut checkpoint = std::pin::pin!(db.checkpoint());
+        // The first poll seals and starts writing; the write waits on the
+        // disk, and the caller gives up (a timeout would do the same).
+        futures::poll!(checkpoint.as_mut()).is_pending()
+    });
+    assert!(polled, "the checkpoint finished in one poll");
+    let error = apply(&world, &db, vec![put(100, 1)], 1_000).expect_err("accepted a write");
+    assert!(matches!(error, StoreError::Failed { .. }), "{error}");
+    // Reopening recovers what is durable: the creation state.
+    drop(db);
+    let (db, report) = open(&world);
+    assert_eq!(report.superblock.checkpoint_lsn, 0);
+    assert!(validate(&world, &db).findings.is_empty());
+}
+
+#[test]
+fn an_lsn_below_one_applied_is_refused() {
+    let world = quiet_world(12);
+    let (db, _) = open(&world);
+    apply(&world, &db, vec![put(1, 1)], 10).expect("apply");
+    let error = apply(&world, &db, vec![put(2, 1)], 9).expect_err("went back");
+    assert!(
+        matches!(
+            error,
+            StoreError::LsnOutOfOrder {
+                lsn: 9,
+                applied: 10
+            }
+        ),
+        "{error}"
+    );
+    apply(&world, &db, vec![put(2, 1)], 10).expect("the same LSN again is fine");
+}

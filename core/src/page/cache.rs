@@ -123,16 +123,18 @@ impl PageCache {
     /// CRC is stale (read before its id was freed and reused) and is
     /// dropped: the cache returns only what the tree points at.
     pub(crate) fn get(&mut self, id: PageId, crc: u32) -> Option<Arc<Node>> {
-        let stale = match self.slots.get(&id) {
-            None => true,
-            Some(slot) => matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc),
+        let slot = match self.slots.get_mut(&id) {
+            Some(slot) if !matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc) => {
+                slot
+            }
+            found => {
+                if found.is_some() {
+                    self.remove(id);
+                }
+                self.stats.misses += 1;
+                return None;
+            }
         };
-        if stale {
-            self.remove(id);
-            self.stats.misses += 1;
-            return None;
-        }
-        let slot = self.slots.get_mut(&id).expect("looked up above");
         self.stats.hits += 1;
         slot.referenced = true;
         Some(Arc::clone(&slot.node))

@@ -143,6 +143,19 @@ impl State {
     }
 }
 
+/// Stops the store if a sealed checkpoint is abandoned before it finishes.
+struct Unfinished<'a, E: Env> {
+    store: &'a Store<E>,
+}
+
+impl<E: Env> Drop for Unfinished<'_, E> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.store.state.lock() {
+            state.failed = Some("a checkpoint was abandoned after it was sealed".to_owned());
+        }
+    }
+}
+
 impl<E: Env> Store<E> {
     /// Writes every change made so far to pages no durable superblock
     /// reaches and makes a new superblock durable. Writers keep running
@@ -175,7 +188,14 @@ impl<E: Env> Store<E> {
                 }
             }
         };
-        match self.write_checkpoint(&plan).await {
+        // From seal to finish the store is mid-checkpoint: if this future is
+        // dropped (a caller's timeout) or panics in between, the sealed
+        // generation is never finished and no later checkpoint may run on
+        // top of it, so the guard stops the store.
+        let unfinished = Unfinished { store: self };
+        let written = self.write_checkpoint(&plan).await;
+        std::mem::forget(unfinished);
+        match written {
             Ok((superblock, crcs)) => {
                 let report = CheckpointReport {
                     generation: plan.generation,

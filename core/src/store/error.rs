@@ -80,6 +80,14 @@ pub enum StoreError {
         /// The limit.
         max: usize,
     },
+    /// `apply` was given an LSN below one already applied.
+    #[error("LSN {lsn} is below LSN {applied}, already applied")]
+    LsnOutOfOrder {
+        /// The LSN given.
+        lsn: u64,
+        /// The highest LSN applied.
+        applied: u64,
+    },
     /// The options cannot work.
     #[error("invalid store options: {0}")]
     Options(String),

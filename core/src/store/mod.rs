@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::btree::Need;
+use crate::btree::node::Node;
 use crate::btree::tree::Tree;
 use crate::env::Env;
 use crate::page::PageId;
@@ -53,6 +54,10 @@ use crate::sabotage::Sabotage;
 /// A page that fails verification is read again this many times before the
 /// error is returned: a bad read may be transient, a bad page is not.
 pub const READ_RETRIES_MAX: u32 = 4;
+
+/// An operation keeps at most this many of the pages it read pinned: two
+/// root-to-leaf paths of the tallest tree.
+const PINNED_READS_MAX: usize = 2 * crate::btree::mutator::TREE_HEIGHT_MAX as usize;
 
 /// The page file's name in the database directory.
 pub const PAGES_FILE: &str = "data.pages";
@@ -229,11 +234,17 @@ impl<E: Env> Store<E> {
     /// until it completes. A page that fails verification is retried (from
     /// the root, in case the tree moved on) up to [`READ_RETRIES_MAX`] times
     /// in a row.
+    ///
+    /// The pages read for the operation stay pinned (the last
+    /// [`PINNED_READS_MAX`] of them) until it completes, so one that needs
+    /// several uncached pages cannot evict the first to read the second
+    /// when dirty pages fill the cache.
     async fn with_pages<T>(
         &self,
         mut operation: impl FnMut(&mut State) -> Result<T, Need>,
     ) -> Result<T, StoreError> {
         let mut failures = 0;
+        let mut pinned: std::collections::VecDeque<Arc<Node>> = std::collections::VecDeque::new();
         loop {
             let need = match operation(&mut self.state()) {
                 Ok(done) => return Ok(done),
@@ -245,12 +256,14 @@ impl<E: Env> Store<E> {
             match read.await {
                 Ok(node) => {
                     failures = 0;
+                    let node = Arc::new(node);
+                    if pinned.len() == PINNED_READS_MAX {
+                        pinned.pop_front();
+                    }
+                    pinned.push_back(Arc::clone(&node));
                     let mut state = self.state();
                     state.stats.pages_read += 1;
-                    state
-                        .tree
-                        .cache
-                        .insert_clean(need.id, Arc::new(node), need.crc);
+                    state.tree.cache.insert_clean(need.id, node, need.crc);
                 }
                 Err(error) if error.is_corruption() && failures < READ_RETRIES_MAX => {
                     failures += 1;
@@ -287,7 +300,17 @@ impl<E: Env> Store<E> {
     }
 
     /// Applies `mutations` at `lsn`, in order. LSNs must not decrease from
-    /// one call to the next; the next checkpoint records the highest one.
+    /// one call to the next (`LsnOutOfOrder`); the next checkpoint records
+    /// the highest one.
+    ///
+    /// A batch is not atomic with respect to readers or checkpoints: a batch
+    /// that has to read pages releases the store between them, so a reader,
+    /// or a checkpoint (whose LSN is then below `lsn`), may see a prefix of
+    /// it. Replaying the batch on top of such a checkpoint completes it
+    /// (puts and deletes are idempotent), which is what WAL recovery does;
+    /// isolation from readers is the transaction layer's locks' job. If the
+    /// batch fails after part of it was applied, the store stops accepting
+    /// writes until reopened.
     pub async fn apply(&self, mutations: &[Mutation], lsn: u64) -> Result<(), StoreError> {
         let inline_max = self.manifest.inline_value_bytes_max as usize;
         for mutation in mutations {
@@ -303,27 +326,44 @@ impl<E: Env> Store<E> {
             }
         }
         let mut next = 0;
-        self.with_pages(|state| {
-            if let Some(reason) = &state.failed {
-                return Ok(Err(StoreError::Failed {
-                    reason: reason.clone(),
-                }));
-            }
-            assert!(
-                lsn >= state.lsn_applied,
-                "LSN {lsn} applied after {}",
-                state.lsn_applied
-            );
-            while next < mutations.len() {
-                if state.tree.apply(&mutations[next], lsn)? {
-                    state.stats.mutations += 1;
+        let outcome = self
+            .with_pages(|state| {
+                if next == 0 {
+                    if let Some(reason) = &state.failed {
+                        return Ok(Err(StoreError::Failed {
+                            reason: reason.clone(),
+                        }));
+                    }
+                    if lsn < state.lsn_applied {
+                        return Ok(Err(StoreError::LsnOutOfOrder {
+                            lsn,
+                            applied: state.lsn_applied,
+                        }));
+                    }
                 }
-                next += 1;
+                while next < mutations.len() {
+                    if state.tree.apply(&mutations[next], lsn)? {
+                        state.stats.mutations += 1;
+                    }
+                    next += 1;
+                }
+                state.lsn_applied = state.lsn_applied.max(lsn);
+                Ok(Ok(()))
+            })
+            .await;
+        match outcome {
+            Ok(result) => result?,
+            Err(error) => {
+                if next > 0 {
+                    // Part of the batch is in the tree and the rest cannot be
+                    // read: the tree matches no LSN until reopened.
+                    self.state().failed = Some(format!(
+                        "mutations of LSN {lsn} applied in part before: {error}"
+                    ));
+                }
+                return Err(error);
             }
-            state.lsn_applied = lsn;
-            Ok(Ok(()))
-        })
-        .await??;
+        }
         self.relieve_memory_pressure().await;
         Ok(())
     }

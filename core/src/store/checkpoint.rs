@@ -168,6 +168,7 @@ impl<E: Env> Store<E> {
     async fn checkpoint_locked(&self) -> Result<CheckpointReport, StoreError> {
         let page_bytes = self.manifest.page_bytes;
         let plan = {
+            let _batches = self.batch_turn.lock().await;
             let mut state = self.state();
             if let Some(reason) = &state.failed {
                 return Err(StoreError::Failed {

@@ -170,6 +170,10 @@ pub struct Store<E: Env> {
     pub(crate) state: Mutex<State>,
     /// One checkpoint at a time; writers waiting on memory queue here.
     pub(crate) checkpointer: futures::lock::Mutex<()>,
+    /// Held by a batch of several mutations while it is applied (it may
+    /// read pages in between) and by a checkpoint while it seals, so no
+    /// checkpoint holds part of a batch.
+    pub(crate) batch_turn: futures::lock::Mutex<()>,
     pub(crate) _lock: E::DirLock,
 }
 
@@ -303,14 +307,11 @@ impl<E: Env> Store<E> {
     /// one call to the next (`LsnOutOfOrder`); the next checkpoint records
     /// the highest one.
     ///
-    /// A batch is not atomic with respect to readers or checkpoints: a batch
-    /// that has to read pages releases the store between them, so a reader,
-    /// or a checkpoint (whose LSN is then below `lsn`), may see a prefix of
-    /// it. Replaying the batch on top of such a checkpoint completes it
-    /// (puts and deletes are idempotent), which is what WAL recovery does;
-    /// isolation from readers is the transaction layer's locks' job. If the
-    /// batch fails after part of it was applied, the store stops accepting
-    /// writes until reopened.
+    /// A checkpoint holds all of a batch or none of it. Readers are not
+    /// held off: a batch that has to read pages releases the store between
+    /// them, so a reader may see a prefix of it (isolation from readers is
+    /// the transaction layer's locks' job). If the batch fails after part
+    /// of it was applied, the store stops accepting writes until reopened.
     pub async fn apply(&self, mutations: &[Mutation], lsn: u64) -> Result<(), StoreError> {
         let inline_max = self.manifest.inline_value_bytes_max as usize;
         for mutation in mutations {
@@ -325,6 +326,11 @@ impl<E: Env> Store<E> {
                 });
             }
         }
+        let batch_turn = if mutations.len() > 1 {
+            Some(self.batch_turn.lock().await)
+        } else {
+            None
+        };
         let mut next = 0;
         let outcome = self
             .with_pages(|state| {
@@ -364,6 +370,7 @@ impl<E: Env> Store<E> {
                 return Err(error);
             }
         }
+        drop(batch_turn);
         self.relieve_memory_pressure().await;
         Ok(())
     }

@@ -449,6 +449,7 @@ impl<E: Env> Store<E> {
             superblock_files: [file_b, file_a],
             state: Mutex::new(state),
             checkpointer: futures::lock::Mutex::new(()),
+            batch_turn: futures::lock::Mutex::new(()),
             _lock: lock,
         };
         Ok((

@@ -57,6 +57,8 @@ struct Shape {
     checkpoint_every_us_max: u64,
     /// Per cent of writes that delete.
     delete_pct: u64,
+    /// Mutations per LSN: a writer applies 1 to this many as one batch.
+    batch_max: u64,
 }
 
 impl Shape {
@@ -81,6 +83,11 @@ impl Shape {
             think_us_max: rng.between(0, 1_000),
             checkpoint_every_us_max: rng.between(1_000, 200_000),
             delete_pct: rng.between(10, 60),
+            batch_max: if rng.chance(0.5) {
+                1
+            } else {
+                rng.between(2, 8)
+            },
         }
     }
 
@@ -130,7 +137,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "page_bytes={} cache_pages={} inline_max={} keys={} key_pad_max={} value_max={} writers={} readers={} think_us_max={} checkpoint_every_us_max={} delete_pct={}",
+            "page_bytes={} cache_pages={} inline_max={} keys={} key_pad_max={} value_max={} writers={} readers={} think_us_max={} checkpoint_every_us_max={} delete_pct={} batch_max={}",
             self.page_bytes,
             self.cache_pages,
             self.inline_value_bytes_max,
@@ -141,7 +148,8 @@ impl fmt::Display for Shape {
             self.readers,
             self.think_us_max,
             self.checkpoint_every_us_max,
-            self.delete_pct
+            self.delete_pct,
+            self.batch_max
         )
     }
 }
@@ -513,9 +521,11 @@ async fn writer(
             m.next_lsn += 1;
             m.next_lsn - 1
         };
-        let mutation = shape.mutation(&mut rng, lsn);
-        lock(&model).applying(lsn, mutation.clone());
-        match store.apply(std::slice::from_ref(&mutation), lsn).await {
+        let batch: Vec<Mutation> = (0..rng.between(1, shape.batch_max))
+            .map(|_| shape.mutation(&mut rng, lsn))
+            .collect();
+        lock(&model).applying(lsn, batch.clone());
+        match store.apply(&batch, lsn).await {
             Ok(()) => {
                 env.trace(format_args!("applied LSN {lsn}"));
                 lock(&model).applied();

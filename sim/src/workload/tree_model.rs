@@ -34,7 +34,7 @@ pub(crate) struct TreeModel {
     pub live: Contents,
     /// The mutation a writer handed to the store and has not seen return:
     /// the store may hold the tree with or without it.
-    in_flight: Option<Mutation>,
+    in_flight: Vec<Mutation>,
     pub next_lsn: u64,
     /// Bumped when a mutation starts and when it returns, so a multi-step
     /// read can tell whether the tree moved under it.
@@ -80,7 +80,7 @@ impl TreeModel {
             base_lsn: 0,
             history: Vec::new(),
             live: Contents::new(),
-            in_flight: None,
+            in_flight: Vec::new(),
             next_lsn: 1,
             version: 0,
             checkpoint_running: false,
@@ -91,38 +91,45 @@ impl TreeModel {
     pub(crate) fn begin_life(&mut self) {
         self.verdict.begin_life();
         self.checkpoint_running = false;
-        self.in_flight = None;
+        self.in_flight.clear();
     }
 
-    /// A writer hands `mutation` to the store at `lsn`. From now on the
-    /// store may hold it, and any checkpoint at or above `lsn` includes it
+    /// A writer hands `batch` to the store at `lsn`. From now on the store
+    /// may hold it, and any checkpoint at or above `lsn` includes all of it
     /// (the store applies before it returns, and may checkpoint before it
     /// returns), so it joins the history at once.
-    pub(crate) fn applying(&mut self, lsn: u64, mutation: Mutation) {
-        assert!(self.in_flight.is_none(), "one mutation in flight at a time");
-        self.history.push((lsn, mutation.clone()));
-        self.in_flight = Some(mutation);
+    pub(crate) fn applying(&mut self, lsn: u64, batch: Vec<Mutation>) {
+        assert!(self.in_flight.is_empty(), "one batch in flight at a time");
+        self.history
+            .extend(batch.iter().map(|mutation| (lsn, mutation.clone())));
+        self.in_flight = batch;
         self.version += 1;
     }
 
-    /// The store returned from applying the mutation in flight.
+    /// The store returned from applying the batch in flight.
     pub(crate) fn applied(&mut self) {
-        let mutation = self.in_flight.take().expect("a mutation in flight");
-        apply(&mut self.live, &mutation);
+        let batch = std::mem::take(&mut self.in_flight);
+        assert!(!batch.is_empty(), "a batch in flight");
+        for mutation in &batch {
+            apply(&mut self.live, mutation);
+        }
         self.version += 1;
-        self.verdict.stat("mutations", 1);
+        self.verdict.stat("mutations", batch.len() as u64);
+        self.verdict.stat("batches", 1);
     }
 
-    /// The states the store may show a reader now: the live tree, and the
-    /// live tree with the mutation in flight.
-    pub(crate) fn visible_states(&self) -> Vec<std::borrow::Cow<'_, Contents>> {
-        let mut states = vec![std::borrow::Cow::Borrowed(&self.live)];
-        if let Some(mutation) = &self.in_flight {
-            let mut next = self.live.clone();
-            apply(&mut next, mutation);
-            states.push(std::borrow::Cow::Owned(next));
-        }
-        states
+    /// The states a reader may see besides the live tree: the live tree with
+    /// each non-empty prefix of the batch in flight (a batch that reads
+    /// pages lets readers in between its mutations).
+    fn in_flight_states(&self) -> Vec<Contents> {
+        let mut state = self.live.clone();
+        self.in_flight
+            .iter()
+            .map(|mutation| {
+                apply(&mut state, mutation);
+                state.clone()
+            })
+            .collect()
     }
 
     fn state_at(&self, lsn: u64) -> Contents {
@@ -150,23 +157,24 @@ impl TreeModel {
     }
 
     /// A read of `key` that began at model `version` returned `found`; it
-    /// must be the live record, or the one the mutation in flight writes.
-    /// A read that a mutation's start or return overlapped is not judged.
+    /// must be the live record, or one a prefix of the batch in flight
+    /// leaves. A read that a batch's start or return overlapped is not
+    /// judged.
     pub(crate) fn read(&mut self, version: u64, key: &[u8], found: Option<&Record>) {
         if self.version != version {
             return;
         }
         self.verdict.check("read_matches_model", 1);
         let expected = self.live.get(key);
-        let in_flight = self
+        let written = self
             .in_flight
-            .as_ref()
-            .filter(|mutation| mutation.key() == key);
-        let written = in_flight.map(|mutation| match mutation {
-            Mutation::Put { record, .. } => Some(record),
-            Mutation::Delete { .. } => None,
-        });
-        if expected != found && written != Some(found) {
+            .iter()
+            .filter(|mutation| mutation.key() == key)
+            .map(|mutation| match mutation {
+                Mutation::Put { record, .. } => Some(record),
+                Mutation::Delete { .. } => None,
+            });
+        if expected != found && !written.into_iter().any(|written| written == found) {
             self.verdict.fail(
                 "read_matches_model",
                 format!(
@@ -186,13 +194,16 @@ impl TreeModel {
             return;
         }
         self.verdict.check("range_matches_model", 1);
-        let states = self.visible_states();
-        let expected: Vec<Vec<(Vec<u8>, Record)>> =
-            states.iter().map(|state| answer(state, query)).collect();
-        if expected.iter().any(|expected| expected == found) {
+        let expected = answer(&self.live, query);
+        if expected == found
+            || self
+                .in_flight_states()
+                .iter()
+                .any(|state| answer(state, query) == found)
+        {
             return;
         }
-        let expected = &expected[0];
+        let expected = &expected;
         let short = |key: &[u8]| String::from_utf8_lossy(&key[..key.len().min(12)]).into_owned();
         let first = expected
             .iter()
@@ -273,7 +284,7 @@ impl TreeModel {
         self.base = expected.clone();
         self.base_lsn = lsn;
         self.history.clear();
-        self.in_flight = None;
+        self.in_flight.clear();
         self.live = expected;
         self.version += 1;
     }

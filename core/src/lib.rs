@@ -17,8 +17,10 @@
 //! - [`store`]: the tree's files (MANIFEST, superblocks A/B, `data.pages`),
 //!   checkpoints, and `validate`.
 //!
-//! WAL records and group commit, transactions and TTL build on these in
-//! later modules.
+//! - [`wal`]: the WAL's typed records and their encoding.
+//!
+//! Group commit and recovery, transactions and TTL build on these in later
+//! modules.
 
 pub mod btree;
 pub mod env;
@@ -26,3 +28,4 @@ pub mod log;
 pub mod page;
 pub mod sabotage;
 pub mod store;
+pub mod wal;

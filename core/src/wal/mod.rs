@@ -2,9 +2,17 @@
 //! `Tombstone`, `Commit`, `Abort`, `Checkpoint`) carried as the payloads of
 //! the [`log`](crate::log) layer's frames.
 //!
-//! Group commit, durability classes and recovery build on this module (see
-//! the storage engine II issue); today it holds the record codec.
+//! - [`record`](WalRecord): the records and their verified encoding;
+//! - [`GroupCommit`]: the writer task that batches commits into one
+//!   `fdatasync` and answers each by its durability class.
+//!
+//! Recovery and the embedded API build on these (see the storage engine II
+//! issue).
 
+mod group_commit;
 mod record;
 
+pub use group_commit::{
+    BATCH_REQUESTS_MAX, CommitError, Durability, GroupCommit, GroupCommitStats, QUEUE_REQUESTS_MAX,
+};
 pub use record::{WalError, WalRecord, WalValue};

@@ -176,21 +176,7 @@ fn check_options(options: &StoreOptions) -> Result<(), StoreError> {
 /// verify, since a bad read may be transient) and refuses a format this
 /// build cannot read.
 pub(crate) async fn read_manifest<E: Env>(env: &E, dir: &Path) -> Result<Manifest, StoreError> {
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest_file = env
-        .open(&manifest_path, OpenMode::Existing)
-        .await
-        .map_err(|e| StoreError::io("open", &manifest_path, e))?;
-    let mut manifest = Err(String::new());
-    for _ in 0..=READ_RETRIES_MAX {
-        manifest = meta_file::read_all(&manifest_file)
-            .await
-            .map_err(|e| StoreError::io("read", &manifest_path, e))?
-            .and_then(|bytes| Manifest::decode(&bytes));
-        if manifest.is_ok() {
-            break;
-        }
-    }
+    let (_, manifest) = read_meta_file(env, dir, MANIFEST_FILE, Manifest::decode).await?;
     let manifest = manifest.map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
     if manifest.format_major != FORMAT_MAJOR {
         return Err(StoreError::VersionMismatch {
@@ -216,8 +202,8 @@ pub(crate) async fn choose_superblock<E: Env>(
     env: &E,
     dir: &Path,
 ) -> Result<([E::File; 2], Superblock, Vec<&'static str>), StoreError> {
-    let (file_b, b) = read_superblock(env, dir, SUPERBLOCK_FILES[0]).await?;
-    let (file_a, a) = read_superblock(env, dir, SUPERBLOCK_FILES[1]).await?;
+    let (file_b, b) = read_meta_file(env, dir, SUPERBLOCK_FILES[0], Superblock::decode).await?;
+    let (file_a, a) = read_meta_file(env, dir, SUPERBLOCK_FILES[1], Superblock::decode).await?;
     let mut superblocks_invalid = Vec::new();
     let mut best: Option<Superblock> = None;
     for (name, outcome) in [(SUPERBLOCK_FILES[0], b), (SUPERBLOCK_FILES[1], a)] {
@@ -238,12 +224,15 @@ pub(crate) async fn choose_superblock<E: Env>(
     Ok(([file_b, file_a], superblock, superblocks_invalid))
 }
 
-/// Reads a superblock file, or says why it holds none.
-async fn read_superblock<E: Env>(
+/// Opens a MANIFEST or superblock file and decodes it, re-reading a copy
+/// that fails to verify (a bad read may be transient). Returns the file and
+/// the decoded contents, or why the file holds none.
+async fn read_meta_file<E: Env, T>(
     env: &E,
     dir: &Path,
-    name: &'static str,
-) -> Result<(E::File, Result<Superblock, String>), StoreError> {
+    name: &str,
+    decode: impl Fn(&[u8]) -> Result<T, String>,
+) -> Result<(E::File, Result<T, String>), StoreError> {
     let path = dir.join(name);
     let file = env
         .open(&path, OpenMode::Existing)
@@ -254,7 +243,7 @@ async fn read_superblock<E: Env>(
         outcome = meta_file::read_all(&file)
             .await
             .map_err(|e| StoreError::io("read", &path, e))?
-            .and_then(|bytes| Superblock::decode(&bytes));
+            .and_then(|bytes| decode(&bytes));
         if outcome.is_ok() {
             break;
         }

@@ -17,12 +17,15 @@
 //! - [`store`]: the tree's files (MANIFEST, superblocks A/B, `data.pages`),
 //!   checkpoints, and `validate`.
 //!
-//! - [`wal`]: the WAL's typed records and their encoding.
+//! - [`wal`]: the WAL's typed records, and group commit with its two
+//!   durability classes;
+//! - [`db`]: the embedded database (open with recovery, get/set/del,
+//!   atomic writes, checkpoints, close): start here.
 //!
-//! Group commit and recovery, transactions and TTL build on these in later
-//! modules.
+//! Transactions with locks, TTL and the value log build on these next.
 
 pub mod btree;
+pub mod db;
 pub mod env;
 pub mod log;
 pub mod page;

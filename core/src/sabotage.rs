@@ -21,17 +21,24 @@ pub enum Sabotage {
     /// Checkpoints write a changed page over its old location instead of
     /// copying it, so a crash mid-checkpoint corrupts the durable tree.
     CheckpointInPlace,
+    /// Group commit answers `sync` commits before the batch's `fdatasync`.
+    AckBeforeSync,
+    /// WAL segments are removed as soon as a checkpoint starts writing,
+    /// one checkpoint before the superblock that covers them is durable.
+    WalRemovedEarly,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 6] = [
+    pub const ALL: [Sabotage; 8] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
         Sabotage::SkipTailRewrite,
         Sabotage::SkipDirSync,
         Sabotage::CheckpointInPlace,
+        Sabotage::AckBeforeSync,
+        Sabotage::WalRemovedEarly,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -43,6 +50,8 @@ impl Sabotage {
             Sabotage::SkipTailRewrite => "skip-tail-rewrite",
             Sabotage::SkipDirSync => "skip-dir-sync",
             Sabotage::CheckpointInPlace => "checkpoint-in-place",
+            Sabotage::AckBeforeSync => "ack-before-sync",
+            Sabotage::WalRemovedEarly => "wal-removed-early",
         }
     }
 }

@@ -38,7 +38,7 @@ pub use frame::FRAME_HEADER_BYTES;
 pub use recovery::RecoveryReport;
 pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
 pub use segment::{SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
-pub use writer::{Log, LogStats};
+pub use writer::{Log, LogMark, LogStats};
 
 pub use crate::sabotage::Sabotage;
 

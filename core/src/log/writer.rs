@@ -18,6 +18,9 @@ use super::frame::{self, FrameSite};
 use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::{FRAME_HEADER_BYTES, LogConfig, LogError, RecordPos, Sabotage};
 
+/// Attempts at zeroing discarded records before the log gives up and fails.
+const DISCARD_ATTEMPTS_MAX: u32 = 8;
+
 /// Counters describing what the log has done since it was opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -35,6 +38,17 @@ pub struct LogStats {
     pub segments_removed: u64,
     /// Writes that failed with disk full and were kept for a retry.
     pub disk_full_errors: u64,
+    /// Runs of records discarded after a disk-full error ([`Log::discard_since`]).
+    pub discards: u64,
+}
+
+/// A point in the log: records appended after it can be discarded with
+/// [`Log::discard_since`] as long as none of them is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogMark {
+    lsn: u64,
+    segment: u64,
+    offset: u64,
 }
 
 /// The segment records are appended to.
@@ -121,9 +135,39 @@ impl<E: Env> Log<E> {
         self.next_lsn
     }
 
+    /// The LSN the oldest segment starts at: records before it were removed.
+    pub fn first_lsn(&self) -> u64 {
+        self.segments[0].1
+    }
+
     /// The highest LSN known durable (0 if none).
     pub fn durable_lsn(&self) -> u64 {
         self.durable_lsn
+    }
+
+    /// The point just after the last appended record.
+    pub fn mark(&self) -> LogMark {
+        LogMark {
+            lsn: self.next_lsn,
+            segment: self.active.id,
+            offset: self.active.write_offset + self.buffer.len() as u64,
+        }
+    }
+
+    /// Bytes of frames the active segment can still take after the
+    /// buffered ones.
+    pub fn room_bytes(&self) -> u64 {
+        self.active.capacity - self.active.write_offset - self.buffer.len() as u64
+    }
+
+    /// Bytes of frames a fresh segment can take.
+    pub fn segment_room_bytes(&self) -> u64 {
+        self.config.segment_bytes - SEGMENT_HEADER_BYTES
+    }
+
+    /// Largest payload one record may carry.
+    pub fn record_bytes_max(&self) -> u32 {
+        self.config.record_bytes_max
     }
 
     /// What the log has done since it was opened.
@@ -198,6 +242,72 @@ impl<E: Env> Log<E> {
         self.stats.appends += 1;
         self.stats.append_bytes += payload.len() as u64;
         Ok(pos)
+    }
+
+    /// Writes every buffered record (one call) without syncing it, so a
+    /// later failure to write can be told apart from a failure to sync.
+    pub async fn write(&mut self) -> Result<(), LogError> {
+        self.check_usable()?;
+        self.flush().await
+    }
+
+    /// Closes the active segment and starts the next one now, so a run of
+    /// records that must not straddle two segments can start in a fresh one.
+    pub async fn roll(&mut self) -> Result<(), LogError> {
+        self.check_usable()?;
+        self.rollover().await
+    }
+
+    /// Forgets every record appended since `mark`: they leave the buffer,
+    /// their LSNs are given out again, and whatever bytes of them a failed
+    /// write left in the segment are overwritten with zeros and synced, so
+    /// no crash can bring them back. This is how a writer that hit disk
+    /// full gets a definite answer: what it appended will never be read.
+    ///
+    /// Only records that are not durable, in the segment `mark` was taken
+    /// in, can be discarded. If zeroing or syncing fails, the log fails.
+    pub async fn discard_since(&mut self, mark: LogMark) -> Result<(), LogError> {
+        self.check_usable()?;
+        assert_eq!(
+            mark.segment, self.active.id,
+            "records are discarded within the segment they were appended to"
+        );
+        assert!(
+            mark.lsn > self.durable_lsn,
+            "durable records cannot be discarded"
+        );
+        assert!(mark.lsn <= self.next_lsn && mark.offset >= SEGMENT_HEADER_BYTES);
+        if mark.offset >= self.active.write_offset {
+            self.buffer
+                .truncate((mark.offset - self.active.write_offset) as usize);
+        } else {
+            self.buffer.clear();
+            self.active.write_offset = mark.offset;
+        }
+        self.next_lsn = mark.lsn;
+        self.written_lsn = self.written_lsn.min(mark.lsn - 1);
+        self.stats.discards += 1;
+        if self.active.dirty_end > self.active.write_offset {
+            let (from, to) = (self.active.write_offset, self.active.dirty_end);
+            self.active.unsynced = true;
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match segment::zero_fill(&self.active.file, &self.active.path, from, to, None).await
+                {
+                    Ok(()) => break,
+                    // Overwriting bytes the preallocated segment already
+                    // has rarely needs space; a full disk may pass.
+                    Err(err) if err.is_disk_full() && attempts < DISCARD_ATTEMPTS_MAX => {
+                        self.stats.disk_full_errors += 1;
+                    }
+                    Err(err) => return Err(self.fail(err)),
+                }
+            }
+            self.sync_active().await?;
+            self.active.dirty_end = from;
+        }
+        Ok(())
     }
 
     /// Writes the buffer (one call) without syncing it.

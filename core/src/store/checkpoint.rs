@@ -18,6 +18,7 @@
 //! not be durable, and only reopening can tell.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::btree::node::{Body, Node};
@@ -160,12 +161,35 @@ impl<E: Env> Store<E> {
     /// Writes every change made so far to pages no durable superblock
     /// reaches and makes a new superblock durable. Writers keep running
     /// while it does; their later changes go to the next checkpoint.
+    ///
+    /// This is for a store without a WAL (or whose changes are all durable
+    /// in it already); a database uses [`Store::checkpoint_after_wal`].
     pub async fn checkpoint(&self) -> Result<CheckpointReport, StoreError> {
-        let _turn = self.checkpointer.lock().await;
-        self.checkpoint_locked().await
+        self.checkpoint_after_wal(|_| std::future::ready(Ok(())))
+            .await
     }
 
-    async fn checkpoint_locked(&self) -> Result<CheckpointReport, StoreError> {
+    /// A checkpoint that keeps the write-ahead rule (SPEC 7.2): once the
+    /// changes are sealed, `wal_durable(lsn)` must return only when the WAL
+    /// is durable up to `lsn`, the highest LSN of any sealed page, and
+    /// no page is written before it has.
+    pub(crate) async fn checkpoint_after_wal<G, F>(
+        &self,
+        wal_durable: G,
+    ) -> Result<CheckpointReport, StoreError>
+    where
+        G: FnOnce(u64) -> F,
+        F: Future<Output = Result<(), StoreError>>,
+    {
+        let _turn = self.checkpointer.lock().await;
+        self.checkpoint_locked(wal_durable).await
+    }
+
+    async fn checkpoint_locked<G, F>(&self, wal_durable: G) -> Result<CheckpointReport, StoreError>
+    where
+        G: FnOnce(u64) -> F,
+        F: Future<Output = Result<(), StoreError>>,
+    {
         let page_bytes = self.manifest.page_bytes;
         let plan = {
             let _batches = self.batch_turn.lock().await;
@@ -194,7 +218,10 @@ impl<E: Env> Store<E> {
         // generation is never finished and no later checkpoint may run on
         // top of it, so the guard stops the store.
         let unfinished = Unfinished { store: self };
-        let written = self.write_checkpoint(&plan).await;
+        let written = match wal_durable(plan.lsn).await {
+            Ok(()) => self.write_checkpoint(&plan).await,
+            Err(error) => Err(error),
+        };
         std::mem::forget(unfinished);
         match written {
             Ok((superblock, crcs)) => {
@@ -364,6 +391,6 @@ impl<E: Env> Store<E> {
             state.stats.checkpoints_for_memory += 1;
         }
         // A failure is recorded in the state: the next write reports it.
-        let _ = self.checkpoint_locked().await;
+        let _ = self.checkpoint_locked(|_| std::future::ready(Ok(()))).await;
     }
 }

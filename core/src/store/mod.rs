@@ -215,6 +215,17 @@ impl<E: Env> Store<E> {
         }
     }
 
+    /// The checkpoint LSN of the durable superblock: WAL records at or
+    /// below it are no longer needed.
+    pub(crate) fn durable_checkpoint_lsn(&self) -> u64 {
+        self.state().durable.checkpoint_lsn
+    }
+
+    /// The highest LSN applied to the tree.
+    pub(crate) fn applied_lsn(&self) -> u64 {
+        self.state().lsn_applied
+    }
+
     /// Why the store stopped accepting changes, if it did.
     pub fn failure(&self) -> Option<String> {
         self.state().failed.clone()
@@ -313,6 +324,14 @@ impl<E: Env> Store<E> {
     /// the transaction layer's locks' job). If the batch fails after part
     /// of it was applied, the store stops accepting writes until reopened.
     pub async fn apply(&self, mutations: &[Mutation], lsn: u64) -> Result<(), StoreError> {
+        self.apply_unrelieved(mutations, lsn).await?;
+        self.relieve_memory_pressure().await;
+        Ok(())
+    }
+
+    /// Checks that `mutations` are acceptable to [`Store::apply`] (key and
+    /// inline value lengths) without applying them.
+    pub(crate) fn check_mutations(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
         let inline_max = self.manifest.inline_value_bytes_max as usize;
         for mutation in mutations {
             self.check_key(mutation.key())?;
@@ -326,15 +345,28 @@ impl<E: Env> Store<E> {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// [`Store::apply`] without the memory-pressure checkpoint, for the WAL
+    /// writer: a checkpoint there must wait for the WAL (the write-ahead
+    /// rule), which the writer itself makes durable. Returns, per mutation,
+    /// whether it changed the tree (a delete of an absent key does not).
+    pub(crate) async fn apply_unrelieved(
+        &self,
+        mutations: &[Mutation],
+        lsn: u64,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.check_mutations(mutations)?;
         let batch_turn = if mutations.len() > 1 {
             Some(self.batch_turn.lock().await)
         } else {
             None
         };
-        let mut next = 0;
+        let mut changed = Vec::with_capacity(mutations.len());
         let outcome = self
             .with_pages(|state| {
-                if next == 0 {
+                if changed.is_empty() {
                     if let Some(reason) = &state.failed {
                         return Ok(Err(StoreError::Failed {
                             reason: reason.clone(),
@@ -347,11 +379,12 @@ impl<E: Env> Store<E> {
                         }));
                     }
                 }
-                while next < mutations.len() {
-                    if state.tree.apply(&mutations[next], lsn)? {
+                while changed.len() < mutations.len() {
+                    let change = state.tree.apply(&mutations[changed.len()], lsn)?;
+                    if change {
                         state.stats.mutations += 1;
                     }
-                    next += 1;
+                    changed.push(change);
                 }
                 state.lsn_applied = state.lsn_applied.max(lsn);
                 Ok(Ok(()))
@@ -360,7 +393,7 @@ impl<E: Env> Store<E> {
         match outcome {
             Ok(result) => result?,
             Err(error) => {
-                if next > 0 {
+                if !changed.is_empty() {
                     // Part of the batch is in the tree and the rest cannot be
                     // read: the tree matches no LSN until reopened.
                     self.state().failed = Some(format!(
@@ -371,8 +404,14 @@ impl<E: Env> Store<E> {
             }
         }
         drop(batch_turn);
-        self.relieve_memory_pressure().await;
-        Ok(())
+        Ok(changed)
+    }
+
+    /// Whether dirty pages press on the cache budget (half of it or more),
+    /// so a checkpoint should run to make them evictable.
+    pub(crate) fn memory_pressed(&self) -> bool {
+        let state = self.state();
+        state.tree.cache.dirty_bytes() >= state.tree.cache.budget_bytes() / 2
     }
 
     /// Checks the durable tree on disk page by page (see [`ValidateReport`]).

@@ -1,29 +1,45 @@
-//! Group commit (SPEC 7.3): one writer task owns the log, takes every
-//! commit waiting in its queue as one batch, appends their records in
-//! queue order, `fdatasync`s once, and then answers each committer.
+//! Group commit (SPEC 7.3): one writer task owns the log and is the only
+//! one that changes the tree. Each turn it takes every commit waiting in
+//! its queue as one batch, logs them (`Begin`, one `Upsert` or `Tombstone`
+//! per change, `Commit`), writes the batch in one call, applies it to the
+//! tree in LSN order, answers `async` commits, `fdatasync`s once, and then
+//! answers `sync` commits.
 //!
 //! Invariants:
 //! - **A `sync` commit is answered only after the sync that covers its
 //!   `Commit` record returned.** An `async` commit is answered once its
-//!   records are appended (accepted); the same batch's sync makes it durable
-//!   shortly after, and since records are appended in queue order, a crash
-//!   can lose only a suffix of the commit order.
-//! - **A batch never waits for company.** It closes as soon as the writer is
-//!   free and the queue is empty: a lone committer pays one fsync, and while
-//!   one fsync runs the next batch gathers by itself.
-//! - **After a failed write or sync, nothing more is accepted.** The log
-//!   refuses further writes; every committer waiting and every later one
-//!   gets the error (only reopening can tell what is durable).
-//! - The queue is bounded ([`QUEUE_REQUESTS_MAX`]): committers beyond it
-//!   wait to enqueue rather than grow memory without bound.
+//!   records are written (accepted); records are written in queue order,
+//!   so a crash can lose only a suffix of the commit order.
+//! - **The tree changes in LSN order, and only after the WAL has the
+//!   change** (written, not yet durable: the checkpointer waits for
+//!   durability through [`DurableWatch`] before writing any page).
+//! - **A batch never waits for company.** It closes as soon as the writer
+//!   is free and the queue is empty: a lone committer pays one fsync, and
+//!   while one fsync runs the next batch gathers by itself. So
+//!   `group_commit_max_latency_ms` is never reached by waiting.
+//! - **Disk full is a definite "no".** If writing a batch hits disk full,
+//!   its records are discarded from the log ([`Log::discard_since`]: what
+//!   landed is zeroed and synced) before its committers hear
+//!   [`CommitError::DiskFull`]; none of them is applied, and the next batch
+//!   tries again.
+//! - **After a failed write or sync, nothing more is accepted.** Every
+//!   committer waiting and every later one gets [`CommitError::Failed`]:
+//!   its commit may or may not be durable, and only reopening can tell.
+//! - A batch's records never straddle two segments, so a discard stays
+//!   within one file; the queue and the batch are bounded.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
+use crate::btree::mutator::Mutation;
 use crate::env::Env;
-use crate::log::{Log, LogError};
+use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogStats};
+use crate::sabotage::Sabotage;
+use crate::store::Store;
 
 use super::WalRecord;
 
@@ -47,21 +63,26 @@ pub enum Durability {
 /// Why a commit failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CommitError {
-    /// The log refused the records (too large, disk full, failed earlier).
-    #[error("WAL: {0}")]
-    Log(String),
-    /// The writer task is gone (the WAL was closed).
+    /// The disk is full: the commit was not applied and never will be.
+    /// Writes succeed again once space is freed.
+    #[error("disk full: the commit was not applied ({0})")]
+    DiskFull(String),
+    /// A write or sync failed, or the tree could not take the change: the
+    /// engine accepts no writes until reopened, and this commit may or may
+    /// not be durable (recovery decides).
+    #[error("storage failed; reopen the database to recover: {0}")]
+    Failed(String),
+    /// The commit's records cannot fit in one WAL segment.
+    #[error("commit of {bytes} bytes of WAL records exceeds the limit {max}")]
+    TooLarge {
+        /// Bytes its frames need.
+        bytes: u64,
+        /// The most one commit may take.
+        max: u64,
+    },
+    /// The writer task is gone (the database was closed).
     #[error("the WAL writer has stopped")]
     Stopped,
-    /// A commit needs at least one record.
-    #[error("a commit needs at least one record")]
-    Empty,
-}
-
-impl From<LogError> for CommitError {
-    fn from(error: LogError) -> Self {
-        CommitError::Log(error.to_string())
-    }
 }
 
 /// Group-commit counters, for INFO.
@@ -69,6 +90,8 @@ impl From<LogError> for CommitError {
 pub struct GroupCommitStats {
     /// Commits answered successfully.
     pub commits: u64,
+    /// Commits refused because the disk was full.
+    pub commits_disk_full: u64,
     /// Batches written.
     pub batches: u64,
     /// `fdatasync` calls made for batches.
@@ -77,6 +100,10 @@ pub struct GroupCommitStats {
     pub batch_commits_max: u64,
     /// Payload bytes appended.
     pub bytes: u64,
+    /// WAL segments removed because the durable checkpoint covers them.
+    pub segments_removed: u64,
+    /// The log's own counters.
+    pub log: LogStats,
 }
 
 impl GroupCommitStats {
@@ -90,56 +117,192 @@ impl GroupCommitStats {
     }
 }
 
+/// What a successful commit did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Committed {
+    /// The LSN of its `Commit` record: the revision of every key it wrote.
+    pub lsn: u64,
+    /// Per change, whether it changed the tree.
+    pub changed: Vec<bool>,
+}
+
+type Reply = oneshot::Sender<Result<Committed, CommitError>>;
+
 struct Request {
-    payloads: Vec<Vec<u8>>,
+    mutations: Vec<Mutation>,
     durability: Durability,
-    reply: oneshot::Sender<Result<u64, CommitError>>,
+    reply: Reply,
+}
+
+enum Job {
+    Commit(Request),
+    /// Log a `Checkpoint` record for the durable checkpoint and remove the
+    /// segments it no longer needs; answered when done.
+    Tidy(oneshot::Sender<()>),
+}
+
+/// The highest LSN known durable, and the tasks waiting for it to grow.
+/// The checkpointer waits here before writing pages (write-ahead rule), and
+/// so does a `sync` read.
+pub(crate) struct DurableWatch {
+    state: Mutex<WatchState>,
+}
+
+struct WatchState {
+    lsn_durable: u64,
+    stopped: Option<CommitError>,
+    waiters: Vec<(u64, oneshot::Sender<Result<(), CommitError>>)>,
+}
+
+impl DurableWatch {
+    pub(crate) fn new(lsn_durable: u64) -> Self {
+        DurableWatch {
+            state: Mutex::new(WatchState {
+                lsn_durable,
+                stopped: None,
+                waiters: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WatchState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The highest LSN known durable.
+    pub(crate) fn lsn_durable(&self) -> u64 {
+        self.lock().lsn_durable
+    }
+
+    /// Returns once everything up to `lsn` is durable, or the error that
+    /// means it may never be.
+    pub(crate) async fn wait(&self, lsn: u64) -> Result<(), CommitError> {
+        let answer = {
+            let mut state = self.lock();
+            if state.lsn_durable >= lsn {
+                return Ok(());
+            }
+            if let Some(error) = &state.stopped {
+                return Err(error.clone());
+            }
+            let (tell, answer) = oneshot::channel();
+            state.waiters.push((lsn, tell));
+            answer
+        };
+        answer.await.unwrap_or(Err(CommitError::Stopped))
+    }
+
+    fn advance(&self, lsn: u64) {
+        let mut state = self.lock();
+        assert!(lsn >= state.lsn_durable, "the durable LSN never moves back");
+        state.lsn_durable = lsn;
+        let waiters = std::mem::take(&mut state.waiters);
+        for (want, tell) in waiters {
+            if want <= lsn {
+                let _ = tell.send(Ok(()));
+            } else {
+                state.waiters.push((want, tell));
+            }
+        }
+    }
+
+    fn stop(&self, error: CommitError) {
+        let mut state = self.lock();
+        for (_, tell) in state.waiters.drain(..) {
+            let _ = tell.send(Err(error.clone()));
+        }
+        state.stopped.get_or_insert(error);
+    }
+}
+
+/// How the writer behaves, fixed when it starts.
+pub(crate) struct WriterConfig {
+    /// WAL bytes after which the writer asks for a checkpoint.
+    pub checkpoint_wal_bytes: u64,
+    /// Switches that break the writer on purpose (tests only).
+    pub sabotage: Sabotage,
 }
 
 /// A handle committers share; cloning it is cheap. Dropping every handle
-/// stops the writer, which then returns the log.
+/// stops the writer, which then syncs and returns the log.
 #[derive(Clone)]
-pub struct GroupCommit {
-    queue: mpsc::Sender<Request>,
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Job>,
     stats: Arc<Mutex<GroupCommitStats>>,
 }
 
 impl GroupCommit {
-    /// Starts the writer task on `env`, which takes ownership of `log`
-    /// until every handle is dropped; its join handle then yields the log.
-    pub fn start<E: Env>(env: &E, log: Log<E>) -> (GroupCommit, E::JoinHandle<Log<E>>) {
-        let (queue, requests) = mpsc::channel(QUEUE_REQUESTS_MAX);
+    /// Starts the writer task on `env`. It owns `log` until every handle is
+    /// dropped (its join handle then yields the log), applies commits to
+    /// `store`, publishes durability on `watch`, and sends on
+    /// `checkpoint_wanted` when the WAL or dirty pages have grown enough for
+    /// a checkpoint. `remove_before` (sabotage only) lowers the bar for
+    /// removing segments.
+    pub(crate) fn start<E: Env>(
+        env: &E,
+        log: Log<E>,
+        store: Arc<Store<E>>,
+        watch: Arc<DurableWatch>,
+        checkpoint_wanted: mpsc::Sender<()>,
+        remove_before: Arc<AtomicU64>,
+        config: WriterConfig,
+    ) -> (GroupCommit, E::JoinHandle<Log<E>>) {
+        let (queue, jobs) = mpsc::channel(QUEUE_REQUESTS_MAX);
         let stats = Arc::new(Mutex::new(GroupCommitStats::default()));
-        let writer = env.spawn("wal-writer", write(log, requests, Arc::clone(&stats)));
-        (GroupCommit { queue, stats }, writer)
+        let writer = Writer {
+            log,
+            store,
+            watch,
+            stats: Arc::clone(&stats),
+            carry: VecDeque::new(),
+            checkpoint_wanted,
+            remove_before,
+            wal_bytes_since_request: 0,
+            checkpoint_lsn_tidied: 0,
+            config,
+        };
+        let task = env.spawn("wal-writer", writer.run(jobs));
+        (GroupCommit { queue, stats }, task)
     }
 
-    /// Appends `records` as one unit and returns the LSN of the last one
-    /// (the commit LSN), answering as `durability` says.
-    pub async fn commit(
+    /// Logs `mutations` as one transaction, applies them, and answers as
+    /// `durability` says. The mutations must have passed the store's checks
+    /// and have UTF-8 keys.
+    pub(crate) async fn commit(
         &self,
-        records: &[WalRecord],
+        mutations: Vec<Mutation>,
         durability: Durability,
-    ) -> Result<u64, CommitError> {
-        if records.is_empty() {
-            return Err(CommitError::Empty);
-        }
+    ) -> Result<Committed, CommitError> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
-            payloads: records.iter().map(WalRecord::encode).collect(),
+            mutations,
             durability,
             reply,
         };
         self.queue
             .clone()
-            .send(request)
+            .send(Job::Commit(request))
             .await
             .map_err(|_| CommitError::Stopped)?;
         answer.await.map_err(|_| CommitError::Stopped)?
     }
 
+    /// Logs a `Checkpoint` record for the durable checkpoint and removes
+    /// the WAL segments it no longer needs.
+    pub(crate) async fn tidy(&self) -> Result<(), CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .clone()
+            .send(Job::Tidy(reply))
+            .await
+            .map_err(|_| CommitError::Stopped)?;
+        answer.await.map_err(|_| CommitError::Stopped)
+    }
+
     /// The counters so far.
-    pub fn stats(&self) -> GroupCommitStats {
+    pub(crate) fn stats(&self) -> GroupCommitStats {
         *lock(&self.stats)
     }
 }
@@ -150,80 +313,296 @@ fn lock(stats: &Mutex<GroupCommitStats>) -> MutexGuard<'_, GroupCommitStats> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The writer task: one batch per turn until every handle is gone.
-async fn write<E: Env>(
-    mut log: Log<E>,
-    mut requests: mpsc::Receiver<Request>,
-    stats: Arc<Mutex<GroupCommitStats>>,
-) -> Log<E> {
-    while let Some(first) = requests.next().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH_REQUESTS_MAX {
-            match requests.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
-        write_batch(&mut log, batch, &stats).await;
-    }
-    log
+/// A commit whose records are in the log, waiting for its answer.
+struct Accepted {
+    request: Request,
+    lsn: u64,
 }
 
-async fn write_batch<E: Env>(
-    log: &mut Log<E>,
-    batch: Vec<Request>,
-    stats: &Mutex<GroupCommitStats>,
-) {
-    let mut waiting: Vec<(oneshot::Sender<Result<u64, CommitError>>, u64)> = Vec::new();
-    let mut answered = 0u64;
-    let mut bytes = 0u64;
-    for request in batch {
-        let mut last = Ok(0);
-        for payload in &request.payloads {
-            last = log.append(payload).await.map(|pos| pos.lsn);
-            if last.is_err() {
-                break;
+struct Writer<E: Env> {
+    log: Log<E>,
+    store: Arc<Store<E>>,
+    watch: Arc<DurableWatch>,
+    stats: Arc<Mutex<GroupCommitStats>>,
+    /// Commits taken from the queue that did not fit the last batch's
+    /// segment; they open the next batch, in order.
+    carry: VecDeque<Request>,
+    checkpoint_wanted: mpsc::Sender<()>,
+    remove_before: Arc<AtomicU64>,
+    wal_bytes_since_request: u64,
+    checkpoint_lsn_tidied: u64,
+    config: WriterConfig,
+}
+
+impl<E: Env> Writer<E> {
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) -> Log<E> {
+        loop {
+            let mut batch: Vec<Request> = Vec::new();
+            let mut tidies: Vec<oneshot::Sender<()>> = Vec::new();
+            if self.carry.is_empty() {
+                match jobs.next().await {
+                    Some(Job::Commit(request)) => batch.push(request),
+                    Some(Job::Tidy(reply)) => tidies.push(reply),
+                    None => break,
+                }
             }
-            bytes += payload.len() as u64;
+            while batch.len() < BATCH_REQUESTS_MAX {
+                if let Some(request) = self.carry.pop_front() {
+                    batch.push(request);
+                    continue;
+                }
+                match jobs.try_recv() {
+                    Ok(Job::Commit(request)) => batch.push(request),
+                    Ok(Job::Tidy(reply)) => tidies.push(reply),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write_batch(batch).await;
+            }
+            self.after_batch(!tidies.is_empty()).await;
+            for reply in tidies {
+                let _ = reply.send(());
+            }
         }
-        match (last, request.durability) {
-            (Err(error), _) => {
-                // Records appended before the error carry no Commit (it is
-                // always last), so recovery ignores them.
-                let _ = request.reply.send(Err(error.into()));
+        // Every handle is gone: make what was accepted durable, best effort
+        // (an `async` commit was promised nothing more).
+        if let Ok(lsn) = self.log.sync().await {
+            self.watch.advance(lsn);
+        }
+        self.watch.stop(CommitError::Stopped);
+        lock(&self.stats).log = self.log.stats();
+        self.log
+    }
+
+    fn refusal(&self) -> Option<CommitError> {
+        if let Some(reason) = self.log.failure() {
+            return Some(CommitError::Failed(reason.to_owned()));
+        }
+        self.store.failure().map(CommitError::Failed)
+    }
+
+    /// The frames of one commit as transaction `txn`, and their bytes.
+    fn encode(request: &Request, txn: u64) -> (Vec<Vec<u8>>, u64) {
+        let mut payloads = Vec::with_capacity(request.mutations.len() + 2);
+        payloads.push(WalRecord::Begin { txn }.encode());
+        for mutation in &request.mutations {
+            payloads.push(WalRecord::for_mutation(txn, mutation).encode());
+        }
+        payloads.push(WalRecord::Commit { txn }.encode());
+        let bytes = payloads
+            .iter()
+            .map(|p| FRAME_HEADER_BYTES + p.len() as u64)
+            .sum();
+        (payloads, bytes)
+    }
+
+    async fn write_batch(&mut self, batch: Vec<Request>) {
+        if let Some(error) = self.refusal() {
+            for request in batch {
+                let _ = request.reply.send(Err(error.clone()));
             }
-            (Ok(lsn), Durability::Async) => {
+            return;
+        }
+        let mut accepted: Vec<Accepted> = Vec::with_capacity(batch.len());
+        let mut bytes = 0u64;
+        let mut mark = self.log.mark();
+        let mut requests = batch.into_iter();
+        let mut failure: Option<LogError> = None;
+        while let Some(request) = requests.next() {
+            // The transaction id is its Begin record's LSN: unique forever,
+            // so a crashed transaction's records never join a later one.
+            let txn = self.log.next_lsn();
+            let (payloads, size) = Self::encode(&request, txn);
+            let too_large = payloads
+                .iter()
+                .any(|p| p.len() > self.log.record_bytes_max() as usize)
+                || size > self.log.segment_room_bytes();
+            if too_large {
+                let max = self
+                    .log
+                    .segment_room_bytes()
+                    .min(u64::from(self.log.record_bytes_max()));
+                let _ = request
+                    .reply
+                    .send(Err(CommitError::TooLarge { bytes: size, max }));
+                continue;
+            }
+            if size > self.log.room_bytes() {
+                if !accepted.is_empty() {
+                    // The rest opens the next batch, in a fresh segment.
+                    self.carry.push_back(request);
+                    self.carry.extend(requests);
+                    break;
+                }
+                if let Err(error) = self.log.roll().await {
+                    // Nothing of it was appended; the rest may fare better.
+                    accepted.push(Accepted { request, lsn: 0 });
+                    self.carry.extend(requests);
+                    failure = Some(error);
+                    break;
+                }
+                mark = self.log.mark();
+            }
+            let mut appended = Ok(0);
+            for payload in &payloads {
+                appended = self.log.append(payload).await.map(|pos| pos.lsn);
+                if appended.is_err() {
+                    break;
+                }
+            }
+            match appended {
+                Ok(lsn) => {
+                    debug_assert_eq!(lsn, txn + payloads.len() as u64 - 1);
+                    bytes += size;
+                    accepted.push(Accepted { request, lsn });
+                }
+                Err(error) => {
+                    accepted.push(Accepted { request, lsn: 0 });
+                    self.carry.extend(requests);
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if failure.is_none()
+            && !accepted.is_empty()
+            && let Err(error) = self.log.write().await
+        {
+            failure = Some(error);
+        }
+        if let Some(error) = failure {
+            self.refuse(mark, accepted, error).await;
+            return;
+        }
+        self.apply_and_answer(accepted, bytes).await;
+    }
+
+    /// A batch could not be written: on disk full, discard it and say so
+    /// (definite); otherwise the log failed (outcome unknown).
+    async fn refuse(
+        &mut self,
+        mark: crate::log::LogMark,
+        accepted: Vec<Accepted>,
+        error: LogError,
+    ) {
+        let answer = if error.is_disk_full() {
+            match self.log.discard_since(mark).await {
+                Ok(()) => CommitError::DiskFull(error.to_string()),
+                Err(discard) => CommitError::Failed(discard.to_string()),
+            }
+        } else {
+            CommitError::Failed(error.to_string())
+        };
+        if let CommitError::Failed(_) = &answer {
+            self.watch.stop(answer.clone());
+        }
+        let mut stats = lock(&self.stats);
+        if let CommitError::DiskFull(_) = &answer {
+            stats.commits_disk_full += accepted.len() as u64;
+        }
+        stats.log = self.log.stats();
+        drop(stats);
+        for item in accepted {
+            let _ = item.request.reply.send(Err(answer.clone()));
+        }
+    }
+
+    async fn apply_and_answer(&mut self, accepted: Vec<Accepted>, bytes: u64) {
+        let mut waiting: Vec<(Reply, Committed)> = Vec::new();
+        let mut answered = 0u64;
+        for Accepted { request, lsn } in accepted {
+            let mut mutations = request.mutations;
+            for mutation in &mut mutations {
+                if let Mutation::Put { record, .. } = mutation {
+                    record.revision = lsn;
+                }
+            }
+            let committed = match self.store.apply_unrelieved(&mutations, lsn).await {
+                Ok(changed) => Committed { lsn, changed },
+                Err(error) => {
+                    // The records are in the log: reopening replays them.
+                    let _ = request
+                        .reply
+                        .send(Err(CommitError::Failed(error.to_string())));
+                    continue;
+                }
+            };
+            let ack_now = request.durability == Durability::Async
+                || self.config.sabotage == Sabotage::AckBeforeSync;
+            if ack_now {
                 answered += 1;
-                let _ = request.reply.send(Ok(lsn));
-            }
-            (Ok(lsn), Durability::Sync) => waiting.push((request.reply, lsn)),
-        }
-    }
-    if answered == 0 && waiting.is_empty() {
-        return;
-    }
-    let synced = log.sync().await;
-    let mut stats = lock(stats);
-    stats.batches += 1;
-    stats.bytes += bytes;
-    if synced.is_ok() {
-        stats.fsyncs += 1;
-    }
-    match synced {
-        Ok(durable) => {
-            for (reply, lsn) in waiting {
-                debug_assert!(lsn <= durable, "answered before durable");
-                answered += 1;
-                let _ = reply.send(Ok(lsn));
+                let _ = request.reply.send(Ok(committed));
+            } else {
+                waiting.push((request.reply, committed));
             }
         }
-        Err(error) => {
-            let error = CommitError::from(error);
-            for (reply, _) in waiting {
-                let _ = reply.send(Err(error.clone()));
+        let synced = self.log.sync().await;
+        match &synced {
+            Ok(lsn) => self.watch.advance(*lsn),
+            Err(error) => self.watch.stop(CommitError::Failed(error.to_string())),
+        }
+        let mut stats = lock(&self.stats);
+        stats.batches += 1;
+        stats.bytes += bytes;
+        stats.log = self.log.stats();
+        if synced.is_ok() {
+            stats.fsyncs += 1;
+        }
+        match synced {
+            Ok(durable) => {
+                for (reply, committed) in waiting {
+                    debug_assert!(committed.lsn <= durable, "answered before durable");
+                    answered += 1;
+                    let _ = reply.send(Ok(committed));
+                }
+            }
+            Err(error) => {
+                let error = CommitError::Failed(error.to_string());
+                for (reply, _) in waiting {
+                    let _ = reply.send(Err(error.clone()));
+                }
             }
         }
+        stats.commits += answered;
+        stats.batch_commits_max = stats.batch_commits_max.max(answered);
+        drop(stats);
+        self.wal_bytes_since_request += bytes;
     }
-    stats.commits += answered;
-    stats.batch_commits_max = stats.batch_commits_max.max(answered);
+
+    /// Between batches: ask for a checkpoint when one is due, and remove the
+    /// segments the durable checkpoint no longer needs (after logging a
+    /// `Checkpoint` record for it, when `tidy` asks for one).
+    async fn after_batch(&mut self, tidy: bool) {
+        if self.log.failure().is_some() {
+            return;
+        }
+        if self.wal_bytes_since_request >= self.config.checkpoint_wal_bytes
+            || self.store.memory_pressed()
+        {
+            // A full channel means a checkpoint is already wanted.
+            if self.checkpoint_wanted.try_send(()).is_ok() {
+                self.wal_bytes_since_request = 0;
+            }
+        }
+        let checkpoint_lsn = self.store.durable_checkpoint_lsn();
+        if tidy && checkpoint_lsn > self.checkpoint_lsn_tidied {
+            let record = WalRecord::Checkpoint {
+                lsn: checkpoint_lsn,
+            };
+            // Informational (recovery trusts the superblock): it becomes
+            // durable with the next batch.
+            if self.log.append(&record.encode()).await.is_ok() {
+                self.checkpoint_lsn_tidied = checkpoint_lsn;
+            }
+        }
+        // Segment i may go once every record in it is at or below the
+        // durable checkpoint's LSN (SPEC 6.5).
+        let before = checkpoint_lsn
+            .max(self.remove_before.load(Ordering::Relaxed))
+            .saturating_add(1);
+        if let Ok(removed) = self.log.remove_segments_before(before).await {
+            lock(&self.stats).segments_removed += removed;
+        }
+    }
 }

@@ -13,6 +13,7 @@ mod group_commit;
 mod record;
 
 pub use group_commit::{
-    BATCH_REQUESTS_MAX, CommitError, Durability, GroupCommit, GroupCommitStats, QUEUE_REQUESTS_MAX,
+    BATCH_REQUESTS_MAX, CommitError, Durability, GroupCommitStats, QUEUE_REQUESTS_MAX,
 };
+pub(crate) use group_commit::{Committed, DurableWatch, GroupCommit, WriterConfig};
 pub use record::{WalError, WalRecord, WalValue};

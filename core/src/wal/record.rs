@@ -8,7 +8,8 @@
 use flatbuffers::FlatBufferBuilder;
 use jubilant_schemas::wal;
 
-use crate::btree::{ValueType, VlogPointer};
+use crate::btree::mutator::Mutation;
+use crate::btree::{Record, StoredValue, ValueType, VlogPointer};
 
 /// The value an `Upsert` writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +94,67 @@ fn value_type_from_wire(value_type: wal::ValueType) -> Result<ValueType, WalErro
 }
 
 impl WalRecord {
+    /// The record that logs `mutation` as part of transaction `txn`.
+    ///
+    /// # Panics
+    /// If the key is not UTF-8: keys are checked where they enter the
+    /// engine, so one reaching the WAL unchecked is a bug.
+    pub(crate) fn for_mutation(txn: u64, mutation: &Mutation) -> WalRecord {
+        let key = |bytes: &[u8]| {
+            std::str::from_utf8(bytes)
+                .expect("keys are checked for UTF-8 before they reach the WAL")
+                .to_owned()
+        };
+        match mutation {
+            Mutation::Put { key: k, record } => WalRecord::Upsert {
+                txn,
+                key: key(k),
+                value_type: record.value_type,
+                value: match &record.value {
+                    StoredValue::Inline(bytes) => WalValue::Inline(bytes.clone()),
+                    StoredValue::Vlog(pointer) => WalValue::Vlog(*pointer),
+                },
+                expires_at_ms: record.expires_at_ms,
+            },
+            Mutation::Delete { key: k } => WalRecord::Tombstone { txn, key: key(k) },
+        }
+    }
+
+    /// The transaction a record belongs to and the mutation it logs, with
+    /// `revision` (its commit LSN); `None` for records that log no change.
+    pub(crate) fn into_mutation(self, revision: u64) -> Option<(u64, Mutation)> {
+        match self {
+            WalRecord::Upsert {
+                txn,
+                key,
+                value_type,
+                value,
+                expires_at_ms,
+            } => Some((
+                txn,
+                Mutation::Put {
+                    key: key.into_bytes(),
+                    record: Record {
+                        value_type,
+                        value: match value {
+                            WalValue::Inline(bytes) => StoredValue::Inline(bytes),
+                            WalValue::Vlog(pointer) => StoredValue::Vlog(pointer),
+                        },
+                        expires_at_ms,
+                        revision,
+                    },
+                },
+            )),
+            WalRecord::Tombstone { txn, key } => Some((
+                txn,
+                Mutation::Delete {
+                    key: key.into_bytes(),
+                },
+            )),
+            _ => None,
+        }
+    }
+
     /// The record's FlatBuffer bytes: the payload of one log frame.
     pub fn encode(&self) -> Vec<u8> {
         let mut builder = FlatBufferBuilder::new();

@@ -1,0 +1,80 @@
+//! The errors of the embedded API.
+
+use crate::log::LogError;
+use crate::store::StoreError;
+use crate::wal::{CommitError, WalError};
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The tree store failed, refused the input (an empty or too long key,
+    /// a too large value), or found damage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The WAL's files failed or hold damage that is not a torn tail.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A WAL record passed its checksum but is not a valid record.
+    #[error("WAL record at LSN {lsn}: {error}")]
+    Record {
+        /// The record's LSN.
+        lsn: u64,
+        /// What is wrong with it.
+        error: WalError,
+    },
+    /// The WAL does not cover what the checkpoint needs (records after the
+    /// checkpoint LSN are gone): opening would silently lose commits.
+    #[error("the WAL is missing records the database needs: {0}")]
+    WalMissing(String),
+    /// The disk is full: the write was not applied and never will be.
+    /// Writes succeed again once space is freed.
+    #[error("disk full: the write was not applied ({0})")]
+    DiskFull(String),
+    /// A write or sync failed: the database accepts no writes until it is
+    /// reopened, and this write may or may not be durable (recovery decides).
+    #[error("storage failed; reopen the database to recover: {0}")]
+    StorageFailed(String),
+    /// The write's WAL records exceed what one commit may take.
+    #[error("write of {bytes} bytes of WAL records exceeds the limit {max}")]
+    TooLarge {
+        /// Bytes its records need.
+        bytes: u64,
+        /// The most one commit may take.
+        max: u64,
+    },
+    /// The database has been closed.
+    #[error("the database is closed")]
+    Closed,
+    /// A value read from disk does not match its type.
+    #[error("the value of key {key:?} is malformed: {reason}")]
+    ValueMalformed {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<CommitError> for DbError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::DiskFull(reason) => DbError::DiskFull(reason),
+            CommitError::Failed(reason) => DbError::StorageFailed(reason),
+            CommitError::TooLarge { bytes, max } => DbError::TooLarge { bytes, max },
+            CommitError::Stopped => DbError::Closed,
+        }
+    }
+}
+
+impl DbError {
+    /// Whether stored data was found damaged (as opposed to an I/O error,
+    /// bad input, or a full disk).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            DbError::Store(error) => error.is_corruption(),
+            DbError::Log(LogError::Corrupt(_)) | DbError::Record { .. } => true,
+            DbError::WalMissing(_) | DbError::ValueMalformed { .. } => true,
+            _ => false,
+        }
+    }
+}

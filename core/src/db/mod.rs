@@ -1,0 +1,490 @@
+//! The embedded database: a directory holding the tree store and its WAL,
+//! opened with [`Db::open`] on an environment (`jubilant-io-real` in
+//! production, `jubilant-io-sim` in the simulator).
+//!
+//! ```
+//! # use jubilant_core::db::{Db, DbOptions, Value};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let env = jubilant_io_real::RealEnv::current();
+//! let db = Db::open(env, dir.path(), DbOptions::default()).await?;
+//! db.set("greeting", "hello").await?;
+//! assert_eq!(db.get("greeting").await?, Some(Value::from("hello")));
+//! db.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Invariants kept here (see `docs/design.md`, section 6):
+//! - **An acknowledged `sync` write survives any crash**; an `async` one
+//!   may be lost, but only with every later one (the WAL's group commit).
+//! - **Opening after any crash just works**, or refuses with a typed error
+//!   when the damage is more than a crash leaves ([`recovery`](self)).
+//! - **No page reaches `data.pages` before the WAL holds its changes
+//!   durably** (the checkpointer waits on the WAL's durable LSN).
+//! - **WAL segments go only when the durable checkpoint covers them.**
+
+mod error;
+mod recovery;
+mod value;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+
+use crate::btree::mutator::Mutation;
+use crate::env::Env;
+use crate::log::{Log, LogConfig};
+use crate::sabotage::Sabotage;
+use crate::store::{CheckpointReport, Store, StoreError, StoreOptions, StoreStats, ValidateReport};
+use crate::wal::{DurableWatch, GroupCommit, GroupCommitStats, WriterConfig};
+
+pub use crate::wal::Durability;
+pub use error::DbError;
+pub use recovery::RecoveryReport;
+pub use value::Value;
+
+/// How to open (or create) a database.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Create the database if the directory holds none.
+    pub create_if_missing: bool,
+    /// Page size for a new database (ignored when opening one).
+    pub page_bytes: u32,
+    /// Values longer than this are refused for now (the value log that
+    /// will take them is not built yet). Fixed at creation.
+    pub inline_value_bytes_max: u32,
+    /// Memory budget for cached pages.
+    pub cache_bytes: u64,
+    /// Durability of calls that do not name one (SPEC 7.3).
+    pub durability: Durability,
+    /// Size of each WAL segment file (preallocated).
+    pub wal_segment_bytes: u64,
+    /// A checkpoint starts once this many WAL bytes were written since the
+    /// last one was asked for; it bounds recovery time and WAL disk use.
+    pub checkpoint_wal_bytes: u64,
+    /// Switches that break the database on purpose (tests only).
+    #[cfg(feature = "sabotage")]
+    pub sabotage: Sabotage,
+}
+
+impl DbOptions {
+    /// Default WAL segment size: 64 MiB.
+    pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = LogConfig::SEGMENT_BYTES_DEFAULT;
+    /// Default checkpoint trigger: 64 MiB of WAL.
+    pub const CHECKPOINT_WAL_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+    fn sabotage(&self) -> Sabotage {
+        #[cfg(feature = "sabotage")]
+        return self.sabotage;
+        #[cfg(not(feature = "sabotage"))]
+        Sabotage::None
+    }
+
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            create_if_missing: self.create_if_missing,
+            page_bytes: self.page_bytes,
+            inline_value_bytes_max: self.inline_value_bytes_max,
+            cache_bytes: self.cache_bytes,
+            #[cfg(feature = "sabotage")]
+            sabotage: self.sabotage,
+        }
+    }
+
+    fn log_config(&self, dir: &Path) -> LogConfig {
+        // A record holds one key and one inline value: far less than a
+        // segment, which only has to hold one commit.
+        let room = self
+            .wal_segment_bytes
+            .saturating_sub(crate::log::SEGMENT_HEADER_BYTES + crate::log::FRAME_HEADER_BYTES);
+        LogConfig {
+            segment_bytes: self.wal_segment_bytes,
+            record_bytes_max: room.clamp(1, u64::from(LogConfig::RECORD_BYTES_MAX_DEFAULT)) as u32,
+            #[cfg(feature = "sabotage")]
+            sabotage: self.sabotage,
+            ..LogConfig::new(dir)
+        }
+    }
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        let store = StoreOptions::default();
+        DbOptions {
+            create_if_missing: store.create_if_missing,
+            page_bytes: store.page_bytes,
+            inline_value_bytes_max: store.inline_value_bytes_max,
+            cache_bytes: store.cache_bytes,
+            durability: Durability::Sync,
+            wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
+            checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,
+            #[cfg(feature = "sabotage")]
+            sabotage: Sabotage::None,
+        }
+    }
+}
+
+/// One change of an atomic [`Db::write`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Set `key` to `value`.
+    Set {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: Value,
+    },
+    /// Delete `key` (nothing happens if it is absent).
+    Del {
+        /// The key.
+        key: String,
+    },
+}
+
+/// Figures for INFO.
+#[derive(Clone, Debug)]
+pub struct DbStats {
+    /// The tree store and its cache.
+    pub store: StoreStats,
+    /// Group commit and the WAL's files.
+    pub wal: GroupCommitStats,
+    /// The highest LSN known durable.
+    pub lsn_durable: u64,
+    /// What the last open recovered and repaired.
+    pub recovery: RecoveryReport,
+}
+
+/// An open database. Every method takes `&self` and may run concurrently;
+/// close it with [`Db::close`] (dropping it also stops its tasks, without
+/// a final checkpoint).
+pub struct Db<E: Env> {
+    dir: PathBuf,
+    store: Arc<Store<E>>,
+    wal: GroupCommit,
+    watch: Arc<DurableWatch>,
+    writer: E::JoinHandle<Log<E>>,
+    checkpointer: E::JoinHandle<()>,
+    checkpoint_wanted: mpsc::Sender<()>,
+    remove_before: Arc<AtomicU64>,
+    durability: Durability,
+    sabotage: Sabotage,
+    recovery: RecoveryReport,
+}
+
+impl<E: Env> Db<E> {
+    /// Opens the database in `dir` (creating it if asked), recovering from
+    /// any crash: the durable checkpoint, then the WAL's committed
+    /// transactions after it, with a torn WAL tail cut off (SPEC 7.4, 8).
+    pub async fn open(env: E, dir: impl AsRef<Path>, options: DbOptions) -> Result<Self, DbError> {
+        let dir = dir.as_ref().to_path_buf();
+        let (store, opened) = Store::open(env.clone(), &dir, options.store_options()).await?;
+        let checkpoint_lsn = opened.superblock.checkpoint_lsn;
+        let mut replay = recovery::Replay::new(checkpoint_lsn);
+        let (log, log_report) = Log::open(env.clone(), options.log_config(&dir), |pos, payload| {
+            replay.visit(pos, payload)
+        })
+        .await?;
+        if let Some(error) = replay.error.take() {
+            return Err(error);
+        }
+        let lsn_end = log.next_lsn() - 1;
+        if log.first_lsn() > checkpoint_lsn + 1 || lsn_end < checkpoint_lsn {
+            return Err(DbError::WalMissing(format!(
+                "the checkpoint is at LSN {checkpoint_lsn} but the WAL holds LSNs {} to {lsn_end}",
+                log.first_lsn()
+            )));
+        }
+        let mut report = RecoveryReport {
+            created: opened.created,
+            checkpoint_lsn,
+            records_read: replay.records_read,
+            txns_dropped: replay.dropped(),
+            lsn_end,
+            torn_tail: log_report.torn_tail.clone(),
+            tail_bytes_zeroed: log_report.tail_bytes_zeroed,
+            temp_files_removed: log_report.temp_files_removed,
+            read_retries: log_report.read_retries,
+            ..RecoveryReport::default()
+        };
+        for (lsn, mutations) in std::mem::take(&mut replay.committed) {
+            // Every replayed record is durable, so the store may checkpoint
+            // under memory pressure without waiting for the WAL.
+            store.apply(&mutations, lsn).await?;
+            report.txns_replayed += 1;
+            report.mutations_replayed += mutations.len() as u64;
+        }
+        log_recovery(&dir, &report);
+
+        let store = Arc::new(store);
+        let watch = Arc::new(DurableWatch::new(log.durable_lsn()));
+        let remove_before = Arc::new(AtomicU64::new(0));
+        // One pending request is enough: a checkpoint wanted while one is
+        // queued is covered by it.
+        let (checkpoint_wanted, wanted) = mpsc::channel(0);
+        let sabotage = options.sabotage();
+        let (wal, writer) = GroupCommit::start(
+            &env,
+            log,
+            Arc::clone(&store),
+            Arc::clone(&watch),
+            checkpoint_wanted.clone(),
+            Arc::clone(&remove_before),
+            WriterConfig {
+                checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+                sabotage,
+            },
+        );
+        let checkpointer = env.spawn(
+            "checkpointer",
+            checkpoint_when_wanted(
+                Arc::clone(&store),
+                Arc::clone(&watch),
+                Arc::clone(&remove_before),
+                sabotage,
+                wanted,
+            ),
+        );
+        Ok(Db {
+            dir,
+            store,
+            wal,
+            watch,
+            writer,
+            checkpointer,
+            checkpoint_wanted,
+            remove_before,
+            durability: options.durability,
+            sabotage,
+            recovery: report,
+        })
+    }
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The value of `key`, if it has one, read with the default durability.
+    pub async fn get(&self, key: &str) -> Result<Option<Value>, DbError> {
+        self.get_with(key, self.durability).await
+    }
+
+    /// The value of `key`. With [`Durability::Sync`] it returns only once
+    /// what it read is durable (SPEC 7.3), so it never shows a write a crash
+    /// could still take back.
+    pub async fn get_with(
+        &self,
+        key: &str,
+        durability: Durability,
+    ) -> Result<Option<Value>, DbError> {
+        let record = self.store.get(key.as_bytes()).await?;
+        if durability == Durability::Sync {
+            // A value read is as durable as its revision; an absence may be
+            // an undurable delete, anything applied so far.
+            let lsn = match &record {
+                Some(record) => record.revision,
+                None => self.store.applied_lsn(),
+            };
+            self.watch.wait(lsn).await?;
+        }
+        record.map(|r| Value::from_record(key, r)).transpose()
+    }
+
+    /// Sets `key` to `value` with the default durability; returns the
+    /// commit LSN (the key's new revision).
+    pub async fn set(&self, key: &str, value: impl Into<Value>) -> Result<u64, DbError> {
+        self.set_with(key, value, self.durability).await
+    }
+
+    /// Sets `key` to `value`, answering as `durability` says.
+    pub async fn set_with(
+        &self,
+        key: &str,
+        value: impl Into<Value>,
+        durability: Durability,
+    ) -> Result<u64, DbError> {
+        let write = Write::Set {
+            key: key.to_owned(),
+            value: value.into(),
+        };
+        self.write(vec![write], durability).await
+    }
+
+    /// Deletes `key` with the default durability; returns whether it
+    /// existed.
+    pub async fn del(&self, key: &str) -> Result<bool, DbError> {
+        self.del_with(key, self.durability).await
+    }
+
+    /// Deletes `key`, answering as `durability` says; returns whether it
+    /// existed.
+    pub async fn del_with(&self, key: &str, durability: Durability) -> Result<bool, DbError> {
+        let write = Write::Del {
+            key: key.to_owned(),
+        };
+        let committed = self.commit(vec![write], durability).await?;
+        Ok(committed.changed.first().copied().unwrap_or(false))
+    }
+
+    /// Applies `writes` as one atomic commit: after any crash, all of them
+    /// or none are there. Returns the commit LSN.
+    pub async fn write(&self, writes: Vec<Write>, durability: Durability) -> Result<u64, DbError> {
+        Ok(self.commit(writes, durability).await?.lsn)
+    }
+
+    async fn commit(
+        &self,
+        writes: Vec<Write>,
+        durability: Durability,
+    ) -> Result<crate::wal::Committed, DbError> {
+        let mutations: Vec<Mutation> = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Set { key, value } => Mutation::Put {
+                    key: key.into_bytes(),
+                    record: value.into_record(0),
+                },
+                Write::Del { key } => Mutation::Delete {
+                    key: key.into_bytes(),
+                },
+            })
+            .collect();
+        if mutations.is_empty() {
+            return Ok(crate::wal::Committed {
+                lsn: self.store.applied_lsn(),
+                changed: Vec::new(),
+            });
+        }
+        self.store.check_mutations(&mutations)?;
+        Ok(self.wal.commit(mutations, durability).await?)
+    }
+
+    /// Writes a checkpoint now (copy-on-write pages, then a superblock, each
+    /// made durable), after the WAL is durable up to what it holds; then
+    /// removes the WAL segments it makes unnecessary.
+    pub async fn checkpoint(&self) -> Result<CheckpointReport, DbError> {
+        let report =
+            checkpoint(&self.store, &self.watch, &self.remove_before, self.sabotage).await?;
+        self.wal.tidy().await?;
+        Ok(report)
+    }
+
+    /// Checks the durable tree page by page (see [`ValidateReport`]).
+    pub async fn validate(&self) -> Result<ValidateReport, DbError> {
+        Ok(self.store.validate(|_, _| {}).await?)
+    }
+
+    /// Counters and sizes, for INFO.
+    pub fn stats(&self) -> DbStats {
+        DbStats {
+            store: self.store.stats(),
+            wal: self.wal.stats(),
+            lsn_durable: self.watch.lsn_durable(),
+            recovery: self.recovery.clone(),
+        }
+    }
+
+    /// Why the database stopped accepting writes, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.store.failure()
+    }
+
+    /// Checkpoints (so the next open has nothing to replay), stops the
+    /// background tasks and releases the directory.
+    pub async fn close(self) -> Result<(), DbError> {
+        let checkpointed = if self.store.failure().is_none() {
+            self.checkpoint().await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        let Db {
+            wal,
+            writer,
+            checkpointer,
+            checkpoint_wanted,
+            ..
+        } = self;
+        drop(wal);
+        drop(checkpoint_wanted);
+        drop(writer.await);
+        checkpointer.await;
+        checkpointed
+    }
+}
+
+/// Writes tracing lines for what recovery repaired.
+fn log_recovery(dir: &Path, report: &RecoveryReport) {
+    if let Some((segment, offset, reason)) = &report.torn_tail {
+        tracing::warn!(
+            dir = %dir.display(),
+            segment,
+            offset,
+            reason = reason.as_str(),
+            bytes_zeroed = report.tail_bytes_zeroed,
+            "repair: cut a torn WAL tail"
+        );
+    }
+    if report.temp_files_removed > 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            files = report.temp_files_removed,
+            "repair: removed unfinished WAL segment files"
+        );
+    }
+    if report.txns_dropped > 0 {
+        tracing::info!(
+            dir = %dir.display(),
+            txns = report.txns_dropped,
+            "repair: dropped transactions the WAL holds no commit for"
+        );
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        checkpoint_lsn = report.checkpoint_lsn,
+        txns_replayed = report.txns_replayed,
+        lsn_end = report.lsn_end,
+        "recovered"
+    );
+}
+
+/// A checkpoint that waits for the WAL before writing pages.
+async fn checkpoint<E: Env>(
+    store: &Store<E>,
+    watch: &DurableWatch,
+    remove_before: &AtomicU64,
+    sabotage: Sabotage,
+) -> Result<CheckpointReport, StoreError> {
+    store
+        .checkpoint_after_wal(|lsn| async move {
+            if sabotage == Sabotage::WalRemovedEarly {
+                remove_before.fetch_max(lsn, Ordering::Relaxed);
+            }
+            watch.wait(lsn).await.map_err(|error| StoreError::Failed {
+                reason: error.to_string(),
+            })
+        })
+        .await
+}
+
+/// The background checkpointer: one checkpoint per request from the WAL
+/// writer (WAL grown or dirty pages pressing on the cache), until the
+/// database is dropped.
+async fn checkpoint_when_wanted<E: Env>(
+    store: Arc<Store<E>>,
+    watch: Arc<DurableWatch>,
+    remove_before: Arc<AtomicU64>,
+    sabotage: Sabotage,
+    mut wanted: mpsc::Receiver<()>,
+) {
+    while wanted.next().await.is_some() {
+        if store.failure().is_none() {
+            // A failure is recorded in the store; the next write reports it.
+            let _ = checkpoint(&store, &watch, &remove_before, sabotage).await;
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! The embedded database over the simulated disk: group commit and its
+//! durability classes, recovery, checkpoints and WAL segment removal,
+//! failure discipline and disk full.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::future::join_all;
+use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
+use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
+
+const N: NodeId = NodeId(0);
+
+fn dir() -> PathBuf {
+    PathBuf::from("/db")
+}
+
+/// Small segments keep the simulated disk small and make rollovers happen.
+fn options() -> DbOptions {
+    DbOptions {
+        wal_segment_bytes: 64 * 1024,
+        cache_bytes: 256 * 4096,
+        ..DbOptions::default()
+    }
+}
+
+fn try_open(world: &World) -> Result<Arc<Db<SimEnv>>, DbError> {
+    let env = world.env(N);
+    world.block_on(N, async move {
+        Db::open(env, dir(), options()).await.map(Arc::new)
+    })
+}
+
+fn open(world: &World) -> Arc<Db<SimEnv>> {
+    try_open(world).expect("open the database")
+}
+
+fn on<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
+    world: &World,
+    db: &Arc<Db<SimEnv>>,
+    f: impl FnOnce(Arc<Db<SimEnv>>) -> F,
+) -> T {
+    world.block_on(N, f(Arc::clone(db)))
+}
+
+fn get(world: &World, db: &Arc<Db<SimEnv>>, key: &str) -> Option<Value> {
+    let key = key.to_owned();
+    on(
+        world,
+        db,
+        |db| async move { db.get(&key).await.expect("get") },
+    )
+}
+
+fn set(world: &World, db: &Arc<Db<SimEnv>>, key: &str, value: &str) -> Result<u64, DbError> {
+    let (key, value) = (key.to_owned(), value.to_owned());
+    on(world, db, |db| async move { db.set(&key, value).await })
+}
+
+/// Sets `key-i` for every `i` concurrently; returns each outcome.
+fn set_concurrently(
+    world: &World,
+    db: &Arc<Db<SimEnv>>,
+    keys: std::ops::Range<u64>,
+    durability: Durability,
+) -> Vec<Result<u64, DbError>> {
+    on(world, db, |db| async move {
+        join_all(keys.map(|i| {
+            let db = Arc::clone(&db);
+            async move { db.set_with(&format!("key-{i}"), i as i64, durability).await }
+        }))
+        .await
+    })
+}
+
+fn wal_segments(world: &World) -> usize {
+    let env = world.env(N);
+    world.block_on(N, async move {
+        use jubilant_core::env::Fs;
+        let names = env.list(&dir()).await.expect("list");
+        names.iter().filter(|name| name.starts_with("wal-")).count()
+    })
+}
+
+#[test]
+fn a_lone_committer_pays_one_fsync_per_commit() {
+    let world = World::new(1, FaultConfig::none());
+    let db = open(&world);
+    let mut lsns = Vec::new();
+    for i in 0..5 {
+        lsns.push(set(&world, &db, &format!("k{i}"), "v").expect("set"));
+    }
+    // Begin, Upsert, Commit: the commit LSN is the Commit record's.
+    assert_eq!(lsns, vec![3, 6, 9, 12, 15]);
+    let stats = db.stats().wal;
+    assert_eq!((stats.commits, stats.batches, stats.fsyncs), (5, 5, 5));
+}
+
+#[test]
+fn concurrent_committers_share_fsyncs_and_every_acknowledged_commit_survives_a_power_loss() {
+    let world = World::new(2, FaultConfig::none());
+    let db = open(&world);
+    let outcomes = set_concurrently(&world, &db, 0..64, Durability::Sync);
+    let mut lsns: Vec<u64> = outcomes.into_iter().map(|o| o.expect("commit")).collect();
+    lsns.sort_unstable();
+    lsns.dedup();
+    assert_eq!(lsns.len(), 64, "every commit has its own LSN");
+    let stats = db.stats().wal;
+    assert_eq!(stats.commits, 64);
+    assert!(
+        stats.fsyncs < 64 / 4,
+        "64 committers took {} fsyncs",
+        stats.fsyncs
+    );
+    assert!(stats.batch_commits_max > 4, "{stats:?}");
+
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    for i in 0..64 {
+        assert_eq!(get(&world, &db, &format!("key-{i}")), Some(Value::Int(i)));
+    }
+    assert_eq!(db.stats().recovery.txns_replayed, 64);
+}
+
+#[test]
+fn async_commits_are_answered_before_the_sync_and_lost_only_as_a_suffix() {
+    let world = World::new(3, FaultConfig::none());
+    let db = open(&world);
+    let answered: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    for i in 0..40u64 {
+        let db = Arc::clone(&db);
+        let answered = Arc::clone(&answered);
+        world.spawn(N, "committer", async move {
+            if let Ok(lsn) = db
+                .set_with(&format!("key-{i}"), i as i64, Durability::Async)
+                .await
+            {
+                answered.lock().expect("lock").push((lsn, i));
+            }
+        });
+    }
+    // Lose power, with every unsynced write lost, while batches are still
+    // being written.
+    for _ in 0..60 {
+        world.step();
+    }
+    let mut acknowledged = answered.lock().expect("lock").clone();
+    acknowledged.sort_unstable();
+    let mut faults = FaultConfig::none();
+    faults.set(Fault::WriteLost, 1.0);
+    world.set_faults(faults);
+    drop(db);
+    world.crash(N);
+    world.set_faults(FaultConfig::none());
+    let db = open(&world);
+    let found: Vec<bool> = acknowledged
+        .iter()
+        .map(|(_, i)| get(&world, &db, &format!("key-{i}")).is_some())
+        .collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing was answered before the crash"
+    );
+    assert!(
+        found.iter().any(|kept| !kept),
+        "the power loss lost no acknowledged async commit: the test did not test"
+    );
+    // The acknowledged commits that survived are the first ones in commit
+    // (LSN) order: a suffix was lost, never one in the middle.
+    let kept = found.iter().take_while(|kept| **kept).count();
+    assert!(
+        found[kept..].iter().all(|kept| !kept),
+        "a commit was lost before one that survived: {acknowledged:?} {found:?}"
+    );
+}
+
+#[test]
+fn a_failed_fsync_fails_every_waiting_commit_and_every_later_one_until_reopened() {
+    let world = World::new(4, FaultConfig::none());
+    let db = open(&world);
+    set(&world, &db, "before", "1").expect("set");
+    let mut faults = FaultConfig::none();
+    faults.set(Fault::FsyncError, 1.0);
+    world.set_faults(faults);
+    let outcomes = set_concurrently(&world, &db, 0..8, Durability::Sync);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(DbError::StorageFailed(_)))),
+        "a commit was acknowledged without a durable sync: {outcomes:?}"
+    );
+    world.set_faults(FaultConfig::none());
+    let later = set(&world, &db, "later", "x");
+    assert!(matches!(later, Err(DbError::StorageFailed(_))), "{later:?}");
+    assert_eq!(db.stats().wal.commits, 1);
+    // Reads of what is durable keep working.
+    assert_eq!(get(&world, &db, "before"), Some(Value::from("1")));
+
+    drop(db);
+    world.kill(N);
+    let db = open(&world);
+    assert_eq!(get(&world, &db, "before"), Some(Value::from("1")));
+    set(&world, &db, "after", "2").expect("writes work again after reopening");
+}
+
+#[test]
+fn recovery_replays_commits_after_the_checkpoint_and_replaying_twice_changes_nothing() {
+    let world = World::new(5, FaultConfig::none());
+    let db = open(&world);
+    for i in 0..20 {
+        set(&world, &db, &format!("k{i:02}"), "old").expect("set");
+    }
+    let report = on(&world, &db, |db| async move {
+        db.checkpoint().await.expect("checkpoint")
+    });
+    assert!(report.wrote);
+    for i in 10..30 {
+        set(&world, &db, &format!("k{i:02}"), "new").expect("set");
+    }
+    let deleted = on(&world, &db, |db| async move {
+        db.del("k00").await.expect("del")
+    });
+    assert!(deleted);
+    let absent = on(&world, &db, |db| async move {
+        db.del("nope").await.expect("del")
+    });
+    assert!(!absent);
+    let expected = |world: &World, db: &Arc<Db<SimEnv>>| {
+        assert_eq!(get(world, db, "k00"), None);
+        for i in 1..30 {
+            let want = if i < 10 { "old" } else { "new" };
+            assert_eq!(
+                get(world, db, &format!("k{i:02}")),
+                Some(Value::from(want)),
+                "k{i}"
+            );
+        }
+    };
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    expected(&world, &db);
+    let recovery = db.stats().recovery;
+    assert_eq!(recovery.checkpoint_lsn, report.checkpoint_lsn);
+    assert_eq!(
+        recovery.txns_replayed, 22,
+        "20 sets and 2 deletes after the checkpoint"
+    );
+    // A crash right after recovery (before any checkpoint): the same again.
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    expected(&world, &db);
+    assert_eq!(db.stats().recovery.txns_replayed, 22);
+    assert!(
+        on(&world, &db, |db| async move {
+            db.validate().await.expect("validate")
+        })
+        .is_ok()
+    );
+}
+
+#[test]
+fn checkpoints_remove_the_wal_segments_they_cover_and_close_leaves_nothing_to_replay() {
+    let world = World::new(6, FaultConfig::none());
+    let db = open(&world);
+    let value = "v".repeat(200);
+    for i in 0..1000 {
+        set(&world, &db, &format!("k{i:04}"), &value).expect("set");
+    }
+    let before = wal_segments(&world);
+    assert!(
+        before > 3,
+        "1000 writes of 200 bytes fill several 64 KiB segments"
+    );
+    on(&world, &db, |db| async move {
+        db.checkpoint().await.expect("checkpoint")
+    });
+    assert_eq!(
+        wal_segments(&world),
+        1,
+        "only the active segment is still needed"
+    );
+    assert!(db.stats().wal.segments_removed >= before as u64 - 1);
+    let db = Arc::into_inner(db).expect("one handle");
+    world.block_on(N, async move { db.close().await.expect("close") });
+    let db = open(&world);
+    assert_eq!(db.stats().recovery.txns_replayed, 0);
+    assert_eq!(get(&world, &db, "k0999"), Some(Value::from(value.as_str())));
+}
+
+#[test]
+fn disk_full_is_a_definite_refusal_and_writes_succeed_once_space_is_back() {
+    let world = World::new(7, FaultConfig::none());
+    let db = open(&world);
+    set(&world, &db, "a", "1").expect("set");
+    let mut faults = FaultConfig::none();
+    faults.set(Fault::DiskFull, 0.3);
+    world.set_faults(faults);
+    let (mut applied, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..40 {
+        let key = format!("k{i:02}");
+        match set(&world, &db, &key, "v") {
+            Ok(_) => applied.push(key),
+            Err(DbError::DiskFull(_)) => refused.push(key),
+            Err(other) => panic!("disk full must not fail the database: {other}"),
+        }
+    }
+    assert!(
+        !refused.is_empty() && !applied.is_empty(),
+        "the test did not test"
+    );
+    for key in &refused {
+        assert_eq!(
+            get(&world, &db, key),
+            None,
+            "a refused write is not applied"
+        );
+    }
+    world.set_faults(FaultConfig::none());
+    set(&world, &db, "c", "3").expect("writes succeed once space is back");
+    assert_eq!(db.stats().wal.commits_disk_full, refused.len() as u64);
+
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    for key in &applied {
+        assert_eq!(get(&world, &db, key), Some(Value::from("v")));
+    }
+    for key in &refused {
+        assert_eq!(
+            get(&world, &db, key),
+            None,
+            "a refused write never comes back"
+        );
+    }
+    assert_eq!(get(&world, &db, "c"), Some(Value::from("3")));
+}
+
+#[test]
+fn atomic_writes_and_typed_values_round_trip() {
+    let world = World::new(8, FaultConfig::none());
+    let db = open(&world);
+    let lsn = on(&world, &db, |db| async move {
+        let writes = vec![
+            Write::Set {
+                key: "s".into(),
+                value: Value::from("text"),
+            },
+            Write::Set {
+                key: "b".into(),
+                value: Value::from(vec![0u8, 255]),
+            },
+            Write::Set {
+                key: "i".into(),
+                value: Value::Int(-7),
+            },
+            Write::Del { key: "gone".into() },
+        ];
+        db.write(writes, Durability::Async).await.expect("write")
+    });
+    assert_eq!(lsn, 6, "Begin, 4 changes, Commit");
+    assert_eq!(get(&world, &db, "s"), Some(Value::from("text")));
+    assert_eq!(get(&world, &db, "b"), Some(Value::Bytes(vec![0, 255])));
+    assert_eq!(get(&world, &db, "i"), Some(Value::Int(-7)));
+}
+
+#[test]
+fn bad_input_is_refused_before_it_reaches_the_wal() {
+    let world = World::new(9, FaultConfig::none());
+    let db = open(&world);
+    assert!(matches!(set(&world, &db, "", "v"), Err(DbError::Store(_))));
+    let long_key = "k".repeat(10_000);
+    assert!(matches!(
+        set(&world, &db, &long_key, "v"),
+        Err(DbError::Store(_))
+    ));
+    let big = "v".repeat(100_000);
+    assert!(matches!(
+        set(&world, &db, "k", &big),
+        Err(DbError::Store(_))
+    ));
+    assert_eq!(db.stats().wal.batches, 0, "nothing reached the WAL");
+}
+
+#[test]
+fn a_missing_wal_segment_is_refused_rather_than_silently_losing_commits() {
+    let world = World::new(10, FaultConfig::none());
+    let db = open(&world);
+    let value = "v".repeat(200);
+    for i in 0..600 {
+        set(&world, &db, &format!("k{i:04}"), &value).expect("set");
+    }
+    drop(db);
+    world.kill(N);
+    let env = world.env(N);
+    world.block_on(N, async move {
+        use jubilant_core::env::Fs;
+        let path = dir().join(jubilant_core::log::segment_name(1));
+        env.remove(&path).await.expect("remove");
+        env.sync_dir(&dir()).await.expect("sync");
+    });
+    let refused = try_open(&world).err();
+    assert!(
+        matches!(refused, Some(DbError::WalMissing(_))),
+        "{refused:?}"
+    );
+}

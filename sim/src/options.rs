@@ -17,10 +17,13 @@ pub enum WorkloadName {
     /// network, through latency, drops, partitions and server kills.
     Echo,
     /// Writers, readers and a checkpointer work on the B+Tree store through
-    /// crashes, torn, dropped and misdirected writes and bad reads. The
-    /// default: the most complete storage workload.
-    #[default]
+    /// crashes, torn, dropped and misdirected writes and bad reads.
     Tree,
+    /// Committers write through the embedded database (WAL, group commit,
+    /// sync and async durability, checkpoints, segment removal, recovery)
+    /// through every disk fault. The default: the most complete workload.
+    #[default]
+    Db,
 }
 
 impl fmt::Display for WorkloadName {
@@ -29,6 +32,7 @@ impl fmt::Display for WorkloadName {
             WorkloadName::Log => "log",
             WorkloadName::Echo => "echo",
             WorkloadName::Tree => "tree",
+            WorkloadName::Db => "db",
         })
     }
 }
@@ -41,8 +45,9 @@ impl FromStr for WorkloadName {
             "log" => Ok(WorkloadName::Log),
             "echo" => Ok(WorkloadName::Echo),
             "tree" => Ok(WorkloadName::Tree),
+            "db" => Ok(WorkloadName::Db),
             other => Err(format!(
-                "unknown workload `{other}`; known: log, echo, tree"
+                "unknown workload `{other}`; known: log, echo, tree, db"
             )),
         }
     }

@@ -67,6 +67,7 @@ pub fn run(options: &RunOptions) -> Result<Report, String> {
         WorkloadName::Log => workload::log::run(&world, options, &mut report),
         WorkloadName::Echo => workload::echo::run(&world, options, &mut report),
         WorkloadName::Tree => workload::tree::run(&world, options, &mut report),
+        WorkloadName::Db => workload::db::run(&world, options, &mut report),
     }));
     IN_WORLD.with(|flag| flag.set(false));
     if outcome.is_err() {

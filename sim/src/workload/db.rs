@@ -1,0 +1,682 @@
+//! The db workload: concurrent committers write through the embedded
+//! database's group commit, mixing `sync` and `async` durability, while a
+//! checkpointer and the WAL-size trigger write checkpoints and small WAL
+//! segments roll over and are removed; the fault schedule crashes and kills
+//! the node at any moment (mid-batch, mid-fsync, mid-checkpoint,
+//! mid-rollover, mid-recovery), fails fsyncs, fills the disk, and tears,
+//! drops, misdirects and corrupts I/O. After every restart the database
+//! must open, `validate` must find nothing, and every committer's keys must
+//! hold exactly what its surviving transactions wrote (`db_model`).
+//!
+//! Phases as in the tree workload: lives until the step budget is spent;
+//! then, faults off, a restart whose recovery is checked, a liveness client
+//! that must finish its commits and a checkpoint within
+//! [`LIVENESS_POLLS_MAX`] polls, and a last power loss after which all of
+//! it must be back.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
+use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::page::inline_value_bytes_limit;
+use jubilant_core::sabotage::Sabotage;
+use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+
+use super::db_model::{DbModel, Keys, Outcome};
+use super::lives::{LifeStatus, Lives, run_lives};
+use crate::options::RunOptions;
+use crate::report::Report;
+
+const NODE: NodeId = NodeId(0);
+/// Polls allowed for a fault-free recovery plus the liveness commits.
+pub const LIVENESS_POLLS_MAX: u64 = 200_000;
+/// Commits the liveness client makes before its checkpoint.
+const LIVENESS_COMMITS: u64 = 16;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from("/data/db")
+}
+
+/// The per-seed shape: geometry, WAL sizes and client behaviour.
+#[derive(Clone, Debug)]
+struct Shape {
+    page_bytes: u32,
+    cache_pages: u64,
+    inline_value_bytes_max: u32,
+    segment_bytes: u64,
+    checkpoint_wal_bytes: u64,
+    committers: usize,
+    keys_per_committer: u64,
+    /// Writes per transaction besides the marker.
+    writes_max: u64,
+    value_bytes_max: u64,
+    async_pct: u64,
+    delete_pct: u64,
+    read_pct: u64,
+    think_us_max: u64,
+    checkpoint_every_us_max: u64,
+}
+
+impl Shape {
+    fn draw(rng: &mut SimRng) -> Self {
+        let page_bytes = if rng.chance(0.75) { 4096 } else { 8192 };
+        let inline_value_bytes_max =
+            rng.between(16, inline_value_bytes_limit(page_bytes).min(1024) as u64) as u32;
+        Shape {
+            page_bytes,
+            cache_pages: rng.between(64, 400),
+            inline_value_bytes_max,
+            segment_bytes: rng.between(16, 256) * 1024,
+            checkpoint_wal_bytes: rng.between(8, 512) * 1024,
+            committers: rng.between(1, 8) as usize,
+            keys_per_committer: rng.between(1, 60),
+            writes_max: rng.between(1, 4),
+            value_bytes_max: rng.between(1, u64::from(inline_value_bytes_max)),
+            async_pct: [0, 50, 100, rng.between(0, 100)][rng.below(4) as usize],
+            delete_pct: rng.between(0, 40),
+            read_pct: rng.between(0, 60),
+            think_us_max: rng.between(0, 2_000),
+            checkpoint_every_us_max: rng.between(1_000, 300_000),
+        }
+    }
+
+    fn options(&self, sabotage: Sabotage) -> DbOptions {
+        DbOptions {
+            create_if_missing: true,
+            page_bytes: self.page_bytes,
+            inline_value_bytes_max: self.inline_value_bytes_max,
+            cache_bytes: self.cache_pages * u64::from(self.page_bytes),
+            durability: Durability::Sync,
+            wal_segment_bytes: self.segment_bytes,
+            checkpoint_wal_bytes: self.checkpoint_wal_bytes,
+            sabotage,
+        }
+    }
+
+    fn key(&self, committer: usize, rng: &mut SimRng) -> String {
+        format!("{:04}-c{committer}", rng.below(self.keys_per_committer))
+    }
+
+    fn value(&self, committer: usize, seq: u64, rng: &mut SimRng) -> Value {
+        match rng.below(3) {
+            0 => Value::Int(rng.next_u64() as i64),
+            1 => {
+                let mut bytes = seq.to_le_bytes().to_vec();
+                bytes.resize(
+                    rng.between(8, self.value_bytes_max.max(8)) as usize,
+                    committer as u8,
+                );
+                bytes.truncate(self.inline_value_bytes_max as usize);
+                Value::Bytes(bytes)
+            }
+            _ => {
+                let mut text = format!("c{committer}-s{seq}-");
+                let len = rng.between(0, self.value_bytes_max) as usize;
+                while text.len() < len {
+                    text.push('x');
+                }
+                text.truncate(self.inline_value_bytes_max as usize);
+                Value::String(text)
+            }
+        }
+    }
+}
+
+fn marker_key(committer: usize) -> String {
+    format!("m-c{committer}")
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "page_bytes={} cache_pages={} inline_max={} segment_bytes={} checkpoint_wal_bytes={} committers={} keys={} writes_max={} value_max={} async_pct={} delete_pct={} read_pct={} think_us_max={} checkpoint_every_us_max={}",
+            self.page_bytes,
+            self.cache_pages,
+            self.inline_value_bytes_max,
+            self.segment_bytes,
+            self.checkpoint_wal_bytes,
+            self.committers,
+            self.keys_per_committer,
+            self.writes_max,
+            self.value_bytes_max,
+            self.async_pct,
+            self.delete_pct,
+            self.read_pct,
+            self.think_us_max,
+            self.checkpoint_every_us_max
+        )
+    }
+}
+
+type Model = Arc<Mutex<DbModel>>;
+
+fn lock(model: &Model) -> MutexGuard<'_, DbModel> {
+    model
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Clone, Copy)]
+enum Clients {
+    Random,
+    Liveness,
+    None,
+}
+
+/// Runs the workload on `world`, filling `report`.
+pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
+    let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
+    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let db_options = shape.options(options.sabotage);
+    let model: Model = Arc::new(Mutex::new(DbModel::new(shape.committers)));
+    world.trace(format_args!("workload db: {shape}"));
+
+    let mut lives = DbLives {
+        shape: &shape,
+        options: &db_options,
+        model: &model,
+    };
+    let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
+    let ended = lock(&model).verdict.ended() || report.failure.is_some();
+    if !ended {
+        report.steps += final_phase(
+            world,
+            &shape,
+            &db_options,
+            &model,
+            &mut workload_rng,
+            report,
+            life,
+        );
+    }
+    let counts = world.fault_counts();
+    let m = lock(&model);
+    m.verdict.fill(report);
+    report
+        .stats
+        .insert("torn_writes".to_owned(), counts.get(Fault::WriteTorn));
+    for name in [
+        "crashes_mid_checkpoint",
+        "crashes_mid_recovery",
+        "checkpoints",
+        "commits_sync",
+        "commits_async",
+        "commits_disk_full",
+        "wal_segments_removed",
+        "wal_rollovers",
+        "repair_actions",
+    ] {
+        report.stats.entry(name.to_owned()).or_insert(0);
+    }
+}
+
+struct DbLives<'a> {
+    shape: &'a Arc<Shape>,
+    options: &'a DbOptions,
+    model: &'a Model,
+}
+
+impl Lives for DbLives<'_> {
+    const ENGINE: &'static str = "database";
+
+    fn start(&mut self, world: &World, life: u64, seed: u64) {
+        start_life(
+            world,
+            life,
+            self.shape,
+            self.options,
+            self.model,
+            Clients::Random,
+            seed,
+        );
+    }
+
+    fn status(&self) -> LifeStatus {
+        lock(self.model).verdict.status()
+    }
+
+    fn crash(&mut self, world: &World, report: &mut Report) {
+        crash(world, self.model, report);
+    }
+}
+
+/// A power loss, noting what was running.
+fn crash(world: &World, model: &Model, report: &mut Report) {
+    {
+        let mut m = lock(model);
+        if m.checkpoint_running {
+            m.verdict.stat("crashes_mid_checkpoint", 1);
+        }
+        if m.recovering {
+            m.verdict.stat("crashes_mid_recovery", 1);
+        }
+        m.recovering = false;
+    }
+    world.crash(NODE);
+    report.crashes += 1;
+}
+
+fn run_until(world: &World, polls: &mut u64, limit: u64, mut done: impl FnMut() -> bool) {
+    while *polls < limit && !done() {
+        match world.step() {
+            Step::Polled => *polls += 1,
+            Step::Advanced => {}
+            Step::Idle => break,
+        }
+    }
+}
+
+fn final_phase(
+    world: &World,
+    shape: &Arc<Shape>,
+    options: &DbOptions,
+    model: &Model,
+    rng: &mut SimRng,
+    report: &mut Report,
+    lives: u64,
+) -> u64 {
+    world.set_faults(FaultConfig::none());
+    crash(world, model, report);
+    let before = lock(model).verdict.recoveries;
+    let life = lives + 1;
+    start_life(
+        world,
+        life,
+        shape,
+        options,
+        model,
+        Clients::Liveness,
+        rng.next_u64(),
+    );
+    let mut polls = 0;
+    run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
+        let m = lock(model);
+        m.verdict.failure.is_some() || m.verdict.stats.get("liveness_batches").is_some()
+    });
+    let m = lock(model);
+    if m.verdict.ended() {
+        return polls;
+    }
+    let done = m
+        .verdict
+        .stats
+        .get("liveness_batches")
+        .copied()
+        .unwrap_or(0);
+    let recovered = m.verdict.recoveries > before;
+    drop(m);
+    report.check("liveness", 1);
+    if !recovered || done == 0 {
+        report.fail(
+            "liveness",
+            format!(
+                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
+                if recovered {
+                    "the client did not finish its commits and checkpoint"
+                } else {
+                    "recovery did not finish"
+                }
+            ),
+        );
+        return polls;
+    }
+    // A last power loss: every liveness commit must come back.
+    crash(world, model, report);
+    let before = lock(model).verdict.recoveries;
+    start_life(
+        world,
+        life + 1,
+        shape,
+        options,
+        model,
+        Clients::None,
+        rng.next_u64(),
+    );
+    run_until(world, &mut polls, 2 * LIVENESS_POLLS_MAX, || {
+        let m = lock(model);
+        m.verdict.recoveries > before || m.verdict.ended()
+    });
+    let m = lock(model);
+    if m.verdict.recoveries == before && !m.verdict.ended() {
+        drop(m);
+        report.fail(
+            "liveness",
+            "the last fault-free recovery did not finish".to_owned(),
+        );
+    }
+    world.kill(NODE);
+    polls
+}
+
+fn start_life(
+    world: &World,
+    life: u64,
+    shape: &Arc<Shape>,
+    options: &DbOptions,
+    model: &Model,
+    clients: Clients,
+    seed: u64,
+) {
+    lock(model).begin_life();
+    world.trace(format_args!("life {life} begins"));
+    let env = world.env(NODE);
+    let (shape, options, model) = (Arc::clone(shape), options.clone(), Arc::clone(model));
+    world.spawn(
+        NODE,
+        "process",
+        process(env, shape, options, model, clients, seed),
+    );
+}
+
+/// Whether the world has damaged stored data, which excuses a refused open
+/// (never a wrong value).
+fn excused(env: &SimEnv) -> bool {
+    env.fault_counts().stored_data_damage() > 0
+}
+
+/// Records a failed database operation; the node must then be restarted.
+fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
+    env.trace(format_args!("{what} failed: {error}"));
+    let mut m = lock(model);
+    if error.is_corruption() {
+        let excused = excused(env);
+        m.corrupt(format!("{what}: {error}"), excused);
+    } else {
+        m.verdict.stat("io_errors", 1);
+    }
+    m.verdict.poisoned = true;
+}
+
+async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<Db<SimEnv>>> {
+    lock(model).recovering = true;
+    let opened = Db::open(env.clone(), data_dir(), options).await;
+    lock(model).recovering = false;
+    let db = match opened {
+        Ok(db) => db,
+        Err(error) => {
+            env.trace(format_args!("open failed: {error}"));
+            let mut m = lock(model);
+            if error.is_corruption() {
+                m.corrupt(format!("open: {error}"), excused(env));
+            } else {
+                m.verdict.open_failed = true;
+            }
+            return None;
+        }
+    };
+    let recovery = db.stats().recovery;
+    env.trace(format_args!("recovered: {recovery:?}"));
+    match db.validate().await {
+        Ok(validation) if validation.is_ok() => lock(model).verdict.check("recovery", 1),
+        Ok(validation) => {
+            let detail = format!("validate: {:?}", validation.findings.first());
+            lock(model).corrupt(detail, excused(env));
+            return None;
+        }
+        Err(error) => {
+            db_error(env, model, "validate", &error);
+            lock(model).verdict.open_failed = true;
+            return None;
+        }
+    }
+    let keys: Vec<Vec<String>> = lock(model).committers.iter().map(|c| c.keys()).collect();
+    let mut markers = Vec::with_capacity(keys.len());
+    let mut contents = Vec::with_capacity(keys.len());
+    for (index, keys) in keys.iter().enumerate() {
+        let mut found = Keys::new();
+        let marker = match db.get_with(&marker_key(index), Durability::Async).await {
+            Ok(marker) => marker,
+            Err(error) => {
+                db_error(env, model, "read after open", &error);
+                lock(model).verdict.open_failed = true;
+                return None;
+            }
+        };
+        for key in keys {
+            match db.get_with(key, Durability::Async).await {
+                Ok(value) => {
+                    found.insert(key.clone(), value);
+                }
+                Err(error) => {
+                    db_error(env, model, "read after open", &error);
+                    lock(model).verdict.open_failed = true;
+                    return None;
+                }
+            }
+        }
+        markers.push(marker);
+        contents.push(found);
+    }
+    let mut m = lock(model);
+    // Damage can lurk in the page cache for lives (a kill keeps it), so
+    // any damage so far may explain a lost record.
+    m.recovered(&markers, &contents, recovery.lsn_end, excused(env));
+    m.verdict.recoveries += 1;
+    m.verdict.stat("repair_actions", recovery.repair_actions());
+    m.verdict.stat("txns_replayed", recovery.txns_replayed);
+    Some(Arc::new(db))
+}
+
+async fn process(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    options: DbOptions,
+    model: Model,
+    clients: Clients,
+    seed: u64,
+) {
+    let Some(db) = recover(&env, &model, options).await else {
+        return;
+    };
+    let mut rng = SimRng::new(seed, Stream::Workload);
+    match clients {
+        Clients::Random => {
+            for index in 0..shape.committers {
+                let task = committer(
+                    env.clone(),
+                    Arc::clone(&shape),
+                    Arc::clone(&db),
+                    Arc::clone(&model),
+                    index,
+                    SimRng::new(rng.next_u64(), Stream::Workload),
+                    None,
+                );
+                drop(env.spawn("committer", task));
+            }
+            let task = checkpointer(
+                env.clone(),
+                Arc::clone(&shape),
+                Arc::clone(&db),
+                Arc::clone(&model),
+                rng,
+            );
+            drop(env.spawn("checkpointer", task));
+            drop(env.spawn("stats", stats(env.clone(), db, model)));
+        }
+        Clients::Liveness => {
+            let client_env = env.clone();
+            let task = async move {
+                let env = client_env;
+                let done = committer(
+                    env.clone(),
+                    shape,
+                    Arc::clone(&db),
+                    Arc::clone(&model),
+                    0,
+                    rng,
+                    Some(LIVENESS_COMMITS),
+                )
+                .await;
+                if done && checkpoint(&env, &db, &model).await {
+                    lock(&model).verdict.stat("liveness_batches", 1);
+                }
+            };
+            drop(env.spawn("liveness-client", task));
+        }
+        Clients::None => {}
+    }
+}
+
+/// Copies the database's counters into the model now and then, so a crash
+/// does not lose the life's figures.
+async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
+    let mut seen = jubilant_core::wal::GroupCommitStats::default();
+    loop {
+        env.sleep(Duration::from_millis(5)).await;
+        let now = db.stats().wal;
+        {
+            let mut m = lock(&model);
+            if m.verdict.poisoned {
+                return;
+            }
+            m.verdict.stat("wal_fsyncs", now.fsyncs - seen.fsyncs);
+            m.verdict.stat("wal_batches", now.batches - seen.batches);
+            m.verdict.stat(
+                "wal_segments_removed",
+                now.segments_removed - seen.segments_removed,
+            );
+            m.verdict
+                .stat("wal_rollovers", now.log.rollovers - seen.log.rollovers);
+        }
+        seen = now;
+    }
+}
+
+async fn think(env: &SimEnv, rng: &mut SimRng, max_us: u64) {
+    // At least a microsecond: a client whose operations never wait would
+    // starve every other task.
+    let us = rng.between(0, max_us).max(1);
+    env.sleep(Duration::from_micros(us)).await;
+}
+
+/// Commits transactions until `count` (or forever); returns whether it
+/// finished them all.
+async fn committer(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    db: Arc<Db<SimEnv>>,
+    model: Model,
+    index: usize,
+    mut rng: SimRng,
+    count: Option<u64>,
+) -> bool {
+    let mut done = 0;
+    while count.is_none_or(|count| done < count) {
+        think(&env, &mut rng, shape.think_us_max).await;
+        if lock(&model).verdict.poisoned {
+            return false;
+        }
+        let seq = lock(&model).committers[index].next_seq;
+        let writes: Vec<(String, Option<Value>)> = (0..rng.between(1, shape.writes_max))
+            .map(|_| {
+                let key = shape.key(index, &mut rng);
+                if rng.below(100) < shape.delete_pct {
+                    (key, None)
+                } else {
+                    (key, Some(shape.value(index, seq, &mut rng)))
+                }
+            })
+            .collect();
+        let durability = if rng.below(100) < shape.async_pct {
+            Durability::Async
+        } else {
+            Durability::Sync
+        };
+        let (seq, writes) = lock(&model).submit(index, writes, marker_key(index), durability);
+        let batch: Vec<Write> = writes
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(value) => Write::Set { key, value },
+                None => Write::Del { key },
+            })
+            .collect();
+        match db.write(batch, durability).await {
+            Ok(lsn) => {
+                env.trace(format_args!(
+                    "committer {index} transaction {seq} committed at LSN {lsn}"
+                ));
+                let mut m = lock(&model);
+                m.answered(index, seq, Outcome::Acked(lsn));
+                m.verdict.stat(
+                    match durability {
+                        Durability::Sync => "commits_sync",
+                        Durability::Async => "commits_async",
+                    },
+                    1,
+                );
+                done += 1;
+            }
+            Err(DbError::DiskFull(reason)) => {
+                env.trace(format_args!(
+                    "committer {index} transaction {seq} refused: {reason}"
+                ));
+                let mut m = lock(&model);
+                m.answered(index, seq, Outcome::Refused);
+                m.verdict.stat("commits_disk_full", 1);
+                continue;
+            }
+            Err(error) => {
+                lock(&model).answered(index, seq, Outcome::Unknown);
+                db_error(&env, &model, "commit", &error);
+                return false;
+            }
+        }
+        if rng.below(100) < shape.read_pct {
+            let key = shape.key(index, &mut rng);
+            let durability = if rng.chance(0.5) {
+                Durability::Sync
+            } else {
+                Durability::Async
+            };
+            match db.get_with(&key, durability).await {
+                Ok(found) => lock(&model).read(index, &key, found.as_ref()),
+                Err(error) => {
+                    db_error(&env, &model, "read", &error);
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+async fn checkpoint(env: &SimEnv, db: &Db<SimEnv>, model: &Model) -> bool {
+    lock(model).checkpoint_running = true;
+    let outcome = db.checkpoint().await;
+    lock(model).checkpoint_running = false;
+    match outcome {
+        Ok(report) => {
+            env.trace(format_args!(
+                "checkpoint generation {} at LSN {} ({} tree pages)",
+                report.generation, report.checkpoint_lsn, report.tree_pages
+            ));
+            if report.wrote {
+                lock(model).verdict.stat("checkpoints", 1);
+            }
+            true
+        }
+        Err(error) => {
+            db_error(env, model, "checkpoint", &error);
+            false
+        }
+    }
+}
+
+async fn checkpointer(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    db: Arc<Db<SimEnv>>,
+    model: Model,
+    mut rng: SimRng,
+) {
+    loop {
+        think(&env, &mut rng, shape.checkpoint_every_us_max).await;
+        if lock(&model).verdict.poisoned || !checkpoint(&env, &db, &model).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The model the db workload checks the embedded database against.
+//!
+//! Each committer owns its keys (no two committers write the same key) and
+//! commits one transaction at a time, each also writing the committer's
+//! marker key with the transaction's sequence number. So after a restart
+//! the marker says which of the committer's transactions survived, and
+//! survival must be a prefix of its commit order. Oracles:
+//! - `durability`: every acknowledged `sync` commit survives every crash;
+//!   every acknowledged commit (sync or async) survives exactly when its
+//!   LSN is at or below the end of the recovered WAL, so what a crash
+//!   loses is a suffix of the global commit order;
+//! - `no_phantom`: a write refused with disk full never appears, and no
+//!   value that was never written is ever read;
+//! - `state_matches_model`: after a restart every key holds what the
+//!   surviving transactions wrote, in order;
+//! - `read_your_writes`: while running, a committer reads back exactly its
+//!   own last writes;
+//! - `recovery`: the database opens after every crash and `validate`
+//!   finds nothing;
+//! - `liveness`: with faults off, a client finishes a bounded batch.
+
+use std::collections::BTreeMap;
+
+use jubilant_core::db::{Durability, Value};
+
+use super::verdict::Verdict;
+
+/// One committer's keys and their values (`None`: deleted or never set).
+pub(crate) type Keys = BTreeMap<String, Option<Value>>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Submitted, no answer yet (at a crash: may or may not have happened).
+    InFlight,
+    /// Acknowledged with this commit LSN.
+    Acked(u64),
+    /// Refused with disk full: must never appear.
+    Refused,
+    /// The database failed while it was in flight: may or may not have
+    /// happened.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Commit {
+    pub seq: u64,
+    pub writes: Vec<(String, Option<Value>)>,
+    pub durability: Durability,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Committer {
+    /// The committer's keys as of the last recovery check.
+    base: Keys,
+    /// Transactions submitted since then, in order.
+    since: Vec<Commit>,
+    pub next_seq: u64,
+}
+
+impl Committer {
+    /// Every key the committer may have written: what a check must read.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.base.keys().cloned().collect();
+        for commit in &self.since {
+            keys.extend(commit.writes.iter().map(|(key, _)| key.clone()));
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// The keys as the running database holds them: the base plus every
+    /// transaction since that was not refused (those still unanswered are
+    /// left out; a committer only reads after its answer).
+    pub(crate) fn live(&self) -> Keys {
+        let mut keys = self.base.clone();
+        for commit in &self.since {
+            if matches!(commit.outcome, Outcome::Acked(_)) {
+                apply(&mut keys, &commit.writes);
+            }
+        }
+        keys
+    }
+}
+
+fn apply(keys: &mut Keys, writes: &[(String, Option<Value>)]) {
+    for (key, value) in writes {
+        keys.insert(key.clone(), value.clone());
+    }
+}
+
+pub(crate) struct DbModel {
+    pub committers: Vec<Committer>,
+    pub checkpoint_running: bool,
+    pub recovering: bool,
+    pub verdict: Verdict,
+}
+
+/// The value a committer's marker key holds after transaction `seq`.
+pub(crate) fn marker_value(committer: usize, seq: u64) -> Value {
+    Value::String(format!("c{committer}-s{seq}"))
+}
+
+fn parse_marker(committer: usize, value: &Value) -> Option<u64> {
+    let Value::String(text) = value else {
+        return None;
+    };
+    let rest = text.strip_prefix(&format!("c{committer}-s"))?;
+    rest.parse().ok()
+}
+
+impl DbModel {
+    pub(crate) fn new(committers: usize) -> Self {
+        DbModel {
+            committers: (0..committers).map(|_| Committer::default()).collect(),
+            checkpoint_running: false,
+            recovering: false,
+            verdict: Verdict::default(),
+        }
+    }
+
+    pub(crate) fn begin_life(&mut self) {
+        self.verdict.begin_life();
+        self.checkpoint_running = false;
+    }
+
+    /// Records a transaction about to be submitted; returns its sequence.
+    pub(crate) fn submit(
+        &mut self,
+        committer: usize,
+        mut writes: Vec<(String, Option<Value>)>,
+        marker: String,
+        durability: Durability,
+    ) -> (u64, Vec<(String, Option<Value>)>) {
+        let c = &mut self.committers[committer];
+        let seq = c.next_seq;
+        c.next_seq += 1;
+        writes.push((marker, Some(marker_value(committer, seq))));
+        c.since.push(Commit {
+            seq,
+            writes: writes.clone(),
+            durability,
+            outcome: Outcome::InFlight,
+        });
+        (seq, writes)
+    }
+
+    pub(crate) fn answered(&mut self, committer: usize, seq: u64, outcome: Outcome) {
+        let c = &mut self.committers[committer];
+        let commit = c
+            .since
+            .iter_mut()
+            .rev()
+            .find(|commit| commit.seq == seq)
+            .expect("an answered transaction was submitted");
+        commit.outcome = outcome;
+    }
+
+    /// A committer read `key` while running and found `found`.
+    pub(crate) fn read(&mut self, committer: usize, key: &str, found: Option<&Value>) {
+        self.verdict.check("read_your_writes", 1);
+        let live = self.committers[committer].live();
+        let expected = live.get(key).cloned().flatten();
+        if found != expected.as_ref() {
+            self.verdict.fail(
+                "read_your_writes",
+                format!("committer {committer} read {key} = {found:?}, but wrote {expected:?}"),
+            );
+        }
+    }
+
+    /// Checks the reopened database: `markers[c]` is committer `c`'s marker
+    /// value, `contents[c]` its keys as read, `lsn_end` the end of the
+    /// recovered WAL. Then makes the surviving state the new base.
+    ///
+    /// With `excused` (the world damaged stored data: a misdirected or
+    /// dropped write can erase an acknowledged record), a mismatch is
+    /// counted as an excused loss and what was read becomes the base.
+    pub(crate) fn recovered(
+        &mut self,
+        markers: &[Option<Value>],
+        contents: &[Keys],
+        lsn_end: u64,
+        excused: bool,
+    ) {
+        for (index, marker) in markers.iter().enumerate() {
+            if self.verdict.failure.is_some() {
+                return;
+            }
+            let survived = match marker {
+                None => None,
+                Some(value) => match parse_marker(index, value) {
+                    Some(seq) => Some(seq),
+                    None => {
+                        self.verdict.fail(
+                            "no_phantom",
+                            format!("committer {index}'s marker holds {value:?}, never written"),
+                        );
+                        return;
+                    }
+                },
+            };
+            self.check_committer(index, survived, &contents[index], lsn_end, excused);
+        }
+    }
+
+    fn check_committer(
+        &mut self,
+        index: usize,
+        survived: Option<u64>,
+        found: &Keys,
+        lsn_end: u64,
+        excused: bool,
+    ) {
+        let c = &self.committers[index];
+        let base_seq = c.since.first().map(|commit| commit.seq);
+        // A marker older than everything since the last check is the base's.
+        let survives = |seq: u64| survived.is_some_and(|last| seq <= last);
+        let mut failure: Option<(&'static str, String)> = None;
+        let mut checks = 0;
+        if let (Some(last), Some(first)) = (survived, base_seq)
+            && last >= first
+            && !c.since.iter().any(|commit| commit.seq == last)
+        {
+            failure = Some((
+                "no_phantom",
+                format!("committer {index}'s marker names transaction {last}, never submitted"),
+            ));
+        }
+        for commit in &c.since {
+            checks += 1;
+            let kept = survives(commit.seq);
+            match (&commit.outcome, kept) {
+                (Outcome::Refused, true) if survived == Some(commit.seq) => {
+                    failure.get_or_insert((
+                        "no_phantom",
+                        format!(
+                            "committer {index}'s transaction {} was refused (disk full) but survived",
+                            commit.seq
+                        ),
+                    ));
+                }
+                (Outcome::Acked(lsn), false) if commit.durability == Durability::Sync => {
+                    failure.get_or_insert((
+                        "durability",
+                        format!(
+                            "committer {index}'s sync transaction {} (LSN {lsn}) was acknowledged \
+                             and lost (recovered WAL ends at {lsn_end})",
+                            commit.seq
+                        ),
+                    ));
+                }
+                (Outcome::Acked(lsn), kept) if kept != (*lsn <= lsn_end) => {
+                    failure.get_or_insert((
+                        "durability",
+                        format!(
+                            "committer {index}'s transaction {} at LSN {lsn} {} though the \
+                             recovered WAL ends at {lsn_end}: the loss is not a suffix",
+                            commit.seq,
+                            if kept { "survived" } else { "was lost" }
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // The surviving state: the base plus every surviving transaction
+        // that was not refused, in order.
+        let mut expected = c.base.clone();
+        for commit in &c.since {
+            if survives(commit.seq) && commit.outcome != Outcome::Refused {
+                apply(&mut expected, &commit.writes);
+            }
+        }
+        for (key, value) in &expected {
+            checks += 1;
+            let got = found.get(key).cloned().flatten();
+            if got != *value {
+                failure.get_or_insert((
+                    "state_matches_model",
+                    format!(
+                        "committer {index}'s {key} = {got:?} after recovery, expected {value:?}"
+                    ),
+                ));
+            }
+        }
+        for (key, value) in found {
+            if value.is_some() && !expected.contains_key(key) {
+                failure.get_or_insert((
+                    "no_phantom",
+                    format!("committer {index}'s {key} = {value:?}, never written"),
+                ));
+            }
+        }
+        self.verdict.check("durability", checks);
+        self.verdict
+            .check("state_matches_model", expected.len() as u64);
+        if let Some((oracle, message)) = failure {
+            if !excused {
+                self.verdict.fail(oracle, message);
+                return;
+            }
+            // Nothing to compare against but what was read, which the
+            // oracles no longer vouch for.
+            self.verdict.stat("excused_losses", 1);
+            let c = &mut self.committers[index];
+            c.base = found.clone();
+            c.since.clear();
+            return;
+        }
+        let c = &mut self.committers[index];
+        c.base = expected;
+        let lost = c
+            .since
+            .iter()
+            .filter(|commit| matches!(commit.outcome, Outcome::Acked(_)) && !survives(commit.seq))
+            .count();
+        self.verdict.stat("acked_async_lost", lost as u64);
+        c.since.clear();
+    }
+
+    pub(crate) fn corrupt(&mut self, detail: String, excused: bool) {
+        self.verdict.check("recovery", 1);
+        if excused {
+            self.verdict.corruption_detected = true;
+        } else {
+            self.verdict.fail(
+                "recovery",
+                format!("corruption without any damaging fault: {detail}"),
+            );
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! A simulator that cannot fail is worth nothing: each switch that breaks
-//! the log on purpose must be caught within a bounded number of seeds, by
+//! the engine on purpose must be caught within a bounded number of seeds, by
 //! the oracle that guards what it breaks, and the same seed must pass
 //! without the switch.
 
@@ -10,12 +10,18 @@ use sim::{Report, RunOptions, Sabotage, WorkloadName};
 /// Steps per seed: enough for several crashes at the pinned rates.
 const STEPS: u64 = 5_000;
 
-fn run(seed: u64, sabotage: Sabotage, pins: &str) -> Report {
-    let mut options = RunOptions::new(seed);
-    options.workload = match sabotage {
+/// The workload whose oracles guard what `sabotage` breaks.
+fn workload_for(sabotage: Sabotage) -> WorkloadName {
+    match sabotage {
         Sabotage::CheckpointInPlace => WorkloadName::Tree,
+        Sabotage::AckBeforeSync | Sabotage::WalRemovedEarly => WorkloadName::Db,
         _ => WorkloadName::Log,
-    };
+    }
+}
+
+fn run_on(workload: WorkloadName, seed: u64, sabotage: Sabotage, pins: &str) -> Report {
+    let mut options = RunOptions::new(seed);
+    options.workload = workload;
     options.steps = STEPS;
     options.sabotage = sabotage;
     options.pins = vec![pins.to_owned()];
@@ -25,8 +31,18 @@ fn run(seed: u64, sabotage: Sabotage, pins: &str) -> Report {
 /// Runs seeds from 1 until one fails; asserts it failed through one of
 /// `oracles` within `seeds_max` seeds and that it passes unsabotaged.
 fn assert_caught(sabotage: Sabotage, pins: &str, seeds_max: u64, oracles: &[&str]) -> u64 {
+    assert_caught_on(workload_for(sabotage), sabotage, pins, seeds_max, oracles)
+}
+
+fn assert_caught_on(
+    workload: WorkloadName,
+    sabotage: Sabotage,
+    pins: &str,
+    seeds_max: u64,
+    oracles: &[&str],
+) -> u64 {
     for seed in 1..=seeds_max {
-        let report = run(seed, sabotage, pins);
+        let report = run_on(workload, seed, sabotage, pins);
         let Some(failure) = &report.failure else {
             continue;
         };
@@ -36,7 +52,7 @@ fn assert_caught(sabotage: Sabotage, pins: &str, seeds_max: u64, oracles: &[&str
             failure.oracle,
             failure.message
         );
-        let clean = run(seed, Sabotage::None, pins);
+        let clean = run_on(workload, seed, Sabotage::None, pins);
         assert!(
             clean.ok,
             "seed {seed} fails even without {sabotage}: {:?}",
@@ -47,7 +63,40 @@ fn assert_caught(sabotage: Sabotage, pins: &str, seeds_max: u64, oracles: &[&str
     panic!("{sabotage} was not caught in {seeds_max} seeds");
 }
 
-const NO_CORRUPTION: &str = "read_corrupt=0,write_misdirected=0";
+const NO_CORRUPTION: &str = "read_corrupt=0,write_misdirected=0,write_stale=0";
+
+#[test]
+fn acknowledging_a_sync_commit_before_its_fsync_is_caught() {
+    assert_caught(
+        Sabotage::AckBeforeSync,
+        &format!("crash=0.002,kill=0,write_lost=0.7,fsync_error=0,{NO_CORRUPTION}"),
+        30,
+        &["durability"],
+    );
+}
+
+#[test]
+fn removing_wal_segments_before_the_checkpoint_is_durable_is_caught() {
+    assert_caught(
+        Sabotage::WalRemovedEarly,
+        // Crashes mid-checkpoint fall back to the older superblock, whose
+        // WAL records are already gone.
+        &format!("crash=0.003,kill=0,write_lost=0.5,fsync_error=0,disk_full=0,{NO_CORRUPTION}"),
+        40,
+        &["recovery", "durability", "state_matches_model"],
+    );
+}
+
+#[test]
+fn skipping_the_directory_sync_of_a_new_wal_segment_is_caught_by_the_db_workload() {
+    assert_caught_on(
+        WorkloadName::Db,
+        Sabotage::SkipDirSync,
+        &format!("crash=0.003,kill=0,dir_op_lost=0.7,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}"),
+        40,
+        &["recovery", "durability", "state_matches_model"],
+    );
+}
 
 #[test]
 fn acknowledging_without_fsync_is_caught() {

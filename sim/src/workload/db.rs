@@ -295,7 +295,7 @@ fn final_phase(
     let mut polls = 0;
     run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
         let m = lock(model);
-        m.verdict.failure.is_some() || m.verdict.stats.get("liveness_batches").is_some()
+        m.verdict.failure.is_some() || m.verdict.stats.contains_key("liveness_batches")
     });
     let m = lock(model);
     if m.verdict.ended() {

@@ -1,0 +1,167 @@
+//! Durable commits on this machine's real disk, in one run:
+//!
+//! 1. the physical limit: 4 KiB `pwrite` + `fdatasync` into a preallocated
+//!    file, one after the other;
+//! 2. `sync` commits through the embedded database (group commit) with 1,
+//!    8 and 64 concurrent committers: commits/s, fsyncs/s, mean batch,
+//!    p50/p99 commit latency.
+//!
+//!     cargo bench -p jubilant-bench --bench wal
+//!
+//! Prints a Markdown table; results go to docs/benchmarks.md. Everything
+//! is measured through the environment seam (`io-real`), as the database
+//! itself runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jubilant_bench::{BenchRng, VALUE_BYTES};
+use jubilant_core::db::{Db, DbOptions, Durability};
+use jubilant_core::env::{Clock, File, Fs, MonoTime, OpenMode};
+use jubilant_io_real::RealEnv;
+
+/// How long each configuration runs.
+const RUN_FOR: Duration = Duration::from_secs(4);
+/// Concurrent committers measured.
+const COMMITTERS: &[usize] = &[1, 8, 64];
+/// Size of one raw append.
+const APPEND_BYTES: usize = 4096;
+/// The raw file is preallocated to this size (zero-filled, synced).
+const RAW_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let env = RealEnv::current();
+        println!("| workload | commits/s | fsyncs/s | mean batch | p50 µs | p99 µs |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        let mut raw = raw_appends(&env).await;
+        println!(
+            "| raw 4 KiB append + fdatasync | {:.0} | {:.0} | 1 | {} | {} |",
+            raw.rate(),
+            raw.rate(),
+            raw.percentile(50.0),
+            raw.percentile(99.0)
+        );
+        for &committers in COMMITTERS {
+            let (mut run, fsyncs, batches) = sync_commits(&env, committers).await;
+            let seconds = run.seconds;
+            println!(
+                "| sync commits, {committers} committer{} | {:.0} | {:.0} | {:.1} | {} | {} |",
+                if committers == 1 { "" } else { "s" },
+                run.rate(),
+                fsyncs as f64 / seconds,
+                run.latencies_us.len() as f64 / batches.max(1) as f64,
+                run.percentile(50.0),
+                run.percentile(99.0)
+            );
+        }
+    });
+}
+
+struct Run {
+    latencies_us: Vec<u64>,
+    seconds: f64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.seconds
+    }
+
+    fn percentile(&mut self, p: f64) -> u64 {
+        self.latencies_us.sort_unstable();
+        let last = self.latencies_us.len().saturating_sub(1);
+        let at = ((last as f64) * p / 100.0).round() as usize;
+        self.latencies_us.get(at).copied().unwrap_or(0)
+    }
+}
+
+fn micros_since(env: &RealEnv, start: MonoTime) -> u64 {
+    env.now_mono().saturating_since(start).as_micros() as u64
+}
+
+async fn raw_appends(env: &RealEnv) -> Run {
+    let dir = tempfile::tempdir_in(".").expect("temporary directory");
+    let path = dir.path().join("raw.log");
+    let file = env
+        .open(&path, OpenMode::CreateNew)
+        .await
+        .expect("create file");
+    let zeros = vec![0u8; 1024 * 1024];
+    let mut offset = 0;
+    while offset < RAW_FILE_BYTES {
+        file.write_at(offset, &zeros).await.expect("preallocate");
+        offset += zeros.len() as u64;
+    }
+    file.sync_data().await.expect("sync");
+    env.sync_dir(dir.path()).await.expect("sync dir");
+    let block = vec![0xa5u8; APPEND_BYTES];
+    let start = env.now_mono();
+    let mut latencies_us = Vec::new();
+    let mut offset = 0;
+    while env.now_mono().saturating_since(start) < RUN_FOR && offset < RAW_FILE_BYTES {
+        let began = env.now_mono();
+        file.write_at(offset, &block).await.expect("write");
+        file.sync_data().await.expect("fdatasync");
+        latencies_us.push(micros_since(env, began));
+        offset += APPEND_BYTES as u64;
+    }
+    Run {
+        latencies_us,
+        seconds: env.now_mono().saturating_since(start).as_secs_f64(),
+    }
+}
+
+async fn sync_commits(env: &RealEnv, committers: usize) -> (Run, u64, u64) {
+    // On the working directory's disk, not a tmpfs /tmp.
+    let dir = tempfile::tempdir_in(".").expect("temporary directory");
+    let db = Arc::new(
+        Db::open(env.clone(), dir.path(), DbOptions::default())
+            .await
+            .expect("open the database"),
+    );
+    // Warm up: the first segment's creation is not a commit's cost.
+    db.set("warm-up", "x").await.expect("set");
+    let before = db.stats().wal;
+    let start = env.now_mono();
+    let tasks: Vec<_> = (0..committers)
+        .map(|index| {
+            let (db, env) = (Arc::clone(&db), env.clone());
+            tokio::spawn(async move {
+                let mut rng = BenchRng::new(index as u64 + 1);
+                let value = vec![b'v'; VALUE_BYTES];
+                let mut latencies = Vec::new();
+                while env.now_mono().saturating_since(start) < RUN_FOR {
+                    let key = String::from_utf8(rng.key()).expect("ASCII key");
+                    let began = env.now_mono();
+                    db.set_with(&key, value.clone(), Durability::Sync)
+                        .await
+                        .expect("commit");
+                    latencies.push(micros_since(&env, began));
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await.expect("committer"));
+    }
+    let seconds = env.now_mono().saturating_since(start).as_secs_f64();
+    let after = db.stats().wal;
+    let db = Arc::into_inner(db).expect("every committer is done");
+    db.close().await.expect("close");
+    (
+        Run {
+            latencies_us,
+            seconds,
+        },
+        after.fsyncs - before.fsyncs,
+        after.batches - before.batches,
+    )
+}

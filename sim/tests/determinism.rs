@@ -78,7 +78,7 @@ fn one_seed_prints_a_header_and_ends_with_the_json_summary() {
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("jubilant-sim seed=7 workload=tree"));
+    assert_eq!(lines.next(), Some("jubilant-sim seed=7 workload=db"));
     assert!(
         lines
             .next()

@@ -163,7 +163,8 @@ impl<E: Env> Store<E> {
     /// while it does; their later changes go to the next checkpoint.
     ///
     /// This is for a store without a WAL (or whose changes are all durable
-    /// in it already); a database uses [`Store::checkpoint_after_wal`].
+    /// in it already); a database keeps the write-ahead rule through
+    /// [`Db::checkpoint`](crate::db::Db::checkpoint).
     pub async fn checkpoint(&self) -> Result<CheckpointReport, StoreError> {
         self.checkpoint_after_wal(|_| std::future::ready(Ok(())))
             .await

@@ -3,11 +3,11 @@
 //! the [`log`](crate::log) layer's frames.
 //!
 //! - [`record`](WalRecord): the records and their verified encoding;
-//! - [`GroupCommit`]: the writer task that batches commits into one
-//!   `fdatasync` and answers each by its durability class.
+//! - group commit: the writer task that batches commits into one
+//!   `fdatasync`, applies them to the tree in LSN order and answers each by
+//!   its [`Durability`] class ([`GroupCommitStats`] are its counters).
 //!
-//! Recovery and the embedded API build on these (see the storage engine II
-//! issue).
+//! The embedded database ([`db`](crate::db)) drives both.
 
 mod group_commit;
 mod record;

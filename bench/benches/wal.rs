@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use jubilant_bench::{BenchRng, VALUE_BYTES};
 use jubilant_core::db::{Db, DbOptions, Durability};
-use jubilant_core::env::{Clock, File, Fs, MonoTime, OpenMode};
+use jubilant_core::env::{Clock, File, Fs, MonoTime, OpenMode, Spawn};
 use jubilant_io_real::RealEnv;
 
 /// How long each configuration runs.
@@ -131,8 +131,9 @@ async fn sync_commits(env: &RealEnv, committers: usize) -> (Run, u64, u64) {
     let start = env.now_mono();
     let tasks: Vec<_> = (0..committers)
         .map(|index| {
-            let (db, env) = (Arc::clone(&db), env.clone());
-            tokio::spawn(async move {
+            let (db, task_env) = (Arc::clone(&db), env.clone());
+            env.spawn("committer", async move {
+                let env = task_env;
                 let mut rng = BenchRng::new(index as u64 + 1);
                 let value = vec![b'v'; VALUE_BYTES];
                 let mut latencies = Vec::new();
@@ -150,7 +151,7 @@ async fn sync_commits(env: &RealEnv, committers: usize) -> (Run, u64, u64) {
         .collect();
     let mut latencies_us = Vec::new();
     for task in tasks {
-        latencies_us.extend(task.await.expect("committer"));
+        latencies_us.extend(task.await);
     }
     let seconds = env.now_mono().saturating_since(start).as_secs_f64();
     let after = db.stats().wal;

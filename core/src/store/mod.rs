@@ -407,6 +407,18 @@ impl<E: Env> Store<E> {
         Ok(changed)
     }
 
+    /// Stops the store: it accepts no changes until reopened.
+    pub(crate) fn fail(&self, reason: String) {
+        self.state().failed.get_or_insert(reason);
+    }
+
+    /// Whether dirty pages fill the whole cache budget, so writers must
+    /// wait for a checkpoint.
+    pub(crate) fn memory_full(&self) -> bool {
+        let state = self.state();
+        state.tree.cache.dirty_bytes() >= state.tree.cache.budget_bytes()
+    }
+
     /// Whether dirty pages press on the cache budget (half of it or more),
     /// so a checkpoint should run to make them evictable.
     pub(crate) fn memory_pressed(&self) -> bool {

@@ -26,7 +26,10 @@
 //!   committer waiting and every later one gets [`CommitError::Failed`]:
 //!   its commit may or may not be durable, and only reopening can tell.
 //! - A batch's records never straddle two segments, so a discard stays
-//!   within one file; the queue and the batch are bounded.
+//!   within one file. The queue holds [`QUEUE_REQUESTS_MAX`] requests plus
+//!   one per committer waiting to enqueue (each send uses its own sender,
+//!   which the channel grants one slot), so it is bounded by the callers'
+//!   own concurrency limits; a batch takes at most [`BATCH_REQUESTS_MAX`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +42,7 @@ use crate::btree::mutator::Mutation;
 use crate::env::Env;
 use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogStats};
 use crate::sabotage::Sabotage;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 use super::WalRecord;
 
@@ -465,8 +468,11 @@ impl<E: Env> Writer<E> {
                 }
             }
         }
+        if failure.is_none() && accepted.is_empty() {
+            // Every request was refused before it was logged.
+            return;
+        }
         if failure.is_none()
-            && !accepted.is_empty()
             && let Err(error) = self.log.write().await
         {
             failure = Some(error);
@@ -521,7 +527,12 @@ impl<E: Env> Writer<E> {
             let committed = match self.store.apply_unrelieved(&mutations, lsn).await {
                 Ok(changed) => Committed { lsn, changed },
                 Err(error) => {
-                    // The records are in the log: reopening replays them.
+                    // The records are in the log and reopening replays
+                    // them, but the tree in memory now lacks a logged
+                    // commit: a checkpoint past this LSN would lose it for
+                    // good. So the store stops, as after any failure.
+                    self.store
+                        .fail(format!("applying LSN {lsn} failed: {error}"));
                     let _ = request
                         .reply
                         .send(Err(CommitError::Failed(error.to_string())));
@@ -570,12 +581,27 @@ impl<E: Env> Writer<E> {
         self.wal_bytes_since_request += bytes;
     }
 
-    /// Between batches: ask for a checkpoint when one is due, and remove the
-    /// segments the durable checkpoint no longer needs (after logging a
-    /// `Checkpoint` record for it, when `tidy` asks for one).
+    /// Between batches: ask for a checkpoint when one is due (or write one
+    /// now when dirty pages fill the cache budget: that is the writers'
+    /// backpressure), and remove the segments the durable checkpoint no
+    /// longer needs (after logging a `Checkpoint` record for it, when
+    /// `tidy` asks for one).
     async fn after_batch(&mut self, tidy: bool) {
         if self.log.failure().is_some() {
             return;
+        }
+        if self.store.memory_full() {
+            // Everything applied is durable now (the batch was synced), so
+            // the wait inside is immediate; a failure stops the store.
+            let watch = Arc::clone(&self.watch);
+            let _ = self
+                .store
+                .checkpoint_after_wal(|lsn| async move {
+                    watch.wait(lsn).await.map_err(|error| StoreError::Failed {
+                        reason: error.to_string(),
+                    })
+                })
+                .await;
         }
         if self.wal_bytes_since_request >= self.config.checkpoint_wal_bytes
             || self.store.memory_pressed()

@@ -22,7 +22,10 @@
 //! - [`db`]: the embedded database (open with recovery, get/set/del,
 //!   atomic writes, checkpoints, close): start here.
 //!
-//! Transactions with locks, TTL and the value log build on these next.
+//! - [`txn`]: transactions: a declared key table, ops with ASSERTs on an
+//!   overlay, strict two-phase locking, committed as one WAL unit.
+//!
+//! The TTL sweeper and the value log build on these next.
 
 pub mod btree;
 pub mod db;
@@ -31,4 +34,5 @@ pub mod log;
 pub mod page;
 pub mod sabotage;
 pub mod store;
+pub mod txn;
 pub mod wal;

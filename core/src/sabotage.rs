@@ -26,11 +26,16 @@ pub enum Sabotage {
     /// WAL segments are removed as soon as a checkpoint starts writing,
     /// one checkpoint before the superblock that covers them is durable.
     WalRemovedEarly,
+    /// A transaction whose ASSERT fails still commits the writes of the
+    /// ops before it.
+    PartialEffects,
+    /// Transactions lock their keys in the order declared, not sorted.
+    LocksInRequestOrder,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 8] = [
+    pub const ALL: [Sabotage; 10] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -39,6 +44,8 @@ impl Sabotage {
         Sabotage::CheckpointInPlace,
         Sabotage::AckBeforeSync,
         Sabotage::WalRemovedEarly,
+        Sabotage::PartialEffects,
+        Sabotage::LocksInRequestOrder,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -52,6 +59,8 @@ impl Sabotage {
             Sabotage::CheckpointInPlace => "checkpoint-in-place",
             Sabotage::AckBeforeSync => "ack-before-sync",
             Sabotage::WalRemovedEarly => "wal-removed-early",
+            Sabotage::PartialEffects => "partial-effects",
+            Sabotage::LocksInRequestOrder => "locks-in-request-order",
         }
     }
 }

@@ -37,10 +37,11 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 
 use crate::btree::mutator::Mutation;
-use crate::env::Env;
+use crate::env::{Env, MonoTime};
 use crate::log::{Log, LogConfig};
 use crate::sabotage::Sabotage;
 use crate::store::{CheckpointReport, Store, StoreError, StoreOptions, StoreStats, ValidateReport};
+use crate::txn::lock::{LockManager, LockMode};
 use crate::wal::{DurableWatch, GroupCommit, GroupCommitStats, WriterConfig};
 
 pub use crate::wal::Durability;
@@ -155,6 +156,8 @@ pub struct DbStats {
     pub wal: GroupCommitStats,
     /// The highest LSN known durable.
     pub lsn_durable: u64,
+    /// The lock manager.
+    pub locks: crate::txn::LockStats,
     /// What the last open recovered and repaired.
     pub recovery: RecoveryReport,
 }
@@ -163,16 +166,23 @@ pub struct DbStats {
 /// close it with [`Db::close`] (dropping it also stops its tasks, without
 /// a final checkpoint).
 pub struct Db<E: Env> {
+    pub(crate) env: E,
     dir: PathBuf,
-    store: Arc<Store<E>>,
-    wal: GroupCommit,
-    watch: Arc<DurableWatch>,
+    pub(crate) store: Arc<Store<E>>,
+    pub(crate) wal: GroupCommit,
+    pub(crate) watch: Arc<DurableWatch>,
+    pub(crate) locks: LockManager,
+    /// Wall-clock calibration taken at open (SPEC 3): TTLs are judged by
+    /// `wall_base_ms + (mono_now - mono_base)`, so a wall clock that jumps
+    /// while the process runs does not change what has expired.
+    wall_base_ms: u64,
+    mono_base: MonoTime,
     writer: E::JoinHandle<Log<E>>,
     checkpointer: E::JoinHandle<()>,
     checkpoint_wanted: mpsc::Sender<()>,
     remove_before: Arc<AtomicU64>,
-    durability: Durability,
-    sabotage: Sabotage,
+    pub(crate) durability: Durability,
+    pub(crate) sabotage: Sabotage,
     recovery: RecoveryReport,
 }
 
@@ -250,10 +260,14 @@ impl<E: Env> Db<E> {
             ),
         );
         Ok(Db {
+            wall_base_ms: env.now_wall_ms(),
+            mono_base: env.now_mono(),
+            env,
             dir,
             store,
             wal,
             watch,
+            locks: LockManager::default(),
             writer,
             checkpointer,
             checkpoint_wanted,
@@ -282,7 +296,12 @@ impl<E: Env> Db<E> {
         key: &str,
         durability: Durability,
     ) -> Result<Option<Value>, DbError> {
-        let record = self.store.get(key.as_bytes()).await?;
+        let now_ms = self.now_ms();
+        let record = self
+            .store
+            .get(key.as_bytes())
+            .await?
+            .filter(|record| !expired(record, now_ms));
         if durability == Durability::Sync {
             // A value read is as durable as its revision; an absence may be
             // an undurable delete, anything applied so far.
@@ -337,7 +356,35 @@ impl<E: Env> Db<E> {
         Ok(self.commit(writes, durability).await?.lsn)
     }
 
+    /// Unix milliseconds now, by the calibration taken at open.
+    pub(crate) fn now_ms(&self) -> u64 {
+        let elapsed = self.env.now_mono().saturating_since(self.mono_base);
+        self.wall_base_ms
+            .saturating_add(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    }
+
     async fn commit(
+        &self,
+        writes: Vec<Write>,
+        durability: Durability,
+    ) -> Result<crate::wal::Committed, DbError> {
+        // Writes take exclusive locks like any transaction, so a plain SET
+        // cannot slip between a transaction's read and its write.
+        let mut keys: Vec<(Vec<u8>, LockMode)> = writes
+            .iter()
+            .map(|write| match write {
+                Write::Set { key, .. } | Write::Del { key } => {
+                    (key.as_bytes().to_vec(), LockMode::Exclusive)
+                }
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let _locks = self.locks.acquire(&keys).await;
+        self.commit_locked(writes, durability).await
+    }
+
+    async fn commit_locked(
         &self,
         writes: Vec<Write>,
         durability: Durability,
@@ -385,6 +432,7 @@ impl<E: Env> Db<E> {
             store: self.store.stats(),
             wal: self.wal.stats(),
             lsn_durable: self.watch.lsn_durable(),
+            locks: self.locks.stats(),
             recovery: self.recovery.clone(),
         }
     }
@@ -415,6 +463,12 @@ impl<E: Env> Db<E> {
         checkpointer.await;
         checkpointed
     }
+}
+
+/// Whether `record` has expired at `now_ms` (SPEC 3: it then reads as
+/// missing everywhere).
+pub(crate) fn expired(record: &crate::btree::Record, now_ms: u64) -> bool {
+    record.expires_at_ms.is_some_and(|at| at <= now_ms)
 }
 
 /// Writes tracing lines for what recovery repaired.

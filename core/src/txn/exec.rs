@@ -1,0 +1,366 @@
+//! Running a transaction: validate the key table and ops, lock the keys in
+//! bytewise order, run the ops on an overlay over the tree, and commit the
+//! overlay's changes through the WAL as one unit (or, if any op fails,
+//! nothing).
+
+use std::collections::BTreeMap;
+
+use crate::btree::mutator::Mutation;
+use crate::btree::{Record, StoredValue, ValueType};
+use crate::db::{Db, DbError, Durability, Value, expired};
+use crate::env::Env;
+use crate::sabotage::Sabotage;
+
+use super::lock::LockMode;
+use super::{KeyId, Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
+
+/// A revision placeholder for a key written earlier in the same
+/// transaction: it becomes the commit LSN once that is known.
+const REVISION_PENDING: u64 = u64::MAX;
+
+/// One declared key as the transaction sees it.
+struct Slot {
+    key: String,
+    mode: Mode,
+    /// The key's record in the transaction's view, once read (`None` inside
+    /// `Some`: missing or expired).
+    view: Option<Option<Record>>,
+    written: bool,
+}
+
+/// Checks the key table and the ops before anything runs.
+fn validate(txn: &Txn, key_bytes_max: usize) -> Result<BTreeMap<KeyId, Slot>, TxnError> {
+    if txn.ops().is_empty() {
+        return Err(TxnError::Empty);
+    }
+    let mut slots: BTreeMap<KeyId, Slot> = BTreeMap::new();
+    let mut names: BTreeMap<&str, KeyId> = BTreeMap::new();
+    for (id, mode, key) in txn.keys() {
+        if key.is_empty() {
+            return Err(TxnError::InvalidKey {
+                id: *id,
+                reason: "keys must not be empty".to_owned(),
+            });
+        }
+        if key.len() > key_bytes_max {
+            return Err(TxnError::InvalidKey {
+                id: *id,
+                reason: format!(
+                    "key of {} bytes exceeds the limit {key_bytes_max}",
+                    key.len()
+                ),
+            });
+        }
+        if names.insert(key, *id).is_some() {
+            return Err(TxnError::DuplicateKey(key.clone()));
+        }
+        let slot = Slot {
+            key: key.clone(),
+            mode: *mode,
+            view: None,
+            written: false,
+        };
+        if slots.insert(*id, slot).is_some() {
+            return Err(TxnError::DuplicateKeyId(*id));
+        }
+    }
+    for (index, op) in txn.ops().iter().enumerate() {
+        let id = op.key();
+        let Some(slot) = slots.get(&id) else {
+            return Err(TxnError::UnknownKeyId { op: index, id });
+        };
+        if op.writes() && slot.mode == Mode::R {
+            return Err(TxnError::WriteToReadKey { op: index, id });
+        }
+    }
+    Ok(slots)
+}
+
+fn value_type(record: Option<&Record>) -> Option<ValueType> {
+    record.map(|record| record.value_type)
+}
+
+fn revision(record: Option<&Record>) -> u64 {
+    record.map_or(0, |record| record.revision)
+}
+
+fn inline_bytes(record: &Record) -> &[u8] {
+    match &record.value {
+        StoredValue::Inline(bytes) => bytes,
+        StoredValue::Vlog(_) => &[],
+    }
+}
+
+impl<E: Env> Db<E> {
+    /// Runs `txn` (SPEC 2): all of its ops see its own earlier writes; if
+    /// every op passes, its writes commit as one unit and the outcome
+    /// carries the commit LSN; otherwise nothing is written.
+    ///
+    /// ```
+    /// # use jubilant_core::db::{Db, DbOptions};
+    /// # use jubilant_core::txn::{Mode, OpResult, Txn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = Db::open(jubilant_io_real::RealEnv::current(), dir.path(), DbOptions::default()).await?;
+    /// db.set("alice", 100i64).await?;
+    /// let mut transfer = Txn::new();
+    /// let (alice, bob) = (transfer.key("alice", Mode::RW), transfer.key("bob", Mode::RW));
+    /// transfer.assert_int_eq(alice, 100).add(alice, -30).add(bob, 30);
+    /// let outcome = db.transaction(&transfer).await?;
+    /// assert_eq!(outcome.results[2], OpResult::Add(30));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transaction(&self, txn: &Txn) -> Result<TxnOutcome, TxnError> {
+        let mut slots = validate(txn, self.store.key_bytes_max())?;
+        let durability = txn.durability.unwrap_or(self.durability);
+        let mut order: Vec<(Vec<u8>, LockMode)> = slots
+            .values()
+            .map(|slot| {
+                let mode = match slot.mode {
+                    Mode::R => LockMode::Shared,
+                    Mode::RW => LockMode::Exclusive,
+                };
+                (slot.key.as_bytes().to_vec(), mode)
+            })
+            .collect();
+        if self.sabotage != Sabotage::LocksInRequestOrder {
+            // The canonical order: no two transactions wait in a cycle.
+            order.sort();
+        }
+        let locks = self.locks.acquire(&order).await;
+        let read_lsn = self.store.applied_lsn();
+        let now_ms = self.now_ms();
+        let inline_max = self.store.manifest().inline_value_bytes_max as usize;
+
+        let mut results = Vec::with_capacity(txn.ops().len());
+        let mut failure: Option<TxnError> = None;
+        for (index, op) in txn.ops().iter().enumerate() {
+            let slot = slots.get_mut(&op.key()).expect("validated");
+            if slot.view.is_none() {
+                let found = self
+                    .store
+                    .get(slot.key.as_bytes())
+                    .await
+                    .map_err(DbError::from)?;
+                slot.view = Some(found.filter(|record| !expired(record, now_ms)));
+            }
+            let view = slot.view.as_mut().expect("just read");
+            match run_op(index, op, view, now_ms, inline_max) {
+                Ok((result, wrote)) => {
+                    slot.written |= wrote;
+                    results.push(result);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Some(error) = failure {
+            if self.sabotage == Sabotage::PartialEffects {
+                // Broken on purpose: what ran before the failing op commits.
+                let _ = self.commit_slots(&slots, durability).await;
+            }
+            drop(locks);
+            return Err(error);
+        }
+        let outcome = match self.commit_slots(&slots, durability).await? {
+            Some(lsn) => {
+                for result in &mut results {
+                    if let OpResult::Get(Some((_, revision))) = result
+                        && *revision == REVISION_PENDING
+                    {
+                        *revision = lsn;
+                    }
+                }
+                TxnOutcome {
+                    lsn,
+                    read_only: false,
+                    results,
+                }
+            }
+            None => {
+                // Read-only: serialized right after `read_lsn`; a `sync` one
+                // answers only once what it read is durable (SPEC 7.3).
+                if durability == Durability::Sync {
+                    self.watch.wait(read_lsn).await.map_err(DbError::from)?;
+                }
+                TxnOutcome {
+                    lsn: read_lsn,
+                    read_only: true,
+                    results,
+                }
+            }
+        };
+        // Strict 2PL: released only now, after the commit was answered.
+        drop(locks);
+        Ok(outcome)
+    }
+
+    /// Commits the written slots as one WAL transaction; `None` if nothing
+    /// was written.
+    async fn commit_slots(
+        &self,
+        slots: &BTreeMap<KeyId, Slot>,
+        durability: Durability,
+    ) -> Result<Option<u64>, TxnError> {
+        let mut mutations: Vec<Mutation> = slots
+            .values()
+            .filter(|slot| slot.written)
+            .map(|slot| {
+                let key = slot.key.as_bytes().to_vec();
+                match slot.view.as_ref().and_then(Option::as_ref) {
+                    Some(record) => Mutation::Put {
+                        key,
+                        record: record.clone(),
+                    },
+                    None => Mutation::Delete { key },
+                }
+            })
+            .collect();
+        if mutations.is_empty() {
+            return Ok(None);
+        }
+        mutations.sort_by(|a, b| a.key().cmp(b.key()));
+        self.store
+            .check_mutations(&mutations)
+            .map_err(DbError::from)?;
+        let committed = self
+            .wal
+            .commit(mutations, durability)
+            .await
+            .map_err(DbError::from)?;
+        Ok(Some(committed.lsn))
+    }
+}
+
+/// Runs one op on a key's view; returns its result and whether it wrote.
+fn run_op(
+    index: usize,
+    op: &Op,
+    view: &mut Option<Record>,
+    now_ms: u64,
+    inline_max: usize,
+) -> Result<(OpResult, bool), TxnError> {
+    let assert = |holds: bool, view: &Option<Record>| {
+        if holds {
+            Ok((OpResult::Held, false))
+        } else {
+            Err(TxnError::AssertFailed {
+                op: index,
+                found_type: value_type(view.as_ref()),
+                revision: revision(view.as_ref()),
+            })
+        }
+    };
+    let put = |value: Value, expires_at_ms: Option<u64>| -> Result<Record, TxnError> {
+        let mut record = value.into_record(REVISION_PENDING);
+        record.expires_at_ms = expires_at_ms;
+        let len = inline_bytes(&record).len();
+        if len > inline_max {
+            return Err(TxnError::ValueTooLarge {
+                op: index,
+                len,
+                max: inline_max,
+            });
+        }
+        Ok(record)
+    };
+    Ok(match op {
+        Op::Get(_) => {
+            let result = match view {
+                None => None,
+                Some(record) => {
+                    let value = Value::from_record("", record.clone())?;
+                    Some((value, record.revision))
+                }
+            };
+            (OpResult::Get(result), false)
+        }
+        Op::Set(_, value, ttl_ms) => {
+            let expires = ttl_ms.map(|ttl| now_ms.saturating_add(ttl));
+            *view = Some(put(value.clone(), expires)?);
+            (OpResult::Set, true)
+        }
+        Op::Del(_) => {
+            let existed = view.is_some();
+            *view = None;
+            (OpResult::Del(existed), true)
+        }
+        Op::Add(_, delta) => {
+            let (current, expires) = match view {
+                None => (0, None),
+                Some(record) if record.value_type == ValueType::Int64 => {
+                    let bytes = <[u8; 8]>::try_from(inline_bytes(record)).map_err(|_| {
+                        TxnError::Db(DbError::ValueMalformed {
+                            key: String::new(),
+                            reason: "an integer value is not 8 bytes".to_owned(),
+                        })
+                    })?;
+                    (i64::from_le_bytes(bytes), record.expires_at_ms)
+                }
+                Some(record) => {
+                    return Err(TxnError::NotAnInt {
+                        op: index,
+                        found: record.value_type,
+                    });
+                }
+            };
+            let sum = current
+                .checked_add(*delta)
+                .ok_or(TxnError::Overflow { op: index })?;
+            *view = Some(put(Value::Int(sum), expires)?);
+            (OpResult::Add(sum), true)
+        }
+        Op::Expire(_, ttl_ms) => match view {
+            None => (OpResult::Expire(false), false),
+            Some(record) => {
+                record.expires_at_ms = Some(now_ms.saturating_add(*ttl_ms));
+                record.revision = REVISION_PENDING;
+                (OpResult::Expire(true), true)
+            }
+        },
+        Op::Persist(_) => match view {
+            Some(record) if record.expires_at_ms.is_some() => {
+                record.expires_at_ms = None;
+                record.revision = REVISION_PENDING;
+                (OpResult::Persist(true), true)
+            }
+            _ => (OpResult::Persist(false), false),
+        },
+        Op::Ttl(_) => {
+            let ttl = match view {
+                None => Ttl::Missing,
+                Some(record) => match record.expires_at_ms {
+                    None => Ttl::NoExpiry,
+                    Some(at) => Ttl::Ms(at.saturating_sub(now_ms)),
+                },
+            };
+            (OpResult::Ttl(ttl), false)
+        }
+        Op::AssertExists(_) => assert(view.is_some(), view)?,
+        Op::AssertNotExists(_) => assert(view.is_none(), view)?,
+        Op::AssertType(_, want) => assert(value_type(view.as_ref()) == *want, view)?,
+        Op::AssertIntEq(_, n) => {
+            let holds = view.as_ref().is_some_and(|record| {
+                record.value_type == ValueType::Int64
+                    && inline_bytes(record) == n.to_le_bytes().as_slice()
+            });
+            assert(holds, view)?
+        }
+        Op::AssertBytesHashEq(_, hash) | Op::AssertStringHashEq(_, hash) => {
+            let want = if matches!(op, Op::AssertBytesHashEq(..)) {
+                ValueType::Bytes
+            } else {
+                ValueType::String
+            };
+            let holds = view.as_ref().is_some_and(|record| {
+                record.value_type == want && blake3::hash(inline_bytes(record)).as_bytes() == hash
+            });
+            assert(holds, view)?
+        }
+        Op::AssertRevisionEq(_, want) => assert(revision(view.as_ref()) == *want, view)?,
+    })
+}

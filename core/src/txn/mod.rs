@@ -1,0 +1,329 @@
+//! Transactions (SPEC 2, 4): a key table declared up front, an ordered op
+//! list over it, run under strict two-phase locking on an overlay, and
+//! committed through the WAL as one unit, or not at all.
+//!
+//! - [`Txn`]: the request, built with a builder that reads like the ops;
+//! - [`TxnOutcome`] / [`TxnError`]: what came of it;
+//! - `lock`: the lock manager; `exec`: validation and execution.
+//!
+//! Invariants kept here:
+//! - **Rejected before anything runs.** An empty or too long key, a key or
+//!   id declared twice, an op naming an unknown id, or a write to an `R`
+//!   key fails the transaction before a lock is taken.
+//! - **All or nothing.** Writes go to an overlay; only when every op has
+//!   passed (every ASSERT held) are they handed to the WAL, as one
+//!   transaction. A failed ASSERT leaves no trace.
+//! - **Serializable.** Locks are taken in bytewise key order and released
+//!   only after the commit is answered (after its fsync for `sync`), so
+//!   commit-LSN order is a serial order every result agrees with.
+
+mod exec;
+pub(crate) mod lock;
+
+use crate::btree::ValueType;
+use crate::db::{DbError, Durability, Value};
+
+pub use lock::{LockMode, LockStats};
+
+/// Names a key within one transaction.
+pub type KeyId = u32;
+
+/// How a transaction uses a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// Read only: a shared lock.
+    R,
+    /// Read and write: an exclusive lock.
+    RW,
+}
+
+/// One operation of a transaction, on a declared key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// The key's value and revision.
+    Get(KeyId),
+    /// Set the value, with a TTL in ms or none (clearing any earlier TTL).
+    Set(KeyId, Value, Option<u64>),
+    /// Delete the key; the result says whether it existed.
+    Del(KeyId),
+    /// Add to an Int64 (a missing key counts as 0); the result is the new
+    /// value.
+    Add(KeyId, i64),
+    /// Give an existing key a TTL in ms; the result says whether it existed.
+    Expire(KeyId, u64),
+    /// Remove a key's TTL; the result says whether it had one.
+    Persist(KeyId),
+    /// The key's remaining TTL.
+    Ttl(KeyId),
+    /// Abort unless the key exists.
+    AssertExists(KeyId),
+    /// Abort if the key exists.
+    AssertNotExists(KeyId),
+    /// Abort unless the key has this type (`None`: missing).
+    AssertType(KeyId, Option<ValueType>),
+    /// Abort unless the key is an Int64 equal to this.
+    AssertIntEq(KeyId, i64),
+    /// Abort unless the key is Bytes whose BLAKE3 hash is this.
+    AssertBytesHashEq(KeyId, [u8; 32]),
+    /// Abort unless the key is a String whose BLAKE3 hash is this.
+    AssertStringHashEq(KeyId, [u8; 32]),
+    /// Abort unless the key's revision is this (0: missing).
+    AssertRevisionEq(KeyId, u64),
+}
+
+impl Op {
+    /// The key the op works on.
+    pub fn key(&self) -> KeyId {
+        match self {
+            Op::Get(k)
+            | Op::Set(k, ..)
+            | Op::Del(k)
+            | Op::Add(k, _)
+            | Op::Expire(k, _)
+            | Op::Persist(k)
+            | Op::Ttl(k)
+            | Op::AssertExists(k)
+            | Op::AssertNotExists(k)
+            | Op::AssertType(k, _)
+            | Op::AssertIntEq(k, _)
+            | Op::AssertBytesHashEq(k, _)
+            | Op::AssertStringHashEq(k, _)
+            | Op::AssertRevisionEq(k, _) => *k,
+        }
+    }
+
+    /// Whether the op changes the key.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Op::Set(..) | Op::Del(_) | Op::Add(..) | Op::Expire(..) | Op::Persist(_)
+        )
+    }
+}
+
+/// A transaction: its key table, its ops, and its durability class.
+///
+/// ```
+/// # use jubilant_core::txn::{Mode, Txn};
+/// let mut txn = Txn::new();
+/// let from = txn.key("alice", Mode::RW);
+/// let to = txn.key("bob", Mode::RW);
+/// txn.assert_int_eq(from, 100).add(from, -30).add(to, 30);
+/// assert_eq!(txn.ops().len(), 3);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Txn {
+    keys: Vec<(KeyId, Mode, String)>,
+    ops: Vec<Op>,
+    durability: Option<Durability>,
+}
+
+impl Txn {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Txn::default()
+    }
+
+    /// A transaction from a key table and ops as they arrive from a client
+    /// (ids chosen by the client; checked when it runs).
+    pub fn from_parts(keys: Vec<(KeyId, Mode, String)>, ops: Vec<Op>) -> Self {
+        Txn {
+            keys,
+            ops,
+            durability: None,
+        }
+    }
+
+    /// Declares `key` with `mode`; returns the id ops name it by.
+    pub fn key(&mut self, key: impl Into<String>, mode: Mode) -> KeyId {
+        let id = self.keys.len() as KeyId;
+        self.keys.push((id, mode, key.into()));
+        id
+    }
+
+    /// Runs with this durability instead of the database's default.
+    pub fn durability(&mut self, durability: Durability) -> &mut Self {
+        self.durability = Some(durability);
+        self
+    }
+
+    /// Appends any op.
+    pub fn op(&mut self, op: Op) -> &mut Self {
+        self.ops.push(op);
+        self
+    }
+
+    /// Appends `GET`.
+    pub fn get(&mut self, key: KeyId) -> &mut Self {
+        self.op(Op::Get(key))
+    }
+
+    /// Appends `SET` without a TTL.
+    pub fn set(&mut self, key: KeyId, value: impl Into<Value>) -> &mut Self {
+        self.op(Op::Set(key, value.into(), None))
+    }
+
+    /// Appends `SET` with a TTL in milliseconds.
+    pub fn set_ttl(&mut self, key: KeyId, value: impl Into<Value>, ttl_ms: u64) -> &mut Self {
+        self.op(Op::Set(key, value.into(), Some(ttl_ms)))
+    }
+
+    /// Appends `DEL`.
+    pub fn del(&mut self, key: KeyId) -> &mut Self {
+        self.op(Op::Del(key))
+    }
+
+    /// Appends `ADD`.
+    pub fn add(&mut self, key: KeyId, delta: i64) -> &mut Self {
+        self.op(Op::Add(key, delta))
+    }
+
+    /// Appends `ASSERT_EXISTS`.
+    pub fn assert_exists(&mut self, key: KeyId) -> &mut Self {
+        self.op(Op::AssertExists(key))
+    }
+
+    /// Appends `ASSERT_NOT_EXISTS`.
+    pub fn assert_not_exists(&mut self, key: KeyId) -> &mut Self {
+        self.op(Op::AssertNotExists(key))
+    }
+
+    /// Appends `ASSERT_INT_EQ`.
+    pub fn assert_int_eq(&mut self, key: KeyId, n: i64) -> &mut Self {
+        self.op(Op::AssertIntEq(key, n))
+    }
+
+    /// Appends `ASSERT_REVISION_EQ` (0 asserts the key is missing).
+    pub fn assert_revision_eq(&mut self, key: KeyId, revision: u64) -> &mut Self {
+        self.op(Op::AssertRevisionEq(key, revision))
+    }
+
+    /// The declared keys.
+    pub fn keys(&self) -> &[(KeyId, Mode, String)] {
+        &self.keys
+    }
+
+    /// The ops, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+}
+
+/// A key's remaining time to live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// The key does not exist (or has expired).
+    Missing,
+    /// The key exists without a TTL.
+    NoExpiry,
+    /// Milliseconds left.
+    Ms(u64),
+}
+
+/// The result of one op.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    /// `GET`: the value and its revision, if the key exists.
+    Get(Option<(Value, u64)>),
+    /// `SET` done.
+    Set,
+    /// `DEL`: whether the key existed.
+    Del(bool),
+    /// `ADD`: the new value.
+    Add(i64),
+    /// `EXPIRE`: whether the key existed.
+    Expire(bool),
+    /// `PERSIST`: whether the key had a TTL.
+    Persist(bool),
+    /// `TTL`.
+    Ttl(Ttl),
+    /// An ASSERT held.
+    Held,
+}
+
+/// What a transaction that ran to the end did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnOutcome {
+    /// The commit LSN (its place in the serial order), or for a read-only
+    /// transaction its read LSN (it is serialized right after it).
+    pub lsn: u64,
+    /// Whether it wrote nothing (so `lsn` is a read LSN).
+    pub read_only: bool,
+    /// One result per op, in order.
+    pub results: Vec<OpResult>,
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// A declared key is empty or longer than the page allows.
+    #[error("key {id}: {reason}")]
+    InvalidKey {
+        /// The key's id.
+        id: KeyId,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two entries of the key table have the same id.
+    #[error("key id {0} is declared twice")]
+    DuplicateKeyId(KeyId),
+    /// Two entries of the key table name the same key.
+    #[error("key {0:?} is declared twice")]
+    DuplicateKey(String),
+    /// An op names an id the key table does not declare.
+    #[error("op {op} names key id {id}, which is not declared")]
+    UnknownKeyId {
+        /// The op's index.
+        op: usize,
+        /// The id it named.
+        id: KeyId,
+    },
+    /// An op writes a key declared `R`.
+    #[error("op {op} writes key id {id}, which is declared read-only (R)")]
+    WriteToReadKey {
+        /// The op's index.
+        op: usize,
+        /// The key's id.
+        id: KeyId,
+    },
+    /// A transaction must have at least one op.
+    #[error("a transaction needs at least one op")]
+    Empty,
+    /// An ASSERT did not hold: nothing was written.
+    #[error("op {op}: assertion failed; the key is {found_type:?} at revision {revision}")]
+    AssertFailed {
+        /// The failing op's index.
+        op: usize,
+        /// The key's type as the transaction saw it (`None`: missing).
+        found_type: Option<ValueType>,
+        /// Its revision (0: missing).
+        revision: u64,
+    },
+    /// `ADD` on a value that is not an Int64: nothing was written.
+    #[error("op {op}: ADD needs an Int64 value; the key holds {found:?}")]
+    NotAnInt {
+        /// The op's index.
+        op: usize,
+        /// The type it holds.
+        found: ValueType,
+    },
+    /// `ADD` overflowed an Int64: nothing was written.
+    #[error("op {op}: ADD overflows a 64-bit integer")]
+    Overflow {
+        /// The op's index.
+        op: usize,
+    },
+    /// A value is larger than the database accepts.
+    #[error("op {op}: value of {len} bytes exceeds the limit {max}")]
+    ValueTooLarge {
+        /// The op's index.
+        op: usize,
+        /// The value's encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The database failed to read or commit.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}

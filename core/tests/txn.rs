@@ -1,0 +1,268 @@
+//! Transactions over the simulated disk: validation before anything runs,
+//! read-your-writes, ASSERTs that leave no trace, TTL, locks and
+//! serializability under concurrency.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use jubilant_core::btree::ValueType;
+use jubilant_core::db::{Db, DbOptions, Value};
+use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
+use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, World};
+
+const N: NodeId = NodeId(0);
+
+fn open(world: &World) -> Arc<Db<SimEnv>> {
+    let env = world.env(N);
+    world.block_on(N, async move {
+        Db::open(env, PathBuf::from("/db"), DbOptions::default())
+            .await
+            .map(Arc::new)
+            .expect("open")
+    })
+}
+
+fn run(world: &World, db: &Arc<Db<SimEnv>>, txn: Txn) -> Result<TxnOutcome, TxnError> {
+    let db = Arc::clone(db);
+    world.block_on(N, async move { db.transaction(&txn).await })
+}
+
+fn get(world: &World, db: &Arc<Db<SimEnv>>, key: &str) -> Option<Value> {
+    let (db, key) = (Arc::clone(db), key.to_owned());
+    world.block_on(N, async move { db.get(&key).await.expect("get") })
+}
+
+#[test]
+fn a_transfer_reads_its_own_writes_and_commits_at_one_lsn() {
+    let world = World::new(1, FaultConfig::none());
+    let db = open(&world);
+    let mut txn = Txn::new();
+    let (a, b) = (txn.key("a", Mode::RW), txn.key("b", Mode::RW));
+    txn.set(a, 100i64).add(a, -30).add(b, 30).get(a).get(b);
+    let outcome = run(&world, &db, txn).expect("commit");
+    assert!(!outcome.read_only);
+    assert_eq!(outcome.results[1], OpResult::Add(70));
+    assert_eq!(outcome.results[2], OpResult::Add(30));
+    assert_eq!(
+        outcome.results[3],
+        OpResult::Get(Some((Value::Int(70), outcome.lsn))),
+        "a key written in the transaction reads back at the commit LSN"
+    );
+    assert_eq!(get(&world, &db, "a"), Some(Value::Int(70)));
+    assert_eq!(get(&world, &db, "b"), Some(Value::Int(30)));
+}
+
+#[test]
+fn a_failed_assert_leaves_no_trace_and_says_which_op_and_what_it_found() {
+    let world = World::new(2, FaultConfig::none());
+    let db = open(&world);
+    let lsn = world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move { db.set("a", 5i64).await.expect("set") }
+    });
+    let mut txn = Txn::new();
+    let (a, b) = (txn.key("a", Mode::RW), txn.key("b", Mode::RW));
+    txn.add(a, 1).set(b, "x").assert_int_eq(a, 100);
+    let error = run(&world, &db, txn).expect_err("the assert fails");
+    assert!(
+        matches!(error, TxnError::AssertFailed { op: 2, found_type: Some(ValueType::Int64), revision } if revision == u64::MAX),
+        "{error:?}"
+    );
+    assert_eq!(
+        get(&world, &db, "a"),
+        Some(Value::Int(5)),
+        "no partial effects"
+    );
+    assert_eq!(get(&world, &db, "b"), None);
+    // Compare-and-swap on the revision a GET returned.
+    let mut cas = Txn::new();
+    let a = cas.key("a", Mode::RW);
+    cas.assert_revision_eq(a, lsn).set(a, 6i64);
+    run(&world, &db, cas.clone()).expect("the revision matches");
+    let stale = run(&world, &db, cas).expect_err("now it does not");
+    assert!(matches!(stale, TxnError::AssertFailed { op: 0, .. }));
+}
+
+#[test]
+fn bad_key_tables_and_ops_are_refused_before_anything_runs() {
+    let world = World::new(3, FaultConfig::none());
+    let db = open(&world);
+    type Expect = fn(&TxnError) -> bool;
+    let cases: Vec<(Txn, Expect)> = vec![
+        (
+            Txn::from_parts(vec![(0, Mode::RW, "k".into())], vec![]),
+            |e| matches!(e, TxnError::Empty),
+        ),
+        (
+            Txn::from_parts(vec![(0, Mode::RW, String::new())], vec![Op::Get(0)]),
+            |e| matches!(e, TxnError::InvalidKey { id: 0, .. }),
+        ),
+        (
+            Txn::from_parts(vec![(0, Mode::RW, "k".repeat(5000))], vec![Op::Get(0)]),
+            |e| matches!(e, TxnError::InvalidKey { id: 0, .. }),
+        ),
+        (
+            Txn::from_parts(
+                vec![(0, Mode::RW, "a".into()), (0, Mode::RW, "b".into())],
+                vec![Op::Get(0)],
+            ),
+            |e| matches!(e, TxnError::DuplicateKeyId(0)),
+        ),
+        (
+            Txn::from_parts(
+                vec![(0, Mode::RW, "a".into()), (1, Mode::R, "a".into())],
+                vec![Op::Get(0)],
+            ),
+            |e| matches!(e, TxnError::DuplicateKey(_)),
+        ),
+        (
+            Txn::from_parts(
+                vec![(0, Mode::RW, "a".into())],
+                vec![Op::Get(0), Op::Get(7)],
+            ),
+            |e| matches!(e, TxnError::UnknownKeyId { op: 1, id: 7 }),
+        ),
+        (
+            Txn::from_parts(vec![(0, Mode::R, "a".into())], vec![Op::Del(0)]),
+            |e| matches!(e, TxnError::WriteToReadKey { op: 0, id: 0 }),
+        ),
+    ];
+    for (txn, expected) in cases {
+        let error = run(&world, &db, txn.clone()).expect_err("refused");
+        assert!(expected(&error), "{txn:?} gave {error:?}");
+    }
+    assert_eq!(db.stats().wal.batches, 0, "nothing reached the WAL");
+    assert_eq!(db.stats().locks.keys_locked, 0);
+}
+
+#[test]
+fn add_checks_types_and_overflow_and_a_read_only_transaction_writes_nothing() {
+    let world = World::new(4, FaultConfig::none());
+    let db = open(&world);
+    world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move {
+            db.set("s", "text").await.expect("set");
+            db.set("max", i64::MAX).await.expect("set");
+        }
+    });
+    let mut txn = Txn::new();
+    let s = txn.key("s", Mode::RW);
+    txn.add(s, 1);
+    assert!(matches!(
+        run(&world, &db, txn),
+        Err(TxnError::NotAnInt {
+            op: 0,
+            found: ValueType::String
+        })
+    ));
+    let mut txn = Txn::new();
+    let max = txn.key("max", Mode::RW);
+    txn.add(max, 1);
+    assert!(matches!(
+        run(&world, &db, txn),
+        Err(TxnError::Overflow { op: 0 })
+    ));
+    let batches = db.stats().wal.batches;
+    let mut read = Txn::new();
+    let (s, missing) = (read.key("s", Mode::R), read.key("nope", Mode::R));
+    read.get(s).get(missing).op(Op::AssertType(missing, None));
+    let outcome = run(&world, &db, read).expect("read");
+    assert!(outcome.read_only);
+    assert_eq!(outcome.results[1], OpResult::Get(None));
+    assert_eq!(
+        db.stats().wal.batches,
+        batches,
+        "a read-only transaction logs nothing"
+    );
+}
+
+#[test]
+fn ttls_expire_by_the_monotonic_clock_and_persist_clears_them() {
+    let world = World::new(5, FaultConfig::none());
+    let db = open(&world);
+    let mut txn = Txn::new();
+    let (a, b) = (txn.key("a", Mode::RW), txn.key("b", Mode::RW));
+    txn.set_ttl(a, "short", 50)
+        .set_ttl(b, "long", 60_000)
+        .op(Op::Ttl(a));
+    let outcome = run(&world, &db, txn).expect("commit");
+    assert_eq!(outcome.results[2], OpResult::Ttl(Ttl::Ms(50)));
+    // A wall clock jumping back an hour changes nothing; time passing does.
+    world.jump_wall_clock(-3_600_000);
+    world.block_on(N, {
+        let env = world.env(N);
+        async move {
+            use jubilant_core::env::Clock;
+            env.sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(get(&world, &db, "a"), None, "expired keys read as missing");
+    let mut txn = Txn::new();
+    let (a, b) = (txn.key("a", Mode::RW), txn.key("b", Mode::RW));
+    txn.op(Op::Ttl(a)).op(Op::Persist(b)).op(Op::Ttl(b)).del(a);
+    let outcome = run(&world, &db, txn).expect("commit");
+    assert_eq!(outcome.results[0], OpResult::Ttl(Ttl::Missing));
+    assert_eq!(outcome.results[1], OpResult::Persist(true));
+    assert_eq!(outcome.results[2], OpResult::Ttl(Ttl::NoExpiry));
+    assert_eq!(
+        outcome.results[3],
+        OpResult::Del(false),
+        "an expired key counts as absent"
+    );
+}
+
+#[test]
+fn concurrent_transfers_keep_the_total_and_leave_the_lock_table_empty() {
+    let world = World::new(6, FaultConfig::none());
+    let db = open(&world);
+    let accounts = 5;
+    world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move {
+            for i in 0..accounts {
+                db.set(&format!("acct-{i}"), 100i64).await.expect("seed");
+            }
+        }
+    });
+    let outcomes = world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move {
+            join_all((0..64u64).map(|n| {
+                let db = Arc::clone(&db);
+                async move {
+                    let (from, to) = (n % accounts, (n * 3 + 1) % accounts);
+                    if from == to {
+                        return Ok(None);
+                    }
+                    let mut txn = Txn::new();
+                    // Declared in arbitrary order: the engine sorts.
+                    let to = txn.key(format!("acct-{to}"), Mode::RW);
+                    let from = txn.key(format!("acct-{from}"), Mode::RW);
+                    txn.get(from).add(from, -7).add(to, 7);
+                    db.transaction(&txn).await.map(Some)
+                }
+            }))
+            .await
+        }
+    });
+    let mut lsns: Vec<u64> = outcomes
+        .into_iter()
+        .filter_map(|o| o.expect("commit").map(|o| o.lsn))
+        .collect();
+    let count = lsns.len();
+    lsns.sort_unstable();
+    lsns.dedup();
+    assert_eq!(lsns.len(), count, "every commit has its own LSN");
+    let total: i64 = (0..accounts)
+        .map(|i| match get(&world, &db, &format!("acct-{i}")) {
+            Some(Value::Int(n)) => n,
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(total, 100 * accounts as i64);
+    let locks = db.stats().locks;
+    assert_eq!((locks.keys_locked, locks.holders), (0, 0));
+    assert!(locks.waits > 0, "the transfers contended: {locks:?}");
+}

@@ -24,6 +24,9 @@ pub enum WorkloadName {
     /// through every disk fault. The default: the most complete workload.
     #[default]
     Db,
+    /// Clients run transfers, guarded transfers and audits as transactions
+    /// over hot and cold accounts; checks serializability and conservation.
+    Bank,
 }
 
 impl fmt::Display for WorkloadName {
@@ -33,6 +36,7 @@ impl fmt::Display for WorkloadName {
             WorkloadName::Echo => "echo",
             WorkloadName::Tree => "tree",
             WorkloadName::Db => "db",
+            WorkloadName::Bank => "bank",
         })
     }
 }
@@ -46,8 +50,9 @@ impl FromStr for WorkloadName {
             "echo" => Ok(WorkloadName::Echo),
             "tree" => Ok(WorkloadName::Tree),
             "db" => Ok(WorkloadName::Db),
+            "bank" => Ok(WorkloadName::Bank),
             other => Err(format!(
-                "unknown workload `{other}`; known: log, echo, tree, db"
+                "unknown workload `{other}`; known: log, echo, tree, db, bank"
             )),
         }
     }

@@ -27,6 +27,11 @@ fn a_batch_of_db_seeds_replays_with_identical_trace_hashes() {
     batch_replays_identically(WorkloadName::Db);
 }
 
+#[test]
+fn a_batch_of_bank_seeds_replays_with_identical_trace_hashes() {
+    batch_replays_identically(WorkloadName::Bank);
+}
+
 fn batch_replays_identically(workload: WorkloadName) {
     let runs: Vec<RunOptions> = (1..=24).map(|seed| options(seed, workload)).collect();
     let first = sim::run::run_batch(&runs, 2, false).expect("valid options");

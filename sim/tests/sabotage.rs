@@ -15,6 +15,7 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
     match sabotage {
         Sabotage::CheckpointInPlace => WorkloadName::Tree,
         Sabotage::AckBeforeSync | Sabotage::WalRemovedEarly => WorkloadName::Db,
+        Sabotage::PartialEffects | Sabotage::LocksInRequestOrder => WorkloadName::Bank,
         _ => WorkloadName::Log,
     }
 }
@@ -64,6 +65,28 @@ fn assert_caught_on(
 }
 
 const NO_CORRUPTION: &str = "read_corrupt=0,write_misdirected=0,write_stale=0";
+
+#[test]
+fn a_failed_assert_that_leaves_partial_effects_is_caught() {
+    assert_caught(
+        Sabotage::PartialEffects,
+        NO_CORRUPTION,
+        20,
+        // Half a transfer makes or loses money.
+        &["conservation", "serializability", "durability"],
+    );
+}
+
+#[test]
+fn locking_keys_in_request_order_is_caught() {
+    assert_caught(
+        Sabotage::LocksInRequestOrder,
+        NO_CORRUPTION,
+        20,
+        // Two transfers declared in opposite orders wait on each other.
+        &["liveness"],
+    );
+}
 
 #[test]
 fn acknowledging_a_sync_commit_before_its_fsync_is_caught() {

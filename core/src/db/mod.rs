@@ -68,6 +68,11 @@ pub struct DbOptions {
     /// A checkpoint starts once this many WAL bytes were written since the
     /// last one was asked for; it bounds recovery time and WAL disk use.
     pub checkpoint_wal_bytes: u64,
+    /// Told of every commit once its records are written to the WAL (not
+    /// yet durable), in commit-LSN order, including commits whose write or
+    /// apply then failed (they may still be recovered); for change feeds
+    /// and the simulator's serializability oracle.
+    pub commit_observer: Option<CommitObserver>,
     /// Switches that break the database on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -124,9 +129,25 @@ impl Default for DbOptions {
             durability: Durability::Sync,
             wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
             checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,
+            commit_observer: None,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
         }
+    }
+}
+
+/// A function told of each commit as the WAL writer logs it: its commit
+/// LSN and its changes (revisions set). It runs on the writer's task, so
+/// it must be quick and must not block.
+#[derive(Clone)]
+pub struct CommitObserver(pub Arc<ObserveCommit>);
+
+/// The signature of a [`CommitObserver`]: commit LSN, then its changes.
+pub type ObserveCommit = dyn Fn(u64, &[crate::store::Mutation]) + Send + Sync;
+
+impl std::fmt::Debug for CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
     }
 }
 
@@ -246,6 +267,7 @@ impl<E: Env> Db<E> {
             Arc::clone(&remove_before),
             WriterConfig {
                 checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+                observer: options.commit_observer.clone(),
                 sabotage,
             },
         );

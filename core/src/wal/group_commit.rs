@@ -224,6 +224,8 @@ impl DurableWatch {
 pub(crate) struct WriterConfig {
     /// WAL bytes after which the writer asks for a checkpoint.
     pub checkpoint_wal_bytes: u64,
+    /// Told of each commit as it is applied.
+    pub observer: Option<crate::db::CommitObserver>,
     /// Switches that break the writer on purpose (tests only).
     pub sabotage: Sabotage,
 }
@@ -477,11 +479,35 @@ impl<E: Env> Writer<E> {
         {
             failure = Some(error);
         }
-        if let Some(error) = failure {
-            self.refuse(mark, accepted, error).await;
-            return;
+        match failure {
+            Some(error) if error.is_disk_full() => self.refuse(mark, accepted, error).await,
+            Some(error) => {
+                // What was written may survive a crash: observers hear of it.
+                self.observe(&accepted);
+                self.refuse(mark, accepted, error).await;
+            }
+            None => {
+                self.observe(&accepted);
+                self.apply_and_answer(accepted, bytes).await;
+            }
         }
-        self.apply_and_answer(accepted, bytes).await;
+    }
+
+    /// Tells the observer of commits whose records reached the log file
+    /// (every one of them may be recovered), in LSN order, with revisions.
+    fn observe(&self, accepted: &[Accepted]) {
+        let Some(observer) = &self.config.observer else {
+            return;
+        };
+        for item in accepted.iter().filter(|item| item.lsn > 0) {
+            let mut mutations = item.request.mutations.clone();
+            for mutation in &mut mutations {
+                if let Mutation::Put { record, .. } = mutation {
+                    record.revision = item.lsn;
+                }
+            }
+            (observer.0)(item.lsn, &mutations);
+        }
     }
 
     /// A batch could not be written: on disk full, discard it and say so

@@ -92,6 +92,7 @@ impl Shape {
             durability: Durability::Sync,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.checkpoint_wal_bytes,
+            commit_observer: None,
             sabotage,
         }
     }

@@ -2,6 +2,8 @@
 //! engine against. Every workload states its own oracles and counts how
 //! many checks each made.
 
+pub mod bank;
+mod bank_model;
 pub mod db;
 mod db_model;
 pub mod echo;

@@ -1,0 +1,623 @@
+//! The bank workload: clients move money between Int64 accounts in
+//! transactions over a small hot set and a larger cold one (contention and
+//! none): blind transfers, ASSERT-guarded transfers (read a revision, then
+//! compare-and-swap on it), and audits that read every account; `sync` and
+//! `async` mixed; checkpoints, crashes, kills and every disk fault. The
+//! engine reports each commit as it applies it, and `bank_model` checks
+//! serializability, conservation and durability against that history.
+//!
+//! The final, fault-free phase runs several clients transferring between
+//! two or three hot accounts with their keys declared in random order: they
+//! must all finish within [`LIVENESS_POLLS_MAX`] polls (a lock-order bug
+//! deadlocks them) and leave the lock table empty.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jubilant_core::db::{CommitObserver, Db, DbError, DbOptions, Durability, Value};
+use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::sabotage::Sabotage;
+use jubilant_core::txn::{Mode, OpResult, Txn, TxnError};
+use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+
+use super::bank_model::{Accounts, Answered, BankModel};
+use super::lives::{LifeStatus, Lives, run_lives};
+use crate::options::RunOptions;
+use crate::report::Report;
+
+const NODE: NodeId = NodeId(0);
+/// Polls allowed for a fault-free recovery plus the liveness transfers.
+pub const LIVENESS_POLLS_MAX: u64 = 300_000;
+/// Concurrent clients in the liveness phase, and transfers each.
+const LIVENESS_CLIENTS: u64 = 4;
+const LIVENESS_TRANSFERS: u64 = 20;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from("/data/bank")
+}
+
+#[derive(Clone, Debug)]
+struct Shape {
+    hot: u64,
+    cold: u64,
+    hot_pct: u64,
+    clients: u64,
+    guarded_pct: u64,
+    audit_pct: u64,
+    async_pct: u64,
+    think_us_max: u64,
+    checkpoint_every_us_max: u64,
+    segment_bytes: u64,
+    cache_pages: u64,
+}
+
+impl Shape {
+    fn draw(rng: &mut SimRng) -> Self {
+        Shape {
+            hot: rng.between(2, 8),
+            cold: rng.between(0, 200),
+            hot_pct: rng.between(20, 100),
+            clients: rng.between(2, 10),
+            guarded_pct: rng.between(0, 60),
+            audit_pct: rng.between(1, 15),
+            async_pct: [0, 50, 100, rng.between(0, 100)][rng.below(4) as usize],
+            think_us_max: rng.between(0, 2_000),
+            checkpoint_every_us_max: rng.between(1_000, 300_000),
+            segment_bytes: rng.between(16, 256) * 1024,
+            cache_pages: rng.between(64, 300),
+        }
+    }
+
+    fn options(&self, sabotage: Sabotage, model: &Model) -> DbOptions {
+        let observed = Arc::clone(model);
+        DbOptions {
+            cache_bytes: self.cache_pages * 4096,
+            wal_segment_bytes: self.segment_bytes,
+            checkpoint_wal_bytes: self.segment_bytes,
+            commit_observer: Some(CommitObserver(Arc::new(move |lsn, mutations| {
+                lock(&observed).applied(lsn, mutations);
+            }))),
+            sabotage,
+            ..DbOptions::default()
+        }
+    }
+
+    fn accounts(&self) -> u64 {
+        self.hot + self.cold
+    }
+
+    /// An account index below `universe`, hot ones `hot_pct` of the time.
+    fn account(&self, rng: &mut SimRng, universe: u64) -> u64 {
+        if universe <= self.hot || rng.below(100) < self.hot_pct {
+            rng.below(self.hot.min(universe))
+        } else {
+            self.hot + rng.below(universe - self.hot)
+        }
+    }
+
+    fn durability(&self, rng: &mut SimRng) -> Durability {
+        if rng.below(100) < self.async_pct {
+            Durability::Async
+        } else {
+            Durability::Sync
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={}",
+            self.hot,
+            self.cold,
+            self.hot_pct,
+            self.clients,
+            self.guarded_pct,
+            self.audit_pct,
+            self.async_pct,
+            self.think_us_max,
+            self.checkpoint_every_us_max,
+            self.segment_bytes,
+            self.cache_pages
+        )
+    }
+}
+
+type Model = Arc<Mutex<BankModel>>;
+
+fn lock(model: &Model) -> MutexGuard<'_, BankModel> {
+    model
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Clients {
+    Random,
+    Liveness,
+    None,
+}
+
+/// Runs the workload on `world`, filling `report`.
+pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
+    let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
+    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let model: Model = Arc::new(Mutex::new(BankModel::new()));
+    let db_options = shape.options(options.sabotage, &model);
+    world.trace(format_args!("workload bank: {shape}"));
+    let mut lives = BankLives {
+        shape: &shape,
+        options: &db_options,
+        model: &model,
+    };
+    let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
+    let ended = lock(&model).verdict.ended() || report.failure.is_some();
+    if !ended {
+        report.steps += final_phase(
+            world,
+            &shape,
+            &db_options,
+            &model,
+            &mut workload_rng,
+            report,
+            life,
+        );
+    }
+    let m = lock(&model);
+    m.verdict.fill(report);
+    for name in ["transfers", "guarded_aborts", "audits", "checkpoints"] {
+        report.stats.entry(name.to_owned()).or_insert(0);
+    }
+}
+
+struct BankLives<'a> {
+    shape: &'a Arc<Shape>,
+    options: &'a DbOptions,
+    model: &'a Model,
+}
+
+impl Lives for BankLives<'_> {
+    const ENGINE: &'static str = "database";
+
+    fn start(&mut self, world: &World, life: u64, seed: u64) {
+        start_life(
+            world,
+            life,
+            self.shape,
+            self.options,
+            self.model,
+            Clients::Random,
+            seed,
+        );
+    }
+
+    fn status(&self) -> LifeStatus {
+        lock(self.model).verdict.status()
+    }
+
+    fn crash(&mut self, world: &World, report: &mut Report) {
+        crash(world, self.model, report);
+    }
+}
+
+fn crash(world: &World, model: &Model, report: &mut Report) {
+    if lock(model).checkpoint_running {
+        lock(model).verdict.stat("crashes_mid_checkpoint", 1);
+    }
+    world.crash(NODE);
+    report.crashes += 1;
+}
+
+fn run_until(world: &World, polls: &mut u64, limit: u64, mut done: impl FnMut() -> bool) {
+    while *polls < limit && !done() {
+        match world.step() {
+            Step::Polled => *polls += 1,
+            Step::Advanced => {}
+            Step::Idle => break,
+        }
+    }
+}
+
+fn final_phase(
+    world: &World,
+    shape: &Arc<Shape>,
+    options: &DbOptions,
+    model: &Model,
+    rng: &mut SimRng,
+    report: &mut Report,
+    lives: u64,
+) -> u64 {
+    world.set_faults(FaultConfig::none());
+    crash(world, model, report);
+    let before = lock(model).verdict.recoveries;
+    start_life(
+        world,
+        lives + 1,
+        shape,
+        options,
+        model,
+        Clients::Liveness,
+        rng.next_u64(),
+    );
+    let mut polls = 0;
+    run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
+        let m = lock(model);
+        m.verdict.failure.is_some() || m.verdict.stats.contains_key("liveness_done")
+    });
+    let m = lock(model);
+    if m.verdict.ended() {
+        return polls;
+    }
+    let done = m.verdict.stats.contains_key("liveness_done");
+    let recovered = m.verdict.recoveries > before;
+    drop(m);
+    report.check("liveness", 1);
+    if !recovered || !done {
+        report.fail(
+            "liveness",
+            format!(
+                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
+                if recovered {
+                    "the clients did not finish their transfers (a lock cycle?)"
+                } else {
+                    "recovery did not finish"
+                }
+            ),
+        );
+        return polls;
+    }
+    crash(world, model, report);
+    let before = lock(model).verdict.recoveries;
+    start_life(
+        world,
+        lives + 2,
+        shape,
+        options,
+        model,
+        Clients::None,
+        rng.next_u64(),
+    );
+    run_until(world, &mut polls, 2 * LIVENESS_POLLS_MAX, || {
+        let m = lock(model);
+        m.verdict.recoveries > before || m.verdict.ended()
+    });
+    let m = lock(model);
+    if m.verdict.recoveries == before && !m.verdict.ended() {
+        drop(m);
+        report.fail(
+            "liveness",
+            "the last fault-free recovery did not finish".to_owned(),
+        );
+    }
+    world.kill(NODE);
+    polls
+}
+
+fn start_life(
+    world: &World,
+    life: u64,
+    shape: &Arc<Shape>,
+    options: &DbOptions,
+    model: &Model,
+    clients: Clients,
+    seed: u64,
+) {
+    lock(model).begin_life();
+    world.trace(format_args!("life {life} begins"));
+    let env = world.env(NODE);
+    let (shape, options, model) = (Arc::clone(shape), options.clone(), Arc::clone(model));
+    world.spawn(
+        NODE,
+        "process",
+        process(env, shape, options, model, clients, seed),
+    );
+}
+
+fn excused(env: &SimEnv) -> bool {
+    env.fault_counts().stored_data_damage() > 0
+}
+
+fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
+    env.trace(format_args!("{what} failed: {error}"));
+    let mut m = lock(model);
+    if error.is_corruption() {
+        let excused = excused(env);
+        m.corrupt(format!("{what}: {error}"), excused);
+    } else {
+        m.verdict.stat("io_errors", 1);
+    }
+    m.verdict.poisoned = true;
+}
+
+/// A read-only transaction over every account: the audit.
+fn audit(shape: &Shape) -> Txn {
+    let mut txn = Txn::new();
+    for n in 0..shape.accounts() {
+        let id = txn.key(format!("acct-{n:04}"), Mode::R);
+        txn.get(id);
+    }
+    txn
+}
+
+async fn recover(
+    env: &SimEnv,
+    shape: &Shape,
+    model: &Model,
+    options: DbOptions,
+) -> Option<Arc<Db<SimEnv>>> {
+    let db = match Db::open(env.clone(), data_dir(), options).await {
+        Ok(db) => db,
+        Err(error) => {
+            env.trace(format_args!("open failed: {error}"));
+            let mut m = lock(model);
+            if error.is_corruption() {
+                m.corrupt(format!("open: {error}"), excused(env));
+            } else {
+                m.verdict.open_failed = true;
+            }
+            return None;
+        }
+    };
+    match db.validate().await {
+        Ok(validation) if validation.is_ok() => lock(model).verdict.check("recovery", 1),
+        Ok(validation) => {
+            let detail = format!("validate: {:?}", validation.findings.first());
+            lock(model).corrupt(detail, excused(env));
+            return None;
+        }
+        Err(error) => {
+            db_error(env, model, "validate", &error);
+            lock(model).verdict.open_failed = true;
+            return None;
+        }
+    }
+    let mut read = audit(shape);
+    read.durability(Durability::Async);
+    let outcome = match db.transaction(&read).await {
+        Ok(outcome) => outcome,
+        Err(TxnError::Db(error)) => {
+            db_error(env, model, "read after open", &error);
+            lock(model).verdict.open_failed = true;
+            return None;
+        }
+        Err(other) => {
+            lock(model)
+                .verdict
+                .fail("recovery", format!("the audit after open failed: {other}"));
+            return None;
+        }
+    };
+    let mut found = Accounts::new();
+    for ((_, _, key), result) in read.keys().iter().zip(&outcome.results) {
+        match result {
+            OpResult::Get(Some((Value::Int(n), revision))) => {
+                found.insert(key.clone(), (*n, *revision));
+            }
+            OpResult::Get(None) => {}
+            other => {
+                lock(model).verdict.fail(
+                    "durability",
+                    format!("{key} reads {other:?}, never written"),
+                );
+                return None;
+            }
+        }
+    }
+    let lsn_end = db.stats().recovery.lsn_end;
+    lock(model).recovered(&found, lsn_end, excused(env));
+    Some(Arc::new(db))
+}
+
+async fn process(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    options: DbOptions,
+    model: Model,
+    clients: Clients,
+    seed: u64,
+) {
+    let Some(db) = recover(&env, &shape, &model, options).await else {
+        return;
+    };
+    let mut rng = SimRng::new(seed, Stream::Workload);
+    match clients {
+        Clients::Random => {
+            for _ in 0..shape.clients {
+                let task = client(
+                    env.clone(),
+                    Arc::clone(&shape),
+                    Arc::clone(&db),
+                    Arc::clone(&model),
+                    SimRng::new(rng.next_u64(), Stream::Workload),
+                    None,
+                );
+                drop(env.spawn("client", task));
+            }
+            let task = checkpointer(env.clone(), Arc::clone(&shape), db, Arc::clone(&model), rng);
+            drop(env.spawn("checkpointer", task));
+        }
+        Clients::Liveness => {
+            let finished = Arc::new(Mutex::new(0u64));
+            for _ in 0..LIVENESS_CLIENTS {
+                let (env2, shape, db, model, finished) = (
+                    env.clone(),
+                    Arc::clone(&shape),
+                    Arc::clone(&db),
+                    Arc::clone(&model),
+                    Arc::clone(&finished),
+                );
+                let crng = SimRng::new(rng.next_u64(), Stream::Workload);
+                drop(env.spawn("liveness-client", async move {
+                    if !client(env2, shape, Arc::clone(&db), Arc::clone(&model), crng, Some(LIVENESS_TRANSFERS)).await {
+                        return;
+                    }
+                    let mut done = finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    *done += 1;
+                    if *done == LIVENESS_CLIENTS {
+                        let locks = db.stats().locks;
+                        let mut m = lock(&model);
+                        m.verdict.check("liveness", 1);
+                        if locks.keys_locked != 0 || locks.holders != 0 {
+                            m.verdict.fail("liveness", format!("the clients are done but the lock table is not empty: {locks:?}"));
+                        }
+                        m.verdict.stat("liveness_done", 1);
+                    }
+                }));
+            }
+        }
+        Clients::None => {}
+    }
+}
+
+async fn think(env: &SimEnv, rng: &mut SimRng, max_us: u64) {
+    let us = rng.between(0, max_us).max(1);
+    env.sleep(Duration::from_micros(us)).await;
+}
+
+/// Runs transactions until `count` transfers are done (or forever);
+/// returns whether it finished.
+async fn client(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    db: Arc<Db<SimEnv>>,
+    model: Model,
+    mut rng: SimRng,
+    count: Option<u64>,
+) -> bool {
+    let liveness = count.is_some();
+    let mut transfers = 0;
+    while count.is_none_or(|count| transfers < count) {
+        think(&env, &mut rng, shape.think_us_max).await;
+        if lock(&model).verdict.poisoned {
+            return false;
+        }
+        let roll = rng.below(100);
+        let mut txn = if !liveness && roll < shape.audit_pct {
+            audit(&shape)
+        } else {
+            // The liveness clients crowd two or three hot accounts.
+            let universe = if liveness {
+                shape.hot.min(3)
+            } else {
+                shape.accounts()
+            };
+            let a = shape.account(&mut rng, universe);
+            let b = (a + 1 + rng.below(universe - 1)) % universe;
+            let (from, to) = (format!("acct-{a:04}"), format!("acct-{b:04}"));
+            let amount = rng.between(1, 100) as i64;
+            if !liveness && roll < shape.audit_pct + shape.guarded_pct {
+                // Read the payee's revision, then move money only if it is
+                // unchanged: a compare-and-swap that may lose a race.
+                let mut read = Txn::new();
+                let id = read.key(to.clone(), Mode::R);
+                read.get(id).durability(shape.durability(&mut rng));
+                let revision = match db.transaction(&read).await {
+                    Ok(outcome) => {
+                        let revision = match &outcome.results[0] {
+                            OpResult::Get(Some((_, revision))) => *revision,
+                            _ => 0,
+                        };
+                        lock(&model).answered(Answered {
+                            txn: read.clone(),
+                            outcome,
+                            durability: Durability::Async,
+                        });
+                        revision
+                    }
+                    Err(error) => return txn_error(&env, &model, &error),
+                };
+                let mut txn = Txn::new();
+                let (f, t) = (txn.key(from, Mode::RW), txn.key(to, Mode::RW));
+                txn.get(f)
+                    .add(f, -amount)
+                    .assert_revision_eq(t, revision)
+                    .add(t, amount);
+                txn
+            } else {
+                let mut txn = Txn::new();
+                // Declared in random order: the engine locks in key order.
+                let (f, t) = if rng.chance(0.5) {
+                    let f = txn.key(from, Mode::RW);
+                    (f, txn.key(to, Mode::RW))
+                } else {
+                    let t = txn.key(to, Mode::RW);
+                    (txn.key(from, Mode::RW), t)
+                };
+                txn.get(f).get(t).add(f, -amount).add(t, amount);
+                txn
+            }
+        };
+        let durability = shape.durability(&mut rng);
+        txn.durability(durability);
+        match db.transaction(&txn).await {
+            Ok(outcome) => {
+                let mut m = lock(&model);
+                m.verdict.stat(
+                    if outcome.read_only {
+                        "audits"
+                    } else {
+                        "transfers"
+                    },
+                    1,
+                );
+                if !outcome.read_only {
+                    transfers += 1;
+                }
+                m.answered(Answered {
+                    txn,
+                    outcome,
+                    durability,
+                });
+            }
+            Err(TxnError::AssertFailed { .. }) => lock(&model).verdict.stat("guarded_aborts", 1),
+            Err(TxnError::Db(DbError::DiskFull(_))) => {
+                lock(&model).verdict.stat("commits_disk_full", 1)
+            }
+            Err(error) => return txn_error(&env, &model, &error),
+        }
+    }
+    true
+}
+
+fn txn_error(env: &SimEnv, model: &Model, error: &TxnError) -> bool {
+    match error {
+        TxnError::Db(error) => db_error(env, model, "transaction", error),
+        other => lock(model).verdict.fail(
+            "serializability",
+            format!("a well-formed transaction was refused: {other}"),
+        ),
+    }
+    false
+}
+
+async fn checkpointer(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    db: Arc<Db<SimEnv>>,
+    model: Model,
+    mut rng: SimRng,
+) {
+    loop {
+        think(&env, &mut rng, shape.checkpoint_every_us_max).await;
+        if lock(&model).verdict.poisoned {
+            return;
+        }
+        lock(&model).checkpoint_running = true;
+        let outcome = db.checkpoint().await;
+        lock(&model).checkpoint_running = false;
+        match outcome {
+            Ok(report) => {
+                if report.wrote {
+                    lock(&model).verdict.stat("checkpoints", 1);
+                }
+            }
+            Err(error) => {
+                db_error(&env, &model, "checkpoint", &error);
+                return;
+            }
+        }
+    }
+}

@@ -266,3 +266,51 @@ fn concurrent_transfers_keep_the_total_and_leave_the_lock_table_empty() {
     assert_eq!((locks.keys_locked, locks.holders), (0, 0));
     assert!(locks.waits > 0, "the transfers contended: {locks:?}");
 }
+
+#[test]
+fn the_sweeper_tombstones_expired_keys_and_leaves_live_ones() {
+    let world = World::new(7, FaultConfig::none());
+    let env = world.env(N);
+    let db = world.block_on(N, async move {
+        let options = DbOptions {
+            sweep_interval_ms: 10,
+            sweep_keys_max: 4,
+            ..DbOptions::default()
+        };
+        Db::open(env, PathBuf::from("/db"), options)
+            .await
+            .map(Arc::new)
+            .expect("open")
+    });
+    let mut txn = Txn::new();
+    for i in 0..10 {
+        let id = txn.key(format!("k{i}"), Mode::RW);
+        if i % 2 == 0 {
+            txn.set_ttl(id, "soon", 5);
+        } else {
+            txn.set(id, "kept");
+        }
+    }
+    run(&world, &db, txn).expect("commit");
+    assert_eq!(db.stats().store.keys, 10);
+    world.block_on(N, {
+        let env = world.env(N);
+        async move {
+            use jubilant_core::env::Clock;
+            env.sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    let stats = db.stats();
+    assert_eq!(stats.ttl.tombstones, 5, "{:?}", stats.ttl);
+    assert!(stats.ttl.sweeps >= 3, "slices of 4 keys: {:?}", stats.ttl);
+    assert_eq!(
+        stats.store.keys, 5,
+        "the expired keys are gone from the tree"
+    );
+    for i in (1..10).step_by(2) {
+        assert_eq!(
+            get(&world, &db, &format!("k{i}")),
+            Some(Value::from("kept"))
+        );
+    }
+}

@@ -27,6 +27,7 @@
 
 mod error;
 mod recovery;
+mod ttl;
 mod value;
 
 use std::path::{Path, PathBuf};
@@ -34,10 +35,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 
 use crate::btree::mutator::Mutation;
-use crate::env::{Env, MonoTime};
+use crate::env::Env;
 use crate::log::{Log, LogConfig};
 use crate::sabotage::Sabotage;
 use crate::store::{CheckpointReport, Store, StoreError, StoreOptions, StoreStats, ValidateReport};
@@ -47,6 +48,8 @@ use crate::wal::{DurableWatch, GroupCommit, GroupCommitStats, WriterConfig};
 pub use crate::wal::Durability;
 pub use error::DbError;
 pub use recovery::RecoveryReport;
+pub use ttl::TtlStats;
+pub(crate) use ttl::expired;
 pub use value::Value;
 
 /// How to open (or create) a database.
@@ -68,6 +71,11 @@ pub struct DbOptions {
     /// A checkpoint starts once this many WAL bytes were written since the
     /// last one was asked for; it bounds recovery time and WAL disk use.
     pub checkpoint_wal_bytes: u64,
+    /// How often the TTL sweeper runs (0: never; expired keys still read
+    /// as missing, they only keep their space).
+    pub sweep_interval_ms: u64,
+    /// Keys the sweeper looks at per run.
+    pub sweep_keys_max: usize,
     /// Told of every commit once its records are written to the WAL (not
     /// yet durable), in commit-LSN order, including commits whose write or
     /// apply then failed (they may still be recovered); for change feeds
@@ -129,6 +137,8 @@ impl Default for DbOptions {
             durability: Durability::Sync,
             wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
             checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,
+            sweep_interval_ms: 1000,
+            sweep_keys_max: 1000,
             commit_observer: None,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
@@ -179,6 +189,8 @@ pub struct DbStats {
     pub lsn_durable: u64,
     /// The lock manager.
     pub locks: crate::txn::LockStats,
+    /// Expired reads and the sweeper.
+    pub ttl: TtlStats,
     /// What the last open recovered and repaired.
     pub recovery: RecoveryReport,
 }
@@ -187,17 +199,15 @@ pub struct DbStats {
 /// close it with [`Db::close`] (dropping it also stops its tasks, without
 /// a final checkpoint).
 pub struct Db<E: Env> {
-    pub(crate) env: E,
     dir: PathBuf,
     pub(crate) store: Arc<Store<E>>,
     pub(crate) wal: GroupCommit,
     pub(crate) watch: Arc<DurableWatch>,
     pub(crate) locks: LockManager,
-    /// Wall-clock calibration taken at open (SPEC 3): TTLs are judged by
-    /// `wall_base_ms + (mono_now - mono_base)`, so a wall clock that jumps
-    /// while the process runs does not change what has expired.
-    wall_base_ms: u64,
-    mono_base: MonoTime,
+    /// The wall clock TTLs are judged by, calibrated at open (SPEC 3).
+    clock: ttl::TtlClock<E>,
+    pub(crate) ttl: Arc<ttl::TtlCounters>,
+    sweeper: Option<(E::JoinHandle<()>, oneshot::Sender<()>)>,
     writer: E::JoinHandle<Log<E>>,
     checkpointer: E::JoinHandle<()>,
     checkpoint_wanted: mpsc::Sender<()>,
@@ -281,15 +291,31 @@ impl<E: Env> Db<E> {
                 wanted,
             ),
         );
+        let locks = LockManager::default();
+        let clock = ttl::TtlClock::calibrate(env.clone());
+        let ttl = Arc::new(ttl::TtlCounters::default());
+        let sweeper = (options.sweep_interval_ms > 0).then(|| {
+            let (stop, stopped) = oneshot::channel();
+            let sweeper = ttl::Sweeper {
+                store: Arc::clone(&store),
+                wal: wal.clone(),
+                locks: locks.clone(),
+                clock: clock.clone(),
+                counters: Arc::clone(&ttl),
+                interval: std::time::Duration::from_millis(options.sweep_interval_ms),
+                keys_per_run: options.sweep_keys_max.max(1),
+            };
+            (env.spawn("ttl-sweeper", sweeper.run(stopped)), stop)
+        });
         Ok(Db {
-            wall_base_ms: env.now_wall_ms(),
-            mono_base: env.now_mono(),
-            env,
+            clock,
+            ttl,
+            sweeper,
             dir,
             store,
             wal,
             watch,
-            locks: LockManager::default(),
+            locks,
             writer,
             checkpointer,
             checkpoint_wanted,
@@ -323,7 +349,7 @@ impl<E: Env> Db<E> {
             .store
             .get(key.as_bytes())
             .await?
-            .filter(|record| !expired(record, now_ms));
+            .filter(|record| !self.expired_now(record, now_ms));
         if durability == Durability::Sync {
             // A value read is as durable as its revision; an absence may be
             // an undurable delete, anything applied so far.
@@ -380,9 +406,16 @@ impl<E: Env> Db<E> {
 
     /// Unix milliseconds now, by the calibration taken at open.
     pub(crate) fn now_ms(&self) -> u64 {
-        let elapsed = self.env.now_mono().saturating_since(self.mono_base);
-        self.wall_base_ms
-            .saturating_add(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        self.clock.now_ms()
+    }
+
+    /// Whether `record` reads as missing now; counts it if so.
+    pub(crate) fn expired_now(&self, record: &crate::btree::Record, now_ms: u64) -> bool {
+        let gone = expired(record, now_ms);
+        if gone {
+            self.ttl.expired_read();
+        }
+        gone
     }
 
     async fn commit(
@@ -455,6 +488,7 @@ impl<E: Env> Db<E> {
             wal: self.wal.stats(),
             lsn_durable: self.watch.lsn_durable(),
             locks: self.locks.stats(),
+            ttl: self.ttl.stats(),
             recovery: self.recovery.clone(),
         }
     }
@@ -477,20 +511,19 @@ impl<E: Env> Db<E> {
             writer,
             checkpointer,
             checkpoint_wanted,
+            sweeper,
             ..
         } = self;
+        if let Some((task, stop)) = sweeper {
+            drop(stop);
+            task.await;
+        }
         drop(wal);
         drop(checkpoint_wanted);
         drop(writer.await);
         checkpointer.await;
         checkpointed
     }
-}
-
-/// Whether `record` has expired at `now_ms` (SPEC 3: it then reads as
-/// missing everywhere).
-pub(crate) fn expired(record: &crate::btree::Record, now_ms: u64) -> bool {
-    record.expires_at_ms.is_some_and(|at| at <= now_ms)
 }
 
 /// Writes tracing lines for what recovery repaired.

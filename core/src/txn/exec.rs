@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::btree::mutator::Mutation;
 use crate::btree::{Record, StoredValue, ValueType};
-use crate::db::{Db, DbError, Durability, Value, expired};
+use crate::db::{Db, DbError, Durability, Value};
 use crate::env::Env;
 use crate::sabotage::Sabotage;
 
@@ -144,7 +144,7 @@ impl<E: Env> Db<E> {
                     .get(slot.key.as_bytes())
                     .await
                     .map_err(DbError::from)?;
-                slot.view = Some(found.filter(|record| !expired(record, now_ms)));
+                slot.view = Some(found.filter(|record| !self.expired_now(record, now_ms)));
             }
             let view = slot.view.as_mut().expect("just read");
             match run_op(index, op, view, now_ms, inline_max) {

@@ -94,6 +94,7 @@ impl Shape {
             checkpoint_wal_bytes: self.checkpoint_wal_bytes,
             commit_observer: None,
             sabotage,
+            ..DbOptions::default()
         }
     }
 

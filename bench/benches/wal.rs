@@ -15,9 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jubilant_bench::{BenchRng, VALUE_BYTES};
+use jubilant_bench::{BenchRng, Run, VALUE_BYTES, micros_since};
 use jubilant_core::db::{Db, DbOptions, Durability};
-use jubilant_core::env::{Clock, File, Fs, MonoTime, OpenMode, Spawn};
+use jubilant_core::env::{Clock, File, Fs, OpenMode, Spawn};
 use jubilant_io_real::RealEnv;
 
 /// How long each configuration runs.
@@ -61,28 +61,6 @@ fn main() {
             );
         }
     });
-}
-
-struct Run {
-    latencies_us: Vec<u64>,
-    seconds: f64,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.latencies_us.len() as f64 / self.seconds
-    }
-
-    fn percentile(&mut self, p: f64) -> u64 {
-        self.latencies_us.sort_unstable();
-        let last = self.latencies_us.len().saturating_sub(1);
-        let at = ((last as f64) * p / 100.0).round() as usize;
-        self.latencies_us.get(at).copied().unwrap_or(0)
-    }
-}
-
-fn micros_since(env: &RealEnv, start: MonoTime) -> u64 {
-    env.now_mono().saturating_since(start).as_micros() as u64
 }
 
 async fn raw_appends(env: &RealEnv) -> Run {

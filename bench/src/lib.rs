@@ -2,6 +2,7 @@
 //! jubilant-bench`); the results and the commands that reproduce them live
 //! in `docs/benchmarks.md`.
 
+use jubilant_core::env::{Clock, MonoTime};
 use jubilant_core::store::{Mutation, Record, Store, StoreOptions, StoredValue, ValueType};
 use jubilant_io_real::RealEnv;
 use tokio::runtime::Runtime;
@@ -168,4 +169,32 @@ impl Fixture {
             found
         })
     }
+}
+
+/// Latencies of one timed run.
+pub struct Run {
+    /// One sample per operation, in microseconds.
+    pub latencies_us: Vec<u64>,
+    /// How long the run took.
+    pub seconds: f64,
+}
+
+impl Run {
+    /// Operations per second.
+    pub fn rate(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.seconds
+    }
+
+    /// The `p`th percentile latency in microseconds.
+    pub fn percentile(&mut self, p: f64) -> u64 {
+        self.latencies_us.sort_unstable();
+        let last = self.latencies_us.len().saturating_sub(1);
+        let at = ((last as f64) * p / 100.0).round() as usize;
+        self.latencies_us.get(at).copied().unwrap_or(0)
+    }
+}
+
+/// Microseconds since `start` on `env`'s monotonic clock.
+pub fn micros_since(env: &RealEnv, start: MonoTime) -> u64 {
+    env.now_mono().saturating_since(start).as_micros() as u64
 }

@@ -82,6 +82,8 @@ fn a_failed_assert_leaves_no_trace_and_says_which_op_and_what_it_found() {
     run(&world, &db, cas.clone()).expect("the revision matches");
     let stale = run(&world, &db, cas).expect_err("now it does not");
     assert!(matches!(stale, TxnError::AssertFailed { op: 0, .. }));
+    let txns = db.stats().txns;
+    assert_eq!((txns.commits, txns.assert_failures, txns.aborts), (1, 2, 2));
 }
 
 #[test]
@@ -134,6 +136,8 @@ fn bad_key_tables_and_ops_are_refused_before_anything_runs() {
     }
     assert_eq!(db.stats().wal.batches, 0, "nothing reached the WAL");
     assert_eq!(db.stats().locks.keys_locked, 0);
+    let txns = db.stats().txns;
+    assert_eq!((txns.aborts, txns.commits, txns.active), (7, 0, 0));
 }
 
 #[test]
@@ -311,6 +315,36 @@ fn the_sweeper_tombstones_expired_keys_and_leaves_live_ones() {
         assert_eq!(
             get(&world, &db, &format!("k{i}")),
             Some(Value::from("kept"))
+        );
+    }
+}
+
+#[test]
+fn hash_and_type_asserts_compare_blake3_of_the_value() {
+    let world = World::new(8, FaultConfig::none());
+    let db = open(&world);
+    let mut txn = Txn::new();
+    let (s, b) = (txn.key("s", Mode::RW), txn.key("b", Mode::RW));
+    txn.set(s, "hello").set(b, vec![1u8, 2, 3]);
+    run(&world, &db, txn).expect("commit");
+    let hash = |bytes: &[u8]| *blake3::hash(bytes).as_bytes();
+    let mut ok = Txn::new();
+    let (s, b) = (ok.key("s", Mode::R), ok.key("b", Mode::R));
+    ok.op(Op::AssertStringHashEq(s, hash(b"hello")))
+        .op(Op::AssertBytesHashEq(b, hash(&[1, 2, 3])))
+        .op(Op::AssertType(s, Some(ValueType::String)))
+        .op(Op::AssertExists(b));
+    assert!(run(&world, &db, ok).expect("all hold").read_only);
+    for (op, index) in [
+        (Op::AssertStringHashEq(0, hash(b"hellO")), 0),
+        (Op::AssertBytesHashEq(0, hash(b"hello")), 0),
+        (Op::AssertNotExists(0), 0),
+    ] {
+        let txn = Txn::from_parts(vec![(0, Mode::R, "s".into())], vec![op]);
+        let error = run(&world, &db, txn).expect_err("fails");
+        assert!(
+            matches!(error, TxnError::AssertFailed { op, found_type: Some(ValueType::String), .. } if op == index),
+            "{error:?}"
         );
     }
 }

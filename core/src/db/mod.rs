@@ -191,6 +191,8 @@ pub struct DbStats {
     pub locks: crate::txn::LockStats,
     /// Expired reads and the sweeper.
     pub ttl: TtlStats,
+    /// Transactions.
+    pub txns: crate::txn::TxnStats,
     /// What the last open recovered and repaired.
     pub recovery: RecoveryReport,
 }
@@ -207,6 +209,7 @@ pub struct Db<E: Env> {
     /// The wall clock TTLs are judged by, calibrated at open (SPEC 3).
     clock: ttl::TtlClock<E>,
     pub(crate) ttl: Arc<ttl::TtlCounters>,
+    pub(crate) txns: crate::txn::TxnCounters,
     sweeper: Option<(E::JoinHandle<()>, oneshot::Sender<()>)>,
     writer: E::JoinHandle<Log<E>>,
     checkpointer: E::JoinHandle<()>,
@@ -308,6 +311,7 @@ impl<E: Env> Db<E> {
             (env.spawn("ttl-sweeper", sweeper.run(stopped)), stop)
         });
         Ok(Db {
+            txns: crate::txn::TxnCounters::default(),
             clock,
             ttl,
             sweeper,
@@ -489,6 +493,7 @@ impl<E: Env> Db<E> {
             lsn_durable: self.watch.lsn_durable(),
             locks: self.locks.stats(),
             ttl: self.ttl.stats(),
+            txns: self.txns.stats(),
             recovery: self.recovery.clone(),
         }
     }

@@ -113,6 +113,13 @@ impl<E: Env> Db<E> {
     /// # }
     /// ```
     pub async fn transaction(&self, txn: &Txn) -> Result<TxnOutcome, TxnError> {
+        let _active = self.txns.begin();
+        let outcome = self.run_transaction(txn).await;
+        self.txns.ended(&outcome);
+        outcome
+    }
+
+    async fn run_transaction(&self, txn: &Txn) -> Result<TxnOutcome, TxnError> {
         let mut slots = validate(txn, self.store.key_bytes_max())?;
         let durability = txn.durability.unwrap_or(self.durability);
         let mut order: Vec<(Vec<u8>, LockMode)> = slots

@@ -25,7 +25,9 @@
 //! - [`txn`]: transactions: a declared key table, ops with ASSERTs on an
 //!   overlay, strict two-phase locking, committed as one WAL unit.
 //!
-//! The TTL sweeper and the value log build on these next.
+//! - [`vlog`]: the value log for values too large for a leaf.
+//!
+//! Value-log garbage collection and the server build on these next.
 
 pub mod btree;
 pub mod db;
@@ -35,4 +37,5 @@ pub mod page;
 pub mod sabotage;
 pub mod store;
 pub mod txn;
+pub mod vlog;
 pub mod wal;

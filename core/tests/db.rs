@@ -376,9 +376,9 @@ fn bad_input_is_refused_before_it_reaches_the_wal() {
         set(&world, &db, &long_key, "v"),
         Err(DbError::Store(_))
     ));
-    let big = "v".repeat(100_000);
+    let huge = "v".repeat(DbOptions::default().value_bytes_max + 1);
     assert!(matches!(
-        set(&world, &db, "k", &big),
+        set(&world, &db, "k", &huge),
         Err(DbError::Store(_))
     ));
     assert_eq!(db.stats().wal.batches, 0, "nothing reached the WAL");
@@ -450,5 +450,90 @@ fn dirty_pages_never_outgrow_the_cache_budget_for_long() {
         dirty_max <= stats.cache.budget_bytes + 8 * 4096,
         "dirty pages reached {dirty_max} bytes of a {} budget",
         stats.cache.budget_bytes
+    );
+}
+
+#[test]
+fn large_values_live_in_the_value_log_and_survive_crashes() {
+    let world = World::new(12, FaultConfig::none());
+    let db = open(&world);
+    let big = |i: usize| format!("{i}-").repeat(3000);
+    for i in 0..20 {
+        set(&world, &db, &format!("big{i:02}"), &big(i)).expect("set");
+    }
+    set(&world, &db, "small", "s").expect("set");
+    let stats = db.stats().vlog;
+    assert_eq!(stats.appends, 20, "only the large values: {stats:?}");
+    assert!(stats.syncs >= 1);
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    for i in 0..20 {
+        assert_eq!(
+            get(&world, &db, &format!("big{i:02}")),
+            Some(Value::from(big(i).as_str())),
+        );
+    }
+    // Through a checkpoint too: the tree keeps only pointers.
+    on(&world, &db, |db| async move {
+        db.checkpoint().await.expect("checkpoint")
+    });
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    assert_eq!(
+        get(&world, &db, "big07"),
+        Some(Value::from(big(7).as_str()))
+    );
+    assert_eq!(get(&world, &db, "small"), Some(Value::from("s")));
+}
+
+#[test]
+fn a_torn_value_log_tail_is_cut_at_open_and_a_damaged_record_is_an_error() {
+    let world = World::new(13, FaultConfig::none());
+    let db = open(&world);
+    let big = "x".repeat(5000);
+    set(&world, &db, "a", &big).expect("set");
+    drop(db);
+    world.kill(N);
+    let env = world.env(N);
+    let name = jubilant_core::vlog::segment_name(1);
+    // Garbage after the last record, as a crash mid-append leaves it.
+    world.block_on(N, {
+        let (env, name) = (env.clone(), name.clone());
+        async move {
+            use jubilant_core::env::{File, Fs, OpenMode};
+            let file = env
+                .open(&dir().join(&name), OpenMode::Existing)
+                .await
+                .expect("open");
+            let len = file.len().await.expect("len");
+            file.write_at(len, &[7u8; 100]).await.expect("write");
+            file.sync_data().await.expect("sync");
+        }
+    });
+    let db = open(&world);
+    assert_eq!(db.stats().vlog.tail_bytes_dropped, 100);
+    assert_eq!(get(&world, &db, "a"), Some(Value::from(big.as_str())));
+    drop(db);
+    world.kill(N);
+    // Flip a byte inside the record: reading it is an error, never data.
+    world.block_on(N, {
+        let (env, name) = (env.clone(), name.clone());
+        async move {
+            use jubilant_core::env::{File, Fs, OpenMode};
+            let file = env
+                .open(&dir().join(&name), OpenMode::Existing)
+                .await
+                .expect("open");
+            file.write_at(200, b"Y").await.expect("write");
+            file.sync_data().await.expect("sync");
+        }
+    });
+    let db = open(&world);
+    let read = on(&world, &db, |db| async move { db.get("a").await });
+    assert!(
+        matches!(&read, Err(error) if error.is_corruption()),
+        "{read:?}"
     );
 }

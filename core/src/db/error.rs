@@ -14,6 +14,9 @@ pub enum DbError {
     /// The WAL's files failed or hold damage that is not a torn tail.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The value log failed or holds a record that does not match.
+    #[error(transparent)]
+    Vlog(crate::vlog::VlogError),
     /// A WAL record passed its checksum but is not a valid record.
     #[error("WAL record at LSN {lsn}: {error}")]
     Record {
@@ -55,6 +58,16 @@ pub enum DbError {
     },
 }
 
+impl From<crate::vlog::VlogError> for DbError {
+    fn from(error: crate::vlog::VlogError) -> Self {
+        if error.is_disk_full() {
+            DbError::DiskFull(error.to_string())
+        } else {
+            DbError::Vlog(error)
+        }
+    }
+}
+
 impl From<CommitError> for DbError {
     fn from(error: CommitError) -> Self {
         match error {
@@ -74,6 +87,7 @@ impl DbError {
             DbError::Store(error) => error.is_corruption(),
             DbError::Log(LogError::Corrupt(_)) | DbError::Record { .. } => true,
             DbError::WalMissing(_) | DbError::ValueMalformed { .. } => true,
+            DbError::Vlog(crate::vlog::VlogError::Corrupt { .. }) => true,
             _ => false,
         }
     }

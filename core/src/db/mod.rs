@@ -38,11 +38,13 @@ use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 
 use crate::btree::mutator::Mutation;
+use crate::btree::{Record, StoredValue};
 use crate::env::Env;
 use crate::log::{Log, LogConfig};
 use crate::sabotage::Sabotage;
 use crate::store::{CheckpointReport, Store, StoreError, StoreOptions, StoreStats, ValidateReport};
 use crate::txn::lock::{LockManager, LockMode};
+use crate::vlog::Vlog;
 use crate::wal::{DurableWatch, GroupCommit, GroupCommitStats, WriterConfig};
 
 pub use crate::wal::Durability;
@@ -71,6 +73,11 @@ pub struct DbOptions {
     /// A checkpoint starts once this many WAL bytes were written since the
     /// last one was asked for; it bounds recovery time and WAL disk use.
     pub checkpoint_wal_bytes: u64,
+    /// Largest value accepted (SPEC 1); values above the inline limit go to
+    /// the value log.
+    pub value_bytes_max: usize,
+    /// Size at which a value-log segment is closed and the next begun.
+    pub vlog_segment_bytes: u64,
     /// How often the TTL sweeper runs (0: never; expired keys still read
     /// as missing, they only keep their space).
     pub sweep_interval_ms: u64,
@@ -137,6 +144,8 @@ impl Default for DbOptions {
             durability: Durability::Sync,
             wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
             checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,
+            value_bytes_max: 64 * 1024 * 1024,
+            vlog_segment_bytes: 64 * 1024 * 1024,
             sweep_interval_ms: 1000,
             sweep_keys_max: 1000,
             commit_observer: None,
@@ -191,6 +200,8 @@ pub struct DbStats {
     pub locks: crate::txn::LockStats,
     /// Expired reads and the sweeper.
     pub ttl: TtlStats,
+    /// The value log.
+    pub vlog: crate::vlog::VlogStats,
     /// Transactions.
     pub txns: crate::txn::TxnStats,
     /// What the last open recovered and repaired.
@@ -210,6 +221,8 @@ pub struct Db<E: Env> {
     clock: ttl::TtlClock<E>,
     pub(crate) ttl: Arc<ttl::TtlCounters>,
     pub(crate) txns: crate::txn::TxnCounters,
+    pub(crate) vlog: Arc<Vlog<E>>,
+    pub(crate) value_bytes_max: usize,
     sweeper: Option<(E::JoinHandle<()>, oneshot::Sender<()>)>,
     writer: E::JoinHandle<Log<E>>,
     checkpointer: E::JoinHandle<()>,
@@ -228,6 +241,7 @@ impl<E: Env> Db<E> {
         let dir = dir.as_ref().to_path_buf();
         let (store, opened) = Store::open(env.clone(), &dir, options.store_options()).await?;
         let checkpoint_lsn = opened.superblock.checkpoint_lsn;
+        let vlog = Arc::new(Vlog::open(env.clone(), &dir, options.vlog_segment_bytes).await?);
         let mut replay = recovery::Replay::new(checkpoint_lsn);
         let (log, log_report) = Log::open(env.clone(), options.log_config(&dir), |pos, payload| {
             replay.visit(pos, payload)
@@ -312,6 +326,8 @@ impl<E: Env> Db<E> {
         });
         Ok(Db {
             txns: crate::txn::TxnCounters::default(),
+            vlog,
+            value_bytes_max: options.value_bytes_max,
             clock,
             ttl,
             sweeper,
@@ -349,11 +365,12 @@ impl<E: Env> Db<E> {
         durability: Durability,
     ) -> Result<Option<Value>, DbError> {
         let now_ms = self.now_ms();
-        let record = self
-            .store
-            .get(key.as_bytes())
-            .await?
-            .filter(|record| !self.expired_now(record, now_ms));
+        let record = match self.store.get(key.as_bytes()).await? {
+            Some(record) if !self.expired_now(&record, now_ms) => {
+                Some(self.resolve(key, record).await?)
+            }
+            _ => None,
+        };
         if durability == Durability::Sync {
             // A value read is as durable as its revision; an absence may be
             // an undurable delete, anything applied so far.
@@ -448,7 +465,7 @@ impl<E: Env> Db<E> {
         writes: Vec<Write>,
         durability: Durability,
     ) -> Result<crate::wal::Committed, DbError> {
-        let mutations: Vec<Mutation> = writes
+        let mut mutations: Vec<Mutation> = writes
             .into_iter()
             .map(|write| match write {
                 Write::Set { key, value } => Mutation::Put {
@@ -466,8 +483,67 @@ impl<E: Env> Db<E> {
                 changed: Vec::new(),
             });
         }
+        self.spill_large_values(&mut mutations).await?;
         self.store.check_mutations(&mutations)?;
         Ok(self.wal.commit(mutations, durability).await?)
+    }
+
+    /// Moves every value too large for a leaf to the value log and makes
+    /// those records durable, before the commit that refers to them goes
+    /// to the WAL (SPEC 6.6).
+    pub(crate) async fn spill_large_values(
+        &self,
+        mutations: &mut [Mutation],
+    ) -> Result<(), DbError> {
+        let inline_max = self.store.manifest().inline_value_bytes_max as usize;
+        let mut spilled = false;
+        for mutation in mutations.iter_mut() {
+            let Mutation::Put { key, record } = mutation else {
+                continue;
+            };
+            let StoredValue::Inline(bytes) = &record.value else {
+                continue;
+            };
+            if bytes.len() <= inline_max {
+                continue;
+            }
+            if bytes.len() > self.value_bytes_max {
+                return Err(DbError::Store(StoreError::ValueTooLarge {
+                    len: bytes.len(),
+                    max: self.value_bytes_max,
+                }));
+            }
+            let key = std::str::from_utf8(key).map_err(|_| {
+                DbError::Store(StoreError::Corrupt {
+                    file: "value log",
+                    detail: "a key to spill is not UTF-8".to_owned(),
+                })
+            })?;
+            let pointer = self.vlog.append(key, record.value_type, bytes).await?;
+            record.value = StoredValue::Vlog(pointer);
+            spilled = true;
+        }
+        if spilled {
+            self.vlog.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// `record` with its value in hand: a value-log pointer is read and
+    /// checked against the key it was written for.
+    pub(crate) async fn resolve(&self, key: &str, mut record: Record) -> Result<Record, DbError> {
+        if let StoredValue::Vlog(pointer) = &record.value {
+            let value = self.vlog.read(pointer).await?;
+            if value.key != key || value.value_type != record.value_type {
+                return Err(DbError::Vlog(crate::vlog::VlogError::Corrupt {
+                    segment: pointer.segment,
+                    offset: pointer.offset,
+                    detail: format!("the record holds key {:?}, not {key:?}", value.key),
+                }));
+            }
+            record.value = StoredValue::Inline(value.bytes);
+        }
+        Ok(record)
     }
 
     /// Writes a checkpoint now (copy-on-write pages, then a superblock, each
@@ -493,6 +569,7 @@ impl<E: Env> Db<E> {
             lsn_durable: self.watch.lsn_durable(),
             locks: self.locks.stats(),
             ttl: self.ttl.stats(),
+            vlog: self.vlog.stats(),
             txns: self.txns.stats(),
             recovery: self.recovery.clone(),
         }

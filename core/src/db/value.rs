@@ -39,7 +39,7 @@ impl Value {
             reason: reason.to_owned(),
         };
         let StoredValue::Inline(bytes) = record.value else {
-            return Err(malformed("value-log pointers are not supported yet"));
+            return Err(malformed("a value-log pointer was not resolved"));
         };
         match record.value_type {
             ValueType::Bytes => Ok(Value::Bytes(bytes)),

@@ -139,7 +139,7 @@ impl<E: Env> Db<E> {
         let locks = self.locks.acquire(&order).await;
         let read_lsn = self.store.applied_lsn();
         let now_ms = self.now_ms();
-        let inline_max = self.store.manifest().inline_value_bytes_max as usize;
+        let value_bytes_max = self.value_bytes_max;
 
         let mut results = Vec::with_capacity(txn.ops().len());
         let mut failure: Option<TxnError> = None;
@@ -151,10 +151,15 @@ impl<E: Env> Db<E> {
                     .get(slot.key.as_bytes())
                     .await
                     .map_err(DbError::from)?;
-                slot.view = Some(found.filter(|record| !self.expired_now(record, now_ms)));
+                slot.view = Some(match found {
+                    Some(record) if !self.expired_now(&record, now_ms) => {
+                        Some(self.resolve(&slot.key, record).await?)
+                    }
+                    _ => None,
+                });
             }
             let view = slot.view.as_mut().expect("just read");
-            match run_op(index, op, view, now_ms, inline_max) {
+            match run_op(index, op, view, now_ms, value_bytes_max) {
                 Ok((result, wrote)) => {
                     slot.written |= wrote;
                     results.push(result);
@@ -249,7 +254,7 @@ fn run_op(
     op: &Op,
     view: &mut Option<Record>,
     now_ms: u64,
-    inline_max: usize,
+    value_bytes_max: usize,
 ) -> Result<(OpResult, bool), TxnError> {
     let assert = |holds: bool, view: &Option<Record>| {
         if holds {
@@ -266,11 +271,11 @@ fn run_op(
         let mut record = value.into_record(REVISION_PENDING);
         record.expires_at_ms = expires_at_ms;
         let len = inline_bytes(&record).len();
-        if len > inline_max {
+        if len > value_bytes_max {
             return Err(TxnError::ValueTooLarge {
                 op: index,
                 len,
-                max: inline_max,
+                max: value_bytes_max,
             });
         }
         Ok(record)

@@ -74,7 +74,9 @@ impl Shape {
             committers: rng.between(1, 8) as usize,
             keys_per_committer: rng.between(1, 60),
             writes_max: rng.between(1, 4),
-            value_bytes_max: rng.between(1, u64::from(inline_value_bytes_max)),
+            // Up to three times the inline limit: larger values go through
+            // the value log.
+            value_bytes_max: rng.between(1, 3 * u64::from(inline_value_bytes_max)),
             async_pct: [0, 50, 100, rng.between(0, 100)][rng.below(4) as usize],
             delete_pct: rng.between(0, 40),
             read_pct: rng.between(0, 60),
@@ -111,7 +113,6 @@ impl Shape {
                     rng.between(8, self.value_bytes_max.max(8)) as usize,
                     committer as u8,
                 );
-                bytes.truncate(self.inline_value_bytes_max as usize);
                 Value::Bytes(bytes)
             }
             _ => {
@@ -120,7 +121,6 @@ impl Shape {
                 while text.len() < len {
                     text.push('x');
                 }
-                text.truncate(self.inline_value_bytes_max as usize);
                 Value::String(text)
             }
         }
@@ -527,9 +527,11 @@ async fn process(
 /// does not lose the life's figures.
 async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
     let mut seen = jubilant_core::wal::GroupCommitStats::default();
+    let mut seen_vlog = jubilant_core::vlog::VlogStats::default();
     loop {
         env.sleep(Duration::from_millis(5)).await;
-        let now = db.stats().wal;
+        let stats = db.stats();
+        let (now, vlog) = (stats.wal, stats.vlog);
         {
             let mut m = lock(&model);
             if m.verdict.poisoned {
@@ -543,8 +545,11 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
             );
             m.verdict
                 .stat("wal_rollovers", now.log.rollovers - seen.log.rollovers);
+            m.verdict
+                .stat("vlog_appends", vlog.appends - seen_vlog.appends);
         }
         seen = now;
+        seen_vlog = vlog;
     }
 }
 

@@ -85,6 +85,13 @@ pub struct Log<E: Env> {
     stats: LogStats,
 }
 
+impl LogMark {
+    /// The LSN the first record appended after the mark gets.
+    pub fn lsn(&self) -> u64 {
+        self.lsn
+    }
+}
+
 impl<E: Env> Log<E> {
     /// Assembles a log positioned after recovery: `segments` are the
     /// surviving segments (oldest first), the last of which is open as `file`

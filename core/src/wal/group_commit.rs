@@ -39,6 +39,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
 use crate::btree::mutator::Mutation;
+use crate::db::CommitEvent;
 use crate::env::Env;
 use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogStats};
 use crate::sabotage::Sabotage;
@@ -479,17 +480,12 @@ impl<E: Env> Writer<E> {
         {
             failure = Some(error);
         }
+        // Whatever reached the file may survive a crash, even if the write
+        // failed: observers hear of it now (and of a discard, below).
+        self.observe(&accepted);
         match failure {
-            Some(error) if error.is_disk_full() => self.refuse(mark, accepted, error).await,
-            Some(error) => {
-                // What was written may survive a crash: observers hear of it.
-                self.observe(&accepted);
-                self.refuse(mark, accepted, error).await;
-            }
-            None => {
-                self.observe(&accepted);
-                self.apply_and_answer(accepted, bytes).await;
-            }
+            Some(error) => self.refuse(mark, accepted, error).await,
+            None => self.apply_and_answer(accepted, bytes).await,
         }
     }
 
@@ -506,7 +502,10 @@ impl<E: Env> Writer<E> {
                     record.revision = item.lsn;
                 }
             }
-            (observer.0)(item.lsn, &mutations);
+            (observer.0)(CommitEvent::Logged {
+                lsn: item.lsn,
+                mutations: &mutations,
+            });
         }
     }
 
@@ -520,7 +519,14 @@ impl<E: Env> Writer<E> {
     ) {
         let answer = if error.is_disk_full() {
             match self.log.discard_since(mark).await {
-                Ok(()) => CommitError::DiskFull(error.to_string()),
+                Ok(()) => {
+                    if let Some(observer) = &self.config.observer {
+                        (observer.0)(CommitEvent::Discarded {
+                            from_lsn: mark.lsn(),
+                        });
+                    }
+                    CommitError::DiskFull(error.to_string())
+                }
                 Err(discard) => CommitError::Failed(discard.to_string()),
             }
         } else {

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use jubilant_core::db::{CommitObserver, Db, DbError, DbOptions, Durability, Value};
+use jubilant_core::db::{CommitEvent, CommitObserver, Db, DbError, DbOptions, Durability, Value};
 use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::txn::{Mode, OpResult, Txn, TxnError};
@@ -76,8 +76,9 @@ impl Shape {
             cache_bytes: self.cache_pages * 4096,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.segment_bytes,
-            commit_observer: Some(CommitObserver(Arc::new(move |lsn, mutations| {
-                lock(&observed).applied(lsn, mutations);
+            commit_observer: Some(CommitObserver(Arc::new(move |event| match event {
+                CommitEvent::Logged { lsn, mutations } => lock(&observed).applied(lsn, mutations),
+                CommitEvent::Discarded { from_lsn } => lock(&observed).discarded(from_lsn),
             }))),
             sabotage,
             ..DbOptions::default()

@@ -1,7 +1,8 @@
 //! The model the bank workload checks transactions against.
 //!
-//! The database tells the model of every commit as its WAL writer applies
-//! it (a commit observer), so the model knows the exact serial history in
+//! The database tells the model of every commit as its WAL writer logs it,
+//! and of every run of commits it discards after a disk-full write (a
+//! commit observer), so the model knows the exact serial history in
 //! commit-LSN order, even for commits whose clients never heard back.
 //! Oracles:
 //! - `serializability`: replaying the applied commits in LSN order on the
@@ -37,7 +38,7 @@ pub(crate) struct Answered {
 pub(crate) struct BankModel {
     /// The accounts as of the last recovery check.
     base: Accounts,
-    /// Every commit applied since, in LSN order, as the engine reported it.
+    /// Every commit logged since, in LSN order, as the engine reported it.
     applied: Vec<(u64, Accounts, Vec<String>)>,
     answered: Vec<Answered>,
     pub checkpoint_running: bool,
@@ -69,7 +70,7 @@ impl BankModel {
         self.checkpoint_running = false;
     }
 
-    /// The commit observer: `mutations` were applied at `lsn`.
+    /// The commit observer: `mutations` were logged at `lsn`.
     pub(crate) fn applied(&mut self, lsn: u64, mutations: &[Mutation]) {
         let mut puts = Accounts::new();
         let mut deletes = Vec::new();
@@ -97,6 +98,11 @@ impl BankModel {
             );
         }
         self.applied.push((lsn, puts, deletes));
+    }
+
+    /// The engine discarded every commit logged at or after `from_lsn`.
+    pub(crate) fn discarded(&mut self, from_lsn: u64) {
+        self.applied.retain(|(lsn, ..)| *lsn < from_lsn);
     }
 
     /// The accounts after every applied commit with an LSN that passes

@@ -15,9 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jubilant_bench::{BenchRng, Run, VALUE_BYTES, micros_since};
+use jubilant_bench::{BenchRng, Run, VALUE_BYTES, micros_since, timed_clients};
 use jubilant_core::db::{Db, DbOptions, Durability};
-use jubilant_core::env::{Clock, File, Fs, OpenMode, Spawn};
+use jubilant_core::env::{Clock, File, Fs, OpenMode};
 use jubilant_io_real::RealEnv;
 
 /// How long each configuration runs.
@@ -106,40 +106,23 @@ async fn sync_commits(env: &RealEnv, committers: usize) -> (Run, u64, u64) {
     // Warm up: the first segment's creation is not a commit's cost.
     db.set("warm-up", "x").await.expect("set");
     let before = db.stats().wal;
-    let start = env.now_mono();
-    let tasks: Vec<_> = (0..committers)
-        .map(|index| {
-            let (db, task_env) = (Arc::clone(&db), env.clone());
-            env.spawn("committer", async move {
-                let env = task_env;
-                let mut rng = BenchRng::new(index as u64 + 1);
-                let value = vec![b'v'; VALUE_BYTES];
-                let mut latencies = Vec::new();
-                while env.now_mono().saturating_since(start) < RUN_FOR {
-                    let key = String::from_utf8(rng.key()).expect("ASCII key");
-                    let began = env.now_mono();
-                    db.set_with(&key, value.clone(), Durability::Sync)
-                        .await
-                        .expect("commit");
-                    latencies.push(micros_since(&env, began));
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies_us = Vec::new();
-    for task in tasks {
-        latencies_us.extend(task.await);
-    }
-    let seconds = env.now_mono().saturating_since(start).as_secs_f64();
+    let writer = Arc::clone(&db);
+    let run = timed_clients(env, committers as u64, RUN_FOR, move |client, n| {
+        let db = Arc::clone(&writer);
+        async move {
+            let key = BenchRng::new((client << 32) + n + 1).key();
+            let key = String::from_utf8(key).expect("ASCII key");
+            db.set_with(&key, vec![b'v'; VALUE_BYTES], Durability::Sync)
+                .await
+                .expect("commit");
+        }
+    })
+    .await;
     let after = db.stats().wal;
     let db = Arc::into_inner(db).expect("every committer is done");
     db.close().await.expect("close");
     (
-        Run {
-            latencies_us,
-            seconds,
-        },
+        run,
         after.fsyncs - before.fsyncs,
         after.batches - before.batches,
     )

@@ -2,7 +2,10 @@
 //! jubilant-bench`); the results and the commands that reproduce them live
 //! in `docs/benchmarks.md`.
 
-use jubilant_core::env::{Clock, MonoTime};
+use std::future::Future;
+use std::time::Duration;
+
+use jubilant_core::env::{Clock, MonoTime, Spawn};
 use jubilant_core::store::{Mutation, Record, Store, StoreOptions, StoredValue, ValueType};
 use jubilant_io_real::RealEnv;
 use tokio::runtime::Runtime;
@@ -197,4 +200,39 @@ impl Run {
 /// Microseconds since `start` on `env`'s monotonic clock.
 pub fn micros_since(env: &RealEnv, start: MonoTime) -> u64 {
     env.now_mono().saturating_since(start).as_micros() as u64
+}
+
+/// Runs `clients` tasks on `env`, each calling `op(client, n)` for n = 0,
+/// 1, ... until `run_for` has passed since the start, and times every call.
+pub async fn timed_clients<F, Fut>(env: &RealEnv, clients: u64, run_for: Duration, op: F) -> Run
+where
+    F: Fn(u64, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let start = env.now_mono();
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let (op, task_env) = (op.clone(), env.clone());
+            env.spawn("client", async move {
+                let env = task_env;
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while env.now_mono().saturating_since(start) < run_for {
+                    let began = env.now_mono();
+                    op(client, n).await;
+                    latencies.push(micros_since(&env, began));
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for task in tasks {
+        latencies_us.extend(task.await);
+    }
+    Run {
+        latencies_us,
+        seconds: env.now_mono().saturating_since(start).as_secs_f64(),
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
 use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
+use jubilant_core::store::FindingKind;
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
 
 const N: NodeId = NodeId(0);
@@ -535,5 +536,13 @@ fn a_torn_value_log_tail_is_cut_at_open_and_a_damaged_record_is_an_error() {
     assert!(
         matches!(&read, Err(error) if error.is_corruption()),
         "{read:?}"
+    );
+    let report = on(&world, &db, |db| async move {
+        db.validate().await.expect("validate")
+    });
+    assert_eq!(report.vlog_pointers, 1);
+    assert!(
+        matches!(report.findings.as_slice(), [finding] if finding.kind == FindingKind::VlogPointer),
+        "{report:?}"
     );
 }

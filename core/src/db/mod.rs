@@ -188,6 +188,9 @@ impl std::fmt::Debug for CommitObserver {
     }
 }
 
+/// Keys read per step when `validate` follows value-log pointers.
+const VALIDATE_SCAN_KEYS: usize = 1024;
+
 /// One change of an atomic [`Db::write`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
@@ -574,9 +577,38 @@ impl<E: Env> Db<E> {
         Ok(report)
     }
 
-    /// Checks the durable tree page by page (see [`ValidateReport`]).
+    /// Checks the durable tree page by page (see [`ValidateReport`]), then
+    /// follows every value-log pointer in the tree to its record.
     pub async fn validate(&self) -> Result<ValidateReport, DbError> {
-        Ok(self.store.validate(|_, _| {}).await?)
+        let mut report = self.store.validate(|_, _| {}).await?;
+        let mut query = crate::store::RangeQuery::all(VALIDATE_SCAN_KEYS);
+        loop {
+            let entries = self.store.range(&query).await?;
+            for (key, record) in &entries {
+                let StoredValue::Vlog(pointer) = &record.value else {
+                    continue;
+                };
+                report.vlog_pointers += 1;
+                let key = String::from_utf8_lossy(key);
+                match self.resolve(&key, record.clone()).await {
+                    Ok(_) => {}
+                    Err(DbError::Vlog(error @ crate::vlog::VlogError::Corrupt { .. })) => report
+                        .find(
+                            None,
+                            crate::store::FindingKind::VlogPointer,
+                            format!("key {key:?} -> {pointer:?}: {error}"),
+                        ),
+                    Err(error) => return Err(error),
+                }
+            }
+            match entries.last() {
+                Some((last, _)) if entries.len() == VALIDATE_SCAN_KEYS => {
+                    query.start = std::ops::Bound::Excluded(last.clone());
+                }
+                _ => break,
+            }
+        }
+        Ok(report)
     }
 
     /// Counters and sizes, for INFO.

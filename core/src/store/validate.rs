@@ -48,6 +48,8 @@ pub enum FindingKind {
     EntryTooLarge,
     /// `data.pages` is shorter than the superblock's page count.
     FileTooShort,
+    /// A value-log pointer that does not lead to its record.
+    VlogPointer,
 }
 
 /// One inconsistency.
@@ -87,6 +89,8 @@ pub struct ValidateReport {
     pub findings: Vec<Finding>,
     /// All findings, kept or not.
     pub findings_count: u64,
+    /// Value-log pointers followed (by `Db::validate`).
+    pub vlog_pointers: u64,
 }
 
 impl ValidateReport {
@@ -95,7 +99,12 @@ impl ValidateReport {
         self.findings_count == 0
     }
 
-    fn find(&mut self, page: Option<PageId>, kind: FindingKind, detail: impl Into<String>) {
+    pub(crate) fn find(
+        &mut self,
+        page: Option<PageId>,
+        kind: FindingKind,
+        detail: impl Into<String>,
+    ) {
         self.findings_count += 1;
         if self.findings.len() < FINDINGS_MAX {
             self.findings.push(Finding {

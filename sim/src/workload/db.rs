@@ -413,7 +413,12 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
     let recovery = db.stats().recovery;
     env.trace(format_args!("recovered: {recovery:?}"));
     match db.validate().await {
-        Ok(validation) if validation.is_ok() => lock(model).verdict.check("recovery", 1),
+        Ok(validation) if validation.is_ok() => {
+            let mut m = lock(model);
+            m.verdict.check("recovery", 1);
+            m.verdict
+                .check("vlog_pointers_resolve", validation.vlog_pointers);
+        }
         Ok(validation) => {
             let detail = format!("validate: {:?}", validation.findings.first());
             lock(model).corrupt(detail, excused(env));

@@ -104,7 +104,7 @@ fn removing_wal_segments_before_the_checkpoint_is_durable_is_caught() {
         Sabotage::WalRemovedEarly,
         // Crashes mid-checkpoint fall back to the older superblock, whose
         // WAL records are already gone.
-        &format!("crash=0.003,kill=0,write_lost=0.5,fsync_error=0,disk_full=0,{NO_CORRUPTION}"),
+        &format!("crash=0.006,kill=0,write_lost=0.5,fsync_error=0,disk_full=0,{NO_CORRUPTION}"),
         40,
         &["recovery", "durability", "state_matches_model"],
     );

@@ -201,6 +201,15 @@ pub enum Write {
         /// Its new value.
         value: Value,
     },
+    /// Set `key` to `value`, expiring after `ttl_ms` milliseconds.
+    SetTtl {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: Value,
+        /// Time to live, in milliseconds from the commit.
+        ttl_ms: u64,
+    },
     /// Delete `key` (nothing happens if it is absent).
     Del {
         /// The key.
@@ -470,7 +479,7 @@ impl<E: Env> Db<E> {
         let mut keys: Vec<(Vec<u8>, LockMode)> = writes
             .iter()
             .map(|write| match write {
-                Write::Set { key, .. } | Write::Del { key } => {
+                Write::Set { key, .. } | Write::SetTtl { key, .. } | Write::Del { key } => {
                     (key.as_bytes().to_vec(), LockMode::Exclusive)
                 }
             })
@@ -486,6 +495,7 @@ impl<E: Env> Db<E> {
         writes: Vec<Write>,
         durability: Durability,
     ) -> Result<crate::wal::Committed, DbError> {
+        let now_ms = self.now_ms();
         let mut mutations: Vec<Mutation> = writes
             .into_iter()
             .map(|write| match write {
@@ -493,6 +503,14 @@ impl<E: Env> Db<E> {
                     key: key.into_bytes(),
                     record: value.into_record(0),
                 },
+                Write::SetTtl { key, value, ttl_ms } => {
+                    let mut record = value.into_record(0);
+                    record.expires_at_ms = Some(now_ms.saturating_add(ttl_ms));
+                    Mutation::Put {
+                        key: key.into_bytes(),
+                        record,
+                    }
+                }
                 Write::Del { key } => Mutation::Delete {
                     key: key.into_bytes(),
                 },

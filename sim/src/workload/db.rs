@@ -54,6 +54,8 @@ struct Shape {
     writes_max: u64,
     value_bytes_max: u64,
     async_pct: u64,
+    /// Per cent of sets that get a TTL.
+    ttl_pct: u64,
     delete_pct: u64,
     read_pct: u64,
     think_us_max: u64,
@@ -78,6 +80,11 @@ impl Shape {
             // the value log.
             value_bytes_max: rng.between(1, 3 * u64::from(inline_value_bytes_max)),
             async_pct: [0, 50, 100, rng.between(0, 100)][rng.below(4) as usize],
+            ttl_pct: if rng.chance(0.5) {
+                0
+            } else {
+                rng.between(1, 40)
+            },
             delete_pct: rng.between(0, 40),
             read_pct: rng.between(0, 60),
             think_us_max: rng.between(0, 2_000),
@@ -135,7 +142,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "page_bytes={} cache_pages={} inline_max={} segment_bytes={} checkpoint_wal_bytes={} committers={} keys={} writes_max={} value_max={} async_pct={} delete_pct={} read_pct={} think_us_max={} checkpoint_every_us_max={}",
+            "page_bytes={} cache_pages={} inline_max={} segment_bytes={} checkpoint_wal_bytes={} committers={} keys={} writes_max={} value_max={} async_pct={} ttl_pct={} delete_pct={} read_pct={} think_us_max={} checkpoint_every_us_max={}",
             self.page_bytes,
             self.cache_pages,
             self.inline_value_bytes_max,
@@ -146,6 +153,7 @@ impl fmt::Display for Shape {
             self.writes_max,
             self.value_bytes_max,
             self.async_pct,
+            self.ttl_pct,
             self.delete_pct,
             self.read_pct,
             self.think_us_max,
@@ -598,12 +606,33 @@ async fn committer(
         } else {
             Durability::Sync
         };
-        let (seq, writes) = lock(&model).submit(index, writes, marker_key(index), durability);
+        // Some sets get a TTL: short ones expire while the committer runs.
+        let mut ttls = std::collections::BTreeMap::new();
+        for (key, value) in &writes {
+            if value.is_some() && rng.below(100) < shape.ttl_pct {
+                let ttl_ms = if rng.chance(0.7) {
+                    rng.between(1, 50)
+                } else {
+                    rng.between(1_000, 3_600_000)
+                };
+                ttls.insert(key.clone(), ttl_ms);
+            }
+        }
+        let now_ns = env.now_mono().as_nanos();
+        let (seq, writes) = lock(&model).submit(
+            index,
+            writes,
+            ttls.clone(),
+            marker_key(index),
+            durability,
+            now_ns,
+        );
         let batch: Vec<Write> = writes
             .into_iter()
-            .map(|(key, value)| match value {
-                Some(value) => Write::Set { key, value },
-                None => Write::Del { key },
+            .map(|(key, value)| match (value, ttls.get(&key)) {
+                (Some(value), Some(&ttl_ms)) => Write::SetTtl { key, value, ttl_ms },
+                (Some(value), None) => Write::Set { key, value },
+                (None, _) => Write::Del { key },
             })
             .collect();
         match db.write(batch, durability).await {
@@ -611,8 +640,9 @@ async fn committer(
                 env.trace(format_args!(
                     "committer {index} transaction {seq} committed at LSN {lsn}"
                 ));
+                let now_ns = env.now_mono().as_nanos();
                 let mut m = lock(&model);
-                m.answered(index, seq, Outcome::Acked(lsn));
+                m.answered(index, seq, Outcome::Acked(lsn), now_ns);
                 m.verdict.stat(
                     match durability {
                         Durability::Sync => "commits_sync",
@@ -626,13 +656,14 @@ async fn committer(
                 env.trace(format_args!(
                     "committer {index} transaction {seq} refused: {reason}"
                 ));
+                let now_ns = env.now_mono().as_nanos();
                 let mut m = lock(&model);
-                m.answered(index, seq, Outcome::Refused);
+                m.answered(index, seq, Outcome::Refused, now_ns);
                 m.verdict.stat("commits_disk_full", 1);
                 continue;
             }
             Err(error) => {
-                lock(&model).answered(index, seq, Outcome::Unknown);
+                lock(&model).answered(index, seq, Outcome::Unknown, u64::MAX);
                 db_error(&env, &model, "commit", &error);
                 return false;
             }
@@ -644,8 +675,12 @@ async fn committer(
             } else {
                 Durability::Async
             };
+            let began_ns = env.now_mono().as_nanos();
             match db.get_with(&key, durability).await {
-                Ok(found) => lock(&model).read(index, &key, found.as_ref()),
+                Ok(found) => {
+                    let ended_ns = env.now_mono().as_nanos();
+                    lock(&model).read(index, &key, found.as_ref(), began_ns, ended_ns);
+                }
                 Err(error) => {
                     db_error(&env, &model, "read", &error);
                     return false;

@@ -348,3 +348,31 @@ fn hash_and_type_asserts_compare_blake3_of_the_value() {
         );
     }
 }
+
+#[test]
+fn transactions_write_large_values_through_the_value_log() {
+    let world = World::new(9, FaultConfig::none());
+    let db = open(&world);
+    let big = "b".repeat(10_000);
+    let mut txn = Txn::new();
+    let k = txn.key("k", Mode::RW);
+    txn.set(k, big.as_str()).op(Op::Expire(k, 3_600_000)).get(k);
+    let outcome = run(&world, &db, txn).expect("commit");
+    assert_eq!(outcome.results[1], OpResult::Expire(true));
+    assert!(matches!(&outcome.results[2], OpResult::Get(Some((Value::String(s), _))) if *s == big));
+    assert_eq!(
+        db.stats().vlog.appends,
+        1,
+        "the value went to the value log"
+    );
+    // A later transaction changes only the TTL of the spilled value.
+    let mut txn = Txn::new();
+    let k = txn.key("k", Mode::RW);
+    txn.op(Op::Persist(k)).op(Op::Ttl(k));
+    let outcome = run(&world, &db, txn).expect("commit");
+    assert_eq!(outcome.results[1], OpResult::Ttl(Ttl::NoExpiry));
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    assert_eq!(get(&world, &db, "k"), Some(Value::from(big.as_str())));
+}

@@ -45,6 +45,9 @@ pub enum DbError {
         /// The most one commit may take.
         max: u64,
     },
+    /// The options cannot work.
+    #[error("invalid options: {0}")]
+    Options(String),
     /// The database has been closed.
     #[error("the database is closed")]
     Closed,

@@ -188,6 +188,10 @@ impl std::fmt::Debug for CommitObserver {
     }
 }
 
+/// The largest `value_bytes_max` allowed: a value-log record's length is
+/// a `u32`, with room for its header.
+pub const VALUE_BYTES_LIMIT: usize = 1 << 30;
+
 /// Keys read per step when `validate` follows value-log pointers.
 const VALIDATE_SCAN_KEYS: usize = 1024;
 
@@ -269,6 +273,12 @@ impl<E: Env> Db<E> {
     /// transactions after it, with a torn WAL tail cut off (SPEC 7.4, 8).
     pub async fn open(env: E, dir: impl AsRef<Path>, options: DbOptions) -> Result<Self, DbError> {
         let dir = dir.as_ref().to_path_buf();
+        if options.value_bytes_max > VALUE_BYTES_LIMIT {
+            return Err(DbError::Options(format!(
+                "value_bytes_max {} exceeds what one value-log record holds ({VALUE_BYTES_LIMIT})",
+                options.value_bytes_max
+            )));
+        }
         let (store, opened) = Store::open(env.clone(), &dir, options.store_options()).await?;
         let checkpoint_lsn = opened.superblock.checkpoint_lsn;
         let vlog = Arc::new(Vlog::open(env.clone(), &dir, options.vlog_segment_bytes).await?);
@@ -486,14 +496,15 @@ impl<E: Env> Db<E> {
             .collect();
         keys.sort();
         keys.dedup();
-        let _locks = self.locks.acquire(&keys).await;
-        self.commit_locked(writes, durability).await
+        let locks = self.locks.acquire(&keys).await;
+        self.commit_locked(writes, durability, locks).await
     }
 
     async fn commit_locked(
         &self,
         writes: Vec<Write>,
         durability: Durability,
+        locks: crate::txn::lock::LockSet,
     ) -> Result<crate::wal::Committed, DbError> {
         let now_ms = self.now_ms();
         let mut mutations: Vec<Mutation> = writes
@@ -524,7 +535,7 @@ impl<E: Env> Db<E> {
         }
         self.spill_large_values(&mut mutations).await?;
         self.store.check_mutations(&mutations)?;
-        Ok(self.wal.commit(mutations, durability).await?)
+        Ok(self.wal.commit(mutations, durability, Some(locks)).await?)
     }
 
     /// Moves every value too large for a leaf to the value log and makes

@@ -147,7 +147,7 @@ impl<E: Env> Sweeper<E> {
             return Ok(next);
         }
         // The range is in key order: the locks go in the canonical order.
-        let _locks = self.locks.acquire(&candidates).await;
+        let locks = self.locks.acquire(&candidates).await;
         let now_ms = self.clock.now_ms();
         let mut deletes = Vec::new();
         for (key, _) in candidates {
@@ -163,7 +163,7 @@ impl<E: Env> Sweeper<E> {
         // Async: a tombstone lost in a crash is written again by a later
         // sweep, and the key reads as missing meanwhile.
         self.wal
-            .commit(deletes, Durability::Async)
+            .commit(deletes, Durability::Async, Some(locks))
             .await
             .map_err(|_| ())?;
         self.counters.tombstones.fetch_add(count, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use crate::db::{Db, DbError, Durability, Value};
 use crate::env::Env;
 use crate::sabotage::Sabotage;
 
-use super::lock::LockMode;
+use super::lock::{LockMode, LockSet};
 use super::{KeyId, Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
 
 /// A revision placeholder for a key written earlier in the same
@@ -173,12 +173,19 @@ impl<E: Env> Db<E> {
         if let Some(error) = failure {
             if self.sabotage == Sabotage::PartialEffects {
                 // Broken on purpose: what ran before the failing op commits.
-                let _ = self.commit_slots(&slots, durability).await;
+                let _ = self.commit_slots(&slots, durability, None).await;
             }
             drop(locks);
             return Err(error);
         }
-        let outcome = match self.commit_slots(&slots, durability).await? {
+        let (locks, committed) = if slots.values().any(|slot| slot.written) {
+            // The writer releases the locks once the commit is answered.
+            let lsn = self.commit_slots(&slots, durability, Some(locks)).await?;
+            (None, lsn)
+        } else {
+            (Some(locks), None)
+        };
+        let outcome = match committed {
             Some(lsn) => {
                 for result in &mut results {
                     if let OpResult::Get(Some((_, revision))) = result
@@ -217,6 +224,7 @@ impl<E: Env> Db<E> {
         &self,
         slots: &BTreeMap<KeyId, Slot>,
         durability: Durability,
+        locks: Option<LockSet>,
     ) -> Result<Option<u64>, TxnError> {
         let mut mutations: Vec<Mutation> = slots
             .values()
@@ -236,12 +244,13 @@ impl<E: Env> Db<E> {
             return Ok(None);
         }
         mutations.sort_by(|a, b| a.key().cmp(b.key()));
+        self.spill_large_values(&mut mutations).await?;
         self.store
             .check_mutations(&mutations)
             .map_err(DbError::from)?;
         let committed = self
             .wal
-            .commit(mutations, durability)
+            .commit(mutations, durability, locks)
             .await
             .map_err(DbError::from)?;
         Ok(Some(committed.lsn))

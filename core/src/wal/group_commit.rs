@@ -44,6 +44,7 @@ use crate::env::Env;
 use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogStats};
 use crate::sabotage::Sabotage;
 use crate::store::{Store, StoreError};
+use crate::txn::lock::LockSet;
 
 use super::WalRecord;
 
@@ -136,6 +137,9 @@ struct Request {
     mutations: Vec<Mutation>,
     durability: Durability,
     reply: Reply,
+    /// The committer's locks: released by the writer once the commit is
+    /// answered, even if the committer stopped waiting (strict 2PL).
+    _locks: Option<LockSet>,
 }
 
 enum Job {
@@ -275,17 +279,20 @@ impl GroupCommit {
 
     /// Logs `mutations` as one transaction, applies them, and answers as
     /// `durability` says. The mutations must have passed the store's checks
-    /// and have UTF-8 keys.
+    /// and have UTF-8 keys. `locks` are held until the answer is sent, even
+    /// if this future is dropped before it arrives.
     pub(crate) async fn commit(
         &self,
         mutations: Vec<Mutation>,
         durability: Durability,
+        locks: Option<LockSet>,
     ) -> Result<Committed, CommitError> {
         let (reply, answer) = oneshot::channel();
         let request = Request {
             mutations,
             durability,
             reply,
+            _locks: locks,
         };
         self.queue
             .clone()
@@ -547,10 +554,10 @@ impl<E: Env> Writer<E> {
     }
 
     async fn apply_and_answer(&mut self, accepted: Vec<Accepted>, bytes: u64) {
-        let mut waiting: Vec<(Reply, Committed)> = Vec::new();
+        let mut waiting: Vec<(Request, Committed)> = Vec::new();
         let mut answered = 0u64;
-        for Accepted { request, lsn } in accepted {
-            let mut mutations = request.mutations;
+        for Accepted { mut request, lsn } in accepted {
+            let mut mutations = std::mem::take(&mut request.mutations);
             for mutation in &mut mutations {
                 if let Mutation::Put { record, .. } = mutation {
                     record.revision = lsn;
@@ -577,7 +584,7 @@ impl<E: Env> Writer<E> {
                 answered += 1;
                 let _ = request.reply.send(Ok(committed));
             } else {
-                waiting.push((request.reply, committed));
+                waiting.push((request, committed));
             }
         }
         let synced = self.log.sync().await;
@@ -594,16 +601,16 @@ impl<E: Env> Writer<E> {
         }
         match synced {
             Ok(durable) => {
-                for (reply, committed) in waiting {
+                for (request, committed) in waiting {
                     debug_assert!(committed.lsn <= durable, "answered before durable");
                     answered += 1;
-                    let _ = reply.send(Ok(committed));
+                    let _ = request.reply.send(Ok(committed));
                 }
             }
             Err(error) => {
                 let error = CommitError::Failed(error.to_string());
-                for (reply, _) in waiting {
-                    let _ = reply.send(Err(error.clone()));
+                for (request, _) in waiting {
+                    let _ = request.reply.send(Err(error.clone()));
                 }
             }
         }

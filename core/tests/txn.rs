@@ -376,3 +376,41 @@ fn transactions_write_large_values_through_the_value_log() {
     let db = open(&world);
     assert_eq!(get(&world, &db, "k"), Some(Value::from(big.as_str())));
 }
+
+#[test]
+fn a_key_a_sync_read_saw_expired_stays_gone_when_the_wall_clock_goes_back() {
+    let world = World::new(10, FaultConfig::none());
+    let db = open(&world);
+    let mut txn = Txn::new();
+    let (a, b) = (txn.key("a", Mode::RW), txn.key("b", Mode::RW));
+    txn.set_ttl(a, "x", 5).set_ttl(b, "y", 5);
+    run(&world, &db, txn).expect("commit");
+    world.block_on(N, {
+        let env = world.env(N);
+        async move {
+            use jubilant_core::env::Clock;
+            env.sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    // A sync GET and a sync transaction each see one of them expired.
+    assert_eq!(get(&world, &db, "a"), None);
+    let mut read = Txn::new();
+    let b = read.key("b", Mode::R);
+    read.get(b);
+    assert_eq!(
+        run(&world, &db, read).expect("read").results[0],
+        OpResult::Get(None)
+    );
+    assert_eq!(
+        db.stats().ttl.reaped,
+        2,
+        "both were deleted before the reads answered"
+    );
+    drop(db);
+    world.crash(N);
+    world.jump_wall_clock(-3_600_000);
+    let db = open(&world);
+    assert_eq!(get(&world, &db, "a"), None, "no expired key reappears");
+    assert_eq!(get(&world, &db, "b"), None);
+    assert_eq!(db.stats().store.keys, 0);
+}

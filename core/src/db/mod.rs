@@ -409,6 +409,10 @@ impl<E: Env> Db<E> {
             Some(record) if !self.expired_now(&record, now_ms) => {
                 Some(self.resolve(key, record).await?)
             }
+            Some(_) if durability == Durability::Sync => {
+                self.reap(vec![key.to_owned()]).await?;
+                None
+            }
             _ => None,
         };
         if durability == Durability::Sync {
@@ -463,6 +467,38 @@ impl<E: Env> Db<E> {
     /// or none are there. Returns the commit LSN.
     pub async fn write(&self, writes: Vec<Write>, durability: Durability) -> Result<u64, DbError> {
         Ok(self.commit(writes, durability).await?.lsn)
+    }
+
+    /// Deletes those of `keys` that are still expired, durably, before a
+    /// `sync` read that saw them expired answers: a wall clock set back
+    /// across a restart could otherwise make them readable again (SPEC 3:
+    /// an expired key never reappears).
+    pub(crate) async fn reap(&self, mut keys: Vec<String>) -> Result<(), DbError> {
+        keys.sort();
+        keys.dedup();
+        let order: Vec<(Vec<u8>, LockMode)> = keys
+            .iter()
+            .map(|key| (key.as_bytes().to_vec(), LockMode::Exclusive))
+            .collect();
+        let locks = self.locks.acquire(&order).await;
+        let now_ms = self.now_ms();
+        let mut deletes = Vec::new();
+        for key in keys {
+            let still = self.store.get(key.as_bytes()).await?;
+            if still.is_some_and(|record| expired(&record, now_ms)) {
+                deletes.push(Mutation::Delete {
+                    key: key.into_bytes(),
+                });
+            }
+        }
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        self.ttl.reaped(deletes.len() as u64);
+        self.wal
+            .commit(deletes, Durability::Sync, Some(locks))
+            .await?;
+        Ok(())
     }
 
     /// Unix milliseconds now, by the calibration taken at open.

@@ -7,6 +7,9 @@
 //!   from then on.
 //! - **Expired means missing, everywhere**, whether or not the sweeper has
 //!   been by: reads filter on the expiry; the sweeper only reclaims space.
+//! - **An expired key a `sync` read saw never comes back.** Before such a
+//!   read answers, the key is deleted durably (`Db::reap`), so a wall clock
+//!   set back across a restart cannot revive it.
 //! - **The sweeper deletes only what is still expired** when it holds the
 //!   key's exclusive lock, through the normal WAL path, so a key set again
 //!   in between is never lost. Each run looks at a bounded slice of keys.
@@ -36,6 +39,9 @@ pub struct TtlStats {
     pub sweeps: u64,
     /// Tombstones the sweeper wrote for expired keys.
     pub tombstones: u64,
+    /// Tombstones written for expired keys a `sync` read saw, before it
+    /// answered.
+    pub reaped: u64,
 }
 
 #[derive(Default)]
@@ -43,6 +49,7 @@ pub(crate) struct TtlCounters {
     expired_reads: AtomicU64,
     sweeps: AtomicU64,
     tombstones: AtomicU64,
+    reaped: AtomicU64,
 }
 
 impl TtlCounters {
@@ -50,8 +57,13 @@ impl TtlCounters {
         self.expired_reads.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn reaped(&self, n: u64) {
+        self.reaped.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn stats(&self) -> TtlStats {
         TtlStats {
+            reaped: self.reaped.load(Ordering::Relaxed),
             expired_reads: self.expired_reads.load(Ordering::Relaxed),
             sweeps: self.sweeps.load(Ordering::Relaxed),
             tombstones: self.tombstones.load(Ordering::Relaxed),

@@ -142,6 +142,7 @@ impl<E: Env> Db<E> {
         let value_bytes_max = self.value_bytes_max;
 
         let mut results = Vec::with_capacity(txn.ops().len());
+        let mut expired_seen: Vec<String> = Vec::new();
         let mut failure: Option<TxnError> = None;
         for (index, op) in txn.ops().iter().enumerate() {
             let slot = slots.get_mut(&op.key()).expect("validated");
@@ -155,7 +156,11 @@ impl<E: Env> Db<E> {
                     Some(record) if !self.expired_now(&record, now_ms) => {
                         Some(self.resolve(&slot.key, record).await?)
                     }
-                    _ => None,
+                    Some(_) => {
+                        expired_seen.push(slot.key.clone());
+                        None
+                    }
+                    None => None,
                 });
             }
             let view = slot.view.as_mut().expect("just read");
@@ -215,6 +220,10 @@ impl<E: Env> Db<E> {
         };
         // Strict 2PL: released only now, after the commit was answered.
         drop(locks);
+        if durability == Durability::Sync && !expired_seen.is_empty() {
+            // What this transaction saw expired must stay expired.
+            self.reap(expired_seen).await?;
+        }
         Ok(outcome)
     }
 

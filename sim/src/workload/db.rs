@@ -679,7 +679,8 @@ async fn committer(
             match db.get_with(&key, durability).await {
                 Ok(found) => {
                     let ended_ns = env.now_mono().as_nanos();
-                    lock(&model).read(index, &key, found.as_ref(), began_ns, ended_ns);
+                    let sync = durability == Durability::Sync;
+                    lock(&model).read(index, &key, found.as_ref(), sync, began_ns, ended_ns);
                 }
                 Err(error) => {
                     db_error(&env, &model, "read", &error);

@@ -18,9 +18,9 @@
 //! - `ttl`: a key written with a TTL reads as missing once the TTL has
 //!   surely passed (by the monotonic clock, within the life that wrote it,
 //!   whatever the wall clock does) and as its value while it surely has not;
-//!   around the deadline, and after a restart, either is accepted (a wall
-//!   clock set back across a restart can revive an unswept key: the known
-//!   gap in design.md section 7);
+//!   around the deadline, and after a restart, either is accepted, except
+//!   that a value a `sync` read saw expired must never be read again, even
+//!   after a restart whose wall clock went back;
 //! - `recovery`: the database opens after every crash and `validate`
 //!   finds nothing;
 //! - `liveness`: with faults off, a client finishes a bounded batch.
@@ -51,6 +51,8 @@ pub(crate) enum Outcome {
 /// engine reads its clock between the commit's submission and its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Expiry {
+    /// The transaction that wrote it.
+    pub seq: u64,
     /// The life (process run) that wrote it; the bounds hold only there.
     pub life: u64,
     /// Monotonic nanoseconds: not expired before this.
@@ -84,6 +86,7 @@ impl Commit {
                     expiry.insert(
                         key.clone(),
                         Expiry {
+                            seq: self.seq,
                             life: self.life,
                             after_ns: self.submitted_ns.saturating_add(ttl_ns),
                             before_ns: self.answered_ns.saturating_add(ttl_ns),
@@ -107,6 +110,9 @@ pub(crate) struct Committer {
     /// Transactions submitted since then, in order.
     since: Vec<Commit>,
     pub next_seq: u64,
+    /// Keys a `sync` read saw expired, with the transaction that wrote the
+    /// value that expired: that value must never be read again.
+    expired_seen: BTreeMap<String, u64>,
 }
 
 impl Committer {
@@ -231,12 +237,22 @@ impl DbModel {
         committer: usize,
         key: &str,
         found: Option<&Value>,
+        sync: bool,
         began_ns: u64,
         ended_ns: u64,
     ) {
         self.verdict.check("read_your_writes", 1);
         let (live, expiry) = self.committers[committer].live();
         let written = live.get(key).cloned().flatten();
+        if sync
+            && found.is_none()
+            && written.is_some()
+            && let Some(expiry) = expiry.get(key)
+        {
+            self.committers[committer]
+                .expired_seen
+                .insert(key.to_owned(), expiry.seq);
+        }
         // What the read must show, or `None` if the value and missing are
         // both right (around the deadline, or a TTL from an earlier life).
         let strict: Option<Option<Value>> = match expiry.get(key) {
@@ -379,6 +395,25 @@ impl DbModel {
                 commit.expiries(&mut expiry);
             }
         }
+        let seen = std::mem::take(&mut self.committers[index].expired_seen);
+        let mut still_seen = BTreeMap::new();
+        for (key, seq) in seen {
+            if expiry.get(&key).map(|e| e.seq) != Some(seq) {
+                continue; // written again since
+            }
+            self.verdict.check("ttl", 1);
+            if let Some(value) = found.get(&key).cloned().flatten() {
+                failure.get_or_insert((
+                    "ttl",
+                    format!(
+                        "committer {index}'s {key} = {value:?} after recovery, though a sync \
+                         read saw it expired"
+                    ),
+                ));
+            }
+            still_seen.insert(key, seq);
+        }
+        self.committers[index].expired_seen = still_seen;
         for (key, value) in &expected {
             checks += 1;
             let got = found.get(key).cloned().flatten();
@@ -419,9 +454,9 @@ impl DbModel {
             return;
         }
         // Keys with a TTL keep their value and TTL whether or not they read
-        // as expired now: an unswept key may read as live again after a
-        // restart whose wall clock went back (a known gap, design.md 7), so
-        // across restarts either answer is accepted.
+        // as expired now: an unswept key that only an async read (or none)
+        // saw expired may read as live after a restart whose wall clock
+        // went back.
         let c = &mut self.committers[index];
         c.base = expected;
         c.base_expiry = expiry;

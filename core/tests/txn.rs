@@ -414,3 +414,20 @@ fn a_key_a_sync_read_saw_expired_stays_gone_when_the_wall_clock_goes_back() {
     assert_eq!(get(&world, &db, "b"), None);
     assert_eq!(db.stats().store.keys, 0);
 }
+
+#[test]
+fn a_value_written_with_a_spent_ttl_reads_as_missing_in_its_own_transaction() {
+    let world = World::new(11, FaultConfig::none());
+    let db = open(&world);
+    let mut txn = Txn::new();
+    let (a, b) = (txn.key("a", Mode::RW), txn.key("b", Mode::RW));
+    txn.set_ttl(a, "gone", 0)
+        .get(a)
+        .set(b, "kept")
+        .op(Op::Expire(b, 0))
+        .get(b);
+    let outcome = run(&world, &db, txn).expect("commit");
+    assert_eq!(outcome.results[1], OpResult::Get(None));
+    assert_eq!(outcome.results[4], OpResult::Get(None));
+    assert_eq!(get(&world, &db, "a"), None);
+}

@@ -657,12 +657,11 @@ impl<E: Env> Db<E> {
                 let key = String::from_utf8_lossy(key);
                 match self.resolve(&key, record.clone()).await {
                     Ok(_) => {}
-                    Err(DbError::Vlog(error @ crate::vlog::VlogError::Corrupt { .. })) => report
-                        .find(
-                            None,
-                            crate::store::FindingKind::VlogPointer,
-                            format!("key {key:?} -> {pointer:?}: {error}"),
-                        ),
+                    Err(DbError::Vlog(error)) if error.is_missing_or_corrupt() => report.find(
+                        None,
+                        crate::store::FindingKind::VlogPointer,
+                        format!("key {key:?} -> {pointer:?}: {error}"),
+                    ),
                     Err(error) => return Err(error),
                 }
             }

@@ -274,6 +274,14 @@ fn run_op(
     now_ms: u64,
     value_bytes_max: usize,
 ) -> Result<(OpResult, bool), TxnError> {
+    // A value this transaction wrote with a TTL that has already run out
+    // (`SET k v` with TTL 0, `EXPIRE k 0`) reads as missing too.
+    if view
+        .as_ref()
+        .is_some_and(|record| crate::db::expired(record, now_ms))
+    {
+        *view = None;
+    }
     let assert = |holds: bool, view: &Option<Record>| {
         if holds {
             Ok((OpResult::Held, false))

@@ -96,6 +96,16 @@ pub enum VlogError {
 }
 
 impl VlogError {
+    /// Whether the record is damaged or its segment file is gone: a finding
+    /// for `validate`, not an I/O failure.
+    pub fn is_missing_or_corrupt(&self) -> bool {
+        match self {
+            VlogError::Corrupt { .. } => true,
+            VlogError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            VlogError::Failed(_) => false,
+        }
+    }
+
     /// Whether this is the disk running out of space: an error for the
     /// writer that hit it, not a failure of the log.
     pub fn is_disk_full(&self) -> bool {

@@ -14,16 +14,15 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use jubilant_core::db::{CommitEvent, CommitObserver, Db, DbError, DbOptions, Durability, Value};
-use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::env::Spawn;
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::txn::{Mode, OpResult, Txn, TxnError};
-use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
 
 use super::bank_model::{Accounts, Answered, BankModel};
-use super::lives::{LifeStatus, Lives, run_lives};
+use super::lives::{LifeStatus, Lives, excused, run_lives, run_until, think};
 use crate::options::RunOptions;
 use crate::report::Report;
 
@@ -212,16 +211,6 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
     report.crashes += 1;
 }
 
-fn run_until(world: &World, polls: &mut u64, limit: u64, mut done: impl FnMut() -> bool) {
-    while *polls < limit && !done() {
-        match world.step() {
-            Step::Polled => *polls += 1,
-            Step::Advanced => {}
-            Step::Idle => break,
-        }
-    }
-}
-
 fn final_phase(
     world: &World,
     shape: &Arc<Shape>,
@@ -315,10 +304,6 @@ fn start_life(
         "process",
         process(env, shape, options, model, clients, seed),
     );
-}
-
-fn excused(env: &SimEnv) -> bool {
-    env.fault_counts().stored_data_damage() > 0
 }
 
 fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
@@ -471,11 +456,6 @@ async fn process(
         }
         Clients::None => {}
     }
-}
-
-async fn think(env: &SimEnv, rng: &mut SimRng, max_us: u64) {
-    let us = rng.between(0, max_us).max(1);
-    env.sleep(Duration::from_micros(us)).await;
 }
 
 /// Runs transactions until `count` transfers are done (or forever);

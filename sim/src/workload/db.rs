@@ -23,10 +23,10 @@ use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
 use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::page::inline_value_bytes_limit;
 use jubilant_core::sabotage::Sabotage;
-use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
 
 use super::db_model::{DbModel, Keys, Outcome};
-use super::lives::{LifeStatus, Lives, run_lives};
+use super::lives::{LifeStatus, Lives, excused, run_lives, run_until, think};
 use crate::options::RunOptions;
 use crate::report::Report;
 
@@ -270,16 +270,6 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
     report.crashes += 1;
 }
 
-fn run_until(world: &World, polls: &mut u64, limit: u64, mut done: impl FnMut() -> bool) {
-    while *polls < limit && !done() {
-        match world.step() {
-            Step::Polled => *polls += 1,
-            Step::Advanced => {}
-            Step::Idle => break,
-        }
-    }
-}
-
 fn final_phase(
     world: &World,
     shape: &Arc<Shape>,
@@ -380,12 +370,6 @@ fn start_life(
         "process",
         process(env, shape, options, model, clients, seed),
     );
-}
-
-/// Whether the world has damaged stored data, which excuses a refused open
-/// (never a wrong value).
-fn excused(env: &SimEnv) -> bool {
-    env.fault_counts().stored_data_damage() > 0
 }
 
 /// Records a failed database operation; the node must then be restarted.
@@ -564,13 +548,6 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
         seen = now;
         seen_vlog = vlog;
     }
-}
-
-async fn think(env: &SimEnv, rng: &mut SimRng, max_us: u64) {
-    // At least a microsecond: a client whose operations never wait would
-    // starve every other task.
-    let us = rng.between(0, max_us).max(1);
-    env.sleep(Duration::from_micros(us)).await;
 }
 
 /// Commits transactions until `count` (or forever); returns whether it

@@ -9,7 +9,8 @@
 //! A workload supplies how to start a life, how to read its model's status,
 //! and how to cut the power (so it can note what was running).
 
-use jubilant_io_sim::{Fault, NodeId, SimRng, Stream, World};
+use jubilant_core::env::Clock;
+use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Step, Stream, World};
 
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -120,4 +121,35 @@ pub(crate) fn run_lives<L: Lives>(
     }
     report.steps = steps;
     life
+}
+
+/// Steps `world` until `done` holds, the world goes quiet, or `polls`
+/// reaches `limit`.
+pub(crate) fn run_until(
+    world: &World,
+    polls: &mut u64,
+    limit: u64,
+    mut done: impl FnMut() -> bool,
+) {
+    while *polls < limit && !done() {
+        match world.step() {
+            Step::Polled => *polls += 1,
+            Step::Advanced => {}
+            Step::Idle => break,
+        }
+    }
+}
+
+/// Whether the world has damaged stored data (a misdirected or dropped
+/// write), which excuses a refused open or a lost record, never wrong data.
+pub(crate) fn excused(env: &SimEnv) -> bool {
+    env.fault_counts().stored_data_damage() > 0
+}
+
+/// A client's pause between operations: at least a microsecond, since a
+/// client whose operations all hit the cache never awaits otherwise and
+/// would starve every other task.
+pub(crate) async fn think(env: &SimEnv, rng: &mut SimRng, max_us: u64) {
+    let us = rng.between(0, max_us).max(1);
+    env.sleep(std::time::Duration::from_micros(us)).await;
 }

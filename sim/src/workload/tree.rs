@@ -15,18 +15,17 @@ use std::fmt;
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use futures::lock::Mutex as AsyncMutex;
-use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::env::Spawn;
 use jubilant_core::page::{inline_value_bytes_limit, key_bytes_max};
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::{
     Mutation, RangeQuery, Record, Store, StoreError, StoreOptions, StoredValue, ValueType,
 };
-use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
 
-use super::lives::{LifeStatus, Lives, run_lives};
+use super::lives::{LifeStatus, Lives, excused, run_lives, run_until, think};
 use super::tree_model::{Contents, TreeModel};
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -255,16 +254,6 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
     report.crashes += 1;
 }
 
-fn run_until(world: &World, polls: &mut u64, limit: u64, mut done: impl FnMut() -> bool) {
-    while *polls < limit && !done() {
-        match world.step() {
-            Step::Polled => *polls += 1,
-            Step::Advanced => {}
-            Step::Idle => break,
-        }
-    }
-}
-
 fn final_phase(
     world: &World,
     shape: &Arc<Shape>,
@@ -361,12 +350,6 @@ fn start_life(
         "process",
         process(env, shape, options, model, clients, seed),
     );
-}
-
-/// Whether the world has damaged stored data, which excuses a refused open
-/// or a lost checkpoint (never a wrong record).
-fn excused(env: &SimEnv) -> bool {
-    env.fault_counts().stored_data_damage() > 0
 }
 
 /// Records a failed store operation; the node must then be restarted.
@@ -491,13 +474,6 @@ async fn process(
         }
         Clients::None => {}
     }
-}
-
-async fn think(env: &SimEnv, rng: &mut SimRng, max_us: u64) {
-    // At least a microsecond: a client whose operations all hit the cache
-    // never awaits otherwise, and would starve every other task.
-    let us = rng.between(0, max_us).max(1);
-    env.sleep(Duration::from_micros(us)).await;
 }
 
 async fn writer(

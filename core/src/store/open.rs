@@ -357,6 +357,12 @@ impl<E: Env> Store<E> {
                     .map_err(|e| StoreError::io("remove", &dir.join(name), e))?;
                 leftovers_removed.push(name.clone());
             }
+            // The names may be in the page cache only: a creation whose last
+            // directory sync failed, then a restart that kept the cache.
+            // Make them durable before anything is built on them.
+            env.sync_dir(dir)
+                .await
+                .map_err(|e| StoreError::io("sync directory", dir, e))?;
         }
 
         let manifest = read_manifest(&env, dir).await?;

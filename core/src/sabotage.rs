@@ -31,11 +31,14 @@ pub enum Sabotage {
     PartialEffects,
     /// Transactions lock their keys in the order declared, not sorted.
     LocksInRequestOrder,
+    /// Value-log GC removes a segment as soon as the tree in memory no
+    /// longer points into it, one checkpoint before one covers the moves.
+    VlogGcEarly,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 10] = [
+    pub const ALL: [Sabotage; 11] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -46,6 +49,7 @@ impl Sabotage {
         Sabotage::WalRemovedEarly,
         Sabotage::PartialEffects,
         Sabotage::LocksInRequestOrder,
+        Sabotage::VlogGcEarly,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -61,6 +65,7 @@ impl Sabotage {
             Sabotage::WalRemovedEarly => "wal-removed-early",
             Sabotage::PartialEffects => "partial-effects",
             Sabotage::LocksInRequestOrder => "locks-in-request-order",
+            Sabotage::VlogGcEarly => "vlog-gc-early",
         }
     }
 }

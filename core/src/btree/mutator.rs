@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::page::{PAGE_HEADER_BYTES, PageId};
 
 use super::Need;
-use super::node::{Body, Child, Internal, Leaf, Node, Record};
+use super::node::{Body, Child, Internal, Leaf, Node, Record, StoredValue, VlogPointer};
 use super::tree::{Tree, child_index};
 
 /// Ids at or above this name nodes created by the running operation that
@@ -69,7 +69,20 @@ impl Tree {
     }
 
     /// Applies one mutation at `lsn`. Returns whether the tree changed.
+    #[cfg(test)]
     pub(crate) fn apply(&mut self, mutation: &Mutation, lsn: u64) -> Result<bool, Need> {
+        self.apply_replacing(mutation, lsn)
+            .map(|(changed, _)| changed)
+    }
+
+    /// Applies one mutation at `lsn`. Returns whether the tree changed and,
+    /// if it did, the value-log pointer of the record it replaced or
+    /// removed (so value-log usage follows the tree exactly).
+    pub(crate) fn apply_replacing(
+        &mut self,
+        mutation: &Mutation,
+        lsn: u64,
+    ) -> Result<(bool, Option<VlogPointer>), Need> {
         let key = mutation.key();
         let mut path: Vec<Step> = Vec::with_capacity(usize::from(self.height));
         let (mut id, mut crc, mut level) = self.root_need();
@@ -94,8 +107,16 @@ impl Tree {
         };
         let Some(bytes_after) = bytes_after(current, leaf_step.node.encoded_bytes(), mutation)
         else {
-            return Ok(false);
+            return Ok((false, None));
         };
+        let replaced = current
+            .entries
+            .binary_search_by(|(probe, _)| probe.as_slice().cmp(key))
+            .ok()
+            .and_then(|at| match &current.entries[at].1.value {
+                StoredValue::Vlog(pointer) => Some(*pointer),
+                StoredValue::Inline(_) => None,
+            });
 
         // Fast path: a leaf already copied in the open generation has
         // ancestors that were copied with it, and none of them changes
@@ -116,7 +137,7 @@ impl Tree {
                 keys_delta = change_leaf(leaf, mutation);
             });
             self.add_keys(keys_delta);
-            return Ok(true);
+            return Ok((true, replaced));
         }
 
         // Phase 1: private copies.
@@ -263,7 +284,7 @@ impl Tree {
         self.root = placed.get(&root_key).copied().unwrap_or(root_key);
         self.height = height;
         self.add_keys(keys_delta);
-        Ok(true)
+        Ok((true, replaced))
     }
 
     fn add_keys(&mut self, delta: i64) {

@@ -44,14 +44,14 @@ use crate::log::{Log, LogConfig};
 use crate::sabotage::Sabotage;
 use crate::store::{CheckpointReport, Store, StoreError, StoreOptions, StoreStats, ValidateReport};
 use crate::txn::lock::{LockManager, LockMode};
-use crate::vlog::Vlog;
-use crate::wal::{DurableWatch, GroupCommit, GroupCommitStats, WriterConfig};
+use crate::vlog::{Vlog, VlogGc, VlogGcConfig, VlogGcReport, VlogPin};
+use crate::wal::{CommitRequest, DurableWatch, GroupCommit, GroupCommitStats, WriterConfig};
 
 pub use crate::wal::Durability;
 pub use error::DbError;
 pub use recovery::RecoveryReport;
 pub use ttl::TtlStats;
-pub(crate) use ttl::expired;
+pub(crate) use ttl::{TtlClock, expired};
 pub use value::Value;
 
 /// How to open (or create) a database.
@@ -83,6 +83,12 @@ pub struct DbOptions {
     pub sweep_interval_ms: u64,
     /// Keys the sweeper looks at per run.
     pub sweep_keys_max: usize,
+    /// Value-log GC relocates a sealed segment whose live bytes fall under
+    /// this per cent of its size (0: never relocates, only removes
+    /// segments nothing points into any more).
+    pub vlog_gc_live_pct: u8,
+    /// How often value-log GC runs (0: only when [`Db::vlog_gc`] is called).
+    pub vlog_gc_interval_ms: u64,
     /// Told of every commit once its records are written to the WAL (not
     /// yet durable), in commit-LSN order, including commits whose write or
     /// apply then failed (they may still be recovered); for change feeds
@@ -148,6 +154,8 @@ impl Default for DbOptions {
             vlog_segment_bytes: 64 * 1024 * 1024,
             sweep_interval_ms: 1000,
             sweep_keys_max: 1000,
+            vlog_gc_live_pct: 50,
+            vlog_gc_interval_ms: 1000,
             commit_observer: None,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
@@ -258,6 +266,10 @@ pub struct Db<E: Env> {
     pub(crate) vlog: Arc<Vlog<E>>,
     pub(crate) value_bytes_max: usize,
     sweeper: Option<(E::JoinHandle<()>, oneshot::Sender<()>)>,
+    gc: VlogGc<E>,
+    gc_task: Option<(E::JoinHandle<()>, oneshot::Sender<()>)>,
+    /// A commit observer is told values, so commits keep a copy of them.
+    observed: bool,
     writer: E::JoinHandle<Log<E>>,
     checkpointer: E::JoinHandle<()>,
     checkpoint_wanted: mpsc::Sender<()>,
@@ -317,6 +329,11 @@ impl<E: Env> Db<E> {
             report.mutations_replayed += mutations.len() as u64;
         }
         log_recovery(&dir, &report);
+        if vlog.stats().bytes > 0 {
+            store.count_vlog_usage().await?;
+        } else {
+            store.start_empty_vlog_usage();
+        }
 
         let store = Arc::new(store);
         let watch = Arc::new(DurableWatch::new(log.durable_lsn()));
@@ -364,7 +381,31 @@ impl<E: Env> Db<E> {
             };
             (env.spawn("ttl-sweeper", sweeper.run(stopped)), stop)
         });
+        let observed = options.commit_observer.is_some();
+        let gc = VlogGc {
+            store: Arc::clone(&store),
+            wal: wal.clone(),
+            locks: locks.clone(),
+            vlog: Arc::clone(&vlog),
+            clock: clock.clone(),
+            checkpoint_wanted: checkpoint_wanted.clone(),
+            config: VlogGcConfig {
+                live_pct: options.vlog_gc_live_pct,
+                interval: std::time::Duration::from_millis(options.vlog_gc_interval_ms),
+                observed,
+                sabotage,
+            },
+            turn: Arc::default(),
+        };
+        let gc_task = (options.vlog_gc_interval_ms > 0).then(|| {
+            let (stop, stopped) = oneshot::channel();
+            let task = gc.clone().run(env.clone(), stopped);
+            (env.spawn("vlog-gc", task), stop)
+        });
         Ok(Db {
+            gc,
+            gc_task,
+            observed,
             txns: crate::txn::TxnCounters::default(),
             vlog,
             value_bytes_max: options.value_bytes_max,
@@ -405,15 +446,26 @@ impl<E: Env> Db<E> {
         durability: Durability,
     ) -> Result<Option<Value>, DbError> {
         let now_ms = self.now_ms();
-        let record = match self.store.get(key.as_bytes()).await? {
-            Some(record) if !self.expired_now(&record, now_ms) => {
-                Some(self.resolve(key, record).await?)
+        let mut retried = false;
+        let record = loop {
+            match self.store.get(key.as_bytes()).await? {
+                Some(record) if !self.expired_now(&record, now_ms) => {
+                    match self.resolve(key, record).await {
+                        Ok(record) => break Some(record),
+                        // Read without a lock, the pointer may have been
+                        // moved by GC and its segment removed since.
+                        Err(DbError::Vlog(error)) if error.is_missing_segment() && !retried => {
+                            retried = true;
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+                Some(_) if durability == Durability::Sync => {
+                    self.reap(vec![key.to_owned()]).await?;
+                    break None;
+                }
+                _ => break None,
             }
-            Some(_) if durability == Durability::Sync => {
-                self.reap(vec![key.to_owned()]).await?;
-                None
-            }
-            _ => None,
         };
         if durability == Durability::Sync {
             // A value read is as durable as its revision; an absence may be
@@ -543,7 +595,7 @@ impl<E: Env> Db<E> {
         locks: crate::txn::lock::LockSet,
     ) -> Result<crate::wal::Committed, DbError> {
         let now_ms = self.now_ms();
-        let mut mutations: Vec<Mutation> = writes
+        let mutations: Vec<Mutation> = writes
             .into_iter()
             .map(|write| match write {
                 Write::Set { key, value } => Mutation::Put {
@@ -569,20 +621,38 @@ impl<E: Env> Db<E> {
                 changed: Vec::new(),
             });
         }
-        self.spill_large_values(&mut mutations).await?;
+        self.commit_mutations(mutations, durability, Some(locks))
+            .await
+    }
+
+    /// Commits `mutations` (their keys locked by `locks`) through the WAL,
+    /// values too large for a leaf first moved to the value log.
+    pub(crate) async fn commit_mutations(
+        &self,
+        mut mutations: Vec<Mutation>,
+        durability: Durability,
+        locks: Option<crate::txn::lock::LockSet>,
+    ) -> Result<crate::wal::Committed, DbError> {
+        let observed = self.observed.then(|| mutations.clone());
+        let pins = self.spill_large_values(&mut mutations).await?;
         self.store.check_mutations(&mutations)?;
-        Ok(self.wal.commit(mutations, durability, Some(locks)).await?)
+        let mut commit = CommitRequest::new(mutations, durability);
+        commit.locks = locks;
+        commit.pins = pins;
+        commit.observed = observed;
+        Ok(self.wal.submit(commit).await?)
     }
 
     /// Moves every value too large for a leaf to the value log and makes
     /// those records durable, before the commit that refers to them goes
-    /// to the WAL (SPEC 6.6).
-    pub(crate) async fn spill_large_values(
+    /// to the WAL (SPEC 6.6). The pins keep GC off the records until the
+    /// commit is answered.
+    async fn spill_large_values(
         &self,
         mutations: &mut [Mutation],
-    ) -> Result<(), DbError> {
+    ) -> Result<Vec<VlogPin>, DbError> {
         let inline_max = self.store.manifest().inline_value_bytes_max as usize;
-        let mut spilled = false;
+        let mut pins = Vec::new();
         for mutation in mutations.iter_mut() {
             let Mutation::Put { key, record } = mutation else {
                 continue;
@@ -605,14 +675,14 @@ impl<E: Env> Db<E> {
                     detail: "a key to spill is not UTF-8".to_owned(),
                 })
             })?;
-            let pointer = self.vlog.append(key, record.value_type, bytes).await?;
+            let (pointer, pin) = self.vlog.append(key, record.value_type, bytes).await?;
             record.value = StoredValue::Vlog(pointer);
-            spilled = true;
+            pins.push(pin);
         }
-        if spilled {
+        if !pins.is_empty() {
             self.vlog.sync().await?;
         }
-        Ok(())
+        Ok(pins)
     }
 
     /// `record` with its value in hand: a value-log pointer is read and
@@ -654,14 +724,21 @@ impl<E: Env> Db<E> {
                     continue;
                 };
                 report.vlog_pointers += 1;
-                let key = String::from_utf8_lossy(key);
-                match self.resolve(&key, record.clone()).await {
+                let key_text = String::from_utf8_lossy(key);
+                match self.resolve(&key_text, record.clone()).await {
                     Ok(_) => {}
-                    Err(DbError::Vlog(error)) if error.is_missing_or_corrupt() => report.find(
-                        None,
-                        crate::store::FindingKind::VlogPointer,
-                        format!("key {key:?} -> {pointer:?}: {error}"),
-                    ),
+                    // Unless GC moved the value meanwhile.
+                    Err(DbError::Vlog(error))
+                        if error.is_missing_or_corrupt()
+                            && self.store.get(key).await?.as_ref() == Some(record) =>
+                    {
+                        report.find(
+                            None,
+                            crate::store::FindingKind::VlogPointer,
+                            format!("key {key_text:?} -> {pointer:?}: {error}"),
+                        );
+                    }
+                    Err(DbError::Vlog(error)) if error.is_missing_or_corrupt() => {}
                     Err(error) => return Err(error),
                 }
             }
@@ -675,6 +752,15 @@ impl<E: Env> Db<E> {
         Ok(report)
     }
 
+    /// Runs one value-log garbage-collection pass now (see
+    /// [`VlogGcReport`]): removes the segments a durable checkpoint has made
+    /// unreachable, then moves the live values out of the sparsest segment
+    /// under the `vlog_gc_live_pct` threshold. That segment goes in a later
+    /// pass, after the next checkpoint.
+    pub async fn vlog_gc(&self) -> Result<VlogGcReport, DbError> {
+        self.gc.pass().await
+    }
+
     /// Counters and sizes, for INFO.
     pub fn stats(&self) -> DbStats {
         DbStats {
@@ -683,7 +769,10 @@ impl<E: Env> Db<E> {
             lsn_durable: self.watch.lsn_durable(),
             locks: self.locks.stats(),
             ttl: self.ttl.stats(),
-            vlog: self.vlog.stats(),
+            vlog: crate::vlog::VlogStats {
+                live_bytes: self.store.vlog_live_bytes(),
+                ..self.vlog.stats()
+            },
             txns: self.txns.stats(),
             recovery: self.recovery.clone(),
         }
@@ -708,12 +797,15 @@ impl<E: Env> Db<E> {
             checkpointer,
             checkpoint_wanted,
             sweeper,
+            gc,
+            gc_task,
             ..
         } = self;
-        if let Some((task, stop)) = sweeper {
+        for (task, stop) in [sweeper, gc_task].into_iter().flatten() {
             drop(stop);
             task.await;
         }
+        drop(gc);
         drop(wal);
         drop(checkpoint_wanted);
         drop(writer.await);

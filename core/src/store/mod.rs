@@ -36,6 +36,7 @@ use crate::btree::node::Node;
 use crate::btree::tree::Tree;
 use crate::env::Env;
 use crate::page::PageId;
+use crate::vlog::{SegmentUsage, VlogUsage};
 
 pub use crate::btree::cursor::RangeQuery;
 pub use crate::btree::mutator::Mutation;
@@ -58,6 +59,9 @@ pub const READ_RETRIES_MAX: u32 = 4;
 /// An operation keeps at most this many of the pages it read pinned: two
 /// root-to-leaf paths of the tallest tree.
 const PINNED_READS_MAX: usize = 2 * crate::btree::mutator::TREE_HEIGHT_MAX as usize;
+
+/// Keys read per step when the value-log usage counts are built.
+const USAGE_SCAN_KEYS: usize = 1024;
 
 /// The page file's name in the database directory.
 pub const PAGES_FILE: &str = "data.pages";
@@ -156,6 +160,10 @@ pub(crate) struct State {
     /// Pages of the durable superblock's free-list chain.
     pub(crate) free_list_pages: Vec<PageId>,
     pub(crate) stats: StoreStats,
+    /// Live bytes per value-log segment, changed with the tree; `None`
+    /// until [`Store::count_vlog_usage`] built it (recovery's replay
+    /// runs before).
+    pub(crate) vlog_usage: Option<VlogUsage>,
 }
 
 /// The B+Tree store of one database directory. Open it with
@@ -380,9 +388,20 @@ impl<E: Env> Store<E> {
                     }
                 }
                 while changed.len() < mutations.len() {
-                    let change = state.tree.apply(&mutations[changed.len()], lsn)?;
+                    let mutation = &mutations[changed.len()];
+                    let (change, replaced) = state.tree.apply_replacing(mutation, lsn)?;
                     if change {
                         state.stats.mutations += 1;
+                        if let Some(usage) = &mut state.vlog_usage {
+                            if let Some(old) = replaced {
+                                usage.release(&old, lsn);
+                            }
+                            if let Mutation::Put { record, .. } = mutation
+                                && let StoredValue::Vlog(new) = &record.value
+                            {
+                                usage.add(new);
+                            }
+                        }
                     }
                     changed.push(change);
                 }
@@ -405,6 +424,54 @@ impl<E: Env> Store<E> {
         }
         drop(batch_turn);
         Ok(changed)
+    }
+
+    /// Builds the value-log usage counts from one scan of the tree, which
+    /// must not change meanwhile (call it before any writer starts); from
+    /// then on every change keeps them exact.
+    pub(crate) async fn count_vlog_usage(&self) -> Result<(), StoreError> {
+        let mut usage = VlogUsage::new(self.applied_lsn());
+        let mut query = RangeQuery::all(USAGE_SCAN_KEYS);
+        loop {
+            let entries = self.range(&query).await?;
+            for (_, record) in &entries {
+                if let StoredValue::Vlog(pointer) = &record.value {
+                    usage.add(pointer);
+                }
+            }
+            match entries.last() {
+                Some((last, _)) if entries.len() == USAGE_SCAN_KEYS => {
+                    query.start = Bound::Excluded(last.clone());
+                }
+                _ => break,
+            }
+        }
+        self.state().vlog_usage = Some(usage);
+        Ok(())
+    }
+
+    /// Starts value-log usage counts from nothing, for a tree that holds no
+    /// pointer (a value log without records).
+    pub(crate) fn start_empty_vlog_usage(&self) {
+        let mut state = self.state();
+        state.vlog_usage = Some(VlogUsage::new(state.lsn_applied));
+    }
+
+    /// What the tree holds in value-log `segment` (`None` before the counts
+    /// were built).
+    pub(crate) fn vlog_segment_usage(&self, segment: u32) -> Option<SegmentUsage> {
+        self.state()
+            .vlog_usage
+            .as_ref()
+            .map(|usage| usage.segment(segment))
+    }
+
+    /// Bytes of value-log records the tree points to.
+    pub(crate) fn vlog_live_bytes(&self) -> u64 {
+        self.state()
+            .vlog_usage
+            .as_ref()
+            .map_or(0, VlogUsage::live_bytes)
     }
 
     /// Stops the store: it accepts no changes until reopened.

@@ -435,6 +435,7 @@ impl<E: Env> Store<E> {
             durable: superblock,
             free_list_pages,
             stats: StoreStats::default(),
+            vlog_usage: None,
         };
         let store = Store {
             dir: dir.to_path_buf(),

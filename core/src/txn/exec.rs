@@ -253,15 +253,7 @@ impl<E: Env> Db<E> {
             return Ok(None);
         }
         mutations.sort_by(|a, b| a.key().cmp(b.key()));
-        self.spill_large_values(&mut mutations).await?;
-        self.store
-            .check_mutations(&mutations)
-            .map_err(DbError::from)?;
-        let committed = self
-            .wal
-            .commit(mutations, durability, locks)
-            .await
-            .map_err(DbError::from)?;
+        let committed = self.commit_mutations(mutations, durability, locks).await?;
         Ok(Some(committed.lsn))
     }
 }

@@ -28,12 +28,16 @@
 //!   to appends whose commits never reached the WAL (durability order), so
 //!   they are cut off (and counted). Nothing else is ever changed.
 //!
-//! Garbage collection (relocating live values out of mostly-dead segments)
-//! is not built yet: segments are never removed.
+//! - **A segment is removed only when nothing can reach it** (see
+//!   [`gc`](self) for the rule); records are never changed in place.
 
+mod gc;
+mod usage;
+
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use flatbuffers::FlatBufferBuilder;
 use jubilant_schemas::disk;
@@ -50,6 +54,11 @@ const SCAN_RETRIES_MAX: u32 = 4;
 /// The largest record a scan accepts (a value plus its header).
 const RECORD_BYTES_MAX: u64 = 1 << 31;
 
+pub use gc::VlogGcReport;
+pub(crate) use gc::{VlogGc, VlogGcConfig};
+pub use usage::SegmentUsage;
+pub(crate) use usage::VlogUsage;
+
 /// Value-log counters, for INFO.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VlogStats {
@@ -57,6 +66,8 @@ pub struct VlogStats {
     pub segments: u64,
     /// Bytes in all segments.
     pub bytes: u64,
+    /// Bytes of the records the tree points to.
+    pub live_bytes: u64,
     /// Records appended since open.
     pub appends: u64,
     /// Records read since open.
@@ -65,6 +76,65 @@ pub struct VlogStats {
     pub syncs: u64,
     /// Repair at open: bytes of an unreferenced torn tail cut off.
     pub tail_bytes_dropped: u64,
+    /// Garbage-collection passes run.
+    pub gc_runs: u64,
+    /// Live values GC moved out of sparse segments.
+    pub gc_values_relocated: u64,
+    /// Expired values GC deleted instead of moving.
+    pub gc_values_expired: u64,
+    /// Segments GC removed.
+    pub gc_segments_removed: u64,
+    /// Bytes of the segments GC removed.
+    pub gc_bytes_reclaimed: u64,
+}
+
+impl VlogStats {
+    /// Live bytes over all bytes (1 for an empty log).
+    pub fn live_ratio(&self) -> f64 {
+        if self.bytes == 0 {
+            1.0
+        } else {
+            self.live_bytes as f64 / self.bytes as f64
+        }
+    }
+}
+
+/// Records appended but not yet in the tree (or given up), per segment:
+/// GC must not take a segment a commit in flight is about to point into.
+type Pins = Arc<Mutex<BTreeMap<u32, u64>>>;
+
+fn lock_pins(pins: &Pins) -> MutexGuard<'_, BTreeMap<u32, u64>> {
+    pins.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Holds a freshly appended record's segment from GC until the commit that
+/// points to it is answered (then the tree's usage counts cover it).
+#[derive(Debug)]
+pub struct VlogPin {
+    pins: Pins,
+    segment: u32,
+}
+
+impl VlogPin {
+    /// Never releases the pin: for records a commit whose outcome is
+    /// unknown points to (only reopening, which rebuilds all counts, can
+    /// tell whether they are reachable).
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for VlogPin {
+    fn drop(&mut self) {
+        let mut pins = lock_pins(&self.pins);
+        if let Some(count) = pins.get_mut(&self.segment) {
+            *count -= 1;
+            if *count == 0 {
+                pins.remove(&self.segment);
+            }
+        }
+    }
 }
 
 /// Why a value-log operation failed.
@@ -104,6 +174,13 @@ impl VlogError {
             VlogError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
             VlogError::Failed(_) => false,
         }
+    }
+
+    /// Whether the record's segment file is gone (GC removes a segment
+    /// only once nothing reaches it, so only a reader that found its
+    /// pointer without a lock can meet this and live).
+    pub fn is_missing_segment(&self) -> bool {
+        matches!(self, VlogError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 
     /// Whether this is the disk running out of space: an error for the
@@ -154,6 +231,8 @@ struct Active {
 
 struct State {
     active: Active,
+    /// Bytes of every segment, the active one included.
+    sizes: BTreeMap<u32, u64>,
     failed: Option<String>,
     stats: VlogStats,
 }
@@ -164,6 +243,7 @@ pub struct Vlog<E: Env> {
     dir: PathBuf,
     segment_bytes: u64,
     state: Mutex<State>,
+    pins: Pins,
     /// One append at a time, so `end` only covers written records.
     append_turn: futures::lock::Mutex<()>,
     /// One sync at a time; a writer whose bytes a finished sync covered
@@ -193,11 +273,18 @@ impl<E: Env> Vlog<E> {
             move |source| VlogError::Io { op, path, source }
         };
         let names = env.list(dir).await.map_err(io("list", dir))?;
-        let newest = names.iter().filter_map(|name| parse_name(name)).max();
-        let segments = names
-            .iter()
-            .filter(|name| parse_name(name).is_some())
-            .count() as u64;
+        let mut ids: Vec<u32> = names.iter().filter_map(|name| parse_name(name)).collect();
+        ids.sort_unstable();
+        let newest = ids.last().copied();
+        let mut sizes = BTreeMap::new();
+        for &id in ids.iter().rev().skip(1) {
+            let path = dir.join(segment_name(id));
+            let file = env
+                .open(&path, OpenMode::Existing)
+                .await
+                .map_err(io("open segment", &path))?;
+            sizes.insert(id, file.len().await.map_err(io("length", &path))?);
+        }
         let mut stats = VlogStats::default();
         let active = match newest {
             None => {
@@ -207,7 +294,6 @@ impl<E: Env> Vlog<E> {
                     .await
                     .map_err(io("create segment", &path))?;
                 env.sync_dir(dir).await.map_err(io("sync directory", dir))?;
-                stats.segments = 1;
                 Active {
                     id,
                     path,
@@ -249,7 +335,6 @@ impl<E: Env> Vlog<E> {
                         "repair: cut an unreferenced torn value-log tail"
                     );
                 }
-                stats.segments = segments;
                 Active {
                     id,
                     path,
@@ -258,16 +343,20 @@ impl<E: Env> Vlog<E> {
                 }
             }
         };
-        stats.bytes = active.end;
+        sizes.insert(active.id, active.end);
+        stats.segments = sizes.len() as u64;
+        stats.bytes = sizes.values().sum();
         Ok(Vlog {
             env,
             dir: dir.to_path_buf(),
             segment_bytes,
             state: Mutex::new(State {
                 active,
+                sizes,
                 failed: None,
                 stats,
             }),
+            pins: Pins::default(),
             append_turn: futures::lock::Mutex::new(()),
             sync_turn: futures::lock::Mutex::new(()),
         })
@@ -291,12 +380,14 @@ impl<E: Env> Vlog<E> {
 
     /// Appends a record for `key`'s value; it is durable only once
     /// [`Vlog::sync`] returns. Concurrent appends land one after another.
+    /// The pin keeps GC off the record's segment until it is dropped: hold
+    /// it until the commit that points to the record is answered.
     pub async fn append(
         &self,
         key: &str,
         value_type: ValueType,
         bytes: &[u8],
-    ) -> Result<VlogPointer, VlogError> {
+    ) -> Result<(VlogPointer, VlogPin), VlogError> {
         let mut builder = FlatBufferBuilder::new();
         let key_offset = builder.create_string(key);
         let header = disk::VlogRecordHeader::create(
@@ -352,16 +443,134 @@ impl<E: Env> Vlog<E> {
                 self.fail(error)
             });
         }
+        let pin = self.pin(segment);
         let mut state = self.state();
         state.active.end = offset + record_len;
+        state.sizes.insert(segment, offset + record_len);
         state.stats.appends += 1;
         state.stats.bytes += record_len;
-        Ok(VlogPointer {
+        let pointer = VlogPointer {
             segment,
             length: record_len as u32,
             offset,
             crc,
-        })
+        };
+        Ok((pointer, pin))
+    }
+
+    fn pin(&self, segment: u32) -> VlogPin {
+        *lock_pins(&self.pins).entry(segment).or_default() += 1;
+        VlogPin {
+            pins: Arc::clone(&self.pins),
+            segment,
+        }
+    }
+
+    /// Sealed segments (every one but the one appends go to) and their
+    /// bytes, oldest first, leaving out those a commit in flight points
+    /// into.
+    pub(crate) fn sealed_unpinned(&self) -> Vec<(u32, u64)> {
+        let state = self.state();
+        let pins = lock_pins(&self.pins);
+        state
+            .sizes
+            .iter()
+            .filter(|&(&id, _)| id < state.active.id && !pins.contains_key(&id))
+            .map(|(&id, &bytes)| (id, bytes))
+            .collect()
+    }
+
+    /// Removes sealed segment files (then syncs the directory once);
+    /// returns the bytes they held. The caller has made sure nothing
+    /// reaches them.
+    pub(crate) async fn remove_segments(&self, ids: &[u32]) -> Result<u64, VlogError> {
+        let mut reclaimed = 0;
+        for &id in ids {
+            assert!(
+                id < self.state().active.id,
+                "the active segment is never removed"
+            );
+            let path = self.dir.join(segment_name(id));
+            self.env
+                .remove(&path)
+                .await
+                .map_err(|source| VlogError::Io {
+                    op: "remove segment",
+                    path,
+                    source,
+                })?;
+            let mut state = self.state();
+            let bytes = state.sizes.remove(&id).unwrap_or(0);
+            state.stats.segments -= 1;
+            state.stats.bytes -= bytes;
+            state.stats.gc_segments_removed += 1;
+            state.stats.gc_bytes_reclaimed += bytes;
+            reclaimed += bytes;
+        }
+        // Unsynced, a removal may be undone by a crash: harmless, the
+        // segment is unreachable and the next GC removes it again.
+        self.env
+            .sync_dir(&self.dir)
+            .await
+            .map_err(|source| VlogError::Io {
+                op: "sync directory",
+                path: self.dir.clone(),
+                source,
+            })?;
+        Ok(reclaimed)
+    }
+
+    /// The records of sealed `segment` from `offset` on, up to about
+    /// `bytes_max` of them, each with the pointer that names it; and where
+    /// to go on (`None`: the segment's end, or a record that does not
+    /// verify, which GC cannot move: its pointer reads as corrupt anyway).
+    pub(crate) async fn read_records(
+        &self,
+        segment: u32,
+        mut offset: u64,
+        bytes_max: u64,
+    ) -> Result<(Vec<(VlogPointer, VlogValue)>, Option<u64>), VlogError> {
+        let path = self.dir.join(segment_name(segment));
+        let file = self.file_for(segment).await?;
+        let len = file.len().await.map_err(|source| VlogError::Io {
+            op: "length",
+            path: path.clone(),
+            source,
+        })?;
+        let mut records = Vec::new();
+        let mut read = 0;
+        while offset < len {
+            if read >= bytes_max {
+                return Ok((records, Some(offset)));
+            }
+            let Some(bytes) = read_verified(&file, &path, segment, offset, len).await? else {
+                break;
+            };
+            let value = decode(segment, offset, &bytes).map_err(|detail| VlogError::Corrupt {
+                segment,
+                offset,
+                detail,
+            })?;
+            let pointer = VlogPointer {
+                segment,
+                length: bytes.len() as u32,
+                offset,
+                crc: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            };
+            self.state().stats.reads += 1;
+            offset += bytes.len() as u64;
+            read += bytes.len() as u64;
+            records.push((pointer, value));
+        }
+        Ok((records, None))
+    }
+
+    /// Counts a GC pass's work.
+    pub(crate) fn count_gc(&self, report: &VlogGcReport) {
+        let mut state = self.state();
+        state.stats.gc_runs += 1;
+        state.stats.gc_values_relocated += report.values_relocated;
+        state.stats.gc_values_expired += report.values_expired;
     }
 
     /// The file of `segment` (the active one, or an older one opened anew).
@@ -400,6 +609,7 @@ impl<E: Env> Vlog<E> {
             end: 0,
             synced_end: 0,
         };
+        state.sizes.insert(id, 0);
         state.stats.segments += 1;
         Ok(())
     }
@@ -520,6 +730,25 @@ async fn scan_valid<F: File>(
     len: u64,
 ) -> Result<Vec<u8>, VlogError> {
     let mut image = Vec::new();
+    let mut offset = 0;
+    while let Some(record) = read_verified(file, path, segment, offset, len).await? {
+        offset += record.len() as u64;
+        image.extend_from_slice(&record);
+    }
+    debug_assert_eq!(image.len() as u64, offset);
+    Ok(image)
+}
+
+/// The whole record at `offset` of a segment of `len` bytes, verified;
+/// `None` if there is none that verifies there (after re-reads: a bad read
+/// may be transient, and what a scan calls torn is cut off for good).
+async fn read_verified<F: File>(
+    file: &F,
+    path: &Path,
+    segment: u32,
+    offset: u64,
+    len: u64,
+) -> Result<Option<Vec<u8>>, VlogError> {
     let read = |offset: u64, len: u64| async move {
         file.read_at(offset, len as usize)
             .await
@@ -529,28 +758,21 @@ async fn scan_valid<F: File>(
                 source,
             })
     };
-    let mut offset = 0;
-    'records: while offset + FRAME_BYTES <= len {
-        // A bad read may be transient: what looks torn is read again before
-        // anything is cut off, since cutting is forever.
-        for _ in 0..=SCAN_RETRIES_MAX {
-            let head = read(offset, FRAME_BYTES).await?;
-            let rest_len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
-            if rest_len == 0 || rest_len > RECORD_BYTES_MAX || offset + FRAME_BYTES + rest_len > len
-            {
-                continue;
-            }
-            let record = read(offset, FRAME_BYTES + rest_len).await?;
-            if decode(segment, offset, &record).is_ok() {
-                offset += FRAME_BYTES + rest_len;
-                image.extend_from_slice(&record);
-                continue 'records;
-            }
-        }
-        break;
+    if offset + FRAME_BYTES > len {
+        return Ok(None);
     }
-    debug_assert_eq!(image.len() as u64, offset);
-    Ok(image)
+    for _ in 0..=SCAN_RETRIES_MAX {
+        let head = read(offset, FRAME_BYTES).await?;
+        let rest_len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
+        if rest_len == 0 || rest_len > RECORD_BYTES_MAX || offset + FRAME_BYTES + rest_len > len {
+            continue;
+        }
+        let record = read(offset, FRAME_BYTES + rest_len).await?;
+        if decode(segment, offset, &record).is_ok() {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

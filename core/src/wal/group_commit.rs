@@ -45,6 +45,7 @@ use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogStats};
 use crate::sabotage::Sabotage;
 use crate::store::{Store, StoreError};
 use crate::txn::lock::LockSet;
+use crate::vlog::VlogPin;
 
 use super::WalRecord;
 
@@ -133,13 +134,51 @@ pub(crate) struct Committed {
 
 type Reply = oneshot::Sender<Result<Committed, CommitError>>;
 
-struct Request {
-    mutations: Vec<Mutation>,
-    durability: Durability,
-    reply: Reply,
+/// One commit for the WAL writer.
+pub(crate) struct CommitRequest {
+    /// The changes, in order.
+    pub mutations: Vec<Mutation>,
+    /// When to answer.
+    pub durability: Durability,
     /// The committer's locks: released by the writer once the commit is
     /// answered, even if the committer stopped waiting (strict 2PL).
-    _locks: Option<LockSet>,
+    pub locks: Option<LockSet>,
+    /// The value-log records the changes point to: held from GC until
+    /// the commit is answered (applied, or refused).
+    pub pins: Vec<VlogPin>,
+    /// Each `Put` keeps the revision in its record instead of taking the
+    /// commit's LSN (value-log GC moving a value is not a write).
+    pub keep_revisions: bool,
+    /// The changes as the commit observer is to see them (values in hand,
+    /// not value-log pointers); `None`: as logged.
+    pub observed: Option<Vec<Mutation>>,
+}
+
+impl CommitRequest {
+    /// The commit failed with its outcome unknown (recovery may still bring
+    /// it back): its value-log records stay safe from GC for good.
+    fn keep_pins(&mut self) {
+        for pin in self.pins.drain(..) {
+            pin.keep();
+        }
+    }
+
+    /// A plain commit of `mutations`.
+    pub(crate) fn new(mutations: Vec<Mutation>, durability: Durability) -> Self {
+        CommitRequest {
+            mutations,
+            durability,
+            locks: None,
+            pins: Vec::new(),
+            keep_revisions: false,
+            observed: None,
+        }
+    }
+}
+
+struct Request {
+    commit: CommitRequest,
+    reply: Reply,
 }
 
 enum Job {
@@ -287,13 +326,15 @@ impl GroupCommit {
         durability: Durability,
         locks: Option<LockSet>,
     ) -> Result<Committed, CommitError> {
+        let mut commit = CommitRequest::new(mutations, durability);
+        commit.locks = locks;
+        self.submit(commit).await
+    }
+
+    /// Commits `commit` and waits for its answer.
+    pub(crate) async fn submit(&self, commit: CommitRequest) -> Result<Committed, CommitError> {
         let (reply, answer) = oneshot::channel();
-        let request = Request {
-            mutations,
-            durability,
-            reply,
-            _locks: locks,
-        };
+        let request = Request { commit, reply };
         self.queue
             .clone()
             .send(Job::Commit(request))
@@ -317,6 +358,18 @@ impl GroupCommit {
     /// The counters so far.
     pub(crate) fn stats(&self) -> GroupCommitStats {
         *lock(&self.stats)
+    }
+}
+
+/// Gives each `Put` of a commit at `lsn` its revision: the LSN, unless the
+/// commit keeps the revisions its records carry.
+fn set_revisions(mutations: &mut [Mutation], lsn: u64, keep: bool) {
+    for mutation in mutations {
+        if let Mutation::Put { record, .. } = mutation
+            && !(keep && record.revision != 0)
+        {
+            record.revision = lsn;
+        }
     }
 }
 
@@ -397,10 +450,11 @@ impl<E: Env> Writer<E> {
 
     /// The frames of one commit as transaction `txn`, and their bytes.
     fn encode(request: &Request, txn: u64) -> (Vec<Vec<u8>>, u64) {
-        let mut payloads = Vec::with_capacity(request.mutations.len() + 2);
+        let commit = &request.commit;
+        let mut payloads = Vec::with_capacity(commit.mutations.len() + 2);
         payloads.push(WalRecord::Begin { txn }.encode());
-        for mutation in &request.mutations {
-            payloads.push(WalRecord::for_mutation(txn, mutation).encode());
+        for mutation in &commit.mutations {
+            payloads.push(WalRecord::for_mutation(txn, mutation, commit.keep_revisions).encode());
         }
         payloads.push(WalRecord::Commit { txn }.encode());
         let bytes = payloads
@@ -503,12 +557,12 @@ impl<E: Env> Writer<E> {
             return;
         };
         for item in accepted.iter().filter(|item| item.lsn > 0) {
-            let mut mutations = item.request.mutations.clone();
-            for mutation in &mut mutations {
-                if let Mutation::Put { record, .. } = mutation {
-                    record.revision = item.lsn;
-                }
-            }
+            let commit = &item.request.commit;
+            let mut mutations = commit
+                .observed
+                .clone()
+                .unwrap_or_else(|| commit.mutations.clone());
+            set_revisions(&mut mutations, item.lsn, commit.keep_revisions);
             (observer.0)(CommitEvent::Logged {
                 lsn: item.lsn,
                 mutations: &mutations,
@@ -548,7 +602,10 @@ impl<E: Env> Writer<E> {
         }
         stats.log = self.log.stats();
         drop(stats);
-        for item in accepted {
+        for mut item in accepted {
+            if let CommitError::Failed(_) = &answer {
+                item.request.commit.keep_pins();
+            }
             let _ = item.request.reply.send(Err(answer.clone()));
         }
     }
@@ -557,12 +614,8 @@ impl<E: Env> Writer<E> {
         let mut waiting: Vec<(Request, Committed)> = Vec::new();
         let mut answered = 0u64;
         for Accepted { mut request, lsn } in accepted {
-            let mut mutations = std::mem::take(&mut request.mutations);
-            for mutation in &mut mutations {
-                if let Mutation::Put { record, .. } = mutation {
-                    record.revision = lsn;
-                }
-            }
+            let mut mutations = std::mem::take(&mut request.commit.mutations);
+            set_revisions(&mut mutations, lsn, request.commit.keep_revisions);
             let committed = match self.store.apply_unrelieved(&mutations, lsn).await {
                 Ok(changed) => Committed { lsn, changed },
                 Err(error) => {
@@ -572,13 +625,14 @@ impl<E: Env> Writer<E> {
                     // good. So the store stops, as after any failure.
                     self.store
                         .fail(format!("applying LSN {lsn} failed: {error}"));
+                    request.commit.keep_pins();
                     let _ = request
                         .reply
                         .send(Err(CommitError::Failed(error.to_string())));
                     continue;
                 }
             };
-            let ack_now = request.durability == Durability::Async
+            let ack_now = request.commit.durability == Durability::Async
                 || self.config.sabotage == Sabotage::AckBeforeSync;
             if ack_now {
                 answered += 1;

@@ -15,5 +15,5 @@ mod record;
 pub use group_commit::{
     BATCH_REQUESTS_MAX, CommitError, Durability, GroupCommitStats, QUEUE_REQUESTS_MAX,
 };
-pub(crate) use group_commit::{Committed, DurableWatch, GroupCommit, WriterConfig};
+pub(crate) use group_commit::{CommitRequest, Committed, DurableWatch, GroupCommit, WriterConfig};
 pub use record::{WalError, WalRecord, WalValue};

@@ -40,6 +40,9 @@ pub enum WalRecord {
         value: WalValue,
         /// Expiry, Unix ms, if the key has a TTL.
         expires_at_ms: Option<u64>,
+        /// The key's revision when it is not the commit's LSN: a value the
+        /// value-log GC moved keeps the revision of the write that made it.
+        revision: Option<u64>,
     },
     /// `key` is deleted.
     Tombstone {
@@ -94,12 +97,14 @@ fn value_type_from_wire(value_type: wal::ValueType) -> Result<ValueType, WalErro
 }
 
 impl WalRecord {
-    /// The record that logs `mutation` as part of transaction `txn`.
+    /// The record that logs `mutation` as part of transaction `txn`; with
+    /// `keep_revision`, a `Put` keeps its record's revision instead of
+    /// taking the commit's LSN.
     ///
     /// # Panics
     /// If the key is not UTF-8: keys are checked where they enter the
     /// engine, so one reaching the WAL unchecked is a bug.
-    pub(crate) fn for_mutation(txn: u64, mutation: &Mutation) -> WalRecord {
+    pub(crate) fn for_mutation(txn: u64, mutation: &Mutation, keep_revision: bool) -> WalRecord {
         let key = |bytes: &[u8]| {
             std::str::from_utf8(bytes)
                 .expect("keys are checked for UTF-8 before they reach the WAL")
@@ -115,13 +120,15 @@ impl WalRecord {
                     StoredValue::Vlog(pointer) => WalValue::Vlog(*pointer),
                 },
                 expires_at_ms: record.expires_at_ms,
+                revision: keep_revision.then_some(record.revision),
             },
             Mutation::Delete { key: k } => WalRecord::Tombstone { txn, key: key(k) },
         }
     }
 
     /// The transaction a record belongs to and the mutation it logs, with
-    /// `revision` (its commit LSN); `None` for records that log no change.
+    /// `revision` (its commit LSN) unless the record keeps its own; `None`
+    /// for records that log no change.
     pub(crate) fn into_mutation(self, revision: u64) -> Option<(u64, Mutation)> {
         match self {
             WalRecord::Upsert {
@@ -130,6 +137,7 @@ impl WalRecord {
                 value_type,
                 value,
                 expires_at_ms,
+                revision: kept,
             } => Some((
                 txn,
                 Mutation::Put {
@@ -141,7 +149,7 @@ impl WalRecord {
                             WalValue::Vlog(pointer) => StoredValue::Vlog(pointer),
                         },
                         expires_at_ms,
-                        revision,
+                        revision: kept.unwrap_or(revision),
                     },
                 },
             )),
@@ -169,6 +177,7 @@ impl WalRecord {
                 value_type,
                 value,
                 expires_at_ms,
+                revision,
             } => {
                 let key = builder.create_string(key);
                 let (inline_value, vlog) = match value {
@@ -193,6 +202,7 @@ impl WalRecord {
                         inline_value,
                         vlog: vlog.as_ref(),
                         expires_at_unix_ms: expires_at_ms.unwrap_or(0),
+                        revision: revision.unwrap_or(0),
                     },
                 );
                 (wal::Body::Upsert, upsert.as_union_value())
@@ -262,12 +272,14 @@ impl WalRecord {
                     }
                 };
                 let expires = upsert.expires_at_unix_ms();
+                let revision = upsert.revision();
                 WalRecord::Upsert {
                     txn: upsert.txn(),
                     key: key.to_owned(),
                     value_type: value_type_from_wire(upsert.value_type())?,
                     value,
                     expires_at_ms: (expires != 0).then_some(expires),
+                    revision: (revision != 0).then_some(revision),
                 }
             }
             wal::Body::Tombstone => {
@@ -308,6 +320,7 @@ mod tests {
                 value_type: ValueType::String,
                 value: WalValue::Inline(b"hello".to_vec()),
                 expires_at_ms: Some(1_700_000_000_000),
+                revision: None,
             },
             WalRecord::Upsert {
                 txn: 7,
@@ -320,6 +333,7 @@ mod tests {
                     crc: 0xdead_beef,
                 }),
                 expires_at_ms: None,
+                revision: Some(41),
             },
             WalRecord::Upsert {
                 txn: 8,
@@ -327,6 +341,7 @@ mod tests {
                 value_type: ValueType::Bytes,
                 value: WalValue::Inline(Vec::new()),
                 expires_at_ms: None,
+                revision: None,
             },
             WalRecord::Tombstone {
                 txn: 7,

@@ -545,6 +545,7 @@ impl<'a> Upsert<'a> {
   pub const VT_INLINE_VALUE: ::flatbuffers::VOffsetT = 10;
   pub const VT_VLOG: ::flatbuffers::VOffsetT = 12;
   pub const VT_EXPIRES_AT_UNIX_MS: ::flatbuffers::VOffsetT = 14;
+  pub const VT_REVISION: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -556,6 +557,7 @@ impl<'a> Upsert<'a> {
     args: &'args UpsertArgs<'args>
   ) -> ::flatbuffers::WIPOffset<Upsert<'bldr>> {
     let mut builder = UpsertBuilder::new(_fbb);
+    builder.add_revision(args.revision);
     builder.add_expires_at_unix_ms(args.expires_at_unix_ms);
     builder.add_txn(args.txn);
     if let Some(x) = args.vlog { builder.add_vlog(x); }
@@ -610,6 +612,15 @@ impl<'a> Upsert<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(Upsert::VT_EXPIRES_AT_UNIX_MS, Some(0)).unwrap()}
   }
+  /// The key's revision; 0 means the commit's LSN. Only value-log garbage
+  /// collection sets it: moving a value is not a write.
+  #[inline]
+  pub fn revision(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Upsert::VT_REVISION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Upsert<'_> {
@@ -624,6 +635,7 @@ impl ::flatbuffers::Verifiable for Upsert<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("inline_value", Self::VT_INLINE_VALUE, false)?
      .visit_field::<VlogPointer>("vlog", Self::VT_VLOG, false)?
      .visit_field::<u64>("expires_at_unix_ms", Self::VT_EXPIRES_AT_UNIX_MS, false)?
+     .visit_field::<u64>("revision", Self::VT_REVISION, false)?
      .finish();
     Ok(())
   }
@@ -635,6 +647,7 @@ pub struct UpsertArgs<'a> {
     pub inline_value: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub vlog: Option<&'a VlogPointer>,
     pub expires_at_unix_ms: u64,
+    pub revision: u64,
 }
 impl<'a> Default for UpsertArgs<'a> {
   #[inline]
@@ -646,6 +659,7 @@ impl<'a> Default for UpsertArgs<'a> {
       inline_value: None,
       vlog: None,
       expires_at_unix_ms: 0,
+      revision: 0,
     }
   }
 }
@@ -680,6 +694,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> UpsertBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(Upsert::VT_EXPIRES_AT_UNIX_MS, expires_at_unix_ms, 0);
   }
   #[inline]
+  pub fn add_revision(&mut self, revision: u64) {
+    self.fbb_.push_slot::<u64>(Upsert::VT_REVISION, revision, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> UpsertBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     UpsertBuilder {
@@ -703,6 +721,7 @@ impl ::core::fmt::Debug for Upsert<'_> {
       ds.field("inline_value", &self.inline_value());
       ds.field("vlog", &self.vlog());
       ds.field("expires_at_unix_ms", &self.expires_at_unix_ms());
+      ds.field("revision", &self.revision());
       ds.finish()
   }
 }

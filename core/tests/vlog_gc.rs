@@ -1,0 +1,252 @@
+//! Value-log garbage collection over the simulated disk: live-byte counts
+//! that follow the tree, relocation that keeps values and revisions, and
+//! segment removal only once a durable checkpoint covers the moves.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jubilant_core::db::{Db, DbOptions, Value};
+use jubilant_core::txn::{Mode, OpResult, Txn};
+use jubilant_core::vlog::VlogGcReport;
+use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, World};
+
+const N: NodeId = NodeId(0);
+const VALUE_BYTES: usize = 3000;
+
+fn dir() -> PathBuf {
+    PathBuf::from("/db")
+}
+
+/// Small value-log segments (about five values each) and GC only when
+/// asked, so each step is the test's.
+fn options() -> DbOptions {
+    DbOptions {
+        wal_segment_bytes: 256 * 1024,
+        vlog_segment_bytes: 16 * 1024,
+        vlog_gc_interval_ms: 0,
+        sweep_interval_ms: 0,
+        ..DbOptions::default()
+    }
+}
+
+fn open(world: &World) -> Arc<Db<SimEnv>> {
+    let env = world.env(N);
+    world
+        .block_on(N, async move { Db::open(env, dir(), options()).await })
+        .map(Arc::new)
+        .expect("open the database")
+}
+
+fn on<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
+    world: &World,
+    db: &Arc<Db<SimEnv>>,
+    f: impl FnOnce(Arc<Db<SimEnv>>) -> F,
+) -> T {
+    world.block_on(N, f(Arc::clone(db)))
+}
+
+fn big(key: usize, version: usize) -> String {
+    let mut value = format!("k{key}-v{version}-");
+    while value.len() < VALUE_BYTES {
+        value.push((b'a' + (key % 26) as u8) as char);
+    }
+    value
+}
+
+fn set(world: &World, db: &Arc<Db<SimEnv>>, key: usize, value: String) -> u64 {
+    on(world, db, move |db| async move {
+        db.set(&format!("big{key:02}"), value).await.expect("set")
+    })
+}
+
+fn set_ttl(world: &World, db: &Arc<Db<SimEnv>>, key: usize, value: String, ttl_ms: u64) {
+    on(world, db, move |db| async move {
+        let mut txn = Txn::new();
+        let id = txn.key(format!("big{key:02}"), Mode::RW);
+        txn.set_ttl(id, value, ttl_ms);
+        db.transaction(&txn).await.expect("set with TTL")
+    });
+}
+
+/// The value and revision of `big{key}`.
+fn read(world: &World, db: &Arc<Db<SimEnv>>, key: usize) -> Option<(Value, u64)> {
+    on(world, db, move |db| async move {
+        let mut txn = Txn::new();
+        let id = txn.key(format!("big{key:02}"), Mode::R);
+        txn.get(id);
+        let outcome = db.transaction(&txn).await.expect("read");
+        match outcome.results.as_slice() {
+            [OpResult::Get(found)] => found.clone(),
+            other => panic!("unexpected results {other:?}"),
+        }
+    })
+}
+
+fn gc(world: &World, db: &Arc<Db<SimEnv>>) -> VlogGcReport {
+    on(
+        world,
+        db,
+        |db| async move { db.vlog_gc().await.expect("gc") },
+    )
+}
+
+fn checkpoint(world: &World, db: &Arc<Db<SimEnv>>) {
+    on(world, db, |db| async move {
+        db.checkpoint().await.expect("checkpoint")
+    });
+}
+
+fn assert_clean(world: &World, db: &Arc<Db<SimEnv>>, pointers: u64) {
+    let report = on(world, db, |db| async move {
+        db.validate().await.expect("validate")
+    });
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.vlog_pointers, pointers);
+}
+
+/// Writes 30 values, then overwrites all but every fifth: the first
+/// segments are left mostly dead. Returns the survivors' revisions.
+fn fragment(world: &World, db: &Arc<Db<SimEnv>>) -> Vec<(usize, u64)> {
+    let mut kept = Vec::new();
+    for key in 0..30 {
+        let revision = set(world, db, key, big(key, 0));
+        if key % 5 == 0 {
+            kept.push((key, revision));
+        }
+    }
+    for key in (0..30).filter(|key| key % 5 != 0) {
+        set(world, db, key, big(key, 1));
+    }
+    kept
+}
+
+#[test]
+fn usage_counts_follow_writes_and_are_rebuilt_at_open() {
+    let world = World::new(21, FaultConfig::none());
+    let db = open(&world);
+    fragment(&world, &db);
+    let stats = db.stats().vlog;
+    // 30 live values of one record each; 24 dead ones besides.
+    assert_eq!(stats.appends, 54);
+    let record_bytes = stats.bytes / 54;
+    assert_eq!(stats.live_bytes, 30 * record_bytes, "{stats:?}");
+    on(&world, &db, |db| async move {
+        db.del("big29").await.expect("del")
+    });
+    assert_eq!(db.stats().vlog.live_bytes, 29 * record_bytes);
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    let reopened = db.stats().vlog;
+    assert_eq!(reopened.live_bytes, 29 * record_bytes, "{reopened:?}");
+    assert_eq!(reopened.bytes, stats.bytes);
+}
+
+#[test]
+fn gc_moves_live_values_keeping_revisions_and_removes_segments_after_a_checkpoint() {
+    let world = World::new(22, FaultConfig::none());
+    let db = open(&world);
+    let kept = fragment(&world, &db);
+    let before = db.stats().vlog;
+    assert!(before.segments >= 8, "{before:?}");
+
+    // Relocation alone removes nothing: no durable checkpoint covers it.
+    let first = gc(&world, &db);
+    assert!(first.segment_relocated.is_some(), "{first:?}");
+    assert!(first.values_relocated >= 1, "{first:?}");
+    assert_eq!(first.segments_removed, 0, "{first:?}");
+    let again = gc(&world, &db);
+    assert_eq!(again.segments_removed, 0, "still no checkpoint: {again:?}");
+
+    // Alternate checkpoints and passes until nothing is left to do.
+    let mut reclaimed = 0;
+    for _ in 0..40 {
+        checkpoint(&world, &db);
+        let report = gc(&world, &db);
+        reclaimed += report.bytes_reclaimed;
+        if report == VlogGcReport::default() {
+            break;
+        }
+    }
+    let after = db.stats().vlog;
+    assert!(reclaimed > 0 && after.gc_segments_removed > 0, "{after:?}");
+    assert!(after.segments < before.segments, "{before:?} -> {after:?}");
+    assert!(
+        after.live_ratio() > before.live_ratio(),
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(
+        after.live_bytes, before.live_bytes,
+        "moving keeps every live byte"
+    );
+
+    // Values and revisions as written, now and after a power loss.
+    for &(key, revision) in &kept {
+        assert_eq!(
+            read(&world, &db, key),
+            Some((Value::from(big(key, 0).as_str()), revision))
+        );
+    }
+    assert_clean(&world, &db, 30);
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    for &(key, revision) in &kept {
+        assert_eq!(
+            read(&world, &db, key),
+            Some((Value::from(big(key, 0).as_str()), revision))
+        );
+    }
+    for key in (0..30).filter(|key| key % 5 != 0) {
+        assert_eq!(
+            read(&world, &db, key).map(|(value, _)| value),
+            Some(Value::from(big(key, 1).as_str()))
+        );
+    }
+    assert_clean(&world, &db, 30);
+}
+
+#[test]
+fn a_crash_before_the_checkpoint_leaves_the_old_segment_in_place() {
+    let world = World::new(23, FaultConfig::none());
+    let db = open(&world);
+    let kept = fragment(&world, &db);
+    let segments = db.stats().vlog.segments;
+    let report = gc(&world, &db);
+    assert!(report.values_relocated > 0, "{report:?}");
+    // The moves were async: a power loss may take them, and then the
+    // old segment must still be there for the pointers recovery restores.
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    assert!(db.stats().vlog.segments >= segments, "nothing removed");
+    for &(key, revision) in &kept {
+        assert_eq!(
+            read(&world, &db, key),
+            Some((Value::from(big(key, 0).as_str()), revision))
+        );
+    }
+    assert_clean(&world, &db, 30);
+}
+
+#[test]
+fn expired_values_are_deleted_rather_than_moved() {
+    let world = World::new(24, FaultConfig::none());
+    let db = open(&world);
+    for key in 0..30 {
+        set_ttl(&world, &db, key, big(key, 0), 1_000);
+    }
+    // Most of the first segments die; the rest of their values expire.
+    for key in (0..30).filter(|key| key % 5 != 0) {
+        set(&world, &db, key, big(key, 1));
+    }
+    let env = world.env(N);
+    world.block_on(N, async move {
+        use jubilant_core::env::Clock;
+        env.sleep(std::time::Duration::from_millis(2_000)).await;
+    });
+    let report = gc(&world, &db);
+    assert!(report.values_expired > 0, "{report:?}");
+    assert_eq!(report.values_relocated, 0, "{report:?}");
+    assert_eq!(read(&world, &db, 0), None);
+}

@@ -14,7 +14,9 @@ const STEPS: u64 = 5_000;
 fn workload_for(sabotage: Sabotage) -> WorkloadName {
     match sabotage {
         Sabotage::CheckpointInPlace => WorkloadName::Tree,
-        Sabotage::AckBeforeSync | Sabotage::WalRemovedEarly => WorkloadName::Db,
+        Sabotage::AckBeforeSync | Sabotage::WalRemovedEarly | Sabotage::VlogGcEarly => {
+            WorkloadName::Db
+        }
         Sabotage::PartialEffects | Sabotage::LocksInRequestOrder => WorkloadName::Bank,
         _ => WorkloadName::Log,
     }
@@ -107,6 +109,20 @@ fn removing_wal_segments_before_the_checkpoint_is_durable_is_caught() {
         &format!("crash=0.006,kill=0,write_lost=0.5,fsync_error=0,disk_full=0,{NO_CORRUPTION}"),
         40,
         &["recovery", "durability", "state_matches_model"],
+    );
+}
+
+#[test]
+fn removing_a_value_log_segment_before_a_checkpoint_covers_its_moves_is_caught() {
+    assert_caught(
+        Sabotage::VlogGcEarly,
+        // A power loss takes the moves (or the overwrites) that emptied the
+        // segment, and the recovered tree points into a removed file.
+        &format!(
+            "crash=0.005,kill=0,write_lost=1,dir_op_lost=0,fsync_error=0,disk_full=0,io_error=0,{NO_CORRUPTION}"
+        ),
+        60,
+        &["vlog_pointers_resolve", "recovery"],
     );
 }
 

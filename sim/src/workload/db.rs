@@ -23,6 +23,7 @@ use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
 use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::page::inline_value_bytes_limit;
 use jubilant_core::sabotage::Sabotage;
+use jubilant_core::store::FindingKind;
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
 
 use super::db_model::{DbModel, Keys, Outcome};
@@ -60,6 +61,9 @@ struct Shape {
     read_pct: u64,
     think_us_max: u64,
     checkpoint_every_us_max: u64,
+    vlog_segment_bytes: u64,
+    vlog_gc_live_pct: u8,
+    vlog_gc_interval_ms: u64,
 }
 
 impl Shape {
@@ -67,6 +71,7 @@ impl Shape {
         let page_bytes = if rng.chance(0.75) { 4096 } else { 8192 };
         let inline_value_bytes_max =
             rng.between(16, inline_value_bytes_limit(page_bytes).min(1024) as u64) as u32;
+        let value_bytes_max = rng.between(1, 3 * u64::from(inline_value_bytes_max));
         Shape {
             page_bytes,
             cache_pages: rng.between(64, 400),
@@ -78,7 +83,7 @@ impl Shape {
             writes_max: rng.between(1, 4),
             // Up to three times the inline limit: larger values go through
             // the value log.
-            value_bytes_max: rng.between(1, 3 * u64::from(inline_value_bytes_max)),
+            value_bytes_max,
             async_pct: [0, 50, 100, rng.between(0, 100)][rng.below(4) as usize],
             ttl_pct: if rng.chance(0.5) {
                 0
@@ -89,6 +94,11 @@ impl Shape {
             read_pct: rng.between(0, 60),
             think_us_max: rng.between(0, 2_000),
             checkpoint_every_us_max: rng.between(1_000, 300_000),
+            // A few large values per segment, so segments fill, go sparse
+            // and are collected within a life.
+            vlog_segment_bytes: (rng.between(2, 20) * value_bytes_max).max(1024),
+            vlog_gc_live_pct: rng.between(20, 90) as u8,
+            vlog_gc_interval_ms: rng.between(1, 50),
         }
     }
 
@@ -102,6 +112,9 @@ impl Shape {
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.checkpoint_wal_bytes,
             commit_observer: None,
+            vlog_segment_bytes: self.vlog_segment_bytes,
+            vlog_gc_live_pct: self.vlog_gc_live_pct,
+            vlog_gc_interval_ms: self.vlog_gc_interval_ms,
             sabotage,
             ..DbOptions::default()
         }
@@ -142,7 +155,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "page_bytes={} cache_pages={} inline_max={} segment_bytes={} checkpoint_wal_bytes={} committers={} keys={} writes_max={} value_max={} async_pct={} ttl_pct={} delete_pct={} read_pct={} think_us_max={} checkpoint_every_us_max={}",
+            "page_bytes={} cache_pages={} inline_max={} segment_bytes={} checkpoint_wal_bytes={} committers={} keys={} writes_max={} value_max={} async_pct={} ttl_pct={} delete_pct={} read_pct={} think_us_max={} checkpoint_every_us_max={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={}",
             self.page_bytes,
             self.cache_pages,
             self.inline_value_bytes_max,
@@ -157,7 +170,10 @@ impl fmt::Display for Shape {
             self.delete_pct,
             self.read_pct,
             self.think_us_max,
-            self.checkpoint_every_us_max
+            self.checkpoint_every_us_max,
+            self.vlog_segment_bytes,
+            self.vlog_gc_live_pct,
+            self.vlog_gc_interval_ms
         )
     }
 }
@@ -219,6 +235,8 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         "wal_segments_removed",
         "wal_rollovers",
         "repair_actions",
+        "vlog_gc_values_relocated",
+        "vlog_gc_segments_removed",
     ] {
         report.stats.entry(name.to_owned()).or_insert(0);
     }
@@ -404,6 +422,7 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
     };
     let recovery = db.stats().recovery;
     env.trace(format_args!("recovered: {recovery:?}"));
+    lock(model).opened(recovery.lsn_end);
     match db.validate().await {
         Ok(validation) if validation.is_ok() => {
             let mut m = lock(model);
@@ -413,7 +432,16 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
         }
         Ok(validation) => {
             let detail = format!("validate: {:?}", validation.findings.first());
-            lock(model).corrupt(detail, excused(env));
+            let dangling = validation
+                .findings
+                .iter()
+                .any(|finding| finding.kind == FindingKind::VlogPointer);
+            let oracle = if dangling {
+                "vlog_pointers_resolve"
+            } else {
+                "recovery"
+            };
+            lock(model).corrupt_as(oracle, detail, excused(env));
             return None;
         }
         Err(error) => {
@@ -544,6 +572,14 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
                 .stat("wal_rollovers", now.log.rollovers - seen.log.rollovers);
             m.verdict
                 .stat("vlog_appends", vlog.appends - seen_vlog.appends);
+            m.verdict.stat(
+                "vlog_gc_values_relocated",
+                vlog.gc_values_relocated - seen_vlog.gc_values_relocated,
+            );
+            m.verdict.stat(
+                "vlog_gc_segments_removed",
+                vlog.gc_segments_removed - seen_vlog.gc_segments_removed,
+            );
         }
         seen = now;
         seen_vlog = vlog;

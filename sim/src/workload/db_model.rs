@@ -155,6 +155,10 @@ pub(crate) struct DbModel {
     pub life: u64,
     pub checkpoint_running: bool,
     pub recovering: bool,
+    /// The lowest recovered WAL end of the opens since the last completed
+    /// check: a commit above it was lost there, even if background work
+    /// (GC, the sweeper) reused its LSN before the check could run.
+    lsn_end_min: Option<u64>,
     pub verdict: Verdict,
 }
 
@@ -178,6 +182,7 @@ impl DbModel {
             life: 0,
             checkpoint_running: false,
             recovering: false,
+            lsn_end_min: None,
             verdict: Verdict::default(),
         }
     }
@@ -186,6 +191,11 @@ impl DbModel {
         self.life += 1;
         self.verdict.begin_life();
         self.checkpoint_running = false;
+    }
+
+    /// The database opened, its recovered WAL ending at `lsn_end`.
+    pub(crate) fn opened(&mut self, lsn_end: u64) {
+        self.lsn_end_min = Some(self.lsn_end_min.map_or(lsn_end, |min| min.min(lsn_end)));
     }
 
     /// Records a transaction about to be submitted at `now_ns`; returns
@@ -304,6 +314,7 @@ impl DbModel {
         lsn_end: u64,
         excused: bool,
     ) {
+        let lsn_end = self.lsn_end_min.take().unwrap_or(lsn_end).min(lsn_end);
         for (index, marker) in markers.iter().enumerate() {
             if self.verdict.failure.is_some() {
                 return;
@@ -470,12 +481,18 @@ impl DbModel {
     }
 
     pub(crate) fn corrupt(&mut self, detail: String, excused: bool) {
-        self.verdict.check("recovery", 1);
+        self.corrupt_as("recovery", detail, excused);
+    }
+
+    /// As [`DbModel::corrupt`], failing `oracle` (the one that guards what
+    /// was found damaged).
+    pub(crate) fn corrupt_as(&mut self, oracle: &'static str, detail: String, excused: bool) {
+        self.verdict.check(oracle, 1);
         if excused {
             self.verdict.corruption_detected = true;
         } else {
             self.verdict.fail(
-                "recovery",
+                oracle,
                 format!("corruption without any damaging fault: {detail}"),
             );
         }

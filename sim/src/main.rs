@@ -39,7 +39,7 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     replay: Option<PathBuf>,
     /// The workload the clients run.
-    #[arg(long, default_value = "db")]
+    #[arg(long, default_value_t = WorkloadName::default())]
     workload: WorkloadName,
     /// Pin fault settings on top of the seed's draw: `crash=0.001,disk_full=0`.
     /// Repeatable. Names: crash, kill, write_lost, write_torn, dir_op_lost,

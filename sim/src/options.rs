@@ -20,12 +20,16 @@ pub enum WorkloadName {
     /// crashes, torn, dropped and misdirected writes and bad reads.
     Tree,
     /// Committers write through the embedded database (WAL, group commit,
-    /// sync and async durability, checkpoints, segment removal, recovery)
-    /// through every disk fault. The default: the most complete workload.
-    #[default]
+    /// sync and async durability, checkpoints, segment removal, TTLs,
+    /// value-log GC, recovery) through every disk fault; checks each
+    /// committer's keys against its own history.
     Db,
-    /// Clients run transfers, guarded transfers and audits as transactions
-    /// over hot and cold accounts; checks serializability and conservation.
+    /// Clients run transfers, guarded transfers, audits and note updates
+    /// (large values, TTLs) as transactions over hot and cold keys while
+    /// the sweeper and value-log GC run; checks serializability, TTLs,
+    /// conservation, durability and value-log pointers against the exact
+    /// commit history. The default: the most complete workload.
+    #[default]
     Bank,
 }
 

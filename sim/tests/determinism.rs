@@ -83,7 +83,7 @@ fn one_seed_prints_a_header_and_ends_with_the_json_summary() {
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("jubilant-sim seed=7 workload=db"));
+    assert_eq!(lines.next(), Some("jubilant-sim seed=7 workload=bank"));
     assert!(
         lines
             .next()
@@ -108,6 +108,28 @@ fn one_seed_prints_a_header_and_ends_with_the_json_summary() {
     assert_eq!(json["ok"], true);
     assert_eq!(json["deterministic"], true);
     assert!(json["faults"]["crash"].is_number());
+}
+
+#[test]
+fn the_default_batch_names_the_six_transaction_oracles_with_their_checks() {
+    let json = sim_json(&["--seeds", "1..4", "--steps", "3000", "--quiet"]);
+    for oracle in [
+        "serializability",
+        "durability",
+        "conservation",
+        "ttl",
+        "vlog_pointers_resolve",
+        "liveness",
+    ] {
+        assert!(
+            json["checks"][oracle].is_u64(),
+            "the summary lacks `{oracle}`: {json}"
+        );
+    }
+    assert!(
+        json["checks"]["serializability"].as_u64() > Some(0),
+        "{json}"
+    );
 }
 
 #[test]

@@ -785,7 +785,15 @@ impl<E: Env> Db<E> {
 
     /// Checkpoints (so the next open has nothing to replay), stops the
     /// background tasks and releases the directory.
-    pub async fn close(self) -> Result<(), DbError> {
+    pub async fn close(mut self) -> Result<(), DbError> {
+        // Background work first, so nothing commits after the checkpoint.
+        for (task, stop) in [self.sweeper.take(), self.gc_task.take()]
+            .into_iter()
+            .flatten()
+        {
+            drop(stop);
+            task.await;
+        }
         let checkpointed = if self.store.failure().is_none() {
             self.checkpoint().await.map(|_| ())
         } else {
@@ -796,15 +804,9 @@ impl<E: Env> Db<E> {
             writer,
             checkpointer,
             checkpoint_wanted,
-            sweeper,
             gc,
-            gc_task,
             ..
         } = self;
-        for (task, stop) in [sweeper, gc_task].into_iter().flatten() {
-            drop(stop);
-            task.await;
-        }
         drop(gc);
         drop(wal);
         drop(checkpoint_wanted);

@@ -202,6 +202,7 @@ impl<E: Env> Db<E> {
                 TxnOutcome {
                     lsn,
                     read_only: false,
+                    now_ms,
                     results,
                 }
             }
@@ -214,6 +215,7 @@ impl<E: Env> Db<E> {
                 TxnOutcome {
                     lsn: read_lsn,
                     read_only: true,
+                    now_ms,
                     results,
                 }
             }

@@ -317,6 +317,9 @@ pub struct TxnOutcome {
     pub lsn: u64,
     /// Whether it wrote nothing (so `lsn` is a read LSN).
     pub read_only: bool,
+    /// The wall-clock time (Unix ms, by the clock calibrated at open) the
+    /// transaction judged expiry and TTLs by.
+    pub now_ms: u64,
     /// One result per op, in order.
     pub results: Vec<OpResult>,
 }

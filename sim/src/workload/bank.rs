@@ -2,9 +2,14 @@
 //! transactions over a small hot set and a larger cold one (contention and
 //! none): blind transfers, ASSERT-guarded transfers (read a revision, then
 //! compare-and-swap on it), and audits that read every account; `sync` and
-//! `async` mixed; checkpoints, crashes, kills and every disk fault. The
-//! engine reports each commit as it applies it, and `bank_model` checks
-//! serializability, conservation and durability against that history.
+//! `async` mixed; checkpoints, crashes, kills and every disk fault. Beside
+//! the accounts, notes: string values from a few bytes to three times the
+//! inline limit (so most live in the value log, which GC keeps compacting),
+//! read, set, deleted, given short and long TTLs, expired and persisted,
+//! while the TTL sweeper runs and the wall clock jumps. The engine reports
+//! each commit as it logs it, and `bank_model` checks serializability,
+//! TTLs, conservation, durability and value-log pointers against that
+//! history.
 //!
 //! The final, fault-free phase runs several clients transferring between
 //! two or three hot accounts with their keys declared in random order: they
@@ -18,10 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jubilant_core::db::{CommitEvent, CommitObserver, Db, DbError, DbOptions, Durability, Value};
 use jubilant_core::env::Spawn;
 use jubilant_core::sabotage::Sabotage;
-use jubilant_core::txn::{Mode, OpResult, Txn, TxnError};
+use jubilant_core::store::FindingKind;
+use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnError};
 use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
 
-use super::bank_model::{Accounts, Answered, BankModel};
+use super::bank_model::{Accounts, Answered, BankModel, Entry};
 use super::lives::{LifeStatus, Lives, excused, run_lives, run_until, think};
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -50,7 +56,20 @@ struct Shape {
     checkpoint_every_us_max: u64,
     segment_bytes: u64,
     cache_pages: u64,
+    notes: u64,
+    /// Per cent of transactions that work on notes.
+    note_pct: u64,
+    note_bytes_max: u64,
+    /// Per cent of note writes that set a TTL.
+    note_ttl_pct: u64,
+    vlog_segment_bytes: u64,
+    vlog_gc_live_pct: u8,
+    vlog_gc_interval_ms: u64,
+    sweep_interval_ms: u64,
 }
+
+/// The inline value limit the bank's database is created with.
+const INLINE_BYTES: u64 = 512;
 
 impl Shape {
     fn draw(rng: &mut SimRng) -> Self {
@@ -66,6 +85,14 @@ impl Shape {
             checkpoint_every_us_max: rng.between(1_000, 300_000),
             segment_bytes: rng.between(16, 256) * 1024,
             cache_pages: rng.between(64, 300),
+            notes: [0, rng.between(1, 4), rng.between(1, 30)][rng.below(3) as usize],
+            note_pct: rng.between(5, 50),
+            note_bytes_max: rng.between(1, 3 * INLINE_BYTES),
+            note_ttl_pct: [0, rng.between(1, 100)][rng.below(2) as usize],
+            vlog_segment_bytes: rng.between(2, 20) * 3 * INLINE_BYTES,
+            vlog_gc_live_pct: rng.between(20, 90) as u8,
+            vlog_gc_interval_ms: rng.between(1, 50),
+            sweep_interval_ms: rng.between(1, 100),
         }
     }
 
@@ -75,6 +102,12 @@ impl Shape {
             cache_bytes: self.cache_pages * 4096,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.segment_bytes,
+            inline_value_bytes_max: INLINE_BYTES as u32,
+            vlog_segment_bytes: self.vlog_segment_bytes,
+            vlog_gc_live_pct: self.vlog_gc_live_pct,
+            vlog_gc_interval_ms: self.vlog_gc_interval_ms,
+            sweep_interval_ms: self.sweep_interval_ms,
+            sweep_keys_max: 16,
             commit_observer: Some(CommitObserver(Arc::new(move |event| match event {
                 CommitEvent::Logged { lsn, mutations } => lock(&observed).applied(lsn, mutations),
                 CommitEvent::Discarded { from_lsn } => lock(&observed).discarded(from_lsn),
@@ -97,6 +130,68 @@ impl Shape {
         }
     }
 
+    fn note(&self, rng: &mut SimRng) -> String {
+        format!("note-{:02}", rng.below(self.notes))
+    }
+
+    /// A note's value: its writer's tag, then filler up to a random size.
+    fn note_value(&self, tag: &str, rng: &mut SimRng) -> Value {
+        let mut text = format!("{tag}-");
+        let len = rng.between(1, self.note_bytes_max) as usize;
+        while text.len() < len {
+            text.push((b'a' + (text.len() % 26) as u8) as char);
+        }
+        Value::String(text)
+    }
+
+    /// A TTL for a note write, if it gets one: short ones expire while the
+    /// clients run, long ones survive restarts unless the clock jumps.
+    fn note_ttl(&self, rng: &mut SimRng) -> Option<u64> {
+        (rng.below(100) < self.note_ttl_pct).then(|| {
+            if rng.chance(0.6) {
+                rng.between(0, 40)
+            } else {
+                rng.between(1_000, 3_600_000)
+            }
+        })
+    }
+
+    /// A transaction over notes: a read of one (and its TTL), or a change to
+    /// one (set, delete, expire or persist) that also reads another.
+    fn note_txn(&self, tag: &str, rng: &mut SimRng) -> Txn {
+        let mut txn = Txn::new();
+        let a = self.note(rng);
+        if rng.chance(0.3) {
+            let id = txn.key(a, Mode::R);
+            txn.get(id).op(Op::Ttl(id));
+            return txn;
+        }
+        let b = self.note(rng);
+        let id = txn.key(a.clone(), Mode::RW);
+        let other = (b != a).then(|| txn.key(b, Mode::R));
+        txn.get(id);
+        match rng.below(10) {
+            0 => {
+                txn.del(id);
+            }
+            1 => {
+                txn.op(Op::Expire(id, rng.between(0, 40)));
+            }
+            2 => {
+                txn.op(Op::Persist(id));
+            }
+            _ => {
+                let value = self.note_value(tag, rng);
+                txn.op(Op::Set(id, value, self.note_ttl(rng)));
+            }
+        }
+        txn.op(Op::Ttl(id));
+        if let Some(other) = other {
+            txn.get(other).op(Op::Ttl(other));
+        }
+        txn
+    }
+
     fn durability(&self, rng: &mut SimRng) -> Durability {
         if rng.below(100) < self.async_pct {
             Durability::Async
@@ -110,7 +205,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={}",
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={}",
             self.hot,
             self.cold,
             self.hot_pct,
@@ -121,7 +216,15 @@ impl fmt::Display for Shape {
             self.think_us_max,
             self.checkpoint_every_us_max,
             self.segment_bytes,
-            self.cache_pages
+            self.cache_pages,
+            self.notes,
+            self.note_pct,
+            self.note_bytes_max,
+            self.note_ttl_pct,
+            self.vlog_segment_bytes,
+            self.vlog_gc_live_pct,
+            self.vlog_gc_interval_ms,
+            self.sweep_interval_ms
         )
     }
 }
@@ -168,7 +271,26 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     }
     let m = lock(&model);
     m.verdict.fill(report);
-    for name in ["transfers", "guarded_aborts", "audits", "checkpoints"] {
+    // Every oracle is named in the summary, even one with nothing to check
+    // in this world (a seed without notes makes no TTL checks).
+    for oracle in [
+        "serializability",
+        "durability",
+        "conservation",
+        "ttl",
+        "vlog_pointers_resolve",
+        "liveness",
+        "recovery",
+    ] {
+        report.checks.entry(oracle.to_owned()).or_insert(0);
+    }
+    for name in [
+        "transfers",
+        "guarded_aborts",
+        "audits",
+        "note_txns",
+        "checkpoints",
+    ] {
         report.stats.entry(name.to_owned()).or_insert(0);
     }
 }
@@ -328,6 +450,17 @@ fn audit(shape: &Shape) -> Txn {
     txn
 }
 
+/// The audit and a read of every note with its TTL: what a check after a
+/// restart reads.
+fn read_all(shape: &Shape) -> Txn {
+    let mut txn = audit(shape);
+    for n in 0..shape.notes {
+        let id = txn.key(format!("note-{n:02}"), Mode::R);
+        txn.get(id).op(Op::Ttl(id));
+    }
+    txn
+}
+
 async fn recover(
     env: &SimEnv,
     shape: &Shape,
@@ -347,11 +480,27 @@ async fn recover(
             return None;
         }
     };
+    let lsn_end = db.stats().recovery.lsn_end;
+    lock(model).opened(lsn_end, excused(env));
     match db.validate().await {
-        Ok(validation) if validation.is_ok() => lock(model).verdict.check("recovery", 1),
+        Ok(validation) if validation.is_ok() => {
+            let mut m = lock(model);
+            m.verdict.check("recovery", 1);
+            m.verdict
+                .check("vlog_pointers_resolve", validation.vlog_pointers);
+        }
         Ok(validation) => {
             let detail = format!("validate: {:?}", validation.findings.first());
-            lock(model).corrupt(detail, excused(env));
+            let dangling = validation
+                .findings
+                .iter()
+                .any(|finding| finding.kind == FindingKind::VlogPointer);
+            let oracle = if dangling {
+                "vlog_pointers_resolve"
+            } else {
+                "recovery"
+            };
+            lock(model).corrupt_as(oracle, detail, excused(env));
             return None;
         }
         Err(error) => {
@@ -360,7 +509,7 @@ async fn recover(
             return None;
         }
     }
-    let mut read = audit(shape);
+    let mut read = read_all(shape);
     read.durability(Durability::Async);
     let outcome = match db.transaction(&read).await {
         Ok(outcome) => outcome,
@@ -377,12 +526,23 @@ async fn recover(
         }
     };
     let mut found = Accounts::new();
-    for ((_, _, key), result) in read.keys().iter().zip(&outcome.results) {
+    for (op, result) in read.ops().iter().zip(&outcome.results) {
+        let key = &read.keys()[op.key() as usize].2;
         match result {
-            OpResult::Get(Some((Value::Int(n), revision))) => {
-                found.insert(key.clone(), (*n, *revision));
+            OpResult::Get(Some((value, revision))) => {
+                let entry = Entry {
+                    value: value.clone(),
+                    revision: *revision,
+                    expires_at_ms: None,
+                };
+                found.insert(key.clone(), entry);
             }
-            OpResult::Get(None) => {}
+            OpResult::Get(None) | OpResult::Ttl(Ttl::Missing | Ttl::NoExpiry) => {}
+            OpResult::Ttl(Ttl::Ms(ms)) => {
+                if let Some(entry) = found.get_mut(key) {
+                    entry.expires_at_ms = Some(outcome.now_ms + ms);
+                }
+            }
             other => {
                 lock(model).verdict.fail(
                     "durability",
@@ -392,8 +552,7 @@ async fn recover(
             }
         }
     }
-    let lsn_end = db.stats().recovery.lsn_end;
-    lock(model).recovered(&found, lsn_end, excused(env));
+    lock(model).recovered(&found, outcome.now_ms, lsn_end, excused(env));
     Some(Arc::new(db))
 }
 
@@ -470,13 +629,19 @@ async fn client(
 ) -> bool {
     let liveness = count.is_some();
     let mut transfers = 0;
+    let mut notes_written = 0u64;
+    let client_id = rng.next_u64() % 1000;
     while count.is_none_or(|count| transfers < count) {
         think(&env, &mut rng, shape.think_us_max).await;
         if lock(&model).verdict.poisoned {
             return false;
         }
         let roll = rng.below(100);
-        let mut txn = if !liveness && roll < shape.audit_pct {
+        let note = !liveness && shape.notes > 0 && rng.below(100) < shape.note_pct;
+        let mut txn = if note {
+            notes_written += 1;
+            shape.note_txn(&format!("c{client_id}-{notes_written}"), &mut rng)
+        } else if !liveness && roll < shape.audit_pct {
             audit(&shape)
         } else {
             // The liveness clients crowd two or three hot accounts.
@@ -537,14 +702,14 @@ async fn client(
             Ok(outcome) => {
                 let mut m = lock(&model);
                 m.verdict.stat(
-                    if outcome.read_only {
-                        "audits"
-                    } else {
-                        "transfers"
+                    match (note, outcome.read_only) {
+                        (true, _) => "note_txns",
+                        (false, true) => "audits",
+                        (false, false) => "transfers",
                     },
                     1,
                 );
-                if !outcome.read_only {
+                if !outcome.read_only && !note {
                     transfers += 1;
                 }
                 m.answered(Answered {

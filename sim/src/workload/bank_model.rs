@@ -9,24 +9,63 @@
 //!   model reproduces every result a client was given: each committed
 //!   transaction's GET and ADD results at its commit LSN (and the changes it
 //!   applied), each read-only one's at its read LSN;
+//!   Notes (string values up to several times the inline limit, so many
+//!   live in the value log, often with TTLs) are replayed too, each
+//!   transaction judging expiry at the instant it reports (`now_ms`);
+//! - `ttl`: no GET or TTL returns a note whose expiry had passed at that
+//!   instant, and none misses one that had not (the replay's verdict on
+//!   every read of a note with a TTL);
 //! - `conservation`: every audit, and the state after every restart, sums
 //!   all balances to zero (transfers move money, never make or lose it);
-//! - `durability`: after a restart the accounts equal the applied history
-//!   up to the recovered WAL's end, which covers every acknowledged `sync`
-//!   commit;
+//! - `durability`: after a restart the accounts and notes equal the
+//!   applied history up to the recovered WAL's end (notes expired at the
+//!   reading instant aside), which covers every acknowledged `sync` commit;
+//!   background commits (the TTL sweeper, value-log GC) may reuse the LSNs
+//!   of lost ones, so the lowest WAL end of every open counts;
+//! - `vlog_pointers_resolve`: every value-log pointer in the tree resolves
+//!   after every restart (`validate`);
 //! - `recovery` and `liveness` as in the other workloads (liveness also
 //!   requires the lock table to be empty once the clients are done).
 
 use std::collections::BTreeMap;
 
 use jubilant_core::db::{Durability, Value};
-use jubilant_core::store::{Mutation, StoredValue};
-use jubilant_core::txn::{Op, OpResult, Txn, TxnOutcome};
+use jubilant_core::store::{Mutation, Record, StoredValue, ValueType};
+use jubilant_core::txn::{Op, OpResult, Ttl, Txn, TxnOutcome};
 
 use super::verdict::Verdict;
 
-/// Balance and revision per account that exists.
-pub(crate) type Accounts = BTreeMap<String, (i64, u64)>;
+/// What a key holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub value: Value,
+    pub revision: u64,
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Entry {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// Every key that exists: accounts (`acct-*`, Int64 balances) and notes.
+pub(crate) type Accounts = BTreeMap<String, Entry>;
+
+/// What a transaction wrote: an entry, or `None` for a delete.
+type Written = BTreeMap<String, Option<Entry>>;
+
+/// The sum of the balances in `accounts`.
+pub(crate) fn total(accounts: &Accounts) -> i64 {
+    accounts
+        .iter()
+        .filter(|(key, _)| key.starts_with("acct-"))
+        .map(|(_, entry)| match entry.value {
+            Value::Int(n) => n,
+            _ => 0,
+        })
+        .sum()
+}
 
 /// A transaction a client was answered for.
 pub(crate) struct Answered {
@@ -39,18 +78,24 @@ pub(crate) struct BankModel {
     /// The accounts as of the last recovery check.
     base: Accounts,
     /// Every commit logged since, in LSN order, as the engine reported it.
-    applied: Vec<(u64, Accounts, Vec<String>)>,
+    applied: Vec<(u64, Written)>,
     answered: Vec<Answered>,
     pub checkpoint_running: bool,
     pub verdict: Verdict,
 }
 
-fn balance(value: &StoredValue) -> Option<i64> {
-    match value {
-        StoredValue::Inline(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+/// The value a logged record holds (the observer is told values, never
+/// value-log pointers).
+fn value_of(record: &Record) -> Option<Value> {
+    let StoredValue::Inline(bytes) = &record.value else {
+        return None;
+    };
+    match record.value_type {
+        ValueType::Int64 => <[u8; 8]>::try_from(bytes.as_slice())
             .ok()
-            .map(i64::from_le_bytes),
-        StoredValue::Vlog(_) => None,
+            .map(|b| Value::Int(i64::from_le_bytes(b))),
+        ValueType::String => String::from_utf8(bytes.clone()).ok().map(Value::String),
+        ValueType::Bytes => Some(Value::Bytes(bytes.clone())),
     }
 }
 
@@ -70,23 +115,54 @@ impl BankModel {
         self.checkpoint_running = false;
     }
 
+    /// The database opened, its recovered WAL ending at `lsn_end`: the
+    /// life before it is over, so its answers are checked against its
+    /// complete history; then every commit above `lsn_end` is gone for good
+    /// (background commits, the sweeper's and GC's, may reuse its LSN
+    /// before the check after this open completes).
+    pub(crate) fn opened(&mut self, lsn_end: u64, excused: bool) {
+        self.check_history();
+        let lost_sync = self.answered.iter().find(|a| {
+            !a.outcome.read_only && a.durability == Durability::Sync && a.outcome.lsn > lsn_end
+        });
+        if let Some(lost) = lost_sync {
+            let message = format!(
+                "a sync transaction committed at LSN {} is lost: the recovered WAL ends at {lsn_end}",
+                lost.outcome.lsn
+            );
+            if excused {
+                self.verdict.stat("excused_losses", 1);
+            } else {
+                self.verdict.fail("durability", message);
+            }
+        }
+        self.answered.clear();
+        self.applied.retain(|(lsn, _)| *lsn <= lsn_end);
+    }
+
     /// The commit observer: `mutations` were logged at `lsn`.
     pub(crate) fn applied(&mut self, lsn: u64, mutations: &[Mutation]) {
-        let mut puts = Accounts::new();
-        let mut deletes = Vec::new();
+        let mut written = Written::new();
         for mutation in mutations {
             let key = String::from_utf8_lossy(mutation.key()).into_owned();
             match mutation {
-                Mutation::Put { record, .. } => match balance(&record.value) {
-                    Some(n) => {
-                        puts.insert(key, (n, record.revision));
+                Mutation::Put { record, .. } => match value_of(record) {
+                    Some(value) => {
+                        let entry = Entry {
+                            value,
+                            revision: record.revision,
+                            expires_at_ms: record.expires_at_ms,
+                        };
+                        written.insert(key, Some(entry));
                     }
                     None => self.verdict.fail(
                         "serializability",
-                        format!("LSN {lsn} wrote a non-integer to {key}"),
+                        format!("LSN {lsn} logged an unreadable value for {key}: {record:?}"),
                     ),
                 },
-                Mutation::Delete { .. } => deletes.push(key),
+                Mutation::Delete { .. } => {
+                    written.insert(key, None);
+                }
             }
         }
         if let Some((last, ..)) = self.applied.last()
@@ -97,7 +173,7 @@ impl BankModel {
                 format!("commit LSN {lsn} applied after {last}"),
             );
         }
-        self.applied.push((lsn, puts, deletes));
+        self.applied.push((lsn, written));
     }
 
     /// The engine discarded every commit logged at or after `from_lsn`.
@@ -109,16 +185,11 @@ impl BankModel {
     /// `include`.
     fn state(&self, include: impl Fn(u64) -> bool) -> Accounts {
         let mut state = self.base.clone();
-        for (lsn, puts, deletes) in &self.applied {
+        for (lsn, written) in &self.applied {
             if !include(*lsn) {
                 break;
             }
-            for key in deletes {
-                state.remove(key);
-            }
-            for (key, entry) in puts {
-                state.insert(key.clone(), *entry);
-            }
+            apply(&mut state, written);
         }
         state
     }
@@ -135,7 +206,9 @@ impl BankModel {
                 .outcome
                 .results
                 .iter()
-                .map(|result| match result {
+                .zip(answered.txn.keys())
+                .filter(|(_, (_, _, key))| key.starts_with("acct-"))
+                .map(|(result, _)| match result {
                     OpResult::Get(Some((Value::Int(n), _))) => *n,
                     _ => 0,
                 })
@@ -154,13 +227,15 @@ impl BankModel {
     }
 
     /// Replays `txn` on `state` as the engine should have run it, with
-    /// `lsn` as the revision of what it writes; returns its results and the
-    /// accounts it wrote, or the index of an ASSERT that fails there.
+    /// `lsn` as the revision of what it writes and `now_ms` as its clock;
+    /// returns its results, what it wrote and, per result, whether expiry
+    /// decided it; or the index of an ASSERT that fails there.
     fn interpret(
         txn: &Txn,
         state: &Accounts,
         lsn: u64,
-    ) -> Result<(Vec<OpResult>, Accounts), usize> {
+        now_ms: u64,
+    ) -> Result<(Vec<OpResult>, Written, Vec<bool>), usize> {
         let key = |id: u32| {
             txn.keys()
                 .iter()
@@ -168,56 +243,133 @@ impl BankModel {
                 .map(|(_, _, name)| name.clone())
                 .unwrap_or_default()
         };
-        let mut view = state.clone();
-        let mut written = Accounts::new();
+        let mut view: BTreeMap<String, Option<Entry>> = BTreeMap::new();
+        let mut wrote = std::collections::BTreeSet::new();
         let mut results = Vec::new();
+        let mut timed = Vec::new();
         for (index, op) in txn.ops().iter().enumerate() {
             let name = key(op.key());
-            let current = view.get(&name).copied();
+            let slot = view
+                .entry(name.clone())
+                .or_insert_with(|| state.get(&name).cloned());
+            // Expiry is judged on every op (a TTL set within the
+            // transaction may already have run out).
+            timed.push(slot.as_ref().is_some_and(|e| e.expires_at_ms.is_some()));
+            if slot.as_ref().is_some_and(|e| e.expired(now_ms)) {
+                *slot = None;
+            }
+            let mut write = |slot: &mut Option<Entry>, entry: Option<Entry>| {
+                *slot = entry;
+                wrote.insert(name.clone());
+            };
             results.push(match op {
-                Op::Get(_) => OpResult::Get(current.map(|(n, rev)| (Value::Int(n), rev))),
+                Op::Get(_) => OpResult::Get(slot.as_ref().map(|e| (e.value.clone(), e.revision))),
                 Op::Add(_, delta) => {
-                    let n = current.map_or(0, |(n, _)| n).wrapping_add(*delta);
-                    view.insert(name.clone(), (n, lsn));
-                    written.insert(name, (n, lsn));
+                    let (n, expires_at_ms) = match slot.as_ref() {
+                        Some(Entry {
+                            value: Value::Int(n),
+                            expires_at_ms,
+                            ..
+                        }) => (*n, *expires_at_ms),
+                        _ => (0, None),
+                    };
+                    let n = n.wrapping_add(*delta);
+                    let entry = Entry {
+                        value: Value::Int(n),
+                        revision: lsn,
+                        expires_at_ms,
+                    };
+                    write(slot, Some(entry));
                     OpResult::Add(n)
                 }
-                Op::AssertRevisionEq(_, want) if current.map_or(0, |(_, rev)| rev) == *want => {
+                Op::Set(_, value, ttl_ms) => {
+                    let entry = Entry {
+                        value: value.clone(),
+                        revision: lsn,
+                        expires_at_ms: ttl_ms.map(|ttl| now_ms.saturating_add(ttl)),
+                    };
+                    write(slot, Some(entry));
+                    OpResult::Set
+                }
+                Op::Del(_) => {
+                    let existed = slot.is_some();
+                    write(slot, None);
+                    OpResult::Del(existed)
+                }
+                Op::Expire(_, ttl_ms) => match slot.clone() {
+                    None => OpResult::Expire(false),
+                    Some(entry) => {
+                        let entry = Entry {
+                            revision: lsn,
+                            expires_at_ms: Some(now_ms.saturating_add(*ttl_ms)),
+                            ..entry
+                        };
+                        write(slot, Some(entry));
+                        OpResult::Expire(true)
+                    }
+                },
+                Op::Persist(_) => match slot.clone() {
+                    Some(entry) if entry.expires_at_ms.is_some() => {
+                        let entry = Entry {
+                            revision: lsn,
+                            expires_at_ms: None,
+                            ..entry
+                        };
+                        write(slot, Some(entry));
+                        OpResult::Persist(true)
+                    }
+                    _ => OpResult::Persist(false),
+                },
+                Op::Ttl(_) => OpResult::Ttl(match slot.as_ref() {
+                    None => Ttl::Missing,
+                    Some(Entry {
+                        expires_at_ms: None,
+                        ..
+                    }) => Ttl::NoExpiry,
+                    Some(Entry {
+                        expires_at_ms: Some(at),
+                        ..
+                    }) => Ttl::Ms(at.saturating_sub(now_ms)),
+                }),
+                Op::AssertRevisionEq(_, want)
+                    if slot.as_ref().map_or(0, |e| e.revision) == *want =>
+                {
                     OpResult::Held
                 }
                 _ => return Err(index),
             });
         }
-        Ok((results, written))
+        // What is logged is each written key's final view: a TTL that ran
+        // out within the transaction (seen by a later op) logs a delete.
+        let written = wrote
+            .into_iter()
+            .map(|key| {
+                let entry = view.remove(&key).flatten();
+                (key, entry)
+            })
+            .collect();
+        Ok((results, written, timed))
     }
 
-    /// Checks the restarted database: `found` is every account read after
-    /// recovery, `lsn_end` the end of the recovered WAL. With `excused`
-    /// (stored data damaged), a mismatch is an excused loss. Then checks
-    /// every answered transaction of the life that ended and starts the
-    /// next from `found`.
-    pub(crate) fn recovered(&mut self, found: &Accounts, lsn_end: u64, excused: bool) {
+    /// Checks the restarted database: `found` is every account and note
+    /// read after recovery at `now_ms`, `lsn_end` the end of the recovered
+    /// WAL. With `excused` (stored data damaged), a mismatch is an excused
+    /// loss. Then starts the next life from `found`.
+    pub(crate) fn recovered(&mut self, found: &Accounts, now_ms: u64, lsn_end: u64, excused: bool) {
         self.verdict.recoveries += 1;
         self.verdict.check("conservation", 1);
-        let total: i64 = found.values().map(|(n, _)| n).sum();
+        let total = total(found);
         if total != 0 && !excused {
             self.verdict.fail(
                 "conservation",
                 format!("after recovery the balances sum to {total}"),
             );
         }
-        self.check_history();
         self.verdict.check("durability", 1);
-        let expected = self.state(|lsn| lsn <= lsn_end);
-        let lost_sync = self.answered.iter().find(|a| {
-            !a.outcome.read_only && a.durability == Durability::Sync && a.outcome.lsn > lsn_end
-        });
-        let failure = if let Some(lost) = lost_sync {
-            Some(format!(
-                "a sync transaction committed at LSN {} is lost: the recovered WAL ends at {lsn_end}",
-                lost.outcome.lsn
-            ))
-        } else if expected != *found {
+        let durable = self.state(|lsn| lsn <= lsn_end);
+        let mut expected = durable.clone();
+        expected.retain(|_, entry| !entry.expired(now_ms));
+        let failure = if expected != *found {
             let first = expected
                 .iter()
                 .find(|(k, v)| found.get(*k) != Some(v))
@@ -226,7 +378,14 @@ impl BankModel {
                     found
                         .iter()
                         .find(|(k, _)| !expected.contains_key(*k))
-                        .map(|(k, v)| format!("{k}: found {v:?}, never written"))
+                        .map(|(k, v)| {
+                            let history = self.state(|lsn| lsn <= lsn_end);
+                            format!(
+                                "{k}: found {v:?}; the history up to LSN {lsn_end} has {:?}, \
+                                 expired or not by {now_ms}",
+                                history.get(k)
+                            )
+                        })
                 });
             Some(format!(
                 "after recovery to LSN {lsn_end} the accounts differ from the applied history ({})",
@@ -242,9 +401,17 @@ impl BankModel {
                 self.verdict.fail("durability", message);
             }
         }
-        self.base = found.clone();
+        // The next life starts from what is stored, expired notes included
+        // (a wall clock set back makes them readable again; only an expiry
+        // a `sync` read saw is made durable, by a delete in the history).
+        let mut base = found.clone();
+        for (key, entry) in durable {
+            if entry.expired(now_ms) {
+                base.entry(key).or_insert(entry);
+            }
+        }
+        self.base = base;
         self.applied.clear();
-        self.answered.clear();
     }
 
     /// Checks every answered transaction against the applied history.
@@ -261,7 +428,8 @@ impl BankModel {
             } else {
                 (self.state(|l| l < lsn), lsn)
             };
-            let (results, written) = match Self::interpret(&a.txn, &state, pending) {
+            let now_ms = a.outcome.now_ms;
+            let (results, written, timed) = match Self::interpret(&a.txn, &state, pending, now_ms) {
                 Ok(replayed) => replayed,
                 Err(op) => {
                     self.verdict.fail(
@@ -274,9 +442,21 @@ impl BankModel {
                     break;
                 }
             };
+            self.verdict
+                .check("ttl", timed.iter().filter(|&&t| t).count() as u64);
             if results != a.outcome.results {
+                // A result that expiry decided is the TTL oracle's to judge.
+                let decided_by_expiry = results
+                    .iter()
+                    .zip(&a.outcome.results)
+                    .zip(&timed)
+                    .any(|((want, got), &timed)| want != got && timed);
                 self.verdict.fail(
-                    "serializability",
+                    if decided_by_expiry {
+                        "ttl"
+                    } else {
+                        "serializability"
+                    },
                     format!(
                         "a transaction at LSN {lsn} (read-only: {}) was answered {:?}; replaying \
                          the history in LSN order gives {results:?}",
@@ -287,15 +467,14 @@ impl BankModel {
             }
             if !a.outcome.read_only {
                 let applied = self.applied.iter().find(|(l, ..)| *l == lsn);
-                let matches = applied
-                    .is_some_and(|(_, puts, deletes)| deletes.is_empty() && *puts == written);
+                let matches = applied.is_some_and(|(_, logged)| *logged == written);
                 if !matches {
                     self.verdict.fail(
                         "serializability",
                         format!(
                             "the transaction answered as committed at LSN {lsn} applied {:?}, \
                              its ops write {written:?}",
-                            applied.map(|(_, puts, _)| puts)
+                            applied.map(|(_, logged)| logged)
                         ),
                     );
                     break;
@@ -306,14 +485,33 @@ impl BankModel {
     }
 
     pub(crate) fn corrupt(&mut self, detail: String, excused: bool) {
-        self.verdict.check("recovery", 1);
+        self.corrupt_as("recovery", detail, excused);
+    }
+
+    /// As [`BankModel::corrupt`], failing `oracle`.
+    pub(crate) fn corrupt_as(&mut self, oracle: &'static str, detail: String, excused: bool) {
+        self.verdict.check(oracle, 1);
         if excused {
             self.verdict.corruption_detected = true;
         } else {
             self.verdict.fail(
-                "recovery",
+                oracle,
                 format!("corruption without any damaging fault: {detail}"),
             );
+        }
+    }
+}
+
+/// Applies one commit's changes to `state`.
+fn apply(state: &mut Accounts, written: &Written) {
+    for (key, entry) in written {
+        match entry {
+            Some(entry) => {
+                state.insert(key.clone(), entry.clone());
+            }
+            None => {
+                state.remove(key);
+            }
         }
     }
 }

@@ -250,3 +250,41 @@ fn expired_values_are_deleted_rather_than_moved() {
     assert_eq!(report.values_relocated, 0, "{report:?}");
     assert_eq!(read(&world, &db, 0), None);
 }
+
+#[test]
+fn a_segment_with_a_damaged_record_is_moved_once_and_then_left_alone() {
+    let world = World::new(25, FaultConfig::none());
+    let db = open(&world);
+    fragment(&world, &db);
+    drop(db);
+    world.kill(N);
+    // Damage the first record of the first segment (big00's, still live):
+    // GC cannot read past it, so the segment cannot be emptied.
+    let env = world.env(N);
+    world.block_on(N, async move {
+        use jubilant_core::env::{File, Fs, OpenMode};
+        let path = dir().join(jubilant_core::vlog::segment_name(1));
+        let file = env.open(&path, OpenMode::Existing).await.expect("open");
+        file.write_at(100, b"Y").await.expect("write");
+        file.sync_data().await.expect("sync");
+    });
+    let db = open(&world);
+    let mut relocated = Vec::new();
+    for _ in 0..40 {
+        checkpoint(&world, &db);
+        let report = gc(&world, &db);
+        relocated.extend(report.segment_relocated);
+        if report == VlogGcReport::default() {
+            break;
+        }
+    }
+    assert_eq!(
+        relocated.iter().filter(|&&segment| segment == 1).count(),
+        1,
+        "segment 1 read once, not every pass: {relocated:?}"
+    );
+    assert!(
+        gc(&world, &db) == VlogGcReport::default(),
+        "GC settles: {relocated:?}"
+    );
+}

@@ -396,6 +396,7 @@ impl<E: Env> Db<E> {
                 sabotage,
             },
             turn: Arc::default(),
+            stuck: Arc::default(),
         };
         let gc_task = (options.vlog_gc_interval_ms > 0).then(|| {
             let (stop, stopped) = oneshot::channel();

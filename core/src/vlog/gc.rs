@@ -20,6 +20,7 @@
 //! one checkpoint early (sabotage `vlog-gc-early`) loses values when a crash
 //! takes the moves with it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +82,10 @@ pub(crate) struct VlogGc<E: Env> {
     pub config: VlogGcConfig,
     /// One pass at a time.
     pub turn: Arc<futures::lock::Mutex<()>>,
+    /// Segments a pass could not empty (a record that does not verify hides
+    /// the ones after it): not read again until reopen, so a damaged
+    /// segment is not re-read every pass.
+    pub stuck: Arc<std::sync::Mutex<BTreeSet<u32>>>,
 }
 
 impl<E: Env> Clone for VlogGc<E> {
@@ -94,6 +99,7 @@ impl<E: Env> Clone for VlogGc<E> {
             checkpoint_wanted: self.checkpoint_wanted.clone(),
             config: self.config,
             turn: Arc::clone(&self.turn),
+            stuck: Arc::clone(&self.stuck),
         }
     }
 }
@@ -130,6 +136,17 @@ impl<E: Env> VlogGc<E> {
             let moved = self.relocate(segment, &mut report).await;
             self.vlog.count_gc(&report);
             moved?;
+            if self
+                .store
+                .vlog_segment_usage(segment)
+                .is_some_and(|usage| usage.live_values > 0)
+            {
+                tracing::warn!(
+                    segment,
+                    "value-log GC could not move every live value (a record does not verify)"
+                );
+                self.stuck_segments().insert(segment);
+            }
             // The segment goes once a checkpoint covers the moves.
             let _ = self.checkpoint_wanted.clone().try_send(());
             if self.config.sabotage == Sabotage::VlogGcEarly {
@@ -177,12 +194,20 @@ impl<E: Env> VlogGc<E> {
         Ok(())
     }
 
+    fn stuck_segments(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+        self.stuck
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The sealed segment with the lowest live ratio under the threshold.
     fn sparsest(&self) -> Option<u32> {
         let threshold = u64::from(self.config.live_pct.min(100));
+        let stuck = self.stuck_segments().clone();
         self.vlog
             .sealed_unpinned()
             .into_iter()
+            .filter(|(segment, _)| !stuck.contains(segment))
             .filter_map(|(segment, bytes)| {
                 let usage = self.store.vlog_segment_usage(segment)?;
                 let sparse = usage.live_values > 0 && usage.live_bytes * 100 < threshold * bytes;

@@ -25,10 +25,12 @@ use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::FindingKind;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnError};
-use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
+use jubilant_io_sim::{NodeId, SimEnv, SimRng, Stream, World};
 
 use super::bank_model::{Accounts, Answered, BankModel, Entry};
-use super::lives::{LifeStatus, Lives, excused, run_lives, run_until, think};
+use super::lives::{
+    Clients, LifeStatus, Lives, excused, final_phase, run_lives, spawn_life, think,
+};
 use crate::options::RunOptions;
 use crate::report::Report;
 
@@ -240,13 +242,6 @@ fn lock(model: &Model) -> MutexGuard<'_, BankModel> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Clients {
-    Random,
-    Liveness,
-    None,
-}
-
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
@@ -262,15 +257,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
     let ended = lock(&model).verdict.ended() || report.failure.is_some();
     if !ended {
-        report.steps += final_phase(
-            world,
-            &shape,
-            &db_options,
-            &model,
-            &mut workload_rng,
-            report,
-            life,
-        );
+        report.steps += final_phase(world, NODE, report, &mut workload_rng, &mut lives, life);
     }
     let m = lock(&model);
     m.verdict.fill(report);
@@ -306,17 +293,21 @@ struct BankLives<'a> {
 
 impl Lives for BankLives<'_> {
     const ENGINE: &'static str = "database";
+    const LIVENESS_WORK: &'static str =
+        "the clients did not finish their transfers (a lock cycle?)";
+    const LIVENESS_POLLS_MAX: u64 = LIVENESS_POLLS_MAX;
 
-    fn start(&mut self, world: &World, life: u64, seed: u64) {
-        start_life(
-            world,
-            life,
-            self.shape,
-            self.options,
-            self.model,
-            Clients::Random,
+    fn start(&mut self, world: &World, life: u64, clients: Clients, seed: u64) {
+        lock(self.model).begin_life();
+        let process = process(
+            world.env(NODE),
+            Arc::clone(self.shape),
+            self.options.clone(),
+            Arc::clone(self.model),
+            clients,
             seed,
         );
+        spawn_life(world, NODE, life, process);
     }
 
     fn status(&self) -> LifeStatus {
@@ -326,6 +317,10 @@ impl Lives for BankLives<'_> {
     fn crash(&mut self, world: &World, report: &mut Report) {
         crash(world, self.model, report);
     }
+
+    fn liveness_done(&self) -> bool {
+        lock(self.model).verdict.counted("liveness_done")
+    }
 }
 
 fn crash(world: &World, model: &Model, report: &mut Report) {
@@ -334,101 +329,6 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
     }
     world.crash(NODE);
     report.crashes += 1;
-}
-
-fn final_phase(
-    world: &World,
-    shape: &Arc<Shape>,
-    options: &DbOptions,
-    model: &Model,
-    rng: &mut SimRng,
-    report: &mut Report,
-    lives: u64,
-) -> u64 {
-    world.set_faults(FaultConfig::none());
-    crash(world, model, report);
-    let before = lock(model).verdict.recoveries;
-    start_life(
-        world,
-        lives + 1,
-        shape,
-        options,
-        model,
-        Clients::Liveness,
-        rng.next_u64(),
-    );
-    let mut polls = 0;
-    run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
-        let m = lock(model);
-        m.verdict.failure.is_some() || m.verdict.stats.contains_key("liveness_done")
-    });
-    let m = lock(model);
-    if m.verdict.ended() {
-        return polls;
-    }
-    let done = m.verdict.stats.contains_key("liveness_done");
-    let recovered = m.verdict.recoveries > before;
-    drop(m);
-    report.check("liveness", 1);
-    if !recovered || !done {
-        report.fail(
-            "liveness",
-            format!(
-                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
-                if recovered {
-                    "the clients did not finish their transfers (a lock cycle?)"
-                } else {
-                    "recovery did not finish"
-                }
-            ),
-        );
-        return polls;
-    }
-    crash(world, model, report);
-    let before = lock(model).verdict.recoveries;
-    start_life(
-        world,
-        lives + 2,
-        shape,
-        options,
-        model,
-        Clients::None,
-        rng.next_u64(),
-    );
-    run_until(world, &mut polls, 2 * LIVENESS_POLLS_MAX, || {
-        let m = lock(model);
-        m.verdict.recoveries > before || m.verdict.ended()
-    });
-    let m = lock(model);
-    if m.verdict.recoveries == before && !m.verdict.ended() {
-        drop(m);
-        report.fail(
-            "liveness",
-            "the last fault-free recovery did not finish".to_owned(),
-        );
-    }
-    world.kill(NODE);
-    polls
-}
-
-fn start_life(
-    world: &World,
-    life: u64,
-    shape: &Arc<Shape>,
-    options: &DbOptions,
-    model: &Model,
-    clients: Clients,
-    seed: u64,
-) {
-    lock(model).begin_life();
-    world.trace(format_args!("life {life} begins"));
-    let env = world.env(NODE);
-    let (shape, options, model) = (Arc::clone(shape), options.clone(), Arc::clone(model));
-    world.spawn(
-        NODE,
-        "process",
-        process(env, shape, options, model, clients, seed),
-    );
 }
 
 fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {

@@ -24,10 +24,12 @@ use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::page::inline_value_bytes_limit;
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::FindingKind;
-use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
+use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Stream, World};
 
 use super::db_model::{DbModel, Keys, Outcome};
-use super::lives::{LifeStatus, Lives, excused, run_lives, run_until, think};
+use super::lives::{
+    Clients, LifeStatus, Lives, excused, final_phase, run_lives, spawn_life, think,
+};
 use crate::options::RunOptions;
 use crate::report::Report;
 
@@ -186,13 +188,6 @@ fn lock(model: &Model) -> MutexGuard<'_, DbModel> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[derive(Clone, Copy)]
-enum Clients {
-    Random,
-    Liveness,
-    None,
-}
-
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
@@ -209,15 +204,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
     let ended = lock(&model).verdict.ended() || report.failure.is_some();
     if !ended {
-        report.steps += final_phase(
-            world,
-            &shape,
-            &db_options,
-            &model,
-            &mut workload_rng,
-            report,
-            life,
-        );
+        report.steps += final_phase(world, NODE, report, &mut workload_rng, &mut lives, life);
     }
     let counts = world.fault_counts();
     let m = lock(&model);
@@ -250,17 +237,20 @@ struct DbLives<'a> {
 
 impl Lives for DbLives<'_> {
     const ENGINE: &'static str = "database";
+    const LIVENESS_WORK: &'static str = "the client did not finish its commits and checkpoint";
+    const LIVENESS_POLLS_MAX: u64 = LIVENESS_POLLS_MAX;
 
-    fn start(&mut self, world: &World, life: u64, seed: u64) {
-        start_life(
-            world,
-            life,
-            self.shape,
-            self.options,
-            self.model,
-            Clients::Random,
+    fn start(&mut self, world: &World, life: u64, clients: Clients, seed: u64) {
+        lock(self.model).begin_life();
+        let process = process(
+            world.env(NODE),
+            Arc::clone(self.shape),
+            self.options.clone(),
+            Arc::clone(self.model),
+            clients,
             seed,
         );
+        spawn_life(world, NODE, life, process);
     }
 
     fn status(&self) -> LifeStatus {
@@ -269,6 +259,10 @@ impl Lives for DbLives<'_> {
 
     fn crash(&mut self, world: &World, report: &mut Report) {
         crash(world, self.model, report);
+    }
+
+    fn liveness_done(&self) -> bool {
+        lock(self.model).verdict.counted("liveness_batches")
     }
 }
 
@@ -286,108 +280,6 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
     }
     world.crash(NODE);
     report.crashes += 1;
-}
-
-fn final_phase(
-    world: &World,
-    shape: &Arc<Shape>,
-    options: &DbOptions,
-    model: &Model,
-    rng: &mut SimRng,
-    report: &mut Report,
-    lives: u64,
-) -> u64 {
-    world.set_faults(FaultConfig::none());
-    crash(world, model, report);
-    let before = lock(model).verdict.recoveries;
-    let life = lives + 1;
-    start_life(
-        world,
-        life,
-        shape,
-        options,
-        model,
-        Clients::Liveness,
-        rng.next_u64(),
-    );
-    let mut polls = 0;
-    run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
-        let m = lock(model);
-        m.verdict.failure.is_some() || m.verdict.stats.contains_key("liveness_batches")
-    });
-    let m = lock(model);
-    if m.verdict.ended() {
-        return polls;
-    }
-    let done = m
-        .verdict
-        .stats
-        .get("liveness_batches")
-        .copied()
-        .unwrap_or(0);
-    let recovered = m.verdict.recoveries > before;
-    drop(m);
-    report.check("liveness", 1);
-    if !recovered || done == 0 {
-        report.fail(
-            "liveness",
-            format!(
-                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
-                if recovered {
-                    "the client did not finish its commits and checkpoint"
-                } else {
-                    "recovery did not finish"
-                }
-            ),
-        );
-        return polls;
-    }
-    // A last power loss: every liveness commit must come back.
-    crash(world, model, report);
-    let before = lock(model).verdict.recoveries;
-    start_life(
-        world,
-        life + 1,
-        shape,
-        options,
-        model,
-        Clients::None,
-        rng.next_u64(),
-    );
-    run_until(world, &mut polls, 2 * LIVENESS_POLLS_MAX, || {
-        let m = lock(model);
-        m.verdict.recoveries > before || m.verdict.ended()
-    });
-    let m = lock(model);
-    if m.verdict.recoveries == before && !m.verdict.ended() {
-        drop(m);
-        report.fail(
-            "liveness",
-            "the last fault-free recovery did not finish".to_owned(),
-        );
-    }
-    world.kill(NODE);
-    polls
-}
-
-fn start_life(
-    world: &World,
-    life: u64,
-    shape: &Arc<Shape>,
-    options: &DbOptions,
-    model: &Model,
-    clients: Clients,
-    seed: u64,
-) {
-    lock(model).begin_life();
-    world.trace(format_args!("life {life} begins"));
-    let env = world.env(NODE);
-    let (shape, options, model) = (Arc::clone(shape), options.clone(), Arc::clone(model));
-    world.spawn(
-        NODE,
-        "process",
-        process(env, shape, options, model, clients, seed),
-    );
 }
 
 /// Records a failed database operation; the node must then be restarted.

@@ -6,6 +6,10 @@
 //! the step budget is spent, an oracle failed, or corruption was (correctly)
 //! detected.
 //!
+//! Then the final phase, the same for every storage workload: faults off, a
+//! restart whose recovery and liveness clients must finish within a bound,
+//! and a last power loss whose recovery must finish too.
+//!
 //! A workload supplies how to start a life, how to read its model's status,
 //! and how to cut the power (so it can note what was running).
 
@@ -30,16 +34,38 @@ pub(crate) struct LifeStatus {
     pub recoveries: u64,
 }
 
+/// Which clients a life runs after recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Clients {
+    /// The workload's random clients, until the life ends.
+    Random,
+    /// Faults off: a bounded amount of work that must finish.
+    Liveness,
+    /// Recovery only.
+    None,
+}
+
 /// How one workload plugs into the driver.
 pub(crate) trait Lives {
     /// What the node runs, for messages ("store", "log").
     const ENGINE: &'static str;
+    /// What the liveness clients must do, for messages ("finish its batch").
+    const LIVENESS_WORK: &'static str;
+    /// Polls the fault-free recovery plus the liveness work may take.
+    const LIVENESS_POLLS_MAX: u64;
     /// Starts life number `life` of the node with a seed for its clients.
-    fn start(&mut self, world: &World, life: u64, seed: u64);
+    fn start(&mut self, world: &World, life: u64, clients: Clients, seed: u64);
     /// The model's status now.
     fn status(&self) -> LifeStatus;
     /// Cuts the node's power.
     fn crash(&mut self, world: &World, report: &mut Report);
+    /// Whether the liveness clients have done their work.
+    fn liveness_done(&self) -> bool;
+    /// Whether waiting for the liveness clients can stop (by default, once
+    /// they are done).
+    fn liveness_over(&self, _world: &World) -> bool {
+        self.liveness_done()
+    }
 }
 
 /// Runs the fault phase on `node`. Returns the lives started.
@@ -60,7 +86,7 @@ pub(crate) fn run_lives<L: Lives>(
     let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
     'lives: while !spent(steps) {
         life += 1;
-        lives.start(world, life, workload_rng.next_u64());
+        lives.start(world, life, Clients::Random, workload_rng.next_u64());
         loop {
             let status = lives.status();
             if status.ended {
@@ -121,6 +147,80 @@ pub(crate) fn run_lives<L: Lives>(
     }
     report.steps = steps;
     life
+}
+
+/// Starts life `life` of `node`: the node's process, which recovers and
+/// then runs the life's clients.
+pub(crate) fn spawn_life(
+    world: &World,
+    node: NodeId,
+    life: u64,
+    process: impl Future<Output = ()> + Send + 'static,
+) {
+    world.trace(format_args!("life {life} begins"));
+    world.spawn(node, "process", process);
+}
+
+/// The final phase after `lives` lives: faults off, a power loss, then a
+/// life whose recovery and liveness clients must finish within
+/// [`Lives::LIVENESS_POLLS_MAX`] polls, then one more power loss whose
+/// recovery must finish too (and keep what the liveness clients made
+/// durable, which the workload's recovery check judges). Returns the polls.
+pub(crate) fn final_phase<L: Lives>(
+    world: &World,
+    node: NodeId,
+    report: &mut Report,
+    rng: &mut SimRng,
+    lives: &mut L,
+    life: u64,
+) -> u64 {
+    world.set_faults(jubilant_io_sim::FaultConfig::none());
+    lives.crash(world, report);
+    let before = lives.status().recoveries;
+    lives.start(world, life + 1, Clients::Liveness, rng.next_u64());
+    let mut polls = 0;
+    run_until(world, &mut polls, L::LIVENESS_POLLS_MAX, || {
+        lives.status().ended || lives.liveness_over(world)
+    });
+    let status = lives.status();
+    if status.ended {
+        // Corruption injected earlier was found and refused: correct, and
+        // the end of this run (an operator would have to repair).
+        return polls;
+    }
+    let recovered = status.recoveries > before;
+    report.check("liveness", 1);
+    if !recovered || !lives.liveness_done() {
+        report.fail(
+            "liveness",
+            format!(
+                "with faults off, {} within {} polls",
+                if recovered {
+                    L::LIVENESS_WORK
+                } else {
+                    "recovery did not finish"
+                },
+                L::LIVENESS_POLLS_MAX
+            ),
+        );
+        return polls;
+    }
+    lives.crash(world, report);
+    let before = lives.status().recoveries;
+    lives.start(world, life + 2, Clients::None, rng.next_u64());
+    run_until(world, &mut polls, 2 * L::LIVENESS_POLLS_MAX, || {
+        let status = lives.status();
+        status.recoveries > before || status.ended
+    });
+    let status = lives.status();
+    if status.recoveries == before && !status.ended {
+        report.fail(
+            "liveness",
+            "the last fault-free recovery did not finish".to_owned(),
+        );
+    }
+    world.kill(node);
+    polls
 }
 
 /// Steps `world` until `done` holds, the world goes quiet, or `polls`

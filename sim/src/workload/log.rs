@@ -19,9 +19,9 @@ use std::time::Duration;
 use futures::lock::Mutex as AsyncMutex;
 use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::log::{Log, LogConfig, LogError, Sabotage};
-use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World};
+use jubilant_io_sim::{NodeId, SimEnv, SimRng, Stream, World};
 
-use super::lives::{LifeStatus, Lives, run_lives};
+use super::lives::{Clients, LifeStatus, Lives, final_phase, run_lives, spawn_life};
 use super::log_model::LogModel;
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -110,17 +110,6 @@ fn lock(model: &Model) -> MutexGuard<'_, LogModel> {
 }
 
 /// What the clients of one life do.
-#[derive(Clone, Copy)]
-enum Clients {
-    /// `Shape::clients` clients acting at random until the life ends.
-    Random,
-    /// One client that appends [`LIVENESS_RECORDS`] records, syncs, and
-    /// stops.
-    Liveness,
-    /// None: the life exists only for its recovery to be checked.
-    None,
-}
-
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
@@ -144,15 +133,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         )
     };
     if !failed && !corrupt {
-        report.steps += final_phase(
-            world,
-            &shape,
-            &config,
-            &model,
-            &mut workload_rng,
-            report,
-            life,
-        );
+        report.steps += final_phase(world, NODE, report, &mut workload_rng, &mut lives, life);
     }
 
     let m = lock(&model);
@@ -167,17 +148,21 @@ struct LogLives<'a> {
 
 impl Lives for LogLives<'_> {
     const ENGINE: &'static str = "log";
+    const LIVENESS_WORK: &'static str = "the client did not finish its batch";
+    const LIVENESS_POLLS_MAX: u64 = LIVENESS_POLLS_MAX;
 
-    fn start(&mut self, world: &World, life: u64, seed: u64) {
-        start_life(
-            world,
+    fn start(&mut self, world: &World, life: u64, clients: Clients, seed: u64) {
+        lock(self.model).begin_life();
+        let process = process(
+            world.env(NODE),
             life,
-            self.shape,
-            self.config,
-            self.model,
-            Clients::Random,
+            Arc::clone(self.shape),
+            self.config.clone(),
+            Arc::clone(self.model),
+            clients,
             seed,
         );
+        spawn_life(world, NODE, life, process);
     }
 
     fn status(&self) -> LifeStatus {
@@ -188,124 +173,14 @@ impl Lives for LogLives<'_> {
         world.crash(NODE);
         report.crashes += 1;
     }
-}
 
-/// Phases 2 and 3: faults off, restart, then a bounded liveness round and a
-/// last recovery. Returns the polls used.
-fn final_phase(
-    world: &World,
-    shape: &Arc<Shape>,
-    config: &LogConfig,
-    model: &Model,
-    rng: &mut SimRng,
-    report: &mut Report,
-    lives: u64,
-) -> u64 {
-    world.set_faults(FaultConfig::none());
-    world.crash(NODE);
-    report.crashes += 1;
-    let recoveries_before = lock(model).verdict.recoveries;
-    start_life(
-        world,
-        lives + 1,
-        shape,
-        config,
-        model,
-        Clients::Liveness,
-        rng.next_u64(),
-    );
-    let mut polls = 0;
-    while polls < LIVENESS_POLLS_MAX {
-        if lock(model).verdict.failure.is_some() || world.tasks(NODE) == 0 {
-            break;
-        }
-        match world.step() {
-            Step::Polled => polls += 1,
-            Step::Advanced => {}
-            Step::Idle => break,
-        }
+    fn liveness_done(&self) -> bool {
+        lock(self.model).verdict.counted("liveness_batches")
     }
-    let m = lock(model);
-    if m.verdict.ended() {
-        // Corruption injected earlier was found and refused: correct, and
-        // the end of this run (an operator would have to repair).
-        return polls;
-    }
-    let done = m
-        .verdict
-        .stats
-        .get("liveness_batches")
-        .copied()
-        .unwrap_or(0);
-    let recovered = m.verdict.recoveries > recoveries_before;
-    drop(m);
-    report.check("liveness", 1);
-    if !recovered || done == 0 {
-        report.fail(
-            "liveness",
-            format!(
-                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
-                if recovered {
-                    "the client did not finish its batch"
-                } else {
-                    "recovery did not finish"
-                }
-            ),
-        );
-        return polls;
-    }
-    // A last power loss: everything the liveness client synced must be back.
-    world.crash(NODE);
-    report.crashes += 1;
-    start_life(
-        world,
-        lives + 2,
-        shape,
-        config,
-        model,
-        Clients::None,
-        rng.next_u64(),
-    );
-    let before = lock(model).verdict.recoveries;
-    while polls < 2 * LIVENESS_POLLS_MAX
-        && lock(model).verdict.recoveries == before
-        && lock(model).verdict.failure.is_none()
-    {
-        match world.step() {
-            Step::Polled => polls += 1,
-            Step::Advanced => {}
-            Step::Idle => break,
-        }
-    }
-    if lock(model).verdict.recoveries == before && !lock(model).verdict.corruption_detected {
-        report.fail(
-            "liveness",
-            "the last fault-free recovery did not finish".to_owned(),
-        );
-    }
-    world.kill(NODE);
-    polls
-}
 
-/// Spawns the node's process for one life: recovery, then clients.
-fn start_life(
-    world: &World,
-    life: u64,
-    shape: &Arc<Shape>,
-    config: &LogConfig,
-    model: &Model,
-    clients: Clients,
-    seed: u64,
-) {
-    lock(model).begin_life();
-    world.trace(format_args!("life {life} begins"));
-    let env = world.env(NODE);
-    let (shape, config, model) = (Arc::clone(shape), config.clone(), Arc::clone(model));
-    world.spawn(
-        NODE,
-        "process",
-        process(env, life, shape, config, model, clients, seed),
-    );
+    fn liveness_over(&self, world: &World) -> bool {
+        world.tasks(NODE) == 0
+    }
 }
 
 async fn process(

@@ -23,9 +23,11 @@ use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::{
     Mutation, RangeQuery, Record, Store, StoreError, StoreOptions, StoredValue, ValueType,
 };
-use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Stream, World};
+use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Stream, World};
 
-use super::lives::{LifeStatus, Lives, excused, run_lives, run_until, think};
+use super::lives::{
+    Clients, LifeStatus, Lives, excused, final_phase, run_lives, spawn_life, think,
+};
 use super::tree_model::{Contents, TreeModel};
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -161,13 +163,6 @@ fn lock(model: &Model) -> MutexGuard<'_, TreeModel> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[derive(Clone, Copy)]
-enum Clients {
-    Random,
-    Liveness,
-    None,
-}
-
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
@@ -188,15 +183,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         m.verdict.failure.is_some() || report.failure.is_some() || m.verdict.corruption_detected
     };
     if !ended {
-        report.steps += final_phase(
-            world,
-            &shape,
-            &store_options,
-            &model,
-            &mut workload_rng,
-            report,
-            life,
-        );
+        report.steps += final_phase(world, NODE, report, &mut workload_rng, &mut lives, life);
     }
 
     let counts = world.fault_counts();
@@ -220,17 +207,20 @@ struct TreeLives<'a> {
 
 impl Lives for TreeLives<'_> {
     const ENGINE: &'static str = "store";
+    const LIVENESS_WORK: &'static str = "the client did not finish its batch and checkpoint";
+    const LIVENESS_POLLS_MAX: u64 = LIVENESS_POLLS_MAX;
 
-    fn start(&mut self, world: &World, life: u64, seed: u64) {
-        start_life(
-            world,
-            life,
-            self.shape,
-            self.options,
-            self.model,
-            Clients::Random,
+    fn start(&mut self, world: &World, life: u64, clients: Clients, seed: u64) {
+        lock(self.model).begin_life();
+        let process = process(
+            world.env(NODE),
+            Arc::clone(self.shape),
+            self.options.clone(),
+            Arc::clone(self.model),
+            clients,
             seed,
         );
+        spawn_life(world, NODE, life, process);
     }
 
     fn status(&self) -> LifeStatus {
@@ -239,6 +229,14 @@ impl Lives for TreeLives<'_> {
 
     fn crash(&mut self, world: &World, report: &mut Report) {
         crash(world, self.model, report);
+    }
+
+    fn liveness_done(&self) -> bool {
+        lock(self.model).verdict.counted("liveness_batches")
+    }
+
+    fn liveness_over(&self, world: &World) -> bool {
+        world.tasks(NODE) == 0
     }
 }
 
@@ -252,104 +250,6 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
     }
     world.crash(NODE);
     report.crashes += 1;
-}
-
-fn final_phase(
-    world: &World,
-    shape: &Arc<Shape>,
-    options: &StoreOptions,
-    model: &Model,
-    rng: &mut SimRng,
-    report: &mut Report,
-    lives: u64,
-) -> u64 {
-    world.set_faults(FaultConfig::none());
-    crash(world, model, report);
-    let before = lock(model).verdict.recoveries;
-    start_life(
-        world,
-        lives + 1,
-        shape,
-        options,
-        model,
-        Clients::Liveness,
-        rng.next_u64(),
-    );
-    let mut polls = 0;
-    run_until(world, &mut polls, LIVENESS_POLLS_MAX, || {
-        lock(model).verdict.failure.is_some() || world.tasks(NODE) == 0
-    });
-    let m = lock(model);
-    if m.verdict.ended() {
-        return polls;
-    }
-    let done = m
-        .verdict
-        .stats
-        .get("liveness_batches")
-        .copied()
-        .unwrap_or(0);
-    let recovered = m.verdict.recoveries > before;
-    drop(m);
-    report.check("liveness", 1);
-    if !recovered || done == 0 {
-        report.fail(
-            "liveness",
-            format!(
-                "with faults off, {} within {LIVENESS_POLLS_MAX} polls",
-                if recovered {
-                    "the client did not finish its batch and checkpoint"
-                } else {
-                    "recovery did not finish"
-                }
-            ),
-        );
-        return polls;
-    }
-    // A last power loss: the liveness checkpoint must come back whole.
-    crash(world, model, report);
-    let before = lock(model).verdict.recoveries;
-    start_life(
-        world,
-        lives + 2,
-        shape,
-        options,
-        model,
-        Clients::None,
-        rng.next_u64(),
-    );
-    run_until(world, &mut polls, 2 * LIVENESS_POLLS_MAX, || {
-        let m = lock(model);
-        m.verdict.recoveries > before || m.verdict.ended()
-    });
-    if lock(model).verdict.recoveries == before && !lock(model).verdict.corruption_detected {
-        report.fail(
-            "liveness",
-            "the last fault-free recovery did not finish".to_owned(),
-        );
-    }
-    world.kill(NODE);
-    polls
-}
-
-fn start_life(
-    world: &World,
-    life: u64,
-    shape: &Arc<Shape>,
-    options: &StoreOptions,
-    model: &Model,
-    clients: Clients,
-    seed: u64,
-) {
-    lock(model).begin_life();
-    world.trace(format_args!("life {life} begins"));
-    let env = world.env(NODE);
-    let (shape, options, model) = (Arc::clone(shape), options.clone(), Arc::clone(model));
-    world.spawn(
-        NODE,
-        "process",
-        process(env, shape, options, model, clients, seed),
-    );
 }
 
 /// Records a failed store operation; the node must then be restarted.

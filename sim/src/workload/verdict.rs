@@ -49,6 +49,11 @@ impl Verdict {
         self.open_failed = false;
     }
 
+    /// Whether the counter `name` has counted anything.
+    pub(crate) fn counted(&self, name: &str) -> bool {
+        self.stats.get(name).copied().unwrap_or(0) > 0
+    }
+
     pub(crate) fn status(&self) -> LifeStatus {
         LifeStatus {
             ended: self.ended(),

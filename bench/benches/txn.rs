@@ -3,7 +3,9 @@
 //! keys) and contended (64 clients over 100 hot keys), `sync` and `async`:
 //! commits/s and p50/p99 latency. Then large values (64 KiB and 1 MiB, by
 //! 8 clients, `sync`), which go through the value log, in MB/s against the
-//! disk's sequential write bandwidth measured in the same run.
+//! disk's sequential write bandwidth measured in the same run. Last,
+//! overwrites of 64 KiB values over a few keys with value-log GC running:
+//! MB/s, and how much of the value log on disk is still live at the end.
 //!
 //!     cargo bench -p jubilant-bench --bench txn
 //!
@@ -68,7 +70,69 @@ fn main() {
                 run.percentile(99.0)
             );
         }
+        let (mut run, vlog) = overwrites_with_gc(&env).await;
+        let mb_s = run.rate() * OVERWRITE_VALUE_BYTES as f64 / 1e6;
+        println!(
+            "| sync overwrites of 64 KiB values over {OVERWRITE_KEYS} keys, GC on, {LARGE_CLIENTS} clients | {mb_s:.0} | {} | {} |",
+            run.percentile(50.0),
+            run.percentile(99.0)
+        );
+        println!();
+        println!(
+            "Value log after the overwrites: {:.0} MB written, {:.1} MB on disk in {} segments, \
+             {:.1} MB live ({:.0} %); GC moved {} values, removed {} segments ({:.0} MB).",
+            (vlog.gc_bytes_reclaimed + vlog.bytes) as f64 / 1e6,
+            vlog.bytes as f64 / 1e6,
+            vlog.segments,
+            vlog.live_bytes as f64 / 1e6,
+            vlog.live_ratio() * 100.0,
+            vlog.gc_values_relocated,
+            vlog.gc_segments_removed,
+            vlog.gc_bytes_reclaimed as f64 / 1e6
+        );
     });
+}
+
+/// Keys the overwrite run cycles through, and its value size.
+const OVERWRITE_KEYS: u64 = 64;
+const OVERWRITE_VALUE_BYTES: usize = 64 * 1024;
+
+/// 8 clients overwrite 64 KiB values of a few keys for [`RUN_FOR`] with
+/// small value-log segments and frequent GC; returns the run and the value
+/// log's counters at the end.
+async fn overwrites_with_gc(env: &RealEnv) -> (Run, jubilant_core::vlog::VlogStats) {
+    let dir = tempfile::tempdir_in(".").expect("temporary directory");
+    let options = DbOptions {
+        vlog_segment_bytes: 8 * 1024 * 1024,
+        vlog_gc_interval_ms: 50,
+        checkpoint_wal_bytes: 1024 * 1024,
+        ..DbOptions::default()
+    };
+    let db = Arc::new(
+        Db::open(env.clone(), dir.path(), options)
+            .await
+            .expect("open the database"),
+    );
+    let writer = Arc::clone(&db);
+    let run = timed_clients(env, LARGE_CLIENTS, RUN_FOR, move |client, n| {
+        let db = Arc::clone(&writer);
+        async move {
+            let key =
+                (client * OVERWRITE_KEYS / LARGE_CLIENTS) + n % (OVERWRITE_KEYS / LARGE_CLIENTS);
+            db.set_with(
+                &format!("hot-{key}"),
+                vec![n as u8; OVERWRITE_VALUE_BYTES],
+                Durability::Sync,
+            )
+            .await
+            .expect("set");
+        }
+    })
+    .await;
+    let vlog = db.stats().vlog;
+    let db = Arc::into_inner(db).expect("every writer is done");
+    db.close().await.expect("close");
+    (run, vlog)
 }
 
 /// Concurrent writers of large values.

@@ -1,0 +1,490 @@
+//! The server's configuration (SPEC 10): a TOML file whose every key has a
+//! default, so the server starts with no file at all, and whose unknown keys
+//! are an error that names them; command-line flags override it.
+//!
+//! Invariants kept here:
+//! - **Nothing unchecked reaches the engine.** [`Config::from_toml`] parses
+//!   and then [`Config::validate`]s every bound, so a bad value is refused
+//!   at start with the key's name, never discovered later as a failure.
+//! - **Every key is documented once**, in `server/jubilant.example.toml`,
+//!   which a test keeps identical to the defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use jubilant_core::db::{DbOptions, Durability, VALUE_BYTES_LIMIT};
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The text is not TOML, has an unknown key, or a value of the wrong type.
+    #[error("configuration: {0}")]
+    Parse(String),
+    /// A value is out of its bounds.
+    #[error("configuration: `{key}` {problem}")]
+    Invalid {
+        /// The key, as `section.name`.
+        key: &'static str,
+        /// What is wrong with its value.
+        problem: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The database directory.
+    pub data_dir: PathBuf,
+    /// Listening, connections and requests.
+    pub server: ServerConfig,
+    /// What one request may carry.
+    pub limits: LimitsConfig,
+    /// The engine: cache, WAL, checkpoints, durability.
+    pub storage: StorageConfig,
+    /// The TTL sweeper.
+    pub ttl: TtlConfig,
+    /// The value log and its garbage collection.
+    pub vlog: VlogConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The address to listen on.
+    pub listen_address: IpAddr,
+    /// The port to listen on (0: any free port; the log names it).
+    pub port: u16,
+    /// Runtime worker threads.
+    pub workers: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests one connection may have in flight before the server stops
+    /// reading from it.
+    pub max_in_flight_per_connection: usize,
+    /// Requests in flight over all connections before the server stops
+    /// reading from sockets.
+    pub max_in_flight_total: usize,
+    /// A request that waited this long for the engine is answered `Busy`.
+    pub request_queue_timeout_ms: u64,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The largest frame a client may send.
+    pub frame_bytes_max: u32,
+    /// Keys one transaction may declare.
+    pub keys_per_txn_max: usize,
+    /// Ops one transaction may carry.
+    pub ops_per_txn_max: usize,
+    /// The largest value accepted.
+    pub value_bytes_max: usize,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Memory budget for cached pages.
+    pub cache_bytes: u64,
+    /// The cap on a commit's wait for its batch (SPEC 7.3: a cap, not a
+    /// sleep; batches never wait for company).
+    pub group_commit_max_latency_ms: u64,
+    /// `sync` or `async`: the durability of requests that name none.
+    pub durability: DurabilityName,
+    /// A checkpoint at least this often while there are changes (0: only
+    /// by WAL size, memory pressure and at shutdown).
+    pub checkpoint_interval_ms: u64,
+    /// A checkpoint once this many WAL bytes were written since the last.
+    pub checkpoint_wal_bytes: u64,
+    /// Size of each (preallocated) WAL segment file.
+    pub wal_segment_bytes: u64,
+}
+
+/// `[ttl]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtlConfig {
+    /// How often the sweeper runs (0: never; expired keys still read as
+    /// missing).
+    pub sweep_interval_ms: u64,
+    /// Keys the sweeper looks at per run.
+    pub sweep_keys_max: usize,
+}
+
+/// `[vlog]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VlogConfig {
+    /// Size at which a value-log segment is closed.
+    pub segment_bytes: u64,
+    /// A sealed segment whose live bytes fall under this per cent of its
+    /// size is compacted.
+    pub gc_live_pct: u8,
+    /// How often GC runs (0: never).
+    pub gc_interval_ms: u64,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace` (`RUST_LOG`, when set,
+    /// wins).
+    pub level: LogLevel,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// A durability class as the configuration names it.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityName {
+    /// Answer after the commit is durable.
+    Sync,
+    /// Answer once the commit is accepted.
+    Async,
+}
+
+impl From<DurabilityName> for Durability {
+    fn from(name: DurabilityName) -> Self {
+        match name {
+            DurabilityName::Sync => Durability::Sync,
+            DurabilityName::Async => Durability::Async,
+        }
+    }
+}
+
+/// The least severe level logged.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// And warnings.
+    Warn,
+    /// And what the server did (the default).
+    Info,
+    /// And every connection event and background job run.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The directory the server uses when told none.
+pub const DATA_DIR_DEFAULT: &str = "./jubilant-data";
+/// The port the server listens on when told none.
+pub const PORT_DEFAULT: u16 = 6767;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DATA_DIR_DEFAULT),
+            server: ServerConfig::default(),
+            limits: LimitsConfig::default(),
+            storage: StorageConfig::default(),
+            ttl: TtlConfig::default(),
+            vlog: VlogConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: PORT_DEFAULT,
+            workers: 2,
+            max_connections: 1024,
+            max_in_flight_per_connection: 128,
+            max_in_flight_total: 8192,
+            request_queue_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            frame_bytes_max: 16 * 1024 * 1024,
+            keys_per_txn_max: 128,
+            ops_per_txn_max: 1024,
+            value_bytes_max: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let db = DbOptions::default();
+        StorageConfig {
+            cache_bytes: db.cache_bytes,
+            group_commit_max_latency_ms: 5,
+            durability: DurabilityName::Sync,
+            checkpoint_interval_ms: 60_000,
+            checkpoint_wal_bytes: db.checkpoint_wal_bytes,
+            wal_segment_bytes: db.wal_segment_bytes,
+        }
+    }
+}
+
+impl Default for TtlConfig {
+    fn default() -> Self {
+        let db = DbOptions::default();
+        TtlConfig {
+            sweep_interval_ms: db.sweep_interval_ms,
+            sweep_keys_max: db.sweep_keys_max,
+        }
+    }
+}
+
+impl Default for VlogConfig {
+    fn default() -> Self {
+        let db = DbOptions::default();
+        VlogConfig {
+            segment_bytes: db.vlog_segment_bytes,
+            gc_live_pct: db.vlog_gc_live_pct,
+            gc_interval_ms: db.vlog_gc_interval_ms,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: LogLevel::Info,
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// The smallest page cache the server accepts.
+const CACHE_BYTES_MIN: u64 = 1024 * 1024;
+/// The smallest WAL segment the server accepts.
+const WAL_SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+/// The smallest frame limit: room for a transaction with a few keys.
+const FRAME_BYTES_MIN: u32 = 4096;
+
+impl Config {
+    /// Parses `text` (an empty text gives the defaults) and validates it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|error| ConfigError::Parse(error.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The address to listen on.
+    pub fn listen(&self) -> SocketAddr {
+        SocketAddr::new(self.server.listen_address, self.server.port)
+    }
+
+    /// Applies command-line overrides (`--data-dir`, `--listen`), then
+    /// validates again.
+    pub fn with_overrides(
+        mut self,
+        data_dir: Option<PathBuf>,
+        listen: Option<SocketAddr>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(dir) = data_dir {
+            self.data_dir = dir;
+        }
+        if let Some(addr) = listen {
+            self.server.listen_address = addr.ip();
+            self.server.port = addr.port();
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks every bound; the error names the first key out of bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &'static str, problem: String| Err(ConfigError::Invalid { key, problem });
+        let at_least = |key: &'static str, value: u64, min: u64| {
+            if value < min {
+                invalid(key, format!("is {value}, below its minimum {min}"))
+            } else {
+                Ok(())
+            }
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "is empty".to_owned());
+        }
+        at_least("server.workers", self.server.workers as u64, 1)?;
+        at_least(
+            "server.max_connections",
+            self.server.max_connections as u64,
+            1,
+        )?;
+        at_least(
+            "server.max_in_flight_per_connection",
+            self.server.max_in_flight_per_connection as u64,
+            1,
+        )?;
+        if self.server.max_in_flight_total < self.server.max_in_flight_per_connection {
+            return invalid(
+                "server.max_in_flight_total",
+                format!(
+                    "is {}, below server.max_in_flight_per_connection ({})",
+                    self.server.max_in_flight_total, self.server.max_in_flight_per_connection
+                ),
+            );
+        }
+        at_least(
+            "server.request_queue_timeout_ms",
+            self.server.request_queue_timeout_ms,
+            1,
+        )?;
+        at_least(
+            "limits.frame_bytes_max",
+            u64::from(self.limits.frame_bytes_max),
+            u64::from(FRAME_BYTES_MIN),
+        )?;
+        at_least(
+            "limits.keys_per_txn_max",
+            self.limits.keys_per_txn_max as u64,
+            1,
+        )?;
+        at_least(
+            "limits.ops_per_txn_max",
+            self.limits.ops_per_txn_max as u64,
+            1,
+        )?;
+        if self.limits.value_bytes_max > VALUE_BYTES_LIMIT {
+            return invalid(
+                "limits.value_bytes_max",
+                format!(
+                    "is {}, above what one value-log record holds ({VALUE_BYTES_LIMIT})",
+                    self.limits.value_bytes_max
+                ),
+            );
+        }
+        at_least(
+            "storage.cache_bytes",
+            self.storage.cache_bytes,
+            CACHE_BYTES_MIN,
+        )?;
+        at_least(
+            "storage.wal_segment_bytes",
+            self.storage.wal_segment_bytes,
+            WAL_SEGMENT_BYTES_MIN,
+        )?;
+        at_least(
+            "storage.checkpoint_wal_bytes",
+            self.storage.checkpoint_wal_bytes,
+            1,
+        )?;
+        at_least("ttl.sweep_keys_max", self.ttl.sweep_keys_max as u64, 1)?;
+        at_least("vlog.segment_bytes", self.vlog.segment_bytes, 4096)?;
+        if self.vlog.gc_live_pct > 100 {
+            return invalid(
+                "vlog.gc_live_pct",
+                format!("is {}, above 100", self.vlog.gc_live_pct),
+            );
+        }
+        Ok(())
+    }
+
+    /// The engine's options for this configuration.
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            cache_bytes: self.storage.cache_bytes,
+            durability: self.storage.durability.into(),
+            wal_segment_bytes: self.storage.wal_segment_bytes,
+            checkpoint_wal_bytes: self.storage.checkpoint_wal_bytes,
+            value_bytes_max: self.limits.value_bytes_max,
+            vlog_segment_bytes: self.vlog.segment_bytes,
+            vlog_gc_live_pct: self.vlog.gc_live_pct,
+            vlog_gc_interval_ms: self.vlog.gc_interval_ms,
+            sweep_interval_ms: self.ttl.sweep_interval_ms,
+            sweep_keys_max: self.ttl.sweep_keys_max,
+            ..DbOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../jubilant.example.toml");
+
+    #[test]
+    fn no_file_means_the_defaults_and_the_example_documents_exactly_them() {
+        let empty = Config::from_toml("").expect("an empty file is valid");
+        assert_eq!(empty, Config::default());
+        assert_eq!(empty.listen().to_string(), "127.0.0.1:6767");
+        assert_eq!(empty.data_dir, PathBuf::from("./jubilant-data"));
+        let example = Config::from_toml(EXAMPLE).expect("the example is valid");
+        assert_eq!(
+            example,
+            Config::default(),
+            "the example drifted from the defaults"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        for (text, name) in [
+            ("dat_dir = \"x\"", "dat_dir"),
+            ("[server]\nprot = 1", "prot"),
+            ("[storage]\ncache = 5", "cache"),
+            ("[nonsense]\na = 1", "nonsense"),
+        ] {
+            let error = Config::from_toml(text).expect_err("unknown key");
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_and_bad_bounds_are_refused_with_the_key() {
+        let error = Config::from_toml("[storage]\ndurability = \"sometimes\"").expect_err("enum");
+        assert!(error.to_string().contains("durability"), "{error}");
+        let error = Config::from_toml("[server]\nworkers = 0").expect_err("bound");
+        assert_eq!(
+            error.to_string(),
+            "configuration: `server.workers` is 0, below its minimum 1"
+        );
+        let error = Config::from_toml("[vlog]\ngc_live_pct = 101").expect_err("bound");
+        assert!(error.to_string().contains("vlog.gc_live_pct"), "{error}");
+        let error = Config::from_toml("[limits]\nvalue_bytes_max = 2147483648").expect_err("bound");
+        assert!(
+            error.to_string().contains("limits.value_bytes_max"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let config = Config::from_toml("data_dir = \"/a\"\n[server]\nport = 1")
+            .expect("valid")
+            .with_overrides(
+                Some(PathBuf::from("/b")),
+                Some("127.0.0.1:0".parse().expect("address")),
+            )
+            .expect("valid");
+        assert_eq!(config.data_dir, PathBuf::from("/b"));
+        assert_eq!(config.listen().to_string(), "127.0.0.1:0");
+        let options = config.db_options();
+        assert_eq!(options.cache_bytes, config.storage.cache_bytes);
+        assert_eq!(options.durability, Durability::Sync);
+    }
+}

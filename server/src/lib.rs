@@ -6,8 +6,9 @@
 //! very code over its simulated network; listening and accepting already go
 //! through `jubilant_core::env::Net`.
 //!
-//! Status: the configuration ([`config`]) is built; the wire protocol,
-//! connections and the binary follow (issue 6). Until then the simulator is
-//! the main program (see the README).
+//! Status: the configuration ([`config`]) and `INFO` ([`info`]) are built;
+//! the wire protocol, connections and the binary follow (issue 6). Until
+//! then the simulator is the main program (see the README).
 
 pub mod config;
+pub mod info;

@@ -230,7 +230,7 @@ pub enum Write {
 }
 
 /// Figures for INFO.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DbStats {
     /// The tree store and its cache.
     pub store: StoreStats,

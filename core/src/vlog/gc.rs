@@ -134,7 +134,7 @@ impl<E: Env> VlogGc<E> {
         if let Some(segment) = self.sparsest() {
             report.segment_relocated = Some(segment);
             let moved = self.relocate(segment, &mut report).await;
-            self.vlog.count_gc(&report);
+            self.vlog.count_gc(&report, self.clock.now_ms());
             moved?;
             if self
                 .store
@@ -153,7 +153,7 @@ impl<E: Env> VlogGc<E> {
                 self.remove_unreachable(&mut report).await?;
             }
         } else {
-            self.vlog.count_gc(&report);
+            self.vlog.count_gc(&report, self.clock.now_ms());
         }
         if report.segments_removed > 0 || report.values_relocated > 0 {
             tracing::debug!(?report, "value-log GC pass");

@@ -86,6 +86,8 @@ pub struct VlogStats {
     pub gc_segments_removed: u64,
     /// Bytes of the segments GC removed.
     pub gc_bytes_reclaimed: u64,
+    /// When the last GC pass ended, Unix ms by the TTL clock (0: never).
+    pub gc_last_run_unix_ms: u64,
 }
 
 impl VlogStats {
@@ -565,10 +567,11 @@ impl<E: Env> Vlog<E> {
         Ok((records, None))
     }
 
-    /// Counts a GC pass's work.
-    pub(crate) fn count_gc(&self, report: &VlogGcReport) {
+    /// Counts a GC pass's work, done at `now_ms`.
+    pub(crate) fn count_gc(&self, report: &VlogGcReport, now_ms: u64) {
         let mut state = self.state();
         state.stats.gc_runs += 1;
+        state.stats.gc_last_run_unix_ms = now_ms;
         state.stats.gc_values_relocated += report.values_relocated;
         state.stats.gc_values_expired += report.values_expired;
     }

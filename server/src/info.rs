@@ -1,0 +1,213 @@
+//! `INFO` (SPEC 10): plain text in `# Section` blocks of `name:value`
+//! lines, rendered from the engine's counters.
+//!
+//! Invariant kept here: **the layout is stable** (sections, names and their
+//! order), because scripts parse it; a snapshot test pins it. Values are
+//! integers, or decimals with two places for ratios; names never contain a
+//! colon.
+
+use std::fmt::Write as _;
+
+use jubilant_core::db::DbStats;
+use jubilant_core::store::manifest::{FORMAT_MAJOR, FORMAT_MINOR};
+
+/// What the server knows that the engine does not.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerFacts {
+    /// Milliseconds since the server started.
+    pub uptime_ms: u64,
+    /// Connections open now.
+    pub connections: u64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
+fn ratio(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "0.00".to_owned()
+    } else {
+        format!("{:.2}", part as f64 / whole as f64)
+    }
+}
+
+/// Renders `INFO` for `stats`.
+pub fn render(stats: &DbStats, server: ServerFacts) -> String {
+    let store = &stats.store;
+    let wal = &stats.wal;
+    let cache = &store.cache;
+    let vlog = &stats.vlog;
+    let sections: [(&str, Vec<(&str, String)>); 8] = [
+        (
+            "Server",
+            vec![
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("format", format!("{FORMAT_MAJOR}.{FORMAT_MINOR}")),
+                ("schema_disk", hex(&jubilant_schemas::DISK_SCHEMA_HASH)),
+                ("schema_wal", hex(&jubilant_schemas::WAL_SCHEMA_HASH)),
+                ("schema_wire", hex(&jubilant_schemas::WIRE_SCHEMA_HASH)),
+                ("uptime_ms", server.uptime_ms.to_string()),
+                ("connections", server.connections.to_string()),
+            ],
+        ),
+        (
+            "Storage",
+            vec![
+                ("pages", store.page_count.to_string()),
+                ("free_pages", store.free_pages.to_string()),
+                ("tree_height", store.tree_height.to_string()),
+                ("keys", store.keys.to_string()),
+                ("checkpoints", store.checkpoints.to_string()),
+                ("pages_written", store.pages_written.to_string()),
+                ("pages_read", store.pages_read.to_string()),
+            ],
+        ),
+        (
+            "Wal",
+            vec![
+                ("current_lsn", store.applied_lsn.to_string()),
+                ("durable_lsn", stats.lsn_durable.to_string()),
+                ("checkpoint_lsn", store.durable_checkpoint_lsn.to_string()),
+                ("segments_created", wal.log.rollovers.to_string()),
+                ("segments_removed", wal.segments_removed.to_string()),
+                ("commits", wal.commits.to_string()),
+                ("batches", wal.batches.to_string()),
+                ("fsyncs", wal.fsyncs.to_string()),
+                ("average_batch", format!("{:.2}", wal.batch_commits_mean())),
+                ("commits_disk_full", wal.commits_disk_full.to_string()),
+            ],
+        ),
+        (
+            "Cache",
+            vec![
+                ("bytes", cache.bytes.to_string()),
+                ("budget_bytes", cache.budget_bytes.to_string()),
+                ("pages", cache.pages.to_string()),
+                ("dirty_pages", cache.dirty_pages.to_string()),
+                ("hits", cache.hits.to_string()),
+                ("misses", cache.misses.to_string()),
+                ("hit_rate", ratio(cache.hits, cache.hits + cache.misses)),
+                ("evictions", cache.evictions.to_string()),
+            ],
+        ),
+        (
+            "Txn",
+            vec![
+                ("active", stats.txns.active.to_string()),
+                ("commits", stats.txns.commits.to_string()),
+                ("reads", stats.txns.reads.to_string()),
+                ("aborts", stats.txns.aborts.to_string()),
+                ("assert_failures", stats.txns.assert_failures.to_string()),
+                ("lock_waits", stats.locks.waits.to_string()),
+                ("keys_locked", stats.locks.keys_locked.to_string()),
+            ],
+        ),
+        (
+            "Vlog",
+            vec![
+                ("segments", vlog.segments.to_string()),
+                ("bytes", vlog.bytes.to_string()),
+                ("live_bytes", vlog.live_bytes.to_string()),
+                ("live_ratio", format!("{:.2}", vlog.live_ratio())),
+                ("gc_runs", vlog.gc_runs.to_string()),
+                ("gc_last_run_unix_ms", vlog.gc_last_run_unix_ms.to_string()),
+                ("gc_values_relocated", vlog.gc_values_relocated.to_string()),
+                ("gc_segments_removed", vlog.gc_segments_removed.to_string()),
+                ("gc_bytes_reclaimed", vlog.gc_bytes_reclaimed.to_string()),
+            ],
+        ),
+        (
+            "Ttl",
+            vec![
+                ("expired_reads", stats.ttl.expired_reads.to_string()),
+                ("sweeper_runs", stats.ttl.sweeps.to_string()),
+                ("tombstones", stats.ttl.tombstones.to_string()),
+                ("reaped", stats.ttl.reaped.to_string()),
+            ],
+        ),
+        (
+            "Repair",
+            vec![
+                ("actions", stats.recovery.repair_actions().to_string()),
+                ("txns_replayed", stats.recovery.txns_replayed.to_string()),
+                (
+                    "wal_tail_bytes_zeroed",
+                    stats.recovery.tail_bytes_zeroed.to_string(),
+                ),
+                (
+                    "vlog_tail_bytes_dropped",
+                    vlog.tail_bytes_dropped.to_string(),
+                ),
+            ],
+        ),
+    ];
+    let mut out = String::new();
+    for (index, (title, lines)) in sections.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "# {title}");
+        for (name, value) in lines {
+            debug_assert!(!name.contains(':'));
+            let _ = writeln!(out, "{name}:{value}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout with every value replaced, so the snapshot pins sections,
+    /// names and order, not figures.
+    fn layout(info: &str) -> String {
+        info.lines()
+            .map(|line| match line.split_once(':') {
+                Some((name, _)) => format!("{name}:<value>"),
+                None => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_layout_is_stable() {
+        let info = render(&DbStats::default(), ServerFacts::default());
+        insta::assert_snapshot!(layout(&info));
+    }
+
+    #[test]
+    fn values_are_the_engines_figures() {
+        let mut stats = DbStats::default();
+        stats.store.cache.hits = 3;
+        stats.store.cache.misses = 1;
+        stats.vlog.bytes = 200;
+        stats.vlog.live_bytes = 50;
+        stats.wal.commits = 10;
+        stats.wal.batches = 4;
+        let info = render(
+            &stats,
+            ServerFacts {
+                uptime_ms: 1234,
+                connections: 2,
+            },
+        );
+        for line in [
+            "hit_rate:0.75",
+            "live_ratio:0.25",
+            "average_batch:2.50",
+            "uptime_ms:1234",
+            "format:1.0",
+        ] {
+            assert!(info.lines().any(|l| l == line), "missing {line}:\n{info}");
+        }
+        assert!(info.starts_with("# Server\nversion:"));
+    }
+}

@@ -98,11 +98,20 @@ fn bad_key_tables_and_ops_are_refused_before_anything_runs() {
         ),
         (
             Txn::from_parts(vec![(0, Mode::RW, String::new())], vec![Op::Get(0)]),
-            |e| matches!(e, TxnError::InvalidKey { id: 0, .. }),
+            |e| matches!(e, TxnError::KeyEmpty { id: 0 }),
         ),
         (
             Txn::from_parts(vec![(0, Mode::RW, "k".repeat(5000))], vec![Op::Get(0)]),
-            |e| matches!(e, TxnError::InvalidKey { id: 0, .. }),
+            |e| {
+                matches!(
+                    e,
+                    TxnError::KeyTooLarge {
+                        id: 0,
+                        len: 5000,
+                        ..
+                    }
+                )
+            },
         ),
         (
             Txn::from_parts(

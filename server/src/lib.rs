@@ -6,9 +6,12 @@
 //! very code over its simulated network; listening and accepting already go
 //! through `jubilant_core::env::Net`.
 //!
-//! Status: the configuration ([`config`]) and `INFO` ([`info`]) are built;
-//! the wire protocol, connections and the binary follow (issue 6). Until
-//! then the simulator is the main program (see the README).
+//! Status: the configuration ([`config`]), `INFO` ([`info`]), framing
+//! ([`frame`]) and the wire messages ([`wire`]) are built; connections,
+//! dispatch and the binary follow (issue 6). Until then the simulator is the
+//! main program (see the README).
 
 pub mod config;
+pub mod frame;
 pub mod info;
+pub mod wire;

@@ -37,18 +37,13 @@ fn validate(txn: &Txn, key_bytes_max: usize) -> Result<BTreeMap<KeyId, Slot>, Tx
     let mut names: BTreeMap<&str, KeyId> = BTreeMap::new();
     for (id, mode, key) in txn.keys() {
         if key.is_empty() {
-            return Err(TxnError::InvalidKey {
-                id: *id,
-                reason: "keys must not be empty".to_owned(),
-            });
+            return Err(TxnError::KeyEmpty { id: *id });
         }
         if key.len() > key_bytes_max {
-            return Err(TxnError::InvalidKey {
+            return Err(TxnError::KeyTooLarge {
                 id: *id,
-                reason: format!(
-                    "key of {} bytes exceeds the limit {key_bytes_max}",
-                    key.len()
-                ),
+                len: key.len(),
+                max: key_bytes_max,
             });
         }
         if names.insert(key, *id).is_some() {

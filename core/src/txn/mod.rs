@@ -327,13 +327,21 @@ pub struct TxnOutcome {
 /// Why a transaction did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
-    /// A declared key is empty or longer than the page allows.
-    #[error("key {id}: {reason}")]
-    InvalidKey {
+    /// A declared key is empty.
+    #[error("key id {id}: keys must not be empty")]
+    KeyEmpty {
         /// The key's id.
         id: KeyId,
-        /// What is wrong with it.
-        reason: String,
+    },
+    /// A declared key is longer than the page size allows.
+    #[error("key id {id}: a key of {len} bytes exceeds the limit {max}")]
+    KeyTooLarge {
+        /// The key's id.
+        id: KeyId,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
     },
     /// Two entries of the key table have the same id.
     #[error("key id {0} is declared twice")]

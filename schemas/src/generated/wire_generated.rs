@@ -11,13 +11,410 @@ pub mod wire {
 
 
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_REQUEST_BODY: u8 = 0;
+pub const ENUM_MIN_VALUE_TYPE: u8 = 1;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST_BODY: u8 = 1;
+pub const ENUM_MAX_VALUE_TYPE: u8 = 3;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 2] = [
+pub const ENUM_VALUES_VALUE_TYPE: [ValueType; 3] = [
+  ValueType::Bytes,
+  ValueType::String,
+  ValueType::Int64,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ValueType(pub u8);
+#[allow(non_upper_case_globals)]
+impl ValueType {
+  pub const Bytes: Self = Self(1);
+  pub const String: Self = Self(2);
+  pub const Int64: Self = Self(3);
+
+  pub const ENUM_MIN: u8 = 1;
+  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Bytes,
+    Self::String,
+    Self::Int64,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Bytes => Some("Bytes"),
+      Self::String => Some("String"),
+      Self::Int64 => Some("Int64"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ValueType {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ValueType {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ValueType {
+    type Output = ValueType;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ValueType {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ValueType {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ValueType {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_MODE: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_MODE: u8 = 1;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_MODE: [Mode; 2] = [
+  Mode::R,
+  Mode::RW,
+];
+
+/// R: a shared lock, reads only. RW: an exclusive lock.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct Mode(pub u8);
+#[allow(non_upper_case_globals)]
+impl Mode {
+  pub const R: Self = Self(0);
+  pub const RW: Self = Self(1);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 1;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::R,
+    Self::RW,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::R => Some("R"),
+      Self::RW => Some("RW"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for Mode {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for Mode {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for Mode {
+    type Output = Mode;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for Mode {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for Mode {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for Mode {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_DURABILITY: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_DURABILITY: u8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_DURABILITY: [Durability; 3] = [
+  Durability::Default,
+  Durability::Sync,
+  Durability::Async,
+];
+
+/// Default: the server's configured class.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct Durability(pub u8);
+#[allow(non_upper_case_globals)]
+impl Durability {
+  pub const Default: Self = Self(0);
+  pub const Sync: Self = Self(1);
+  pub const Async: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Default,
+    Self::Sync,
+    Self::Async,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Default => Some("Default"),
+      Self::Sync => Some("Sync"),
+      Self::Async => Some("Async"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for Durability {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for Durability {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for Durability {
+    type Output = Durability;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for Durability {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for Durability {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for Durability {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_OP_KIND: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_OP_KIND: u8 = 13;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_OP_KIND: [OpKind; 14] = [
+  OpKind::Get,
+  OpKind::Set,
+  OpKind::Del,
+  OpKind::Add,
+  OpKind::Expire,
+  OpKind::Persist,
+  OpKind::Ttl,
+  OpKind::AssertExists,
+  OpKind::AssertNotExists,
+  OpKind::AssertType,
+  OpKind::AssertIntEq,
+  OpKind::AssertBytesHashEq,
+  OpKind::AssertStringHashEq,
+  OpKind::AssertRevisionEq,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct OpKind(pub u8);
+#[allow(non_upper_case_globals)]
+impl OpKind {
+  pub const Get: Self = Self(0);
+  pub const Set: Self = Self(1);
+  pub const Del: Self = Self(2);
+  pub const Add: Self = Self(3);
+  pub const Expire: Self = Self(4);
+  pub const Persist: Self = Self(5);
+  pub const Ttl: Self = Self(6);
+  pub const AssertExists: Self = Self(7);
+  pub const AssertNotExists: Self = Self(8);
+  pub const AssertType: Self = Self(9);
+  pub const AssertIntEq: Self = Self(10);
+  pub const AssertBytesHashEq: Self = Self(11);
+  pub const AssertStringHashEq: Self = Self(12);
+  pub const AssertRevisionEq: Self = Self(13);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 13;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Get,
+    Self::Set,
+    Self::Del,
+    Self::Add,
+    Self::Expire,
+    Self::Persist,
+    Self::Ttl,
+    Self::AssertExists,
+    Self::AssertNotExists,
+    Self::AssertType,
+    Self::AssertIntEq,
+    Self::AssertBytesHashEq,
+    Self::AssertStringHashEq,
+    Self::AssertRevisionEq,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Get => Some("Get"),
+      Self::Set => Some("Set"),
+      Self::Del => Some("Del"),
+      Self::Add => Some("Add"),
+      Self::Expire => Some("Expire"),
+      Self::Persist => Some("Persist"),
+      Self::Ttl => Some("Ttl"),
+      Self::AssertExists => Some("AssertExists"),
+      Self::AssertNotExists => Some("AssertNotExists"),
+      Self::AssertType => Some("AssertType"),
+      Self::AssertIntEq => Some("AssertIntEq"),
+      Self::AssertBytesHashEq => Some("AssertBytesHashEq"),
+      Self::AssertStringHashEq => Some("AssertStringHashEq"),
+      Self::AssertRevisionEq => Some("AssertRevisionEq"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for OpKind {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for OpKind {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for OpKind {
+    type Output = OpKind;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for OpKind {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for OpKind {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for OpKind {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_REQUEST_BODY: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_REQUEST_BODY: u8 = 4;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 5] = [
   RequestBody::NONE,
+  RequestBody::Txn,
+  RequestBody::Info,
+  RequestBody::Checkpoint,
   RequestBody::Ping,
 ];
 
@@ -27,18 +424,27 @@ pub struct RequestBody(pub u8);
 #[allow(non_upper_case_globals)]
 impl RequestBody {
   pub const NONE: Self = Self(0);
-  pub const Ping: Self = Self(1);
+  pub const Txn: Self = Self(1);
+  pub const Info: Self = Self(2);
+  pub const Checkpoint: Self = Self(3);
+  pub const Ping: Self = Self(4);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 1;
+  pub const ENUM_MAX: u8 = 4;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
+    Self::Txn,
+    Self::Info,
+    Self::Checkpoint,
     Self::Ping,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
     match self {
       Self::NONE => Some("NONE"),
+      Self::Txn => Some("Txn"),
+      Self::Info => Some("Info"),
+      Self::Checkpoint => Some("Checkpoint"),
       Self::Ping => Some("Ping"),
       _ => None,
     }
@@ -97,13 +503,267 @@ impl ::flatbuffers::SimpleToVerifyInSlice for RequestBody {}
 pub struct RequestBodyUnionTableOffset {}
 
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_RESPONSE_BODY: u8 = 0;
+pub const ENUM_MIN_TTL_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE_BODY: u8 = 1;
+pub const ENUM_MAX_TTL_KIND: u8 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 2] = [
+pub const ENUM_VALUES_TTL_KIND: [TtlKind; 3] = [
+  TtlKind::Missing,
+  TtlKind::NoExpiry,
+  TtlKind::Ms,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct TtlKind(pub u8);
+#[allow(non_upper_case_globals)]
+impl TtlKind {
+  pub const Missing: Self = Self(0);
+  pub const NoExpiry: Self = Self(1);
+  pub const Ms: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Missing,
+    Self::NoExpiry,
+    Self::Ms,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Missing => Some("Missing"),
+      Self::NoExpiry => Some("NoExpiry"),
+      Self::Ms => Some("Ms"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for TtlKind {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for TtlKind {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for TtlKind {
+    type Output = TtlKind;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for TtlKind {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for TtlKind {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for TtlKind {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_ERROR_CODE: u16 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_ERROR_CODE: u16 = 19;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
+  ErrorCode::Internal,
+  ErrorCode::InvalidRequest,
+  ErrorCode::InvalidUtf8,
+  ErrorCode::KeyEmpty,
+  ErrorCode::KeyTooLarge,
+  ErrorCode::ValueTooLarge,
+  ErrorCode::DuplicateKey,
+  ErrorCode::DuplicateKeyId,
+  ErrorCode::UnknownKeyId,
+  ErrorCode::WriteToReadKey,
+  ErrorCode::TooManyKeys,
+  ErrorCode::TooManyOps,
+  ErrorCode::AssertFailed,
+  ErrorCode::NotAnInt,
+  ErrorCode::Overflow,
+  ErrorCode::Busy,
+  ErrorCode::FrameTooLarge,
+  ErrorCode::ShuttingDown,
+  ErrorCode::DiskFull,
+  ErrorCode::StorageFailed,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ErrorCode(pub u16);
+#[allow(non_upper_case_globals)]
+impl ErrorCode {
+  pub const Internal: Self = Self(0);
+  /// The frame is a FlatBuffer but not a valid request (a missing or
+  /// out-of-range field).
+  pub const InvalidRequest: Self = Self(1);
+  pub const InvalidUtf8: Self = Self(2);
+  pub const KeyEmpty: Self = Self(3);
+  pub const KeyTooLarge: Self = Self(4);
+  pub const ValueTooLarge: Self = Self(5);
+  pub const DuplicateKey: Self = Self(6);
+  pub const DuplicateKeyId: Self = Self(7);
+  pub const UnknownKeyId: Self = Self(8);
+  pub const WriteToReadKey: Self = Self(9);
+  pub const TooManyKeys: Self = Self(10);
+  pub const TooManyOps: Self = Self(11);
+  /// `op` is the failing ASSERT's index; found_type and revision describe
+  /// the key as the transaction saw it.
+  pub const AssertFailed: Self = Self(12);
+  pub const NotAnInt: Self = Self(13);
+  pub const Overflow: Self = Self(14);
+  pub const Busy: Self = Self(15);
+  pub const FrameTooLarge: Self = Self(16);
+  pub const ShuttingDown: Self = Self(17);
+  /// The disk is full: nothing was applied.
+  pub const DiskFull: Self = Self(18);
+  /// Storage failed: the outcome is unknown until the server restarts.
+  pub const StorageFailed: Self = Self(19);
+
+  pub const ENUM_MIN: u16 = 0;
+  pub const ENUM_MAX: u16 = 19;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Internal,
+    Self::InvalidRequest,
+    Self::InvalidUtf8,
+    Self::KeyEmpty,
+    Self::KeyTooLarge,
+    Self::ValueTooLarge,
+    Self::DuplicateKey,
+    Self::DuplicateKeyId,
+    Self::UnknownKeyId,
+    Self::WriteToReadKey,
+    Self::TooManyKeys,
+    Self::TooManyOps,
+    Self::AssertFailed,
+    Self::NotAnInt,
+    Self::Overflow,
+    Self::Busy,
+    Self::FrameTooLarge,
+    Self::ShuttingDown,
+    Self::DiskFull,
+    Self::StorageFailed,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Internal => Some("Internal"),
+      Self::InvalidRequest => Some("InvalidRequest"),
+      Self::InvalidUtf8 => Some("InvalidUtf8"),
+      Self::KeyEmpty => Some("KeyEmpty"),
+      Self::KeyTooLarge => Some("KeyTooLarge"),
+      Self::ValueTooLarge => Some("ValueTooLarge"),
+      Self::DuplicateKey => Some("DuplicateKey"),
+      Self::DuplicateKeyId => Some("DuplicateKeyId"),
+      Self::UnknownKeyId => Some("UnknownKeyId"),
+      Self::WriteToReadKey => Some("WriteToReadKey"),
+      Self::TooManyKeys => Some("TooManyKeys"),
+      Self::TooManyOps => Some("TooManyOps"),
+      Self::AssertFailed => Some("AssertFailed"),
+      Self::NotAnInt => Some("NotAnInt"),
+      Self::Overflow => Some("Overflow"),
+      Self::Busy => Some("Busy"),
+      Self::FrameTooLarge => Some("FrameTooLarge"),
+      Self::ShuttingDown => Some("ShuttingDown"),
+      Self::DiskFull => Some("DiskFull"),
+      Self::StorageFailed => Some("StorageFailed"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ErrorCode {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ErrorCode {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u16>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ErrorCode {
+    type Output = ErrorCode;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u16>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ErrorCode {
+  type Scalar = u16;
+  #[inline]
+  fn to_little_endian(self) -> u16 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u16) -> Self {
+    let b = u16::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ErrorCode {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u16::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ErrorCode {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_RESPONSE_BODY: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_RESPONSE_BODY: u8 = 5;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 6] = [
   ResponseBody::NONE,
+  ResponseBody::TxnResult,
+  ResponseBody::Error,
+  ResponseBody::InfoResult,
+  ResponseBody::CheckpointResult,
   ResponseBody::Pong,
 ];
 
@@ -113,18 +773,30 @@ pub struct ResponseBody(pub u8);
 #[allow(non_upper_case_globals)]
 impl ResponseBody {
   pub const NONE: Self = Self(0);
-  pub const Pong: Self = Self(1);
+  pub const TxnResult: Self = Self(1);
+  pub const Error: Self = Self(2);
+  pub const InfoResult: Self = Self(3);
+  pub const CheckpointResult: Self = Self(4);
+  pub const Pong: Self = Self(5);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 1;
+  pub const ENUM_MAX: u8 = 5;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
+    Self::TxnResult,
+    Self::Error,
+    Self::InfoResult,
+    Self::CheckpointResult,
     Self::Pong,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
     match self {
       Self::NONE => Some("NONE"),
+      Self::TxnResult => Some("TxnResult"),
+      Self::Error => Some("Error"),
+      Self::InfoResult => Some("InfoResult"),
+      Self::CheckpointResult => Some("CheckpointResult"),
       Self::Pong => Some("Pong"),
       _ => None,
     }
@@ -182,6 +854,809 @@ impl<'a> ::flatbuffers::Verifiable for ResponseBody {
 impl ::flatbuffers::SimpleToVerifyInSlice for ResponseBody {}
 pub struct ResponseBodyUnionTableOffset {}
 
+pub enum ValueOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A typed value: `bytes` for Bytes and String (UTF-8, checked), `int` for
+/// Int64.
+pub struct Value<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Value<'a> {
+  type Inner = Value<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Value<'a> {
+  pub const VT_TYPE_: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BYTES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_INT: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Value { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ValueArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Value<'bldr>> {
+    let mut builder = ValueBuilder::new(_fbb);
+    builder.add_int(args.int);
+    if let Some(x) = args.bytes { builder.add_bytes(x); }
+    builder.add_type_(args.type_);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn type_(&self) -> ValueType {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ValueType>(Value::VT_TYPE_, Some(ValueType::Bytes)).unwrap()}
+  }
+  #[inline]
+  pub fn bytes(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Value::VT_BYTES, None)}
+  }
+  #[inline]
+  pub fn int(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(Value::VT_INT, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Value<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<ValueType>("type_", Self::VT_TYPE_, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("bytes", Self::VT_BYTES, false)?
+     .visit_field::<i64>("int", Self::VT_INT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ValueArgs<'a> {
+    pub type_: ValueType,
+    pub bytes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub int: i64,
+}
+impl<'a> Default for ValueArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ValueArgs {
+      type_: ValueType::Bytes,
+      bytes: None,
+      int: 0,
+    }
+  }
+}
+
+pub struct ValueBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ValueBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_type_(&mut self, type_: ValueType) {
+    self.fbb_.push_slot::<ValueType>(Value::VT_TYPE_, type_, ValueType::Bytes);
+  }
+  #[inline]
+  pub fn add_bytes(&mut self, bytes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Value::VT_BYTES, bytes);
+  }
+  #[inline]
+  pub fn add_int(&mut self, int: i64) {
+    self.fbb_.push_slot::<i64>(Value::VT_INT, int, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ValueBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ValueBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Value<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Value<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Value");
+      ds.field("type_", &self.type_());
+      ds.field("bytes", &self.bytes());
+      ds.field("int", &self.int());
+      ds.finish()
+  }
+}
+pub enum KeyDeclOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One entry of a transaction's key table. The key travels as bytes so that
+/// invalid UTF-8 gets the typed error InvalidUtf8.
+pub struct KeyDecl<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for KeyDecl<'a> {
+  type Inner = KeyDecl<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> KeyDecl<'a> {
+  pub const VT_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MODE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_KEY: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    KeyDecl { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args KeyDeclArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<KeyDecl<'bldr>> {
+    let mut builder = KeyDeclBuilder::new(_fbb);
+    if let Some(x) = args.key { builder.add_key(x); }
+    builder.add_id(args.id);
+    builder.add_mode(args.mode);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn id(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(KeyDecl::VT_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn mode(&self) -> Mode {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<Mode>(KeyDecl::VT_MODE, Some(Mode::R)).unwrap()}
+  }
+  #[inline]
+  pub fn key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(KeyDecl::VT_KEY, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for KeyDecl<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("id", Self::VT_ID, false)?
+     .visit_field::<Mode>("mode", Self::VT_MODE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("key", Self::VT_KEY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct KeyDeclArgs<'a> {
+    pub id: u32,
+    pub mode: Mode,
+    pub key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for KeyDeclArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    KeyDeclArgs {
+      id: 0,
+      mode: Mode::R,
+      key: None,
+    }
+  }
+}
+
+pub struct KeyDeclBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> KeyDeclBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_id(&mut self, id: u32) {
+    self.fbb_.push_slot::<u32>(KeyDecl::VT_ID, id, 0);
+  }
+  #[inline]
+  pub fn add_mode(&mut self, mode: Mode) {
+    self.fbb_.push_slot::<Mode>(KeyDecl::VT_MODE, mode, Mode::R);
+  }
+  #[inline]
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(KeyDecl::VT_KEY, key);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> KeyDeclBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    KeyDeclBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<KeyDecl<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for KeyDecl<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("KeyDecl");
+      ds.field("id", &self.id());
+      ds.field("mode", &self.mode());
+      ds.field("key", &self.key());
+      ds.finish()
+  }
+}
+pub enum OpOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One op on a declared key. Which fields matter depends on `kind`:
+/// Set: value, and ttl_ms when has_ttl; Add: delta; Expire: ttl_ms;
+/// AssertType: type_code (0 Missing, else a ValueType); AssertIntEq: int;
+/// the hash asserts: hash (32 bytes, BLAKE3); AssertRevisionEq: revision.
+pub struct Op<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Op<'a> {
+  type Inner = Op<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Op<'a> {
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 4;
+  pub const VT_KEY_ID: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_HAS_TTL: ::flatbuffers::VOffsetT = 10;
+  pub const VT_TTL_MS: ::flatbuffers::VOffsetT = 12;
+  pub const VT_DELTA: ::flatbuffers::VOffsetT = 14;
+  pub const VT_INT: ::flatbuffers::VOffsetT = 16;
+  pub const VT_TYPE_CODE: ::flatbuffers::VOffsetT = 18;
+  pub const VT_HASH: ::flatbuffers::VOffsetT = 20;
+  pub const VT_REVISION: ::flatbuffers::VOffsetT = 22;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Op { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OpArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Op<'bldr>> {
+    let mut builder = OpBuilder::new(_fbb);
+    builder.add_revision(args.revision);
+    builder.add_int(args.int);
+    builder.add_delta(args.delta);
+    builder.add_ttl_ms(args.ttl_ms);
+    if let Some(x) = args.hash { builder.add_hash(x); }
+    if let Some(x) = args.value { builder.add_value(x); }
+    builder.add_key_id(args.key_id);
+    builder.add_type_code(args.type_code);
+    builder.add_has_ttl(args.has_ttl);
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn kind(&self) -> OpKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<OpKind>(Op::VT_KIND, Some(OpKind::Get)).unwrap()}
+  }
+  #[inline]
+  pub fn key_id(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Op::VT_KEY_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn value(&self) -> Option<Value<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Value>>(Op::VT_VALUE, None)}
+  }
+  #[inline]
+  pub fn has_ttl(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Op::VT_HAS_TTL, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn ttl_ms(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Op::VT_TTL_MS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn delta(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(Op::VT_DELTA, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn int(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(Op::VT_INT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn type_code(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(Op::VT_TYPE_CODE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn hash(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Op::VT_HASH, None)}
+  }
+  #[inline]
+  pub fn revision(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Op::VT_REVISION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Op<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<OpKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<u32>("key_id", Self::VT_KEY_ID, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Value>>("value", Self::VT_VALUE, false)?
+     .visit_field::<bool>("has_ttl", Self::VT_HAS_TTL, false)?
+     .visit_field::<u64>("ttl_ms", Self::VT_TTL_MS, false)?
+     .visit_field::<i64>("delta", Self::VT_DELTA, false)?
+     .visit_field::<i64>("int", Self::VT_INT, false)?
+     .visit_field::<u8>("type_code", Self::VT_TYPE_CODE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("hash", Self::VT_HASH, false)?
+     .visit_field::<u64>("revision", Self::VT_REVISION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OpArgs<'a> {
+    pub kind: OpKind,
+    pub key_id: u32,
+    pub value: Option<::flatbuffers::WIPOffset<Value<'a>>>,
+    pub has_ttl: bool,
+    pub ttl_ms: u64,
+    pub delta: i64,
+    pub int: i64,
+    pub type_code: u8,
+    pub hash: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub revision: u64,
+}
+impl<'a> Default for OpArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OpArgs {
+      kind: OpKind::Get,
+      key_id: 0,
+      value: None,
+      has_ttl: false,
+      ttl_ms: 0,
+      delta: 0,
+      int: 0,
+      type_code: 0,
+      hash: None,
+      revision: 0,
+    }
+  }
+}
+
+pub struct OpBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OpBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_kind(&mut self, kind: OpKind) {
+    self.fbb_.push_slot::<OpKind>(Op::VT_KIND, kind, OpKind::Get);
+  }
+  #[inline]
+  pub fn add_key_id(&mut self, key_id: u32) {
+    self.fbb_.push_slot::<u32>(Op::VT_KEY_ID, key_id, 0);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<Value<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Value>>(Op::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn add_has_ttl(&mut self, has_ttl: bool) {
+    self.fbb_.push_slot::<bool>(Op::VT_HAS_TTL, has_ttl, false);
+  }
+  #[inline]
+  pub fn add_ttl_ms(&mut self, ttl_ms: u64) {
+    self.fbb_.push_slot::<u64>(Op::VT_TTL_MS, ttl_ms, 0);
+  }
+  #[inline]
+  pub fn add_delta(&mut self, delta: i64) {
+    self.fbb_.push_slot::<i64>(Op::VT_DELTA, delta, 0);
+  }
+  #[inline]
+  pub fn add_int(&mut self, int: i64) {
+    self.fbb_.push_slot::<i64>(Op::VT_INT, int, 0);
+  }
+  #[inline]
+  pub fn add_type_code(&mut self, type_code: u8) {
+    self.fbb_.push_slot::<u8>(Op::VT_TYPE_CODE, type_code, 0);
+  }
+  #[inline]
+  pub fn add_hash(&mut self, hash: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Op::VT_HASH, hash);
+  }
+  #[inline]
+  pub fn add_revision(&mut self, revision: u64) {
+    self.fbb_.push_slot::<u64>(Op::VT_REVISION, revision, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OpBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OpBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Op<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Op<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Op");
+      ds.field("kind", &self.kind());
+      ds.field("key_id", &self.key_id());
+      ds.field("value", &self.value());
+      ds.field("has_ttl", &self.has_ttl());
+      ds.field("ttl_ms", &self.ttl_ms());
+      ds.field("delta", &self.delta());
+      ds.field("int", &self.int());
+      ds.field("type_code", &self.type_code());
+      ds.field("hash", &self.hash());
+      ds.field("revision", &self.revision());
+      ds.finish()
+  }
+}
+pub enum TxnOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Txn<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Txn<'a> {
+  type Inner = Txn<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Txn<'a> {
+  pub const VT_KEYS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_OPS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_DURABILITY: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Txn { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args TxnArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Txn<'bldr>> {
+    let mut builder = TxnBuilder::new(_fbb);
+    if let Some(x) = args.ops { builder.add_ops(x); }
+    if let Some(x) = args.keys { builder.add_keys(x); }
+    builder.add_durability(args.durability);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn keys(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<KeyDecl<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<KeyDecl>>>>(Txn::VT_KEYS, None)}
+  }
+  #[inline]
+  pub fn ops(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Op<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Op>>>>(Txn::VT_OPS, None)}
+  }
+  #[inline]
+  pub fn durability(&self) -> Durability {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<Durability>(Txn::VT_DURABILITY, Some(Durability::Default)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Txn<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<KeyDecl>>>>("keys", Self::VT_KEYS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Op>>>>("ops", Self::VT_OPS, false)?
+     .visit_field::<Durability>("durability", Self::VT_DURABILITY, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TxnArgs<'a> {
+    pub keys: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<KeyDecl<'a>>>>>,
+    pub ops: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Op<'a>>>>>,
+    pub durability: Durability,
+}
+impl<'a> Default for TxnArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    TxnArgs {
+      keys: None,
+      ops: None,
+      durability: Durability::Default,
+    }
+  }
+}
+
+pub struct TxnBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TxnBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_keys(&mut self, keys: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<KeyDecl<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Txn::VT_KEYS, keys);
+  }
+  #[inline]
+  pub fn add_ops(&mut self, ops: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Op<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Txn::VT_OPS, ops);
+  }
+  #[inline]
+  pub fn add_durability(&mut self, durability: Durability) {
+    self.fbb_.push_slot::<Durability>(Txn::VT_DURABILITY, durability, Durability::Default);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TxnBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TxnBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Txn<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Txn<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Txn");
+      ds.field("keys", &self.keys());
+      ds.field("ops", &self.ops());
+      ds.field("durability", &self.durability());
+      ds.finish()
+  }
+}
+pub enum InfoOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Info<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Info<'a> {
+  type Inner = Info<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Info<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Info { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args InfoArgs
+  ) -> ::flatbuffers::WIPOffset<Info<'bldr>> {
+    let mut builder = InfoBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for Info<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct InfoArgs {
+}
+impl<'a> Default for InfoArgs {
+  #[inline]
+  fn default() -> Self {
+    InfoArgs {
+    }
+  }
+}
+
+pub struct InfoBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> InfoBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> InfoBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    InfoBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Info<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Info<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Info");
+      ds.finish()
+  }
+}
+pub enum CheckpointOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Checkpoint<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Checkpoint<'a> {
+  type Inner = Checkpoint<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Checkpoint<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Checkpoint { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args CheckpointArgs
+  ) -> ::flatbuffers::WIPOffset<Checkpoint<'bldr>> {
+    let mut builder = CheckpointBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for Checkpoint<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CheckpointArgs {
+}
+impl<'a> Default for CheckpointArgs {
+  #[inline]
+  fn default() -> Self {
+    CheckpointArgs {
+    }
+  }
+}
+
+pub struct CheckpointBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CheckpointBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CheckpointBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CheckpointBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Checkpoint<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Checkpoint<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Checkpoint");
+      ds.finish()
+  }
+}
 pub enum PingOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -257,6 +1732,928 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PingBuilder<'a, 'b, A> {
 impl ::core::fmt::Debug for Ping<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
     let mut ds = f.debug_struct("Ping");
+      ds.finish()
+  }
+}
+pub enum RequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Request<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Request<'a> {
+  type Inner = Request<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Request<'a> {
+  pub const VT_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BODY_TYPE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BODY: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Request { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args RequestArgs
+  ) -> ::flatbuffers::WIPOffset<Request<'bldr>> {
+    let mut builder = RequestBuilder::new(_fbb);
+    builder.add_id(args.id);
+    if let Some(x) = args.body { builder.add_body(x); }
+    builder.add_body_type(args.body_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn id(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Request::VT_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn body_type(&self) -> RequestBody {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<RequestBody>(Request::VT_BODY_TYPE, Some(RequestBody::NONE)).unwrap()}
+  }
+  #[inline]
+  pub fn body(&self) -> Option<::flatbuffers::Table<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(Request::VT_BODY, None)}
+  }
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_txn(&self) -> Option<Txn<'a>> {
+    if self.body_type() == RequestBody::Txn {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Txn::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_info(&self) -> Option<Info<'a>> {
+    if self.body_type() == RequestBody::Info {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Info::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_checkpoint(&self) -> Option<Checkpoint<'a>> {
+    if self.body_type() == RequestBody::Checkpoint {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Checkpoint::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_ping(&self) -> Option<Ping<'a>> {
+    if self.body_type() == RequestBody::Ping {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Ping::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for Request<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("id", Self::VT_ID, false)?
+     .visit_union::<RequestBody, _>("body_type", Self::VT_BODY_TYPE, "body", Self::VT_BODY, false, |key, v, pos| {
+        match key {
+          RequestBody::Txn => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Txn>>("RequestBody::Txn", pos),
+          RequestBody::Info => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Info>>("RequestBody::Info", pos),
+          RequestBody::Checkpoint => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Checkpoint>>("RequestBody::Checkpoint", pos),
+          RequestBody::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("RequestBody::Ping", pos),
+          _ => Ok(()),
+        }
+     })?
+     .finish();
+    Ok(())
+  }
+}
+pub struct RequestArgs {
+    pub id: u64,
+    pub body_type: RequestBody,
+    pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
+}
+impl<'a> Default for RequestArgs {
+  #[inline]
+  fn default() -> Self {
+    RequestArgs {
+      id: 0,
+      body_type: RequestBody::NONE,
+      body: None,
+    }
+  }
+}
+
+pub struct RequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_id(&mut self, id: u64) {
+    self.fbb_.push_slot::<u64>(Request::VT_ID, id, 0);
+  }
+  #[inline]
+  pub fn add_body_type(&mut self, body_type: RequestBody) {
+    self.fbb_.push_slot::<RequestBody>(Request::VT_BODY_TYPE, body_type, RequestBody::NONE);
+  }
+  #[inline]
+  pub fn add_body(&mut self, body: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Request::VT_BODY, body);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    RequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Request<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Request<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Request");
+      ds.field("id", &self.id());
+      ds.field("body_type", &self.body_type());
+      match self.body_type() {
+        RequestBody::Txn => {
+          if let Some(x) = self.body_as_txn() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::Info => {
+          if let Some(x) = self.body_as_info() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::Checkpoint => {
+          if let Some(x) = self.body_as_checkpoint() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::Ping => {
+          if let Some(x) = self.body_as_ping() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        _ => {
+          let x: Option<()> = None;
+          ds.field("body", &x)
+        },
+      };
+      ds.finish()
+  }
+}
+pub enum OpResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One op's result, in op order. Get: found, value, revision; Del, Expire,
+/// Persist: found (whether the key existed / had a TTL); Add: int;
+/// Ttl: ttl_kind and ttl_ms; Set and the asserts: nothing more.
+pub struct OpResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OpResult<'a> {
+  type Inner = OpResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OpResult<'a> {
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 4;
+  pub const VT_FOUND: ::flatbuffers::VOffsetT = 6;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_REVISION: ::flatbuffers::VOffsetT = 10;
+  pub const VT_INT: ::flatbuffers::VOffsetT = 12;
+  pub const VT_TTL_KIND: ::flatbuffers::VOffsetT = 14;
+  pub const VT_TTL_MS: ::flatbuffers::VOffsetT = 16;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OpResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OpResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<OpResult<'bldr>> {
+    let mut builder = OpResultBuilder::new(_fbb);
+    builder.add_ttl_ms(args.ttl_ms);
+    builder.add_int(args.int);
+    builder.add_revision(args.revision);
+    if let Some(x) = args.value { builder.add_value(x); }
+    builder.add_ttl_kind(args.ttl_kind);
+    builder.add_found(args.found);
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn kind(&self) -> OpKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<OpKind>(OpResult::VT_KIND, Some(OpKind::Get)).unwrap()}
+  }
+  #[inline]
+  pub fn found(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(OpResult::VT_FOUND, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn value(&self) -> Option<Value<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Value>>(OpResult::VT_VALUE, None)}
+  }
+  #[inline]
+  pub fn revision(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(OpResult::VT_REVISION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn int(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(OpResult::VT_INT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn ttl_kind(&self) -> TtlKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<TtlKind>(OpResult::VT_TTL_KIND, Some(TtlKind::Missing)).unwrap()}
+  }
+  #[inline]
+  pub fn ttl_ms(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(OpResult::VT_TTL_MS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OpResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<OpKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<bool>("found", Self::VT_FOUND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Value>>("value", Self::VT_VALUE, false)?
+     .visit_field::<u64>("revision", Self::VT_REVISION, false)?
+     .visit_field::<i64>("int", Self::VT_INT, false)?
+     .visit_field::<TtlKind>("ttl_kind", Self::VT_TTL_KIND, false)?
+     .visit_field::<u64>("ttl_ms", Self::VT_TTL_MS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OpResultArgs<'a> {
+    pub kind: OpKind,
+    pub found: bool,
+    pub value: Option<::flatbuffers::WIPOffset<Value<'a>>>,
+    pub revision: u64,
+    pub int: i64,
+    pub ttl_kind: TtlKind,
+    pub ttl_ms: u64,
+}
+impl<'a> Default for OpResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OpResultArgs {
+      kind: OpKind::Get,
+      found: false,
+      value: None,
+      revision: 0,
+      int: 0,
+      ttl_kind: TtlKind::Missing,
+      ttl_ms: 0,
+    }
+  }
+}
+
+pub struct OpResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OpResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_kind(&mut self, kind: OpKind) {
+    self.fbb_.push_slot::<OpKind>(OpResult::VT_KIND, kind, OpKind::Get);
+  }
+  #[inline]
+  pub fn add_found(&mut self, found: bool) {
+    self.fbb_.push_slot::<bool>(OpResult::VT_FOUND, found, false);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<Value<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Value>>(OpResult::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn add_revision(&mut self, revision: u64) {
+    self.fbb_.push_slot::<u64>(OpResult::VT_REVISION, revision, 0);
+  }
+  #[inline]
+  pub fn add_int(&mut self, int: i64) {
+    self.fbb_.push_slot::<i64>(OpResult::VT_INT, int, 0);
+  }
+  #[inline]
+  pub fn add_ttl_kind(&mut self, ttl_kind: TtlKind) {
+    self.fbb_.push_slot::<TtlKind>(OpResult::VT_TTL_KIND, ttl_kind, TtlKind::Missing);
+  }
+  #[inline]
+  pub fn add_ttl_ms(&mut self, ttl_ms: u64) {
+    self.fbb_.push_slot::<u64>(OpResult::VT_TTL_MS, ttl_ms, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OpResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OpResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OpResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OpResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OpResult");
+      ds.field("kind", &self.kind());
+      ds.field("found", &self.found());
+      ds.field("value", &self.value());
+      ds.field("revision", &self.revision());
+      ds.field("int", &self.int());
+      ds.field("ttl_kind", &self.ttl_kind());
+      ds.field("ttl_ms", &self.ttl_ms());
+      ds.finish()
+  }
+}
+pub enum TxnResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A transaction that ran to the end: its commit LSN, or for a read-only
+/// one its read LSN.
+pub struct TxnResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for TxnResult<'a> {
+  type Inner = TxnResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> TxnResult<'a> {
+  pub const VT_LSN: ::flatbuffers::VOffsetT = 4;
+  pub const VT_READ_ONLY: ::flatbuffers::VOffsetT = 6;
+  pub const VT_RESULTS: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    TxnResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args TxnResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<TxnResult<'bldr>> {
+    let mut builder = TxnResultBuilder::new(_fbb);
+    builder.add_lsn(args.lsn);
+    if let Some(x) = args.results { builder.add_results(x); }
+    builder.add_read_only(args.read_only);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn lsn(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(TxnResult::VT_LSN, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn read_only(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(TxnResult::VT_READ_ONLY, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn results(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OpResult<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OpResult>>>>(TxnResult::VT_RESULTS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for TxnResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("lsn", Self::VT_LSN, false)?
+     .visit_field::<bool>("read_only", Self::VT_READ_ONLY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<OpResult>>>>("results", Self::VT_RESULTS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct TxnResultArgs<'a> {
+    pub lsn: u64,
+    pub read_only: bool,
+    pub results: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OpResult<'a>>>>>,
+}
+impl<'a> Default for TxnResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    TxnResultArgs {
+      lsn: 0,
+      read_only: false,
+      results: None,
+    }
+  }
+}
+
+pub struct TxnResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TxnResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_lsn(&mut self, lsn: u64) {
+    self.fbb_.push_slot::<u64>(TxnResult::VT_LSN, lsn, 0);
+  }
+  #[inline]
+  pub fn add_read_only(&mut self, read_only: bool) {
+    self.fbb_.push_slot::<bool>(TxnResult::VT_READ_ONLY, read_only, false);
+  }
+  #[inline]
+  pub fn add_results(&mut self, results: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<OpResult<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TxnResult::VT_RESULTS, results);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TxnResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    TxnResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<TxnResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for TxnResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("TxnResult");
+      ds.field("lsn", &self.lsn());
+      ds.field("read_only", &self.read_only());
+      ds.field("results", &self.results());
+      ds.finish()
+  }
+}
+pub enum ErrorOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct Error<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Error<'a> {
+  type Inner = Error<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Error<'a> {
+  pub const VT_CODE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MESSAGE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OP: ::flatbuffers::VOffsetT = 8;
+  pub const VT_FOUND_TYPE: ::flatbuffers::VOffsetT = 10;
+  pub const VT_REVISION: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Error { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ErrorArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Error<'bldr>> {
+    let mut builder = ErrorBuilder::new(_fbb);
+    builder.add_revision(args.revision);
+    builder.add_op(args.op);
+    if let Some(x) = args.message { builder.add_message(x); }
+    builder.add_code(args.code);
+    builder.add_found_type(args.found_type);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn code(&self) -> ErrorCode {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ErrorCode>(Error::VT_CODE, Some(ErrorCode::Internal)).unwrap()}
+  }
+  #[inline]
+  pub fn message(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Error::VT_MESSAGE, None)}
+  }
+  /// The op the error is about, or -1.
+  #[inline]
+  pub fn op(&self) -> i32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i32>(Error::VT_OP, Some(-1)).unwrap()}
+  }
+  /// 0: Missing, else a ValueType.
+  #[inline]
+  pub fn found_type(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(Error::VT_FOUND_TYPE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn revision(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Error::VT_REVISION, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Error<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<ErrorCode>("code", Self::VT_CODE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("message", Self::VT_MESSAGE, false)?
+     .visit_field::<i32>("op", Self::VT_OP, false)?
+     .visit_field::<u8>("found_type", Self::VT_FOUND_TYPE, false)?
+     .visit_field::<u64>("revision", Self::VT_REVISION, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ErrorArgs<'a> {
+    pub code: ErrorCode,
+    pub message: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub op: i32,
+    pub found_type: u8,
+    pub revision: u64,
+}
+impl<'a> Default for ErrorArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ErrorArgs {
+      code: ErrorCode::Internal,
+      message: None,
+      op: -1,
+      found_type: 0,
+      revision: 0,
+    }
+  }
+}
+
+pub struct ErrorBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ErrorBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_code(&mut self, code: ErrorCode) {
+    self.fbb_.push_slot::<ErrorCode>(Error::VT_CODE, code, ErrorCode::Internal);
+  }
+  #[inline]
+  pub fn add_message(&mut self, message: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Error::VT_MESSAGE, message);
+  }
+  #[inline]
+  pub fn add_op(&mut self, op: i32) {
+    self.fbb_.push_slot::<i32>(Error::VT_OP, op, -1);
+  }
+  #[inline]
+  pub fn add_found_type(&mut self, found_type: u8) {
+    self.fbb_.push_slot::<u8>(Error::VT_FOUND_TYPE, found_type, 0);
+  }
+  #[inline]
+  pub fn add_revision(&mut self, revision: u64) {
+    self.fbb_.push_slot::<u64>(Error::VT_REVISION, revision, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ErrorBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ErrorBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Error<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Error<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Error");
+      ds.field("code", &self.code());
+      ds.field("message", &self.message());
+      ds.field("op", &self.op());
+      ds.field("found_type", &self.found_type());
+      ds.field("revision", &self.revision());
+      ds.finish()
+  }
+}
+pub enum InfoResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct InfoResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for InfoResult<'a> {
+  type Inner = InfoResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> InfoResult<'a> {
+  pub const VT_TEXT: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    InfoResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args InfoResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<InfoResult<'bldr>> {
+    let mut builder = InfoResultBuilder::new(_fbb);
+    if let Some(x) = args.text { builder.add_text(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn text(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(InfoResult::VT_TEXT, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for InfoResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("text", Self::VT_TEXT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct InfoResultArgs<'a> {
+    pub text: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for InfoResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    InfoResultArgs {
+      text: None,
+    }
+  }
+}
+
+pub struct InfoResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> InfoResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_text(&mut self, text: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(InfoResult::VT_TEXT, text);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> InfoResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    InfoResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<InfoResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for InfoResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("InfoResult");
+      ds.field("text", &self.text());
+      ds.finish()
+  }
+}
+pub enum CheckpointResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The checkpoint's LSN.
+pub struct CheckpointResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for CheckpointResult<'a> {
+  type Inner = CheckpointResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> CheckpointResult<'a> {
+  pub const VT_LSN: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    CheckpointResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args CheckpointResultArgs
+  ) -> ::flatbuffers::WIPOffset<CheckpointResult<'bldr>> {
+    let mut builder = CheckpointResultBuilder::new(_fbb);
+    builder.add_lsn(args.lsn);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn lsn(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(CheckpointResult::VT_LSN, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for CheckpointResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("lsn", Self::VT_LSN, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct CheckpointResultArgs {
+    pub lsn: u64,
+}
+impl<'a> Default for CheckpointResultArgs {
+  #[inline]
+  fn default() -> Self {
+    CheckpointResultArgs {
+      lsn: 0,
+    }
+  }
+}
+
+pub struct CheckpointResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CheckpointResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_lsn(&mut self, lsn: u64) {
+    self.fbb_.push_slot::<u64>(CheckpointResult::VT_LSN, lsn, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CheckpointResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    CheckpointResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<CheckpointResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for CheckpointResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("CheckpointResult");
+      ds.field("lsn", &self.lsn());
       ds.finish()
   }
 }
@@ -338,167 +2735,6 @@ impl ::core::fmt::Debug for Pong<'_> {
       ds.finish()
   }
 }
-pub enum RequestOffset {}
-#[derive(Copy, Clone, PartialEq)]
-
-pub struct Request<'a> {
-  pub _tab: ::flatbuffers::Table<'a>,
-}
-
-impl<'a> ::flatbuffers::Follow<'a> for Request<'a> {
-  type Inner = Request<'a>;
-  #[inline]
-  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
-    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
-  }
-}
-
-impl<'a> Request<'a> {
-  pub const VT_ID: ::flatbuffers::VOffsetT = 4;
-  pub const VT_BODY_TYPE: ::flatbuffers::VOffsetT = 6;
-  pub const VT_BODY: ::flatbuffers::VOffsetT = 8;
-
-  #[inline]
-  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
-    Request { _tab: table }
-  }
-  #[allow(unused_mut)]
-  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
-    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args RequestArgs
-  ) -> ::flatbuffers::WIPOffset<Request<'bldr>> {
-    let mut builder = RequestBuilder::new(_fbb);
-    builder.add_id(args.id);
-    if let Some(x) = args.body { builder.add_body(x); }
-    builder.add_body_type(args.body_type);
-    builder.finish()
-  }
-
-
-  #[inline]
-  pub fn id(&self) -> u64 {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<u64>(Request::VT_ID, Some(0)).unwrap()}
-  }
-  #[inline]
-  pub fn body_type(&self) -> RequestBody {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<RequestBody>(Request::VT_BODY_TYPE, Some(RequestBody::NONE)).unwrap()}
-  }
-  #[inline]
-  pub fn body(&self) -> Option<::flatbuffers::Table<'a>> {
-    // Safety:
-    // Created from valid Table for this object
-    // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Table<'a>>>(Request::VT_BODY, None)}
-  }
-  #[inline]
-  #[allow(non_snake_case)]
-  pub fn body_as_ping(&self) -> Option<Ping<'a>> {
-    if self.body_type() == RequestBody::Ping {
-      self.body().map(|t| {
-       // Safety:
-       // Created from a valid Table for this object
-       // Which contains a valid union in this slot
-       unsafe { Ping::init_from_table(t) }
-     })
-    } else {
-      None
-    }
-  }
-
-}
-
-impl ::flatbuffers::Verifiable for Request<'_> {
-  #[inline]
-  fn run_verifier(
-    v: &mut ::flatbuffers::Verifier, pos: usize
-  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
-    v.visit_table(pos)?
-     .visit_field::<u64>("id", Self::VT_ID, false)?
-     .visit_union::<RequestBody, _>("body_type", Self::VT_BODY_TYPE, "body", Self::VT_BODY, false, |key, v, pos| {
-        match key {
-          RequestBody::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("RequestBody::Ping", pos),
-          _ => Ok(()),
-        }
-     })?
-     .finish();
-    Ok(())
-  }
-}
-pub struct RequestArgs {
-    pub id: u64,
-    pub body_type: RequestBody,
-    pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>>,
-}
-impl<'a> Default for RequestArgs {
-  #[inline]
-  fn default() -> Self {
-    RequestArgs {
-      id: 0,
-      body_type: RequestBody::NONE,
-      body: None,
-    }
-  }
-}
-
-pub struct RequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
-  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
-  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
-}
-impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> RequestBuilder<'a, 'b, A> {
-  #[inline]
-  pub fn add_id(&mut self, id: u64) {
-    self.fbb_.push_slot::<u64>(Request::VT_ID, id, 0);
-  }
-  #[inline]
-  pub fn add_body_type(&mut self, body_type: RequestBody) {
-    self.fbb_.push_slot::<RequestBody>(Request::VT_BODY_TYPE, body_type, RequestBody::NONE);
-  }
-  #[inline]
-  pub fn add_body(&mut self, body: ::flatbuffers::WIPOffset<::flatbuffers::UnionWIPOffset>) {
-    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Request::VT_BODY, body);
-  }
-  #[inline]
-  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> RequestBuilder<'a, 'b, A> {
-    let start = _fbb.start_table();
-    RequestBuilder {
-      fbb_: _fbb,
-      start_: start,
-    }
-  }
-  #[inline]
-  pub fn finish(self) -> ::flatbuffers::WIPOffset<Request<'a>> {
-    let o = self.fbb_.end_table(self.start_);
-    ::flatbuffers::WIPOffset::new(o.value())
-  }
-}
-
-impl ::core::fmt::Debug for Request<'_> {
-  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-    let mut ds = f.debug_struct("Request");
-      ds.field("id", &self.id());
-      ds.field("body_type", &self.body_type());
-      match self.body_type() {
-        RequestBody::Ping => {
-          if let Some(x) = self.body_as_ping() {
-            ds.field("body", &x)
-          } else {
-            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
-          }
-        },
-        _ => {
-          let x: Option<()> = None;
-          ds.field("body", &x)
-        },
-      };
-      ds.finish()
-  }
-}
 pub enum ResponseOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -559,6 +2795,66 @@ impl<'a> Response<'a> {
   }
   #[inline]
   #[allow(non_snake_case)]
+  pub fn body_as_txn_result(&self) -> Option<TxnResult<'a>> {
+    if self.body_type() == ResponseBody::TxnResult {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { TxnResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_error(&self) -> Option<Error<'a>> {
+    if self.body_type() == ResponseBody::Error {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Error::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_info_result(&self) -> Option<InfoResult<'a>> {
+    if self.body_type() == ResponseBody::InfoResult {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { InfoResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_checkpoint_result(&self) -> Option<CheckpointResult<'a>> {
+    if self.body_type() == ResponseBody::CheckpointResult {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { CheckpointResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
   pub fn body_as_pong(&self) -> Option<Pong<'a>> {
     if self.body_type() == ResponseBody::Pong {
       self.body().map(|t| {
@@ -583,6 +2879,10 @@ impl ::flatbuffers::Verifiable for Response<'_> {
      .visit_field::<u64>("id", Self::VT_ID, false)?
      .visit_union::<ResponseBody, _>("body_type", Self::VT_BODY_TYPE, "body", Self::VT_BODY, false, |key, v, pos| {
         match key {
+          ResponseBody::TxnResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<TxnResult>>("ResponseBody::TxnResult", pos),
+          ResponseBody::Error => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Error>>("ResponseBody::Error", pos),
+          ResponseBody::InfoResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<InfoResult>>("ResponseBody::InfoResult", pos),
+          ResponseBody::CheckpointResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CheckpointResult>>("ResponseBody::CheckpointResult", pos),
           ResponseBody::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("ResponseBody::Pong", pos),
           _ => Ok(()),
         }
@@ -645,6 +2945,34 @@ impl ::core::fmt::Debug for Response<'_> {
       ds.field("id", &self.id());
       ds.field("body_type", &self.body_type());
       match self.body_type() {
+        ResponseBody::TxnResult => {
+          if let Some(x) = self.body_as_txn_result() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::Error => {
+          if let Some(x) = self.body_as_error() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::InfoResult => {
+          if let Some(x) = self.body_as_info_result() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::CheckpointResult => {
+          if let Some(x) = self.body_as_checkpoint_result() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
         ResponseBody::Pong => {
           if let Some(x) = self.body_as_pong() {
             ds.field("body", &x)
@@ -720,16 +3048,28 @@ pub unsafe fn root_as_request_unchecked(buf: &[u8]) -> Request<'_> {
 pub unsafe fn size_prefixed_root_as_request_unchecked(buf: &[u8]) -> Request<'_> {
   unsafe { ::flatbuffers::size_prefixed_root_unchecked::<Request>(buf) }
 }
+pub const REQUEST_IDENTIFIER: &str = "JUBW";
+
+#[inline]
+pub fn request_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, REQUEST_IDENTIFIER, false)
+}
+
+#[inline]
+pub fn request_size_prefixed_buffer_has_identifier(buf: &[u8]) -> bool {
+  ::flatbuffers::buffer_has_identifier(buf, REQUEST_IDENTIFIER, true)
+}
+
 #[inline]
 pub fn finish_request_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(
     fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
     root: ::flatbuffers::WIPOffset<Request<'a>>) {
-  fbb.finish(root, None);
+  fbb.finish(root, Some(REQUEST_IDENTIFIER));
 }
 
 #[inline]
 pub fn finish_size_prefixed_request_buffer<'a, 'b, A: ::flatbuffers::Allocator + 'a>(fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>, root: ::flatbuffers::WIPOffset<Request<'a>>) {
-  fbb.finish_size_prefixed(root, None);
+  fbb.finish_size_prefixed(root, Some(REQUEST_IDENTIFIER));
 }
 }  // pub mod wire
 }  // pub mod jubilant

@@ -1,0 +1,155 @@
+//! Length-prefixed frames (SPEC 5): a `u32` little-endian length, then that
+//! many bytes of payload.
+//!
+//! Invariant kept here: **a connection's buffer never holds more than one
+//! frame limit plus one read.** A length over the limit is an error as soon
+//! as its four bytes arrive, before any of the payload is buffered, and
+//! the connection is then closed (a stream whose framing is lost cannot be
+//! resynchronised).
+
+/// Bytes of the length prefix.
+pub const LENGTH_BYTES: usize = 4;
+
+/// Why a stream can no longer be read as frames.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix is over the limit.
+    #[error("a frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The length announced.
+        len: u32,
+        /// The configured limit.
+        max: u32,
+    },
+    /// A zero length: no message is empty.
+    #[error("a frame of length 0")]
+    Empty,
+}
+
+/// Splits the bytes read from a connection into frames.
+#[derive(Debug)]
+pub struct FrameReader {
+    buffer: Vec<u8>,
+    /// Where the next frame starts in `buffer`.
+    start: usize,
+    max: u32,
+}
+
+impl FrameReader {
+    /// A reader accepting payloads of up to `max` bytes.
+    pub fn new(max: u32) -> Self {
+        FrameReader {
+            buffer: Vec::new(),
+            start: 0,
+            max,
+        }
+    }
+
+    /// Adds bytes read from the stream.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        }
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame's payload, if it has arrived. After an error
+    /// the stream is unusable: close the connection.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        let available = &self.buffer[self.start..];
+        let Some(prefix) = available.get(..LENGTH_BYTES) else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if len == 0 {
+            return Err(FrameError::Empty);
+        }
+        if len > self.max {
+            return Err(FrameError::TooLarge { len, max: self.max });
+        }
+        let end = LENGTH_BYTES + len as usize;
+        let Some(payload) = available.get(LENGTH_BYTES..end) else {
+            return Ok(None);
+        };
+        let payload = payload.to_vec();
+        self.start += end;
+        // Drop consumed bytes once they outweigh what is left.
+        if self.start > self.buffer.len() / 2 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        Ok(Some(payload))
+    }
+
+    /// Bytes received that form no complete frame yet: at the end of the
+    /// stream, a truncated frame.
+    pub fn pending(&self) -> usize {
+        self.buffer.len() - self.start
+    }
+}
+
+/// `payload` with its length prefix.
+///
+/// # Panics
+/// If the payload is 4 GiB or more (the server's own responses are bounded
+/// far below).
+pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("a frame is shorter than 4 GiB");
+    let mut frame = Vec::with_capacity(LENGTH_BYTES + payload.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_at_any_read_boundary() {
+        let mut stream = Vec::new();
+        for payload in [&b"a"[..], b"hello", &[7u8; 300]] {
+            stream.extend(encode_frame(payload));
+        }
+        for chunk in [1, 2, 3, 5, 64, stream.len()] {
+            let mut reader = FrameReader::new(1024);
+            let mut frames = Vec::new();
+            for piece in stream.chunks(chunk) {
+                reader.extend(piece);
+                while let Some(frame) = reader.next_frame().expect("valid") {
+                    frames.push(frame);
+                }
+            }
+            assert_eq!(frames.len(), 3, "chunk {chunk}");
+            assert_eq!(frames[1], b"hello");
+            assert_eq!(frames[2].len(), 300);
+            assert_eq!(reader.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn an_oversized_or_empty_length_is_refused_before_its_payload() {
+        let mut reader = FrameReader::new(100);
+        reader.extend(&101u32.to_le_bytes());
+        assert_eq!(
+            reader.next_frame(),
+            Err(FrameError::TooLarge { len: 101, max: 100 })
+        );
+        let mut reader = FrameReader::new(100);
+        reader.extend(&u32::MAX.to_le_bytes());
+        assert!(reader.next_frame().is_err());
+        let mut reader = FrameReader::new(100);
+        reader.extend(&0u32.to_le_bytes());
+        assert_eq!(reader.next_frame(), Err(FrameError::Empty));
+    }
+
+    #[test]
+    fn a_truncated_frame_stays_pending() {
+        let mut reader = FrameReader::new(100);
+        let frame = encode_frame(b"truncated");
+        reader.extend(&frame[..frame.len() - 1]);
+        assert_eq!(reader.next_frame(), Ok(None));
+        assert_eq!(reader.pending(), frame.len() - 1);
+    }
+}

@@ -1,0 +1,674 @@
+//! The wire protocol's messages (`schemas/fbs/wire.fbs`) as the server sees
+//! them: requests decoded into the engine's own types ([`Txn`]), responses
+//! encoded from its results.
+//!
+//! Invariants kept here:
+//! - **Nothing from a socket is trusted unverified.** A payload must carry
+//!   the file identifier and pass the FlatBuffers verifier; then every
+//!   field is checked (UTF-8 keys and strings, enum values in range, hash
+//!   lengths, the request limits) before anything reaches the engine. A
+//!   payload that fails gets a typed [`ErrorReply`], never a panic.
+//! - **Each error has its own code** (SPEC 5), and the engine's typed
+//!   transaction errors map onto them one to one ([`ErrorReply::from_txn`]).
+
+use flatbuffers::{FlatBufferBuilder, WIPOffset};
+use jubilant_core::db::{DbError, Durability, Value};
+use jubilant_core::store::ValueType;
+use jubilant_core::txn::{KeyId, Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
+use jubilant_schemas::wire;
+
+pub use wire::ErrorCode;
+
+/// A decoded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A transaction (single-key commands are one-op transactions).
+    Txn(Txn),
+    /// `INFO`.
+    Info,
+    /// `CHECKPOINT`.
+    Checkpoint,
+    /// `PING`.
+    Ping,
+}
+
+/// What a request may carry at most.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    /// Keys one transaction may declare.
+    pub keys_per_txn_max: usize,
+    /// Ops one transaction may carry.
+    pub ops_per_txn_max: usize,
+}
+
+/// A typed error answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// The error's code.
+    pub code: ErrorCode,
+    /// A message for people.
+    pub message: String,
+    /// The op it is about, if any.
+    pub op: Option<usize>,
+    /// For `AssertFailed`: the key's type as the transaction saw it.
+    pub found_type: Option<ValueType>,
+    /// For `AssertFailed`: the key's revision (0: missing).
+    pub revision: u64,
+}
+
+impl ErrorReply {
+    /// An error about no op in particular.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorReply {
+            code,
+            message: message.into(),
+            op: None,
+            found_type: None,
+            revision: 0,
+        }
+    }
+
+    fn at_op(code: ErrorCode, op: usize, message: impl Into<String>) -> Self {
+        ErrorReply {
+            op: Some(op),
+            ..ErrorReply::new(code, message)
+        }
+    }
+
+    /// The answer for a transaction the engine refused or could not run.
+    pub fn from_txn(error: &TxnError) -> Self {
+        let message = error.to_string();
+        match error {
+            TxnError::KeyEmpty { .. } => ErrorReply::new(ErrorCode::KeyEmpty, message),
+            TxnError::KeyTooLarge { .. } => ErrorReply::new(ErrorCode::KeyTooLarge, message),
+            TxnError::DuplicateKeyId(_) => ErrorReply::new(ErrorCode::DuplicateKeyId, message),
+            TxnError::DuplicateKey(_) => ErrorReply::new(ErrorCode::DuplicateKey, message),
+            TxnError::UnknownKeyId { op, .. } => {
+                ErrorReply::at_op(ErrorCode::UnknownKeyId, *op, message)
+            }
+            TxnError::WriteToReadKey { op, .. } => {
+                ErrorReply::at_op(ErrorCode::WriteToReadKey, *op, message)
+            }
+            TxnError::Empty => ErrorReply::new(ErrorCode::InvalidRequest, message),
+            TxnError::AssertFailed {
+                op,
+                found_type,
+                revision,
+            } => ErrorReply {
+                found_type: *found_type,
+                revision: *revision,
+                ..ErrorReply::at_op(ErrorCode::AssertFailed, *op, message)
+            },
+            TxnError::NotAnInt { op, .. } => ErrorReply::at_op(ErrorCode::NotAnInt, *op, message),
+            TxnError::Overflow { op } => ErrorReply::at_op(ErrorCode::Overflow, *op, message),
+            TxnError::ValueTooLarge { op, .. } => {
+                ErrorReply::at_op(ErrorCode::ValueTooLarge, *op, message)
+            }
+            TxnError::Db(error) => ErrorReply::from_db(error),
+        }
+    }
+
+    /// The answer for a request the engine failed.
+    pub fn from_db(error: &DbError) -> Self {
+        let code = match error {
+            DbError::DiskFull(_) => ErrorCode::DiskFull,
+            DbError::StorageFailed(_) => ErrorCode::StorageFailed,
+            DbError::Closed => ErrorCode::ShuttingDown,
+            _ => ErrorCode::Internal,
+        };
+        ErrorReply::new(code, error.to_string())
+    }
+}
+
+/// A response to encode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// A transaction ran to the end; `kinds` are its ops' kinds, in order.
+    Txn {
+        /// The kind of each op.
+        kinds: Vec<wire::OpKind>,
+        /// What it did.
+        outcome: TxnOutcome,
+    },
+    /// A typed error.
+    Error(ErrorReply),
+    /// `INFO`'s text.
+    Info(String),
+    /// A checkpoint was written at this LSN.
+    Checkpoint(u64),
+    /// The answer to `PING`.
+    Pong,
+}
+
+/// The wire kind of `op`.
+pub fn op_kind(op: &Op) -> wire::OpKind {
+    match op {
+        Op::Get(_) => wire::OpKind::Get,
+        Op::Set(..) => wire::OpKind::Set,
+        Op::Del(_) => wire::OpKind::Del,
+        Op::Add(..) => wire::OpKind::Add,
+        Op::Expire(..) => wire::OpKind::Expire,
+        Op::Persist(_) => wire::OpKind::Persist,
+        Op::Ttl(_) => wire::OpKind::Ttl,
+        Op::AssertExists(_) => wire::OpKind::AssertExists,
+        Op::AssertNotExists(_) => wire::OpKind::AssertNotExists,
+        Op::AssertType(..) => wire::OpKind::AssertType,
+        Op::AssertIntEq(..) => wire::OpKind::AssertIntEq,
+        Op::AssertBytesHashEq(..) => wire::OpKind::AssertBytesHashEq,
+        Op::AssertStringHashEq(..) => wire::OpKind::AssertStringHashEq,
+        Op::AssertRevisionEq(..) => wire::OpKind::AssertRevisionEq,
+    }
+}
+
+/// Decodes one frame's payload: the request's id (0 when the payload is not
+/// a request at all, so no id can be read) and the request, or why it is
+/// invalid.
+pub fn decode_request(
+    payload: &[u8],
+    limits: &RequestLimits,
+) -> (u64, Result<Request, ErrorReply>) {
+    let invalid = |message: String| ErrorReply::new(ErrorCode::InvalidRequest, message);
+    if payload.len() < 8 || !wire::request_buffer_has_identifier(payload) {
+        return (
+            0,
+            Err(invalid(
+                "not a request: no \"JUBW\" file identifier".to_owned(),
+            )),
+        );
+    }
+    let request = match wire::root_as_request(payload) {
+        Ok(request) => request,
+        Err(error) => return (0, Err(invalid(format!("not a valid FlatBuffer: {error}")))),
+    };
+    let id = request.id();
+    let decoded = match request.body_type() {
+        wire::RequestBody::Txn => match request.body_as_txn() {
+            Some(txn) => decode_txn(txn, limits).map(Request::Txn),
+            None => Err(invalid("a transaction request without its body".to_owned())),
+        },
+        wire::RequestBody::Info => Ok(Request::Info),
+        wire::RequestBody::Checkpoint => Ok(Request::Checkpoint),
+        wire::RequestBody::Ping => Ok(Request::Ping),
+        other => Err(invalid(format!("unknown request type {}", other.0))),
+    };
+    (id, decoded)
+}
+
+fn decode_txn(txn: wire::Txn<'_>, limits: &RequestLimits) -> Result<Txn, ErrorReply> {
+    let invalid = |message: String| ErrorReply::new(ErrorCode::InvalidRequest, message);
+    let declared = txn.keys().map_or(0, |keys| keys.len());
+    if declared > limits.keys_per_txn_max {
+        return Err(ErrorReply::new(
+            ErrorCode::TooManyKeys,
+            format!(
+                "{declared} keys declared; the limit is {}",
+                limits.keys_per_txn_max
+            ),
+        ));
+    }
+    let count = txn.ops().map_or(0, |ops| ops.len());
+    if count > limits.ops_per_txn_max {
+        return Err(ErrorReply::new(
+            ErrorCode::TooManyOps,
+            format!("{count} ops; the limit is {}", limits.ops_per_txn_max),
+        ));
+    }
+    let mut keys: Vec<(KeyId, Mode, String)> = Vec::with_capacity(declared);
+    for decl in txn.keys().iter().flatten() {
+        let mode = match decl.mode() {
+            wire::Mode::R => Mode::R,
+            wire::Mode::RW => Mode::RW,
+            other => {
+                return Err(invalid(format!(
+                    "key id {}: unknown mode {}",
+                    decl.id(),
+                    other.0
+                )));
+            }
+        };
+        let bytes = decl
+            .key()
+            .map(|key| key.bytes().to_vec())
+            .unwrap_or_default();
+        let key = String::from_utf8(bytes).map_err(|_| {
+            ErrorReply::new(
+                ErrorCode::InvalidUtf8,
+                format!("key id {}: the key is not valid UTF-8", decl.id()),
+            )
+        })?;
+        keys.push((decl.id(), mode, key));
+    }
+    let mut ops = Vec::with_capacity(count);
+    for (index, op) in txn.ops().iter().flatten().enumerate() {
+        ops.push(decode_op(index, op)?);
+    }
+    let mut decoded = Txn::from_parts(keys, ops);
+    match txn.durability() {
+        wire::Durability::Default => {}
+        wire::Durability::Sync => {
+            decoded.durability(Durability::Sync);
+        }
+        wire::Durability::Async => {
+            decoded.durability(Durability::Async);
+        }
+        other => return Err(invalid(format!("unknown durability {}", other.0))),
+    }
+    Ok(decoded)
+}
+
+fn decode_op(index: usize, op: wire::Op<'_>) -> Result<Op, ErrorReply> {
+    let invalid = |message: String| ErrorReply::at_op(ErrorCode::InvalidRequest, index, message);
+    let key = op.key_id();
+    let hash = || -> Result<[u8; 32], ErrorReply> {
+        let bytes = op.hash().map(|hash| hash.bytes()).unwrap_or_default();
+        <[u8; 32]>::try_from(bytes)
+            .map_err(|_| invalid(format!("a BLAKE3 hash is 32 bytes, not {}", bytes.len())))
+    };
+    Ok(match op.kind() {
+        wire::OpKind::Get => Op::Get(key),
+        wire::OpKind::Set => {
+            let Some(value) = op.value() else {
+                return Err(invalid("SET without a value".to_owned()));
+            };
+            let ttl = op.has_ttl().then(|| op.ttl_ms());
+            Op::Set(key, decode_value(index, value)?, ttl)
+        }
+        wire::OpKind::Del => Op::Del(key),
+        wire::OpKind::Add => Op::Add(key, op.delta()),
+        wire::OpKind::Expire => Op::Expire(key, op.ttl_ms()),
+        wire::OpKind::Persist => Op::Persist(key),
+        wire::OpKind::Ttl => Op::Ttl(key),
+        wire::OpKind::AssertExists => Op::AssertExists(key),
+        wire::OpKind::AssertNotExists => Op::AssertNotExists(key),
+        wire::OpKind::AssertType => {
+            let found = match op.type_code() {
+                0 => None,
+                code => Some(
+                    value_type(code).ok_or_else(|| invalid(format!("unknown type code {code}")))?,
+                ),
+            };
+            Op::AssertType(key, found)
+        }
+        wire::OpKind::AssertIntEq => Op::AssertIntEq(key, op.int()),
+        wire::OpKind::AssertBytesHashEq => Op::AssertBytesHashEq(key, hash()?),
+        wire::OpKind::AssertStringHashEq => Op::AssertStringHashEq(key, hash()?),
+        wire::OpKind::AssertRevisionEq => Op::AssertRevisionEq(key, op.revision()),
+        other => return Err(invalid(format!("unknown op kind {}", other.0))),
+    })
+}
+
+fn value_type(code: u8) -> Option<ValueType> {
+    match code {
+        1 => Some(ValueType::Bytes),
+        2 => Some(ValueType::String),
+        3 => Some(ValueType::Int64),
+        _ => None,
+    }
+}
+
+fn type_code(value_type: Option<ValueType>) -> u8 {
+    match value_type {
+        None => 0,
+        Some(ValueType::Bytes) => 1,
+        Some(ValueType::String) => 2,
+        Some(ValueType::Int64) => 3,
+    }
+}
+
+fn decode_value(index: usize, value: wire::Value<'_>) -> Result<Value, ErrorReply> {
+    let bytes = || {
+        value
+            .bytes()
+            .map(|b| b.bytes().to_vec())
+            .unwrap_or_default()
+    };
+    match value.type_() {
+        wire::ValueType::Bytes => Ok(Value::Bytes(bytes())),
+        wire::ValueType::String => String::from_utf8(bytes()).map(Value::String).map_err(|_| {
+            ErrorReply::at_op(
+                ErrorCode::InvalidUtf8,
+                index,
+                "a String value is not valid UTF-8",
+            )
+        }),
+        wire::ValueType::Int64 => Ok(Value::Int(value.int())),
+        other => Err(ErrorReply::at_op(
+            ErrorCode::InvalidRequest,
+            index,
+            format!("unknown value type {}", other.0),
+        )),
+    }
+}
+
+fn encode_value<'a>(
+    builder: &mut FlatBufferBuilder<'a>,
+    value: &Value,
+) -> WIPOffset<wire::Value<'a>> {
+    let (type_, bytes, int) = match value {
+        Value::Bytes(bytes) => (wire::ValueType::Bytes, Some(bytes.as_slice()), 0),
+        Value::String(text) => (wire::ValueType::String, Some(text.as_bytes()), 0),
+        Value::Int(n) => (wire::ValueType::Int64, None, *n),
+    };
+    let bytes = bytes.map(|bytes| builder.create_vector(bytes));
+    wire::Value::create(builder, &wire::ValueArgs { type_, bytes, int })
+}
+
+/// Encodes `response` to request `id` as a FlatBuffer payload (frame it
+/// with [`crate::frame::encode_frame`]).
+pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
+    let mut builder = FlatBufferBuilder::new();
+    let (body_type, body) = match response {
+        Response::Txn { kinds, outcome } => {
+            let results: Vec<_> = outcome
+                .results
+                .iter()
+                .enumerate()
+                .map(|(index, result)| {
+                    let kind = kinds.get(index).copied().unwrap_or(wire::OpKind::Get);
+                    let mut args = wire::OpResultArgs {
+                        kind,
+                        ..wire::OpResultArgs::default()
+                    };
+                    match result {
+                        OpResult::Get(Some((value, revision))) => {
+                            args.found = true;
+                            args.value = Some(encode_value(&mut builder, value));
+                            args.revision = *revision;
+                        }
+                        OpResult::Get(None) | OpResult::Set | OpResult::Held => {}
+                        OpResult::Del(found)
+                        | OpResult::Expire(found)
+                        | OpResult::Persist(found) => args.found = *found,
+                        OpResult::Add(n) => args.int = *n,
+                        OpResult::Ttl(ttl) => {
+                            (args.ttl_kind, args.ttl_ms) = match ttl {
+                                Ttl::Missing => (wire::TtlKind::Missing, 0),
+                                Ttl::NoExpiry => (wire::TtlKind::NoExpiry, 0),
+                                Ttl::Ms(ms) => (wire::TtlKind::Ms, *ms),
+                            };
+                        }
+                    }
+                    wire::OpResult::create(&mut builder, &args)
+                })
+                .collect();
+            let results = builder.create_vector(&results);
+            let body = wire::TxnResult::create(
+                &mut builder,
+                &wire::TxnResultArgs {
+                    lsn: outcome.lsn,
+                    read_only: outcome.read_only,
+                    results: Some(results),
+                },
+            );
+            (wire::ResponseBody::TxnResult, body.as_union_value())
+        }
+        Response::Error(error) => {
+            let message = builder.create_string(&error.message);
+            let body = wire::Error::create(
+                &mut builder,
+                &wire::ErrorArgs {
+                    code: error.code,
+                    message: Some(message),
+                    op: error
+                        .op
+                        .map_or(-1, |op| i32::try_from(op).unwrap_or(i32::MAX)),
+                    found_type: type_code(error.found_type),
+                    revision: error.revision,
+                },
+            );
+            (wire::ResponseBody::Error, body.as_union_value())
+        }
+        Response::Info(text) => {
+            let text = builder.create_string(text);
+            let body =
+                wire::InfoResult::create(&mut builder, &wire::InfoResultArgs { text: Some(text) });
+            (wire::ResponseBody::InfoResult, body.as_union_value())
+        }
+        Response::Checkpoint(lsn) => {
+            let body = wire::CheckpointResult::create(
+                &mut builder,
+                &wire::CheckpointResultArgs { lsn: *lsn },
+            );
+            (wire::ResponseBody::CheckpointResult, body.as_union_value())
+        }
+        Response::Pong => {
+            let body = wire::Pong::create(&mut builder, &wire::PongArgs {});
+            (wire::ResponseBody::Pong, body.as_union_value())
+        }
+    };
+    let root = wire::Response::create(
+        &mut builder,
+        &wire::ResponseArgs {
+            id,
+            body_type,
+            body: Some(body),
+        },
+    );
+    builder.finish(root, Some(wire::REQUEST_IDENTIFIER));
+    builder.finished_data().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: RequestLimits = RequestLimits {
+        keys_per_txn_max: 4,
+        ops_per_txn_max: 8,
+    };
+
+    /// Test ops: (kind, key id, value, hash length).
+    struct TestOp {
+        kind: wire::OpKind,
+        key: u32,
+        value: Option<(wire::ValueType, Vec<u8>)>,
+        hash_len: Option<usize>,
+        type_code: u8,
+    }
+
+    fn op(kind: wire::OpKind, key: u32) -> TestOp {
+        TestOp {
+            kind,
+            key,
+            value: None,
+            hash_len: None,
+            type_code: 0,
+        }
+    }
+
+    fn txn_request(id: u64, keys: &[(u32, wire::Mode, &[u8])], ops: &[TestOp]) -> Vec<u8> {
+        let mut b = FlatBufferBuilder::new();
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|(id, mode, key)| {
+                let key = b.create_vector(key);
+                wire::KeyDecl::create(
+                    &mut b,
+                    &wire::KeyDeclArgs {
+                        id: *id,
+                        mode: *mode,
+                        key: Some(key),
+                    },
+                )
+            })
+            .collect();
+        let ops: Vec<_> = ops
+            .iter()
+            .map(|op| {
+                let value = op.value.as_ref().map(|(type_, bytes)| {
+                    let bytes = b.create_vector(bytes);
+                    wire::Value::create(
+                        &mut b,
+                        &wire::ValueArgs {
+                            type_: *type_,
+                            bytes: Some(bytes),
+                            int: 0,
+                        },
+                    )
+                });
+                let hash = op.hash_len.map(|len| b.create_vector(&vec![0u8; len]));
+                wire::Op::create(
+                    &mut b,
+                    &wire::OpArgs {
+                        kind: op.kind,
+                        key_id: op.key,
+                        value,
+                        hash,
+                        type_code: op.type_code,
+                        ..wire::OpArgs::default()
+                    },
+                )
+            })
+            .collect();
+        let (keys, ops) = (b.create_vector(&keys), b.create_vector(&ops));
+        let txn = wire::Txn::create(
+            &mut b,
+            &wire::TxnArgs {
+                keys: Some(keys),
+                ops: Some(ops),
+                durability: wire::Durability::Async,
+            },
+        );
+        let root = wire::Request::create(
+            &mut b,
+            &wire::RequestArgs {
+                id,
+                body_type: wire::RequestBody::Txn,
+                body: Some(txn.as_union_value()),
+            },
+        );
+        wire::finish_request_buffer(&mut b, root);
+        b.finished_data().to_vec()
+    }
+
+    fn code(payload: &[u8]) -> (u64, ErrorCode) {
+        match decode_request(payload, &LIMITS) {
+            (id, Err(error)) => (id, error.code),
+            (_, Ok(request)) => panic!("decoded {request:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_transaction_decodes_into_the_engines_own() {
+        let mut set = op(wire::OpKind::Set, 1);
+        set.value = Some((wire::ValueType::String, b"v".to_vec()));
+        let payload = txn_request(
+            7,
+            &[(0, wire::Mode::R, b"a"), (1, wire::Mode::RW, b"b")],
+            &[op(wire::OpKind::Get, 0), set],
+        );
+        let (id, request) = decode_request(&payload, &LIMITS);
+        assert_eq!(id, 7);
+        let mut expected = Txn::from_parts(
+            vec![(0, Mode::R, "a".into()), (1, Mode::RW, "b".into())],
+            vec![Op::Get(0), Op::Set(1, Value::from("v"), None)],
+        );
+        expected.durability(Durability::Async);
+        assert_eq!(request, Ok(Request::Txn(expected)));
+    }
+
+    #[test]
+    fn bad_fields_get_their_own_codes_and_garbage_gets_id_zero() {
+        assert_eq!(
+            code(b"not a flatbuffer at all"),
+            (0, ErrorCode::InvalidRequest)
+        );
+        assert_eq!(code(&[]), (0, ErrorCode::InvalidRequest));
+        let bad_key = txn_request(
+            1,
+            &[(0, wire::Mode::R, b"\xff\xfe")],
+            &[op(wire::OpKind::Get, 0)],
+        );
+        assert_eq!(code(&bad_key), (1, ErrorCode::InvalidUtf8));
+        let mut bad_value = op(wire::OpKind::Set, 0);
+        bad_value.value = Some((wire::ValueType::String, b"\xc3\x28".to_vec()));
+        let bad_value = txn_request(2, &[(0, wire::Mode::RW, b"k")], &[bad_value]);
+        assert_eq!(code(&bad_value), (2, ErrorCode::InvalidUtf8));
+        let keys: Vec<(u32, wire::Mode, &[u8])> =
+            (0..5).map(|i| (i, wire::Mode::R, &b"k"[..])).collect();
+        assert_eq!(
+            code(&txn_request(3, &keys, &[])),
+            (3, ErrorCode::TooManyKeys)
+        );
+        let ops: Vec<TestOp> = (0..9).map(|_| op(wire::OpKind::Get, 0)).collect();
+        assert_eq!(
+            code(&txn_request(4, &[(0, wire::Mode::R, b"k")], &ops)),
+            (4, ErrorCode::TooManyOps)
+        );
+        let mut short_hash = op(wire::OpKind::AssertBytesHashEq, 0);
+        short_hash.hash_len = Some(31);
+        let short_hash = txn_request(5, &[(0, wire::Mode::R, b"k")], &[short_hash]);
+        assert_eq!(code(&short_hash), (5, ErrorCode::InvalidRequest));
+        let unknown = txn_request(6, &[(0, wire::Mode::R, b"k")], &[op(wire::OpKind(99), 0)]);
+        assert_eq!(code(&unknown), (6, ErrorCode::InvalidRequest));
+        let mut bad_type = op(wire::OpKind::AssertType, 0);
+        bad_type.type_code = 9;
+        let bad_type = txn_request(8, &[(0, wire::Mode::R, b"k")], &[bad_type]);
+        assert_eq!(code(&bad_type), (8, ErrorCode::InvalidRequest));
+        let set_without_value =
+            txn_request(9, &[(0, wire::Mode::RW, b"k")], &[op(wire::OpKind::Set, 0)]);
+        assert_eq!(code(&set_without_value), (9, ErrorCode::InvalidRequest));
+    }
+
+    #[test]
+    fn truncated_and_flipped_payloads_are_errors_not_panics() {
+        let mut set = op(wire::OpKind::Set, 0);
+        set.value = Some((wire::ValueType::Bytes, vec![1, 2, 3]));
+        let payload = txn_request(1, &[(0, wire::Mode::RW, b"key")], &[set]);
+        for cut in 0..payload.len() {
+            let _ = decode_request(&payload[..cut], &LIMITS);
+        }
+        for at in 0..payload.len() {
+            let mut flipped = payload.clone();
+            flipped[at] ^= 0xa5;
+            let _ = decode_request(&flipped, &LIMITS);
+        }
+    }
+
+    #[test]
+    fn responses_encode_what_the_engine_answered() {
+        let outcome = TxnOutcome {
+            lsn: 42,
+            read_only: false,
+            now_ms: 0,
+            results: vec![
+                OpResult::Get(Some((Value::Int(5), 40))),
+                OpResult::Ttl(Ttl::Ms(900)),
+                OpResult::Held,
+            ],
+        };
+        let kinds = vec![
+            wire::OpKind::Get,
+            wire::OpKind::Ttl,
+            wire::OpKind::AssertExists,
+        ];
+        let payload = encode_response(3, &Response::Txn { kinds, outcome });
+        let response = flatbuffers::root::<wire::Response>(&payload).expect("valid");
+        assert_eq!(response.id(), 3);
+        let result = response.body_as_txn_result().expect("a txn result");
+        assert_eq!((result.lsn(), result.read_only()), (42, false));
+        let results = result.results().expect("results");
+        assert_eq!(results.len(), 3);
+        let get = results.get(0);
+        assert!(get.found());
+        assert_eq!(get.revision(), 40);
+        assert_eq!(get.value().map(|v| v.int()), Some(5));
+        assert_eq!(results.get(1).ttl_kind(), wire::TtlKind::Ms);
+        assert_eq!(results.get(1).ttl_ms(), 900);
+
+        let error = ErrorReply::from_txn(&TxnError::AssertFailed {
+            op: 2,
+            found_type: Some(ValueType::String),
+            revision: 17,
+        });
+        let payload = encode_response(4, &Response::Error(error));
+        let response = flatbuffers::root::<wire::Response>(&payload).expect("valid");
+        let error = response.body_as_error().expect("an error");
+        assert_eq!(error.code(), ErrorCode::AssertFailed);
+        assert_eq!(
+            (error.op(), error.found_type(), error.revision()),
+            (2, 2, 17)
+        );
+        assert!(error.message().is_some_and(|m| m.contains("op 2")));
+    }
+}

@@ -7,11 +7,13 @@
 //! through `jubilant_core::env::Net`.
 //!
 //! Status: the configuration ([`config`]), `INFO` ([`info`]), framing
-//! ([`frame`]) and the wire messages ([`wire`]) are built; connections,
-//! dispatch and the binary follow (issue 6). Until then the simulator is the
-//! main program (see the README).
+//! ([`frame`]), the wire messages ([`wire`]) and serving them
+//! ([`runtime`]) are built; the binary, the client and jubectl's online
+//! commands follow (issue 6). Until then the simulator is the main program
+//! (see the README).
 
 pub mod config;
 pub mod frame;
 pub mod info;
+pub mod runtime;
 pub mod wire;

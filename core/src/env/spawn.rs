@@ -12,7 +12,7 @@ use std::future::Future;
 ///   in the simulator, fails the whole run with its seed).
 pub trait Spawn {
     /// Awaits a spawned task's output.
-    type JoinHandle<T: Send + 'static>: Future<Output = T> + Send + Unpin + 'static;
+    type JoinHandle<T: Send + 'static>: Future<Output = T> + Send + Sync + Unpin + 'static;
 
     /// Starts `future` as a new task. `name` shows up in traces and logs, so
     /// make it say what the task is for (`"wal-writer"`, `"checkpointer"`).

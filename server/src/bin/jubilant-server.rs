@@ -1,0 +1,139 @@
+//! `jubilant-server`: the Jubilant DB server on the real environment.
+//!
+//!     jubilant-server [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]
+//!
+//! With no file it serves `./jubilant-data` on `127.0.0.1:6767`. It logs
+//! `listening on ADDR` once it accepts connections, and on SIGINT or
+//! SIGTERM shuts down gracefully (no new connections, requests in flight
+//! finished, the WAL made durable) and exits 0.
+//!
+//! Exit codes: 0 after a clean shutdown; 1 if the server could not start
+//! or stop cleanly (the log says why); 2 for a bad command line or
+//! configuration.
+
+// The binary is where the server meets the real world: it reads its
+// configuration file and builds the tokio runtime and signal handlers. The
+// library below it reaches the world only through `jubilant_core::env`.
+#![allow(clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use jubilant_io_real::RealEnv;
+use jubilant_server::config::{Config, LogFormat, LogLevel};
+use jubilant_server::runtime;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jubilant-server",
+    version,
+    about = "Serve a Jubilant DB database over TCP"
+)]
+struct Cli {
+    /// The TOML configuration file (every key optional; see
+    /// server/jubilant.example.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The database directory (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The address to listen on (overrides `[server] listen_address` and
+    /// `port`); port 0 picks a free one.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+}
+
+fn load(cli: Cli) -> Result<Config, String> {
+    let text = match &cli.config {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?,
+        None => String::new(),
+    };
+    Config::from_toml(&text)
+        .and_then(|config| config.with_overrides(cli.data_dir, cli.listen))
+        .map_err(|error| error.to_string())
+}
+
+fn init_logging(config: &Config) {
+    let level = match config.log.level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn main() -> ExitCode {
+    let config = match load(Cli::parse()) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("jubilant-server: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.workers)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the runtime");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let server = match runtime::start(RealEnv::current(), config).await {
+            Ok(server) => server,
+            Err(error) => {
+                tracing::error!("{error}");
+                return ExitCode::from(1);
+            }
+        };
+        shutdown_signal().await;
+        tracing::info!("signal received: shutting down");
+        match server.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

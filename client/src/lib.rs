@@ -1,5 +1,337 @@
-//! The Rust client library for Jubilant DB: async, pipelined, with typed
-//! errors, generic over any `futures-io` byte stream so the simulator's
-//! clients and `jubectl` use the same code as applications.
+//! The Rust client for Jubilant DB's TCP protocol (`schemas/fbs/wire.fbs`,
+//! docs/design.md section 9).
 //!
-//! Status: the client arrives with the server and its wire protocol.
+//! A [`Client`] is cheap to clone and may be used by many tasks at once:
+//! their requests are pipelined on one connection and each answer is routed
+//! back by its request id. It is generic over the byte stream, so the
+//! simulator's clients use it over the simulated network; [`Client::new`]
+//! returns the connection's driver, a future to spawn on whatever runtime
+//! runs the client. Tokio users call [`connect`] (feature `tokio`).
+//!
+//! Transactions are built with the embedded API's own builder,
+//! [`jubilant_core::txn::Txn`]:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), jubilant_client::ClientError> {
+//! use jubilant_client::Client;
+//! use jubilant_core::txn::{Mode, Txn};
+//!
+//! let client = jubilant_client::connect("127.0.0.1:6767".parse().unwrap()).await?;
+//! client.set("alice", 100i64).await?;
+//! let mut transfer = Txn::new();
+//! let (a, b) = (transfer.key("alice", Mode::RW), transfer.key("bob", Mode::RW));
+//! transfer.add(a, -10).add(b, 10);
+//! let outcome = client.transaction(&transfer).await?;
+//! println!("committed at LSN {}", outcome.lsn);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Invariant kept here: **every call gets exactly one answer**: the
+//! server's, or [`ClientError::Closed`] when the connection ends first (the
+//! request may or may not have been applied then, as with any network
+//! database).
+
+mod codec;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::{Either, select};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{SinkExt, StreamExt};
+use jubilant_core::db::{Durability, Value};
+use jubilant_core::store::ValueType;
+use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
+
+pub use jubilant_schemas::wire::ErrorCode;
+
+/// The largest response frame the client accepts.
+pub const RESPONSE_BYTES_MAX: u32 = 1 << 30;
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a typed error.
+    #[error("{code:?}: {message}")]
+    Server {
+        /// The error's code.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+        /// The op it is about, if any.
+        op: Option<usize>,
+        /// For `AssertFailed`: the key's type as the transaction saw it.
+        found_type: Option<ValueType>,
+        /// For `AssertFailed`: the key's revision.
+        revision: u64,
+    },
+    /// The connection ended before the answer came: the request may or may
+    /// not have been applied.
+    #[error("the connection closed before the answer: {0}")]
+    Closed(String),
+    /// The server sent something that is not a valid answer.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+type Answer = Result<codec::Reply, ClientError>;
+type Pending = Arc<Mutex<Option<BTreeMap<u64, oneshot::Sender<Answer>>>>>;
+
+fn pending(map: &Pending) -> MutexGuard<'_, Option<BTreeMap<u64, oneshot::Sender<Answer>>>> {
+    map.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A connection to a server.
+#[derive(Clone)]
+pub struct Client {
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Pending,
+    next_id: Arc<AtomicU64>,
+}
+
+/// Connects over TCP on the current tokio runtime and spawns the driver.
+#[cfg(feature = "tokio")]
+pub async fn connect(addr: std::net::SocketAddr) -> Result<Client, ClientError> {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|error| ClientError::Closed(format!("cannot connect to {addr}: {error}")))?;
+    let _ = stream.set_nodelay(true);
+    let (client, driver) = Client::new(stream.compat());
+    // The client's one task on tokio: a connection's reader and writer.
+    #[allow(clippy::disallowed_methods)]
+    drop(tokio::spawn(driver));
+    Ok(client)
+}
+
+impl Client {
+    /// A client over `stream`, and the driver that moves its bytes: spawn
+    /// it; it ends when the connection does (or every clone of the client
+    /// is dropped).
+    pub fn new<S>(stream: S) -> (Client, impl Future<Output = ()> + Send + 'static)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (outgoing, queued) = mpsc::unbounded();
+        let pending: Pending = Arc::new(Mutex::new(Some(BTreeMap::new())));
+        let client = Client {
+            outgoing,
+            pending: Arc::clone(&pending),
+            next_id: Arc::new(AtomicU64::new(1)),
+        };
+        (client, drive(stream, queued, pending))
+    }
+
+    async fn call(&self, encode: impl FnOnce(u64) -> Vec<u8>) -> Answer {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        match pending(&self.pending).as_mut() {
+            Some(map) => {
+                map.insert(id, reply);
+            }
+            None => return Err(ClientError::Closed("the connection is closed".to_owned())),
+        }
+        let mut outgoing = self.outgoing.clone();
+        if outgoing.send(encode(id)).await.is_err() {
+            if let Some(map) = pending(&self.pending).as_mut() {
+                map.remove(&id);
+            }
+            return Err(ClientError::Closed("the connection is closed".to_owned()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ClientError::Closed("the connection closed".to_owned())))
+    }
+
+    /// Runs `txn` (its ops in order, all or nothing; see SPEC 2).
+    pub async fn transaction(&self, txn: &Txn) -> Result<TxnOutcome, ClientError> {
+        match self.call(|id| codec::encode_txn(id, txn)).await? {
+            codec::Reply::Txn(outcome) => Ok(outcome),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+
+    async fn one(
+        &self,
+        key: &str,
+        mode: Mode,
+        op: impl FnOnce(u32) -> Op,
+    ) -> Result<OpResult, ClientError> {
+        let mut txn = Txn::new();
+        let id = txn.key(key, mode);
+        txn.op(op(id));
+        let outcome = self.transaction(&txn).await?;
+        outcome.results.into_iter().next().ok_or_else(|| {
+            ClientError::Protocol("a transaction answered without results".to_owned())
+        })
+    }
+
+    /// `GET`: the value and its revision, if the key exists.
+    pub async fn get(&self, key: &str) -> Result<Option<(Value, u64)>, ClientError> {
+        match self.one(key, Mode::R, Op::Get).await? {
+            OpResult::Get(found) => Ok(found),
+            other => Err(codec::wrong_result(&other)),
+        }
+    }
+
+    /// `SET` without a TTL, with the server's default durability.
+    pub async fn set(&self, key: &str, value: impl Into<Value>) -> Result<(), ClientError> {
+        let value = value.into();
+        self.one(key, Mode::RW, |id| Op::Set(id, value, None))
+            .await?;
+        Ok(())
+    }
+
+    /// `SET` with a TTL in milliseconds.
+    pub async fn set_ttl(
+        &self,
+        key: &str,
+        value: impl Into<Value>,
+        ttl_ms: u64,
+    ) -> Result<(), ClientError> {
+        let value = value.into();
+        self.one(key, Mode::RW, |id| Op::Set(id, value, Some(ttl_ms)))
+            .await?;
+        Ok(())
+    }
+
+    /// `SET` with an explicit durability.
+    pub async fn set_with(
+        &self,
+        key: &str,
+        value: impl Into<Value>,
+        durability: Durability,
+    ) -> Result<u64, ClientError> {
+        let mut txn = Txn::new();
+        let id = txn.key(key, Mode::RW);
+        txn.set(id, value).durability(durability);
+        Ok(self.transaction(&txn).await?.lsn)
+    }
+
+    /// `DEL`: whether the key existed.
+    pub async fn del(&self, key: &str) -> Result<bool, ClientError> {
+        match self.one(key, Mode::RW, Op::Del).await? {
+            OpResult::Del(existed) => Ok(existed),
+            other => Err(codec::wrong_result(&other)),
+        }
+    }
+
+    /// `ADD`: the new value.
+    pub async fn add(&self, key: &str, delta: i64) -> Result<i64, ClientError> {
+        match self.one(key, Mode::RW, |id| Op::Add(id, delta)).await? {
+            OpResult::Add(n) => Ok(n),
+            other => Err(codec::wrong_result(&other)),
+        }
+    }
+
+    /// `EXPIRE`: whether the key existed.
+    pub async fn expire(&self, key: &str, ttl_ms: u64) -> Result<bool, ClientError> {
+        match self.one(key, Mode::RW, |id| Op::Expire(id, ttl_ms)).await? {
+            OpResult::Expire(existed) => Ok(existed),
+            other => Err(codec::wrong_result(&other)),
+        }
+    }
+
+    /// `PERSIST`: whether the key had a TTL.
+    pub async fn persist(&self, key: &str) -> Result<bool, ClientError> {
+        match self.one(key, Mode::RW, Op::Persist).await? {
+            OpResult::Persist(had) => Ok(had),
+            other => Err(codec::wrong_result(&other)),
+        }
+    }
+
+    /// `TTL`.
+    pub async fn ttl(&self, key: &str) -> Result<Ttl, ClientError> {
+        match self.one(key, Mode::R, Op::Ttl).await? {
+            OpResult::Ttl(ttl) => Ok(ttl),
+            other => Err(codec::wrong_result(&other)),
+        }
+    }
+
+    /// `INFO`'s text.
+    pub async fn info(&self) -> Result<String, ClientError> {
+        match self.call(codec::encode_info).await? {
+            codec::Reply::Info(text) => Ok(text),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+
+    /// `CHECKPOINT`: the checkpoint's LSN.
+    pub async fn checkpoint(&self) -> Result<u64, ClientError> {
+        match self.call(codec::encode_checkpoint).await? {
+            codec::Reply::Checkpoint(lsn) => Ok(lsn),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+
+    /// `PING`.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        match self.call(codec::encode_ping).await? {
+            codec::Reply::Pong => Ok(()),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+}
+
+/// Moves request frames out and response frames in until the connection
+/// ends; then fails every call still waiting.
+async fn drive<S>(stream: S, mut queued: mpsc::UnboundedReceiver<Vec<u8>>, pending_map: Pending)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut reader, mut writer) = stream.split();
+    let writing = async {
+        while let Some(frame) = queued.next().await {
+            if let Err(error) = writer.write_all(&frame).await {
+                return format!("write failed: {error}");
+            }
+            if let Err(error) = writer.flush().await {
+                return format!("flush failed: {error}");
+            }
+        }
+        let _ = writer.close().await;
+        "the client was dropped".to_owned()
+    };
+    let reading = async {
+        let mut frames = codec::Frames::new(RESPONSE_BYTES_MAX);
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buffer).await {
+                Ok(0) => return "the server closed the connection".to_owned(),
+                Ok(n) => n,
+                Err(error) => return format!("read failed: {error}"),
+            };
+            frames.extend(&buffer[..n]);
+            loop {
+                let frame = match frames.next_frame() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(error) => return error,
+                };
+                let (id, answer) = codec::decode_response(&frame);
+                let waiter = pending(&pending_map)
+                    .as_mut()
+                    .and_then(|map| map.remove(&id));
+                match waiter {
+                    Some(waiter) => {
+                        let _ = waiter.send(answer);
+                    }
+                    // An answer nobody waits for (id 0: a request the
+                    // server could not read at all) is a protocol error.
+                    None => return format!("an answer to unknown request {id}: {answer:?}"),
+                }
+            }
+        }
+    };
+    let reason = match select(std::pin::pin!(writing), std::pin::pin!(reading)).await {
+        Either::Left((reason, _)) | Either::Right((reason, _)) => reason,
+    };
+    let waiting = pending(&pending_map).take().unwrap_or_default();
+    for (_, waiter) in waiting {
+        let _ = waiter.send(Err(ClientError::Closed(reason.clone())));
+    }
+}

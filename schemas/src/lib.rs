@@ -5,7 +5,9 @@
 //! - `fbs/disk.fbs` → [`disk`]: MANIFEST, superblocks, value-log record
 //!   headers; the fixed B+Tree page layout is documented in its comments;
 //! - `fbs/wal.fbs` → [`wal`]: WAL records;
-//! - `fbs/wire.fbs` → [`wire`]: the TCP protocol.
+//! - `fbs/wire.fbs` → [`wire`]: the TCP protocol, whose messages travel in
+//!   the length-prefixed frames of [`frame`] (hand-written: shared by the
+//!   server and the client).
 //!
 //! The code under `src/generated/` is written by `schemas/generate.sh` with a
 //! pinned `flatc` and committed; CI runs `generate.sh --check`, which fails
@@ -68,6 +70,8 @@ pub mod wal {
 pub mod wire {
     pub use crate::wire_generated::jubilant::wire::*;
 }
+
+pub mod frame;
 
 pub use flatbuffers;
 pub use schema_hashes::{DISK_SCHEMA_HASH, WAL_SCHEMA_HASH, WIRE_SCHEMA_HASH};

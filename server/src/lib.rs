@@ -13,7 +13,8 @@
 //! (see the README).
 
 pub mod config;
-pub mod frame;
 pub mod info;
 pub mod runtime;
 pub mod wire;
+
+pub use jubilant_schemas::frame;

@@ -398,6 +398,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                     lsn: outcome.lsn,
                     read_only: outcome.read_only,
                     results: Some(results),
+                    now_ms: outcome.now_ms,
                 },
             );
             (wire::ResponseBody::TxnResult, body.as_union_value())

@@ -209,6 +209,11 @@ impl Txn {
         id
     }
 
+    /// The durability it asked for (`None`: the database's default).
+    pub fn durability_class(&self) -> Option<Durability> {
+        self.durability
+    }
+
     /// Runs with this durability instead of the database's default.
     pub fn durability(&mut self, durability: Durability) -> &mut Self {
         self.durability = Some(durability);

@@ -2187,6 +2187,7 @@ impl<'a> TxnResult<'a> {
   pub const VT_LSN: ::flatbuffers::VOffsetT = 4;
   pub const VT_READ_ONLY: ::flatbuffers::VOffsetT = 6;
   pub const VT_RESULTS: ::flatbuffers::VOffsetT = 8;
+  pub const VT_NOW_MS: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2198,6 +2199,7 @@ impl<'a> TxnResult<'a> {
     args: &'args TxnResultArgs<'args>
   ) -> ::flatbuffers::WIPOffset<TxnResult<'bldr>> {
     let mut builder = TxnResultBuilder::new(_fbb);
+    builder.add_now_ms(args.now_ms);
     builder.add_lsn(args.lsn);
     if let Some(x) = args.results { builder.add_results(x); }
     builder.add_read_only(args.read_only);
@@ -2226,6 +2228,14 @@ impl<'a> TxnResult<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OpResult>>>>(TxnResult::VT_RESULTS, None)}
   }
+  /// The instant (Unix ms, the server's TTL clock) expiry was judged at.
+  #[inline]
+  pub fn now_ms(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(TxnResult::VT_NOW_MS, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for TxnResult<'_> {
@@ -2237,6 +2247,7 @@ impl ::flatbuffers::Verifiable for TxnResult<'_> {
      .visit_field::<u64>("lsn", Self::VT_LSN, false)?
      .visit_field::<bool>("read_only", Self::VT_READ_ONLY, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<OpResult>>>>("results", Self::VT_RESULTS, false)?
+     .visit_field::<u64>("now_ms", Self::VT_NOW_MS, false)?
      .finish();
     Ok(())
   }
@@ -2245,6 +2256,7 @@ pub struct TxnResultArgs<'a> {
     pub lsn: u64,
     pub read_only: bool,
     pub results: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<OpResult<'a>>>>>,
+    pub now_ms: u64,
 }
 impl<'a> Default for TxnResultArgs<'a> {
   #[inline]
@@ -2253,6 +2265,7 @@ impl<'a> Default for TxnResultArgs<'a> {
       lsn: 0,
       read_only: false,
       results: None,
+      now_ms: 0,
     }
   }
 }
@@ -2275,6 +2288,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TxnResultBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(TxnResult::VT_RESULTS, results);
   }
   #[inline]
+  pub fn add_now_ms(&mut self, now_ms: u64) {
+    self.fbb_.push_slot::<u64>(TxnResult::VT_NOW_MS, now_ms, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> TxnResultBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     TxnResultBuilder {
@@ -2295,6 +2312,7 @@ impl ::core::fmt::Debug for TxnResult<'_> {
       ds.field("lsn", &self.lsn());
       ds.field("read_only", &self.read_only());
       ds.field("results", &self.results());
+      ds.field("now_ms", &self.now_ms());
       ds.finish()
   }
 }

@@ -1,0 +1,317 @@
+//! Requests encoded and responses decoded, the client's half of the wire
+//! protocol (the server's is `jubilant_server::wire`). A response is
+//! verified (identifier, FlatBuffers verifier, every field) before it
+//! becomes a [`Reply`]; anything else is a [`ClientError::Protocol`].
+
+use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
+use jubilant_core::db::{Durability, Value};
+use jubilant_core::store::ValueType;
+use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
+use jubilant_schemas::frame::{FrameReader, encode_frame};
+use jubilant_schemas::wire;
+
+use crate::ClientError;
+
+pub(crate) use jubilant_schemas::frame::FrameReader as RawFrames;
+
+/// A decoded answer.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Txn(TxnOutcome),
+    Info(String),
+    Checkpoint(u64),
+    Pong,
+}
+
+/// Response frames from the bytes read, with framing errors as text.
+pub(crate) struct Frames(FrameReader);
+
+impl Frames {
+    pub(crate) fn new(max: u32) -> Self {
+        Frames(RawFrames::new(max))
+    }
+
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.0.extend(bytes);
+    }
+
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Vec<u8>>, String> {
+        self.0.next_frame().map_err(|error| error.to_string())
+    }
+}
+
+pub(crate) fn unexpected(reply: &Reply) -> ClientError {
+    ClientError::Protocol(format!("an answer of the wrong kind: {reply:?}"))
+}
+
+pub(crate) fn wrong_result(result: &OpResult) -> ClientError {
+    ClientError::Protocol(format!("a result of the wrong kind: {result:?}"))
+}
+
+fn finish(
+    mut b: FlatBufferBuilder<'_>,
+    id: u64,
+    body_type: wire::RequestBody,
+    body: WIPOffset<UnionWIPOffset>,
+) -> Vec<u8> {
+    let root = wire::Request::create(
+        &mut b,
+        &wire::RequestArgs {
+            id,
+            body_type,
+            body: Some(body),
+        },
+    );
+    wire::finish_request_buffer(&mut b, root);
+    encode_frame(b.finished_data())
+}
+
+pub(crate) fn encode_ping(id: u64) -> Vec<u8> {
+    let mut b = FlatBufferBuilder::new();
+    let body = wire::Ping::create(&mut b, &wire::PingArgs {}).as_union_value();
+    finish(b, id, wire::RequestBody::Ping, body)
+}
+
+pub(crate) fn encode_info(id: u64) -> Vec<u8> {
+    let mut b = FlatBufferBuilder::new();
+    let body = wire::Info::create(&mut b, &wire::InfoArgs {}).as_union_value();
+    finish(b, id, wire::RequestBody::Info, body)
+}
+
+pub(crate) fn encode_checkpoint(id: u64) -> Vec<u8> {
+    let mut b = FlatBufferBuilder::new();
+    let body = wire::Checkpoint::create(&mut b, &wire::CheckpointArgs {}).as_union_value();
+    finish(b, id, wire::RequestBody::Checkpoint, body)
+}
+
+fn encode_value<'a>(b: &mut FlatBufferBuilder<'a>, value: &Value) -> WIPOffset<wire::Value<'a>> {
+    let (type_, bytes, int) = match value {
+        Value::Bytes(bytes) => (wire::ValueType::Bytes, Some(bytes.as_slice()), 0),
+        Value::String(text) => (wire::ValueType::String, Some(text.as_bytes()), 0),
+        Value::Int(n) => (wire::ValueType::Int64, None, *n),
+    };
+    let bytes = bytes.map(|bytes| b.create_vector(bytes));
+    wire::Value::create(b, &wire::ValueArgs { type_, bytes, int })
+}
+
+fn type_code(value_type: Option<ValueType>) -> u8 {
+    match value_type {
+        None => 0,
+        Some(ValueType::Bytes) => 1,
+        Some(ValueType::String) => 2,
+        Some(ValueType::Int64) => 3,
+    }
+}
+
+pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
+    let mut b = FlatBufferBuilder::new();
+    let keys: Vec<_> = txn
+        .keys()
+        .iter()
+        .map(|(key_id, mode, key)| {
+            let key = b.create_vector(key.as_bytes());
+            wire::KeyDecl::create(
+                &mut b,
+                &wire::KeyDeclArgs {
+                    id: *key_id,
+                    mode: match mode {
+                        Mode::R => wire::Mode::R,
+                        Mode::RW => wire::Mode::RW,
+                    },
+                    key: Some(key),
+                },
+            )
+        })
+        .collect();
+    let ops: Vec<_> = txn
+        .ops()
+        .iter()
+        .map(|op| {
+            let mut args = wire::OpArgs {
+                key_id: op.key(),
+                ..wire::OpArgs::default()
+            };
+            match op {
+                Op::Get(_) => args.kind = wire::OpKind::Get,
+                Op::Set(_, value, ttl) => {
+                    args.kind = wire::OpKind::Set;
+                    args.value = Some(encode_value(&mut b, value));
+                    args.has_ttl = ttl.is_some();
+                    args.ttl_ms = ttl.unwrap_or(0);
+                }
+                Op::Del(_) => args.kind = wire::OpKind::Del,
+                Op::Add(_, delta) => {
+                    args.kind = wire::OpKind::Add;
+                    args.delta = *delta;
+                }
+                Op::Expire(_, ttl_ms) => {
+                    args.kind = wire::OpKind::Expire;
+                    args.ttl_ms = *ttl_ms;
+                }
+                Op::Persist(_) => args.kind = wire::OpKind::Persist,
+                Op::Ttl(_) => args.kind = wire::OpKind::Ttl,
+                Op::AssertExists(_) => args.kind = wire::OpKind::AssertExists,
+                Op::AssertNotExists(_) => args.kind = wire::OpKind::AssertNotExists,
+                Op::AssertType(_, found) => {
+                    args.kind = wire::OpKind::AssertType;
+                    args.type_code = type_code(*found);
+                }
+                Op::AssertIntEq(_, n) => {
+                    args.kind = wire::OpKind::AssertIntEq;
+                    args.int = *n;
+                }
+                Op::AssertBytesHashEq(_, hash) => {
+                    args.kind = wire::OpKind::AssertBytesHashEq;
+                    args.hash = Some(b.create_vector(hash));
+                }
+                Op::AssertStringHashEq(_, hash) => {
+                    args.kind = wire::OpKind::AssertStringHashEq;
+                    args.hash = Some(b.create_vector(hash));
+                }
+                Op::AssertRevisionEq(_, revision) => {
+                    args.kind = wire::OpKind::AssertRevisionEq;
+                    args.revision = *revision;
+                }
+            }
+            wire::Op::create(&mut b, &args)
+        })
+        .collect();
+    let (keys, ops) = (b.create_vector(&keys), b.create_vector(&ops));
+    let durability = match txn.durability_class() {
+        None => wire::Durability::Default,
+        Some(Durability::Sync) => wire::Durability::Sync,
+        Some(Durability::Async) => wire::Durability::Async,
+    };
+    let body = wire::Txn::create(
+        &mut b,
+        &wire::TxnArgs {
+            keys: Some(keys),
+            ops: Some(ops),
+            durability,
+        },
+    )
+    .as_union_value();
+    finish(b, id, wire::RequestBody::Txn, body)
+}
+
+fn protocol(message: impl Into<String>) -> ClientError {
+    ClientError::Protocol(message.into())
+}
+
+fn value_type(code: u8) -> Option<ValueType> {
+    match code {
+        1 => Some(ValueType::Bytes),
+        2 => Some(ValueType::String),
+        3 => Some(ValueType::Int64),
+        _ => None,
+    }
+}
+
+fn decode_value(value: wire::Value<'_>) -> Result<Value, ClientError> {
+    let bytes = || {
+        value
+            .bytes()
+            .map(|b| b.bytes().to_vec())
+            .unwrap_or_default()
+    };
+    match value.type_() {
+        wire::ValueType::Bytes => Ok(Value::Bytes(bytes())),
+        wire::ValueType::String => String::from_utf8(bytes())
+            .map(Value::String)
+            .map_err(|_| protocol("a String value is not UTF-8")),
+        wire::ValueType::Int64 => Ok(Value::Int(value.int())),
+        other => Err(protocol(format!("unknown value type {}", other.0))),
+    }
+}
+
+fn decode_result(result: wire::OpResult<'_>) -> Result<OpResult, ClientError> {
+    Ok(match result.kind() {
+        wire::OpKind::Get => OpResult::Get(if result.found() {
+            let value = result
+                .value()
+                .ok_or_else(|| protocol("a GET that found a value carries none"))?;
+            Some((decode_value(value)?, result.revision()))
+        } else {
+            None
+        }),
+        wire::OpKind::Set => OpResult::Set,
+        wire::OpKind::Del => OpResult::Del(result.found()),
+        wire::OpKind::Add => OpResult::Add(result.int()),
+        wire::OpKind::Expire => OpResult::Expire(result.found()),
+        wire::OpKind::Persist => OpResult::Persist(result.found()),
+        wire::OpKind::Ttl => OpResult::Ttl(match result.ttl_kind() {
+            wire::TtlKind::Missing => Ttl::Missing,
+            wire::TtlKind::NoExpiry => Ttl::NoExpiry,
+            wire::TtlKind::Ms => Ttl::Ms(result.ttl_ms()),
+            other => return Err(protocol(format!("unknown TTL kind {}", other.0))),
+        }),
+        wire::OpKind::AssertExists
+        | wire::OpKind::AssertNotExists
+        | wire::OpKind::AssertType
+        | wire::OpKind::AssertIntEq
+        | wire::OpKind::AssertBytesHashEq
+        | wire::OpKind::AssertStringHashEq
+        | wire::OpKind::AssertRevisionEq => OpResult::Held,
+        other => return Err(protocol(format!("unknown op kind {}", other.0))),
+    })
+}
+
+/// Decodes one response frame: its request id and the answer.
+pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError>) {
+    if payload.len() < 8 || !wire::request_buffer_has_identifier(payload) {
+        return (
+            0,
+            Err(protocol("a response without the \"JUBW\" identifier")),
+        );
+    }
+    let response = match flatbuffers::root::<wire::Response>(payload) {
+        Ok(response) => response,
+        Err(error) => return (0, Err(protocol(format!("not a valid response: {error}")))),
+    };
+    let id = response.id();
+    let missing = || protocol("a response without its body");
+    let answer = match response.body_type() {
+        wire::ResponseBody::TxnResult => response
+            .body_as_txn_result()
+            .ok_or_else(missing)
+            .and_then(|txn| {
+                let results = txn
+                    .results()
+                    .iter()
+                    .flatten()
+                    .map(decode_result)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Reply::Txn(TxnOutcome {
+                    lsn: txn.lsn(),
+                    read_only: txn.read_only(),
+                    now_ms: txn.now_ms(),
+                    results,
+                }))
+            }),
+        wire::ResponseBody::Error => {
+            response
+                .body_as_error()
+                .ok_or_else(missing)
+                .and_then(|error| {
+                    Err(ClientError::Server {
+                        code: error.code(),
+                        message: error.message().unwrap_or_default().to_owned(),
+                        op: usize::try_from(error.op()).ok(),
+                        found_type: value_type(error.found_type()),
+                        revision: error.revision(),
+                    })
+                })
+        }
+        wire::ResponseBody::InfoResult => response
+            .body_as_info_result()
+            .ok_or_else(missing)
+            .map(|info| Reply::Info(info.text().unwrap_or_default().to_owned())),
+        wire::ResponseBody::CheckpointResult => response
+            .body_as_checkpoint_result()
+            .ok_or_else(missing)
+            .map(|checkpoint| Reply::Checkpoint(checkpoint.lsn())),
+        wire::ResponseBody::Pong => Ok(Reply::Pong),
+        other => Err(protocol(format!("unknown response type {}", other.0))),
+    };
+    (id, answer)
+}

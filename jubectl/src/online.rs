@@ -1,0 +1,245 @@
+//! The online commands: one request to a running server through the Rust
+//! client, its answer printed for people (or as one JSON object with
+//! `--json`), and an exit code a script can rely on (see `main.rs`).
+
+use std::net::SocketAddr;
+
+use jubilant_client::{Client, ClientError};
+use jubilant_core::db::{Durability, Value};
+use jubilant_core::txn::Ttl;
+use serde_json::json;
+
+use crate::exit;
+
+/// The value type `set --type` names.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum TypeName {
+    /// UTF-8 text (the default).
+    String,
+    /// Bytes, given as hexadecimal.
+    Bytes,
+    /// A signed 64-bit integer.
+    Int,
+}
+
+/// `--durability`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum DurabilityName {
+    /// Answered once durable.
+    Sync,
+    /// Answered once accepted.
+    Async,
+}
+
+/// One online request.
+#[derive(Debug)]
+pub(crate) enum Online {
+    Ping,
+    Get(String),
+    Set {
+        key: String,
+        value: Value,
+        ttl_ms: Option<u64>,
+        durability: Option<DurabilityName>,
+    },
+    Del(String),
+    Add(String, i64),
+    Ttl(String),
+    Expire(String, u64),
+    Persist(String),
+    Info,
+    Checkpoint,
+}
+
+/// What a command prints and how it exits.
+struct Outcome {
+    text: String,
+    json: serde_json::Value,
+    code: u8,
+}
+
+fn ok(text: impl Into<String>, json: serde_json::Value) -> Outcome {
+    Outcome {
+        text: text.into(),
+        json,
+        code: exit::OK,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+fn value_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::String(text) => json!({"type": "string", "value": text}),
+        Value::Bytes(bytes) => json!({"type": "bytes", "value": hex(bytes)}),
+        Value::Int(n) => json!({"type": "int", "value": n}),
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Bytes(bytes) => hex(bytes),
+        Value::Int(n) => n.to_string(),
+    }
+}
+
+/// Parses `set`'s value as `type_name` says; `Err` is a usage error.
+pub(crate) fn parse_value(text: &str, type_name: TypeName) -> Result<Value, String> {
+    match type_name {
+        TypeName::String => Ok(Value::String(text.to_owned())),
+        TypeName::Bytes => parse_hex(text)
+            .map(Value::Bytes)
+            .ok_or_else(|| format!("{text:?} is not hexadecimal bytes")),
+        TypeName::Int => text
+            .parse()
+            .map(Value::Int)
+            .map_err(|_| format!("{text:?} is not a 64-bit integer")),
+    }
+}
+
+async fn request(client: &Client, command: Online) -> Result<Outcome, ClientError> {
+    Ok(match command {
+        Online::Ping => {
+            client.ping().await?;
+            ok("PONG", json!({"pong": true}))
+        }
+        Online::Get(key) => match client.get(&key).await? {
+            Some((value, revision)) => {
+                let mut object = value_json(&value);
+                object["revision"] = json!(revision);
+                ok(value_text(&value), object)
+            }
+            None => Outcome {
+                text: format!("(missing) {key}"),
+                json: json!({"missing": true}),
+                code: exit::FINDING,
+            },
+        },
+        Online::Set {
+            key,
+            value,
+            ttl_ms,
+            durability,
+        } => {
+            let mut txn = jubilant_core::txn::Txn::new();
+            let id = txn.key(key, jubilant_core::txn::Mode::RW);
+            match ttl_ms {
+                Some(ttl) => txn.set_ttl(id, value, ttl),
+                None => txn.set(id, value),
+            };
+            if let Some(durability) = durability {
+                txn.durability(match durability {
+                    DurabilityName::Sync => Durability::Sync,
+                    DurabilityName::Async => Durability::Async,
+                });
+            }
+            let outcome = client.transaction(&txn).await?;
+            ok("OK", json!({"lsn": outcome.lsn}))
+        }
+        Online::Del(key) => {
+            let existed = client.del(&key).await?;
+            ok(u8::from(existed).to_string(), json!({"deleted": existed}))
+        }
+        Online::Add(key, delta) => {
+            let n = client.add(&key, delta).await?;
+            ok(n.to_string(), json!({"value": n}))
+        }
+        Online::Ttl(key) => match client.ttl(&key).await? {
+            Ttl::Ms(ms) => ok(ms.to_string(), json!({"ttl_ms": ms})),
+            Ttl::NoExpiry => ok("no expiry", json!({"ttl_ms": null})),
+            Ttl::Missing => Outcome {
+                text: format!("(missing) {key}"),
+                json: json!({"missing": true}),
+                code: exit::FINDING,
+            },
+        },
+        Online::Expire(key, ms) => {
+            let existed = client.expire(&key, ms).await?;
+            ok(u8::from(existed).to_string(), json!({"existed": existed}))
+        }
+        Online::Persist(key) => {
+            let had = client.persist(&key).await?;
+            ok(u8::from(had).to_string(), json!({"had_ttl": had}))
+        }
+        Online::Info => {
+            let text = client.info().await?;
+            let mut sections = serde_json::Map::new();
+            let mut current = String::new();
+            for line in text.lines() {
+                if let Some(title) = line.strip_prefix("# ") {
+                    current = title.to_lowercase();
+                    sections.insert(current.clone(), json!({}));
+                } else if let Some((name, value)) = line.split_once(':')
+                    && let Some(section) = sections.get_mut(&current)
+                {
+                    section[name] = json!(value);
+                }
+            }
+            ok(
+                text.trim_end().to_owned(),
+                serde_json::Value::Object(sections),
+            )
+        }
+        Online::Checkpoint => {
+            let lsn = client.checkpoint().await?;
+            ok(
+                format!("checkpoint at LSN {lsn}"),
+                json!({"checkpoint_lsn": lsn}),
+            )
+        }
+    })
+}
+
+/// Runs `command` against the server at `addr`; returns the exit code.
+pub(crate) async fn run(addr: SocketAddr, command: Online, as_json: bool) -> u8 {
+    let client = match jubilant_client::connect(addr).await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("jubectl: {error}");
+            return exit::OPERATING_ERROR;
+        }
+    };
+    match request(&client, command).await {
+        Ok(outcome) => {
+            if as_json {
+                println!("{}", outcome.json);
+            } else {
+                println!("{}", outcome.text);
+            }
+            outcome.code
+        }
+        Err(error @ ClientError::Server { .. }) => {
+            if as_json {
+                if let ClientError::Server {
+                    code, message, op, ..
+                } = &error
+                {
+                    println!(
+                        "{}",
+                        json!({"error": format!("{code:?}"), "message": message, "op": op})
+                    );
+                }
+            } else {
+                eprintln!("jubectl: the server refused: {error}");
+            }
+            exit::REFUSED
+        }
+        Err(error) => {
+            eprintln!("jubectl: {error}");
+            exit::OPERATING_ERROR
+        }
+    }
+}

@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand};
 
 mod dump_wal;
 mod online;
+mod txn_json;
 
 use online::{DurabilityName, Online, TypeName};
 
@@ -103,6 +104,12 @@ enum Command {
     Info,
     /// Write a checkpoint now; prints its LSN.
     Checkpoint,
+    /// Run a transaction written as JSON (see `jubectl txn --help` and the
+    /// README), from FILE or standard input.
+    Txn {
+        /// The JSON file (standard input when left out or `-`).
+        file: Option<PathBuf>,
+    },
     /// List the segments and records of a WAL directory (read-only).
     DumpWal {
         /// The WAL directory (holding wal-NNNNNN.log files).
@@ -120,6 +127,25 @@ pub(crate) mod exit {
     pub const USAGE: u8 = 2;
     pub const OPERATING_ERROR: u8 = 3;
     pub const REFUSED: u8 = 4;
+}
+
+/// Reads and parses a JSON transaction from `file` (or standard input).
+fn read_txn(file: Option<&std::path::Path>) -> Result<jubilant_core::txn::Txn, String> {
+    let text = match file {
+        Some(path) if path != std::path::Path::new("-") => {
+            // A CLI reading its argument file: outside the engine's rules.
+            #[allow(clippy::disallowed_methods)]
+            let text = std::fs::read_to_string(path);
+            text.map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        _ => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            text
+        }
+    };
+    txn_json::parse(&text)
 }
 
 fn main() -> ExitCode {
@@ -159,6 +185,13 @@ fn main() -> ExitCode {
         Some(Command::Persist { key }) => Some(Online::Persist(key)),
         Some(Command::Info) => Some(Online::Info),
         Some(Command::Checkpoint) => Some(Online::Checkpoint),
+        Some(Command::Txn { file }) => match read_txn(file.as_deref()) {
+            Ok(txn) => Some(Online::Txn(txn)),
+            Err(message) => {
+                eprintln!("jubectl: {message}");
+                return ExitCode::from(exit::USAGE);
+            }
+        },
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -49,6 +49,7 @@ pub(crate) enum Online {
     Persist(String),
     Info,
     Checkpoint,
+    Txn(jubilant_core::txn::Txn),
 }
 
 /// What a command prints and how it exits.
@@ -192,6 +193,11 @@ async fn request(client: &Client, command: Online) -> Result<Outcome, ClientErro
                 text.trim_end().to_owned(),
                 serde_json::Value::Object(sections),
             )
+        }
+        Online::Txn(txn) => {
+            let outcome = client.transaction(&txn).await?;
+            let (text, json) = crate::txn_json::render(&outcome);
+            ok(text, json)
         }
         Online::Checkpoint => {
             let lsn = client.checkpoint().await?;

@@ -22,6 +22,30 @@ fn jubectl(addr: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+fn jubectl_with_input(addr: &str, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jubectl"))
+        .env("JUBILANT_ADDR", addr)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run jubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -75,6 +99,40 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
         );
     }
     insta::assert_snapshot!(transcript);
+
+    // A transaction from standard input; then one whose ASSERT fails.
+    let transfer = r#"{"keys": [{"id": 0, "mode": "RW", "key": "n"},
+                                {"id": 1, "mode": "RW", "key": "m"}],
+                       "ops": [{"op": "GET", "key": 0},
+                               {"op": "ADD", "key": 0, "delta": -5},
+                               {"op": "ADD", "key": 1, "delta": 5},
+                               {"op": "TTL", "key": 1}]}"#;
+    let guarded = r#"{"keys": [{"id": 0, "mode": "RW", "key": "n"}],
+                      "ops": [{"op": "ASSERT_INT_EQ", "key": 0, "value": 1},
+                              {"op": "DEL", "key": 0}]}"#;
+    let mut txns = String::new();
+    for (args, input) in [
+        (&["txn"][..], transfer),
+        (&["--json", "txn", "-"][..], transfer),
+        (&["txn"][..], guarded),
+        (
+            &["txn"][..],
+            "{\"keys\": [], \"ops\": [{\"op\": \"FLY\", \"key\": 0}]}",
+        ),
+    ] {
+        let (code, stdout, stderr) = jubectl_with_input(&addr, args, input);
+        let _ = write!(
+            txns,
+            "$ jubectl {}\nexit {code}\n{stdout}{}",
+            args.join(" "),
+            if stderr.is_empty() {
+                String::new()
+            } else {
+                format!("stderr: {stderr}")
+            }
+        );
+    }
+    insta::assert_snapshot!(txns);
 
     let (code, stdout, _) = jubectl(&addr, &["info"]);
     assert_eq!(code, 0);

@@ -2,7 +2,11 @@
 //! writes, then a restart: every acknowledged write is there.
 
 // This test drives real processes, sockets and threads.
-#![allow(clippy::disallowed_methods, clippy::disallowed_types, clippy::zombie_processes)]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::zombie_processes
+)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

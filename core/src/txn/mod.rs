@@ -314,6 +314,16 @@ pub enum OpResult {
     Held,
 }
 
+/// How an error message names a key's type (`None`: missing).
+fn describe_type(found: Option<ValueType>) -> &'static str {
+    match found {
+        None => "missing",
+        Some(ValueType::Bytes) => "a Bytes value",
+        Some(ValueType::String) => "a String",
+        Some(ValueType::Int64) => "an Int64",
+    }
+}
+
 /// What a transaction that ran to the end did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnOutcome {
@@ -374,7 +384,10 @@ pub enum TxnError {
     #[error("a transaction needs at least one op")]
     Empty,
     /// An ASSERT did not hold: nothing was written.
-    #[error("op {op}: assertion failed; the key is {found_type:?} at revision {revision}")]
+    #[error(
+        "op {op}: assertion failed; the key is {} at revision {revision}",
+        describe_type(*found_type)
+    )]
     AssertFailed {
         /// The failing op's index.
         op: usize,

@@ -94,15 +94,6 @@ fn encode_value<'a>(b: &mut FlatBufferBuilder<'a>, value: &Value) -> WIPOffset<w
     wire::Value::create(b, &wire::ValueArgs { type_, bytes, int })
 }
 
-fn type_code(value_type: Option<ValueType>) -> u8 {
-    match value_type {
-        None => 0,
-        Some(ValueType::Bytes) => 1,
-        Some(ValueType::String) => 2,
-        Some(ValueType::Int64) => 3,
-    }
-}
-
 pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
     let mut b = FlatBufferBuilder::new();
     let keys: Vec<_> = txn
@@ -154,7 +145,7 @@ pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
                 Op::AssertNotExists(_) => args.kind = wire::OpKind::AssertNotExists,
                 Op::AssertType(_, found) => {
                     args.kind = wire::OpKind::AssertType;
-                    args.type_code = type_code(*found);
+                    args.type_code = found.map_or(0, ValueType::code);
                 }
                 Op::AssertIntEq(_, n) => {
                     args.kind = wire::OpKind::AssertIntEq;
@@ -196,15 +187,6 @@ pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
 
 fn protocol(message: impl Into<String>) -> ClientError {
     ClientError::Protocol(message.into())
-}
-
-fn value_type(code: u8) -> Option<ValueType> {
-    match code {
-        1 => Some(ValueType::Bytes),
-        2 => Some(ValueType::String),
-        3 => Some(ValueType::Int64),
-        _ => None,
-    }
 }
 
 fn decode_value(value: wire::Value<'_>) -> Result<Value, ClientError> {
@@ -297,7 +279,7 @@ pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError
                         code: error.code(),
                         message: error.message().unwrap_or_default().to_owned(),
                         op: usize::try_from(error.op()).ok(),
-                        found_type: value_type(error.found_type()),
+                        found_type: ValueType::from_code(error.found_type()),
                         revision: error.revision(),
                     })
                 })

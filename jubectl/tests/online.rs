@@ -22,6 +22,20 @@ fn jubectl(addr: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Appends one command and what it did to a transcript.
+fn record(transcript: &mut String, args: &[&str], (code, stdout, stderr): (i32, String, String)) {
+    let _ = write!(
+        transcript,
+        "$ jubectl {}\nexit {code}\n{stdout}{}",
+        args.join(" "),
+        if stderr.is_empty() {
+            String::new()
+        } else {
+            format!("stderr: {stderr}")
+        }
+    );
+}
+
 fn jubectl_with_input(addr: &str, args: &[&str], input: &str) -> (i32, String, String) {
     use std::io::Write as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_jubectl"))
@@ -86,17 +100,7 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
         &["--json", "get", "n"],
         &["--json", "del", "nothing"],
     ] {
-        let (code, stdout, stderr) = jubectl(&addr, args);
-        let _ = write!(
-            transcript,
-            "$ jubectl {}\nexit {code}\n{stdout}{}",
-            args.join(" "),
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!("stderr: {stderr}")
-            }
-        );
+        record(&mut transcript, args, jubectl(&addr, args));
     }
     insta::assert_snapshot!(transcript);
 
@@ -120,17 +124,7 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
             "{\"keys\": [], \"ops\": [{\"op\": \"FLY\", \"key\": 0}]}",
         ),
     ] {
-        let (code, stdout, stderr) = jubectl_with_input(&addr, args, input);
-        let _ = write!(
-            txns,
-            "$ jubectl {}\nexit {code}\n{stdout}{}",
-            args.join(" "),
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!("stderr: {stderr}")
-            }
-        );
+        record(&mut txns, args, jubectl_with_input(&addr, args, input));
     }
     insta::assert_snapshot!(txns);
 

@@ -284,7 +284,8 @@ fn decode_op(index: usize, op: wire::Op<'_>) -> Result<Op, ErrorReply> {
             let found = match op.type_code() {
                 0 => None,
                 code => Some(
-                    value_type(code).ok_or_else(|| invalid(format!("unknown type code {code}")))?,
+                    ValueType::from_code(code)
+                        .ok_or_else(|| invalid(format!("unknown type code {code}")))?,
                 ),
             };
             Op::AssertType(key, found)
@@ -295,24 +296,6 @@ fn decode_op(index: usize, op: wire::Op<'_>) -> Result<Op, ErrorReply> {
         wire::OpKind::AssertRevisionEq => Op::AssertRevisionEq(key, op.revision()),
         other => return Err(invalid(format!("unknown op kind {}", other.0))),
     })
-}
-
-fn value_type(code: u8) -> Option<ValueType> {
-    match code {
-        1 => Some(ValueType::Bytes),
-        2 => Some(ValueType::String),
-        3 => Some(ValueType::Int64),
-        _ => None,
-    }
-}
-
-fn type_code(value_type: Option<ValueType>) -> u8 {
-    match value_type {
-        None => 0,
-        Some(ValueType::Bytes) => 1,
-        Some(ValueType::String) => 2,
-        Some(ValueType::Int64) => 3,
-    }
 }
 
 fn decode_value(index: usize, value: wire::Value<'_>) -> Result<Value, ErrorReply> {
@@ -413,7 +396,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                     op: error
                         .op
                         .map_or(-1, |op| i32::try_from(op).unwrap_or(i32::MAX)),
-                    found_type: type_code(error.found_type),
+                    found_type: error.found_type.map_or(0, ValueType::code),
                     revision: error.revision,
                 },
             );

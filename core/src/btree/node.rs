@@ -43,6 +43,17 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// The type's code in every format (pages, value log, WAL, wire): 1
+    /// Bytes, 2 String, 3 Int64.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The type a code names, if any.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::from_byte(code)
+    }
+
     fn from_byte(byte: u8) -> Option<Self> {
         match byte {
             1 => Some(ValueType::Bytes),

@@ -253,19 +253,6 @@ pub struct Vlog<E: Env> {
     sync_turn: futures::lock::Mutex<()>,
 }
 
-fn value_type_code(value_type: ValueType) -> u8 {
-    value_type as u8
-}
-
-fn value_type_from(code: u8) -> Option<ValueType> {
-    match code {
-        1 => Some(ValueType::Bytes),
-        2 => Some(ValueType::String),
-        3 => Some(ValueType::Int64),
-        _ => None,
-    }
-}
-
 impl<E: Env> Vlog<E> {
     /// Opens the value log in `dir`, creating its first segment if there is
     /// none, and cuts an unreferenced torn tail off the newest segment.
@@ -396,7 +383,7 @@ impl<E: Env> Vlog<E> {
             &mut builder,
             &disk::VlogRecordHeaderArgs {
                 key: Some(key_offset),
-                value_type: value_type_code(value_type),
+                value_type: value_type.code(),
                 value_length: bytes.len() as u32,
                 value_crc: crc32fast::hash(bytes),
                 lsn: 0,
@@ -712,7 +699,7 @@ fn decode(segment: u32, offset: u64, bytes: &[u8]) -> Result<VlogValue, String> 
     let header = flatbuffers::root::<disk::VlogRecordHeader>(header)
         .map_err(|error| format!("header is not a valid FlatBuffer: {error}"))?;
     let key = header.key().ok_or("header without a key")?.to_owned();
-    let value_type = value_type_from(header.value_type()).ok_or("unknown value type")?;
+    let value_type = ValueType::from_code(header.value_type()).ok_or("unknown value type")?;
     if header.value_length() as usize != value.len() || header.value_crc() != crc32fast::hash(value)
     {
         return Err("value length or CRC does not match its header".to_owned());

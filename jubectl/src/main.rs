@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 mod dump_wal;
 mod online;
 mod txn_json;
+mod validate;
 
 use online::{DurabilityName, Online, TypeName};
 
@@ -110,6 +111,12 @@ enum Command {
         /// The JSON file (standard input when left out or `-`).
         file: Option<PathBuf>,
     },
+    /// Check a stopped database's durable tree page by page (read-only;
+    /// exit 1 on any finding).
+    Validate {
+        /// The database directory.
+        dir: PathBuf,
+    },
     /// List the segments and records of a WAL directory (read-only).
     DumpWal {
         /// The WAL directory (holding wal-NNNNNN.log files).
@@ -127,6 +134,12 @@ pub(crate) mod exit {
     pub const USAGE: u8 = 2;
     pub const OPERATING_ERROR: u8 = 3;
     pub const REFUSED: u8 = 4;
+}
+
+/// A command that works on a directory, without a server.
+enum Offline {
+    DumpWal(PathBuf, bool),
+    Validate(PathBuf),
 }
 
 /// Reads and parses a JSON transaction from `file` (or standard input).
@@ -152,12 +165,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (addr, json) = (cli.addr, cli.json);
     let (online, offline) = match cli.command {
-        Command::DumpWal { dir, summary } => (None, Some((dir, summary))),
+        Command::DumpWal { dir, summary } => (None, Some(Offline::DumpWal(dir, summary))),
+        Command::Validate { dir } => (None, Some(Offline::Validate(dir))),
         online => (Some(online), None),
     };
     let online = match online {
         None => None,
-        Some(Command::DumpWal { .. }) => unreachable!("offline commands are split off above"),
+        Some(Command::DumpWal { .. } | Command::Validate { .. }) => {
+            unreachable!("offline commands are split off above")
+        }
         Some(Command::Ping) => Some(Online::Ping),
         Some(Command::Get { key }) => Some(Online::Get(key)),
         Some(Command::Set {
@@ -206,7 +222,10 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match (online, offline) {
             (Some(online), _) => online::run(addr, online, json).await,
-            (None, Some((dir, summary))) => dump_wal::run(&dir, json, summary).await,
+            (None, Some(Offline::DumpWal(dir, summary))) => {
+                dump_wal::run(&dir, json, summary).await
+            }
+            (None, Some(Offline::Validate(dir))) => validate::run(&dir, json).await,
             (None, None) => unreachable!("a command is online or offline"),
         }
     });

@@ -1,7 +1,8 @@
 //! `jubectl dump-wal` against WAL directories written by the real log.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 use jubilant_core::log::{Log, LogConfig, SEGMENT_HEADER_BYTES, segment_name};
 use jubilant_io_real::RealEnv;
@@ -28,24 +29,12 @@ fn write_log(dir: &Path, count: u32) {
     });
 }
 
-fn jubectl(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_jubectl"))
-        .args(args)
-        .output()
-        .expect("run jubectl");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn dump_wal_lists_segments_and_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_log(dir.path(), 12);
     let path = dir.path().to_str().expect("utf-8 path");
-    let (code, stdout, stderr) = jubectl(&["dump-wal", path]);
+    let (code, stdout, stderr) = common::jubectl(&["dump-wal", path]);
     assert_eq!(code, 0, "{stderr}");
     insta::assert_snapshot!(stdout.replace(path, "[DIR]"));
 }
@@ -54,7 +43,8 @@ fn dump_wal_lists_segments_and_records() {
 fn dump_wal_json_is_one_object_for_scripts() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_log(dir.path(), 12);
-    let (code, stdout, _) = jubectl(&["dump-wal", dir.path().to_str().expect("utf-8"), "--json"]);
+    let (code, stdout, _) =
+        common::jubectl(&["dump-wal", dir.path().to_str().expect("utf-8"), "--json"]);
     assert_eq!(code, 0);
     let value: serde_json::Value = serde_json::from_str(stdout.trim()).expect("valid JSON");
     assert_eq!(value["record_count"], 12);
@@ -82,7 +72,7 @@ fn dump_wal_reports_corruption_with_exit_code_1() {
     )]
     std::fs::write(&first, bytes).expect("write segment");
     let (code, stdout, _) =
-        jubectl(&["dump-wal", dir.path().to_str().expect("utf-8"), "--summary"]);
+        common::jubectl(&["dump-wal", dir.path().to_str().expect("utf-8"), "--summary"]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("CORRUPTION"), "{stdout}");
     assert!(stdout.contains("not a torn tail"), "{stdout}");
@@ -90,14 +80,14 @@ fn dump_wal_reports_corruption_with_exit_code_1() {
 
 #[test]
 fn dump_wal_of_a_missing_directory_is_an_operating_error() {
-    let (code, _, stderr) = jubectl(&["dump-wal", "/nonexistent/jubilant/wal"]);
+    let (code, _, stderr) = common::jubectl(&["dump-wal", "/nonexistent/jubilant/wal"]);
     assert_eq!(code, 3);
     assert!(stderr.contains("/nonexistent/jubilant/wal"), "{stderr}");
 }
 
 #[test]
 fn unknown_commands_are_usage_errors() {
-    let (code, _, stderr) = jubectl(&["frobnicate"]);
+    let (code, _, stderr) = common::jubectl(&["frobnicate"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
 }

@@ -2,25 +2,13 @@
 //! command's human output (a snapshot), `--json`, `JUBILANT_ADDR`, and the
 //! documented exit codes.
 
+mod common;
+
 use std::fmt::Write as _;
-use std::process::Command;
 
 use jubilant_io_real::RealEnv;
 use jubilant_server::config::Config;
 use jubilant_server::runtime;
-
-fn jubectl(addr: &str, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_jubectl"))
-        .env("JUBILANT_ADDR", addr)
-        .args(args)
-        .output()
-        .expect("run jubectl");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// Appends one command and what it did to a transcript.
 fn record(transcript: &mut String, args: &[&str], (code, stdout, stderr): (i32, String, String)) {
@@ -34,30 +22,6 @@ fn record(transcript: &mut String, args: &[&str], (code, stdout, stderr): (i32, 
             format!("stderr: {stderr}")
         }
     );
-}
-
-fn jubectl_with_input(addr: &str, args: &[&str], input: &str) -> (i32, String, String) {
-    use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jubectl"))
-        .env("JUBILANT_ADDR", addr)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run jubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -100,7 +64,7 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
         &["--json", "get", "n"],
         &["--json", "del", "nothing"],
     ] {
-        record(&mut transcript, args, jubectl(&addr, args));
+        record(&mut transcript, args, common::jubectl_at(Some(&addr), args));
     }
     insta::assert_snapshot!(transcript);
 
@@ -124,23 +88,27 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
             "{\"keys\": [], \"ops\": [{\"op\": \"FLY\", \"key\": 0}]}",
         ),
     ] {
-        record(&mut txns, args, jubectl_with_input(&addr, args, input));
+        record(
+            &mut txns,
+            args,
+            common::jubectl_with_input(&addr, args, input),
+        );
     }
     insta::assert_snapshot!(txns);
 
-    let (code, stdout, _) = jubectl(&addr, &["info"]);
+    let (code, stdout, _) = common::jubectl_at(Some(&addr), &["info"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("# Server\nversion:"), "{stdout}");
-    let (code, stdout, _) = jubectl(&addr, &["--json", "info"]);
+    let (code, stdout, _) = common::jubectl_at(Some(&addr), &["--json", "info"]);
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     assert!(info["wal"]["commits"].is_string(), "{info}");
-    let (code, stdout, _) = jubectl(&addr, &["checkpoint"]);
+    let (code, stdout, _) = common::jubectl_at(Some(&addr), &["checkpoint"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("checkpoint at LSN "), "{stdout}");
 
     runtime.block_on(server.shutdown()).expect("clean shutdown");
     // No server: an operating error.
-    let (code, _, stderr) = jubectl(&addr, &["ping"]);
+    let (code, _, stderr) = common::jubectl_at(Some(&addr), &["ping"]);
     assert_eq!(code, 3, "{stderr}");
 }

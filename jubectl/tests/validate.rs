@@ -1,23 +1,12 @@
 //! `jubectl validate DIR` on real database directories: clean, damaged,
 //! and in use.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 use jubilant_core::db::{Db, DbOptions};
 use jubilant_io_real::RealEnv;
-
-fn jubectl(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_jubectl"))
-        .args(args)
-        .output()
-        .expect("run jubectl");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -50,13 +39,13 @@ fn a_clean_database_validates_and_damage_is_a_finding() {
     let dir = tempfile::tempdir().expect("temporary directory");
     populate(dir.path());
     let path = dir.path().to_str().expect("UTF-8 path");
-    let (code, stdout, stderr) = jubectl(&["validate", path]);
+    let (code, stdout, stderr) = common::jubectl(&["validate", path]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stdout.contains("3000 keys") && stdout.ends_with("ok\n"),
         "{stdout}"
     );
-    let (code, stdout, _) = jubectl(&["--json", "validate", path]);
+    let (code, stdout, _) = common::jubectl(&["--json", "validate", path]);
     assert_eq!(code, 0);
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(report["ok"], true);
@@ -72,7 +61,7 @@ fn a_clean_database_validates_and_damage_is_a_finding() {
     }
     #[allow(clippy::disallowed_methods)]
     std::fs::write(&pages, &bytes).expect("write");
-    let (code, stdout, stderr) = jubectl(&["validate", path]);
+    let (code, stdout, stderr) = common::jubectl(&["validate", path]);
     assert_eq!(code, 1, "{stdout}{stderr}");
 }
 
@@ -84,7 +73,7 @@ fn a_database_in_use_is_an_operating_error() {
     let db = runtime
         .block_on(async { Db::open(RealEnv::current(), dir.path(), DbOptions::default()).await })
         .expect("open");
-    let (code, _, stderr) = jubectl(&["validate", dir.path().to_str().expect("UTF-8")]);
+    let (code, _, stderr) = common::jubectl(&["validate", dir.path().to_str().expect("UTF-8")]);
     assert_eq!(code, 3, "{stderr}");
     drop(db);
 }

@@ -84,11 +84,7 @@ async fn run(
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = jubilant_bench::runtime();
     runtime.block_on(async {
         let env = RealEnv::current();
         let dir = tempfile::tempdir_in(".").expect("temporary directory");

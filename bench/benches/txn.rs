@@ -30,11 +30,7 @@ const KEYS_PER_TXN: u64 = 4;
 const HOT_KEYS: u64 = 100;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = jubilant_bench::runtime();
     runtime.block_on(async {
         let env = RealEnv::current();
         println!("| workload | durability | commits/s | p50 µs | p99 µs |");

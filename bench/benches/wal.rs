@@ -30,11 +30,7 @@ const APPEND_BYTES: usize = 4096;
 const RAW_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = jubilant_bench::runtime();
     runtime.block_on(async {
         let env = RealEnv::current();
         println!("| workload | commits/s | fsyncs/s | mean batch | p50 µs | p99 µs |");

@@ -174,6 +174,19 @@ impl Fixture {
     }
 }
 
+/// The runtime the real-disk benchmarks run on: tokio, one worker per core
+/// of this 2-core machine type.
+///
+/// # Panics
+/// If the runtime cannot start.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Latencies of one timed run.
 pub struct Run {
     /// One sample per operation, in microseconds.

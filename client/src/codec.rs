@@ -7,12 +7,10 @@ use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use jubilant_core::db::{Durability, Value};
 use jubilant_core::store::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
-use jubilant_schemas::frame::{FrameReader, encode_frame};
+use jubilant_schemas::frame::encode_frame;
 use jubilant_schemas::wire;
 
 use crate::ClientError;
-
-pub(crate) use jubilant_schemas::frame::FrameReader as RawFrames;
 
 /// A decoded answer.
 #[derive(Debug)]
@@ -21,23 +19,6 @@ pub(crate) enum Reply {
     Info(String),
     Checkpoint(u64),
     Pong,
-}
-
-/// Response frames from the bytes read, with framing errors as text.
-pub(crate) struct Frames(FrameReader);
-
-impl Frames {
-    pub(crate) fn new(max: u32) -> Self {
-        Frames(RawFrames::new(max))
-    }
-
-    pub(crate) fn extend(&mut self, bytes: &[u8]) {
-        self.0.extend(bytes);
-    }
-
-    pub(crate) fn next_frame(&mut self) -> Result<Option<Vec<u8>>, String> {
-        self.0.next_frame().map_err(|error| error.to_string())
-    }
 }
 
 pub(crate) fn unexpected(reply: &Reply) -> ClientError {

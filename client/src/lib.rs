@@ -45,6 +45,7 @@ use futures::{SinkExt, StreamExt};
 use jubilant_core::db::{Durability, Value};
 use jubilant_core::store::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
+use jubilant_schemas::frame::FrameReader;
 
 pub use jubilant_schemas::wire::ErrorCode;
 
@@ -297,7 +298,7 @@ where
         "the client was dropped".to_owned()
     };
     let reading = async {
-        let mut frames = codec::Frames::new(RESPONSE_BYTES_MAX);
+        let mut frames = FrameReader::new(RESPONSE_BYTES_MAX);
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             let n = match reader.read(&mut buffer).await {
@@ -310,7 +311,7 @@ where
                 let frame = match frames.next_frame() {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
-                    Err(error) => return error,
+                    Err(error) => return error.to_string(),
                 };
                 let (id, answer) = codec::decode_response(&frame);
                 let waiter = pending(&pending_map)

@@ -81,7 +81,7 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn value_json(value: &Value) -> serde_json::Value {
+pub(crate) fn value_json(value: &Value) -> serde_json::Value {
     match value {
         Value::String(text) => json!({"type": "string", "value": text}),
         Value::Bytes(bytes) => json!({"type": "bytes", "value": hex(bytes)}),

@@ -23,7 +23,7 @@ use jubilant_core::store::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use serde_json::{Value as Json, json};
 
-use crate::online::{TypeName, parse_value};
+use crate::online::{TypeName, parse_value, value_json};
 
 fn field<'a>(object: &'a Json, name: &str, at: &str) -> Result<&'a Json, String> {
     object
@@ -161,16 +161,6 @@ pub(crate) fn parse(text: &str) -> Result<Txn, String> {
         Some(other) => return Err(format!("unknown durability {other:?}")),
     }
     Ok(txn)
-}
-
-fn value_json(value: &Value) -> Json {
-    match value {
-        Value::String(text) => json!({"type": "string", "value": text}),
-        Value::Bytes(bytes) => {
-            json!({"type": "bytes", "value": bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()})
-        }
-        Value::Int(n) => json!({"type": "int", "value": n}),
-    }
 }
 
 fn result_json(result: &OpResult) -> Json {

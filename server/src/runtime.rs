@@ -94,14 +94,6 @@ impl<E: Env> Running<E> {
         drop(self.stop);
         self.task.await
     }
-
-    /// Waits until the server stops by itself (it only does on shutdown).
-    pub async fn wait(self) -> Result<(), ServerError> {
-        let Running { stop, task, .. } = self;
-        let result = task.await;
-        drop(stop);
-        result
-    }
 }
 
 /// Opens the database, binds the listener and starts serving.

@@ -131,11 +131,18 @@ impl<E: Env> VlogGc<E> {
         let _turn = self.turn.lock().await;
         let mut report = VlogGcReport::default();
         self.remove_unreachable(&mut report).await?;
-        if let Some(segment) = self.sparsest() {
-            report.segment_relocated = Some(segment);
-            let moved = self.relocate(segment, &mut report).await;
-            self.vlog.count_gc(&report, self.clock.now_ms());
-            moved?;
+        let sparsest = self.sparsest();
+        let moved = match sparsest {
+            Some(segment) => {
+                report.segment_relocated = Some(segment);
+                self.relocate(segment, &mut report).await
+            }
+            None => Ok(()),
+        };
+        // Counted even when a move failed part way: what moved, moved.
+        self.vlog.count_gc(&report, self.clock.now_ms());
+        moved?;
+        if let Some(segment) = sparsest {
             if self
                 .store
                 .vlog_segment_usage(segment)
@@ -152,8 +159,6 @@ impl<E: Env> VlogGc<E> {
             if self.config.sabotage == Sabotage::VlogGcEarly {
                 self.remove_unreachable(&mut report).await?;
             }
-        } else {
-            self.vlog.count_gc(&report, self.clock.now_ms());
         }
         if report.segments_removed > 0 || report.values_relocated > 0 {
             tracing::debug!(?report, "value-log GC pass");

@@ -440,3 +440,61 @@ fn a_value_written_with_a_spent_ttl_reads_as_missing_in_its_own_transaction() {
     assert_eq!(outcome.results[4], OpResult::Get(None));
     assert_eq!(get(&world, &db, "a"), None);
 }
+
+#[test]
+fn a_transaction_that_waits_too_long_for_locks_is_busy_and_writes_nothing() {
+    let world = World::new(7, FaultConfig::none());
+    let env = world.env(N);
+    let db = world.block_on(N, async move {
+        let options = DbOptions {
+            lock_wait_ms_max: 2,
+            ..DbOptions::default()
+        };
+        Db::open(env, PathBuf::from("/db"), options)
+            .await
+            .map(Arc::new)
+            .expect("open")
+    });
+    // Every transaction wants the one hot key and holds it through an
+    // fsync, so the queue behind it grows longer than the limit.
+    let outcomes = world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move {
+            join_all((0..64).map(|_| {
+                let db = Arc::clone(&db);
+                async move {
+                    let mut txn = Txn::new();
+                    let hot = txn.key("hot", Mode::RW);
+                    txn.add(hot, 1);
+                    db.transaction(&txn).await
+                }
+            }))
+            .await
+        }
+    });
+    let (mut committed, mut busy) = (0i64, 0);
+    for outcome in outcomes {
+        match outcome {
+            Ok(_) => committed += 1,
+            Err(TxnError::Busy { waited_ms }) => {
+                assert_eq!(waited_ms, 2);
+                busy += 1;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(committed > 0 && busy > 0, "{committed} committed, {busy} busy");
+    assert_eq!(
+        get(&world, &db, "hot"),
+        Some(Value::Int(committed)),
+        "a busy transaction wrote nothing"
+    );
+    let locks = db.stats().locks;
+    assert_eq!(
+        (locks.keys_locked, locks.holders),
+        (0, 0),
+        "a busy transaction withdrew its place in the queue"
+    );
+    let stats = db.stats().txns;
+    assert_eq!((stats.aborts, stats.busy), (busy, busy));
+}

@@ -69,7 +69,8 @@ pub struct ServerConfig {
     /// Requests in flight over all connections before the server stops
     /// reading from sockets.
     pub max_in_flight_total: usize,
-    /// A request that waited this long for the engine is answered `Busy`.
+    /// A transaction that waited this long for its keys' locks (held by
+    /// other transactions) is answered `Busy`, having written nothing.
     pub request_queue_timeout_ms: u64,
 }
 
@@ -416,6 +417,7 @@ impl Config {
             vlog_gc_interval_ms: self.vlog.gc_interval_ms,
             sweep_interval_ms: self.ttl.sweep_interval_ms,
             sweep_keys_max: self.ttl.sweep_keys_max,
+            lock_wait_ms_max: self.server.request_queue_timeout_ms,
             ..DbOptions::default()
         }
     }

@@ -104,6 +104,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("reads", stats.txns.reads.to_string()),
                 ("aborts", stats.txns.aborts.to_string()),
                 ("assert_failures", stats.txns.assert_failures.to_string()),
+                ("busy", stats.txns.busy.to_string()),
                 ("lock_waits", stats.locks.waits.to_string()),
                 ("keys_locked", stats.locks.keys_locked.to_string()),
             ],

@@ -104,6 +104,7 @@ impl ErrorReply {
             TxnError::ValueTooLarge { op, .. } => {
                 ErrorReply::at_op(ErrorCode::ValueTooLarge, *op, message)
             }
+            TxnError::Busy { .. } => ErrorReply::new(ErrorCode::Busy, message),
             TxnError::Db(error) => ErrorReply::from_db(error),
         }
     }
@@ -654,5 +655,9 @@ mod tests {
             (2, 2, 17)
         );
         assert!(error.message().is_some_and(|m| m.contains("op 2")));
+
+        let busy = ErrorReply::from_txn(&TxnError::Busy { waited_ms: 5000 });
+        assert_eq!(busy.code, ErrorCode::Busy);
+        assert!(busy.message.contains("5000 ms"), "{}", busy.message);
     }
 }

@@ -89,6 +89,10 @@ pub struct DbOptions {
     pub vlog_gc_live_pct: u8,
     /// How often value-log GC runs (0: only when [`Db::vlog_gc`] is called).
     pub vlog_gc_interval_ms: u64,
+    /// How long a transaction may wait for its locks before it gives up
+    /// with [`TxnError::Busy`](crate::txn::TxnError::Busy), having written
+    /// nothing (0: it waits as long as it takes).
+    pub lock_wait_ms_max: u64,
     /// Told of every commit once its records are written to the WAL (not
     /// yet durable), in commit-LSN order, including commits whose write or
     /// apply then failed (they may still be recovered); for change feeds
@@ -156,6 +160,7 @@ impl Default for DbOptions {
             sweep_keys_max: 1000,
             vlog_gc_live_pct: 50,
             vlog_gc_interval_ms: 1000,
+            lock_wait_ms_max: 0,
             commit_observer: None,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
@@ -260,11 +265,12 @@ pub struct Db<E: Env> {
     pub(crate) watch: Arc<DurableWatch>,
     pub(crate) locks: LockManager,
     /// The wall clock TTLs are judged by, calibrated at open (SPEC 3).
-    clock: ttl::TtlClock<E>,
+    pub(crate) clock: ttl::TtlClock<E>,
     pub(crate) ttl: Arc<ttl::TtlCounters>,
     pub(crate) txns: crate::txn::TxnCounters,
     pub(crate) vlog: Arc<Vlog<E>>,
     pub(crate) value_bytes_max: usize,
+    pub(crate) lock_wait_max: Option<std::time::Duration>,
     sweeper: Option<(E::JoinHandle<()>, oneshot::Sender<()>)>,
     gc: VlogGc<E>,
     gc_task: Option<(E::JoinHandle<()>, oneshot::Sender<()>)>,
@@ -410,6 +416,8 @@ impl<E: Env> Db<E> {
             txns: crate::txn::TxnCounters::default(),
             vlog,
             value_bytes_max: options.value_bytes_max,
+            lock_wait_max: (options.lock_wait_ms_max > 0)
+                .then(|| std::time::Duration::from_millis(options.lock_wait_ms_max)),
             clock,
             ttl,
             sweeper,

@@ -80,6 +80,11 @@ pub(crate) struct TtlClock<E: Env> {
 }
 
 impl<E: Env> TtlClock<E> {
+    /// The environment the clock reads (for timers next to it).
+    pub(crate) fn env(&self) -> &E {
+        &self.env
+    }
+
     pub(crate) fn calibrate(env: E) -> Self {
         TtlClock {
             wall_base_ms: env.now_wall_ms(),

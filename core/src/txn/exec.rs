@@ -4,6 +4,9 @@
 //! nothing).
 
 use std::collections::BTreeMap;
+use std::pin::pin;
+
+use futures::future::{Either, select};
 
 use crate::btree::mutator::Mutation;
 use crate::btree::{Record, StoredValue, ValueType};
@@ -131,7 +134,23 @@ impl<E: Env> Db<E> {
             // The canonical order: no two transactions wait in a cycle.
             order.sort();
         }
-        let locks = self.locks.acquire(&order).await;
+        let locks = match self.lock_wait_max {
+            None => self.locks.acquire(&order).await,
+            Some(limit) => {
+                // Giving up drops the half-built lock set, which withdraws
+                // every request it queued and releases what it was granted.
+                let acquire = pin!(self.locks.acquire(&order));
+                let timer = pin!(self.clock.env().sleep(limit));
+                match select(acquire, timer).await {
+                    Either::Left((locks, _)) => locks,
+                    Either::Right(_) => {
+                        return Err(TxnError::Busy {
+                            waited_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                        });
+                    }
+                }
+            }
+        };
         let read_lsn = self.store.applied_lsn();
         let now_ms = self.now_ms();
         let value_bytes_max = self.value_bytes_max;

@@ -41,6 +41,8 @@ pub struct TxnStats {
     pub aborts: u64,
     /// Of those, failed ASSERTs.
     pub assert_failures: u64,
+    /// Of those, transactions that waited too long for locks (`Busy`).
+    pub busy: u64,
 }
 
 #[derive(Default)]
@@ -50,6 +52,7 @@ pub(crate) struct TxnCounters {
     reads: AtomicU64,
     aborts: AtomicU64,
     assert_failures: AtomicU64,
+    busy: AtomicU64,
 }
 
 impl TxnCounters {
@@ -60,6 +63,7 @@ impl TxnCounters {
             reads: self.reads.load(Ordering::Relaxed),
             aborts: self.aborts.load(Ordering::Relaxed),
             assert_failures: self.assert_failures.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
         }
     }
 
@@ -74,8 +78,14 @@ impl TxnCounters {
             Ok(outcome) if outcome.read_only => &self.reads,
             Ok(_) => &self.commits,
             Err(error) => {
-                if matches!(error, TxnError::AssertFailed { .. }) {
-                    self.assert_failures.fetch_add(1, Ordering::Relaxed);
+                match error {
+                    TxnError::AssertFailed { .. } => {
+                        self.assert_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    TxnError::Busy { .. } => {
+                        self.busy.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
                 }
                 &self.aborts
             }
@@ -419,6 +429,14 @@ pub enum TxnError {
         len: usize,
         /// The limit.
         max: usize,
+    },
+    /// The transaction waited longer than `lock_wait_ms_max` for its
+    /// locks (other transactions held its keys): nothing was written; it
+    /// may be retried.
+    #[error("busy: waited {waited_ms} ms for locks held by other transactions; nothing was written")]
+    Busy {
+        /// How long it waited.
+        waited_ms: u64,
     },
     /// The database failed to read or commit.
     #[error(transparent)]

@@ -24,6 +24,9 @@ pub enum Stream {
     Faults = 5,
     /// Workload choices (what clients do).
     Workload = 6,
+    /// Workload settings added after the workload's seeds were in the
+    /// corpus, drawn here so those seeds keep their worlds.
+    Settings = 7,
 }
 
 /// A seeded ChaCha8 random number generator with the helpers the simulator

@@ -104,6 +104,17 @@ pub async fn start<E: Env>(env: E, config: Config) -> Result<Running<E>, ServerE
             dir: config.data_dir.display().to_string(),
             source,
         })?;
+    serve_db(env, config, db).await
+}
+
+/// Binds the listener and starts serving `db`, opened by the caller (the
+/// simulator opens it with a commit observer and checks its recovery
+/// first). `config`'s storage keys are not applied to it again.
+pub async fn serve_db<E: Env>(
+    env: E,
+    config: Config,
+    db: Db<E>,
+) -> Result<Running<E>, ServerError> {
     let addr = config.listen();
     let listener = env
         .listen(addr)
@@ -349,7 +360,10 @@ async fn answer<E: Env>(
             },
             Err(error) => {
                 let reply = ErrorReply::from_txn(&error);
-                if reply.code == ErrorCode::Internal || reply.code == ErrorCode::StorageFailed {
+                if matches!(
+                    reply.code,
+                    ErrorCode::Internal | ErrorCode::StorageFailed | ErrorCode::Corrupt
+                ) {
                     tracing::error!(id, %error, "a transaction failed");
                 }
                 Response::Error(reply)

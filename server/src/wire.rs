@@ -115,6 +115,7 @@ impl ErrorReply {
             DbError::DiskFull(_) => ErrorCode::DiskFull,
             DbError::StorageFailed(_) => ErrorCode::StorageFailed,
             DbError::Closed => ErrorCode::ShuttingDown,
+            error if error.is_corruption() => ErrorCode::Corrupt,
             _ => ErrorCode::Internal,
         };
         ErrorReply::new(code, error.to_string())

@@ -31,6 +31,12 @@ pub enum WorkloadName {
     /// commit history. The default: the most complete workload.
     #[default]
     Bank,
+    /// The bank through the real server and client library: clients on
+    /// their own nodes reach the database node over the simulated network
+    /// (latency, resets, partitions); answers lost with a connection leave
+    /// their transactions possibly committed, and every bank oracle must
+    /// hold.
+    Server,
 }
 
 impl fmt::Display for WorkloadName {
@@ -41,6 +47,7 @@ impl fmt::Display for WorkloadName {
             WorkloadName::Tree => "tree",
             WorkloadName::Db => "db",
             WorkloadName::Bank => "bank",
+            WorkloadName::Server => "server",
         })
     }
 }
@@ -55,8 +62,9 @@ impl FromStr for WorkloadName {
             "tree" => Ok(WorkloadName::Tree),
             "db" => Ok(WorkloadName::Db),
             "bank" => Ok(WorkloadName::Bank),
+            "server" => Ok(WorkloadName::Server),
             other => Err(format!(
-                "unknown workload `{other}`; known: log, echo, tree, db, bank"
+                "unknown workload `{other}`; known: log, echo, tree, db, bank, server"
             )),
         }
     }

@@ -234,3 +234,30 @@ fn a_caught_seed_prints_seed_faults_oracle_and_trace_then_exits_1() {
     assert_eq!(last["ok"], false);
     assert!(last["failure"]["oracle"].is_string());
 }
+
+/// The bank's oracles judge through the server and the client library too:
+/// answers that cross the simulated network are checked like local ones.
+#[test]
+fn the_server_workload_catches_what_the_bank_catches() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::PartialEffects,
+        NO_CORRUPTION,
+        20,
+        &["conservation", "serializability", "durability"],
+    );
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::AckBeforeSync,
+        &format!("crash=0.002,kill=0,write_lost=0.7,fsync_error=0,{NO_CORRUPTION}"),
+        30,
+        &["durability"],
+    );
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::LocksInRequestOrder,
+        NO_CORRUPTION,
+        20,
+        &["liveness"],
+    );
+}

@@ -593,10 +593,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for TtlKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 19;
+pub const ENUM_MAX_ERROR_CODE: u16 = 20;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 21] = [
   ErrorCode::Internal,
   ErrorCode::InvalidRequest,
   ErrorCode::InvalidUtf8,
@@ -617,6 +617,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 20] = [
   ErrorCode::ShuttingDown,
   ErrorCode::DiskFull,
   ErrorCode::StorageFailed,
+  ErrorCode::Corrupt,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -650,9 +651,12 @@ impl ErrorCode {
   pub const DiskFull: Self = Self(18);
   /// Storage failed: the outcome is unknown until the server restarts.
   pub const StorageFailed: Self = Self(19);
+  /// The database found damaged data (a checksum that does not verify):
+  /// nothing was applied; `jubectl validate` and `repair` say more.
+  pub const Corrupt: Self = Self(20);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 19;
+  pub const ENUM_MAX: u16 = 20;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Internal,
     Self::InvalidRequest,
@@ -674,6 +678,7 @@ impl ErrorCode {
     Self::ShuttingDown,
     Self::DiskFull,
     Self::StorageFailed,
+    Self::Corrupt,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -698,6 +703,7 @@ impl ErrorCode {
       Self::ShuttingDown => Some("ShuttingDown"),
       Self::DiskFull => Some("DiskFull"),
       Self::StorageFailed => Some("StorageFailed"),
+      Self::Corrupt => Some("Corrupt"),
       _ => None,
     }
   }

@@ -15,18 +15,32 @@
 //! two or three hot accounts with their keys declared in random order: they
 //! must all finish within [`LIVENESS_POLLS_MAX`] polls (a lock-order bug
 //! deadlocks them) and leave the lock table empty.
+//!
+//! The `server` workload ([`run_server`]) is the same bank run through the
+//! real server (`jubilant_server::runtime`) and the real client library:
+//! the database node serves on the simulated network, each client (and the
+//! checkpointer, which sends `CHECKPOINT`) lives on its own node, and the
+//! network adds latency, resets and partitions between clients and server.
+//! A client whose answer is lost does not know whether its transaction
+//! committed; the model learns the history from the engine, so its oracles
+//! hold for such possibly-committed transactions too.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use jubilant_core::db::{CommitEvent, CommitObserver, Db, DbError, DbOptions, Durability, Value};
 use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::FindingKind;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnError};
-use jubilant_io_sim::{NodeId, SimEnv, SimRng, Stream, World};
+use jubilant_io_sim::{NodeId, SimEnv, SimRng, Stream, World, node_ip};
+use jubilant_server::config::Config;
 
+use super::bank_conn::{Conn, Failure, Remote};
 use super::bank_model::{Accounts, Answered, BankModel, Entry};
 use super::lives::{
     Clients, LifeStatus, Lives, excused, final_phase, run_lives, spawn_life, think,
@@ -43,6 +57,27 @@ const LIVENESS_TRANSFERS: u64 = 20;
 /// Milliseconds the lock table has, once the liveness clients are done, to
 /// be seen empty (background work takes locks briefly).
 const LOCKS_QUIET_POLLS: u64 = 1_000;
+/// The port the server workload's server listens on.
+const SERVER_PORT: u16 = 6767;
+
+/// How the clients reach the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// Calls on the `Db` in the node's process.
+    Embedded,
+    /// Requests to the server on the node, from client nodes.
+    Server,
+}
+
+fn server_addr() -> SocketAddr {
+    SocketAddr::new(node_ip(NODE), SERVER_PORT)
+}
+
+/// The node client `n` runs on in the server workload (the checkpointer
+/// is client `clients`).
+fn client_node(n: u64) -> NodeId {
+    NodeId(1 + n as u32)
+}
 
 fn data_dir() -> PathBuf {
     PathBuf::from("/data/bank")
@@ -71,14 +106,28 @@ struct Shape {
     vlog_gc_live_pct: u8,
     vlog_gc_interval_ms: u64,
     sweep_interval_ms: u64,
+    /// Drawn from their own stream (added after the bank's seeds were in
+    /// the corpus, which keep their worlds): a lock wait past this is
+    /// `Busy` (0: none).
+    lock_wait_ms_max: u64,
+    /// Server workload: how long a client waits for an answer.
+    answer_timeout_ms: u64,
+    /// Server workload: requests a connection may have in flight.
+    in_flight_per_connection: usize,
+    /// Server workload: the server's own timed checkpoints (0: none).
+    checkpoint_interval_ms: u64,
 }
 
 /// The inline value limit the bank's database is created with.
 const INLINE_BYTES: u64 = 512;
 
 impl Shape {
-    fn draw(rng: &mut SimRng) -> Self {
+    fn draw(rng: &mut SimRng, settings: &mut SimRng) -> Self {
         Shape {
+            lock_wait_ms_max: [0, 0, settings.between(1, 20)][settings.below(3) as usize],
+            answer_timeout_ms: settings.between(50, 2_000),
+            in_flight_per_connection: settings.between(1, 16) as usize,
+            checkpoint_interval_ms: [0, settings.between(10, 500)][settings.below(2) as usize],
             hot: rng.between(2, 8),
             cold: rng.between(0, 200),
             hot_pct: rng.between(20, 100),
@@ -113,6 +162,7 @@ impl Shape {
             vlog_gc_interval_ms: self.vlog_gc_interval_ms,
             sweep_interval_ms: self.sweep_interval_ms,
             sweep_keys_max: 16,
+            lock_wait_ms_max: self.lock_wait_ms_max,
             commit_observer: Some(CommitObserver(Arc::new(move |event| match event {
                 CommitEvent::Logged { lsn, mutations } => lock(&observed).applied(lsn, mutations),
                 CommitEvent::Discarded { from_lsn } => lock(&observed).discarded(from_lsn),
@@ -120,6 +170,25 @@ impl Shape {
             sabotage,
             ..DbOptions::default()
         }
+    }
+
+    /// The server workload's server: on the node's address, with this
+    /// world's limits (the database it serves is opened by the workload).
+    fn server_config(&self) -> Config {
+        let mut config = Config {
+            data_dir: data_dir(),
+            ..Config::default()
+        };
+        config.server.listen_address = server_addr().ip();
+        config.server.port = SERVER_PORT;
+        config.server.max_in_flight_per_connection = self.in_flight_per_connection;
+        config.server.max_in_flight_total = self.in_flight_per_connection * 4;
+        config.storage.checkpoint_interval_ms = self.checkpoint_interval_ms;
+        // The audit after a restart reads every account and note.
+        let audit = read_all(self);
+        config.limits.keys_per_txn_max = config.limits.keys_per_txn_max.max(audit.keys().len());
+        config.limits.ops_per_txn_max = config.limits.ops_per_txn_max.max(audit.ops().len());
+        config
     }
 
     fn accounts(&self) -> u64 {
@@ -210,7 +279,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={}",
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={}",
             self.hot,
             self.cold,
             self.hot_pct,
@@ -229,7 +298,11 @@ impl fmt::Display for Shape {
             self.vlog_segment_bytes,
             self.vlog_gc_live_pct,
             self.vlog_gc_interval_ms,
-            self.sweep_interval_ms
+            self.sweep_interval_ms,
+            self.lock_wait_ms_max,
+            self.answer_timeout_ms,
+            self.in_flight_per_connection,
+            self.checkpoint_interval_ms
         )
     }
 }
@@ -244,15 +317,36 @@ fn lock(model: &Model) -> MutexGuard<'_, BankModel> {
 
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
+    run_over(world, options, report, Transport::Embedded);
+}
+
+/// Runs the server workload (the bank through the server) on `world`.
+pub fn run_server(world: &World, options: &RunOptions, report: &mut Report) {
+    run_over(world, options, report, Transport::Server);
+}
+
+fn run_over(world: &World, options: &RunOptions, report: &mut Report, transport: Transport) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
-    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let mut settings_rng = SimRng::new(options.seed, Stream::Settings);
+    let shape = Arc::new(Shape::draw(&mut workload_rng, &mut settings_rng));
     let model: Model = Arc::new(Mutex::new(BankModel::new()));
     let db_options = shape.options(options.sabotage, &model);
-    world.trace(format_args!("workload bank: {shape}"));
+    let name = match transport {
+        Transport::Embedded => "bank",
+        Transport::Server => "server",
+    };
+    world.trace(format_args!("workload {name}: {shape}"));
+    let network: Vec<NodeId> = match transport {
+        Transport::Embedded => Vec::new(),
+        Transport::Server => (0..=shape.clients).map(client_node).collect(),
+    };
     let mut lives = BankLives {
         shape: &shape,
         options: &db_options,
         model: &model,
+        transport,
+        life: Arc::new(AtomicU64::new(0)),
+        network,
     };
     let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
     let ended = lock(&model).verdict.ended() || report.failure.is_some();
@@ -280,8 +374,14 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         "audits",
         "note_txns",
         "checkpoints",
+        "busy",
     ] {
         report.stats.entry(name.to_owned()).or_insert(0);
+    }
+    if transport == Transport::Server {
+        for name in ["answers_lost", "stale_answers"] {
+            report.stats.entry(name.to_owned()).or_insert(0);
+        }
     }
 }
 
@@ -289,6 +389,12 @@ struct BankLives<'a> {
     shape: &'a Arc<Shape>,
     options: &'a DbOptions,
     model: &'a Model,
+    transport: Transport,
+    /// The life running now, for clients on other nodes to notice that
+    /// theirs ended.
+    life: Arc<AtomicU64>,
+    /// The client nodes partitions cut from the database node.
+    network: Vec<NodeId>,
 }
 
 impl Lives for BankLives<'_> {
@@ -299,15 +405,20 @@ impl Lives for BankLives<'_> {
 
     fn start(&mut self, world: &World, life: u64, clients: Clients, seed: u64) {
         lock(self.model).begin_life();
+        self.life.store(life, Ordering::Release);
         let process = process(
             world.env(NODE),
             Arc::clone(self.shape),
             self.options.clone(),
             Arc::clone(self.model),
+            self.transport,
             clients,
             seed,
         );
         spawn_life(world, NODE, life, process);
+        if self.transport == Transport::Server {
+            self.start_remote_clients(world, life, clients, seed);
+        }
     }
 
     fn status(&self) -> LifeStatus {
@@ -321,6 +432,130 @@ impl Lives for BankLives<'_> {
     fn liveness_done(&self) -> bool {
         lock(self.model).verdict.counted("liveness_done")
     }
+
+    fn network(&self) -> &[NodeId] {
+        &self.network
+    }
+}
+
+impl BankLives<'_> {
+    /// The server workload's clients for one life, each on its own node;
+    /// they dial until the server listens and stop when the life ends.
+    fn start_remote_clients(&self, world: &World, life: u64, clients: Clients, seed: u64) {
+        let mut rng = SimRng::new(seed, Stream::Workload);
+        let (count, transfers) = match clients {
+            Clients::Random => (self.shape.clients, None),
+            Clients::Liveness => (LIVENESS_CLIENTS, Some(LIVENESS_TRANSFERS)),
+            Clients::None => return,
+        };
+        let finished = Arc::new(AtomicU64::new(0));
+        for n in 0..count {
+            let node = client_node(n);
+            let task = client_task(
+                self.client(world.env(node), life),
+                Arc::clone(&finished),
+                SimRng::new(rng.next_u64(), Stream::Workload),
+                transfers,
+            );
+            world.spawn(node, "bank-client", task);
+        }
+        if clients == Clients::Random {
+            let node = client_node(self.shape.clients);
+            let task = checkpointer(self.client(world.env(node), life), rng);
+            world.spawn(node, "checkpointer", task);
+        }
+    }
+
+    fn client(&self, env: SimEnv, life: u64) -> BankClient {
+        let timeout = Duration::from_millis(self.shape.answer_timeout_ms);
+        BankClient {
+            conn: Conn::Remote(Remote::new(env.clone(), server_addr(), timeout)),
+            env,
+            shape: Arc::clone(self.shape),
+            model: Arc::clone(self.model),
+            life: Life {
+                current: Arc::clone(&self.life),
+                mine: life,
+            },
+        }
+    }
+}
+
+/// The life a client belongs to.
+#[derive(Clone)]
+struct Life {
+    current: Arc<AtomicU64>,
+    mine: u64,
+}
+
+impl Life {
+    /// Whether the client's life ended (its node, or the server's, was
+    /// restarted since).
+    fn over(&self) -> bool {
+        self.current.load(Ordering::Acquire) != self.mine
+    }
+}
+
+/// What a client task works with.
+struct BankClient {
+    env: SimEnv,
+    shape: Arc<Shape>,
+    conn: Conn,
+    model: Model,
+    life: Life,
+}
+
+impl BankClient {
+    /// Whether the client should stop: its life ended or the engine failed.
+    fn stopped(&self) -> bool {
+        self.life.over() || lock(&self.model).verdict.poisoned
+    }
+
+    /// Records a failure; returns whether the client may go on.
+    async fn failed(&mut self, what: &str, failure: Failure) -> bool {
+        match failure {
+            Failure::NoEffect(counter) => {
+                lock(&self.model).verdict.stat(counter, 1);
+                true
+            }
+            Failure::Unreachable(why) => {
+                self.env.trace(format_args!("{what}: {why}"));
+                self.env.sleep(Duration::from_millis(5)).await;
+                true
+            }
+            Failure::Unknown(why) => {
+                self.env.trace(format_args!("{what}: answer lost ({why})"));
+                lock(&self.model).verdict.stat("answers_lost", 1);
+                true
+            }
+            Failure::Engine {
+                message,
+                corruption,
+            } => {
+                engine_error(&self.env, &self.model, what, &message, corruption);
+                false
+            }
+            Failure::Refused(why) => {
+                lock(&self.model).verdict.fail(
+                    "serializability",
+                    format!("a well-formed {what} was refused: {why}"),
+                );
+                false
+            }
+        }
+    }
+
+    /// Records an answer unless the client's life ended while it travelled
+    /// (the model has moved on to the next life's history).
+    fn answered(&self, answered: Answered) -> bool {
+        let mut m = lock(&self.model);
+        if self.life.over() {
+            m.verdict.stat("stale_answers", 1);
+            return false;
+        }
+        m.answered(answered);
+        true
+    }
 }
 
 fn crash(world: &World, model: &Model, report: &mut Report) {
@@ -332,11 +567,15 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
 }
 
 fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
-    env.trace(format_args!("{what} failed: {error}"));
+    engine_error(env, model, what, &error.to_string(), error.is_corruption());
+}
+
+fn engine_error(env: &SimEnv, model: &Model, what: &str, message: &str, corruption: bool) {
+    env.trace(format_args!("{what} failed: {message}"));
     let mut m = lock(model);
-    if error.is_corruption() {
+    if corruption {
         let excused = excused(env);
-        m.corrupt(format!("{what}: {error}"), excused);
+        m.corrupt(format!("{what}: {message}"), excused);
     } else {
         m.verdict.stat("io_errors", 1);
     }
@@ -369,7 +608,7 @@ async fn recover(
     shape: &Shape,
     model: &Model,
     options: DbOptions,
-) -> Option<Arc<Db<SimEnv>>> {
+) -> Option<Db<SimEnv>> {
     let db = match Db::open(env.clone(), data_dir(), options).await {
         Ok(db) => db,
         Err(error) => {
@@ -456,7 +695,7 @@ async fn recover(
         }
     }
     lock(model).recovered(&found, outcome.now_ms, lsn_end, excused(env));
-    Some(Arc::new(db))
+    Some(db)
 }
 
 async fn process(
@@ -464,108 +703,126 @@ async fn process(
     shape: Arc<Shape>,
     options: DbOptions,
     model: Model,
+    transport: Transport,
     clients: Clients,
     seed: u64,
 ) {
     let Some(db) = recover(&env, &shape, &model, options).await else {
         return;
     };
+    if transport == Transport::Server {
+        match jubilant_server::runtime::serve_db(env.clone(), shape.server_config(), db).await {
+            Ok(running) => {
+                // Served until the node crashes or is killed.
+                std::future::pending::<()>().await;
+                drop(running);
+            }
+            Err(error) => {
+                env.trace(format_args!("the server did not start: {error}"));
+                lock(&model).verdict.open_failed = true;
+            }
+        }
+        return;
+    }
+    let db = Arc::new(db);
+    let life = Life {
+        current: Arc::new(AtomicU64::new(0)),
+        mine: 0,
+    };
+    let local = |db: &Arc<Db<SimEnv>>| BankClient {
+        env: env.clone(),
+        shape: Arc::clone(&shape),
+        conn: Conn::Embedded(Arc::clone(db)),
+        model: Arc::clone(&model),
+        life: life.clone(),
+    };
     let mut rng = SimRng::new(seed, Stream::Workload);
     match clients {
         Clients::Random => {
             for _ in 0..shape.clients {
-                let task = client(
-                    env.clone(),
-                    Arc::clone(&shape),
-                    Arc::clone(&db),
-                    Arc::clone(&model),
+                let task = client_task(
+                    local(&db),
+                    Arc::default(),
                     SimRng::new(rng.next_u64(), Stream::Workload),
                     None,
                 );
                 drop(env.spawn("client", task));
             }
-            let task = checkpointer(env.clone(), Arc::clone(&shape), db, Arc::clone(&model), rng);
-            drop(env.spawn("checkpointer", task));
+            drop(env.spawn("checkpointer", checkpointer(local(&db), rng)));
         }
         Clients::Liveness => {
-            let finished = Arc::new(Mutex::new(0u64));
+            let finished = Arc::new(AtomicU64::new(0));
             for _ in 0..LIVENESS_CLIENTS {
-                let (env2, shape, db, model, finished) = (
-                    env.clone(),
-                    Arc::clone(&shape),
-                    Arc::clone(&db),
-                    Arc::clone(&model),
+                let task = client_task(
+                    local(&db),
                     Arc::clone(&finished),
+                    SimRng::new(rng.next_u64(), Stream::Workload),
+                    Some(LIVENESS_TRANSFERS),
                 );
-                let crng = SimRng::new(rng.next_u64(), Stream::Workload);
-                let quiet_env = env.clone();
-                drop(env.spawn("liveness-client", async move {
-                    if !client(
-                        env2,
-                        shape,
-                        Arc::clone(&db),
-                        Arc::clone(&model),
-                        crng,
-                        Some(LIVENESS_TRANSFERS),
-                    )
-                    .await
-                    {
-                        return;
-                    }
-                    let last = {
-                        let mut done = finished
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        *done += 1;
-                        *done == LIVENESS_CLIENTS
-                    };
-                    if last {
-                        // The sweeper and GC still lock keys now and then,
-                        // briefly: a leaked lock never goes away.
-                        let mut locks = db.stats().locks;
-                        for _ in 0..LOCKS_QUIET_POLLS {
-                            if locks.keys_locked == 0 && locks.holders == 0 {
-                                break;
-                            }
-                            quiet_env.sleep(std::time::Duration::from_millis(1)).await;
-                            locks = db.stats().locks;
-                        }
-                        let mut m = lock(&model);
-                        m.verdict.check("liveness", 1);
-                        if locks.keys_locked != 0 || locks.holders != 0 {
-                            m.verdict.fail(
-                                "liveness",
-                                format!(
-                                    "the clients are done but the lock table stays busy: {locks:?}"
-                                ),
-                            );
-                        }
-                        m.verdict.stat("liveness_done", 1);
-                    }
-                }));
+                drop(env.spawn("liveness-client", task));
             }
         }
         Clients::None => {}
     }
 }
 
+/// One client: runs `count` transfers (or, without a count, transactions
+/// until its life ends). In the liveness phase the last of the
+/// [`LIVENESS_CLIENTS`] to finish (`finished` counts them) checks that the
+/// lock table empties.
+async fn client_task(
+    mut bank: BankClient,
+    finished: Arc<AtomicU64>,
+    rng: SimRng,
+    count: Option<u64>,
+) {
+    if !client_loop(&mut bank, rng, count).await || count.is_none() {
+        return;
+    }
+    if finished.fetch_add(1, Ordering::AcqRel) + 1 < LIVENESS_CLIENTS {
+        return;
+    }
+    // The sweeper and GC still lock keys now and then, briefly: a leaked
+    // lock never goes away.
+    let mut keys_locked = None;
+    for _ in 0..LOCKS_QUIET_POLLS {
+        match bank.conn.keys_locked().await {
+            Ok(0) => {
+                keys_locked = Some(0);
+                break;
+            }
+            Ok(n) => keys_locked = Some(n),
+            Err(failure) => {
+                bank.env
+                    .trace(format_args!("lock table check failed: {failure:?}"));
+            }
+        }
+        bank.env.sleep(Duration::from_millis(1)).await;
+    }
+    let mut m = lock(&bank.model);
+    m.verdict.check("liveness", 1);
+    if keys_locked != Some(0) {
+        m.verdict.fail(
+            "liveness",
+            format!(
+                "the clients are done but the lock table stays busy: {keys_locked:?} keys locked"
+            ),
+        );
+    }
+    m.verdict.stat("liveness_done", 1);
+}
+
 /// Runs transactions until `count` transfers are done (or forever);
 /// returns whether it finished.
-async fn client(
-    env: SimEnv,
-    shape: Arc<Shape>,
-    db: Arc<Db<SimEnv>>,
-    model: Model,
-    mut rng: SimRng,
-    count: Option<u64>,
-) -> bool {
+async fn client_loop(bank: &mut BankClient, mut rng: SimRng, count: Option<u64>) -> bool {
+    let shape = Arc::clone(&bank.shape);
     let liveness = count.is_some();
     let mut transfers = 0;
     let mut notes_written = 0u64;
     let client_id = rng.next_u64() % 1000;
     while count.is_none_or(|count| transfers < count) {
-        think(&env, &mut rng, shape.think_us_max).await;
-        if lock(&model).verdict.poisoned {
+        think(&bank.env, &mut rng, shape.think_us_max).await;
+        if bank.stopped() {
             return false;
         }
         let roll = rng.below(100);
@@ -592,20 +849,27 @@ async fn client(
                 let mut read = Txn::new();
                 let id = read.key(to.clone(), Mode::R);
                 read.get(id).durability(shape.durability(&mut rng));
-                let revision = match db.transaction(&read).await {
+                let revision = match bank.conn.transaction(&read).await {
                     Ok(outcome) => {
                         let revision = match &outcome.results[0] {
                             OpResult::Get(Some((_, revision))) => *revision,
                             _ => 0,
                         };
-                        lock(&model).answered(Answered {
+                        if !bank.answered(Answered {
                             txn: read.clone(),
                             outcome,
                             durability: Durability::Async,
-                        });
+                        }) {
+                            return false;
+                        }
                         revision
                     }
-                    Err(error) => return txn_error(&env, &model, &error),
+                    Err(failure) => {
+                        if bank.failed("read", failure).await {
+                            continue;
+                        }
+                        return false;
+                    }
                 };
                 let mut txn = Txn::new();
                 let (f, t) = (txn.key(from, Mode::RW), txn.key(to, Mode::RW));
@@ -630,71 +894,55 @@ async fn client(
         };
         let durability = shape.durability(&mut rng);
         txn.durability(durability);
-        match db.transaction(&txn).await {
+        match bank.conn.transaction(&txn).await {
             Ok(outcome) => {
-                let mut m = lock(&model);
-                m.verdict.stat(
-                    match (note, outcome.read_only) {
-                        (true, _) => "note_txns",
-                        (false, true) => "audits",
-                        (false, false) => "transfers",
-                    },
-                    1,
-                );
+                let kind = match (note, outcome.read_only) {
+                    (true, _) => "note_txns",
+                    (false, true) => "audits",
+                    (false, false) => "transfers",
+                };
                 if !outcome.read_only && !note {
                     transfers += 1;
                 }
-                m.answered(Answered {
+                if !bank.answered(Answered {
                     txn,
                     outcome,
                     durability,
-                });
+                }) {
+                    return false;
+                }
+                lock(&bank.model).verdict.stat(kind, 1);
             }
-            Err(TxnError::AssertFailed { .. }) => lock(&model).verdict.stat("guarded_aborts", 1),
-            Err(TxnError::Db(DbError::DiskFull(_))) => {
-                lock(&model).verdict.stat("commits_disk_full", 1)
+            Err(failure) => {
+                if !bank.failed("transaction", failure).await {
+                    return false;
+                }
             }
-            Err(error) => return txn_error(&env, &model, &error),
         }
     }
     true
 }
 
-fn txn_error(env: &SimEnv, model: &Model, error: &TxnError) -> bool {
-    match error {
-        TxnError::Db(error) => db_error(env, model, "transaction", error),
-        other => lock(model).verdict.fail(
-            "serializability",
-            format!("a well-formed transaction was refused: {other}"),
-        ),
-    }
-    false
-}
-
-async fn checkpointer(
-    env: SimEnv,
-    shape: Arc<Shape>,
-    db: Arc<Db<SimEnv>>,
-    model: Model,
-    mut rng: SimRng,
-) {
+async fn checkpointer(mut bank: BankClient, mut rng: SimRng) {
+    let every = bank.shape.checkpoint_every_us_max;
     loop {
-        think(&env, &mut rng, shape.checkpoint_every_us_max).await;
-        if lock(&model).verdict.poisoned {
+        think(&bank.env, &mut rng, every).await;
+        if bank.stopped() {
             return;
         }
-        lock(&model).checkpoint_running = true;
-        let outcome = db.checkpoint().await;
-        lock(&model).checkpoint_running = false;
+        lock(&bank.model).checkpoint_running = true;
+        let outcome = bank.conn.checkpoint().await;
+        lock(&bank.model).checkpoint_running = false;
         match outcome {
-            Ok(report) => {
-                if report.wrote {
-                    lock(&model).verdict.stat("checkpoints", 1);
+            Ok(wrote) => {
+                if wrote {
+                    lock(&bank.model).verdict.stat("checkpoints", 1);
                 }
             }
-            Err(error) => {
-                db_error(&env, &model, "checkpoint", &error);
-                return;
+            Err(failure) => {
+                if !bank.failed("checkpoint", failure).await {
+                    return;
+                }
             }
         }
     }

@@ -21,6 +21,7 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 use jubilant_core::env::{Clock, Listener, Net, Spawn};
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World, node_ip};
 
+use super::lives::Partitions;
 use crate::options::RunOptions;
 use crate::report::Report;
 
@@ -78,8 +79,8 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         world.spawn(NodeId(2 + client as u32), "echo-client", task);
     }
     let faults = world.faults();
-    // Partitions in force, with the virtual time (ns) at which each heals.
-    let mut partitions: Vec<(NodeId, u64)> = Vec::new();
+    let mut partitions = Partitions::default();
+    let peers: Vec<NodeId> = (0..clients).map(|n| NodeId(2 + n as u32)).collect();
     let mut steps = 0u64;
     while !options.budget_spent(steps, world.now().as_nanos() / 1_000_000)
         && lock(&model).failure.is_none()
@@ -87,19 +88,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         if !super::step_while_running(world, &mut steps, report) {
             break;
         }
-        let now = world.now().as_nanos();
-        partitions.retain(|&(client, heal_at)| {
-            if heal_at <= now {
-                world.heal(client, SERVER);
-            }
-            heal_at > now
-        });
-        if fault_rng.chance(faults.get(Fault::NetPartition)) {
-            let client = NodeId(2 + fault_rng.below(clients) as u32);
-            let heal_at = now + fault_rng.between(1, 500) * 1_000_000;
-            world.partition(client, SERVER);
-            partitions.push((client, heal_at));
-        }
+        partitions.step(world, &mut fault_rng, SERVER, &peers);
         if fault_rng.chance(faults.get(Fault::Kill)) {
             world.count_fault(Fault::Kill);
             world.kill(SERVER);
@@ -109,7 +98,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     }
     report.steps = steps;
     if lock(&model).failure.is_none() && report.failure.is_none() {
-        report.steps += final_phase(world, &model, &partitions, clients, report);
+        report.steps += final_phase(world, &model, &mut partitions, clients, report);
     }
     let m = lock(&model);
     if let Some((oracle, message)) = &m.failure {
@@ -128,14 +117,12 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
 fn final_phase(
     world: &World,
     model: &Shared,
-    partitions: &[(NodeId, u64)],
+    partitions: &mut Partitions,
     clients: u64,
     report: &mut Report,
 ) -> u64 {
     world.set_faults(FaultConfig::none());
-    for &(client, _) in partitions {
-        world.heal(client, SERVER);
-    }
+    partitions.heal_all(world, SERVER);
     let target: Vec<u64> = lock(model)
         .round_trips
         .iter()

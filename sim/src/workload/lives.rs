@@ -66,6 +66,52 @@ pub(crate) trait Lives {
     fn liveness_over(&self, _world: &World) -> bool {
         self.liveness_done()
     }
+    /// The nodes whose links to the node under test partitions may cut
+    /// (none: the clients run in the node's own process).
+    fn network(&self) -> &[NodeId] {
+        &[]
+    }
+}
+
+/// Partitions between a server node and its peers, each healed after a
+/// random time; the same schedule for every workload with a network.
+#[derive(Default)]
+pub(crate) struct Partitions {
+    /// The peer cut off, and the virtual time (ns) it heals at.
+    open: Vec<(NodeId, u64)>,
+}
+
+impl Partitions {
+    /// Heals what is due, then maybe cuts one of `peers` off `server` at
+    /// the seed's partition rate.
+    pub(crate) fn step(
+        &mut self,
+        world: &World,
+        rng: &mut SimRng,
+        server: NodeId,
+        peers: &[NodeId],
+    ) {
+        let now = world.now().as_nanos();
+        self.open.retain(|&(peer, heal_at)| {
+            if heal_at <= now {
+                world.heal(peer, server);
+            }
+            heal_at > now
+        });
+        if rng.chance(world.faults().get(Fault::NetPartition)) {
+            let peer = peers[rng.below(peers.len() as u64) as usize];
+            let heal_at = now + rng.between(1, 500) * 1_000_000;
+            world.partition(peer, server);
+            self.open.push((peer, heal_at));
+        }
+    }
+
+    /// Heals every partition still in force.
+    pub(crate) fn heal_all(&mut self, world: &World, server: NodeId) {
+        for (peer, _) in self.open.drain(..) {
+            world.heal(peer, server);
+        }
+    }
 }
 
 /// Runs the fault phase on `node`. Returns the lives started.
@@ -83,6 +129,7 @@ pub(crate) fn run_lives<L: Lives>(
     let mut life = 0u64;
     let mut open_failures_in_a_row = 0u64;
     let mut recoveries_seen = 0u64;
+    let mut partitions = Partitions::default();
     let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
     'lives: while !spent(steps) {
         life += 1;
@@ -135,6 +182,9 @@ pub(crate) fn run_lives<L: Lives>(
                 report.kills += 1;
                 continue 'lives;
             }
+            if !lives.network().is_empty() {
+                partitions.step(world, &mut fault_rng, node, lives.network());
+            }
             if fault_rng.chance(faults.get(Fault::ClockJump)) {
                 let magnitude = fault_rng.between(1, 3_600_000) as i64;
                 world.jump_wall_clock(if fault_rng.chance(0.5) {
@@ -145,6 +195,7 @@ pub(crate) fn run_lives<L: Lives>(
             }
         }
     }
+    partitions.heal_all(world, node);
     report.steps = steps;
     life
 }

@@ -483,7 +483,10 @@ fn a_transaction_that_waits_too_long_for_locks_is_busy_and_writes_nothing() {
             Err(other) => panic!("{other:?}"),
         }
     }
-    assert!(committed > 0 && busy > 0, "{committed} committed, {busy} busy");
+    assert!(
+        committed > 0 && busy > 0,
+        "{committed} committed, {busy} busy"
+    );
     assert_eq!(
         get(&world, &db, "hot"),
         Some(Value::Int(committed)),

@@ -433,7 +433,9 @@ pub enum TxnError {
     /// The transaction waited longer than `lock_wait_ms_max` for its
     /// locks (other transactions held its keys): nothing was written; it
     /// may be retried.
-    #[error("busy: waited {waited_ms} ms for locks held by other transactions; nothing was written")]
+    #[error(
+        "busy: waited {waited_ms} ms for locks held by other transactions; nothing was written"
+    )]
     Busy {
         /// How long it waited.
         waited_ms: u64,

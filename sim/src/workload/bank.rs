@@ -116,6 +116,9 @@ struct Shape {
     in_flight_per_connection: usize,
     /// Server workload: the server's own timed checkpoints (0: none).
     checkpoint_interval_ms: u64,
+    /// Server workload: per cent of lives that end in a clean shutdown
+    /// (as on SIGTERM) rather than a crash.
+    shutdown_pct: u64,
 }
 
 /// The inline value limit the bank's database is created with.
@@ -128,6 +131,7 @@ impl Shape {
             answer_timeout_ms: settings.between(50, 2_000),
             in_flight_per_connection: settings.between(1, 16) as usize,
             checkpoint_interval_ms: [0, settings.between(10, 500)][settings.below(2) as usize],
+            shutdown_pct: [0, settings.between(10, 60)][settings.below(2) as usize],
             hot: rng.between(2, 8),
             cold: rng.between(0, 200),
             hot_pct: rng.between(20, 100),
@@ -279,7 +283,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={}",
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={}",
             self.hot,
             self.cold,
             self.hot_pct,
@@ -302,7 +306,8 @@ impl fmt::Display for Shape {
             self.lock_wait_ms_max,
             self.answer_timeout_ms,
             self.in_flight_per_connection,
-            self.checkpoint_interval_ms
+            self.checkpoint_interval_ms,
+            self.shutdown_pct
         )
     }
 }
@@ -711,17 +716,7 @@ async fn process(
         return;
     };
     if transport == Transport::Server {
-        match jubilant_server::runtime::serve_db(env.clone(), shape.server_config(), db).await {
-            Ok(running) => {
-                // Served until the node crashes or is killed.
-                std::future::pending::<()>().await;
-                drop(running);
-            }
-            Err(error) => {
-                env.trace(format_args!("the server did not start: {error}"));
-                lock(&model).verdict.open_failed = true;
-            }
-        }
+        serve(&env, &shape, &model, db, clients, seed).await;
         return;
     }
     let db = Arc::new(db);
@@ -763,6 +758,44 @@ async fn process(
             }
         }
         Clients::None => {}
+    }
+}
+
+/// The server workload's server: serves `db` until the node crashes or is
+/// killed, or, in some lives, shuts down cleanly after a while (as on
+/// SIGTERM), which must lose nothing logged; the node is then restarted.
+async fn serve(
+    env: &SimEnv,
+    shape: &Shape,
+    model: &Model,
+    db: Db<SimEnv>,
+    clients: Clients,
+    seed: u64,
+) {
+    let running =
+        match jubilant_server::runtime::serve_db(env.clone(), shape.server_config(), db).await {
+            Ok(running) => running,
+            Err(error) => {
+                env.trace(format_args!("the server did not start: {error}"));
+                lock(model).verdict.open_failed = true;
+                return;
+            }
+        };
+    let mut rng = SimRng::new(seed, Stream::Settings);
+    if clients != Clients::Random || rng.below(100) >= shape.shutdown_pct {
+        std::future::pending::<()>().await;
+    }
+    env.sleep(Duration::from_millis(rng.between(1, 300))).await;
+    env.trace(format_args!("shutting the server down"));
+    match running.shutdown().await {
+        Ok(()) => {
+            let mut m = lock(model);
+            m.closed_cleanly = true;
+            m.verdict.stat("clean_shutdowns", 1);
+            // The life is over: the driver restarts the node.
+            m.verdict.poisoned = true;
+        }
+        Err(error) => engine_error(env, model, "shutdown", &error.to_string(), false),
     }
 }
 

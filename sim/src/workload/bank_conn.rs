@@ -68,12 +68,11 @@ impl Failure {
                 ErrorCode::AssertFailed => Failure::NoEffect("guarded_aborts"),
                 ErrorCode::Busy => Failure::NoEffect("busy"),
                 ErrorCode::DiskFull => Failure::NoEffect("commits_disk_full"),
-                ErrorCode::StorageFailed | ErrorCode::Internal | ErrorCode::ShuttingDown => {
-                    Failure::Engine {
-                        message,
-                        corruption: false,
-                    }
-                }
+                ErrorCode::ShuttingDown => Failure::NoEffect("shutting_down"),
+                ErrorCode::StorageFailed | ErrorCode::Internal => Failure::Engine {
+                    message,
+                    corruption: false,
+                },
                 ErrorCode::Corrupt => Failure::Engine {
                     message,
                     corruption: true,

@@ -19,7 +19,8 @@
 //!   all balances to zero (transfers move money, never make or lose it);
 //! - `durability`: after a restart the accounts and notes equal the
 //!   applied history up to the recovered WAL's end (notes expired at the
-//!   reading instant aside), which covers every acknowledged `sync` commit;
+//!   reading instant aside), which covers every acknowledged `sync` commit,
+//!   and after a clean shutdown every commit logged, `async` ones too;
 //!   background commits (the TTL sweeper, value-log GC) may reuse the LSNs
 //!   of lost ones, so the lowest WAL end of every open counts;
 //! - `vlog_pointers_resolve`: every value-log pointer in the tree resolves
@@ -81,6 +82,9 @@ pub(crate) struct BankModel {
     applied: Vec<(u64, Written)>,
     answered: Vec<Answered>,
     pub checkpoint_running: bool,
+    /// The life ended with a clean shutdown (the server's, as on SIGTERM):
+    /// everything logged in it must survive, `async` commits too.
+    pub closed_cleanly: bool,
     pub verdict: Verdict,
 }
 
@@ -106,6 +110,7 @@ impl BankModel {
             applied: Vec::new(),
             answered: Vec::new(),
             checkpoint_running: false,
+            closed_cleanly: false,
             verdict: Verdict::default(),
         }
     }
@@ -134,6 +139,21 @@ impl BankModel {
                 self.verdict.stat("excused_losses", 1);
             } else {
                 self.verdict.fail("durability", message);
+            }
+        }
+        if std::mem::take(&mut self.closed_cleanly) {
+            self.verdict.check("durability", 1);
+            if let Some((last, _)) = self.applied.last()
+                && *last > lsn_end
+            {
+                let message = format!(
+                    "LSN {last} was logged before a clean shutdown, but the recovered WAL ends at {lsn_end}"
+                );
+                if excused {
+                    self.verdict.stat("excused_losses", 1);
+                } else {
+                    self.verdict.fail("durability", message);
+                }
             }
         }
         self.answered.clear();

@@ -6,11 +6,12 @@
 //! very code over its simulated network; listening and accepting already go
 //! through `jubilant_core::env::Net`.
 //!
-//! Status: the configuration ([`config`]), `INFO` ([`info`]), framing
-//! ([`frame`]), the wire messages ([`wire`]) and serving them
-//! ([`runtime`]) are built; the binary, the client and jubectl's online
-//! commands follow (issue 6). Until then the simulator is the main program
-//! (see the README).
+//! [`runtime::start`] opens the database and serves it; the binary
+//! `jubilant-server` (feature `bin`) runs it on tokio with the TOML
+//! configuration ([`config`]); the simulator runs [`runtime::serve_db`]
+//! over its network (docs/design.md 4.9). [`info`] renders `INFO`,
+//! [`wire`] decodes requests and encodes responses, [`frame`] splits the
+//! byte stream.
 
 pub mod config;
 pub mod info;

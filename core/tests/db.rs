@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
 use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
-use jubilant_core::store::FindingKind;
+use jubilant_core::store::{FindingKind, validate_dir};
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
 
 const N: NodeId = NodeId(0);
@@ -545,4 +545,125 @@ fn a_torn_value_log_tail_is_cut_at_open_and_a_damaged_record_is_an_error() {
         matches!(report.findings.as_slice(), [finding] if finding.kind == FindingKind::VlogPointer),
         "{report:?}"
     );
+}
+
+#[test]
+fn offline_validate_follows_every_value_log_pointer_and_changes_nothing() {
+    let world = World::new(14, FaultConfig::none());
+    let db = open(&world);
+    for key in ["a", "b", "c"] {
+        set(&world, &db, key, &key.repeat(2000)).expect("set");
+    }
+    set(&world, &db, "small", "s").expect("set");
+    let db = Arc::into_inner(db).expect("one handle");
+    world.block_on(N, async move { db.close().await.expect("close") });
+    let env = world.env(N);
+    let validate = || {
+        let env = env.clone();
+        world.block_on(N, async move {
+            validate_dir(&env, &dir(), |_, _| {})
+                .await
+                .expect("validate_dir")
+        })
+    };
+    let report = validate();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.vlog_pointers, 3);
+
+    // A flipped byte inside the first record: one finding, and the
+    // segment is left exactly as found (open would cut it as a torn tail).
+    let segment = dir().join(jubilant_core::vlog::segment_name(1));
+    let read_segment = || {
+        let (env, segment) = (env.clone(), segment.clone());
+        world.block_on(N, async move {
+            use jubilant_core::env::{File, Fs, OpenMode};
+            let file = env.open(&segment, OpenMode::Existing).await.expect("open");
+            let len = file.len().await.expect("len");
+            file.read_at(0, len as usize).await.expect("read")
+        })
+    };
+    world.block_on(N, {
+        let (env, segment) = (env.clone(), segment.clone());
+        async move {
+            use jubilant_core::env::{File, Fs, OpenMode};
+            let file = env.open(&segment, OpenMode::Existing).await.expect("open");
+            file.write_at(200, b"Y").await.expect("write");
+            file.sync_data().await.expect("sync");
+        }
+    });
+    let damaged = read_segment();
+    let report = validate();
+    assert_eq!(report.vlog_pointers, 3);
+    assert!(
+        matches!(report.findings.as_slice(), [finding]
+            if finding.kind == FindingKind::VlogPointer
+                && finding.page.is_some()
+                && finding.detail.starts_with("key \"a\"")),
+        "{report:?}"
+    );
+    assert!(read_segment() == damaged, "validate changed the segment");
+
+    // The segment gone: every pointer into it is a finding.
+    world.block_on(N, {
+        let (env, segment) = (env.clone(), segment.clone());
+        async move {
+            use jubilant_core::env::Fs;
+            env.remove(&segment).await.expect("remove");
+        }
+    });
+    let report = validate();
+    assert_eq!(report.findings_count, 3, "{report:?}");
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.kind == FindingKind::VlogPointer && f.detail.contains("missing")),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_transaction_without_its_commit_is_dropped_once_not_at_every_open() {
+    let world = World::new(15, FaultConfig::none());
+    let db = open(&world);
+    set(&world, &db, "kept", "1").expect("set");
+    set(&world, &db, "torn", "2").expect("set");
+    drop(db);
+    world.kill(N);
+    // Tear the last record, the commit of "torn", as a crash mid-write can.
+    let env = world.env(N);
+    world.block_on(N, async move {
+        use jubilant_core::env::{File, Fs, OpenMode};
+        use jubilant_core::log::{FRAME_HEADER_BYTES, scan, segment_name};
+        let mut last = None;
+        scan(&env, &dir(), |pos, payload| {
+            last = Some((pos, payload.len()))
+        })
+        .await
+        .expect("scan");
+        let (pos, len) = last.expect("records");
+        let file = env
+            .open(&dir().join(segment_name(pos.segment)), OpenMode::Existing)
+            .await
+            .expect("open");
+        let at = pos.offset + FRAME_HEADER_BYTES + len as u64 - 1;
+        let byte = file.read_at(at, 1).await.expect("read")[0];
+        file.write_at(at, &[!byte]).await.expect("write");
+        file.sync_data().await.expect("sync");
+    });
+    let db = open(&world);
+    let recovery = db.stats().recovery;
+    assert_eq!(recovery.txns_dropped, 1, "{recovery:?}");
+    assert!(recovery.torn_tail.is_some());
+    assert_eq!(get(&world, &db, "torn"), None);
+    assert_eq!(get(&world, &db, "kept"), Some(Value::from("1")));
+    let db = Arc::into_inner(db).expect("one handle");
+    world.block_on(N, async move { db.close().await.expect("close") });
+
+    // The close's checkpoint covers the dropped records: nothing to repair.
+    let db = open(&world);
+    let recovery = db.stats().recovery;
+    assert_eq!(recovery.repair_actions(), 0, "{recovery:?}");
+    assert_eq!(recovery.txns_replayed, 0);
+    assert_eq!(get(&world, &db, "kept"), Some(Value::from("1")));
 }

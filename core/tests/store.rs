@@ -12,9 +12,9 @@ use jubilant_core::env::{File, Fs, OpenMode};
 use jubilant_core::page::PageError;
 use jubilant_core::store::manifest::FORMAT_MAJOR;
 use jubilant_core::store::{
-    CheckpointReport, FindingKind, MANIFEST_FILE, Mutation, OpenReport, PAGES_FILE,
+    CheckpointReport, FindingKind, MANIFEST_FILE, MetaDump, Mutation, OpenReport, PAGES_FILE,
     READ_RETRIES_MAX, RangeQuery, Record, Store, StoreError, StoreOptions, StoredValue,
-    ValidateReport, ValueType, validate_dir,
+    ValidateReport, ValueType, read_meta_dir, validate_dir,
 };
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, TAIL_LINES, World};
 
@@ -528,6 +528,99 @@ fn a_manifest_of_another_format_major_version_is_refused() {
             FORMAT_MAJOR + 1
         )),
         "{message}"
+    );
+}
+
+fn read_meta(world: &World) -> Result<MetaDump, StoreError> {
+    let env = world.env(N);
+    world.block_on(N, async move { read_meta_dir(&env, &dir()).await })
+}
+
+#[test]
+fn the_manifest_and_both_superblocks_are_dumped_read_only_with_damage_shown() {
+    let world = quiet_world(17);
+    let (db, _) = open(&world);
+    let manifest = db.manifest().clone();
+    apply(&world, &db, (0..50).map(|i| put(i, 1)).collect(), 1).expect("apply");
+    assert_eq!(checkpoint(&world, &db).generation, 2);
+    drop(db);
+    let files = list_dir(&world);
+    let bytes: Vec<Vec<u8>> = files.iter().map(|name| read_file(&world, name)).collect();
+
+    let dump = read_meta(&world).expect("dump");
+    assert_eq!(dump.manifest, Ok(manifest));
+    assert_eq!(dump.manifest_refused, None);
+    let [a, b] = &dump.superblocks;
+    assert_eq!((a.file, b.file), ("SUPERBLOCK_A", "SUPERBLOCK_B"));
+    let a_fields = a.superblock.clone().expect("A");
+    let b_fields = b.superblock.clone().expect("B");
+    assert_eq!((a_fields.generation, b_fields.generation), (1, 2));
+    assert_eq!((b_fields.checkpoint_lsn, b_fields.keys_count), (1, 50));
+    assert!(!a.active && b.active, "the newest valid one is active");
+    assert!(!dump.is_damaged());
+    assert_eq!(list_dir(&world), files, "nothing created, not even a lock");
+    let after: Vec<Vec<u8>> = files.iter().map(|name| read_file(&world, name)).collect();
+    assert!(after == bytes, "nothing written");
+
+    // A torn newest superblock: shown invalid, the other one is active.
+    write_file(&world, "SUPERBLOCK_B", 20, vec![0xee; 4]);
+    let dump = read_meta(&world).expect("dump");
+    let [a, b] = &dump.superblocks;
+    assert!(a.active && !b.active);
+    assert!(
+        b.superblock.as_ref().is_err_and(|why| why.contains("CRC")),
+        "{b:?}"
+    );
+    assert!(!dump.is_damaged(), "open would start from A");
+    assert_eq!(dump.active().map(|s| s.file), Some("SUPERBLOCK_A"));
+
+    // Neither valid: damaged, no active superblock.
+    write_file(&world, "SUPERBLOCK_A", 20, vec![0xee; 4]);
+    let dump = read_meta(&world).expect("dump");
+    assert!(dump.active().is_none() && dump.is_damaged());
+
+    // A MANIFEST of another major decodes, and is marked refused.
+    let original = read_file(&world, MANIFEST_FILE);
+    let mut newer = original.clone();
+    set_format_major(&mut newer, FORMAT_MAJOR + 1);
+    write_file(&world, MANIFEST_FILE, 0, newer);
+    let dump = read_meta(&world).expect("dump");
+    assert_eq!(
+        dump.manifest.as_ref().map(|m| m.format_major),
+        Ok(FORMAT_MAJOR + 1)
+    );
+    assert!(
+        dump.manifest_refused
+            .as_ref()
+            .is_some_and(|why| why.contains("not supported")),
+        "{dump:?}"
+    );
+
+    // A MANIFEST that does not verify is shown with why.
+    let mut flipped = original;
+    flipped[40] ^= 1;
+    write_file(&world, MANIFEST_FILE, 0, flipped);
+    let dump = read_meta(&world).expect("dump");
+    assert_eq!(dump.manifest, Err("CRC mismatch".to_owned()));
+
+    // No MANIFEST: no database; no directory: an I/O error.
+    let env = world.env(N);
+    world.block_on(N, async move {
+        env.remove(&dir().join(MANIFEST_FILE))
+            .await
+            .expect("remove")
+    });
+    assert!(matches!(
+        read_meta(&world),
+        Err(StoreError::NotFound { .. })
+    ));
+    let env = world.env(N);
+    let missing = world.block_on(N, async move {
+        read_meta_dir(&env, &PathBuf::from("/nowhere")).await
+    });
+    assert!(
+        matches!(&missing, Err(StoreError::Io { source, .. }) if source.kind() == ErrorKind::NotFound),
+        "{missing:?}"
     );
 }
 

@@ -2,17 +2,27 @@
 //!
 //! Online commands talk to a running server (`--addr`, or `JUBILANT_ADDR`,
 //! default `127.0.0.1:6767`): `ping`, `get`, `set`, `del`, `add`, `ttl`,
-//! `expire`, `persist`, `info`, `checkpoint`. Offline: `dump-wal DIR` lists
-//! every segment and record of a WAL directory without modifying it.
-//! `--json` prints one JSON object instead of text.
+//! `expire`, `persist`, `info`, `checkpoint`, `txn`. Offline, on a
+//! database directory no server holds: `init DIR` creates a database;
+//! `validate DIR` checks it page by page and follows its value-log
+//! pointers; `repair DIR` runs open's recovery and repair and reports each
+//! action; `dump-manifest DIR` prints the MANIFEST and both superblocks;
+//! `dump-wal DIR` lists every segment and record of a WAL directory. Only
+//! `init` and `repair` change anything. `--json` prints one JSON object
+//! instead of text.
 //!
 //! Exit codes (stable, for scripts):
-//! - 0: success;
+//! - 0: success (`repair`: repaired, or nothing to repair);
 //! - 1: the command ran and found a problem (a missing key for `get` and
-//!   `ttl`, corruption in the WAL);
-//! - 2: bad usage (unknown command or flag, a value that does not parse);
-//! - 3: an operating error (no server at the address, a directory that
-//!   cannot be read, the connection lost);
+//!   `ttl`; corruption in the WAL; a `validate` finding; a MANIFEST that
+//!   does not verify or no valid superblock for `dump-manifest`; damage
+//!   `repair` cannot repair);
+//! - 2: bad usage (unknown command or flag, a value that does not parse,
+//!   `init` options the engine refuses);
+//! - 3: an operating error (no server at the address, the connection lost;
+//!   a directory that is missing, unreadable, in use by a server, holding
+//!   no database for `validate`/`repair`/`dump-manifest`, or already
+//!   holding one for `init`);
 //! - 4: the server refused the request (a typed error, printed).
 
 use std::net::SocketAddr;
@@ -21,8 +31,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod dump_manifest;
 mod dump_wal;
+mod init;
 mod online;
+mod repair;
+mod text;
 mod txn_json;
 mod validate;
 
@@ -111,9 +125,36 @@ enum Command {
         /// The JSON file (standard input when left out or `-`).
         file: Option<PathBuf>,
     },
-    /// Check a stopped database's durable tree page by page (read-only;
-    /// exit 1 on any finding).
+    /// Create a new, empty database in DIR (created if missing); refuses a
+    /// directory that already holds one (exit 3).
+    Init {
+        /// The database directory.
+        dir: PathBuf,
+        /// Page size in bytes, fixed for the database's life (a power of
+        /// two; default 4096).
+        #[arg(long)]
+        page_bytes: Option<u32>,
+        /// Values longer than this go to the value log; fixed for the
+        /// database's life (default 512).
+        #[arg(long)]
+        inline_value_bytes_max: Option<u32>,
+    },
+    /// Check a stopped database's durable tree page by page and follow its
+    /// value-log pointers (read-only; exit 1 on any finding).
     Validate {
+        /// The database directory.
+        dir: PathBuf,
+    },
+    /// Run a stopped database's recovery and repair (as open does), then
+    /// checkpoint and close; print each repair action (exit 1 if it cannot
+    /// be repaired).
+    Repair {
+        /// The database directory.
+        dir: PathBuf,
+    },
+    /// Print every field of the MANIFEST and both superblocks, and which
+    /// superblock is active (read-only; exit 1 if open would refuse them).
+    DumpManifest {
         /// The database directory.
         dir: PathBuf,
     },
@@ -138,7 +179,10 @@ pub(crate) mod exit {
 
 /// A command that works on a directory, without a server.
 enum Offline {
+    DumpManifest(PathBuf),
     DumpWal(PathBuf, bool),
+    Init(PathBuf, init::InitOptions),
+    Repair(PathBuf),
     Validate(PathBuf),
 }
 
@@ -167,11 +211,30 @@ fn main() -> ExitCode {
     let (online, offline) = match cli.command {
         Command::DumpWal { dir, summary } => (None, Some(Offline::DumpWal(dir, summary))),
         Command::Validate { dir } => (None, Some(Offline::Validate(dir))),
+        Command::DumpManifest { dir } => (None, Some(Offline::DumpManifest(dir))),
+        Command::Repair { dir } => (None, Some(Offline::Repair(dir))),
+        Command::Init {
+            dir,
+            page_bytes,
+            inline_value_bytes_max,
+        } => {
+            let options = init::InitOptions {
+                page_bytes,
+                inline_value_bytes_max,
+            };
+            (None, Some(Offline::Init(dir, options)))
+        }
         online => (Some(online), None),
     };
     let online = match online {
         None => None,
-        Some(Command::DumpWal { .. } | Command::Validate { .. }) => {
+        Some(
+            Command::DumpWal { .. }
+            | Command::Validate { .. }
+            | Command::DumpManifest { .. }
+            | Command::Repair { .. }
+            | Command::Init { .. },
+        ) => {
             unreachable!("offline commands are split off above")
         }
         Some(Command::Ping) => Some(Online::Ping),
@@ -226,6 +289,9 @@ fn main() -> ExitCode {
                 dump_wal::run(&dir, json, summary).await
             }
             (None, Some(Offline::Validate(dir))) => validate::run(&dir, json).await,
+            (None, Some(Offline::DumpManifest(dir))) => dump_manifest::run(&dir, json).await,
+            (None, Some(Offline::Repair(dir))) => repair::run(&dir, json).await,
+            (None, Some(Offline::Init(dir, options))) => init::run(&dir, options, json).await,
             (None, None) => unreachable!("a command is online or offline"),
         }
     });

@@ -2,8 +2,11 @@
 //! page by page, offline and without changing anything (it takes the
 //! directory's lock, so a running server makes it refuse): every page's
 //! CRC, id and the checksum its parent recorded, key order, links and
-//! heights, reachability, the free list and the page count. A progress bar
-//! shows on a terminal. Exit 1 on any finding.
+//! heights, reachability, the free list and the page count; and every
+//! value-log pointer in the leaves, followed to its record (segment file
+//! present, record inside it, checksums, key and type), reading the
+//! segments without the value log's repair. A progress bar shows on a
+//! terminal. Exit 1 on any finding.
 
 use std::path::Path;
 
@@ -57,20 +60,22 @@ pub(crate) async fn run(dir: &Path, as_json: bool) -> u8 {
                 "tree_height": report.tree_height,
                 "keys": report.keys,
                 "free_pages": report.free_pages,
+                "vlog_pointers": report.vlog_pointers,
                 "findings_count": report.findings_count,
                 "findings": findings,
             })
         );
     } else {
         println!(
-            "generation {} (checkpoint LSN {}): {} pages, {} in the tree (height {}), {} keys, {} free",
+            "generation {} (checkpoint LSN {}): {} pages, {} in the tree (height {}), {} keys, {} free, {} value-log pointers followed",
             report.generation,
             report.checkpoint_lsn,
             report.page_count,
             report.tree_pages,
             report.tree_height,
             report.keys,
-            report.free_pages
+            report.free_pages,
+            report.vlog_pointers
         );
         for finding in &report.findings {
             let page = finding
@@ -81,10 +86,10 @@ pub(crate) async fn run(dir: &Path, as_json: bool) -> u8 {
         }
         println!(
             "{}",
-            if report.findings_count == 0 {
-                "ok".to_owned()
-            } else {
-                format!("{} findings", report.findings_count)
+            match report.findings_count {
+                0 => "ok".to_owned(),
+                1 => "1 finding".to_owned(),
+                n => format!("{n} findings"),
             }
         );
     }

@@ -1,5 +1,5 @@
-//! `jubectl validate DIR` on real database directories: clean, damaged,
-//! and in use.
+//! `jubectl validate DIR` on real database directories: clean, damaged
+//! (pages and value-log records), and in use.
 
 mod common;
 
@@ -76,4 +76,68 @@ fn a_database_in_use_is_an_operating_error() {
     let (code, _, stderr) = common::jubectl(&["validate", dir.path().to_str().expect("UTF-8")]);
     assert_eq!(code, 3, "{stderr}");
     drop(db);
+}
+
+/// A closed database with `count` values too large for a leaf, each in the
+/// value log, and one small one.
+fn populate_large(dir: &Path, count: usize) {
+    runtime().block_on(async {
+        let db = Db::open(RealEnv::current(), dir, DbOptions::default())
+            .await
+            .expect("open");
+        for i in 0..count {
+            let value = format!("{i:03}-").repeat(500);
+            db.set_with(
+                &format!("large-{i:03}"),
+                value,
+                jubilant_core::db::Durability::Async,
+            )
+            .await
+            .expect("set");
+        }
+        db.set("small", "s").await.expect("set");
+        db.close().await.expect("close");
+    });
+}
+
+#[test]
+fn value_log_pointers_are_followed_and_a_damaged_record_is_a_finding() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    populate_large(dir.path(), 5);
+    let path = dir.path().to_str().expect("UTF-8 path");
+    let mut transcript = String::new();
+    let mut run = |args: &[&str]| {
+        let (code, stdout, stderr) = common::jubectl(args);
+        transcript.push_str(&format!(
+            "$ jubectl {}\nexit {code}\n{stdout}{stderr}",
+            args.join(" ")
+        ));
+        (code, stdout)
+    };
+    let (code, stdout) = run(&["validate", path]);
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout) = run(&["--json", "validate", path]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["vlog_pointers"], 5);
+
+    // One flipped byte in the third record (each is about 2.1 KB).
+    let segment = dir.path().join(jubilant_core::vlog::segment_name(1));
+    #[expect(clippy::disallowed_methods, reason = "the test damages a real file")]
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes[5000] ^= 0x01;
+    #[expect(clippy::disallowed_methods, reason = "the test damages a real file")]
+    std::fs::write(&segment, &bytes).expect("write");
+    let (code, stdout) = run(&["validate", path]);
+    assert_eq!(code, 1, "{stdout}");
+    let (code, stdout) = run(&["--json", "validate", path]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["findings_count"], 1);
+    assert_eq!(report["findings"][0]["kind"], "VlogPointer");
+    insta::assert_snapshot!(transcript.replace(path, "[DIR]"));
+    // Read-only: the damaged segment is as it was (open would have cut it).
+    #[expect(clippy::disallowed_methods, reason = "the test inspects a real file")]
+    let after = std::fs::read(&segment).expect("read");
+    assert!(after == bytes, "validate changed the value log");
 }

@@ -324,6 +324,8 @@ impl<E: Env> Db<E> {
             torn_tail: log_report.torn_tail.clone(),
             tail_bytes_zeroed: log_report.tail_bytes_zeroed,
             temp_files_removed: log_report.temp_files_removed,
+            store_files_removed: opened.leftovers_removed.clone(),
+            superblocks_invalid: opened.superblocks_invalid.clone(),
             read_retries: log_report.read_retries,
             ..RecoveryReport::default()
         };
@@ -333,6 +335,13 @@ impl<E: Env> Db<E> {
             store.apply(&mutations, lsn).await?;
             report.txns_replayed += 1;
             report.mutations_replayed += mutations.len() as u64;
+        }
+        if report.txns_dropped > 0 {
+            // The dropped transactions' records stay in the WAL and nothing
+            // can commit them now (new records get later LSNs). Unless the
+            // next checkpoint covers them, every later open would find,
+            // drop and count them again.
+            store.recovered_through(lsn_end);
         }
         log_recovery(&dir, &report);
         if vlog.stats().bytes > 0 {
@@ -842,6 +851,20 @@ fn log_recovery(dir: &Path, report: &RecoveryReport) {
             dir = %dir.display(),
             files = report.temp_files_removed,
             "repair: removed unfinished WAL segment files"
+        );
+    }
+    if !report.store_files_removed.is_empty() {
+        tracing::warn!(
+            dir = %dir.display(),
+            files = ?report.store_files_removed,
+            "repair: removed leftover files of an interrupted rename or creation"
+        );
+    }
+    if !report.superblocks_invalid.is_empty() {
+        tracing::warn!(
+            dir = %dir.display(),
+            files = ?report.superblocks_invalid,
+            "a superblock file holds no valid superblock; opened from the other"
         );
     }
     if report.txns_dropped > 0 {

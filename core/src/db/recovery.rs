@@ -39,17 +39,29 @@ pub struct RecoveryReport {
     pub torn_tail: Option<(u64, u64, String)>,
     /// Repair: bytes after the last valid WAL record zeroed.
     pub tail_bytes_zeroed: u64,
-    /// Repair: leftover `.tmp` WAL segments removed.
+    /// Repair: leftover `.tmp` WAL segments the log removed.
     pub temp_files_removed: u64,
+    /// Repair: files the tree store removed at open, by name: `.tmp` files
+    /// of an interrupted rename (WAL segment ones included: the store opens
+    /// first), or the files of an unfinished creation.
+    pub store_files_removed: Vec<String>,
+    /// Superblock files that held no valid superblock (a checkpoint torn by
+    /// a crash, or damage); recovery started from the other, and the next
+    /// checkpoint that writes overwrites them.
+    pub superblocks_invalid: Vec<&'static str>,
     /// Repair: WAL reads that failed their checksum and verified on a retry.
     pub read_retries: u64,
 }
 
 impl RecoveryReport {
     /// How many repair actions recovery took (torn tail cut, temporary
-    /// files removed, incomplete transactions dropped).
+    /// files removed by the log or the store, incomplete transactions
+    /// dropped).
     pub fn repair_actions(&self) -> u64 {
-        u64::from(self.torn_tail.is_some()) + self.temp_files_removed + self.txns_dropped
+        u64::from(self.torn_tail.is_some())
+            + self.temp_files_removed
+            + self.store_files_removed.len() as u64
+            + self.txns_dropped
     }
 }
 

@@ -21,6 +21,7 @@
 mod checkpoint;
 mod error;
 pub mod manifest;
+mod meta_dump;
 mod meta_file;
 mod open;
 mod page_read;
@@ -45,6 +46,7 @@ pub use crate::page::cache::CacheStats;
 pub use checkpoint::CheckpointReport;
 pub use error::StoreError;
 pub use manifest::Manifest;
+pub use meta_dump::{MetaDump, SuperblockDump, read_meta_dir};
 pub use open::OpenReport;
 pub use superblock::Superblock;
 pub use validate::{FINDINGS_MAX, Finding, FindingKind, ValidateReport, validate_dir};
@@ -232,6 +234,15 @@ impl<E: Env> Store<E> {
     /// The highest LSN applied to the tree.
     pub(crate) fn applied_lsn(&self) -> u64 {
         self.state().lsn_applied
+    }
+
+    /// Records that the tree is the state as of `lsn` although no change
+    /// was applied at it: recovery replayed the WAL through `lsn`, and the
+    /// records after the last commit belong to transactions that can never
+    /// commit now. The next checkpoint then covers them.
+    pub(crate) fn recovered_through(&self, lsn: u64) {
+        let mut state = self.state();
+        state.lsn_applied = state.lsn_applied.max(lsn);
     }
 
     /// Why the store stopped accepting changes, if it did.
@@ -501,6 +512,14 @@ impl<E: Env> Store<E> {
     ) -> Result<ValidateReport, StoreError> {
         let _turn = self.checkpointer.lock().await;
         let durable = self.state().durable;
-        validate::walk(&self.pages, &self.dir, &self.manifest, &durable, progress).await
+        validate::walk::<E>(
+            &self.pages,
+            &self.dir,
+            &self.manifest,
+            &durable,
+            None,
+            progress,
+        )
+        .await
     }
 }

@@ -178,6 +178,13 @@ fn check_options(options: &StoreOptions) -> Result<(), StoreError> {
 pub(crate) async fn read_manifest<E: Env>(env: &E, dir: &Path) -> Result<Manifest, StoreError> {
     let (_, manifest) = read_meta_file(env, dir, MANIFEST_FILE, Manifest::decode).await?;
     let manifest = manifest.map_err(|detail| StoreError::corrupt("MANIFEST", detail))?;
+    check_manifest(&manifest)?;
+    Ok(manifest)
+}
+
+/// Refuses a decoded MANIFEST this build cannot open: another format
+/// major, or a page size or inline limit no page of this build can hold.
+pub(super) fn check_manifest(manifest: &Manifest) -> Result<(), StoreError> {
     if manifest.format_major != FORMAT_MAJOR {
         return Err(StoreError::VersionMismatch {
             found: manifest.format_major,
@@ -192,7 +199,22 @@ pub(crate) async fn read_manifest<E: Env>(env: &E, dir: &Path) -> Result<Manifes
             format!("page size {} is not usable", manifest.page_bytes),
         ));
     }
-    Ok(manifest)
+    Ok(())
+}
+
+/// Of the decoded superblocks, the index of the valid one with the highest
+/// generation (the first on a tie): the one open starts from. `None` when
+/// none is valid.
+pub(super) fn newest_valid(outcomes: &[&Result<Superblock, String>]) -> Option<usize> {
+    let mut best: Option<(u64, usize)> = None;
+    for (index, outcome) in outcomes.iter().enumerate() {
+        if let Ok(superblock) = outcome
+            && best.is_none_or(|(generation, _)| superblock.generation > generation)
+        {
+            best = Some((superblock.generation, index));
+        }
+    }
+    best.map(|(_, index)| index)
 }
 
 /// Reads both superblocks and picks the valid one with the highest
@@ -204,18 +226,17 @@ pub(crate) async fn choose_superblock<E: Env>(
 ) -> Result<([E::File; 2], Superblock, Vec<&'static str>), StoreError> {
     let (file_b, b) = read_meta_file(env, dir, SUPERBLOCK_FILES[0], Superblock::decode).await?;
     let (file_a, a) = read_meta_file(env, dir, SUPERBLOCK_FILES[1], Superblock::decode).await?;
-    let mut superblocks_invalid = Vec::new();
-    let mut best: Option<Superblock> = None;
-    for (name, outcome) in [(SUPERBLOCK_FILES[0], b), (SUPERBLOCK_FILES[1], a)] {
-        match outcome {
-            Ok(superblock) if best.is_none_or(|best| superblock.generation > best.generation) => {
-                best = Some(superblock);
-            }
-            Ok(_) => {}
-            Err(_) => superblocks_invalid.push(name),
-        }
-    }
-    let Some(superblock) = best else {
+    let superblocks_invalid = [(SUPERBLOCK_FILES[0], &b), (SUPERBLOCK_FILES[1], &a)]
+        .into_iter()
+        .filter(|(_, outcome)| outcome.is_err())
+        .map(|(name, _)| name)
+        .collect();
+    let superblock = match newest_valid(&[&b, &a]) {
+        Some(0) => b.ok(),
+        Some(_) => a.ok(),
+        None => None,
+    };
+    let Some(superblock) = superblock else {
         return Err(StoreError::corrupt(
             "superblocks",
             "neither SUPERBLOCK_A nor SUPERBLOCK_B is valid",
@@ -227,7 +248,7 @@ pub(crate) async fn choose_superblock<E: Env>(
 /// Opens a MANIFEST or superblock file and decodes it, re-reading a copy
 /// that fails to verify (a bad read may be transient). Returns the file and
 /// the decoded contents, or why the file holds none.
-async fn read_meta_file<E: Env, T>(
+pub(super) async fn read_meta_file<E: Env, T>(
     env: &E,
     dir: &Path,
     name: &str,
@@ -457,5 +478,40 @@ impl<E: Env> Store<E> {
                 leftovers_removed,
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn superblock(generation: u64) -> Result<Superblock, String> {
+        Ok(Superblock {
+            generation,
+            root_page: 1,
+            root_crc: 0,
+            tree_height: 1,
+            free_list_page: PAGE_NONE,
+            free_list_crc: 0,
+            free_pages_count: 0,
+            checkpoint_lsn: 0,
+            calibration_mono_nanos: 0,
+            calibration_wall_unix_ms: 0,
+            page_count: 2,
+            keys_count: 0,
+        })
+    }
+
+    #[test]
+    fn the_newest_valid_superblock_is_chosen_and_an_invalid_one_never() {
+        let torn = Err("CRC mismatch".to_owned());
+        assert_eq!(newest_valid(&[&superblock(4), &superblock(5)]), Some(1));
+        assert_eq!(newest_valid(&[&superblock(6), &superblock(5)]), Some(0));
+        assert_eq!(newest_valid(&[&superblock(6), &torn]), Some(0));
+        assert_eq!(newest_valid(&[&torn, &superblock(1)]), Some(1));
+        assert_eq!(newest_valid(&[&torn, &torn]), None);
+        // Two of one generation cannot happen (parity picks the file); the
+        // first wins, as it always did.
+        assert_eq!(newest_valid(&[&superblock(3), &superblock(3)]), Some(0));
     }
 }

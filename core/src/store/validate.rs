@@ -9,14 +9,24 @@
 //! tree, each once; and every page is accounted for: tree pages + free-list
 //! pages + free pages = all pages but page 0. The key count must match the
 //! superblock's. It reports, rather than stops, so one run shows all damage.
+//!
+//! Offline ([`validate_dir`]) it also follows every value-log pointer in the
+//! leaves to its record (segment file present, record inside it, CRCs, and
+//! the key and type the leaf holds), reading the segments without opening
+//! the value log, whose open repairs. Online, `Db::validate` follows them
+//! itself, since GC may move values while it runs.
+//!
+//! Invariant kept here: validation writes no file of the database (offline
+//! it only takes the directory's lock).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::btree::Need;
 use crate::btree::node::{Body, StoredValue};
+use crate::btree::{Need, Record, VlogPointer};
 use crate::env::{Env, File, OpenMode};
 use crate::page::{PAGE_NONE, PageError, PageId, key_bytes_max};
+use crate::vlog::{PointerReader, VlogError};
 
 use super::manifest::Manifest;
 use super::superblock::Superblock;
@@ -89,7 +99,8 @@ pub struct ValidateReport {
     pub findings: Vec<Finding>,
     /// All findings, kept or not.
     pub findings_count: u64,
-    /// Value-log pointers followed (by `Db::validate`).
+    /// Value-log pointers followed (by `Db::validate` and
+    /// [`validate_dir`]; `Store::validate` follows none).
     pub vlog_pointers: u64,
 }
 
@@ -126,12 +137,14 @@ struct Visit {
     high: Option<Vec<u8>>,
 }
 
-/// Validates the durable tree of an open store's page file.
-pub(crate) async fn walk<F: File>(
-    pages: &F,
+/// Validates the durable tree of an open store's page file, and follows
+/// each value-log pointer with `vlog` when given.
+pub(crate) async fn walk<E: Env>(
+    pages: &E::File,
     dir: &Path,
     manifest: &Manifest,
     superblock: &Superblock,
+    mut vlog: Option<&mut PointerReader<E>>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ValidateReport, StoreError> {
     let page_bytes = manifest.page_bytes;
@@ -229,6 +242,24 @@ pub(crate) async fn walk<F: File>(
                             FindingKind::EntryTooLarge,
                             format!("key of {} bytes, inline value of {inline_len}", key.len()),
                         );
+                    }
+                    if let (StoredValue::Vlog(pointer), Some(reader)) =
+                        (&record.value, vlog.as_deref_mut())
+                    {
+                        report.vlog_pointers += 1;
+                        if let Some(problem) = check_pointer(reader, key, record, pointer).await? {
+                            report.find(
+                                Some(id),
+                                FindingKind::VlogPointer,
+                                format!(
+                                    "key {:?} -> {} offset {} ({} bytes): {problem}",
+                                    String::from_utf8_lossy(key),
+                                    crate::vlog::segment_name(pointer.segment),
+                                    pointer.offset,
+                                    pointer.length
+                                ),
+                            );
+                        }
                     }
                 }
             }
@@ -363,8 +394,34 @@ pub(crate) async fn walk<F: File>(
     Ok(report)
 }
 
+/// Follows one leaf entry's value-log pointer: `None` when it leads to the
+/// entry's record, else what is wrong. Only an I/O failure (other than a
+/// missing segment file) is an error.
+async fn check_pointer<E: Env>(
+    reader: &mut PointerReader<E>,
+    key: &[u8],
+    record: &Record,
+    pointer: &VlogPointer,
+) -> Result<Option<String>, StoreError> {
+    match reader.read(pointer).await {
+        Ok(value) if value.key.as_bytes() != key => {
+            Ok(Some(format!("the record holds key {:?}", value.key)))
+        }
+        Ok(value) if value.value_type != record.value_type => Ok(Some(format!(
+            "the record holds a {:?} value, the leaf says {:?}",
+            value.value_type, record.value_type
+        ))),
+        Ok(_) => Ok(None),
+        Err(error) if error.is_missing_segment() => Ok(Some("the segment file is missing".into())),
+        Err(VlogError::Corrupt { detail, .. }) => Ok(Some(detail)),
+        Err(VlogError::Io { op, path, source }) => Err(StoreError::Io { op, path, source }),
+        Err(VlogError::Failed(reason)) => Err(StoreError::Failed { reason }),
+    }
+}
+
 /// Validates the database in `dir` offline: takes its lock, reads the
-/// MANIFEST and the newest valid superblock, and walks the tree.
+/// MANIFEST and the newest valid superblock, walks the tree and follows
+/// every value-log pointer in it, changing nothing.
 pub async fn validate_dir<E: Env>(
     env: &E,
     dir: &Path,
@@ -381,5 +438,14 @@ pub async fn validate_dir<E: Env>(
         .open(&pages_path, OpenMode::Existing)
         .await
         .map_err(|e| StoreError::io("open", &pages_path, e))?;
-    walk(&pages, dir, &manifest, &superblock, progress).await
+    let mut vlog = PointerReader::new(env.clone(), dir);
+    walk(
+        &pages,
+        dir,
+        &manifest,
+        &superblock,
+        Some(&mut vlog),
+        progress,
+    )
+    .await
 }

@@ -32,6 +32,7 @@
 //!   [`gc`](self) for the rule); records are never changed in place.
 
 mod gc;
+mod reader;
 mod usage;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,7 @@ const RECORD_BYTES_MAX: u64 = 1 << 31;
 
 pub use gc::VlogGcReport;
 pub(crate) use gc::{VlogGc, VlogGcConfig};
+pub(crate) use reader::PointerReader;
 pub use usage::SegmentUsage;
 pub(crate) use usage::VlogUsage;
 
@@ -638,42 +640,11 @@ impl<E: Env> Vlog<E> {
     /// Reads the record `pointer` names and checks it is the one the
     /// pointer was made for.
     pub async fn read(&self, pointer: &VlogPointer) -> Result<VlogValue, VlogError> {
-        let corrupt = |detail: String| VlogError::Corrupt {
-            segment: pointer.segment,
-            offset: pointer.offset,
-            detail,
-        };
         let path = self.dir.join(segment_name(pointer.segment));
         let file = self.file_for(pointer.segment).await?;
-        let mut attempt = 0;
-        loop {
-            let bytes = file
-                .read_at(pointer.offset, pointer.length as usize)
-                .await
-                .map_err(|source| VlogError::Io {
-                    op: "read record",
-                    path: path.clone(),
-                    source,
-                })?;
-            self.state().stats.reads += 1;
-            let checked = decode(pointer.segment, pointer.offset, &bytes).and_then(|value| {
-                let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-                if crc == pointer.crc {
-                    Ok(value)
-                } else {
-                    Err(format!(
-                        "record CRC {crc:#x}, the pointer expects {:#x}",
-                        pointer.crc
-                    ))
-                }
-            });
-            match checked {
-                Ok(value) => return Ok(value),
-                // A bad read may be transient; a bad record is not.
-                Err(_) if attempt < SCAN_RETRIES_MAX => attempt += 1,
-                Err(detail) => return Err(corrupt(detail)),
-            }
-        }
+        let read = reader::read_pointed(&file, &path, pointer).await;
+        self.state().stats.reads += 1;
+        read
     }
 }
 

@@ -1,5 +1,7 @@
 //! `kill -9` of the real server binary while many clients make `sync`
-//! writes, then a restart: every acknowledged write is there.
+//! writes, then a restart: every acknowledged write is there, and the
+//! directory a killed server left passes the offline check `jubectl
+//! validate` runs (`validate_dir`: every page, every value-log pointer).
 
 // This test drives real processes, sockets and threads.
 #![allow(
@@ -14,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use jubilant_core::db::{Durability, Value};
+use jubilant_core::store::validate_dir;
+use jubilant_io_real::RealEnv;
 
 const CLIENTS: usize = 16;
 const ACKS_BEFORE_KILL: usize = 300;
@@ -90,6 +94,14 @@ fn every_acknowledged_sync_write_survives_kill_9() {
         for writer in writers {
             runtime.block_on(writer).expect("writer task");
         }
+        let report = runtime
+            .block_on(validate_dir(
+                &RealEnv::new(runtime.handle().clone()),
+                std::path::Path::new(&data),
+                |_, _| {},
+            ))
+            .expect("validate the killed server's directory");
+        assert_eq!(report.findings_count, 0, "{:?}", report.findings);
     }
     let (mut server, addr) = start(&data);
     let acked = acked

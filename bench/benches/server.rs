@@ -5,6 +5,7 @@
 //! share the process: an upper bound for the server's).
 //!
 //!     cargo bench -p jubilant-bench --bench server
+//!     cargo bench -p jubilant-bench --bench server -- "SET sync 3 B 50x16"   # matching rows
 //!
 //! Prints a Markdown table; results go to docs/benchmarks.md.
 
@@ -16,6 +17,10 @@ use jubilant_core::db::{Durability, Value};
 use jubilant_io_real::RealEnv;
 use jubilant_server::config::Config;
 use jubilant_server::runtime;
+
+// The allocator the server binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// How long each configuration runs.
 const RUN_FOR: Duration = Duration::from_secs(2);
@@ -84,6 +89,11 @@ async fn run(
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters the rows.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with("--"))
+        .unwrap_or_default();
     let runtime = jubilant_bench::runtime();
     runtime.block_on(async {
         let env = RealEnv::current();
@@ -92,21 +102,33 @@ fn main() {
             .expect("valid")
             .with_overrides(Some(dir.path().to_path_buf()), None)
             .expect("valid");
-        let server = runtime::start(env.clone(), config).await.expect("start");
-        let addr = server.local_addr();
+        // JUBILANT_BENCH_ADDR: load a server running elsewhere (its own
+        // process, e.g. the release binary) instead of one in this process.
+        let external: Option<std::net::SocketAddr> = std::env::var("JUBILANT_BENCH_ADDR")
+            .ok()
+            .map(|addr| addr.parse().expect("JUBILANT_BENCH_ADDR is host:port"));
+        let server = match external {
+            Some(_) => None,
+            None => Some(runtime::start(env.clone(), config).await.expect("start")),
+        };
+        let addr = external.or(server.as_ref().map(runtime::Running::local_addr)).expect("an address");
         println!("| op | value | connections | depth | ops/s | p50 µs | p99 µs | peak RSS MiB |");
         println!("|---|---:|---:|---:|---:|---:|---:|---:|");
         for value_bytes in [3, 1024] {
             for load in [Load::SetSync, Load::SetAsync, Load::Get] {
+                let op = match load {
+                    Load::SetSync => "SET sync",
+                    Load::SetAsync => "SET async",
+                    Load::Get => "GET",
+                };
                 for (connections, depth) in [(1, 1), (1, 16), (50, 1), (50, 16)] {
+                    let label = format!("{op} {value_bytes} B {connections}x{depth}");
+                    if !label.contains(&filter) {
+                        continue;
+                    }
                     let mut result = run(&env, addr, connections, depth, load, value_bytes).await;
                     println!(
-                        "| {} | {value_bytes} B | {connections} | {depth} | {:.0} | {} | {} | {:.0} |",
-                        match load {
-                            Load::SetSync => "SET sync",
-                            Load::SetAsync => "SET async",
-                            Load::Get => "GET",
-                        },
+                        "| {op} | {value_bytes} B | {connections} | {depth} | {:.0} | {} | {} | {:.0} |",
                         result.rate(),
                         result.percentile(50.0),
                         result.percentile(99.0),
@@ -115,6 +137,8 @@ fn main() {
                 }
             }
         }
-        server.shutdown().await.expect("clean shutdown");
+        if let Some(server) = server {
+            server.shutdown().await.expect("clean shutdown");
+        }
     });
 }

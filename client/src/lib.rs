@@ -38,14 +38,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, select};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use futures::{SinkExt, StreamExt};
 use jubilant_core::db::{Durability, Value};
 use jubilant_core::store::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
-use jubilant_schemas::frame::FrameReader;
+use jubilant_schemas::frame::{FrameReader, write_frames};
 
 pub use jubilant_schemas::wire::ErrorCode;
 
@@ -286,13 +286,9 @@ where
 {
     let (mut reader, mut writer) = stream.split();
     let writing = async {
-        while let Some(frame) = queued.next().await {
-            if let Err(error) = writer.write_all(&frame).await {
-                return format!("write failed: {error}");
-            }
-            if let Err(error) = writer.flush().await {
-                return format!("flush failed: {error}");
-            }
+        // Requests queued together (pipelined calls) go out in one write.
+        if let Err(error) = write_frames(&mut writer, &mut queued).await {
+            return format!("write failed: {error}");
         }
         let _ = writer.close().await;
         "the client was dropped".to_owned()

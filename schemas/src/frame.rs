@@ -7,8 +7,15 @@
 //! the connection is then closed (a stream whose framing is lost cannot be
 //! resynchronised).
 
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::io::{AsyncWrite, AsyncWriteExt};
+
 /// Bytes of the length prefix.
 pub const LENGTH_BYTES: usize = 4;
+/// Bytes [`write_frames`] gathers into one write at most (a single larger
+/// frame is written alone).
+pub const COALESCE_BYTES_MAX: usize = 256 * 1024;
 
 /// Why a stream can no longer be read as frames.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +109,45 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// Writes every frame `frames` yields until the channel ends. Frames
+/// already queued when a write starts go out in the same write: with many
+/// requests pipelined, one system call carries many frames instead of one
+/// each.
+pub async fn write_frames<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frames: &mut UnboundedReceiver<Vec<u8>>,
+) -> std::io::Result<()> {
+    while let Some(mut batch) = frames.next().await {
+        // Answers finish in groups (a group commit answers all its commits
+        // at once): let the tasks woken with this one queue theirs first.
+        yield_now().await;
+        while batch.len() < COALESCE_BYTES_MAX {
+            match frames.try_recv() {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        writer.write_all(&batch).await?;
+        writer.flush().await?;
+    }
+    Ok(())
+}
+
+/// Returns `Pending` once (after asking to be polled again), so every task
+/// already woken runs before the caller goes on.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +197,32 @@ mod tests {
         reader.extend(&frame[..frame.len() - 1]);
         assert_eq!(reader.next_frame(), Ok(None));
         assert_eq!(reader.pending(), frame.len() - 1);
+    }
+
+    #[test]
+    fn queued_frames_go_out_in_one_write() {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        for payload in [&b"a"[..], b"bc", b"def"] {
+            tx.unbounded_send(encode_frame(payload)).expect("open");
+        }
+        drop(tx);
+        let mut out = futures::io::Cursor::new(Vec::new());
+        {
+            let mut writing = std::pin::pin!(write_frames(&mut out, &mut rx));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // Every frame is queued and the writer never blocks: a few polls.
+            let written = (0..8).find_map(|_| match writing.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(result) => Some(result),
+                std::task::Poll::Pending => None,
+            });
+            assert!(matches!(written, Some(Ok(()))), "{written:?}");
+        }
+        let mut reader = FrameReader::new(16);
+        reader.extend(out.get_ref());
+        let mut read = Vec::new();
+        while let Ok(Some(frame)) = reader.next_frame() {
+            read.push(frame);
+        }
+        assert_eq!(read, [b"a".to_vec(), b"bc".to_vec(), b"def".to_vec()]);
     }
 }

@@ -32,7 +32,7 @@ use jubilant_core::db::{Db, DbError};
 use jubilant_core::env::{Env, Listener, MonoTime, Net};
 
 use crate::config::Config;
-use crate::frame::{FrameReader, encode_frame};
+use crate::frame::{FrameReader, encode_frame, write_frames};
 use crate::info::{self, ServerFacts};
 use crate::wire::{self, ErrorCode, ErrorReply, Request, RequestLimits, Response};
 
@@ -375,19 +375,16 @@ async fn answer<E: Env>(
     let _ = done.send(()).await;
 }
 
-/// Writes queued response frames until every sender is gone.
+/// Writes queued response frames (those ready together in one write)
+/// until every sender is gone.
 async fn write_responses<W: futures::io::AsyncWrite + Unpin>(
     mut writer: W,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
-    while let Some(frame) = outgoing.next().await {
-        if writer.write_all(&frame).await.is_err() {
-            // The peer is gone; drain so senders never block.
-            while outgoing.next().await.is_some() {}
-            return;
-        }
-        let _ = writer.flush().await;
+    if write_frames(&mut writer, &mut outgoing).await.is_err() {
+        // The peer is gone; drain so senders never block.
+        while outgoing.next().await.is_some() {}
+        return;
     }
-    let _ = writer.flush().await;
     let _ = writer.close().await;
 }

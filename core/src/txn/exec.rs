@@ -160,6 +160,12 @@ impl<E: Env> Db<E> {
         let mut failure: Option<TxnError> = None;
         for (index, op) in txn.ops().iter().enumerate() {
             let slot = slots.get_mut(&op.key()).expect("validated");
+            if slot.view.is_none() && matches!(op, Op::Set(..)) {
+                // A SET replaces the whole record (a value-log value it
+                // replaces is released when the commit applies): a blind
+                // write need not read what it overwrites.
+                slot.view = Some(None);
+            }
             if slot.view.is_none() {
                 let found = self
                     .store

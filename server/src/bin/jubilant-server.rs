@@ -26,6 +26,9 @@ use jubilant_server::config::{Config, LogFormat, LogLevel};
 use jubilant_server::runtime;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "jubilant-server",

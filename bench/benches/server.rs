@@ -1,17 +1,25 @@
-//! The load generator against the server on loopback: 1 and 50
-//! connections, pipeline depth 1 and 16 (calls in flight per connection),
-//! SET (`sync` and `async`) and GET, 3-byte and 1 KiB values; ops/s,
-//! p50/p99 latency, and the process's peak RSS (server and load generator
-//! share the process: an upper bound for the server's).
+//! The load generator against servers on loopback: 1 and 50 connections,
+//! pipeline depth 1 and 16 (calls in flight per connection), SET (`sync`
+//! and `async`) and GET, 3-byte and 1 KiB values over 10,000 keys; ops/s
+//! and p50/p99 latency. The same generator drives Jubilant DB (through the
+//! Rust client) and, when `JUBILANT_BENCH_REDIS` names one, a Redis server
+//! (through a minimal RESP client, `jubilant_bench::resp`) row by row in
+//! the same run: `appendfsync always` for `sync` SETs, `everysec` for
+//! `async` ones (set by the generator before each row).
 //!
-//!     cargo bench -p jubilant-bench --bench server
+//!     bench/scripts/server-compare.sh      # both servers, each its own process
+//!     cargo bench -p jubilant-bench --bench server                          # in-process server
 //!     cargo bench -p jubilant-bench --bench server -- "SET sync 3 B 50x16"   # matching rows
 //!
+//! `JUBILANT_BENCH_ADDR` loads a Jubilant DB server running elsewhere (the
+//! release binary, in its own process) instead of one in this process.
 //! Prints a Markdown table; results go to docs/benchmarks.md.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jubilant_bench::resp::Resp;
 use jubilant_bench::{Run, timed_clients};
 use jubilant_core::db::{Durability, Value};
 use jubilant_io_real::RealEnv;
@@ -34,11 +42,11 @@ enum Load {
     Get,
 }
 
-/// Peak resident set size of this process, in MiB (Linux).
-fn peak_rss_mib() -> f64 {
-    // A benchmark reading /proc about itself: outside the engine's rules.
+/// Peak resident set size of a process, in MiB (Linux).
+fn peak_rss_mib(pid: &str) -> f64 {
+    // A benchmark reading /proc: outside the engine's rules.
     #[allow(clippy::disallowed_methods)]
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
@@ -46,9 +54,10 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-async fn run(
+/// One row's load against Jubilant DB.
+async fn run_jubilant(
     env: &RealEnv,
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     connections: u64,
     depth: u64,
     load: Load,
@@ -88,6 +97,58 @@ async fn run(
     .await
 }
 
+/// The same row's load against Redis.
+async fn run_redis(
+    env: &RealEnv,
+    addr: SocketAddr,
+    connections: u64,
+    depth: u64,
+    load: Load,
+    value_bytes: usize,
+) -> Run {
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        clients.push(Resp::connect(addr).await.expect("connect to redis"));
+    }
+    let fsync: &[u8] = match load {
+        Load::SetAsync => b"everysec",
+        _ => b"always",
+    };
+    clients[0]
+        .call(&[b"CONFIG", b"SET", b"appendfsync", fsync])
+        .await
+        .expect("CONFIG SET appendfsync");
+    let clients = Arc::new(clients);
+    let value = vec![0x5a; value_bytes];
+    timed_clients(env, connections * depth, RUN_FOR, move |task, n| {
+        let clients = Arc::clone(&clients);
+        let value = value.clone();
+        async move {
+            let client = &clients[(task % connections) as usize];
+            let key = format!("key-{}", (task * 7919 + n) % KEYS);
+            match load {
+                Load::SetSync | Load::SetAsync => {
+                    client
+                        .call(&[b"SET", key.as_bytes(), &value])
+                        .await
+                        .expect("set");
+                }
+                Load::Get => {
+                    client.call(&[b"GET", key.as_bytes()]).await.expect("get");
+                }
+            }
+        }
+    })
+    .await
+}
+
+fn env_addr(name: &str) -> Option<SocketAddr> {
+    std::env::var(name).ok().map(|addr| {
+        addr.parse()
+            .unwrap_or_else(|_| panic!("{name} is host:port"))
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; any other argument filters the rows.
     let filter = std::env::args()
@@ -102,18 +163,26 @@ fn main() {
             .expect("valid")
             .with_overrides(Some(dir.path().to_path_buf()), None)
             .expect("valid");
-        // JUBILANT_BENCH_ADDR: load a server running elsewhere (its own
-        // process, e.g. the release binary) instead of one in this process.
-        let external: Option<std::net::SocketAddr> = std::env::var("JUBILANT_BENCH_ADDR")
-            .ok()
-            .map(|addr| addr.parse().expect("JUBILANT_BENCH_ADDR is host:port"));
+        let external = env_addr("JUBILANT_BENCH_ADDR");
+        let redis = env_addr("JUBILANT_BENCH_REDIS");
         let server = match external {
             Some(_) => None,
             None => Some(runtime::start(env.clone(), config).await.expect("start")),
         };
-        let addr = external.or(server.as_ref().map(runtime::Running::local_addr)).expect("an address");
-        println!("| op | value | connections | depth | ops/s | p50 µs | p99 µs | peak RSS MiB |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        let addr = external
+            .or(server.as_ref().map(runtime::Running::local_addr))
+            .expect("an address");
+        // Whose peak RSS to report: the server's process.
+        let pid = std::env::var("JUBILANT_BENCH_PID").unwrap_or_else(|_| "self".to_owned());
+        print!("| op | value | connections | depth | ops/s | p50 µs | p99 µs | peak RSS MiB |");
+        if redis.is_some() {
+            print!(" Redis ops/s | Redis p50 µs | Redis p99 µs | ratio |");
+        }
+        println!();
+        println!(
+            "|---|---:|---:|---:|---:|---:|---:|---:|{}",
+            if redis.is_some() { "---:|---:|---:|---:|" } else { "" }
+        );
         for value_bytes in [3, 1024] {
             for load in [Load::SetSync, Load::SetAsync, Load::Get] {
                 let op = match load {
@@ -126,14 +195,27 @@ fn main() {
                     if !label.contains(&filter) {
                         continue;
                     }
-                    let mut result = run(&env, addr, connections, depth, load, value_bytes).await;
-                    println!(
+                    let mut ours =
+                        run_jubilant(&env, addr, connections, depth, load, value_bytes).await;
+                    print!(
                         "| {op} | {value_bytes} B | {connections} | {depth} | {:.0} | {} | {} | {:.0} |",
-                        result.rate(),
-                        result.percentile(50.0),
-                        result.percentile(99.0),
-                        peak_rss_mib()
+                        ours.rate(),
+                        ours.percentile(50.0),
+                        ours.percentile(99.0),
+                        peak_rss_mib(&pid)
                     );
+                    if let Some(redis) = redis {
+                        let mut theirs =
+                            run_redis(&env, redis, connections, depth, load, value_bytes).await;
+                        print!(
+                            " {:.0} | {} | {} | {:.2} |",
+                            theirs.rate(),
+                            theirs.percentile(50.0),
+                            theirs.percentile(99.0),
+                            ours.rate() / theirs.rate()
+                        );
+                    }
+                    println!();
                 }
             }
         }

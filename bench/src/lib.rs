@@ -2,6 +2,8 @@
 //! jubilant-bench`); the results and the commands that reproduce them live
 //! in `docs/benchmarks.md`.
 
+pub mod resp;
+
 use std::future::Future;
 use std::time::Duration;
 

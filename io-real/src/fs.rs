@@ -1,7 +1,11 @@
 //! Real files and directories.
 //!
-//! Every blocking call runs on tokio's blocking pool. Paths and buffers are
-//! moved into the closure, which is why reads return owned vectors.
+//! Every call that may wait for the disk runs on tokio's blocking pool;
+//! paths and buffers are moved into the closure, which is why reads return
+//! owned vectors. Small writes are the exception: they land in the page
+//! cache and return in microseconds, while a trip through the pool costs
+//! two thread wake-ups, more than the write itself (the WAL writes one per
+//! group commit). Syncs, which wait for the device, always go to the pool.
 
 use std::fs::{self, OpenOptions};
 use std::future::Future;
@@ -13,6 +17,9 @@ use std::sync::Arc;
 use jubilant_core::env::{File, Fs, OpenMode};
 
 use crate::RealEnv;
+
+/// Writes up to this size run on the calling thread.
+const INLINE_WRITE_BYTES_MAX: usize = 256 * 1024;
 
 /// The name of the lock file [`Fs::lock_dir`] creates in a directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -60,7 +67,13 @@ impl File for RealFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
         let file = Arc::clone(&self.file);
         let data = data.to_vec();
-        blocking(move || file.write_all_at(&data, offset))
+        async move {
+            if data.len() <= INLINE_WRITE_BYTES_MAX {
+                file.write_all_at(&data, offset)
+            } else {
+                blocking(move || file.write_all_at(&data, offset)).await
+            }
+        }
     }
 
     fn sync_data(&self) -> impl Future<Output = io::Result<()>> + Send {

@@ -95,7 +95,8 @@ pub struct StorageConfig {
     /// Memory budget for cached pages.
     pub cache_bytes: u64,
     /// The cap on a commit's wait for its batch (SPEC 7.3: a cap, not a
-    /// sleep; batches never wait for company).
+    /// sleep; batches never wait for company), and how long written `async`
+    /// commits may wait for an fsync when no `sync` commit asks for one.
     pub group_commit_max_latency_ms: u64,
     /// `sync` or `async`: the durability of requests that name none.
     pub durability: DurabilityName,
@@ -237,7 +238,7 @@ impl Default for StorageConfig {
         let db = DbOptions::default();
         StorageConfig {
             cache_bytes: db.cache_bytes,
-            group_commit_max_latency_ms: 5,
+            group_commit_max_latency_ms: db.group_commit_max_latency_ms,
             durability: DurabilityName::Sync,
             checkpoint_interval_ms: 60_000,
             checkpoint_wal_bytes: db.checkpoint_wal_bytes,
@@ -418,6 +419,7 @@ impl Config {
             sweep_interval_ms: self.ttl.sweep_interval_ms,
             sweep_keys_max: self.ttl.sweep_keys_max,
             lock_wait_ms_max: self.server.request_queue_timeout_ms,
+            group_commit_max_latency_ms: self.storage.group_commit_max_latency_ms,
             ..DbOptions::default()
         }
     }

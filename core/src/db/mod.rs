@@ -89,6 +89,10 @@ pub struct DbOptions {
     pub vlog_gc_live_pct: u8,
     /// How often value-log GC runs (0: only when [`Db::vlog_gc`] is called).
     pub vlog_gc_interval_ms: u64,
+    /// How long written `async` commits may wait for an `fdatasync` when no
+    /// `sync` commit asks for one (SPEC 7.3's `group_commit_max_latency_ms`;
+    /// 0: every batch is synced at once). A crash may lose that much.
+    pub group_commit_max_latency_ms: u64,
     /// How long a transaction may wait for its locks before it gives up
     /// with [`TxnError::Busy`](crate::txn::TxnError::Busy), having written
     /// nothing (0: it waits as long as it takes).
@@ -161,6 +165,7 @@ impl Default for DbOptions {
             vlog_gc_live_pct: 50,
             vlog_gc_interval_ms: 1000,
             lock_wait_ms_max: 0,
+            group_commit_max_latency_ms: 5,
             commit_observer: None,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
@@ -367,6 +372,9 @@ impl<E: Env> Db<E> {
             WriterConfig {
                 checkpoint_wal_bytes: options.checkpoint_wal_bytes,
                 observer: options.commit_observer.clone(),
+                async_sync_within: std::time::Duration::from_millis(
+                    options.group_commit_max_latency_ms,
+                ),
                 sabotage,
             },
         );

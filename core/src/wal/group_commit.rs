@@ -3,13 +3,18 @@
 //! its queue as one batch, logs them (`Begin`, one `Upsert` or `Tombstone`
 //! per change, `Commit`), writes the batch in one call, applies it to the
 //! tree in LSN order, answers `async` commits, `fdatasync`s once, and then
-//! answers `sync` commits.
+//! answers `sync` commits. A batch of `async` commits only is not synced
+//! at once: the sync waits until a `sync` commit comes, or
+//! `group_commit_max_latency_ms` has passed since the first unsynced
+//! batch, or memory presses, so a stream of `async` commits is not paced
+//! by the disk.
 //!
 //! Invariants:
 //! - **A `sync` commit is answered only after the sync that covers its
 //!   `Commit` record returned.** An `async` commit is answered once its
 //!   records are written (accepted); records are written in queue order,
-//!   so a crash can lose only a suffix of the commit order.
+//!   so a crash can lose only a suffix of the commit order, and nothing
+//!   older than the latency cap.
 //! - **The tree changes in LSN order, and only after the WAL has the
 //!   change** (written, not yet durable: the checkpointer waits for
 //!   durability through [`DurableWatch`] before writing any page).
@@ -36,11 +41,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::{mpsc, oneshot};
+use futures::future::{Either, select};
 use futures::{SinkExt, StreamExt};
 
 use crate::btree::mutator::Mutation;
 use crate::db::CommitEvent;
-use crate::env::Env;
+use crate::env::{Env, MonoTime};
 use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogStats};
 use crate::sabotage::Sabotage;
 use crate::store::{Store, StoreError};
@@ -199,6 +205,8 @@ struct WatchState {
     lsn_durable: u64,
     stopped: Option<CommitError>,
     waiters: Vec<(u64, oneshot::Sender<Result<(), CommitError>>)>,
+    /// Tells the writer someone waits, so a deferred sync runs now.
+    nudge: Option<mpsc::UnboundedSender<()>>,
 }
 
 impl DurableWatch {
@@ -208,8 +216,22 @@ impl DurableWatch {
                 lsn_durable,
                 stopped: None,
                 waiters: Vec::new(),
+                nudge: None,
             }),
         }
+    }
+
+    /// The channel on which every wait that has to wait is announced (for
+    /// the writer, replacing any earlier one).
+    fn nudges(&self) -> mpsc::UnboundedReceiver<()> {
+        let (nudge, nudges) = mpsc::unbounded();
+        self.lock().nudge = Some(nudge);
+        nudges
+    }
+
+    /// Whether anyone waits for an LSN not yet durable.
+    fn awaited(&self) -> bool {
+        !self.lock().waiters.is_empty()
     }
 
     fn lock(&self) -> MutexGuard<'_, WatchState> {
@@ -236,6 +258,9 @@ impl DurableWatch {
             }
             let (tell, answer) = oneshot::channel();
             state.waiters.push((lsn, tell));
+            if let Some(nudge) = &state.nudge {
+                let _ = nudge.unbounded_send(());
+            }
             answer
         };
         answer.await.unwrap_or(Err(CommitError::Stopped))
@@ -270,6 +295,9 @@ pub(crate) struct WriterConfig {
     pub checkpoint_wal_bytes: u64,
     /// Told of each commit as it is applied.
     pub observer: Option<crate::db::CommitObserver>,
+    /// How long written `async` commits may wait for a sync when no `sync`
+    /// commit asks for one (zero: every batch is synced at once).
+    pub async_sync_within: std::time::Duration,
     /// Switches that break the writer on purpose (tests only).
     pub sabotage: Sabotage,
 }
@@ -301,6 +329,9 @@ impl GroupCommit {
         let (queue, jobs) = mpsc::channel(QUEUE_REQUESTS_MAX);
         let stats = Arc::new(Mutex::new(GroupCommitStats::default()));
         let writer = Writer {
+            env: env.clone(),
+            unsynced_since: None,
+            nudges: watch.nudges(),
             log,
             store,
             watch,
@@ -386,6 +417,11 @@ struct Accepted {
 }
 
 struct Writer<E: Env> {
+    env: E,
+    /// When the oldest written batch not yet synced was written.
+    unsynced_since: Option<MonoTime>,
+    /// A wait on the durable LSN began: a deferred sync is due now.
+    nudges: mpsc::UnboundedReceiver<()>,
     log: Log<E>,
     store: Arc<Store<E>>,
     watch: Arc<DurableWatch>,
@@ -406,7 +442,27 @@ impl<E: Env> Writer<E> {
             let mut batch: Vec<Request> = Vec::new();
             let mut tidies: Vec<oneshot::Sender<()>> = Vec::new();
             if self.carry.is_empty() {
-                match jobs.next().await {
+                let job = match self.sync_due_in() {
+                    None => jobs.next().await,
+                    Some(wait) => {
+                        let env = self.env.clone();
+                        let next = std::pin::pin!(jobs.next());
+                        let timer = std::pin::pin!(env.sleep(wait));
+                        let nudged = std::pin::pin!(self.nudges.next());
+                        match select(next, select(timer, nudged)).await {
+                            Either::Left((job, _)) => job,
+                            Either::Right(_) => {
+                                // The latency cap, or someone waits for
+                                // durability: nothing else will sync the
+                                // `async` commits written. A failure is
+                                // published on the watch.
+                                let _ = self.sync_log().await;
+                                continue;
+                            }
+                        }
+                    }
+                };
+                match job {
                     Some(Job::Commit(request)) => batch.push(request),
                     Some(Job::Tidy(reply)) => tidies.push(reply),
                     None => break,
@@ -641,19 +697,18 @@ impl<E: Env> Writer<E> {
                 waiting.push((request, committed));
             }
         }
-        let synced = self.log.sync().await;
-        match &synced {
-            Ok(lsn) => self.watch.advance(*lsn),
-            Err(error) => self.watch.stop(CommitError::Failed(error.to_string())),
-        }
+        let synced = if waiting.is_empty() && self.may_defer_sync() {
+            // Only `async` commits: their sync may wait (see the module).
+            self.unsynced_since.get_or_insert(self.env.now_mono());
+            None
+        } else {
+            Some(self.sync_log().await)
+        };
         let mut stats = lock(&self.stats);
         stats.batches += 1;
         stats.bytes += bytes;
         stats.log = self.log.stats();
-        if synced.is_ok() {
-            stats.fsyncs += 1;
-        }
-        match synced {
+        match synced.unwrap_or(Ok(0)) {
             Ok(durable) => {
                 for (request, committed) in waiting {
                     debug_assert!(committed.lsn <= durable, "answered before durable");
@@ -674,6 +729,41 @@ impl<E: Env> Writer<E> {
         self.wal_bytes_since_request += bytes;
     }
 
+    /// Whether a batch of `async` commits may leave its sync for later: the
+    /// cap is on, and the oldest unsynced batch is younger than it.
+    fn may_defer_sync(&self) -> bool {
+        let within = self.config.async_sync_within;
+        !within.is_zero()
+            && !self.watch.awaited()
+            && self
+                .unsynced_since
+                .is_none_or(|since| self.env.now_mono().saturating_since(since) < within)
+    }
+
+    /// How long until written `async` commits must be synced, if any wait.
+    fn sync_due_in(&self) -> Option<std::time::Duration> {
+        let since = self.unsynced_since?;
+        let waited = self.env.now_mono().saturating_since(since);
+        Some(self.config.async_sync_within.saturating_sub(waited))
+    }
+
+    /// Syncs the log and publishes the durable LSN (or the failure, after
+    /// which nothing more is accepted).
+    async fn sync_log(&mut self) -> Result<u64, LogError> {
+        self.unsynced_since = None;
+        // This sync answers every wait announced so far.
+        while self.nudges.try_recv().is_ok() {}
+        let synced = self.log.sync().await;
+        match &synced {
+            Ok(lsn) => {
+                self.watch.advance(*lsn);
+                lock(&self.stats).fsyncs += 1;
+            }
+            Err(error) => self.watch.stop(CommitError::Failed(error.to_string())),
+        }
+        synced
+    }
+
     /// Between batches: ask for a checkpoint when one is due (or write one
     /// now when dirty pages fill the cache budget: that is the writers'
     /// backpressure), and remove the segments the durable checkpoint no
@@ -684,8 +774,12 @@ impl<E: Env> Writer<E> {
             return;
         }
         if self.store.memory_full() {
-            // Everything applied is durable now (the batch was synced), so
-            // the wait inside is immediate; a failure stops the store.
+            // Make everything applied durable first (a deferred `async`
+            // sync is due now), so the wait inside is immediate; a failure
+            // stops the store.
+            if self.unsynced_since.is_some() && self.sync_log().await.is_err() {
+                return;
+            }
             let watch = Arc::clone(&self.watch);
             let _ = self
                 .store

@@ -717,3 +717,144 @@ fn async_commits_are_not_paced_by_fsyncs_but_become_durable_within_the_cap() {
     });
     assert!(db.stats().lsn_durable >= sync_lsn);
 }
+
+/// Opens with the TTL sweeper off, so only reads find expired keys.
+fn open_without_sweeper(world: &World) -> Arc<Db<SimEnv>> {
+    let env = world.env(N);
+    let options = DbOptions {
+        sweep_interval_ms: 0,
+        ..options()
+    };
+    world.block_on(N, async move {
+        Db::open(env, dir(), options)
+            .await
+            .map(Arc::new)
+            .expect("open the database")
+    })
+}
+
+fn range(
+    world: &World,
+    db: &Arc<Db<SimEnv>>,
+    start: std::ops::Bound<&str>,
+    end: std::ops::Bound<&str>,
+    limit: usize,
+) -> Vec<(String, Value)> {
+    let start = start.map(str::to_owned);
+    let end = end.map(str::to_owned);
+    on(world, db, |db| async move {
+        db.range(
+            start.as_ref().map(String::as_str),
+            end.as_ref().map(String::as_str),
+            limit,
+        )
+        .await
+        .expect("range")
+    })
+}
+
+fn keys_of(entries: &[(String, Value)]) -> Vec<&str> {
+    entries.iter().map(|(key, _)| key.as_str()).collect()
+}
+
+#[test]
+fn range_reads_live_keys_in_order_within_its_bounds_and_limit() {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let world = World::new(21, FaultConfig::none());
+    let db = open_without_sweeper(&world);
+    let big = "large-".repeat(200);
+    let big_value = big.clone();
+    on(&world, &db, |db| async move {
+        let mut writes: Vec<Write> = (0..10)
+            .rev()
+            .filter(|i| *i != 5)
+            .map(|i| Write::Set {
+                key: format!("k{i:02}"),
+                value: Value::Int(i),
+            })
+            .collect();
+        // Past the inline limit: stored in the value log.
+        writes.push(Write::Set {
+            key: "k05".into(),
+            value: Value::from(big_value),
+        });
+        writes.push(Write::SetTtl {
+            key: "k03".into(),
+            value: Value::Int(3),
+            ttl_ms: 10,
+        });
+        db.write(writes, Durability::Sync).await.expect("write");
+        db.del("k07").await.expect("del");
+    });
+    assert_eq!(db.stats().vlog.appends, 1, "k05 went to the value log");
+    world.block_on(N, {
+        let env = world.env(N);
+        async move {
+            use jubilant_core::env::Clock;
+            env.sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+
+    let all = range(&world, &db, Unbounded, Unbounded, 100);
+    assert_eq!(
+        keys_of(&all),
+        ["k00", "k01", "k02", "k04", "k05", "k06", "k08", "k09"],
+        "ascending, without the expired k03 and the deleted k07"
+    );
+    assert_eq!(all[0].1, Value::Int(0));
+    assert_eq!(all[4].1, Value::from(big.as_str()), "the value log is read");
+    assert_eq!(
+        db.stats().ttl.reaped,
+        1,
+        "a sync range deletes what expired"
+    );
+
+    let bounded = range(&world, &db, Included("k02"), Excluded("k06"), 100);
+    assert_eq!(keys_of(&bounded), ["k02", "k04", "k05"]);
+    let limited = range(&world, &db, Excluded("k02"), Included("k09"), 2);
+    assert_eq!(
+        keys_of(&limited),
+        ["k04", "k05"],
+        "the limit counts live keys"
+    );
+    let tail = range(&world, &db, Included("k08"), Unbounded, 10);
+    assert_eq!(keys_of(&tail), ["k08", "k09"]);
+    assert!(range(&world, &db, Unbounded, Unbounded, 0).is_empty());
+    assert!(range(&world, &db, Included("k06"), Excluded("k02"), 10).is_empty());
+    assert!(range(&world, &db, Included("k05"), Excluded("k05"), 10).is_empty());
+}
+
+#[test]
+fn a_range_longer_than_one_step_misses_no_key() {
+    use jubilant_core::db::RANGE_STEP_KEYS;
+    use std::ops::Bound::Unbounded;
+    let world = World::new(22, FaultConfig::none());
+    let db = open_without_sweeper(&world);
+    let count = 2 * RANGE_STEP_KEYS + 7;
+    on(&world, &db, move |db| async move {
+        // In commits small enough for the test's 64 KiB WAL segments.
+        let keys: Vec<usize> = (0..count).collect();
+        for chunk in keys.chunks(256) {
+            let writes = chunk
+                .iter()
+                .map(|i| Write::Set {
+                    key: format!("key-{i:05}"),
+                    value: Value::Int(*i as i64),
+                })
+                .collect();
+            db.write(writes, Durability::Async).await.expect("write");
+        }
+    });
+    let all = range(&world, &db, Unbounded, Unbounded, count + 10);
+    assert_eq!(all.len(), count);
+    for (i, (key, value)) in all.iter().enumerate() {
+        assert_eq!(key, &format!("key-{i:05}"));
+        assert_eq!(value, &Value::Int(i as i64));
+    }
+    let most = range(&world, &db, Unbounded, Unbounded, RANGE_STEP_KEYS + 1);
+    assert_eq!(most.len(), RANGE_STEP_KEYS + 1);
+    assert_eq!(
+        most.last().map(|(key, _)| key.clone()),
+        Some(format!("key-{RANGE_STEP_KEYS:05}"))
+    );
+}

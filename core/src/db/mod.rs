@@ -30,6 +30,7 @@ mod recovery;
 mod ttl;
 mod value;
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,6 +213,11 @@ pub const VALUE_BYTES_LIMIT: usize = 1 << 30;
 
 /// Keys read per step when `validate` follows value-log pointers.
 const VALIDATE_SCAN_KEYS: usize = 1024;
+
+/// Most entries [`Db::range`] takes from the tree per step: one step holds
+/// the store's lock while it walks cached pages, so a long range lets
+/// writers in between steps.
+pub const RANGE_STEP_KEYS: usize = 1024;
 
 /// One change of an atomic [`Db::write`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -505,6 +511,89 @@ impl<E: Env> Db<E> {
         record.map(|r| Value::from_record(key, r)).transpose()
     }
 
+    /// Up to `limit` keys from `start` to `end`, ascending, with their
+    /// values (value-log pointers read and checked like [`Db::get`]'s);
+    /// expired keys are left out. Read with the default durability: under
+    /// [`Durability::Sync`] it returns only once everything it read is
+    /// durable, and expired keys it saw are deleted durably first (one
+    /// commit per step), as a `sync` GET does.
+    ///
+    /// Not a snapshot: each key is read as of some moment during the call,
+    /// and a concurrent commit may show only in part (the transaction
+    /// layer's locks isolate readers that need it). The caller's `limit`
+    /// bounds what the answer holds; the tree is walked in steps of at
+    /// most [`RANGE_STEP_KEYS`] entries.
+    pub async fn range(
+        &self,
+        start: Bound<&str>,
+        end: Bound<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, DbError> {
+        let mut out = Vec::new();
+        let mut query = crate::store::RangeQuery {
+            start: start.map(|key| key.as_bytes().to_vec()),
+            end: end.map(|key| key.as_bytes().to_vec()),
+            reverse: false,
+            limit: 0,
+        };
+        let now_ms = self.now_ms();
+        while out.len() < limit {
+            query.limit = (limit - out.len()).min(RANGE_STEP_KEYS);
+            let entries = self.store.range(&query).await?;
+            let complete = entries.len() < query.limit;
+            if let Some((last, _)) = entries.last() {
+                query.start = Bound::Excluded(last.clone());
+            }
+            let mut expired_keys = Vec::new();
+            for (key, record) in entries {
+                let key = String::from_utf8(key).map_err(|error| {
+                    DbError::Store(StoreError::Corrupt {
+                        file: crate::store::PAGES_FILE,
+                        detail: format!("a key is not UTF-8: {error}"),
+                    })
+                })?;
+                if self.expired_now(&record, now_ms) {
+                    expired_keys.push(key);
+                } else if let Some(record) = self.resolve_read(&key, record).await? {
+                    let value = Value::from_record(&key, record)?;
+                    out.push((key, value));
+                }
+            }
+            // Reaped step by step, so one commit deletes at most a step's keys.
+            if self.durability == Durability::Sync && !expired_keys.is_empty() {
+                self.reap(expired_keys).await?;
+            }
+            if complete {
+                break;
+            }
+        }
+        debug_assert!(out.len() <= limit);
+        debug_assert!(out.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        if self.durability == Durability::Sync {
+            // Every record read carries a revision at or below this.
+            self.watch.wait(self.store.applied_lsn()).await?;
+        }
+        Ok(out)
+    }
+
+    /// `record`, read for `key` without a lock, with its value in hand; a
+    /// value-log pointer whose segment GC removed meanwhile is read again
+    /// once from the tree (`None`: the key is gone or expired since).
+    async fn resolve_read(&self, key: &str, record: Record) -> Result<Option<Record>, DbError> {
+        match self.resolve(key, record).await {
+            Ok(record) => Ok(Some(record)),
+            Err(DbError::Vlog(error)) if error.is_missing_segment() => {
+                match self.store.get(key.as_bytes()).await? {
+                    Some(record) if !expired(&record, self.now_ms()) => {
+                        self.resolve(key, record).await.map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Sets `key` to `value` with the default durability; returns the
     /// commit LSN (the key's new revision).
     pub async fn set(&self, key: &str, value: impl Into<Value>) -> Result<u64, DbError> {
@@ -770,7 +859,7 @@ impl<E: Env> Db<E> {
             }
             match entries.last() {
                 Some((last, _)) if entries.len() == VALIDATE_SCAN_KEYS => {
-                    query.start = std::ops::Bound::Excluded(last.clone());
+                    query.start = Bound::Excluded(last.clone());
                 }
                 _ => break,
             }

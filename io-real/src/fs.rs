@@ -1,11 +1,14 @@
 //! Real files and directories.
 //!
-//! Every call that may wait for the disk runs on tokio's blocking pool;
-//! paths and buffers are moved into the closure, which is why reads return
-//! owned vectors. Small writes are the exception: they land in the page
-//! cache and return in microseconds, while a trip through the pool costs
-//! two thread wake-ups, more than the write itself (the WAL writes one per
-//! group commit). Syncs, which wait for the device, always go to the pool.
+//! Calls that wait for the device run on tokio's blocking pool; paths and
+//! buffers are moved into the closure, which is why reads return owned
+//! vectors. Small reads and writes are the exception: they are served by
+//! (or land in) the OS page cache in a microsecond or two, while a trip
+//! through the pool costs two thread wake-ups, ten times more (the WAL
+//! writes once per group commit; a page-cache miss reads one page). A
+//! small read the page cache does not hold blocks the calling worker for
+//! one device read, as reads do in engines without an async runtime.
+//! Syncs, which always wait for the device, always go to the pool.
 
 use std::fs::{self, OpenOptions};
 use std::future::Future;
@@ -18,8 +21,8 @@ use jubilant_core::env::{File, Fs, OpenMode};
 
 use crate::RealEnv;
 
-/// Writes up to this size run on the calling thread.
-const INLINE_WRITE_BYTES_MAX: usize = 256 * 1024;
+/// Reads and writes up to this size run on the calling thread.
+const INLINE_BYTES_MAX: usize = 256 * 1024;
 
 /// The name of the lock file [`Fs::lock_dir`] creates in a directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -39,6 +42,22 @@ where
     }
 }
 
+/// Up to `len` bytes at `offset` (fewer at the end of the file).
+fn read_fully(file: &fs::File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
 /// An open file.
 #[derive(Clone, Debug)]
 pub struct RealFile {
@@ -48,27 +67,20 @@ pub struct RealFile {
 impl File for RealFile {
     fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
         let file = Arc::clone(&self.file);
-        blocking(move || {
-            let mut buf = vec![0u8; len];
-            let mut filled = 0;
-            while filled < len {
-                match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(err),
-                }
+        async move {
+            if len <= INLINE_BYTES_MAX {
+                read_fully(&file, offset, len)
+            } else {
+                blocking(move || read_fully(&file, offset, len)).await
             }
-            buf.truncate(filled);
-            Ok(buf)
-        })
+        }
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
         let file = Arc::clone(&self.file);
         let data = data.to_vec();
         async move {
-            if data.len() <= INLINE_WRITE_BYTES_MAX {
+            if data.len() <= INLINE_BYTES_MAX {
                 file.write_all_at(&data, offset)
             } else {
                 blocking(move || file.write_all_at(&data, offset)).await

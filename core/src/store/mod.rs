@@ -278,13 +278,15 @@ impl<E: Env> Store<E> {
         mut operation: impl FnMut(&mut State) -> Result<T, Need>,
     ) -> Result<T, StoreError> {
         let mut failures = 0;
-        let pages_path = self.dir.join(PAGES_FILE);
         let mut pinned: std::collections::VecDeque<Arc<Node>> = std::collections::VecDeque::new();
         loop {
             let need = match operation(&mut self.state()) {
                 Ok(done) => return Ok(done),
                 Err(need) => need,
             };
+            // Only a miss needs the path (for its error messages): a hit
+            // allocates nothing here.
+            let pages_path = self.dir.join(PAGES_FILE);
             let read =
                 page_read::read_tree_page(&self.pages, &pages_path, self.manifest.page_bytes, need);
             match read.await {

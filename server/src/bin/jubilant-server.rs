@@ -69,8 +69,11 @@ fn init_logging(config: &Config) {
         LogLevel::Trace => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only on a terminal: a log file or collector gets plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),

@@ -518,6 +518,12 @@ impl BankClient {
 
     /// Records a failure; returns whether the client may go on.
     async fn failed(&mut self, what: &str, failure: Failure) -> bool {
+        if self.life.over() {
+            // An answer from the life before (delivered before the restart,
+            // read after it): the new life's engine did not fail.
+            lock(&self.model).verdict.stat("stale_answers", 1);
+            return false;
+        }
         match failure {
             Failure::NoEffect(counter) => {
                 lock(&self.model).verdict.stat(counter, 1);

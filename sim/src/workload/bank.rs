@@ -664,7 +664,18 @@ async fn recover(
     }
     let mut read = read_all(shape);
     read.durability(Durability::Async);
-    let outcome = match db.transaction(&read).await {
+    let audit = loop {
+        match db.transaction(&read).await {
+            // The sweeper or GC held a key longer than the lock wait
+            // allows: nothing happened; try again.
+            Err(TxnError::Busy { .. }) => {
+                lock(model).verdict.stat("busy", 1);
+                env.sleep(std::time::Duration::from_millis(1)).await;
+            }
+            audit => break audit,
+        }
+    };
+    let outcome = match audit {
         Ok(outcome) => outcome,
         Err(TxnError::Db(error)) => {
             db_error(env, model, "read after open", &error);

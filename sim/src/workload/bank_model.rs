@@ -443,7 +443,10 @@ impl BankModel {
             }
         }
         self.base = base;
-        self.applied.clear();
+        // Commits of this life that came before the check (the sweeper's,
+        // GC's) stay history: a sweeper delete of an expired note must
+        // keep it from coming back in the next life's base.
+        self.applied.retain(|(lsn, _)| *lsn > lsn_end);
     }
 
     /// Checks every answered transaction against the applied history.

@@ -431,7 +431,7 @@ fn dirty_pages_never_outgrow_the_cache_budget_for_long() {
             .expect("open")
     });
     let mut dirty_max = 0;
-    for round in 0..40u64 {
+    for round in 0..80u64 {
         on(&world, &db, |db| async move {
             join_all((0..32u64).map(|i| {
                 let db = Arc::clone(&db);
@@ -450,9 +450,11 @@ fn dirty_pages_never_outgrow_the_cache_budget_for_long() {
     assert!(stats.checkpoints > 0, "{stats:?}");
     // The writer checkpoints itself after any batch that leaves dirty pages
     // filling the budget, so they exceed it by at most the pages one batch
-    // dirtied (without that backpressure this run reaches 79 pages).
+    // dirtied: a batch holds at most the 32 committers' sets, each dirtying
+    // a leaf, a few of them splitting one (this run: 95 pages of 64; without
+    // that backpressure it reaches 119).
     assert!(
-        dirty_max <= stats.cache.budget_bytes + 8 * 4096,
+        dirty_max <= stats.cache.budget_bytes + 40 * 4096,
         "dirty pages reached {dirty_max} bytes of a {} budget",
         stats.cache.budget_bytes
     );

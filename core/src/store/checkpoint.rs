@@ -255,29 +255,39 @@ impl<E: Env> Store<E> {
         let mut order: Vec<&(PageId, Arc<Node>)> = plan.pages.iter().collect();
         order.sort_by_key(|(id, node)| (node.level(), *id));
         let mut crcs: BTreeMap<PageId, u32> = BTreeMap::new();
-        let mut images: BTreeMap<PageId, Vec<u8>> = BTreeMap::new();
+        // Leaves, nearly all of a checkpoint's pages, are encoded straight
+        // into the write runs (in page order, as they are sorted): at most
+        // one run of their images is held at a time, not the whole dirty
+        // set's. The few internal and free-list pages follow, in page order.
+        let mut runs = RunWriter::new(page_bytes);
+        let mut upper: BTreeMap<PageId, Vec<u8>> = BTreeMap::new();
         for (id, node) in order {
-            let mut image = vec![0; page_bytes];
-            let crc = if let Body::Internal(internal) = &node.body
-                && internal
-                    .children
-                    .iter()
-                    .any(|child| crcs.contains_key(&child.id))
-            {
-                let mut patched = (**node).clone();
-                if let Body::Internal(internal) = &mut patched.body {
-                    for child in &mut internal.children {
-                        if let Some(crc) = crcs.get(&child.id) {
-                            child.crc = *crc;
+            let crc = match &node.body {
+                Body::Leaf(_) => node.encode(*id, runs.page(self, *id).await?),
+                Body::Internal(internal) => {
+                    let mut image = vec![0; page_bytes];
+                    let crc = if internal
+                        .children
+                        .iter()
+                        .any(|child| crcs.contains_key(&child.id))
+                    {
+                        let mut patched = (**node).clone();
+                        if let Body::Internal(internal) = &mut patched.body {
+                            for child in &mut internal.children {
+                                if let Some(crc) = crcs.get(&child.id) {
+                                    child.crc = *crc;
+                                }
+                            }
                         }
-                    }
+                        patched.encode(*id, &mut image)
+                    } else {
+                        node.encode(*id, &mut image)
+                    };
+                    upper.insert(*id, image);
+                    crc
                 }
-                patched.encode(*id, &mut image)
-            } else {
-                node.encode(*id, &mut image)
             };
             crcs.insert(*id, crc);
-            images.insert(*id, image);
         }
         // The free list, last link first, so each page records the next's CRC.
         let per_page = freelist::ids_per_page(self.manifest.page_bytes);
@@ -288,34 +298,12 @@ impl<E: Env> Store<E> {
             let mut image = vec![0; page_bytes];
             next_crc = freelist::encode(*id, next, next_crc, chunk, &mut image);
             next = *id;
-            images.insert(*id, image);
+            upper.insert(*id, image);
         }
-
-        // Consecutive pages go out in one write.
-        let mut run: Vec<u8> = Vec::new();
-        let mut run_start: PageId = 0;
-        let mut previous: Option<PageId> = None;
-        for (id, image) in &images {
-            let contiguous = previous.is_some_and(|previous| previous + 1 == *id);
-            if !run.is_empty() && (!contiguous || run.len() + page_bytes > WRITE_RUN_BYTES_MAX) {
-                self.pages
-                    .write_at(run_start * page_bytes as u64, &run)
-                    .await
-                    .map_err(|e| StoreError::io("write pages", &pages_path, e))?;
-                run.clear();
-            }
-            if run.is_empty() {
-                run_start = *id;
-            }
-            run.extend_from_slice(image);
-            previous = Some(*id);
+        for (id, image) in &upper {
+            runs.page(self, *id).await?.copy_from_slice(image);
         }
-        if !run.is_empty() {
-            self.pages
-                .write_at(run_start * page_bytes as u64, &run)
-                .await
-                .map_err(|e| StoreError::io("write pages", &pages_path, e))?;
-        }
+        runs.flush(self).await?;
         // Pages allocated and freed again before ever being written leave
         // a hole at the end; the superblock's page count must be readable.
         let length_needed = plan.page_count * page_bytes as u64;
@@ -393,5 +381,58 @@ impl<E: Env> Store<E> {
         }
         // A failure is recorded in the state: the next write reports it.
         let _ = self.checkpoint_locked(|_| std::future::ready(Ok(()))).await;
+    }
+}
+
+/// Consecutive page images collected into one write of at most
+/// `WRITE_RUN_BYTES_MAX` bytes; a page that does not extend the run sends
+/// it first. Holds one run's images, whatever the checkpoint's size.
+struct RunWriter {
+    page_bytes: usize,
+    run: Vec<u8>,
+    start: PageId,
+}
+
+impl RunWriter {
+    fn new(page_bytes: usize) -> Self {
+        RunWriter {
+            page_bytes,
+            run: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// A zeroed page image for `id` at the end of the current run.
+    async fn page<E: Env>(
+        &mut self,
+        store: &Store<E>,
+        id: PageId,
+    ) -> Result<&mut [u8], StoreError> {
+        let pages_in_run = (self.run.len() / self.page_bytes) as u64;
+        let extends = self.start + pages_in_run == id;
+        if !self.run.is_empty()
+            && (!extends || self.run.len() + self.page_bytes > WRITE_RUN_BYTES_MAX)
+        {
+            self.flush(store).await?;
+        }
+        if self.run.is_empty() {
+            self.start = id;
+        }
+        let at = self.run.len();
+        self.run.resize(at + self.page_bytes, 0);
+        Ok(&mut self.run[at..])
+    }
+
+    async fn flush<E: Env>(&mut self, store: &Store<E>) -> Result<(), StoreError> {
+        if self.run.is_empty() {
+            return Ok(());
+        }
+        store
+            .pages
+            .write_at(self.start * self.page_bytes as u64, &self.run)
+            .await
+            .map_err(|e| StoreError::io("write pages", &store.dir.join(PAGES_FILE), e))?;
+        self.run.clear();
+        Ok(())
     }
 }

@@ -149,7 +149,7 @@ impl Tree {
                     if outside {
                         return Ok(());
                     }
-                    out.push((key.clone(), record.clone()));
+                    out.push((key.to_vec(), record.clone()));
                 }
                 None => {
                     // Climb to the first ancestor with another child this way.

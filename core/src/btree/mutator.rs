@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::page::{PAGE_HEADER_BYTES, PageId};
 
 use super::Need;
-use super::node::{Body, Child, Internal, Leaf, Node, Record, StoredValue, VlogPointer};
+use super::node::{Body, Child, Internal, Key, Leaf, Node, Record, StoredValue, VlogPointer};
 use super::tree::{Tree, child_index};
 
 /// Ids at or above this name nodes created by the running operation that
@@ -329,7 +329,7 @@ fn change_leaf(leaf: &mut Leaf, mutation: &Mutation) -> i64 {
             0
         }
         (Mutation::Put { key, record }, Err(at)) => {
-            leaf.entries.insert(at, (key.clone(), record.clone()));
+            leaf.entries.insert(at, (Key::from_slice(key), record.clone()));
             1
         }
         (Mutation::Delete { .. }, Ok(at)) => {
@@ -342,7 +342,7 @@ fn change_leaf(leaf: &mut Leaf, mutation: &Mutation) -> i64 {
 
 /// Joins two neighbouring nodes of one level; `separator` is the parent's
 /// key between them (pulled down into internal nodes, dropped for leaves).
-fn concat(left: Node, separator: Vec<u8>, right: Node) -> Node {
+fn concat(left: Node, separator: Key, right: Node) -> Node {
     let lsn = left.lsn.max(right.lsn);
     let body = match (left.body, right.body) {
         (Body::Leaf(mut left), Body::Leaf(right)) => {
@@ -366,7 +366,7 @@ fn concat(left: Node, separator: Vec<u8>, right: Node) -> Node {
 ///
 /// Entries are at most half a page (leaves) or a quarter (internal), so one
 /// of the two cut points around the byte midpoint always fits both halves.
-fn split(node: Node, page_bytes: u32) -> (Node, Vec<u8>, Node) {
+fn split(node: Node, page_bytes: u32) -> (Node, Key, Node) {
     let lsn = node.lsn;
     let capacity = page_bytes as usize - PAGE_HEADER_BYTES;
     match node.body {

@@ -86,6 +86,14 @@ pub enum StoredValue {
     Vlog(VlogPointer),
 }
 
+/// Keys up to this length live inside the node's entry array, so a
+/// binary search compares them without chasing a pointer per probe; longer
+/// keys spill to the heap.
+pub(crate) const KEY_INLINE_BYTES: usize = 24;
+
+/// A key as a node holds it.
+pub(crate) type Key = smallvec::SmallVec<[u8; KEY_INLINE_BYTES]>;
+
 /// What the tree stores under a key: the value and its metadata.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Record {
@@ -122,7 +130,7 @@ pub(crate) struct Child {
 /// A leaf: keys in ascending order with their records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Leaf {
-    pub(crate) entries: Vec<(Vec<u8>, Record)>,
+    pub(crate) entries: Vec<(Key, Record)>,
 }
 
 /// An internal node: `children.len() == keys.len() + 1`; child `i + 1`
@@ -131,7 +139,7 @@ pub(crate) struct Leaf {
 pub(crate) struct Internal {
     /// 1 for the parents of leaves.
     pub(crate) level: u16,
-    pub(crate) keys: Vec<Vec<u8>>,
+    pub(crate) keys: Vec<Key>,
     pub(crate) children: Vec<Child>,
 }
 
@@ -267,10 +275,10 @@ impl Node {
                 if header.level != 0 {
                     return Err(reader.error(format!("leaf page has level {}", header.level)));
                 }
-                let mut entries: Vec<(Vec<u8>, Record)> = Vec::with_capacity(count);
+                let mut entries: Vec<(Key, Record)> = Vec::with_capacity(count);
                 for _ in 0..count {
                     let key_len = usize::from(reader.u16()?);
-                    let key = reader.take(key_len)?.to_vec();
+                    let key = Key::from_slice(reader.take(key_len)?);
                     let kind = reader.u8()?;
                     let type_byte = reader.u8()?;
                     let value_type = ValueType::from_byte(type_byte)
@@ -321,7 +329,7 @@ impl Node {
                 if header.level == 0 {
                     return Err(reader.error("internal page has level 0"));
                 }
-                let mut keys: Vec<Vec<u8>> = Vec::with_capacity(count);
+                let mut keys: Vec<Key> = Vec::with_capacity(count);
                 let mut children = Vec::with_capacity(count + 1);
                 children.push(Child {
                     id: reader.u64()?,
@@ -329,7 +337,7 @@ impl Node {
                 });
                 for _ in 0..count {
                     let key_len = usize::from(reader.u16()?);
-                    let key = reader.take(key_len)?.to_vec();
+                    let key = Key::from_slice(reader.take(key_len)?);
                     if keys.last().is_some_and(|previous| *previous >= key) {
                         return Err(reader.error("separator keys out of order"));
                     }
@@ -379,11 +387,11 @@ mod tests {
     #[test]
     fn a_leaf_round_trips_through_its_page() {
         let mut entries = vec![
-            (b"a".to_vec(), record(b"one", 1)),
-            (b"b".to_vec(), record(b"", 2)),
+            (Key::from_slice(b"a"), record(b"one", 1)),
+            (Key::from_slice(b"b"), record(b"", 2)),
         ];
         entries.push((
-            b"c".to_vec(),
+            Key::from_slice(b"c"),
             Record {
                 value_type: ValueType::String,
                 value: StoredValue::Vlog(VlogPointer {
@@ -416,7 +424,7 @@ mod tests {
             lsn: 3,
             body: Body::Internal(Internal {
                 level: 2,
-                keys: vec![b"k".to_vec(), b"q".to_vec()],
+                keys: vec![Key::from_slice(b"k"), Key::from_slice(b"q")],
                 children: vec![
                     Child { id: 5, crc: 1 },
                     Child { id: 6, crc: 2 },
@@ -435,7 +443,7 @@ mod tests {
         let node = Node {
             lsn: 1,
             body: Body::Leaf(Leaf {
-                entries: vec![(b"a".to_vec(), record(b"x", 1))],
+                entries: vec![(Key::from_slice(b"a"), record(b"x", 1))],
             }),
         };
         let mut page = vec![0; 4096];

@@ -11,7 +11,7 @@ use crate::page::{PageId, key_bytes_max};
 
 use super::cursor::RangeQuery;
 use super::mutator::Mutation;
-use super::node::{Body, Node, Record, StoredValue, ValueType};
+use super::node::{Body, Key, Node, Record, StoredValue, ValueType};
 use super::tree::Tree;
 
 const PAGE_BYTES: u32 = 4096;
@@ -95,7 +95,7 @@ fn seal(tree: &mut Tree) {
 fn check(tree: &Tree, model: &BTreeMap<Vec<u8>, Record>) {
     let mut reached: BTreeSet<PageId> = BTreeSet::new();
     let mut entries = Vec::new();
-    type Bounds = (Option<Vec<u8>>, Option<Vec<u8>>);
+    type Bounds = (Option<Key>, Option<Key>);
     let mut stack: Vec<(PageId, u16, Bounds)> = vec![(tree.root, tree.height - 1, (None, None))];
     while let Some((id, level, (low, high))) = stack.pop() {
         assert!(reached.insert(id), "page {id} reached twice");
@@ -115,7 +115,7 @@ fn check(tree: &Tree, model: &BTreeMap<Vec<u8>, Record>) {
             Body::Leaf(leaf) => {
                 for (key, record) in &leaf.entries {
                     assert!(in_bounds(key), "key outside its separators in page {id}");
-                    entries.push((key.clone(), record.clone()));
+                    entries.push((key.to_vec(), record.clone()));
                 }
             }
             Body::Internal(internal) => {

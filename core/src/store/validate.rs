@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::btree::node::{Body, StoredValue};
+use crate::btree::node::{Body, Key, StoredValue};
 use crate::btree::{Need, Record, VlogPointer};
 use crate::env::{Env, File, OpenMode};
 use crate::page::{PAGE_NONE, PageError, PageId, key_bytes_max};
@@ -132,9 +132,9 @@ struct Visit {
     crc: u32,
     level: u16,
     /// Keys here must be at or above this.
-    low: Option<Vec<u8>>,
+    low: Option<Key>,
     /// Keys here must be below this.
-    high: Option<Vec<u8>>,
+    high: Option<Key>,
 }
 
 /// Validates the durable tree of an open store's page file, and follows

@@ -6,6 +6,7 @@
 //!
 //!     cargo bench -p jubilant-bench --bench embedded
 //!     JUBILANT_EMBEDDED_PAIRS=20000 cargo bench -p jubilant-bench --bench embedded   # smoke run
+//!     bench/scripts/flamegraphs.sh   # profiles Jubilant DB's workloads
 //!
 //! Workloads, in order; each runs on every engine, one engine after the
 //! other, before the next workload starts (interleaved, so a drift of the
@@ -307,12 +308,39 @@ impl Bench {
         mut run: impl FnMut(Kind, &mut dyn Engine, &mut Report),
     ) {
         eprintln!("{workload}");
+        let marks = std::env::var_os("JUBILANT_EMBEDDED_MARKS").is_some();
         for (kind, dir) in &self.slots {
             let mut engine = kind.open(dir.path(), cache_bytes, self.commit_pairs_max);
+            let start = Instant::now();
             run(*kind, engine.as_mut(), &mut self.report);
+            if marks {
+                eprintln!(
+                    "mark\t{}\t{workload}\t{:.6}\t{:.6}",
+                    kind.name(),
+                    monotonic_seconds(start),
+                    monotonic_seconds(Instant::now())
+                );
+            }
             engine.close();
         }
     }
+}
+
+/// An instant as CLOCK_MONOTONIC seconds, the clock `perf record -k
+/// CLOCK_MONOTONIC` stamps samples with, so a profile of the whole run can
+/// be cut into workloads (`perf script --time`). Linux's `Instant` is that
+/// clock and shows its `timespec` in its debug form.
+fn monotonic_seconds(instant: Instant) -> f64 {
+    let shown = format!("{instant:?}");
+    let field = |name: &str| -> f64 {
+        shown
+            .split(name)
+            .nth(1)
+            .and_then(|rest| rest.trim_start_matches([':', ' ']).split([',', ' ', '}']).next())
+            .and_then(|number| number.parse().ok())
+            .unwrap_or(0.0)
+    };
+    field("tv_sec") + field("tv_nsec") / 1e9
 }
 
 /// Seconds `work` took.

@@ -265,7 +265,19 @@ fn recovery_replays_commits_after_the_checkpoint_and_replaying_twice_changes_not
 #[test]
 fn checkpoints_remove_the_wal_segments_they_cover_and_close_leaves_nothing_to_replay() {
     let world = World::new(6, FaultConfig::none());
-    let db = open(&world);
+    // A cache the writes do not press on, so no checkpoint runs before the
+    // explicit one.
+    let options = DbOptions {
+        cache_bytes: 1024 * 4096,
+        ..options()
+    };
+    let env = world.env(N);
+    let db = world.block_on(N, async move {
+        Db::open(env, dir(), options)
+            .await
+            .map(Arc::new)
+            .expect("open")
+    });
     let value = "v".repeat(200);
     for i in 0..1000 {
         set(&world, &db, &format!("k{i:04}"), &value).expect("set");

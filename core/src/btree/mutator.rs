@@ -329,7 +329,8 @@ fn change_leaf(leaf: &mut Leaf, mutation: &Mutation) -> i64 {
             0
         }
         (Mutation::Put { key, record }, Err(at)) => {
-            leaf.entries.insert(at, (Key::from_slice(key), record.clone()));
+            leaf.entries
+                .insert(at, (Key::from_slice(key), record.clone()));
             1
         }
         (Mutation::Delete { .. }, Ok(at)) => {

@@ -172,6 +172,35 @@ impl Node {
         }
     }
 
+    /// Bytes the decoded node takes in memory, by estimate: its arrays at
+    /// their capacity, keys too long to live inline, and inline values
+    /// (the allocator's own overhead aside). What the page cache charges.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let spilled = |key: &Key| if key.spilled() { key.capacity() } else { 0 };
+        std::mem::size_of::<Node>()
+            + match &self.body {
+                Body::Leaf(leaf) => {
+                    leaf.entries.capacity() * std::mem::size_of::<(Key, Record)>()
+                        + leaf
+                            .entries
+                            .iter()
+                            .map(|(key, record)| {
+                                spilled(key)
+                                    + match &record.value {
+                                        StoredValue::Inline(bytes) => bytes.capacity(),
+                                        StoredValue::Vlog(_) => 0,
+                                    }
+                            })
+                            .sum::<usize>()
+                }
+                Body::Internal(internal) => {
+                    internal.keys.capacity() * std::mem::size_of::<Key>()
+                        + internal.keys.iter().map(spilled).sum::<usize>()
+                        + internal.children.capacity() * std::mem::size_of::<Child>()
+                }
+            }
+    }
+
     /// Bytes the node's page encoding takes, header included.
     pub(crate) fn encoded_bytes(&self) -> usize {
         PAGE_HEADER_BYTES

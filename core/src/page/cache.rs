@@ -7,10 +7,12 @@
 //! - a dirty page is never evicted: it exists nowhere else;
 //! - a page someone still holds (a checkpoint writing it, a cursor) is never
 //!   evicted: its `Arc` is shared;
-//! - every cached page is charged one page of the budget. When only dirty or
-//!   pinned pages remain the cache may exceed the budget; the store sees
-//!   [`PageCache::dirty_bytes`] rise and checkpoints, which makes them
-//!   clean and evictable.
+//! - every cached page is charged the memory its decoded form takes, and
+//!   at least one page: a decoded leaf (an entry array, inline values) is
+//!   larger than its 4 KiB page, so counting pages would let the cache
+//!   hold more than its budget. When only dirty or pinned pages remain the
+//!   cache may exceed the budget; the store sees [`PageCache::dirty_bytes`]
+//!   rise and checkpoints, which makes them clean and evictable.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -59,6 +61,8 @@ struct Slot {
     referenced: bool,
     /// Position in `ring` while clean.
     ring_at: usize,
+    /// Bytes charged to the budget (`PageCache::charge`).
+    charge: u64,
 }
 
 /// Hashes page ids by Fibonacci multiplication: fast, and the same in every
@@ -94,6 +98,9 @@ pub(crate) struct PageCache {
     page_bytes: u64,
     budget_bytes: u64,
     slots: SlotMap,
+    /// Bytes charged for every cached page, and for the dirty ones.
+    charged: u64,
+    dirty_charged: u64,
     /// Clean pages, in the order the clock hand visits them.
     ring: Vec<PageId>,
     hand: usize,
@@ -108,6 +115,8 @@ impl PageCache {
             page_bytes: u64::from(page_bytes),
             budget_bytes,
             slots: SlotMap::default(),
+            charged: 0,
+            dirty_charged: 0,
             ring: Vec::new(),
             hand: 0,
             dirty: BTreeMap::new(),
@@ -147,6 +156,8 @@ impl PageCache {
         if self.slots.contains_key(&id) {
             return;
         }
+        let charge = self.charge(&node);
+        self.charged += charge;
         self.slots.insert(
             id,
             Slot {
@@ -154,6 +165,7 @@ impl PageCache {
                 state: SlotState::Clean { crc },
                 referenced: false,
                 ring_at: self.ring.len(),
+                charge,
             },
         );
         self.ring.push(id);
@@ -164,15 +176,19 @@ impl PageCache {
     /// Stores a changed page, to be written by the checkpoint of
     /// `generation`.
     pub(crate) fn put_dirty(&mut self, id: PageId, node: Node, generation: u64) {
+        let charge = self.charge(&node);
         let slot = Slot {
             node: Arc::new(node),
             state: SlotState::Dirty { generation },
             referenced: false,
             ring_at: 0,
+            charge,
         };
         if let Some(old) = self.slots.insert(id, slot) {
-            self.forget_state(id, old.state, old.ring_at);
+            self.forget_state(id, old.state, old.ring_at, old.charge);
         }
+        self.charged += charge;
+        self.dirty_charged += charge;
         self.dirty.entry(generation).or_default().insert(id);
         // A new dirty page displaces clean ones, so the budget holds as long
         // as clean, unpinned pages remain.
@@ -182,7 +198,7 @@ impl PageCache {
     /// Drops a page that left the tree, returning its state.
     pub(crate) fn remove(&mut self, id: PageId) -> Option<SlotState> {
         let slot = self.slots.remove(&id)?;
-        self.forget_state(id, slot.state, slot.ring_at);
+        self.forget_state(id, slot.state, slot.ring_at, slot.charge);
         Some(slot.state)
     }
 
@@ -198,7 +214,13 @@ impl PageCache {
         }
     }
 
-    fn forget_state(&mut self, id: PageId, state: SlotState, ring_at: usize) {
+    /// Takes a page that left the cache out of the ring or the dirty set,
+    /// and its charge off the budget.
+    fn forget_state(&mut self, id: PageId, state: SlotState, ring_at: usize, charge: u64) {
+        self.charged -= charge;
+        if matches!(state, SlotState::Dirty { .. }) {
+            self.dirty_charged -= charge;
+        }
         match state {
             SlotState::Clean { .. } => {
                 debug_assert_eq!(self.ring[ring_at], id);
@@ -239,6 +261,7 @@ impl PageCache {
         for id in ids {
             let slot = self.slots.get_mut(&id).expect("dirty pages stay cached");
             debug_assert_eq!(slot.state, SlotState::Dirty { generation });
+            self.dirty_charged -= slot.charge;
             slot.state = SlotState::Clean {
                 crc: *crcs
                     .get(&id)
@@ -263,6 +286,14 @@ impl PageCache {
             return false;
         };
         update(Arc::make_mut(&mut slot.node));
+        let charge = (self.page_bytes).max(slot.node.memory_bytes() as u64);
+        self.charged = self.charged - slot.charge + charge;
+        if matches!(slot.state, SlotState::Dirty { .. }) {
+            self.dirty_charged = self.dirty_charged - slot.charge + charge;
+        }
+        slot.charge = charge;
+        // A page that grew displaces clean ones, as a new page does.
+        self.evict(Some(id));
         true
     }
 
@@ -296,6 +327,7 @@ impl PageCache {
                 slot.referenced = false;
                 self.hand += 1;
             } else {
+                self.charged -= slot.charge;
                 self.slots.remove(&id);
                 self.ring_remove(self.hand);
                 self.stats.evictions += 1;
@@ -303,12 +335,17 @@ impl PageCache {
         }
     }
 
+    /// What `node` is charged: its decoded size, and at least a page.
+    fn charge(&self, node: &Node) -> u64 {
+        self.page_bytes.max(node.memory_bytes() as u64)
+    }
+
     pub(crate) fn bytes(&self) -> u64 {
-        self.slots.len() as u64 * self.page_bytes
+        self.charged
     }
 
     pub(crate) fn dirty_bytes(&self) -> u64 {
-        self.dirty.values().map(|ids| ids.len() as u64).sum::<u64>() * self.page_bytes
+        self.dirty_charged
     }
 
     pub(crate) fn budget_bytes(&self) -> u64 {
@@ -318,7 +355,7 @@ impl PageCache {
     pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             pages: self.slots.len() as u64,
-            dirty_pages: self.dirty_bytes() / self.page_bytes,
+            dirty_pages: self.dirty.values().map(|ids| ids.len() as u64).sum(),
             bytes: self.bytes(),
             ..self.stats
         }
@@ -360,6 +397,49 @@ mod tests {
         drop(pinned);
         cache.mark_clean(2, &BTreeMap::from([(1, 0)]));
         assert!(cache.bytes() <= cache.budget_bytes());
+    }
+
+    #[test]
+    fn a_page_is_charged_its_decoded_size_and_at_least_a_page() {
+        use crate::btree::node::{Body, Key, Leaf, Record, StoredValue, ValueType};
+        // A leaf as full as a 4 KiB page holds with 24-byte keys and
+        // 150-byte values: decoded, it takes more than the page.
+        let mut leaf = Leaf::default();
+        let mut node = Node::empty_leaf();
+        while node.encoded_bytes() + 2 + 24 + 180 <= 4096 {
+            let key = format!("{:024}", leaf.entries.len());
+            leaf.entries.push((
+                Key::from_slice(key.as_bytes()),
+                Record {
+                    value_type: ValueType::Bytes,
+                    value: StoredValue::Inline(vec![7; 150]),
+                    expires_at_ms: None,
+                    revision: 1,
+                },
+            ));
+            node.body = Body::Leaf(leaf.clone());
+        }
+        let decoded = node.memory_bytes() as u64;
+        assert!(decoded > 4096, "a full leaf decodes to {decoded} bytes");
+        let mut cache = cache_of(8);
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()), 0);
+        assert_eq!(cache.bytes(), 4096, "an empty leaf is charged a page");
+        cache.put_dirty(2, node, 1);
+        assert_eq!(cache.bytes(), 4096 + decoded);
+        assert_eq!(cache.dirty_bytes(), decoded);
+        cache.patch(2, |node| {
+            if let Body::Leaf(leaf) = &mut node.body {
+                leaf.entries.clear();
+                leaf.entries.shrink_to_fit();
+            }
+        });
+        assert_eq!(cache.bytes(), 2 * 4096, "a patch recharges the page");
+        assert_eq!(cache.dirty_bytes(), 4096);
+        cache.mark_clean(1, &BTreeMap::from([(2, 0)]));
+        assert_eq!(cache.dirty_bytes(), 0);
+        cache.remove(2);
+        cache.remove(1);
+        assert_eq!(cache.bytes(), 0);
     }
 
     #[test]

@@ -37,6 +37,7 @@ JUBILANT_EMBEDDED_ENGINES=none JUBILANT_EMBEDDED_MARKS=1 \
     perf record -k CLOCK_MONOTONIC -F 299 --call-graph dwarf,16384 -o "$work/embedded.data" \
     "$bench" --bench 2>"$work/marks.txt" >/dev/null
 grep '^mark' "$work/marks.txt" | while IFS=$'\t' read -r _ engine workload start end; do
+    [ "$workload" = "(check)" ] && continue
     slug=$(echo "$workload" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9]\+/-/g; s/^-//; s/-$//' | cut -c1-40)
     graph "embedded-$slug" "$engine: $workload" -i "$work/embedded.data" --time "$start,$end"
 done

@@ -336,7 +336,11 @@ fn monotonic_seconds(instant: Instant) -> f64 {
         shown
             .split(name)
             .nth(1)
-            .and_then(|rest| rest.trim_start_matches([':', ' ']).split([',', ' ', '}']).next())
+            .and_then(|rest| {
+                rest.trim_start_matches([':', ' '])
+                    .split([',', ' ', '}'])
+                    .next()
+            })
             .and_then(|number| number.parse().ok())
             .unwrap_or(0.0)
     };

@@ -61,7 +61,7 @@ struct Slot {
     referenced: bool,
     /// Position in `ring` while clean.
     ring_at: usize,
-    /// Bytes charged to the budget (`PageCache::charge`).
+    /// Bytes charged to the budget (`charge`).
     charge: u64,
 }
 
@@ -107,6 +107,11 @@ pub(crate) struct PageCache {
     /// Dirty pages per generation.
     dirty: BTreeMap<u64, BTreeSet<PageId>>,
     stats: CacheStats,
+}
+
+/// What a cached `node` is charged: its decoded size, and at least a page.
+fn charge(page_bytes: u64, node: &Node) -> u64 {
+    page_bytes.max(node.memory_bytes() as u64)
 }
 
 impl PageCache {
@@ -156,7 +161,7 @@ impl PageCache {
         if self.slots.contains_key(&id) {
             return;
         }
-        let charge = self.charge(&node);
+        let charge = charge(self.page_bytes, &node);
         self.charged += charge;
         self.slots.insert(
             id,
@@ -176,7 +181,7 @@ impl PageCache {
     /// Stores a changed page, to be written by the checkpoint of
     /// `generation`.
     pub(crate) fn put_dirty(&mut self, id: PageId, node: Node, generation: u64) {
-        let charge = self.charge(&node);
+        let charge = charge(self.page_bytes, &node);
         let slot = Slot {
             node: Arc::new(node),
             state: SlotState::Dirty { generation },
@@ -286,7 +291,7 @@ impl PageCache {
             return false;
         };
         update(Arc::make_mut(&mut slot.node));
-        let charge = (self.page_bytes).max(slot.node.memory_bytes() as u64);
+        let charge = charge(self.page_bytes, &slot.node);
         self.charged = self.charged - slot.charge + charge;
         if matches!(slot.state, SlotState::Dirty { .. }) {
             self.dirty_charged = self.dirty_charged - slot.charge + charge;
@@ -333,11 +338,6 @@ impl PageCache {
                 self.stats.evictions += 1;
             }
         }
-    }
-
-    /// What `node` is charged: its decoded size, and at least a page.
-    fn charge(&self, node: &Node) -> u64 {
-        self.page_bytes.max(node.memory_bytes() as u64)
     }
 
     pub(crate) fn bytes(&self) -> u64 {

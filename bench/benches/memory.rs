@@ -22,11 +22,9 @@
 //! another, so a work-stealing runtime's threads each grow to the working
 //! set. `MALLOC_ARENA_MAX=2` bounds that (docs/benchmarks.md has both).
 
-// A benchmark reads /proc about itself: outside the engine's rules.
-#![allow(clippy::disallowed_methods)]
-
-use jubilant_bench::{BenchRng, KEY_BYTES, VALUE_BYTES};
+use jubilant_bench::{BenchRng, KEY_BYTES, VALUE_BYTES, proc_status_mib};
 use jubilant_core::db::{Db, DbOptions, Durability, Value, Write};
+use jubilant_core::env::Spawn;
 use jubilant_io_real::RealEnv;
 
 /// Pairs per commit while loading.
@@ -35,26 +33,6 @@ const PAIRS_PER_COMMIT: usize = 1_000;
 const READS: usize = 200_000;
 /// The allowance over the cache budget (issue 7's target).
 const ALLOWANCE_MIB: f64 = 64.0;
-
-/// A line of /proc/self/status, in MiB.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// Peak RSS of another process (`VmHWM`), in MiB.
-fn peak_of_mib(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
 
 fn key_string(rng: &mut BenchRng) -> String {
     String::from_utf8(rng.key()).expect("benchmark keys are ASCII")
@@ -87,11 +65,12 @@ const SERVER_CONNECTIONS: u64 = 32;
 /// Loads `pairs` into the server at `addr`, reads, and returns the peak RSS
 /// of process `pid` and how many reads found their key.
 async fn load_server(addr: std::net::SocketAddr, pid: &str, pairs: usize) -> (f64, usize) {
+    let env = RealEnv::current();
     let mut tasks = Vec::new();
     for connection in 0..SERVER_CONNECTIONS {
         let share = pairs / SERVER_CONNECTIONS as usize
             + usize::from((connection as usize) < pairs % SERVER_CONNECTIONS as usize);
-        tasks.push(tokio::spawn(async move {
+        tasks.push(env.spawn("load", async move {
             let client = jubilant_client::connect(addr).await.expect("connect");
             let mut rng = BenchRng::new(1_000 + connection);
             for _ in 0..share {
@@ -117,15 +96,15 @@ async fn load_server(addr: std::net::SocketAddr, pid: &str, pairs: usize) -> (f6
     }
     let mut found = 0;
     for task in tasks {
-        found += task.await.expect("a loading connection");
+        found += task.await;
     }
-    (peak_of_mib(pid), found)
+    (proc_status_mib(pid, "VmHWM:"), found)
 }
 
 fn print_table(cache_mib: u64, pairs: usize, cache_used: &str, peak_mib: f64, before_mib: f64) {
     let grown = peak_mib - before_mib;
     println!(
-        "| cache budget MiB | data MiB | pairs | cache used MiB | peak RSS MiB | RSS before open MiB | peak - before MiB | target (budget + 64 MiB) |"
+        "| cache budget MiB | data MiB | pairs | cache used MiB | peak RSS MiB | RSS before MiB | peak - before MiB | target (budget + 64 MiB) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---|");
     println!(
@@ -151,14 +130,14 @@ fn main() {
         let addr = addr.parse().expect("JUBILANT_MEMORY_SERVER is ADDR:PORT");
         let pid = std::env::var("JUBILANT_BENCH_PID").expect("JUBILANT_BENCH_PID names the server");
         // What the server holds before the load (its data directory empty).
-        let before_mib = peak_of_mib(&pid);
+        let before_mib = proc_status_mib(&pid, "VmHWM:");
         let (peak_mib, found) = runtime.block_on(load_server(addr, &pid, pairs));
         print_table(cache_mib, pairs, "-", peak_mib, before_mib);
         eprintln!("{found} of {READS} reads found their key");
         return;
     }
     let dir = tempfile::tempdir_in(".").expect("temporary directory");
-    let before_mib = status_mib("VmRSS:");
+    let before_mib = proc_status_mib("self", "VmRSS:");
     let (peak_mib, cache_used_mib, reads_found) = runtime.block_on(async {
         let env = RealEnv::current();
         let options = DbOptions {
@@ -183,7 +162,7 @@ fn main() {
             written += n;
         }
         db.checkpoint().await.expect("checkpoint");
-        let loaded_mib = status_mib("VmRSS:");
+        let loaded_mib = proc_status_mib("self", "VmRSS:");
         let mut found = 0;
         let (mut written_again, mut fresh) = (BenchRng::new(7), BenchRng::new(11));
         for n in 0..READS {
@@ -194,7 +173,7 @@ fn main() {
         }
         eprintln!("RSS after the load and checkpoint: {loaded_mib:.1} MiB");
         let cache_used = db.stats().store.cache.bytes as f64 / f64::from(1 << 20);
-        let peak = status_mib("VmHWM:");
+        let peak = proc_status_mib("self", "VmHWM:");
         db.close().await.expect("close");
         (peak, cache_used, found)
     });

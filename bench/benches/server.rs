@@ -42,18 +42,6 @@ enum Load {
     Get,
 }
 
-/// Peak resident set size of a process, in MiB (Linux).
-fn peak_rss_mib(pid: &str) -> f64 {
-    // A benchmark reading /proc: outside the engine's rules.
-    #[allow(clippy::disallowed_methods)]
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// One row's load against Jubilant DB.
 async fn run_jubilant(
     env: &RealEnv,
@@ -202,7 +190,7 @@ fn main() {
                         ours.rate(),
                         ours.percentile(50.0),
                         ours.percentile(99.0),
-                        peak_rss_mib(&pid)
+                        jubilant_bench::proc_status_mib(&pid, "VmHWM:")
                     );
                     if let Some(redis) = redis {
                         let mut theirs =

@@ -12,15 +12,7 @@ command -v perf >/dev/null || apt-get install -y linux-perf >/dev/null
 command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
 out=docs/flamegraphs
 mkdir -p "$out"
-work=$(mktemp -d -p .)
-cleanup() {
-    if [ -n "${server_pid:-}" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/scripts/server.sh
 
 graph() { # graph NAME TITLE [perf script args...]
     local name=$1 title=$2
@@ -43,13 +35,9 @@ grep '^mark' "$work/marks.txt" | while IFS=$'\t' read -r _ engine workload start
 done
 
 # Server: SET sync, 3-byte values, 50 connections, depth 16.
-cargo build --release --locked -p jubilant-server
 cargo bench --locked -p jubilant-bench --bench server --no-run
 port=6792
-./target/release/jubilant-server --data-dir "$work/server" --listen 127.0.0.1:$port \
-    2>"$work/server.log" &
-server_pid=$!
-sleep 1
+start_server $port
 perf record -F 299 --call-graph dwarf,16384 -o "$work/server.data" -p "$server_pid" &
 perf_pid=$!
 JUBILANT_BENCH_ADDR=127.0.0.1:$port JUBILANT_BENCH_PID=$server_pid \

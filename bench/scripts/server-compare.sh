@@ -13,26 +13,16 @@ if ! command -v redis-server >/dev/null; then
     apt-get install -y redis-server >/dev/null
 fi
 redis-server --version
-cargo build --release --locked -p jubilant-server
 cargo bench --locked -p jubilant-bench --bench server --no-run
-work=$(mktemp -d -p .)
 redis_port=6399
 jubilant_port=6790
-cleanup() {
+cleanup_more() {
     redis-cli -p $redis_port shutdown nosave >/dev/null 2>&1 || true
-    if [ -n "${jubilant_pid:-}" ]; then
-        kill "$jubilant_pid" 2>/dev/null || true
-        wait "$jubilant_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
 }
-trap cleanup EXIT
+source bench/scripts/server.sh
 redis-server --port $redis_port --dir "$PWD/$work" --appendonly yes --appendfsync always \
     --save '' --daemonize yes --logfile "$PWD/$work/redis.log" >/dev/null
-./target/release/jubilant-server --data-dir "$work/jubilant" --listen 127.0.0.1:$jubilant_port \
-    2>"$work/jubilant.log" &
-jubilant_pid=$!
-sleep 1
-JUBILANT_BENCH_ADDR=127.0.0.1:$jubilant_port JUBILANT_BENCH_PID=$jubilant_pid \
+start_server $jubilant_port
+JUBILANT_BENCH_ADDR=127.0.0.1:$jubilant_port JUBILANT_BENCH_PID=$server_pid \
 JUBILANT_BENCH_REDIS=127.0.0.1:$redis_port \
     cargo bench --locked -p jubilant-bench --bench server -- "${1:-}" 2>/dev/null | grep '^|'

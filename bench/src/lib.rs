@@ -189,6 +189,20 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// A memory figure of process `pid` (`"self"` for this one) from
+/// `/proc/PID/status`, in MiB: `field` is e.g. `"VmHWM:"` (peak RSS) or
+/// `"VmRSS:"`. 0 if the process or the field is not there (Linux only).
+pub fn proc_status_mib(pid: &str, field: &str) -> f64 {
+    // A benchmark reading /proc: outside the engine's rules.
+    #[allow(clippy::disallowed_methods)]
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 /// Latencies of one timed run.
 pub struct Run {
     /// One sample per operation, in microseconds.

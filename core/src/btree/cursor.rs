@@ -13,7 +13,7 @@ use crate::page::PageId;
 
 use super::Need;
 use super::node::{Body, Node, Record};
-use super::tree::{Tree, child_index};
+use super::tree::Tree;
 
 /// A range query over the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,13 +80,13 @@ impl Tree {
                         (true, true) => internal.children.len() - 1,
                         (false, false) => match &query.start {
                             Bound::Included(key) | Bound::Excluded(key) => {
-                                child_index(internal, key)
+                                internal.child_index(key)
                             }
                             Bound::Unbounded => 0,
                         },
                         (true, false) => match &query.end {
                             Bound::Included(key) | Bound::Excluded(key) => {
-                                child_index(internal, key)
+                                internal.child_index(key)
                             }
                             Bound::Unbounded => internal.children.len() - 1,
                         },

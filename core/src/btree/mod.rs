@@ -20,6 +20,7 @@
 pub(crate) mod cursor;
 pub(crate) mod mutator;
 pub(crate) mod node;
+pub(crate) mod search;
 pub(crate) mod tree;
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::page::{PAGE_HEADER_BYTES, PageId};
 
 use super::Need;
 use super::node::{Body, Child, Internal, Key, Leaf, Node, Record, StoredValue, VlogPointer};
-use super::tree::{Tree, child_index};
+use super::tree::Tree;
 
 /// Ids at or above this name nodes created by the running operation that
 /// have no page yet (real page ids never come near it).
@@ -92,7 +92,7 @@ impl Tree {
             let next = match &node.body {
                 Body::Leaf(_) => None,
                 Body::Internal(internal) => {
-                    let at = child_index(internal, key);
+                    let at = internal.child_index(key);
                     Some((at, internal.children[at]))
                 }
             };

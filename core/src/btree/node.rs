@@ -16,6 +16,8 @@
 use crate::page::header::{BodyReader, PageHeader, seal};
 use crate::page::{PAGE_HEADER_BYTES, PageError, PageId, PageType};
 
+use super::search::SearchIndex;
+
 /// Fixed bytes of a leaf entry besides its key and value.
 pub(crate) const LEAF_ENTRY_OVERHEAD_BYTES: usize = 2 + 4 + 8 + 8;
 /// The length prefix of an inline value.
@@ -157,7 +159,64 @@ pub(crate) struct Node {
     pub(crate) body: Body,
 }
 
+impl Leaf {
+    /// Where `key` is (`Ok`) or would go (`Err`), found through `index`,
+    /// which must have been built from this leaf.
+    pub(crate) fn find(&self, index: &SearchIndex, key: &[u8]) -> Result<usize, usize> {
+        let found = index.find(key, |i| self.entries[i].0.as_slice());
+        debug_assert_eq!(
+            found,
+            self.entries
+                .binary_search_by(|(probe, _)| probe.as_slice().cmp(key)),
+            "the search index disagrees with the leaf"
+        );
+        found
+    }
+}
+
+impl Internal {
+    /// Index of the child whose range holds `key`.
+    pub(crate) fn child_index(&self, key: &[u8]) -> usize {
+        self.keys
+            .partition_point(|separator| separator.as_slice() <= key)
+    }
+}
+
 impl Node {
+    /// The search index of this node.
+    pub(crate) fn search_index(&self) -> SearchIndex {
+        match &self.body {
+            Body::Leaf(leaf) => {
+                SearchIndex::build(0, leaf.entries.len(), |i| leaf.entries[i].0.as_slice(), &[])
+            }
+            Body::Internal(internal) => SearchIndex::build(
+                internal.level,
+                internal.keys.len(),
+                |i| internal.keys[i].as_slice(),
+                &internal.children,
+            ),
+        }
+    }
+
+    /// The child of this internal node whose range holds `key`, found
+    /// through `index` (built from this node): the node's own keys are
+    /// read only where heads tie.
+    pub(crate) fn child_by(&self, index: &SearchIndex, key: &[u8]) -> Child {
+        let Body::Internal(internal) = &self.body else {
+            unreachable!("a child of a leaf")
+        };
+        let at = index.upper_bound(key, |i| internal.keys[i].as_slice());
+        debug_assert_eq!(
+            (at, index.child(at)),
+            {
+                let plain = internal.child_index(key);
+                (plain, internal.children[plain])
+            },
+            "the search index disagrees with the node"
+        );
+        index.child(at)
+    }
+
     pub(crate) fn empty_leaf() -> Node {
         Node {
             lsn: 0,

@@ -8,7 +8,7 @@ use crate::page::allocator::Allocator;
 use crate::page::cache::{PageCache, SlotState};
 
 use super::Need;
-use super::node::{Body, Internal, Node, Record};
+use super::node::{Body, Node, Record};
 
 pub(crate) struct Tree {
     pub(crate) cache: PageCache,
@@ -25,13 +25,6 @@ pub(crate) struct Tree {
     pub(crate) page_bytes: u32,
     /// Sabotage: change clean pages in place instead of copying them.
     pub(crate) in_place: bool,
-}
-
-/// Index of the child of `internal` whose range holds `key`.
-pub(crate) fn child_index(internal: &Internal, key: &[u8]) -> usize {
-    internal
-        .keys
-        .partition_point(|separator| separator.as_slice() <= key)
 }
 
 impl Tree {
@@ -53,20 +46,25 @@ impl Tree {
     pub(crate) fn get(&mut self, key: &[u8]) -> Result<Option<Record>, Need> {
         let (mut id, mut crc, mut level) = self.root_need();
         loop {
-            let node = self.fetch(id, crc, level)?;
-            match &node.body {
-                Body::Leaf(leaf) => {
-                    return Ok(leaf
-                        .entries
-                        .binary_search_by(|(probe, _)| probe.as_slice().cmp(key))
-                        .ok()
-                        .map(|at| leaf.entries[at].1.clone()));
-                }
-                Body::Internal(internal) => {
-                    let child = internal.children[child_index(internal, key)];
-                    (id, crc, level) = (child.id, child.crc, level - 1);
-                }
+            // Borrowed, not cloned: a point read holds no page past its
+            // own step, and the search runs on the page's index (internal
+            // nodes' children included, so their pages are hardly read).
+            let Some((node, index)) = self.cache.get_indexed(id, crc) else {
+                return Err(Need { id, crc, level });
+            };
+            assert_eq!(index.level(), level, "cached page {id} at the wrong level");
+            if level > 0 {
+                let child = node.child_by(index, key);
+                (id, crc, level) = (child.id, child.crc, level - 1);
+                continue;
             }
+            let Body::Leaf(leaf) = &node.body else {
+                unreachable!("a page at level 0 is a leaf")
+            };
+            return Ok(leaf
+                .find(index, key)
+                .ok()
+                .map(|at| leaf.entries[at].1.clone()));
         }
     }
 

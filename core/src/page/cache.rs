@@ -7,8 +7,8 @@
 //! - a dirty page is never evicted: it exists nowhere else;
 //! - a page someone still holds (a checkpoint writing it, a cursor) is never
 //!   evicted: its `Arc` is shared;
-//! - every cached page is charged the memory its decoded form takes, and
-//!   at least one page: a decoded leaf (an entry array, inline values) is
+//! - every cached page is charged the memory its decoded form (and its
+//!   search index, once built) takes, and at least one page: a decoded leaf (an entry array, inline values) is
 //!   larger than its 4 KiB page, so counting pages would let the cache
 //!   hold more than its budget. When only dirty or pinned pages remain the
 //!   cache may exceed the budget; the store sees [`PageCache::dirty_bytes`]
@@ -19,6 +19,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::btree::node::Node;
+use crate::btree::search::SearchIndex;
 
 use super::PageId;
 
@@ -61,8 +62,11 @@ struct Slot {
     referenced: bool,
     /// Position in `ring` while clean.
     ring_at: usize,
-    /// Bytes charged to the budget (`charge`).
+    /// Bytes charged to the budget (`charge`, and the index once built).
     charge: u64,
+    /// The node's search index, built by the first indexed lookup and
+    /// dropped with the version of the node it was built from.
+    index: Option<SearchIndex>,
 }
 
 /// Hashes page ids by Fibonacci multiplication: fast, and the same in every
@@ -154,6 +158,39 @@ impl PageCache {
         Some(Arc::clone(&slot.node))
     }
 
+    /// [`PageCache::get`] without taking a share of the page: the page and
+    /// its search index (built now if this version of the page has none,
+    /// and charged to the budget with it), borrowed until the next change
+    /// to the cache.
+    pub(crate) fn get_indexed(&mut self, id: PageId, crc: u32) -> Option<(&Node, &SearchIndex)> {
+        // A stale page is dropped first; returning a borrow from one arm of
+        // a lookup while the other changes the map is beyond the borrow
+        // checker, so the hit costs a second (cache-hot) lookup.
+        if self.slots.get(&id).is_some_and(
+            |slot| matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc),
+        ) {
+            self.remove(id);
+        }
+        let Some(slot) = self.slots.get_mut(&id) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        self.stats.hits += 1;
+        slot.referenced = true;
+        if slot.index.is_none() {
+            let index = slot.node.search_index();
+            let bytes = index.memory_bytes() as u64;
+            slot.charge += bytes;
+            self.charged += bytes;
+            if matches!(slot.state, SlotState::Dirty { .. }) {
+                self.dirty_charged += bytes;
+            }
+            slot.index = Some(index);
+        }
+        let index = slot.index.as_ref().expect("built above");
+        Some((&*slot.node, index))
+    }
+
     /// Adds a page just read from disk and verified against `crc`. A page
     /// already cached wins: it may be dirty, or newer than what this reader
     /// saw.
@@ -171,6 +208,7 @@ impl PageCache {
                 referenced: false,
                 ring_at: self.ring.len(),
                 charge,
+                index: None,
             },
         );
         self.ring.push(id);
@@ -188,6 +226,7 @@ impl PageCache {
             referenced: false,
             ring_at: 0,
             charge,
+            index: None,
         };
         if let Some(old) = self.slots.insert(id, slot) {
             self.forget_state(id, old.state, old.ring_at, old.charge);
@@ -291,6 +330,7 @@ impl PageCache {
             return false;
         };
         update(Arc::make_mut(&mut slot.node));
+        slot.index = None;
         let charge = charge(self.page_bytes, &slot.node);
         self.charged = self.charged - slot.charge + charge;
         if matches!(slot.state, SlotState::Dirty { .. }) {

@@ -13,6 +13,7 @@ use crate::page::PageId;
 
 use super::Need;
 use super::node::{Body, Node, Record};
+use super::search::SearchIndex;
 use super::tree::Tree;
 
 /// A range query over the tree.
@@ -54,6 +55,47 @@ impl RangeQuery {
             Bound::Unbounded => false,
         }
     }
+
+    /// How many of a node's `len` keys are below the start (searched
+    /// through the node's `index`).
+    fn count_below_start<'k>(
+        &self,
+        index: &SearchIndex,
+        len: usize,
+        key_at: impl Fn(usize) -> &'k [u8],
+    ) -> usize {
+        let count = match &self.start {
+            Bound::Included(start) => index.lower_bound(start, &key_at),
+            Bound::Excluded(start) => index.upper_bound(start, &key_at),
+            Bound::Unbounded => 0,
+        };
+        debug_assert_eq!(
+            count,
+            (0..len)
+                .take_while(|&i| self.below_start(key_at(i)))
+                .count()
+        );
+        count
+    }
+
+    /// How many of a node's `len` keys are not above the end.
+    fn count_to_end<'k>(
+        &self,
+        index: &SearchIndex,
+        len: usize,
+        key_at: impl Fn(usize) -> &'k [u8],
+    ) -> usize {
+        let count = match &self.end {
+            Bound::Included(end) => index.upper_bound(end, &key_at),
+            Bound::Excluded(end) => index.lower_bound(end, &key_at),
+            Bound::Unbounded => len,
+        };
+        debug_assert_eq!(
+            count,
+            (0..len).take_while(|&i| !self.above_end(key_at(i))).count()
+        );
+        count
+    }
 }
 
 /// One level of the cursor's path: a node and the position in it.
@@ -72,7 +114,11 @@ impl Tree {
         edge_only: bool,
     ) -> Result<(), Need> {
         loop {
-            let node = self.fetch(next.0, next.1, next.2)?;
+            let (id, crc, level) = next;
+            let Some((node, index)) = self.cache.get_indexed(id, crc) else {
+                return Err(Need { id, crc, level });
+            };
+            assert_eq!(index.level(), level, "cached page {id} at the wrong level");
             let at = match &node.body {
                 Body::Internal(internal) => {
                     let at = match (query.reverse, edge_only) {
@@ -80,37 +126,40 @@ impl Tree {
                         (true, true) => internal.children.len() - 1,
                         (false, false) => match &query.start {
                             Bound::Included(key) | Bound::Excluded(key) => {
-                                internal.child_index(key)
+                                node.child_index_by(index, key)
                             }
                             Bound::Unbounded => 0,
                         },
                         (true, false) => match &query.end {
                             Bound::Included(key) | Bound::Excluded(key) => {
-                                internal.child_index(key)
+                                node.child_index_by(index, key)
                             }
                             Bound::Unbounded => internal.children.len() - 1,
                         },
                     };
-                    let child = internal.children[at];
-                    next = (child.id, child.crc, next.2 - 1);
+                    let child = index.child(at);
+                    next = (child.id, child.crc, level - 1);
                     at
                 }
                 Body::Leaf(leaf) => {
-                    let at = match (query.reverse, edge_only) {
+                    let len = leaf.entries.len();
+                    let key_at = |i: usize| leaf.entries[i].0.as_slice();
+                    match (query.reverse, edge_only) {
                         (false, true) => 0,
-                        (true, true) => leaf.entries.len(),
-                        (false, false) => leaf
-                            .entries
-                            .partition_point(|(key, _)| query.below_start(key)),
-                        (true, false) => leaf
-                            .entries
-                            .partition_point(|(key, _)| !query.above_end(key)),
-                    };
-                    path.push(Frame { node, at });
-                    return Ok(());
+                        (true, true) => len,
+                        (false, false) => query.count_below_start(index, len, key_at),
+                        (true, false) => query.count_to_end(index, len, key_at),
+                    }
                 }
             };
-            path.push(Frame { node, at });
+            let is_leaf = level == 0;
+            path.push(Frame {
+                node: Arc::clone(node),
+                at,
+            });
+            if is_leaf {
+                return Ok(());
+            }
         }
     }
 

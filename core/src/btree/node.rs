@@ -202,19 +202,30 @@ impl Node {
     /// through `index` (built from this node): the node's own keys are
     /// read only where heads tie.
     pub(crate) fn child_by(&self, index: &SearchIndex, key: &[u8]) -> Child {
+        let at = self.child_index_by(index, key);
+        debug_assert_eq!(
+            Some(index.child(at)),
+            match &self.body {
+                Body::Internal(internal) => internal.children.get(at).copied(),
+                Body::Leaf(_) => None,
+            },
+            "the search index's children disagree with the node's"
+        );
+        index.child(at)
+    }
+
+    /// [`Internal::child_index`] of this internal node, through `index`.
+    pub(crate) fn child_index_by(&self, index: &SearchIndex, key: &[u8]) -> usize {
         let Body::Internal(internal) = &self.body else {
             unreachable!("a child of a leaf")
         };
         let at = index.upper_bound(key, |i| internal.keys[i].as_slice());
         debug_assert_eq!(
-            (at, index.child(at)),
-            {
-                let plain = internal.child_index(key);
-                (plain, internal.children[plain])
-            },
+            at,
+            internal.child_index(key),
             "the search index disagrees with the node"
         );
-        index.child(at)
+        at
     }
 
     pub(crate) fn empty_leaf() -> Node {

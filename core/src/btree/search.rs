@@ -178,6 +178,13 @@ impl SearchIndex {
         count
     }
 
+    /// The number of keys below `key` (`partition_point(k < key)`).
+    pub(crate) fn lower_bound<'k>(&self, key: &[u8], key_at: impl Fn(usize) -> &'k [u8]) -> usize {
+        match self.find(key, key_at) {
+            Ok(at) | Err(at) => at,
+        }
+    }
+
     /// `Ok(index)` of `key`, or `Err(index)` where it would be inserted,
     /// as `binary_search` over the keys answers.
     pub(crate) fn find<'k>(
@@ -210,6 +217,11 @@ mod tests {
                 index.upper_bound(probe, |i| &keys[i]),
                 upper,
                 "upper bound of {probe:?} in {keys:?}"
+            );
+            assert_eq!(
+                index.lower_bound(probe, |i| &keys[i]),
+                keys.partition_point(|key| key.as_slice() < *probe),
+                "lower bound of {probe:?} in {keys:?}"
             );
             assert_eq!(
                 index.find(probe, |i| &keys[i]),

@@ -162,7 +162,11 @@ impl PageCache {
     /// its search index (built now if this version of the page has none,
     /// and charged to the budget with it), borrowed until the next change
     /// to the cache.
-    pub(crate) fn get_indexed(&mut self, id: PageId, crc: u32) -> Option<(&Node, &SearchIndex)> {
+    pub(crate) fn get_indexed(
+        &mut self,
+        id: PageId,
+        crc: u32,
+    ) -> Option<(&Arc<Node>, &SearchIndex)> {
         // A stale page is dropped first; returning a borrow from one arm of
         // a lookup while the other changes the map is beyond the borrow
         // checker, so the hit costs a second (cache-hot) lookup.
@@ -188,7 +192,7 @@ impl PageCache {
             slot.index = Some(index);
         }
         let index = slot.index.as_ref().expect("built above");
-        Some((&*slot.node, index))
+        Some((&slot.node, index))
     }
 
     /// Adds a page just read from disk and verified against `crc`. A page

@@ -76,7 +76,18 @@ fn encode_value<'a>(b: &mut FlatBufferBuilder<'a>, value: &Value) -> WIPOffset<w
 }
 
 pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
-    let mut b = FlatBufferBuilder::new();
+    /// Bytes of a key declaration or an op beyond its key and value.
+    const ENTRY_BYTES: usize = 48;
+    let payload_bytes = txn
+        .keys()
+        .iter()
+        .map(|(_, _, key)| ENTRY_BYTES + key.len())
+        .chain(txn.ops().iter().map(|op| match op {
+            Op::Set(_, value, _) => ENTRY_BYTES + value.len_bytes(),
+            _ => ENTRY_BYTES,
+        }))
+        .sum();
+    let mut b = jubilant_schemas::builder_for(payload_bytes);
     let keys: Vec<_> = txn
         .keys()
         .iter()

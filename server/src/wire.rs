@@ -17,6 +17,9 @@ use jubilant_core::store::ValueType;
 use jubilant_core::txn::{KeyId, Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
 use jubilant_schemas::wire;
 
+/// Bytes of one op's result in a response beyond its value.
+const RESULT_BYTES: usize = 48;
+
 pub use wire::ErrorCode;
 
 /// A decoded request.
@@ -341,7 +344,20 @@ fn encode_value<'a>(
 /// Encodes `response` to request `id` as a FlatBuffer payload (frame it
 /// with [`crate::frame::encode_frame`]).
 pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
-    let mut builder = FlatBufferBuilder::new();
+    let payload_bytes = match response {
+        Response::Txn { outcome, .. } => outcome
+            .results
+            .iter()
+            .map(|result| match result {
+                OpResult::Get(Some((value, _))) => RESULT_BYTES + value.len_bytes(),
+                _ => RESULT_BYTES,
+            })
+            .sum(),
+        Response::Error(error) => error.message.len(),
+        Response::Info(text) => text.len(),
+        Response::Checkpoint(_) | Response::Pong => 0,
+    };
+    let mut builder = jubilant_schemas::builder_for(payload_bytes);
     let (body_type, body) = match response {
         Response::Txn { kinds, outcome } => {
             let results: Vec<_> = outcome

@@ -16,6 +16,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// Bytes of the value's content (8 for an integer).
+    pub fn len_bytes(&self) -> usize {
+        match self {
+            Value::Bytes(bytes) => bytes.len(),
+            Value::String(text) => text.len(),
+            Value::Int(_) => 8,
+        }
+    }
+
     /// The value's bytes as the tree stores them.
     pub(crate) fn into_record(self, revision: u64) -> Record {
         let (value_type, bytes) = match self {

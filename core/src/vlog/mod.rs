@@ -40,7 +40,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use flatbuffers::FlatBufferBuilder;
 use jubilant_schemas::disk;
 
 use crate::btree::{ValueType, VlogPointer};
@@ -379,7 +378,7 @@ impl<E: Env> Vlog<E> {
         value_type: ValueType,
         bytes: &[u8],
     ) -> Result<(VlogPointer, VlogPin), VlogError> {
-        let mut builder = FlatBufferBuilder::new();
+        let mut builder = jubilant_schemas::builder_for(key.len());
         let key_offset = builder.create_string(key);
         let header = disk::VlogRecordHeader::create(
             &mut builder,
@@ -753,7 +752,7 @@ mod tests {
         let segment = 3;
         let offset = 4096;
         let value = b"a large value".to_vec();
-        let mut builder = FlatBufferBuilder::new();
+        let mut builder = flatbuffers::FlatBufferBuilder::new();
         let key = builder.create_string("k");
         let header = disk::VlogRecordHeader::create(
             &mut builder,

@@ -5,7 +5,6 @@
 //! that passed the frame CRC but was written by a buggy encoder is still a
 //! typed error, never a panic or a wrong record.
 
-use flatbuffers::FlatBufferBuilder;
 use jubilant_schemas::wal;
 
 use crate::btree::mutator::Mutation;
@@ -165,7 +164,18 @@ impl WalRecord {
 
     /// The record's FlatBuffer bytes: the payload of one log frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut builder = FlatBufferBuilder::new();
+        let payload_bytes = match self {
+            WalRecord::Upsert { key, value, .. } => {
+                key.len()
+                    + match value {
+                        WalValue::Inline(bytes) => bytes.len(),
+                        WalValue::Vlog(_) => 0,
+                    }
+            }
+            WalRecord::Tombstone { key, .. } => key.len(),
+            _ => 0,
+        };
+        let mut builder = jubilant_schemas::builder_for(payload_bytes);
         let (body_type, body) = match self {
             WalRecord::Begin { txn } => (
                 wal::Body::Begin,
@@ -379,7 +389,7 @@ mod tests {
 
     #[test]
     fn an_upsert_with_both_or_neither_value_is_malformed() {
-        let mut builder = FlatBufferBuilder::new();
+        let mut builder = flatbuffers::FlatBufferBuilder::new();
         let key = builder.create_string("k");
         let upsert = wal::Upsert::create(
             &mut builder,

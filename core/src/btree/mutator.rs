@@ -88,18 +88,14 @@ impl Tree {
         let (mut id, mut crc, mut level) = self.root_need();
         let mut index = 0;
         loop {
-            // Internal nodes are searched through their index (they rarely
-            // change, so it is rarely rebuilt); the leaf, which every
-            // mutation changes, by plain binary search below.
-            let Some((node, search)) = self.cache.get_indexed(id, crc) else {
-                return Err(Need { id, crc, level });
+            let node = self.fetch(id, crc, level)?;
+            let next = match &node.body {
+                Body::Leaf(_) => None,
+                Body::Internal(internal) => {
+                    let at = internal.child_index(key);
+                    Some((at, internal.children[at]))
+                }
             };
-            assert_eq!(search.level(), level, "cached page {id} at the wrong level");
-            let next = (level > 0).then(|| {
-                let at = node.child_index_by(search, key);
-                (at, search.child(at))
-            });
-            let node = Arc::clone(node);
             path.push(Step { id, node, index });
             let Some((at, child)) = next else { break };
             (id, crc, level, index) = (child.id, child.crc, level - 1, at);

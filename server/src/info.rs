@@ -94,6 +94,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("misses", cache.misses.to_string()),
                 ("hit_rate", ratio(cache.hits, cache.hits + cache.misses)),
                 ("evictions", cache.evictions.to_string()),
+                ("index_builds", cache.index_builds.to_string()),
             ],
         ),
         (

@@ -36,6 +36,9 @@ pub struct CacheStats {
     pub misses: u64,
     /// Clean pages dropped to stay within the budget.
     pub evictions: u64,
+    /// Search indexes built (a page's first search after it was cached or
+    /// changed).
+    pub index_builds: u64,
     /// Pages in memory.
     pub pages: u64,
     /// Pages in memory that no checkpoint has written.
@@ -183,6 +186,7 @@ impl PageCache {
         slot.referenced = true;
         if slot.index.is_none() {
             let index = slot.node.search_index();
+            self.stats.index_builds += 1;
             let bytes = index.memory_bytes() as u64;
             slot.charge += bytes;
             self.charged += bytes;
@@ -483,6 +487,57 @@ mod tests {
         assert_eq!(cache.dirty_bytes(), 0);
         cache.remove(2);
         cache.remove(1);
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn a_search_index_is_built_once_per_version_of_a_page_and_charged() {
+        use crate::btree::node::{Body, Key, Record, StoredValue, ValueType};
+        let record = Record {
+            value_type: ValueType::Bytes,
+            value: StoredValue::Inline(vec![1; 100]),
+            expires_at_ms: None,
+            revision: 1,
+        };
+        let mut node = Node::empty_leaf();
+        if let Body::Leaf(leaf) = &mut node.body {
+            for key in ["user:0001", "user:0002", "user:0003"] {
+                leaf.entries
+                    .push((Key::from_slice(key.as_bytes()), record.clone()));
+            }
+        }
+        let mut cache = cache_of(8);
+        cache.put_dirty(1, node, 1);
+        let unindexed = cache.bytes();
+        let (_, index) = cache.get_indexed(1, 0).expect("cached");
+        let index_bytes = index.memory_bytes() as u64;
+        assert!(index_bytes > 0);
+        assert!(cache.get_indexed(1, 0).is_some());
+        assert_eq!(cache.stats().index_builds, 1, "a second search reuses it");
+        assert_eq!(cache.bytes(), unindexed + index_bytes);
+        assert_eq!(cache.dirty_bytes(), unindexed + index_bytes);
+        cache.patch(1, |node| {
+            if let Body::Leaf(leaf) = &mut node.body {
+                leaf.entries.remove(1);
+            }
+        });
+        assert_eq!(cache.bytes(), unindexed, "a change drops the index");
+        let (node, index) = cache.get_indexed(1, 0).expect("cached");
+        let Body::Leaf(leaf) = &node.body else {
+            unreachable!()
+        };
+        assert_eq!(
+            leaf.find(index, b"user:0003"),
+            Ok(1),
+            "rebuilt for the change"
+        );
+        assert_eq!(leaf.find(index, b"user:0002"), Err(1));
+        assert_eq!(cache.stats().index_builds, 2);
+        cache.mark_clean(1, &BTreeMap::from([(1, 5)]));
+        assert!(
+            cache.get_indexed(1, 6).is_none(),
+            "a stale page has no index"
+        );
         assert_eq!(cache.bytes(), 0);
     }
 

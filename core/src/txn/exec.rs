@@ -153,8 +153,7 @@ impl<E: Env> Db<E> {
                             Either::Left((locks, _)) => locks,
                             Either::Right(_) => {
                                 return Err(TxnError::Busy {
-                                    waited_ms: u64::try_from(limit.as_millis())
-                                        .unwrap_or(u64::MAX),
+                                    waited_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
                                 });
                             }
                         }

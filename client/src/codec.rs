@@ -48,19 +48,19 @@ fn finish(
 }
 
 pub(crate) fn encode_ping(id: u64) -> Vec<u8> {
-    let mut b = FlatBufferBuilder::new();
+    let mut b = jubilant_schemas::builder_for(0);
     let body = wire::Ping::create(&mut b, &wire::PingArgs {}).as_union_value();
     finish(b, id, wire::RequestBody::Ping, body)
 }
 
 pub(crate) fn encode_info(id: u64) -> Vec<u8> {
-    let mut b = FlatBufferBuilder::new();
+    let mut b = jubilant_schemas::builder_for(0);
     let body = wire::Info::create(&mut b, &wire::InfoArgs {}).as_union_value();
     finish(b, id, wire::RequestBody::Info, body)
 }
 
 pub(crate) fn encode_checkpoint(id: u64) -> Vec<u8> {
-    let mut b = FlatBufferBuilder::new();
+    let mut b = jubilant_schemas::builder_for(0);
     let body = wire::Checkpoint::create(&mut b, &wire::CheckpointArgs {}).as_union_value();
     finish(b, id, wire::RequestBody::Checkpoint, body)
 }

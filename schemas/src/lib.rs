@@ -74,6 +74,7 @@ pub mod wire {
 pub mod frame;
 
 pub use flatbuffers;
+pub use schema_hashes::{DISK_SCHEMA_HASH, WAL_SCHEMA_HASH, WIRE_SCHEMA_HASH};
 
 /// Bytes a message of these schemas takes beyond the strings and vectors
 /// it holds (vtables, offsets, scalars), with room to spare.
@@ -82,14 +83,13 @@ pub const BUILDER_OVERHEAD_BYTES: usize = 256;
 /// A builder with room for a message whose strings and vectors hold
 /// `payload_bytes`. `FlatBufferBuilder::new` starts empty and doubles from
 /// one byte, reallocating and moving its buffer eight times or more for
-/// even a small message: on the commit path, that was most of the cost of
-/// encoding a WAL record.
+/// even a small message: on the commit path, that was about half the cost
+/// of encoding a WAL record.
 pub fn builder_for<'fbb>(payload_bytes: usize) -> flatbuffers::FlatBufferBuilder<'fbb> {
     flatbuffers::FlatBufferBuilder::with_capacity(
         payload_bytes.saturating_add(BUILDER_OVERHEAD_BYTES),
     )
 }
-pub use schema_hashes::{DISK_SCHEMA_HASH, WAL_SCHEMA_HASH, WIRE_SCHEMA_HASH};
 
 #[cfg(test)]
 mod tests {

@@ -71,7 +71,11 @@ impl SearchIndex {
         children: &[Child],
     ) -> SearchIndex {
         assert!(
-            (level == 0 && children.is_empty()) || children.len() == len + 1,
+            if level == 0 {
+                children.is_empty()
+            } else {
+                children.len() == len + 1
+            },
             "{} children for {len} keys at level {level}",
             children.len()
         );
@@ -161,11 +165,10 @@ impl SearchIndex {
 
     /// The number of keys at or below `key` (`partition_point(k <= key)`).
     pub(crate) fn upper_bound<'k>(&self, key: &[u8], key_at: impl Fn(usize) -> &'k [u8]) -> usize {
-        let (low, high) = self.candidates(key);
-        let mut count = low;
-        // Heads tie: compare whole keys, by binary search (many keys may
-        // share more than the prefix and a head).
-        let (mut lo, mut hi) = (low, high);
+        // Keys before the candidates are below `key`; among them (heads
+        // tie) compare whole keys, by binary search: many keys may share
+        // more than the prefix and a head.
+        let (mut lo, mut hi) = self.candidates(key);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if key_at(mid) <= key {
@@ -174,8 +177,7 @@ impl SearchIndex {
                 hi = mid;
             }
         }
-        count += lo - low;
-        count
+        lo
     }
 
     /// The number of keys below `key` (`partition_point(k < key)`).

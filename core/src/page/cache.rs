@@ -139,26 +139,36 @@ impl PageCache {
         }
     }
 
-    /// Looks a page up by the id and CRC its parent (or the superblock)
-    /// records, counting a hit or a miss. A clean page cached under another
-    /// CRC is stale (read before its id was freed and reused) and is
-    /// dropped: the cache returns only what the tree points at.
-    pub(crate) fn get(&mut self, id: PageId, crc: u32) -> Option<Arc<Node>> {
-        let slot = match self.slots.get_mut(&id) {
-            Some(slot) if !matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc) => {
-                slot
+    /// Whether the page the tree points at (by the id and CRC its parent,
+    /// or the superblock, records) is cached, counting a hit or a miss and
+    /// marking it used. A clean page cached under another CRC is stale
+    /// (read before its id was freed and reused) and is dropped: the cache
+    /// serves only what the tree points at.
+    fn touch(&mut self, id: PageId, crc: u32) -> bool {
+        match self.slots.get_mut(&id) {
+            Some(slot) if !matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc) =>
+            {
+                slot.referenced = true;
+                self.stats.hits += 1;
+                true
             }
             found => {
                 if found.is_some() {
                     self.remove(id);
                 }
                 self.stats.misses += 1;
-                return None;
+                false
             }
-        };
-        self.stats.hits += 1;
-        slot.referenced = true;
-        Some(Arc::clone(&slot.node))
+        }
+    }
+
+    /// A share of the page the tree points at (see [`PageCache::touch`]).
+    pub(crate) fn get(&mut self, id: PageId, crc: u32) -> Option<Arc<Node>> {
+        // Returning a borrow from one arm of a lookup while the other
+        // changes the map is beyond the borrow checker: a hit costs a second
+        // (cache-hot) lookup.
+        self.touch(id, crc)
+            .then(|| Arc::clone(&self.slots[&id].node))
     }
 
     /// [`PageCache::get`] without taking a share of the page: the page and
@@ -170,20 +180,10 @@ impl PageCache {
         id: PageId,
         crc: u32,
     ) -> Option<(&Arc<Node>, &SearchIndex)> {
-        // A stale page is dropped first; returning a borrow from one arm of
-        // a lookup while the other changes the map is beyond the borrow
-        // checker, so the hit costs a second (cache-hot) lookup.
-        if self.slots.get(&id).is_some_and(
-            |slot| matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc),
-        ) {
-            self.remove(id);
-        }
-        let Some(slot) = self.slots.get_mut(&id) else {
-            self.stats.misses += 1;
+        if !self.touch(id, crc) {
             return None;
-        };
-        self.stats.hits += 1;
-        slot.referenced = true;
+        }
+        let slot = self.slots.get_mut(&id).expect("touched");
         if slot.index.is_none() {
             let index = slot.node.search_index();
             self.stats.index_builds += 1;

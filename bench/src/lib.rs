@@ -8,7 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use jubilant_core::env::{Clock, MonoTime, Spawn};
-use jubilant_core::store::{Mutation, Record, Store, StoreOptions, StoredValue, ValueType};
+use jubilant_core::record::{Mutation, Record, StoredValue, ValueType};
+use jubilant_core::store::{Store, StoreOptions};
 use jubilant_io_real::RealEnv;
 use tokio::runtime::Runtime;
 

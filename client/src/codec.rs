@@ -5,7 +5,7 @@
 
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use jubilant_core::db::{Durability, Value};
-use jubilant_core::store::ValueType;
+use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use jubilant_schemas::frame::encode_frame;
 use jubilant_schemas::wire;

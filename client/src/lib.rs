@@ -32,6 +32,8 @@
 //! request may or may not have been applied then, as with any network
 //! database).
 
+jubilant_core::declare_build_checks!();
+
 mod codec;
 
 use std::collections::BTreeMap;
@@ -43,7 +45,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, select};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use jubilant_core::db::{Durability, Value};
-use jubilant_core::store::ValueType;
+use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use jubilant_schemas::frame::{FrameReader, write_frames};
 

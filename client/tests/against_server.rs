@@ -5,7 +5,7 @@
 use futures::future::join_all;
 use jubilant_client::{ClientError, ErrorCode};
 use jubilant_core::db::{Durability, Value};
-use jubilant_core::store::ValueType;
+use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, OpResult, Ttl, Txn};
 use jubilant_io_real::RealEnv;
 use jubilant_server::config::Config;

@@ -1,4 +1,8 @@
 //! Switches that break the engine on purpose (tests only).
+//!
+//! Each switch is read through [`sabotaged!`], which is `false` (and reads
+//! no field) in a build without the `sabotage` feature: production builds
+//! carry no sabotage field at all.
 
 /// Test-only switches that break the engine on purpose, to prove the
 /// simulator notices. They take effect only when `jubilant-core` is built
@@ -34,11 +38,14 @@ pub enum Sabotage {
     /// Value-log GC removes a segment as soon as the tree in memory no
     /// longer points into it, one checkpoint before one covers the moves.
     VlogGcEarly,
+    /// The WAL writer's `debug_assert!` that a batch it applies is in LSN
+    /// order is made false: proves a simulated run checks assertions.
+    FalseAssertion,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 11] = [
+    pub const ALL: [Sabotage; 12] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -50,6 +57,7 @@ impl Sabotage {
         Sabotage::PartialEffects,
         Sabotage::LocksInRequestOrder,
         Sabotage::VlogGcEarly,
+        Sabotage::FalseAssertion,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -66,6 +74,7 @@ impl Sabotage {
             Sabotage::PartialEffects => "partial-effects",
             Sabotage::LocksInRequestOrder => "locks-in-request-order",
             Sabotage::VlogGcEarly => "vlog-gc-early",
+            Sabotage::FalseAssertion => "false-assertion",
         }
     }
 }
@@ -89,3 +98,18 @@ impl std::str::FromStr for Sabotage {
             })
     }
 }
+
+/// Whether sabotage switch `$switch` is on in `$holder.sabotage`. Without
+/// the `sabotage` feature it is the constant `false` and `$holder` is not
+/// even evaluated, so holders carry their `sabotage` field only under the
+/// feature.
+macro_rules! sabotaged {
+    ($holder:expr, $switch:ident) => {{
+        #[cfg(feature = "sabotage")]
+        let on = $holder.sabotage == $crate::sabotage::Sabotage::$switch;
+        #[cfg(not(feature = "sabotage"))]
+        let on = false;
+        on
+    }};
+}
+pub(crate) use sabotaged;

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use jubilant_core::env::{File, Fs, OpenMode};
 use jubilant_core::page::PageError;
+use jubilant_core::record::{Mutation, Record, StoredValue, ValueType};
 use jubilant_core::store::manifest::FORMAT_MAJOR;
 use jubilant_core::store::{
-    CheckpointReport, FindingKind, MANIFEST_FILE, MetaDump, Mutation, OpenReport, PAGES_FILE,
-    READ_RETRIES_MAX, RangeQuery, Record, Store, StoreError, StoreOptions, StoredValue,
-    ValidateReport, ValueType, read_meta_dir, validate_dir,
+    CheckpointReport, FindingKind, MANIFEST_FILE, MetaDump, OpenReport, PAGES_FILE,
+    READ_RETRIES_MAX, RangeQuery, Store, StoreError, StoreOptions, ValidateReport, read_meta_dir,
+    validate_dir,
 };
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, TAIL_LINES, World};
 

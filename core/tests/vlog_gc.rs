@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use jubilant_core::db::VlogGcReport;
 use jubilant_core::db::{Db, DbOptions, Value};
 use jubilant_core::txn::{Mode, OpResult, Txn};
-use jubilant_core::vlog::VlogGcReport;
 use jubilant_io_sim::{FaultConfig, NodeId, SimEnv, World};
 
 const N: NodeId = NodeId(0);

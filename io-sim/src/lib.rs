@@ -32,6 +32,8 @@
 //! assert!(world.now().as_nanos() >= 3_600_000_000_000);
 //! ```
 
+jubilant_core::declare_build_checks!();
+
 mod disk;
 mod env;
 mod executor;

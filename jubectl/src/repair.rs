@@ -17,11 +17,12 @@
 
 use std::path::Path;
 
+use jubilant_core::db::VlogGcReport;
 use jubilant_core::db::{Db, DbError, DbOptions, RecoveryReport};
 use jubilant_core::env::Fs;
 use jubilant_core::log::segment_name;
 use jubilant_core::store::{CheckpointReport, MANIFEST_FILE};
-use jubilant_core::vlog::{VlogGcReport, VlogStats};
+use jubilant_core::vlog::VlogStats;
 use jubilant_io_real::RealEnv;
 use serde_json::{Value, json};
 

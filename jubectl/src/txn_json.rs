@@ -19,7 +19,7 @@
 //! (`revision`). Anything else is a usage error naming the op's index.
 
 use jubilant_core::db::{Durability, Value};
-use jubilant_core::store::ValueType;
+use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use serde_json::{Value as Json, json};
 

@@ -13,6 +13,8 @@
 //! [`wire`] decodes requests and encodes responses, [`frame`] splits the
 //! byte stream.
 
+jubilant_core::declare_build_checks!();
+
 pub mod config;
 pub mod info;
 pub mod runtime;

@@ -13,7 +13,7 @@
 
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 use jubilant_core::db::{DbError, Durability, Value};
-use jubilant_core::store::ValueType;
+use jubilant_core::record::ValueType;
 use jubilant_core::txn::{KeyId, Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
 use jubilant_schemas::wire;
 

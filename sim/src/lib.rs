@@ -8,12 +8,14 @@
 //! nothing never written was returned. The same seed gives the same trace,
 //! byte for byte.
 //!
+//! - [`assertions`]: the simulator refuses to run without them;
 //! - [`options`]: what to run (seed, workload, faults, budget);
 //! - [`run`](mod@run): runs one seed and catches whatever it throws;
 //! - [`workload`]: the workloads and their oracles;
 //! - [`report`]: the per-seed result and its JSON line;
 //! - [`corpus`]: seeds that once failed, replayed forever.
 
+pub mod assertions;
 pub mod corpus;
 pub mod options;
 pub mod report;

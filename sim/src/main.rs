@@ -124,6 +124,7 @@ fn options_for(cli: &Cli, seed: u64) -> RunOptions {
 }
 
 fn run(cli: &Cli) -> Result<bool, String> {
+    sim::assertions::require()?;
     let mut labels = Vec::new();
     let runs: Vec<RunOptions> = if let Some(dir) = &cli.replay {
         let entries = corpus::load(dir)?;
@@ -239,6 +240,7 @@ fn summary(reports: &[Report], elapsed: std::time::Duration) -> serde_json::Valu
     let failed: Vec<u64> = reports.iter().filter(|r| !r.ok).map(|r| r.seed).collect();
     serde_json::json!({
         "ok": failed.is_empty(),
+        "assertions": reports.iter().all(|r| r.assertions),
         "seeds": reports.len(),
         "first_seed": reports.first().map(|r| r.seed),
         "last_seed": reports.last().map(|r| r.seed),

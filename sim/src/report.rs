@@ -25,6 +25,9 @@ pub struct Report {
     pub seed: u64,
     /// Whether every oracle held.
     pub ok: bool,
+    /// Whether the run checked every assertion (debug assertions and
+    /// overflow checks in every crate it ran; see `sim::assertions`).
+    pub assertions: bool,
     /// The workload.
     pub workload: String,
     /// The sabotage switch (normally `none`).
@@ -70,6 +73,7 @@ impl Report {
         Report {
             seed,
             ok: true,
+            assertions: crate::assertions::on(),
             workload,
             sabotage,
             trace_hash: String::new(),

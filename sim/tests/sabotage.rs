@@ -17,7 +17,9 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         Sabotage::AckBeforeSync | Sabotage::WalRemovedEarly | Sabotage::VlogGcEarly => {
             WorkloadName::Db
         }
-        Sabotage::PartialEffects | Sabotage::LocksInRequestOrder => WorkloadName::Bank,
+        Sabotage::PartialEffects | Sabotage::LocksInRequestOrder | Sabotage::FalseAssertion => {
+            WorkloadName::Bank
+        }
         _ => WorkloadName::Log,
     }
 }
@@ -67,6 +69,15 @@ fn assert_caught_on(
 }
 
 const NO_CORRUPTION: &str = "read_corrupt=0,write_misdirected=0,write_stale=0";
+
+#[test]
+fn a_false_debug_assertion_in_the_engine_fails_a_simulated_run() {
+    // The sabotage falsifies a `debug_assert!` the WAL writer checks on
+    // every commit it applies: a run that did not check assertions would
+    // pass.
+    let seed = assert_caught(Sabotage::FalseAssertion, NO_CORRUPTION, 3, &["panic"]);
+    assert_eq!(seed, 1, "the first commit trips it");
+}
 
 #[test]
 fn a_failed_assert_that_leaves_partial_effects_is_caught() {

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use crate::page::PageId;
 
 use super::Need;
-use super::node::{Body, Node, Record};
+use super::node::{Body, Node};
 use super::search::SearchIndex;
 use super::tree::Tree;
+use crate::record::Record;
 
 /// A range query over the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +70,7 @@ impl RangeQuery {
             Bound::Excluded(start) => index.upper_bound(start, &key_at),
             Bound::Unbounded => 0,
         };
-        debug_assert_eq!(
+        crate::expensive_assert_eq!(
             count,
             (0..len)
                 .take_while(|&i| self.below_start(key_at(i)))
@@ -90,7 +91,7 @@ impl RangeQuery {
             Bound::Excluded(end) => index.lower_bound(end, &key_at),
             Bound::Unbounded => len,
         };
-        debug_assert_eq!(
+        crate::expensive_assert_eq!(
             count,
             (0..len).take_while(|&i| !self.above_end(key_at(i))).count()
         );

@@ -17,6 +17,7 @@
 //! - every page on the path to a page changed since the last seal is itself
 //!   changed since the last seal (dirty in the open generation).
 
+pub(crate) mod cache;
 pub(crate) mod cursor;
 pub(crate) mod mutator;
 pub(crate) mod node;
@@ -26,7 +27,8 @@ pub(crate) mod tree;
 #[cfg(test)]
 mod tests;
 
-pub use node::{Record, StoredValue, ValueType, VlogPointer};
+pub use cache::CacheStats;
+pub use node::{inline_value_bytes_limit, key_bytes_max};
 
 /// A page an operation needs that is not in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

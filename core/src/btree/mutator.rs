@@ -14,7 +14,9 @@ use std::sync::Arc;
 use crate::page::{PAGE_HEADER_BYTES, PageId};
 
 use super::Need;
-use super::node::{Body, Child, Internal, Key, Leaf, Node, Record, StoredValue, VlogPointer};
+use crate::record::{Mutation, StoredValue, VlogPointer};
+
+use super::node::{Body, Child, Internal, Key, Leaf, Node};
 use super::tree::Tree;
 
 /// Ids at or above this name nodes created by the running operation that
@@ -24,32 +26,6 @@ const TEMP_ID_BASE: PageId = 1 << 62;
 /// The most levels a tree may have. With four separators per internal page
 /// at the very least, 32 levels hold more keys than any disk.
 pub(crate) const TREE_HEIGHT_MAX: u16 = 32;
-
-/// A change to one key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mutation {
-    /// Insert or overwrite the key's record.
-    Put {
-        /// The key.
-        key: Vec<u8>,
-        /// Its new record.
-        record: Record,
-    },
-    /// Remove the key (nothing happens if it is absent).
-    Delete {
-        /// The key.
-        key: Vec<u8>,
-    },
-}
-
-impl Mutation {
-    /// The key the mutation changes.
-    pub fn key(&self) -> &[u8] {
-        match self {
-            Mutation::Put { key, .. } | Mutation::Delete { key } => key,
-        }
-    }
-}
 
 struct Step {
     /// The page's id before this operation.
@@ -274,7 +250,7 @@ impl Tree {
                 self.free_page(node_key);
                 self.allocator.allocate()
             };
-            debug_assert!(node.encoded_bytes() <= self.page_bytes as usize);
+            crate::expensive_assert!(node.encoded_bytes() <= self.page_bytes as usize);
             self.cache.put_dirty(id, node, self.open_generation);
             placed.insert(node_key, id);
         }

@@ -15,6 +15,7 @@
 
 use crate::page::header::{BodyReader, PageHeader, seal};
 use crate::page::{PAGE_HEADER_BYTES, PageError, PageId, PageType};
+use crate::record::{Record, StoredValue, ValueType, VlogPointer};
 
 use super::search::SearchIndex;
 
@@ -29,64 +30,27 @@ pub(crate) const INTERNAL_ENTRY_OVERHEAD_BYTES: usize = 2 + 8 + 4;
 /// Bytes of the first child pointer of an internal page.
 pub(crate) const INTERNAL_FIRST_CHILD_BYTES: usize = 8 + 4;
 
+/// The longest key a tree with this page size accepts: an internal page
+/// must hold at least four separators of this length (SPEC 1), after its
+/// header and first child.
+pub const fn key_bytes_max(page_bytes: u32) -> usize {
+    (page_bytes as usize - PAGE_HEADER_BYTES - INTERNAL_FIRST_CHILD_BYTES) / 4
+        - INTERNAL_ENTRY_OVERHEAD_BYTES
+}
+
+/// The largest inline value a tree with this page size can hold: a leaf
+/// must fit two entries of the longest key and the largest inline value,
+/// so a split always leaves both halves within a page.
+pub const fn inline_value_bytes_limit(page_bytes: u32) -> usize {
+    (page_bytes as usize - PAGE_HEADER_BYTES) / 2
+        - LEAF_ENTRY_OVERHEAD_BYTES
+        - INLINE_LENGTH_BYTES
+        - key_bytes_max(page_bytes)
+}
+
 const KIND_INLINE: u8 = 1;
 const KIND_VLOG: u8 = 2;
 const FLAG_EXPIRES: u8 = 1;
-
-/// The type of a stored value (SPEC 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ValueType {
-    /// Arbitrary bytes.
-    Bytes = 1,
-    /// Valid UTF-8.
-    String = 2,
-    /// A signed 64-bit integer, stored as 8 little-endian bytes.
-    Int64 = 3,
-}
-
-impl ValueType {
-    /// The type's code in every format (pages, value log, WAL, wire): 1
-    /// Bytes, 2 String, 3 Int64.
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The type a code names, if any.
-    pub fn from_code(code: u8) -> Option<Self> {
-        Self::from_byte(code)
-    }
-
-    fn from_byte(byte: u8) -> Option<Self> {
-        match byte {
-            1 => Some(ValueType::Bytes),
-            2 => Some(ValueType::String),
-            3 => Some(ValueType::Int64),
-            _ => None,
-        }
-    }
-}
-
-/// Where a large value lives in the value log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct VlogPointer {
-    /// Value-log segment id.
-    pub segment: u32,
-    /// Record length in bytes.
-    pub length: u32,
-    /// Byte offset of the record in its segment.
-    pub offset: u64,
-    /// CRC32 of the record.
-    pub crc: u32,
-}
-
-/// A value as the tree stores it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum StoredValue {
-    /// The value's bytes, in the leaf.
-    Inline(Vec<u8>),
-    /// The value lives in the value log.
-    Vlog(VlogPointer),
-}
 
 /// Keys up to this length live inside the node's entry array, so a
 /// binary search compares them without chasing a pointer per probe; longer
@@ -95,19 +59,6 @@ pub(crate) const KEY_INLINE_BYTES: usize = 24;
 
 /// A key as a node holds it.
 pub(crate) type Key = smallvec::SmallVec<[u8; KEY_INLINE_BYTES]>;
-
-/// What the tree stores under a key: the value and its metadata.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Record {
-    /// The value's type.
-    pub value_type: ValueType,
-    /// The value, inline or in the value log.
-    pub value: StoredValue,
-    /// Expiry as Unix milliseconds, if the key has a TTL.
-    pub expires_at_ms: Option<u64>,
-    /// The commit LSN that last wrote the key.
-    pub revision: u64,
-}
 
 impl Record {
     /// Bytes this record takes in a leaf besides its key.
@@ -164,7 +115,7 @@ impl Leaf {
     /// which must have been built from this leaf.
     pub(crate) fn find(&self, index: &SearchIndex, key: &[u8]) -> Result<usize, usize> {
         let found = index.find(key, |i| self.entries[i].0.as_slice());
-        debug_assert_eq!(
+        crate::expensive_assert_eq!(
             found,
             self.entries
                 .binary_search_by(|(probe, _)| probe.as_slice().cmp(key)),
@@ -220,7 +171,7 @@ impl Node {
             unreachable!("a child of a leaf")
         };
         let at = index.upper_bound(key, |i| internal.keys[i].as_slice());
-        debug_assert_eq!(
+        crate::expensive_assert_eq!(
             at,
             internal.child_index(key),
             "the search index disagrees with the node"
@@ -380,7 +331,7 @@ impl Node {
                     let key = Key::from_slice(reader.take(key_len)?);
                     let kind = reader.u8()?;
                     let type_byte = reader.u8()?;
-                    let value_type = ValueType::from_byte(type_byte)
+                    let value_type = ValueType::from_code(type_byte)
                         .ok_or_else(|| reader.error(format!("unknown value type {type_byte}")))?;
                     let flags = reader.u8()?;
                     reader.u8()?;

@@ -5,14 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
+use super::cache::PageCache;
+use super::key_bytes_max;
+use crate::page::PageId;
 use crate::page::allocator::Allocator;
-use crate::page::cache::PageCache;
-use crate::page::{PageId, key_bytes_max};
 
 use super::cursor::RangeQuery;
-use super::mutator::Mutation;
-use super::node::{Body, Key, Node, Record, StoredValue, ValueType};
+use super::node::{Body, Key, Node};
 use super::tree::Tree;
+use crate::record::Mutation;
+use crate::record::{Record, StoredValue, ValueType};
 
 const PAGE_BYTES: u32 = 4096;
 

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use super::cache::{PageCache, SlotState};
 use crate::page::PageId;
 use crate::page::allocator::Allocator;
-use crate::page::cache::{PageCache, SlotState};
 
 use super::Need;
-use super::node::{Body, Node, Record};
+use super::node::{Body, Node};
+use crate::record::Record;
 
 pub(crate) struct Tree {
     pub(crate) cache: PageCache,

@@ -9,12 +9,13 @@
 //! same recovery.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use crate::btree::mutator::Mutation;
 use crate::log::RecordPos;
+use crate::record::Mutation;
 use crate::wal::WalRecord;
 
-use super::DbError;
+use crate::error::DbError;
 
 /// What recovery found and did; every repair is counted here.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,6 +63,56 @@ impl RecoveryReport {
             + self.temp_files_removed
             + self.store_files_removed.len() as u64
             + self.txns_dropped
+    }
+
+    /// Writes tracing lines for what recovery repaired.
+    pub(crate) fn log(&self, dir: &Path) {
+        let report = self;
+        if let Some((segment, offset, reason)) = &report.torn_tail {
+            tracing::warn!(
+                dir = %dir.display(),
+                segment,
+                offset,
+                reason = reason.as_str(),
+                bytes_zeroed = report.tail_bytes_zeroed,
+                "repair: cut a torn WAL tail"
+            );
+        }
+        if report.temp_files_removed > 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                files = report.temp_files_removed,
+                "repair: removed unfinished WAL segment files"
+            );
+        }
+        if !report.store_files_removed.is_empty() {
+            tracing::warn!(
+                dir = %dir.display(),
+                files = ?report.store_files_removed,
+                "repair: removed leftover files of an interrupted rename or creation"
+            );
+        }
+        if !report.superblocks_invalid.is_empty() {
+            tracing::warn!(
+                dir = %dir.display(),
+                files = ?report.superblocks_invalid,
+                "a superblock file holds no valid superblock; opened from the other"
+            );
+        }
+        if report.txns_dropped > 0 {
+            tracing::info!(
+                dir = %dir.display(),
+                txns = report.txns_dropped,
+                "repair: dropped transactions the WAL holds no commit for"
+            );
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            checkpoint_lsn = report.checkpoint_lsn,
+            txns_replayed = report.txns_replayed,
+            lsn_end = report.lsn_end,
+            "recovered"
+        );
     }
 }
 

@@ -14,7 +14,6 @@
 //!   key's exclusive lock, through the normal WAL path, so a key set again
 //!   in between is never lost. Each run looks at a bounded slice of keys.
 
-use std::ops::Bound;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,11 +22,10 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use futures::future::{Either, select};
 
-use crate::btree::Record;
-use crate::btree::mutator::Mutation;
 use crate::env::{Env, MonoTime};
-use crate::store::{RangeQuery, Store};
-use crate::txn::lock::{LockManager, LockMode};
+use crate::lock::{LockManager, LockMode};
+use crate::record::Mutation;
+use crate::store::{Store, TreeScan};
 use crate::wal::{Durability, GroupCommit};
 
 /// TTL counters, for INFO.
@@ -100,11 +98,6 @@ impl<E: Env> TtlClock<E> {
     }
 }
 
-/// Whether `record` has expired at `now_ms`.
-pub(crate) fn expired(record: &Record, now_ms: u64) -> bool {
-    record.expires_at_ms.is_some_and(|at| at <= now_ms)
-}
-
 /// What the sweeper task needs.
 pub(crate) struct Sweeper<E: Env> {
     pub store: Arc<Store<E>>,
@@ -120,7 +113,7 @@ impl<E: Env> Sweeper<E> {
     /// Runs one slice every `interval` until `stop` fires (or its sender is
     /// dropped).
     pub(crate) async fn run(self, mut stop: oneshot::Receiver<()>) {
-        let mut cursor: Option<Vec<u8>> = None;
+        let mut scan = TreeScan::all(self.keys_per_run);
         loop {
             let sleep = pin!(self.clock.env.sleep(self.interval));
             match select(sleep, &mut stop).await {
@@ -130,38 +123,29 @@ impl<E: Env> Sweeper<E> {
             if self.store.failure().is_some() {
                 continue;
             }
-            match self.sweep(cursor.take()).await {
-                Ok(next) => cursor = next,
-                // The store or WAL failed; reads and the next open report it.
-                Err(()) => cursor = None,
+            // The store or WAL failed: reads and the next open report it,
+            // and the next run starts from the first key again.
+            let swept = self.sweep(&mut scan).await;
+            if swept.is_err() || scan.exhausted() {
+                scan = TreeScan::all(self.keys_per_run);
             }
         }
     }
 
-    /// Sweeps the keys after `cursor`; returns where the next run starts
-    /// (`None`: from the first key again).
-    async fn sweep(&self, cursor: Option<Vec<u8>>) -> Result<Option<Vec<u8>>, ()> {
+    /// Sweeps the next slice of `scan`.
+    async fn sweep(&self, scan: &mut TreeScan) -> Result<(), ()> {
         self.counters.sweeps.fetch_add(1, Ordering::Relaxed);
-        let query = RangeQuery {
-            start: cursor.map_or(Bound::Unbounded, Bound::Excluded),
-            end: Bound::Unbounded,
-            reverse: false,
-            limit: self.keys_per_run,
-        };
-        let slice = self.store.range(&query).await.map_err(|_| ())?;
-        let next = if slice.len() < self.keys_per_run {
-            None
-        } else {
-            slice.last().map(|(key, _)| key.clone())
+        let Some(slice) = scan.next(&self.store).await.map_err(|_| ())? else {
+            return Ok(());
         };
         let now_ms = self.clock.now_ms();
         let candidates: Vec<(Vec<u8>, LockMode)> = slice
             .into_iter()
-            .filter(|(_, record)| expired(record, now_ms))
+            .filter(|(_, record)| record.expired_at(now_ms))
             .map(|(key, _)| (key, LockMode::Exclusive))
             .collect();
         if candidates.is_empty() {
-            return Ok(next);
+            return Ok(());
         }
         // The range is in key order: the locks go in the canonical order.
         let locks = self.locks.acquire(&candidates).await;
@@ -169,12 +153,12 @@ impl<E: Env> Sweeper<E> {
         let mut deletes = Vec::new();
         for (key, _) in candidates {
             let still = self.store.get(&key).await.map_err(|_| ())?;
-            if still.is_some_and(|record| expired(&record, now_ms)) {
+            if still.is_some_and(|record| record.expired_at(now_ms)) {
                 deletes.push(Mutation::Delete { key });
             }
         }
         if deletes.is_empty() {
-            return Ok(next);
+            return Ok(());
         }
         let count = deletes.len() as u64;
         // Async: a tombstone lost in a crash is written again by a later
@@ -184,6 +168,6 @@ impl<E: Env> Sweeper<E> {
             .await
             .map_err(|_| ())?;
         self.counters.tombstones.fetch_add(count, Ordering::Relaxed);
-        Ok(next)
+        Ok(())
     }
 }

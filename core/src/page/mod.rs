@@ -1,19 +1,17 @@
 //! Fixed-size pages in `data.pages`: the header every page carries, the
-//! free-list pages, the page cache and the page allocator.
+//! free-list pages and the page allocator. (What a tree page holds, and the
+//! cache of decoded tree pages, are the [`btree`](mod@crate::btree)'s.)
 //!
 //! Invariants kept here:
 //! - **A page read is verified before it is used.** Its CRC, its page id and
 //!   the checksum its parent recorded for it must all match
 //!   (`header::verify`); otherwise the read is a typed [`PageError`], never
 //!   data.
-//! - **Dirty pages stay in memory until a checkpoint writes them**; the cache
-//!   never evicts them (`cache`).
 //! - **A page reachable from a durable superblock is never overwritten**;
 //!   freed pages wait for the next durable superblock before reuse
 //!   (`allocator`).
 
 pub(crate) mod allocator;
-pub(crate) mod cache;
 pub(crate) mod freelist;
 pub(crate) mod header;
 
@@ -32,24 +30,6 @@ pub const PAGE_BYTES_MIN: u32 = 4096;
 pub const PAGE_BYTES_MAX: u32 = 65536;
 /// The page size used when creation options do not say.
 pub const PAGE_BYTES_DEFAULT: u32 = 4096;
-
-/// The longest key a tree with this page size accepts: an internal page
-/// must hold at least four separators of this length (SPEC 1), after its
-/// header and first child.
-pub const fn key_bytes_max(page_bytes: u32) -> usize {
-    (page_bytes as usize - PAGE_HEADER_BYTES - crate::btree::node::INTERNAL_FIRST_CHILD_BYTES) / 4
-        - crate::btree::node::INTERNAL_ENTRY_OVERHEAD_BYTES
-}
-
-/// The largest inline value a tree with this page size can hold: a leaf
-/// must fit two entries of the longest key and the largest inline value,
-/// so a split always leaves both halves within a page.
-pub const fn inline_value_bytes_limit(page_bytes: u32) -> usize {
-    (page_bytes as usize - PAGE_HEADER_BYTES) / 2
-        - crate::btree::node::LEAF_ENTRY_OVERHEAD_BYTES
-        - crate::btree::node::INLINE_LENGTH_BYTES
-        - key_bytes_max(page_bytes)
-}
 
 /// Whether a page size is one a database may use: a power of two between
 /// [`PAGE_BYTES_MIN`] and [`PAGE_BYTES_MAX`].

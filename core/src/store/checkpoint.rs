@@ -151,9 +151,8 @@ struct Unfinished<'a, E: Env> {
 
 impl<E: Env> Drop for Unfinished<'_, E> {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.store.state.lock() {
-            state.failed = Some("a checkpoint was abandoned after it was sealed".to_owned());
-        }
+        self.store.state().failed =
+            Some("a checkpoint was abandoned after it was sealed".to_owned());
     }
 }
 
@@ -163,24 +162,25 @@ impl<E: Env> Store<E> {
     /// while it does; their later changes go to the next checkpoint.
     ///
     /// This is for a store without a WAL (or whose changes are all durable
-    /// in it already); a database keeps the write-ahead rule through
-    /// [`Db::checkpoint`](crate::db::Db::checkpoint).
+    /// in it already); a database keeps the write-ahead rule through its
+    /// checkpointer.
     pub async fn checkpoint(&self) -> Result<CheckpointReport, StoreError> {
-        self.checkpoint_after_wal(|_| std::future::ready(Ok(())))
+        self.checkpoint_after_wal(|lsn| std::future::ready(Ok(lsn)))
             .await
     }
 
     /// A checkpoint that keeps the write-ahead rule (SPEC 7.2): once the
     /// changes are sealed, `wal_durable(lsn)` must return only when the WAL
-    /// is durable up to `lsn`, the highest LSN of any sealed page, and
-    /// no page is written before it has.
+    /// is durable up to `lsn`, the highest LSN of any sealed page, with the
+    /// durable LSN; no page is written before it has, and the store checks
+    /// the LSN it is given.
     pub(crate) async fn checkpoint_after_wal<G, F>(
         &self,
         wal_durable: G,
     ) -> Result<CheckpointReport, StoreError>
     where
         G: FnOnce(u64) -> F,
-        F: Future<Output = Result<(), StoreError>>,
+        F: Future<Output = Result<u64, StoreError>>,
     {
         let _turn = self.checkpointer.lock().await;
         self.checkpoint_locked(wal_durable).await
@@ -189,7 +189,7 @@ impl<E: Env> Store<E> {
     async fn checkpoint_locked<G, F>(&self, wal_durable: G) -> Result<CheckpointReport, StoreError>
     where
         G: FnOnce(u64) -> F,
-        F: Future<Output = Result<(), StoreError>>,
+        F: Future<Output = Result<u64, StoreError>>,
     {
         let page_bytes = self.manifest.page_bytes;
         let plan = {
@@ -220,7 +220,16 @@ impl<E: Env> Store<E> {
         // top of it, so the guard stops the store.
         let unfinished = Unfinished { store: self };
         let written = match wal_durable(plan.lsn).await {
-            Ok(()) => self.write_checkpoint(&plan).await,
+            Ok(lsn_durable) => {
+                // The write-ahead rule, checked where it must hold: before
+                // the first page of the checkpoint is written.
+                assert!(
+                    lsn_durable >= plan.lsn,
+                    "a checkpoint at LSN {} would write pages the WAL holds durably only through {lsn_durable}",
+                    plan.lsn
+                );
+                self.write_checkpoint(&plan).await
+            }
             Err(error) => Err(error),
         };
         std::mem::forget(unfinished);
@@ -380,7 +389,9 @@ impl<E: Env> Store<E> {
             state.stats.checkpoints_for_memory += 1;
         }
         // A failure is recorded in the state: the next write reports it.
-        let _ = self.checkpoint_locked(|_| std::future::ready(Ok(()))).await;
+        let _ = self
+            .checkpoint_locked(|lsn| std::future::ready(Ok(lsn)))
+            .await;
     }
 }
 

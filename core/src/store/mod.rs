@@ -25,6 +25,7 @@ mod meta_dump;
 mod meta_file;
 mod open;
 mod page_read;
+mod scan;
 pub mod superblock;
 mod validate;
 
@@ -37,17 +38,17 @@ use crate::btree::node::Node;
 use crate::btree::tree::Tree;
 use crate::env::Env;
 use crate::page::PageId;
+use crate::record::{Mutation, Record, StoredValue};
 use crate::vlog::{SegmentUsage, VlogUsage};
 
+pub use crate::btree::CacheStats;
 pub use crate::btree::cursor::RangeQuery;
-pub use crate::btree::mutator::Mutation;
-pub use crate::btree::{Record, StoredValue, ValueType, VlogPointer};
-pub use crate::page::cache::CacheStats;
 pub use checkpoint::CheckpointReport;
 pub use error::StoreError;
 pub use manifest::Manifest;
 pub use meta_dump::{MetaDump, SuperblockDump, read_meta_dir};
 pub use open::OpenReport;
+pub use scan::TreeScan;
 pub use superblock::Superblock;
 pub use validate::{FINDINGS_MAX, Finding, FindingKind, ValidateReport, validate_dir};
 
@@ -189,7 +190,7 @@ pub struct Store<E: Env> {
 
 impl<E: Env> Store<E> {
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("store state poisoned by a panic")
+        crate::mutex::lock(&self.state)
     }
 
     /// The database's MANIFEST.
@@ -204,7 +205,7 @@ impl<E: Env> Store<E> {
 
     /// The longest key this database accepts.
     pub fn key_bytes_max(&self) -> usize {
-        crate::page::key_bytes_max(self.manifest.page_bytes)
+        crate::btree::key_bytes_max(self.manifest.page_bytes)
     }
 
     /// Counters and sizes, for INFO.
@@ -444,19 +445,12 @@ impl<E: Env> Store<E> {
     /// then on every change keeps them exact.
     pub(crate) async fn count_vlog_usage(&self) -> Result<(), StoreError> {
         let mut usage = VlogUsage::new(self.applied_lsn());
-        let mut query = RangeQuery::all(USAGE_SCAN_KEYS);
-        loop {
-            let entries = self.range(&query).await?;
+        let mut scan = TreeScan::all(USAGE_SCAN_KEYS);
+        while let Some(entries) = scan.next(self).await? {
             for (_, record) in &entries {
                 if let StoredValue::Vlog(pointer) = &record.value {
                     usage.add(pointer);
                 }
-            }
-            match entries.last() {
-                Some((last, _)) if entries.len() == USAGE_SCAN_KEYS => {
-                    query.start = Bound::Excluded(last.clone());
-                }
-                _ => break,
             }
         }
         self.state().vlog_usage = Some(usage);
@@ -504,6 +498,12 @@ impl<E: Env> Store<E> {
     pub(crate) fn memory_pressed(&self) -> bool {
         let state = self.state();
         state.tree.cache.dirty_bytes() >= state.tree.cache.budget_bytes() / 2
+    }
+
+    /// Recomputes what the page cache keeps incrementally and panics on a
+    /// mismatch (an expensive cross-check, for the simulator and tests).
+    pub fn check_invariants(&self) {
+        self.state().tree.cache.check();
     }
 
     /// Checks the durable tree on disk page by page (see [`ValidateReport`]).

@@ -14,12 +14,13 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::btree::cache::PageCache;
+use crate::btree::inline_value_bytes_limit;
 use crate::btree::node::Node;
 use crate::btree::tree::Tree;
 use crate::env::{Env, File, OpenMode};
 use crate::page::allocator::Allocator;
-use crate::page::cache::PageCache;
-use crate::page::{PAGE_NONE, PageId, inline_value_bytes_limit, page_bytes_valid};
+use crate::page::{PAGE_NONE, PageId, page_bytes_valid};
 
 use super::manifest::{ASSERT_HASH_ALGORITHM, FORMAT_MAJOR, FORMAT_MINOR, Manifest};
 use super::superblock::{SUPERBLOCK_FILES, Superblock};

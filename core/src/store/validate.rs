@@ -22,10 +22,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::btree::node::{Body, Key, StoredValue};
-use crate::btree::{Need, Record, VlogPointer};
+use crate::btree::node::{Body, Key};
+use crate::btree::{Need, key_bytes_max};
 use crate::env::{Env, File, OpenMode};
-use crate::page::{PAGE_NONE, PageError, PageId, key_bytes_max};
+use crate::page::{PAGE_NONE, PageError, PageId};
+use crate::record::{Record, StoredValue, VlogPointer};
 use crate::vlog::{PointerReader, VlogError};
 
 use super::manifest::Manifest;

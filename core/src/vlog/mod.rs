@@ -2,20 +2,16 @@
 //! append-only segment files (`vlog-NNNNNN.seg`); the leaf and the WAL keep
 //! a pointer `{segment, offset, length, crc}`.
 //!
-//! A record, little-endian, at `offset` in its segment:
+//! - `format`: segment names and the record layout, encoded and verified;
+//! - `scan`: whole records read without a pointer (the scan at open, GC);
+//! - `reader`: records read by pointer, online and offline;
+//! - `pin`: segments held from GC while a commit is in flight;
+//! - `usage`: live bytes per segment, kept in step with the tree.
 //!
-//! ```text
-//! u32 length of what follows the CRC (header length field, header, value)
-//! u32 CRC32 over (u64 segment id, u64 offset, the bytes that follow)
-//! u32 header length H
-//! H bytes: FlatBuffer VlogRecordHeader { key, value_type, value_length,
-//!          value_crc (CRC32 of the value), lsn (0: not known when written) }
-//! the value's bytes
-//! ```
+//! Garbage collection is the database's (it commits through the WAL);
+//! this module gives it sealed segments, their records, and removal.
 //!
-//! The pointer's `length` is the whole record (8 + the first field) and its
-//! `crc` the record's CRC, so a read verifies exactly what the tree expects
-//! at exactly that place: a stale, torn or misplaced record is an error.
+//! The record layout is in `format`.
 //!
 //! Invariants:
 //! - **A commit never refers to a record that is not durable.** Writers
@@ -27,38 +23,38 @@
 //!   segment is scanned; bytes after the last valid record can only belong
 //!   to appends whose commits never reached the WAL (durability order), so
 //!   they are cut off (and counted). Nothing else is ever changed.
-//!
-//! - **A segment is removed only when nothing can reach it** (see
-//!   [`gc`](self) for the rule); records are never changed in place.
+//! - **A segment is removed only when nothing can reach it** (the
+//!   database's value-log GC keeps the rule); records are never changed in
+//!   place.
 
-mod gc;
+mod error;
+mod format;
+mod pin;
 mod reader;
+mod scan;
 mod usage;
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use jubilant_schemas::disk;
-
-use crate::btree::{ValueType, VlogPointer};
 use crate::env::{Env, File, OpenMode};
+use crate::mutex::lock;
+use crate::record::{ValueType, VlogPointer};
 
-/// Bytes before a record's header: length and CRC.
-const FRAME_BYTES: u64 = 8;
-/// Bytes written per call when the active segment is written back at open.
-const REWRITE_CHUNK_BYTES: usize = 1024 * 1024;
-/// Re-reads of a record that does not verify before a scan calls it torn.
-const SCAN_RETRIES_MAX: u32 = 4;
-/// The largest record a scan accepts (a value plus its header).
-const RECORD_BYTES_MAX: u64 = 1 << 31;
+use format::{FRAME_BYTES, decode, parse_name};
+use pin::Pins;
+use scan::{read_verified, scan_valid};
 
-pub use gc::VlogGcReport;
-pub(crate) use gc::{VlogGc, VlogGcConfig};
+pub use error::VlogError;
+pub use format::{VlogValue, segment_name};
+pub use pin::VlogPin;
 pub(crate) use reader::PointerReader;
 pub use usage::SegmentUsage;
 pub(crate) use usage::VlogUsage;
+
+/// Bytes written per call when the active segment is written back at open.
+const REWRITE_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Value-log counters, for INFO.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,128 +96,6 @@ impl VlogStats {
             self.live_bytes as f64 / self.bytes as f64
         }
     }
-}
-
-/// Records appended but not yet in the tree (or given up), per segment:
-/// GC must not take a segment a commit in flight is about to point into.
-type Pins = Arc<Mutex<BTreeMap<u32, u64>>>;
-
-fn lock_pins(pins: &Pins) -> MutexGuard<'_, BTreeMap<u32, u64>> {
-    pins.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Holds a freshly appended record's segment from GC until the commit that
-/// points to it is answered (then the tree's usage counts cover it).
-#[derive(Debug)]
-pub struct VlogPin {
-    pins: Pins,
-    segment: u32,
-}
-
-impl VlogPin {
-    /// Never releases the pin: for records a commit whose outcome is
-    /// unknown points to (only reopening, which rebuilds all counts, can
-    /// tell whether they are reachable).
-    pub(crate) fn keep(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for VlogPin {
-    fn drop(&mut self) {
-        let mut pins = lock_pins(&self.pins);
-        if let Some(count) = pins.get_mut(&self.segment) {
-            *count -= 1;
-            if *count == 0 {
-                pins.remove(&self.segment);
-            }
-        }
-    }
-}
-
-/// Why a value-log operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum VlogError {
-    /// A file operation failed.
-    #[error("value log I/O failed: {op} on {path}: {source}")]
-    Io {
-        /// What the value log was doing.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The environment's error.
-        source: io::Error,
-    },
-    /// A record does not match its pointer, or is malformed.
-    #[error("value log corrupted: segment {segment} offset {offset}: {detail}")]
-    Corrupt {
-        /// Segment id.
-        segment: u32,
-        /// Byte offset.
-        offset: u64,
-        /// What is wrong.
-        detail: String,
-    },
-    /// A write or sync failed earlier; reopen.
-    #[error("the value log failed earlier and accepts no writes until reopened: {0}")]
-    Failed(String),
-}
-
-impl VlogError {
-    /// Whether the record is damaged or its segment file is gone: a finding
-    /// for `validate`, not an I/O failure.
-    pub fn is_missing_or_corrupt(&self) -> bool {
-        match self {
-            VlogError::Corrupt { .. } => true,
-            VlogError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
-            VlogError::Failed(_) => false,
-        }
-    }
-
-    /// Whether the record's segment file is gone (GC removes a segment
-    /// only once nothing reaches it, so only a reader that found its
-    /// pointer without a lock can meet this and live).
-    pub fn is_missing_segment(&self) -> bool {
-        matches!(self, VlogError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
-    }
-
-    /// Whether this is the disk running out of space: an error for the
-    /// writer that hit it, not a failure of the log.
-    pub fn is_disk_full(&self) -> bool {
-        matches!(self, VlogError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
-    }
-}
-
-/// The name of value-log segment `id`.
-pub fn segment_name(id: u32) -> String {
-    format!("vlog-{id:06}.seg")
-}
-
-fn parse_name(name: &str) -> Option<u32> {
-    let id = name.strip_prefix("vlog-")?.strip_suffix(".seg")?;
-    (id.len() == 6 || (id.len() > 6 && !id.starts_with('0')))
-        .then(|| id.parse().ok())
-        .flatten()
-}
-
-fn record_crc(segment: u32, offset: u64, rest: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&u64::from(segment).to_le_bytes());
-    hasher.update(&offset.to_le_bytes());
-    hasher.update(rest);
-    hasher.finalize()
-}
-
-/// A value read back from the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VlogValue {
-    /// The key it was written for.
-    pub key: String,
-    /// Its type.
-    pub value_type: ValueType,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
 }
 
 struct Active {
@@ -353,9 +227,7 @@ impl<E: Env> Vlog<E> {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Counters so far.
@@ -378,25 +250,8 @@ impl<E: Env> Vlog<E> {
         value_type: ValueType,
         bytes: &[u8],
     ) -> Result<(VlogPointer, VlogPin), VlogError> {
-        let mut builder = jubilant_schemas::builder_for(key.len());
-        let key_offset = builder.create_string(key);
-        let header = disk::VlogRecordHeader::create(
-            &mut builder,
-            &disk::VlogRecordHeaderArgs {
-                key: Some(key_offset),
-                value_type: value_type.code(),
-                value_length: bytes.len() as u32,
-                value_crc: crc32fast::hash(bytes),
-                lsn: 0,
-            },
-        );
-        builder.finish(header, None);
-        let header = builder.finished_data();
-        let mut rest = Vec::with_capacity(4 + header.len() + bytes.len());
-        rest.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        rest.extend_from_slice(header);
-        rest.extend_from_slice(bytes);
-        let record_len = FRAME_BYTES + rest.len() as u64;
+        let body = format::body(key, value_type, bytes);
+        let record_len = FRAME_BYTES + body.len() as u64;
         let _turn = self.append_turn.lock().await;
         let (segment, offset, path) = {
             let state = self.state();
@@ -412,11 +267,8 @@ impl<E: Env> Vlog<E> {
         } else {
             (segment, offset, path)
         };
-        let crc = record_crc(segment, offset, &rest);
-        let mut record = Vec::with_capacity(record_len as usize);
-        record.extend_from_slice(&(rest.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc.to_le_bytes());
-        record.extend_from_slice(&rest);
+        let (record, crc) = format::frame(segment, offset, &body);
+        debug_assert_eq!(record.len() as u64, record_len);
         let file = self.file_for(segment).await?;
         if let Err(source) = file.write_at(offset, &record).await {
             let error = VlogError::Io {
@@ -433,7 +285,7 @@ impl<E: Env> Vlog<E> {
                 self.fail(error)
             });
         }
-        let pin = self.pin(segment);
+        let pin = VlogPin::new(&self.pins, segment);
         let mut state = self.state();
         state.active.end = offset + record_len;
         state.sizes.insert(segment, offset + record_len);
@@ -448,20 +300,12 @@ impl<E: Env> Vlog<E> {
         Ok((pointer, pin))
     }
 
-    fn pin(&self, segment: u32) -> VlogPin {
-        *lock_pins(&self.pins).entry(segment).or_default() += 1;
-        VlogPin {
-            pins: Arc::clone(&self.pins),
-            segment,
-        }
-    }
-
     /// Sealed segments (every one but the one appends go to) and their
     /// bytes, oldest first, leaving out those a commit in flight points
     /// into.
     pub(crate) fn sealed_unpinned(&self) -> Vec<(u32, u64)> {
         let state = self.state();
-        let pins = lock_pins(&self.pins);
+        let pins = lock(&self.pins);
         state
             .sizes
             .iter()
@@ -555,13 +399,14 @@ impl<E: Env> Vlog<E> {
         Ok((records, None))
     }
 
-    /// Counts a GC pass's work, done at `now_ms`.
-    pub(crate) fn count_gc(&self, report: &VlogGcReport, now_ms: u64) {
+    /// Counts a GC pass that moved `relocated` values and deleted
+    /// `expired` ones, done at `now_ms`.
+    pub(crate) fn count_gc(&self, relocated: u64, expired: u64, now_ms: u64) {
         let mut state = self.state();
         state.stats.gc_runs += 1;
         state.stats.gc_last_run_unix_ms = now_ms;
-        state.stats.gc_values_relocated += report.values_relocated;
-        state.stats.gc_values_expired += report.values_expired;
+        state.stats.gc_values_relocated += relocated;
+        state.stats.gc_values_expired += expired;
     }
 
     /// The file of `segment` (the active one, or an older one opened anew).
@@ -644,148 +489,5 @@ impl<E: Env> Vlog<E> {
         let read = reader::read_pointed(&file, &path, pointer).await;
         self.state().stats.reads += 1;
         read
-    }
-}
-
-/// Verifies and decodes one whole record read at `offset` of `segment`.
-fn decode(segment: u32, offset: u64, bytes: &[u8]) -> Result<VlogValue, String> {
-    if bytes.len() < FRAME_BYTES as usize + 4 {
-        return Err(format!("{} bytes cannot hold a record", bytes.len()));
-    }
-    let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    let rest = &bytes[FRAME_BYTES as usize..];
-    if rest.len() != len {
-        return Err(format!("length field {len}, record holds {}", rest.len()));
-    }
-    if record_crc(segment, offset, rest) != crc {
-        return Err("checksum mismatch".to_owned());
-    }
-    let header_len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let Some(header) = rest.get(4..4 + header_len) else {
-        return Err(format!("header length {header_len} overruns the record"));
-    };
-    let value = &rest[4 + header_len..];
-    let header = flatbuffers::root::<disk::VlogRecordHeader>(header)
-        .map_err(|error| format!("header is not a valid FlatBuffer: {error}"))?;
-    let key = header.key().ok_or("header without a key")?.to_owned();
-    let value_type = ValueType::from_code(header.value_type()).ok_or("unknown value type")?;
-    if header.value_length() as usize != value.len() || header.value_crc() != crc32fast::hash(value)
-    {
-        return Err("value length or CRC does not match its header".to_owned());
-    }
-    Ok(VlogValue {
-        key,
-        value_type,
-        bytes: value.to_vec(),
-    })
-}
-
-/// The valid records at the start of a segment of `len` bytes, as read and
-/// verified: everything up to the first record that does not verify.
-async fn scan_valid<F: File>(
-    file: &F,
-    path: &Path,
-    segment: u32,
-    len: u64,
-) -> Result<Vec<u8>, VlogError> {
-    let mut image = Vec::new();
-    let mut offset = 0;
-    while let Some(record) = read_verified(file, path, segment, offset, len).await? {
-        offset += record.len() as u64;
-        image.extend_from_slice(&record);
-    }
-    debug_assert_eq!(image.len() as u64, offset);
-    Ok(image)
-}
-
-/// The whole record at `offset` of a segment of `len` bytes, verified;
-/// `None` if there is none that verifies there (after re-reads: a bad read
-/// may be transient, and what a scan calls torn is cut off for good).
-async fn read_verified<F: File>(
-    file: &F,
-    path: &Path,
-    segment: u32,
-    offset: u64,
-    len: u64,
-) -> Result<Option<Vec<u8>>, VlogError> {
-    let read = |offset: u64, len: u64| async move {
-        file.read_at(offset, len as usize)
-            .await
-            .map_err(|source| VlogError::Io {
-                op: "scan",
-                path: path.to_path_buf(),
-                source,
-            })
-    };
-    if offset + FRAME_BYTES > len {
-        return Ok(None);
-    }
-    for _ in 0..=SCAN_RETRIES_MAX {
-        let head = read(offset, FRAME_BYTES).await?;
-        let rest_len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
-        if rest_len == 0 || rest_len > RECORD_BYTES_MAX || offset + FRAME_BYTES + rest_len > len {
-            continue;
-        }
-        let record = read(offset, FRAME_BYTES + rest_len).await?;
-        if decode(segment, offset, &record).is_ok() {
-            return Ok(Some(record));
-        }
-    }
-    Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_canonical() {
-        assert_eq!(segment_name(1), "vlog-000001.seg");
-        assert_eq!(parse_name("vlog-000001.seg"), Some(1));
-        assert_eq!(parse_name("vlog-1.seg"), None);
-        assert_eq!(parse_name("vlog-000001.seg.tmp"), None);
-    }
-
-    #[test]
-    fn a_record_decodes_only_at_its_own_place() {
-        let segment = 3;
-        let offset = 4096;
-        let value = b"a large value".to_vec();
-        let mut builder = flatbuffers::FlatBufferBuilder::new();
-        let key = builder.create_string("k");
-        let header = disk::VlogRecordHeader::create(
-            &mut builder,
-            &disk::VlogRecordHeaderArgs {
-                key: Some(key),
-                value_type: 1,
-                value_length: value.len() as u32,
-                value_crc: crc32fast::hash(&value),
-                lsn: 0,
-            },
-        );
-        builder.finish(header, None);
-        let header = builder.finished_data();
-        let mut rest = (header.len() as u32).to_le_bytes().to_vec();
-        rest.extend_from_slice(header);
-        rest.extend_from_slice(&value);
-        let mut record = (rest.len() as u32).to_le_bytes().to_vec();
-        record.extend_from_slice(&record_crc(segment, offset, &rest).to_le_bytes());
-        record.extend_from_slice(&rest);
-        let decoded = decode(segment, offset, &record).expect("valid");
-        assert_eq!(decoded.bytes, value);
-        assert!(decode(segment, offset + 8, &record).is_err(), "misplaced");
-        assert!(
-            decode(segment + 1, offset, &record).is_err(),
-            "wrong segment"
-        );
-        let mut torn = record.clone();
-        let last = torn.len() - 1;
-        torn[last] ^= 1;
-        assert!(decode(segment, offset, &torn).is_err(), "flipped bit");
-        assert!(
-            decode(segment, offset, &record[..record.len() - 1]).is_err(),
-            "short"
-        );
     }
 }

@@ -18,10 +18,12 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::btree::VlogPointer;
 use crate::env::{Env, File, OpenMode};
+use crate::record::VlogPointer;
 
-use super::{SCAN_RETRIES_MAX, VlogError, VlogValue, decode, segment_name};
+use super::VlogError;
+use super::format::{VlogValue, decode, segment_name};
+use super::scan::SCAN_RETRIES_MAX;
 
 /// Segment files a [`PointerReader`] keeps open at once; pointers in key
 /// order jump between segments, so a few stay open to avoid reopening.

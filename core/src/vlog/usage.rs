@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::btree::VlogPointer;
+use crate::record::VlogPointer;
 
 /// What the tree holds in one segment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,8 +7,7 @@
 
 use jubilant_schemas::wal;
 
-use crate::btree::mutator::Mutation;
-use crate::btree::{Record, StoredValue, ValueType, VlogPointer};
+use crate::record::{Mutation, Record, StoredValue, ValueType, VlogPointer};
 
 /// The value an `Upsert` writes.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -33,7 +33,7 @@
 use std::collections::BTreeMap;
 
 use jubilant_core::db::{Durability, Value};
-use jubilant_core::store::{Mutation, Record, StoredValue, ValueType};
+use jubilant_core::record::{Mutation, Record, StoredValue, ValueType};
 use jubilant_core::txn::{Op, OpResult, Ttl, Txn, TxnOutcome};
 
 use super::verdict::Verdict;

@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use jubilant_core::btree::inline_value_bytes_limit;
 use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
 use jubilant_core::env::{Clock, Spawn};
-use jubilant_core::page::inline_value_bytes_limit;
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::FindingKind;
 use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Stream, World};

@@ -17,12 +17,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::lock::Mutex as AsyncMutex;
+use jubilant_core::btree::{inline_value_bytes_limit, key_bytes_max};
 use jubilant_core::env::Spawn;
-use jubilant_core::page::{inline_value_bytes_limit, key_bytes_max};
+use jubilant_core::record::{Mutation, Record, StoredValue, ValueType};
 use jubilant_core::sabotage::Sabotage;
-use jubilant_core::store::{
-    Mutation, RangeQuery, Record, Store, StoreError, StoreOptions, StoredValue, ValueType,
-};
+use jubilant_core::store::{RangeQuery, Store, StoreError, StoreOptions};
 use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Stream, World};
 
 use super::lives::{

@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 
 use std::ops::Bound;
 
-use jubilant_core::store::{Mutation, RangeQuery, Record};
+use jubilant_core::record::{Mutation, Record};
+use jubilant_core::store::RangeQuery;
 
 use super::verdict::Verdict;
 

@@ -1,8 +1,18 @@
 //! The values a user stores (SPEC 1) and how they map to tree records.
 
-use crate::btree::{Record, StoredValue, ValueType};
+use super::{Record, StoredValue, ValueType};
 
-use super::DbError;
+/// A record's bytes do not make a value of its type (they came from disk:
+/// an operating error, not a bug).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueMalformed {
+    /// A String value whose bytes are not UTF-8.
+    #[error("a string value is not valid UTF-8")]
+    NotUtf8,
+    /// An Int64 value whose bytes are not 8.
+    #[error("an integer value is not 8 bytes")]
+    IntNot8Bytes,
+}
 
 /// A stored value: bytes, a UTF-8 string, or a signed 64-bit integer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,7 +36,7 @@ impl Value {
     }
 
     /// The value's bytes as the tree stores them.
-    pub(crate) fn into_record(self, revision: u64) -> Record {
+    pub fn into_record(self, revision: u64) -> Record {
         let (value_type, bytes) = match self {
             Value::Bytes(bytes) => (ValueType::Bytes, bytes),
             Value::String(string) => (ValueType::String, string.into_bytes()),
@@ -40,26 +50,34 @@ impl Value {
         }
     }
 
-    /// The value a record holds. Its bytes come from disk, so a string that
-    /// is not UTF-8 or an integer that is not 8 bytes is an error.
-    pub(crate) fn from_record(key: &str, record: Record) -> Result<Value, DbError> {
-        let malformed = |reason: &str| DbError::ValueMalformed {
-            key: key.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let StoredValue::Inline(bytes) = record.value else {
-            return Err(malformed("a value-log pointer was not resolved"));
+    /// The value a record holds. The bytes come from disk, so a string
+    /// that is not UTF-8 or an integer that is not 8 bytes is an error.
+    ///
+    /// # Panics
+    /// If the record holds a value-log pointer: its value must have been
+    /// read first (a caller that did not is a bug, not damage on disk).
+    pub fn from_record(record: Record) -> Result<Value, ValueMalformed> {
+        let bytes = match record.value {
+            StoredValue::Inline(bytes) => bytes,
+            StoredValue::Vlog(pointer) => {
+                panic!("a value-log pointer {pointer:?} was not resolved before its value was read")
+            }
         };
         match record.value_type {
             ValueType::Bytes => Ok(Value::Bytes(bytes)),
             ValueType::String => String::from_utf8(bytes)
                 .map(Value::String)
-                .map_err(|_| malformed("a string value is not valid UTF-8")),
-            ValueType::Int64 => <[u8; 8]>::try_from(bytes.as_slice())
-                .map(|le| Value::Int(i64::from_le_bytes(le)))
-                .map_err(|_| malformed("an integer value is not 8 bytes")),
+                .map_err(|_| ValueMalformed::NotUtf8),
+            ValueType::Int64 => int_from_bytes(&bytes).map(Value::Int),
         }
     }
+}
+
+/// The Int64 that 8 little-endian bytes hold.
+pub(crate) fn int_from_bytes(bytes: &[u8]) -> Result<i64, ValueMalformed> {
+    <[u8; 8]>::try_from(bytes)
+        .map(i64::from_le_bytes)
+        .map_err(|_| ValueMalformed::IntNot8Bytes)
 }
 
 impl From<&str> for Value {
@@ -106,7 +124,7 @@ mod tests {
         ] {
             let record = value.clone().into_record(9);
             assert_eq!(record.revision, 9);
-            assert_eq!(Value::from_record("k", record).ok(), Some(value));
+            assert_eq!(Value::from_record(record).ok(), Some(value));
         }
     }
 
@@ -114,12 +132,12 @@ mod tests {
     fn malformed_bytes_from_disk_are_an_error() {
         let mut record = Value::Int(1).into_record(1);
         record.value = StoredValue::Inline(vec![1, 2, 3]);
-        assert!(matches!(
-            Value::from_record("k", record),
-            Err(DbError::ValueMalformed { .. })
-        ));
+        assert_eq!(
+            Value::from_record(record),
+            Err(ValueMalformed::IntNot8Bytes)
+        );
         let mut record = Value::from("x").into_record(1);
         record.value = StoredValue::Inline(vec![0xff]);
-        assert!(Value::from_record("k", record).is_err());
+        assert_eq!(Value::from_record(record), Err(ValueMalformed::NotUtf8));
     }
 }

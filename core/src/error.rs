@@ -1,7 +1,10 @@
-//! The errors of the embedded API.
+//! The errors of the embedded API ([`DbError`]), gathered from every layer
+//! below it: the database and the transaction types above both speak it.
 
 use crate::log::LogError;
+use crate::record::ValueMalformed;
 use crate::store::StoreError;
+use crate::vlog::VlogError;
 use crate::wal::{CommitError, WalError};
 
 /// Why a database operation failed.
@@ -16,7 +19,7 @@ pub enum DbError {
     Log(#[from] LogError),
     /// The value log failed or holds a record that does not match.
     #[error(transparent)]
-    Vlog(crate::vlog::VlogError),
+    Vlog(VlogError),
     /// A WAL record passed its checksum but is not a valid record.
     #[error("WAL record at LSN {lsn}: {error}")]
     Record {
@@ -45,6 +48,15 @@ pub enum DbError {
         /// The most one commit may take.
         max: u64,
     },
+    /// The write waited longer than `lock_wait_ms_max` for its keys' locks
+    /// (transactions held them): nothing was written; it may be retried.
+    #[error(
+        "busy: waited {waited_ms} ms for locks held by other transactions; nothing was written"
+    )]
+    Busy {
+        /// How long it waited.
+        waited_ms: u64,
+    },
     /// The options cannot work.
     #[error("invalid options: {0}")]
     Options(String),
@@ -57,12 +69,12 @@ pub enum DbError {
         /// The key.
         key: String,
         /// What is wrong.
-        reason: String,
+        reason: ValueMalformed,
     },
 }
 
-impl From<crate::vlog::VlogError> for DbError {
-    fn from(error: crate::vlog::VlogError) -> Self {
+impl From<VlogError> for DbError {
+    fn from(error: VlogError) -> Self {
         if error.is_disk_full() {
             DbError::DiskFull(error.to_string())
         } else {
@@ -83,6 +95,14 @@ impl From<CommitError> for DbError {
 }
 
 impl DbError {
+    /// `key`'s value read from disk does not make a value of its type.
+    pub fn malformed(key: &str, reason: ValueMalformed) -> Self {
+        DbError::ValueMalformed {
+            key: key.to_owned(),
+            reason,
+        }
+    }
+
     /// Whether stored data was found damaged (as opposed to an I/O error,
     /// bad input, or a full disk).
     pub fn is_corruption(&self) -> bool {
@@ -90,7 +110,7 @@ impl DbError {
             DbError::Store(error) => error.is_corruption(),
             DbError::Log(LogError::Corrupt(_)) | DbError::Record { .. } => true,
             DbError::WalMissing(_) | DbError::ValueMalformed { .. } => true,
-            DbError::Vlog(crate::vlog::VlogError::Corrupt { .. }) => true,
+            DbError::Vlog(VlogError::Corrupt { .. }) => true,
             _ => false,
         }
     }

@@ -18,6 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::channel::oneshot;
 
+use crate::mutex::lock;
+#[cfg(feature = "sabotage")]
+use crate::sabotage::Sabotage;
+use crate::sabotage::sabotaged;
+
 /// How a transaction holds a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockMode {
@@ -68,7 +73,7 @@ impl Entry {
     fn grant_from_queue(&mut self) {
         while let Some(front) = self.queue.front() {
             if !self.compatible(front.mode) {
-                return;
+                break;
             }
             let waiter = self.queue.pop_front().expect("a front exists");
             self.holders.push((waiter.owner, waiter.mode));
@@ -76,6 +81,19 @@ impl Entry {
             // which releases what this grant gave it.
             let _ = waiter.grant.send(());
         }
+        debug_assert!(self.holders_consistent());
+    }
+
+    /// No exclusive holder shares the key, and no owner holds it twice.
+    fn holders_consistent(&self) -> bool {
+        let exclusive = self
+            .holders
+            .iter()
+            .any(|(_, mode)| *mode == LockMode::Exclusive);
+        let mut owners: Vec<u64> = self.holders.iter().map(|(owner, _)| *owner).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        (!exclusive || self.holders.len() == 1) && owners.len() == self.holders.len()
     }
 }
 
@@ -91,13 +109,23 @@ struct Table {
 #[derive(Clone, Default)]
 pub(crate) struct LockManager {
     table: Arc<Mutex<Table>>,
+    /// Switches that break locking on purpose (tests only).
+    #[cfg(feature = "sabotage")]
+    sabotage: Sabotage,
 }
 
 impl LockManager {
+    /// An empty lock table.
+    pub(crate) fn new(#[cfg(feature = "sabotage")] sabotage: Sabotage) -> Self {
+        LockManager {
+            table: Arc::default(),
+            #[cfg(feature = "sabotage")]
+            sabotage,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Table> {
-        self.table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.table)
     }
 
     /// Counters and the current occupancy.
@@ -114,6 +142,13 @@ impl LockManager {
     /// each at most once), waiting for each in turn. The locks are held
     /// until the returned set is dropped.
     pub(crate) async fn acquire(&self, keys: &[(Vec<u8>, LockMode)]) -> LockSet {
+        // The canonical order is what rules deadlock out: assert it where
+        // every caller's request arrives.
+        debug_assert!(
+            keys.windows(2).all(|pair| pair[0].0 < pair[1].0)
+                || sabotaged!(self, LocksInRequestOrder),
+            "locks are requested in bytewise key order, each key once"
+        );
         let owner = {
             let mut table = self.lock();
             table.next_owner += 1;
@@ -132,6 +167,7 @@ impl LockManager {
                 set.keys.push(key.clone());
                 if entry.queue.is_empty() && entry.compatible(*mode) {
                     entry.holders.push((owner, *mode));
+                    debug_assert!(entry.holders_consistent());
                     table.stats.grants_immediate += 1;
                     None
                 } else {

@@ -3,105 +3,15 @@
 //! committed through the WAL as one unit, or not at all.
 //!
 //! - [`Txn`]: the request, built with a builder that reads like the ops;
-//! - [`TxnOutcome`] / [`TxnError`]: what came of it;
-//! - `lock`: the lock manager; `exec`: validation and execution.
+//! - [`TxnOutcome`] / [`TxnError`]: what came of it.
 //!
-//! Invariants kept here:
-//! - **Rejected before anything runs.** An empty or too long key, a key or
-//!   id declared twice, an op naming an unknown id, or a write to an `R`
-//!   key fails the transaction before a lock is taken.
-//! - **All or nothing.** Writes go to an overlay; only when every op has
-//!   passed (every ASSERT held) are they handed to the WAL, as one
-//!   transaction. A failed ASSERT leaves no trace.
-//! - **Serializable.** Locks are taken in bytewise key order and released
-//!   only after the commit is answered (after its fsync for `sync`), so
-//!   commit-LSN order is a serial order every result agrees with.
+//! Only the request and its results live here: the database's executor
+//! runs them and keeps the invariants (rejected before anything runs, all
+//! or nothing, serializable; see `db/exec.rs`).
 
-mod exec;
-pub(crate) mod lock;
-
-use crate::btree::ValueType;
-use crate::db::{DbError, Durability, Value};
-
-pub use lock::{LockMode, LockStats};
-
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Transaction counters, for INFO.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TxnStats {
-    /// Transactions running now.
-    pub active: u64,
-    /// Transactions that committed writes.
-    pub commits: u64,
-    /// Read-only transactions answered.
-    pub reads: u64,
-    /// Transactions that ended without effect (a failed ASSERT or op, an
-    /// invalid request, a storage error).
-    pub aborts: u64,
-    /// Of those, failed ASSERTs.
-    pub assert_failures: u64,
-    /// Of those, transactions that waited too long for locks (`Busy`).
-    pub busy: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct TxnCounters {
-    active: AtomicU64,
-    commits: AtomicU64,
-    reads: AtomicU64,
-    aborts: AtomicU64,
-    assert_failures: AtomicU64,
-    busy: AtomicU64,
-}
-
-impl TxnCounters {
-    pub(crate) fn stats(&self) -> TxnStats {
-        TxnStats {
-            active: self.active.load(Ordering::Relaxed),
-            commits: self.commits.load(Ordering::Relaxed),
-            reads: self.reads.load(Ordering::Relaxed),
-            aborts: self.aborts.load(Ordering::Relaxed),
-            assert_failures: self.assert_failures.load(Ordering::Relaxed),
-            busy: self.busy.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Counts a transaction as active until the returned guard is dropped.
-    pub(crate) fn begin(&self) -> Active<'_> {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        Active(self)
-    }
-
-    pub(crate) fn ended(&self, outcome: &Result<TxnOutcome, TxnError>) {
-        let counter = match outcome {
-            Ok(outcome) if outcome.read_only => &self.reads,
-            Ok(_) => &self.commits,
-            Err(error) => {
-                match error {
-                    TxnError::AssertFailed { .. } => {
-                        self.assert_failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                    TxnError::Busy { .. } => {
-                        self.busy.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-                &self.aborts
-            }
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A running transaction, for the `active` count.
-pub(crate) struct Active<'a>(&'a TxnCounters);
-
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+use crate::error::DbError;
+use crate::record::{Value, ValueType};
+use crate::wal::Durability;
 
 /// Names a key within one transaction.
 pub type KeyId = u32;

@@ -1,11 +1,11 @@
 //! Value-log garbage collection (SPEC 6.6).
 //!
 //! A pass (a background task runs one every `vlog_gc_interval_ms`;
-//! [`Db::vlog_gc`](crate::db::Db::vlog_gc) runs one on demand):
+//! [`Db::vlog_gc`](super::Db::vlog_gc) runs one on demand):
 //! 1. **Removes** every sealed segment that nothing can reach: the tree
 //!    points into it no more ([`VlogUsage`](super::VlogUsage)), no commit in
 //!    flight does ([`VlogPin`](super::VlogPin)), and the durable checkpoint
-//!    is at or past the LSN that took the last pointer out — so neither the
+//!    is at or past the LSN that took the last pointer out, so neither the
 //!    durable tree nor any WAL record recovery would replay names it.
 //! 2. **Relocates** the live values of the sparsest sealed segment whose
 //!    live ratio is under the threshold: each still-live value is appended
@@ -27,16 +27,19 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, select};
 
-use crate::btree::mutator::Mutation;
-use crate::btree::{Record, StoredValue, VlogPointer};
-use crate::db::{DbError, expired};
 use crate::env::Env;
+use crate::error::DbError;
+use crate::lock::{LockManager, LockMode};
+use crate::mutex::lock;
+use crate::record::{Mutation, Record, StoredValue, VlogPointer};
+#[cfg(feature = "sabotage")]
 use crate::sabotage::Sabotage;
+use crate::sabotage::sabotaged;
 use crate::store::Store;
-use crate::txn::lock::{LockManager, LockMode};
-use crate::wal::{CommitRequest, Durability, GroupCommit};
+use crate::vlog::{Vlog, VlogValue};
+use crate::wal::{CheckpointWanted, CommitRequest, Durability, GroupCommit};
 
-use super::{Vlog, VlogValue};
+use super::ttl::TtlClock;
 
 /// Bytes of a segment read at a time while relocating.
 const READ_BYTES_MAX: u64 = 4 * 1024 * 1024;
@@ -53,6 +56,8 @@ pub(crate) struct VlogGcConfig {
     pub interval: Duration,
     /// A commit observer wants values, not pointers.
     pub observed: bool,
+    /// Switches that break GC on purpose (tests only).
+    #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
 }
 
@@ -77,8 +82,8 @@ pub(crate) struct VlogGc<E: Env> {
     pub wal: GroupCommit,
     pub locks: LockManager,
     pub vlog: Arc<Vlog<E>>,
-    pub clock: crate::db::TtlClock<E>,
-    pub checkpoint_wanted: mpsc::Sender<()>,
+    pub clock: TtlClock<E>,
+    pub checkpoint_wanted: mpsc::Sender<CheckpointWanted>,
     pub config: VlogGcConfig,
     /// One pass at a time.
     pub turn: Arc<futures::lock::Mutex<()>>,
@@ -140,7 +145,11 @@ impl<E: Env> VlogGc<E> {
             None => Ok(()),
         };
         // Counted even when a move failed part way: what moved, moved.
-        self.vlog.count_gc(&report, self.clock.now_ms());
+        self.vlog.count_gc(
+            report.values_relocated,
+            report.values_expired,
+            self.clock.now_ms(),
+        );
         moved?;
         if let Some(segment) = sparsest {
             if self
@@ -155,8 +164,11 @@ impl<E: Env> VlogGc<E> {
                 self.stuck_segments().insert(segment);
             }
             // The segment goes once a checkpoint covers the moves.
-            let _ = self.checkpoint_wanted.clone().try_send(());
-            if self.config.sabotage == Sabotage::VlogGcEarly {
+            let _ = self
+                .checkpoint_wanted
+                .clone()
+                .try_send(CheckpointWanted::default());
+            if sabotaged!(self.config, VlogGcEarly) {
                 self.remove_unreachable(&mut report).await?;
             }
         }
@@ -169,7 +181,7 @@ impl<E: Env> VlogGc<E> {
     /// The LSN at or below which a release no longer reaches any durable
     /// state.
     fn unreachable_at_or_below(&self) -> u64 {
-        if self.config.sabotage == Sabotage::VlogGcEarly {
+        if sabotaged!(self.config, VlogGcEarly) {
             self.store.applied_lsn()
         } else {
             self.store.durable_checkpoint_lsn()
@@ -200,9 +212,7 @@ impl<E: Env> VlogGc<E> {
     }
 
     fn stuck_segments(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
-        self.stuck
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.stuck)
     }
 
     /// The sealed segment with the lowest live ratio under the threshold.
@@ -270,7 +280,7 @@ impl<E: Env> VlogGc<E> {
                 continue;
             };
             let key = value.key.as_bytes().to_vec();
-            if expired(&record, now_ms) {
+            if record.expired_at(now_ms) {
                 report.values_expired += 1;
                 observed.push(Mutation::Delete { key: key.clone() });
                 commit.mutations.push(Mutation::Delete { key });

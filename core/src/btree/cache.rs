@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::btree::node::Node;
 use crate::btree::search::SearchIndex;
 
-use super::PageId;
+use crate::page::PageId;
 
 /// Evictions give up after skipping this many pinned pages, so a cache full
 /// of pinned pages costs a bounded scan per insert.
@@ -400,6 +400,56 @@ impl PageCache {
         self.budget_bytes
     }
 
+    /// Recomputes the charged and dirty bytes, the clock ring and the dirty
+    /// sets from the slots, and panics on any difference from what is kept
+    /// incrementally. Walks every slot: for the simulator and tests.
+    pub(crate) fn check(&self) {
+        let (mut charged, mut dirty_charged) = (0, 0);
+        let (mut clean_pages, mut dirty_pages) = (0, 0);
+        // Sums and membership only: the map's order cannot change a result.
+        for (id, slot) in &self.slots {
+            let index_bytes = slot
+                .index
+                .as_ref()
+                .map_or(0, |index| index.memory_bytes() as u64);
+            assert_eq!(
+                slot.charge,
+                charge(self.page_bytes, &slot.node) + index_bytes,
+                "page {id} is charged what its node and index take"
+            );
+            charged += slot.charge;
+            match slot.state {
+                SlotState::Clean { .. } => {
+                    clean_pages += 1;
+                    assert_eq!(
+                        self.ring.get(slot.ring_at),
+                        Some(id),
+                        "clean page {id} is in the clock ring where it says"
+                    );
+                }
+                SlotState::Dirty { generation } => {
+                    dirty_pages += 1;
+                    dirty_charged += slot.charge;
+                    assert!(
+                        self.dirty
+                            .get(&generation)
+                            .is_some_and(|ids| ids.contains(id)),
+                        "dirty page {id} is in the dirty set of generation {generation}"
+                    );
+                }
+            }
+        }
+        assert_eq!(charged, self.charged, "charged bytes");
+        assert_eq!(dirty_charged, self.dirty_charged, "dirty bytes");
+        assert_eq!(clean_pages, self.ring.len(), "clean pages and the ring");
+        let dirty_listed: usize = self.dirty.values().map(BTreeSet::len).sum();
+        assert_eq!(dirty_pages, dirty_listed, "dirty pages and the dirty sets");
+        assert!(
+            self.dirty.values().all(|ids| !ids.is_empty()),
+            "no empty dirty set is kept"
+        );
+    }
+
     pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             pages: self.slots.len() as u64,
@@ -449,7 +499,8 @@ mod tests {
 
     #[test]
     fn a_page_is_charged_its_decoded_size_and_at_least_a_page() {
-        use crate::btree::node::{Body, Key, Leaf, Record, StoredValue, ValueType};
+        use crate::btree::node::{Body, Key, Leaf};
+        use crate::record::{Record, StoredValue, ValueType};
         // A leaf as full as a 4 KiB page holds with 24-byte keys and
         // 150-byte values: decoded, it takes more than the page.
         let mut leaf = Leaf::default();
@@ -492,7 +543,8 @@ mod tests {
 
     #[test]
     fn a_search_index_is_built_once_per_version_of_a_page_and_charged() {
-        use crate::btree::node::{Body, Key, Record, StoredValue, ValueType};
+        use crate::btree::node::{Body, Key};
+        use crate::record::{Record, StoredValue, ValueType};
         let record = Record {
             value_type: ValueType::Bytes,
             value: StoredValue::Inline(vec![1; 100]),

@@ -1,0 +1,82 @@
+//! Transaction counters, for INFO.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::txn::{TxnError, TxnOutcome};
+
+/// Transaction counters, for INFO.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxnStats {
+    /// Transactions running now.
+    pub active: u64,
+    /// Transactions that committed writes.
+    pub commits: u64,
+    /// Read-only transactions answered.
+    pub reads: u64,
+    /// Transactions that ended without effect (a failed ASSERT or op, an
+    /// invalid request, a storage error).
+    pub aborts: u64,
+    /// Of those, failed ASSERTs.
+    pub assert_failures: u64,
+    /// Of those, transactions that waited too long for locks (`Busy`).
+    pub busy: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct TxnCounters {
+    active: AtomicU64,
+    commits: AtomicU64,
+    reads: AtomicU64,
+    aborts: AtomicU64,
+    assert_failures: AtomicU64,
+    busy: AtomicU64,
+}
+
+impl TxnCounters {
+    pub(crate) fn stats(&self) -> TxnStats {
+        TxnStats {
+            active: self.active.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            aborts: self.aborts.load(Ordering::Relaxed),
+            assert_failures: self.assert_failures.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a transaction as active until the returned guard is dropped.
+    pub(crate) fn begin(&self) -> Active<'_> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Active(self)
+    }
+
+    pub(crate) fn ended(&self, outcome: &Result<TxnOutcome, TxnError>) {
+        let counter = match outcome {
+            Ok(outcome) if outcome.read_only => &self.reads,
+            Ok(_) => &self.commits,
+            Err(error) => {
+                match error {
+                    TxnError::AssertFailed { .. } => {
+                        self.assert_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    TxnError::Busy { .. } => {
+                        self.busy.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+                &self.aborts
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running transaction, for the `active` count.
+pub(crate) struct Active<'a>(&'a TxnCounters);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        let before = self.0.active.fetch_sub(1, Ordering::Relaxed);
+        debug_assert!(before > 0, "a transaction ended that never began");
+    }
+}

@@ -1,0 +1,218 @@
+//! Opening a database (SPEC 7.4): recovery from any crash, then the
+//! background tasks (WAL writer, checkpointer, TTL sweeper, value-log GC).
+//!
+//! Invariant kept here: **every check that can refuse runs before the
+//! database accepts a write**: the MANIFEST and superblocks (store), the
+//! WAL's records (replay), and that the WAL reaches the checkpoint.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+
+use crate::env::Env;
+use crate::error::DbError;
+use crate::lock::LockManager;
+use crate::log::Log;
+use crate::store::Store;
+use crate::vlog::Vlog;
+use crate::wal::{DurableWatch, GroupCommit, WriterConfig};
+
+use super::checkpointer::Checkpointer;
+use super::exec::TxnCounters;
+use super::options::{DbOptions, VALUE_BYTES_LIMIT};
+use super::recovery::{RecoveryReport, Replay};
+use super::ttl::{Sweeper, TtlClock, TtlCounters};
+use super::vlog_gc::{VlogGc, VlogGcConfig};
+use super::{Background, Db};
+
+impl<E: Env> Db<E> {
+    /// Opens the database in `dir` (creating it if asked), recovering from
+    /// any crash: the durable checkpoint, then the WAL's committed
+    /// transactions after it, with a torn WAL tail cut off (SPEC 7.4, 8).
+    pub async fn open(env: E, dir: impl AsRef<Path>, options: DbOptions) -> Result<Self, DbError> {
+        let dir = dir.as_ref().to_path_buf();
+        if options.value_bytes_max > VALUE_BYTES_LIMIT {
+            return Err(DbError::Options(format!(
+                "value_bytes_max {} exceeds what one value-log record holds ({VALUE_BYTES_LIMIT})",
+                options.value_bytes_max
+            )));
+        }
+        let (store, vlog, log, recovery) = recover(&env, &dir, &options).await?;
+        let store = Arc::new(store);
+        let vlog = Arc::new(vlog);
+        let watch = Arc::new(DurableWatch::new(log.durable_lsn()));
+        // One pending request is enough: a checkpoint wanted while one is
+        // queued is covered by it.
+        let (checkpoint_wanted, wanted) = mpsc::channel(0);
+        let (wal, writer) = GroupCommit::start(
+            &env,
+            log,
+            Arc::clone(&store),
+            Arc::clone(&watch),
+            checkpoint_wanted.clone(),
+            WriterConfig {
+                checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+                observer: options.commit_observer.clone(),
+                async_sync_within: Duration::from_millis(options.group_commit_max_latency_ms),
+                #[cfg(feature = "sabotage")]
+                sabotage: options.sabotage,
+            },
+        );
+        let checkpointer = Checkpointer {
+            store: Arc::clone(&store),
+            watch: Arc::clone(&watch),
+            wal: wal.clone(),
+            #[cfg(feature = "sabotage")]
+            sabotage: options.sabotage,
+        };
+        let checkpoints = Background::spawn(&env, "checkpointer", |stop| {
+            checkpointer.clone().run(wanted, stop)
+        });
+        let locks = LockManager::new(
+            #[cfg(feature = "sabotage")]
+            options.sabotage,
+        );
+        let clock = TtlClock::calibrate(env.clone());
+        let ttl = Arc::new(TtlCounters::default());
+        let sweeper = (options.sweep_interval_ms > 0).then(|| {
+            let sweeper = Sweeper {
+                store: Arc::clone(&store),
+                wal: wal.clone(),
+                locks: locks.clone(),
+                clock: clock.clone(),
+                counters: Arc::clone(&ttl),
+                interval: Duration::from_millis(options.sweep_interval_ms),
+                keys_per_run: options.sweep_keys_max.max(1),
+            };
+            Background::spawn(&env, "ttl-sweeper", |stop| sweeper.run(stop))
+        });
+        let observed = options.commit_observer.is_some();
+        let gc = VlogGc {
+            store: Arc::clone(&store),
+            wal: wal.clone(),
+            locks: locks.clone(),
+            vlog: Arc::clone(&vlog),
+            clock: clock.clone(),
+            checkpoint_wanted,
+            config: VlogGcConfig {
+                live_pct: options.vlog_gc_live_pct,
+                interval: Duration::from_millis(options.vlog_gc_interval_ms),
+                observed,
+                #[cfg(feature = "sabotage")]
+                sabotage: options.sabotage,
+            },
+            turn: Arc::default(),
+            stuck: Arc::default(),
+        };
+        let gc_task = (options.vlog_gc_interval_ms > 0).then(|| {
+            let task = gc.clone();
+            let env_for_gc = env.clone();
+            Background::spawn(&env, "vlog-gc", move |stop| task.run(env_for_gc, stop))
+        });
+        Ok(Db {
+            dir,
+            store,
+            wal,
+            watch,
+            locks,
+            clock,
+            ttl,
+            txns: TxnCounters::default(),
+            vlog,
+            value_bytes_max: options.value_bytes_max,
+            lock_wait_max: (options.lock_wait_ms_max > 0)
+                .then(|| Duration::from_millis(options.lock_wait_ms_max)),
+            durability: options.durability,
+            observed,
+            checkpointer,
+            gc,
+            writer,
+            checkpoints,
+            sweeper,
+            gc_task,
+            recovery,
+            #[cfg(feature = "sabotage")]
+            sabotage: options.sabotage,
+        })
+    }
+}
+
+/// Recovery (SPEC 7.4): the store as of its durable checkpoint, the value
+/// log with an unreferenced torn tail cut, and the WAL's committed
+/// transactions after the checkpoint redone in LSN order.
+async fn recover<E: Env>(
+    env: &E,
+    dir: &Path,
+    options: &DbOptions,
+) -> Result<(Store<E>, Vlog<E>, Log<E>, RecoveryReport), DbError> {
+    let (store, opened) = Store::open(env.clone(), dir, options.store_options()).await?;
+    let checkpoint_lsn = opened.superblock.checkpoint_lsn;
+    let vlog = Vlog::open(env.clone(), dir, options.vlog_segment_bytes).await?;
+    let mut replay = Replay::new(checkpoint_lsn);
+    let (log, log_report) = Log::open(env.clone(), options.log_config(dir), |pos, payload| {
+        replay.visit(pos, payload)
+    })
+    .await?;
+    if let Some(error) = replay.error.take() {
+        return Err(error);
+    }
+    let lsn_end = log.next_lsn() - 1;
+    if log.first_lsn() > checkpoint_lsn + 1 || lsn_end < checkpoint_lsn {
+        return Err(DbError::WalMissing(format!(
+            "the checkpoint is at LSN {checkpoint_lsn} but the WAL holds LSNs {} to {lsn_end}",
+            log.first_lsn()
+        )));
+    }
+    let mut report = RecoveryReport {
+        created: opened.created,
+        checkpoint_lsn,
+        records_read: replay.records_read,
+        txns_dropped: replay.dropped(),
+        lsn_end,
+        torn_tail: log_report.torn_tail.clone(),
+        tail_bytes_zeroed: log_report.tail_bytes_zeroed,
+        temp_files_removed: log_report.temp_files_removed,
+        store_files_removed: opened.leftovers_removed.clone(),
+        superblocks_invalid: opened.superblocks_invalid.clone(),
+        read_retries: log_report.read_retries,
+        ..RecoveryReport::default()
+    };
+    for (lsn, mutations) in std::mem::take(&mut replay.committed) {
+        // Every replayed record is durable, so the store may checkpoint
+        // under memory pressure without waiting for the WAL.
+        store.apply(&mutations, lsn).await?;
+        report.txns_replayed += 1;
+        report.mutations_replayed += mutations.len() as u64;
+    }
+    if report.txns_dropped > 0 {
+        // The dropped transactions' records stay in the WAL and nothing
+        // can commit them now (new records get later LSNs). Unless the
+        // next checkpoint covers them, every later open would find,
+        // drop and count them again.
+        store.recovered_through(lsn_end);
+    }
+    report.log(dir);
+    if vlog.stats().bytes > 0 {
+        store.count_vlog_usage().await?;
+    } else {
+        store.start_empty_vlog_usage();
+    }
+    Ok((store, vlog, log, report))
+}
+
+impl<E: Env> Background<E> {
+    /// Spawns the task `make(stop)` returns; it must end once `stop` fires
+    /// or its sender is dropped.
+    fn spawn<F>(env: &E, name: &'static str, make: impl FnOnce(oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel();
+        Background {
+            task: env.spawn(name, make(stopped)),
+            stop,
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! How to open (or create) a database, and the limits it keeps.
+
+use std::path::Path;
+
+use crate::log::LogConfig;
+#[cfg(feature = "sabotage")]
+use crate::sabotage::Sabotage;
+use crate::store::StoreOptions;
+use crate::wal::{CommitObserver, Durability};
+
+/// The largest `value_bytes_max` allowed: a value-log record's length is
+/// a `u32`, with room for its header.
+pub const VALUE_BYTES_LIMIT: usize = 1 << 30;
+
+/// How to open (or create) a database.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Create the database if the directory holds none.
+    pub create_if_missing: bool,
+    /// Page size for a new database (ignored when opening one).
+    pub page_bytes: u32,
+    /// Values longer than this go to the value log instead of the leaf.
+    /// Fixed at creation (ignored when opening a database).
+    pub inline_value_bytes_max: u32,
+    /// Memory budget for cached pages.
+    pub cache_bytes: u64,
+    /// Durability of calls that do not name one (SPEC 7.3).
+    pub durability: Durability,
+    /// Size of each WAL segment file (preallocated).
+    pub wal_segment_bytes: u64,
+    /// A checkpoint starts once this many WAL bytes were written since the
+    /// last one was asked for; it bounds recovery time and WAL disk use.
+    pub checkpoint_wal_bytes: u64,
+    /// Largest value accepted (SPEC 1); values above the inline limit go to
+    /// the value log.
+    pub value_bytes_max: usize,
+    /// Size at which a value-log segment is closed and the next begun.
+    pub vlog_segment_bytes: u64,
+    /// How often the TTL sweeper runs (0: never; expired keys still read
+    /// as missing, they only keep their space).
+    pub sweep_interval_ms: u64,
+    /// Keys the sweeper looks at per run.
+    pub sweep_keys_max: usize,
+    /// Value-log GC relocates a sealed segment whose live bytes fall under
+    /// this per cent of its size (0: never relocates, only removes
+    /// segments nothing points into any more).
+    pub vlog_gc_live_pct: u8,
+    /// How often value-log GC runs (0: only when [`Db::vlog_gc`] is called).
+    pub vlog_gc_interval_ms: u64,
+    /// How long written `async` commits may wait for an `fdatasync` when no
+    /// `sync` commit asks for one (SPEC 7.3's `group_commit_max_latency_ms`;
+    /// 0: every batch is synced at once). A crash may lose that much.
+    pub group_commit_max_latency_ms: u64,
+    /// How long a transaction may wait for its locks before it gives up
+    /// with [`TxnError::Busy`](crate::txn::TxnError::Busy), having written
+    /// nothing (0: it waits as long as it takes).
+    pub lock_wait_ms_max: u64,
+    /// Told of every commit once its records are written to the WAL (not
+    /// yet durable), in commit-LSN order, including commits whose write or
+    /// apply then failed (they may still be recovered); for change feeds
+    /// and the simulator's serializability oracle.
+    pub commit_observer: Option<CommitObserver>,
+    /// Switches that break the database on purpose (tests only).
+    #[cfg(feature = "sabotage")]
+    pub sabotage: Sabotage,
+}
+
+impl DbOptions {
+    /// Default WAL segment size: 64 MiB.
+    pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = LogConfig::SEGMENT_BYTES_DEFAULT;
+    /// Default checkpoint trigger: 64 MiB of WAL.
+    pub const CHECKPOINT_WAL_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+    pub(super) fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            create_if_missing: self.create_if_missing,
+            page_bytes: self.page_bytes,
+            inline_value_bytes_max: self.inline_value_bytes_max,
+            cache_bytes: self.cache_bytes,
+            #[cfg(feature = "sabotage")]
+            sabotage: self.sabotage,
+        }
+    }
+
+    pub(super) fn log_config(&self, dir: &Path) -> LogConfig {
+        // A record holds one key and one inline value: far less than a
+        // segment, which only has to hold one commit.
+        let room = self
+            .wal_segment_bytes
+            .saturating_sub(crate::log::SEGMENT_HEADER_BYTES + crate::log::FRAME_HEADER_BYTES);
+        LogConfig {
+            segment_bytes: self.wal_segment_bytes,
+            record_bytes_max: room.clamp(1, u64::from(LogConfig::RECORD_BYTES_MAX_DEFAULT)) as u32,
+            #[cfg(feature = "sabotage")]
+            sabotage: self.sabotage,
+            ..LogConfig::new(dir)
+        }
+    }
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        let store = StoreOptions::default();
+        DbOptions {
+            create_if_missing: store.create_if_missing,
+            page_bytes: store.page_bytes,
+            inline_value_bytes_max: store.inline_value_bytes_max,
+            cache_bytes: store.cache_bytes,
+            durability: Durability::Sync,
+            wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
+            checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,
+            value_bytes_max: 64 * 1024 * 1024,
+            vlog_segment_bytes: 64 * 1024 * 1024,
+            sweep_interval_ms: 1000,
+            sweep_keys_max: 1000,
+            vlog_gc_live_pct: 50,
+            vlog_gc_interval_ms: 1000,
+            lock_wait_ms_max: 0,
+            group_commit_max_latency_ms: 5,
+            commit_observer: None,
+            #[cfg(feature = "sabotage")]
+            sabotage: Sabotage::None,
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Writes: the plain [`Db::set`]/[`Db::del`]/[`Db::write`] calls (one-op
+//! transactions through the executor, so value-size checks, TTL arithmetic
+//! and the conversion to mutations exist once), and the path every commit
+//! takes to the WAL: large values to the value log first.
+//!
+//! Invariants kept here:
+//! - **A commit never points to a value-log record that is not durable**
+//!   (SPEC 6.6): values too large for a leaf are appended and synced before
+//!   the commit goes to the WAL, and pinned from GC until it is answered.
+//! - **What a `sync` read saw expired stays expired** (`reap`).
+
+use crate::env::Env;
+use crate::error::DbError;
+use crate::lock::{LockMode, LockSet};
+use crate::record::{Mutation, StoredValue, Value};
+use crate::store::StoreError;
+use crate::txn::{Mode, OpResult, Txn, TxnError};
+use crate::vlog::VlogPin;
+use crate::wal::{CommitRequest, Committed, Durability};
+
+use super::Db;
+
+/// One change of an atomic [`Db::write`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Set `key` to `value`.
+    Set {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: Value,
+    },
+    /// Set `key` to `value`, expiring after `ttl_ms` milliseconds.
+    SetTtl {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: Value,
+        /// Time to live, in milliseconds from the commit.
+        ttl_ms: u64,
+    },
+    /// Delete `key` (nothing happens if it is absent).
+    Del {
+        /// The key.
+        key: String,
+    },
+}
+
+impl Write {
+    fn key(&self) -> &str {
+        match self {
+            Write::Set { key, .. } | Write::SetTtl { key, .. } | Write::Del { key } => key,
+        }
+    }
+}
+
+/// The transaction that applies `writes` in order (a key written twice
+/// ends as the last write says).
+fn writes_txn(writes: Vec<Write>, durability: Durability) -> Txn {
+    let mut txn = Txn::new();
+    let mut ids = std::collections::BTreeMap::new();
+    for write in writes {
+        let id = *ids
+            .entry(write.key().to_owned())
+            .or_insert_with(|| txn.key(write.key(), Mode::RW));
+        match write {
+            Write::Set { value, .. } => txn.set(id, value),
+            Write::SetTtl { value, ttl_ms, .. } => txn.set_ttl(id, value, ttl_ms),
+            Write::Del { .. } => txn.del(id),
+        };
+    }
+    txn.durability(durability);
+    txn
+}
+
+/// The embedded API's error for a transaction of plain writes.
+fn write_error(error: TxnError) -> DbError {
+    match error {
+        TxnError::Db(error) => error,
+        TxnError::KeyEmpty { .. } => DbError::Store(StoreError::KeyEmpty),
+        TxnError::KeyTooLarge { len, max, .. } => {
+            DbError::Store(StoreError::KeyTooLarge { len, max })
+        }
+        TxnError::ValueTooLarge { len, max, .. } => {
+            DbError::Store(StoreError::ValueTooLarge { len, max })
+        }
+        TxnError::Busy { waited_ms } => DbError::Busy { waited_ms },
+        error => unreachable!("plain writes cannot fail with {error:?}"),
+    }
+}
+
+impl<E: Env> Db<E> {
+    /// Sets `key` to `value` with the default durability; returns the
+    /// commit LSN (the key's new revision).
+    pub async fn set(&self, key: &str, value: impl Into<Value>) -> Result<u64, DbError> {
+        self.set_with(key, value, self.durability).await
+    }
+
+    /// Sets `key` to `value`, answering as `durability` says.
+    pub async fn set_with(
+        &self,
+        key: &str,
+        value: impl Into<Value>,
+        durability: Durability,
+    ) -> Result<u64, DbError> {
+        let write = Write::Set {
+            key: key.to_owned(),
+            value: value.into(),
+        };
+        self.write(vec![write], durability).await
+    }
+
+    /// Deletes `key` with the default durability; returns whether it
+    /// existed (an expired key did not).
+    pub async fn del(&self, key: &str) -> Result<bool, DbError> {
+        self.del_with(key, self.durability).await
+    }
+
+    /// Deletes `key`, answering as `durability` says; returns whether it
+    /// existed (an expired key did not).
+    pub async fn del_with(&self, key: &str, durability: Durability) -> Result<bool, DbError> {
+        let txn = writes_txn(
+            vec![Write::Del {
+                key: key.to_owned(),
+            }],
+            durability,
+        );
+        let outcome = self.transaction(&txn).await.map_err(write_error)?;
+        match outcome.results.as_slice() {
+            [OpResult::Del(existed)] => Ok(*existed),
+            results => unreachable!("one DEL answered {results:?}"),
+        }
+    }
+
+    /// Applies `writes` as one atomic commit: after any crash, all of them
+    /// or none are there. Returns the commit LSN.
+    pub async fn write(&self, writes: Vec<Write>, durability: Durability) -> Result<u64, DbError> {
+        if writes.is_empty() {
+            return Ok(self.store.applied_lsn());
+        }
+        let txn = writes_txn(writes, durability);
+        let outcome = self.transaction(&txn).await.map_err(write_error)?;
+        debug_assert!(!outcome.read_only, "every write commits");
+        Ok(outcome.lsn)
+    }
+
+    /// Deletes those of `keys` that are still expired, durably, before a
+    /// `sync` read that saw them expired answers: a wall clock set back
+    /// across a restart could otherwise make them readable again (SPEC 3:
+    /// an expired key never reappears).
+    pub(crate) async fn reap(&self, mut keys: Vec<String>) -> Result<(), DbError> {
+        keys.sort();
+        keys.dedup();
+        let order: Vec<(Vec<u8>, LockMode)> = keys
+            .iter()
+            .map(|key| (key.as_bytes().to_vec(), LockMode::Exclusive))
+            .collect();
+        let locks = self.locks.acquire(&order).await;
+        let now_ms = self.now_ms();
+        let mut deletes = Vec::new();
+        for key in keys {
+            let still = self.store.get(key.as_bytes()).await?;
+            if still.is_some_and(|record| record.expired_at(now_ms)) {
+                deletes.push(Mutation::Delete {
+                    key: key.into_bytes(),
+                });
+            }
+        }
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        self.ttl.reaped(deletes.len() as u64);
+        self.wal
+            .commit(deletes, Durability::Sync, Some(locks))
+            .await?;
+        Ok(())
+    }
+
+    /// Commits `mutations` (their keys locked by `locks`, values within
+    /// `value_bytes_max`) through the WAL, values too large for a leaf
+    /// first moved to the value log.
+    pub(crate) async fn commit_mutations(
+        &self,
+        mut mutations: Vec<Mutation>,
+        durability: Durability,
+        locks: Option<LockSet>,
+    ) -> Result<Committed, DbError> {
+        let observed = self.observed.then(|| mutations.clone());
+        let pins = self.spill_large_values(&mut mutations).await?;
+        self.store.check_mutations(&mutations)?;
+        let mut commit = CommitRequest::new(mutations, durability);
+        commit.locks = locks;
+        commit.pins = pins;
+        commit.observed = observed;
+        Ok(self.wal.submit(commit).await?)
+    }
+
+    /// Moves every value too large for a leaf to the value log and makes
+    /// those records durable, before the commit that refers to them goes
+    /// to the WAL (SPEC 6.6). The pins keep GC off the records until the
+    /// commit is answered.
+    async fn spill_large_values(
+        &self,
+        mutations: &mut [Mutation],
+    ) -> Result<Vec<VlogPin>, DbError> {
+        let inline_max = self.store.manifest().inline_value_bytes_max as usize;
+        let mut pins = Vec::new();
+        for mutation in mutations.iter_mut() {
+            let Mutation::Put { key, record } = mutation else {
+                continue;
+            };
+            let StoredValue::Inline(bytes) = &record.value else {
+                continue;
+            };
+            if bytes.len() <= inline_max {
+                continue;
+            }
+            assert!(
+                bytes.len() <= self.value_bytes_max,
+                "the executor checks value sizes before a commit"
+            );
+            let key = std::str::from_utf8(key).expect("keys are UTF-8 strings");
+            let (pointer, pin) = self.vlog.append(key, record.value_type, bytes).await?;
+            record.value = StoredValue::Vlog(pointer);
+            pins.push(pin);
+        }
+        if !pins.is_empty() {
+            self.vlog.sync().await?;
+        }
+        Ok(pins)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::Op;
+
+    #[test]
+    fn a_key_written_twice_is_one_key_whose_last_write_wins() {
+        let txn = writes_txn(
+            vec![
+                Write::Set {
+                    key: "k".to_owned(),
+                    value: Value::Int(1),
+                },
+                Write::Del {
+                    key: "other".to_owned(),
+                },
+                Write::SetTtl {
+                    key: "k".to_owned(),
+                    value: Value::Int(2),
+                    ttl_ms: 5,
+                },
+            ],
+            Durability::Async,
+        );
+        assert_eq!(txn.keys().len(), 2);
+        assert_eq!(
+            txn.ops(),
+            [
+                Op::Set(0, Value::Int(1), None),
+                Op::Del(1),
+                Op::Set(0, Value::Int(2), Some(5)),
+            ]
+        );
+        assert_eq!(txn.durability_class(), Some(Durability::Async));
+    }
+}

@@ -1,0 +1,140 @@
+//! What a committer hands the WAL writer and what it hears back.
+
+use futures::channel::oneshot;
+
+use crate::lock::LockSet;
+use crate::record::Mutation;
+use crate::vlog::VlogPin;
+
+/// Commits that may wait in the writer's queue.
+pub const QUEUE_REQUESTS_MAX: usize = 1024;
+/// Commits taken into one batch at most, so one batch's answers are not
+/// held back without bound by a stream of arrivals.
+pub const BATCH_REQUESTS_MAX: usize = 4096;
+
+/// When a commit is answered (SPEC 7.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// After the batch holding the commit record is durable.
+    #[default]
+    Sync,
+    /// Once the commit is accepted into the log; a crash may lose it, but
+    /// only together with every later commit.
+    Async,
+}
+
+/// Why a commit failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The disk is full: the commit was not applied and never will be.
+    /// Writes succeed again once space is freed.
+    #[error("disk full: the commit was not applied ({0})")]
+    DiskFull(String),
+    /// A write or sync failed, or the tree could not take the change: the
+    /// engine accepts no writes until reopened, and this commit may or may
+    /// not be durable (recovery decides).
+    #[error("storage failed; reopen the database to recover: {0}")]
+    Failed(String),
+    /// The commit's records cannot fit in one WAL segment.
+    #[error("commit of {bytes} bytes of WAL records exceeds the limit {max}")]
+    TooLarge {
+        /// Bytes its frames need.
+        bytes: u64,
+        /// The most one commit may take.
+        max: u64,
+    },
+    /// The writer task is gone (the database was closed).
+    #[error("the WAL writer has stopped")]
+    Stopped,
+}
+
+/// What a successful commit did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Committed {
+    /// The LSN of its `Commit` record: the revision of every key it wrote.
+    pub lsn: u64,
+    /// Per change, whether it changed the tree.
+    pub changed: Vec<bool>,
+}
+
+pub(super) type Reply = oneshot::Sender<Result<Committed, CommitError>>;
+
+/// One commit for the WAL writer.
+pub(crate) struct CommitRequest {
+    /// The changes, in order.
+    pub mutations: Vec<Mutation>,
+    /// When to answer.
+    pub durability: Durability,
+    /// The committer's locks: released by the writer once the commit is
+    /// answered, even if the committer stopped waiting (strict 2PL).
+    pub locks: Option<LockSet>,
+    /// The value-log records the changes point to: held from GC until
+    /// the commit is answered (applied, or refused).
+    pub pins: Vec<VlogPin>,
+    /// Each `Put` keeps the revision in its record instead of taking the
+    /// commit's LSN (value-log GC moving a value is not a write).
+    pub keep_revisions: bool,
+    /// The changes as the commit observer is to see them (values in hand,
+    /// not value-log pointers); `None`: as logged.
+    pub observed: Option<Vec<Mutation>>,
+}
+
+impl CommitRequest {
+    /// A plain commit of `mutations`.
+    pub(crate) fn new(mutations: Vec<Mutation>, durability: Durability) -> Self {
+        CommitRequest {
+            mutations,
+            durability,
+            locks: None,
+            pins: Vec::new(),
+            keep_revisions: false,
+            observed: None,
+        }
+    }
+
+    /// The commit failed with its outcome unknown (recovery may still bring
+    /// it back): its value-log records stay safe from GC for good.
+    pub(super) fn keep_pins(&mut self) {
+        for pin in self.pins.drain(..) {
+            pin.keep();
+        }
+    }
+}
+
+/// Gives each `Put` of a commit at `lsn` its revision: the LSN, unless the
+/// commit keeps the revisions its records carry.
+pub(super) fn set_revisions(mutations: &mut [Mutation], lsn: u64, keep: bool) {
+    for mutation in mutations {
+        if let Mutation::Put { record, .. } = mutation
+            && !(keep && record.revision != 0)
+        {
+            record.revision = lsn;
+        }
+    }
+}
+
+/// A commit and where its answer goes.
+pub(super) struct Request {
+    pub commit: CommitRequest,
+    pub reply: Reply,
+}
+
+/// A log segment cut: the durable checkpoint covers every record at or
+/// below `lsn`.
+pub(super) struct Tidy {
+    /// The durable checkpoint's LSN.
+    pub lsn: u64,
+    /// Whether to log a `Checkpoint` record for it (sabotage
+    /// `wal-removed-early` only removes, before the checkpoint is durable).
+    pub log_record: bool,
+    /// Answered once done.
+    pub done: oneshot::Sender<()>,
+}
+
+/// What the writer's queue carries.
+pub(super) enum Job {
+    Commit(Request),
+    /// Log a `Checkpoint` record for the durable checkpoint and remove the
+    /// segments it no longer needs.
+    Tidy(Tidy),
+}

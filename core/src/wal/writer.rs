@@ -1,0 +1,473 @@
+//! The WAL writer task (SPEC 7.3): it alone owns the log and changes the
+//! tree. See the module documentation of [`wal`](super) for the batch
+//! cycle and its invariants.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{Either, select};
+
+use crate::env::{Env, MonoTime};
+use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogMark};
+use crate::mutex::lock;
+use crate::sabotage::sabotaged;
+use crate::store::Store;
+
+use super::commit::{Job, Request, Tidy, set_revisions};
+use super::handle::{CheckpointWanted, GroupCommitStats, WriterConfig};
+use super::{
+    BATCH_REQUESTS_MAX, CommitError, CommitEvent, Committed, Durability, DurableWatch, WalRecord,
+};
+
+/// A commit whose records are in the log, waiting for its answer.
+struct Accepted {
+    request: Request,
+    lsn: u64,
+}
+
+pub(super) struct Writer<E: Env> {
+    env: E,
+    /// When the oldest written batch not yet synced was written.
+    unsynced_since: Option<MonoTime>,
+    /// A wait on the durable LSN began: a deferred sync is due now.
+    nudges: mpsc::UnboundedReceiver<()>,
+    log: Log<E>,
+    store: Arc<Store<E>>,
+    watch: Arc<DurableWatch>,
+    stats: Arc<Mutex<GroupCommitStats>>,
+    /// Commits taken from the queue that did not fit the last batch's
+    /// segment; they open the next batch, in order.
+    carry: VecDeque<Request>,
+    checkpoint_wanted: mpsc::Sender<CheckpointWanted>,
+    wal_bytes_since_request: u64,
+    checkpoint_lsn_tidied: u64,
+    config: WriterConfig,
+}
+
+impl<E: Env> Writer<E> {
+    pub(super) fn new(
+        env: E,
+        log: Log<E>,
+        store: Arc<Store<E>>,
+        watch: Arc<DurableWatch>,
+        stats: Arc<Mutex<GroupCommitStats>>,
+        checkpoint_wanted: mpsc::Sender<CheckpointWanted>,
+        config: WriterConfig,
+    ) -> Self {
+        Writer {
+            env,
+            unsynced_since: None,
+            nudges: watch.nudges(),
+            log,
+            store,
+            watch,
+            stats,
+            carry: VecDeque::new(),
+            checkpoint_wanted,
+            wal_bytes_since_request: 0,
+            checkpoint_lsn_tidied: 0,
+            config,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut jobs: mpsc::Receiver<Job>) -> Log<E> {
+        loop {
+            let mut batch: Vec<Request> = Vec::new();
+            let mut tidies: Vec<Tidy> = Vec::new();
+            if self.carry.is_empty() {
+                let job = match self.sync_due_in() {
+                    None => jobs.next().await,
+                    Some(wait) => {
+                        let env = self.env.clone();
+                        let next = std::pin::pin!(jobs.next());
+                        let timer = std::pin::pin!(env.sleep(wait));
+                        let nudged = std::pin::pin!(self.nudges.next());
+                        match select(next, select(timer, nudged)).await {
+                            Either::Left((job, _)) => job,
+                            Either::Right(_) => {
+                                // The latency cap, or someone waits for
+                                // durability: nothing else will sync the
+                                // `async` commits written. A failure is
+                                // published on the watch.
+                                let _ = self.sync_log().await;
+                                continue;
+                            }
+                        }
+                    }
+                };
+                match job {
+                    Some(Job::Commit(request)) => batch.push(request),
+                    Some(Job::Tidy(tidy)) => tidies.push(tidy),
+                    None => break,
+                }
+            }
+            while batch.len() < BATCH_REQUESTS_MAX {
+                if let Some(request) = self.carry.pop_front() {
+                    batch.push(request);
+                    continue;
+                }
+                match jobs.try_recv() {
+                    Ok(Job::Commit(request)) => batch.push(request),
+                    Ok(Job::Tidy(tidy)) => tidies.push(tidy),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write_batch(batch).await;
+            }
+            self.after_batch().await;
+            for tidy in tidies {
+                self.tidy(tidy).await;
+            }
+        }
+        // Every handle is gone: make what was accepted durable, best effort
+        // (an `async` commit was promised nothing more).
+        if let Ok(lsn) = self.log.sync().await {
+            self.watch.advance(lsn);
+        }
+        self.watch.stop(CommitError::Stopped);
+        lock(&self.stats).log = self.log.stats();
+        self.log
+    }
+
+    fn refusal(&self) -> Option<CommitError> {
+        if let Some(reason) = self.log.failure() {
+            return Some(CommitError::Failed(reason.to_owned()));
+        }
+        self.store.failure().map(CommitError::Failed)
+    }
+
+    /// The frames of one commit as transaction `txn`, and their bytes.
+    fn encode(request: &Request, txn: u64) -> (Vec<Vec<u8>>, u64) {
+        let commit = &request.commit;
+        let mut payloads = Vec::with_capacity(commit.mutations.len() + 2);
+        payloads.push(WalRecord::Begin { txn }.encode());
+        for mutation in &commit.mutations {
+            payloads.push(WalRecord::for_mutation(txn, mutation, commit.keep_revisions).encode());
+        }
+        payloads.push(WalRecord::Commit { txn }.encode());
+        let bytes = payloads
+            .iter()
+            .map(|p| FRAME_HEADER_BYTES + p.len() as u64)
+            .sum();
+        (payloads, bytes)
+    }
+
+    async fn write_batch(&mut self, batch: Vec<Request>) {
+        if let Some(error) = self.refusal() {
+            for request in batch {
+                let _ = request.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        let mut accepted: Vec<Accepted> = Vec::with_capacity(batch.len());
+        let mut bytes = 0u64;
+        let mut mark = self.log.mark();
+        let mut requests = batch.into_iter();
+        let mut failure: Option<LogError> = None;
+        while let Some(request) = requests.next() {
+            // The transaction id is its Begin record's LSN: unique forever,
+            // so a crashed transaction's records never join a later one.
+            let txn = self.log.next_lsn();
+            let (payloads, size) = Self::encode(&request, txn);
+            let too_large = payloads
+                .iter()
+                .any(|p| p.len() > self.log.record_bytes_max() as usize)
+                || size > self.log.segment_room_bytes();
+            if too_large {
+                let max = self
+                    .log
+                    .segment_room_bytes()
+                    .min(u64::from(self.log.record_bytes_max()));
+                let _ = request
+                    .reply
+                    .send(Err(CommitError::TooLarge { bytes: size, max }));
+                continue;
+            }
+            if size > self.log.room_bytes() {
+                if !accepted.is_empty() {
+                    // The rest opens the next batch, in a fresh segment.
+                    self.carry.push_back(request);
+                    self.carry.extend(requests);
+                    break;
+                }
+                if let Err(error) = self.log.roll().await {
+                    // Nothing of it was appended; the rest may fare better.
+                    accepted.push(Accepted { request, lsn: 0 });
+                    self.carry.extend(requests);
+                    failure = Some(error);
+                    break;
+                }
+                mark = self.log.mark();
+            }
+            let mut appended = Ok(0);
+            for payload in &payloads {
+                appended = self.log.append(payload).await.map(|pos| pos.lsn);
+                if appended.is_err() {
+                    break;
+                }
+            }
+            match appended {
+                Ok(lsn) => {
+                    debug_assert_eq!(lsn, txn + payloads.len() as u64 - 1);
+                    bytes += size;
+                    accepted.push(Accepted { request, lsn });
+                }
+                Err(error) => {
+                    accepted.push(Accepted { request, lsn: 0 });
+                    self.carry.extend(requests);
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if failure.is_none() && accepted.is_empty() {
+            // Every request was refused before it was logged.
+            return;
+        }
+        if failure.is_none()
+            && let Err(error) = self.log.write().await
+        {
+            failure = Some(error);
+        }
+        // Whatever reached the file may survive a crash, even if the write
+        // failed: observers hear of it now (and of a discard, below).
+        self.observe(&accepted);
+        match failure {
+            Some(error) => self.refuse(mark, accepted, error).await,
+            None => self.apply_and_answer(accepted, bytes).await,
+        }
+    }
+
+    /// Tells the observer of commits whose records reached the log file
+    /// (every one of them may be recovered), in LSN order, with revisions.
+    fn observe(&self, accepted: &[Accepted]) {
+        let Some(observer) = &self.config.observer else {
+            return;
+        };
+        for item in accepted.iter().filter(|item| item.lsn > 0) {
+            let commit = &item.request.commit;
+            let mut mutations = commit
+                .observed
+                .clone()
+                .unwrap_or_else(|| commit.mutations.clone());
+            set_revisions(&mut mutations, item.lsn, commit.keep_revisions);
+            (observer.0)(CommitEvent::Logged {
+                lsn: item.lsn,
+                mutations: &mutations,
+            });
+        }
+    }
+
+    /// A batch could not be written: on disk full, discard it and say so
+    /// (definite); otherwise the log failed (outcome unknown).
+    async fn refuse(&mut self, mark: LogMark, accepted: Vec<Accepted>, error: LogError) {
+        let answer = if error.is_disk_full() {
+            match self.log.discard_since(mark).await {
+                Ok(()) => {
+                    if let Some(observer) = &self.config.observer {
+                        (observer.0)(CommitEvent::Discarded {
+                            from_lsn: mark.lsn(),
+                        });
+                    }
+                    CommitError::DiskFull(error.to_string())
+                }
+                Err(discard) => CommitError::Failed(discard.to_string()),
+            }
+        } else {
+            CommitError::Failed(error.to_string())
+        };
+        if let CommitError::Failed(_) = &answer {
+            self.watch.stop(answer.clone());
+        }
+        let mut stats = lock(&self.stats);
+        if let CommitError::DiskFull(_) = &answer {
+            stats.commits_disk_full += accepted.len() as u64;
+        }
+        stats.log = self.log.stats();
+        drop(stats);
+        for mut item in accepted {
+            if let CommitError::Failed(_) = &answer {
+                item.request.commit.keep_pins();
+            }
+            let _ = item.request.reply.send(Err(answer.clone()));
+        }
+    }
+
+    async fn apply_and_answer(&mut self, accepted: Vec<Accepted>, bytes: u64) {
+        let mut waiting: Vec<(Request, Committed)> = Vec::new();
+        let mut answered = 0u64;
+        let mut lsn_previous = 0;
+        for Accepted { mut request, lsn } in accepted {
+            debug_assert!(
+                lsn > lsn_previous && !sabotaged!(self.config, FalseAssertion),
+                "a batch is applied in LSN order ({lsn_previous}, then {lsn})"
+            );
+            lsn_previous = lsn;
+            let mut mutations = std::mem::take(&mut request.commit.mutations);
+            set_revisions(&mut mutations, lsn, request.commit.keep_revisions);
+            let committed = match self.store.apply_unrelieved(&mutations, lsn).await {
+                Ok(changed) => Committed { lsn, changed },
+                Err(error) => {
+                    // The records are in the log and reopening replays
+                    // them, but the tree in memory now lacks a logged
+                    // commit: a checkpoint past this LSN would lose it for
+                    // good. So the store stops, as after any failure.
+                    self.store
+                        .fail(format!("applying LSN {lsn} failed: {error}"));
+                    request.commit.keep_pins();
+                    let _ = request
+                        .reply
+                        .send(Err(CommitError::Failed(error.to_string())));
+                    continue;
+                }
+            };
+            let ack_now = request.commit.durability == Durability::Async
+                || sabotaged!(self.config, AckBeforeSync);
+            if ack_now {
+                answered += 1;
+                let _ = request.reply.send(Ok(committed));
+            } else {
+                waiting.push((request, committed));
+            }
+        }
+        let synced = if waiting.is_empty() && self.may_defer_sync() {
+            // Only `async` commits: their sync may wait (see the module).
+            self.unsynced_since.get_or_insert(self.env.now_mono());
+            None
+        } else {
+            Some(self.sync_log().await)
+        };
+        let mut stats = lock(&self.stats);
+        stats.batches += 1;
+        stats.bytes += bytes;
+        stats.log = self.log.stats();
+        match synced.unwrap_or(Ok(0)) {
+            Ok(durable) => {
+                for (request, committed) in waiting {
+                    debug_assert!(committed.lsn <= durable, "answered before durable");
+                    answered += 1;
+                    let _ = request.reply.send(Ok(committed));
+                }
+            }
+            Err(error) => {
+                let error = CommitError::Failed(error.to_string());
+                for (request, _) in waiting {
+                    let _ = request.reply.send(Err(error.clone()));
+                }
+            }
+        }
+        stats.commits += answered;
+        stats.batch_commits_max = stats.batch_commits_max.max(answered);
+        drop(stats);
+        self.wal_bytes_since_request += bytes;
+    }
+
+    /// Whether a batch of `async` commits may leave its sync for later: the
+    /// cap is on, and the oldest unsynced batch is younger than it.
+    fn may_defer_sync(&self) -> bool {
+        let within = self.config.async_sync_within;
+        !within.is_zero()
+            && !self.watch.awaited()
+            && self
+                .unsynced_since
+                .is_none_or(|since| self.env.now_mono().saturating_since(since) < within)
+    }
+
+    /// How long until written `async` commits must be synced, if any wait.
+    fn sync_due_in(&self) -> Option<std::time::Duration> {
+        let since = self.unsynced_since?;
+        let waited = self.env.now_mono().saturating_since(since);
+        Some(self.config.async_sync_within.saturating_sub(waited))
+    }
+
+    /// Syncs the log and publishes the durable LSN (or the failure, after
+    /// which nothing more is accepted).
+    async fn sync_log(&mut self) -> Result<u64, LogError> {
+        self.unsynced_since = None;
+        // This sync answers every wait announced so far.
+        while self.nudges.try_recv().is_ok() {}
+        let synced = self.log.sync().await;
+        match &synced {
+            Ok(lsn) => {
+                self.watch.advance(*lsn);
+                lock(&self.stats).fsyncs += 1;
+            }
+            Err(error) => self.watch.stop(CommitError::Failed(error.to_string())),
+        }
+        synced
+    }
+
+    /// Between batches: ask the checkpointer for a checkpoint when one is
+    /// due, and when dirty pages fill the whole cache budget, wait for it
+    /// (that is the writers' backpressure: the writer only signals, the
+    /// checkpointer alone writes checkpoints).
+    async fn after_batch(&mut self) {
+        if self.log.failure().is_some() {
+            return;
+        }
+        if self.store.memory_full() {
+            // Make everything applied durable first (a deferred `async`
+            // sync is due now), so the checkpoint's wait for the WAL is
+            // immediate; a failure stops the store.
+            if self.unsynced_since.is_some() && self.sync_log().await.is_err() {
+                return;
+            }
+            let (done, checkpointed) = oneshot::channel();
+            let wanted = CheckpointWanted { done: Some(done) };
+            // A fresh sender always has room; a checkpointer that is gone
+            // (the database closing) or a checkpoint that failed drops
+            // `done`, and the writer goes on (the store reports a failure).
+            if self.checkpoint_wanted.clone().try_send(wanted).is_ok() {
+                let _ = checkpointed.await;
+            }
+        }
+        if self.wal_bytes_since_request >= self.config.checkpoint_wal_bytes
+            || self.store.memory_pressed()
+        {
+            // A full channel means a checkpoint is already wanted.
+            if self
+                .checkpoint_wanted
+                .try_send(CheckpointWanted::default())
+                .is_ok()
+            {
+                self.wal_bytes_since_request = 0;
+            }
+        }
+    }
+
+    /// Logs a `Checkpoint` record for a durable checkpoint and removes the
+    /// segments it covers: segment i may go once every record in it is at
+    /// or below the durable checkpoint's LSN (SPEC 6.5).
+    async fn tidy(&mut self, tidy: Tidy) {
+        let Tidy {
+            lsn,
+            log_record,
+            done,
+        } = tidy;
+        // Paired with the checkpointer, which asks only once the superblock
+        // at `lsn` is durable.
+        assert!(
+            lsn <= self.store.durable_checkpoint_lsn() || sabotaged!(self.config, WalRemovedEarly),
+            "WAL segments through LSN {lsn} would go before a durable checkpoint covers them (durable: {})",
+            self.store.durable_checkpoint_lsn()
+        );
+        if self.log.failure().is_some() {
+            return;
+        }
+        if log_record && lsn > self.checkpoint_lsn_tidied {
+            let record = WalRecord::Checkpoint { lsn };
+            // Informational (recovery trusts the superblock): it becomes
+            // durable with the next batch.
+            if self.log.append(&record.encode()).await.is_ok() {
+                self.checkpoint_lsn_tidied = lsn;
+            }
+        }
+        if let Ok(removed) = self.log.remove_segments_before(lsn.saturating_add(1)).await {
+            lock(&self.stats).segments_removed += removed;
+        }
+        let _ = done.send(());
+    }
+}

@@ -84,8 +84,7 @@ type Answer = Result<codec::Reply, ClientError>;
 type Pending = Arc<Mutex<Option<BTreeMap<u64, oneshot::Sender<Answer>>>>>;
 
 fn pending(map: &Pending) -> MutexGuard<'_, Option<BTreeMap<u64, oneshot::Sender<Answer>>>> {
-    map.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    jubilant_core::mutex::lock(map)
 }
 
 /// A connection to a server.

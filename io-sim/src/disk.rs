@@ -29,9 +29,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::faults::{Fault, FaultConfig, FaultCounts};
+use crate::node::NodeId;
 use crate::rng::SimRng;
 use crate::trace::Trace;
-use crate::world::NodeId;
 
 /// The unit a torn write is cut into.
 pub const SECTOR_BYTES: u64 = 512;

@@ -18,10 +18,11 @@ use futures::io::{AsyncRead, AsyncWrite};
 use jubilant_core::env::{Clock, File, Fs, Listener, MonoTime, Net, OpenMode, Spawn};
 
 use crate::disk::Handle;
-use crate::executor::lock;
 use crate::faults::Fault;
+use crate::node::NodeId;
+use crate::shared::Shared;
 use crate::time::{Sleep, TimerKey, YieldNow};
-use crate::world::{NodeId, Shared};
+use jubilant_core::mutex::lock;
 
 /// The environment seen by code running on one node of a world.
 #[derive(Clone)]

@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use async_task::{Runnable, Task};
 
+use jubilant_core::mutex::lock;
+
+use crate::node::NodeId;
 use crate::rng::SimRng;
-use crate::world::NodeId;
 
 /// What the executor knows about a task.
 pub(crate) struct TaskMeta {
@@ -162,12 +164,4 @@ impl Executor {
             .filter(|(n, _)| *n == node)
             .count()
     }
-}
-
-/// Locks `mutex`, ignoring poisoning: a panic inside the simulator fails the
-/// run anyway, and the report must still be printable.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -18,10 +18,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::task::{Poll, Waker};
 
 use crate::faults::{Fault, FaultConfig, FaultCounts};
+use crate::node::NodeId;
 use crate::rng::SimRng;
 use crate::time::{SimClock, TimerKey};
 use crate::trace::Trace;
-use crate::world::NodeId;
 
 /// Bytes one direction of a connection buffers before its writer waits.
 pub const PIPE_BYTES_MAX: usize = 256 * 1024;

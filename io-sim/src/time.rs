@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use crate::executor::lock;
+use jubilant_core::mutex::lock;
 
 /// The simulated wall clock's reading at monotonic time zero:
 /// 2026-01-01T00:00:00Z.

@@ -13,24 +13,17 @@ use std::sync::{Arc, Mutex};
 
 use jubilant_core::env::MonoTime;
 
-use crate::disk::{self, Disk};
+use jubilant_core::mutex::lock;
+
 use crate::env::SimEnv;
-use crate::executor::{Executor, lock};
-use crate::faults::{FaultConfig, FaultCounts};
-use crate::net::{self, Network};
+use crate::executor::Executor;
+use crate::faults::{Fault, FaultConfig, FaultCounts};
+use crate::net::Network;
+use crate::node::NodeId;
 use crate::rng::{SimRng, Stream};
+use crate::shared::{Shared, State};
 use crate::time::SimClock;
 use crate::trace::Trace;
-
-/// A simulated machine (or process): it owns tasks, a disk and an address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeId(pub u32);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "n{}", self.0)
-    }
-}
 
 /// What one [`World::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,76 +34,6 @@ pub enum Step {
     Advanced,
     /// Nothing is ready and no timer is pending: the world is quiet.
     Idle,
-}
-
-pub(crate) struct State {
-    pub faults: FaultConfig,
-    pub disks: BTreeMap<NodeId, Disk>,
-    pub net: Network,
-    pub disk_rng: SimRng,
-    pub net_rng: SimRng,
-    pub counts: FaultCounts,
-}
-
-pub(crate) struct Shared {
-    pub exec: Executor,
-    pub clock: Arc<SimClock>,
-    pub state: Mutex<State>,
-    pub trace: Mutex<Trace>,
-    sched_rng: Mutex<SimRng>,
-}
-
-impl Shared {
-    /// Runs `f` on `node`'s disk with the fault context.
-    pub(crate) fn with_disk<R>(
-        &self,
-        node: NodeId,
-        f: impl FnOnce(&mut Disk, &mut disk::Ctx<'_>) -> R,
-    ) -> R {
-        let mut state = lock(&self.state);
-        let mut trace = lock(&self.trace);
-        let State {
-            disks,
-            disk_rng,
-            counts,
-            faults,
-            ..
-        } = &mut *state;
-        let mut ctx = disk::Ctx {
-            rng: disk_rng,
-            faults,
-            counts,
-            trace: &mut trace,
-            now_nanos: self.clock.now_nanos(),
-            node,
-        };
-        f(disks.entry(node).or_default(), &mut ctx)
-    }
-
-    /// Runs `f` on the network with the fault context.
-    pub(crate) fn with_net<R>(&self, f: impl FnOnce(&mut Network, &mut net::Ctx<'_>) -> R) -> R {
-        let mut state = lock(&self.state);
-        let mut trace = lock(&self.trace);
-        let State {
-            net,
-            net_rng,
-            counts,
-            faults,
-            ..
-        } = &mut *state;
-        let mut ctx = net::Ctx {
-            rng: net_rng,
-            faults,
-            counts,
-            trace: &mut trace,
-            clock: &self.clock,
-        };
-        f(net, &mut ctx)
-    }
-
-    pub(crate) fn trace(&self, args: fmt::Arguments<'_>) {
-        lock(&self.trace).record(self.clock.now_nanos(), args);
-    }
 }
 
 /// One deterministic simulated world. Drive it with [`World::step`].
@@ -271,14 +194,12 @@ impl World {
         self.shared.clock.jump_wall(delta_ms);
         self.shared
             .trace(format_args!("wall clock jumps {delta_ms}ms"));
-        lock(&self.shared.state)
-            .counts
-            .add(crate::faults::Fault::ClockJump);
+        lock(&self.shared.state).counts.add(Fault::ClockJump);
     }
 
     /// Counts one injection of `fault` that the driver (not the disk or
     /// network) performed, such as a scheduled crash.
-    pub fn count_fault(&self, fault: crate::faults::Fault) {
+    pub fn count_fault(&self, fault: Fault) {
         lock(&self.shared.state).counts.add(fault);
     }
 

@@ -40,7 +40,8 @@ mod text;
 mod txn_json;
 mod validate;
 
-use online::{DurabilityName, Online, TypeName};
+use online::{DurabilityName, Online};
+use text::TypeName;
 
 #[derive(Parser, Debug)]
 #[command(name = "jubectl", version, about = "Administer Jubilant DB")]
@@ -245,7 +246,7 @@ fn main() -> ExitCode {
             ttl_ms,
             type_name,
             durability,
-        }) => match online::parse_value(&value, type_name) {
+        }) => match text::parse_value(&value, type_name) {
             Ok(value) => Some(Online::Set {
                 key,
                 value,

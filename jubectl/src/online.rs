@@ -10,17 +10,7 @@ use jubilant_core::txn::Ttl;
 use serde_json::json;
 
 use crate::exit;
-
-/// The value type `set --type` names.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub(crate) enum TypeName {
-    /// UTF-8 text (the default).
-    String,
-    /// Bytes, given as hexadecimal.
-    Bytes,
-    /// A signed 64-bit integer.
-    Int,
-}
+use crate::text::{value_json, value_text};
 
 /// `--durability`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -64,50 +54,6 @@ fn ok(text: impl Into<String>, json: serde_json::Value) -> Outcome {
         text: text.into(),
         json,
         code: exit::OK,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
-        .collect()
-}
-
-pub(crate) fn value_json(value: &Value) -> serde_json::Value {
-    match value {
-        Value::String(text) => json!({"type": "string", "value": text}),
-        Value::Bytes(bytes) => json!({"type": "bytes", "value": hex(bytes)}),
-        Value::Int(n) => json!({"type": "int", "value": n}),
-    }
-}
-
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Bytes(bytes) => hex(bytes),
-        Value::Int(n) => n.to_string(),
-    }
-}
-
-/// Parses `set`'s value as `type_name` says; `Err` is a usage error.
-pub(crate) fn parse_value(text: &str, type_name: TypeName) -> Result<Value, String> {
-    match type_name {
-        TypeName::String => Ok(Value::String(text.to_owned())),
-        TypeName::Bytes => parse_hex(text)
-            .map(Value::Bytes)
-            .ok_or_else(|| format!("{text:?} is not hexadecimal bytes")),
-        TypeName::Int => text
-            .parse()
-            .map(Value::Int)
-            .map_err(|_| format!("{text:?} is not a 64-bit integer")),
     }
 }
 

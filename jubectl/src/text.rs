@@ -1,8 +1,12 @@
-//! How the offline commands print bytes and times: hexadecimal, the
-//! database id as a UUID, and Unix milliseconds as UTC (no time zone data
-//! needed, so output does not depend on the machine).
+//! How jubectl writes and reads bytes, values and times: hexadecimal, the
+//! database id as a UUID, Unix milliseconds as UTC (no time zone data
+//! needed, so output does not depend on the machine), and values as text,
+//! as JSON and from the command line.
 
 use std::fmt::Write as _;
+
+use jubilant_core::db::Value;
+use serde_json::json;
 
 /// Lowercase hexadecimal, two digits a byte.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -60,6 +64,57 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
     (year, month, day)
+}
+
+/// The value type `set --type` names.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum TypeName {
+    /// UTF-8 text (the default).
+    String,
+    /// Bytes, given as hexadecimal.
+    Bytes,
+    /// A signed 64-bit integer.
+    Int,
+}
+
+pub(crate) fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+pub(crate) fn value_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::String(text) => json!({"type": "string", "value": text}),
+        Value::Bytes(bytes) => json!({"type": "bytes", "value": hex(bytes)}),
+        Value::Int(n) => json!({"type": "int", "value": n}),
+    }
+}
+
+pub(crate) fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Bytes(bytes) => hex(bytes),
+        Value::Int(n) => n.to_string(),
+    }
+}
+
+/// Parses `set`'s value as `type_name` says; `Err` is a usage error.
+pub(crate) fn parse_value(text: &str, type_name: TypeName) -> Result<Value, String> {
+    match type_name {
+        TypeName::String => Ok(Value::String(text.to_owned())),
+        TypeName::Bytes => parse_hex(text)
+            .map(Value::Bytes)
+            .ok_or_else(|| format!("{text:?} is not hexadecimal bytes")),
+        TypeName::Int => text
+            .parse()
+            .map(Value::Int)
+            .map_err(|_| format!("{text:?} is not a 64-bit integer")),
+    }
 }
 
 #[cfg(test)]

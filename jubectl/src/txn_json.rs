@@ -23,7 +23,7 @@ use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use serde_json::{Value as Json, json};
 
-use crate::online::{TypeName, parse_value, value_json};
+use crate::text::{TypeName, parse_value, value_json};
 
 fn field<'a>(object: &'a Json, name: &str, at: &str) -> Result<&'a Json, String> {
     object

@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
+use jubilant_core::mutex::lock;
 use jubilant_io_sim::World;
 
 use crate::options::{RunOptions, WorkloadName};
@@ -108,9 +109,7 @@ pub fn run_batch(
             return;
         };
         let report = run_checked(options, check_determinism);
-        *results[index]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report);
+        *lock(&results[index]) = Some(report);
     };
     #[expect(
         clippy::disallowed_methods,

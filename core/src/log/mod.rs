@@ -40,7 +40,8 @@ pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
 pub use segment::{SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
 pub use writer::{Log, LogMark, LogStats};
 
-pub use crate::sabotage::Sabotage;
+#[cfg(feature = "sabotage")]
+use crate::sabotage::Sabotage;
 
 /// Where a record lives and its log sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -113,17 +114,6 @@ impl LogConfig {
             )));
         }
         Ok(())
-    }
-
-    #[cfg(feature = "sabotage")]
-    pub(crate) fn sabotaged(&self, which: Sabotage) -> bool {
-        self.sabotage == which
-    }
-
-    #[cfg(not(feature = "sabotage"))]
-    #[inline(always)]
-    pub(crate) fn sabotaged(&self, _which: Sabotage) -> bool {
-        false
     }
 }
 

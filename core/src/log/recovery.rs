@@ -32,7 +32,8 @@ use crate::env::{Env, File, OpenMode};
 
 use super::scan::{Stop, scan};
 use super::segment::{self, SegmentHeader};
-use super::{Log, LogConfig, LogError, RecordPos, Sabotage};
+use super::{Log, LogConfig, LogError, RecordPos};
+use crate::sabotage::sabotaged;
 
 /// Bytes written per call when rewriting the last segment.
 const REWRITE_CHUNK_BYTES: u64 = 256 * 1024;
@@ -109,7 +110,7 @@ impl<E: Env> Log<E> {
                 if let Stop::Invalid { reason } = &last.stop {
                     report.torn_tail = Some((last.id, last.end_offset, reason.clone()));
                 }
-                if !config.sabotaged(Sabotage::SkipTailRewrite) {
+                if !sabotaged!(config, SkipTailRewrite) {
                     let image = &outcome.last_segment_image;
                     assert_eq!(
                         image.len() as u64,
@@ -119,7 +120,7 @@ impl<E: Env> Log<E> {
                     write_chunks(&file, &path, image).await?;
                     report.bytes_rewritten = image.len() as u64;
                 }
-                if !config.sabotaged(Sabotage::SkipTailZeroing) {
+                if !sabotaged!(config, SkipTailZeroing) {
                     segment::zero_fill(&file, &path, last.end_offset, last.file_len, None).await?;
                     report.tail_bytes_zeroed = last.file_len - last.end_offset;
                 }

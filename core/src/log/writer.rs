@@ -16,7 +16,8 @@ use crate::env::{Env, File};
 
 use super::frame::{self, FrameSite};
 use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
-use super::{FRAME_HEADER_BYTES, LogConfig, LogError, RecordPos, Sabotage};
+use super::{FRAME_HEADER_BYTES, LogConfig, LogError, RecordPos};
+use crate::sabotage::sabotaged;
 
 /// Attempts at zeroing discarded records before the log gives up and fails.
 const DISCARD_ATTEMPTS_MAX: u32 = 8;
@@ -364,7 +365,7 @@ impl<E: Env> Log<E> {
     }
 
     async fn sync_active(&mut self) -> Result<(), LogError> {
-        if !self.config.sabotaged(Sabotage::SkipSync)
+        if !sabotaged!(self.config, SkipSync)
             && let Err(source) = self.active.file.sync_data().await
         {
             let err = LogError::io("sync segment", &self.active.path, source);
@@ -408,7 +409,7 @@ impl<E: Env> Log<E> {
             id: self.active.id + 1,
             first_lsn: self.next_lsn,
         };
-        let sync_dir = !self.config.sabotaged(Sabotage::SkipDirSync);
+        let sync_dir = !sabotaged!(self.config, SkipDirSync);
         let file = match segment::create(
             &self.env,
             &self.config.dir,

@@ -1,6 +1,6 @@
 //! Fixed-size pages in `data.pages`: the header every page carries, the
 //! free-list pages and the page allocator. (What a tree page holds, and the
-//! cache of decoded tree pages, are the [`btree`](mod@crate::btree)'s.)
+//! cache of decoded tree pages, belong to the B+Tree above.)
 //!
 //! Invariants kept here:
 //! - **A page read is verified before it is used.** Its CRC, its page id and

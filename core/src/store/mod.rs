@@ -95,16 +95,6 @@ impl StoreOptions {
     /// The cache must hold at least this many pages, so one operation's
     /// root-to-leaf path and its siblings always fit.
     pub const CACHE_PAGES_MIN: u64 = 64;
-
-    #[cfg(feature = "sabotage")]
-    fn sabotaged(&self, which: Sabotage) -> bool {
-        self.sabotage == which
-    }
-
-    #[cfg(not(feature = "sabotage"))]
-    fn sabotaged(&self, _which: crate::sabotage::Sabotage) -> bool {
-        false
-    }
 }
 
 impl Default for StoreOptions {

@@ -448,7 +448,7 @@ impl<E: Env> Store<E> {
             keys_count: superblock.keys_count,
             open_generation: superblock.generation + 1,
             page_bytes,
-            in_place: options.sabotaged(crate::sabotage::Sabotage::CheckpointInPlace),
+            in_place: crate::sabotage::sabotaged!(options, CheckpointInPlace),
         };
         let state = State {
             tree,

@@ -29,11 +29,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jubilant_core::db::{CommitEvent, CommitObserver, Db, DbError, DbOptions, Durability, Value};
 use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::mutex::lock;
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::FindingKind;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnError};
@@ -313,12 +314,6 @@ impl fmt::Display for Shape {
 }
 
 type Model = Arc<Mutex<BankModel>>;
-
-fn lock(model: &Model) -> MutexGuard<'_, BankModel> {
-    model
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {

@@ -16,12 +16,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jubilant_core::btree::inline_value_bytes_limit;
 use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
 use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::mutex::lock;
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::FindingKind;
 use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Stream, World};
@@ -181,12 +182,6 @@ impl fmt::Display for Shape {
 }
 
 type Model = Arc<Mutex<DbModel>>;
-
-fn lock(model: &Model) -> MutexGuard<'_, DbModel> {
-    model
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {

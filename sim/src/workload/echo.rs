@@ -13,12 +13,13 @@
 //!   [`LIVENESS_POLLS_MAX`] polls.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use jubilant_core::env::{Clock, Listener, Net, Spawn};
+use jubilant_core::mutex::lock;
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, SimRng, Step, Stream, World, node_ip};
 
 use super::lives::Partitions;
@@ -46,12 +47,6 @@ struct Model {
 }
 
 type Shared = Arc<Mutex<Model>>;
-
-fn lock(model: &Shared) -> MutexGuard<'_, Model> {
-    model
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn server_addr() -> SocketAddr {
     SocketAddr::new(node_ip(SERVER), PORT)

@@ -13,12 +13,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::lock::Mutex as AsyncMutex;
 use jubilant_core::env::{Clock, Spawn};
-use jubilant_core::log::{Log, LogConfig, LogError, Sabotage};
+use jubilant_core::log::{Log, LogConfig, LogError};
+use jubilant_core::mutex::lock;
+use jubilant_core::sabotage::Sabotage;
 use jubilant_io_sim::{NodeId, SimEnv, SimRng, Stream, World};
 
 use super::lives::{Clients, LifeStatus, Lives, final_phase, run_lives, spawn_life};
@@ -102,12 +104,6 @@ impl fmt::Display for Shape {
 }
 
 type Model = Arc<Mutex<LogModel>>;
-
-fn lock(model: &Model) -> MutexGuard<'_, LogModel> {
-    model
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// What the clients of one life do.
 /// Runs the workload on `world`, filling `report`.

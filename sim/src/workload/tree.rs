@@ -14,11 +14,12 @@
 use std::fmt;
 use std::ops::Bound;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use futures::lock::Mutex as AsyncMutex;
 use jubilant_core::btree::{inline_value_bytes_limit, key_bytes_max};
 use jubilant_core::env::Spawn;
+use jubilant_core::mutex::lock;
 use jubilant_core::record::{Mutation, Record, StoredValue, ValueType};
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::{RangeQuery, Store, StoreError, StoreOptions};
@@ -155,12 +156,6 @@ impl fmt::Display for Shape {
 }
 
 type Model = Arc<Mutex<TreeModel>>;
-
-fn lock(model: &Model) -> MutexGuard<'_, TreeModel> {
-    model
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {

@@ -6,6 +6,9 @@
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use jubilant_core::db::{Durability, Value};
 use jubilant_core::record::ValueType;
+use jubilant_core::record::wire::{
+    decode_value as decode_wire_value, encode_value as encode_wire_value,
+};
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use jubilant_schemas::frame::encode_frame;
 use jubilant_schemas::wire;
@@ -65,16 +68,6 @@ pub(crate) fn encode_checkpoint(id: u64) -> Vec<u8> {
     finish(b, id, wire::RequestBody::Checkpoint, body)
 }
 
-fn encode_value<'a>(b: &mut FlatBufferBuilder<'a>, value: &Value) -> WIPOffset<wire::Value<'a>> {
-    let (type_, bytes, int) = match value {
-        Value::Bytes(bytes) => (wire::ValueType::Bytes, Some(bytes.as_slice()), 0),
-        Value::String(text) => (wire::ValueType::String, Some(text.as_bytes()), 0),
-        Value::Int(n) => (wire::ValueType::Int64, None, *n),
-    };
-    let bytes = bytes.map(|bytes| b.create_vector(bytes));
-    wire::Value::create(b, &wire::ValueArgs { type_, bytes, int })
-}
-
 pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
     /// Bytes of a key declaration or an op beyond its key and value.
     const ENTRY_BYTES: usize = 48;
@@ -118,7 +111,7 @@ pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
                 Op::Get(_) => args.kind = wire::OpKind::Get,
                 Op::Set(_, value, ttl) => {
                     args.kind = wire::OpKind::Set;
-                    args.value = Some(encode_value(&mut b, value));
+                    args.value = Some(encode_wire_value(&mut b, value));
                     args.has_ttl = ttl.is_some();
                     args.ttl_ms = ttl.unwrap_or(0);
                 }
@@ -182,20 +175,7 @@ fn protocol(message: impl Into<String>) -> ClientError {
 }
 
 fn decode_value(value: wire::Value<'_>) -> Result<Value, ClientError> {
-    let bytes = || {
-        value
-            .bytes()
-            .map(|b| b.bytes().to_vec())
-            .unwrap_or_default()
-    };
-    match value.type_() {
-        wire::ValueType::Bytes => Ok(Value::Bytes(bytes())),
-        wire::ValueType::String => String::from_utf8(bytes())
-            .map(Value::String)
-            .map_err(|_| protocol("a String value is not UTF-8")),
-        wire::ValueType::Int64 => Ok(Value::Int(value.int())),
-        other => Err(protocol(format!("unknown value type {}", other.0))),
-    }
+    decode_wire_value(value).map_err(|error| protocol(error.to_string()))
 }
 
 fn decode_result(result: wire::OpResult<'_>) -> Result<OpResult, ClientError> {

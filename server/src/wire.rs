@@ -11,9 +11,9 @@
 //! - **Each error has its own code** (SPEC 5), and the engine's typed
 //!   transaction errors map onto them one to one ([`ErrorReply::from_txn`]).
 
-use flatbuffers::{FlatBufferBuilder, WIPOffset};
 use jubilant_core::db::{DbError, Durability, Value};
 use jubilant_core::record::ValueType;
+use jubilant_core::record::wire::{self as record_wire, WireValueError};
 use jubilant_core::txn::{KeyId, Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
 use jubilant_schemas::wire;
 
@@ -304,41 +304,14 @@ fn decode_op(index: usize, op: wire::Op<'_>) -> Result<Op, ErrorReply> {
 }
 
 fn decode_value(index: usize, value: wire::Value<'_>) -> Result<Value, ErrorReply> {
-    let bytes = || {
-        value
-            .bytes()
-            .map(|b| b.bytes().to_vec())
-            .unwrap_or_default()
-    };
-    match value.type_() {
-        wire::ValueType::Bytes => Ok(Value::Bytes(bytes())),
-        wire::ValueType::String => String::from_utf8(bytes()).map(Value::String).map_err(|_| {
-            ErrorReply::at_op(
-                ErrorCode::InvalidUtf8,
-                index,
-                "a String value is not valid UTF-8",
-            )
-        }),
-        wire::ValueType::Int64 => Ok(Value::Int(value.int())),
-        other => Err(ErrorReply::at_op(
-            ErrorCode::InvalidRequest,
-            index,
-            format!("unknown value type {}", other.0),
-        )),
-    }
-}
-
-fn encode_value<'a>(
-    builder: &mut FlatBufferBuilder<'a>,
-    value: &Value,
-) -> WIPOffset<wire::Value<'a>> {
-    let (type_, bytes, int) = match value {
-        Value::Bytes(bytes) => (wire::ValueType::Bytes, Some(bytes.as_slice()), 0),
-        Value::String(text) => (wire::ValueType::String, Some(text.as_bytes()), 0),
-        Value::Int(n) => (wire::ValueType::Int64, None, *n),
-    };
-    let bytes = bytes.map(|bytes| builder.create_vector(bytes));
-    wire::Value::create(builder, &wire::ValueArgs { type_, bytes, int })
+    record_wire::decode_value(value).map_err(|error| match error {
+        WireValueError::NotUtf8 => {
+            ErrorReply::at_op(ErrorCode::InvalidUtf8, index, error.to_string())
+        }
+        WireValueError::UnknownType(_) => {
+            ErrorReply::at_op(ErrorCode::InvalidRequest, index, error.to_string())
+        }
+    })
 }
 
 /// Encodes `response` to request `id` as a FlatBuffer payload (frame it
@@ -373,7 +346,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                     match result {
                         OpResult::Get(Some((value, revision))) => {
                             args.found = true;
-                            args.value = Some(encode_value(&mut builder, value));
+                            args.value = Some(record_wire::encode_value(&mut builder, value));
                             args.revision = *revision;
                         }
                         OpResult::Get(None) | OpResult::Set | OpResult::Held => {}
@@ -479,7 +452,7 @@ mod tests {
     }
 
     fn txn_request(id: u64, keys: &[(u32, wire::Mode, &[u8])], ops: &[TestOp]) -> Vec<u8> {
-        let mut b = FlatBufferBuilder::new();
+        let mut b = flatbuffers::FlatBufferBuilder::new();
         let keys: Vec<_> = keys
             .iter()
             .map(|(id, mode, key)| {

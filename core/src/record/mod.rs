@@ -13,6 +13,7 @@
 //!   every reader, the sweeper and GC apply (SPEC 3).
 
 mod value;
+pub mod wire;
 
 pub(crate) use value::int_from_bytes;
 pub use value::{Value, ValueMalformed};

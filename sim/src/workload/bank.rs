@@ -975,6 +975,12 @@ async fn checkpointer(mut bank: BankClient, mut rng: SimRng) {
         if bank.stopped() {
             return;
         }
+        if let Conn::Embedded(db) = &bank.conn {
+            // The engine's own bookkeeping, recounted from scratch (a
+            // mismatch panics, and fails the seed).
+            db.check_invariants();
+            lock(&bank.model).verdict.stat("engine_invariant_checks", 1);
+        }
         lock(&bank.model).checkpoint_running = true;
         let outcome = bank.conn.checkpoint().await;
         lock(&bank.model).checkpoint_running = false;

@@ -593,9 +593,14 @@ async fn committer(
 }
 
 async fn checkpoint(env: &SimEnv, db: &Db<SimEnv>, model: &Model) -> bool {
+    // The engine's own bookkeeping, recounted from scratch around each
+    // checkpoint (a mismatch panics, and fails the seed).
+    db.check_invariants();
     lock(model).checkpoint_running = true;
     let outcome = db.checkpoint().await;
     lock(model).checkpoint_running = false;
+    db.check_invariants();
+    lock(model).verdict.stat("engine_invariant_checks", 2);
     match outcome {
         Ok(report) => {
             env.trace(format_args!(

@@ -449,20 +449,35 @@ impl BankModel {
         self.applied.retain(|(lsn, _)| *lsn > lsn_end);
     }
 
-    /// Checks every answered transaction against the applied history.
+    /// Checks every answered transaction against the applied history,
+    /// in serial order: the history is replayed once, each answer checked
+    /// at its place (a commit at LSN `l` against the state before `l`, a
+    /// read-only answer at read LSN `l` against the state after it).
     fn check_history(&mut self) {
         let answered = std::mem::take(&mut self.answered);
-        for a in &answered {
+        let mut order: Vec<&Answered> = answered.iter().collect();
+        order.sort_by_key(|a| (a.outcome.lsn, a.outcome.read_only));
+        let mut state = self.base.clone();
+        let mut replayed = 0;
+        for a in order {
             if self.verdict.failure.is_some() {
                 break;
             }
             self.verdict.check("serializability", 1);
             let lsn = a.outcome.lsn;
-            let (state, pending) = if a.outcome.read_only {
-                (self.state(|l| l <= lsn), 0)
-            } else {
-                (self.state(|l| l < lsn), lsn)
-            };
+            while let Some((logged, written)) = self.applied.get(replayed) {
+                let before = if a.outcome.read_only {
+                    *logged <= lsn
+                } else {
+                    *logged < lsn
+                };
+                if !before {
+                    break;
+                }
+                apply(&mut state, written);
+                replayed += 1;
+            }
+            let pending = if a.outcome.read_only { 0 } else { lsn };
             let now_ms = a.outcome.now_ms;
             let (results, written, timed) = match Self::interpret(&a.txn, &state, pending, now_ms) {
                 Ok(replayed) => replayed,

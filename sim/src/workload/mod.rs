@@ -3,8 +3,7 @@
 //! many checks each made.
 
 pub mod bank;
-mod bank_conn;
-mod bank_model;
+
 pub mod db;
 mod db_model;
 pub mod echo;

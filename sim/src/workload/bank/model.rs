@@ -36,7 +36,7 @@ use jubilant_core::db::{Durability, Value};
 use jubilant_core::record::{Mutation, Record, StoredValue, ValueType};
 use jubilant_core::txn::{Op, OpResult, Ttl, Txn, TxnOutcome};
 
-use super::verdict::Verdict;
+use super::super::verdict::Verdict;
 
 /// What a key holds.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -244,7 +244,9 @@ impl Tree {
             node.lsn = node.lsn.max(lsn);
             let id = if node_key >= TEMP_ID_BASE {
                 self.allocator.allocate()
-            } else if self.in_place || self.is_open_dirty(node_key) {
+            } else if crate::sabotage::sabotaged!(self, CheckpointInPlace)
+                || self.is_open_dirty(node_key)
+            {
                 node_key
             } else {
                 self.free_page(node_key);

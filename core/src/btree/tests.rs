@@ -50,7 +50,8 @@ fn new_tree() -> Tree {
         keys_count: 0,
         open_generation: 1,
         page_bytes: PAGE_BYTES,
-        in_place: false,
+        #[cfg(feature = "sabotage")]
+        sabotage: crate::sabotage::Sabotage::None,
     }
 }
 

@@ -24,8 +24,11 @@ pub(crate) struct Tree {
     /// belong to it.
     pub(crate) open_generation: u64,
     pub(crate) page_bytes: u32,
-    /// Sabotage: change clean pages in place instead of copying them.
-    pub(crate) in_place: bool,
+    /// Switches that break the tree on purpose (tests only): sabotage
+    /// `checkpoint-in-place` changes clean pages in place instead of
+    /// copying them.
+    #[cfg(feature = "sabotage")]
+    pub(crate) sabotage: crate::sabotage::Sabotage,
 }
 
 impl Tree {

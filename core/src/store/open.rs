@@ -448,7 +448,8 @@ impl<E: Env> Store<E> {
             keys_count: superblock.keys_count,
             open_generation: superblock.generation + 1,
             page_bytes,
-            in_place: crate::sabotage::sabotaged!(options, CheckpointInPlace),
+            #[cfg(feature = "sabotage")]
+            sabotage: options.sabotage,
         };
         let state = State {
             tree,

@@ -3,6 +3,7 @@
 //! a pointer `{segment, offset, length, crc}`.
 //!
 //! - `format`: segment names and the record layout, encoded and verified;
+//! - `open`: listing the segments and repairing the newest at open;
 //! - `scan`: whole records read without a pointer (the scan at open, GC);
 //! - `reader`: records read by pointer, online and offline;
 //! - `pin`: segments held from GC while a commit is in flight;
@@ -29,6 +30,7 @@
 
 mod error;
 mod format;
+mod open;
 mod pin;
 mod reader;
 mod scan;
@@ -42,9 +44,9 @@ use crate::env::{Env, File, OpenMode};
 use crate::mutex::lock;
 use crate::record::{ValueType, VlogPointer};
 
-use format::{FRAME_BYTES, decode, parse_name};
+use format::{FRAME_BYTES, decode};
 use pin::Pins;
-use scan::{read_verified, scan_valid};
+use scan::read_verified;
 
 pub use error::VlogError;
 pub use format::{VlogValue, segment_name};
@@ -129,103 +131,6 @@ pub struct Vlog<E: Env> {
 }
 
 impl<E: Env> Vlog<E> {
-    /// Opens the value log in `dir`, creating its first segment if there is
-    /// none, and cuts an unreferenced torn tail off the newest segment.
-    pub async fn open(env: E, dir: &Path, segment_bytes: u64) -> Result<Self, VlogError> {
-        let io = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| VlogError::Io { op, path, source }
-        };
-        let names = env.list(dir).await.map_err(io("list", dir))?;
-        let mut ids: Vec<u32> = names.iter().filter_map(|name| parse_name(name)).collect();
-        ids.sort_unstable();
-        let newest = ids.last().copied();
-        let mut sizes = BTreeMap::new();
-        for &id in ids.iter().rev().skip(1) {
-            let path = dir.join(segment_name(id));
-            let file = env
-                .open(&path, OpenMode::Existing)
-                .await
-                .map_err(io("open segment", &path))?;
-            sizes.insert(id, file.len().await.map_err(io("length", &path))?);
-        }
-        let mut stats = VlogStats::default();
-        let active = match newest {
-            None => {
-                let id = 1;
-                let path = dir.join(segment_name(id));
-                env.open(&path, OpenMode::CreateNew)
-                    .await
-                    .map_err(io("create segment", &path))?;
-                env.sync_dir(dir).await.map_err(io("sync directory", dir))?;
-                Active {
-                    id,
-                    path,
-                    end: 0,
-                    synced_end: 0,
-                }
-            }
-            Some(id) => {
-                let path = dir.join(segment_name(id));
-                let file = env
-                    .open(&path, OpenMode::Existing)
-                    .await
-                    .map_err(io("open segment", &path))?;
-                let len = file.len().await.map_err(io("length", &path))?;
-                let image = scan_valid(&file, &path, id, len).await?;
-                let end = image.len() as u64;
-                // Write the verified records back before syncing: after a
-                // failed fdatasync the page cache may show records that are
-                // not on disk and that a plain sync would not write again
-                // (the same reason the WAL rewrites its last segment).
-                for (index, chunk) in image.chunks(REWRITE_CHUNK_BYTES).enumerate() {
-                    let at = (index * REWRITE_CHUNK_BYTES) as u64;
-                    file.write_at(at, chunk)
-                        .await
-                        .map_err(io("rewrite segment", &path))?;
-                }
-                if end < len {
-                    file.set_len(end)
-                        .await
-                        .map_err(io("cut torn tail", &path))?;
-                }
-                file.sync_data().await.map_err(io("sync segment", &path))?;
-                if end < len {
-                    stats.tail_bytes_dropped = len - end;
-                    tracing::warn!(
-                        segment = id,
-                        offset = end,
-                        bytes = len - end,
-                        "repair: cut an unreferenced torn value-log tail"
-                    );
-                }
-                Active {
-                    id,
-                    path,
-                    end,
-                    synced_end: end,
-                }
-            }
-        };
-        sizes.insert(active.id, active.end);
-        stats.segments = sizes.len() as u64;
-        stats.bytes = sizes.values().sum();
-        Ok(Vlog {
-            env,
-            dir: dir.to_path_buf(),
-            segment_bytes,
-            state: Mutex::new(State {
-                active,
-                sizes,
-                failed: None,
-                stats,
-            }),
-            pins: Pins::default(),
-            append_turn: futures::lock::Mutex::new(()),
-            sync_turn: futures::lock::Mutex::new(()),
-        })
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }

@@ -99,23 +99,30 @@ impl Inode {
         let mut len = self.durable.len() as u64;
         let end = end.min(self.current.len() as u64);
         let window = start..end.max(start);
-        let mut image: Vec<u8> = window
-            .clone()
-            .map(|at| self.durable.get(at as usize).copied().unwrap_or(0))
-            .collect();
+        // The window's bytes as the durable image holds them (zeros past
+        // its end), then each pending change clipped to the window.
+        let mut image = vec![0u8; (window.end - window.start) as usize];
+        let durable_end = window.end.min(len);
+        if window.start < durable_end {
+            image[..(durable_end - window.start) as usize]
+                .copy_from_slice(&self.durable[window.start as usize..durable_end as usize]);
+        }
         for op in &self.pending {
             match op {
                 Pending::Write { offset, data } => {
                     let (from, to) = (*offset, offset + data.len() as u64);
-                    for at in window.start.max(from)..window.end.min(to) {
-                        image[(at - window.start) as usize] = data[(at - from) as usize];
+                    let (lo, hi) = (window.start.max(from), window.end.min(to));
+                    if lo < hi {
+                        image[(lo - window.start) as usize..(hi - window.start) as usize]
+                            .copy_from_slice(&data[(lo - from) as usize..(hi - from) as usize]);
                     }
                     len = len.max(to);
                 }
                 Pending::SetLen(new_len) => {
                     // Bytes cut off read as zeros if the file grows again.
-                    for at in window.start.max(*new_len)..window.end {
-                        image[(at - window.start) as usize] = 0;
+                    let lo = window.start.max(*new_len);
+                    if lo < window.end {
+                        image[(lo - window.start) as usize..].fill(0);
                     }
                     len = *new_len;
                 }

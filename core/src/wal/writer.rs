@@ -454,9 +454,16 @@ impl<E: Env> Writer<E> {
             "WAL segments through LSN {lsn} would go before a durable checkpoint covers them (durable: {})",
             self.store.durable_checkpoint_lsn()
         );
-        if self.log.failure().is_some() {
-            return;
+        // A failed log removes nothing more (only reopening can tell what
+        // is durable); the checkpoint's caller still hears it is done.
+        if self.log.failure().is_none() {
+            self.remove_covered(lsn, log_record).await;
         }
+        let _ = done.send(());
+    }
+
+    /// [`Writer::tidy`]'s work on a healthy log.
+    async fn remove_covered(&mut self, lsn: u64, log_record: bool) {
         if log_record && lsn > self.checkpoint_lsn_tidied {
             let record = WalRecord::Checkpoint { lsn };
             // Informational (recovery trusts the superblock): it becomes
@@ -468,6 +475,5 @@ impl<E: Env> Writer<E> {
         if let Ok(removed) = self.log.remove_segments_before(lsn.saturating_add(1)).await {
             lock(&self.stats).segments_removed += removed;
         }
-        let _ = done.send(());
     }
 }

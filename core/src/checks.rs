@@ -6,19 +6,19 @@
 //!   by default, `release` by the workspace's profile overrides. So every
 //!   simulated run checks them, and so does the production server (cheap by
 //!   rule: nothing worse than a comparison on a hot path).
-//! - **Expensive cross-checks** ([`expensive_assert!`], e.g. a search re-done
+//! - **Expensive cross-checks** ([`expensive_assert!`](crate::expensive_assert), e.g. a search re-done
 //!   by brute force) run only in this crate's unit tests and with the
 //!   `expensive-checks` feature, which the simulated environment
 //!   (`jubilant-io-sim`) and the simulator turn on, and the server never does.
 //!
-//! [`declare_build_checks!`] gives every crate whose code a simulated world
+//! [`declare_build_checks!`](crate::declare_build_checks) gives every crate whose code a simulated world
 //! runs a probe of its own build, so the simulator can refuse to run
 //! without them.
 
 /// Whether this crate was built with `debug_assert!`s on.
 pub const DEBUG_ASSERTIONS: bool = cfg!(debug_assertions);
 
-/// Whether expensive cross-checks ([`expensive_assert!`]) are compiled in.
+/// Whether expensive cross-checks ([`expensive_assert!`](crate::expensive_assert)) are compiled in.
 pub const EXPENSIVE: bool = cfg!(any(test, feature = "expensive-checks"));
 
 /// Adds one to `x`: panics on 255 when this crate was built with overflow

@@ -1,6 +1,6 @@
 //! Switches that break the engine on purpose (tests only).
 //!
-//! Each switch is read through [`sabotaged!`], which is `false` (and reads
+//! Each switch is read through `sabotaged!`, which is `false` (and reads
 //! no field) in a build without the `sabotage` feature: production builds
 //! carry no sabotage field at all.
 

@@ -45,7 +45,7 @@ pub struct DbOptions {
     /// this per cent of its size (0: never relocates, only removes
     /// segments nothing points into any more).
     pub vlog_gc_live_pct: u8,
-    /// How often value-log GC runs (0: only when [`Db::vlog_gc`] is called).
+    /// How often value-log GC runs (0: only when [`Db::vlog_gc`](super::Db::vlog_gc) is called).
     pub vlog_gc_interval_ms: u64,
     /// How long written `async` commits may wait for an `fdatasync` when no
     /// `sync` commit asks for one (SPEC 7.3's `group_commit_max_latency_ms`;

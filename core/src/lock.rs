@@ -281,4 +281,12 @@ mod tests {
             .now_or_never();
         assert!(again.is_some(), "the abandoned request does not block");
     }
+
+    #[test]
+    #[should_panic(expected = "bytewise key order")]
+    fn keys_asked_for_out_of_order_fail_an_assertion() {
+        let locks = LockManager::default();
+        let unsorted = [key("b", LockMode::Shared), key("a", LockMode::Shared)];
+        let _ = locks.acquire(&unsorted).now_or_never();
+    }
 }

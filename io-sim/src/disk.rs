@@ -717,3 +717,54 @@ fn apply_write(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
     }
     image[offset..end].copy_from_slice(data);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Inode, Pending};
+
+    fn inode(durable: &[u8], pending: Vec<Pending>, current: &[u8]) -> Inode {
+        Inode {
+            current: current.to_vec(),
+            durable: durable.to_vec(),
+            pending,
+            diverged: false,
+        }
+    }
+
+    #[test]
+    fn durable_plus_pending_replays_to_current_through_writes_and_cuts() {
+        let pending = vec![
+            Pending::Write {
+                offset: 2,
+                data: b"xyz".to_vec(),
+            },
+            Pending::SetLen(3),
+            Pending::Write {
+                offset: 5,
+                data: b"q".to_vec(),
+            },
+        ];
+        // "abcdef" -> "abxyzf" -> "abx" -> "abx\0\0q"
+        let inode = inode(b"abcdef", pending, b"abx\0\0q");
+        for (start, end) in [(0, 6), (2, 5), (3, 5), (5, 6), (0, 0)] {
+            inode.check(start, end);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "differs from what reads see")]
+    fn a_current_image_the_pending_list_does_not_explain_panics() {
+        let pending = vec![Pending::Write {
+            offset: 1,
+            data: b"z".to_vec(),
+        }];
+        inode(b"abc", pending, b"ayc").check(0, 3);
+    }
+
+    #[test]
+    fn a_failed_sync_that_kept_the_cache_is_not_checked() {
+        let mut diverged = inode(b"abc", Vec::new(), b"abcdef");
+        diverged.diverged = true;
+        diverged.check(0, 6);
+    }
+}

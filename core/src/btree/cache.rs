@@ -604,4 +604,37 @@ mod tests {
         cache.put_dirty(2, Node::empty_leaf(), 3);
         assert!(cache.get(2, 99).is_some(), "dirty pages have no CRC yet");
     }
+
+    #[test]
+    fn the_recount_matches_what_is_kept_through_every_change() {
+        let mut cache = cache_of(4);
+        for id in 1..=6 {
+            cache.insert_clean(id, Arc::new(Node::empty_leaf()), 0);
+            cache.check();
+        }
+        cache.put_dirty(7, Node::empty_leaf(), 2);
+        cache.put_dirty(8, Node::empty_leaf(), 3);
+        cache.check();
+        assert!(
+            cache.get_indexed(7, 0).is_some(),
+            "builds and charges an index"
+        );
+        cache.check();
+        cache.patch(7, |_| {});
+        cache.check();
+        cache.mark_clean(2, &BTreeMap::from([(7, 1)]));
+        cache.check();
+        cache.remove(8);
+        cache.check();
+        assert!(cache.bytes() <= cache.budget_bytes());
+    }
+
+    #[test]
+    #[should_panic(expected = "charged bytes")]
+    fn a_recount_that_differs_panics() {
+        let mut cache = cache_of(4);
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()), 0);
+        cache.charged += 1;
+        cache.check();
+    }
 }

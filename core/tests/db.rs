@@ -872,3 +872,60 @@ fn a_range_longer_than_one_step_misses_no_key() {
         Some(format!("key-{RANGE_STEP_KEYS:05}"))
     );
 }
+
+#[test]
+fn a_failed_value_log_fsync_stops_every_write_until_reopened() {
+    let world = World::new(6, FaultConfig::none());
+    let db = open(&world);
+    set(&world, &db, "before", "1").expect("set");
+    let mut faults = FaultConfig::none();
+    faults.set(Fault::FsyncError, 1.0);
+    world.set_faults(faults);
+    // Above the inline limit: the value goes to the value log, whose
+    // fdatasync fails before the WAL is ever asked.
+    let large = set(&world, &db, "large", &"x".repeat(4096));
+    assert!(matches!(large, Err(DbError::StorageFailed(_))), "{large:?}");
+    world.set_faults(FaultConfig::none());
+    // A small `async` write needs no fsync at all, yet it is refused: one
+    // failed fsync anywhere stops the engine (SPEC 7.3).
+    let small = on(&world, &db, |db| async move {
+        db.set_with("small", "y", Durability::Async).await
+    });
+    assert!(matches!(small, Err(DbError::StorageFailed(_))), "{small:?}");
+    let why = db.failure().expect("the database says it failed");
+    assert!(why.contains("value log"), "{why}");
+    // Reads of what is durable keep working.
+    assert_eq!(get(&world, &db, "before"), Some(Value::from("1")));
+
+    drop(db);
+    world.kill(N);
+    let db = open(&world);
+    assert_eq!(get(&world, &db, "large"), None, "never acknowledged");
+    set(&world, &db, "after", "2").expect("writes work again after reopening");
+}
+
+#[test]
+fn a_value_log_pointer_longer_than_its_segment_is_an_error_not_an_allocation() {
+    use jubilant_core::record::ValueType;
+    use jubilant_core::vlog::{Vlog, VlogError};
+    let world = World::new(7, FaultConfig::none());
+    let env = world.env(N);
+    let read = world.block_on(N, async move {
+        jubilant_core::env::Fs::create_dir_all(&env, &dir())
+            .await
+            .expect("mkdir");
+        let vlog = Vlog::open(env, &dir(), 1 << 20).await.expect("open");
+        let (mut pointer, _pin) = vlog
+            .append("k", ValueType::Bytes, &[7; 100])
+            .await
+            .expect("append");
+        vlog.sync().await.expect("sync");
+        assert_eq!(vlog.read(&pointer).await.expect("read").bytes, vec![7; 100]);
+        pointer.length = u32::MAX;
+        vlog.read(&pointer).await
+    });
+    assert!(
+        matches!(read, Err(VlogError::Corrupt { ref detail, .. }) if detail.contains("past the segment")),
+        "{read:?}"
+    );
+}

@@ -146,6 +146,25 @@ pub struct Db<E: Env> {
     pub(crate) sabotage: Sabotage,
 }
 
+/// The error for `error` from a value-log append or sync. One that left the
+/// value log failed (its durability unknown) stops the engine: the store's
+/// failure is the one fail-stop switch every write checks (SPEC 7.3), so
+/// small writes stop too, and `Db::failure` says why.
+pub(crate) fn vlog_write_error<E: Env>(
+    store: &Store<E>,
+    vlog: &Vlog<E>,
+    error: crate::vlog::VlogError,
+) -> DbError {
+    match vlog.failure() {
+        Some(reason) => {
+            let reason = format!("the value log failed: {reason}");
+            store.fail(reason.clone());
+            DbError::StorageFailed(reason)
+        }
+        None => DbError::from(error),
+    }
+}
+
 impl<E: Env> Db<E> {
     /// The database directory.
     pub fn dir(&self) -> &Path {

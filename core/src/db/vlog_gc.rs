@@ -40,6 +40,7 @@ use crate::vlog::{Vlog, VlogValue};
 use crate::wal::{CheckpointWanted, CommitRequest, Durability, GroupCommit};
 
 use super::ttl::TtlClock;
+use super::vlog_write_error;
 
 /// Bytes of a segment read at a time while relocating.
 const READ_BYTES_MAX: u64 = 4 * 1024 * 1024;
@@ -289,7 +290,8 @@ impl<E: Env> VlogGc<E> {
             let (moved, pin) = self
                 .vlog
                 .append(&value.key, record.value_type, &value.bytes)
-                .await?;
+                .await
+                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
             commit.pins.push(pin);
             report.values_relocated += 1;
             if self.config.observed {
@@ -313,7 +315,10 @@ impl<E: Env> VlogGc<E> {
             return Ok(());
         }
         if !commit.pins.is_empty() {
-            self.vlog.sync().await?;
+            self.vlog
+                .sync()
+                .await
+                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
         }
         commit.locks = Some(locks);
         commit.keep_revisions = true;

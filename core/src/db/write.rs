@@ -18,7 +18,7 @@ use crate::txn::{Mode, OpResult, Txn, TxnError};
 use crate::vlog::VlogPin;
 use crate::wal::{CommitRequest, Committed, Durability};
 
-use super::Db;
+use super::{Db, vlog_write_error};
 
 /// One change of an atomic [`Db::write`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,12 +220,19 @@ impl<E: Env> Db<E> {
                 "the executor checks value sizes before a commit"
             );
             let key = std::str::from_utf8(key).expect("keys are UTF-8 strings");
-            let (pointer, pin) = self.vlog.append(key, record.value_type, bytes).await?;
+            let (pointer, pin) = self
+                .vlog
+                .append(key, record.value_type, bytes)
+                .await
+                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
             record.value = StoredValue::Vlog(pointer);
             pins.push(pin);
         }
         if !pins.is_empty() {
-            self.vlog.sync().await?;
+            self.vlog
+                .sync()
+                .await
+                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
         }
         Ok(pins)
     }

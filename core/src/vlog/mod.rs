@@ -140,6 +140,12 @@ impl<E: Env> Vlog<E> {
         self.state().stats
     }
 
+    /// Why the value log stopped accepting writes (a write or sync whose
+    /// outcome is unknown), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.state().failed.clone()
+    }
+
     fn fail(&self, error: VlogError) -> VlogError {
         self.state().failed.get_or_insert_with(|| error.to_string());
         error
@@ -388,8 +394,42 @@ impl<E: Env> Vlog<E> {
 
     /// Reads the record `pointer` names and checks it is the one the
     /// pointer was made for.
+    ///
+    /// The pointer comes from a leaf or a WAL record, so its length is
+    /// checked against the segment's size before anything is allocated for
+    /// it: a damaged pointer is an error, never a 4 GiB buffer.
     pub async fn read(&self, pointer: &VlogPointer) -> Result<VlogValue, VlogError> {
         let path = self.dir.join(segment_name(pointer.segment));
+        let segment_bytes = self.state().sizes.get(&pointer.segment).copied();
+        match segment_bytes {
+            // GC removed it (a reader without a lock may race the removal).
+            None => {
+                return Err(VlogError::Io {
+                    op: "read record",
+                    path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the value log has no such segment",
+                    ),
+                });
+            }
+            Some(bytes)
+                if pointer
+                    .offset
+                    .checked_add(u64::from(pointer.length))
+                    .is_none_or(|end| end > bytes) =>
+            {
+                return Err(VlogError::Corrupt {
+                    segment: pointer.segment,
+                    offset: pointer.offset,
+                    detail: format!(
+                        "a {}-byte record would run past the segment's {bytes} bytes",
+                        pointer.length
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
         let file = self.file_for(pointer.segment).await?;
         let read = reader::read_pointed(&file, &path, pointer).await;
         self.state().stats.reads += 1;

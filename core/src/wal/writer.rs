@@ -279,8 +279,8 @@ impl<E: Env> Writer<E> {
         } else {
             CommitError::Failed(error.to_string())
         };
-        if let CommitError::Failed(_) = &answer {
-            self.watch.stop(answer.clone());
+        if let CommitError::Failed(reason) = &answer {
+            self.stop(reason);
         }
         let mut stats = lock(&self.stats);
         if let CommitError::DiskFull(_) = &answer {
@@ -395,9 +395,17 @@ impl<E: Env> Writer<E> {
                 self.watch.advance(*lsn);
                 lock(&self.stats).fsyncs += 1;
             }
-            Err(error) => self.watch.stop(CommitError::Failed(error.to_string())),
+            Err(error) => self.stop(&error.to_string()),
         }
         synced
+    }
+
+    /// The WAL failed (a write or sync whose outcome is unknown): every
+    /// waiter hears it, and the store, whose failure is the engine's one
+    /// fail-stop switch, accepts no more changes until reopened.
+    fn stop(&self, reason: &str) {
+        self.watch.stop(CommitError::Failed(reason.to_owned()));
+        self.store.fail(format!("the WAL failed: {reason}"));
     }
 
     /// Between batches: ask the checkpointer for a checkpoint when one is

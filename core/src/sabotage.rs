@@ -41,11 +41,14 @@ pub enum Sabotage {
     /// The WAL writer's `debug_assert!` that a batch it applies is in LSN
     /// order is made false: proves a simulated run checks assertions.
     FalseAssertion,
+    /// A newly created data directory's parent is not synced, so a power
+    /// loss may take the whole directory away.
+    SkipParentDirSync,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 12] = [
+    pub const ALL: [Sabotage; 13] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -58,6 +61,7 @@ impl Sabotage {
         Sabotage::LocksInRequestOrder,
         Sabotage::VlogGcEarly,
         Sabotage::FalseAssertion,
+        Sabotage::SkipParentDirSync,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -75,6 +79,7 @@ impl Sabotage {
             Sabotage::LocksInRequestOrder => "locks-in-request-order",
             Sabotage::VlogGcEarly => "vlog-gc-early",
             Sabotage::FalseAssertion => "false-assertion",
+            Sabotage::SkipParentDirSync => "skip-parent-dir-sync",
         }
     }
 }

@@ -19,10 +19,11 @@
 //! - a write that fails (ENOSPC or EIO) may have landed in part, a whole
 //!   number of sectors from its start;
 //! - a process kill (not a power loss) invalidates open handles and releases
-//!   directory locks but keeps the page cache.
-//!
-//! Directories themselves are durable as soon as they are created: the
-//! engine creates its data directory once, before anything depends on it.
+//!   directory locks but keeps the page cache;
+//! - a new directory's name lives in its parent like a file's: it is
+//!   durable only once the parent is synced. A power loss that loses it
+//!   loses everything inside it, durable or not. A root (a directory
+//!   without a parent) always exists.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -148,6 +149,10 @@ enum Pending {
 }
 
 enum DirOp {
+    /// A directory made inside its parent.
+    Mkdir {
+        path: PathBuf,
+    },
     Link {
         path: PathBuf,
         inode: InodeId,
@@ -166,7 +171,9 @@ impl DirOp {
     fn touches(&self, dir: &Path) -> bool {
         let parent_is = |p: &Path| p.parent() == Some(dir);
         match self {
-            DirOp::Link { path, .. } | DirOp::Unlink { path } => parent_is(path),
+            DirOp::Mkdir { path } | DirOp::Link { path, .. } | DirOp::Unlink { path } => {
+                parent_is(path)
+            }
             DirOp::Rename { from, to, .. } => parent_is(from) || parent_is(to),
         }
     }
@@ -174,13 +181,18 @@ impl DirOp {
     fn dirs(&self) -> Vec<PathBuf> {
         let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
         match self {
-            DirOp::Link { path, .. } | DirOp::Unlink { path } => vec![parent(path)],
+            DirOp::Mkdir { path } | DirOp::Link { path, .. } | DirOp::Unlink { path } => {
+                vec![parent(path)]
+            }
             DirOp::Rename { from, to, .. } => vec![parent(from), parent(to)],
         }
     }
 
-    fn apply(&self, names: &mut BTreeMap<PathBuf, InodeId>) {
+    fn apply(&self, names: &mut BTreeMap<PathBuf, InodeId>, dirs: &mut BTreeSet<PathBuf>) {
         match self {
+            DirOp::Mkdir { path } => {
+                dirs.insert(path.clone());
+            }
             DirOp::Link { path, inode } => {
                 names.insert(path.clone(), *inode);
             }
@@ -198,7 +210,10 @@ impl DirOp {
 /// One node's disk.
 #[derive(Default)]
 pub(crate) struct Disk {
+    /// The directories reads see.
     dirs: BTreeSet<PathBuf>,
+    /// The directories as of the last syncs of their parents.
+    durable_dirs: BTreeSet<PathBuf>,
     /// The namespace reads see.
     names: BTreeMap<PathBuf, InodeId>,
     /// The namespace as of the last directory syncs.
@@ -501,7 +516,27 @@ impl Disk {
                     format!("{} is a file", ancestor.display()),
                 ));
             }
-            self.dirs.insert(ancestor.to_path_buf());
+        }
+        // Outermost first, as mkdir -p makes them.
+        let ancestors: Vec<&Path> = dir
+            .ancestors()
+            .filter(|ancestor| !ancestor.as_os_str().is_empty())
+            .collect();
+        for ancestor in ancestors.into_iter().rev() {
+            if !self.dirs.insert(ancestor.to_path_buf()) {
+                continue;
+            }
+            match ancestor.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => {
+                    self.dir_ops.push(DirOp::Mkdir {
+                        path: ancestor.to_path_buf(),
+                    });
+                }
+                // A root always exists.
+                _ => {
+                    self.durable_dirs.insert(ancestor.to_path_buf());
+                }
+            }
         }
         ctx.trace(format_args!("create_dir_all {}", dir.display()));
         Ok(())
@@ -592,7 +627,7 @@ impl Disk {
             .into_iter()
             .partition(|op| op.touches(dir));
         for op in &mine {
-            op.apply(&mut self.durable_names);
+            op.apply(&mut self.durable_names, &mut self.durable_dirs);
         }
         self.dir_ops = others;
         ctx.trace(format_args!(
@@ -654,8 +689,25 @@ impl Disk {
                 lost_dirs.extend(dirs);
                 continue;
             }
-            op.apply(&mut self.durable_names);
+            op.apply(&mut self.durable_names, &mut self.durable_dirs);
         }
+        // A directory whose own name was lost takes everything in it along:
+        // parents sort before their children, so one pass in order keeps a
+        // directory only if its parent was kept.
+        let mut kept: BTreeSet<PathBuf> = BTreeSet::new();
+        for dir in std::mem::take(&mut self.durable_dirs) {
+            let rooted = match dir.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => kept.contains(parent),
+                _ => true,
+            };
+            if rooted {
+                kept.insert(dir);
+            }
+        }
+        self.durable_names
+            .retain(|path, _| path.parent().is_some_and(|parent| kept.contains(parent)));
+        self.durable_dirs = kept.clone();
+        self.dirs = kept;
         self.names = self.durable_names.clone();
         let alive: BTreeSet<InodeId> = self.names.values().copied().collect();
         self.inodes.retain(|id, _| alive.contains(id));

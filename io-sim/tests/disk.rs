@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use jubilant_core::env::{File, Fs, OpenMode};
+use jubilant_core::env::{File, Fs, OpenMode, create_dir_durably};
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
 
 const N: NodeId = NodeId(0);
@@ -32,7 +32,7 @@ fn write_file(
     let e = env.clone();
     let path = dir().join(name);
     world.block_on(N, async move {
-        e.create_dir_all(&dir()).await.expect("mkdir");
+        create_dir_durably(&e, &dir()).await.expect("mkdir");
         let file = e.open(&path, OpenMode::CreateNew).await.expect("create");
         file.write_at(0, data).await.expect("write");
         if sync_data {
@@ -405,7 +405,7 @@ fn a_crash_may_lose_any_subset_of_unsynced_name_changes() {
         let world = World::new(seed, faults(&[(Fault::DirOpLost, 0.5)]));
         let env = world.env(N);
         world.block_on(N, async move {
-            env.create_dir_all(&dir()).await.expect("mkdir");
+            create_dir_durably(&env, &dir()).await.expect("mkdir");
             for name in ["1", "2", "3"] {
                 env.open(&dir().join(name), OpenMode::CreateNew)
                     .await
@@ -422,4 +422,36 @@ fn a_crash_may_lose_any_subset_of_unsynced_name_changes() {
         "no non-suffix loss in {shapes:?}"
     );
     assert!(shapes.contains("12"), "no suffix loss in {shapes:?}");
+}
+
+#[test]
+fn a_new_directory_is_durable_only_once_its_parent_is_synced() {
+    for durably in [false, true] {
+        let world = World::new(3, faults(&[(Fault::DirOpLost, 1.0)]));
+        let env = world.env(N);
+        world.block_on(N, async move {
+            let nested = dir().join("data");
+            if durably {
+                create_dir_durably(&env, &nested).await.expect("mkdir");
+            } else {
+                env.create_dir_all(&nested).await.expect("mkdir");
+            }
+            // Everything inside is synced; only the directories' own names
+            // depend on their parents.
+            let file = env
+                .open(&nested.join("f"), OpenMode::CreateNew)
+                .await
+                .expect("create");
+            file.write_at(0, b"x").await.expect("write");
+            file.sync_data().await.expect("sync");
+            env.sync_dir(&nested).await.expect("sync dir");
+        });
+        world.crash(N);
+        let found = read_file(&world, &dir().join("data").join("f"));
+        if durably {
+            assert_eq!(found.as_deref(), Some(&b"x"[..]), "synced all the way up");
+        } else {
+            assert_eq!(found, None, "a lost directory takes its files along");
+        }
+    }
 }

@@ -14,9 +14,10 @@ const STEPS: u64 = 5_000;
 fn workload_for(sabotage: Sabotage) -> WorkloadName {
     match sabotage {
         Sabotage::CheckpointInPlace => WorkloadName::Tree,
-        Sabotage::AckBeforeSync | Sabotage::WalRemovedEarly | Sabotage::VlogGcEarly => {
-            WorkloadName::Db
-        }
+        Sabotage::AckBeforeSync
+        | Sabotage::WalRemovedEarly
+        | Sabotage::VlogGcEarly
+        | Sabotage::SkipParentDirSync => WorkloadName::Db,
         Sabotage::PartialEffects | Sabotage::LocksInRequestOrder | Sabotage::FalseAssertion => {
             WorkloadName::Bank
         }
@@ -77,6 +78,18 @@ fn a_false_debug_assertion_in_the_engine_fails_a_simulated_run() {
     // pass.
     let seed = assert_caught(Sabotage::FalseAssertion, NO_CORRUPTION, 3, &["panic"]);
     assert_eq!(seed, 1, "the first commit trips it");
+}
+
+#[test]
+fn skipping_the_parent_sync_of_a_new_data_directory_is_caught() {
+    // Unsynced in its parent, the whole database directory may vanish in
+    // a power loss, and `create_if_missing` then makes an empty one.
+    assert_caught(
+        Sabotage::SkipParentDirSync,
+        "dir_op_lost=1",
+        30,
+        &["durability", "recovery"],
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //!   `Ok`; until then a crash may keep it, lose it, or tear it at any 512-byte
 //!   sector boundary, independently of other unsynced writes;
 //! - creating, renaming or removing a name is durable only after
-//!   [`Fs::sync_dir`] on the directory holding it returns `Ok`;
+//!   [`Fs::sync_dir`] on the directory holding it returns `Ok`; so is
+//!   creating a directory, whose name lives in its parent
+//!   ([`create_dir_durably`]);
 //! - a failed `sync_data` or `sync_dir` means the state on disk is unknown:
 //!   retrying and getting `Ok` proves nothing (the kernel may have dropped the
 //!   dirty pages), so callers treat it as fatal until they reopen and recover.
@@ -92,4 +94,38 @@ pub trait File: Send + Sync + 'static {
 
     /// The file's current length in bytes.
     fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
+}
+
+/// Creates `dir` and any missing ancestors, and makes each new directory's
+/// name durable by syncing its parent once it exists: a power loss right
+/// after the engine created its data directory must not take the database
+/// away with it (and `create_if_missing` then quietly make an empty one).
+/// Ancestors that already existed cost one listing each.
+pub async fn create_dir_durably<F: Fs>(fs: &F, dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    for ancestor in dir.ancestors() {
+        if ancestor.as_os_str().is_empty() {
+            break;
+        }
+        match fs.list(ancestor).await {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => missing.push(ancestor),
+            // It exists (or cannot be listed, which `create_dir_all` reports).
+            _ => break,
+        }
+    }
+    fs.create_dir_all(dir).await?;
+    // Outermost first: each parent exists, and holds a durable name, by the
+    // time its new child's entry is synced.
+    for created in missing.iter().rev() {
+        let parent = match created.parent() {
+            // A root has no parent to hold its name.
+            None => continue,
+            // A relative path's first component lives in the working
+            // directory.
+            Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
+            Some(parent) => parent,
+        };
+        fs.sync_dir(parent).await?;
+    }
+    Ok(())
 }

@@ -74,9 +74,12 @@ impl<E: Env> Log<E> {
     ) -> Result<(Log<E>, RecoveryReport), LogError> {
         config.validate()?;
         let dir = config.dir.clone();
-        env.create_dir_all(&dir)
-            .await
-            .map_err(|source| LogError::io("create log directory", &dir, source))?;
+        let created = if sabotaged!(config, SkipParentDirSync) {
+            env.create_dir_all(&dir).await
+        } else {
+            crate::env::create_dir_durably(&env, &dir).await
+        };
+        created.map_err(|source| LogError::io("create log directory", &dir, source))?;
         let outcome = scan(&env, &dir, visit).await?;
         if let Some(corruption) = outcome.corruption {
             return Err(LogError::Corrupt(corruption));

@@ -329,9 +329,12 @@ impl<E: Env> Store<E> {
     ) -> Result<(Store<E>, OpenReport), StoreError> {
         check_options(&options)?;
         if options.create_if_missing {
-            env.create_dir_all(dir)
-                .await
-                .map_err(|e| StoreError::io("create directory", dir, e))?;
+            let created = if crate::sabotage::sabotaged!(options, SkipParentDirSync) {
+                env.create_dir_all(dir).await
+            } else {
+                crate::env::create_dir_durably(&env, dir).await
+            };
+            created.map_err(|e| StoreError::io("create directory", dir, e))?;
         }
         let lock = env.lock_dir(dir).await.map_err(|e| {
             if !options.create_if_missing && e.kind() == std::io::ErrorKind::NotFound {

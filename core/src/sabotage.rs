@@ -44,11 +44,15 @@ pub enum Sabotage {
     /// A newly created data directory's parent is not synced, so a power
     /// loss may take the whole directory away.
     SkipParentDirSync,
+    /// The TTL clock restarts from the wall clock alone, ignoring the
+    /// readings the durable superblock and commits recorded, so a clock set
+    /// back across a restart revives what had expired.
+    TtlFloorIgnored,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 13] = [
+    pub const ALL: [Sabotage; 14] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -62,6 +66,7 @@ impl Sabotage {
         Sabotage::VlogGcEarly,
         Sabotage::FalseAssertion,
         Sabotage::SkipParentDirSync,
+        Sabotage::TtlFloorIgnored,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -80,6 +85,7 @@ impl Sabotage {
             Sabotage::VlogGcEarly => "vlog-gc-early",
             Sabotage::FalseAssertion => "false-assertion",
             Sabotage::SkipParentDirSync => "skip-parent-dir-sync",
+            Sabotage::TtlFloorIgnored => "ttl-floor-ignored",
         }
     }
 }

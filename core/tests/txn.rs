@@ -426,6 +426,43 @@ fn a_key_a_sync_read_saw_expired_stays_gone_when_the_wall_clock_goes_back() {
 }
 
 #[test]
+fn ttl_time_restarts_no_earlier_than_a_durable_commit_recorded() {
+    let world = World::new(12, FaultConfig::none());
+    let db = open(&world);
+    let mut txn = Txn::new();
+    let a = txn.key("a", Mode::RW);
+    txn.set_ttl(a, "x", 5);
+    run(&world, &db, txn).expect("commit");
+    world.block_on(N, {
+        let env = world.env(N);
+        async move {
+            use jubilant_core::env::Clock;
+            env.sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    // Nobody reads `a`; a later durable commit records the clock past its
+    // expiry.
+    let mut tick = Txn::new();
+    let t = tick.key("tick", Mode::RW);
+    tick.set(t, 1i64);
+    run(&world, &db, tick).expect("commit");
+    drop(db);
+    world.crash(N);
+    world.jump_wall_clock(-3_600_000);
+    let db = open(&world);
+    assert!(
+        db.stats().recovery.ttl_floor_ms > 0,
+        "the floor came from the commit"
+    );
+    assert_eq!(
+        get(&world, &db, "a"),
+        None,
+        "the clock set back an hour does not revive it"
+    );
+    assert_eq!(get(&world, &db, "tick"), Some(Value::Int(1)));
+}
+
+#[test]
 fn a_value_written_with_a_spent_ttl_reads_as_missing_in_its_own_transaction() {
     let world = World::new(11, FaultConfig::none());
     let db = open(&world);

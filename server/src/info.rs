@@ -131,6 +131,10 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("sweeper_runs", stats.ttl.sweeps.to_string()),
                 ("tombstones", stats.ttl.tombstones.to_string()),
                 ("reaped", stats.ttl.reaped.to_string()),
+                (
+                    "clock_floor_unix_ms",
+                    stats.recovery.ttl_floor_ms.to_string(),
+                ),
             ],
         ),
         (

@@ -18,9 +18,10 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::WalRemovedEarly
         | Sabotage::VlogGcEarly
         | Sabotage::SkipParentDirSync => WorkloadName::Db,
-        Sabotage::PartialEffects | Sabotage::LocksInRequestOrder | Sabotage::FalseAssertion => {
-            WorkloadName::Bank
-        }
+        Sabotage::PartialEffects
+        | Sabotage::LocksInRequestOrder
+        | Sabotage::FalseAssertion
+        | Sabotage::TtlFloorIgnored => WorkloadName::Bank,
         _ => WorkloadName::Log,
     }
 }
@@ -93,6 +94,12 @@ fn skipping_the_parent_sync_of_a_new_data_directory_is_caught() {
 }
 
 #[test]
+fn a_ttl_clock_that_restarts_from_the_wall_clock_alone_is_caught() {
+    // The wall clock jumps back across restarts: TTL time must not.
+    assert_caught(Sabotage::TtlFloorIgnored, "clock_jump=0.001", 40, &["ttl"]);
+}
+
+#[test]
 fn a_failed_assert_that_leaves_partial_effects_is_caught() {
     assert_caught(
         Sabotage::PartialEffects,
@@ -145,7 +152,11 @@ fn removing_a_value_log_segment_before_a_checkpoint_covers_its_moves_is_caught()
         &format!(
             "crash=0.005,kill=0,write_lost=1,dir_op_lost=0,fsync_error=0,disk_full=0,io_error=0,{NO_CORRUPTION}"
         ),
-        60,
+        // About one seed in 70 removes a segment early and then loses the
+        // moves to a power loss (6 of seeds 1..401, before and after the
+        // disk model drew directory creations too): the first catch moves
+        // with the draws, so the bound leaves room.
+        300,
         &["vlog_pointers_resolve", "recovery"],
     );
 }

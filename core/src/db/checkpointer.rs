@@ -27,12 +27,16 @@ use crate::sabotage::sabotaged;
 use crate::store::{CheckpointReport, Store, StoreError};
 use crate::wal::{CheckpointWanted, DurableWatch, GroupCommit};
 
+use super::ttl::TtlClock;
+
 /// Writes checkpoints for one database; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Checkpointer<E: Env> {
     pub store: Arc<Store<E>>,
     pub watch: Arc<DurableWatch>,
     pub wal: GroupCommit,
+    /// The TTL clock, whose reading each superblock records.
+    pub clock: TtlClock<E>,
     /// Switches that break checkpoints on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -46,20 +50,23 @@ impl<E: Env> Checkpointer<E> {
     ) -> Result<(CheckpointReport, oneshot::Receiver<()>), StoreError> {
         let report = self
             .store
-            .checkpoint_after_wal(|lsn| async move {
-                if sabotaged!(self, WalRemovedEarly) {
-                    // Broken on purpose: the segments go before the
-                    // superblock that covers them is durable.
-                    drop(self.wal.tidy(lsn, false));
-                }
-                self.watch
-                    .wait(lsn)
-                    .await
-                    .map_err(|error| StoreError::Failed {
-                        reason: error.to_string(),
-                    })?;
-                Ok(self.watch.lsn_durable())
-            })
+            .checkpoint_after_wal(
+                || self.clock.now_ms(),
+                |lsn| async move {
+                    if sabotaged!(self, WalRemovedEarly) {
+                        // Broken on purpose: the segments go before the
+                        // superblock that covers them is durable.
+                        drop(self.wal.tidy(lsn, false));
+                    }
+                    self.watch
+                        .wait(lsn)
+                        .await
+                        .map_err(|error| StoreError::Failed {
+                            reason: error.to_string(),
+                        })?;
+                    Ok(self.watch.lsn_durable())
+                },
+            )
             .await?;
         let tidied = self.wal.tidy(self.store.durable_checkpoint_lsn(), true);
         Ok((report, tidied))

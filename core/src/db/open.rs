@@ -60,10 +60,17 @@ impl<E: Env> Db<E> {
                 sabotage: options.sabotage,
             },
         );
+        let ttl_floor_ms = if crate::sabotage::sabotaged!(options, TtlFloorIgnored) {
+            0
+        } else {
+            recovery.ttl_floor_ms
+        };
+        let clock = TtlClock::calibrate(env.clone(), ttl_floor_ms);
         let checkpointer = Checkpointer {
             store: Arc::clone(&store),
             watch: Arc::clone(&watch),
             wal: wal.clone(),
+            clock: clock.clone(),
             #[cfg(feature = "sabotage")]
             sabotage: options.sabotage,
         };
@@ -74,7 +81,6 @@ impl<E: Env> Db<E> {
             #[cfg(feature = "sabotage")]
             options.sabotage,
         );
-        let clock = TtlClock::calibrate(env.clone());
         let ttl = Arc::new(TtlCounters::default());
         let sweeper = (options.sweep_interval_ms > 0).then(|| {
             let sweeper = Sweeper {
@@ -177,6 +183,10 @@ async fn recover<E: Env>(
         store_files_removed: opened.leftovers_removed.clone(),
         superblocks_invalid: opened.superblocks_invalid.clone(),
         read_retries: log_report.read_retries,
+        ttl_floor_ms: opened
+            .superblock
+            .calibration_wall_unix_ms
+            .max(replay.now_ms_max),
         ..RecoveryReport::default()
     };
     for (lsn, mutations) in std::mem::take(&mut replay.committed) {

@@ -52,6 +52,11 @@ pub struct RecoveryReport {
     pub superblocks_invalid: Vec<&'static str>,
     /// Repair: WAL reads that failed their checksum and verified on a retry.
     pub read_retries: u64,
+    /// The TTL clock restarts no earlier than this (Unix ms): the newest
+    /// reading the durable superblock or a replayed commit recorded, so a
+    /// wall clock set back across a restart cannot revive what expired
+    /// (SPEC 3).
+    pub ttl_floor_ms: u64,
 }
 
 impl RecoveryReport {
@@ -126,6 +131,8 @@ pub(crate) struct Replay {
     pub(crate) committed: Vec<(u64, Vec<Mutation>)>,
     pub(crate) error: Option<DbError>,
     pub(crate) records_read: u64,
+    /// The newest TTL-clock reading a replayed commit recorded.
+    pub(crate) now_ms_max: u64,
 }
 
 impl Replay {
@@ -136,6 +143,7 @@ impl Replay {
             committed: Vec::new(),
             error: None,
             records_read: 0,
+            now_ms_max: 0,
         }
     }
 
@@ -185,7 +193,7 @@ impl Replay {
                     None => self.error = Some(unknown(txn)),
                 }
             }
-            WalRecord::Commit { txn } => match self.pending.remove(&txn) {
+            WalRecord::Commit { txn, now_ms } => match self.pending.remove(&txn) {
                 Some(changes) => {
                     let mutations = changes
                         .into_iter()
@@ -193,6 +201,7 @@ impl Replay {
                         .map(|(_, mutation)| mutation)
                         .collect();
                     self.committed.push((pos.lsn, mutations));
+                    self.now_ms_max = self.now_ms_max.max(now_ms);
                 }
                 None => self.error = Some(unknown(txn)),
             },

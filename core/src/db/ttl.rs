@@ -83,9 +83,15 @@ impl<E: Env> TtlClock<E> {
         &self.env
     }
 
-    pub(crate) fn calibrate(env: E) -> Self {
+    /// Calibrates at open: the wall clock now, but never earlier than
+    /// `floor_ms`, the newest reading the previous lives made durable (the
+    /// superblock's, a replayed commit's). A wall clock set back across a
+    /// restart therefore cannot revive an expiry anyone was told of
+    /// durably; one set forward moves TTL time forward with it, as it
+    /// would with the process running.
+    pub(crate) fn calibrate(env: E, floor_ms: u64) -> Self {
         TtlClock {
-            wall_base_ms: env.now_wall_ms(),
+            wall_base_ms: env.now_wall_ms().max(floor_ms),
             mono_base: env.now_mono(),
             env,
         }
@@ -164,7 +170,7 @@ impl<E: Env> Sweeper<E> {
         // Async: a tombstone lost in a crash is written again by a later
         // sweep, and the key reads as missing meanwhile.
         self.wal
-            .commit(deletes, Durability::Async, Some(locks))
+            .commit(deletes, Durability::Async, Some(locks), now_ms)
             .await
             .map_err(|_| ())?;
         self.counters.tombstones.fetch_add(count, Ordering::Relaxed);

@@ -274,7 +274,7 @@ impl<E: Env> VlogGc<E> {
         order.dedup();
         let locks = self.locks.acquire(&order).await;
         let now_ms = self.clock.now_ms();
-        let mut commit = CommitRequest::new(Vec::new(), Durability::Async);
+        let mut commit = CommitRequest::new(Vec::new(), Durability::Async, now_ms);
         let mut observed = Vec::new();
         for (pointer, value) in values {
             let Some(record) = self.points_to(&value.key, pointer).await? else {

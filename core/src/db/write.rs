@@ -171,7 +171,7 @@ impl<E: Env> Db<E> {
         }
         self.ttl.reaped(deletes.len() as u64);
         self.wal
-            .commit(deletes, Durability::Sync, Some(locks))
+            .commit(deletes, Durability::Sync, Some(locks), now_ms)
             .await?;
         Ok(())
     }
@@ -184,11 +184,12 @@ impl<E: Env> Db<E> {
         mut mutations: Vec<Mutation>,
         durability: Durability,
         locks: Option<LockSet>,
+        now_ms: u64,
     ) -> Result<Committed, DbError> {
         let observed = self.observed.then(|| mutations.clone());
         let pins = self.spill_large_values(&mut mutations).await?;
         self.store.check_mutations(&mutations)?;
-        let mut commit = CommitRequest::new(mutations, durability);
+        let mut commit = CommitRequest::new(mutations, durability, now_ms);
         commit.locks = locks;
         commit.pins = pins;
         commit.observed = observed;

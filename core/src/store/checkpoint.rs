@@ -58,10 +58,13 @@ struct Plan {
     keys_count: u64,
     lsn: u64,
     page_count: u64,
+    /// The TTL clock's reading the superblock records: never below the
+    /// durable superblock's, so it only moves forward.
+    ttl_now_ms: u64,
 }
 
 impl State {
-    fn seal(&mut self, page_bytes: u32) -> Option<Plan> {
+    fn seal(&mut self, page_bytes: u32, ttl_now_ms: u64) -> Option<Plan> {
         let tree = &mut self.tree;
         let generation = tree.open_generation;
         let pages = tree.cache.dirty_pages(generation);
@@ -102,6 +105,7 @@ impl State {
             height: tree.height,
             keys_count: tree.keys_count,
             lsn: self.lsn_applied,
+            ttl_now_ms: ttl_now_ms.max(self.durable.calibration_wall_unix_ms),
             page_count: tree.allocator.page_count(),
         })
     }
@@ -165,7 +169,7 @@ impl<E: Env> Store<E> {
     /// in it already); a database keeps the write-ahead rule through its
     /// checkpointer.
     pub async fn checkpoint(&self) -> Result<CheckpointReport, StoreError> {
-        self.checkpoint_after_wal(|lsn| std::future::ready(Ok(lsn)))
+        self.checkpoint_after_wal(|| self.env.now_wall_ms(), |lsn| std::future::ready(Ok(lsn)))
             .await
     }
 
@@ -173,9 +177,13 @@ impl<E: Env> Store<E> {
     /// changes are sealed, `wal_durable(lsn)` must return only when the WAL
     /// is durable up to `lsn`, the highest LSN of any sealed page, with the
     /// durable LSN; no page is written before it has, and the store checks
-    /// the LSN it is given.
+    /// the LSN it is given. `ttl_now` reads the TTL clock, which the
+    /// superblock records (SPEC 3: TTL time restarts no earlier); it is
+    /// read as the changes are sealed, after every commit the checkpoint
+    /// covers was applied, so it is at least every such commit's reading.
     pub(crate) async fn checkpoint_after_wal<G, F>(
         &self,
+        ttl_now: impl FnOnce() -> u64,
         wal_durable: G,
     ) -> Result<CheckpointReport, StoreError>
     where
@@ -183,10 +191,14 @@ impl<E: Env> Store<E> {
         F: Future<Output = Result<u64, StoreError>>,
     {
         let _turn = self.checkpointer.lock().await;
-        self.checkpoint_locked(wal_durable).await
+        self.checkpoint_locked(ttl_now, wal_durable).await
     }
 
-    async fn checkpoint_locked<G, F>(&self, wal_durable: G) -> Result<CheckpointReport, StoreError>
+    async fn checkpoint_locked<G, F>(
+        &self,
+        ttl_now: impl FnOnce() -> u64,
+        wal_durable: G,
+    ) -> Result<CheckpointReport, StoreError>
     where
         G: FnOnce(u64) -> F,
         F: Future<Output = Result<u64, StoreError>>,
@@ -200,7 +212,7 @@ impl<E: Env> Store<E> {
                     reason: reason.clone(),
                 });
             }
-            match state.seal(page_bytes) {
+            match state.seal(page_bytes, ttl_now()) {
                 Some(plan) => plan,
                 None => {
                     let durable = state.durable;
@@ -343,7 +355,7 @@ impl<E: Env> Store<E> {
             free_pages_count: plan.free_ids.len() as u64,
             checkpoint_lsn: plan.lsn,
             calibration_mono_nanos: self.env.now_mono().as_nanos(),
-            calibration_wall_unix_ms: self.env.now_wall_ms(),
+            calibration_wall_unix_ms: plan.ttl_now_ms,
             page_count: plan.page_count,
             keys_count: plan.keys_count,
         };
@@ -390,7 +402,7 @@ impl<E: Env> Store<E> {
         }
         // A failure is recorded in the state: the next write reports it.
         let _ = self
-            .checkpoint_locked(|lsn| std::future::ready(Ok(lsn)))
+            .checkpoint_locked(|| self.env.now_wall_ms(), |lsn| std::future::ready(Ok(lsn)))
             .await;
     }
 }

@@ -38,7 +38,9 @@ pub struct Superblock {
     pub checkpoint_lsn: u64,
     /// Monotonic reading paired with `calibration_wall_unix_ms`.
     pub calibration_mono_nanos: u64,
-    /// Wall-clock reading taken with `calibration_mono_nanos`.
+    /// The TTL clock's reading (Unix ms) when the checkpoint was written,
+    /// never below an earlier superblock's: the floor TTL time restarts
+    /// from after a crash (SPEC 3).
     pub calibration_wall_unix_ms: u64,
     /// `data.pages` holds pages `0 .. page_count`.
     pub page_count: u64,

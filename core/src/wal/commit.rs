@@ -77,11 +77,15 @@ pub(crate) struct CommitRequest {
     /// The changes as the commit observer is to see them (values in hand,
     /// not value-log pointers); `None`: as logged.
     pub observed: Option<Vec<Mutation>>,
+    /// Unix ms by the TTL clock when the commit's transaction ran: logged
+    /// in its `Commit` record, so TTL time after a crash restarts no
+    /// earlier than any durable commit's.
+    pub now_ms: u64,
 }
 
 impl CommitRequest {
-    /// A plain commit of `mutations`.
-    pub(crate) fn new(mutations: Vec<Mutation>, durability: Durability) -> Self {
+    /// A plain commit of `mutations`, made at `now_ms` by the TTL clock.
+    pub(crate) fn new(mutations: Vec<Mutation>, durability: Durability, now_ms: u64) -> Self {
         CommitRequest {
             mutations,
             durability,
@@ -89,6 +93,7 @@ impl CommitRequest {
             pins: Vec::new(),
             keep_revisions: false,
             observed: None,
+            now_ms,
         }
     }
 

@@ -124,8 +124,9 @@ impl GroupCommit {
         mutations: Vec<Mutation>,
         durability: Durability,
         locks: Option<LockSet>,
+        now_ms: u64,
     ) -> Result<Committed, CommitError> {
-        let mut commit = CommitRequest::new(mutations, durability);
+        let mut commit = CommitRequest::new(mutations, durability, now_ms);
         commit.locks = locks;
         self.submit(commit).await
     }

@@ -13,6 +13,8 @@ pub enum CommitEvent<'a> {
     Logged {
         /// Its commit LSN.
         lsn: u64,
+        /// The TTL clock's reading its `Commit` record carries.
+        now_ms: u64,
         /// Its changes, revisions set.
         mutations: &'a [Mutation],
     },

@@ -53,6 +53,8 @@ pub enum WalRecord {
     Commit {
         /// Transaction id.
         txn: u64,
+        /// Unix ms by the TTL clock when it ran (0: not recorded).
+        now_ms: u64,
     },
     /// Transaction `txn` aborted: its records are to be ignored.
     Abort {
@@ -227,9 +229,16 @@ impl WalRecord {
                 );
                 (wal::Body::Tombstone, tombstone.as_union_value())
             }
-            WalRecord::Commit { txn } => (
+            WalRecord::Commit { txn, now_ms } => (
                 wal::Body::Commit,
-                wal::Commit::create(&mut builder, &wal::CommitArgs { txn: *txn }).as_union_value(),
+                wal::Commit::create(
+                    &mut builder,
+                    &wal::CommitArgs {
+                        txn: *txn,
+                        now_unix_ms: *now_ms,
+                    },
+                )
+                .as_union_value(),
             ),
             WalRecord::Abort { txn } => (
                 wal::Body::Abort,
@@ -301,9 +310,13 @@ impl WalRecord {
                         .to_owned(),
                 }
             }
-            wal::Body::Commit => WalRecord::Commit {
-                txn: record.body_as_commit().ok_or(missing)?.txn(),
-            },
+            wal::Body::Commit => {
+                let commit = record.body_as_commit().ok_or(missing)?;
+                WalRecord::Commit {
+                    txn: commit.txn(),
+                    now_ms: commit.now_unix_ms(),
+                }
+            }
             wal::Body::Abort => WalRecord::Abort {
                 txn: record.body_as_abort().ok_or(missing)?.txn(),
             },
@@ -356,7 +369,10 @@ mod tests {
                 txn: 7,
                 key: "gone".into(),
             },
-            WalRecord::Commit { txn: 7 },
+            WalRecord::Commit {
+                txn: 7,
+                now_ms: 1_700_000_000_000,
+            },
             WalRecord::Abort { txn: 8 },
             WalRecord::Checkpoint { lsn: 1234 },
         ]

@@ -147,7 +147,13 @@ impl<E: Env> Writer<E> {
         for mutation in &commit.mutations {
             payloads.push(WalRecord::for_mutation(txn, mutation, commit.keep_revisions).encode());
         }
-        payloads.push(WalRecord::Commit { txn }.encode());
+        payloads.push(
+            WalRecord::Commit {
+                txn,
+                now_ms: commit.now_ms,
+            }
+            .encode(),
+        );
         let bytes = payloads
             .iter()
             .map(|p| FRAME_HEADER_BYTES + p.len() as u64)
@@ -256,6 +262,7 @@ impl<E: Env> Writer<E> {
             set_revisions(&mut mutations, item.lsn, commit.keep_revisions);
             (observer.0)(CommitEvent::Logged {
                 lsn: item.lsn,
+                now_ms: commit.now_ms,
                 mutations: &mutations,
             });
         }

@@ -855,6 +855,7 @@ impl<'a> ::flatbuffers::Follow<'a> for Commit<'a> {
 
 impl<'a> Commit<'a> {
   pub const VT_TXN: ::flatbuffers::VOffsetT = 4;
+  pub const VT_NOW_UNIX_MS: ::flatbuffers::VOffsetT = 6;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -866,6 +867,7 @@ impl<'a> Commit<'a> {
     args: &'args CommitArgs
   ) -> ::flatbuffers::WIPOffset<Commit<'bldr>> {
     let mut builder = CommitBuilder::new(_fbb);
+    builder.add_now_unix_ms(args.now_unix_ms);
     builder.add_txn(args.txn);
     builder.finish()
   }
@@ -878,6 +880,16 @@ impl<'a> Commit<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(Commit::VT_TXN, Some(0)).unwrap()}
   }
+  /// Unix ms by the engine's TTL clock when the transaction ran: after a
+  /// crash, TTL time restarts no earlier than the newest of these (0: not
+  /// recorded, as in records written before the field existed).
+  #[inline]
+  pub fn now_unix_ms(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Commit::VT_NOW_UNIX_MS, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Commit<'_> {
@@ -887,18 +899,21 @@ impl ::flatbuffers::Verifiable for Commit<'_> {
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
      .visit_field::<u64>("txn", Self::VT_TXN, false)?
+     .visit_field::<u64>("now_unix_ms", Self::VT_NOW_UNIX_MS, false)?
      .finish();
     Ok(())
   }
 }
 pub struct CommitArgs {
     pub txn: u64,
+    pub now_unix_ms: u64,
 }
 impl<'a> Default for CommitArgs {
   #[inline]
   fn default() -> Self {
     CommitArgs {
       txn: 0,
+      now_unix_ms: 0,
     }
   }
 }
@@ -911,6 +926,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> CommitBuilder<'a, 'b, A> {
   #[inline]
   pub fn add_txn(&mut self, txn: u64) {
     self.fbb_.push_slot::<u64>(Commit::VT_TXN, txn, 0);
+  }
+  #[inline]
+  pub fn add_now_unix_ms(&mut self, now_unix_ms: u64) {
+    self.fbb_.push_slot::<u64>(Commit::VT_NOW_UNIX_MS, now_unix_ms, 0);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> CommitBuilder<'a, 'b, A> {
@@ -931,6 +950,7 @@ impl ::core::fmt::Debug for Commit<'_> {
   fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
     let mut ds = f.debug_struct("Commit");
       ds.field("txn", &self.txn());
+      ds.field("now_unix_ms", &self.now_unix_ms());
       ds.finish()
   }
 }

@@ -90,7 +90,7 @@ impl<E: Env> Db<E> {
             Err(error) => {
                 if sabotaged!(self, PartialEffects) && slots.values().any(|slot| slot.written) {
                     // Broken on purpose: what ran before the failing op commits.
-                    let _ = self.commit_slots(&slots, durability, None).await;
+                    let _ = self.commit_slots(&slots, durability, None, now_ms).await;
                 }
                 drop(locks);
                 return Err(error);
@@ -102,7 +102,9 @@ impl<E: Env> Db<E> {
         } = ran;
         let (locks, outcome) = if slots.values().any(|slot| slot.written) {
             // The writer releases the locks once the commit is answered.
-            let lsn = self.commit_slots(&slots, durability, Some(locks)).await?;
+            let lsn = self
+                .commit_slots(&slots, durability, Some(locks), now_ms)
+                .await?;
             for result in &mut results {
                 if let OpResult::Get(Some((_, revision))) = result
                     && *revision == REVISION_PENDING
@@ -230,6 +232,7 @@ impl<E: Env> Db<E> {
         slots: &BTreeMap<KeyId, Slot>,
         durability: Durability,
         locks: Option<LockSet>,
+        now_ms: u64,
     ) -> Result<u64, TxnError> {
         let mut mutations: Vec<Mutation> = slots
             .values()
@@ -247,7 +250,9 @@ impl<E: Env> Db<E> {
             .collect();
         debug_assert!(!mutations.is_empty(), "a commit writes something");
         mutations.sort_by(|a, b| a.key().cmp(b.key()));
-        let committed = self.commit_mutations(mutations, durability, locks).await?;
+        let committed = self
+            .commit_mutations(mutations, durability, locks, now_ms)
+            .await?;
         Ok(committed.lsn)
     }
 }

@@ -84,7 +84,10 @@ pub(crate) struct BankModel {
     /// data (excused) lost part of a transfer; transfers keep it since.
     balances_total: i64,
     /// Every commit logged since, in LSN order, as the engine reported it.
-    applied: Vec<(u64, Written)>,
+    applied: Vec<(u64, Written, u64)>,
+    /// The TTL clock may never read earlier than this in the life now
+    /// running: the newest reading a commit of the durable history carried.
+    ttl_floor_ms: u64,
     answered: Vec<Answered>,
     pub checkpoint_running: bool,
     /// The life ended with a clean shutdown (the server's, as on SIGTERM):
@@ -114,6 +117,7 @@ impl BankModel {
             base: Accounts::new(),
             balances_total: 0,
             applied: Vec::new(),
+            ttl_floor_ms: 0,
             answered: Vec::new(),
             checkpoint_running: false,
             closed_cleanly: false,
@@ -149,7 +153,7 @@ impl BankModel {
         }
         if std::mem::take(&mut self.closed_cleanly) {
             self.verdict.check("durability", 1);
-            if let Some((last, _)) = self.applied.last()
+            if let Some((last, ..)) = self.applied.last()
                 && *last > lsn_end
             {
                 let message = format!(
@@ -163,11 +167,11 @@ impl BankModel {
             }
         }
         self.answered.clear();
-        self.applied.retain(|(lsn, _)| *lsn <= lsn_end);
+        self.applied.retain(|(lsn, ..)| *lsn <= lsn_end);
     }
 
     /// The commit observer: `mutations` were logged at `lsn`.
-    pub(crate) fn applied(&mut self, lsn: u64, mutations: &[Mutation]) {
+    pub(crate) fn applied(&mut self, lsn: u64, now_ms: u64, mutations: &[Mutation]) {
         let mut written = Written::new();
         for mutation in mutations {
             let key = String::from_utf8_lossy(mutation.key()).into_owned();
@@ -199,7 +203,7 @@ impl BankModel {
                 format!("commit LSN {lsn} applied after {last}"),
             );
         }
-        self.applied.push((lsn, written));
+        self.applied.push((lsn, written, now_ms));
     }
 
     /// The engine discarded every commit logged at or after `from_lsn`.
@@ -211,7 +215,7 @@ impl BankModel {
     /// `include`.
     fn state(&self, include: impl Fn(u64) -> bool) -> Accounts {
         let mut state = self.base.clone();
-        for (lsn, written) in &self.applied {
+        for (lsn, written, _) in &self.applied {
             if !include(*lsn) {
                 break;
             }
@@ -248,6 +252,17 @@ impl BankModel {
                     ),
                 );
             }
+        }
+        self.verdict.check("ttl", 1);
+        if answered.outcome.now_ms < self.ttl_floor_ms {
+            self.verdict.fail(
+                "ttl",
+                format!(
+                    "a transaction at LSN {} judged expiry at {}, earlier than {}, which a \
+                     durable commit before the last restart recorded",
+                    answered.outcome.lsn, answered.outcome.now_ms, self.ttl_floor_ms
+                ),
+            );
         }
         self.answered.push(answered);
     }
@@ -383,6 +398,26 @@ impl BankModel {
     /// loss. Then starts the next life from `found`.
     pub(crate) fn recovered(&mut self, found: &Accounts, now_ms: u64, lsn_end: u64, excused: bool) {
         self.verdict.recoveries += 1;
+        // TTL time never goes back across a restart below what a durable
+        // commit recorded (SPEC 3), wall clock jumps or not.
+        let floor = self
+            .applied
+            .iter()
+            .filter(|(lsn, ..)| *lsn <= lsn_end)
+            .map(|(.., now)| *now)
+            .fold(self.ttl_floor_ms, u64::max);
+        self.verdict.check("ttl", 1);
+        if now_ms < floor && !excused {
+            self.verdict.fail(
+                "ttl",
+                format!(
+                    "after recovery to LSN {lsn_end} the TTL clock reads {now_ms}, earlier than \
+                     {floor}, which a durable commit recorded: an expiry could come back"
+                ),
+            );
+        }
+        // Damage may take durable commits (and their readings) away.
+        self.ttl_floor_ms = if excused { now_ms } else { floor };
         self.verdict.check("conservation", 1);
         let total = total(found);
         if total != self.balances_total && !excused {
@@ -446,7 +481,7 @@ impl BankModel {
         // Commits of this life that came before the check (the sweeper's,
         // GC's) stay history: a sweeper delete of an expired note must
         // keep it from coming back in the next life's base.
-        self.applied.retain(|(lsn, _)| *lsn > lsn_end);
+        self.applied.retain(|(lsn, ..)| *lsn > lsn_end);
     }
 
     /// Checks every answered transaction against the applied history,
@@ -465,7 +500,7 @@ impl BankModel {
             }
             self.verdict.check("serializability", 1);
             let lsn = a.outcome.lsn;
-            while let Some((logged, written)) = self.applied.get(replayed) {
+            while let Some((logged, written, _)) = self.applied.get(replayed) {
                 let before = if a.outcome.read_only {
                     *logged <= lsn
                 } else {
@@ -517,14 +552,14 @@ impl BankModel {
             }
             if !a.outcome.read_only {
                 let applied = self.applied.iter().find(|(l, ..)| *l == lsn);
-                let matches = applied.is_some_and(|(_, logged)| *logged == written);
+                let matches = applied.is_some_and(|(_, logged, _)| *logged == written);
                 if !matches {
                     self.verdict.fail(
                         "serializability",
                         format!(
                             "the transaction answered as committed at LSN {lsn} applied {:?}, \
                              its ops write {written:?}",
-                            applied.map(|(_, logged)| logged)
+                            applied.map(|(_, logged, _)| logged)
                         ),
                     );
                     break;

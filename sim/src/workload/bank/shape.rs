@@ -99,7 +99,11 @@ impl Shape {
             sweep_keys_max: 16,
             lock_wait_ms_max: self.lock_wait_ms_max,
             commit_observer: Some(CommitObserver(Arc::new(move |event| match event {
-                CommitEvent::Logged { lsn, mutations } => lock(&observed).applied(lsn, mutations),
+                CommitEvent::Logged {
+                    lsn,
+                    now_ms,
+                    mutations,
+                } => lock(&observed).applied(lsn, now_ms, mutations),
                 CommitEvent::Discarded { from_lsn } => lock(&observed).discarded(from_lsn),
             }))),
             sabotage,

@@ -48,11 +48,14 @@ pub enum Sabotage {
     /// readings the durable superblock and commits recorded, so a clock set
     /// back across a restart revives what had expired.
     TtlFloorIgnored,
+    /// A reopened database hands out LSNs right after the last recovered
+    /// record, giving a lost `async` commit's revision to another write.
+    LsnReuse,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 14] = [
+    pub const ALL: [Sabotage; 15] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -67,6 +70,7 @@ impl Sabotage {
         Sabotage::FalseAssertion,
         Sabotage::SkipParentDirSync,
         Sabotage::TtlFloorIgnored,
+        Sabotage::LsnReuse,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -86,6 +90,7 @@ impl Sabotage {
             Sabotage::FalseAssertion => "false-assertion",
             Sabotage::SkipParentDirSync => "skip-parent-dir-sync",
             Sabotage::TtlFloorIgnored => "ttl-floor-ignored",
+            Sabotage::LsnReuse => "lsn-reuse",
         }
     }
 }

@@ -380,3 +380,43 @@ fn scan_reads_without_changing_anything() {
     assert_eq!(outcome.next_lsn(), 3);
     assert!(outcome.corruption.is_none());
 }
+
+#[test]
+fn an_lsn_skip_survives_reopens_and_segments_and_no_record_takes_a_skipped_lsn() {
+    let world = quiet_world(41);
+    let (log, _) = open(&world, config()).expect("open");
+    let log = append_all(&world, log, &[b"one", b"two"]);
+    let log = world.block_on(N, async move {
+        let mut log = log;
+        log.skip_to(1_000).await.expect("skip");
+        log.sync().await.expect("sync");
+        assert_eq!(log.next_lsn(), 1_000);
+        assert_eq!(log.durable_lsn(), 999, "skipped LSNs count as covered");
+        log
+    });
+    // Enough records to roll into later segments (256-byte segments).
+    let items = numbered(12);
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    drop(append_all(&world, log, &refs));
+    world.crash(N);
+    let (log, records) = open(&world, config()).expect("reopen");
+    let lsns: Vec<u64> = records.iter().map(|(pos, _)| pos.lsn).collect();
+    let mut expected = vec![1, 2];
+    expected.extend(1_000..1_012);
+    assert_eq!(lsns, expected);
+    assert_eq!(log.next_lsn(), 1_012);
+    drop(log);
+    // A skip as the last thing in the log still holds after a reopen.
+    let (log, _) = open(&world, config()).expect("reopen");
+    let log = world.block_on(N, async move {
+        let mut log = log;
+        log.skip_to(5_000).await.expect("skip");
+        log.sync().await.expect("sync");
+        log
+    });
+    drop(log);
+    world.crash(N);
+    let (log, records) = open(&world, config()).expect("reopen");
+    assert_eq!(records.len(), 14);
+    assert_eq!(log.next_lsn(), 5_000);
+}

@@ -100,6 +100,27 @@ fn a_ttl_clock_that_restarts_from_the_wall_clock_alone_is_caught() {
 }
 
 #[test]
+fn handing_out_a_lost_commits_lsn_again_is_caught() {
+    // An `async` commit answered, then lost in a crash: its LSN, and so its
+    // revision, must never be given to another write.
+    let seed = assert_caught_on(
+        WorkloadName::Db,
+        Sabotage::LsnReuse,
+        NO_CORRUPTION,
+        30,
+        &["revisions"],
+    );
+    assert!(seed <= 30);
+    assert_caught_on(
+        WorkloadName::Bank,
+        Sabotage::LsnReuse,
+        NO_CORRUPTION,
+        30,
+        &["revisions"],
+    );
+}
+
+#[test]
 fn a_failed_assert_that_leaves_partial_effects_is_caught() {
     assert_caught(
         Sabotage::PartialEffects,

@@ -17,7 +17,7 @@ use crate::lock::LockManager;
 use crate::log::Log;
 use crate::store::Store;
 use crate::vlog::Vlog;
-use crate::wal::{DurableWatch, GroupCommit, WriterConfig};
+use crate::wal::{DurableWatch, GroupCommit, LSN_AHEAD_MAX, WriterConfig};
 
 use super::checkpointer::Checkpointer;
 use super::exec::TxnCounters;
@@ -157,20 +157,24 @@ async fn recover<E: Env>(
     let checkpoint_lsn = opened.superblock.checkpoint_lsn;
     let vlog = Vlog::open(env.clone(), dir, options.vlog_segment_bytes).await?;
     let mut replay = Replay::new(checkpoint_lsn);
-    let (log, log_report) = Log::open(env.clone(), options.log_config(dir), |pos, payload| {
+    let (mut log, log_report) = Log::open(env.clone(), options.log_config(dir), |pos, payload| {
         replay.visit(pos, payload)
     })
     .await?;
     if let Some(error) = replay.error.take() {
         return Err(error);
     }
-    let lsn_end = log.next_lsn() - 1;
-    if log.first_lsn() > checkpoint_lsn + 1 || lsn_end < checkpoint_lsn {
+    // Everything below the log's next LSN is durable or was skipped.
+    let lsn_covered = log.next_lsn() - 1;
+    if log.first_lsn() > checkpoint_lsn + 1 || lsn_covered < checkpoint_lsn {
         return Err(DbError::WalMissing(format!(
-            "the checkpoint is at LSN {checkpoint_lsn} but the WAL holds LSNs {} to {lsn_end}",
+            "the checkpoint is at LSN {checkpoint_lsn} but the WAL holds LSNs {} to {lsn_covered}",
             log.first_lsn()
         )));
     }
+    // The database's state is the one as of its last durable record (an
+    // LSN skip after it holds no change).
+    let lsn_end = replay.lsn_last.max(checkpoint_lsn);
     let mut report = RecoveryReport {
         created: opened.created,
         checkpoint_lsn,
@@ -203,6 +207,15 @@ async fn recover<E: Env>(
         // drop and count them again.
         store.recovered_through(lsn_end);
     }
+    // Revisions are unique forever (SPEC 1): the previous life may have
+    // handed out LSNs a crash then lost (`async` commits), but none past
+    // the recovered end plus `LSN_AHEAD_MAX` (the writer syncs first), so
+    // this life starts past them, durably, before it hands out any.
+    if !opened.created && !crate::sabotage::sabotaged!(options, LsnReuse) {
+        log.skip_to(log.next_lsn() + LSN_AHEAD_MAX).await?;
+        log.sync().await?;
+    }
+    report.lsn_restart = log.next_lsn();
     report.log(dir);
     if vlog.stats().bytes > 0 {
         store.count_vlog_usage().await?;

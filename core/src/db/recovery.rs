@@ -33,8 +33,10 @@ pub struct RecoveryReport {
     /// Transactions with records but no `Commit` (or with an `Abort`),
     /// dropped.
     pub txns_dropped: u64,
-    /// The highest LSN in the WAL after repair: everything up to it is
-    /// durable, and the database's state is the one as of this LSN.
+    /// The LSN of the last record in the WAL after repair (or the
+    /// checkpoint's, if it is later): everything up to it is durable, and
+    /// the database's state is the one as of this LSN. Commits the previous
+    /// life logged after it were lost.
     pub lsn_end: u64,
     /// Repair: where a torn WAL tail was cut off (segment, offset, why).
     pub torn_tail: Option<(u64, u64, String)>,
@@ -57,6 +59,10 @@ pub struct RecoveryReport {
     /// wall clock set back across a restart cannot revive what expired
     /// (SPEC 3).
     pub ttl_floor_ms: u64,
+    /// The first LSN this open hands out: past every LSN the previous life
+    /// may have given a commit a crash then lost, so no revision is ever
+    /// reused (SPEC 1).
+    pub lsn_restart: u64,
 }
 
 impl RecoveryReport {
@@ -133,6 +139,8 @@ pub(crate) struct Replay {
     pub(crate) records_read: u64,
     /// The newest TTL-clock reading a replayed commit recorded.
     pub(crate) now_ms_max: u64,
+    /// The LSN of the last record the scan visited (0: none).
+    pub(crate) lsn_last: u64,
 }
 
 impl Replay {
@@ -144,12 +152,14 @@ impl Replay {
             error: None,
             records_read: 0,
             now_ms_max: 0,
+            lsn_last: 0,
         }
     }
 
     /// Takes one valid record from the scan (in LSN order).
     pub(crate) fn visit(&mut self, pos: RecordPos, payload: &[u8]) {
         self.records_read += 1;
+        self.lsn_last = self.lsn_last.max(pos.lsn);
         // The checkpoint holds every transaction committed at or below its
         // LSN, and the writer logs a transaction's records back to back, so
         // nothing at or below it is needed.

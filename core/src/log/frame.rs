@@ -20,9 +20,20 @@
 //!
 //! A length of zero never starts a frame: eight zero bytes mark the clean end
 //! of a segment's records (segments are zero-filled when created).
+//!
+//! A length of `u32::MAX` (never a record's: records are far smaller) marks
+//! an **LSN skip** of 16 bytes: `u32::MAX`, the CRC32 of `segment_id u64 ‖
+//! o u64 ‖ lsn u64 ‖ u32::MAX ‖ target u64`, then `target` (`u64`). It
+//! holds no record; the next frame carries LSN `target` (greater than
+//! `lsn`). A reopened database writes one so that no LSN a crash may have
+//! lost is ever handed out again.
 
 /// Bytes before a frame's payload.
 pub const FRAME_HEADER_BYTES: u64 = 8;
+/// The length field of an LSN skip.
+pub(crate) const SKIP_LEN: u32 = u32::MAX;
+/// Bytes of an LSN skip: the header and the target LSN.
+pub const SKIP_FRAME_BYTES: u64 = FRAME_HEADER_BYTES + 8;
 
 /// Where a frame lives and which LSN it carries: the inputs to its CRC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +69,32 @@ pub(crate) fn encode(site: FrameSite, payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// CRC32 binding an LSN skip to `target` at `site`.
+pub(crate) fn skip_crc(site: FrameSite, target: u64) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&site.segment.to_le_bytes());
+    hasher.update(&site.offset.to_le_bytes());
+    hasher.update(&site.lsn.to_le_bytes());
+    hasher.update(&SKIP_LEN.to_le_bytes());
+    hasher.update(&target.to_le_bytes());
+    hasher.finalize()
+}
+
+/// Appends an LSN skip at `site` to `target` to `out`.
+pub(crate) fn encode_skip(site: FrameSite, target: u64, out: &mut Vec<u8>) {
+    assert!(target > site.lsn, "a skip moves the LSN forward");
+    out.extend_from_slice(&SKIP_LEN.to_le_bytes());
+    out.extend_from_slice(&skip_crc(site, target).to_le_bytes());
+    out.extend_from_slice(&target.to_le_bytes());
+}
+
 /// What the eight header bytes at a frame position say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Header {
     /// All zero: no record here; the segment's records ended cleanly.
     End,
+    /// An LSN skip whose 8-byte target follows, with checksum `crc`.
+    Skip { crc: u32 },
     /// A frame claiming `len` payload bytes with checksum `crc`.
     Frame { len: u32, crc: u32 },
     /// A zero length with a non-zero checksum: never written by us whole.
@@ -75,6 +107,7 @@ pub(crate) fn decode_header(bytes: [u8; 8]) -> Header {
     match (len, crc) {
         (0, 0) => Header::End,
         (0, _) => Header::Invalid,
+        (SKIP_LEN, crc) => Header::Skip { crc },
         (len, crc) => Header::Frame { len, crc },
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::env::{Env, File, OpenMode};
 
-use super::frame::{self, FrameSite, Header};
+use super::frame::{self, FrameSite, Header, SKIP_FRAME_BYTES};
 use super::segment::{self, NameKind, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::{FRAME_HEADER_BYTES, LogError, RecordPos};
 
@@ -54,6 +54,11 @@ pub struct SegmentSummary {
     pub first_lsn: u64,
     /// Valid records read.
     pub records: u64,
+    /// LSN skips read (section 2.3 of docs/design.md).
+    pub skips: u64,
+    /// The LSN the next record after this segment's last one carries: one
+    /// past its last record's, or the target of an LSN skip after it.
+    pub next_lsn: u64,
     /// Offset just past the last valid record: where the next one goes.
     pub end_offset: u64,
     /// The segment file's length.
@@ -65,7 +70,7 @@ pub struct SegmentSummary {
 impl SegmentSummary {
     /// LSN the next record after this segment's last one would carry.
     pub fn next_lsn(&self) -> u64 {
-        self.first_lsn + self.records
+        self.next_lsn
     }
 }
 
@@ -235,6 +240,15 @@ pub async fn scan<E: Env>(
     Ok(outcome)
 }
 
+/// What a valid frame is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// A record with this many payload bytes.
+    Record(u64),
+    /// An LSN skip: the next frame carries this LSN.
+    Skip(u64),
+}
+
 /// Reads one segment through a window, so small records cost no extra calls.
 struct SegmentReader<'a, F: File> {
     file: &'a F,
@@ -335,9 +349,19 @@ impl<'a, F: File> SegmentReader<'a, F> {
             image.clear();
             image.extend_from_slice(&header.encode());
         }
+        let mut records = 0;
+        let mut skips = 0;
         let stop = loop {
             match self.next_record(header.id, offset, lsn, retries).await? {
-                Ok(len) => {
+                Ok(Found::Skip(target)) => {
+                    if let Some(image) = keep.as_deref_mut() {
+                        image.extend_from_slice(self.bytes(offset, SKIP_FRAME_BYTES).await?);
+                    }
+                    offset += SKIP_FRAME_BYTES;
+                    lsn = target;
+                    skips += 1;
+                }
+                Ok(Found::Record(len)) => {
                     if let Some(image) = keep.as_deref_mut() {
                         image
                             .extend_from_slice(self.bytes(offset, FRAME_HEADER_BYTES + len).await?);
@@ -353,6 +377,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
                     );
                     offset += FRAME_HEADER_BYTES + len;
                     lsn += 1;
+                    records += 1;
                 }
                 Err(stop) => break stop,
             }
@@ -360,23 +385,25 @@ impl<'a, F: File> SegmentReader<'a, F> {
         Ok(SegmentSummary {
             id: header.id,
             first_lsn: header.first_lsn,
-            records: lsn - header.first_lsn,
+            records,
+            skips,
+            next_lsn: lsn,
             end_offset: offset,
             file_len: self.file_len,
             stop,
         })
     }
 
-    /// The payload length of the verified record at `offset`, or why there is
-    /// none. A verdict of "invalid" is re-read before it is believed: the
-    /// damage may have been in the read, not on the disk.
+    /// The verified record (its payload length) or LSN skip at `offset`, or
+    /// why there is none. A verdict of "invalid" is re-read before it is
+    /// believed: the damage may have been in the read, not on the disk.
     async fn next_record(
         &mut self,
         segment: u64,
         offset: u64,
         lsn: u64,
         retries: &mut u64,
-    ) -> Result<Result<u64, Stop>, LogError> {
+    ) -> Result<Result<Found, Stop>, LogError> {
         let site = FrameSite {
             segment,
             offset,
@@ -396,7 +423,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
         Ok(verdict)
     }
 
-    async fn evaluate(&mut self, site: FrameSite) -> Result<Result<u64, Stop>, LogError> {
+    async fn evaluate(&mut self, site: FrameSite) -> Result<Result<Found, Stop>, LogError> {
         let offset = site.offset;
         let remaining = self.file_len - offset;
         if remaining < FRAME_HEADER_BYTES {
@@ -416,6 +443,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
             .expect("asked for eight bytes");
         let (len, crc) = match frame::decode_header(header_bytes) {
             Header::End => return Ok(Err(Stop::Clean)),
+            Header::Skip { crc } => return self.evaluate_skip(site, crc).await,
             Header::Invalid => {
                 return Ok(Err(Stop::Invalid {
                     reason: "zero length with a non-zero checksum".to_owned(),
@@ -434,6 +462,31 @@ impl<'a, F: File> SegmentReader<'a, F> {
                 reason: format!("checksum mismatch for LSN {}", site.lsn),
             }));
         }
-        Ok(Ok(len))
+        Ok(Ok(Found::Record(len)))
+    }
+
+    /// The LSN skip whose header (with checksum `crc`) is at `site`.
+    async fn evaluate_skip(
+        &mut self,
+        site: FrameSite,
+        crc: u32,
+    ) -> Result<Result<Found, Stop>, LogError> {
+        if self.file_len - site.offset < SKIP_FRAME_BYTES {
+            return Ok(Err(Stop::Invalid {
+                reason: "an LSN skip would run past the segment end".to_owned(),
+            }));
+        }
+        let target_bytes: [u8; 8] = self
+            .bytes(site.offset + FRAME_HEADER_BYTES, 8)
+            .await?
+            .try_into()
+            .expect("asked for eight bytes");
+        let target = u64::from_le_bytes(target_bytes);
+        if frame::skip_crc(site, target) != crc || target <= site.lsn {
+            return Ok(Err(Stop::Invalid {
+                reason: format!("a damaged LSN skip at LSN {}", site.lsn),
+            }));
+        }
+        Ok(Ok(Found::Skip(target)))
     }
 }

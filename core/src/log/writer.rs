@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use crate::env::{Env, File};
 
-use super::frame::{self, FrameSite};
+use super::frame::{self, FrameSite, SKIP_FRAME_BYTES};
 use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::{FRAME_HEADER_BYTES, LogConfig, LogError, RecordPos};
 use crate::sabotage::sabotaged;
@@ -41,6 +41,8 @@ pub struct LogStats {
     pub disk_full_errors: u64,
     /// Runs of records discarded after a disk-full error ([`Log::discard_since`]).
     pub discards: u64,
+    /// LSN skips written ([`Log::skip_to`]).
+    pub skips: u64,
 }
 
 /// A point in the log: records appended after it can be discarded with
@@ -250,6 +252,34 @@ impl<E: Env> Log<E> {
         self.stats.appends += 1;
         self.stats.append_bytes += payload.len() as u64;
         Ok(pos)
+    }
+
+    /// Moves the next record's LSN forward to `lsn` (an LSN skip frame, see
+    /// `frame`): no record will ever carry the LSNs in between. Durable,
+    /// like a record, once `sync` returns; the caller syncs before it hands
+    /// out an LSN past the skip. A database reopened after a crash skips
+    /// past every LSN its previous life may have handed out, so a revision
+    /// is never reused.
+    pub async fn skip_to(&mut self, lsn: u64) -> Result<(), LogError> {
+        self.check_usable()?;
+        assert!(lsn >= self.next_lsn, "an LSN skip never moves back");
+        if lsn == self.next_lsn {
+            return Ok(());
+        }
+        let mut offset = self.active.write_offset + self.buffer.len() as u64;
+        if offset + SKIP_FRAME_BYTES > self.active.capacity {
+            self.rollover().await?;
+            offset = self.active.write_offset;
+        }
+        let site = FrameSite {
+            segment: self.active.id,
+            offset,
+            lsn: self.next_lsn,
+        };
+        frame::encode_skip(site, lsn, &mut self.buffer);
+        self.next_lsn = lsn;
+        self.stats.skips += 1;
+        Ok(())
     }
 
     /// Writes every buffered record (one call) without syncing it, so a

@@ -11,6 +11,12 @@ pub const QUEUE_REQUESTS_MAX: usize = 1024;
 /// Commits taken into one batch at most, so one batch's answers are not
 /// held back without bound by a stream of arrivals.
 pub const BATCH_REQUESTS_MAX: usize = 4096;
+/// The writer never gives a record an LSN more than this far past the
+/// durable LSN (it syncs first). So after a crash no LSN past the
+/// recovered end plus this was ever handed out, and a reopened database
+/// skips that far: an LSN, and so a revision, is never given twice
+/// (SPEC 1). It also bounds one commit's records.
+pub const LSN_AHEAD_MAX: u64 = 1 << 24;
 
 /// When a commit is answered (SPEC 7.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -62,7 +62,7 @@ mod observer;
 mod record;
 mod writer;
 
-pub use commit::{BATCH_REQUESTS_MAX, CommitError, Durability, QUEUE_REQUESTS_MAX};
+pub use commit::{BATCH_REQUESTS_MAX, CommitError, Durability, LSN_AHEAD_MAX, QUEUE_REQUESTS_MAX};
 pub(crate) use commit::{CommitRequest, Committed};
 pub(crate) use durable::DurableWatch;
 pub use handle::GroupCommitStats;

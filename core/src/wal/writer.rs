@@ -18,7 +18,8 @@ use crate::store::Store;
 use super::commit::{Job, Request, Tidy, set_revisions};
 use super::handle::{CheckpointWanted, GroupCommitStats, WriterConfig};
 use super::{
-    BATCH_REQUESTS_MAX, CommitError, CommitEvent, Committed, Durability, DurableWatch, WalRecord,
+    BATCH_REQUESTS_MAX, CommitError, CommitEvent, Committed, Durability, DurableWatch,
+    LSN_AHEAD_MAX, WalRecord,
 };
 
 /// A commit whose records are in the log, waiting for its answer.
@@ -181,7 +182,8 @@ impl<E: Env> Writer<E> {
             let too_large = payloads
                 .iter()
                 .any(|p| p.len() > self.log.record_bytes_max() as usize)
-                || size > self.log.segment_room_bytes();
+                || size > self.log.segment_room_bytes()
+                || payloads.len() as u64 > LSN_AHEAD_MAX;
             if too_large {
                 let max = self
                     .log
@@ -192,6 +194,26 @@ impl<E: Env> Writer<E> {
                     .send(Err(CommitError::TooLarge { bytes: size, max }));
                 continue;
             }
+            if txn + payloads.len() as u64 - 1 > self.log.durable_lsn() + LSN_AHEAD_MAX {
+                if !accepted.is_empty() {
+                    // The rest opens the next batch, after a sync.
+                    self.carry.push_back(request);
+                    self.carry.extend(requests);
+                    break;
+                }
+                // Revisions stay unique only while no LSN runs further
+                // ahead of the durable one than a reopen skips.
+                if let Err(error) = self.sync_log().await {
+                    accepted.push(Accepted { request, lsn: 0 });
+                    self.carry.extend(requests);
+                    failure = Some(error);
+                    break;
+                }
+                mark = self.log.mark();
+            }
+            debug_assert!(
+                txn + payloads.len() as u64 - 1 <= self.log.durable_lsn() + LSN_AHEAD_MAX
+            );
             if size > self.log.room_bytes() {
                 if !accepted.is_empty() {
                     // The rest opens the next batch, in a fresh segment.

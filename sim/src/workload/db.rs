@@ -309,7 +309,7 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
     };
     let recovery = db.stats().recovery;
     env.trace(format_args!("recovered: {recovery:?}"));
-    lock(model).opened(recovery.lsn_end);
+    lock(model).opened(recovery.lsn_end, excused(env));
     match db.validate().await {
         Ok(validation) if validation.is_ok() => {
             let mut m = lock(model);

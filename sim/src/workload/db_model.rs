@@ -159,6 +159,10 @@ pub(crate) struct DbModel {
     /// check: a commit above it was lost there, even if background work
     /// (GC, the sweeper) reused its LSN before the check could run.
     lsn_end_min: Option<u64>,
+    /// Every commit LSN ever acknowledged, and to which transaction: a
+    /// revision a client was told is never given to another write, in this
+    /// life or any later one (SPEC 1).
+    revisions: BTreeMap<u64, (usize, u64)>,
     pub verdict: Verdict,
 }
 
@@ -183,6 +187,7 @@ impl DbModel {
             checkpoint_running: false,
             recovering: false,
             lsn_end_min: None,
+            revisions: BTreeMap::new(),
             verdict: Verdict::default(),
         }
     }
@@ -194,8 +199,13 @@ impl DbModel {
     }
 
     /// The database opened, its recovered WAL ending at `lsn_end`.
-    pub(crate) fn opened(&mut self, lsn_end: u64) {
+    pub(crate) fn opened(&mut self, lsn_end: u64, excused: bool) {
         self.lsn_end_min = Some(self.lsn_end_min.map_or(lsn_end, |min| min.min(lsn_end)));
+        if excused {
+            // Damage may have cut records, and with them the LSN skip that
+            // kept the lost LSNs from being handed out again.
+            self.revisions.retain(|lsn, _| *lsn <= lsn_end);
+        }
     }
 
     /// Records a transaction about to be submitted at `now_ns`; returns
@@ -236,8 +246,25 @@ impl DbModel {
             .rev()
             .find(|commit| commit.seq == seq)
             .expect("an answered transaction was submitted");
+        let acked = match outcome {
+            Outcome::Acked(lsn) => Some(lsn),
+            _ => None,
+        };
         commit.outcome = outcome;
         commit.answered_ns = now_ns;
+        if let Some(lsn) = acked {
+            self.verdict.check("revisions", 1);
+            if let Some((other, other_seq)) = self.revisions.insert(lsn, (committer, seq)) {
+                self.verdict.fail(
+                    "revisions",
+                    format!(
+                        "LSN {lsn} was acknowledged to committer {committer}'s transaction \
+                         {seq}, and before to committer {other}'s transaction {other_seq}: a \
+                         revision was handed out twice"
+                    ),
+                );
+            }
+        }
     }
 
     /// A committer read `key` between `began_ns` and `ended_ns` and found

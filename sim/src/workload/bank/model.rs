@@ -88,6 +88,9 @@ pub(crate) struct BankModel {
     /// The TTL clock may never read earlier than this in the life now
     /// running: the newest reading a commit of the durable history carried.
     ttl_floor_ms: u64,
+    /// Every commit LSN ever answered: a revision a client was told is never
+    /// given to another write, in this life or any later one (SPEC 1).
+    revisions: BTreeMap<u64, (u64, Vec<OpResult>)>,
     answered: Vec<Answered>,
     pub checkpoint_running: bool,
     /// The life ended with a clean shutdown (the server's, as on SIGTERM):
@@ -118,6 +121,7 @@ impl BankModel {
             balances_total: 0,
             applied: Vec::new(),
             ttl_floor_ms: 0,
+            revisions: BTreeMap::new(),
             answered: Vec::new(),
             checkpoint_running: false,
             closed_cleanly: false,
@@ -137,6 +141,11 @@ impl BankModel {
     /// before the check after this open completes).
     pub(crate) fn opened(&mut self, lsn_end: u64, excused: bool) {
         self.check_history();
+        if excused {
+            // Damage may have cut records, and with them the LSN skip that
+            // kept the lost LSNs from being handed out again.
+            self.revisions.retain(|lsn, _| *lsn <= lsn_end);
+        }
         let lost_sync = self.answered.iter().find(|a| {
             !a.outcome.read_only && a.durability == Durability::Sync && a.outcome.lsn > lsn_end
         });
@@ -249,6 +258,20 @@ impl BankModel {
                     format!(
                         "an audit at read LSN {} summed the balances to {total}, not {}",
                         answered.outcome.lsn, self.balances_total
+                    ),
+                );
+            }
+        }
+        if !answered.outcome.read_only {
+            self.verdict.check("revisions", 1);
+            let this = (self.verdict.recoveries, answered.outcome.results.clone());
+            if let Some((life, results)) = self.revisions.insert(answered.outcome.lsn, this) {
+                self.verdict.fail(
+                    "revisions",
+                    format!(
+                        "LSN {} was answered to a commit ({:?}) after {} recoveries, and before \
+                         to another ({results:?}) after {life}: a revision was handed out twice",
+                        answered.outcome.lsn, answered.outcome.results, self.verdict.recoveries
                     ),
                 );
             }

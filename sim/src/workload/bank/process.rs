@@ -70,7 +70,12 @@ pub(super) async fn recover(
             return None;
         }
     };
-    let lsn_end = db.stats().recovery.lsn_end;
+    let recovery = db.stats().recovery;
+    let lsn_end = recovery.lsn_end;
+    env.trace(format_args!(
+        "recovered through LSN {lsn_end}; this life's LSNs start at {}",
+        recovery.lsn_restart
+    ));
     lock(model).opened(lsn_end, excused(env));
     match db.validate().await {
         Ok(validation) if validation.is_ok() => {

@@ -110,7 +110,7 @@ impl DbError {
             DbError::Store(error) => error.is_corruption(),
             DbError::Log(LogError::Corrupt(_)) | DbError::Record { .. } => true,
             DbError::WalMissing(_) | DbError::ValueMalformed { .. } => true,
-            DbError::Vlog(VlogError::Corrupt { .. }) => true,
+            DbError::Vlog(VlogError::Corrupt { .. } | VlogError::Damaged { .. }) => true,
             _ => false,
         }
     }

@@ -159,7 +159,9 @@ fn removing_wal_segments_before_the_checkpoint_is_durable_is_caught() {
         // Crashes mid-checkpoint fall back to the older superblock, whose
         // WAL records are already gone.
         &format!("crash=0.006,kill=0,write_lost=0.5,fsync_error=0,disk_full=0,{NO_CORRUPTION}"),
-        40,
+        // About one seed in 15 (13 of seeds 1..201); the first catch moves
+        // with the draws.
+        120,
         &["recovery", "durability", "state_matches_model"],
     );
 }

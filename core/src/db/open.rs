@@ -14,9 +14,10 @@ use futures::channel::{mpsc, oneshot};
 use crate::env::Env;
 use crate::error::DbError;
 use crate::lock::LockManager;
-use crate::log::Log;
+use crate::log::{Log, LogScan};
+use crate::record::{Mutation, StoredValue};
 use crate::store::Store;
-use crate::vlog::Vlog;
+use crate::vlog::{Vlog, VlogScan};
 use crate::wal::{DurableWatch, GroupCommit, LSN_AHEAD_MAX, WriterConfig};
 
 use super::checkpointer::Checkpointer;
@@ -145,9 +146,13 @@ impl<E: Env> Db<E> {
     }
 }
 
-/// Recovery (SPEC 7.4): the store as of its durable checkpoint, the value
-/// log with an unreferenced torn tail cut, and the WAL's committed
-/// transactions after the checkpoint redone in LSN order.
+/// Recovery (SPEC 7.4, 8), in the order that keeps every refusal before
+/// any repair: the store as of its durable checkpoint; the value log and
+/// the WAL read without a change; the checks (the WAL reaches the
+/// checkpoint; everything a durable commit refers to in the value log
+/// still verifies); only then the repairs (the WAL's torn tail, the value
+/// log's unreferenced one); then the WAL's committed transactions after the
+/// checkpoint redone in LSN order, and an LSN skip past the previous life.
 async fn recover<E: Env>(
     env: &E,
     dir: &Path,
@@ -155,9 +160,9 @@ async fn recover<E: Env>(
 ) -> Result<(Store<E>, Vlog<E>, Log<E>, RecoveryReport), DbError> {
     let (store, opened) = Store::open(env.clone(), dir, options.store_options()).await?;
     let checkpoint_lsn = opened.superblock.checkpoint_lsn;
-    let vlog = Vlog::open(env.clone(), dir, options.vlog_segment_bytes).await?;
+    let vlog_scan = VlogScan::read(env.clone(), dir, options.vlog_segment_bytes).await?;
     let mut replay = Replay::new(checkpoint_lsn);
-    let (mut log, log_report) = Log::open(env.clone(), options.log_config(dir), |pos, payload| {
+    let log_scan = LogScan::read(env.clone(), options.log_config(dir), |pos, payload| {
         replay.visit(pos, payload)
     })
     .await?;
@@ -165,13 +170,16 @@ async fn recover<E: Env>(
         return Err(error);
     }
     // Everything below the log's next LSN is durable or was skipped.
-    let lsn_covered = log.next_lsn() - 1;
-    if log.first_lsn() > checkpoint_lsn + 1 || lsn_covered < checkpoint_lsn {
+    let lsn_covered = log_scan.next_lsn() - 1;
+    if log_scan.first_lsn() > checkpoint_lsn + 1 || lsn_covered < checkpoint_lsn {
         return Err(DbError::WalMissing(format!(
             "the checkpoint is at LSN {checkpoint_lsn} but the WAL holds LSNs {} to {lsn_covered}",
-            log.first_lsn()
+            log_scan.first_lsn()
         )));
     }
+    check_vlog_references(&store, &vlog_scan, &replay).await?;
+    let (mut log, log_report) = log_scan.repair().await?;
+    let vlog = vlog_scan.repair().await?;
     // The database's state is the one as of its last durable record (an
     // LSN skip after it holds no change).
     let lsn_end = replay.lsn_last.max(checkpoint_lsn);
@@ -217,12 +225,48 @@ async fn recover<E: Env>(
     }
     report.lsn_restart = log.next_lsn();
     report.log(dir);
-    if vlog.stats().bytes > 0 {
-        store.count_vlog_usage().await?;
-    } else {
-        store.start_empty_vlog_usage();
-    }
     Ok((store, vlog, log, report))
+}
+
+/// Builds the value-log usage counts from the durable tree (before the
+/// replay, which then keeps them exact), and refuses the open if a durable
+/// commit, in the tree or in a committed WAL record after the checkpoint,
+/// refers to bytes of the newest value-log segment past where its records
+/// stop verifying: those records were durable, so what follows them is
+/// damage, and cutting it as a torn tail would lose acknowledged values.
+async fn check_vlog_references<E: Env>(
+    store: &Store<E>,
+    vlog_scan: &VlogScan<E>,
+    replay: &Replay,
+) -> Result<(), DbError> {
+    if vlog_scan.bytes() == 0 {
+        store.start_empty_vlog_usage();
+        return Ok(());
+    }
+    store.count_vlog_usage().await?;
+    let Some(newest) = vlog_scan.newest_segment() else {
+        return Ok(());
+    };
+    let in_wal = replay
+        .committed
+        .iter()
+        .flat_map(|(_, mutations)| mutations)
+        .filter_map(|mutation| match mutation {
+            Mutation::Put { record, .. } => match &record.value {
+                StoredValue::Vlog(pointer) if pointer.segment == newest => {
+                    Some(pointer.offset.saturating_add(u64::from(pointer.length)))
+                }
+                _ => None,
+            },
+            Mutation::Delete { .. } => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let referenced_end = store.vlog_end_referenced(newest).max(in_wal);
+    match vlog_scan.damage_before(referenced_end) {
+        Some(damage) => Err(DbError::Vlog(damage)),
+        None => Ok(()),
+    }
 }
 
 impl<E: Env> Background<E> {

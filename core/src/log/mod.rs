@@ -35,7 +35,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use frame::FRAME_HEADER_BYTES;
-pub use recovery::RecoveryReport;
+pub use recovery::{LogScan, RecoveryReport};
 pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
 pub use segment::{SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
 pub use writer::{Log, LogMark, LogStats};

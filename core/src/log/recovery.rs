@@ -7,7 +7,8 @@
 //! during recovery is followed by an identical recovery:
 //!
 //! 1. scan every segment, visiting valid records in LSN order;
-//! 2. refuse with [`LogError::Corrupt`] if the damage is not a torn tail;
+//! 2. refuse with [`LogError::Corrupt`] if the damage is not a torn tail
+//!    (1 and 2 change nothing: [`LogScan::read`]);
 //! 3. remove `.tmp` files of segment creations that never finished;
 //! 4. write the whole last segment again: the exact bytes the scan verified
 //!    (header and records), then zeros to the end of the file, erasing torn
@@ -63,15 +64,25 @@ pub struct RecoveryReport {
     pub created: bool,
 }
 
-impl<E: Env> Log<E> {
-    /// Opens (or creates) the log in `config.dir`, recovering from any crash.
-    /// Every valid record is handed to `visit` in LSN order before this
-    /// returns; on error, whatever was visited must be discarded.
-    pub async fn open(
+/// A log as found at open: scanned and checked, and nothing changed yet.
+/// Every check that can refuse has run; [`LogScan::repair`] then makes it
+/// a log ready to append (steps 3 to 5). The database checks the value log
+/// against what the scan read before it lets the repair write.
+pub struct LogScan<E: Env> {
+    env: E,
+    config: LogConfig,
+    outcome: super::scan::ScanOutcome,
+}
+
+impl<E: Env> LogScan<E> {
+    /// Scans the log in `config.dir` (created if missing) and hands every
+    /// valid record to `visit` in LSN order; refuses damage that is not a
+    /// torn tail. Changes nothing in an existing log.
+    pub async fn read(
         env: E,
         config: LogConfig,
         visit: impl FnMut(RecordPos, &[u8]),
-    ) -> Result<(Log<E>, RecoveryReport), LogError> {
+    ) -> Result<Self, LogError> {
         config.validate()?;
         let dir = config.dir.clone();
         let created = if sabotaged!(config, SkipParentDirSync) {
@@ -84,6 +95,34 @@ impl<E: Env> Log<E> {
         if let Some(corruption) = outcome.corruption {
             return Err(LogError::Corrupt(corruption));
         }
+        Ok(LogScan {
+            env,
+            config,
+            outcome,
+        })
+    }
+
+    /// The LSN the next record will get: past every record and LSN skip
+    /// read.
+    pub fn next_lsn(&self) -> u64 {
+        self.outcome.next_lsn()
+    }
+
+    /// The LSN the oldest segment starts at (1 for an empty log).
+    pub fn first_lsn(&self) -> u64 {
+        self.outcome.segments.first().map_or(1, |s| s.first_lsn)
+    }
+
+    /// Repairs what a crash left (steps 3 to 5 of the module: leftover
+    /// temporary files, the last segment written again, its torn tail
+    /// zeroed, all synced) and returns the log, ready to append.
+    pub async fn repair(self) -> Result<(Log<E>, RecoveryReport), LogError> {
+        let LogScan {
+            env,
+            config,
+            outcome,
+        } = self;
+        let dir = config.dir.clone();
         let mut report = RecoveryReport {
             segments: outcome.segments.len() as u64,
             records: outcome.records(),
@@ -159,6 +198,20 @@ impl<E: Env> Log<E> {
             .await
             .map_err(|source| LogError::io("sync log directory", &dir, source))?;
         Ok((log, report))
+    }
+}
+
+impl<E: Env> Log<E> {
+    /// Opens (or creates) the log in `config.dir`, recovering from any crash
+    /// ([`LogScan::read`], then [`LogScan::repair`]). Every valid record is
+    /// handed to `visit` in LSN order before this returns; on error,
+    /// whatever was visited must be discarded.
+    pub async fn open(
+        env: E,
+        config: LogConfig,
+        visit: impl FnMut(RecordPos, &[u8]),
+    ) -> Result<(Log<E>, RecoveryReport), LogError> {
+        LogScan::read(env, config, visit).await?.repair().await
     }
 }
 

@@ -463,6 +463,15 @@ impl<E: Env> Store<E> {
             .map(|usage| usage.segment(segment))
     }
 
+    /// The furthest byte of value-log `segment` a pointer counted in the
+    /// usage reached (0 before the counts were built).
+    pub(crate) fn vlog_end_referenced(&self, segment: u32) -> u64 {
+        self.state()
+            .vlog_usage
+            .as_ref()
+            .map_or(0, |usage| usage.end_referenced(segment))
+    }
+
     /// Bytes of value-log records the tree points to.
     pub(crate) fn vlog_live_bytes(&self) -> u64 {
         self.state()

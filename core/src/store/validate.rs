@@ -414,7 +414,9 @@ async fn check_pointer<E: Env>(
         ))),
         Ok(_) => Ok(None),
         Err(error) if error.is_missing_segment() => Ok(Some("the segment file is missing".into())),
-        Err(VlogError::Corrupt { detail, .. }) => Ok(Some(detail)),
+        Err(VlogError::Corrupt { detail, .. } | VlogError::Damaged { detail, .. }) => {
+            Ok(Some(detail))
+        }
         Err(VlogError::Io { op, path, source }) => Err(StoreError::Io { op, path, source }),
         Err(VlogError::Failed(reason)) => Err(StoreError::Failed { reason }),
     }

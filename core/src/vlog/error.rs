@@ -26,6 +26,18 @@ pub enum VlogError {
         /// What is wrong.
         detail: String,
     },
+    /// Records a durable commit refers to no longer verify (found at open):
+    /// damage, not a torn tail. Nothing was changed; `jubectl repair
+    /// --accept-data-loss` can cut there.
+    #[error("value log damaged: {path} at offset {offset}: {detail}")]
+    Damaged {
+        /// The segment file.
+        path: PathBuf,
+        /// Where its valid records stop.
+        offset: u64,
+        /// What is referenced there.
+        detail: String,
+    },
     /// A write or sync failed earlier; reopen.
     #[error("the value log failed earlier and accepts no writes until reopened: {0}")]
     Failed(String),
@@ -36,7 +48,7 @@ impl VlogError {
     /// for `validate`, not an I/O failure.
     pub fn is_missing_or_corrupt(&self) -> bool {
         match self {
-            VlogError::Corrupt { .. } => true,
+            VlogError::Corrupt { .. } | VlogError::Damaged { .. } => true,
             VlogError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
             VlogError::Failed(_) => false,
         }

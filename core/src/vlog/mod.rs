@@ -38,7 +38,7 @@ mod usage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::env::{Env, File, OpenMode};
 use crate::mutex::lock;
@@ -50,6 +50,7 @@ use scan::read_verified;
 
 pub use error::VlogError;
 pub use format::{VlogValue, segment_name};
+pub use open::VlogScan;
 pub use pin::VlogPin;
 pub(crate) use reader::PointerReader;
 pub use usage::SegmentUsage;
@@ -100,16 +101,19 @@ impl VlogStats {
     }
 }
 
-struct Active {
+/// The segment appends go to, with its one long-lived descriptor: appends,
+/// reads and syncs of the active segment never reopen it.
+struct Active<F> {
     id: u32,
     path: PathBuf,
+    file: Arc<F>,
     /// End of the last record written (appends are serialized).
     end: u64,
     synced_end: u64,
 }
 
-struct State {
-    active: Active,
+struct State<F> {
+    active: Active<F>,
     /// Bytes of every segment, the active one included.
     sizes: BTreeMap<u32, u64>,
     failed: Option<String>,
@@ -121,7 +125,7 @@ pub struct Vlog<E: Env> {
     env: E,
     dir: PathBuf,
     segment_bytes: u64,
-    state: Mutex<State>,
+    state: Mutex<State<E::File>>,
     pins: Pins,
     /// One append at a time, so `end` only covers written records.
     append_turn: futures::lock::Mutex<()>,
@@ -131,7 +135,7 @@ pub struct Vlog<E: Env> {
 }
 
 impl<E: Env> Vlog<E> {
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State<E::File>> {
         lock(&self.state)
     }
 
@@ -288,7 +292,7 @@ impl<E: Env> Vlog<E> {
             if read >= bytes_max {
                 return Ok((records, Some(offset)));
             }
-            let Some(bytes) = read_verified(&file, &path, segment, offset, len).await? else {
+            let Some(bytes) = read_verified(&*file, &path, segment, offset, len).await? else {
                 break;
             };
             let value = decode(segment, offset, &bytes).map_err(|detail| VlogError::Corrupt {
@@ -320,12 +324,20 @@ impl<E: Env> Vlog<E> {
         state.stats.gc_values_expired += expired;
     }
 
-    /// The file of `segment` (the active one, or an older one opened anew).
-    async fn file_for(&self, segment: u32) -> Result<E::File, VlogError> {
+    /// The file of `segment`: the active one's long-lived descriptor, or
+    /// a sealed one opened anew.
+    async fn file_for(&self, segment: u32) -> Result<Arc<E::File>, VlogError> {
+        {
+            let state = self.state();
+            if state.active.id == segment {
+                return Ok(Arc::clone(&state.active.file));
+            }
+        }
         let path = self.dir.join(segment_name(segment));
         self.env
             .open(&path, OpenMode::Existing)
             .await
+            .map(Arc::new)
             .map_err(|source| VlogError::Io {
                 op: "open segment",
                 path,
@@ -343,9 +355,25 @@ impl<E: Env> Vlog<E> {
             let path = path.to_path_buf();
             move |source| VlogError::Io { op, path, source }
         };
-        if let Err(error) = self.env.open(&path, OpenMode::CreateNew).await {
-            return Err(self.fail(io("create segment", &path)(error)));
-        }
+        // A create that fails (no descriptors left, disk full) changed
+        // nothing: that append fails, and the next one tries again.
+        let file = match self.env.open(&path, OpenMode::CreateNew).await {
+            Ok(file) => file,
+            // An earlier attempt created it and then failed: an empty file
+            // nothing refers to is as good as a new one.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let file = self
+                    .env
+                    .open(&path, OpenMode::Existing)
+                    .await
+                    .map_err(io("open segment", &path))?;
+                match file.len().await {
+                    Ok(0) => file,
+                    _ => return Err(io("create segment", &path)(error)),
+                }
+            }
+            Err(error) => return Err(io("create segment", &path)(error)),
+        };
         if let Err(error) = self.env.sync_dir(&self.dir).await {
             return Err(self.fail(io("sync directory", &self.dir)(error)));
         }
@@ -353,6 +381,7 @@ impl<E: Env> Vlog<E> {
         state.active = Active {
             id,
             path,
+            file: Arc::new(file),
             end: 0,
             synced_end: 0,
         };
@@ -431,7 +460,7 @@ impl<E: Env> Vlog<E> {
             Some(_) => {}
         }
         let file = self.file_for(pointer.segment).await?;
-        let read = reader::read_pointed(&file, &path, pointer).await;
+        let read = reader::read_pointed(&*file, &path, pointer).await;
         self.state().stats.reads += 1;
         read
     }

@@ -29,6 +29,9 @@ pub struct SegmentUsage {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VlogUsage {
     segments: BTreeMap<u32, SegmentUsage>,
+    /// Per segment, the furthest byte any pointer counted in reached (never
+    /// lowered by a release): what recovery requires to still verify.
+    ends: BTreeMap<u32, u64>,
     /// Where the counts were built: segments the scan found no pointer to
     /// were last released at or before it.
     built_at_lsn: u64,
@@ -39,6 +42,7 @@ impl VlogUsage {
     pub(crate) fn new(lsn: u64) -> Self {
         VlogUsage {
             segments: BTreeMap::new(),
+            ends: BTreeMap::new(),
             built_at_lsn: lsn,
         }
     }
@@ -48,6 +52,14 @@ impl VlogUsage {
         let usage = self.segments.entry(pointer.segment).or_default();
         usage.live_bytes += u64::from(pointer.length);
         usage.live_values += 1;
+        let end = pointer.offset.saturating_add(u64::from(pointer.length));
+        let furthest = self.ends.entry(pointer.segment).or_default();
+        *furthest = (*furthest).max(end);
+    }
+
+    /// The furthest byte of `segment` any pointer counted in reached.
+    pub(crate) fn end_referenced(&self, segment: u32) -> u64 {
+        self.ends.get(&segment).copied().unwrap_or(0)
     }
 
     /// The pointer to `pointer`'s record left the tree at `lsn`.

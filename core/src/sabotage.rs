@@ -51,11 +51,15 @@ pub enum Sabotage {
     /// A reopened database hands out LSNs right after the last recovered
     /// record, giving a lost `async` commit's revision to another write.
     LsnReuse,
+    /// Recovery treats damage as a torn tail: a WAL frame that a later
+    /// batch proves was durable is cut off with everything after it, and a
+    /// damaged value-log record a durable commit refers to is cut too.
+    DamageAsTornTail,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 15] = [
+    pub const ALL: [Sabotage; 16] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -71,6 +75,7 @@ impl Sabotage {
         Sabotage::SkipParentDirSync,
         Sabotage::TtlFloorIgnored,
         Sabotage::LsnReuse,
+        Sabotage::DamageAsTornTail,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -91,6 +96,7 @@ impl Sabotage {
             Sabotage::SkipParentDirSync => "skip-parent-dir-sync",
             Sabotage::TtlFloorIgnored => "ttl-floor-ignored",
             Sabotage::LsnReuse => "lsn-reuse",
+            Sabotage::DamageAsTornTail => "damage-as-torn-tail",
         }
     }
 }

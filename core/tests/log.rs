@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use jubilant_core::env::{File, Fs, OpenMode};
 use jubilant_core::log::{
-    Log, LogConfig, LogError, RecordPos, SEGMENT_HEADER_BYTES, scan, segment_name,
+    BATCH_HEADER_BYTES, Log, LogConfig, LogError, RecordPos, scan, segment_name,
 };
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
 
@@ -17,7 +17,10 @@ fn dir() -> PathBuf {
 /// Small segments, so a few records roll over.
 fn config() -> LogConfig {
     let mut config = LogConfig::new(dir());
-    config.segment_bytes = 256;
+    // The smallest block: each small segment (its header's block and one
+    // block for batches) rolls over after every batch or so.
+    config.block_bytes = 512;
+    config.segment_bytes = 1024;
     config.record_bytes_max = 64;
     config.write_buffer_bytes = 100;
     config
@@ -68,21 +71,21 @@ fn records_come_back_in_order_across_segments() {
     let world = quiet_world(1);
     let (log, recovered) = open(&world, config()).expect("open empty");
     assert!(recovered.is_empty());
-    let items = numbered(40);
+    let items = numbered(100);
     let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
     let log = append_all(&world, log, &refs);
     assert!(
         log.segment_ids().count() > 3,
         "small segments must roll over"
     );
-    assert_eq!(log.durable_lsn(), 40);
+    assert_eq!(log.durable_lsn(), 100);
     drop(log);
     world.kill(N);
     let (log, recovered) = open(&world, config()).expect("reopen");
     assert_eq!(payloads(&recovered), items);
     let lsns: Vec<u64> = recovered.iter().map(|(pos, _)| pos.lsn).collect();
-    assert_eq!(lsns, (1..=40).collect::<Vec<_>>());
-    assert_eq!(log.next_lsn(), 41);
+    assert_eq!(lsns, (1..=100).collect::<Vec<_>>());
+    assert_eq!(log.next_lsn(), 101);
 }
 
 #[test]
@@ -152,8 +155,10 @@ fn a_torn_tail_is_cut_and_zeroed_so_it_never_comes_back() {
     let (log, _) = open(&world, config()).expect("open");
     let log = append_all(&world, log, &[b"one", b"two", b"three"]);
     drop(log);
-    // Damage "three" (its payload starts at header + 2 frames + 8).
-    let three_payload = SEGMENT_HEADER_BYTES + (8 + 3) + (8 + 3) + 8;
+    // Damage "three" (its payload starts after the header's block, the
+    // batch header, two frames and its own frame header). No later batch
+    // says it was durable, so the scan takes it for a torn tail.
+    let three_payload = config().first_batch_offset() + BATCH_HEADER_BYTES + (8 + 3) + (8 + 3) + 8;
     scribble(&world, 1, three_payload, b"X");
     world.kill(N);
     let env = world.env(N);
@@ -191,12 +196,17 @@ fn a_torn_tail_is_cut_and_zeroed_so_it_never_comes_back() {
 fn damage_before_a_later_segment_is_corruption_not_a_torn_tail() {
     let world = quiet_world(3);
     let (log, _) = open(&world, config()).expect("open");
-    let items = numbered(30);
+    let items = numbered(80);
     let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
     let log = append_all(&world, log, &refs);
     assert!(log.segment_ids().count() >= 3);
     drop(log);
-    scribble(&world, 1, SEGMENT_HEADER_BYTES + 9, b"!");
+    scribble(
+        &world,
+        1,
+        config().first_batch_offset() + BATCH_HEADER_BYTES + 9,
+        b"!",
+    );
     world.kill(N);
     match open(&world, config()) {
         Err(LogError::Corrupt(c)) => {
@@ -212,7 +222,7 @@ fn damage_before_a_later_segment_is_corruption_not_a_torn_tail() {
 fn a_missing_middle_segment_is_corruption() {
     let world = quiet_world(4);
     let (log, _) = open(&world, config()).expect("open");
-    let items = numbered(30);
+    let items = numbered(80);
     let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
     let log = append_all(&world, log, &refs);
     drop(log);
@@ -266,7 +276,7 @@ fn bad_records_and_configs_are_refused_with_clear_errors() {
     let err = open(&world, tiny).err().expect("config must be refused");
     assert!(
         err.to_string()
-            .contains("cannot hold a header and one record"),
+            .contains("cannot hold a header block and one batch of one record"),
         "{err}"
     );
 }
@@ -419,4 +429,77 @@ fn an_lsn_skip_survives_reopens_and_segments_and_no_record_takes_a_skipped_lsn()
     let (log, records) = open(&world, config()).expect("reopen");
     assert_eq!(records.len(), 14);
     assert_eq!(log.next_lsn(), 5_000);
+}
+
+/// Segments of several blocks, so a few batches share one.
+fn roomy() -> LogConfig {
+    let mut config = config();
+    config.segment_bytes = 4096;
+    config
+}
+
+/// Every byte of segment `id`.
+fn segment_bytes(world: &World, id: u64) -> Vec<u8> {
+    let env = world.env(N);
+    world.block_on(N, async move {
+        let file = env
+            .open(&dir().join(segment_name(id)), OpenMode::Existing)
+            .await
+            .expect("open");
+        let len = file.len().await.expect("len");
+        file.read_at(0, len as usize).await.expect("read")
+    })
+}
+
+#[test]
+fn damage_to_a_durable_batch_in_the_last_segment_is_refused_and_changes_nothing() {
+    let world = quiet_world(12);
+    let (log, _) = open(&world, roomy()).expect("open");
+    // Two synced batches in segment 1: the second one's header says the
+    // log was durable through LSN 2 when it began.
+    let log = append_all(&world, log, &[b"one", b"two"]);
+    let log = append_all(&world, log, &[b"three"]);
+    assert_eq!(log.segment_ids().collect::<Vec<_>>(), [1]);
+    drop(log);
+    // One flipped byte in "two": the records stop there, exactly as if
+    // "two" had been torn, but it was acknowledged durable.
+    let two_payload = roomy().first_batch_offset() + BATCH_HEADER_BYTES + (8 + 3) + 8;
+    scribble(&world, 1, two_payload, b"X");
+    world.kill(N);
+    let before = segment_bytes(&world, 1);
+    match open(&world, roomy()) {
+        Err(LogError::Corrupt(c)) => {
+            assert!(c.path.ends_with(segment_name(1)), "{c}");
+            assert!(
+                c.detail.contains("durable through LSN 2")
+                    && c.detail.contains("damage, not a torn tail"),
+                "{c}"
+            );
+        }
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok((_, records)) => panic!(
+            "acknowledged records were cut as a torn tail: {:?}",
+            payloads(&records)
+        ),
+    }
+    // Refusing wrote nothing: the damaged bytes are there for an operator
+    // (or a repair tool) to see, and a second open refuses the same way.
+    assert_eq!(segment_bytes(&world, 1), before);
+    assert!(matches!(open(&world, roomy()), Err(LogError::Corrupt(_))));
+}
+
+#[test]
+fn a_torn_write_of_the_batch_after_the_last_durable_one_is_a_torn_tail() {
+    let world = quiet_world(13);
+    let (log, _) = open(&world, roomy()).expect("open");
+    let log = append_all(&world, log, &[b"one"]);
+    // The next batch starts at the next block boundary; damage its first
+    // record as a torn write would. Nothing later claims it was durable.
+    let log = append_all(&world, log, &[b"two", b"three"]);
+    drop(log);
+    let second_batch = roomy().first_batch_offset() + u64::from(roomy().block_bytes);
+    scribble(&world, 1, second_batch + BATCH_HEADER_BYTES + 8, b"X");
+    world.kill(N);
+    let (_, recovered) = open(&world, roomy()).expect("a torn tail is cut");
+    assert_eq!(payloads(&recovered), [b"one".to_vec()]);
 }

@@ -157,6 +157,7 @@ fn the_log_runs_on_real_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = dir.path().join("wal");
     let mut config = LogConfig::new(&wal);
+    config.block_bytes = 512;
     config.segment_bytes = 4096;
     config.record_bytes_max = 256;
     runtime().block_on(async {

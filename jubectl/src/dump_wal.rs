@@ -99,9 +99,17 @@ fn to_text(dir: &Path, outcome: &ScanOutcome, records: &[Record], summary_only: 
         };
         let _ = writeln!(
             out,
-            "segment {} ({} bytes): {lsns}, ends at offset {}: {}",
+            "segment {} ({} bytes, {}): {lsns}, ends at offset {}: {}",
             segment_name(segment.id),
             segment.file_len,
+            match segment.block_bytes {
+                0 => "batches not block-aligned".to_owned(),
+                block => format!(
+                    "{} batch{} in {block}-byte blocks",
+                    segment.batches,
+                    if segment.batches == 1 { "" } else { "es" }
+                ),
+            },
             segment.end_offset,
             stop_text(&segment.stop)
         );
@@ -147,6 +155,8 @@ fn to_json(dir: &Path, outcome: &ScanOutcome, records: &[Record]) -> serde_json:
             "name": segment_name(s.id),
             "file_len": s.file_len,
             "first_lsn": s.first_lsn,
+            "block_bytes": s.block_bytes,
+            "batches": s.batches,
             "records": s.records,
             "end_offset": s.end_offset,
             "stop": match &s.stop { Stop::Clean => "clean".to_owned(), Stop::Invalid { reason } => reason.clone() },

@@ -4,10 +4,10 @@ mod common;
 
 use std::path::Path;
 
-use jubilant_core::log::{Log, LogConfig, SEGMENT_HEADER_BYTES, segment_name};
+use jubilant_core::log::{BATCH_HEADER_BYTES, Log, LogConfig, segment_name};
 use jubilant_io_real::RealEnv;
 
-/// Writes `count` records into a log with 512-byte segments in `dir`.
+/// Writes `count` records into a log with 1024-byte segments in `dir`.
 fn write_log(dir: &Path, count: u32) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -15,7 +15,9 @@ fn write_log(dir: &Path, count: u32) {
         .expect("runtime");
     runtime.block_on(async {
         let mut config = LogConfig::new(dir);
-        config.segment_bytes = 512;
+        // The header's block and one 512-byte block for batches.
+        config.block_bytes = 512;
+        config.segment_bytes = 1024;
         config.record_bytes_max = 128;
         let (mut log, _) = Log::open(RealEnv::current(), config, |_, _| {})
             .await
@@ -65,7 +67,7 @@ fn dump_wal_reports_corruption_with_exit_code_1() {
         reason = "the test damages a real file on purpose"
     )]
     let mut bytes = std::fs::read(&first).expect("read segment");
-    bytes[SEGMENT_HEADER_BYTES as usize + 10] ^= 0xff;
+    bytes[(BATCH_HEADER_BYTES + 512) as usize + 10] ^= 0xff;
     #[expect(
         clippy::disallowed_methods,
         reason = "the test damages a real file on purpose"

@@ -81,6 +81,8 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("fsyncs", wal.fsyncs.to_string()),
                 ("average_batch", format!("{:.2}", wal.batch_commits_mean())),
                 ("commits_disk_full", wal.commits_disk_full.to_string()),
+                ("record_bytes", wal.log.append_bytes.to_string()),
+                ("file_bytes", wal.log.file_bytes.to_string()),
             ],
         ),
         (

@@ -84,17 +84,22 @@ impl DbOptions {
 
     pub(super) fn log_config(&self, dir: &Path) -> LogConfig {
         // A record holds one key and one inline value: far less than a
-        // segment, which only has to hold one commit.
-        let room = self
-            .wal_segment_bytes
-            .saturating_sub(crate::log::SEGMENT_HEADER_BYTES + crate::log::FRAME_HEADER_BYTES);
-        LogConfig {
+        // segment, which only has to hold one commit (after the header's
+        // block and a batch header).
+        let mut config = LogConfig {
             segment_bytes: self.wal_segment_bytes,
-            record_bytes_max: room.clamp(1, u64::from(LogConfig::RECORD_BYTES_MAX_DEFAULT)) as u32,
             #[cfg(feature = "sabotage")]
             sabotage: self.sabotage,
             ..LogConfig::new(dir)
-        }
+        };
+        let room = self.wal_segment_bytes.saturating_sub(
+            config.first_batch_offset()
+                + crate::log::BATCH_HEADER_BYTES
+                + crate::log::FRAME_HEADER_BYTES,
+        );
+        config.record_bytes_max =
+            room.clamp(1, u64::from(LogConfig::RECORD_BYTES_MAX_DEFAULT)) as u32;
+        config
     }
 }
 

@@ -96,35 +96,35 @@ pub trait File: Send + Sync + 'static {
     fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
 }
 
-/// Creates `dir` and any missing ancestors, and makes each new directory's
-/// name durable by syncing its parent once it exists: a power loss right
-/// after the engine created its data directory must not take the database
-/// away with it (and `create_if_missing` then quietly make an empty one).
-/// Ancestors that already existed cost one listing each.
+/// Creates `dir` and any missing ancestors, and makes every name on the
+/// path durable by syncing each directory's parent, outermost first: a
+/// power loss right after the engine created its data directory must not
+/// take the database away with it (and `create_if_missing` then quietly
+/// make an empty one). Directories that already exist are synced too: the
+/// process that created one may have failed or died before its parent's
+/// sync, and nothing on disk says so. That costs one directory sync per
+/// path component, once per open.
 pub async fn create_dir_durably<F: Fs>(fs: &F, dir: &Path) -> io::Result<()> {
-    let mut missing = Vec::new();
-    for ancestor in dir.ancestors() {
-        if ancestor.as_os_str().is_empty() {
-            break;
-        }
-        match fs.list(ancestor).await {
-            Err(error) if error.kind() == io::ErrorKind::NotFound => missing.push(ancestor),
-            // It exists (or cannot be listed, which `create_dir_all` reports).
-            _ => break,
-        }
-    }
     fs.create_dir_all(dir).await?;
-    // Outermost first: each parent exists, and holds a durable name, by the
-    // time its new child's entry is synced.
-    for created in missing.iter().rev() {
-        let parent = match created.parent() {
+    let mut parents: Vec<&Path> = Vec::new();
+    for ancestor in dir.ancestors() {
+        match ancestor.parent() {
             // A root has no parent to hold its name.
-            None => continue,
+            None => break,
             // A relative path's first component lives in the working
             // directory.
-            Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
-            Some(parent) => parent,
-        };
+            Some(parent) if parent.as_os_str().is_empty() => {
+                if !ancestor.as_os_str().is_empty() {
+                    parents.push(Path::new("."));
+                }
+                break;
+            }
+            Some(parent) => parents.push(parent),
+        }
+    }
+    // Outermost first: each parent holds a durable name by the time its
+    // child's entry is synced.
+    for parent in parents.iter().rev() {
         fs.sync_dir(parent).await?;
     }
     Ok(())

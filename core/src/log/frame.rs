@@ -27,11 +27,24 @@
 //! holds no record; the next frame carries LSN `target` (greater than
 //! `lsn`). A reopened database writes one so that no LSN a crash may have
 //! lost is ever handed out again.
+//!
+//! A length of `u32::MAX - 1` marks a **batch header** of 24 bytes:
+//! `u32::MAX - 1`, the CRC32 of `segment_id u64 ‖ o u64 ‖ lsn u64 ‖
+//! u32::MAX - 1 ‖ lsn_durable u64`, `lsn` (the LSN of the batch's first
+//! frame) and `lsn_durable` (the LSN the log was durable through when the
+//! batch began). Every batch (what one write call of the writer carries)
+//! starts with one, at a multiple of the segment's block size, so a torn
+//! write damages no earlier batch, and a reader that meets damage can find
+//! later batches and ask whether the damaged frame was already durable.
 
 /// Bytes before a frame's payload.
 pub const FRAME_HEADER_BYTES: u64 = 8;
 /// The length field of an LSN skip.
 pub(crate) const SKIP_LEN: u32 = u32::MAX;
+/// The length field of a batch header.
+pub(crate) const BATCH_LEN: u32 = u32::MAX - 1;
+/// Bytes of a batch header: the frame header, its LSN and the durable LSN.
+pub const BATCH_HEADER_BYTES: u64 = FRAME_HEADER_BYTES + 16;
 /// Bytes of an LSN skip: the header and the target LSN.
 pub const SKIP_FRAME_BYTES: u64 = FRAME_HEADER_BYTES + 8;
 
@@ -88,6 +101,56 @@ pub(crate) fn encode_skip(site: FrameSite, target: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&target.to_le_bytes());
 }
 
+/// CRC32 binding a batch header to its site and the durable LSN it names.
+pub(crate) fn batch_crc(site: FrameSite, lsn_durable: u64) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&site.segment.to_le_bytes());
+    hasher.update(&site.offset.to_le_bytes());
+    hasher.update(&site.lsn.to_le_bytes());
+    hasher.update(&BATCH_LEN.to_le_bytes());
+    hasher.update(&lsn_durable.to_le_bytes());
+    hasher.finalize()
+}
+
+/// Appends the header of a batch starting at `site` to `out`, naming the
+/// LSN the log was durable through when the batch began.
+pub(crate) fn encode_batch_header(site: FrameSite, lsn_durable: u64, out: &mut Vec<u8>) {
+    assert!(lsn_durable < site.lsn, "a batch follows what is durable");
+    out.extend_from_slice(&BATCH_LEN.to_le_bytes());
+    out.extend_from_slice(&batch_crc(site, lsn_durable).to_le_bytes());
+    out.extend_from_slice(&site.lsn.to_le_bytes());
+    out.extend_from_slice(&lsn_durable.to_le_bytes());
+}
+
+/// A verified batch header: the LSN of the batch's first frame and the
+/// LSN the log was durable through when the batch began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchHeader {
+    pub lsn: u64,
+    pub lsn_durable: u64,
+}
+
+/// The batch header in `bytes` (at least [`BATCH_HEADER_BYTES`]) at byte
+/// `offset` of `segment`, if one verifies there. It names its own LSN, so
+/// a reader that lost its place (past damage) can still check it.
+pub(crate) fn decode_batch_header(segment: u64, offset: u64, bytes: &[u8]) -> Option<BatchHeader> {
+    let field = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
+    if bytes.len() < BATCH_HEADER_BYTES as usize
+        || u32::from_le_bytes(bytes[0..4].try_into().expect("four bytes")) != BATCH_LEN
+    {
+        return None;
+    }
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("four bytes"));
+    let (lsn, lsn_durable) = (field(8), field(16));
+    let site = FrameSite {
+        segment,
+        offset,
+        lsn,
+    };
+    (batch_crc(site, lsn_durable) == crc && lsn_durable < lsn)
+        .then_some(BatchHeader { lsn, lsn_durable })
+}
+
 /// What the eight header bytes at a frame position say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Header {
@@ -95,6 +158,8 @@ pub(crate) enum Header {
     End,
     /// An LSN skip whose 8-byte target follows, with checksum `crc`.
     Skip { crc: u32 },
+    /// A batch header: its LSN and durable LSN follow.
+    Batch,
     /// A frame claiming `len` payload bytes with checksum `crc`.
     Frame { len: u32, crc: u32 },
     /// A zero length with a non-zero checksum: never written by us whole.
@@ -108,6 +173,7 @@ pub(crate) fn decode_header(bytes: [u8; 8]) -> Header {
         (0, 0) => Header::End,
         (0, _) => Header::Invalid,
         (SKIP_LEN, crc) => Header::Skip { crc },
+        (BATCH_LEN, _) => Header::Batch,
         (len, crc) => Header::Frame { len, crc },
     }
 }

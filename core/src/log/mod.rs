@@ -34,10 +34,13 @@ mod writer;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use frame::FRAME_HEADER_BYTES;
+pub use frame::{BATCH_HEADER_BYTES, FRAME_HEADER_BYTES, SKIP_FRAME_BYTES};
 pub use recovery::{LogScan, RecoveryReport};
 pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
-pub use segment::{SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader, segment_name};
+pub use segment::{
+    BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader,
+    segment_name,
+};
 pub use writer::{Log, LogMark, LogStats};
 
 #[cfg(feature = "sabotage")]
@@ -68,6 +71,12 @@ pub struct LogConfig {
     /// Appended records are buffered up to this many bytes before they are
     /// written, so a batch of records costs one write call.
     pub write_buffer_bytes: usize,
+    /// Each batch of records (what one [`Log::write`] or [`Log::sync`]
+    /// writes) starts at a multiple of this many bytes in its segment, so
+    /// a torn write damages no block holding an earlier batch's records:
+    /// the disk's atomic write unit or larger (a power of two from
+    /// [`BLOCK_BYTES_MIN`] to [`BLOCK_BYTES_MAX`]). New segments record it.
+    pub block_bytes: u32,
     /// Switches that break the log on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -80,6 +89,8 @@ impl LogConfig {
     pub const RECORD_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
     /// Default write buffer: 1 MiB.
     pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1024 * 1024;
+    /// Default block: 4 KiB, the page of common SSDs and filesystems.
+    pub const BLOCK_BYTES_DEFAULT: u32 = 4096;
 
     /// The defaults, for a log in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -88,9 +99,16 @@ impl LogConfig {
             segment_bytes: Self::SEGMENT_BYTES_DEFAULT,
             record_bytes_max: Self::RECORD_BYTES_MAX_DEFAULT,
             write_buffer_bytes: Self::WRITE_BUFFER_BYTES_DEFAULT,
+            block_bytes: Self::BLOCK_BYTES_DEFAULT,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
         }
+    }
+
+    /// Where the first batch of a new segment starts: the first block
+    /// after the segment header's.
+    pub fn first_batch_offset(&self) -> u64 {
+        SEGMENT_HEADER_BYTES.next_multiple_of(u64::from(self.block_bytes))
     }
 
     pub(crate) fn validate(&self) -> Result<(), LogError> {
@@ -99,7 +117,18 @@ impl LogConfig {
                 "record_bytes_max must be at least 1".to_owned(),
             ));
         }
-        let smallest = SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + u64::from(self.record_bytes_max);
+        if !segment::block_bytes_valid(self.block_bytes) {
+            return Err(LogError::Config(format!(
+                "block_bytes {} is not a power of two from {BLOCK_BYTES_MIN} to {BLOCK_BYTES_MAX}",
+                self.block_bytes
+            )));
+        }
+        // The header's block, then one batch of one record of the largest
+        // size.
+        let smallest = self.first_batch_offset()
+            + BATCH_HEADER_BYTES
+            + FRAME_HEADER_BYTES
+            + u64::from(self.record_bytes_max);
         if self.segment_bytes > SEGMENT_BYTES_MAX {
             return Err(LogError::Config(format!(
                 "segment_bytes {} exceeds the maximum {SEGMENT_BYTES_MAX}",
@@ -108,8 +137,8 @@ impl LogConfig {
         }
         if self.segment_bytes < smallest {
             return Err(LogError::Config(format!(
-                "segment_bytes {} cannot hold a header and one record of record_bytes_max {} \
-                 (needs at least {smallest})",
+                "segment_bytes {} cannot hold a header block and one batch of one record of \
+                 record_bytes_max {} (needs at least {smallest})",
                 self.segment_bytes, self.record_bytes_max
             )));
         }

@@ -31,7 +31,7 @@ use std::path::Path;
 
 use crate::env::{Env, File, OpenMode};
 
-use super::scan::{Stop, scan};
+use super::scan::{Stop, scan_judging};
 use super::segment::{self, SegmentHeader};
 use super::{Log, LogConfig, LogError, RecordPos};
 use crate::sabotage::sabotaged;
@@ -91,7 +91,7 @@ impl<E: Env> LogScan<E> {
             crate::env::create_dir_durably(&env, &dir).await
         };
         created.map_err(|source| LogError::io("create log directory", &dir, source))?;
-        let outcome = scan(&env, &dir, visit).await?;
+        let outcome = scan_judging(&env, &dir, visit, sabotaged!(config, DamageAsTornTail)).await?;
         if let Some(corruption) = outcome.corruption {
             return Err(LogError::Corrupt(corruption));
         }
@@ -185,6 +185,7 @@ impl<E: Env> LogScan<E> {
                 let header = SegmentHeader {
                     id: 1,
                     first_lsn: 1,
+                    block_bytes: config.block_bytes,
                 };
                 let file = segment::create(&env, &dir, header, config.segment_bytes, true).await?;
                 report.created = true;

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::env::{Env, File, OpenMode};
 
-use super::frame::{self, FrameSite, Header, SKIP_FRAME_BYTES};
+use super::frame::{self, BATCH_HEADER_BYTES, FrameSite, Header, SKIP_FRAME_BYTES};
 use super::segment::{self, NameKind, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::{FRAME_HEADER_BYTES, LogError, RecordPos};
 
@@ -56,6 +56,16 @@ pub struct SegmentSummary {
     pub records: u64,
     /// LSN skips read (section 2.3 of docs/design.md).
     pub skips: u64,
+    /// Batch headers read (section 2.4 of docs/design.md).
+    pub batches: u64,
+    /// The block size its batches are aligned to (from its header; 0 in a
+    /// segment written before batches were aligned).
+    pub block_bytes: u32,
+    /// When the records stop at bytes that are not a valid frame: the
+    /// offset of a later batch header that verifies and the durable LSN it
+    /// names, if that reaches the stop's LSN. The frame at the stop was
+    /// then durable before, so the stop is damage, not a torn tail.
+    pub durable_past_stop: Option<(u64, u64)>,
     /// The LSN the next record after this segment's last one carries: one
     /// past its last record's, or the target of an LSN skip after it.
     pub next_lsn: u64,
@@ -134,7 +144,18 @@ impl ScanOutcome {
 pub async fn scan<E: Env>(
     env: &E,
     dir: &Path,
+    visit: impl FnMut(RecordPos, &[u8]),
+) -> Result<ScanOutcome, LogError> {
+    scan_judging(env, dir, visit, false).await
+}
+
+/// [`scan`], with sabotage `damage-as-torn-tail` (`damage_as_torn_tail`):
+/// damage a later batch proves durable is then reported as a torn tail.
+pub(crate) async fn scan_judging<E: Env>(
+    env: &E,
+    dir: &Path,
     mut visit: impl FnMut(RecordPos, &[u8]),
+    damage_as_torn_tail: bool,
 ) -> Result<ScanOutcome, LogError> {
     let names = env
         .list(dir)
@@ -226,7 +247,23 @@ pub async fn scan<E: Env>(
             .records(header, &mut outcome.read_retries, &mut visit, keep)
             .await?;
         let stop = summary.stop.clone();
+        let durable_past_stop = summary.durable_past_stop;
+        let (stop_offset, stop_lsn) = (summary.end_offset, summary.next_lsn);
         outcome.segments.push(summary);
+        if let (Stop::Invalid { reason }, Some((at, durable))) = (&stop, durable_past_stop)
+            && !damage_as_torn_tail
+        {
+            outcome.corruption = Some(Corruption {
+                path,
+                offset: stop_offset,
+                detail: format!(
+                    "{reason}; the batch at offset {at} was written when the log was durable \
+                     through LSN {durable}, so LSNs {stop_lsn} to {durable} were durable: that \
+                     is damage, not a torn tail"
+                ),
+            });
+            break;
+        }
         if let (Stop::Invalid { reason }, false) = (stop, is_last) {
             let end_offset = outcome.segments.last().map_or(0, |s| s.end_offset);
             outcome.corruption = Some(Corruption {
@@ -243,6 +280,8 @@ pub async fn scan<E: Env>(
 /// What a valid frame is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Found {
+    /// A batch header naming the LSN due.
+    Batch,
     /// A record with this many payload bytes.
     Record(u64),
     /// An LSN skip: the next frame carries this LSN.
@@ -351,8 +390,37 @@ impl<'a, F: File> SegmentReader<'a, F> {
         }
         let mut records = 0;
         let mut skips = 0;
+        let mut batches = 0;
+        let block = u64::from(header.block_bytes);
         let stop = loop {
             match self.next_record(header.id, offset, lsn, retries).await? {
+                Ok(Found::Batch) => {
+                    if let Some(image) = keep.as_deref_mut() {
+                        image.extend_from_slice(self.bytes(offset, BATCH_HEADER_BYTES).await?);
+                    }
+                    offset += BATCH_HEADER_BYTES;
+                    batches += 1;
+                }
+                // A batch ended; the next one, if any, starts at the next
+                // block boundary, and the bytes before it are zeros. (With
+                // fewer than a frame header's bytes left in the block, the
+                // header read runs into the next batch's and looks invalid.)
+                Err(stop) if self.batch_may_end(&stop, offset, block) => {
+                    match self
+                        .next_batch(header.id, offset, block, lsn, retries)
+                        .await?
+                    {
+                        Ok(true) => {
+                            let next = offset.next_multiple_of(block);
+                            if let Some(image) = keep.as_deref_mut() {
+                                image.resize(next as usize, 0);
+                            }
+                            offset = next;
+                        }
+                        Ok(false) => break Stop::Clean,
+                        Err(found) => break if stop == Stop::Clean { found } else { stop },
+                    }
+                }
                 Ok(Found::Skip(target)) => {
                     if let Some(image) = keep.as_deref_mut() {
                         image.extend_from_slice(self.bytes(offset, SKIP_FRAME_BYTES).await?);
@@ -382,11 +450,23 @@ impl<'a, F: File> SegmentReader<'a, F> {
                 Err(stop) => break stop,
             }
         };
+        // Where a torn tail would begin: past damage, a later batch's header
+        // may say the frame that stopped the records was already durable.
+        let durable_past_stop = match &stop {
+            Stop::Invalid { .. } if block > 0 => {
+                self.durable_claim_after(header.id, offset, block, lsn)
+                    .await?
+            }
+            _ => None,
+        };
         Ok(SegmentSummary {
             id: header.id,
             first_lsn: header.first_lsn,
             records,
             skips,
+            batches,
+            block_bytes: header.block_bytes,
+            durable_past_stop,
             next_lsn: lsn,
             end_offset: offset,
             file_len: self.file_len,
@@ -444,6 +524,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
         let (len, crc) = match frame::decode_header(header_bytes) {
             Header::End => return Ok(Err(Stop::Clean)),
             Header::Skip { crc } => return self.evaluate_skip(site, crc).await,
+            Header::Batch => return self.evaluate_batch(site).await,
             Header::Invalid => {
                 return Ok(Err(Stop::Invalid {
                     reason: "zero length with a non-zero checksum".to_owned(),
@@ -463,6 +544,154 @@ impl<'a, F: File> SegmentReader<'a, F> {
             }));
         }
         Ok(Ok(Found::Record(len)))
+    }
+
+    /// The batch header at `site`, which must name the LSN expected there.
+    async fn evaluate_batch(&mut self, site: FrameSite) -> Result<Result<Found, Stop>, LogError> {
+        if self.file_len - site.offset < BATCH_HEADER_BYTES {
+            return Ok(Err(Stop::Invalid {
+                reason: "a batch header would run past the segment end".to_owned(),
+            }));
+        }
+        let bytes = self.bytes(site.offset, BATCH_HEADER_BYTES).await?;
+        Ok(
+            match frame::decode_batch_header(site.segment, site.offset, bytes) {
+                Some(batch) if batch.lsn == site.lsn => Ok(Found::Batch),
+                Some(batch) => Err(Stop::Invalid {
+                    reason: format!(
+                        "a batch header names LSN {} where LSN {} was due",
+                        batch.lsn, site.lsn
+                    ),
+                }),
+                None => Err(Stop::Invalid {
+                    reason: format!("a damaged batch header at LSN {}", site.lsn),
+                }),
+            },
+        )
+    }
+
+    /// Whether the records stopping at `offset` (for `stop`) may be the
+    /// end of a batch, with the next one at a later block boundary.
+    fn batch_may_end(&self, stop: &Stop, offset: u64, block: u64) -> bool {
+        block > 0
+            && match stop {
+                Stop::Clean => offset < self.file_len,
+                Stop::Invalid { .. } => {
+                    !offset.is_multiple_of(block) && block - offset % block < FRAME_HEADER_BYTES
+                }
+            }
+    }
+
+    /// [`Self::batch_follows`] at the block boundary after `end`, read
+    /// again if it does not verify (a bad read is not damage).
+    async fn next_batch(
+        &mut self,
+        segment: u64,
+        end: u64,
+        block: u64,
+        lsn: u64,
+        retries: &mut u64,
+    ) -> Result<Result<bool, Stop>, LogError> {
+        let next = end.next_multiple_of(block);
+        let mut follows = self.batch_follows(segment, end, next, lsn).await?;
+        for _ in 0..READ_RETRIES_MAX {
+            if follows.is_ok() {
+                break;
+            }
+            self.invalidate();
+            follows = self.batch_follows(segment, end, next, lsn).await?;
+            if follows.is_ok() {
+                *retries += 1;
+            }
+        }
+        Ok(follows)
+    }
+
+    /// After a batch ended with zeros at `end`: whether the next batch
+    /// starts at block boundary `next` (a header that verifies there and
+    /// names `lsn`, with zeros between). `Ok(false)`: zeros there too, the
+    /// segment's records end. Anything else stops the records at `end`.
+    async fn batch_follows(
+        &mut self,
+        segment: u64,
+        end: u64,
+        next: u64,
+        lsn: u64,
+    ) -> Result<Result<bool, Stop>, LogError> {
+        if next + BATCH_HEADER_BYTES > self.file_len {
+            let tail = self.bytes(end, self.file_len - end).await?;
+            return Ok(if tail.iter().all(|&b| b == 0) {
+                Ok(false)
+            } else {
+                Err(Stop::Invalid {
+                    reason: format!("stray bytes after the records at offset {end}"),
+                })
+            });
+        }
+        let gap_zero = self.bytes(end, next - end).await?.iter().all(|&b| b == 0);
+        let at_next = self.bytes(next, BATCH_HEADER_BYTES).await?;
+        if gap_zero && at_next.iter().all(|&b| b == 0) {
+            return Ok(Ok(false));
+        }
+        match frame::decode_batch_header(segment, next, at_next) {
+            Some(batch) if gap_zero && batch.lsn == lsn => Ok(Ok(true)),
+            _ => Ok(Err(Stop::Invalid {
+                reason: format!(
+                    "the records end at offset {end}, but the next block holds something \
+                     other than the batch at LSN {lsn}"
+                ),
+            })),
+        }
+    }
+
+    /// The furthest durable LSN a batch header after `stop` (on a block
+    /// boundary, verifying at its own offset, naming an LSN at or past
+    /// `lsn`) claims, with its offset, if it reaches `lsn`: then the frame
+    /// due at `lsn` was durable when that batch began.
+    async fn durable_claim_after(
+        &mut self,
+        segment: u64,
+        stop: u64,
+        block: u64,
+        lsn: u64,
+    ) -> Result<Option<(u64, u64)>, LogError> {
+        let mut claim: Option<(u64, u64)> = None;
+        let mut at = (stop + 1).next_multiple_of(block);
+        while at + BATCH_HEADER_BYTES <= self.file_len {
+            let mut found = self.batch_header_at(segment, at).await?;
+            // A header that fails to verify may be a bad read: read again.
+            for _ in 0..READ_RETRIES_MAX {
+                if found != Some(None) {
+                    break;
+                }
+                self.invalidate();
+                found = self.batch_header_at(segment, at).await?;
+            }
+            if let Some(Some(batch)) = found
+                && batch.lsn >= lsn
+                && batch.lsn_durable >= lsn
+                && claim.is_none_or(|(_, durable)| batch.lsn_durable > durable)
+            {
+                claim = Some((at, batch.lsn_durable));
+            }
+            at += block;
+        }
+        Ok(claim)
+    }
+
+    /// What the block at `at` starts with: `None` if not a batch header's
+    /// marker, `Some(None)` if the marker is there but the header does not
+    /// verify, `Some(Some(_))` if it does.
+    async fn batch_header_at(
+        &mut self,
+        segment: u64,
+        at: u64,
+    ) -> Result<Option<Option<frame::BatchHeader>>, LogError> {
+        let bytes = self.bytes(at, BATCH_HEADER_BYTES).await?;
+        if bytes[0..4] != frame::BATCH_LEN.to_le_bytes() {
+            return Ok(None);
+        }
+        Ok(Some(frame::decode_batch_header(segment, at, bytes)))
     }
 
     /// The LSN skip whose header (with checksum `crc`) is at `site`.

@@ -18,7 +18,7 @@
 //! | `6..8`   | header length in bytes, `32`                |
 //! | `8..16`  | segment id (also in the file name)          |
 //! | `16..24` | LSN of the first record the segment holds   |
-//! | `24..28` | reserved, zero                              |
+//! | `24..28` | block size the segment's batches are aligned to (0: none, as written before batches were aligned) |
 //! | `28..32` | CRC32 of bytes `0..28`                      |
 
 use std::io;
@@ -30,6 +30,17 @@ use super::LogError;
 
 /// Bytes at the start of every segment before its first record.
 pub const SEGMENT_HEADER_BYTES: u64 = 32;
+/// The smallest block size batches may be aligned to.
+pub const BLOCK_BYTES_MIN: u32 = 512;
+/// The largest block size batches may be aligned to.
+pub const BLOCK_BYTES_MAX: u32 = 65536;
+
+/// Whether `block_bytes` is a block size batches may be aligned to.
+pub const fn block_bytes_valid(block_bytes: u32) -> bool {
+    block_bytes.is_power_of_two()
+        && block_bytes >= BLOCK_BYTES_MIN
+        && block_bytes <= BLOCK_BYTES_MAX
+}
 /// The largest segment the log creates or reads: a bound on what any length
 /// read from disk can make the scan allocate.
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
@@ -94,6 +105,9 @@ pub struct SegmentHeader {
     pub id: u64,
     /// LSN of the segment's first record.
     pub first_lsn: u64,
+    /// Every batch of records starts at a multiple of this many bytes, so a
+    /// torn write damages no earlier batch (0: not aligned).
+    pub block_bytes: u32,
 }
 
 impl SegmentHeader {
@@ -104,6 +118,7 @@ impl SegmentHeader {
         out[6..8].copy_from_slice(&(SEGMENT_HEADER_BYTES as u16).to_le_bytes());
         out[8..16].copy_from_slice(&self.id.to_le_bytes());
         out[16..24].copy_from_slice(&self.first_lsn.to_le_bytes());
+        out[24..28].copy_from_slice(&self.block_bytes.to_le_bytes());
         let crc = crc32fast::hash(&out[0..28]);
         out[28..32].copy_from_slice(&crc.to_le_bytes());
         out
@@ -148,7 +163,18 @@ impl SegmentHeader {
         if first_lsn == 0 {
             return Err("segment header names LSN 0; LSNs start at 1".to_owned());
         }
-        Ok(SegmentHeader { id, first_lsn })
+        let block_bytes = u32::from_le_bytes(bytes[24..28].try_into().expect("four bytes"));
+        if block_bytes != 0 && !block_bytes_valid(block_bytes) {
+            return Err(format!(
+                "segment header names block size {block_bytes}, not a power of two from \
+                 {BLOCK_BYTES_MIN} to {BLOCK_BYTES_MAX}"
+            ));
+        }
+        Ok(SegmentHeader {
+            id,
+            first_lsn,
+            block_bytes,
+        })
     }
 }
 
@@ -270,6 +296,7 @@ mod tests {
         let header = SegmentHeader {
             id: 9,
             first_lsn: 1000,
+            block_bytes: 4096,
         };
         let bytes = header.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(header));

@@ -7,6 +7,10 @@
 //! - a segment is synced before the next one is created, so a later segment
 //!   existing proves every earlier one is complete and durable (the scan
 //!   relies on this to tell a torn tail from corruption);
+//! - every batch (the frames one `write` or `sync` writes) starts at a
+//!   block boundary with a header naming the durable LSN, and no write
+//!   touches a block that holds an earlier batch's bytes: a torn write
+//!   damages only its own batch, and the scan can tell that from damage;
 //! - after a failed sync, or a write error other than disk full, the log
 //!   accepts nothing more (see the module docs of `log`).
 
@@ -14,7 +18,7 @@ use std::path::PathBuf;
 
 use crate::env::{Env, File};
 
-use super::frame::{self, FrameSite, SKIP_FRAME_BYTES};
+use super::frame::{self, BATCH_HEADER_BYTES, FrameSite, SKIP_FRAME_BYTES};
 use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 use super::{FRAME_HEADER_BYTES, LogConfig, LogError, RecordPos};
 use crate::sabotage::sabotaged;
@@ -43,6 +47,12 @@ pub struct LogStats {
     pub discards: u64,
     /// LSN skips written ([`Log::skip_to`]).
     pub skips: u64,
+    /// Batches opened (each at a block boundary, under a batch header).
+    pub batches: u64,
+    /// Segment bytes taken up since open: frames, batch headers, the zeros
+    /// that align batches to blocks, and segment headers and unused ends.
+    /// What the log costs on disk, where `append_bytes` is what it holds.
+    pub file_bytes: u64,
 }
 
 /// A point in the log: records appended after it can be discarded with
@@ -52,6 +62,8 @@ pub struct LogMark {
     lsn: u64,
     segment: u64,
     offset: u64,
+    /// Whether a batch was open (its header written before the mark).
+    batch_open: bool,
 }
 
 /// The segment records are appended to.
@@ -84,6 +96,9 @@ pub struct Log<E: Env> {
     written_lsn: u64,
     /// The last LSN known durable.
     durable_lsn: u64,
+    /// Whether the current batch's header is written or buffered: the next
+    /// frame joins it rather than opening a new one at a block boundary.
+    batch_open: bool,
     failure: Option<String>,
     stats: LogStats,
 }
@@ -135,6 +150,7 @@ impl<E: Env> Log<E> {
             next_lsn,
             written_lsn: next_lsn - 1,
             durable_lsn: next_lsn - 1,
+            batch_open: false,
             failure: None,
             stats: LogStats::default(),
         }
@@ -160,19 +176,66 @@ impl<E: Env> Log<E> {
         LogMark {
             lsn: self.next_lsn,
             segment: self.active.id,
-            offset: self.active.write_offset + self.buffer.len() as u64,
+            offset: self.end(),
+            batch_open: self.batch_open,
         }
     }
 
-    /// Bytes of frames the active segment can still take after the
-    /// buffered ones.
-    pub fn room_bytes(&self) -> u64 {
-        self.active.capacity - self.active.write_offset - self.buffer.len() as u64
+    /// Where the next frame goes if the batch is open: after the buffered
+    /// ones.
+    fn end(&self) -> u64 {
+        self.active.write_offset + self.buffer.len() as u64
     }
 
-    /// Bytes of frames a fresh segment can take.
+    /// Where a batch opened now would start: the next block boundary.
+    fn next_batch_offset(&self) -> u64 {
+        self.end()
+            .next_multiple_of(u64::from(self.config.block_bytes))
+    }
+
+    /// Bytes of frames the active segment can still take after the
+    /// buffered ones (after a batch header and its block alignment, if the
+    /// next frame opens a batch).
+    pub fn room_bytes(&self) -> u64 {
+        let start = if self.batch_open {
+            self.end()
+        } else {
+            self.next_batch_offset() + BATCH_HEADER_BYTES
+        };
+        self.active.capacity.saturating_sub(start)
+    }
+
+    /// Bytes of frames a fresh segment can take in one batch.
     pub fn segment_room_bytes(&self) -> u64 {
-        self.config.segment_bytes - SEGMENT_HEADER_BYTES
+        self.config.segment_bytes - self.config.first_batch_offset() - BATCH_HEADER_BYTES
+    }
+
+    /// Opens a batch unless one is open, so that a frame of `frame_bytes`
+    /// follows its header: at the next block boundary of the active
+    /// segment, or of a new one if it would not fit. The bytes skipped to
+    /// reach the boundary are zeros (segments are zero-filled, and
+    /// recovery and discards zero what they cut), and no write ever
+    /// touches them.
+    async fn open_batch(&mut self, frame_bytes: u64) -> Result<(), LogError> {
+        if self.batch_open {
+            return Ok(());
+        }
+        debug_assert!(self.buffer.is_empty(), "a closed batch was written whole");
+        if self.next_batch_offset() + BATCH_HEADER_BYTES + frame_bytes > self.active.capacity {
+            self.rollover().await?;
+        }
+        let start = self.next_batch_offset();
+        self.stats.file_bytes += start + BATCH_HEADER_BYTES - self.end();
+        self.stats.batches += 1;
+        self.active.write_offset = start;
+        let site = FrameSite {
+            segment: self.active.id,
+            offset: start,
+            lsn: self.next_lsn,
+        };
+        frame::encode_batch_header(site, self.durable_lsn, &mut self.buffer);
+        self.batch_open = true;
+        Ok(())
     }
 
     /// Largest payload one record may carry.
@@ -227,16 +290,15 @@ impl<E: Env> Log<E> {
             });
         }
         let frame_bytes = FRAME_HEADER_BYTES + payload.len() as u64;
-        let mut offset = self.active.write_offset + self.buffer.len() as u64;
-        if offset + frame_bytes > self.active.capacity {
+        self.open_batch(frame_bytes).await?;
+        if self.end() + frame_bytes > self.active.capacity {
+            // The batch goes on in a new segment, under a new header.
             self.rollover().await?;
-            offset = self.active.write_offset;
-        } else if !self.buffer.is_empty()
-            && self.buffer.len() + frame_bytes as usize > self.config.write_buffer_bytes
-        {
+            self.open_batch(frame_bytes).await?;
+        } else if self.buffer.len() + frame_bytes as usize > self.config.write_buffer_bytes {
             self.flush().await?;
         }
-        debug_assert_eq!(offset, self.active.write_offset + self.buffer.len() as u64);
+        let offset = self.end();
         let pos = RecordPos {
             lsn: self.next_lsn,
             segment: self.active.id,
@@ -251,6 +313,7 @@ impl<E: Env> Log<E> {
         self.next_lsn += 1;
         self.stats.appends += 1;
         self.stats.append_bytes += payload.len() as u64;
+        self.stats.file_bytes += frame_bytes;
         Ok(pos)
     }
 
@@ -266,19 +329,20 @@ impl<E: Env> Log<E> {
         if lsn == self.next_lsn {
             return Ok(());
         }
-        let mut offset = self.active.write_offset + self.buffer.len() as u64;
-        if offset + SKIP_FRAME_BYTES > self.active.capacity {
+        self.open_batch(SKIP_FRAME_BYTES).await?;
+        if self.end() + SKIP_FRAME_BYTES > self.active.capacity {
             self.rollover().await?;
-            offset = self.active.write_offset;
+            self.open_batch(SKIP_FRAME_BYTES).await?;
         }
         let site = FrameSite {
             segment: self.active.id,
-            offset,
+            offset: self.end(),
             lsn: self.next_lsn,
         };
         frame::encode_skip(site, lsn, &mut self.buffer);
         self.next_lsn = lsn;
         self.stats.skips += 1;
+        self.stats.file_bytes += SKIP_FRAME_BYTES;
         Ok(())
     }
 
@@ -286,7 +350,9 @@ impl<E: Env> Log<E> {
     /// later failure to write can be told apart from a failure to sync.
     pub async fn write(&mut self) -> Result<(), LogError> {
         self.check_usable()?;
-        self.flush().await
+        self.flush().await?;
+        self.batch_open = false;
+        Ok(())
     }
 
     /// Closes the active segment and starts the next one now, so a run of
@@ -322,6 +388,7 @@ impl<E: Env> Log<E> {
             self.buffer.clear();
             self.active.write_offset = mark.offset;
         }
+        self.batch_open = mark.batch_open;
         self.next_lsn = mark.lsn;
         self.written_lsn = self.written_lsn.min(mark.lsn - 1);
         self.stats.discards += 1;
@@ -388,6 +455,7 @@ impl<E: Env> Log<E> {
     pub async fn sync(&mut self) -> Result<u64, LogError> {
         self.check_usable()?;
         self.flush().await?;
+        self.batch_open = false;
         if self.active.unsynced {
             self.sync_active().await?;
         }
@@ -415,6 +483,7 @@ impl<E: Env> Log<E> {
     /// starts the next one.
     async fn rollover(&mut self) -> Result<(), LogError> {
         self.flush().await?;
+        let unused = self.active.capacity - self.end();
         if self.active.dirty_end > self.active.write_offset {
             // A failed write left bytes past the records; the segment is
             // about to become immutable, so they must be zeros or the scan
@@ -438,6 +507,7 @@ impl<E: Env> Log<E> {
         let header = SegmentHeader {
             id: self.active.id + 1,
             first_lsn: self.next_lsn,
+            block_bytes: self.config.block_bytes,
         };
         let sync_dir = !sabotaged!(self.config, SkipDirSync);
         let file = match segment::create(
@@ -466,8 +536,10 @@ impl<E: Env> Log<E> {
             dirty_end: SEGMENT_HEADER_BYTES,
             unsynced: false,
         };
+        self.batch_open = false;
         self.segments.push((header.id, header.first_lsn));
         self.stats.rollovers += 1;
+        self.stats.file_bytes += unused + SEGMENT_HEADER_BYTES;
         Ok(())
     }
 

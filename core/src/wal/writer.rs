@@ -171,6 +171,7 @@ impl<E: Env> Writer<E> {
         }
         let mut accepted: Vec<Accepted> = Vec::with_capacity(batch.len());
         let mut bytes = 0u64;
+        let file_bytes_before = self.log.stats().file_bytes;
         let mut mark = self.log.mark();
         let mut requests = batch.into_iter();
         let mut failure: Option<LogError> = None;
@@ -267,6 +268,10 @@ impl<E: Env> Writer<E> {
             Some(error) => self.refuse(mark, accepted, error).await,
             None => self.apply_and_answer(accepted, bytes).await,
         }
+        // What the checkpoint bounds is the log's size on disk: with small
+        // synced batches, block alignment makes that several times the
+        // records' bytes.
+        self.wal_bytes_since_request += self.log.stats().file_bytes - file_bytes_before;
     }
 
     /// Tells the observer of commits whose records reached the log file
@@ -391,7 +396,6 @@ impl<E: Env> Writer<E> {
         stats.commits += answered;
         stats.batch_commits_max = stats.batch_commits_max.max(answered);
         drop(stats);
-        self.wal_bytes_since_request += bytes;
     }
 
     /// Whether a batch of `async` commits may leave its sync for later: the

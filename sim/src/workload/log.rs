@@ -38,6 +38,8 @@ const LIVENESS_RECORDS: u64 = 16;
 /// The per-seed shape of the workload: log geometry and client behaviour.
 #[derive(Clone, Debug)]
 struct Shape {
+    /// Batches start on boundaries of this many bytes (512 to 4096).
+    block_bytes: u32,
     segment_bytes: u64,
     record_bytes_max: u32,
     write_buffer_bytes: usize,
@@ -54,10 +56,13 @@ struct Shape {
 impl Shape {
     fn draw(rng: &mut SimRng) -> Self {
         let record_bytes_max = rng.between(48, 200) as u32;
-        let segment_min = 32 + 8 + u64::from(record_bytes_max);
-        let segment_bytes = rng.between(segment_min.max(512), 16 * 1024);
+        let block_bytes = 512u32 << rng.below(4);
+        // The header's block, then at least one batch of one record.
+        let segment_min = u64::from(block_bytes) + 24 + 8 + u64::from(record_bytes_max);
+        let segment_bytes = rng.between(segment_min, (16 * 1024).max(4 * u64::from(block_bytes)));
         let lens = [0; 3].map(|_| rng.between(20, u64::from(record_bytes_max)) as usize);
         Shape {
+            block_bytes,
             segment_bytes,
             record_bytes_max,
             write_buffer_bytes: rng.between(64, 2048) as usize,
@@ -70,6 +75,7 @@ impl Shape {
 
     fn config(&self, sabotage: Sabotage) -> LogConfig {
         let mut config = LogConfig::new(PathBuf::from("/data/wal"));
+        config.block_bytes = self.block_bytes;
         config.segment_bytes = self.segment_bytes;
         config.record_bytes_max = self.record_bytes_max;
         config.write_buffer_bytes = self.write_buffer_bytes;
@@ -91,7 +97,8 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "segment_bytes={} record_bytes_max={} write_buffer_bytes={} payload_lens={:?} clients={} think_us_max={} append_pct={}",
+            "block_bytes={} segment_bytes={} record_bytes_max={} write_buffer_bytes={} payload_lens={:?} clients={} think_us_max={} append_pct={}",
+            self.block_bytes,
             self.segment_bytes,
             self.record_bytes_max,
             self.write_buffer_bytes,

@@ -503,3 +503,73 @@ fn a_torn_write_of_the_batch_after_the_last_durable_one_is_a_torn_tail() {
     let (_, recovered) = open(&world, roomy()).expect("a torn tail is cut");
     assert_eq!(payloads(&recovered), [b"one".to_vec()]);
 }
+
+#[test]
+fn an_accepted_cut_at_damage_keeps_the_records_before_it_and_removes_later_segments() {
+    use jubilant_core::log::{LogScan, OnDamage};
+    let world = quiet_world(14);
+    let (log, _) = open(&world, config()).expect("open");
+    let items = numbered(80);
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    let log = append_all(&world, log, &refs);
+    let segments: Vec<u64> = log.segment_ids().collect();
+    assert!(segments.len() >= 3);
+    drop(log);
+    // Damage the second record of segment 2: later segments exist.
+    let (_, before) = open(&world, config()).expect("intact");
+    let in_two: Vec<_> = before.iter().filter(|(pos, _)| pos.segment == 2).collect();
+    let second = in_two[1].0;
+    let env = world.env(N);
+    world.block_on(N, async move {
+        let file = env
+            .open(&dir().join(segment_name(2)), OpenMode::Existing)
+            .await
+            .expect("open");
+        file.write_at(second.offset + 8, b"?").await.expect("write");
+        file.sync_data().await.expect("sync");
+    });
+    assert!(matches!(open(&world, config()), Err(LogError::Corrupt(_))));
+    let env = world.env(N);
+    let (log, kept, report) = world.block_on(N, async move {
+        let mut kept = Vec::new();
+        let scan = LogScan::read_with(
+            env,
+            config(),
+            |pos, payload| kept.push((pos, payload.to_vec())),
+            OnDamage::Cut,
+        )
+        .await
+        .expect("the cut is accepted");
+        let (log, report) = scan.repair().await.expect("repair");
+        (log, kept, report)
+    });
+    let loss = report.data_loss.expect("the cut is reported");
+    assert_eq!(loss.segment, 2);
+    assert_eq!(loss.lsn_first, second.lsn);
+    assert_eq!(
+        loss.segments_removed,
+        segments[2..].to_vec(),
+        "every segment after the damaged one"
+    );
+    let last_first = before
+        .iter()
+        .find(|(pos, _)| pos.segment == *segments.last().expect("segments"))
+        .map(|(pos, _)| pos.lsn)
+        .expect("records in the last segment");
+    assert!(
+        loss.lsn_durable_through >= last_first - 1,
+        "the last segment's existence proves everything before it durable"
+    );
+    assert!(
+        loss.records_max > 80 - second.lsn,
+        "at least the records after the damage"
+    );
+    assert_eq!(kept.len() as u64, second.lsn - 1);
+    assert_eq!(log.next_lsn(), second.lsn);
+    assert_eq!(log.segment_ids().collect::<Vec<_>>(), [1, 2]);
+    drop(log);
+    // A plain open now finds a clean log ending at the cut.
+    let (log, recovered) = open(&world, config()).expect("reopen");
+    assert_eq!(payloads(&recovered), payloads(&kept));
+    assert_eq!(log.next_lsn(), second.lsn);
+}

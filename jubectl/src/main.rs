@@ -152,6 +152,11 @@ enum Command {
     Repair {
         /// The database directory.
         dir: PathBuf,
+        /// Cut the WAL at damage that is not a torn tail, giving up every
+        /// commit after it (acknowledged ones included), instead of
+        /// refusing. Prints what was given up.
+        #[arg(long)]
+        accept_data_loss: bool,
     },
     /// Print every field of the MANIFEST and both superblocks, and which
     /// superblock is active (read-only; exit 1 if open would refuse them).
@@ -183,7 +188,7 @@ enum Offline {
     DumpManifest(PathBuf),
     DumpWal(PathBuf, bool),
     Init(PathBuf, init::InitOptions),
-    Repair(PathBuf),
+    Repair(PathBuf, bool),
     Validate(PathBuf),
 }
 
@@ -213,7 +218,10 @@ fn main() -> ExitCode {
         Command::DumpWal { dir, summary } => (None, Some(Offline::DumpWal(dir, summary))),
         Command::Validate { dir } => (None, Some(Offline::Validate(dir))),
         Command::DumpManifest { dir } => (None, Some(Offline::DumpManifest(dir))),
-        Command::Repair { dir } => (None, Some(Offline::Repair(dir))),
+        Command::Repair {
+            dir,
+            accept_data_loss,
+        } => (None, Some(Offline::Repair(dir, accept_data_loss))),
         Command::Init {
             dir,
             page_bytes,
@@ -291,7 +299,9 @@ fn main() -> ExitCode {
             }
             (None, Some(Offline::Validate(dir))) => validate::run(&dir, json).await,
             (None, Some(Offline::DumpManifest(dir))) => dump_manifest::run(&dir, json).await,
-            (None, Some(Offline::Repair(dir))) => repair::run(&dir, json).await,
+            (None, Some(Offline::Repair(dir, accept_data_loss))) => {
+                repair::run(&dir, accept_data_loss, json).await
+            }
             (None, Some(Offline::Init(dir, options))) => init::run(&dir, options, json).await,
             (None, None) => unreachable!("a command is online or offline"),
         }

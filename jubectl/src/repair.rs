@@ -20,7 +20,7 @@ use std::path::Path;
 use jubilant_core::db::VlogGcReport;
 use jubilant_core::db::{Db, DbError, DbOptions, RecoveryReport};
 use jubilant_core::env::Fs;
-use jubilant_core::log::segment_name;
+use jubilant_core::log::{LogError, segment_name};
 use jubilant_core::store::{CheckpointReport, MANIFEST_FILE};
 use jubilant_core::vlog::VlogStats;
 use jubilant_io_real::RealEnv;
@@ -52,7 +52,7 @@ fn plural(count: u64, one: &str) -> String {
     }
 }
 
-pub(crate) async fn run(dir: &Path, as_json: bool) -> u8 {
+pub(crate) async fn run(dir: &Path, accept_data_loss: bool, as_json: bool) -> u8 {
     let env = RealEnv::current();
     match env.list(dir).await {
         Ok(names) if names.iter().any(|name| name == MANIFEST_FILE) => {}
@@ -68,11 +68,21 @@ pub(crate) async fn run(dir: &Path, as_json: bool) -> u8 {
             return exit::OPERATING_ERROR;
         }
     }
-    let repaired = match repair(env, dir).await {
+    let repaired = match repair(env, dir, accept_data_loss).await {
         Ok(repaired) => repaired,
         Err(error) if error.is_corruption() => {
+            let hint = match &error {
+                DbError::Log(LogError::Corrupt(_)) if !accept_data_loss => {
+                    "\n(nothing was changed; `jubectl repair --accept-data-loss` cuts the WAL \
+                     there, giving up every commit after the damage)"
+                }
+                DbError::Log(LogError::Corrupt(_)) | DbError::Vlog(_) | DbError::WalMissing(_) => {
+                    "\n(nothing was changed)"
+                }
+                _ => "",
+            };
             eprintln!(
-                "jubectl repair: {} cannot be repaired: {error}",
+                "jubectl repair: {} cannot be repaired: {error}{hint}",
                 dir.display()
             );
             return exit::FINDING;
@@ -150,9 +160,10 @@ pub(crate) async fn run(dir: &Path, as_json: bool) -> u8 {
 
 /// Opens (recovering and repairing), checkpoints, removes unreferenced
 /// value-log segments and closes.
-async fn repair(env: RealEnv, dir: &Path) -> Result<Repaired, DbError> {
+async fn repair(env: RealEnv, dir: &Path, accept_data_loss: bool) -> Result<Repaired, DbError> {
     let options = DbOptions {
         create_if_missing: false,
+        accept_data_loss,
         // No background work: only what open repairs, and what is done here.
         sweep_interval_ms: 0,
         vlog_gc_interval_ms: 0,
@@ -192,6 +203,39 @@ fn actions(repaired: &Repaired) -> (Vec<Action>, Vec<String>) {
                 "offset": offset,
                 "reason": reason,
                 "bytes_zeroed": recovery.tail_bytes_zeroed,
+            }),
+        });
+    }
+    if let Some(loss) = &recovery.data_loss {
+        let removed: Vec<String> = loss
+            .segments_removed
+            .iter()
+            .map(|&id| segment_name(id))
+            .collect();
+        actions.push(Action {
+            kind: "wal_cut_at_damage",
+            count: 1,
+            text: format!(
+                "cut the WAL at {} offset {} ({}), as accepted: gave up every commit from LSN {} \
+                 on, {} known durable (acknowledged, if sync){}",
+                segment_name(loss.segment),
+                loss.offset,
+                loss.corruption.detail,
+                loss.lsn_first,
+                plural(loss.durable_lsns_lost(), "LSN"),
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; removed {}", removed.join(", "))
+                }
+            ),
+            detail: json!({
+                "segment": segment_name(loss.segment),
+                "offset": loss.offset,
+                "damage": loss.corruption.to_string(),
+                "lsn_first_lost": loss.lsn_first,
+                "durable_lsns_lost": loss.durable_lsns_lost(),
+                "segments_removed": removed,
             }),
         });
     }

@@ -398,3 +398,57 @@ fn repair_refuses_what_it_cannot_repair_and_never_creates_a_database() {
     assert_eq!(code, 1);
     insta::assert_snapshot!(transcript);
 }
+
+#[test]
+fn damage_in_acknowledged_wal_records_is_refused_until_the_loss_is_accepted() {
+    let root = tempfile::tempdir().expect("temporary directory");
+    let dir = root.path().join("db");
+    let path = utf8(&dir);
+    let last_revision = runtime().block_on(async {
+        let db = Db::open(RealEnv::current(), &dir, DbOptions::default())
+            .await
+            .expect("create");
+        set_keys(&db, 0..19).await;
+        let last = db
+            .set_with("key-19", 19, Durability::Sync)
+            .await
+            .expect("set");
+        // Dropped, not closed: no checkpoint, as in a crash.
+        drop(db);
+        last
+    });
+    // A byte inside the records of the sixth commit's batch (each sync
+    // commit is one batch, on its own 4 KiB block); the fourteen synced
+    // after it prove it was durable.
+    let wal = dir.join(segment_name(1));
+    flip(&wal, 6 * 4096 + 40);
+    let before = read(&wal);
+    let mut transcript = String::new();
+    let (code, _) = run(&mut transcript, root.path(), &["repair", path]);
+    assert_eq!(code, 1, "{transcript}");
+    assert_eq!(read(&wal), before, "a refused repair changes nothing");
+    let (code, stdout) = run(
+        &mut transcript,
+        root.path(),
+        &["repair", "--accept-data-loss", path],
+    );
+    assert_eq!(code, 0, "{transcript}");
+    assert!(stdout.contains("gave up every commit from LSN"), "{stdout}");
+    insta::assert_snapshot!(transcript);
+    runtime().block_on(async {
+        let db = Db::open(RealEnv::current(), &dir, DbOptions::default())
+            .await
+            .expect("a plain open works after the cut");
+        // Every commit before the damaged one is there; none after it.
+        assert_eq!(db.get("key-04").await.expect("get"), Some(Value::Int(4)));
+        assert_eq!(db.get("key-05").await.expect("get"), None);
+        assert_eq!(db.get("key-19").await.expect("get"), None);
+        // A revision handed out now is past every one the cut gave up.
+        let revision = db
+            .set_with("after", 1, Durability::Sync)
+            .await
+            .expect("writes go on");
+        assert!(revision > last_revision, "{revision} <= {last_revision}");
+        db.close().await.expect("close");
+    });
+}

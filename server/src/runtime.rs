@@ -45,7 +45,14 @@ const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The database would not open (another server holds it, damage, ...).
-    #[error("cannot open the database in {dir}: {source}")]
+    #[error(
+        "cannot open the database in {dir}: {source}{}",
+        if source.is_corruption() {
+            "; nothing was changed: `jubectl repair` reports what it can repair"
+        } else {
+            ""
+        }
+    )]
     Open {
         /// The data directory.
         dir: String,

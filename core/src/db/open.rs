@@ -14,7 +14,7 @@ use futures::channel::{mpsc, oneshot};
 use crate::env::Env;
 use crate::error::DbError;
 use crate::lock::LockManager;
-use crate::log::{Log, LogScan};
+use crate::log::{Log, LogScan, OnDamage};
 use crate::record::{Mutation, StoredValue};
 use crate::store::Store;
 use crate::vlog::{Vlog, VlogScan};
@@ -162,16 +162,28 @@ async fn recover<E: Env>(
     let checkpoint_lsn = opened.superblock.checkpoint_lsn;
     let vlog_scan = VlogScan::read(env.clone(), dir, options.vlog_segment_bytes).await?;
     let mut replay = Replay::new(checkpoint_lsn);
-    let log_scan = LogScan::read(env.clone(), options.log_config(dir), |pos, payload| {
-        replay.visit(pos, payload)
-    })
+    let on_damage = if options.accept_data_loss {
+        OnDamage::Cut
+    } else {
+        OnDamage::Refuse
+    };
+    let log_scan = LogScan::read_with(
+        env.clone(),
+        options.log_config(dir),
+        |pos, payload| replay.visit(pos, payload),
+        on_damage,
+    )
     .await?;
     if let Some(error) = replay.error.take() {
         return Err(error);
     }
     // Everything below the log's next LSN is durable or was skipped.
     let lsn_covered = log_scan.next_lsn() - 1;
-    if log_scan.first_lsn() > checkpoint_lsn + 1 || lsn_covered < checkpoint_lsn {
+    // A cut the operator accepted may end the WAL below the checkpoint:
+    // the checkpoint holds everything up to it, and the loss is what came
+    // after.
+    let cut = log_scan.data_loss().is_some();
+    if log_scan.first_lsn() > checkpoint_lsn + 1 || (lsn_covered < checkpoint_lsn && !cut) {
         return Err(DbError::WalMissing(format!(
             "the checkpoint is at LSN {checkpoint_lsn} but the WAL holds LSNs {} to {lsn_covered}",
             log_scan.first_lsn()
@@ -204,6 +216,7 @@ async fn recover<E: Env>(
         store_files_removed: opened.leftovers_removed.clone(),
         superblocks_invalid: opened.superblocks_invalid.clone(),
         read_retries: log_report.read_retries,
+        data_loss: log_report.data_loss.clone(),
         ttl_floor_ms: opened
             .superblock
             .calibration_wall_unix_ms
@@ -229,7 +242,16 @@ async fn recover<E: Env>(
     // the recovered end plus `LSN_AHEAD_MAX` (the writer syncs first), so
     // this life starts past them, durably, before it hands out any.
     if !opened.created && !crate::sabotage::sabotaged!(options, LsnReuse) {
-        log.skip_to(log.next_lsn() + LSN_AHEAD_MAX).await?;
+        // After a cut, also past every LSN the removed part may have held:
+        // each of its records took at least one LSN's worth of bytes, and
+        // each LSN skip in it (one per batch at most) jumped at most
+        // `LSN_AHEAD_MAX`.
+        let lost = log_report.data_loss.as_ref().map_or(0, |loss| {
+            loss.records_max
+                .saturating_add(loss.skips_max.saturating_mul(LSN_AHEAD_MAX))
+        });
+        let past = log.next_lsn().max(checkpoint_lsn + 1).saturating_add(lost);
+        log.skip_to(past.saturating_add(LSN_AHEAD_MAX)).await?;
         log.sync().await?;
     }
     report.lsn_restart = log.next_lsn();

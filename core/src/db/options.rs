@@ -60,6 +60,12 @@ pub struct DbOptions {
     /// apply then failed (they may still be recovered); for change feeds
     /// and the simulator's serializability oracle.
     pub commit_observer: Option<CommitObserver>,
+    /// Open even if the WAL is damaged where it cannot be a torn tail, by
+    /// cutting it there and giving up every commit after the damage
+    /// ([`RecoveryReport::data_loss`](super::RecoveryReport::data_loss)
+    /// says what). Off, such an open is refused and changes nothing. An
+    /// operator's decision, made with `jubectl repair --accept-data-loss`.
+    pub accept_data_loss: bool,
     /// Switches that break the database on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -123,6 +129,7 @@ impl Default for DbOptions {
             lock_wait_ms_max: 0,
             group_commit_max_latency_ms: 5,
             commit_observer: None,
+            accept_data_loss: false,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
         }

@@ -54,6 +54,9 @@ pub struct RecoveryReport {
     pub superblocks_invalid: Vec<&'static str>,
     /// Repair: WAL reads that failed their checksum and verified on a retry.
     pub read_retries: u64,
+    /// Repair, only with [`DbOptions::accept_data_loss`](super::DbOptions::accept_data_loss):
+    /// damage the WAL was cut at, and the commits given up with it.
+    pub data_loss: Option<crate::log::DataLoss>,
     /// The TTL clock restarts no earlier than this (Unix ms): the newest
     /// reading the durable superblock or a replayed commit recorded, so a
     /// wall clock set back across a restart cannot revive what expired
@@ -66,11 +69,12 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
-    /// How many repair actions recovery took (torn tail cut, temporary
-    /// files removed by the log or the store, incomplete transactions
-    /// dropped).
+    /// How many repair actions recovery took (torn tail cut, WAL cut at
+    /// accepted damage, temporary files removed by the log or the store,
+    /// incomplete transactions dropped).
     pub fn repair_actions(&self) -> u64 {
         u64::from(self.torn_tail.is_some())
+            + u64::from(self.data_loss.is_some())
             + self.temp_files_removed
             + self.store_files_removed.len() as u64
             + self.txns_dropped
@@ -87,6 +91,16 @@ impl RecoveryReport {
                 reason = reason.as_str(),
                 bytes_zeroed = report.tail_bytes_zeroed,
                 "repair: cut a torn WAL tail"
+            );
+        }
+        if let Some(loss) = &report.data_loss {
+            tracing::error!(
+                dir = %dir.display(),
+                damage = %loss.corruption,
+                lsn_first_lost = loss.lsn_first,
+                durable_lsns_lost = loss.durable_lsns_lost(),
+                segments_removed = ?loss.segments_removed,
+                "repair: cut the WAL at damage, as accepted; every commit after it is lost"
             );
         }
         if report.temp_files_removed > 0 {

@@ -25,6 +25,7 @@
 //! The byte layout is documented in [`segment`] (the 32-byte segment header)
 //! and in the `frame` module (records), and in `docs/design.md`.
 
+mod data_loss;
 mod frame;
 mod recovery;
 mod scan;
@@ -34,8 +35,9 @@ mod writer;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use data_loss::DataLoss;
 pub use frame::{BATCH_HEADER_BYTES, FRAME_HEADER_BYTES, SKIP_FRAME_BYTES};
-pub use recovery::{LogScan, RecoveryReport};
+pub use recovery::{LogScan, OnDamage, RecoveryReport};
 pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
 pub use segment::{
     BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader,

@@ -31,7 +31,8 @@ use std::path::Path;
 
 use crate::env::{Env, File, OpenMode};
 
-use super::scan::{Stop, scan_judging};
+use super::data_loss::DataLoss;
+use super::scan::{Corruption, Stop, scan_judging};
 use super::segment::{self, SegmentHeader};
 use super::{Log, LogConfig, LogError, RecordPos};
 use crate::sabotage::sabotaged;
@@ -62,6 +63,21 @@ pub struct RecoveryReport {
     pub read_retries: u64,
     /// Whether the directory held no log and a first segment was created.
     pub created: bool,
+    /// Damage the log was cut at, with what that gave up
+    /// ([`OnDamage::Cut`] only).
+    pub data_loss: Option<DataLoss>,
+}
+
+/// What [`LogScan::read_with`] does with damage that is not a torn tail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDamage {
+    /// Refuse the open with [`LogError::Corrupt`], changing nothing.
+    #[default]
+    Refuse,
+    /// Cut the log there, giving up everything after it (an operator's
+    /// choice: `jubectl repair --accept-data-loss`). The repair removes
+    /// the later segments and reports [`DataLoss`].
+    Cut,
 }
 
 /// A log as found at open: scanned and checked, and nothing changed yet.
@@ -72,6 +88,7 @@ pub struct LogScan<E: Env> {
     env: E,
     config: LogConfig,
     outcome: super::scan::ScanOutcome,
+    loss: Option<DataLoss>,
 }
 
 impl<E: Env> LogScan<E> {
@@ -83,6 +100,18 @@ impl<E: Env> LogScan<E> {
         config: LogConfig,
         visit: impl FnMut(RecordPos, &[u8]),
     ) -> Result<Self, LogError> {
+        Self::read_with(env, config, visit, OnDamage::Refuse).await
+    }
+
+    /// [`LogScan::read`], with damage that is not a torn tail refused or
+    /// cut at (`on_damage`). Damage before the first record is refused
+    /// either way: there is nothing to cut back to.
+    pub async fn read_with(
+        env: E,
+        config: LogConfig,
+        visit: impl FnMut(RecordPos, &[u8]),
+        on_damage: OnDamage,
+    ) -> Result<Self, LogError> {
         config.validate()?;
         let dir = config.dir.clone();
         let created = if sabotaged!(config, SkipParentDirSync) {
@@ -91,14 +120,31 @@ impl<E: Env> LogScan<E> {
             crate::env::create_dir_durably(&env, &dir).await
         };
         created.map_err(|source| LogError::io("create log directory", &dir, source))?;
-        let outcome = scan_judging(&env, &dir, visit, sabotaged!(config, DamageAsTornTail)).await?;
-        if let Some(corruption) = outcome.corruption {
-            return Err(LogError::Corrupt(corruption));
-        }
+        let mut outcome =
+            scan_judging(&env, &dir, visit, sabotaged!(config, DamageAsTornTail)).await?;
+        let loss = match (outcome.corruption.take(), on_damage) {
+            (None, _) => None,
+            (Some(corruption), OnDamage::Refuse) => return Err(LogError::Corrupt(corruption)),
+            (Some(corruption), OnDamage::Cut) => {
+                match DataLoss::measure(&env, &dir, &outcome, corruption.clone()).await? {
+                    Some(loss) => Some(loss),
+                    None => {
+                        return Err(LogError::Corrupt(Corruption {
+                            detail: format!(
+                                "{}; no record precedes it, so there is nothing to cut back to",
+                                corruption.detail
+                            ),
+                            ..corruption
+                        }));
+                    }
+                }
+            }
+        };
         Ok(LogScan {
             env,
             config,
             outcome,
+            loss,
         })
     }
 
@@ -106,6 +152,12 @@ impl<E: Env> LogScan<E> {
     /// read.
     pub fn next_lsn(&self) -> u64 {
         self.outcome.next_lsn()
+    }
+
+    /// What cutting at damage gives up ([`OnDamage::Cut`]); the repair does
+    /// the cut.
+    pub fn data_loss(&self) -> Option<&DataLoss> {
+        self.loss.as_ref()
     }
 
     /// The LSN the oldest segment starts at (1 for an empty log).
@@ -121,6 +173,7 @@ impl<E: Env> LogScan<E> {
             env,
             config,
             outcome,
+            loss,
         } = self;
         let dir = config.dir.clone();
         let mut report = RecoveryReport {
@@ -137,6 +190,9 @@ impl<E: Env> LogScan<E> {
                 .map_err(|source| LogError::io("remove unfinished segment", &path, source))?;
             report.temp_files_removed += 1;
         }
+        if let Some(loss) = &loss {
+            loss.remove_later(&env, &dir).await?;
+        }
         let segments: Vec<(u64, u64)> = outcome
             .segments
             .iter()
@@ -149,10 +205,16 @@ impl<E: Env> LogScan<E> {
                     .open(&path, OpenMode::Existing)
                     .await
                     .map_err(|source| LogError::io("open last segment", &path, source))?;
-                if let Stop::Invalid { reason } = &last.stop {
+                if let (Stop::Invalid { reason }, None) = (&last.stop, &loss) {
                     report.torn_tail = Some((last.id, last.end_offset, reason.clone()));
                 }
-                if !sabotaged!(config, SkipTailRewrite) {
+                // A cut before the last segment file keeps a segment that
+                // was synced whole before its successor existed: its
+                // records need no rewrite (and the scan kept no image).
+                let cut_before_last = loss
+                    .as_ref()
+                    .is_some_and(|loss| !loss.segments_removed.is_empty());
+                if !sabotaged!(config, SkipTailRewrite) && !cut_before_last {
                     let image = &outcome.last_segment_image;
                     assert_eq!(
                         image.len() as u64,
@@ -198,6 +260,7 @@ impl<E: Env> LogScan<E> {
             .sync_dir(&dir)
             .await
             .map_err(|source| LogError::io("sync log directory", &dir, source))?;
+        report.data_loss = loss;
         Ok((log, report))
     }
 }

@@ -118,6 +118,8 @@ pub struct ScanOutcome {
     pub corruption: Option<Corruption>,
     /// Checksum failures that verified on a re-read.
     pub read_retries: u64,
+    /// The id of every segment file in the directory, read or not.
+    pub segment_ids: Vec<u64>,
     /// The verified bytes `[0, end_offset)` of the last segment read (its
     /// header and records), so recovery can write back exactly what it
     /// verified rather than whatever a second read returns.
@@ -171,6 +173,7 @@ pub(crate) async fn scan_judging<E: Env>(
         }
     }
     ids.sort_unstable();
+    outcome.segment_ids.clone_from(&ids);
     let segments_total = ids.len();
     for (index, &id) in ids.iter().enumerate() {
         let path = segment::segment_path(dir, id);

@@ -22,6 +22,7 @@ use std::time::Duration;
 use jubilant_core::btree::inline_value_bytes_limit;
 use jubilant_core::db::{Db, DbError, DbOptions, Durability, Value, Write};
 use jubilant_core::env::{Clock, Spawn};
+use jubilant_core::log::LogError;
 use jubilant_core::mutex::lock;
 use jubilant_core::sabotage::Sabotage;
 use jubilant_core::store::FindingKind;
@@ -292,7 +293,25 @@ fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
 
 async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<Db<SimEnv>>> {
     lock(model).recovering = true;
-    let opened = Db::open(env.clone(), data_dir(), options).await;
+    let mut opened = Db::open(env.clone(), data_dir(), options.clone()).await;
+    if let Err(DbError::Log(LogError::Corrupt(corruption))) = &opened
+        && excused(env)
+    {
+        // Refused, rightly: the operator accepts the loss and the open
+        // cuts the WAL at the damage. The oracles judge what it keeps, and
+        // that no revision handed out before is handed out again.
+        env.trace(format_args!("open refused: {corruption}; cutting there"));
+        {
+            let mut m = lock(model);
+            m.verdict.check("recovery", 1);
+            m.verdict.stat("cuts_at_damage", 1);
+        }
+        let accepting = DbOptions {
+            accept_data_loss: true,
+            ..options
+        };
+        opened = Db::open(env.clone(), data_dir(), accepting).await;
+    }
     lock(model).recovering = false;
     let db = match opened {
         Ok(db) => db,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::lock::Mutex as AsyncMutex;
 use jubilant_core::env::{Clock, Spawn};
-use jubilant_core::log::{Log, LogConfig, LogError};
+use jubilant_core::log::{Log, LogConfig, LogError, LogScan, OnDamage};
 use jubilant_core::mutex::lock;
 use jubilant_core::sabotage::Sabotage;
 use jubilant_io_sim::{NodeId, SimEnv, SimRng, Stream, World};
@@ -196,10 +196,37 @@ async fn process(
     seed: u64,
 ) {
     let mut records = Vec::new();
-    let opened = Log::open(env.clone(), config, |pos, payload| {
+    let opened = Log::open(env.clone(), config.clone(), |pos, payload| {
         records.push((pos.lsn, payload.to_vec()))
     })
     .await;
+    let opened = match opened {
+        // Refused, and rightly (checked below): the operator accepts the
+        // loss, so the same life opens again cutting at the damage. The
+        // oracles then demand a clean prefix, with nothing invented.
+        Err(LogError::Corrupt(corruption)) if env.fault_counts().stored_data_damage() > 0 => {
+            env.trace(format_args!("open refused: {corruption}"));
+            lock(&model).refused_then_cut();
+            records.clear();
+            let cut = async {
+                LogScan::read_with(
+                    env.clone(),
+                    config,
+                    |pos, payload| records.push((pos.lsn, payload.to_vec())),
+                    OnDamage::Cut,
+                )
+                .await?
+                .repair()
+                .await
+            };
+            let cut = cut.await;
+            if let Ok((_, report)) = &cut {
+                env.trace(format_args!("cut at damage: {:?}", report.data_loss));
+            }
+            cut
+        }
+        opened => opened,
+    };
     let log = match opened {
         Ok((log, recovery)) => {
             let excused = env.fault_counts().stored_data_damage() > 0;

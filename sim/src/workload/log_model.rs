@@ -126,6 +126,14 @@ impl LogModel {
         }
     }
 
+    /// The log was refused as corrupt where damage was injected, and the
+    /// run goes on: the next open cuts at the damage (an operator accepting
+    /// the loss), and the oracles judge what it keeps.
+    pub(crate) fn refused_then_cut(&mut self) {
+        self.verdict.check("corruption_detected", 1);
+        self.verdict.stat("cuts_at_damage", 1);
+    }
+
     /// The log opened and returned `records` (LSN, payload), and will give
     /// the next record `next_lsn`. Checks the oracles, then makes the
     /// recovered state the model's history.

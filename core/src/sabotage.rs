@@ -55,11 +55,15 @@ pub enum Sabotage {
     /// batch proves was durable is cut off with everything after it, and a
     /// damaged value-log record a durable commit refers to is cut too.
     DamageAsTornTail,
+    /// WAL batches start right after the previous one instead of at the
+    /// next block boundary, so a torn write can garble the block an
+    /// acknowledged batch ends in.
+    UnalignedBatches,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 16] = [
+    pub const ALL: [Sabotage; 17] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -76,6 +80,7 @@ impl Sabotage {
         Sabotage::TtlFloorIgnored,
         Sabotage::LsnReuse,
         Sabotage::DamageAsTornTail,
+        Sabotage::UnalignedBatches,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -97,6 +102,7 @@ impl Sabotage {
             Sabotage::TtlFloorIgnored => "ttl-floor-ignored",
             Sabotage::LsnReuse => "lsn-reuse",
             Sabotage::DamageAsTornTail => "damage-as-torn-tail",
+            Sabotage::UnalignedBatches => "unaligned-batches",
         }
     }
 }

@@ -8,7 +8,9 @@
 //!   `durable` + `pending` applied in order == `current`, except after a
 //!   failed sync (below);
 //! - a power loss resolves each pending write independently: kept, lost, or
-//!   torn (a random subset of its 512-byte sectors lands); name changes not
+//!   torn (a random subset of its 512-byte sectors lands, or, with
+//!   `write_garbled`, each 4 KiB block it touches is written, left, or
+//!   garbled whole, neighbouring bytes included); name changes not
 //!   covered by a directory sync are lost from a random point on, per
 //!   directory, as a journaling filesystem would;
 //! - a failed `fdatasync` behaves as Linux does after an I/O error: the
@@ -36,6 +38,8 @@ use crate::trace::Trace;
 
 /// The unit a torn write is cut into.
 pub const SECTOR_BYTES: u64 = 512;
+/// The unit a drive without atomic sector writes garbles whole.
+pub const GARBLE_BLOCK_BYTES: u64 = 4096;
 /// A misdirected write lands up to this many sectors away.
 const MISDIRECT_SECTORS_MAX: u64 = 8;
 
@@ -728,8 +732,11 @@ impl Disk {
 }
 
 /// Applies each of `pending` to `durable` as a crash would: kept, lost, or
-/// torn at sector boundaries.
+/// torn at sector boundaries; a torn write may garble whole blocks.
 fn resolve_at_crash(ctx: &mut Ctx<'_>, durable: &mut Vec<u8>, pending: Vec<Pending>) {
+    // What earlier writes of this same resolution put in place: not
+    // durable before the crash, so garbling it is no collateral damage.
+    let mut landed: Vec<(u64, u64)> = Vec::new();
     for op in pending {
         if ctx.strikes(Fault::WriteLost) {
             continue;
@@ -737,20 +744,74 @@ fn resolve_at_crash(ctx: &mut Ctx<'_>, durable: &mut Vec<u8>, pending: Vec<Pendi
         match op {
             Pending::Write { offset, data } if ctx.strikes(Fault::WriteTorn) => {
                 let end = offset + data.len() as u64;
-                let mut start = offset;
-                while start < end {
-                    let sector_end = ((start / SECTOR_BYTES) + 1) * SECTOR_BYTES;
-                    let stop = sector_end.min(end);
-                    if ctx.rng.chance(0.5) {
-                        let from = (start - offset) as usize;
-                        let to = (stop - offset) as usize;
-                        apply_write(durable, start, &data[from..to]);
+                if ctx.strikes(Fault::WriteGarbled) {
+                    garble_blocks(ctx, durable, offset, &data, &landed);
+                } else {
+                    let mut start = offset;
+                    while start < end {
+                        let sector_end = ((start / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+                        let stop = sector_end.min(end);
+                        if ctx.rng.chance(0.5) {
+                            let from = (start - offset) as usize;
+                            let to = (stop - offset) as usize;
+                            apply_write(durable, start, &data[from..to]);
+                        }
+                        start = stop;
                     }
-                    start = stop;
                 }
+                landed.push((offset, end));
             }
-            op => apply_pending(durable, op),
+            op => {
+                if let Pending::Write { offset, data } = &op {
+                    landed.push((*offset, *offset + data.len() as u64));
+                }
+                apply_pending(durable, op);
+            }
         }
+    }
+}
+
+/// A torn write of `data` at `offset` on a drive without atomic sector
+/// writes: each block it touches is written, left alone, or garbled whole
+/// (within the file). Counts a garbled block that held non-zero durable
+/// bytes outside the write (and outside `landed`) as collateral damage.
+fn garble_blocks(
+    ctx: &mut Ctx<'_>,
+    image: &mut Vec<u8>,
+    offset: u64,
+    data: &[u8],
+    landed: &[(u64, u64)],
+) {
+    let end = offset + data.len() as u64;
+    let mut block = offset / GARBLE_BLOCK_BYTES * GARBLE_BLOCK_BYTES;
+    while block < end {
+        let block_end = block + GARBLE_BLOCK_BYTES;
+        let (from, to) = (block.max(offset), block_end.min(end));
+        match ctx.rng.below(3) {
+            0 => apply_write(
+                image,
+                from,
+                &data[(from - offset) as usize..(to - offset) as usize],
+            ),
+            1 => {}
+            _ => {
+                let file_end = (image.len() as u64).max(end);
+                let garble_end = block_end.min(file_end);
+                let collateral = (block..garble_end.min(image.len() as u64)).any(|at| {
+                    (at < offset || at >= end)
+                        && image[at as usize] != 0
+                        && !landed.iter().any(|&(s, e)| at >= s && at < e)
+                });
+                if collateral {
+                    ctx.counts.add_collateral();
+                }
+                let noise: Vec<u8> = (block..garble_end)
+                    .map(|_| ctx.rng.next_u64() as u8)
+                    .collect();
+                apply_write(image, block, &noise);
+            }
+        }
+        block = block_end;
     }
 }
 

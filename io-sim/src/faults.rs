@@ -56,6 +56,13 @@ pub enum Fault {
     /// Per write: the write reports success but never lands, so the place
     /// keeps reading back what it held before (a stale page).
     WriteStale,
+    /// At a crash, per torn write: the drive has no atomic sector writes,
+    /// and each 4 KiB block the write touches is either written whole, left
+    /// alone, or garbled whole (random bytes, the bytes around the write in
+    /// that block included). An engine that writes into a block holding
+    /// acknowledged bytes can lose them this way; the disk counts each time
+    /// it does ([`FaultCounts::collateral_damage`]).
+    WriteGarbled,
 }
 
 /// How a fault's value is drawn for a seed.
@@ -70,7 +77,7 @@ struct Swarm {
 
 impl Fault {
     /// Every fault, in the order they are printed.
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 17] = [
         Fault::Crash,
         Fault::Kill,
         Fault::WriteLost,
@@ -87,6 +94,7 @@ impl Fault {
         Fault::IoLatencyUs,
         Fault::NetLatencyUs,
         Fault::WriteStale,
+        Fault::WriteGarbled,
     ];
 
     /// The name used on the command line, in headers and in JSON.
@@ -108,6 +116,7 @@ impl Fault {
             Fault::IoLatencyUs => "io_latency_us",
             Fault::NetLatencyUs => "net_latency_us",
             Fault::WriteStale => "write_stale",
+            Fault::WriteGarbled => "write_garbled",
         }
     }
 
@@ -159,6 +168,7 @@ impl Fault {
             Fault::IoLatencyUs => p(1.0, 1.0, 2_000.0),
             Fault::NetLatencyUs => p(1.0, 10.0, 5_000.0),
             Fault::WriteStale => p(0.2, 1e-3, 1e-2),
+            Fault::WriteGarbled => linear(0.4, 0.2, 1.0),
         }
     }
 }
@@ -288,6 +298,7 @@ impl fmt::Display for FaultConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultCounts {
     counts: [u64; Fault::ALL.len()],
+    collateral: u64,
 }
 
 impl FaultCounts {
@@ -308,6 +319,20 @@ impl FaultCounts {
             .into_iter()
             .filter(|f| f.is_probability())
             .map(|f| (f, self.get(f)))
+    }
+
+    /// Records a garbled block (see [`Fault::WriteGarbled`]) that held
+    /// non-zero durable bytes the torn write did not cover.
+    pub fn add_collateral(&mut self) {
+        self.collateral += 1;
+    }
+
+    /// Blocks garbled by a torn write that held durable bytes outside the
+    /// write: damage the engine invited by writing into a block that held
+    /// acknowledged data. Not an injection: an engine that never does so
+    /// never sees one.
+    pub fn collateral_damage(&self) -> u64 {
+        self.collateral
     }
 
     /// Injections so far that damaged stored data (see

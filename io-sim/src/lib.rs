@@ -46,7 +46,7 @@ mod time;
 mod trace;
 mod world;
 
-pub use disk::SECTOR_BYTES;
+pub use disk::{GARBLE_BLOCK_BYTES, SECTOR_BYTES};
 pub use env::{SimDirLock, SimEnv, SimFile, SimJoinHandle, SimListener, SimStream};
 pub use faults::{Fault, FaultConfig, FaultCounts};
 pub use net::{PIPE_BYTES_MAX, node_ip};

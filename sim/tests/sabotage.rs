@@ -390,3 +390,16 @@ fn cutting_damage_a_later_batch_proves_durable_as_a_torn_tail_is_caught() {
     );
     assert_eq!(recovered, [b"one".to_vec()]);
 }
+
+#[test]
+fn wal_batches_that_share_a_block_with_acknowledged_ones_are_caught_on_a_garbling_disk() {
+    // A torn write garbles the whole 4 KiB block it touches: a batch that
+    // starts in the block the previous (acknowledged) batch ends in takes
+    // that batch's tail down with it.
+    assert_caught(
+        Sabotage::UnalignedBatches,
+        &format!("crash=0.002,write_torn=0.5,write_garbled=1,{NO_CORRUPTION}"),
+        10,
+        &["durability", "recovery"],
+    );
+}

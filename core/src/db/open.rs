@@ -158,7 +158,8 @@ async fn recover<E: Env>(
     dir: &Path,
     options: &DbOptions,
 ) -> Result<(Store<E>, Vlog<E>, Log<E>, RecoveryReport), DbError> {
-    let (store, opened) = Store::open(env.clone(), dir, options.store_options()).await?;
+    let (mut store, opened) =
+        Store::open_deferred(env.clone(), dir, options.store_options()).await?;
     let checkpoint_lsn = opened.superblock.checkpoint_lsn;
     let vlog_scan = VlogScan::read(env.clone(), dir, options.vlog_segment_bytes).await?;
     let mut replay = Replay::new(checkpoint_lsn);
@@ -199,6 +200,8 @@ async fn recover<E: Env>(
                 Err(error)
             }
         })?;
+    // Every check passed: the repairs may write.
+    store.secure_superblock().await?;
     let (mut log, log_report) = log_scan.repair().await?;
     let vlog = vlog_scan.repair().await?;
     // The database's state is the one as of its last durable record (an

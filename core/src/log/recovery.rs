@@ -12,7 +12,9 @@
 //! 3. remove `.tmp` files of segment creations that never finished;
 //! 4. write the whole last segment again: the exact bytes the scan verified
 //!    (header and records), then zeros to the end of the file, erasing torn
-//!    records, stale records and misplaced writes;
+//!    records, stale records and misplaced writes, into a new file renamed
+//!    over the old one (a torn write may garble whole blocks, so records are
+//!    never rewritten where they are);
 //! 5. `fdatasync` it and sync the directory, so what was read is durable too.
 //!
 //! Why write it all (step 4) rather than sync what is there: after a failed
@@ -120,8 +122,14 @@ impl<E: Env> LogScan<E> {
             crate::env::create_dir_durably(&env, &dir).await
         };
         created.map_err(|source| LogError::io("create log directory", &dir, source))?;
-        let mut outcome =
-            scan_judging(&env, &dir, visit, sabotaged!(config, DamageAsTornTail)).await?;
+        let mut outcome = scan_judging(
+            &env,
+            &dir,
+            visit,
+            sabotaged!(config, DamageAsTornTail),
+            on_damage == OnDamage::Cut,
+        )
+        .await?;
         let loss = match (outcome.corruption.take(), on_damage) {
             (None, _) => None,
             (Some(corruption), OnDamage::Refuse) => return Err(LogError::Corrupt(corruption)),
@@ -201,36 +209,48 @@ impl<E: Env> LogScan<E> {
         let log = match outcome.segments.last() {
             Some(last) => {
                 let path = segment::segment_path(&dir, last.id);
-                let file = env
-                    .open(&path, OpenMode::Existing)
-                    .await
-                    .map_err(|source| LogError::io("open last segment", &path, source))?;
                 if let (Stop::Invalid { reason }, None) = (&last.stop, &loss) {
                     report.torn_tail = Some((last.id, last.end_offset, reason.clone()));
                 }
-                // A cut before the last segment file keeps a segment that
-                // was synced whole before its successor existed: its
-                // records need no rewrite (and the scan kept no image).
-                let cut_before_last = loss
-                    .as_ref()
-                    .is_some_and(|loss| !loss.segments_removed.is_empty());
-                if !sabotaged!(config, SkipTailRewrite) && !cut_before_last {
-                    let image = &outcome.last_segment_image;
-                    assert_eq!(
-                        image.len() as u64,
-                        last.end_offset,
-                        "the scan keeps the last segment's image"
-                    );
-                    write_chunks(&file, &path, image).await?;
+                let image = &outcome.last_segment_image;
+                assert_eq!(
+                    image.len() as u64,
+                    last.end_offset,
+                    "the scan keeps the image of the segment the log ends in"
+                );
+                let (skip_rewrite, skip_zeroing) = (
+                    sabotaged!(config, SkipTailRewrite),
+                    sabotaged!(config, SkipTailZeroing),
+                );
+                let file = if skip_rewrite || skip_zeroing {
+                    // Broken on purpose: the segment is patched in place.
+                    let file = env
+                        .open(&path, OpenMode::Existing)
+                        .await
+                        .map_err(|source| LogError::io("open last segment", &path, source))?;
+                    if !skip_rewrite {
+                        write_chunks(&file, &path, image).await?;
+                        report.bytes_rewritten = image.len() as u64;
+                    }
+                    if !skip_zeroing {
+                        segment::zero_fill(&file, &path, last.end_offset, last.file_len).await?;
+                        report.tail_bytes_zeroed = last.file_len - last.end_offset;
+                    }
+                    file.sync_data()
+                        .await
+                        .map_err(|source| LogError::io("sync last segment", &path, source))?;
+                    file
+                } else {
+                    // Step 4 into a new file renamed over the old one, so a
+                    // torn write during the rewrite cannot damage records
+                    // it was rewriting.
+                    let file =
+                        segment::create_with(&env, &dir, last.id, image, last.file_len, true)
+                            .await?;
                     report.bytes_rewritten = image.len() as u64;
-                }
-                if !sabotaged!(config, SkipTailZeroing) {
-                    segment::zero_fill(&file, &path, last.end_offset, last.file_len, None).await?;
                     report.tail_bytes_zeroed = last.file_len - last.end_offset;
-                }
-                file.sync_data()
-                    .await
-                    .map_err(|source| LogError::io("sync last segment", &path, source))?;
+                    file
+                };
                 let (capacity, write_offset, next_lsn) =
                     (last.file_len, last.end_offset, last.next_lsn());
                 Log::from_recovered(

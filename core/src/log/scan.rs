@@ -148,16 +148,19 @@ pub async fn scan<E: Env>(
     dir: &Path,
     visit: impl FnMut(RecordPos, &[u8]),
 ) -> Result<ScanOutcome, LogError> {
-    scan_judging(env, dir, visit, false).await
+    scan_judging(env, dir, visit, false, false).await
 }
 
 /// [`scan`], with sabotage `damage-as-torn-tail` (`damage_as_torn_tail`):
 /// damage a later batch proves durable is then reported as a torn tail.
+/// With `keep_every_image`, the verified image kept is that of the last
+/// segment read, not the last file: the one a cut at damage ends in.
 pub(crate) async fn scan_judging<E: Env>(
     env: &E,
     dir: &Path,
     mut visit: impl FnMut(RecordPos, &[u8]),
     damage_as_torn_tail: bool,
+    keep_every_image: bool,
 ) -> Result<ScanOutcome, LogError> {
     let names = env
         .list(dir)
@@ -241,14 +244,15 @@ pub(crate) async fn scan_judging<E: Env>(
             break;
         }
         let is_last = index + 1 == segments_total;
-        let keep = if is_last {
-            Some(&mut outcome.last_segment_image)
-        } else {
-            None
-        };
+        let mut image = Vec::new();
+        let keep = (is_last || keep_every_image).then_some(&mut image);
+        let kept = keep.is_some();
         let summary = reader
             .records(header, &mut outcome.read_retries, &mut visit, keep)
             .await?;
+        if kept {
+            outcome.last_segment_image = image;
+        }
         let stop = summary.stop.clone();
         let durable_past_stop = summary.durable_past_stop;
         let (stop_offset, stop_lsn) = (summary.end_offset, summary.next_lsn);

@@ -190,8 +190,33 @@ pub(crate) async fn create<E: Env>(
     segment_bytes: u64,
     sync_dir: bool,
 ) -> Result<E::File, LogError> {
-    let temp = temp_path(dir, header.id);
-    let result = create_temp(env, &temp, header, segment_bytes).await;
+    create_with(
+        env,
+        dir,
+        header.id,
+        &header.encode(),
+        segment_bytes,
+        sync_dir,
+    )
+    .await
+}
+
+/// Writes segment `id` anew: `image` (its header and records), then zeros
+/// to `segment_bytes`, into a `.tmp` file that is synced and then renamed
+/// over whatever the segment's name held, and the directory synced. So a
+/// crash or a torn write part way never damages the segment as it was:
+/// the old file stays whole until the rename, the new one after it.
+/// Returns the new file open.
+pub(crate) async fn create_with<E: Env>(
+    env: &E,
+    dir: &Path,
+    id: u64,
+    image: &[u8],
+    segment_bytes: u64,
+    sync_dir: bool,
+) -> Result<E::File, LogError> {
+    let temp = temp_path(dir, id);
+    let result = create_temp(env, &temp, image, segment_bytes).await;
     let file = match result {
         Ok(file) => file,
         Err(err) => {
@@ -200,7 +225,7 @@ pub(crate) async fn create<E: Env>(
             return Err(err);
         }
     };
-    let path = segment_path(dir, header.id);
+    let path = segment_path(dir, id);
     env.rename(&temp, &path)
         .await
         .map_err(|source| LogError::io("rename new segment", &path, source))?;
@@ -215,9 +240,13 @@ pub(crate) async fn create<E: Env>(
 async fn create_temp<E: Env>(
     env: &E,
     temp: &Path,
-    header: SegmentHeader,
+    image: &[u8],
     segment_bytes: u64,
 ) -> Result<E::File, LogError> {
+    assert!(
+        image.len() as u64 <= segment_bytes,
+        "the image fits the segment"
+    );
     let file = match env.open(temp, OpenMode::CreateNew).await {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
@@ -231,39 +260,34 @@ async fn create_temp<E: Env>(
         }
         Err(source) => return Err(LogError::io("create segment", temp, source)),
     };
-    zero_fill(&file, temp, 0, segment_bytes, Some(&header.encode())).await?;
+    let mut offset = 0;
+    for chunk in image.chunks(ZERO_FILL_CHUNK_BYTES as usize) {
+        file.write_at(offset, chunk)
+            .await
+            .map_err(|source| LogError::io("write segment", temp, source))?;
+        offset += chunk.len() as u64;
+    }
+    zero_fill(&file, temp, offset, segment_bytes).await?;
     file.sync_data()
         .await
         .map_err(|source| LogError::io("sync new segment", temp, source))?;
     Ok(file)
 }
 
-/// Writes zeros over `[from, to)` of `file`, in bounded chunks, with `prefix`
-/// (if any) written at `from` instead of the first zeros.
+/// Writes zeros over `[from, to)` of `file`, in bounded chunks.
 pub(crate) async fn zero_fill<F: File>(
     file: &F,
     path: &Path,
     from: u64,
     to: u64,
-    prefix: Option<&[u8]>,
 ) -> Result<(), LogError> {
     let mut offset = from;
-    let mut chunk = vec![0u8; ZERO_FILL_CHUNK_BYTES.min(to.saturating_sub(from)) as usize];
-    if let Some(prefix) = prefix {
-        assert!(
-            prefix.len() <= chunk.len(),
-            "prefix must fit the first chunk"
-        );
-        chunk[..prefix.len()].copy_from_slice(prefix);
-    }
+    let chunk = vec![0u8; ZERO_FILL_CHUNK_BYTES.min(to.saturating_sub(from)) as usize];
     while offset < to {
         let len = (to - offset).min(ZERO_FILL_CHUNK_BYTES) as usize;
         file.write_at(offset, &chunk[..len])
             .await
             .map_err(|source| LogError::io("zero-fill segment", path, source))?;
-        if offset == from && prefix.is_some() {
-            chunk.fill(0);
-        }
         offset += len as u64;
     }
     Ok(())

@@ -187,8 +187,27 @@ impl<E: Env> Log<E> {
         self.active.write_offset + self.buffer.len() as u64
     }
 
+    /// Where bytes a failed or discarded write left past the records begin:
+    /// inside the open batch, right after what was written; otherwise at
+    /// the block boundary the failed batch began at. Zeroing starts there,
+    /// so it never writes into a block an earlier (acknowledged) batch
+    /// holds bytes in.
+    fn scrub_from(&self) -> u64 {
+        if self.batch_open {
+            self.active.write_offset
+        } else {
+            self.active
+                .write_offset
+                .next_multiple_of(u64::from(self.config.block_bytes))
+        }
+    }
+
     /// Where a batch opened now would start: the next block boundary.
     fn next_batch_offset(&self) -> u64 {
+        if sabotaged!(self.config, UnalignedBatches) {
+            // Broken on purpose: right after the previous batch.
+            return self.end();
+        }
         self.end()
             .next_multiple_of(u64::from(self.config.block_bytes))
     }
@@ -392,14 +411,13 @@ impl<E: Env> Log<E> {
         self.next_lsn = mark.lsn;
         self.written_lsn = self.written_lsn.min(mark.lsn - 1);
         self.stats.discards += 1;
-        if self.active.dirty_end > self.active.write_offset {
-            let (from, to) = (self.active.write_offset, self.active.dirty_end);
+        let (from, to) = (self.scrub_from(), self.active.dirty_end);
+        if to > from {
             self.active.unsynced = true;
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                match segment::zero_fill(&self.active.file, &self.active.path, from, to, None).await
-                {
+                match segment::zero_fill(&self.active.file, &self.active.path, from, to).await {
                     Ok(()) => break,
                     // Overwriting bytes the preallocated segment already
                     // has rarely needs space; a full disk may pass.
@@ -410,7 +428,7 @@ impl<E: Env> Log<E> {
                 }
             }
             self.sync_active().await?;
-            self.active.dirty_end = from;
+            self.active.dirty_end = self.active.write_offset;
         }
         Ok(())
     }
@@ -484,14 +502,14 @@ impl<E: Env> Log<E> {
     async fn rollover(&mut self) -> Result<(), LogError> {
         self.flush().await?;
         let unused = self.active.capacity - self.end();
-        if self.active.dirty_end > self.active.write_offset {
+        let (from, to) = (self.scrub_from(), self.active.dirty_end);
+        if to > from {
             // A failed write left bytes past the records; the segment is
             // about to become immutable, so they must be zeros or the scan
             // would mistake them for corruption.
-            let (from, to) = (self.active.write_offset, self.active.dirty_end);
             self.active.unsynced = true;
             if let Err(err) =
-                segment::zero_fill(&self.active.file, &self.active.path, from, to, None).await
+                segment::zero_fill(&self.active.file, &self.active.path, from, to).await
             {
                 return Err(if err.is_disk_full() {
                     err
@@ -499,7 +517,7 @@ impl<E: Env> Log<E> {
                     self.fail(err)
                 });
             }
-            self.active.dirty_end = from;
+            self.active.dirty_end = self.active.write_offset;
         }
         if self.active.unsynced {
             self.sync_active().await?;

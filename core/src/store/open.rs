@@ -19,6 +19,7 @@ use crate::btree::inline_value_bytes_limit;
 use crate::btree::node::Node;
 use crate::btree::tree::Tree;
 use crate::env::{Env, File, OpenMode};
+use crate::mutex::lock;
 use crate::page::allocator::Allocator;
 use crate::page::{PAGE_NONE, PageId, page_bytes_valid};
 
@@ -34,7 +35,8 @@ use super::{
 pub struct OpenReport {
     /// A new database was created.
     pub created: bool,
-    /// The superblock opened from.
+    /// The superblock opened from, as found (the open made it durable again
+    /// as the next generation: see docs/design.md 5.4).
     pub superblock: Superblock,
     /// Superblock files that were invalid (torn by a crash mid-checkpoint,
     /// or damaged), by name.
@@ -320,9 +322,60 @@ pub(crate) async fn read_free_list<F: File>(
 
 impl<E: Env> Store<E> {
     /// Opens the database in `dir`, creating it first if it is missing and
-    /// `options.create_if_missing` is set. Takes the directory's lock: a
-    /// second open of the same directory fails.
+    /// `options.create_if_missing` is set, and makes the superblock it
+    /// opened from durable ([`Store::secure_superblock`]). Takes the
+    /// directory's lock: a second open of the same directory fails.
     pub async fn open(
+        env: E,
+        dir: &Path,
+        options: StoreOptions,
+    ) -> Result<(Store<E>, OpenReport), StoreError> {
+        let (mut store, report) = Self::open_deferred(env, dir, options).await?;
+        store.secure_superblock().await?;
+        Ok((store, report))
+    }
+
+    /// What the open a database runs must do first, before anything is
+    /// built on it: make the superblock it opened from durable. What was
+    /// read may sit only in the page cache (a killed process leaves its
+    /// unsynced superblock write there, and a failed fsync may leave data
+    /// cached that the kernel will never write). It is written as
+    /// generation g + 1 (the same tree) into a new file, synced, renamed
+    /// over the other slot, and the directory synced. Not in place: a torn
+    /// write may garble the whole block it touches, and the superblock
+    /// opened from must stay whole until its copy is durable. (Its pages
+    /// were synced before it was first written.)
+    pub async fn secure_superblock(&mut self) -> Result<(), StoreError> {
+        let superblock = {
+            let state = lock(&self.state);
+            Superblock {
+                generation: state.durable.generation + 1,
+                ..state.durable
+            }
+        };
+        let name = Superblock::file_name(superblock.generation);
+        write_new_file(&self.env, &self.dir, name, &superblock.encode()).await?;
+        self.env
+            .sync_dir(&self.dir)
+            .await
+            .map_err(|e| StoreError::io("sync directory", &self.dir, e))?;
+        let path = self.dir.join(name);
+        self.superblock_files[(superblock.generation % 2) as usize] = self
+            .env
+            .open(&path, OpenMode::Existing)
+            .await
+            .map_err(|e| StoreError::io("open", &path, e))?;
+        let mut state = lock(&self.state);
+        state.tree.open_generation = superblock.generation + 1;
+        state.durable = superblock;
+        Ok(())
+    }
+
+    /// [`Store::open`] without [`Store::secure_superblock`]: writes nothing
+    /// to an existing database (beyond removing the `.tmp` files of an
+    /// interrupted rename), so a caller with checks of its own can refuse
+    /// with every file as it found it, then secure the superblock.
+    pub async fn open_deferred(
         env: E,
         dir: &Path,
         options: StoreOptions,
@@ -403,22 +456,6 @@ impl<E: Env> Store<E> {
 
         let ([file_b, file_a], superblock, superblocks_invalid) =
             choose_superblock(&env, dir).await?;
-        // What was read may sit only in the page cache: a killed process
-        // leaves its unsynced superblock write there, and a failed fsync may
-        // leave data cached that the kernel will never write. Writing the
-        // chosen superblock again and syncing it makes the state we open
-        // from durable before anything builds on it. (Its pages were synced
-        // before it was first written.)
-        let chosen = [&file_b, &file_a][(superblock.generation % 2) as usize];
-        let chosen_path = dir.join(Superblock::file_name(superblock.generation));
-        chosen
-            .write_at(0, &superblock.encode())
-            .await
-            .map_err(|e| StoreError::io("rewrite superblock", &chosen_path, e))?;
-        chosen
-            .sync_data()
-            .await
-            .map_err(|e| StoreError::io("sync superblock", &chosen_path, e))?;
 
         let pages_path = dir.join(PAGES_FILE);
         let pages = env

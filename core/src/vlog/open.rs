@@ -165,22 +165,37 @@ impl<E: Env> VlogScan<E> {
                     image,
                 } = newest;
                 let end = image.len() as u64;
-                // Write the verified records back before syncing: after a
+                // Write the verified records back and sync them: after a
                 // failed fdatasync the page cache may show records that are
                 // not on disk and that a plain sync would not write again
-                // (the same reason the WAL rewrites its last segment).
+                // (the same reason the WAL rewrites its last segment). Into
+                // a new file renamed over the old one, never in place: a
+                // torn write may garble whole blocks, and rewriting records
+                // where they are would put every one of them at risk.
+                drop(file);
+                let temp = dir.join(format!("{}.tmp", segment_name(id)));
+                match env.remove(&temp).await {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io("remove stale temporary segment", &temp)(error)),
+                }
+                let file = env
+                    .open(&temp, OpenMode::CreateNew)
+                    .await
+                    .map_err(io("create segment", &temp))?;
                 for (index, chunk) in image.chunks(REWRITE_CHUNK_BYTES).enumerate() {
                     let at = (index * REWRITE_CHUNK_BYTES) as u64;
                     file.write_at(at, chunk)
                         .await
-                        .map_err(io("rewrite segment", &path))?;
+                        .map_err(io("rewrite segment", &temp))?;
                 }
-                if end < len {
-                    file.set_len(end)
-                        .await
-                        .map_err(io("cut torn tail", &path))?;
-                }
-                file.sync_data().await.map_err(io("sync segment", &path))?;
+                file.sync_data().await.map_err(io("sync segment", &temp))?;
+                env.rename(&temp, &path)
+                    .await
+                    .map_err(io("rename rewritten segment", &path))?;
+                env.sync_dir(&dir)
+                    .await
+                    .map_err(io("sync directory", &dir))?;
                 if end < len {
                     stats.tail_bytes_dropped = len - end;
                     tracing::warn!(

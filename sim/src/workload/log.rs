@@ -21,7 +21,7 @@ use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::log::{Log, LogConfig, LogError, LogScan, OnDamage};
 use jubilant_core::mutex::lock;
 use jubilant_core::sabotage::Sabotage;
-use jubilant_io_sim::{NodeId, SimEnv, SimRng, Stream, World};
+use jubilant_io_sim::{Fault, GARBLE_BLOCK_BYTES, NodeId, SimEnv, SimRng, Stream, World};
 
 use super::lives::{Clients, LifeStatus, Lives, final_phase, run_lives, spawn_life};
 use super::log_model::LogModel;
@@ -54,9 +54,17 @@ struct Shape {
 }
 
 impl Shape {
-    fn draw(rng: &mut SimRng) -> Self {
+    /// On a disk that garbles whole 4 KiB blocks (`garbling`), batches
+    /// must not share one: the block is at least that (the contract
+    /// `LogConfig::block_bytes` states).
+    fn draw(rng: &mut SimRng, garbling: bool) -> Self {
         let record_bytes_max = rng.between(48, 200) as u32;
-        let block_bytes = 512u32 << rng.below(4);
+        let shift = rng.below(4);
+        let block_bytes = if garbling {
+            GARBLE_BLOCK_BYTES as u32
+        } else {
+            512u32 << shift
+        };
         // The header's block, then at least one batch of one record.
         let segment_min = u64::from(block_bytes) + 24 + 8 + u64::from(record_bytes_max);
         let segment_bytes = rng.between(segment_min, (16 * 1024).max(4 * u64::from(block_bytes)));
@@ -116,7 +124,8 @@ type Model = Arc<Mutex<LogModel>>;
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
-    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let garbling = world.faults().get(Fault::WriteGarbled) > 0.0;
+    let shape = Arc::new(Shape::draw(&mut workload_rng, garbling));
     let config = shape.config(options.sabotage);
     let model: Model = Arc::new(Mutex::new(LogModel::new()));
     world.trace(format_args!("workload log: {shape}"));

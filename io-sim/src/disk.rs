@@ -36,6 +36,8 @@ use crate::node::NodeId;
 use crate::rng::SimRng;
 use crate::trace::Trace;
 
+/// The file a directory lock is taken on (as in the real environment).
+pub const LOCK_FILE_NAME: &str = "LOCK";
 /// The unit a torn write is cut into.
 pub const SECTOR_BYTES: u64 = 512;
 /// The unit a drive without atomic sector writes garbles whole.
@@ -226,8 +228,8 @@ pub(crate) struct Disk {
     dir_ops: Vec<DirOp>,
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
-    /// Locked directories and the token of the lock's holder.
-    locks: BTreeMap<PathBuf, u64>,
+    /// Locked `LOCK` files (by inode) and the token of the lock's holder.
+    locks: BTreeMap<InodeId, u64>,
     next_token: u64,
     /// Incremented by every crash and kill; handles of older lives are dead.
     epoch: u64,
@@ -642,6 +644,11 @@ impl Disk {
         Ok(())
     }
 
+    /// Locks `dir` as the real environment does: through a file named
+    /// `LOCK` in it, created if missing (a name like any other: durable
+    /// only once the directory is synced). The lock belongs to the file,
+    /// not the name: a `LOCK` removed and created again is a different
+    /// file, lockable while the old one is still held.
     pub(crate) fn lock_dir(&mut self, ctx: &mut Ctx<'_>, dir: &Path) -> io::Result<u64> {
         if !self.dirs.contains(dir) {
             return Err(io::Error::new(
@@ -649,24 +656,37 @@ impl Disk {
                 format!("no directory {}", dir.display()),
             ));
         }
-        if self.locks.contains_key(dir) {
-            ctx.trace(format_args!("lock_dir {} -> busy", dir.display()));
+        let path = dir.join(LOCK_FILE_NAME);
+        let inode = match self.names.get(&path) {
+            Some(&inode) => inode,
+            None => {
+                let inode = self.next_inode;
+                self.next_inode += 1;
+                self.inodes.insert(inode, Inode::default());
+                self.names.insert(path.clone(), inode);
+                self.dir_ops.push(DirOp::Link {
+                    path: path.clone(),
+                    inode,
+                });
+                inode
+            }
+        };
+        if self.locks.contains_key(&inode) {
+            ctx.trace(format_args!("lock {} -> busy", path.display()));
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
-                format!("{} is locked by another process", dir.display()),
+                format!("{} is locked by another process", path.display()),
             ));
         }
         let token = self.next_token;
         self.next_token += 1;
-        self.locks.insert(dir.to_path_buf(), token);
-        ctx.trace(format_args!("lock_dir {}", dir.display()));
+        self.locks.insert(inode, token);
+        ctx.trace(format_args!("lock {} (inode {inode})", path.display()));
         Ok(token)
     }
 
-    pub(crate) fn unlock_dir(&mut self, dir: &Path, token: u64) {
-        if self.locks.get(dir) == Some(&token) {
-            self.locks.remove(dir);
-        }
+    pub(crate) fn unlock_dir(&mut self, token: u64) {
+        self.locks.retain(|_, held| *held != token);
     }
 
     /// The process dies; the kernel (page cache, names) lives on.

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -175,7 +175,6 @@ impl Fs for SimEnv {
             let token = self.disk_op(|disk, ctx| disk.lock_dir(ctx, &dir)).await?;
             Ok(SimDirLock {
                 env: self.clone(),
-                dir,
                 token,
             })
         }
@@ -221,16 +220,15 @@ impl File for SimFile {
 /// A held directory lock; dropping it releases the lock.
 pub struct SimDirLock {
     env: SimEnv,
-    dir: PathBuf,
     token: u64,
 }
 
 impl Drop for SimDirLock {
     fn drop(&mut self) {
-        let (dir, token) = (&self.dir, self.token);
+        let token = self.token;
         self.env
             .shared
-            .with_disk(self.env.node, |disk, _| disk.unlock_dir(dir, token));
+            .with_disk(self.env.node, |disk, _| disk.unlock_dir(token));
     }
 }
 

@@ -256,7 +256,16 @@ fn a_directory_lock_excludes_a_second_holder_until_dropped() {
             .expect("second lock must fail");
         assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
         drop(held);
-        env.lock_dir(&dir()).await.expect("lock after release");
+        let held = env.lock_dir(&dir()).await.expect("lock after release");
+        // The lock is a file, as in the real environment, and belongs to
+        // the file: a LOCK removed and made again is another file.
+        assert_eq!(env.list(&dir()).await.expect("list"), ["LOCK"]);
+        env.remove(&dir().join("LOCK")).await.expect("remove");
+        let other = env
+            .lock_dir(&dir())
+            .await
+            .expect("a new LOCK file is not the held one");
+        drop((held, other));
     });
 }
 

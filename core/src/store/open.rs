@@ -45,6 +45,31 @@ pub struct OpenReport {
     pub leftovers_removed: Vec<String>,
 }
 
+/// Refuses a directory without a MANIFEST unless the database may be
+/// created there: asked to, and holding nothing but what an unfinished
+/// creation leaves.
+fn refuse_unless_database(
+    names: &[String],
+    options: &StoreOptions,
+    dir: &Path,
+) -> Result<(), StoreError> {
+    if names.iter().any(|name| name == MANIFEST_FILE) {
+        return Ok(());
+    }
+    if !options.create_if_missing {
+        return Err(StoreError::NotFound {
+            path: dir.to_path_buf(),
+        });
+    }
+    match names.iter().find(|name| !is_creation_file(name)) {
+        Some(other) => Err(StoreError::NotADatabase {
+            path: dir.to_path_buf(),
+            file: other.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Files creation writes; only these may be present without a MANIFEST.
 fn is_creation_file(name: &str) -> bool {
     name == PAGES_FILE
@@ -389,6 +414,14 @@ impl<E: Env> Store<E> {
             };
             created.map_err(|e| StoreError::io("create directory", dir, e))?;
         }
+        // The refusals that need no lock come first, so refusing a
+        // directory that is not a database leaves no LOCK file in it. They
+        // are made again under the lock.
+        match env.list(dir).await {
+            Ok(names) => refuse_unless_database(&names, &options, dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("list directory", dir, e)),
+        }
         let lock = env.lock_dir(dir).await.map_err(|e| {
             if !options.create_if_missing && e.kind() == std::io::ErrorKind::NotFound {
                 StoreError::NotFound {
@@ -404,18 +437,8 @@ impl<E: Env> Store<E> {
             .map_err(|e| StoreError::io("list directory", dir, e))?;
         let mut created = false;
         let mut leftovers_removed = Vec::new();
+        refuse_unless_database(&names, &options, dir)?;
         if !names.iter().any(|name| name == MANIFEST_FILE) {
-            if !options.create_if_missing {
-                return Err(StoreError::NotFound {
-                    path: dir.to_path_buf(),
-                });
-            }
-            if let Some(other) = names.iter().find(|name| !is_creation_file(name)) {
-                return Err(StoreError::NotADatabase {
-                    path: dir.to_path_buf(),
-                    file: other.clone(),
-                });
-            }
             for name in names.iter().filter(|name| *name != "LOCK") {
                 env.remove(&dir.join(name))
                     .await

@@ -644,6 +644,33 @@ impl Disk {
         Ok(())
     }
 
+    pub(crate) fn file_exists(&self, path: &Path) -> bool {
+        self.names.contains_key(path)
+    }
+
+    /// A fingerprint of the files under `dir` (names and current bytes;
+    /// `LOCK` and `*.tmp` files left out: taking a lock, or removing what
+    /// an interrupted rename left, is no change to the data).
+    pub(crate) fn fingerprint(&self, dir: &Path) -> u64 {
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: the same on every run and platform.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for (path, inode) in self.names.range(dir.to_path_buf()..) {
+            if !path.starts_with(dir) {
+                break;
+            }
+            let name = path.file_name().map(|name| name.to_string_lossy());
+            if name.is_some_and(|name| name == LOCK_FILE_NAME || name.ends_with(".tmp")) {
+                continue;
+            }
+            path.hash(&mut hasher);
+            if let Some(inode) = self.inodes.get(inode) {
+                inode.current.hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    }
+
     /// Locks `dir` as the real environment does: through a file named
     /// `LOCK` in it, created if missing (a name like any other: durable
     /// only once the directory is synced). The lock belongs to the file,

@@ -48,6 +48,21 @@ impl SimEnv {
         lock(&self.shared.state).counts.clone()
     }
 
+    /// A fingerprint of every file under `dir` as reads would see it (names
+    /// and bytes), for oracles that demand an operation changed nothing.
+    /// Takes no simulated time and injects no fault.
+    pub fn files_fingerprint(&self, dir: &Path) -> u64 {
+        self.shared
+            .with_disk(self.node, |disk, _| disk.fingerprint(dir))
+    }
+
+    /// Whether `path` names a file now (as reads see it), for oracles.
+    /// Takes no simulated time and injects no fault.
+    pub fn file_exists(&self, path: &Path) -> bool {
+        self.shared
+            .with_disk(self.node, |disk, _| disk.file_exists(path))
+    }
+
     /// Adds a line to the world's trace, tagged with this node.
     pub fn trace(&self, args: std::fmt::Arguments<'_>) {
         let node = self.node;

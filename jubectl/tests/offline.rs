@@ -235,19 +235,17 @@ fn dump_manifest_prints_every_field_and_exits_1_when_open_would_refuse() {
     let dump: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     let hash = dump["manifest"]["wire_schema_hash"].as_str().expect("hex");
     assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
-    // The open wrote generation 2 (a copy of 1) into B, the close's
-    // checkpoint generation 3 into A.
-    assert_eq!(dump["active"], "SUPERBLOCK_A");
+    assert_eq!(dump["active"], "SUPERBLOCK_B");
 
     // The active superblock torn: the other one is active, still exit 0.
     let mut damage = String::new();
-    flip(&dir.join("SUPERBLOCK_A"), 20);
+    flip(&dir.join("SUPERBLOCK_B"), 20);
     let (code, stdout) = run(&mut damage, root.path(), &["dump-manifest", path]);
     assert_eq!(code, 0, "{damage}");
-    assert!(stdout.contains("SUPERBLOCK_A: INVALID: CRC mismatch\n"));
-    assert!(stdout.ends_with("active superblock: SUPERBLOCK_B (generation 2)\n"));
+    assert!(stdout.contains("SUPERBLOCK_B: INVALID: CRC mismatch\n"));
+    assert!(stdout.ends_with("active superblock: SUPERBLOCK_A (generation 1)\n"));
     // Both: exit 1.
-    flip(&dir.join("SUPERBLOCK_B"), 20);
+    flip(&dir.join("SUPERBLOCK_A"), 20);
     let (code, stdout) = run(&mut damage, root.path(), &["dump-manifest", path]);
     assert_eq!(code, 1, "{damage}");
     assert!(stdout.ends_with("active superblock: NONE (neither is valid)\n"));
@@ -318,9 +316,8 @@ fn crashed_database(dir: &Path) {
     let (pos, len) = last.expect("records");
     let at = pos.offset + FRAME_HEADER_BYTES + len as u64 - 1;
     flip(&dir.join(segment_name(pos.segment)), at as usize);
-    // Generation 3 (the checkpoint) is in A; B holds generation 2 (the
-    // copy of generation 1 the open made durable).
-    flip(&dir.join("SUPERBLOCK_B"), 20);
+    // Generation 2 (the checkpoint) is in B; A holds generation 1.
+    flip(&dir.join("SUPERBLOCK_A"), 20);
     write(&dir.join("SUPERBLOCK_A.tmp"), b"half a superblock");
     write(&dir.join("wal-000009.log.tmp"), b"half a segment");
     let segment = dir.join(jubilant_core::vlog::segment_name(2));

@@ -150,9 +150,11 @@ impl<E: Env> Db<E> {
 /// any repair: the store as of its durable checkpoint; the value log and
 /// the WAL read without a change; the checks (the WAL reaches the
 /// checkpoint; everything a durable commit refers to in the value log
-/// still verifies); only then the repairs (the WAL's torn tail, the value
-/// log's unreferenced one); then the WAL's committed transactions after the
-/// checkpoint redone in LSN order, and an LSN skip past the previous life.
+/// still verifies); the WAL's committed transactions after the checkpoint
+/// redone in LSN order, in memory (reading, and so verifying, every page
+/// they reach); only then the repairs (the superblock made durable again,
+/// the WAL's torn tail, the value log's unreferenced one), and an LSN skip
+/// past the previous life.
 async fn recover<E: Env>(
     env: &E,
     dir: &Path,
@@ -200,10 +202,25 @@ async fn recover<E: Env>(
                 Err(error)
             }
         })?;
+    // The committed transactions after the checkpoint, redone in LSN
+    // order in memory: the pages they reach are read and verified now, so
+    // a damaged one refuses the open before anything is written. (What a
+    // replay dirties is bounded by the WAL since the checkpoint; the
+    // memory-pressure checkpoint waits for the repairs.)
+    let mut txns_replayed = 0;
+    let mut mutations_replayed = 0;
+    for (lsn, mutations) in std::mem::take(&mut replay.committed) {
+        store.apply_unrelieved(&mutations, lsn).await?;
+        txns_replayed += 1;
+        mutations_replayed += mutations.len() as u64;
+    }
     // Every check passed: the repairs may write.
     store.secure_superblock().await?;
     let (mut log, log_report) = log_scan.repair().await?;
     let vlog = vlog_scan.repair().await?;
+    // Every replayed record is durable (the repairs made sure), so the
+    // store may now checkpoint under memory pressure without the WAL.
+    store.relieve_memory_pressure().await;
     // The database's state is the one as of its last durable record (an
     // LSN skip after it holds no change).
     let lsn_end = replay.lsn_last.max(checkpoint_lsn);
@@ -226,13 +243,8 @@ async fn recover<E: Env>(
             .max(replay.now_ms_max),
         ..RecoveryReport::default()
     };
-    for (lsn, mutations) in std::mem::take(&mut replay.committed) {
-        // Every replayed record is durable, so the store may checkpoint
-        // under memory pressure without waiting for the WAL.
-        store.apply(&mutations, lsn).await?;
-        report.txns_replayed += 1;
-        report.mutations_replayed += mutations.len() as u64;
-    }
+    report.txns_replayed = txns_replayed;
+    report.mutations_replayed = mutations_replayed;
     if report.txns_dropped > 0 {
         // The dropped transactions' records stay in the WAL and nothing
         // can commit them now (new records get later LSNs). Unless the

@@ -369,10 +369,16 @@ impl<E: Env> Store<E> {
     /// over the other slot, and the directory synced. Not in place: a torn
     /// write may garble the whole block it touches, and the superblock
     /// opened from must stay whole until its copy is durable. (Its pages
-    /// were synced before it was first written.)
+    /// were synced before it was first written.) May run after changes
+    /// were applied in memory: it writes the durable state, not the tree's.
     pub async fn secure_superblock(&mut self) -> Result<(), StoreError> {
         let superblock = {
             let state = lock(&self.state);
+            debug_assert_eq!(
+                state.tree.open_generation,
+                state.durable.generation + 1,
+                "secured before any checkpoint"
+            );
             Superblock {
                 generation: state.durable.generation + 1,
                 ..state.durable
@@ -390,9 +396,11 @@ impl<E: Env> Store<E> {
             .open(&path, OpenMode::Existing)
             .await
             .map_err(|e| StoreError::io("open", &path, e))?;
-        let mut state = lock(&self.state);
-        state.tree.open_generation = superblock.generation + 1;
-        state.durable = superblock;
+        // The store's own view does not move: the copy holds the same tree
+        // as the superblock it copies, and the next checkpoint, also
+        // generation g + 1, overwrites the copy in place (if that tears,
+        // generation g in the other slot is the same state). So pages the
+        // tree dirtied since the open keep their generation.
         Ok(())
     }
 

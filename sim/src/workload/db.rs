@@ -293,7 +293,27 @@ fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
 
 async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<Db<SimEnv>>> {
     lock(model).recovering = true;
+    // A database that exists (not one this open creates) must be left as
+    // found by a refusal.
+    let existed = env.file_exists(&data_dir().join("MANIFEST"));
+    let before = env.files_fingerprint(&data_dir());
     let mut opened = Db::open(env.clone(), data_dir(), options.clone()).await;
+    if let Err(error) = &opened
+        && error.is_corruption()
+        && existed
+    {
+        // A refusal leaves every file as it found it, for the operator.
+        let mut m = lock(model);
+        m.verdict.check("refused_unchanged", 1);
+        if env.files_fingerprint(&data_dir()) != before {
+            m.verdict.fail(
+                "refused_unchanged",
+                format!("the open refused ({error}) after changing files"),
+            );
+            m.recovering = false;
+            return None;
+        }
+    }
     if let Err(DbError::Log(LogError::Corrupt(corruption))) = &opened
         && excused(env)
     {

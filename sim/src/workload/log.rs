@@ -205,10 +205,23 @@ async fn process(
     seed: u64,
 ) {
     let mut records = Vec::new();
+    let before = env.files_fingerprint(&config.dir);
     let opened = Log::open(env.clone(), config.clone(), |pos, payload| {
         records.push((pos.lsn, payload.to_vec()))
     })
     .await;
+    if let Err(LogError::Corrupt(corruption)) = &opened {
+        // A refusal leaves every file as it found it, for the operator.
+        let mut m = lock(&model);
+        m.verdict.check("refused_unchanged", 1);
+        if env.files_fingerprint(&config.dir) != before {
+            m.verdict.fail(
+                "refused_unchanged",
+                format!("the log refused to open ({corruption}) after changing files"),
+            );
+            return;
+        }
+    }
     let opened = match opened {
         // Refused, and rightly (checked below): the operator accepts the
         // loss, so the same life opens again cutting at the damage. The

@@ -644,6 +644,41 @@ impl Disk {
         Ok(())
     }
 
+    /// Flips one bit of one durable byte of a file drawn at random (by
+    /// name, so the draw is the same on every run), on the medium: reads
+    /// see it until something overwrites the byte.
+    fn rot_one_bit(&mut self, ctx: &mut Ctx<'_>) {
+        let files: Vec<(PathBuf, InodeId)> = self
+            .names
+            .iter()
+            .filter(|(_, inode)| {
+                self.inodes
+                    .get(inode)
+                    .is_some_and(|i| !i.durable.is_empty())
+            })
+            .map(|(path, inode)| (path.clone(), *inode))
+            .collect();
+        if files.is_empty() {
+            return;
+        }
+        let (path, inode) = &files[ctx.rng.below(files.len() as u64) as usize];
+        let Some(file) = self.inodes.get_mut(inode) else {
+            return;
+        };
+        let at = ctx.rng.below(file.durable.len() as u64) as usize;
+        let bit = 1u8 << ctx.rng.below(8);
+        file.durable[at] ^= bit;
+        // Right after a crash nothing is pending: reads see the medium.
+        if let Some(byte) = file.current.get_mut(at) {
+            *byte ^= bit;
+        }
+        ctx.trace(format_args!(
+            "FAULT bit_rot {} byte {at} bit {}",
+            path.display(),
+            bit.trailing_zeros()
+        ));
+    }
+
     pub(crate) fn file_exists(&self, path: &Path) -> bool {
         self.names.contains_key(path)
     }
@@ -775,6 +810,9 @@ impl Disk {
             self.names.len(),
             lost_dirs.len()
         ));
+        if ctx.strikes(Fault::BitRot) {
+            self.rot_one_bit(ctx);
+        }
     }
 }
 

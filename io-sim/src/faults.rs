@@ -63,6 +63,10 @@ pub enum Fault {
     /// acknowledged bytes can lose them this way; the disk counts each time
     /// it does ([`FaultCounts::collateral_damage`]).
     WriteGarbled,
+    /// At a crash, per crash: one bit of one durable byte of a random file
+    /// flips, and stays flipped until something overwrites it (bit rot on
+    /// the medium, found by the next reader).
+    BitRot,
 }
 
 /// How a fault's value is drawn for a seed.
@@ -77,7 +81,7 @@ struct Swarm {
 
 impl Fault {
     /// Every fault, in the order they are printed.
-    pub const ALL: [Fault; 17] = [
+    pub const ALL: [Fault; 18] = [
         Fault::Crash,
         Fault::Kill,
         Fault::WriteLost,
@@ -95,6 +99,7 @@ impl Fault {
         Fault::NetLatencyUs,
         Fault::WriteStale,
         Fault::WriteGarbled,
+        Fault::BitRot,
     ];
 
     /// The name used on the command line, in headers and in JSON.
@@ -117,6 +122,7 @@ impl Fault {
             Fault::NetLatencyUs => "net_latency_us",
             Fault::WriteStale => "write_stale",
             Fault::WriteGarbled => "write_garbled",
+            Fault::BitRot => "bit_rot",
         }
     }
 
@@ -135,7 +141,10 @@ impl Fault {
     /// damage a copy, and a re-read fixes). Under these a single-copy store
     /// may lose acknowledged data, but must never return wrong data.
     pub fn damages_stored_data(self) -> bool {
-        matches!(self, Fault::WriteMisdirected | Fault::WriteStale)
+        matches!(
+            self,
+            Fault::WriteMisdirected | Fault::WriteStale | Fault::BitRot
+        )
     }
 
     fn swarm(self) -> Swarm {
@@ -169,6 +178,7 @@ impl Fault {
             Fault::NetLatencyUs => p(1.0, 10.0, 5_000.0),
             Fault::WriteStale => p(0.2, 1e-3, 1e-2),
             Fault::WriteGarbled => linear(0.4, 0.2, 1.0),
+            Fault::BitRot => p(0.15, 0.02, 0.3),
         }
     }
 }

@@ -464,3 +464,21 @@ fn a_new_directory_is_durable_only_once_its_parent_is_synced() {
         }
     }
 }
+
+#[test]
+fn bit_rot_flips_one_durable_bit_that_stays_flipped() {
+    let world = World::new(21, faults(&[(Fault::BitRot, 1.0)]));
+    let original = b"sixteen bytes!!!";
+    write_file(&world, "rotting", original, true, true);
+    world.crash(N);
+    let rotten = read_file(&world, &dir().join("rotting")).expect("the file survives");
+    let flipped: u32 = rotten
+        .iter()
+        .zip(original)
+        .map(|(a, b)| (a ^ b).count_ones())
+        .sum();
+    assert_eq!(flipped, 1, "exactly one bit of the file flips");
+    assert_eq!(world.fault_counts().get(Fault::BitRot), 1);
+    // On the medium, not in a copy: a second read sees the same.
+    assert_eq!(read_file(&world, &dir().join("rotting")), Some(rotten));
+}

@@ -13,7 +13,7 @@ pub enum DbError {
     /// The tree store failed, refused the input (an empty or too long key,
     /// a too large value), or found damage.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The WAL's files failed or hold damage that is not a torn tail.
     #[error(transparent)]
     Log(#[from] LogError),
@@ -36,6 +36,10 @@ pub enum DbError {
     /// Writes succeed again once space is freed.
     #[error("disk full: the write was not applied ({0})")]
     DiskFull(String),
+    /// Something the write needed was unavailable for a moment (such as a
+    /// file descriptor): the write was not applied and may be retried.
+    #[error("a resource the write needed was unavailable; it was not applied ({0})")]
+    Unavailable(String),
     /// A write or sync failed: the database accepts no writes until it is
     /// reopened, and this write may or may not be durable (recovery decides).
     #[error("storage failed; reopen the database to recover: {0}")]
@@ -73,6 +77,16 @@ pub enum DbError {
     },
 }
 
+impl From<StoreError> for DbError {
+    fn from(error: StoreError) -> Self {
+        if error.is_disk_full() {
+            DbError::DiskFull(error.to_string())
+        } else {
+            DbError::Store(error)
+        }
+    }
+}
+
 impl From<VlogError> for DbError {
     fn from(error: VlogError) -> Self {
         if error.is_disk_full() {
@@ -87,6 +101,7 @@ impl From<CommitError> for DbError {
     fn from(error: CommitError) -> Self {
         match error {
             CommitError::DiskFull(reason) => DbError::DiskFull(reason),
+            CommitError::Unavailable(reason) => DbError::Unavailable(reason),
             CommitError::Failed(reason) => DbError::StorageFailed(reason),
             CommitError::TooLarge { bytes, max } => DbError::TooLarge { bytes, max },
             CommitError::Stopped => DbError::Closed,

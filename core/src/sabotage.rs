@@ -59,11 +59,15 @@ pub enum Sabotage {
     /// next block boundary, so a torn write can garble the block an
     /// acknowledged batch ends in.
     UnalignedBatches,
+    /// A checkpoint whose write found the disk out of space stops the
+    /// store, as a failed sync does, instead of being written again once
+    /// space is back.
+    FullDiskFailsCheckpoint,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 17] = [
+    pub const ALL: [Sabotage; 18] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -81,6 +85,7 @@ impl Sabotage {
         Sabotage::LsnReuse,
         Sabotage::DamageAsTornTail,
         Sabotage::UnalignedBatches,
+        Sabotage::FullDiskFailsCheckpoint,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -103,6 +108,7 @@ impl Sabotage {
             Sabotage::LsnReuse => "lsn-reuse",
             Sabotage::DamageAsTornTail => "damage-as-torn-tail",
             Sabotage::UnalignedBatches => "unaligned-batches",
+            Sabotage::FullDiskFailsCheckpoint => "full-disk-fails-checkpoint",
         }
     }
 }

@@ -352,6 +352,49 @@ fn disk_full_is_a_definite_refusal_and_writes_succeed_once_space_is_back() {
 }
 
 #[test]
+fn a_disk_that_stays_full_refuses_writes_and_checkpoints_without_failing_the_database() {
+    let mut faults = FaultConfig::none();
+    faults.set(Fault::DiskCow, 1.0);
+    let world = World::new(8, faults);
+    let db = open(&world);
+    let before: Vec<String> = (0..50).map(|i| format!("before-{i:03}")).collect();
+    for key in &before {
+        set(&world, &db, key, "v").expect("set");
+    }
+    // Another tenant takes all but one block; on a copy-on-write disk even
+    // the preallocated WAL segment cannot be rewritten.
+    world.fill_disk(N, 4096, false);
+    let mut refused = 0;
+    for i in 0..200 {
+        match set(&world, &db, &format!("during-{i:03}"), "v") {
+            Ok(_) => {}
+            Err(DbError::DiskFull(_)) => refused += 1,
+            Err(other) => panic!("a full disk must not fail the database: {other}"),
+        }
+    }
+    assert!(refused > 0, "the disk never filled up");
+    match on(&world, &db, |db| async move { db.checkpoint().await }) {
+        Err(DbError::DiskFull(_)) => {}
+        Ok(report) => panic!("a checkpoint found room on a full disk: {report:?}"),
+        Err(other) => panic!("a checkpoint without room must wait, not fail: {other}"),
+    }
+    assert_eq!(db.failure(), None, "nothing failed");
+    assert!(db.stats().store.checkpoints_out_of_space >= 1);
+    assert!(world.give_back_space(N));
+    set(&world, &db, "after", "v").expect("writes succeed once space is back");
+    let report = on(&world, &db, |db| async move { db.checkpoint().await }).expect("checkpoint");
+    assert!(report.wrote);
+    assert_eq!(db.failure(), None);
+
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    for key in before.iter().map(String::as_str).chain(["after"]) {
+        assert_eq!(get(&world, &db, key), Some(Value::from("v")), "{key}");
+    }
+}
+
+#[test]
 fn atomic_writes_and_typed_values_round_trip() {
     let world = World::new(8, FaultConfig::none());
     let db = open(&world);

@@ -25,7 +25,10 @@
 //! - a new directory's name lives in its parent like a file's: it is
 //!   durable only once the parent is synced. A power loss that loses it
 //!   loses everything inside it, durable or not. A root (a directory
-//!   without a parent) always exists.
+//!   without a parent) always exists;
+//! - space runs out only while another tenant fills the disk (see the
+//!   `space` module): then writes that allocate (and, on a copy-on-write
+//!   disk, overwrites), creates, and sometimes renames and syncs fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -34,6 +37,7 @@ use std::path::{Path, PathBuf};
 use crate::faults::{Fault, FaultConfig, FaultCounts};
 use crate::node::NodeId;
 use crate::rng::SimRng;
+use crate::space::{SPACE_BLOCK_BYTES, Space, allocated};
 use crate::trace::Trace;
 
 /// The file a directory lock is taken on (as in the real environment).
@@ -233,6 +237,8 @@ pub(crate) struct Disk {
     next_token: u64,
     /// Incremented by every crash and kill; handles of older lives are dead.
     epoch: u64,
+    /// What another tenant holds of the disk.
+    space: Space,
 }
 
 /// A simulated EIO. Errors carry fixed texts (not the C library's
@@ -267,6 +273,94 @@ fn landed_prefix(ctx: &mut Ctx<'_>, offset: u64, len: usize) -> usize {
 }
 
 impl Disk {
+    /// Bytes the files reachable by name occupy.
+    fn used(&self) -> u64 {
+        let inodes: BTreeSet<InodeId> = self.names.values().copied().collect();
+        inodes
+            .iter()
+            .filter_map(|id| self.inodes.get(id))
+            .map(|inode| allocated(inode.current.len() as u64))
+            .sum()
+    }
+
+    /// Bytes free (unbounded for practical purposes unless filled).
+    fn free(&self) -> u64 {
+        if self.space.filled() {
+            self.space.free(self.used())
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Whether an operation that needs a block (a new name, a directory
+    /// entry) finds none, on a filled disk.
+    fn no_block_free(&self) -> bool {
+        self.space.filled() && self.free() < SPACE_BLOCK_BYTES
+    }
+
+    /// Another tenant takes all but `slack` bytes of the free space;
+    /// `quota` reports running out as EDQUOT.
+    pub(crate) fn fill(&mut self, ctx: &mut Ctx<'_>, slack: u64, quota: bool) {
+        let used = self.used();
+        self.space.fill(used, slack, quota);
+        ctx.counts.add(Fault::DiskFilled);
+        ctx.trace(format_args!(
+            "FAULT disk_filled: {slack} bytes left{}",
+            if quota { " (quota)" } else { "" }
+        ));
+    }
+
+    /// The other tenant gives its space back; returns whether it held any.
+    pub(crate) fn release_space(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let released = self.space.release();
+        if released {
+            ctx.trace(format_args!("disk space given back"));
+        }
+        released
+    }
+
+    /// Whether another tenant holds space now.
+    pub(crate) fn filled(&self) -> bool {
+        self.space.filled()
+    }
+
+    /// On a filled disk, whether a write of `len` bytes at `offset` to
+    /// `handle` finds room; if not, how many of its leading bytes fit (a
+    /// whole number of sectors; none on a copy-on-write disk, which
+    /// allocates the write's blocks as one extent).
+    fn room_for_write(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        handle: &Handle,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<Option<usize>> {
+        if !self.space.filled() || len == 0 {
+            return Ok(None);
+        }
+        let size = self.inode(handle)?.current.len() as u64;
+        let end = offset + len as u64;
+        let mut needed = allocated(end).saturating_sub(allocated(size));
+        let overwritten_end = end.min(size);
+        let cow = offset < overwritten_end
+            && ctx.faults.get(Fault::DiskCow) > 0.0
+            && ctx.strikes(Fault::DiskCow);
+        if cow {
+            needed += allocated(overwritten_end) - offset / SPACE_BLOCK_BYTES * SPACE_BLOCK_BYTES;
+        }
+        let free = self.free();
+        if needed <= free {
+            return Ok(None);
+        }
+        if cow {
+            return Ok(Some(0));
+        }
+        let fits_end = (allocated(size) + free).max(offset);
+        let fits = (fits_end - offset).min(len as u64 - 1);
+        let landed_end = (offset + fits) / SECTOR_BYTES * SECTOR_BYTES;
+        Ok(Some(landed_end.saturating_sub(offset) as usize))
+    }
+
     fn inode(&mut self, handle: &Handle) -> io::Result<&mut Inode> {
         if handle.epoch != self.epoch {
             return Err(io::Error::other(format!(
@@ -316,6 +410,10 @@ impl Disk {
                 ));
             }
             (None, true) => {
+                if self.no_block_free() {
+                    ctx.trace(format_args!("open {} FAULT no space", path.display()));
+                    return Err(self.space.error("create"));
+                }
                 let inode = self.next_inode;
                 self.next_inode += 1;
                 self.inodes.insert(inode, Inode::default());
@@ -403,6 +501,23 @@ impl Disk {
                 return Err(error());
             }
         }
+        if let Some(landed) = self.room_for_write(ctx, handle, offset, data.len())? {
+            ctx.trace(format_args!(
+                "write {} @{offset}+{} FAULT no space after {landed} bytes",
+                handle.path.display(),
+                data.len()
+            ));
+            if landed > 0 {
+                let inode = self.inode(handle)?;
+                apply_write(&mut inode.current, offset, &data[..landed]);
+                inode.pending.push(Pending::Write {
+                    offset,
+                    data: data[..landed].to_vec(),
+                });
+                inode.check(offset, offset + landed as u64);
+            }
+            return Err(self.space.error("write"));
+        }
         // Checked only when switched on, so seeds without it draw the same
         // numbers as before it existed.
         if ctx.faults.get(Fault::WriteStale) > 0.0 && ctx.strikes(Fault::WriteStale) {
@@ -457,6 +572,16 @@ impl Disk {
             ));
             return Err(enospc());
         }
+        if grows {
+            let before = allocated(self.inode(handle)?.current.len() as u64);
+            if allocated(len) - before > self.free() {
+                ctx.trace(format_args!(
+                    "set_len {} {len} FAULT no space",
+                    handle.path.display()
+                ));
+                return Err(self.space.error("extend"));
+            }
+        }
         ctx.trace(format_args!("set_len {} {len}", handle.path.display()));
         let inode = self.inode(handle)?;
         let before = inode.current.len() as u64;
@@ -471,16 +596,24 @@ impl Disk {
     }
 
     pub(crate) fn sync_data(&mut self, ctx: &mut Ctx<'_>, handle: &Handle) -> io::Result<()> {
-        self.inode(handle)?;
-        if ctx.strikes(Fault::FsyncError) {
+        let dirty = !self.inode(handle)?.pending.is_empty();
+        // Delayed allocation: on a full disk, writeback may find no blocks
+        // for data the writes were allowed to cache.
+        let no_room = dirty && self.no_block_free() && ctx.rng.chance(0.25);
+        if no_room || ctx.strikes(Fault::FsyncError) {
             // Linux after a writeback error: the dirty data is resolved as a
             // crash would, the error is reported once, and the pages are
             // either kept (still readable, never to be written) or evicted
             // (reads now show what is on disk).
             let evict = ctx.rng.chance(0.5);
             ctx.trace(format_args!(
-                "sync_data {} FAULT fsync_error ({})",
+                "sync_data {} FAULT {} ({})",
                 handle.path.display(),
+                if no_room {
+                    "no space in writeback"
+                } else {
+                    "fsync_error"
+                },
                 if evict { "cache evicted" } else { "cache kept" }
             ));
             let inode = self.inode(handle)?;
@@ -494,7 +627,11 @@ impl Disk {
                 inode.diverged = true;
             }
             inode.durable = durable;
-            return Err(eio("fdatasync"));
+            return Err(if no_room {
+                self.space.error("fdatasync writeback")
+            } else {
+                eio("fdatasync")
+            });
         }
         let inode = self.inode(handle)?;
         let writes = inode.pending.len();
@@ -528,6 +665,13 @@ impl Disk {
             .ancestors()
             .filter(|ancestor| !ancestor.as_os_str().is_empty())
             .collect();
+        if self.no_block_free() && ancestors.iter().any(|a| !self.dirs.contains(*a)) {
+            ctx.trace(format_args!(
+                "create_dir_all {} FAULT no space",
+                dir.display()
+            ));
+            return Err(self.space.error("mkdir"));
+        }
         for ancestor in ancestors.into_iter().rev() {
             if !self.dirs.insert(ancestor.to_path_buf()) {
                 continue;
@@ -579,6 +723,11 @@ impl Disk {
         if ctx.strikes(Fault::IoError) {
             ctx.trace(format_args!("rename {} FAULT io_error", from.display()));
             return Err(eio("rename"));
+        }
+        // A directory entry may need a new block.
+        if self.no_block_free() && ctx.rng.chance(0.5) {
+            ctx.trace(format_args!("rename {} FAULT no space", from.display()));
+            return Err(self.space.error("rename"));
         }
         let inode = self.names.remove(from).ok_or_else(|| {
             io::Error::new(
@@ -722,6 +871,10 @@ impl Disk {
         let inode = match self.names.get(&path) {
             Some(&inode) => inode,
             None => {
+                if self.no_block_free() {
+                    ctx.trace(format_args!("lock {} FAULT no space", path.display()));
+                    return Err(self.space.error("create lock file"));
+                }
                 let inode = self.next_inode;
                 self.next_inode += 1;
                 self.inodes.insert(inode, Inode::default());

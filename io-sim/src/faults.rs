@@ -67,6 +67,16 @@ pub enum Fault {
     /// flips, and stays flipped until something overwrites it (bit rot on
     /// the medium, found by the next reader).
     BitRot,
+    /// Per step: another tenant fills the disk to its last few blocks, and
+    /// it stays full until the engine frees space or the tenant gives it
+    /// back (a random time later, or when an operator frees space for a
+    /// database that cannot open). While full, writes that allocate,
+    /// creates, and now and then renames and `fdatasync`s (delayed
+    /// allocation) fail with ENOSPC, or EDQUOT for a quota.
+    DiskFilled,
+    /// Per overwrite on a full disk: the filesystem is copy-on-write, so
+    /// rewriting allocated blocks needs free blocks too (btrfs, ZFS).
+    DiskCow,
 }
 
 /// How a fault's value is drawn for a seed.
@@ -81,7 +91,7 @@ struct Swarm {
 
 impl Fault {
     /// Every fault, in the order they are printed.
-    pub const ALL: [Fault; 18] = [
+    pub const ALL: [Fault; 20] = [
         Fault::Crash,
         Fault::Kill,
         Fault::WriteLost,
@@ -100,6 +110,8 @@ impl Fault {
         Fault::WriteStale,
         Fault::WriteGarbled,
         Fault::BitRot,
+        Fault::DiskFilled,
+        Fault::DiskCow,
     ];
 
     /// The name used on the command line, in headers and in JSON.
@@ -123,6 +135,8 @@ impl Fault {
             Fault::WriteStale => "write_stale",
             Fault::WriteGarbled => "write_garbled",
             Fault::BitRot => "bit_rot",
+            Fault::DiskFilled => "disk_filled",
+            Fault::DiskCow => "disk_cow",
         }
     }
 
@@ -179,6 +193,8 @@ impl Fault {
             Fault::WriteStale => p(0.2, 1e-3, 1e-2),
             Fault::WriteGarbled => linear(0.4, 0.2, 1.0),
             Fault::BitRot => p(0.15, 0.02, 0.3),
+            Fault::DiskFilled => p(0.3, 1e-4, 2e-3),
+            Fault::DiskCow => linear(0.3, 0.5, 1.0),
         }
     }
 }

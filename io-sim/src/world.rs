@@ -189,6 +189,26 @@ impl World {
         self.shared.with_net(|net, ctx| net.heal(ctx, a, b));
     }
 
+    /// Another tenant fills `node`'s disk to all but `slack` bytes, until
+    /// [`World::give_back_space`] (the node's own removals free space
+    /// meanwhile); `quota` reports running out as EDQUOT, not ENOSPC.
+    pub fn fill_disk(&self, node: NodeId, slack: u64, quota: bool) {
+        self.shared
+            .with_disk(node, |disk, ctx| disk.fill(ctx, slack, quota));
+    }
+
+    /// The other tenant gives back what it took of `node`'s disk; returns
+    /// whether it held any.
+    pub fn give_back_space(&self, node: NodeId) -> bool {
+        self.shared
+            .with_disk(node, |disk, ctx| disk.release_space(ctx))
+    }
+
+    /// Whether another tenant holds space on `node`'s disk.
+    pub fn disk_filled(&self, node: NodeId) -> bool {
+        self.shared.with_disk(node, |disk, _| disk.filled())
+    }
+
     /// Moves the wall clock by `delta_ms` (the monotonic clock is untouched).
     pub fn jump_wall_clock(&self, delta_ms: i64) {
         self.shared.clock.jump_wall(delta_ms);

@@ -482,3 +482,105 @@ fn bit_rot_flips_one_durable_bit_that_stays_flipped() {
     // On the medium, not in a copy: a second read sees the same.
     assert_eq!(read_file(&world, &dir().join("rotting")), Some(rotten));
 }
+
+#[test]
+fn a_filled_disk_stays_full_until_space_is_freed_or_given_back() {
+    use jubilant_io_sim::SPACE_BLOCK_BYTES;
+    let world = World::new(22, FaultConfig::none());
+    let env = write_file(&world, "big", &[7u8; 8192], true, true);
+    world.fill_disk(N, 0, false);
+    assert!(world.disk_filled(N));
+    assert_eq!(world.fault_counts().get(Fault::DiskFilled), 1);
+    let e = env.clone();
+    world.block_on(N, async move {
+        let big = e
+            .open(&dir().join("big"), OpenMode::Existing)
+            .await
+            .expect("open");
+        // Growing needs a block: refused, and again, for as long as the
+        // disk stays full.
+        for _ in 0..3 {
+            let err = big
+                .write_at(8192, b"more")
+                .await
+                .expect_err("no room to grow");
+            assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+        }
+        let err = big
+            .set_len(3 * SPACE_BLOCK_BYTES)
+            .await
+            .expect_err("no room to extend");
+        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+        let Err(err) = e.open(&dir().join("new"), OpenMode::CreateNew).await else {
+            panic!("no room for a new file");
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+        // Overwriting allocated blocks needs no room on an ordinary disk.
+        big.write_at(0, b"rewrite")
+            .await
+            .expect("overwrite in place");
+        // Removing a file frees its blocks, and growing works again.
+        e.remove(&dir().join("big")).await.expect("remove");
+        let small = e
+            .open(&dir().join("small"), OpenMode::CreateNew)
+            .await
+            .expect("create");
+        small
+            .write_at(0, &[1u8; 4096])
+            .await
+            .expect("one block fits");
+    });
+    assert!(world.give_back_space(N));
+    assert!(!world.disk_filled(N));
+}
+
+#[test]
+fn a_full_copy_on_write_disk_refuses_overwrites_and_a_quota_says_edquot() {
+    let world = World::new(23, faults(&[(Fault::DiskCow, 1.0)]));
+    let env = write_file(&world, "cow", &[7u8; 4096], true, true);
+    world.fill_disk(N, 100, true);
+    let e = env.clone();
+    world.block_on(N, async move {
+        let cow = e
+            .open(&dir().join("cow"), OpenMode::Existing)
+            .await
+            .expect("open");
+        let err = cow
+            .write_at(0, b"rewrite")
+            .await
+            .expect_err("an overwrite allocates");
+        assert_eq!(err.kind(), std::io::ErrorKind::QuotaExceeded, "{err}");
+        assert!(err.to_string().contains("EDQUOT"), "{err}");
+    });
+    assert_eq!(read_file(&world, &dir().join("cow")), Some(vec![7u8; 4096]));
+    world.give_back_space(N);
+    let e = env.clone();
+    world.block_on(N, async move {
+        let cow = e
+            .open(&dir().join("cow"), OpenMode::Existing)
+            .await
+            .expect("open");
+        cow.write_at(0, b"rewrite").await.expect("room again");
+    });
+}
+
+#[test]
+fn a_write_that_does_not_fit_lands_only_the_sectors_that_do() {
+    let world = World::new(24, FaultConfig::none());
+    let env = write_file(&world, "part", b"", true, true);
+    world.fill_disk(N, 4096, false);
+    let e = env.clone();
+    world.block_on(N, async move {
+        let part = e
+            .open(&dir().join("part"), OpenMode::Existing)
+            .await
+            .expect("open");
+        let err = part
+            .write_at(0, &[9u8; 6000])
+            .await
+            .expect_err("needs two blocks");
+        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+        let landed = part.len().await.expect("len");
+        assert!(landed <= 4096 && landed % 512 == 0, "landed {landed} bytes");
+    });
+}

@@ -63,6 +63,13 @@ pub(crate) async fn run(dir: &Path, as_json: bool) -> u8 {
                 "vlog_pointers": report.vlog_pointers,
                 "findings_count": report.findings_count,
                 "findings": findings,
+                "data_loss": {
+                    "cuts": report.data_loss.cuts,
+                    "durable_lsns_lost": report.data_loss.durable_lsns_lost,
+                    "records_max": report.data_loss.records_max,
+                    "last_cut_unix_ms": report.data_loss.last_cut_unix_ms,
+                    "unreadable_records": report.data_loss.unreadable_records,
+                },
             })
         );
     } else {
@@ -77,6 +84,24 @@ pub(crate) async fn run(dir: &Path, as_json: bool) -> u8 {
             report.free_pages,
             report.vlog_pointers
         );
+        let loss = &report.data_loss;
+        if loss.cuts > 0 || loss.unreadable_records > 0 {
+            println!(
+                "accepted data loss: {} cut(s) at WAL damage gave up {} acknowledged LSN(s) (at most {} records), the last at {} (Unix ms){}",
+                loss.cuts,
+                loss.durable_lsns_lost,
+                loss.records_max,
+                loss.last_cut_unix_ms,
+                if loss.unreadable_records > 0 {
+                    format!(
+                        "; {} record(s) of DATA_LOSS unreadable",
+                        loss.unreadable_records
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
         for finding in &report.findings {
             let page = finding
                 .page

@@ -449,6 +449,13 @@ fn damage_in_acknowledged_wal_records_is_refused_until_the_loss_is_accepted() {
             .await
             .expect("writes go on");
         assert!(revision > last_revision, "{revision} <= {last_revision}");
+        // The loss stays on record for the database's life.
+        let history = db.stats().recovery.loss_history;
+        assert_eq!(history.cuts, 1);
+        assert!(history.durable_lsns_lost > 0, "{history:?}");
         db.close().await.expect("close");
     });
+    let (code, stdout) = run(&mut transcript, root.path(), &["validate", path]);
+    assert_eq!(code, 0, "a recorded loss is no inconsistency: {stdout}");
+    assert!(stdout.contains("accepted data loss: 1 cut(s)"), "{stdout}");
 }

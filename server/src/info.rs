@@ -64,6 +64,10 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("tree_height", store.tree_height.to_string()),
                 ("keys", store.keys.to_string()),
                 ("checkpoints", store.checkpoints.to_string()),
+                (
+                    "checkpoints_out_of_space",
+                    store.checkpoints_out_of_space.to_string(),
+                ),
                 ("pages_written", store.pages_written.to_string()),
                 ("pages_read", store.pages_read.to_string()),
             ],
@@ -81,6 +85,11 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("fsyncs", wal.fsyncs.to_string()),
                 ("average_batch", format!("{:.2}", wal.batch_commits_mean())),
                 ("commits_disk_full", wal.commits_disk_full.to_string()),
+                (
+                    "write_disk_full_errors",
+                    wal.log.disk_full_errors.to_string(),
+                ),
+                ("rollover_errors", wal.log.rollover_errors.to_string()),
                 ("record_bytes", wal.log.append_bytes.to_string()),
                 ("file_bytes", wal.log.file_bytes.to_string()),
             ],
@@ -151,6 +160,18 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 (
                     "vlog_tail_bytes_dropped",
                     vlog.tail_bytes_dropped.to_string(),
+                ),
+                (
+                    "data_loss_cuts",
+                    stats.recovery.loss_history.cuts.to_string(),
+                ),
+                (
+                    "data_loss_durable_lsns",
+                    stats.recovery.loss_history.durable_lsns_lost.to_string(),
+                ),
+                (
+                    "data_loss_last_unix_ms",
+                    stats.recovery.loss_history.last_cut_unix_ms.to_string(),
                 ),
             ],
         ),

@@ -44,7 +44,8 @@ struct Cli {
     /// Pin fault settings on top of the seed's draw: `crash=0.001,disk_full=0`.
     /// Repeatable. Names: crash, kill, write_lost, write_torn, dir_op_lost,
     /// fsync_error, read_corrupt, write_misdirected, disk_full, io_error, clock_jump,
-    /// net_drop, net_partition, io_latency_us, net_latency_us, write_stale.
+    /// net_drop, net_partition, io_latency_us, net_latency_us, write_stale,
+    /// write_garbled, bit_rot, disk_filled, disk_cow.
     #[arg(long, value_name = "NAME=VALUE,...")]
     faults: Vec<String>,
     /// Switch every fault off (latencies stay small and fixed).

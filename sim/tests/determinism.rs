@@ -140,7 +140,7 @@ fn pinned_faults_override_the_seed_and_bad_pins_are_usage_errors() {
         "--steps",
         "2000",
         "--faults",
-        "crash=0,kill=0,fsync_error=0",
+        "crash=0,kill=0,fsync_error=0,disk_filled=0",
     ]);
     assert_eq!(json["faults"]["crash"], 0.0);
     assert_eq!(
@@ -162,4 +162,20 @@ fn pinned_faults_override_the_seed_and_bad_pins_are_usage_errors() {
             .as_str()
             .is_some_and(|e| e.contains("unknown fault `meteor`"))
     );
+}
+
+#[test]
+fn the_help_names_every_fault() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg("--help")
+        .output()
+        .expect("run sim");
+    let help = String::from_utf8_lossy(&output.stdout).replace(char::is_whitespace, "");
+    for fault in jubilant_io_sim::Fault::ALL {
+        assert!(
+            help.contains(fault.name()),
+            "`sim --help` does not name fault {}",
+            fault.name()
+        );
+    }
 }

@@ -17,7 +17,8 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         Sabotage::AckBeforeSync
         | Sabotage::WalRemovedEarly
         | Sabotage::VlogGcEarly
-        | Sabotage::SkipParentDirSync => WorkloadName::Db,
+        | Sabotage::SkipParentDirSync
+        | Sabotage::FullDiskFailsCheckpoint => WorkloadName::Db,
         Sabotage::PartialEffects
         | Sabotage::LocksInRequestOrder
         | Sabotage::FalseAssertion
@@ -401,5 +402,17 @@ fn wal_batches_that_share_a_block_with_acknowledged_ones_are_caught_on_a_garblin
         &format!("crash=0.002,write_torn=0.5,write_garbled=1,{NO_CORRUPTION}"),
         10,
         &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn a_checkpoint_that_stops_the_database_when_the_disk_is_full_is_caught() {
+    // Another tenant fills the disk now and then; a checkpoint that finds
+    // no room must wait for it, as every write does, not stop the engine.
+    assert_caught(
+        Sabotage::FullDiskFailsCheckpoint,
+        &format!("disk_filled=0.003,fsync_error=0,io_error=0,{NO_CORRUPTION}"),
+        10,
+        &["full_disk_not_fatal"],
     );
 }

@@ -25,7 +25,7 @@ use crate::env::Env;
 use crate::sabotage::Sabotage;
 use crate::sabotage::sabotaged;
 use crate::store::{CheckpointReport, Store, StoreError};
-use crate::wal::{CheckpointWanted, DurableWatch, GroupCommit};
+use crate::wal::{CheckpointWanted, CommitError, DurableWatch, GroupCommit};
 
 use super::ttl::TtlClock;
 
@@ -58,12 +58,12 @@ impl<E: Env> Checkpointer<E> {
                         // superblock that covers them is durable.
                         drop(self.wal.tidy(lsn, false));
                     }
-                    self.watch
-                        .wait(lsn)
-                        .await
-                        .map_err(|error| StoreError::Failed {
+                    self.watch.wait(lsn).await.map_err(|error| match error {
+                        CommitError::DiskFull(reason) => StoreError::DiskFull { reason },
+                        error => StoreError::Failed {
                             reason: error.to_string(),
-                        })?;
+                        },
+                    })?;
                     Ok(self.watch.lsn_durable())
                 },
             )

@@ -237,6 +237,7 @@ async fn recover<E: Env>(
         superblocks_invalid: opened.superblocks_invalid.clone(),
         read_retries: log_report.read_retries,
         data_loss: log_report.data_loss.clone(),
+        loss_history: crate::log::loss_history::read(env, dir).await?,
         ttl_floor_ms: opened
             .superblock
             .calibration_wall_unix_ms

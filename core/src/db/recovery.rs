@@ -57,6 +57,9 @@ pub struct RecoveryReport {
     /// Repair, only with [`DbOptions::accept_data_loss`](super::DbOptions::accept_data_loss):
     /// damage the WAL was cut at, and the commits given up with it.
     pub data_loss: Option<crate::log::DataLoss>,
+    /// Every cut an operator ever accepted on this database (this open's
+    /// included), from its `DATA_LOSS` file.
+    pub loss_history: crate::log::loss_history::LossHistory,
     /// The TTL clock restarts no earlier than this (Unix ms): the newest
     /// reading the durable superblock or a replayed commit recorded, so a
     /// wall clock set back across a restart cannot revive what expired

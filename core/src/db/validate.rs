@@ -17,6 +17,7 @@ impl<E: Env> Db<E> {
     /// follows every value-log pointer in the tree to its record.
     pub async fn validate(&self) -> Result<ValidateReport, DbError> {
         let mut report = self.store.validate(|_, _| {}).await?;
+        report.data_loss = self.recovery.loss_history;
         let mut scan = TreeScan::all(VALIDATE_SCAN_KEYS);
         while let Some(entries) = scan.next(&self.store).await? {
             for (key, record) in &entries {

@@ -96,6 +96,16 @@ pub trait File: Send + Sync + 'static {
     fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
 }
 
+/// Whether `error` says the disk (ENOSPC) or the user's quota (EDQUOT) is
+/// out of space: an error for the operation that needed room, which
+/// changed nothing durable, not a failure of the file.
+pub fn is_out_of_space(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// Creates `dir` and any missing ancestors, and makes every name on the
 /// path durable by syncing each directory's parent, outermost first: a
 /// power loss right after the engine created its data directory must not

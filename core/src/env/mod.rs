@@ -37,7 +37,7 @@ mod net;
 mod spawn;
 
 pub use clock::{Clock, MonoTime};
-pub use fs::{File, Fs, OpenMode, create_dir_durably};
+pub use fs::{File, Fs, OpenMode, create_dir_durably, is_out_of_space};
 pub use net::{Listener, Net};
 pub use spawn::Spawn;
 

@@ -27,6 +27,7 @@
 
 mod data_loss;
 mod frame;
+pub mod loss_history;
 mod recovery;
 mod scan;
 pub mod segment;
@@ -201,6 +202,6 @@ impl LogError {
     /// Whether this is the disk running out of space: an error for the
     /// writer that hit it, not a failure of the log.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, LogError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+        matches!(self, LogError::Io { source, .. } if crate::env::is_out_of_space(source))
     }
 }

@@ -199,6 +199,7 @@ impl<E: Env> LogScan<E> {
             report.temp_files_removed += 1;
         }
         if let Some(loss) = &loss {
+            super::loss_history::record(&env, &dir, loss).await?;
             loss.remove_later(&env, &dir).await?;
         }
         let segments: Vec<(u64, u64)> = outcome

@@ -215,26 +215,68 @@ pub(crate) async fn create_with<E: Env>(
     segment_bytes: u64,
     sync_dir: bool,
 ) -> Result<E::File, LogError> {
+    let file = prepare(env, dir, id, image, segment_bytes)
+        .await
+        .map_err(|failed| failed.error)?;
+    install(env, dir, id, sync_dir)
+        .await
+        .map_err(|failed| failed.error)?;
+    Ok(file)
+}
+
+/// Why [`prepare`] or [`install`] made no segment.
+pub(crate) struct NotCreated {
+    pub error: LogError,
+    /// A sync failed, or the new name may or may not exist: the log must
+    /// stop. Otherwise nothing under a segment's name changed, and the
+    /// caller may go on.
+    pub fatal: bool,
+}
+
+/// The first half of [`create_with`]: the whole new segment, synced, under
+/// its temporary name. On failure the temporary file is removed (best
+/// effort: a leftover `.tmp` is harmless, recovery removes it).
+pub(crate) async fn prepare<E: Env>(
+    env: &E,
+    dir: &Path,
+    id: u64,
+    image: &[u8],
+    segment_bytes: u64,
+) -> Result<E::File, NotCreated> {
     let temp = temp_path(dir, id);
     let result = create_temp(env, &temp, image, segment_bytes).await;
-    let file = match result {
-        Ok(file) => file,
-        Err(err) => {
-            // Best effort: a leftover .tmp is harmless, recovery removes it.
-            let _ = env.remove(&temp).await;
-            return Err(err);
-        }
-    };
-    let path = segment_path(dir, id);
-    env.rename(&temp, &path)
-        .await
-        .map_err(|source| LogError::io("rename new segment", &path, source))?;
-    if sync_dir {
-        env.sync_dir(dir)
-            .await
-            .map_err(|source| LogError::io("sync directory after creating segment", dir, source))?;
+    if result.is_err() {
+        let _ = env.remove(&temp).await;
     }
-    Ok(file)
+    result
+}
+
+/// The second half of [`create_with`]: the prepared segment renamed to its
+/// name, and the directory synced. A rename refused for want of space did
+/// nothing (the temporary file is removed); after any other failure the
+/// name may or may not be there: only recovery can tell.
+pub(crate) async fn install<E: Env>(
+    env: &E,
+    dir: &Path,
+    id: u64,
+    sync_dir: bool,
+) -> Result<(), NotCreated> {
+    let (temp, path) = (temp_path(dir, id), segment_path(dir, id));
+    if let Err(source) = env.rename(&temp, &path).await {
+        let fatal = !crate::env::is_out_of_space(&source);
+        if !fatal {
+            let _ = env.remove(&temp).await;
+        }
+        let error = LogError::io("rename new segment", &path, source);
+        return Err(NotCreated { error, fatal });
+    }
+    if sync_dir {
+        env.sync_dir(dir).await.map_err(|source| NotCreated {
+            error: LogError::io("sync directory after creating segment", dir, source),
+            fatal: true,
+        })?;
+    }
+    Ok(())
 }
 
 async fn create_temp<E: Env>(
@@ -242,35 +284,42 @@ async fn create_temp<E: Env>(
     temp: &Path,
     image: &[u8],
     segment_bytes: u64,
-) -> Result<E::File, LogError> {
+) -> Result<E::File, NotCreated> {
     assert!(
         image.len() as u64 <= segment_bytes,
         "the image fits the segment"
     );
+    let failed = |error| NotCreated {
+        error,
+        fatal: false,
+    };
     let file = match env.open(temp, OpenMode::CreateNew).await {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
             // A previous attempt died half-way; its bytes are worthless.
-            env.remove(temp)
-                .await
-                .map_err(|source| LogError::io("remove stale temporary segment", temp, source))?;
+            env.remove(temp).await.map_err(|source| {
+                failed(LogError::io("remove stale temporary segment", temp, source))
+            })?;
             env.open(temp, OpenMode::CreateNew)
                 .await
-                .map_err(|source| LogError::io("create segment", temp, source))?
+                .map_err(|source| failed(LogError::io("create segment", temp, source)))?
         }
-        Err(source) => return Err(LogError::io("create segment", temp, source)),
+        Err(source) => return Err(failed(LogError::io("create segment", temp, source))),
     };
     let mut offset = 0;
     for chunk in image.chunks(ZERO_FILL_CHUNK_BYTES as usize) {
         file.write_at(offset, chunk)
             .await
-            .map_err(|source| LogError::io("write segment", temp, source))?;
+            .map_err(|source| failed(LogError::io("write segment", temp, source)))?;
         offset += chunk.len() as u64;
     }
-    zero_fill(&file, temp, offset, segment_bytes).await?;
-    file.sync_data()
+    zero_fill(&file, temp, offset, segment_bytes)
         .await
-        .map_err(|source| LogError::io("sync new segment", temp, source))?;
+        .map_err(failed)?;
+    file.sync_data().await.map_err(|source| NotCreated {
+        error: LogError::io("sync new segment", temp, source),
+        fatal: true,
+    })?;
     Ok(file)
 }
 

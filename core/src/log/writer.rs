@@ -43,6 +43,10 @@ pub struct LogStats {
     pub segments_removed: u64,
     /// Writes that failed with disk full and were kept for a retry.
     pub disk_full_errors: u64,
+    /// Rollovers that could not prepare the next segment for another
+    /// reason than disk full (no file descriptors, a failed write); the
+    /// commit that needed it failed alone and the next one tried again.
+    pub rollover_errors: u64,
     /// Runs of records discarded after a disk-full error ([`Log::discard_since`]).
     pub discards: u64,
     /// LSN skips written ([`Log::skip_to`]).
@@ -99,6 +103,11 @@ pub struct Log<E: Env> {
     /// Whether the current batch's header is written or buffered: the next
     /// frame joins it rather than opening a new one at a block boundary.
     batch_open: bool,
+    /// A discard could not zero what its records left in the segment (the
+    /// disk was full): nothing is written or synced until that is done,
+    /// or a later sync could make discarded records durable. Holds where
+    /// the zeros start, fixed when the discard happened.
+    scrub_pending: Option<u64>,
     failure: Option<String>,
     stats: LogStats,
 }
@@ -151,6 +160,7 @@ impl<E: Env> Log<E> {
             written_lsn: next_lsn - 1,
             durable_lsn: next_lsn - 1,
             batch_open: false,
+            scrub_pending: None,
             failure: None,
             stats: LogStats::default(),
         }
@@ -388,7 +398,9 @@ impl<E: Env> Log<E> {
     /// full gets a definite answer: what it appended will never be read.
     ///
     /// Only records that are not durable, in the segment `mark` was taken
-    /// in, can be discarded. If zeroing or syncing fails, the log fails.
+    /// in, can be discarded. If syncing fails, the log fails; if the disk
+    /// is too full to write the zeros, they are written before anything
+    /// else is, and the error says disk full.
     pub async fn discard_since(&mut self, mark: LogMark) -> Result<(), LogError> {
         self.check_usable()?;
         assert_eq!(
@@ -411,7 +423,19 @@ impl<E: Env> Log<E> {
         self.next_lsn = mark.lsn;
         self.written_lsn = self.written_lsn.min(mark.lsn - 1);
         self.stats.discards += 1;
-        let (from, to) = (self.scrub_from(), self.active.dirty_end);
+        self.scrub_pending = Some(self.scrub_from());
+        self.scrub().await
+    }
+
+    /// Zeros, and syncs, what a discard left past the records. A full disk
+    /// (overwrites allocate on copy-on-write filesystems) leaves the work
+    /// pending, for the next write or sync to finish first; it is no
+    /// failure of the log.
+    async fn scrub(&mut self) -> Result<(), LogError> {
+        let Some(from) = self.scrub_pending else {
+            return Ok(());
+        };
+        let to = self.active.dirty_end;
         if to > from {
             self.active.unsynced = true;
             let mut attempts = 0;
@@ -419,10 +443,11 @@ impl<E: Env> Log<E> {
                 attempts += 1;
                 match segment::zero_fill(&self.active.file, &self.active.path, from, to).await {
                     Ok(()) => break,
-                    // Overwriting bytes the preallocated segment already
-                    // has rarely needs space; a full disk may pass.
-                    Err(err) if err.is_disk_full() && attempts < DISCARD_ATTEMPTS_MAX => {
+                    Err(err) if err.is_disk_full() => {
                         self.stats.disk_full_errors += 1;
+                        if attempts == DISCARD_ATTEMPTS_MAX {
+                            return Err(err);
+                        }
                     }
                     Err(err) => return Err(self.fail(err)),
                 }
@@ -430,11 +455,13 @@ impl<E: Env> Log<E> {
             self.sync_active().await?;
             self.active.dirty_end = self.active.write_offset;
         }
+        self.scrub_pending = None;
         Ok(())
     }
 
     /// Writes the buffer (one call) without syncing it.
     async fn flush(&mut self) -> Result<(), LogError> {
+        self.scrub().await?;
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -528,22 +555,36 @@ impl<E: Env> Log<E> {
             block_bytes: self.config.block_bytes,
         };
         let sync_dir = !sabotaged!(self.config, SkipDirSync);
-        let file = match segment::create(
+        // Preparing the new segment touches no segment's name: whatever
+        // stops it (no space, no file descriptors, a bad write) fails this
+        // commit only, and the next one tries again. So does a rename
+        // refused for want of space. A failed sync, or a rename that may
+        // have happened, stops the log.
+        let created = match segment::prepare(
             &self.env,
             &self.config.dir,
-            header,
+            header.id,
+            &header.encode(),
             self.config.segment_bytes,
-            sync_dir,
         )
         .await
         {
+            Ok(file) => segment::install(&self.env, &self.config.dir, header.id, sync_dir)
+                .await
+                .map(|()| file),
+            Err(failed) => Err(failed),
+        };
+        let file = match created {
             Ok(file) => file,
-            Err(err) if err.is_disk_full() => {
-                self.stats.disk_full_errors += 1;
-                return Err(err);
+            Err(failed) if failed.fatal => return Err(self.fail(failed.error)),
+            Err(failed) => {
+                if failed.error.is_disk_full() {
+                    self.stats.disk_full_errors += 1;
+                } else {
+                    self.stats.rollover_errors += 1;
+                }
+                return Err(failed.error);
             }
-            // The new name may or may not exist now: only recovery can say.
-            Err(err) => return Err(self.fail(err)),
         };
         self.active = Active {
             id: header.id,

@@ -14,15 +14,22 @@
 //!    written pages become clean (evictable), and parents still in memory
 //!    learn their children's CRCs.
 //!
-//! Any error in 2 or 3 stops the store: the pages or superblock may or may
-//! not be durable, and only reopening can tell.
+//! A failed sync in 2 or 3, or any other error there, stops the store: the
+//! pages or superblock may or may not be durable, and only reopening can
+//! tell. The one exception is a write (or the file's extension) that found
+//! the disk out of space (ENOSPC, EDQUOT) while no sync had failed: the
+//! pages it wrote are ones no durable superblock reaches, and the
+//! superblock slot it wrote is the older one, so nothing durable changed.
+//! The sealed plan is kept as it is, and the next checkpoint writes it
+//! again, whole, before it seals anything new (so generations still become
+//! durable one after another). Meanwhile the WAL keeps every change.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use crate::btree::node::{Body, Node};
-use crate::env::{Env, File};
+use crate::env::{Env, File, is_out_of_space};
 use crate::page::{PAGE_NONE, PageId, freelist};
 
 use super::superblock::Superblock;
@@ -30,6 +37,21 @@ use super::{PAGES_FILE, State, Store, StoreError};
 
 /// Writes are coalesced into runs of consecutive pages up to this size.
 const WRITE_RUN_BYTES_MAX: usize = 1024 * 1024;
+/// The operations whose failure is a failed sync, never retried.
+const SYNC_PAGES: &str = "sync pages";
+const SYNC_SUPERBLOCK: &str = "sync superblock";
+
+/// Whether a checkpoint that failed with `error` may be written again: a
+/// write that found no space, no failed sync (see the module comment).
+fn out_of_space(error: &StoreError) -> bool {
+    match error {
+        StoreError::Io { op, source, .. } => {
+            is_out_of_space(source) && *op != SYNC_PAGES && *op != SYNC_SUPERBLOCK
+        }
+        StoreError::DiskFull { .. } => true,
+        _ => false,
+    }
+}
 
 /// What a checkpoint did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +68,8 @@ pub struct CheckpointReport {
     pub wrote: bool,
 }
 
-struct Plan {
+/// A sealed checkpoint: what it writes and the superblock it makes.
+pub(crate) struct Plan {
     generation: u64,
     pages: Vec<(PageId, Arc<Node>)>,
     free_list_chain: Vec<PageId>,
@@ -187,7 +210,7 @@ impl<E: Env> Store<E> {
         wal_durable: G,
     ) -> Result<CheckpointReport, StoreError>
     where
-        G: FnOnce(u64) -> F,
+        G: Fn(u64) -> F,
         F: Future<Output = Result<u64, StoreError>>,
     {
         let _turn = self.checkpointer.lock().await;
@@ -200,9 +223,23 @@ impl<E: Env> Store<E> {
         wal_durable: G,
     ) -> Result<CheckpointReport, StoreError>
     where
-        G: FnOnce(u64) -> F,
+        G: Fn(u64) -> F,
         F: Future<Output = Result<u64, StoreError>>,
     {
+        // A checkpoint the disk had no room for goes first, as sealed.
+        let unwritten = {
+            let mut state = self.state();
+            if let Some(reason) = &state.failed {
+                return Err(StoreError::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            state.unwritten.take()
+        };
+        let retried = match unwritten {
+            Some(plan) => Some(self.write_sealed(plan, &wal_durable).await?),
+            None => None,
+        };
         let page_bytes = self.manifest.page_bytes;
         let plan = {
             let _batches = self.batch_turn.lock().await;
@@ -215,6 +252,9 @@ impl<E: Env> Store<E> {
             match state.seal(page_bytes, ttl_now()) {
                 Some(plan) => plan,
                 None => {
+                    if let Some(report) = retried {
+                        return Ok(report);
+                    }
                     let durable = state.durable;
                     return Ok(CheckpointReport {
                         generation: durable.generation,
@@ -226,6 +266,20 @@ impl<E: Env> Store<E> {
                 }
             }
         };
+        self.write_sealed(plan, &wal_durable).await
+    }
+
+    /// Writes sealed `plan` once the WAL is durable through its LSN, and
+    /// concludes it.
+    async fn write_sealed<G, F>(
+        &self,
+        plan: Plan,
+        wal_durable: &G,
+    ) -> Result<CheckpointReport, StoreError>
+    where
+        G: Fn(u64) -> F,
+        F: Future<Output = Result<u64, StoreError>>,
+    {
         // From seal to finish the store is mid-checkpoint: if this future is
         // dropped (a caller's timeout) or panics in between, the sealed
         // generation is never finished and no later checkpoint may run on
@@ -245,6 +299,17 @@ impl<E: Env> Store<E> {
             Err(error) => Err(error),
         };
         std::mem::forget(unfinished);
+        self.conclude(plan, written)
+    }
+
+    /// Finishes `plan` if it was written; keeps it for the next checkpoint
+    /// if the disk had no room; stops the store otherwise.
+    fn conclude(
+        &self,
+        plan: Plan,
+        written: Result<(Superblock, BTreeMap<PageId, u32>), StoreError>,
+    ) -> Result<CheckpointReport, StoreError> {
+        let mut state = self.state();
         match written {
             Ok((superblock, crcs)) => {
                 let report = CheckpointReport {
@@ -254,13 +319,24 @@ impl<E: Env> Store<E> {
                     free_list_pages: plan.free_list_chain.len() as u64,
                     wrote: true,
                 };
-                let mut state = self.state();
                 state.stats.pages_written += report.tree_pages + report.free_list_pages;
                 state.finish(plan, superblock, &crcs);
                 Ok(report)
             }
+            Err(error)
+                if out_of_space(&error)
+                    && !crate::sabotage::sabotaged!(state.tree, FullDiskFailsCheckpoint) =>
+            {
+                assert!(
+                    state.unwritten.is_none(),
+                    "one sealed checkpoint waits for space at a time"
+                );
+                state.stats.checkpoints_out_of_space += 1;
+                state.unwritten = Some(plan);
+                Err(error)
+            }
             Err(error) => {
-                self.state().failed = Some(error.to_string());
+                state.failed = Some(error.to_string());
                 Err(error)
             }
         }
@@ -342,7 +418,7 @@ impl<E: Env> Store<E> {
         self.pages
             .sync_data()
             .await
-            .map_err(|e| StoreError::io("sync pages", &pages_path, e))?;
+            .map_err(|e| StoreError::io(SYNC_PAGES, &pages_path, e))?;
 
         let root_crc = crcs.get(&plan.root).copied().unwrap_or(plan.root_crc_clean);
         let superblock = Superblock {
@@ -367,7 +443,7 @@ impl<E: Env> Store<E> {
             .map_err(|e| StoreError::io("write superblock", &path, e))?;
         file.sync_data()
             .await
-            .map_err(|e| StoreError::io("sync superblock", &path, e))?;
+            .map_err(|e| StoreError::io(SYNC_SUPERBLOCK, &path, e))?;
         Ok((superblock, crcs))
     }
 

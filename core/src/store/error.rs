@@ -54,6 +54,14 @@ pub enum StoreError {
         /// One of the files found.
         file: String,
     },
+    /// The disk had no room for what a checkpoint needed first (the WAL
+    /// could not be made durable through the checkpoint's LSN): nothing was
+    /// written, and the next checkpoint tries again.
+    #[error("disk full: {reason}")]
+    DiskFull {
+        /// What ran out of room.
+        reason: String,
+    },
     /// An earlier failure (a failed sync or write) left the on-disk state
     /// unknown; reopen the store to recover from what is durable.
     #[error("the store failed earlier and accepts no writes until reopened: {reason}")]
@@ -106,6 +114,16 @@ impl StoreError {
         StoreError::Corrupt {
             file,
             detail: detail.into(),
+        }
+    }
+
+    /// Whether the disk (or a quota) was out of space for a write: nothing
+    /// durable changed, and the write may succeed once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => crate::env::is_out_of_space(source),
+            StoreError::DiskFull { .. } => true,
+            _ => false,
         }
     }
 

@@ -117,6 +117,9 @@ pub struct StoreStats {
     pub checkpoints: u64,
     /// Checkpoints started because dirty pages pressed on the cache budget.
     pub checkpoints_for_memory: u64,
+    /// Checkpoint attempts that found the disk out of space (ENOSPC,
+    /// EDQUOT) for a write; each is tried again by the next checkpoint.
+    pub checkpoints_out_of_space: u64,
     /// Tree and free-list pages written by checkpoints.
     pub pages_written: u64,
     /// Pages read from disk.
@@ -148,6 +151,9 @@ pub struct StoreStats {
 pub(crate) struct State {
     pub(crate) tree: Tree,
     pub(crate) failed: Option<String>,
+    /// A sealed checkpoint whose writes found the disk out of space: the
+    /// next checkpoint writes it again before sealing anything new.
+    pub(crate) unwritten: Option<checkpoint::Plan>,
     pub(crate) lsn_applied: u64,
     pub(crate) durable: Superblock,
     /// Pages of the durable superblock's free-list chain.

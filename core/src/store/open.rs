@@ -525,6 +525,7 @@ impl<E: Env> Store<E> {
         let state = State {
             tree,
             failed: None,
+            unwritten: None,
             lsn_applied: superblock.checkpoint_lsn,
             durable: superblock,
             free_list_pages,

@@ -103,6 +103,10 @@ pub struct ValidateReport {
     /// Value-log pointers followed (by `Db::validate` and
     /// [`validate_dir`]; `Store::validate` follows none).
     pub vlog_pointers: u64,
+    /// Cuts at WAL damage an operator accepted (`jubectl repair
+    /// --accept-data-loss`) over the database's life: not an inconsistency
+    /// of the files, but data that was acknowledged and is gone.
+    pub data_loss: crate::log::loss_history::LossHistory,
 }
 
 impl ValidateReport {
@@ -441,8 +445,11 @@ pub async fn validate_dir<E: Env>(
         .open(&pages_path, OpenMode::Existing)
         .await
         .map_err(|e| StoreError::io("open", &pages_path, e))?;
+    let data_loss = crate::log::loss_history::read(env, dir)
+        .await
+        .map_err(|error| StoreError::corrupt("DATA_LOSS", error.to_string()))?;
     let mut vlog = PointerReader::new(env.clone(), dir);
-    walk(
+    let mut report = walk(
         &pages,
         dir,
         &manifest,
@@ -450,5 +457,7 @@ pub async fn validate_dir<E: Env>(
         Some(&mut vlog),
         progress,
     )
-    .await
+    .await?;
+    report.data_loss = data_loss;
+    Ok(report)
 }

@@ -64,6 +64,6 @@ impl VlogError {
     /// Whether this is the disk running out of space: an error for the
     /// writer that hit it, not a failure of the log.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, VlogError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+        matches!(self, VlogError::Io { source, .. } if crate::env::is_out_of_space(source))
     }
 }

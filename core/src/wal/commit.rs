@@ -36,6 +36,12 @@ pub enum CommitError {
     /// Writes succeed again once space is freed.
     #[error("disk full: the commit was not applied ({0})")]
     DiskFull(String),
+    /// Something the commit needed was unavailable for a moment (no file
+    /// descriptor for a new WAL segment, a failed write to it before it
+    /// was named): the commit was not applied and never will be; the
+    /// next one tries again.
+    #[error("a resource the commit needed was unavailable; it was not applied ({0})")]
+    Unavailable(String),
     /// A write or sync failed, or the tree could not take the change: the
     /// engine accepts no writes until reopened, and this commit may or may
     /// not be durable (recovery decides).

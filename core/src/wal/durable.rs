@@ -98,6 +98,14 @@ impl DurableWatch {
         }
     }
 
+    /// Answers everyone waiting now with `error` (a sync the disk had no
+    /// room for), without stopping: later waits try again.
+    pub(super) fn refuse_waiting(&self, error: &CommitError) {
+        for (_, tell) in self.lock().waiters.drain(..) {
+            let _ = tell.send(Err(error.clone()));
+        }
+    }
+
     pub(super) fn stop(&self, error: CommitError) {
         let mut state = self.lock();
         for (_, tell) in state.waiters.drain(..) {

@@ -295,20 +295,28 @@ impl<E: Env> Writer<E> {
         }
     }
 
-    /// A batch could not be written: on disk full, discard it and say so
+    /// A batch could not be written: if the log did not fail (disk full, a
+    /// rollover that could not prepare its segment), discard it and say so
     /// (definite); otherwise the log failed (outcome unknown).
     async fn refuse(&mut self, mark: LogMark, accepted: Vec<Accepted>, error: LogError) {
-        let answer = if error.is_disk_full() {
-            match self.log.discard_since(mark).await {
-                Ok(()) => {
-                    if let Some(observer) = &self.config.observer {
-                        (observer.0)(CommitEvent::Discarded {
-                            from_lsn: mark.lsn(),
-                        });
-                    }
-                    CommitError::DiskFull(error.to_string())
+        let answer = if error.is_disk_full() || self.log.failure().is_none() {
+            // A full disk may leave the zeros over what landed of the
+            // records for later; the records are gone from the log either
+            // way, unless the log failed.
+            let discarded = self.log.discard_since(mark).await;
+            if self.log.failure().is_none() {
+                if let Some(observer) = &self.config.observer {
+                    (observer.0)(CommitEvent::Discarded {
+                        from_lsn: mark.lsn(),
+                    });
                 }
-                Err(discard) => CommitError::Failed(discard.to_string()),
+                if error.is_disk_full() {
+                    CommitError::DiskFull(error.to_string())
+                } else {
+                    CommitError::Unavailable(error.to_string())
+                }
+            } else {
+                CommitError::Failed(discarded.err().unwrap_or(error).to_string())
             }
         } else {
             CommitError::Failed(error.to_string())
@@ -427,6 +435,17 @@ impl<E: Env> Writer<E> {
             Ok(lsn) => {
                 self.watch.advance(*lsn);
                 lock(&self.stats).fsyncs += 1;
+            }
+            // No room to write what waits in the buffer (a checkpoint
+            // record, zeros over discarded records): nothing was synced and
+            // nothing lost. Waiters hear it; written `async` commits are
+            // tried again after the latency cap (or with the next batch).
+            Err(error) if error.is_disk_full() && self.log.failure().is_none() => {
+                self.watch
+                    .refuse_waiting(&CommitError::DiskFull(error.to_string()));
+                if !self.config.async_sync_within.is_zero() {
+                    self.unsynced_since = Some(self.env.now_mono());
+                }
             }
             Err(error) => self.stop(&error.to_string()),
         }

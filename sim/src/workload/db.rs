@@ -30,7 +30,8 @@ use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Stream, World};
 
 use super::db_model::{DbModel, Keys, Outcome};
 use super::lives::{
-    Clients, LifeStatus, Lives, excused, final_phase, run_lives, spawn_life, think,
+    Clients, LifeStatus, Lives, check_full_disk_not_fatal, excused, final_phase, run_lives,
+    spawn_life, think,
 };
 use crate::options::RunOptions;
 use crate::report::Report;
@@ -287,6 +288,7 @@ fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
         m.corrupt(format!("{what}: {error}"), excused);
     } else {
         m.verdict.stat("io_errors", 1);
+        check_full_disk_not_fatal(&mut m.verdict, what, &error.to_string());
     }
     m.verdict.poisoned = true;
 }
@@ -348,6 +350,17 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
     };
     let recovery = db.stats().recovery;
     env.trace(format_args!("recovered: {recovery:?}"));
+    if recovery.data_loss.is_some() {
+        // A cut is on record before it removes anything.
+        let mut m = lock(model);
+        m.verdict.check("loss_recorded", 1);
+        if recovery.loss_history.cuts == 0 {
+            m.verdict.fail(
+                "loss_recorded",
+                "the open cut the WAL at damage but DATA_LOSS holds no cut".to_owned(),
+            );
+        }
+    }
     lock(model).opened(recovery.lsn_end, excused(env));
     match db.validate().await {
         Ok(validation) if validation.is_ok() => {
@@ -591,14 +604,21 @@ async fn committer(
                 );
                 done += 1;
             }
-            Err(DbError::DiskFull(reason)) => {
+            Err(error @ (DbError::DiskFull(_) | DbError::Unavailable(_))) => {
                 env.trace(format_args!(
-                    "committer {index} transaction {seq} refused: {reason}"
+                    "committer {index} transaction {seq} refused: {error}"
                 ));
                 let now_ns = env.now_mono().as_nanos();
                 let mut m = lock(&model);
                 m.answered(index, seq, Outcome::Refused, now_ns);
-                m.verdict.stat("commits_disk_full", 1);
+                m.verdict.stat(
+                    if matches!(error, DbError::DiskFull(_)) {
+                        "commits_disk_full"
+                    } else {
+                        "commits_unavailable"
+                    },
+                    1,
+                );
                 continue;
             }
             Err(error) => {
@@ -620,6 +640,12 @@ async fn committer(
                     let ended_ns = env.now_mono().as_nanos();
                     let sync = durability == Durability::Sync;
                     lock(&model).read(index, &key, found.as_ref(), sync, began_ns, ended_ns);
+                }
+                Err(DbError::DiskFull(reason)) => {
+                    // A sync read waits for the log to be durable through
+                    // what it read; a full disk may keep it from that.
+                    env.trace(format_args!("committer {index} read refused: {reason}"));
+                    lock(&model).verdict.stat("reads_disk_full", 1);
                 }
                 Err(error) => {
                     db_error(&env, &model, "read", &error);
@@ -649,6 +675,12 @@ async fn checkpoint(env: &SimEnv, db: &Db<SimEnv>, model: &Model) -> bool {
             if report.wrote {
                 lock(model).verdict.stat("checkpoints", 1);
             }
+            true
+        }
+        Err(DbError::DiskFull(reason)) => {
+            // Kept sealed; the next checkpoint writes it again.
+            env.trace(format_args!("checkpoint refused: {reason}"));
+            lock(model).verdict.stat("checkpoints_disk_full", 1);
             true
         }
         Err(error) => {

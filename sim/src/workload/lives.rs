@@ -19,6 +19,8 @@ use jubilant_io_sim::{Fault, NodeId, SimEnv, SimRng, Step, Stream, World};
 use crate::options::RunOptions;
 use crate::report::Report;
 
+use super::verdict::Verdict;
+
 /// Restarts in a row whose open failed before the run counts as stuck.
 const OPEN_FAILURES_IN_A_ROW_MAX: u64 = 200;
 
@@ -114,6 +116,48 @@ impl Partitions {
     }
 }
 
+/// Another tenant of the node's disk that fills it at the seed's
+/// `disk_filled` rate and gives the space back a random time later.
+#[derive(Default)]
+struct Tenant {
+    /// The virtual time (ns) the space goes back at, while the disk is full.
+    gives_back_at: Option<u64>,
+}
+
+impl Tenant {
+    fn step(&mut self, world: &World, rng: &mut SimRng, node: NodeId) {
+        let rate = world.faults().get(Fault::DiskFilled);
+        // Drawn only when switched on, so seeds without it draw the same
+        // numbers as before it existed.
+        if rate == 0.0 {
+            return;
+        }
+        let now = world.now().as_nanos();
+        match self.gives_back_at {
+            Some(at) if at <= now => {
+                world.give_back_space(node);
+                self.gives_back_at = None;
+            }
+            Some(_) => {}
+            None if rng.chance(rate) => {
+                let slack = rng.below(4) * jubilant_io_sim::SPACE_BLOCK_BYTES + rng.below(4096);
+                world.fill_disk(node, slack, rng.chance(0.3));
+                self.gives_back_at = Some(now + rng.between(1, 300) * 1_000_000);
+            }
+            None => {}
+        }
+    }
+
+    /// An operator frees space for a database that cannot start.
+    fn free_for_open(&mut self, world: &World, node: NodeId) {
+        if world.disk_filled(node) {
+            world.trace(format_args!("an operator frees disk space"));
+            world.give_back_space(node);
+            self.gives_back_at = None;
+        }
+    }
+}
+
 /// Runs the fault phase on `node`. Returns the lives started.
 pub(crate) fn run_lives<L: Lives>(
     world: &World,
@@ -130,6 +174,7 @@ pub(crate) fn run_lives<L: Lives>(
     let mut open_failures_in_a_row = 0u64;
     let mut recoveries_seen = 0u64;
     let mut partitions = Partitions::default();
+    let mut tenant = Tenant::default();
     let spent = |steps: u64| options.budget_spent(steps, world.now().as_nanos() / 1_000_000);
     'lives: while !spent(steps) {
         life += 1;
@@ -141,6 +186,7 @@ pub(crate) fn run_lives<L: Lives>(
             }
             if status.poisoned || status.open_failed {
                 if status.open_failed {
+                    tenant.free_for_open(world, node);
                     open_failures_in_a_row += 1;
                     if open_failures_in_a_row > OPEN_FAILURES_IN_A_ROW_MAX {
                         report.fail(
@@ -185,6 +231,7 @@ pub(crate) fn run_lives<L: Lives>(
             if !lives.network().is_empty() {
                 partitions.step(world, &mut fault_rng, node, lives.network());
             }
+            tenant.step(world, &mut fault_rng, node);
             if fault_rng.chance(faults.get(Fault::ClockJump)) {
                 let magnitude = fault_rng.between(1, 3_600_000) as i64;
                 world.jump_wall_clock(if fault_rng.chance(0.5) {
@@ -196,6 +243,7 @@ pub(crate) fn run_lives<L: Lives>(
         }
     }
     partitions.heal_all(world, node);
+    tenant.free_for_open(world, node);
     report.steps = steps;
     life
 }
@@ -300,6 +348,23 @@ pub(crate) fn run_until(
 pub(crate) fn excused(env: &SimEnv) -> bool {
     let counts = env.fault_counts();
     counts.stored_data_damage() + counts.collateral_damage() > 0
+}
+
+/// Whether an engine failure names a full disk (or quota) as its cause:
+/// running out of space must cost the write that needed it, never stop
+/// the engine (oracle `full_disk_not_fatal`). The one exception is space
+/// that `fdatasync`'s writeback found missing: the data it was to persist
+/// is lost, so that is a failed sync like any other.
+pub(crate) fn check_full_disk_not_fatal(verdict: &mut Verdict, what: &str, message: &str) {
+    verdict.check("full_disk_not_fatal", 1);
+    if (message.contains("simulated ENOSPC") || message.contains("simulated EDQUOT"))
+        && !message.contains("(fdatasync writeback)")
+    {
+        verdict.fail(
+            "full_disk_not_fatal",
+            format!("{what}: a full disk stopped the engine: {message}"),
+        );
+    }
 }
 
 /// A client's pause between operations: at least a microsecond, since a

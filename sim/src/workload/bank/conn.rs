@@ -55,6 +55,7 @@ impl Failure {
     fn from_db(error: &DbError) -> Failure {
         match error {
             DbError::DiskFull(_) => Failure::NoEffect("commits_disk_full"),
+            DbError::Unavailable(_) => Failure::NoEffect("commits_unavailable"),
             error => Failure::Engine {
                 message: error.to_string(),
                 corruption: error.is_corruption(),

@@ -14,7 +14,7 @@ use jubilant_io_sim::{SimEnv, SimRng, Stream, World};
 
 use crate::report::Report;
 
-use super::super::lives::{Clients, excused};
+use super::super::lives::{Clients, check_full_disk_not_fatal, excused};
 use super::client::{BankClient, Life, checkpointer, client_task};
 use super::conn::Conn;
 use super::model::{Accounts, Entry};
@@ -47,6 +47,7 @@ pub(super) fn engine_error(
         m.corrupt(format!("{what}: {message}"), excused);
     } else {
         m.verdict.stat("io_errors", 1);
+        check_full_disk_not_fatal(&mut m.verdict, what, message);
     }
     m.verdict.poisoned = true;
 }
@@ -252,6 +253,14 @@ pub(super) async fn serve(
             m.closed_cleanly = true;
             m.verdict.stat("clean_shutdowns", 1);
             // The life is over: the driver restarts the node.
+            m.verdict.poisoned = true;
+        }
+        Err(jubilant_server::runtime::ServerError::Close(DbError::DiskFull(reason))) => {
+            // Closed, but its last checkpoint found no room: the WAL keeps
+            // everything, and the next open replays it.
+            env.trace(format_args!("shutdown without a last checkpoint: {reason}"));
+            let mut m = lock(model);
+            m.verdict.stat("shutdowns_disk_full", 1);
             m.verdict.poisoned = true;
         }
         Err(error) => engine_error(env, model, "shutdown", &error.to_string(), false),

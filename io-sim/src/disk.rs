@@ -96,6 +96,9 @@ struct Inode {
     /// get it: `durable` + `pending` no longer gives `current` until the
     /// next power loss.
     diverged: bool,
+    /// Sectors (by index) the medium cannot read: every read touching one
+    /// fails until a write covers it whole.
+    unreadable: BTreeSet<u64>,
 }
 
 impl Inode {
@@ -453,6 +456,19 @@ impl Disk {
         }
         let inode = self.inode(handle)?;
         let size = inode.current.len() as u64;
+        let read_end = offset.saturating_add(len as u64).min(size);
+        if offset < read_end
+            && let Some(&sector) = inode
+                .unreadable
+                .range(offset / SECTOR_BYTES..read_end.div_ceil(SECTOR_BYTES))
+                .next()
+        {
+            ctx.trace(format_args!(
+                "read {} @{offset}+{len} FAULT unreadable sector {sector}",
+                handle.path.display()
+            ));
+            return Err(eio("unreadable sector (medium error)"));
+        }
         let start = offset.min(size) as usize;
         let end = offset.saturating_add(len as u64).min(size) as usize;
         let mut data = inode.current[start..end].to_vec();
@@ -555,6 +571,11 @@ impl Disk {
             data: data.to_vec(),
         });
         inode.check(at, at + data.len() as u64);
+        // A sector written whole is remapped: readable again.
+        let covered = at.div_ceil(SECTOR_BYTES)..(at + data.len() as u64) / SECTOR_BYTES;
+        if !covered.is_empty() {
+            inode.unreadable.retain(|sector| !covered.contains(sector));
+        }
         Ok(())
     }
 
@@ -587,6 +608,10 @@ impl Disk {
         let before = inode.current.len() as u64;
         inode.current.resize(len as usize, 0);
         inode.pending.push(Pending::SetLen(len));
+        // Sectors cut off are gone, unreadable or not.
+        inode
+            .unreadable
+            .retain(|sector| sector * SECTOR_BYTES < len);
         inode.check(before.min(len), before.max(len));
         Ok(())
     }
@@ -793,11 +818,10 @@ impl Disk {
         Ok(())
     }
 
-    /// Flips one bit of one durable byte of a file drawn at random (by
-    /// name, so the draw is the same on every run), on the medium: reads
-    /// see it until something overwrites the byte.
-    fn rot_one_bit(&mut self, ctx: &mut Ctx<'_>) {
-        let files: Vec<(PathBuf, InodeId)> = self
+    /// A file holding durable bytes, drawn at random (by name, so the draw
+    /// is the same on every run).
+    fn durable_file_at_random(&self, ctx: &mut Ctx<'_>) -> Option<(PathBuf, InodeId)> {
+        let files: Vec<(&PathBuf, &InodeId)> = self
             .names
             .iter()
             .filter(|(_, inode)| {
@@ -805,13 +829,22 @@ impl Disk {
                     .get(inode)
                     .is_some_and(|i| !i.durable.is_empty())
             })
-            .map(|(path, inode)| (path.clone(), *inode))
             .collect();
         if files.is_empty() {
-            return;
+            return None;
         }
-        let (path, inode) = &files[ctx.rng.below(files.len() as u64) as usize];
-        let Some(file) = self.inodes.get_mut(inode) else {
+        let (path, inode) = files[ctx.rng.below(files.len() as u64) as usize];
+        Some((path.clone(), *inode))
+    }
+
+    /// Flips one bit of one durable byte of a file drawn at random (by
+    /// name, so the draw is the same on every run), on the medium: reads
+    /// see it until something overwrites the byte.
+    fn rot_one_bit(&mut self, ctx: &mut Ctx<'_>) {
+        let Some((path, inode)) = self.durable_file_at_random(ctx) else {
+            return;
+        };
+        let Some(file) = self.inodes.get_mut(&inode) else {
             return;
         };
         let at = ctx.rng.below(file.durable.len() as u64) as usize;
@@ -825,6 +858,24 @@ impl Disk {
             "FAULT bit_rot {} byte {at} bit {}",
             path.display(),
             bit.trailing_zeros()
+        ));
+    }
+
+    /// Makes one sector of durable data of a file drawn at random (by
+    /// name) unreadable, until a write covers it whole.
+    fn lose_one_sector(&mut self, ctx: &mut Ctx<'_>) {
+        let Some((path, inode)) = self.durable_file_at_random(ctx) else {
+            return;
+        };
+        let Some(file) = self.inodes.get_mut(&inode) else {
+            return;
+        };
+        let sectors = (file.durable.len() as u64).div_ceil(SECTOR_BYTES);
+        let sector = ctx.rng.below(sectors);
+        file.unreadable.insert(sector);
+        ctx.trace(format_args!(
+            "FAULT sector_unreadable {} sector {sector}",
+            path.display()
         ));
     }
 
@@ -966,6 +1017,11 @@ impl Disk {
         if ctx.strikes(Fault::BitRot) {
             self.rot_one_bit(ctx);
         }
+        // Drawn only when switched on, so seeds without it draw the same
+        // numbers as before it existed.
+        if ctx.faults.get(Fault::SectorUnreadable) > 0.0 && ctx.strikes(Fault::SectorUnreadable) {
+            self.lose_one_sector(ctx);
+        }
     }
 }
 
@@ -1079,6 +1135,7 @@ mod tests {
             durable: durable.to_vec(),
             pending,
             diverged: false,
+            unreadable: std::collections::BTreeSet::new(),
         }
     }
 

@@ -77,6 +77,11 @@ pub enum Fault {
     /// Per overwrite on a full disk: the filesystem is copy-on-write, so
     /// rewriting allocated blocks needs free blocks too (btrfs, ZFS).
     DiskCow,
+    /// At a crash, per crash: one 512-byte sector of durable data of a
+    /// random file becomes unreadable (a latent sector error): every read
+    /// that touches it fails with EIO until a write covers the whole
+    /// sector (the drive remaps it).
+    SectorUnreadable,
 }
 
 /// How a fault's value is drawn for a seed.
@@ -91,7 +96,7 @@ struct Swarm {
 
 impl Fault {
     /// Every fault, in the order they are printed.
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 21] = [
         Fault::Crash,
         Fault::Kill,
         Fault::WriteLost,
@@ -112,6 +117,7 @@ impl Fault {
         Fault::BitRot,
         Fault::DiskFilled,
         Fault::DiskCow,
+        Fault::SectorUnreadable,
     ];
 
     /// The name used on the command line, in headers and in JSON.
@@ -137,6 +143,7 @@ impl Fault {
             Fault::BitRot => "bit_rot",
             Fault::DiskFilled => "disk_filled",
             Fault::DiskCow => "disk_cow",
+            Fault::SectorUnreadable => "sector_unreadable",
         }
     }
 
@@ -157,7 +164,7 @@ impl Fault {
     pub fn damages_stored_data(self) -> bool {
         matches!(
             self,
-            Fault::WriteMisdirected | Fault::WriteStale | Fault::BitRot
+            Fault::WriteMisdirected | Fault::WriteStale | Fault::BitRot | Fault::SectorUnreadable
         )
     }
 
@@ -195,6 +202,7 @@ impl Fault {
             Fault::BitRot => p(0.15, 0.02, 0.3),
             Fault::DiskFilled => p(0.3, 1e-4, 2e-3),
             Fault::DiskCow => linear(0.3, 0.5, 1.0),
+            Fault::SectorUnreadable => p(0.15, 0.02, 0.3),
         }
     }
 }

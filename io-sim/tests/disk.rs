@@ -584,3 +584,59 @@ fn a_write_that_does_not_fit_lands_only_the_sectors_that_do() {
         assert!(landed <= 4096 && landed % 512 == 0, "landed {landed} bytes");
     });
 }
+
+#[test]
+fn an_unreadable_sector_fails_every_read_until_rewritten_and_salvaging_reads_around_it() {
+    use jubilant_core::env::{UNREADABLE_FILL, read_salvaging};
+    let world = World::new(25, faults(&[(Fault::SectorUnreadable, 1.0)]));
+    let data: &'static [u8] = &[5u8; 2048];
+    write_file(&world, "sectors", data, true, true);
+    world.crash(N);
+    assert_eq!(world.fault_counts().get(Fault::SectorUnreadable), 1);
+    let env = world.env(N);
+    world.block_on(N, async move {
+        let file = env
+            .open(&dir().join("sectors"), OpenMode::Existing)
+            .await
+            .expect("open");
+        let mut bad = Vec::new();
+        for sector in 0..4u64 {
+            // Persistent: a retry does not help.
+            let first = file.read_at(sector * 512, 512).await;
+            let second = file.read_at(sector * 512, 512).await;
+            assert_eq!(first.is_err(), second.is_err());
+            if first.is_err() {
+                bad.push(sector);
+            }
+        }
+        assert_eq!(bad.len(), 1, "exactly one sector is lost");
+        assert!(
+            file.read_at(0, 2048).await.is_err(),
+            "a read across it fails"
+        );
+        let salvaged = read_salvaging(&file, 0, 2048).await.expect("salvage");
+        assert_eq!(salvaged.unreadable_sectors, 1);
+        let at = (bad[0] * 512) as usize;
+        assert!(
+            salvaged.bytes[at..at + 512]
+                .iter()
+                .all(|&b| b == UNREADABLE_FILL)
+        );
+        assert!(salvaged.bytes[..at].iter().all(|&b| b == 5));
+        assert!(salvaged.bytes[at + 512..].iter().all(|&b| b == 5));
+        // Part of the sector written: still unreadable; all of it: remapped.
+        file.write_at(bad[0] * 512, &[6u8; 100])
+            .await
+            .expect("write");
+        assert!(file.read_at(bad[0] * 512, 512).await.is_err());
+        file.write_at(bad[0] * 512, &[7u8; 512])
+            .await
+            .expect("write");
+        assert_eq!(
+            file.read_at(bad[0] * 512, 512)
+                .await
+                .expect("readable again"),
+            vec![7u8; 512]
+        );
+    });
+}

@@ -173,6 +173,10 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     "data_loss_last_unix_ms",
                     stats.recovery.loss_history.last_cut_unix_ms.to_string(),
                 ),
+                (
+                    "data_loss_unreadable_records",
+                    stats.recovery.loss_history.unreadable_records.to_string(),
+                ),
             ],
         ),
     ];

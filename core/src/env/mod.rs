@@ -34,11 +34,13 @@
 mod clock;
 mod fs;
 mod net;
+mod salvage;
 mod spawn;
 
 pub use clock::{Clock, MonoTime};
 pub use fs::{File, Fs, OpenMode, create_dir_durably, is_out_of_space};
 pub use net::{Listener, Net};
+pub use salvage::{SALVAGE_SECTOR_BYTES, Salvaged, UNREADABLE_FILL, read_salvaging};
 pub use spawn::Spawn;
 
 /// Everything the engine may use from the outside world, in one bound.

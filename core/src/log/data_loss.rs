@@ -92,9 +92,10 @@ impl DataLoss {
                 .map_err(|source| LogError::io("read segment length", &path, source))?;
             lost_bytes += len;
             let bytes = if len >= SEGMENT_HEADER_BYTES {
-                file.read_at(0, SEGMENT_HEADER_BYTES as usize)
+                crate::env::read_salvaging(&file, 0, SEGMENT_HEADER_BYTES as usize)
                     .await
                     .map_err(|source| LogError::io("read segment", &path, source))?
+                    .bytes
             } else {
                 Vec::new()
             };

@@ -145,10 +145,10 @@ pub async fn read<E: Env>(env: &E, dir: &Path) -> Result<LossHistory, LogError> 
         .len()
         .await
         .map_err(|source| LogError::io("length", &path, source))?;
-    let bytes = file
-        .read_at(0, len.min(FILE_BYTES_MAX) as usize)
+    let bytes = crate::env::read_salvaging(&file, 0, len.min(FILE_BYTES_MAX) as usize)
         .await
-        .map_err(|source| LogError::io("read", &path, source))?;
+        .map_err(|source| LogError::io("read", &path, source))?
+        .bytes;
     let mut history = summarize(&bytes);
     if len > FILE_BYTES_MAX {
         history.unreadable_records += (len - FILE_BYTES_MAX).div_ceil(RECORD_BYTES as u64);

@@ -346,9 +346,12 @@ impl<'a, F: File> SegmentReader<'a, F> {
     }
 
     async fn read_fresh(&self, offset: u64, len: u64) -> Result<Vec<u8>, LogError> {
-        self.file
-            .read_at(offset, len as usize)
+        // An unreadable sector reads as bytes that verify as no frame and
+        // no batch header (and not as the zeros that end a segment), so the
+        // torn-or-damaged rules judge it where it lies.
+        crate::env::read_salvaging(self.file, offset, len as usize)
             .await
+            .map(|salvaged| salvaged.bytes)
             .map_err(|source| LogError::io("read segment", self.path, source))
     }
 

@@ -54,5 +54,9 @@ pub(crate) async fn read_all<F: File>(file: &F) -> std::io::Result<Result<Vec<u8
     if len > META_FILE_BYTES_MAX {
         return Ok(Err(format!("{len} bytes is longer than any such file")));
     }
-    Ok(Ok(file.read_at(0, len as usize).await?))
+    // An unreadable sector reads as bytes whose CRC fails (see
+    // `env::read_salvaging`): the file is then invalid, not an I/O error.
+    Ok(Ok(crate::env::read_salvaging(file, 0, len as usize)
+        .await?
+        .bytes))
 }

@@ -25,10 +25,12 @@ async fn read_page_bytes<F: File>(
     page_bytes: u32,
     id: PageId,
 ) -> Result<Vec<u8>, StoreError> {
-    let bytes = pages
-        .read_at(id * u64::from(page_bytes), page_bytes as usize)
+    // An unreadable sector reads as bytes that fail verification: a page
+    // the medium lost is a corrupt page, not an outage.
+    let bytes = crate::env::read_salvaging(pages, id * u64::from(page_bytes), page_bytes as usize)
         .await
-        .map_err(|error| StoreError::io("read page", path, error))?;
+        .map_err(|error| StoreError::io("read page", path, error))?
+        .bytes;
     if bytes.len() != page_bytes as usize {
         return Err(StoreError::corrupt(
             PAGES_FILE,

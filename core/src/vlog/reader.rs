@@ -38,14 +38,15 @@ pub(super) async fn read_pointed<F: File>(
 ) -> Result<VlogValue, VlogError> {
     let mut attempt = 0;
     loop {
-        let bytes = file
-            .read_at(pointer.offset, pointer.length as usize)
+        // An unreadable sector reads as bytes that fail the checks below.
+        let bytes = crate::env::read_salvaging(file, pointer.offset, pointer.length as usize)
             .await
             .map_err(|source| VlogError::Io {
                 op: "read record",
                 path: path.to_path_buf(),
                 source,
-            })?;
+            })?
+            .bytes;
         let checked = decode(pointer.segment, pointer.offset, &bytes).and_then(|value| {
             // `decode` accepted at least a whole frame.
             let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);

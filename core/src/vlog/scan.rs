@@ -44,8 +44,9 @@ pub(super) async fn read_verified<F: File>(
     len: u64,
 ) -> Result<Option<Vec<u8>>, VlogError> {
     let read = |offset: u64, len: u64| async move {
-        file.read_at(offset, len as usize)
+        crate::env::read_salvaging(file, offset, len as usize)
             .await
+            .map(|salvaged| salvaged.bytes)
             .map_err(|source| VlogError::Io {
                 op: "scan",
                 path: path.to_path_buf(),

@@ -355,9 +355,13 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
         let mut m = lock(model);
         m.verdict.check("loss_recorded", 1);
         let history = recovery.loss_history;
-        // The file itself may be damaged (excused): its records then count
-        // as unreadable, never as nothing.
-        if history.cuts == 0 && !(history.unreadable_records > 0 && excused(env)) {
+        // Damage at a power loss (bit rot, a lost sector) cannot reach a
+        // record written and synced within this open, and leaves it
+        // counted as unreadable, never as nothing; a write the disk drops
+        // or misplaces can lose it outright.
+        let counts = env.fault_counts();
+        let write_damaged = counts.get(Fault::WriteStale) + counts.get(Fault::WriteMisdirected) > 0;
+        if history.cuts == 0 && history.unreadable_records == 0 && !write_damaged {
             m.verdict.fail(
                 "loss_recorded",
                 "the open cut the WAL at damage but DATA_LOSS holds no cut".to_owned(),

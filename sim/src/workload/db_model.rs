@@ -487,7 +487,21 @@ impl DbModel {
             self.verdict.stat("excused_losses", 1);
             let c = &mut self.committers[index];
             c.base = found.clone();
-            c.base_expiry = expiry;
+            // Which of the commits survived is what the damage made
+            // unknown, and with it the TTL of each value read: any of them
+            // may expire from now on (life 0: bounds from no life).
+            let mut unknown = expiry;
+            for (key, value) in found {
+                if value.is_some() {
+                    unknown.entry(key.clone()).or_insert(Expiry {
+                        seq: 0,
+                        life: 0,
+                        after_ns: 0,
+                        before_ns: u64::MAX,
+                    });
+                }
+            }
+            c.base_expiry = unknown;
             c.since.clear();
             return;
         }

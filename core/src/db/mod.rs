@@ -225,7 +225,10 @@ impl<E: Env> Db<E> {
     }
 
     /// Checkpoints (so the next open has nothing to replay), stops the
-    /// background tasks and releases the directory.
+    /// background tasks and releases the directory. A database that failed
+    /// earlier is closed all the same, and the error says why
+    /// ([`DbError::StorageFailed`]): what it acknowledged is durable only
+    /// as far as the next open's recovery finds.
     pub async fn close(mut self) -> Result<(), DbError> {
         // Background work first, so nothing commits after the checkpoint.
         for task in [self.sweeper.take(), self.gc_task.take()]
@@ -234,10 +237,11 @@ impl<E: Env> Db<E> {
         {
             task.stop().await;
         }
-        let checkpointed = if self.store.failure().is_none() {
-            self.checkpoint().await.map(|_| ())
-        } else {
-            Ok(())
+        // A database that failed closes too, but says so: what it
+        // acknowledged may not all be durable, and only reopening tells.
+        let checkpointed = match self.store.failure() {
+            None => self.checkpoint().await.map(|_| ()),
+            Some(reason) => Err(DbError::StorageFailed(reason)),
         };
         let Db {
             wal,

@@ -9,9 +9,12 @@
 //! runs them and keeps the invariants (rejected before anything runs, all
 //! or nothing, serializable; see `db/exec.rs`).
 
+mod meter;
+
 use crate::error::DbError;
 use crate::record::{Value, ValueType};
 use crate::wal::Durability;
+pub use meter::{AnswerBudget, ResultMeter};
 
 /// Names a key within one transaction.
 pub type KeyId = u32;
@@ -104,6 +107,8 @@ pub struct Txn {
     keys: Vec<(KeyId, Mode, String)>,
     ops: Vec<Op>,
     durability: Option<Durability>,
+    result_bytes_max: Option<u64>,
+    meter: Option<std::sync::Arc<ResultMeter>>,
 }
 
 impl Txn {
@@ -119,6 +124,8 @@ impl Txn {
             keys,
             ops,
             durability: None,
+            result_bytes_max: None,
+            meter: None,
         }
     }
 
@@ -138,6 +145,33 @@ impl Txn {
     pub fn durability(&mut self, durability: Durability) -> &mut Self {
         self.durability = Some(durability);
         self
+    }
+
+    /// Bounds the results: a transaction whose `GET`s would return more
+    /// than `max` bytes (values, plus [`RESULT_OVERHEAD_BYTES`] per op)
+    /// fails with [`TxnError::ResultTooLarge`] before the value that would
+    /// cross the bound is copied, and writes nothing.
+    pub fn limit_result_bytes(&mut self, max: u64) -> &mut Self {
+        self.result_bytes_max = Some(max);
+        self
+    }
+
+    /// Reserves the results' bytes on `meter` as they are built, waiting
+    /// (up to the lock wait limit) while its budgets are full of others'
+    /// answers: a server bounds the memory of answers not yet written.
+    pub fn meter_results(&mut self, meter: std::sync::Arc<ResultMeter>) -> &mut Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// The meter set by [`Txn::meter_results`], if any.
+    pub fn meter(&self) -> Option<&ResultMeter> {
+        self.meter.as_deref()
+    }
+
+    /// The bound set by [`Txn::limit_result_bytes`], if any.
+    pub fn result_bytes_max(&self) -> Option<u64> {
+        self.result_bytes_max
     }
 
     /// Appends any op.
@@ -350,7 +384,34 @@ pub enum TxnError {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// The results would exceed the bound the transaction set
+    /// ([`Txn::limit_result_bytes`]): nothing was written.
+    #[error(
+        "op {op}: the results would take {bytes} bytes, over the limit of {max}; nothing was written"
+    )]
+    ResultTooLarge {
+        /// The op that would have crossed the bound.
+        op: usize,
+        /// The results' bytes with that op's.
+        bytes: u64,
+        /// The bound.
+        max: u64,
+    },
+    /// The answers already waiting for the client filled its budget for
+    /// longer than the lock wait limit (a client that does not read them):
+    /// nothing was written; read the answers, then retry.
+    #[error(
+        "busy: the unread answers of this connection filled its buffer for {waited_ms} ms; nothing was written"
+    )]
+    AnswersBacklogged {
+        /// How long it waited for room.
+        waited_ms: u64,
+    },
     /// The database failed to read or commit.
     #[error(transparent)]
     Db(#[from] DbError),
 }
+
+/// What each op's result is counted as besides its value's bytes, against
+/// [`Txn::limit_result_bytes`] (its type, revision and framing on the wire).
+pub const RESULT_OVERHEAD_BYTES: u64 = 32;

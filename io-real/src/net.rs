@@ -22,6 +22,20 @@ impl Net for RealEnv {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         Ok(RealListener { listener })
     }
+
+    fn set_keepalive(&self, stream: &Self::Stream, idle_secs: u64) -> io::Result<()> {
+        let socket = socket2::SockRef::from(stream.get_ref());
+        if idle_secs == 0 {
+            return socket.set_keepalive(false);
+        }
+        // Then a probe every 10 s, 6 unanswered ones: a vanished peer is
+        // dropped about a minute after the idle time.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(std::time::Duration::from_secs(idle_secs))
+            .with_interval(std::time::Duration::from_secs(10))
+            .with_retries(6);
+        socket.set_tcp_keepalive(&keepalive)
+    }
 }
 
 impl Listener for RealListener {

@@ -301,6 +301,12 @@ impl Net for SimEnv {
     type Listener = SimListener;
     type Stream = SimStream;
 
+    /// The simulated network has no keepalive probes: a vanished peer is
+    /// found out by the server's own timeouts.
+    fn set_keepalive(&self, _stream: &SimStream, _idle_secs: u64) -> io::Result<()> {
+        Ok(())
+    }
+
     async fn listen(&self, addr: SocketAddr) -> io::Result<SimListener> {
         self.net_delay().await;
         let bound = self

@@ -16,6 +16,10 @@ pub const LENGTH_BYTES: usize = 4;
 /// Bytes [`write_frames`] gathers into one write at most (a single larger
 /// frame is written alone).
 pub const COALESCE_BYTES_MAX: usize = 256 * 1024;
+/// A reader's buffer grown past this by a large frame is given back once
+/// the frame is consumed: one large request does not pin its memory for
+/// the connection's life.
+const BUFFER_KEEP_BYTES: usize = 1024 * 1024;
 
 /// Why a stream can no longer be read as frames.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +65,18 @@ impl FrameReader {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// Gives back memory a large frame left behind.
+    fn shrink(&mut self) {
+        if self.buffer.capacity() > BUFFER_KEEP_BYTES && self.buffer.len() < BUFFER_KEEP_BYTES / 2 {
+            self.buffer.shrink_to(BUFFER_KEEP_BYTES / 2);
+        }
+    }
+
+    /// Bytes the reader holds (its buffer's capacity).
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer.capacity()
+    }
+
     /// The next complete frame's payload, if it has arrived. After an error
     /// the stream is unusable: close the connection.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
@@ -85,6 +101,7 @@ impl FrameReader {
         if self.start > self.buffer.len() / 2 {
             self.buffer.drain(..self.start);
             self.start = 0;
+            self.shrink();
         }
         Ok(Some(payload))
     }
@@ -113,22 +130,44 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
 /// already queued when a write starts go out in the same write: with many
 /// requests pipelined, one system call carries many frames instead of one
 /// each.
-pub async fn write_frames<W: AsyncWrite + Unpin>(
+///
+/// Each item is dropped only once its bytes are written (or the write
+/// failed): an item that carries accounting (a request's in-flight count,
+/// queued bytes) releases it when it has truly left.
+pub async fn write_frames<W: AsyncWrite + Unpin, T: AsRef<[u8]>>(
     writer: &mut W,
-    frames: &mut UnboundedReceiver<Vec<u8>>,
+    frames: &mut UnboundedReceiver<T>,
 ) -> std::io::Result<()> {
-    while let Some(mut batch) = frames.next().await {
+    let mut batch = Vec::new();
+    let mut items = Vec::new();
+    while let Some(first) = frames.next().await {
         // Answers finish in groups (a group commit answers all its commits
         // at once): let the tasks woken with this one queue theirs first.
         yield_now().await;
+        if first.as_ref().len() >= COALESCE_BYTES_MAX {
+            // Large: written from where it is, not copied.
+            writer.write_all(first.as_ref()).await?;
+            writer.flush().await?;
+            continue;
+        }
+        batch.clear();
+        batch.extend_from_slice(first.as_ref());
+        items.push(first);
         while batch.len() < COALESCE_BYTES_MAX {
             match frames.try_recv() {
-                Ok(frame) => batch.extend_from_slice(&frame),
+                Ok(frame) => {
+                    batch.extend_from_slice(frame.as_ref());
+                    items.push(frame);
+                }
                 Err(_) => break,
             }
         }
         writer.write_all(&batch).await?;
         writer.flush().await?;
+        items.clear();
+        if batch.capacity() > BUFFER_KEEP_BYTES {
+            batch = Vec::new();
+        }
     }
     Ok(())
 }

@@ -72,6 +72,25 @@ pub struct ServerConfig {
     /// A transaction that waited this long for its keys' locks (held by
     /// other transactions) is answered `Busy`, having written nothing.
     pub request_queue_timeout_ms: u64,
+    /// Response bytes one connection may have waiting to be written before
+    /// the server stops reading from it (a client that does not read).
+    pub connection_queue_bytes_max: u64,
+    /// Response bytes waiting over all connections before the server stops
+    /// reading from sockets.
+    pub queued_bytes_total_max: u64,
+    /// A frame must arrive whole within this (ms) of its first byte, or the
+    /// connection is told `FrameTimeout` and closed.
+    pub frame_read_timeout_ms: u64,
+    /// A connection with nothing in flight and no request for this long
+    /// (ms) is closed (0: never, as in Redis).
+    pub idle_timeout_ms: u64,
+    /// At shutdown, how long (ms) to wait for responses to be written;
+    /// after it, connections whose peers do not read are dropped, and the
+    /// database is closed all the same.
+    pub shutdown_timeout_ms: u64,
+    /// TCP keepalive: idle seconds before the first probe (0: off). A
+    /// client that vanished (power loss, NAT timeout) is then found out.
+    pub tcp_keepalive_secs: u64,
 }
 
 /// `[limits]`.
@@ -86,6 +105,9 @@ pub struct LimitsConfig {
     pub ops_per_txn_max: usize,
     /// The largest value accepted.
     pub value_bytes_max: usize,
+    /// The largest answer the server builds: a request whose results would
+    /// exceed it gets `ResponseTooLarge`, checked as they accumulate.
+    pub response_bytes_max: u64,
 }
 
 /// `[storage]`.
@@ -218,6 +240,12 @@ impl Default for ServerConfig {
             max_in_flight_per_connection: 128,
             max_in_flight_total: 8192,
             request_queue_timeout_ms: 5_000,
+            connection_queue_bytes_max: 8 * 1024 * 1024,
+            queued_bytes_total_max: 256 * 1024 * 1024,
+            frame_read_timeout_ms: 10_000,
+            idle_timeout_ms: 0,
+            shutdown_timeout_ms: 10_000,
+            tcp_keepalive_secs: 60,
         }
     }
 }
@@ -229,6 +257,7 @@ impl Default for LimitsConfig {
             keys_per_txn_max: 128,
             ops_per_txn_max: 1024,
             value_bytes_max: 8 * 1024 * 1024,
+            response_bytes_max: 64 * 1024 * 1024,
         }
     }
 }
@@ -283,6 +312,9 @@ const CACHE_BYTES_MIN: u64 = 1024 * 1024;
 const WAL_SEGMENT_BYTES_MIN: u64 = 64 * 1024;
 /// The smallest frame limit: room for a transaction with a few keys.
 const FRAME_BYTES_MIN: u32 = 4096;
+/// The shortest timeout accepted (ms): anything shorter cuts off honest
+/// clients on a busy network.
+const TIMEOUT_MS_MIN: u64 = 100;
 
 impl Config {
     /// Parses `text` (an empty text gives the defaults) and validates it.
@@ -355,6 +387,51 @@ impl Config {
             self.server.request_queue_timeout_ms,
             1,
         )?;
+        at_least(
+            "server.connection_queue_bytes_max",
+            self.server.connection_queue_bytes_max,
+            u64::from(FRAME_BYTES_MIN),
+        )?;
+        if self.server.queued_bytes_total_max < self.server.connection_queue_bytes_max {
+            return invalid(
+                "server.queued_bytes_total_max",
+                format!(
+                    "is {}, below server.connection_queue_bytes_max ({})",
+                    self.server.queued_bytes_total_max, self.server.connection_queue_bytes_max
+                ),
+            );
+        }
+        at_least(
+            "server.frame_read_timeout_ms",
+            self.server.frame_read_timeout_ms,
+            TIMEOUT_MS_MIN,
+        )?;
+        if self.server.idle_timeout_ms != 0 {
+            at_least(
+                "server.idle_timeout_ms",
+                self.server.idle_timeout_ms,
+                TIMEOUT_MS_MIN,
+            )?;
+        }
+        at_least(
+            "server.shutdown_timeout_ms",
+            self.server.shutdown_timeout_ms,
+            TIMEOUT_MS_MIN,
+        )?;
+        at_least(
+            "limits.response_bytes_max",
+            self.limits.response_bytes_max,
+            u64::from(FRAME_BYTES_MIN),
+        )?;
+        if self.limits.response_bytes_max >= u64::from(u32::MAX) {
+            return invalid(
+                "limits.response_bytes_max",
+                format!(
+                    "is {}, not below 4 GiB (a frame's length is 32 bits)",
+                    self.limits.response_bytes_max
+                ),
+            );
+        }
         at_least(
             "limits.frame_bytes_max",
             u64::from(self.limits.frame_bytes_max),

@@ -18,6 +18,70 @@ pub struct ServerFacts {
     pub uptime_ms: u64,
     /// Connections open now.
     pub connections: u64,
+    /// Requests in flight now (read, response not yet written).
+    pub in_flight: u64,
+    /// Response bytes encoded and not yet written, now.
+    pub queued_bytes: u64,
+    /// Connections refused at `max_connections`.
+    pub connections_rejected: u64,
+    /// Connections closed because a frame did not arrive in time.
+    pub frame_timeouts: u64,
+    /// Connections closed for being idle.
+    pub idle_timeouts: u64,
+    /// Connections closed for announcing a frame over the limit.
+    pub frames_too_large: u64,
+    /// Requests refused because their answer would be too large.
+    pub responses_too_large: u64,
+    /// Connections dropped at the shutdown deadline.
+    pub shutdown_dropped: u64,
+    /// The configured bounds.
+    pub limits: ServerLimits,
+}
+
+/// The bounds the server runs with (INFO `# Limits`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerLimits {
+    /// `server.max_connections`.
+    pub max_connections: u64,
+    /// `server.max_in_flight_per_connection`.
+    pub max_in_flight_per_connection: u64,
+    /// `server.max_in_flight_total`.
+    pub max_in_flight_total: u64,
+    /// `server.connection_queue_bytes_max`.
+    pub connection_queue_bytes_max: u64,
+    /// `server.queued_bytes_total_max`.
+    pub queued_bytes_total_max: u64,
+    /// `limits.frame_bytes_max`.
+    pub frame_bytes_max: u64,
+    /// `limits.response_bytes_max`.
+    pub response_bytes_max: u64,
+    /// `server.frame_read_timeout_ms`.
+    pub frame_read_timeout_ms: u64,
+    /// `server.idle_timeout_ms`.
+    pub idle_timeout_ms: u64,
+    /// `server.shutdown_timeout_ms`.
+    pub shutdown_timeout_ms: u64,
+    /// `server.tcp_keepalive_secs`.
+    pub tcp_keepalive_secs: u64,
+}
+
+impl From<&crate::config::Config> for ServerLimits {
+    fn from(config: &crate::config::Config) -> Self {
+        let (server, limits) = (&config.server, &config.limits);
+        ServerLimits {
+            max_connections: server.max_connections as u64,
+            max_in_flight_per_connection: server.max_in_flight_per_connection as u64,
+            max_in_flight_total: server.max_in_flight_total as u64,
+            connection_queue_bytes_max: server.connection_queue_bytes_max,
+            queued_bytes_total_max: server.queued_bytes_total_max,
+            frame_bytes_max: u64::from(limits.frame_bytes_max),
+            response_bytes_max: limits.response_bytes_max,
+            frame_read_timeout_ms: server.frame_read_timeout_ms,
+            idle_timeout_ms: server.idle_timeout_ms,
+            shutdown_timeout_ms: server.shutdown_timeout_ms,
+            tcp_keepalive_secs: server.tcp_keepalive_secs,
+        }
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -43,7 +107,8 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
     let wal = &stats.wal;
     let cache = &store.cache;
     let vlog = &stats.vlog;
-    let sections: [(&str, Vec<(&str, String)>); 8] = [
+    let limits = &server.limits;
+    let sections: [(&str, Vec<(&str, String)>); 9] = [
         (
             "Server",
             vec![
@@ -54,6 +119,54 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("schema_wire", hex(&jubilant_schemas::WIRE_SCHEMA_HASH)),
                 ("uptime_ms", server.uptime_ms.to_string()),
                 ("connections", server.connections.to_string()),
+                ("in_flight", server.in_flight.to_string()),
+                ("queued_bytes", server.queued_bytes.to_string()),
+                (
+                    "connections_rejected",
+                    server.connections_rejected.to_string(),
+                ),
+                ("frame_timeouts", server.frame_timeouts.to_string()),
+                ("idle_timeouts", server.idle_timeouts.to_string()),
+                ("frames_too_large", server.frames_too_large.to_string()),
+                (
+                    "responses_too_large",
+                    server.responses_too_large.to_string(),
+                ),
+                ("shutdown_dropped", server.shutdown_dropped.to_string()),
+            ],
+        ),
+        (
+            "Limits",
+            vec![
+                ("max_connections", limits.max_connections.to_string()),
+                (
+                    "max_in_flight_per_connection",
+                    limits.max_in_flight_per_connection.to_string(),
+                ),
+                (
+                    "max_in_flight_total",
+                    limits.max_in_flight_total.to_string(),
+                ),
+                (
+                    "connection_queue_bytes_max",
+                    limits.connection_queue_bytes_max.to_string(),
+                ),
+                (
+                    "queued_bytes_total_max",
+                    limits.queued_bytes_total_max.to_string(),
+                ),
+                ("frame_bytes_max", limits.frame_bytes_max.to_string()),
+                ("response_bytes_max", limits.response_bytes_max.to_string()),
+                (
+                    "frame_read_timeout_ms",
+                    limits.frame_read_timeout_ms.to_string(),
+                ),
+                ("idle_timeout_ms", limits.idle_timeout_ms.to_string()),
+                (
+                    "shutdown_timeout_ms",
+                    limits.shutdown_timeout_ms.to_string(),
+                ),
+                ("tcp_keepalive_secs", limits.tcp_keepalive_secs.to_string()),
             ],
         ),
         (
@@ -230,9 +343,15 @@ mod tests {
             ServerFacts {
                 uptime_ms: 1234,
                 connections: 2,
+                queued_bytes: 4096,
+                limits: ServerLimits::from(&crate::config::Config::default()),
+                ..ServerFacts::default()
             },
         );
         for line in [
+            "queued_bytes:4096",
+            "response_bytes_max:67108864",
+            "frame_read_timeout_ms:10000",
             "hit_rate:0.75",
             "live_ratio:0.25",
             "average_batch:2.50",

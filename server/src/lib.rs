@@ -15,6 +15,7 @@
 
 jubilant_core::declare_build_checks!();
 
+pub mod accounting;
 pub mod config;
 pub mod info;
 pub mod runtime;

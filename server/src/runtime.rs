@@ -5,18 +5,28 @@
 //! Invariants kept here:
 //! - **Every request gets exactly one response, with its id**, unless its
 //!   connection is gone. A payload that is not a valid request is answered
-//!   with a typed error (id 0 when no id could be read); a stream whose
-//!   framing is lost (a length over the limit or zero) is closed after the
-//!   responses already due are written, and the reason is logged.
-//! - **Memory is bounded by the limits, not by the clients.** A connection
-//!   stops reading while it has `max_in_flight_per_connection` requests in
-//!   flight, and every connection does while the server has
-//!   `max_in_flight_total`: the kernel's socket buffers then push back on
-//!   the clients (TCP backpressure). At most `max_connections` are served;
-//!   more wait in the listen backlog.
-//! - **Shutdown loses nothing acknowledged.** It stops accepting, stops
-//!   reading, lets every request in flight finish and its response be
-//!   written, then closes the database (a checkpoint: the WAL is durable).
+//!   with a typed error (id 0 when no id could be read). A stream whose
+//!   framing is lost is told why with id 0 (`FrameTooLarge` for a length
+//!   over the limit, `InvalidRequest` for a zero length, `FrameTimeout` for
+//!   a frame that did not arrive whole in time) after the responses
+//!   already due, and closed.
+//! - **Memory is bounded by the limits, not by the clients** (accounting,
+//!   and docs/design.md 9.3). A connection stops reading while it has
+//!   `max_in_flight_per_connection` requests in flight or
+//!   `connection_queue_bytes_max` response bytes unwritten; every
+//!   connection does while the server has `max_in_flight_total` or
+//!   `queued_bytes_total_max`: the kernel's socket buffers then push back
+//!   on the clients (TCP backpressure). A request is in flight until its
+//!   response is written; no answer is built past `response_bytes_max`.
+//! - **Answers within seconds.** A connection past `max_connections` is
+//!   accepted, told `TooManyConnections` and closed; a frame must arrive
+//!   within `frame_read_timeout_ms`; an idle connection is closed after
+//!   `idle_timeout_ms` if set.
+//! - **Shutdown loses nothing acknowledged, and ends.** It stops accepting
+//!   and reading, lets every request in flight finish and its response be
+//!   written, for at most `shutdown_timeout_ms`; then drops the
+//!   connections whose peers do not read, and closes the database (a
+//!   checkpoint: the WAL is durable) either way.
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -27,12 +37,12 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, select};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use futures::{SinkExt, StreamExt};
 use jubilant_core::db::{Db, DbError};
 use jubilant_core::env::{Env, Listener, MonoTime, Net};
 
+use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
 use crate::config::Config;
-use crate::frame::{FrameReader, encode_frame, write_frames};
+use crate::frame::{FrameError, FrameReader, encode_frame, write_frames};
 use crate::info::{self, ServerFacts};
 use crate::wire::{self, ErrorCode, ErrorReply, Request, RequestLimits, Response};
 
@@ -40,6 +50,14 @@ use crate::wire::{self, ErrorCode, ErrorReply, Request, RequestLimits, Response}
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How long a reader waits before looking again at a full server.
 const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
+/// How often an idle reader or a blocked writer looks at the clock, the
+/// timeouts and shutdown.
+const TICK: Duration = Duration::from_millis(50);
+/// How long a refused connection gets to take its `TooManyConnections`.
+const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Refused connections being told so at once; past it, they are closed
+/// without a word (a flood must not cost a task each).
+const REJECTING_MAX: u64 = 64;
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +95,48 @@ struct Shared<E: Env> {
     db: Db<E>,
     config: Config,
     started: MonoTime,
-    connections: AtomicU64,
-    in_flight: AtomicU64,
+    counters: Arc<ServerCounters>,
+    /// Refused connections being told so now.
+    rejecting: AtomicU64,
     stopping: AtomicBool,
+    /// Past the shutdown deadline: writers stop waiting for their peers.
+    abandoning: AtomicBool,
+}
+
+impl<E: Env> Shared<E> {
+    fn facts(&self) -> ServerFacts {
+        let counters = &self.counters;
+        ServerFacts {
+            uptime_ms: u64::try_from(
+                self.env
+                    .now_mono()
+                    .saturating_since(self.started)
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+            connections: ServerCounters::get(&counters.connections),
+            in_flight: ServerCounters::get(&counters.in_flight),
+            queued_bytes: counters.answers.held(),
+            connections_rejected: ServerCounters::get(&counters.connections_rejected),
+            frame_timeouts: ServerCounters::get(&counters.frame_timeouts),
+            idle_timeouts: ServerCounters::get(&counters.idle_timeouts),
+            frames_too_large: ServerCounters::get(&counters.frames_too_large),
+            responses_too_large: ServerCounters::get(&counters.responses_too_large),
+            shutdown_dropped: ServerCounters::get(&counters.shutdown_dropped),
+            limits: info::ServerLimits::from(&self.config),
+        }
+    }
+
+    /// Whether a connection with `conn`'s counts must read nothing more for
+    /// now.
+    fn must_wait(&self, conn: &ConnCounters) -> bool {
+        let server = &self.config.server;
+        let counters = &self.counters;
+        ServerCounters::get(&conn.in_flight) >= server.max_in_flight_per_connection as u64
+            || conn.answers.is_full()
+            || ServerCounters::get(&counters.in_flight) >= server.max_in_flight_total as u64
+            || counters.answers.is_full()
+    }
 }
 
 /// A running server.
@@ -131,14 +188,16 @@ pub async fn serve_db<E: Env>(
         .local_addr()
         .map_err(|source| ServerError::Listen { addr, source })?;
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "listening on {local_addr}");
+    let answer_bytes_max = config.server.queued_bytes_total_max;
     let shared = Arc::new(Shared {
         started: env.now_mono(),
         env: env.clone(),
         db,
         config,
-        connections: AtomicU64::new(0),
-        in_flight: AtomicU64::new(0),
+        counters: Arc::new(ServerCounters::new(answer_bytes_max)),
+        rejecting: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
+        abandoning: AtomicBool::new(false),
     });
     let (stop, stopped) = oneshot::channel();
     let task = env.spawn("server", serve(shared, listener, stopped));
@@ -159,21 +218,33 @@ async fn serve<E: Env>(
             .env
             .spawn("checkpoint-timer", checkpoint_timer(Arc::clone(&shared)))
     });
+    let counters = Arc::clone(&shared.counters);
     loop {
-        // At the connection limit, accept nothing: clients wait in the
-        // kernel's backlog.
-        if shared.connections.load(Ordering::Acquire) >= shared.config.server.max_connections as u64
-        {
-            let wait = pin!(shared.env.sleep(BACKPRESSURE_POLL));
-            if let Either::Right(_) = select(wait, &mut stopped).await {
-                break;
-            }
-            continue;
-        }
         let accept = pin!(listener.accept());
         match select(accept, &mut stopped).await {
             Either::Left((Ok((stream, peer)), _)) => {
-                shared.connections.fetch_add(1, Ordering::AcqRel);
+                if ServerCounters::get(&counters.connections)
+                    >= shared.config.server.max_connections as u64
+                {
+                    ServerCounters::count(&counters.connections_rejected);
+                    tracing::debug!(%peer, "connection refused: at max_connections");
+                    if shared.rejecting.load(Ordering::Acquire) < REJECTING_MAX {
+                        shared.rejecting.fetch_add(1, Ordering::AcqRel);
+                        drop(
+                            shared
+                                .env
+                                .spawn("reject", reject(Arc::clone(&shared), stream)),
+                        );
+                    }
+                    continue;
+                }
+                if let Err(error) = shared
+                    .env
+                    .set_keepalive(&stream, shared.config.server.tcp_keepalive_secs)
+                {
+                    tracing::debug!(%peer, %error, "TCP keepalive could not be set");
+                }
+                counters.connections.fetch_add(1, Ordering::AcqRel);
                 tracing::debug!(%peer, "connection opened");
                 let task = connection(Arc::clone(&shared), stream, peer);
                 // Detached: shutdown waits on the connection count instead,
@@ -181,6 +252,8 @@ async fn serve<E: Env>(
                 drop(shared.env.spawn("connection", task));
             }
             Either::Left((Err(error), _)) => {
+                // Out of descriptors (EMFILE) and the like: the backlog
+                // keeps the client until a slot frees.
                 tracing::warn!(%error, "accept failed");
                 shared.env.sleep(BACKPRESSURE_POLL).await;
             }
@@ -190,7 +263,16 @@ async fn serve<E: Env>(
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     shared.stopping.store(true, Ordering::Release);
     drop(listener);
-    while shared.connections.load(Ordering::Acquire) > 0 {
+    let deadline =
+        shared.env.now_mono() + Duration::from_millis(shared.config.server.shutdown_timeout_ms);
+    while ServerCounters::get(&counters.connections) > 0 {
+        if !shared.abandoning.load(Ordering::Acquire) && shared.env.now_mono() >= deadline {
+            tracing::warn!(
+                connections = ServerCounters::get(&counters.connections),
+                "shutdown deadline passed: dropping connections whose peers do not read"
+            );
+            shared.abandoning.store(true, Ordering::Release);
+        }
         shared.env.sleep(BACKPRESSURE_POLL).await;
     }
     if let Some(task) = checkpoints {
@@ -211,6 +293,28 @@ async fn serve<E: Env>(
     shared.db.close().await.map_err(ServerError::Close)?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Tells a connection past `max_connections` why it is closed, if it takes
+/// the bytes within a second.
+async fn reject<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream) {
+    let reply = ErrorReply::new(
+        ErrorCode::TooManyConnections,
+        format!(
+            "the server serves at most {} connections (server.max_connections); try again later",
+            shared.config.server.max_connections
+        ),
+    );
+    let frame = encode_frame(&wire::encode_response(0, &Response::Error(reply)));
+    let (_, mut writer) = stream.split();
+    let write = pin!(async move {
+        if writer.write_all(&frame).await.is_ok() {
+            let _ = writer.close().await;
+        }
+    });
+    let timeout = pin!(shared.env.sleep(REJECT_WRITE_TIMEOUT));
+    select(write, timeout).await;
+    shared.rejecting.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Checkpoints every `checkpoint_interval_ms` until shutdown.
@@ -234,46 +338,140 @@ async fn checkpoint_timer<E: Env>(shared: Arc<Shared<E>>) {
 }
 
 /// Serves one connection until the peer closes it, its framing is lost,
-/// or the server stops.
+/// a timeout ends it, or the server stops.
 async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: SocketAddr) {
     let (mut reader, writer) = stream.split();
-    let (responses, outgoing) = mpsc::unbounded::<Vec<u8>>();
-    let writing = shared
-        .env
-        .spawn("connection-writer", write_responses(writer, outgoing));
-    let (done_tx, mut done) = mpsc::unbounded::<()>();
+    let counters = Arc::clone(&shared.counters);
+    let conn = Arc::new(ConnCounters::new(
+        shared.config.server.connection_queue_bytes_max,
+    ));
+    let (responses, outgoing) = mpsc::unbounded::<Outgoing>();
+    let writing = shared.env.spawn(
+        "connection-writer",
+        write_responses(Arc::clone(&shared), Arc::clone(&conn), writer, outgoing),
+    );
+    let send = |id: u64, response: &Response, request: Option<InFlight>| {
+        let frame = encode_frame(&wire::encode_response(id, response));
+        // A send fails only once the writer is gone (the peer left): the
+        // frame is dropped, and with it its accounting.
+        let _ = responses.unbounded_send(Outgoing::new(frame, &counters, &conn, request));
+    };
     let limits = RequestLimits {
         keys_per_txn_max: shared.config.limits.keys_per_txn_max,
         ops_per_txn_max: shared.config.limits.ops_per_txn_max,
     };
+    let frame_timeout = Duration::from_millis(shared.config.server.frame_read_timeout_ms);
+    let idle_timeout = (shared.config.server.idle_timeout_ms > 0)
+        .then(|| Duration::from_millis(shared.config.server.idle_timeout_ms));
     let mut frames = FrameReader::new(shared.config.limits.frame_bytes_max);
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
-    let mut in_flight = 0usize;
+    // When the frame now arriving began to (it must end in time), and when
+    // the last request arrived (for the idle timeout).
+    let mut frame_began: Option<MonoTime> = None;
+    let mut last_request = shared.env.now_mono();
     'reading: loop {
-        // Backpressure: read nothing more while this connection or the
-        // whole server is at its limit.
-        while in_flight >= shared.config.server.max_in_flight_per_connection
-            || shared.in_flight.load(Ordering::Acquire)
-                >= shared.config.server.max_in_flight_total as u64
-        {
-            let tick = pin!(shared.env.sleep(BACKPRESSURE_POLL));
-            if let Either::Left((Some(()), _)) = select(done.next(), tick).await {
-                in_flight -= 1;
+        // Requests already read, one at a time while there is room: a
+        // read may bring hundreds of pipelined frames.
+        while !shared.must_wait(&conn) {
+            if conn.peer_gone() {
+                break 'reading;
+            }
+            let payload = match frames.next_frame() {
+                Ok(Some(payload)) => payload,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::info!(%peer, %error, "unreadable frame; closing the connection");
+                    let code = match error {
+                        FrameError::TooLarge { .. } => {
+                            ServerCounters::count(&counters.frames_too_large);
+                            ErrorCode::FrameTooLarge
+                        }
+                        FrameError::Empty => ErrorCode::InvalidRequest,
+                    };
+                    let message = format!("{error}; closing the connection");
+                    send(0, &Response::Error(ErrorReply::new(code, message)), None);
+                    break 'reading;
+                }
+            };
+            // A whole frame: the next one's clock starts with its bytes.
+            let now = shared.env.now_mono();
+            last_request = now;
+            frame_began = (frames.pending() > 0).then_some(now);
+            let (id, decoded) = wire::decode_request(&payload, &limits);
+            drop(payload);
+            match decoded {
+                Err(error) => {
+                    tracing::debug!(%peer, id, code = ?error.code, message = %error.message, "invalid request");
+                    send(id, &Response::Error(error), None);
+                }
+                Ok(request) => {
+                    let in_flight = InFlight::begin(&counters, &conn);
+                    let task = answer(
+                        Arc::clone(&shared),
+                        Arc::clone(&conn),
+                        id,
+                        request,
+                        responses.clone(),
+                        in_flight,
+                    );
+                    drop(shared.env.spawn("request", task));
+                }
             }
         }
-        while let Ok(()) = done.try_recv() {
-            in_flight -= 1;
+        // Backpressure: read nothing more while this connection or the
+        // whole server is at its limit. Time spent here is the server's,
+        // not the client's: a frame's clock restarts after it.
+        if shared.must_wait(&conn) {
+            while shared.must_wait(&conn) {
+                if shared.stopping.load(Ordering::Acquire) || conn.peer_gone() {
+                    break 'reading;
+                }
+                shared.env.sleep(BACKPRESSURE_POLL).await;
+            }
+            let now = shared.env.now_mono();
+            frame_began = frame_began.map(|_| now);
+            last_request = now;
+            // Frames already read go first.
+            continue;
         }
         if shared.stopping.load(Ordering::Acquire) {
             break;
         }
         let read = {
             let read = pin!(reader.read(&mut buffer));
-            let tick = pin!(shared.env.sleep(Duration::from_millis(50)));
+            let tick = pin!(shared.env.sleep(TICK));
             match select(read, tick).await {
                 Either::Left((read, _)) => read,
-                // Look at `stopping` now and then while the peer is idle.
-                Either::Right(_) => continue,
+                Either::Right(_) => {
+                    // Look at the clock and at `stopping` now and then
+                    // while the peer is quiet.
+                    let now = shared.env.now_mono();
+                    if frame_began.is_some_and(|began| now.saturating_since(began) >= frame_timeout)
+                    {
+                        ServerCounters::count(&counters.frame_timeouts);
+                        tracing::info!(%peer, bytes = frames.pending(), "a frame did not arrive in time; closing the connection");
+                        let reply = ErrorReply::new(
+                            ErrorCode::FrameTimeout,
+                            format!(
+                                "a frame must arrive whole within {} ms (server.frame_read_timeout_ms); {} bytes of it came",
+                                frame_timeout.as_millis(),
+                                frames.pending()
+                            ),
+                        );
+                        send(0, &Response::Error(reply), None);
+                        break 'reading;
+                    }
+                    if let Some(idle) = idle_timeout
+                        && frame_began.is_none()
+                        && ServerCounters::get(&conn.in_flight) == 0
+                        && now.saturating_since(last_request) >= idle
+                    {
+                        ServerCounters::count(&counters.idle_timeouts);
+                        tracing::debug!(%peer, "idle; closing the connection");
+                        break 'reading;
+                    }
+                    continue;
+                }
             }
         };
         let n = match read {
@@ -290,108 +488,100 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
             }
         };
         frames.extend(&buffer[..n]);
-        loop {
-            let payload = match frames.next_frame() {
-                Ok(Some(payload)) => payload,
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::info!(%peer, %error, "unreadable frame; closing the connection");
-                    break 'reading;
-                }
-            };
-            let (id, decoded) = wire::decode_request(&payload, &limits);
-            match decoded {
-                Err(error) => {
-                    tracing::debug!(%peer, id, code = ?error.code, message = %error.message, "invalid request");
-                    let frame = encode_frame(&wire::encode_response(id, &Response::Error(error)));
-                    let _ = responses.unbounded_send(frame);
-                }
-                Ok(request) => {
-                    in_flight += 1;
-                    shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                    let task = answer(
-                        Arc::clone(&shared),
-                        id,
-                        request,
-                        responses.clone(),
-                        done_tx.clone(),
-                    );
-                    drop(shared.env.spawn("request", task));
-                }
-            }
+        if frame_began.is_none() {
+            frame_began = Some(shared.env.now_mono());
         }
     }
-    // Every request in flight is answered before the connection closes.
-    drop(done_tx);
-    while in_flight > 0 && done.next().await.is_some() {
-        in_flight -= 1;
-    }
+    // The writer ends once every request in flight has queued its answer
+    // and all of it is written (or the peer is gone, or shutdown gave up).
     drop(responses);
     writing.await;
-    shared.connections.fetch_sub(1, Ordering::AcqRel);
+    counters.connections.fetch_sub(1, Ordering::AcqRel);
     tracing::debug!(%peer, "connection closed");
 }
 
-/// Runs one request and queues its response.
+/// Runs one request and queues its response, which carries the request's
+/// in-flight count until it is written.
 async fn answer<E: Env>(
     shared: Arc<Shared<E>>,
+    conn: Arc<ConnCounters>,
     id: u64,
     request: Request,
-    responses: mpsc::UnboundedSender<Vec<u8>>,
-    mut done: mpsc::UnboundedSender<()>,
+    responses: mpsc::UnboundedSender<Outgoing>,
+    in_flight: InFlight,
 ) {
     let response = match request {
         Request::Ping => Response::Pong,
-        Request::Info => {
-            let facts = ServerFacts {
-                uptime_ms: u64::try_from(
-                    shared
-                        .env
-                        .now_mono()
-                        .saturating_since(shared.started)
-                        .as_millis(),
-                )
-                .unwrap_or(u64::MAX),
-                connections: shared.connections.load(Ordering::Acquire),
-            };
-            Response::Info(info::render(&shared.db.stats(), facts))
-        }
+        Request::Info => Response::Info(info::render(&shared.db.stats(), shared.facts())),
         Request::Checkpoint => match shared.db.checkpoint().await {
             Ok(report) => Response::Checkpoint(report.checkpoint_lsn),
             Err(error) => Response::Error(ErrorReply::from_db(&error)),
         },
-        Request::Txn(txn) => match shared.db.transaction(&txn).await {
-            Ok(outcome) => Response::Txn {
-                kinds: txn.ops().iter().map(wire::op_kind).collect(),
-                outcome,
-            },
-            Err(error) => {
-                let reply = ErrorReply::from_txn(&error);
-                if matches!(
-                    reply.code,
-                    ErrorCode::Internal | ErrorCode::StorageFailed | ErrorCode::Corrupt
-                ) {
-                    tracing::error!(id, %error, "a transaction failed");
+        Request::Txn(mut txn) => {
+            txn.limit_result_bytes(shared.config.limits.response_bytes_max)
+                .meter_results(Arc::new(conn.meter(&shared.counters)));
+            match shared.db.transaction(&txn).await {
+                Ok(outcome) => Response::Txn {
+                    kinds: txn.ops().iter().map(wire::op_kind).collect(),
+                    outcome,
+                },
+                Err(error) => {
+                    let reply = ErrorReply::from_txn(&error);
+                    match reply.code {
+                        ErrorCode::Internal | ErrorCode::StorageFailed | ErrorCode::Corrupt => {
+                            tracing::error!(id, %error, "a transaction failed");
+                        }
+                        ErrorCode::ResponseTooLarge => {
+                            ServerCounters::count(&shared.counters.responses_too_large);
+                        }
+                        _ => {}
+                    }
+                    Response::Error(reply)
                 }
-                Response::Error(reply)
             }
-        },
+        }
     };
-    let _ = responses.unbounded_send(encode_frame(&wire::encode_response(id, &response)));
-    shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-    let _ = done.send(()).await;
+    let frame = encode_frame(&wire::encode_response(id, &response));
+    drop(response);
+    let _ = responses.unbounded_send(Outgoing::new(
+        frame,
+        &shared.counters,
+        &conn,
+        Some(in_flight),
+    ));
 }
 
 /// Writes queued response frames (those ready together in one write)
-/// until every sender is gone.
-async fn write_responses<W: futures::io::AsyncWrite + Unpin>(
+/// until every sender is gone, the peer is, or shutdown gives up on it.
+async fn write_responses<E: Env, W: futures::io::AsyncWrite + Unpin>(
+    shared: Arc<Shared<E>>,
+    conn: Arc<ConnCounters>,
     mut writer: W,
-    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    if write_frames(&mut writer, &mut outgoing).await.is_err() {
-        // The peer is gone; drain so senders never block.
-        while outgoing.next().await.is_some() {}
-        return;
+    let written = {
+        let mut write = pin!(write_frames(&mut writer, &mut outgoing));
+        loop {
+            let tick = pin!(shared.env.sleep(TICK));
+            match select(write.as_mut(), tick).await {
+                Either::Left((result, _)) => break result.is_ok(),
+                Either::Right(_) => {
+                    if shared.abandoning.load(Ordering::Acquire) {
+                        ServerCounters::count(&shared.counters.shutdown_dropped);
+                        break false;
+                    }
+                }
+            }
+        }
+    };
+    if !written {
+        conn.peer_gone.store(true, Ordering::Release);
     }
-    let _ = writer.close().await;
+    // Unwritten frames go with the receiver, and their accounting with them.
+    drop(outgoing);
+    if written && !shared.abandoning.load(Ordering::Acquire) {
+        let close = pin!(writer.close());
+        let tick = pin!(shared.env.sleep(REJECT_WRITE_TIMEOUT));
+        select(close, tick).await;
+    }
 }

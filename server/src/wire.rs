@@ -107,7 +107,12 @@ impl ErrorReply {
             TxnError::ValueTooLarge { op, .. } => {
                 ErrorReply::at_op(ErrorCode::ValueTooLarge, *op, message)
             }
-            TxnError::Busy { .. } => ErrorReply::new(ErrorCode::Busy, message),
+            TxnError::Busy { .. } | TxnError::AnswersBacklogged { .. } => {
+                ErrorReply::new(ErrorCode::Busy, message)
+            }
+            TxnError::ResultTooLarge { op, .. } => {
+                ErrorReply::at_op(ErrorCode::ResponseTooLarge, *op, message)
+            }
             TxnError::Db(error) => ErrorReply::from_db(error),
         }
     }

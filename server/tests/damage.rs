@@ -10,45 +10,19 @@
     clippy::zombie_processes
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use jubilant_core::db::{Durability, Value};
-
-fn server(data: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jubilant-server"));
-    command
-        .args(["--data-dir", data.to_str().expect("UTF-8 path")])
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    command
-}
 
 /// Starts the server and waits until it listens, or until it exits: then
 /// returns its exit status and everything it logged.
 fn start(data: &Path) -> Result<(Child, SocketAddr), (i32, String)> {
-    let mut child = server(data).spawn().expect("start the server");
-    let mut log = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut logged = String::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if log.read_line(&mut line).expect("read the log") == 0 {
-            let status = child.wait().expect("reap");
-            return Err((status.code().unwrap_or(-1), logged));
-        }
-        logged.push_str(&line);
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split_whitespace().next().expect("an address");
-            std::thread::spawn(move || for _ in log.lines() {});
-            return Ok((child, addr.parse().expect("a socket address")));
-        }
-    }
+    common::start_server(data, &[])
 }
 
 fn runtime() -> tokio::runtime::Runtime {

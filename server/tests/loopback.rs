@@ -3,13 +3,13 @@
 //! usable, a lost framing closing only its own connection, and a graceful
 //! shutdown that keeps what was acknowledged.
 
+mod common;
+
 use std::net::SocketAddr;
 
-use flatbuffers::FlatBufferBuilder;
+use common::{encode_frame, ping, read_responses, set_get};
 use jubilant_io_real::RealEnv;
-use jubilant_schemas::wire;
 use jubilant_server::config::Config;
-use jubilant_server::frame::{FrameReader, encode_frame};
 use jubilant_server::runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,116 +19,6 @@ fn config(dir: &std::path::Path) -> Config {
         .expect("valid")
         .with_overrides(Some(dir.to_path_buf()), None)
         .expect("valid")
-}
-
-fn finish(
-    mut b: FlatBufferBuilder<'_>,
-    id: u64,
-    body_type: wire::RequestBody,
-    body: flatbuffers::WIPOffset<flatbuffers::UnionWIPOffset>,
-) -> Vec<u8> {
-    let root = wire::Request::create(
-        &mut b,
-        &wire::RequestArgs {
-            id,
-            body_type,
-            body: Some(body),
-        },
-    );
-    wire::finish_request_buffer(&mut b, root);
-    encode_frame(b.finished_data())
-}
-
-fn ping(id: u64) -> Vec<u8> {
-    let mut b = FlatBufferBuilder::new();
-    let body = wire::Ping::create(&mut b, &wire::PingArgs {}).as_union_value();
-    finish(b, id, wire::RequestBody::Ping, body)
-}
-
-/// A one-key transaction: SET `key` = `value` (when given), then GET it.
-fn set_get(id: u64, key: &str, value: Option<&str>) -> Vec<u8> {
-    let mut b = FlatBufferBuilder::new();
-    let key = b.create_vector(key.as_bytes());
-    let decl = wire::KeyDecl::create(
-        &mut b,
-        &wire::KeyDeclArgs {
-            id: 0,
-            mode: wire::Mode::RW,
-            key: Some(key),
-        },
-    );
-    let mut ops = Vec::new();
-    if let Some(value) = value {
-        let bytes = b.create_vector(value.as_bytes());
-        let value = wire::Value::create(
-            &mut b,
-            &wire::ValueArgs {
-                type_: wire::ValueType::String,
-                bytes: Some(bytes),
-                int: 0,
-            },
-        );
-        ops.push(wire::Op::create(
-            &mut b,
-            &wire::OpArgs {
-                kind: wire::OpKind::Set,
-                value: Some(value),
-                ..wire::OpArgs::default()
-            },
-        ));
-    }
-    ops.push(wire::Op::create(
-        &mut b,
-        &wire::OpArgs {
-            kind: wire::OpKind::Get,
-            ..wire::OpArgs::default()
-        },
-    ));
-    let (keys, ops) = (b.create_vector(&[decl]), b.create_vector(&ops));
-    let txn = wire::Txn::create(
-        &mut b,
-        &wire::TxnArgs {
-            keys: Some(keys),
-            ops: Some(ops),
-            durability: wire::Durability::Default,
-        },
-    );
-    finish(b, id, wire::RequestBody::Txn, txn.as_union_value())
-}
-
-/// Reads `count` responses; returns (id, summary) pairs in arrival order.
-async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<(u64, String)> {
-    let mut frames = FrameReader::new(1 << 20);
-    let mut out = Vec::new();
-    let mut buffer = vec![0u8; 4096];
-    while out.len() < count {
-        let n = stream.read(&mut buffer).await.expect("read");
-        assert!(n > 0, "the server closed the connection early");
-        frames.extend(&buffer[..n]);
-        while let Some(frame) = frames.next_frame().expect("framing") {
-            let response = flatbuffers::root::<wire::Response>(&frame).expect("a response");
-            let summary = match response.body_type() {
-                wire::ResponseBody::Pong => "pong".to_owned(),
-                wire::ResponseBody::TxnResult => {
-                    let result = response.body_as_txn_result().expect("body");
-                    let results = result.results().expect("results");
-                    let last = results.get(results.len() - 1);
-                    let value = last
-                        .value()
-                        .and_then(|v| v.bytes())
-                        .map(|b| String::from_utf8_lossy(b.bytes()).into_owned());
-                    format!("txn lsn>0:{} get:{value:?}", result.lsn() > 0)
-                }
-                wire::ResponseBody::Error => {
-                    let error = response.body_as_error().expect("body");
-                    format!("error {:?}", error.code())
-                }
-                other => format!("{other:?}"),
-            };
-            out.push((response.id(), summary));
-        }
-    }
-    out
 }
 
 async fn connect(addr: SocketAddr) -> TcpStream {
@@ -172,12 +62,17 @@ async fn pipelined_requests_are_answered_by_id_and_bad_input_stays_local() {
         vec![(4, "txn lsn>0:true get:Some(\"hello\")".to_owned())]
     );
 
-    // A length over the limit closes that connection only.
+    // A length over the limit is answered `FrameTooLarge` (id 0), and that
+    // connection only is closed.
     let mut rogue = connect(addr).await;
     rogue
         .write_all(&u32::MAX.to_le_bytes())
         .await
         .expect("write");
+    assert_eq!(
+        read_responses(&mut rogue, 1).await,
+        vec![(0, "error FrameTooLarge".to_owned())]
+    );
     let mut byte = [0u8; 1];
     assert_eq!(rogue.read(&mut byte).await.expect("read"), 0, "closed");
     client.write_all(&ping(5)).await.expect("write");

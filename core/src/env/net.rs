@@ -21,6 +21,11 @@ pub trait Net {
     /// Binds `addr` and listens on it. Port 0 picks a free port; ask the
     /// listener for [`Listener::local_addr`] to learn which.
     fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+
+    /// Turns TCP keepalive on for `stream`, first probe after `idle_secs`
+    /// idle seconds, so a peer that vanished without a word is found out
+    /// (0: off).
+    fn set_keepalive(&self, stream: &Self::Stream, idle_secs: u64) -> io::Result<()>;
 }
 
 /// A listening socket.

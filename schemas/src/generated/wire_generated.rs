@@ -593,10 +593,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for TtlKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 20;
+pub const ENUM_MAX_ERROR_CODE: u16 = 23;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 21] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 24] = [
   ErrorCode::Internal,
   ErrorCode::InvalidRequest,
   ErrorCode::InvalidUtf8,
@@ -618,6 +618,9 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 21] = [
   ErrorCode::DiskFull,
   ErrorCode::StorageFailed,
   ErrorCode::Corrupt,
+  ErrorCode::ResponseTooLarge,
+  ErrorCode::TooManyConnections,
+  ErrorCode::FrameTimeout,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -654,9 +657,18 @@ impl ErrorCode {
   /// The database found damaged data (a checksum that does not verify):
   /// nothing was applied; `jubectl validate` and `repair` say more.
   pub const Corrupt: Self = Self(20);
+  /// The answer would exceed `response_bytes_max`: nothing was written,
+  /// and nothing large was built. Ask for less (fewer or smaller values).
+  pub const ResponseTooLarge: Self = Self(21);
+  /// The server is at `max_connections`: this connection is closed right
+  /// after this error (request id 0).
+  pub const TooManyConnections: Self = Self(22);
+  /// A frame did not arrive whole within `frame_read_timeout_ms`: the
+  /// connection is closed right after this error (request id 0).
+  pub const FrameTimeout: Self = Self(23);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 20;
+  pub const ENUM_MAX: u16 = 23;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Internal,
     Self::InvalidRequest,
@@ -679,6 +691,9 @@ impl ErrorCode {
     Self::DiskFull,
     Self::StorageFailed,
     Self::Corrupt,
+    Self::ResponseTooLarge,
+    Self::TooManyConnections,
+    Self::FrameTimeout,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -704,6 +719,9 @@ impl ErrorCode {
       Self::DiskFull => Some("DiskFull"),
       Self::StorageFailed => Some("StorageFailed"),
       Self::Corrupt => Some("Corrupt"),
+      Self::ResponseTooLarge => Some("ResponseTooLarge"),
+      Self::TooManyConnections => Some("TooManyConnections"),
+      Self::FrameTimeout => Some("FrameTimeout"),
       _ => None,
     }
   }

@@ -32,7 +32,7 @@ use crate::error::DbError;
 use crate::lock::{LockMode, LockSet};
 use crate::record::Mutation;
 use crate::sabotage::sabotaged;
-use crate::txn::{KeyId, Mode, Op, OpResult, Txn, TxnError, TxnOutcome};
+use crate::txn::{KeyId, Mode, Op, OpResult, ResultMeter, Txn, TxnError, TxnOutcome};
 use crate::wal::Durability;
 
 use super::Db;
@@ -41,6 +41,9 @@ use op::{OpContext, REVISION_PENDING, run_op};
 use validate::{Slot, validate};
 
 pub(crate) use stats::TxnCounters;
+
+/// How often a transaction waiting for room for its results looks again.
+const RESERVE_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 pub use stats::TxnStats;
 
 /// How the ops of a transaction went.
@@ -49,6 +52,8 @@ struct Ran {
     /// Keys seen expired: a `sync` transaction deletes them durably
     /// before it answers (SPEC 3).
     expired_seen: Vec<String>,
+    /// What the results count against [`Txn::limit_result_bytes`].
+    result_bytes: u64,
 }
 
 impl<E: Env> Db<E> {
@@ -99,6 +104,7 @@ impl<E: Env> Db<E> {
         let Ran {
             mut results,
             expired_seen,
+            ..
         } = ran;
         let (locks, outcome) = if slots.values().any(|slot| slot.written) {
             // The writer releases the locks once the commit is answered.
@@ -192,6 +198,7 @@ impl<E: Env> Db<E> {
         let mut ran = Ran {
             results: Vec::with_capacity(txn.ops().len()),
             expired_seen: Vec::new(),
+            result_bytes: 0,
         };
         for (index, op) in txn.ops().iter().enumerate() {
             let slot = slots.get_mut(&op.key()).expect("validated");
@@ -218,11 +225,49 @@ impl<E: Env> Db<E> {
                 value_bytes_max: self.value_bytes_max,
             };
             let view = slot.view.as_mut().expect("just read");
+            // Counted before the value is copied into a result, so a
+            // request for too much builds nothing large.
+            let bytes = op::result_bytes(op, view.as_ref());
+            ran.result_bytes += bytes;
+            if let Some(max) = txn.result_bytes_max()
+                && ran.result_bytes > max
+            {
+                return Err(TxnError::ResultTooLarge {
+                    op: index,
+                    bytes: ran.result_bytes,
+                    max,
+                });
+            }
+            if let Some(meter) = txn.meter() {
+                self.reserve_result_bytes(meter, bytes).await?;
+            }
             let (result, wrote) = run_op(&context, op, view)?;
             slot.written |= wrote;
             ran.results.push(result);
         }
         Ok(ran)
+    }
+
+    /// Reserves `bytes` of results on `meter`, waiting while its budgets
+    /// are full of other answers; gives up after `lock_wait_ms_max`.
+    async fn reserve_result_bytes(&self, meter: &ResultMeter, bytes: u64) -> Result<(), TxnError> {
+        if meter.try_reserve(bytes) {
+            return Ok(());
+        }
+        let env = self.clock.env();
+        let began = env.now_mono();
+        loop {
+            env.sleep(RESERVE_POLL).await;
+            if meter.try_reserve(bytes) {
+                return Ok(());
+            }
+            let waited = env.now_mono().saturating_since(began);
+            if self.lock_wait_max.is_some_and(|limit| waited >= limit) {
+                return Err(TxnError::AnswersBacklogged {
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+        }
     }
 
     /// Commits the written slots (at least one) as one WAL transaction;

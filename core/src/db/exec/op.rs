@@ -42,6 +42,19 @@ fn view_bytes(record: &Record) -> &[u8] {
     }
 }
 
+/// What `op`'s result counts against [`Txn::limit_result_bytes`], given
+/// its key's view before it runs: a `GET`'s value bytes, plus
+/// [`RESULT_OVERHEAD_BYTES`] for any op.
+///
+/// [`Txn::limit_result_bytes`]: crate::txn::Txn::limit_result_bytes
+pub(super) fn result_bytes(op: &Op, view: Option<&Record>) -> u64 {
+    let value = match (op, view) {
+        (Op::Get(_), Some(record)) => view_bytes(record).len() as u64,
+        _ => 0,
+    };
+    value + crate::txn::RESULT_OVERHEAD_BYTES
+}
+
 /// Runs `op` on its key's view; returns its result and whether it wrote.
 pub(super) fn run_op(
     context: &OpContext<'_>,

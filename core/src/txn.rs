@@ -14,7 +14,7 @@ mod meter;
 use crate::error::DbError;
 use crate::record::{Value, ValueType};
 use crate::wal::Durability;
-pub use meter::{AnswerBudget, ResultMeter};
+pub use meter::{ByteBudget, ResultMeter};
 
 /// Names a key within one transaction.
 pub type KeyId = u32;

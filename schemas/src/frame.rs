@@ -106,6 +106,15 @@ impl FrameReader {
         Ok(Some(payload))
     }
 
+    /// The length the next frame announces, once its prefix has arrived
+    /// (checked against the limit only by [`FrameReader::next_frame`]).
+    pub fn next_len(&self) -> Option<u32> {
+        let prefix = self.buffer.get(self.start..self.start + LENGTH_BYTES)?;
+        Some(u32::from_le_bytes([
+            prefix[0], prefix[1], prefix[2], prefix[3],
+        ]))
+    }
+
     /// Bytes received that form no complete frame yet: at the end of the
     /// stream, a truncated frame.
     pub fn pending(&self) -> usize {

@@ -9,7 +9,7 @@
 //!   request task that panics or a write that fails releases it too.
 //! - **Answer bytes are held from the moment a transaction starts copying
 //!   values into its results until the socket took the encoded response**,
-//!   per connection and for the server, in an [`AnswerBudget`] each: the
+//!   per connection and for the server, in an [`ByteBudget`] each: the
 //!   executor reserves result bytes as it builds them (a
 //!   [`ResultMeter`](jubilant_core::txn::ResultMeter), waiting while the
 //!   budget is full of other answers), and an [`Outgoing`] frame holds its
@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jubilant_core::txn::{AnswerBudget, ResultMeter};
+use jubilant_core::txn::{ByteBudget, ResultMeter};
 
 /// The server's counts and event counters (INFO `# Server`).
 #[derive(Debug)]
@@ -33,7 +33,10 @@ pub struct ServerCounters {
     pub in_flight: AtomicU64,
     /// Answer bytes being built or waiting to be written, over all
     /// connections.
-    pub answers: Arc<AnswerBudget>,
+    pub answers: Arc<ByteBudget>,
+    /// Request bytes read (or announced by a frame being read) and not yet
+    /// answered, over all connections.
+    pub requests: Arc<ByteBudget>,
     /// Connections refused at `max_connections` (told so, then closed).
     pub connections_rejected: AtomicU64,
     /// Connections closed because a frame did not arrive in time.
@@ -49,12 +52,14 @@ pub struct ServerCounters {
 }
 
 impl ServerCounters {
-    /// Zero counts, and an answer budget of `answer_bytes_max`.
-    pub fn new(answer_bytes_max: u64) -> Self {
+    /// Zero counts, an answer budget of `answer_bytes_max` and a request
+    /// budget of `request_bytes_max`.
+    pub fn new(answer_bytes_max: u64, request_bytes_max: u64) -> Self {
         ServerCounters {
             connections: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
-            answers: Arc::new(AnswerBudget::new(answer_bytes_max)),
+            answers: Arc::new(ByteBudget::new(answer_bytes_max)),
+            requests: Arc::new(ByteBudget::new(request_bytes_max)),
             connections_rejected: AtomicU64::new(0),
             frame_timeouts: AtomicU64::new(0),
             idle_timeouts: AtomicU64::new(0),
@@ -81,7 +86,7 @@ pub struct ConnCounters {
     /// Its requests in flight.
     pub in_flight: AtomicU64,
     /// Its answer bytes being built or waiting to be written.
-    pub answers: Arc<AnswerBudget>,
+    pub answers: Arc<ByteBudget>,
     /// The writer gave up on the peer (it left, or shutdown dropped it):
     /// requests already read are not worth running.
     pub peer_gone: std::sync::atomic::AtomicBool,
@@ -92,7 +97,7 @@ impl ConnCounters {
     pub fn new(answer_bytes_max: u64) -> Self {
         ConnCounters {
             in_flight: AtomicU64::new(0),
-            answers: Arc::new(AnswerBudget::new(answer_bytes_max)),
+            answers: Arc::new(ByteBudget::new(answer_bytes_max)),
             peer_gone: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -109,27 +114,47 @@ impl ConnCounters {
     }
 }
 
-/// One request in flight; released when dropped.
+/// One request in flight, with the request bytes it holds (taken on the
+/// server's request budget); released when dropped.
 #[derive(Debug)]
 pub struct InFlight {
     server: Arc<ServerCounters>,
     conn: Arc<ConnCounters>,
+    request_bytes: u64,
 }
 
 impl InFlight {
-    /// Counts a request read on `conn`.
-    pub fn begin(server: &Arc<ServerCounters>, conn: &Arc<ConnCounters>) -> Self {
+    /// Counts a request read on `conn`, holding `request_bytes` already
+    /// taken on the server's request budget.
+    pub fn begin(
+        server: &Arc<ServerCounters>,
+        conn: &Arc<ConnCounters>,
+        request_bytes: u64,
+    ) -> Self {
         server.in_flight.fetch_add(1, Ordering::AcqRel);
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight {
             server: Arc::clone(server),
             conn: Arc::clone(conn),
+            request_bytes,
         }
+    }
+}
+
+impl InFlight {
+    /// The request has run and its bytes are gone: gives them back now,
+    /// not when the answer is written (a client that does not read must
+    /// not hold request memory other clients need).
+    pub fn request_done(&mut self) {
+        self.server
+            .requests
+            .give_back(std::mem::take(&mut self.request_bytes));
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.server.requests.give_back(self.request_bytes);
         let server = self.server.in_flight.fetch_sub(1, Ordering::AcqRel);
         let conn = self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
         debug_assert!(server > 0 && conn > 0, "an in-flight count went below zero");
@@ -186,9 +211,9 @@ mod tests {
 
     #[test]
     fn a_request_counts_until_its_response_is_dropped_and_bytes_until_written() {
-        let server = Arc::new(ServerCounters::new(1000));
+        let server = Arc::new(ServerCounters::new(1000, 1000));
         let conn = Arc::new(ConnCounters::new(100));
-        let request = InFlight::begin(&server, &conn);
+        let request = InFlight::begin(&server, &conn, 0);
         assert_eq!(ServerCounters::get(&server.in_flight), 1);
         let meter = conn.meter(&server);
         assert!(meter.try_reserve(70), "building: reserved on both budgets");
@@ -208,9 +233,9 @@ mod tests {
 
     #[test]
     fn a_request_task_that_panics_releases_its_count() {
-        let server = Arc::new(ServerCounters::new(1000));
+        let server = Arc::new(ServerCounters::new(1000, 1000));
         let conn = Arc::new(ConnCounters::new(100));
-        let request = InFlight::begin(&server, &conn);
+        let request = InFlight::begin(&server, &conn, 0);
         let panicked = std::panic::catch_unwind(move || {
             let _held = request;
             panic!("a request task fails");

@@ -78,6 +78,10 @@ pub struct ServerConfig {
     /// Response bytes waiting over all connections before the server stops
     /// reading from sockets.
     pub queued_bytes_total_max: u64,
+    /// Request bytes read, or announced by frames being read, and not yet
+    /// answered, over all connections: a frame's bytes are reserved when
+    /// its length arrives, and no more of it is read until they fit.
+    pub request_bytes_total_max: u64,
     /// A frame must arrive whole within this (ms) of its first byte, or the
     /// connection is told `FrameTimeout` and closed.
     pub frame_read_timeout_ms: u64,
@@ -242,6 +246,7 @@ impl Default for ServerConfig {
             request_queue_timeout_ms: 5_000,
             connection_queue_bytes_max: 8 * 1024 * 1024,
             queued_bytes_total_max: 256 * 1024 * 1024,
+            request_bytes_total_max: 256 * 1024 * 1024,
             frame_read_timeout_ms: 10_000,
             idle_timeout_ms: 0,
             shutdown_timeout_ms: 10_000,
@@ -398,6 +403,15 @@ impl Config {
                 format!(
                     "is {}, below server.connection_queue_bytes_max ({})",
                     self.server.queued_bytes_total_max, self.server.connection_queue_bytes_max
+                ),
+            );
+        }
+        if self.server.request_bytes_total_max < u64::from(self.limits.frame_bytes_max) {
+            return invalid(
+                "server.request_bytes_total_max",
+                format!(
+                    "is {}, below limits.frame_bytes_max ({})",
+                    self.server.request_bytes_total_max, self.limits.frame_bytes_max
                 ),
             );
         }

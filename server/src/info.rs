@@ -22,6 +22,8 @@ pub struct ServerFacts {
     pub in_flight: u64,
     /// Response bytes encoded and not yet written, now.
     pub queued_bytes: u64,
+    /// Request bytes read or reserved and not yet answered, now.
+    pub request_bytes: u64,
     /// Connections refused at `max_connections`.
     pub connections_rejected: u64,
     /// Connections closed because a frame did not arrive in time.
@@ -51,6 +53,8 @@ pub struct ServerLimits {
     pub connection_queue_bytes_max: u64,
     /// `server.queued_bytes_total_max`.
     pub queued_bytes_total_max: u64,
+    /// `server.request_bytes_total_max`.
+    pub request_bytes_total_max: u64,
     /// `limits.frame_bytes_max`.
     pub frame_bytes_max: u64,
     /// `limits.response_bytes_max`.
@@ -74,6 +78,7 @@ impl From<&crate::config::Config> for ServerLimits {
             max_in_flight_total: server.max_in_flight_total as u64,
             connection_queue_bytes_max: server.connection_queue_bytes_max,
             queued_bytes_total_max: server.queued_bytes_total_max,
+            request_bytes_total_max: server.request_bytes_total_max,
             frame_bytes_max: u64::from(limits.frame_bytes_max),
             response_bytes_max: limits.response_bytes_max,
             frame_read_timeout_ms: server.frame_read_timeout_ms,
@@ -121,6 +126,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("connections", server.connections.to_string()),
                 ("in_flight", server.in_flight.to_string()),
                 ("queued_bytes", server.queued_bytes.to_string()),
+                ("request_bytes", server.request_bytes.to_string()),
                 (
                     "connections_rejected",
                     server.connections_rejected.to_string(),
@@ -154,6 +160,10 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 (
                     "queued_bytes_total_max",
                     limits.queued_bytes_total_max.to_string(),
+                ),
+                (
+                    "request_bytes_total_max",
+                    limits.request_bytes_total_max.to_string(),
                 ),
                 ("frame_bytes_max", limits.frame_bytes_max.to_string()),
                 ("response_bytes_max", limits.response_bytes_max.to_string()),

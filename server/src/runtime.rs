@@ -117,6 +117,7 @@ impl<E: Env> Shared<E> {
             connections: ServerCounters::get(&counters.connections),
             in_flight: ServerCounters::get(&counters.in_flight),
             queued_bytes: counters.answers.held(),
+            request_bytes: counters.requests.held(),
             connections_rejected: ServerCounters::get(&counters.connections_rejected),
             frame_timeouts: ServerCounters::get(&counters.frame_timeouts),
             idle_timeouts: ServerCounters::get(&counters.idle_timeouts),
@@ -189,12 +190,13 @@ pub async fn serve_db<E: Env>(
         .map_err(|source| ServerError::Listen { addr, source })?;
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "listening on {local_addr}");
     let answer_bytes_max = config.server.queued_bytes_total_max;
+    let request_bytes_max = config.server.request_bytes_total_max;
     let shared = Arc::new(Shared {
         started: env.now_mono(),
         env: env.clone(),
         db,
         config,
-        counters: Arc::new(ServerCounters::new(answer_bytes_max)),
+        counters: Arc::new(ServerCounters::new(answer_bytes_max, request_bytes_max)),
         rejecting: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         abandoning: AtomicBool::new(false),
@@ -369,6 +371,9 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
     // the last request arrived (for the idle timeout).
     let mut frame_began: Option<MonoTime> = None;
     let mut last_request = shared.env.now_mono();
+    // Request bytes reserved for the frame now arriving (its announced
+    // length), handed to its request once it is whole.
+    let mut reserved = 0u64;
     'reading: loop {
         // Requests already read, one at a time while there is room: a
         // read may bring hundreds of pipelined frames.
@@ -397,15 +402,25 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
             let now = shared.env.now_mono();
             last_request = now;
             frame_began = (frames.pending() > 0).then_some(now);
+            // A frame that came whole in one read was never reserved: it
+            // is taken now (at most one read's worth past the bound).
+            let request_bytes = if reserved > 0 {
+                std::mem::take(&mut reserved)
+            } else {
+                let bytes = payload.len() as u64;
+                counters.requests.take(bytes);
+                bytes
+            };
             let (id, decoded) = wire::decode_request(&payload, &limits);
             drop(payload);
             match decoded {
                 Err(error) => {
+                    counters.requests.give_back(request_bytes);
                     tracing::debug!(%peer, id, code = ?error.code, message = %error.message, "invalid request");
                     send(id, &Response::Error(error), None);
                 }
                 Ok(request) => {
-                    let in_flight = InFlight::begin(&counters, &conn);
+                    let in_flight = InFlight::begin(&counters, &conn, request_bytes);
                     let task = answer(
                         Arc::clone(&shared),
                         Arc::clone(&conn),
@@ -436,6 +451,26 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
         }
         if shared.stopping.load(Ordering::Acquire) {
             break;
+        }
+        // A frame whose length has arrived reserves it before any more of
+        // it is read: the server reads no more request bytes than its
+        // budget holds (and one read's worth).
+        if reserved == 0
+            && let Some(len) = frames.next_len()
+            && len > 0
+            && len <= shared.config.limits.frame_bytes_max
+        {
+            let want = u64::from(len);
+            if !counters.requests.try_take(want) {
+                while !counters.requests.try_take(want) {
+                    if shared.stopping.load(Ordering::Acquire) || conn.peer_gone() {
+                        break 'reading;
+                    }
+                    shared.env.sleep(BACKPRESSURE_POLL).await;
+                }
+                frame_began = frame_began.map(|_| shared.env.now_mono());
+            }
+            reserved = want;
         }
         let read = {
             let read = pin!(reader.read(&mut buffer));
@@ -492,6 +527,7 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
             frame_began = Some(shared.env.now_mono());
         }
     }
+    counters.requests.give_back(reserved);
     // The writer ends once every request in flight has queued its answer
     // and all of it is written (or the peer is gone, or shutdown gave up).
     drop(responses);
@@ -508,7 +544,7 @@ async fn answer<E: Env>(
     id: u64,
     request: Request,
     responses: mpsc::UnboundedSender<Outgoing>,
-    in_flight: InFlight,
+    mut in_flight: InFlight,
 ) {
     let response = match request {
         Request::Ping => Response::Pong,
@@ -541,6 +577,7 @@ async fn answer<E: Env>(
             }
         }
     };
+    in_flight.request_done();
     let frame = encode_frame(&wire::encode_response(id, &response));
     drop(response);
     let _ = responses.unbounded_send(Outgoing::new(

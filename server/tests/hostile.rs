@@ -281,3 +281,45 @@ fn half_open_connections_past_the_limit_do_not_lock_out_a_new_client() {
     terminate_and_wait(&mut child, Duration::from_secs(15));
     drop(held);
 }
+
+#[test]
+fn frames_being_read_reserve_their_length_so_request_memory_stays_bounded() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_file(
+        dir.path(),
+        "[server]\nrequest_bytes_total_max = 9437184\n[limits]\nframe_bytes_max = 9437184\n",
+    );
+    let (mut child, addr) =
+        start_server(&dir.path().join("data"), &["--config", &config]).expect("start");
+    let rt = runtime();
+    rt.block_on(async move {
+        let value = "v".repeat(6 * 1024 * 1024);
+        let (frame_a, frame_b) = (set_get(1, "a", Some(&value)), set_get(2, "b", Some(&value)));
+        let half = frame_a.len() / 2;
+        let mut a = TcpStream::connect(addr).await.expect("connect");
+        let mut b = TcpStream::connect(addr).await.expect("connect");
+        a.write_all(&frame_a[..half]).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // B's frame does not fit beside A's: its bytes wait in the kernel.
+        let _ =
+            tokio::time::timeout(Duration::from_millis(500), b.write_all(&frame_b[..half])).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let held = info_figure(addr, "request_bytes").await;
+        assert!(
+            held <= 9437184 + 64 * 1024,
+            "{held} request bytes held, over the budget"
+        );
+        a.write_all(&frame_a[half..]).await.expect("write");
+        assert_eq!(read_responses(&mut a, 1).await.len(), 1, "A is answered");
+        // With A answered, B's frame is read and answered too.
+        b.write_all(&frame_b[half..]).await.expect("write");
+        let answer = tokio::time::timeout(Duration::from_secs(5), read_responses(&mut b, 1))
+            .await
+            .expect("B is answered once A's bytes are given back");
+        assert_eq!(answer[0].0, 2);
+        settles(addr, Duration::from_secs(2)).await;
+        // Only the INFO request's own bytes.
+        assert!(info_figure(addr, "request_bytes").await <= 64);
+    });
+    terminate_and_wait(&mut child, Duration::from_secs(15));
+}

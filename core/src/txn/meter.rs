@@ -13,17 +13,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Bytes held for answers, and the bound past which no more are built.
+/// Bytes held (for answers, for requests), and the bound past which no
+/// more are taken.
 #[derive(Debug)]
-pub struct AnswerBudget {
+pub struct ByteBudget {
     held: AtomicU64,
     bound: u64,
 }
 
-impl AnswerBudget {
+impl ByteBudget {
     /// An empty budget of `bound` bytes.
     pub fn new(bound: u64) -> Self {
-        AnswerBudget {
+        ByteBudget {
             held: AtomicU64::new(0),
             bound,
         }
@@ -45,9 +46,19 @@ impl AnswerBudget {
     }
 
     /// Adds `bytes` held by the caller (who gives them back with
-    /// [`AnswerBudget::give_back`]).
+    /// [`ByteBudget::give_back`]).
     pub fn take(&self, bytes: u64) {
         self.held.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Takes `bytes` if they fit under the bound, or if the budget holds
+    /// nothing (one claim may always go ahead); returns whether it took.
+    pub fn try_take(&self, bytes: u64) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held == 0 || held.saturating_add(bytes) <= self.bound).then_some(held + bytes)
+            })
+            .is_ok()
     }
 
     /// Gives back `bytes` taken before.
@@ -61,13 +72,13 @@ impl AnswerBudget {
 /// it is dropped.
 #[derive(Debug)]
 pub struct ResultMeter {
-    budgets: Vec<Arc<AnswerBudget>>,
+    budgets: Vec<Arc<ByteBudget>>,
     reserved: AtomicU64,
 }
 
 impl ResultMeter {
     /// A meter reserving against every one of `budgets`.
-    pub fn new(budgets: Vec<Arc<AnswerBudget>>) -> Self {
+    pub fn new(budgets: Vec<Arc<ByteBudget>>) -> Self {
         ResultMeter {
             budgets,
             reserved: AtomicU64::new(0),
@@ -123,7 +134,7 @@ mod tests {
 
     #[test]
     fn the_first_answer_is_always_built_later_ones_wait_for_room() {
-        let budget = Arc::new(AnswerBudget::new(100));
+        let budget = Arc::new(ByteBudget::new(100));
         let first = ResultMeter::new(vec![Arc::clone(&budget)]);
         // Over the bound, but nothing else is held: one answer may be built.
         assert!(first.try_reserve(150));

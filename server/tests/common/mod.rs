@@ -98,7 +98,7 @@ pub fn set_get(id: u64, key: &str, value: Option<&str>) -> Vec<u8> {
 
 /// Reads `count` responses; returns (id, summary) pairs in arrival order.
 pub async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<(u64, String)> {
-    let mut frames = FrameReader::new(1 << 20);
+    let mut frames = FrameReader::new(64 << 20);
     let mut out = Vec::new();
     let mut buffer = vec![0u8; 4096];
     while out.len() < count {

@@ -110,6 +110,13 @@ pub async fn connect(addr: std::net::SocketAddr) -> Result<Client, ClientError> 
     Ok(client)
 }
 
+/// The frame of a transaction request with id `id`, for tools and tests
+/// that drive the protocol by hand (a client that pipelines without
+/// reading, say).
+pub fn txn_request_frame(id: u64, txn: &Txn) -> Vec<u8> {
+    codec::encode_txn(id, txn)
+}
+
 impl Client {
     /// A client over `stream`, and the driver that moves its bytes: spawn
     /// it; it ends when the connection does (or every clone of the client
@@ -318,8 +325,16 @@ where
                     Some(waiter) => {
                         let _ = waiter.send(answer);
                     }
-                    // An answer nobody waits for (id 0: a request the
-                    // server could not read at all) is a protocol error.
+                    // Id 0: the server is closing the connection and
+                    // says why (too many connections, a frame too large or
+                    // too slow): every request waiting hears it.
+                    None if id == 0 => {
+                        return match answer {
+                            Err(error) => format!("the server closed the connection: {error}"),
+                            Ok(reply) => format!("an answer to request 0: {reply:?}"),
+                        };
+                    }
+                    // Any other answer nobody waits for is a protocol error.
                     None => return format!("an answer to unknown request {id}: {answer:?}"),
                 }
             }

@@ -63,11 +63,18 @@ pub enum Sabotage {
     /// store, as a failed sync does, instead of being written again once
     /// space is back.
     FullDiskFailsCheckpoint,
+    /// The server never times out a frame that stops arriving, so a client
+    /// that sends half a frame holds its connection forever.
+    NoFrameTimeout,
+    /// The server queues answers without bound and counts a request done
+    /// once its answer is queued, not written: a client that never reads
+    /// grows the server's memory without limit.
+    UnboundedAnswerQueue,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 18] = [
+    pub const ALL: [Sabotage; 20] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -86,6 +93,8 @@ impl Sabotage {
         Sabotage::DamageAsTornTail,
         Sabotage::UnalignedBatches,
         Sabotage::FullDiskFailsCheckpoint,
+        Sabotage::NoFrameTimeout,
+        Sabotage::UnboundedAnswerQueue,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -109,6 +118,8 @@ impl Sabotage {
             Sabotage::DamageAsTornTail => "damage-as-torn-tail",
             Sabotage::UnalignedBatches => "unaligned-batches",
             Sabotage::FullDiskFailsCheckpoint => "full-disk-fails-checkpoint",
+            Sabotage::NoFrameTimeout => "no-frame-timeout",
+            Sabotage::UnboundedAnswerQueue => "unbounded-answer-queue",
         }
     }
 }

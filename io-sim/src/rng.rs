@@ -27,6 +27,9 @@ pub enum Stream {
     /// Workload settings added after the workload's seeds were in the
     /// corpus, drawn here so those seeds keep their worlds.
     Settings = 7,
+    /// The server workload's hostile clients (added after its seeds were in
+    /// the corpus).
+    Hostile = 8,
 }
 
 /// A seeded ChaCha8 random number generator with the helpers the simulator

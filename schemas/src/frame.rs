@@ -115,6 +115,14 @@ impl FrameReader {
         ]))
     }
 
+    /// Whether a whole frame (or a length that is an error) waits to be
+    /// taken with [`FrameReader::next_frame`].
+    pub fn has_frame(&self) -> bool {
+        self.next_len().is_some_and(|len| {
+            len == 0 || len > self.max || self.pending() >= LENGTH_BYTES + len as usize
+        })
+    }
+
     /// Bytes received that form no complete frame yet: at the end of the
     /// stream, a truncated frame.
     pub fn pending(&self) -> usize {

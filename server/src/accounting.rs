@@ -29,7 +29,10 @@ use jubilant_core::txn::{ByteBudget, ResultMeter};
 pub struct ServerCounters {
     /// Connections being served.
     pub connections: AtomicU64,
-    /// Requests in flight (read, response not yet written).
+    /// Requests running (read, answer not yet queued): the server's gate.
+    /// A request whose answer waits for its client counts on its
+    /// connection only, so clients that do not read cannot stop the
+    /// server from serving the others.
     pub in_flight: AtomicU64,
     /// Answer bytes being built or waiting to be written, over all
     /// connections.
@@ -115,12 +118,15 @@ impl ConnCounters {
 }
 
 /// One request in flight, with the request bytes it holds (taken on the
-/// server's request budget); released when dropped.
+/// server's request budget); released when dropped. It counts on the
+/// server until it has run ([`InFlight::request_done`]), and on its
+/// connection until its answer is written.
 #[derive(Debug)]
 pub struct InFlight {
     server: Arc<ServerCounters>,
     conn: Arc<ConnCounters>,
     request_bytes: u64,
+    running: bool,
 }
 
 impl InFlight {
@@ -137,6 +143,7 @@ impl InFlight {
             server: Arc::clone(server),
             conn: Arc::clone(conn),
             request_bytes,
+            running: true,
         }
     }
 }
@@ -149,15 +156,18 @@ impl InFlight {
         self.server
             .requests
             .give_back(std::mem::take(&mut self.request_bytes));
+        if std::mem::take(&mut self.running) {
+            let server = self.server.in_flight.fetch_sub(1, Ordering::AcqRel);
+            debug_assert!(server > 0, "the server's in-flight count went below zero");
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.server.requests.give_back(self.request_bytes);
-        let server = self.server.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.request_done();
         let conn = self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(server > 0 && conn > 0, "an in-flight count went below zero");
+        debug_assert!(conn > 0, "an in-flight count went below zero");
     }
 }
 

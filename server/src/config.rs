@@ -49,6 +49,10 @@ pub struct Config {
     pub vlog: VlogConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Switches that break the server (and engine) on purpose (tests only).
+    #[cfg(feature = "sabotage")]
+    #[serde(skip)]
+    pub sabotage: jubilant_core::sabotage::Sabotage,
 }
 
 /// `[server]`.
@@ -230,6 +234,8 @@ impl Default for Config {
             ttl: TtlConfig::default(),
             vlog: VlogConfig::default(),
             log: LogConfig::default(),
+            #[cfg(feature = "sabotage")]
+            sabotage: jubilant_core::sabotage::Sabotage::None,
         }
     }
 }

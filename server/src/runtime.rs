@@ -59,6 +59,17 @@ const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// without a word (a flood must not cost a task each).
 const REJECTING_MAX: u64 = 64;
 
+/// Whether sabotage switch `switch` is on in `config` (never without the
+/// `sabotage` feature).
+#[cfg_attr(not(feature = "sabotage"), allow(unused_variables))]
+fn sabotaged(config: &Config, switch: jubilant_core::sabotage::Sabotage) -> bool {
+    #[cfg(feature = "sabotage")]
+    let on = config.sabotage == switch;
+    #[cfg(not(feature = "sabotage"))]
+    let on = false;
+    on
+}
+
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -143,6 +154,7 @@ impl<E: Env> Shared<E> {
 /// A running server.
 pub struct Running<E: Env> {
     local_addr: SocketAddr,
+    counters: Arc<ServerCounters>,
     stop: oneshot::Sender<()>,
     task: E::JoinHandle<Result<(), ServerError>>,
 }
@@ -151,6 +163,11 @@ impl<E: Env> Running<E> {
     /// The address the server listens on (the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the server holds and has counted (INFO `# Server`).
+    pub fn counters(&self) -> &Arc<ServerCounters> {
+        &self.counters
     }
 
     /// Shuts down gracefully: stop accepting and reading, finish every
@@ -189,7 +206,16 @@ pub async fn serve_db<E: Env>(
         .local_addr()
         .map_err(|source| ServerError::Listen { addr, source })?;
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "listening on {local_addr}");
-    let answer_bytes_max = config.server.queued_bytes_total_max;
+    // Broken on purpose: answers queue without bound.
+    let unbounded = sabotaged(
+        &config,
+        jubilant_core::sabotage::Sabotage::UnboundedAnswerQueue,
+    );
+    let answer_bytes_max = if unbounded {
+        u64::MAX
+    } else {
+        config.server.queued_bytes_total_max
+    };
     let request_bytes_max = config.server.request_bytes_total_max;
     let shared = Arc::new(Shared {
         started: env.now_mono(),
@@ -202,9 +228,11 @@ pub async fn serve_db<E: Env>(
         abandoning: AtomicBool::new(false),
     });
     let (stop, stopped) = oneshot::channel();
+    let counters = Arc::clone(&shared.counters);
     let task = env.spawn("server", serve(shared, listener, stopped));
     Ok(Running {
         local_addr,
+        counters,
         stop,
         task,
     })
@@ -344,9 +372,15 @@ async fn checkpoint_timer<E: Env>(shared: Arc<Shared<E>>) {
 async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: SocketAddr) {
     let (mut reader, writer) = stream.split();
     let counters = Arc::clone(&shared.counters);
-    let conn = Arc::new(ConnCounters::new(
-        shared.config.server.connection_queue_bytes_max,
-    ));
+    let unbounded = sabotaged(
+        &shared.config,
+        jubilant_core::sabotage::Sabotage::UnboundedAnswerQueue,
+    );
+    let conn = Arc::new(ConnCounters::new(if unbounded {
+        u64::MAX
+    } else {
+        shared.config.server.connection_queue_bytes_max
+    }));
     let (responses, outgoing) = mpsc::unbounded::<Outgoing>();
     let writing = shared.env.spawn(
         "connection-writer",
@@ -365,6 +399,14 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
     let frame_timeout = Duration::from_millis(shared.config.server.frame_read_timeout_ms);
     let idle_timeout = (shared.config.server.idle_timeout_ms > 0)
         .then(|| Duration::from_millis(shared.config.server.idle_timeout_ms));
+    // The clock is looked at often enough for either timeout to end
+    // within a quarter more than itself.
+    let tick = [Some(frame_timeout), idle_timeout]
+        .into_iter()
+        .flatten()
+        .map(|timeout| timeout / 4)
+        .fold(TICK, Duration::min)
+        .max(Duration::from_micros(500));
     let mut frames = FrameReader::new(shared.config.limits.frame_bytes_max);
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
     // When the frame now arriving began to (it must end in time), and when
@@ -433,24 +475,23 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                 }
             }
         }
-        // Backpressure: read nothing more while this connection or the
-        // whole server is at its limit. Time spent here is the server's,
-        // not the client's: a frame's clock restarts after it.
-        if shared.must_wait(&conn) {
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        // Backpressure: a whole frame waiting for room is not followed by
+        // more reads, so the buffer holds at most one frame and one read,
+        // and the kernel pushes back on the client. A frame still
+        // arriving is read on (its bytes are reserved), so its clock
+        // never waits on the server.
+        if frames.has_frame() {
             while shared.must_wait(&conn) {
                 if shared.stopping.load(Ordering::Acquire) || conn.peer_gone() {
                     break 'reading;
                 }
                 shared.env.sleep(BACKPRESSURE_POLL).await;
             }
-            let now = shared.env.now_mono();
-            frame_began = frame_began.map(|_| now);
-            last_request = now;
-            // Frames already read go first.
+            last_request = shared.env.now_mono();
             continue;
-        }
-        if shared.stopping.load(Ordering::Acquire) {
-            break;
         }
         // A frame whose length has arrived reserves it before any more of
         // it is read: the server reads no more request bytes than its
@@ -474,7 +515,7 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
         }
         let read = {
             let read = pin!(reader.read(&mut buffer));
-            let tick = pin!(shared.env.sleep(TICK));
+            let tick = pin!(shared.env.sleep(tick));
             match select(read, tick).await {
                 Either::Left((read, _)) => read,
                 Either::Right(_) => {
@@ -482,6 +523,10 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                     // while the peer is quiet.
                     let now = shared.env.now_mono();
                     if frame_began.is_some_and(|began| now.saturating_since(began) >= frame_timeout)
+                        && !sabotaged(
+                            &shared.config,
+                            jubilant_core::sabotage::Sabotage::NoFrameTimeout,
+                        )
                     {
                         ServerCounters::count(&counters.frame_timeouts);
                         tracing::info!(%peer, bytes = frames.pending(), "a frame did not arrive in time; closing the connection");
@@ -580,12 +625,16 @@ async fn answer<E: Env>(
     in_flight.request_done();
     let frame = encode_frame(&wire::encode_response(id, &response));
     drop(response);
-    let _ = responses.unbounded_send(Outgoing::new(
-        frame,
-        &shared.counters,
-        &conn,
-        Some(in_flight),
-    ));
+    // Broken on purpose: the request counts as done once queued.
+    let request = if sabotaged(
+        &shared.config,
+        jubilant_core::sabotage::Sabotage::UnboundedAnswerQueue,
+    ) {
+        None
+    } else {
+        Some(in_flight)
+    };
+    let _ = responses.unbounded_send(Outgoing::new(frame, &shared.counters, &conn, request));
 }
 
 /// Writes queued response frames (those ready together in one write)

@@ -416,3 +416,25 @@ fn a_checkpoint_that_stops_the_database_when_the_disk_is_full_is_caught() {
         &["full_disk_not_fatal"],
     );
 }
+
+#[test]
+fn a_server_that_never_times_out_half_a_frame_is_caught_by_its_hostile_clients() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::NoFrameTimeout,
+        NO_CORRUPTION,
+        40,
+        &["hostile_closed"],
+    );
+}
+
+#[test]
+fn a_server_that_queues_answers_without_bound_is_caught_by_a_client_that_never_reads() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::UnboundedAnswerQueue,
+        NO_CORRUPTION,
+        40,
+        &["server_memory"],
+    );
+}

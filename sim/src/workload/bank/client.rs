@@ -17,7 +17,7 @@ use super::super::lives::think;
 use super::conn::{Conn, Failure};
 use super::model::Answered;
 use super::process::engine_error;
-use super::shape::{Shape, audit};
+use super::shape::{Shape, account_key, audit};
 use super::{LIVENESS_CLIENTS, LOCKS_QUIET_POLLS, Model};
 
 /// The life a client belongs to.
@@ -182,7 +182,7 @@ pub(super) async fn client_loop(
             };
             let a = shape.account(&mut rng, universe);
             let b = (a + 1 + rng.below(universe - 1)) % universe;
-            let (from, to) = (format!("acct-{a:04}"), format!("acct-{b:04}"));
+            let (from, to) = (account_key(a), account_key(b));
             let amount = rng.between(1, 100) as i64;
             if !liveness && roll < shape.audit_pct + shape.guarded_pct {
                 // Read the payee's revision, then move money only if it is

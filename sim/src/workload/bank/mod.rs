@@ -34,6 +34,7 @@
 
 mod client;
 mod conn;
+mod hostile;
 mod model;
 mod process;
 mod shape;
@@ -161,6 +162,9 @@ fn run_over(world: &World, options: &RunOptions, report: &mut Report, transport:
         for name in ["answers_lost", "stale_answers"] {
             report.stats.entry(name.to_owned()).or_insert(0);
         }
+        for oracle in ["hostile_closed", "server_memory"] {
+            report.checks.entry(oracle.to_owned()).or_insert(0);
+        }
     }
 }
 
@@ -240,8 +244,56 @@ impl BankLives<'_> {
         }
         if clients == Clients::Random {
             let node = client_node(self.shape.clients);
-            let task = checkpointer(self.client(world.env(node), life), rng);
+            let task = checkpointer(self.client(world.env(node), life), rng.clone());
             world.spawn(node, "checkpointer", task);
+            self.start_hostile_clients(world, life, &mut rng);
+        }
+    }
+
+    /// The world's hostile clients for one life, each on its own node past
+    /// the honest ones.
+    fn start_hostile_clients(&self, world: &World, life: u64, rng: &mut SimRng) {
+        let hostility = self.shape.hostility;
+        let life = Life {
+            current: Arc::clone(&self.life),
+            mine: life,
+        };
+        let mut node = self.shape.clients + 1;
+        let mut next = || {
+            node += 1;
+            client_node(node)
+        };
+        for _ in 0..hostility.non_readers {
+            let node = next();
+            let task = hostile::non_reader(
+                world.env(node),
+                Arc::clone(self.shape),
+                life.clone(),
+                SimRng::new(rng.next_u64(), Stream::Hostile),
+            );
+            world.spawn(node, "non-reader", task);
+        }
+        for _ in 0..hostility.tricklers {
+            let node = next();
+            let task = hostile::trickler(
+                world.env(node),
+                Arc::clone(self.shape),
+                Arc::clone(self.model),
+                life.clone(),
+                SimRng::new(rng.next_u64(), Stream::Hostile),
+            );
+            world.spawn(node, "trickler", task);
+        }
+        if hostility.crowd > 0 {
+            let node = next();
+            let task = hostile::crowd(
+                world.env(node),
+                Arc::clone(self.shape),
+                Arc::clone(self.model),
+                life,
+                hostility.crowd,
+            );
+            world.spawn(node, "crowd", task);
         }
     }
 

@@ -172,11 +172,12 @@ pub(super) async fn process(
     clients: Clients,
     seed: u64,
 ) {
+    let sabotage = options.sabotage;
     let Some(db) = recover(&env, &shape, &model, options).await else {
         return;
     };
     if transport == Transport::Server {
-        serve(&env, &shape, &model, db, clients, seed).await;
+        serve(&env, &shape, &model, db, clients, seed, sabotage).await;
         return;
     }
     let db = Arc::new(db);
@@ -231,16 +232,30 @@ pub(super) async fn serve(
     db: Db<SimEnv>,
     clients: Clients,
     seed: u64,
+    sabotage: jubilant_core::sabotage::Sabotage,
 ) {
-    let running =
-        match jubilant_server::runtime::serve_db(env.clone(), shape.server_config(), db).await {
-            Ok(running) => running,
-            Err(error) => {
-                env.trace(format_args!("the server did not start: {error}"));
-                lock(model).verdict.open_failed = true;
-                return;
-            }
-        };
+    let config = jubilant_server::config::Config {
+        sabotage,
+        ..shape.server_config()
+    };
+    let connections_max = config.server.max_connections as u64;
+    let running = match jubilant_server::runtime::serve_db(env.clone(), config, db).await {
+        Ok(running) => running,
+        Err(error) => {
+            env.trace(format_args!("the server did not start: {error}"));
+            lock(model).verdict.open_failed = true;
+            return;
+        }
+    };
+    drop(env.spawn(
+        "memory-monitor",
+        memory_monitor(
+            env.clone(),
+            Arc::clone(running.counters()),
+            Arc::clone(model),
+            connections_max,
+        ),
+    ));
     let mut rng = SimRng::new(seed, Stream::Settings);
     if clients != Clients::Random || rng.below(100) >= shape.shutdown_pct {
         std::future::pending::<()>().await;
@@ -264,5 +279,45 @@ pub(super) async fn serve(
             m.verdict.poisoned = true;
         }
         Err(error) => engine_error(env, model, "shutdown", &error.to_string(), false),
+    }
+}
+
+/// Oracle `server_memory`: every few milliseconds while the server runs,
+/// the answer and request bytes it holds stay within their budgets, plus
+/// one answer built alone and one read per connection (design.md 9.3).
+async fn memory_monitor(
+    env: SimEnv,
+    counters: Arc<jubilant_server::accounting::ServerCounters>,
+    model: Model,
+    connections_max: u64,
+) {
+    use super::shape::{QUEUED_BYTES_TOTAL, REQUEST_BYTES_TOTAL, RESPONSE_BYTES};
+    /// One read of a connection's socket (the server's read chunk).
+    const READ_BYTES: u64 = 64 * 1024;
+    let answers_bound = QUEUED_BYTES_TOTAL + RESPONSE_BYTES;
+    let requests_bound = REQUEST_BYTES_TOTAL + (connections_max + 1) * READ_BYTES;
+    loop {
+        env.sleep(Duration::from_millis(2)).await;
+        let (answers, requests) = (counters.answers.held(), counters.requests.held());
+        let mut m = lock(&model);
+        m.verdict.check("server_memory", 1);
+        if answers > answers_bound {
+            m.verdict.fail(
+                "server_memory",
+                format!(
+                    "the server holds {answers} answer bytes, over its bound of {answers_bound}"
+                ),
+            );
+            return;
+        }
+        if requests > requests_bound {
+            m.verdict.fail(
+                "server_memory",
+                format!(
+                    "the server holds {requests} request bytes, over its bound of {requests_bound}"
+                ),
+            );
+            return;
+        }
     }
 }

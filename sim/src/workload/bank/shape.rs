@@ -12,7 +12,8 @@ use jubilant_core::txn::{Mode, Op, Txn};
 use jubilant_io_sim::SimRng;
 use jubilant_server::config::Config;
 
-use super::{Model, SERVER_PORT, data_dir, server_addr};
+use super::hostile::Hostility;
+use super::{LIVENESS_CLIENTS, Model, SERVER_PORT, data_dir, server_addr};
 
 #[derive(Clone, Debug)]
 pub(super) struct Shape {
@@ -50,6 +51,21 @@ pub(super) struct Shape {
     /// Server workload: per cent of lives that end in a clean shutdown
     /// (as on SIGTERM) rather than a crash.
     pub(super) shutdown_pct: u64,
+    /// Server workload: the hostile clients beside the honest ones.
+    pub(super) hostility: Hostility,
+}
+
+/// The server workload's bounds on what clients make the server hold: small,
+/// so hostile clients reach them within a life.
+pub(super) const CONNECTION_QUEUE_BYTES: u64 = 16 * 1024;
+pub(super) const QUEUED_BYTES_TOTAL: u64 = 256 * 1024;
+pub(super) const REQUEST_BYTES_TOTAL: u64 = 1024 * 1024;
+pub(super) const FRAME_BYTES: u32 = 256 * 1024;
+pub(super) const RESPONSE_BYTES: u64 = 256 * 1024;
+
+/// The key of account `n`.
+pub(super) fn account_key(n: u64) -> String {
+    format!("acct-{n:04}")
 }
 
 /// The inline value limit the bank's database is created with.
@@ -63,6 +79,7 @@ impl Shape {
             in_flight_per_connection: settings.between(1, 16) as usize,
             checkpoint_interval_ms: [0, settings.between(10, 500)][settings.below(2) as usize],
             shutdown_pct: [0, settings.between(10, 60)][settings.below(2) as usize],
+            hostility: Hostility::draw(settings),
             hot: rng.between(2, 8),
             cold: rng.between(0, 200),
             hot_pct: rng.between(20, 100),
@@ -122,6 +139,20 @@ impl Shape {
         config.server.port = SERVER_PORT;
         config.server.max_in_flight_per_connection = self.in_flight_per_connection;
         config.server.max_in_flight_total = self.in_flight_per_connection * 4;
+        config.server.connection_queue_bytes_max = CONNECTION_QUEUE_BYTES;
+        config.server.queued_bytes_total_max = QUEUED_BYTES_TOTAL;
+        config.server.request_bytes_total_max = REQUEST_BYTES_TOTAL;
+        config.limits.frame_bytes_max = FRAME_BYTES;
+        config.limits.response_bytes_max = RESPONSE_BYTES;
+        config.server.frame_read_timeout_ms = self.hostility.frame_timeout_ms;
+        // Room for every honest client (and the liveness ones) and the
+        // hostile ones that hold a connection; a crowd goes past it.
+        config.server.max_connections = (self.clients
+            + 1
+            + LIVENESS_CLIENTS
+            + self.hostility.non_readers
+            + self.hostility.tricklers
+            + 2) as usize;
         config.storage.checkpoint_interval_ms = self.checkpoint_interval_ms;
         // The audit after a restart reads every account and note.
         let audit = read_all(self);
@@ -218,7 +249,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={}",
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={} non_readers={} tricklers={} crowd={}",
             self.hot,
             self.cold,
             self.hot_pct,
@@ -242,7 +273,10 @@ impl fmt::Display for Shape {
             self.answer_timeout_ms,
             self.in_flight_per_connection,
             self.checkpoint_interval_ms,
-            self.shutdown_pct
+            self.shutdown_pct,
+            self.hostility.non_readers,
+            self.hostility.tricklers,
+            self.hostility.crowd
         )
     }
 }
@@ -251,7 +285,7 @@ impl fmt::Display for Shape {
 pub(super) fn audit(shape: &Shape) -> Txn {
     let mut txn = Txn::new();
     for n in 0..shape.accounts() {
-        let id = txn.key(format!("acct-{n:04}"), Mode::R);
+        let id = txn.key(account_key(n), Mode::R);
         txn.get(id);
     }
     txn

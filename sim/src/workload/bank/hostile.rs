@@ -1,0 +1,195 @@
+//! The server workload's hostile clients, beside the honest ones: clients
+//! that pipeline audits and never read an answer, clients that send half
+//! a frame and then nothing, and crowds that take more connections than
+//! the server serves, each sending a few bytes.
+//!
+//! Oracles (on top of the honest clients' own):
+//! - `hostile_closed`: every hostile connection is closed by the server
+//!   within a bound (the frame timeout, thrice, plus 30 ms), unless its
+//!   life ended first;
+//! - `server_memory` (checked by the server's monitor, `process.rs`): the
+//!   answer and request bytes the server holds stay under their budgets
+//!   plus one answer and one read per connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use jubilant_core::env::{Clock, MonoTime};
+use jubilant_core::mutex::lock;
+use jubilant_core::txn::{Mode, Txn};
+use jubilant_io_sim::{SimEnv, SimRng, SimStream, Stream};
+
+use super::Model;
+use super::client::Life;
+use super::shape::{Shape, account_key};
+
+/// How many hostile clients of each kind a world has (server workload),
+/// and the frame timeout they meet.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Hostility {
+    /// The server's `frame_read_timeout_ms`: short, as lives are.
+    pub(super) frame_timeout_ms: u64,
+    /// Clients that pipeline audits and never read.
+    pub(super) non_readers: u64,
+    /// Clients that send half a frame, then nothing.
+    pub(super) tricklers: u64,
+    /// Connections a crowd opens at once, each sending 3 bytes.
+    pub(super) crowd: u64,
+}
+
+impl Hostility {
+    /// Drawn from its own stream, so the worlds of the seeds already in
+    /// the corpus keep every other setting.
+    pub(super) fn draw(seed_rng: &mut SimRng) -> Self {
+        let mut rng = SimRng::new(seed_rng.next_u64(), Stream::Hostile);
+        let frame_timeout_ms = rng.between(2, 10);
+        if rng.chance(0.5) {
+            return Hostility {
+                frame_timeout_ms,
+                ..Hostility::default()
+            };
+        }
+        Hostility {
+            frame_timeout_ms,
+            non_readers: rng.below(3),
+            tricklers: rng.below(4),
+            crowd: [0, rng.between(1, 40)][rng.below(2) as usize],
+        }
+    }
+}
+
+/// How long the server may take to close a hostile connection: the frame
+/// timeout and the server's look at the clock, the network's latency both
+/// ways (hostile nodes are never partitioned), and slack for a busy
+/// executor.
+fn close_bound(shape: &Shape) -> Duration {
+    Duration::from_millis(2 * shape.hostility.frame_timeout_ms + 15)
+}
+
+async fn connect(env: &SimEnv, life: &Life) -> Option<SimStream> {
+    loop {
+        if life.over() {
+            return None;
+        }
+        match env.connect(super::server_addr()).await {
+            Ok(stream) => return Some(stream),
+            Err(_) => env.sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// GETs of one account in one request: a small request for a large answer.
+const GETS_PER_REQUEST: u64 = 1_000;
+
+/// Pipelines requests for large answers (one account, read a thousand
+/// times) on one connection and never reads; reconnects when the server
+/// closes it, until the life ends.
+pub(super) async fn non_reader(env: SimEnv, shape: Arc<Shape>, life: Life, mut rng: SimRng) {
+    let mut greedy = Txn::new();
+    let account = greedy.key(
+        account_key(shape.account(&mut rng, shape.accounts())),
+        Mode::R,
+    );
+    for _ in 0..GETS_PER_REQUEST {
+        greedy.get(account);
+    }
+    let mut id = 1u64;
+    while let Some(mut stream) = connect(&env, &life).await {
+        loop {
+            if life.over() {
+                return;
+            }
+            let frame = jubilant_client::txn_request_frame(id, &greedy);
+            id += 1;
+            if stream.write_all(&frame).await.is_err() {
+                break;
+            }
+            env.sleep(Duration::from_micros(rng.between(1, 200))).await;
+        }
+    }
+}
+
+/// Waits until the server closes `stream` (EOF, or an error), reading and
+/// discarding whatever it says first; false if `bound` passed first while
+/// the life went on.
+async fn closed_within(env: &SimEnv, stream: &mut SimStream, bound: Duration, life: &Life) -> bool {
+    let deadline: MonoTime = env.now_mono() + bound;
+    let mut buffer = [0u8; 4096];
+    loop {
+        let now = env.now_mono();
+        if now >= deadline {
+            return life.over();
+        }
+        let read = std::pin::pin!(stream.read(&mut buffer));
+        let timer = std::pin::pin!(env.sleep(deadline.saturating_since(now)));
+        match select(read, timer).await {
+            Either::Left((Ok(0) | Err(_), _)) => return true,
+            Either::Left((Ok(_), _)) => {}
+            Either::Right(_) => return life.over(),
+        }
+    }
+}
+
+fn judge(model: &Model, what: &str, closed: bool, bound: Duration) {
+    let mut m = lock(model);
+    m.verdict.check("hostile_closed", 1);
+    if !closed {
+        m.verdict.fail(
+            "hostile_closed",
+            format!("the server did not close a {what} within {bound:?}"),
+        );
+    }
+}
+
+/// Sends half a frame (a length, and a few of its bytes) and then
+/// nothing; the server must close the connection. Repeats until the life
+/// ends.
+pub(super) async fn trickler(
+    env: SimEnv,
+    shape: Arc<Shape>,
+    model: Model,
+    life: Life,
+    mut rng: SimRng,
+) {
+    let bound = close_bound(&shape);
+    while let Some(mut stream) = connect(&env, &life).await {
+        let len = rng.between(8, 200) as u32;
+        let mut partial = len.to_le_bytes().to_vec();
+        partial.extend(std::iter::repeat_n(0u8, rng.below(u64::from(len)) as usize));
+        if stream.write_all(&partial).await.is_err() {
+            continue;
+        }
+        let closed = closed_within(&env, &mut stream, bound, &life).await;
+        if life.over() {
+            return;
+        }
+        judge(&model, "connection that sent half a frame", closed, bound);
+        if !closed {
+            return;
+        }
+    }
+}
+
+/// Opens `count` connections at once, each sending 3 bytes; every one
+/// must be closed (told `TooManyConnections`, or timed out mid-frame).
+pub(super) async fn crowd(env: SimEnv, shape: Arc<Shape>, model: Model, life: Life, count: u64) {
+    let bound = close_bound(&shape);
+    let mut streams = Vec::new();
+    for _ in 0..count {
+        let Some(mut stream) = connect(&env, &life).await else {
+            return;
+        };
+        if stream.write_all(&[7, 0, 0]).await.is_ok() {
+            streams.push(stream);
+        }
+    }
+    for mut stream in streams {
+        let closed = closed_within(&env, &mut stream, bound, &life).await;
+        if life.over() {
+            return;
+        }
+        judge(&model, "connection of a crowd", closed, bound);
+    }
+}

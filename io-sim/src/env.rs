@@ -336,7 +336,7 @@ impl Listener for SimListener {
         futures::future::poll_fn(move |cx| {
             let accepted = self
                 .shared
-                .with_net(|net, _| net.poll_accept(self.addr, cx.waker()));
+                .with_net(|net, ctx| net.poll_accept(ctx, self.addr, cx.waker()));
             accepted.map_ok(|(conn, peer)| {
                 (
                     SimStream {
@@ -396,7 +396,7 @@ impl AsyncWrite for SimStream {
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let (conn, side) = (self.conn, self.side);
-        self.shared.with_net(|net, _| net.close(conn, side));
+        self.shared.with_net(|net, ctx| net.close(ctx, conn, side));
         Poll::Ready(Ok(()))
     }
 }
@@ -407,6 +407,7 @@ impl Drop for SimStream {
             self.shared.clock.cancel(key);
         }
         let (conn, side) = (self.conn, self.side);
-        self.shared.with_net(|net, _| net.drop_end(conn, side));
+        self.shared
+            .with_net(|net, ctx| net.drop_end(ctx, conn, side));
     }
 }

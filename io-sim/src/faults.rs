@@ -82,6 +82,9 @@ pub enum Fault {
     /// that touches it fails with EIO until a write covers the whole
     /// sector (the drive remaps it).
     SectorUnreadable,
+    /// Per accept with a connection waiting: it fails with EMFILE (the
+    /// process is out of descriptors); the connection stays in the backlog.
+    AcceptError,
 }
 
 /// How a fault's value is drawn for a seed.
@@ -96,7 +99,7 @@ struct Swarm {
 
 impl Fault {
     /// Every fault, in the order they are printed.
-    pub const ALL: [Fault; 21] = [
+    pub const ALL: [Fault; 22] = [
         Fault::Crash,
         Fault::Kill,
         Fault::WriteLost,
@@ -118,6 +121,7 @@ impl Fault {
         Fault::DiskFilled,
         Fault::DiskCow,
         Fault::SectorUnreadable,
+        Fault::AcceptError,
     ];
 
     /// The name used on the command line, in headers and in JSON.
@@ -144,6 +148,7 @@ impl Fault {
             Fault::DiskFilled => "disk_filled",
             Fault::DiskCow => "disk_cow",
             Fault::SectorUnreadable => "sector_unreadable",
+            Fault::AcceptError => "accept_error",
         }
     }
 
@@ -203,6 +208,7 @@ impl Fault {
             Fault::DiskFilled => p(0.3, 1e-4, 2e-3),
             Fault::DiskCow => linear(0.3, 0.5, 1.0),
             Fault::SectorUnreadable => p(0.15, 0.02, 0.3),
+            Fault::AcceptError => p(0.2, 1e-3, 5e-2),
         }
     }
 }

@@ -50,7 +50,7 @@ mod world;
 pub use disk::{GARBLE_BLOCK_BYTES, SECTOR_BYTES};
 pub use env::{SimDirLock, SimEnv, SimFile, SimJoinHandle, SimListener, SimStream};
 pub use faults::{Fault, FaultConfig, FaultCounts};
-pub use net::{PIPE_BYTES_MAX, node_ip};
+pub use net::{PIPE_BYTES_MAX, RETRANSMIT_TIMEOUT_NANOS, node_ip};
 pub use node::NodeId;
 pub use rng::{SimRng, Stream};
 pub use space::SPACE_BLOCK_BYTES;

@@ -7,8 +7,16 @@
 //!   a connection), while different connections are free to overtake each
 //!   other;
 //! - a partition between two nodes holds their bytes back (neither lost nor
-//!   delivered) until it heals; a reset (fault or killed peer) fails every
-//!   later read and write on both ends;
+//!   delivered) until it heals, and the end of a stream with them (a close
+//!   is a FIN: it travels like data); a reset (fault) drops what was still
+//!   travelling and fails every later read and write on both ends, once the
+//!   bytes that had already arrived were read;
+//! - a killed process's connections are closed by its kernel: the peer
+//!   reads what was sent, then the end of the stream; a node that loses
+//!   power says nothing: the peer's reads wait, and its writes vanish until
+//!   a retransmission timeout ([`RETRANSMIT_TIMEOUT_NANOS`]) fails them;
+//! - `accept` may fail (EMFILE) with a connection waiting, which stays in
+//!   the backlog;
 //! - each direction buffers at most [`PIPE_BYTES_MAX`]; a writer beyond that
 //!   waits, so backpressure in the simulator looks like TCP's.
 
@@ -25,6 +33,9 @@ use crate::trace::Trace;
 
 /// Bytes one direction of a connection buffers before its writer waits.
 pub const PIPE_BYTES_MAX: usize = 256 * 1024;
+/// How long a peer's writes to a node that lost power go unanswered before
+/// they fail (TCP gives up retransmitting).
+pub const RETRANSMIT_TIMEOUT_NANOS: u64 = 200_000_000;
 /// First port handed out for port 0 and for client ends.
 const EPHEMERAL_PORT_FIRST: u16 = 40_000;
 
@@ -70,8 +81,12 @@ struct End {
     reader: Option<Waker>,
     /// The other end's writer, waiting for room in this inbox.
     blocked_writer: Option<Waker>,
-    /// The other end will write no more.
-    peer_closed: bool,
+    /// The other end will write no more: the end of the stream arrives at
+    /// this time (after everything sent before it).
+    closed_at: Option<u64>,
+    /// This end's node lost power at this time: it says nothing more, and
+    /// the other end's writes fail a retransmission timeout later.
+    vanished_at: Option<u64>,
     /// This end's stream was dropped.
     dropped: bool,
     last_deliver_at: u64,
@@ -85,7 +100,8 @@ impl End {
             inbox_bytes: 0,
             reader: None,
             blocked_writer: None,
-            peer_closed: false,
+            closed_at: None,
+            vanished_at: None,
             dropped: false,
             last_deliver_at: 0,
         }
@@ -110,6 +126,20 @@ struct Conn {
 impl Conn {
     fn nodes(&self) -> (NodeId, NodeId) {
         (self.ends[0].node, self.ends[1].node)
+    }
+
+    /// Resets the connection at `now`: what was still travelling is lost,
+    /// what had arrived stays readable, and every waiter wakes.
+    fn reset(&mut self, now: u64) {
+        self.reset = true;
+        for end in &mut self.ends {
+            let before = end.inbox.len();
+            end.inbox.retain(|chunk| chunk.deliver_at <= now);
+            if end.inbox.len() != before {
+                end.inbox_bytes = end.inbox.iter().map(|c| c.data.len() - c.read).sum();
+            }
+            end.wake_all();
+        }
     }
 }
 
@@ -185,12 +215,25 @@ impl Network {
 
     pub(crate) fn poll_accept(
         &mut self,
+        ctx: &mut Ctx<'_>,
         addr: SocketAddr,
         waker: &Waker,
     ) -> Poll<io::Result<(u64, SocketAddr)>> {
         let Some(listener) = self.listeners.get_mut(&addr) else {
             return Poll::Ready(Err(io::Error::other(format!("listener {addr} was closed"))));
         };
+        // Drawn only when switched on, so seeds without it draw the same
+        // numbers as before it existed.
+        if !listener.backlog.is_empty()
+            && ctx.faults.get(Fault::AcceptError) > 0.0
+            && ctx.rng.chance(ctx.faults.get(Fault::AcceptError))
+        {
+            ctx.counts.add(Fault::AcceptError);
+            ctx.trace(format_args!("accept {addr} FAULT accept_error"));
+            return Poll::Ready(Err(io::Error::other(
+                "simulated EMFILE: too many open files",
+            )));
+        }
         match listener.backlog.pop_front() {
             Some(accepted) => Poll::Ready(Ok(accepted)),
             None => {
@@ -258,14 +301,21 @@ impl Network {
         let Some(c) = self.conns.get(&conn) else {
             return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
         };
-        if c.reset {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
-        }
         let (a, b) = c.nodes();
         let held = self.partitioned(a, b);
         let now = ctx.clock.now_nanos();
         let c = self.conns.get_mut(&conn).expect("looked up above");
+        let reset = c.reset;
         let end = &mut c.ends[side];
+        // After a reset, only bytes that had already arrived can be read.
+        if reset
+            && end
+                .inbox
+                .front()
+                .is_none_or(|chunk| chunk.deliver_at > now || held)
+        {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
         match end.inbox.front_mut() {
             Some(chunk) if chunk.deliver_at <= now && !held => {
                 let n = buf.len().min(chunk.data.len() - chunk.read);
@@ -296,11 +346,26 @@ impl Network {
                 }
                 Poll::Pending
             }
-            None if end.peer_closed => Poll::Ready(Ok(0)),
-            None => {
-                end.reader = Some(waker.clone());
-                Poll::Pending
-            }
+            None => match end.closed_at {
+                Some(at) if at <= now && !held => Poll::Ready(Ok(0)),
+                Some(at) => {
+                    end.reader = Some(waker.clone());
+                    if !held {
+                        if let Some(old) = *timer
+                            && old.0 != at
+                        {
+                            ctx.clock.cancel(old);
+                            *timer = None;
+                        }
+                        ctx.clock.register(at, timer, waker);
+                    }
+                    Poll::Pending
+                }
+                None => {
+                    end.reader = Some(waker.clone());
+                    Poll::Pending
+                }
+            },
         }
     }
 
@@ -319,6 +384,14 @@ impl Network {
             return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
         }
         let peer = &mut c.ends[1 - side];
+        if let Some(at) = peer.vanished_at {
+            // Nobody acknowledges: the bytes vanish, and once TCP gives up
+            // retransmitting, the write fails.
+            if ctx.clock.now_nanos() >= at + RETRANSMIT_TIMEOUT_NANOS {
+                return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
         if peer.dropped {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
@@ -332,10 +405,7 @@ impl Network {
         let drop_now = ctx.rng.chance(ctx.faults.get(Fault::NetDrop));
         if drop_now {
             ctx.counts.add(Fault::NetDrop);
-            c.reset = true;
-            for end in &mut c.ends {
-                end.wake_all();
-            }
+            c.reset(ctx.clock.now_nanos());
             ctx.trace(format_args!("conn {conn}.{side} write FAULT net_drop"));
             return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
         }
@@ -362,18 +432,25 @@ impl Network {
         Poll::Ready(Ok(n))
     }
 
-    /// End `side` will write no more: the other end reads EOF once drained.
-    pub(crate) fn close(&mut self, conn: u64, side: usize) {
+    /// End `side` will write no more: the other end reads EOF once what was
+    /// sent before has arrived. A node that lost power closes nothing.
+    pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>, conn: u64, side: usize) {
+        let now = ctx.clock.now_nanos();
         if let Some(c) = self.conns.get_mut(&conn) {
+            if c.ends[side].vanished_at.is_some() {
+                return;
+            }
             let peer = &mut c.ends[1 - side];
-            peer.peer_closed = true;
+            if peer.closed_at.is_none() {
+                peer.closed_at = Some(peer.last_deliver_at.max(now));
+            }
             peer.wake_all();
         }
     }
 
     /// End `side`'s stream was dropped.
-    pub(crate) fn drop_end(&mut self, conn: u64, side: usize) {
-        self.close(conn, side);
+    pub(crate) fn drop_end(&mut self, ctx: &mut Ctx<'_>, conn: u64, side: usize) {
+        self.close(ctx, conn, side);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -401,17 +478,47 @@ impl Network {
         }
     }
 
-    /// `node` died: its listeners close and its connections reset.
-    pub(crate) fn kill(&mut self, node: NodeId) {
+    /// `node`'s process died: its listeners close, and its kernel closes
+    /// its connections (the peer reads what was sent, then the end of the
+    /// stream; its writes fail, as nobody will read them).
+    pub(crate) fn kill(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
         self.listeners.retain(|_, l| l.node != node);
+        let ends: Vec<(u64, usize)> = self
+            .conns
+            .iter()
+            .flat_map(|(&id, c)| {
+                (0..2)
+                    .filter(move |&side| c.ends[side].node == node && !c.ends[side].dropped)
+                    .map(move |side| (id, side))
+            })
+            .collect();
+        for (conn, side) in ends {
+            self.close(ctx, conn, side);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.ends[side].dropped = true;
+                c.ends[side].wake_all();
+            }
+        }
+    }
+
+    /// `node` lost power: its listeners go, and its ends of connections go
+    /// silent (nothing more is sent, not even a close); the peers learn
+    /// only when their writes time out.
+    pub(crate) fn crash(&mut self, ctx: &mut Ctx<'_>, node: NodeId) {
+        self.listeners.retain(|_, l| l.node != node);
+        let now = ctx.clock.now_nanos();
         for c in self.conns.values_mut() {
-            let (a, b) = c.nodes();
-            if a == node || b == node {
-                c.reset = true;
-                for end in &mut c.ends {
-                    end.wake_all();
+            for side in 0..2 {
+                if c.ends[side].node == node && c.ends[side].vanished_at.is_none() {
+                    c.ends[side].vanished_at = Some(now);
+                    // What it had sent is on the wire and still arrives;
+                    // a writer blocked on its full inbox may go on.
+                    c.ends[side].wake_all();
                 }
             }
         }
+        ctx.trace(format_args!(
+            "{node} silent: its connections say nothing more"
+        ));
     }
 }

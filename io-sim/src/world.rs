@@ -163,8 +163,10 @@ impl World {
     /// Returns how many tasks died.
     pub fn crash(&self, node: NodeId) -> usize {
         self.shared.trace(format_args!("{node} CRASH"));
+        // Silent first: the tasks about to die drop their streams, and a
+        // node without power closes nothing.
+        self.shared.with_net(|net, ctx| net.crash(ctx, node));
         let killed = self.shared.exec.kill(node);
-        self.shared.with_net(|net, _| net.kill(node));
         self.shared.with_disk(node, |disk, ctx| disk.crash(ctx));
         killed
     }
@@ -173,8 +175,8 @@ impl World {
     /// reset, but the OS page cache survives. Returns how many tasks died.
     pub fn kill(&self, node: NodeId) -> usize {
         self.shared.trace(format_args!("{node} KILL"));
+        self.shared.with_net(|net, ctx| net.kill(ctx, node));
         let killed = self.shared.exec.kill(node);
-        self.shared.with_net(|net, _| net.kill(node));
         self.shared.with_disk(node, |disk, _| disk.kill());
         killed
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use jubilant_core::env::{Listener, Net};
+use jubilant_core::env::{Clock, Listener, Net};
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, Step, World, node_ip};
 
 const SERVER: NodeId = NodeId(1);
@@ -95,7 +95,7 @@ fn a_partition_holds_bytes_until_it_heals() {
 }
 
 #[test]
-fn killing_the_server_resets_its_connections() {
+fn killing_the_server_closes_its_connections_after_what_it_sent() {
     let world = World::new(3, FaultConfig::none());
     let addr = echo_server(&world);
     let env = world.env(CLIENT);
@@ -112,9 +112,59 @@ fn killing_the_server_resets_its_connections() {
     world.run_until_idle(10_000);
     world.kill(SERVER);
     world.run_until_idle(10_000);
+    // Its kernel closes the socket: the client reads the end of the stream.
+    assert_eq!(*result.lock().expect("slot"), Some(Ok(0)));
+}
+
+#[test]
+fn a_server_that_loses_power_says_nothing_and_writes_to_it_time_out() {
+    use jubilant_io_sim::RETRANSMIT_TIMEOUT_NANOS;
+    let world = World::new(5, FaultConfig::none());
+    let addr = echo_server(&world);
+    let env = world.env(CLIENT);
+    let result = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&result);
+    let stream = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&stream);
+    world.spawn(CLIENT, "client", async move {
+        let mut stream = env.connect(addr).await.expect("connect");
+        stream.write_all(b"x").await.expect("write");
+        let mut one = [0u8; 1];
+        stream.read_exact(&mut one).await.expect("first echo");
+        *slot.lock().expect("slot") = Some(stream);
+    });
+    world.run_until_idle(10_000);
+    world.crash(SERVER);
+    let env = world.env(CLIENT);
+    world.spawn(CLIENT, "after", async move {
+        let mut stream = stream.lock().expect("slot").take().expect("connected");
+        // A read waits: nothing comes, not even the end of the stream.
+        let mut more = [0u8; 1];
+        let read = std::pin::pin!(stream.read(&mut more));
+        let waited = std::pin::pin!(env.sleep(std::time::Duration::from_millis(50)));
+        let timed_out = matches!(
+            futures::future::select(read, waited).await,
+            futures::future::Either::Right(_)
+        );
+        out.lock()
+            .expect("slot")
+            .push(format!("read waited: {timed_out}"));
+        // Writes vanish until the retransmission timeout, then fail.
+        let early = stream.write_all(b"y").await.is_ok();
+        env.sleep(std::time::Duration::from_nanos(RETRANSMIT_TIMEOUT_NANOS))
+            .await;
+        let late = stream.write_all(b"z").await.map_err(|e| e.kind());
+        out.lock()
+            .expect("slot")
+            .push(format!("early ok: {early}, late: {late:?}"));
+    });
+    while world.step() != Step::Idle {}
     assert_eq!(
         *result.lock().expect("slot"),
-        Some(Err(std::io::ErrorKind::ConnectionReset))
+        vec![
+            "read waited: true".to_owned(),
+            "early ok: true, late: Err(TimedOut)".to_owned()
+        ]
     );
 }
 

@@ -45,7 +45,8 @@ struct Cli {
     /// Repeatable. Names: crash, kill, write_lost, write_torn, dir_op_lost,
     /// fsync_error, read_corrupt, write_misdirected, disk_full, io_error, clock_jump,
     /// net_drop, net_partition, io_latency_us, net_latency_us, write_stale,
-    /// write_garbled, bit_rot, disk_filled, disk_cow, sector_unreadable.
+    /// write_garbled, bit_rot, disk_filled, disk_cow, sector_unreadable,
+    /// accept_error.
     #[arg(long, value_name = "NAME=VALUE,...")]
     faults: Vec<String>,
     /// Switch every fault off (latencies stay small and fixed).

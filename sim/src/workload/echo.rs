@@ -153,8 +153,13 @@ fn start_server(world: &World) {
             Ok(listener) => listener,
             Err(err) => panic!("the echo server cannot listen on {}: {err}", server_addr()),
         };
-        while let Ok((stream, _peer)) = listener.accept().await {
-            drop(env.spawn("echo-connection", serve(stream)));
+        loop {
+            match listener.accept().await {
+                Ok((stream, _peer)) => drop(env.spawn("echo-connection", serve(stream))),
+                // Out of descriptors (accept_error): the client waits in
+                // the backlog until a retry takes it.
+                Err(_) => env.sleep(Duration::from_millis(1)).await,
+            }
         }
     });
 }

@@ -323,3 +323,34 @@ fn frames_being_read_reserve_their_length_so_request_memory_stays_bounded() {
     });
     terminate_and_wait(&mut child, Duration::from_secs(15));
 }
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_file(dir.path(), "[server]\nidle_timeout_ms = 300\n");
+    let (mut child, addr) =
+        start_server(&dir.path().join("data"), &["--config", &config]).expect("start");
+    let rt = runtime();
+    rt.block_on(async move {
+        let mut idle = TcpStream::connect(addr).await.expect("connect");
+        let mut busy = TcpStream::connect(addr).await.expect("connect");
+        for id in 1..=10 {
+            busy.write_all(&common::ping(id)).await.expect("write");
+            assert_eq!(read_responses(&mut busy, 1).await.len(), 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A second of pings 100 ms apart kept `busy` open; `idle` is gone.
+        let mut byte = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(1), {
+            use tokio::io::AsyncReadExt;
+            idle.read(&mut byte)
+        })
+        .await
+        .expect("closed within a second");
+        assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        busy.write_all(&common::ping(11)).await.expect("write");
+        assert_eq!(read_responses(&mut busy, 1).await, vec![(11, "pong".to_owned())]);
+        assert!(info_figure(addr, "idle_timeouts").await >= 1);
+    });
+    terminate_and_wait(&mut child, Duration::from_secs(15));
+}

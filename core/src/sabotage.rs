@@ -70,11 +70,14 @@ pub enum Sabotage {
     /// once its answer is queued, not written: a client that never reads
     /// grows the server's memory without limit.
     UnboundedAnswerQueue,
+    /// The server sets no TCP keepalive, so a client that vanished holds
+    /// its connection forever.
+    NoKeepalive,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 20] = [
+    pub const ALL: [Sabotage; 21] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -95,6 +98,7 @@ impl Sabotage {
         Sabotage::FullDiskFailsCheckpoint,
         Sabotage::NoFrameTimeout,
         Sabotage::UnboundedAnswerQueue,
+        Sabotage::NoKeepalive,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -120,6 +124,7 @@ impl Sabotage {
             Sabotage::FullDiskFailsCheckpoint => "full-disk-fails-checkpoint",
             Sabotage::NoFrameTimeout => "no-frame-timeout",
             Sabotage::UnboundedAnswerQueue => "unbounded-answer-queue",
+            Sabotage::NoKeepalive => "no-keepalive",
         }
     }
 }

@@ -156,9 +156,10 @@ impl Txn {
         self
     }
 
-    /// Reserves the results' bytes on `meter` as they are built, waiting
-    /// (up to the lock wait limit) while its budgets are full of others'
-    /// answers: a server bounds the memory of answers not yet written.
+    /// Reserves the results' bytes on `meter` as they are built; a
+    /// transaction whose results find its budgets full of other answers
+    /// fails with [`TxnError::AnswersBacklogged`] rather than wait with its
+    /// locks held: a server bounds the memory of answers not yet written.
     pub fn meter_results(&mut self, meter: std::sync::Arc<ResultMeter>) -> &mut Self {
         self.meter = Some(meter);
         self
@@ -397,16 +398,14 @@ pub enum TxnError {
         /// The bound.
         max: u64,
     },
-    /// The answers already waiting for the client filled its budget for
-    /// longer than the lock wait limit (a client that does not read them):
-    /// nothing was written; read the answers, then retry.
+    /// The answers already waiting for the client fill its budget (a
+    /// client that does not read them, or pipelines more than it reads):
+    /// nothing was written, and the transaction's locks were released at
+    /// once; read the answers, then retry.
     #[error(
-        "busy: the unread answers of this connection filled its buffer for {waited_ms} ms; nothing was written"
+        "busy: this connection's unread answers fill its buffer; read them, then retry; nothing was written"
     )]
-    AnswersBacklogged {
-        /// How long it waited for room.
-        waited_ms: u64,
-    },
+    AnswersBacklogged,
     /// The database failed to read or commit.
     #[error(transparent)]
     Db(#[from] DbError),

@@ -23,11 +23,13 @@ impl Net for RealEnv {
         Ok(RealListener { listener })
     }
 
-    fn set_keepalive(&self, stream: &Self::Stream, idle_secs: u64) -> io::Result<()> {
+    fn set_keepalive(&self, stream: &Self::Stream, idle: std::time::Duration) -> io::Result<()> {
         let socket = socket2::SockRef::from(stream.get_ref());
-        if idle_secs == 0 {
+        if idle.is_zero() {
             return socket.set_keepalive(false);
         }
+        // The kernel counts whole seconds, at least one.
+        let idle_secs = idle.as_secs().max(1);
         // Then a probe every 10 s, 6 unanswered ones: a vanished peer is
         // dropped about a minute after the idle time.
         let keepalive = socket2::TcpKeepalive::new()

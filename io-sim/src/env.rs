@@ -301,9 +301,12 @@ impl Net for SimEnv {
     type Listener = SimListener;
     type Stream = SimStream;
 
-    /// The simulated network has no keepalive probes: a vanished peer is
-    /// found out by the server's own timeouts.
-    fn set_keepalive(&self, _stream: &SimStream, _idle_secs: u64) -> io::Result<()> {
+    /// A peer that vanished (lost power) is found out `idle` after it went
+    /// silent (the probes included): reads then fail.
+    fn set_keepalive(&self, stream: &SimStream, idle: std::time::Duration) -> io::Result<()> {
+        let idle = (!idle.is_zero()).then(|| u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX));
+        self.shared
+            .with_net(|net, _| net.set_keepalive(stream.conn, stream.side, idle));
         Ok(())
     }
 
@@ -364,6 +367,23 @@ pub struct SimStream {
     conn: u64,
     side: usize,
     timer: Option<TimerKey>,
+}
+
+impl SimStream {
+    /// This end goes silent, as if its node lost power: the peer hears
+    /// nothing more (a client that vanished, for the simulator's hostile
+    /// clients; the task holding it can still ask [`SimStream::peer_dropped`]).
+    pub fn vanish(&self) {
+        self.shared
+            .with_net(|net, ctx| net.vanish(ctx, self.conn, self.side));
+    }
+
+    /// Whether the other end's process closed or dropped its end (or the
+    /// connection was reset).
+    pub fn peer_dropped(&self) -> bool {
+        self.shared
+            .with_net(|net, _| net.peer_dropped(self.conn, self.side))
+    }
 }
 
 impl AsyncRead for SimStream {

@@ -87,6 +87,9 @@ struct End {
     /// This end's node lost power at this time: it says nothing more, and
     /// the other end's writes fail a retransmission timeout later.
     vanished_at: Option<u64>,
+    /// TCP keepalive on this end: this long after the peer vanished, its
+    /// probes have gone unanswered and reads fail.
+    keepalive_nanos: Option<u64>,
     /// This end's stream was dropped.
     dropped: bool,
     last_deliver_at: u64,
@@ -102,6 +105,7 @@ impl End {
             blocked_writer: None,
             closed_at: None,
             vanished_at: None,
+            keepalive_nanos: None,
             dropped: false,
             last_deliver_at: 0,
         }
@@ -306,6 +310,7 @@ impl Network {
         let now = ctx.clock.now_nanos();
         let c = self.conns.get_mut(&conn).expect("looked up above");
         let reset = c.reset;
+        let peer_vanished_at = c.ends[1 - side].vanished_at;
         let end = &mut c.ends[side];
         // After a reset, only bytes that had already arrived can be read.
         if reset
@@ -344,6 +349,25 @@ impl Network {
                     }
                     ctx.clock.register(deliver_at, timer, waker);
                 }
+                Poll::Pending
+            }
+            None if end.keepalive_nanos.is_some() && peer_vanished_at.is_some() => {
+                // The keepalive time covers its probes going unanswered.
+                let deadline = peer_vanished_at.unwrap_or(now) + end.keepalive_nanos.unwrap_or(0);
+                if now >= deadline {
+                    ctx.trace(format_args!(
+                        "conn {conn}.{side} keepalive: the peer is gone"
+                    ));
+                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                }
+                end.reader = Some(waker.clone());
+                if let Some(old) = *timer
+                    && old.0 != deadline
+                {
+                    ctx.clock.cancel(old);
+                    *timer = None;
+                }
+                ctx.clock.register(deadline, timer, waker);
                 Poll::Pending
             }
             None => match end.closed_at {
@@ -501,6 +525,35 @@ impl Network {
         }
     }
 
+    /// Turns keepalive on for end `side` of `conn`.
+    pub(crate) fn set_keepalive(&mut self, conn: u64, side: usize, idle_nanos: Option<u64>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.ends[side].keepalive_nanos = idle_nanos;
+        }
+    }
+
+    /// End `side` of `conn` goes silent, as if its node lost power (a
+    /// client that vanished; its own process can still look at it).
+    pub(crate) fn vanish(&mut self, ctx: &mut Ctx<'_>, conn: u64, side: usize) {
+        let now = ctx.clock.now_nanos();
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.ends[side].vanished_at.is_none()
+        {
+            c.ends[side].vanished_at = Some(now);
+            c.ends[side].wake_all();
+            c.ends[1 - side].wake_all();
+            ctx.trace(format_args!("conn {conn}.{side} vanishes"));
+        }
+    }
+
+    /// Whether the process at the other end of `conn` from `side` closed or
+    /// dropped its end (or the connection is gone).
+    pub(crate) fn peer_dropped(&self, conn: u64, side: usize) -> bool {
+        self.conns
+            .get(&conn)
+            .is_none_or(|c| c.reset || c.ends[1 - side].dropped)
+    }
+
     /// `node` lost power: its listeners go, and its ends of connections go
     /// silent (nothing more is sent, not even a close); the peers learn
     /// only when their writes time out.
@@ -512,8 +565,10 @@ impl Network {
                 if c.ends[side].node == node && c.ends[side].vanished_at.is_none() {
                     c.ends[side].vanished_at = Some(now);
                     // What it had sent is on the wire and still arrives;
-                    // a writer blocked on its full inbox may go on.
+                    // a writer blocked on its full inbox may go on, and a
+                    // reader with keepalive starts its clock.
                     c.ends[side].wake_all();
+                    c.ends[1 - side].wake_all();
                 }
             }
         }

@@ -96,9 +96,10 @@ pub struct ServerConfig {
     /// after it, connections whose peers do not read are dropped, and the
     /// database is closed all the same.
     pub shutdown_timeout_ms: u64,
-    /// TCP keepalive: idle seconds before the first probe (0: off). A
-    /// client that vanished (power loss, NAT timeout) is then found out.
-    pub tcp_keepalive_secs: u64,
+    /// TCP keepalive: idle milliseconds before the first probe (0: off; the
+    /// kernel counts whole seconds). A client that vanished (power loss, NAT
+    /// timeout) is then found out.
+    pub tcp_keepalive_ms: u64,
 }
 
 /// `[limits]`.
@@ -256,7 +257,7 @@ impl Default for ServerConfig {
             frame_read_timeout_ms: 10_000,
             idle_timeout_ms: 0,
             shutdown_timeout_ms: 10_000,
-            tcp_keepalive_secs: 60,
+            tcp_keepalive_ms: 60_000,
         }
     }
 }

@@ -65,8 +65,8 @@ pub struct ServerLimits {
     pub idle_timeout_ms: u64,
     /// `server.shutdown_timeout_ms`.
     pub shutdown_timeout_ms: u64,
-    /// `server.tcp_keepalive_secs`.
-    pub tcp_keepalive_secs: u64,
+    /// `server.tcp_keepalive_ms`.
+    pub tcp_keepalive_ms: u64,
 }
 
 impl From<&crate::config::Config> for ServerLimits {
@@ -84,7 +84,7 @@ impl From<&crate::config::Config> for ServerLimits {
             frame_read_timeout_ms: server.frame_read_timeout_ms,
             idle_timeout_ms: server.idle_timeout_ms,
             shutdown_timeout_ms: server.shutdown_timeout_ms,
-            tcp_keepalive_secs: server.tcp_keepalive_secs,
+            tcp_keepalive_ms: server.tcp_keepalive_ms,
         }
     }
 }
@@ -176,7 +176,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     "shutdown_timeout_ms",
                     limits.shutdown_timeout_ms.to_string(),
                 ),
-                ("tcp_keepalive_secs", limits.tcp_keepalive_secs.to_string()),
+                ("tcp_keepalive_ms", limits.tcp_keepalive_ms.to_string()),
             ],
         ),
         (

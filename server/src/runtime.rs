@@ -268,9 +268,17 @@ async fn serve<E: Env>(
                     }
                     continue;
                 }
+                let keepalive = if sabotaged(
+                    &shared.config,
+                    jubilant_core::sabotage::Sabotage::NoKeepalive,
+                ) {
+                    0
+                } else {
+                    shared.config.server.tcp_keepalive_ms
+                };
                 if let Err(error) = shared
                     .env
-                    .set_keepalive(&stream, shared.config.server.tcp_keepalive_secs)
+                    .set_keepalive(&stream, Duration::from_millis(keepalive))
                 {
                     tracing::debug!(%peer, %error, "TCP keepalive could not be set");
                 }

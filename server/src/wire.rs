@@ -107,7 +107,7 @@ impl ErrorReply {
             TxnError::ValueTooLarge { op, .. } => {
                 ErrorReply::at_op(ErrorCode::ValueTooLarge, *op, message)
             }
-            TxnError::Busy { .. } | TxnError::AnswersBacklogged { .. } => {
+            TxnError::Busy { .. } | TxnError::AnswersBacklogged => {
                 ErrorReply::new(ErrorCode::Busy, message)
             }
             TxnError::ResultTooLarge { op, .. } => {

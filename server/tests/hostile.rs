@@ -349,7 +349,10 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
         .expect("closed within a second");
         assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
         busy.write_all(&common::ping(11)).await.expect("write");
-        assert_eq!(read_responses(&mut busy, 1).await, vec![(11, "pong".to_owned())]);
+        assert_eq!(
+            read_responses(&mut busy, 1).await,
+            vec![(11, "pong".to_owned())]
+        );
         assert!(info_figure(addr, "idle_timeouts").await >= 1);
     });
     terminate_and_wait(&mut child, Duration::from_secs(15));

@@ -438,3 +438,14 @@ fn a_server_that_queues_answers_without_bound_is_caught_by_a_client_that_never_r
         &["server_memory"],
     );
 }
+
+#[test]
+fn a_server_without_keepalive_is_caught_by_a_client_that_vanishes() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::NoKeepalive,
+        &format!("crash=0,kill=0,{NO_CORRUPTION}"),
+        60,
+        &["vanished_dropped"],
+    );
+}

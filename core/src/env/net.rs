@@ -22,10 +22,9 @@ pub trait Net {
     /// listener for [`Listener::local_addr`] to learn which.
     fn listen(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
 
-    /// Turns TCP keepalive on for `stream`, first probe after `idle_secs`
-    /// idle seconds, so a peer that vanished without a word is found out
-    /// (0: off).
-    fn set_keepalive(&self, stream: &Self::Stream, idle_secs: u64) -> io::Result<()>;
+    /// Turns TCP keepalive on for `stream`, first probe after `idle` (zero:
+    /// off), so a peer that vanished without a word is found out.
+    fn set_keepalive(&self, stream: &Self::Stream, idle: std::time::Duration) -> io::Result<()>;
 }
 
 /// A listening socket.

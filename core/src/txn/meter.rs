@@ -6,9 +6,10 @@
 //! transaction still building its results, or held by someone who added
 //! them (a queued answer), and each is given back exactly once** (a
 //! [`ResultMeter`] gives back all it reserved when dropped). A reservation
-//! that would take a budget past its bound waits, unless the budget holds
-//! nothing but the transaction's own bytes: one answer may always be built,
-//! so a client that reads is never stuck behind its own request.
+//! that would take a budget past its bound is refused (the transaction
+//! fails, and releases its locks), unless the budget holds nothing but the
+//! transaction's own bytes: one answer may always be built, so a client
+//! that reads is never refused for its own request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

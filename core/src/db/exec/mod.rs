@@ -32,7 +32,7 @@ use crate::error::DbError;
 use crate::lock::{LockMode, LockSet};
 use crate::record::Mutation;
 use crate::sabotage::sabotaged;
-use crate::txn::{KeyId, Mode, Op, OpResult, ResultMeter, Txn, TxnError, TxnOutcome};
+use crate::txn::{KeyId, Mode, Op, OpResult, Txn, TxnError, TxnOutcome};
 use crate::wal::Durability;
 
 use super::Db;
@@ -42,8 +42,6 @@ use validate::{Slot, validate};
 
 pub(crate) use stats::TxnCounters;
 
-/// How often a transaction waiting for room for its results looks again.
-const RESERVE_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 pub use stats::TxnStats;
 
 /// How the ops of a transaction went.
@@ -238,36 +236,18 @@ impl<E: Env> Db<E> {
                     max,
                 });
             }
-            if let Some(meter) = txn.meter() {
-                self.reserve_result_bytes(meter, bytes).await?;
+            // No room for its results: fail now, not wait with the locks
+            // held (a client that never reads would hold them forever).
+            if let Some(meter) = txn.meter()
+                && !meter.try_reserve(bytes)
+            {
+                return Err(TxnError::AnswersBacklogged);
             }
             let (result, wrote) = run_op(&context, op, view)?;
             slot.written |= wrote;
             ran.results.push(result);
         }
         Ok(ran)
-    }
-
-    /// Reserves `bytes` of results on `meter`, waiting while its budgets
-    /// are full of other answers; gives up after `lock_wait_ms_max`.
-    async fn reserve_result_bytes(&self, meter: &ResultMeter, bytes: u64) -> Result<(), TxnError> {
-        if meter.try_reserve(bytes) {
-            return Ok(());
-        }
-        let env = self.clock.env();
-        let began = env.now_mono();
-        loop {
-            env.sleep(RESERVE_POLL).await;
-            if meter.try_reserve(bytes) {
-                return Ok(());
-            }
-            let waited = env.now_mono().saturating_since(began);
-            if self.lock_wait_max.is_some_and(|limit| waited >= limit) {
-                return Err(TxnError::AnswersBacklogged {
-                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                });
-            }
-        }
     }
 
     /// Commits the written slots (at least one) as one WAL transaction;

@@ -7,6 +7,9 @@
 //! - `hostile_closed`: every hostile connection is closed by the server
 //!   within a bound (the frame timeout, thrice, plus 30 ms), unless its
 //!   life ended first;
+//! - `vanished_dropped`: the server drops the connection of a client that
+//!   vanished within its keepalive time, a retransmission timeout and
+//!   slack, unless the life ended first;
 //! - `server_memory` (checked by the server's monitor, `process.rs`): the
 //!   answer and request bytes the server holds stay under their budgets
 //!   plus one answer and one read per connection.
@@ -37,6 +40,9 @@ pub(super) struct Hostility {
     pub(super) tricklers: u64,
     /// Connections a crowd opens at once, each sending 3 bytes.
     pub(super) crowd: u64,
+    /// Clients that send a request and vanish (their end goes silent, as
+    /// on a power loss or a NAT timeout).
+    pub(super) vanishers: u64,
 }
 
 impl Hostility {
@@ -56,6 +62,7 @@ impl Hostility {
             non_readers: rng.below(3),
             tricklers: rng.below(4),
             crowd: [0, rng.between(1, 40)][rng.below(2) as usize],
+            vanishers: rng.below(3),
         }
     }
 }
@@ -191,5 +198,49 @@ pub(super) async fn crowd(env: SimEnv, shape: Arc<Shape>, model: Model, life: Li
             return;
         }
         judge(&model, "connection of a crowd", closed, bound);
+    }
+}
+
+/// The server's keepalive time in the server workload (milliseconds).
+pub(super) const KEEPALIVE_MS: u64 = 20;
+
+/// Connects, sends a request, and vanishes; the server must drop its end
+/// once keepalive finds the peer gone. Repeats until the life ends.
+pub(super) async fn vanisher(env: SimEnv, model: Model, life: Life, mut rng: SimRng) {
+    // Keepalive finds it; the server's reader notices within its tick; the
+    // writer then finishes (writes to a vanished peer are swallowed) and
+    // drops the connection.
+    let bound = Duration::from_millis(KEEPALIVE_MS + 60);
+    while let Some(mut stream) = connect(&env, &life).await {
+        env.sleep(Duration::from_micros(rng.between(1, 2_000)))
+            .await;
+        let mut ping = Txn::new();
+        let account = ping.key(account_key(0), Mode::R);
+        ping.get(account);
+        if stream
+            .write_all(&jubilant_client::txn_request_frame(1, &ping))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        stream.vanish();
+        let deadline = env.now_mono() + bound;
+        while !stream.peer_dropped() {
+            if life.over() {
+                return;
+            }
+            if env.now_mono() >= deadline {
+                let mut m = lock(&model);
+                m.verdict.check("vanished_dropped", 1);
+                m.verdict.fail(
+                    "vanished_dropped",
+                    format!("the server still held a vanished client's connection after {bound:?}"),
+                );
+                return;
+            }
+            env.sleep(Duration::from_millis(5)).await;
+        }
+        lock(&model).verdict.check("vanished_dropped", 1);
     }
 }

@@ -162,7 +162,7 @@ fn run_over(world: &World, options: &RunOptions, report: &mut Report, transport:
         for name in ["answers_lost", "stale_answers"] {
             report.stats.entry(name.to_owned()).or_insert(0);
         }
-        for oracle in ["hostile_closed", "server_memory"] {
+        for oracle in ["hostile_closed", "server_memory", "vanished_dropped"] {
             report.checks.entry(oracle.to_owned()).or_insert(0);
         }
     }
@@ -283,6 +283,16 @@ impl BankLives<'_> {
                 SimRng::new(rng.next_u64(), Stream::Hostile),
             );
             world.spawn(node, "trickler", task);
+        }
+        for _ in 0..hostility.vanishers {
+            let node = next();
+            let task = hostile::vanisher(
+                world.env(node),
+                Arc::clone(self.model),
+                life.clone(),
+                SimRng::new(rng.next_u64(), Stream::Hostile),
+            );
+            world.spawn(node, "vanisher", task);
         }
         if hostility.crowd > 0 {
             let node = next();

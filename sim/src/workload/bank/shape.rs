@@ -145,6 +145,7 @@ impl Shape {
         config.limits.frame_bytes_max = FRAME_BYTES;
         config.limits.response_bytes_max = RESPONSE_BYTES;
         config.server.frame_read_timeout_ms = self.hostility.frame_timeout_ms;
+        config.server.tcp_keepalive_ms = super::hostile::KEEPALIVE_MS;
         // Room for every honest client (and the liveness ones) and the
         // hostile ones that hold a connection; a crowd goes past it.
         config.server.max_connections = (self.clients
@@ -152,6 +153,7 @@ impl Shape {
             + LIVENESS_CLIENTS
             + self.hostility.non_readers
             + self.hostility.tricklers
+            + self.hostility.vanishers
             + 2) as usize;
         config.storage.checkpoint_interval_ms = self.checkpoint_interval_ms;
         // The audit after a restart reads every account and note.
@@ -249,7 +251,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={} non_readers={} tricklers={} crowd={}",
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={} non_readers={} tricklers={} crowd={} vanishers={}",
             self.hot,
             self.cold,
             self.hot_pct,
@@ -276,7 +278,8 @@ impl fmt::Display for Shape {
             self.shutdown_pct,
             self.hostility.non_readers,
             self.hostility.tricklers,
-            self.hostility.crowd
+            self.hostility.crowd,
+            self.hostility.vanishers
         )
     }
 }

@@ -357,3 +357,68 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
     });
     terminate_and_wait(&mut child, Duration::from_secs(15));
 }
+
+/// The soft limit on open files of this process (Linux `/proc`).
+fn open_files_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .and_then(|line| line.split_whitespace().nth(3)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn eleven_hundred_half_open_connections_do_not_lock_out_a_new_client() {
+    // 1,100 sockets here and as many in the server (a child, with the same
+    // limits): the scaled-down test above covers machines that allow less.
+    if open_files_limit() < 2_500 {
+        eprintln!(
+            "open files limited to {}: covered at a smaller scale by half_open_connections_past_the_limit_do_not_lock_out_a_new_client",
+            open_files_limit()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config_file(dir.path(), "[server]\nframe_read_timeout_ms = 2000\n");
+    let (mut child, addr) =
+        start_server(&dir.path().join("data"), &["--config", &config]).expect("start");
+    let rt = runtime();
+    let held = rt.block_on(async move {
+        let mut held = Vec::new();
+        for _ in 0..1_100 {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(&[9, 0, 0]).await.expect("write");
+            held.push(stream);
+        }
+        let began = Instant::now();
+        let mut fresh = TcpStream::connect(addr).await.expect("connect");
+        fresh.write_all(&common::ping(1)).await.expect("write");
+        let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
+            .await
+            .expect("an answer within 2 s");
+        assert!(
+            answer == vec![(1, "pong".to_owned())]
+                || answer == vec![(0, "error TooManyConnections".to_owned())],
+            "{answer:?} after {:?}",
+            began.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let mut fresh = TcpStream::connect(addr).await.expect("connect");
+        fresh.write_all(&common::ping(2)).await.expect("write");
+        let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
+            .await
+            .expect("an answer within 2 s");
+        assert_eq!(answer, vec![(2, "pong".to_owned())]);
+        // Every half-open one was refused or timed out.
+        let ended = info_figure(addr, "connections_rejected").await
+            + info_figure(addr, "frame_timeouts").await;
+        assert!(ended >= 1_100, "{ended} of 1,100 refused or timed out");
+        held
+    });
+    terminate_and_wait(&mut child, Duration::from_secs(15));
+    drop(held);
+}

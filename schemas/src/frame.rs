@@ -247,6 +247,21 @@ mod tests {
     }
 
     #[test]
+    fn a_large_frame_does_not_pin_its_buffer() {
+        let mut reader = FrameReader::new(8 << 20);
+        reader.extend(&encode_frame(&vec![7u8; 4 << 20]));
+        reader.extend(&encode_frame(b"small"));
+        assert!(reader.buffer_bytes() >= 4 << 20);
+        assert_eq!(reader.next_frame().expect("valid").map(|f| f.len()), Some(4 << 20));
+        assert_eq!(reader.next_frame().expect("valid"), Some(b"small".to_vec()));
+        assert!(
+            reader.buffer_bytes() <= BUFFER_KEEP_BYTES,
+            "{} bytes kept after the large frame",
+            reader.buffer_bytes()
+        );
+    }
+
+    #[test]
     fn a_truncated_frame_stays_pending() {
         let mut reader = FrameReader::new(100);
         let frame = encode_frame(b"truncated");

@@ -252,7 +252,10 @@ mod tests {
         reader.extend(&encode_frame(&vec![7u8; 4 << 20]));
         reader.extend(&encode_frame(b"small"));
         assert!(reader.buffer_bytes() >= 4 << 20);
-        assert_eq!(reader.next_frame().expect("valid").map(|f| f.len()), Some(4 << 20));
+        assert_eq!(
+            reader.next_frame().expect("valid").map(|f| f.len()),
+            Some(4 << 20)
+        );
         assert_eq!(reader.next_frame().expect("valid"), Some(b"small".to_vec()));
         assert!(
             reader.buffer_bytes() <= BUFFER_KEEP_BYTES,

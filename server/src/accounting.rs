@@ -10,10 +10,9 @@
 //! - **Answer bytes are held from the moment a transaction starts copying
 //!   values into its results until the socket took the encoded response**,
 //!   per connection and for the server, in an [`ByteBudget`] each: the
-//!   executor reserves result bytes as it builds them (a
-//!   [`ResultMeter`](jubilant_core::txn::ResultMeter), waiting while the
-//!   budget is full of other answers), and an [`Outgoing`] frame holds its
-//!   bytes while it lives.
+//!   executor reserves result bytes as it builds them (a [`ResultMeter`]:
+//!   a transaction that finds the budget full of other answers fails with
+//!   `Busy`), and an [`Outgoing`] frame holds its bytes while it lives.
 //!
 //! The readers consult these counts before they read: a connection whose
 //! queue or in-flight count is at its bound, or a server at its total,

@@ -73,11 +73,14 @@ pub enum Sabotage {
     /// The server sets no TCP keepalive, so a client that vanished holds
     /// its connection forever.
     NoKeepalive,
+    /// Shutdown waits for every answer to be written, however long a
+    /// client that does not read takes: it never ends.
+    NoShutdownDeadline,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 21] = [
+    pub const ALL: [Sabotage; 22] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -99,6 +102,7 @@ impl Sabotage {
         Sabotage::NoFrameTimeout,
         Sabotage::UnboundedAnswerQueue,
         Sabotage::NoKeepalive,
+        Sabotage::NoShutdownDeadline,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -125,6 +129,7 @@ impl Sabotage {
             Sabotage::NoFrameTimeout => "no-frame-timeout",
             Sabotage::UnboundedAnswerQueue => "unbounded-answer-queue",
             Sabotage::NoKeepalive => "no-keepalive",
+            Sabotage::NoShutdownDeadline => "no-shutdown-deadline",
         }
     }
 }

@@ -304,7 +304,13 @@ async fn serve<E: Env>(
     let deadline =
         shared.env.now_mono() + Duration::from_millis(shared.config.server.shutdown_timeout_ms);
     while ServerCounters::get(&counters.connections) > 0 {
-        if !shared.abandoning.load(Ordering::Acquire) && shared.env.now_mono() >= deadline {
+        if !shared.abandoning.load(Ordering::Acquire)
+            && shared.env.now_mono() >= deadline
+            && !sabotaged(
+                &shared.config,
+                jubilant_core::sabotage::Sabotage::NoShutdownDeadline,
+            )
+        {
             tracing::warn!(
                 connections = ServerCounters::get(&counters.connections),
                 "shutdown deadline passed: dropping connections whose peers do not read"

@@ -449,3 +449,14 @@ fn a_server_without_keepalive_is_caught_by_a_client_that_vanishes() {
         &["vanished_dropped"],
     );
 }
+
+#[test]
+fn a_shutdown_without_a_deadline_is_caught_by_a_client_that_never_reads() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::NoShutdownDeadline,
+        &format!("crash=0,kill=0,{NO_CORRUPTION}"),
+        80,
+        &["shutdown_deadline"],
+    );
+}

@@ -162,7 +162,12 @@ fn run_over(world: &World, options: &RunOptions, report: &mut Report, transport:
         for name in ["answers_lost", "stale_answers"] {
             report.stats.entry(name.to_owned()).or_insert(0);
         }
-        for oracle in ["hostile_closed", "server_memory", "vanished_dropped"] {
+        for oracle in [
+            "hostile_closed",
+            "server_memory",
+            "vanished_dropped",
+            "shutdown_deadline",
+        ] {
             report.checks.entry(oracle.to_owned()).or_insert(0);
         }
     }

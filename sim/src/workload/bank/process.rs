@@ -262,7 +262,26 @@ pub(super) async fn serve(
     }
     env.sleep(Duration::from_millis(rng.between(1, 300))).await;
     env.trace(format_args!("shutting the server down"));
-    match running.shutdown().await {
+    // Oracle `shutdown_deadline`: a clean shutdown ends within its
+    // deadline (plus the time requests in flight and the last checkpoint
+    // take), whatever the clients do.
+    let bound = Duration::from_millis(super::shape::SHUTDOWN_TIMEOUT_MS + 300);
+    let shutdown = std::pin::pin!(running.shutdown());
+    let timer = std::pin::pin!(env.sleep(bound));
+    let finished = match futures::future::select(shutdown, timer).await {
+        futures::future::Either::Left((finished, _)) => finished,
+        futures::future::Either::Right(_) => {
+            let mut m = lock(model);
+            m.verdict.check("shutdown_deadline", 1);
+            m.verdict.fail(
+                "shutdown_deadline",
+                format!("a clean shutdown did not end within {bound:?}"),
+            );
+            return;
+        }
+    };
+    lock(model).verdict.check("shutdown_deadline", 1);
+    match finished {
         Ok(()) => {
             let mut m = lock(model);
             m.closed_cleanly = true;

@@ -62,6 +62,8 @@ pub(super) const QUEUED_BYTES_TOTAL: u64 = 256 * 1024;
 pub(super) const REQUEST_BYTES_TOTAL: u64 = 1024 * 1024;
 pub(super) const FRAME_BYTES: u32 = 256 * 1024;
 pub(super) const RESPONSE_BYTES: u64 = 256 * 1024;
+/// How long a clean shutdown may wait for answers to be written.
+pub(super) const SHUTDOWN_TIMEOUT_MS: u64 = 30;
 
 /// The key of account `n`.
 pub(super) fn account_key(n: u64) -> String {
@@ -146,6 +148,7 @@ impl Shape {
         config.limits.response_bytes_max = RESPONSE_BYTES;
         config.server.frame_read_timeout_ms = self.hostility.frame_timeout_ms;
         config.server.tcp_keepalive_ms = super::hostile::KEEPALIVE_MS;
+        config.server.shutdown_timeout_ms = SHUTDOWN_TIMEOUT_MS;
         // Room for every honest client (and the liveness ones) and the
         // hostile ones that hold a connection; a crowd goes past it.
         config.server.max_connections = (self.clients

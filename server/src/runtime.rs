@@ -577,7 +577,10 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
             }
             Ok(n) => n,
             Err(error) => {
+                // Reset, or keepalive found the peer gone: nobody will
+                // read the answers still being built either.
                 tracing::debug!(%peer, %error, "read failed; closing");
+                conn.peer_gone.store(true, Ordering::Release);
                 break;
             }
         };
@@ -668,6 +671,11 @@ async fn write_responses<E: Env, W: futures::io::AsyncWrite + Unpin>(
                 Either::Right(_) => {
                     if shared.abandoning.load(Ordering::Acquire) {
                         ServerCounters::count(&shared.counters.shutdown_dropped);
+                        break false;
+                    }
+                    // The reader found the peer gone: answers of requests
+                    // still running need not be waited for.
+                    if conn.peer_gone() {
                         break false;
                     }
                 }

@@ -58,12 +58,26 @@ pub(super) async fn recover(
     model: &Model,
     options: DbOptions,
 ) -> Option<Db<SimEnv>> {
+    // A database that exists (not one this open creates) must be left as
+    // found by a refusal.
+    let existed = env.file_exists(&data_dir().join("MANIFEST"));
+    let before = env.files_fingerprint(&data_dir());
     let db = match Db::open(env.clone(), data_dir(), options).await {
         Ok(db) => db,
         Err(error) => {
             env.trace(format_args!("open failed: {error}"));
             let mut m = lock(model);
             if error.is_corruption() {
+                if existed {
+                    m.verdict.check("refused_unchanged", 1);
+                    if env.files_fingerprint(&data_dir()) != before {
+                        m.verdict.fail(
+                            "refused_unchanged",
+                            format!("the open refused ({error}) after changing files"),
+                        );
+                        return None;
+                    }
+                }
                 m.corrupt(format!("open: {error}"), excused(env));
             } else {
                 m.verdict.open_failed = true;

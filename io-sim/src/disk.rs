@@ -387,6 +387,24 @@ impl Disk {
         }
     }
 
+    /// A new empty file named `path` (a name durable only once its
+    /// directory is synced); fails if a full disk has no block for it.
+    fn create_file(&mut self, ctx: &mut Ctx<'_>, path: &Path, op: &str) -> io::Result<InodeId> {
+        if self.no_block_free() {
+            ctx.trace(format_args!("{op} {} FAULT no space", path.display()));
+            return Err(self.space.error(op));
+        }
+        let inode = self.next_inode;
+        self.next_inode += 1;
+        self.inodes.insert(inode, Inode::default());
+        self.names.insert(path.to_path_buf(), inode);
+        self.dir_ops.push(DirOp::Link {
+            path: path.to_path_buf(),
+            inode,
+        });
+        Ok(inode)
+    }
+
     pub(crate) fn open(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -412,21 +430,7 @@ impl Disk {
                     format!("{} exists", path.display()),
                 ));
             }
-            (None, true) => {
-                if self.no_block_free() {
-                    ctx.trace(format_args!("open {} FAULT no space", path.display()));
-                    return Err(self.space.error("create"));
-                }
-                let inode = self.next_inode;
-                self.next_inode += 1;
-                self.inodes.insert(inode, Inode::default());
-                self.names.insert(path.to_path_buf(), inode);
-                self.dir_ops.push(DirOp::Link {
-                    path: path.to_path_buf(),
-                    inode,
-                });
-                inode
-            }
+            (None, true) => self.create_file(ctx, path, "create")?,
         };
         ctx.trace(format_args!(
             "open {} create={create} -> inode {inode}",
@@ -505,15 +509,7 @@ impl Disk {
                     data.len(),
                     fault.name()
                 ));
-                if landed > 0 {
-                    let inode = self.inode(handle)?;
-                    apply_write(&mut inode.current, offset, &data[..landed]);
-                    inode.pending.push(Pending::Write {
-                        offset,
-                        data: data[..landed].to_vec(),
-                    });
-                    inode.check(offset, offset + landed as u64);
-                }
+                self.land(handle, offset, &data[..landed])?;
                 return Err(error());
             }
         }
@@ -523,15 +519,7 @@ impl Disk {
                 handle.path.display(),
                 data.len()
             ));
-            if landed > 0 {
-                let inode = self.inode(handle)?;
-                apply_write(&mut inode.current, offset, &data[..landed]);
-                inode.pending.push(Pending::Write {
-                    offset,
-                    data: data[..landed].to_vec(),
-                });
-                inode.check(offset, offset + landed as u64);
-            }
+            self.land(handle, offset, &data[..landed])?;
             return Err(self.space.error("write"));
         }
         // Checked only when switched on, so seeds without it draw the same
@@ -564,6 +552,15 @@ impl Disk {
                 data.len()
             ));
         }
+        self.land(handle, at, data)
+    }
+
+    /// `data` lands at `at` in the page cache (pending until synced); a
+    /// sector it covers whole is remapped, readable again.
+    fn land(&mut self, handle: &Handle, at: u64, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
         let inode = self.inode(handle)?;
         apply_write(&mut inode.current, at, data);
         inode.pending.push(Pending::Write {
@@ -571,7 +568,6 @@ impl Disk {
             data: data.to_vec(),
         });
         inode.check(at, at + data.len() as u64);
-        // A sector written whole is remapped: readable again.
         let covered = at.div_ceil(SECTOR_BYTES)..(at + data.len() as u64) / SECTOR_BYTES;
         if !covered.is_empty() {
             inode.unreadable.retain(|sector| !covered.contains(sector));
@@ -921,21 +917,7 @@ impl Disk {
         let path = dir.join(LOCK_FILE_NAME);
         let inode = match self.names.get(&path) {
             Some(&inode) => inode,
-            None => {
-                if self.no_block_free() {
-                    ctx.trace(format_args!("lock {} FAULT no space", path.display()));
-                    return Err(self.space.error("create lock file"));
-                }
-                let inode = self.next_inode;
-                self.next_inode += 1;
-                self.inodes.insert(inode, Inode::default());
-                self.names.insert(path.clone(), inode);
-                self.dir_ops.push(DirOp::Link {
-                    path: path.clone(),
-                    inode,
-                });
-                inode
-            }
+            None => self.create_file(ctx, &path, "create lock file")?,
         };
         if self.locks.contains_key(&inode) {
             ctx.trace(format_args!("lock {} -> busy", path.display()));

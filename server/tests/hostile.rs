@@ -227,6 +227,44 @@ fn config_file(dir: &Path, text: &str) -> String {
     path.to_str().expect("UTF-8 path").to_owned()
 }
 
+/// Opens `count` connections that each send 3 bytes of a frame's length
+/// prefix and then nothing; checks a new client is answered within 2 s (a
+/// typed refusal while the slots are held, or PONG), and PONG once
+/// `frame_timeout` has passed; returns the crowd, still held.
+async fn half_open_crowd(addr: SocketAddr, count: u64, frame_timeout: Duration) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(&[9, 0, 0]).await.expect("write");
+        held.push(stream);
+    }
+    let began = Instant::now();
+    let mut fresh = TcpStream::connect(addr).await.expect("connect");
+    fresh.write_all(&common::ping(1)).await.expect("write");
+    let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
+        .await
+        .expect("an answer within 2 s");
+    assert!(
+        answer == vec![(1, "pong".to_owned())]
+            || answer == vec![(0, "error TooManyConnections".to_owned())],
+        "{answer:?} after {:?}",
+        began.elapsed()
+    );
+    // Once the frame timeout has passed, the half-open ones are gone.
+    tokio::time::sleep(frame_timeout + Duration::from_millis(500)).await;
+    let mut fresh = TcpStream::connect(addr).await.expect("connect");
+    fresh.write_all(&common::ping(2)).await.expect("write");
+    let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
+        .await
+        .expect("an answer within 2 s");
+    assert_eq!(answer, vec![(2, "pong".to_owned())]);
+    // Every one of them was refused or timed out.
+    let ended =
+        info_figure(addr, "connections_rejected").await + info_figure(addr, "frame_timeouts").await;
+    assert!(ended >= count, "{ended} of {count} refused or timed out");
+    held
+}
+
 #[test]
 fn half_open_connections_past_the_limit_do_not_lock_out_a_new_client() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -238,37 +276,7 @@ fn half_open_connections_past_the_limit_do_not_lock_out_a_new_client() {
         start_server(&dir.path().join("data"), &["--config", &config]).expect("start");
     let rt = runtime();
     let held = rt.block_on(async move {
-        // 60 connections, each sending 3 bytes of a frame's length prefix.
-        let mut held = Vec::new();
-        for _ in 0..60 {
-            let mut stream = TcpStream::connect(addr).await.expect("connect");
-            stream.write_all(&[9, 0, 0]).await.expect("write");
-            held.push(stream);
-        }
-        // A new client gets an answer within 2 s: a typed refusal while the
-        // slots are held, or PONG.
-        let began = Instant::now();
-        let mut fresh = TcpStream::connect(addr).await.expect("connect");
-        fresh.write_all(&common::ping(1)).await.expect("write");
-        let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
-            .await
-            .expect("an answer within 2 s");
-        assert!(
-            answer == vec![(1, "pong".to_owned())]
-                || answer == vec![(0, "error TooManyConnections".to_owned())],
-            "{answer:?} after {:?}",
-            began.elapsed()
-        );
-        // Once the frame timeout has passed, the half-open ones are gone.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let mut fresh = TcpStream::connect(addr).await.expect("connect");
-        fresh.write_all(&common::ping(2)).await.expect("write");
-        let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
-            .await
-            .expect("an answer within 2 s");
-        assert_eq!(answer, vec![(2, "pong".to_owned())]);
-        assert!(info_figure(addr, "frame_timeouts").await >= 50);
-        assert!(info_figure(addr, "connections_rejected").await >= 10);
+        let held = half_open_crowd(addr, 60, Duration::from_millis(1000)).await;
         // Hold a new crowd while the server is told to stop.
         let mut again = Vec::new();
         for _ in 0..60 {
@@ -387,38 +395,7 @@ fn eleven_hundred_half_open_connections_do_not_lock_out_a_new_client() {
     let (mut child, addr) =
         start_server(&dir.path().join("data"), &["--config", &config]).expect("start");
     let rt = runtime();
-    let held = rt.block_on(async move {
-        let mut held = Vec::new();
-        for _ in 0..1_100 {
-            let mut stream = TcpStream::connect(addr).await.expect("connect");
-            stream.write_all(&[9, 0, 0]).await.expect("write");
-            held.push(stream);
-        }
-        let began = Instant::now();
-        let mut fresh = TcpStream::connect(addr).await.expect("connect");
-        fresh.write_all(&common::ping(1)).await.expect("write");
-        let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
-            .await
-            .expect("an answer within 2 s");
-        assert!(
-            answer == vec![(1, "pong".to_owned())]
-                || answer == vec![(0, "error TooManyConnections".to_owned())],
-            "{answer:?} after {:?}",
-            began.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let mut fresh = TcpStream::connect(addr).await.expect("connect");
-        fresh.write_all(&common::ping(2)).await.expect("write");
-        let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
-            .await
-            .expect("an answer within 2 s");
-        assert_eq!(answer, vec![(2, "pong".to_owned())]);
-        // Every half-open one was refused or timed out.
-        let ended = info_figure(addr, "connections_rejected").await
-            + info_figure(addr, "frame_timeouts").await;
-        assert!(ended >= 1_100, "{ended} of 1,100 refused or timed out");
-        held
-    });
+    let held = rt.block_on(half_open_crowd(addr, 1_100, Duration::from_millis(2_000)));
     terminate_and_wait(&mut child, Duration::from_secs(15));
     drop(held);
 }

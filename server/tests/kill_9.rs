@@ -10,9 +10,10 @@
     clippy::zombie_processes
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 
 use jubilant_core::db::{Durability, Value};
@@ -24,26 +25,8 @@ const ACKS_BEFORE_KILL: usize = 300;
 const ROUNDS: usize = 2;
 
 fn start(data: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jubilant-server"))
-        .args(["--data-dir", data, "--listen", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let mut log = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let read = log.read_line(&mut line).expect("read the log");
-        assert!(read > 0, "the server exited before listening");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split_whitespace().next().expect("an address");
-            // Keep draining the log so the server never blocks on stderr.
-            std::thread::spawn(move || for _ in log.lines() {});
-            return (child, addr.parse().expect("a socket address"));
-        }
-    }
+    common::start_server(std::path::Path::new(data), &[])
+        .unwrap_or_else(|(code, log)| panic!("the server exited ({code}) before listening:\n{log}"))
 }
 
 #[test]

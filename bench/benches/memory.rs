@@ -153,7 +153,7 @@ fn main() {
                 .map(|_| {
                     let (key, value) = pair(&mut rng);
                     Write::Set {
-                        key,
+                        key: key.into_bytes(),
                         value: Value::Bytes(value),
                     }
                 })

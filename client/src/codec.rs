@@ -85,7 +85,7 @@ pub(crate) fn encode_txn(id: u64, txn: &Txn) -> Vec<u8> {
         .keys()
         .iter()
         .map(|(key_id, mode, key)| {
-            let key = b.create_vector(key.as_bytes());
+            let key = b.create_vector(key);
             wire::KeyDecl::create(
                 &mut b,
                 &wire::KeyDeclArgs {

@@ -166,7 +166,7 @@ impl Client {
 
     async fn one(
         &self,
-        key: &str,
+        key: impl AsRef<[u8]>,
         mode: Mode,
         op: impl FnOnce(u32) -> Op,
     ) -> Result<OpResult, ClientError> {
@@ -179,8 +179,9 @@ impl Client {
         })
     }
 
-    /// `GET`: the value and its revision, if the key exists.
-    pub async fn get(&self, key: &str) -> Result<Option<(Value, u64)>, ClientError> {
+    /// `GET`: the value and its revision, if the key exists. Keys are any
+    /// bytes; `&str` works.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<(Value, u64)>, ClientError> {
         match self.one(key, Mode::R, Op::Get).await? {
             OpResult::Get(found) => Ok(found),
             other => Err(codec::wrong_result(&other)),
@@ -188,7 +189,11 @@ impl Client {
     }
 
     /// `SET` without a TTL, with the server's default durability.
-    pub async fn set(&self, key: &str, value: impl Into<Value>) -> Result<(), ClientError> {
+    pub async fn set(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Value>,
+    ) -> Result<(), ClientError> {
         let value = value.into();
         self.one(key, Mode::RW, |id| Op::Set(id, value, None))
             .await?;
@@ -198,7 +203,7 @@ impl Client {
     /// `SET` with a TTL in milliseconds.
     pub async fn set_ttl(
         &self,
-        key: &str,
+        key: impl AsRef<[u8]>,
         value: impl Into<Value>,
         ttl_ms: u64,
     ) -> Result<(), ClientError> {
@@ -211,7 +216,7 @@ impl Client {
     /// `SET` with an explicit durability.
     pub async fn set_with(
         &self,
-        key: &str,
+        key: impl AsRef<[u8]>,
         value: impl Into<Value>,
         durability: Durability,
     ) -> Result<u64, ClientError> {
@@ -222,7 +227,7 @@ impl Client {
     }
 
     /// `DEL`: whether the key existed.
-    pub async fn del(&self, key: &str) -> Result<bool, ClientError> {
+    pub async fn del(&self, key: impl AsRef<[u8]>) -> Result<bool, ClientError> {
         match self.one(key, Mode::RW, Op::Del).await? {
             OpResult::Del(existed) => Ok(existed),
             other => Err(codec::wrong_result(&other)),
@@ -230,7 +235,7 @@ impl Client {
     }
 
     /// `ADD`: the new value.
-    pub async fn add(&self, key: &str, delta: i64) -> Result<i64, ClientError> {
+    pub async fn add(&self, key: impl AsRef<[u8]>, delta: i64) -> Result<i64, ClientError> {
         match self.one(key, Mode::RW, |id| Op::Add(id, delta)).await? {
             OpResult::Add(n) => Ok(n),
             other => Err(codec::wrong_result(&other)),
@@ -238,7 +243,7 @@ impl Client {
     }
 
     /// `EXPIRE`: whether the key existed.
-    pub async fn expire(&self, key: &str, ttl_ms: u64) -> Result<bool, ClientError> {
+    pub async fn expire(&self, key: impl AsRef<[u8]>, ttl_ms: u64) -> Result<bool, ClientError> {
         match self.one(key, Mode::RW, |id| Op::Expire(id, ttl_ms)).await? {
             OpResult::Expire(existed) => Ok(existed),
             other => Err(codec::wrong_result(&other)),
@@ -246,7 +251,7 @@ impl Client {
     }
 
     /// `PERSIST`: whether the key had a TTL.
-    pub async fn persist(&self, key: &str) -> Result<bool, ClientError> {
+    pub async fn persist(&self, key: impl AsRef<[u8]>) -> Result<bool, ClientError> {
         match self.one(key, Mode::RW, Op::Persist).await? {
             OpResult::Persist(had) => Ok(had),
             other => Err(codec::wrong_result(&other)),
@@ -254,7 +259,7 @@ impl Client {
     }
 
     /// `TTL`.
-    pub async fn ttl(&self, key: &str) -> Result<Ttl, ClientError> {
+    pub async fn ttl(&self, key: impl AsRef<[u8]>) -> Result<Ttl, ClientError> {
         match self.one(key, Mode::R, Op::Ttl).await? {
             OpResult::Ttl(ttl) => Ok(ttl),
             other => Err(codec::wrong_result(&other)),

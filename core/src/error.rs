@@ -68,10 +68,13 @@ pub enum DbError {
     #[error("the database is closed")]
     Closed,
     /// A value read from disk does not match its type.
-    #[error("the value of key {key:?} is malformed: {reason}")]
+    #[error(
+        "the value of key {} is malformed: {reason}",
+        crate::record::Escaped(key)
+    )]
     ValueMalformed {
         /// The key.
-        key: String,
+        key: Vec<u8>,
         /// What is wrong.
         reason: ValueMalformed,
     },
@@ -111,9 +114,9 @@ impl From<CommitError> for DbError {
 
 impl DbError {
     /// `key`'s value read from disk does not make a value of its type.
-    pub fn malformed(key: &str, reason: ValueMalformed) -> Self {
+    pub fn malformed(key: &[u8], reason: ValueMalformed) -> Self {
         DbError::ValueMalformed {
-            key: key.to_owned(),
+            key: key.to_vec(),
             reason,
         }
     }

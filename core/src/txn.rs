@@ -104,7 +104,7 @@ impl Op {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Txn {
-    keys: Vec<(KeyId, Mode, String)>,
+    keys: Vec<(KeyId, Mode, Vec<u8>)>,
     ops: Vec<Op>,
     durability: Option<Durability>,
     result_bytes_max: Option<u64>,
@@ -119,7 +119,7 @@ impl Txn {
 
     /// A transaction from a key table and ops as they arrive from a client
     /// (ids chosen by the client; checked when it runs).
-    pub fn from_parts(keys: Vec<(KeyId, Mode, String)>, ops: Vec<Op>) -> Self {
+    pub fn from_parts(keys: Vec<(KeyId, Mode, Vec<u8>)>, ops: Vec<Op>) -> Self {
         Txn {
             keys,
             ops,
@@ -129,10 +129,11 @@ impl Txn {
         }
     }
 
-    /// Declares `key` with `mode`; returns the id ops name it by.
-    pub fn key(&mut self, key: impl Into<String>, mode: Mode) -> KeyId {
+    /// Declares `key` (any bytes; `&str` works) with `mode`; returns the
+    /// id ops name it by.
+    pub fn key(&mut self, key: impl AsRef<[u8]>, mode: Mode) -> KeyId {
         let id = self.keys.len() as KeyId;
-        self.keys.push((id, mode, key.into()));
+        self.keys.push((id, mode, key.as_ref().to_vec()));
         id
     }
 
@@ -227,7 +228,7 @@ impl Txn {
     }
 
     /// The declared keys.
-    pub fn keys(&self) -> &[(KeyId, Mode, String)] {
+    pub fn keys(&self) -> &[(KeyId, Mode, Vec<u8>)] {
         &self.keys
     }
 
@@ -317,8 +318,8 @@ pub enum TxnError {
     #[error("key id {0} is declared twice")]
     DuplicateKeyId(KeyId),
     /// Two entries of the key table name the same key.
-    #[error("key {0:?} is declared twice")]
-    DuplicateKey(String),
+    #[error("key {} is declared twice", crate::record::Escaped(.0))]
+    DuplicateKey(Vec<u8>),
     /// An op names an id the key table does not declare.
     #[error("op {op} names key id {id}, which is not declared")]
     UnknownKeyId {

@@ -98,11 +98,11 @@ fn bad_key_tables_and_ops_are_refused_before_anything_runs() {
             |e| matches!(e, TxnError::Empty),
         ),
         (
-            Txn::from_parts(vec![(0, Mode::RW, String::new())], vec![Op::Get(0)]),
+            Txn::from_parts(vec![(0, Mode::RW, Vec::new())], vec![Op::Get(0)]),
             |e| matches!(e, TxnError::KeyEmpty { id: 0 }),
         ),
         (
-            Txn::from_parts(vec![(0, Mode::RW, "k".repeat(5000))], vec![Op::Get(0)]),
+            Txn::from_parts(vec![(0, Mode::RW, b"k".repeat(5000))], vec![Op::Get(0)]),
             |e| {
                 matches!(
                     e,

@@ -57,6 +57,11 @@ struct Cli {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Read KEY arguments as hexadecimal bytes (keys are any bytes; without
+    /// it a key is the argument's UTF-8 text). Keys that are not printable
+    /// text are shown quoted and escaped, as redis-cli shows them.
+    #[arg(long, global = true)]
+    hex: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -211,9 +216,56 @@ fn read_txn(file: Option<&std::path::Path>) -> Result<jubilant_core::txn::Txn, S
     txn_json::parse(&text)
 }
 
+/// A KEY argument: its UTF-8 text, or with `--hex` the bytes it spells.
+fn key_arg(text: String, hex: bool) -> Result<Vec<u8>, String> {
+    if hex {
+        text::parse_hex(&text)
+            .ok_or_else(|| format!("key {text:?} is not hexadecimal bytes (--hex)"))
+    } else {
+        Ok(text.into_bytes())
+    }
+}
+
+/// The online request a command line asks for.
+fn online_command(command: Command, hex: bool) -> Result<Online, String> {
+    let key = |text| key_arg(text, hex);
+    Ok(match command {
+        Command::DumpWal { .. }
+        | Command::Validate { .. }
+        | Command::DumpManifest { .. }
+        | Command::Repair { .. }
+        | Command::Init { .. } => {
+            unreachable!("offline commands are split off above")
+        }
+        Command::Ping => Online::Ping,
+        Command::Get { key: k } => Online::Get(key(k)?),
+        Command::Set {
+            key: k,
+            value,
+            ttl_ms,
+            type_name,
+            durability,
+        } => Online::Set {
+            key: key(k)?,
+            value: text::parse_value(&value, type_name)?,
+            ttl_ms,
+            durability,
+        },
+        Command::Del { key: k } => Online::Del(key(k)?),
+        Command::Add { key: k, delta } => Online::Add(key(k)?, delta),
+        Command::Ttl { key: k } => Online::Ttl(key(k)?),
+        Command::Expire { key: k, ttl_ms } => Online::Expire(key(k)?, ttl_ms),
+        Command::Persist { key: k } => Online::Persist(key(k)?),
+        Command::Info => Online::Info,
+        Command::Checkpoint => Online::Checkpoint,
+        Command::Txn { file } => Online::Txn(read_txn(file.as_deref())?),
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (addr, json) = (cli.addr, cli.json);
+    let hex = cli.hex;
     let (online, offline) = match cli.command {
         Command::DumpWal { dir, summary } => (None, Some(Offline::DumpWal(dir, summary))),
         Command::Validate { dir } => (None, Some(Offline::Validate(dir))),
@@ -235,51 +287,13 @@ fn main() -> ExitCode {
         }
         online => (Some(online), None),
     };
-    let online = match online {
+    let online = match online.map(|command| online_command(command, hex)) {
         None => None,
-        Some(
-            Command::DumpWal { .. }
-            | Command::Validate { .. }
-            | Command::DumpManifest { .. }
-            | Command::Repair { .. }
-            | Command::Init { .. },
-        ) => {
-            unreachable!("offline commands are split off above")
+        Some(Ok(online)) => Some(online),
+        Some(Err(message)) => {
+            eprintln!("jubectl: {message}");
+            return ExitCode::from(exit::USAGE);
         }
-        Some(Command::Ping) => Some(Online::Ping),
-        Some(Command::Get { key }) => Some(Online::Get(key)),
-        Some(Command::Set {
-            key,
-            value,
-            ttl_ms,
-            type_name,
-            durability,
-        }) => match text::parse_value(&value, type_name) {
-            Ok(value) => Some(Online::Set {
-                key,
-                value,
-                ttl_ms,
-                durability,
-            }),
-            Err(message) => {
-                eprintln!("jubectl: {message}");
-                return ExitCode::from(exit::USAGE);
-            }
-        },
-        Some(Command::Del { key }) => Some(Online::Del(key)),
-        Some(Command::Add { key, delta }) => Some(Online::Add(key, delta)),
-        Some(Command::Ttl { key }) => Some(Online::Ttl(key)),
-        Some(Command::Expire { key, ttl_ms }) => Some(Online::Expire(key, ttl_ms)),
-        Some(Command::Persist { key }) => Some(Online::Persist(key)),
-        Some(Command::Info) => Some(Online::Info),
-        Some(Command::Checkpoint) => Some(Online::Checkpoint),
-        Some(Command::Txn { file }) => match read_txn(file.as_deref()) {
-            Ok(txn) => Some(Online::Txn(txn)),
-            Err(message) => {
-                eprintln!("jubectl: {message}");
-                return ExitCode::from(exit::USAGE);
-            }
-        },
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

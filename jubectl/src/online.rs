@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use jubilant_client::{Client, ClientError};
 use jubilant_core::db::{Durability, Value};
+use jubilant_core::record::Escaped;
 use jubilant_core::txn::Ttl;
 use serde_json::json;
 
@@ -25,18 +26,18 @@ pub(crate) enum DurabilityName {
 #[derive(Debug)]
 pub(crate) enum Online {
     Ping,
-    Get(String),
+    Get(Vec<u8>),
     Set {
-        key: String,
+        key: Vec<u8>,
         value: Value,
         ttl_ms: Option<u64>,
         durability: Option<DurabilityName>,
     },
-    Del(String),
-    Add(String, i64),
-    Ttl(String),
-    Expire(String, u64),
-    Persist(String),
+    Del(Vec<u8>),
+    Add(Vec<u8>, i64),
+    Ttl(Vec<u8>),
+    Expire(Vec<u8>, u64),
+    Persist(Vec<u8>),
     Info,
     Checkpoint,
     Txn(jubilant_core::txn::Txn),
@@ -70,7 +71,7 @@ async fn request(client: &Client, command: Online) -> Result<Outcome, ClientErro
                 ok(value_text(&value), object)
             }
             None => Outcome {
-                text: format!("(missing) {key}"),
+                text: format!("(missing) {}", Escaped(&key)),
                 json: json!({"missing": true}),
                 code: exit::FINDING,
             },
@@ -108,7 +109,7 @@ async fn request(client: &Client, command: Online) -> Result<Outcome, ClientErro
             Ttl::Ms(ms) => ok(ms.to_string(), json!({"ttl_ms": ms})),
             Ttl::NoExpiry => ok("no expiry", json!({"ttl_ms": null})),
             Ttl::Missing => Outcome {
-                text: format!("(missing) {key}"),
+                text: format!("(missing) {}", Escaped(&key)),
                 json: json!({"missing": true}),
                 code: exit::FINDING,
             },

@@ -96,10 +96,23 @@ pub(crate) fn parse(text: &str) -> Result<Txn, String> {
             Some("RW") => Mode::RW,
             _ => return Err(format!("{at}: \"mode\" must be \"R\" or \"RW\"")),
         };
-        let key = field(decl, "key", &at)?
-            .as_str()
-            .ok_or_else(|| format!("{at}: \"key\" must be a string"))?;
-        keys.push((id, mode, key.to_owned()));
+        // A key is text ("key") or any bytes in hexadecimal ("key_hex").
+        let key = match (decl.get("key"), decl.get("key_hex")) {
+            (Some(text), None) => text
+                .as_str()
+                .ok_or_else(|| format!("{at}: \"key\" must be a string"))?
+                .as_bytes()
+                .to_vec(),
+            (None, Some(hex)) => {
+                hex.as_str()
+                    .and_then(crate::text::parse_hex)
+                    .ok_or_else(|| {
+                        format!("{at}: \"key_hex\" must be a string of hexadecimal bytes")
+                    })?
+            }
+            _ => return Err(format!("{at}: give exactly one of \"key\" and \"key_hex\"")),
+        };
+        keys.push((id, mode, key));
     }
     let mut ops = Vec::new();
     for (index, op) in field(&root, "ops", "the transaction")?

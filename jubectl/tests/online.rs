@@ -63,6 +63,11 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
         &["set", "n", "not-a-number", "--type", "int"],
         &["--json", "get", "n"],
         &["--json", "del", "nothing"],
+        &["--hex", "set", "00ff0a", "7", "--type", "int"],
+        &["--hex", "get", "00ff0a"],
+        &["--hex", "del", "00ff0a"],
+        &["--hex", "get", "00ff0a"],
+        &["--hex", "get", "zz"],
     ] {
         record(&mut transcript, args, common::jubectl_at(Some(&addr), args));
     }

@@ -223,7 +223,7 @@ fn decode_txn(txn: wire::Txn<'_>, limits: &RequestLimits) -> Result<Txn, ErrorRe
             format!("{count} ops; the limit is {}", limits.ops_per_txn_max),
         ));
     }
-    let mut keys: Vec<(KeyId, Mode, String)> = Vec::with_capacity(declared);
+    let mut keys: Vec<(KeyId, Mode, Vec<u8>)> = Vec::with_capacity(declared);
     for decl in txn.keys().iter().flatten() {
         let mode = match decl.mode() {
             wire::Mode::R => Mode::R,
@@ -236,16 +236,11 @@ fn decode_txn(txn: wire::Txn<'_>, limits: &RequestLimits) -> Result<Txn, ErrorRe
                 )));
             }
         };
-        let bytes = decl
+        // Any bytes (SPEC 1): the executor checks length and emptiness.
+        let key = decl
             .key()
             .map(|key| key.bytes().to_vec())
             .unwrap_or_default();
-        let key = String::from_utf8(bytes).map_err(|_| {
-            ErrorReply::new(
-                ErrorCode::InvalidUtf8,
-                format!("key id {}: the key is not valid UTF-8", decl.id()),
-            )
-        })?;
         keys.push((decl.id(), mode, key));
     }
     let mut ops = Vec::with_capacity(count);
@@ -554,12 +549,20 @@ mod tests {
             (0, ErrorCode::InvalidRequest)
         );
         assert_eq!(code(&[]), (0, ErrorCode::InvalidRequest));
-        let bad_key = txn_request(
-            1,
-            &[(0, wire::Mode::R, b"\xff\xfe")],
-            &[op(wire::OpKind::Get, 0)],
+        // Keys are any bytes: only a value typed String must be UTF-8.
+        let (id, binary_key) = decode_request(
+            &txn_request(
+                1,
+                &[(0, wire::Mode::R, b"\xff\x00\xfe")],
+                &[op(wire::OpKind::Get, 0)],
+            ),
+            &LIMITS,
         );
-        assert_eq!(code(&bad_key), (1, ErrorCode::InvalidUtf8));
+        assert_eq!(id, 1);
+        let Ok(Request::Txn(txn)) = binary_key else {
+            panic!("a binary key is refused: {binary_key:?}");
+        };
+        assert_eq!(txn.keys(), &[(0, Mode::R, b"\xff\x00\xfe".to_vec())]);
         let mut bad_value = op(wire::OpKind::Set, 0);
         bad_value.value = Some((wire::ValueType::String, b"\xc3\x28".to_vec()));
         let bad_value = txn_request(2, &[(0, wire::Mode::RW, b"k")], &[bad_value]);

@@ -160,7 +160,13 @@ async fn bad_input_gets_errors_or_a_close_while_a_good_client_is_served() {
     }));
     // Valid FlatBuffers with wrong fields: typed errors, nothing applied.
     let mut wrong = Vec::new();
-    wrong.extend(encode_frame(&txn(11, b"\xff\xfe", 0, wire::OpKind::Add)));
+    // Keys are any bytes, but no longer than a page allows.
+    wrong.extend(encode_frame(&txn(
+        11,
+        &[0xff; 10_000],
+        0,
+        wire::OpKind::Add,
+    )));
     wrong.extend(encode_frame(&txn(12, b"bad", 7, wire::OpKind::Add)));
     wrong.extend(encode_frame(&txn(13, b"bad", 0, wire::OpKind(200))));
     wrong.extend(encode_frame(&txn(14, b"", 0, wire::OpKind::Add)));
@@ -168,7 +174,7 @@ async fn bad_input_gets_errors_or_a_close_while_a_good_client_is_served() {
     assert_eq!(
         codes,
         vec![
-            (11, wire::ErrorCode::InvalidUtf8),
+            (11, wire::ErrorCode::KeyTooLarge),
             (12, wire::ErrorCode::UnknownKeyId),
             (13, wire::ErrorCode::InvalidRequest),
             (14, wire::ErrorCode::KeyEmpty),

@@ -54,11 +54,6 @@ impl Jubilant {
     }
 }
 
-/// Benchmark keys are printable ASCII; Jubilant DB's keys are strings.
-fn key_str(key: &[u8]) -> &str {
-    std::str::from_utf8(key).expect("benchmark keys are ASCII")
-}
-
 fn bytes(value: &Value) -> &[u8] {
     match value {
         Value::Bytes(bytes) => bytes,
@@ -72,7 +67,7 @@ impl Engine for Jubilant {
         let writes = pairs
             .iter()
             .map(|(key, value)| Write::Set {
-                key: key_str(key).to_owned(),
+                key: key.clone(),
                 value: Value::Bytes(value.clone()),
             })
             .collect();
@@ -92,9 +87,7 @@ impl Engine for Jubilant {
     fn remove(&mut self, keys: &[Vec<u8>]) {
         let writes = keys
             .iter()
-            .map(|key| Write::Del {
-                key: key_str(key).to_owned(),
-            })
+            .map(|key| Write::Del { key: key.clone() })
             .collect();
         self.runtime
             .block_on(self.db.write(writes, Durability::Sync))
@@ -106,7 +99,7 @@ impl Engine for Jubilant {
         self.runtime.block_on(async {
             let mut tally = Tally::default();
             for key in keys {
-                if let Some(value) = db.get(key_str(key)).await.expect("get") {
+                if let Some(value) = db.get(key).await.expect("get") {
                     tally.add(bytes(&value));
                 }
             }
@@ -120,7 +113,7 @@ impl Engine for Jubilant {
             let mut tally = Tally::default();
             for start in starts {
                 let entries = db
-                    .range(Bound::Included(key_str(start)), Bound::Unbounded, len)
+                    .range(Bound::Included(start.as_slice()), Bound::Unbounded, len)
                     .await
                     .expect("range");
                 for (_, value) in &entries {
@@ -135,7 +128,7 @@ impl Engine for Jubilant {
         let db = &self.db;
         self.runtime.block_on(async {
             let mut tally = Tally::default();
-            let mut after: Option<String> = None;
+            let mut after: Option<Vec<u8>> = None;
             loop {
                 let start = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
                 let entries = db

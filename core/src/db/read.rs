@@ -14,8 +14,9 @@ use std::ops::Bound;
 
 use crate::env::Env;
 use crate::error::DbError;
+use crate::record::Escaped;
 use crate::record::{Record, StoredValue, Value};
-use crate::store::{PAGES_FILE, StoreError, TreeScan};
+use crate::store::TreeScan;
 use crate::vlog::VlogError;
 use crate::wal::Durability;
 
@@ -38,8 +39,8 @@ pub(crate) enum Found {
 
 impl<E: Env> Db<E> {
     /// `key`'s record as of now, read from the tree.
-    pub(crate) async fn read_key(&self, key: &str, now_ms: u64) -> Result<Found, DbError> {
-        let record = self.store.get(key.as_bytes()).await?;
+    pub(crate) async fn read_key(&self, key: &[u8], now_ms: u64) -> Result<Found, DbError> {
+        let record = self.store.get(key).await?;
         self.live(key, record, now_ms).await
     }
 
@@ -49,7 +50,7 @@ impl<E: Env> Db<E> {
     /// is read again from the tree, once.
     async fn live(
         &self,
-        key: &str,
+        key: &[u8],
         mut record: Option<Record>,
         now_ms: u64,
     ) -> Result<Found, DbError> {
@@ -66,7 +67,7 @@ impl<E: Env> Db<E> {
                 Ok(found) => return Ok(Found::Live(found)),
                 Err(DbError::Vlog(error)) if error.is_missing_segment() && !retried => {
                     retried = true;
-                    record = self.store.get(key.as_bytes()).await?;
+                    record = self.store.get(key).await?;
                 }
                 Err(error) => return Err(error),
             }
@@ -75,7 +76,7 @@ impl<E: Env> Db<E> {
 
     /// `record` with its value in hand: a value-log pointer is read and
     /// checked against the key and type it was written for.
-    pub(crate) async fn resolve(&self, key: &str, mut record: Record) -> Result<Record, DbError> {
+    pub(crate) async fn resolve(&self, key: &[u8], mut record: Record) -> Result<Record, DbError> {
         if let StoredValue::Vlog(pointer) = &record.value {
             let value = self.vlog.read(pointer).await?;
             if value.key != key || value.value_type != record.value_type {
@@ -83,8 +84,11 @@ impl<E: Env> Db<E> {
                     segment: pointer.segment,
                     offset: pointer.offset,
                     detail: format!(
-                        "the record holds key {:?} ({:?}), not {key:?} ({:?})",
-                        value.key, value.value_type, record.value_type
+                        "the record holds key {} ({:?}), not {} ({:?})",
+                        Escaped(&value.key),
+                        value.value_type,
+                        Escaped(key),
+                        record.value_type
                     ),
                 }));
             }
@@ -93,8 +97,9 @@ impl<E: Env> Db<E> {
         Ok(record)
     }
 
-    /// The value of `key`, if it has one, read with the default durability.
-    pub async fn get(&self, key: &str) -> Result<Option<Value>, DbError> {
+    /// The value of `key` (any bytes; `&str` works), if it has one, read
+    /// with the default durability.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>, DbError> {
         self.get_with(key, self.durability).await
     }
 
@@ -103,13 +108,14 @@ impl<E: Env> Db<E> {
     /// could still take back.
     pub async fn get_with(
         &self,
-        key: &str,
+        key: impl AsRef<[u8]>,
         durability: Durability,
     ) -> Result<Option<Value>, DbError> {
+        let key = key.as_ref();
         let record = match self.read_key(key, self.now_ms()).await? {
             Found::Live(record) => Some(record),
             Found::Expired if durability == Durability::Sync => {
-                self.reap(vec![key.to_owned()]).await?;
+                self.reap(vec![key.to_vec()]).await?;
                 None
             }
             Found::Expired | Found::Missing => None,
@@ -144,14 +150,14 @@ impl<E: Env> Db<E> {
     /// most [`RANGE_STEP_KEYS`] entries.
     pub async fn range(
         &self,
-        start: Bound<&str>,
-        end: Bound<&str>,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(String, Value)>, DbError> {
+    ) -> Result<Vec<(Vec<u8>, Value)>, DbError> {
         let mut out = Vec::new();
         let mut scan = TreeScan::new(
-            start.map(|key| key.as_bytes().to_vec()),
-            end.map(|key| key.as_bytes().to_vec()),
+            start.map(<[u8]>::to_vec),
+            end.map(<[u8]>::to_vec),
             RANGE_STEP_KEYS,
         );
         let now_ms = self.now_ms();
@@ -162,12 +168,6 @@ impl<E: Env> Db<E> {
             };
             let mut expired_keys = Vec::new();
             for (key, record) in entries {
-                let key = String::from_utf8(key).map_err(|error| {
-                    DbError::Store(StoreError::Corrupt {
-                        file: PAGES_FILE,
-                        detail: format!("a key is not UTF-8: {error}"),
-                    })
-                })?;
                 match self.live(&key, Some(record), now_ms).await? {
                     Found::Live(record) => {
                         let value = Value::from_record(record)

@@ -4,7 +4,7 @@
 
 use crate::env::Env;
 use crate::error::DbError;
-use crate::record::StoredValue;
+use crate::record::{Escaped, StoredValue};
 use crate::store::{FindingKind, TreeScan, ValidateReport};
 
 use super::Db;
@@ -25,8 +25,7 @@ impl<E: Env> Db<E> {
                     continue;
                 };
                 report.vlog_pointers += 1;
-                let key_text = String::from_utf8_lossy(key);
-                match self.resolve(&key_text, record.clone()).await {
+                match self.resolve(key, record.clone()).await {
                     Ok(_) => {}
                     // Unless GC moved the value meanwhile.
                     Err(DbError::Vlog(error))
@@ -36,7 +35,7 @@ impl<E: Env> Db<E> {
                         report.find(
                             None,
                             FindingKind::VlogPointer,
-                            format!("key {key_text:?} -> {pointer:?}: {error}"),
+                            format!("key {} -> {pointer:?}: {error}", Escaped(key)),
                         );
                     }
                     Err(DbError::Vlog(error)) if error.is_missing_or_corrupt() => {}

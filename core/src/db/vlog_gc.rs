@@ -255,8 +255,12 @@ impl<E: Env> VlogGc<E> {
     }
 
     /// `key`'s record if it still points to `pointer`.
-    async fn points_to(&self, key: &str, pointer: &VlogPointer) -> Result<Option<Record>, DbError> {
-        let record = self.store.get(key.as_bytes()).await?;
+    async fn points_to(
+        &self,
+        key: &[u8],
+        pointer: &VlogPointer,
+    ) -> Result<Option<Record>, DbError> {
+        let record = self.store.get(key).await?;
         Ok(record.filter(|record| record.value == StoredValue::Vlog(*pointer)))
     }
 
@@ -268,7 +272,7 @@ impl<E: Env> VlogGc<E> {
     ) -> Result<(), DbError> {
         let mut order: Vec<(Vec<u8>, LockMode)> = values
             .iter()
-            .map(|(_, value)| (value.key.as_bytes().to_vec(), LockMode::Exclusive))
+            .map(|(_, value)| (value.key.clone(), LockMode::Exclusive))
             .collect();
         order.sort();
         order.dedup();
@@ -280,7 +284,7 @@ impl<E: Env> VlogGc<E> {
             let Some(record) = self.points_to(&value.key, pointer).await? else {
                 continue;
             };
-            let key = value.key.as_bytes().to_vec();
+            let key = value.key.clone();
             if record.expired_at(now_ms) {
                 report.values_expired += 1;
                 observed.push(Mutation::Delete { key: key.clone() });

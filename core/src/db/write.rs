@@ -26,14 +26,14 @@ pub enum Write {
     /// Set `key` to `value`.
     Set {
         /// The key.
-        key: String,
+        key: Vec<u8>,
         /// Its new value.
         value: Value,
     },
     /// Set `key` to `value`, expiring after `ttl_ms` milliseconds.
     SetTtl {
         /// The key.
-        key: String,
+        key: Vec<u8>,
         /// Its new value.
         value: Value,
         /// Time to live, in milliseconds from the commit.
@@ -42,12 +42,12 @@ pub enum Write {
     /// Delete `key` (nothing happens if it is absent).
     Del {
         /// The key.
-        key: String,
+        key: Vec<u8>,
     },
 }
 
 impl Write {
-    fn key(&self) -> &str {
+    fn key(&self) -> &[u8] {
         match self {
             Write::Set { key, .. } | Write::SetTtl { key, .. } | Write::Del { key } => key,
         }
@@ -61,7 +61,7 @@ fn writes_txn(writes: Vec<Write>, durability: Durability) -> Txn {
     let mut ids = std::collections::BTreeMap::new();
     for write in writes {
         let id = *ids
-            .entry(write.key().to_owned())
+            .entry(write.key().to_vec())
             .or_insert_with(|| txn.key(write.key(), Mode::RW));
         match write {
             Write::Set { value, .. } => txn.set(id, value),
@@ -92,19 +92,23 @@ fn write_error(error: TxnError) -> DbError {
 impl<E: Env> Db<E> {
     /// Sets `key` to `value` with the default durability; returns the
     /// commit LSN (the key's new revision).
-    pub async fn set(&self, key: &str, value: impl Into<Value>) -> Result<u64, DbError> {
+    pub async fn set(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Value>,
+    ) -> Result<u64, DbError> {
         self.set_with(key, value, self.durability).await
     }
 
     /// Sets `key` to `value`, answering as `durability` says.
     pub async fn set_with(
         &self,
-        key: &str,
+        key: impl AsRef<[u8]>,
         value: impl Into<Value>,
         durability: Durability,
     ) -> Result<u64, DbError> {
         let write = Write::Set {
-            key: key.to_owned(),
+            key: key.as_ref().to_vec(),
             value: value.into(),
         };
         self.write(vec![write], durability).await
@@ -112,16 +116,20 @@ impl<E: Env> Db<E> {
 
     /// Deletes `key` with the default durability; returns whether it
     /// existed (an expired key did not).
-    pub async fn del(&self, key: &str) -> Result<bool, DbError> {
+    pub async fn del(&self, key: impl AsRef<[u8]>) -> Result<bool, DbError> {
         self.del_with(key, self.durability).await
     }
 
     /// Deletes `key`, answering as `durability` says; returns whether it
     /// existed (an expired key did not).
-    pub async fn del_with(&self, key: &str, durability: Durability) -> Result<bool, DbError> {
+    pub async fn del_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        durability: Durability,
+    ) -> Result<bool, DbError> {
         let txn = writes_txn(
             vec![Write::Del {
-                key: key.to_owned(),
+                key: key.as_ref().to_vec(),
             }],
             durability,
         );
@@ -148,22 +156,20 @@ impl<E: Env> Db<E> {
     /// `sync` read that saw them expired answers: a wall clock set back
     /// across a restart could otherwise make them readable again (SPEC 3:
     /// an expired key never reappears).
-    pub(crate) async fn reap(&self, mut keys: Vec<String>) -> Result<(), DbError> {
+    pub(crate) async fn reap(&self, mut keys: Vec<Vec<u8>>) -> Result<(), DbError> {
         keys.sort();
         keys.dedup();
         let order: Vec<(Vec<u8>, LockMode)> = keys
             .iter()
-            .map(|key| (key.as_bytes().to_vec(), LockMode::Exclusive))
+            .map(|key| (key.clone(), LockMode::Exclusive))
             .collect();
         let locks = self.locks.acquire(&order).await;
         let now_ms = self.now_ms();
         let mut deletes = Vec::new();
         for key in keys {
-            let still = self.store.get(key.as_bytes()).await?;
+            let still = self.store.get(&key).await?;
             if still.is_some_and(|record| record.expired_at(now_ms)) {
-                deletes.push(Mutation::Delete {
-                    key: key.into_bytes(),
-                });
+                deletes.push(Mutation::Delete { key });
             }
         }
         if deletes.is_empty() {
@@ -220,7 +226,6 @@ impl<E: Env> Db<E> {
                 bytes.len() <= self.value_bytes_max,
                 "the executor checks value sizes before a commit"
             );
-            let key = std::str::from_utf8(key).expect("keys are UTF-8 strings");
             let (pointer, pin) = self
                 .vlog
                 .append(key, record.value_type, bytes)
@@ -249,14 +254,14 @@ mod tests {
         let txn = writes_txn(
             vec![
                 Write::Set {
-                    key: "k".to_owned(),
+                    key: b"k".to_vec(),
                     value: Value::Int(1),
                 },
                 Write::Del {
-                    key: "other".to_owned(),
+                    key: b"other".to_vec(),
                 },
                 Write::SetTtl {
-                    key: "k".to_owned(),
+                    key: b"k".to_vec(),
                     value: Value::Int(2),
                     ttl_ms: 5,
                 },

@@ -12,8 +12,11 @@
 //! - **Expired means missing**: [`Record::expired_at`] is the one judgement
 //!   every reader, the sweeper and GC apply (SPEC 3).
 
+mod key;
 mod value;
 pub mod wire;
+
+pub use key::Escaped;
 
 pub(crate) use value::int_from_bytes;
 pub use value::{Value, ValueMalformed};

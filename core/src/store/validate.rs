@@ -257,8 +257,8 @@ pub(crate) async fn walk<E: Env>(
                                 Some(id),
                                 FindingKind::VlogPointer,
                                 format!(
-                                    "key {:?} -> {} offset {} ({} bytes): {problem}",
-                                    String::from_utf8_lossy(key),
+                                    "key {} -> {} offset {} ({} bytes): {problem}",
+                                    crate::record::Escaped(key),
                                     crate::vlog::segment_name(pointer.segment),
                                     pointer.offset,
                                     pointer.length
@@ -409,9 +409,10 @@ async fn check_pointer<E: Env>(
     pointer: &VlogPointer,
 ) -> Result<Option<String>, StoreError> {
     match reader.read(pointer).await {
-        Ok(value) if value.key.as_bytes() != key => {
-            Ok(Some(format!("the record holds key {:?}", value.key)))
-        }
+        Ok(value) if value.key != key => Ok(Some(format!(
+            "the record holds key {}",
+            crate::record::Escaped(&value.key)
+        ))),
         Ok(value) if value.value_type != record.value_type => Ok(Some(format!(
             "the record holds a {:?} value, the leaf says {:?}",
             value.value_type, record.value_type

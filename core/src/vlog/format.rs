@@ -51,9 +51,9 @@ pub(super) fn record_crc(segment: u32, offset: u64, rest: &[u8]) -> u32 {
 
 /// What follows a record's frame for `key`'s value: header length,
 /// header, value. It does not depend on where the record goes.
-pub(super) fn body(key: &str, value_type: ValueType, bytes: &[u8]) -> Vec<u8> {
+pub(super) fn body(key: &[u8], value_type: ValueType, bytes: &[u8]) -> Vec<u8> {
     let mut builder = jubilant_schemas::builder_for(key.len());
-    let key_offset = builder.create_string(key);
+    let key_offset = builder.create_vector(key);
     let header = disk::VlogRecordHeader::create(
         &mut builder,
         &disk::VlogRecordHeaderArgs {
@@ -93,7 +93,7 @@ pub(super) fn frame(segment: u32, offset: u64, body: &[u8]) -> (Vec<u8>, u32) {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VlogValue {
     /// The key it was written for.
-    pub key: String,
+    pub key: Vec<u8>,
     /// Its type.
     pub value_type: ValueType,
     /// Its bytes.
@@ -121,7 +121,7 @@ pub(super) fn decode(segment: u32, offset: u64, bytes: &[u8]) -> Result<VlogValu
     let value = &rest[4 + header_len..];
     let header = flatbuffers::root::<disk::VlogRecordHeader>(header)
         .map_err(|error| format!("header is not a valid FlatBuffer: {error}"))?;
-    let key = header.key().ok_or("header without a key")?.to_owned();
+    let key = header.key().ok_or("header without a key")?.bytes().to_vec();
     let value_type = ValueType::from_code(header.value_type()).ok_or("unknown value type")?;
     if header.value_length() as usize != value.len() || header.value_crc() != crc32fast::hash(value)
     {
@@ -152,7 +152,7 @@ mod tests {
         let offset = 4096;
         let value = b"a large value".to_vec();
         let mut builder = flatbuffers::FlatBufferBuilder::new();
-        let key = builder.create_string("k");
+        let key = builder.create_vector(b"k");
         let header = disk::VlogRecordHeader::create(
             &mut builder,
             &disk::VlogRecordHeaderArgs {

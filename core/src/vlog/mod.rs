@@ -161,7 +161,7 @@ impl<E: Env> Vlog<E> {
     /// it until the commit that points to the record is answered.
     pub async fn append(
         &self,
-        key: &str,
+        key: &[u8],
         value_type: ValueType,
         bytes: &[u8],
     ) -> Result<(VlogPointer, VlogPin), VlogError> {

@@ -30,8 +30,8 @@ pub enum WalRecord {
     Upsert {
         /// Transaction id.
         txn: u64,
-        /// The key (UTF-8).
-        key: String,
+        /// The key (any bytes).
+        key: Vec<u8>,
         /// The value's type.
         value_type: ValueType,
         /// The value.
@@ -47,7 +47,7 @@ pub enum WalRecord {
         /// Transaction id.
         txn: u64,
         /// The key.
-        key: String,
+        key: Vec<u8>,
     },
     /// Transaction `txn` committed: its records are to be replayed.
     Commit {
@@ -100,20 +100,11 @@ impl WalRecord {
     /// The record that logs `mutation` as part of transaction `txn`; with
     /// `keep_revision`, a `Put` keeps its record's revision instead of
     /// taking the commit's LSN.
-    ///
-    /// # Panics
-    /// If the key is not UTF-8: keys are checked where they enter the
-    /// engine, so one reaching the WAL unchecked is a bug.
     pub(crate) fn for_mutation(txn: u64, mutation: &Mutation, keep_revision: bool) -> WalRecord {
-        let key = |bytes: &[u8]| {
-            std::str::from_utf8(bytes)
-                .expect("keys are checked for UTF-8 before they reach the WAL")
-                .to_owned()
-        };
         match mutation {
-            Mutation::Put { key: k, record } => WalRecord::Upsert {
+            Mutation::Put { key, record } => WalRecord::Upsert {
                 txn,
-                key: key(k),
+                key: key.clone(),
                 value_type: record.value_type,
                 value: match &record.value {
                     StoredValue::Inline(bytes) => WalValue::Inline(bytes.clone()),
@@ -122,7 +113,10 @@ impl WalRecord {
                 expires_at_ms: record.expires_at_ms,
                 revision: keep_revision.then_some(record.revision),
             },
-            Mutation::Delete { key: k } => WalRecord::Tombstone { txn, key: key(k) },
+            Mutation::Delete { key } => WalRecord::Tombstone {
+                txn,
+                key: key.clone(),
+            },
         }
     }
 
@@ -141,7 +135,7 @@ impl WalRecord {
             } => Some((
                 txn,
                 Mutation::Put {
-                    key: key.into_bytes(),
+                    key,
                     record: Record {
                         value_type,
                         value: match value {
@@ -153,12 +147,7 @@ impl WalRecord {
                     },
                 },
             )),
-            WalRecord::Tombstone { txn, key } => Some((
-                txn,
-                Mutation::Delete {
-                    key: key.into_bytes(),
-                },
-            )),
+            WalRecord::Tombstone { txn, key } => Some((txn, Mutation::Delete { key })),
             _ => None,
         }
     }
@@ -190,7 +179,7 @@ impl WalRecord {
                 expires_at_ms,
                 revision,
             } => {
-                let key = builder.create_string(key);
+                let key = builder.create_vector(key);
                 let (inline_value, vlog) = match value {
                     WalValue::Inline(bytes) => (Some(builder.create_vector(bytes)), None),
                     WalValue::Vlog(pointer) => (
@@ -219,7 +208,7 @@ impl WalRecord {
                 (wal::Body::Upsert, upsert.as_union_value())
             }
             WalRecord::Tombstone { txn, key } => {
-                let key = builder.create_string(key);
+                let key = builder.create_vector(key);
                 let tombstone = wal::Tombstone::create(
                     &mut builder,
                     &wal::TombstoneArgs {
@@ -293,7 +282,7 @@ impl WalRecord {
                 let revision = upsert.revision();
                 WalRecord::Upsert {
                     txn: upsert.txn(),
-                    key: key.to_owned(),
+                    key: key.bytes().to_vec(),
                     value_type: value_type_from_wire(upsert.value_type())?,
                     value,
                     expires_at_ms: (expires != 0).then_some(expires),
@@ -307,7 +296,8 @@ impl WalRecord {
                     key: tombstone
                         .key()
                         .ok_or(WalError::Malformed("tombstone without a key"))?
-                        .to_owned(),
+                        .bytes()
+                        .to_vec(),
                 }
             }
             wal::Body::Commit => {
@@ -369,6 +359,10 @@ mod tests {
                 txn: 7,
                 key: "gone".into(),
             },
+            WalRecord::Tombstone {
+                txn: 9,
+                key: vec![0x00, 0xff, b'\r', b'\n', 0xc3],
+            },
             WalRecord::Commit {
                 txn: 7,
                 now_ms: 1_700_000_000_000,
@@ -402,10 +396,40 @@ mod tests {
         assert!(WalRecord::decode(&[0xff; 64]).is_err());
     }
 
+    /// Records written when keys were FlatBuffers strings (a byte vector
+    /// plus a NUL terminator) read as the same key bytes: no migration.
+    #[test]
+    fn a_record_with_a_string_key_reads_as_its_bytes() {
+        let mut builder = flatbuffers::FlatBufferBuilder::new();
+        let key = builder.create_string("user:42");
+        let tombstone = wal::Tombstone::create(
+            &mut builder,
+            &wal::TombstoneArgs {
+                txn: 3,
+                key: Some(flatbuffers::WIPOffset::new(key.value())),
+            },
+        );
+        let root = wal::Record::create(
+            &mut builder,
+            &wal::RecordArgs {
+                body_type: wal::Body::Tombstone,
+                body: Some(tombstone.as_union_value()),
+            },
+        );
+        builder.finish(root, None);
+        assert_eq!(
+            WalRecord::decode(builder.finished_data()),
+            Ok(WalRecord::Tombstone {
+                txn: 3,
+                key: b"user:42".to_vec(),
+            })
+        );
+    }
+
     #[test]
     fn an_upsert_with_both_or_neither_value_is_malformed() {
         let mut builder = flatbuffers::FlatBufferBuilder::new();
-        let key = builder.create_string("k");
+        let key = builder.create_vector(b"k");
         let upsert = wal::Upsert::create(
             &mut builder,
             &wal::UpsertArgs {

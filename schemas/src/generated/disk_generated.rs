@@ -949,12 +949,14 @@ impl<'a> VlogRecordHeader<'a> {
   }
 
 
+  /// The key: any bytes (a database written when keys were UTF-8 strings
+  /// reads the same: a FlatBuffers string is a byte vector plus a NUL).
   #[inline]
-  pub fn key(&self) -> Option<&'a str> {
+  pub fn key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(VlogRecordHeader::VT_KEY, None)}
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(VlogRecordHeader::VT_KEY, None)}
   }
   #[inline]
   pub fn value_type(&self) -> u8 {
@@ -992,7 +994,7 @@ impl ::flatbuffers::Verifiable for VlogRecordHeader<'_> {
     v: &mut ::flatbuffers::Verifier, pos: usize
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("key", Self::VT_KEY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("key", Self::VT_KEY, false)?
      .visit_field::<u8>("value_type", Self::VT_VALUE_TYPE, false)?
      .visit_field::<u32>("value_length", Self::VT_VALUE_LENGTH, false)?
      .visit_field::<u32>("value_crc", Self::VT_VALUE_CRC, false)?
@@ -1002,7 +1004,7 @@ impl ::flatbuffers::Verifiable for VlogRecordHeader<'_> {
   }
 }
 pub struct VlogRecordHeaderArgs<'a> {
-    pub key: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub value_type: u8,
     pub value_length: u32,
     pub value_crc: u32,
@@ -1027,7 +1029,7 @@ pub struct VlogRecordHeaderBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a>
 }
 impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> VlogRecordHeaderBuilder<'a, 'b, A> {
   #[inline]
-  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<&'b  str>) {
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(VlogRecordHeader::VT_KEY, key);
   }
   #[inline]

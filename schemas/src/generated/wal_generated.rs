@@ -575,12 +575,14 @@ impl<'a> Upsert<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(Upsert::VT_TXN, Some(0)).unwrap()}
   }
+  /// The key: any bytes (a database written when keys were UTF-8 strings
+  /// reads the same: a FlatBuffers string is a byte vector plus a NUL).
   #[inline]
-  pub fn key(&self) -> Option<&'a str> {
+  pub fn key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Upsert::VT_KEY, None)}
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Upsert::VT_KEY, None)}
   }
   #[inline]
   pub fn value_type(&self) -> ValueType {
@@ -630,7 +632,7 @@ impl ::flatbuffers::Verifiable for Upsert<'_> {
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
      .visit_field::<u64>("txn", Self::VT_TXN, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("key", Self::VT_KEY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("key", Self::VT_KEY, false)?
      .visit_field::<ValueType>("value_type", Self::VT_VALUE_TYPE, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("inline_value", Self::VT_INLINE_VALUE, false)?
      .visit_field::<VlogPointer>("vlog", Self::VT_VLOG, false)?
@@ -642,7 +644,7 @@ impl ::flatbuffers::Verifiable for Upsert<'_> {
 }
 pub struct UpsertArgs<'a> {
     pub txn: u64,
-    pub key: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub value_type: ValueType,
     pub inline_value: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub vlog: Option<&'a VlogPointer>,
@@ -674,7 +676,7 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> UpsertBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(Upsert::VT_TXN, txn, 0);
   }
   #[inline]
-  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<&'b  str>) {
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Upsert::VT_KEY, key);
   }
   #[inline]
@@ -767,12 +769,13 @@ impl<'a> Tombstone<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(Tombstone::VT_TXN, Some(0)).unwrap()}
   }
+  /// The key: any bytes (see Upsert.key).
   #[inline]
-  pub fn key(&self) -> Option<&'a str> {
+  pub fn key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
     // Safety:
     // Created from valid Table for this object
     // which contains a valid value in this slot
-    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Tombstone::VT_KEY, None)}
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Tombstone::VT_KEY, None)}
   }
 }
 
@@ -783,14 +786,14 @@ impl ::flatbuffers::Verifiable for Tombstone<'_> {
   ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
     v.visit_table(pos)?
      .visit_field::<u64>("txn", Self::VT_TXN, false)?
-     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("key", Self::VT_KEY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("key", Self::VT_KEY, false)?
      .finish();
     Ok(())
   }
 }
 pub struct TombstoneArgs<'a> {
     pub txn: u64,
-    pub key: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for TombstoneArgs<'a> {
   #[inline]
@@ -812,7 +815,7 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> TombstoneBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(Tombstone::VT_TXN, txn, 0);
   }
   #[inline]
-  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<&'b  str>) {
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Tombstone::VT_KEY, key);
   }
   #[inline]

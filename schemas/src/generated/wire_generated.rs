@@ -1013,8 +1013,8 @@ impl ::core::fmt::Debug for Value<'_> {
 pub enum KeyDeclOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// One entry of a transaction's key table. The key travels as bytes so that
-/// invalid UTF-8 gets the typed error InvalidUtf8.
+/// One entry of a transaction's key table. A key is any byte string of 1 to
+/// `key_bytes_max` bytes, ordered bytewise (SPEC 1); it need not be UTF-8.
 pub struct KeyDecl<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }

@@ -589,9 +589,18 @@ async fn committer(
         let batch: Vec<Write> = writes
             .into_iter()
             .map(|(key, value)| match (value, ttls.get(&key)) {
-                (Some(value), Some(&ttl_ms)) => Write::SetTtl { key, value, ttl_ms },
-                (Some(value), None) => Write::Set { key, value },
-                (None, _) => Write::Del { key },
+                (Some(value), Some(&ttl_ms)) => Write::SetTtl {
+                    key: key.into_bytes(),
+                    value,
+                    ttl_ms,
+                },
+                (Some(value), None) => Write::Set {
+                    key: key.into_bytes(),
+                    value,
+                },
+                (None, _) => Write::Del {
+                    key: key.into_bytes(),
+                },
             })
             .collect();
         match db.write(batch, durability).await {

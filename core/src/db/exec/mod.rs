@@ -49,7 +49,7 @@ struct Ran {
     results: Vec<OpResult>,
     /// Keys seen expired: a `sync` transaction deletes them durably
     /// before it answers (SPEC 3).
-    expired_seen: Vec<String>,
+    expired_seen: Vec<Vec<u8>>,
     /// What the results count against [`Txn::limit_result_bytes`].
     result_bytes: u64,
 }
@@ -157,7 +157,7 @@ impl<E: Env> Db<E> {
                     Mode::R => LockMode::Shared,
                     Mode::RW => LockMode::Exclusive,
                 };
-                (slot.key.as_bytes().to_vec(), mode)
+                (slot.key.clone(), mode)
             })
             .collect();
         if !sabotaged!(self, LocksInRequestOrder) {
@@ -263,7 +263,7 @@ impl<E: Env> Db<E> {
             .values()
             .filter(|slot| slot.written)
             .map(|slot| {
-                let key = slot.key.as_bytes().to_vec();
+                let key = slot.key.clone();
                 match slot.view.as_ref().and_then(Option::as_ref) {
                     Some(record) => Mutation::Put {
                         key,

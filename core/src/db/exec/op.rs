@@ -15,7 +15,7 @@ pub(super) struct OpContext<'a> {
     /// The op's index in the transaction.
     pub index: usize,
     /// The key it works on.
-    pub key: &'a str,
+    pub key: &'a [u8],
     /// Unix ms the transaction judges expiry and TTLs by.
     pub now_ms: u64,
     /// The largest value a write may store.

@@ -9,7 +9,7 @@ use crate::txn::{KeyId, Mode, Txn, TxnError};
 
 /// One declared key as the transaction sees it.
 pub(super) struct Slot {
-    pub key: String,
+    pub key: Vec<u8>,
     pub mode: Mode,
     /// The key's record in the transaction's view, once read (`None` inside
     /// `Some`: missing or expired). A record here holds its value's bytes
@@ -24,7 +24,7 @@ pub(super) fn validate(txn: &Txn, key_bytes_max: usize) -> Result<BTreeMap<KeyId
         return Err(TxnError::Empty);
     }
     let mut slots: BTreeMap<KeyId, Slot> = BTreeMap::new();
-    let mut names: BTreeMap<&str, KeyId> = BTreeMap::new();
+    let mut names: BTreeMap<&[u8], KeyId> = BTreeMap::new();
     for (id, mode, key) in txn.keys() {
         if key.is_empty() {
             return Err(TxnError::KeyEmpty { id: *id });
@@ -36,7 +36,7 @@ pub(super) fn validate(txn: &Txn, key_bytes_max: usize) -> Result<BTreeMap<KeyId
                 max: key_bytes_max,
             });
         }
-        if names.insert(key, *id).is_some() {
+        if names.insert(key.as_slice(), *id).is_some() {
             return Err(TxnError::DuplicateKey(key.clone()));
         }
         let slot = Slot {

@@ -32,8 +32,9 @@
 
 use std::collections::BTreeMap;
 
+use super::shape::ACCOUNT_PREFIX;
 use jubilant_core::db::{Durability, Value};
-use jubilant_core::record::{Mutation, Record, StoredValue, ValueType};
+use jubilant_core::record::{Escaped, Mutation, Record, StoredValue, ValueType};
 use jubilant_core::txn::{Op, OpResult, Ttl, Txn, TxnOutcome};
 
 use super::super::verdict::Verdict;
@@ -53,16 +54,16 @@ impl Entry {
 }
 
 /// Every key that exists: accounts (`acct-*`, Int64 balances) and notes.
-pub(crate) type Accounts = BTreeMap<String, Entry>;
+pub(crate) type Accounts = BTreeMap<Vec<u8>, Entry>;
 
 /// What a transaction wrote: an entry, or `None` for a delete.
-type Written = BTreeMap<String, Option<Entry>>;
+type Written = BTreeMap<Vec<u8>, Option<Entry>>;
 
 /// The sum of the balances in `accounts`.
 pub(crate) fn total(accounts: &Accounts) -> i64 {
     accounts
         .iter()
-        .filter(|(key, _)| key.starts_with("acct-"))
+        .filter(|(key, _)| key.starts_with(ACCOUNT_PREFIX))
         .map(|(_, entry)| match entry.value {
             Value::Int(n) => n,
             _ => 0,
@@ -183,7 +184,7 @@ impl BankModel {
     pub(crate) fn applied(&mut self, lsn: u64, now_ms: u64, mutations: &[Mutation]) {
         let mut written = Written::new();
         for mutation in mutations {
-            let key = String::from_utf8_lossy(mutation.key()).into_owned();
+            let key = mutation.key().to_vec();
             match mutation {
                 Mutation::Put { record, .. } => match value_of(record) {
                     Some(value) => {
@@ -196,7 +197,10 @@ impl BankModel {
                     }
                     None => self.verdict.fail(
                         "serializability",
-                        format!("LSN {lsn} logged an unreadable value for {key}: {record:?}"),
+                        format!(
+                            "LSN {lsn} logged an unreadable value for {}: {record:?}",
+                            Escaped(&key)
+                        ),
                     ),
                 },
                 Mutation::Delete { .. } => {
@@ -246,7 +250,7 @@ impl BankModel {
                 .results
                 .iter()
                 .zip(answered.txn.keys())
-                .filter(|(_, (_, _, key))| key.starts_with("acct-"))
+                .filter(|(_, (_, _, key))| key.starts_with(ACCOUNT_PREFIX))
                 .map(|(result, _)| match result {
                     OpResult::Get(Some((Value::Int(n), _))) => *n,
                     _ => 0,
@@ -307,7 +311,7 @@ impl BankModel {
                 .map(|(_, _, name)| name.clone())
                 .unwrap_or_default()
         };
-        let mut view: BTreeMap<String, Option<Entry>> = BTreeMap::new();
+        let mut view: BTreeMap<Vec<u8>, Option<Entry>> = BTreeMap::new();
         let mut wrote = std::collections::BTreeSet::new();
         let mut results = Vec::new();
         let mut timed = Vec::new();
@@ -463,7 +467,7 @@ impl BankModel {
             let first = expected
                 .iter()
                 .find(|(k, v)| found.get(*k) != Some(v))
-                .map(|(k, v)| format!("{k}: expected {v:?}, found {:?}", found.get(k)))
+                .map(|(k, v)| format!("{}: expected {v:?}, found {:?}", Escaped(k), found.get(k)))
                 .or_else(|| {
                     found
                         .iter()
@@ -471,8 +475,9 @@ impl BankModel {
                         .map(|(k, v)| {
                             let history = self.state(|lsn| lsn <= lsn_end);
                             format!(
-                                "{k}: found {v:?}; the history up to LSN {lsn_end} has {:?}, \
+                                "{}: found {v:?}; the history up to LSN {lsn_end} has {:?}, \
                                  expired or not by {now_ms}",
+                                Escaped(k),
                                 history.get(k)
                             )
                         })

@@ -8,6 +8,7 @@ use std::time::Duration;
 use jubilant_core::db::{Db, DbError, DbOptions, Durability};
 use jubilant_core::env::{Clock, Spawn};
 use jubilant_core::mutex::lock;
+use jubilant_core::record::Escaped;
 use jubilant_core::store::FindingKind;
 use jubilant_core::txn::{OpResult, Ttl, TxnError};
 use jubilant_io_sim::{SimEnv, SimRng, Stream, World};
@@ -167,7 +168,7 @@ pub(super) async fn recover(
             other => {
                 lock(model).verdict.fail(
                     "durability",
-                    format!("{key} reads {other:?}, never written"),
+                    format!("{} reads {other:?}, never written", Escaped(key)),
                 );
                 return None;
             }

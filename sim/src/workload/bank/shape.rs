@@ -65,9 +65,28 @@ pub(super) const RESPONSE_BYTES: u64 = 256 * 1024;
 /// How long a clean shutdown may wait for answers to be written.
 pub(super) const SHUTDOWN_TIMEOUT_MS: u64 = 30;
 
-/// The key of account `n`.
-pub(super) fn account_key(n: u64) -> String {
-    format!("acct-{n:04}")
+/// The key of account `n`: `acct-`, then `n` as 4 big-endian bytes and a
+/// `0xff`, so keys are binary (not UTF-8) and ordered as the accounts are.
+#[allow(
+    clippy::big_endian_bytes,
+    reason = "keys order bytewise: big-endian keeps them in account order"
+)]
+pub(super) fn account_key(n: u64) -> Vec<u8> {
+    let n = u32::try_from(n).expect("fewer than 2^32 accounts");
+    let mut key = ACCOUNT_PREFIX.to_vec();
+    key.extend_from_slice(&n.to_be_bytes());
+    key.push(0xff);
+    key
+}
+
+/// What every account's key begins with.
+pub(crate) const ACCOUNT_PREFIX: &[u8] = b"acct-";
+
+/// The key of note `n`: `note`, a NUL, then `n` (binary keys again).
+pub(super) fn note_key(n: u64) -> Vec<u8> {
+    let mut key = b"note\x00".to_vec();
+    key.extend_from_slice(format!("{n:02}").as_bytes());
+    key
 }
 
 /// The inline value limit the bank's database is created with.
@@ -179,8 +198,8 @@ impl Shape {
         }
     }
 
-    pub(super) fn note(&self, rng: &mut SimRng) -> String {
-        format!("note-{:02}", rng.below(self.notes))
+    pub(super) fn note(&self, rng: &mut SimRng) -> Vec<u8> {
+        note_key(rng.below(self.notes))
     }
 
     /// A note's value: its writer's tag, then filler up to a random size.
@@ -302,7 +321,7 @@ pub(super) fn audit(shape: &Shape) -> Txn {
 pub(super) fn read_all(shape: &Shape) -> Txn {
     let mut txn = audit(shape);
     for n in 0..shape.notes {
-        let id = txn.key(format!("note-{n:02}"), Mode::R);
+        let id = txn.key(note_key(n), Mode::R);
         txn.get(id).op(Op::Ttl(id));
     }
     txn

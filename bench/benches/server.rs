@@ -147,7 +147,7 @@ fn main() {
     runtime.block_on(async {
         let env = RealEnv::current();
         let dir = tempfile::tempdir_in(".").expect("temporary directory");
-        let config = Config::from_toml("[server]\nport = 0")
+        let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
             .expect("valid")
             .with_overrides(Some(dir.path().to_path_buf()), None)
             .expect("valid");

@@ -12,7 +12,7 @@ use jubilant_server::config::Config;
 use jubilant_server::runtime;
 
 fn config(dir: &std::path::Path) -> Config {
-    Config::from_toml("[server]\nport = 0")
+    Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
         .expect("valid")
         .with_overrides(Some(dir.to_path_buf()), None)
         .expect("valid")

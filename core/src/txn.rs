@@ -9,11 +9,13 @@
 //! runs them and keeps the invariants (rejected before anything runs, all
 //! or nothing, serializable; see `db/exec.rs`).
 
+mod lock_point;
 mod meter;
 
 use crate::error::DbError;
 use crate::record::{Value, ValueType};
 use crate::wal::Durability;
+pub use lock_point::LockPoint;
 pub use meter::{ByteBudget, ResultMeter};
 
 /// Names a key within one transaction.
@@ -109,6 +111,7 @@ pub struct Txn {
     durability: Option<Durability>,
     result_bytes_max: Option<u64>,
     meter: Option<std::sync::Arc<ResultMeter>>,
+    lock_point: Option<std::sync::Arc<LockPoint>>,
 }
 
 impl Txn {
@@ -126,6 +129,7 @@ impl Txn {
             durability: None,
             result_bytes_max: None,
             meter: None,
+            lock_point: None,
         }
     }
 
@@ -169,6 +173,18 @@ impl Txn {
     /// The meter set by [`Txn::meter_results`], if any.
     pub fn meter(&self) -> Option<&ResultMeter> {
         self.meter.as_deref()
+    }
+
+    /// Tells `point` once the transaction holds its locks (its place in the
+    /// serial order is then fixed), or once it fails before that.
+    pub fn tell_lock_point(&mut self, point: std::sync::Arc<LockPoint>) -> &mut Self {
+        self.lock_point = Some(point);
+        self
+    }
+
+    /// The lock point set by [`Txn::tell_lock_point`], if any.
+    pub(crate) fn lock_point(&self) -> Option<&LockPoint> {
+        self.lock_point.as_deref()
     }
 
     /// The bound set by [`Txn::limit_result_bytes`], if any.

@@ -32,7 +32,7 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
         .enable_all()
         .build()
         .expect("runtime");
-    let config = Config::from_toml("[server]\nport = 0")
+    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
         .expect("valid")
         .with_overrides(Some(dir.path().to_path_buf()), None)
         .expect("valid");

@@ -49,6 +49,8 @@ pub struct Config {
     pub vlog: VlogConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The RESP (Redis protocol) listener.
+    pub resp: RespConfig,
     /// Switches that break the server (and engine) on purpose (tests only).
     #[cfg(feature = "sabotage")]
     #[serde(skip)]
@@ -164,6 +166,28 @@ pub struct VlogConfig {
     pub gc_interval_ms: u64,
 }
 
+/// `[resp]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RespConfig {
+    /// `ADDR:PORT` for the RESP listener, or `off`.
+    pub listen: String,
+    /// Whether `FLUSHDB` and `FLUSHALL` may delete every key.
+    pub flush_enabled: bool,
+}
+
+/// The RESP listener's address when told none.
+pub const RESP_LISTEN_DEFAULT: &str = "127.0.0.1:6379";
+
+impl Default for RespConfig {
+    fn default() -> Self {
+        RespConfig {
+            listen: RESP_LISTEN_DEFAULT.to_owned(),
+            flush_enabled: false,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -235,6 +259,7 @@ impl Default for Config {
             ttl: TtlConfig::default(),
             vlog: VlogConfig::default(),
             log: LogConfig::default(),
+            resp: RespConfig::default(),
             #[cfg(feature = "sabotage")]
             sabotage: jubilant_core::sabotage::Sabotage::None,
         }
@@ -342,6 +367,21 @@ impl Config {
         SocketAddr::new(self.server.listen_address, self.server.port)
     }
 
+    /// The RESP listener's address (`None`: off).
+    pub fn resp_listen(&self) -> Option<SocketAddr> {
+        if self.resp.listen == "off" {
+            return None;
+        }
+        self.resp.listen.parse().ok()
+    }
+
+    /// Applies `--resp-listen` (`ADDR:PORT` or `off`), then validates again.
+    pub fn with_resp_listen(mut self, listen: &str) -> Result<Config, ConfigError> {
+        listen.clone_into(&mut self.resp.listen);
+        self.validate()?;
+        Ok(self)
+    }
+
     /// Applies command-line overrides (`--data-dir`, `--listen`), then
     /// validates again.
     pub fn with_overrides(
@@ -373,6 +413,15 @@ impl Config {
         };
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "is empty".to_owned());
+        }
+        if self.resp.listen != "off" && self.resp.listen.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "resp.listen",
+                format!(
+                    "is {:?}: give ADDR:PORT (e.g. 127.0.0.1:6379) or \"off\"",
+                    self.resp.listen
+                ),
+            );
         }
         at_least("server.workers", self.server.workers as u64, 1)?;
         at_least(

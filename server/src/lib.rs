@@ -18,6 +18,7 @@ jubilant_core::declare_build_checks!();
 pub mod accounting;
 pub mod config;
 pub mod info;
+pub mod resp;
 pub mod runtime;
 pub mod wire;
 

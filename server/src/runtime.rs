@@ -101,21 +101,23 @@ pub enum ServerError {
     Close(DbError),
 }
 
-struct Shared<E: Env> {
-    env: E,
-    db: Db<E>,
-    config: Config,
+pub(crate) struct Shared<E: Env> {
+    pub(crate) env: E,
+    pub(crate) db: Db<E>,
+    pub(crate) config: Config,
     started: MonoTime,
-    counters: Arc<ServerCounters>,
+    pub(crate) counters: Arc<ServerCounters>,
+    /// The RESP listener's shared state.
+    pub(crate) resp: crate::resp::RespState,
     /// Refused connections being told so now.
     rejecting: AtomicU64,
-    stopping: AtomicBool,
+    pub(crate) stopping: AtomicBool,
     /// Past the shutdown deadline: writers stop waiting for their peers.
     abandoning: AtomicBool,
 }
 
 impl<E: Env> Shared<E> {
-    fn facts(&self) -> ServerFacts {
+    pub(crate) fn facts(&self) -> ServerFacts {
         let counters = &self.counters;
         ServerFacts {
             uptime_ms: u64::try_from(
@@ -141,7 +143,7 @@ impl<E: Env> Shared<E> {
 
     /// Whether a connection with `conn`'s counts must read nothing more for
     /// now.
-    fn must_wait(&self, conn: &ConnCounters) -> bool {
+    pub(crate) fn must_wait(&self, conn: &ConnCounters) -> bool {
         let server = &self.config.server;
         let counters = &self.counters;
         ServerCounters::get(&conn.in_flight) >= server.max_in_flight_per_connection as u64
@@ -154,6 +156,7 @@ impl<E: Env> Shared<E> {
 /// A running server.
 pub struct Running<E: Env> {
     local_addr: SocketAddr,
+    resp_addr: Option<SocketAddr>,
     counters: Arc<ServerCounters>,
     stop: oneshot::Sender<()>,
     task: E::JoinHandle<Result<(), ServerError>>,
@@ -163,6 +166,11 @@ impl<E: Env> Running<E> {
     /// The address the server listens on (the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the RESP listener listens on, if it is on.
+    pub fn resp_addr(&self) -> Option<SocketAddr> {
+        self.resp_addr
     }
 
     /// What the server holds and has counted (INFO `# Server`).
@@ -206,6 +214,21 @@ pub async fn serve_db<E: Env>(
         .local_addr()
         .map_err(|source| ServerError::Listen { addr, source })?;
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "listening on {local_addr}");
+    let resp_listener = match config.resp_listen() {
+        None => None,
+        Some(addr) => {
+            let listener = env
+                .listen(addr)
+                .await
+                .map_err(|source| ServerError::Listen { addr, source })?;
+            let resp_addr = listener
+                .local_addr()
+                .map_err(|source| ServerError::Listen { addr, source })?;
+            tracing::info!(%resp_addr, "RESP listening on {resp_addr}");
+            Some((listener, resp_addr))
+        }
+    };
+    let resp_addr = resp_listener.as_ref().map(|(_, addr)| *addr);
     // Broken on purpose: answers queue without bound.
     let unbounded = sabotaged(
         &config,
@@ -223,15 +246,25 @@ pub async fn serve_db<E: Env>(
         db,
         config,
         counters: Arc::new(ServerCounters::new(answer_bytes_max, request_bytes_max)),
+        resp: crate::resp::RespState::default(),
         rejecting: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         abandoning: AtomicBool::new(false),
     });
     let (stop, stopped) = oneshot::channel();
     let counters = Arc::clone(&shared.counters);
-    let task = env.spawn("server", serve(shared, listener, stopped));
+    let task = env.spawn(
+        "server",
+        serve(
+            shared,
+            listener,
+            resp_listener.map(|(listener, _)| listener),
+            stopped,
+        ),
+    );
     Ok(Running {
         local_addr,
+        resp_addr,
         counters,
         stop,
         task,
@@ -241,6 +274,7 @@ pub async fn serve_db<E: Env>(
 async fn serve<E: Env>(
     shared: Arc<Shared<E>>,
     listener: <E as Net>::Listener,
+    resp_listener: Option<<E as Net>::Listener>,
     mut stopped: oneshot::Receiver<()>,
 ) -> Result<(), ServerError> {
     let checkpoints = (shared.config.storage.checkpoint_interval_ms > 0).then(|| {
@@ -250,9 +284,20 @@ async fn serve<E: Env>(
     });
     let counters = Arc::clone(&shared.counters);
     loop {
-        let accept = pin!(listener.accept());
-        match select(accept, &mut stopped).await {
-            Either::Left((Ok((stream, peer)), _)) => {
+        let native = pin!(listener.accept());
+        let resp = pin!(async {
+            match &resp_listener {
+                Some(listener) => listener.accept().await,
+                None => futures::future::pending().await,
+            }
+        });
+        let (accepted, is_resp) = match select(select(native, resp), &mut stopped).await {
+            Either::Left((Either::Left((accepted, _)), _)) => (accepted, false),
+            Either::Left((Either::Right((accepted, _)), _)) => (accepted, true),
+            Either::Right(_) => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
                 if ServerCounters::get(&counters.connections)
                     >= shared.config.server.max_connections as u64
                 {
@@ -263,7 +308,7 @@ async fn serve<E: Env>(
                         drop(
                             shared
                                 .env
-                                .spawn("reject", reject(Arc::clone(&shared), stream)),
+                                .spawn("reject", reject(Arc::clone(&shared), stream, is_resp)),
                         );
                     }
                     continue;
@@ -283,24 +328,29 @@ async fn serve<E: Env>(
                     tracing::debug!(%peer, %error, "TCP keepalive could not be set");
                 }
                 counters.connections.fetch_add(1, Ordering::AcqRel);
-                tracing::debug!(%peer, "connection opened");
-                let task = connection(Arc::clone(&shared), stream, peer);
+                tracing::debug!(%peer, is_resp, "connection opened");
                 // Detached: shutdown waits on the connection count instead,
                 // so no handle piles up over the server's life.
-                drop(shared.env.spawn("connection", task));
+                if is_resp {
+                    let task = crate::resp::connection(Arc::clone(&shared), stream, peer);
+                    drop(shared.env.spawn("resp-connection", task));
+                } else {
+                    let task = connection(Arc::clone(&shared), stream, peer);
+                    drop(shared.env.spawn("connection", task));
+                }
             }
-            Either::Left((Err(error), _)) => {
+            Err(error) => {
                 // Out of descriptors (EMFILE) and the like: the backlog
                 // keeps the client until a slot frees.
                 tracing::warn!(%error, "accept failed");
                 shared.env.sleep(BACKPRESSURE_POLL).await;
             }
-            Either::Right(_) => break,
         }
     }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     shared.stopping.store(true, Ordering::Release);
     drop(listener);
+    drop(resp_listener);
     let deadline =
         shared.env.now_mono() + Duration::from_millis(shared.config.server.shutdown_timeout_ms);
     while ServerCounters::get(&counters.connections) > 0 {
@@ -341,15 +391,18 @@ async fn serve<E: Env>(
 
 /// Tells a connection past `max_connections` why it is closed, if it takes
 /// the bytes within a second.
-async fn reject<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream) {
-    let reply = ErrorReply::new(
-        ErrorCode::TooManyConnections,
-        format!(
-            "the server serves at most {} connections (server.max_connections); try again later",
-            shared.config.server.max_connections
-        ),
+async fn reject<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, is_resp: bool) {
+    let message = format!(
+        "the server serves at most {} connections (server.max_connections); try again later",
+        shared.config.server.max_connections
     );
-    let frame = encode_frame(&wire::encode_response(0, &Response::Error(reply)));
+    let frame = if is_resp {
+        // Redis's own words, which clients recognise.
+        b"-ERR max number of clients reached\r\n".to_vec()
+    } else {
+        let reply = ErrorReply::new(ErrorCode::TooManyConnections, message);
+        encode_frame(&wire::encode_response(0, &Response::Error(reply)))
+    };
     let (_, mut writer) = stream.split();
     let write = pin!(async move {
         if writer.write_all(&frame).await.is_ok() {
@@ -656,7 +709,7 @@ async fn answer<E: Env>(
 
 /// Writes queued response frames (those ready together in one write)
 /// until every sender is gone, the peer is, or shutdown gives up on it.
-async fn write_responses<E: Env, W: futures::io::AsyncWrite + Unpin>(
+pub(crate) async fn write_responses<E: Env, W: futures::io::AsyncWrite + Unpin>(
     shared: Arc<Shared<E>>,
     conn: Arc<ConnCounters>,
     mut writer: W,

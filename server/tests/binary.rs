@@ -95,16 +95,30 @@ fn starts_answers_refuses_a_second_server_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data = dir.path().join("data");
     let data = data.to_str().expect("UTF-8 path");
-    let mut first = server(&["--data-dir", data, "--listen", "127.0.0.1:0"])
-        .spawn()
-        .expect("start the server");
+    let mut first = server(&[
+        "--data-dir",
+        data,
+        "--listen",
+        "127.0.0.1:0",
+        "--resp-listen",
+        "off",
+    ])
+    .spawn()
+    .expect("start the server");
     let (addr, _log) = listening(&mut first);
     let mut client = TcpStream::connect(addr).expect("connect");
     assert!(ping(&mut client), "PING answered with PONG");
 
-    let second = server(&["--data-dir", data, "--listen", "127.0.0.1:0"])
-        .output()
-        .expect("run a second server");
+    let second = server(&[
+        "--data-dir",
+        data,
+        "--listen",
+        "127.0.0.1:0",
+        "--resp-listen",
+        "off",
+    ])
+    .output()
+    .expect("run a second server");
     assert_eq!(second.status.code(), Some(1), "refused");
     let message = String::from_utf8_lossy(&second.stderr);
     assert!(message.contains("cannot open the database"), "{message}");

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn config(dir: &std::path::Path) -> Config {
-    Config::from_toml("[server]\nport = 0")
+    Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
         .expect("valid")
         .with_overrides(Some(dir.to_path_buf()), None)
         .expect("valid")

@@ -95,10 +95,12 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_errors_or_a_close_while_a_good_client_is_served() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let config = Config::from_toml("[server]\nport = 0\n[limits]\nframe_bytes_max = 65536")
-        .expect("valid")
-        .with_overrides(Some(dir.path().to_path_buf()), None)
-        .expect("valid");
+    let config = Config::from_toml(
+        "[server]\nport = 0\n[resp]\nlisten = \"off\"\n[limits]\nframe_bytes_max = 65536",
+    )
+    .expect("valid")
+    .with_overrides(Some(dir.path().to_path_buf()), None)
+    .expect("valid");
     let server = runtime::start(RealEnv::current(), config)
         .await
         .expect("start");

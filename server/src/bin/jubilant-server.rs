@@ -1,9 +1,11 @@
 //! `jubilant-server`: the Jubilant DB server on the real environment.
 //!
 //!     jubilant-server [--config FILE] [--data-dir DIR] [--listen ADDR:PORT]
+//!                     [--resp-listen ADDR:PORT|off]
 //!
-//! With no file it serves `./jubilant-data` on `127.0.0.1:6767`. It logs
-//! `listening on ADDR` once it accepts connections, and on SIGINT or
+//! With no file it serves `./jubilant-data` on `127.0.0.1:6767` (native
+//! protocol) and `127.0.0.1:6379` (RESP, for Redis clients). It logs
+//! `listening on ADDR` (and `RESP listening on ADDR`) once it accepts connections, and on SIGINT or
 //! SIGTERM shuts down gracefully (no new connections, requests in flight
 //! finished, the WAL made durable) and exits 0.
 //!
@@ -47,6 +49,10 @@ struct Cli {
     /// `port`); port 0 picks a free one.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// The RESP (Redis protocol) listener's address, or `off` (overrides
+    /// `[resp] listen`); port 0 picks a free one.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    resp_listen: Option<String>,
 }
 
 fn load(cli: Cli) -> Result<Config, String> {
@@ -55,9 +61,13 @@ fn load(cli: Cli) -> Result<Config, String> {
             .map_err(|error| format!("cannot read {}: {error}", path.display()))?,
         None => String::new(),
     };
-    Config::from_toml(&text)
-        .and_then(|config| config.with_overrides(cli.data_dir, cli.listen))
-        .map_err(|error| error.to_string())
+    let config =
+        Config::from_toml(&text).and_then(|config| config.with_overrides(cli.data_dir, cli.listen));
+    match cli.resp_listen {
+        Some(listen) => config.and_then(|config| config.with_resp_listen(&listen)),
+        None => config,
+    }
+    .map_err(|error| error.to_string())
 }
 
 fn init_logging(config: &Config) {

@@ -136,9 +136,29 @@ pub async fn read_responses(stream: &mut TcpStream, count: usize) -> Vec<(u64, S
 /// its address; or, if it exits first, its exit code and what it logged.
 /// Its log is drained in the background from then on.
 pub fn start_server(data: &Path, extra: &[&str]) -> Result<(Child, SocketAddr), (i32, String)> {
+    start_server_with(data, extra, false).map(|(child, addr, _)| (child, addr))
+}
+
+/// As [`start_server`], with the RESP listener on a free loopback port too;
+/// returns its address as well.
+#[allow(dead_code)]
+pub fn start_resp_server(
+    data: &Path,
+    extra: &[&str],
+) -> Result<(Child, SocketAddr, SocketAddr), (i32, String)> {
+    start_server_with(data, extra, true)
+        .map(|(child, addr, resp)| (child, addr, resp.expect("RESP is on")))
+}
+
+fn start_server_with(
+    data: &Path,
+    extra: &[&str],
+    resp: bool,
+) -> Result<(Child, SocketAddr, Option<SocketAddr>), (i32, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jubilant-server"))
         .args(["--data-dir", data.to_str().expect("UTF-8 path")])
         .args(["--listen", "127.0.0.1:0"])
+        .args(["--resp-listen", if resp { "127.0.0.1:0" } else { "off" }])
         .args(extra)
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -148,6 +168,7 @@ pub fn start_server(data: &Path, extra: &[&str]) -> Result<(Child, SocketAddr), 
     let mut log = BufReader::new(child.stderr.take().expect("stderr"));
     let mut logged = String::new();
     let mut line = String::new();
+    let (mut native, mut resp_addr) = (None, None);
     loop {
         line.clear();
         if log.read_line(&mut line).expect("read the log") == 0 {
@@ -156,9 +177,23 @@ pub fn start_server(data: &Path, extra: &[&str]) -> Result<(Child, SocketAddr), 
         }
         logged.push_str(&line);
         if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split_whitespace().next().expect("an address");
-            std::thread::spawn(move || for _ in log.lines() {});
-            return Ok((child, addr.parse().expect("a socket address")));
+            let addr: SocketAddr = rest
+                .split_whitespace()
+                .next()
+                .expect("an address")
+                .parse()
+                .expect("a socket address");
+            if line.contains("RESP listening on") {
+                resp_addr = Some(addr);
+            } else {
+                native = Some(addr);
+            }
+            if let Some(native) = native
+                && (!resp || resp_addr.is_some())
+            {
+                std::thread::spawn(move || for _ in log.lines() {});
+                return Ok((child, native, resp_addr));
+            }
         }
     }
 }

@@ -85,7 +85,13 @@ impl<E: Env> Db<E> {
     async fn run_transaction(&self, txn: &Txn) -> Result<TxnOutcome, TxnError> {
         let mut slots = validate(txn, self.store.key_bytes_max())?;
         let durability = txn.durability_class().unwrap_or(self.durability);
-        let locks = self.lock_slots(&slots).await?;
+        let locks = self.lock_slots(&slots).await;
+        // Held, or never to be: either way, a caller waiting to go on in
+        // order may now.
+        if let Some(point) = txn.lock_point() {
+            point.reached();
+        }
+        let locks = locks?;
         let read_lsn = self.store.applied_lsn();
         let now_ms = self.now_ms();
         let ran = match self.run_ops(txn, &mut slots, now_ms).await {

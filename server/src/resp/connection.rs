@@ -1,0 +1,395 @@
+//! One RESP connection: read requests, run them in order, write replies in
+//! order (the invariants are in the module above).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::{Either, select};
+use futures::io::AsyncReadExt;
+use jubilant_core::env::{Env, MonoTime};
+use jubilant_core::mutex::lock;
+use jubilant_core::txn::LockPoint;
+
+use super::command::Command;
+use super::exec::{self, Ctx, Ran};
+use super::keyspace_wide;
+use super::reply::Reply;
+use super::request::RequestParser;
+use super::session::{Action, Session, durability_name};
+use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
+use crate::info;
+use crate::runtime::{Shared, write_responses};
+
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
+const TICK: Duration = Duration::from_millis(50);
+
+/// Replies finished out of order, written in order.
+struct InOrder {
+    next: u64,
+    waiting: BTreeMap<u64, Outgoing>,
+    out: mpsc::UnboundedSender<Outgoing>,
+}
+
+impl InOrder {
+    fn deliver(order: &Mutex<InOrder>, seq: u64, outgoing: Outgoing) {
+        let mut order = lock(order);
+        order.waiting.insert(seq, outgoing);
+        loop {
+            let next = order.next;
+            let Some(outgoing) = order.waiting.remove(&next) else {
+                break;
+            };
+            // Fails only once the writer is gone (the peer left).
+            let _ = order.out.unbounded_send(outgoing);
+            order.next += 1;
+        }
+    }
+}
+
+/// What a spawned command needs.
+struct Job<E: Env> {
+    shared: Arc<Shared<E>>,
+    conn: Arc<ConnCounters>,
+    order: Arc<Mutex<InOrder>>,
+    seq: u64,
+    conn_id: u64,
+    resp3: bool,
+    durability: Option<jubilant_core::db::Durability>,
+    in_flight: InFlight,
+}
+
+impl<E: Env> Job<E> {
+    fn finish(mut self, reply: &Reply) {
+        self.in_flight.request_done();
+        ServerCounters::count(&self.shared.resp.commands);
+        let mut bytes = Vec::new();
+        reply.encode(self.resp3, &mut bytes);
+        let outgoing = Outgoing::new(
+            bytes,
+            &self.shared.counters,
+            &self.conn,
+            Some(self.in_flight),
+        );
+        InOrder::deliver(&self.order, self.seq, outgoing);
+    }
+
+    async fn run(self, action: Action, point: Arc<LockPoint>) {
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
+        let meter = {
+            let counters = Arc::clone(&shared.counters);
+            let conn = Arc::clone(&self.conn);
+            move || Arc::new(conn.meter(&counters))
+        };
+        let ctx = Ctx {
+            env: &shared.env,
+            db: &shared.db,
+            jitter: self.conn_id,
+            durability: self.durability,
+            response_bytes_max: config.limits.response_bytes_max,
+            keys_max: config.limits.keys_per_txn_max,
+            ops_max: config.limits.ops_per_txn_max,
+            meter: &meter,
+        };
+        let reply = match action {
+            Action::Data(command) => exec::run_one(&ctx, &command, &point).await.0,
+            Action::Exec { entries, watched } => {
+                let commands: Vec<_> = entries
+                    .iter()
+                    .filter_map(|entry| entry.as_ref().ok().cloned())
+                    .collect();
+                match exec::run_block(&ctx, &commands, &watched).await {
+                    Ok(Ran::Aborted) => Reply::NilArray,
+                    Ok(Ran::Replies(replies)) => {
+                        let mut replies = replies.into_iter();
+                        Reply::Array(
+                            entries
+                                .into_iter()
+                                .map(|entry| match entry {
+                                    Ok(_) => replies.next().unwrap_or(Reply::Nil),
+                                    Err(known) => known,
+                                })
+                                .collect(),
+                        )
+                    }
+                    Err(reply) => reply,
+                }
+            }
+            Action::Server(command) => self.server_command(command).await,
+            Action::Reply(reply) | Action::Close(reply) => reply,
+            Action::Watch(_) => Reply::err("WATCH runs on the connection"),
+        };
+        if matches!(reply, Reply::Error(ref text) if text.contains("limits.response_bytes_max")) {
+            ServerCounters::count(&shared.counters.responses_too_large);
+        }
+        drop(point);
+        self.finish(&reply);
+    }
+
+    async fn server_command(&self, command: Command) -> Reply {
+        let shared = &self.shared;
+        let db = &shared.db;
+        let default = shared.config.storage.durability.into();
+        match command {
+            Command::Scan {
+                cursor,
+                pattern,
+                count,
+                type_name,
+            } => {
+                keyspace_wide::scan(
+                    db,
+                    &shared.resp,
+                    cursor,
+                    pattern.as_deref(),
+                    count,
+                    type_name.as_deref(),
+                )
+                .await
+            }
+            Command::Keys(pattern) => {
+                keyspace_wide::keys(db, &pattern, shared.config.limits.response_bytes_max).await
+            }
+            Command::DbSize => keyspace_wide::dbsize(db).await,
+            Command::Flush if !shared.config.resp.flush_enabled => Reply::err(
+                "FLUSHDB and FLUSHALL are disabled on this server (resp.flush_enabled = false)",
+            ),
+            Command::Flush => keyspace_wide::flush(db, self.durability.unwrap_or(default)).await,
+            Command::Info(sections) => {
+                let mut text = info::render(&db.stats(), shared.facts());
+                text.push_str(&format!(
+                    "# Connection\nprotocol:resp{}\ndurability:{}\n",
+                    if self.resp3 { 3 } else { 2 },
+                    durability_name(self.durability.unwrap_or(default))
+                ));
+                keyspace_wide::info(&text, &sections)
+            }
+            Command::Command(args) => keyspace_wide::command(&args),
+            Command::ConfigGet(patterns) => keyspace_wide::config_get(&patterns, default),
+            other => Reply::err(format!("{other:?} is not served here")),
+        }
+    }
+}
+
+/// Serves one RESP connection until the peer closes it, `QUIT`, lost
+/// framing, a timeout, or shutdown.
+pub(crate) async fn connection<E: Env>(
+    shared: Arc<Shared<E>>,
+    stream: E::Stream,
+    peer: SocketAddr,
+) {
+    let (mut reader, writer) = stream.split();
+    let counters = Arc::clone(&shared.counters);
+    shared.resp.connections.fetch_add(1, Ordering::AcqRel);
+    let conn = Arc::new(ConnCounters::new(
+        shared.config.server.connection_queue_bytes_max,
+    ));
+    let (out, outgoing) = mpsc::unbounded::<Outgoing>();
+    let order = Arc::new(Mutex::new(InOrder {
+        next: 0,
+        waiting: BTreeMap::new(),
+        out,
+    }));
+    let writing = shared.env.spawn(
+        "resp-writer",
+        write_responses(Arc::clone(&shared), Arc::clone(&conn), writer, outgoing),
+    );
+    let default_durability = shared.config.storage.durability.into();
+    let mut session = Session::new(shared.resp.client_id());
+    let mut parser = RequestParser::new(u64::from(shared.config.limits.frame_bytes_max));
+    let frame_timeout = Duration::from_millis(shared.config.server.frame_read_timeout_ms);
+    let idle_timeout = (shared.config.server.idle_timeout_ms > 0)
+        .then(|| Duration::from_millis(shared.config.server.idle_timeout_ms));
+    let tick = [Some(frame_timeout), idle_timeout]
+        .into_iter()
+        .flatten()
+        .map(|timeout| timeout / 4)
+        .fold(TICK, Duration::min)
+        .max(Duration::from_micros(500));
+    let mut buffer = vec![0u8; READ_CHUNK_BYTES];
+    let mut request_began: Option<MonoTime> = None;
+    let mut last_request = shared.env.now_mono();
+    let mut seq = 0u64;
+    // The previous command's turn: the next may start once it resolves
+    // (lock point reached, or answered).
+    let mut turn: Option<oneshot::Receiver<()>> = None;
+    let send_now = |seq: u64, reply: &Reply, resp3: bool, in_flight: Option<InFlight>| {
+        let mut bytes = Vec::new();
+        reply.encode(resp3, &mut bytes);
+        InOrder::deliver(
+            &order,
+            seq,
+            Outgoing::new(bytes, &counters, &conn, in_flight),
+        );
+    };
+    'reading: loop {
+        while !shared.must_wait(&conn) {
+            if conn.peer_gone() {
+                break 'reading;
+            }
+            let request = match parser.next_request() {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(error) => {
+                    ServerCounters::count(&shared.resp.protocol_errors);
+                    tracing::info!(%peer, %error, "RESP framing lost; closing the connection");
+                    send_now(seq, &Reply::err(&error), session.resp3, None);
+                    break 'reading;
+                }
+            };
+            let now = shared.env.now_mono();
+            last_request = now;
+            request_began = parser.mid_request().then_some(now);
+            if let Some(previous) = turn.take() {
+                let _ = previous.await;
+            }
+            counters.requests.take(request.wire_bytes);
+            let mut in_flight = InFlight::begin(&counters, &conn, request.wire_bytes);
+            let this = seq;
+            seq += 1;
+            let action = session.handle(request.args, default_durability);
+            let action = match action {
+                Action::Watch(keys) => {
+                    // Runs here: what it read must be in the session before
+                    // the next command.
+                    let reply = watch(&shared, &conn, &session, &keys).await;
+                    let reply = match reply {
+                        Ok(revisions) => {
+                            session.watched(revisions);
+                            Reply::Ok
+                        }
+                        Err(reply) => reply,
+                    };
+                    Action::Reply(reply)
+                }
+                action => action,
+            };
+            match action {
+                Action::Reply(reply) => {
+                    in_flight.request_done();
+                    ServerCounters::count(&shared.resp.commands);
+                    send_now(this, &reply, session.resp3, Some(in_flight));
+                }
+                Action::Close(reply) => {
+                    in_flight.request_done();
+                    send_now(this, &reply, session.resp3, Some(in_flight));
+                    break 'reading;
+                }
+                action => {
+                    let (point, told) = LockPoint::new();
+                    turn = Some(told);
+                    let job = Job {
+                        shared: Arc::clone(&shared),
+                        conn: Arc::clone(&conn),
+                        order: Arc::clone(&order),
+                        seq: this,
+                        conn_id: session.id,
+                        resp3: session.resp3,
+                        durability: session.durability,
+                        in_flight,
+                    };
+                    drop(
+                        shared
+                            .env
+                            .spawn("resp-command", job.run(action, Arc::new(point))),
+                    );
+                }
+            }
+        }
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        if shared.must_wait(&conn) {
+            while shared.must_wait(&conn) {
+                if shared.stopping.load(Ordering::Acquire) || conn.peer_gone() {
+                    break 'reading;
+                }
+                shared.env.sleep(BACKPRESSURE_POLL).await;
+            }
+            last_request = shared.env.now_mono();
+            continue;
+        }
+        parser.shrink();
+        let read = {
+            let read = pin!(reader.read(&mut buffer));
+            let tick = pin!(shared.env.sleep(tick));
+            match select(read, tick).await {
+                Either::Left((read, _)) => read,
+                Either::Right(_) => {
+                    let now = shared.env.now_mono();
+                    if request_began
+                        .is_some_and(|began| now.saturating_since(began) >= frame_timeout)
+                    {
+                        ServerCounters::count(&counters.frame_timeouts);
+                        tracing::info!(%peer, "a RESP request did not arrive in time; closing the connection");
+                        let reply = Reply::err(format!(
+                            "Protocol error: a request must arrive whole within {} ms (server.frame_read_timeout_ms)",
+                            frame_timeout.as_millis()
+                        ));
+                        send_now(seq, &reply, session.resp3, None);
+                        break 'reading;
+                    }
+                    if let Some(idle) = idle_timeout
+                        && request_began.is_none()
+                        && ServerCounters::get(&conn.in_flight) == 0
+                        && now.saturating_since(last_request) >= idle
+                    {
+                        ServerCounters::count(&counters.idle_timeouts);
+                        break 'reading;
+                    }
+                    continue;
+                }
+            }
+        };
+        let n = match read {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "read failed; closing");
+                conn.peer_gone.store(true, Ordering::Release);
+                break;
+            }
+        };
+        parser.extend(&buffer[..n]);
+        if request_began.is_none() {
+            request_began = Some(shared.env.now_mono());
+        }
+    }
+    // The writer ends once every command has delivered its reply and all
+    // of it is written (or the peer is gone, or shutdown gave up).
+    drop(order);
+    writing.await;
+    shared.resp.connections.fetch_sub(1, Ordering::AcqRel);
+    counters.connections.fetch_sub(1, Ordering::AcqRel);
+    tracing::debug!(%peer, "RESP connection closed");
+}
+
+async fn watch<E: Env>(
+    shared: &Arc<Shared<E>>,
+    conn: &Arc<ConnCounters>,
+    session: &Session,
+    keys: &[Vec<u8>],
+) -> Result<Vec<(Vec<u8>, u64)>, Reply> {
+    let meter = {
+        let counters = Arc::clone(&shared.counters);
+        let conn = Arc::clone(conn);
+        move || Arc::new(conn.meter(&counters))
+    };
+    let ctx = Ctx {
+        env: &shared.env,
+        db: &shared.db,
+        jitter: session.id,
+        durability: session.durability,
+        response_bytes_max: shared.config.limits.response_bytes_max,
+        keys_max: shared.config.limits.keys_per_txn_max,
+        ops_max: shared.config.limits.ops_per_txn_max,
+        meter: &meter,
+    };
+    exec::watch(&ctx, keys).await
+}

@@ -1,0 +1,314 @@
+//! One RESP connection's state: its protocol version, name, durability
+//! class, a `MULTI` block being queued and the keys it `WATCH`es. Commands
+//! that only touch this state are answered here at once; the rest are
+//! handed back as work for the database.
+//!
+//! Invariants kept here, as Redis keeps them:
+//! - **A block is all or nothing.** A command refused while queueing (bad
+//!   arguments, unknown) makes `EXEC` answer `EXECABORT` and run nothing.
+//! - **`EXEC` and `DISCARD` end the block and forget every watch**, as do
+//!   `UNWATCH` and a connection's end.
+
+use jubilant_core::db::Durability;
+
+use super::command::{Command, DataCommand, DurabilityArg, parse};
+use super::reply::Reply;
+
+/// Keys one connection may watch at once.
+pub const WATCHED_MAX: usize = 1024;
+
+/// What the connection must do for a command.
+#[derive(Debug)]
+pub enum Action {
+    /// Answer this.
+    Reply(Reply),
+    /// Answer this, then close (`QUIT`, or lost framing).
+    Close(Reply),
+    /// Run one command on keys.
+    Data(DataCommand),
+    /// Run a `MULTI` block: its entries (a command on keys, or a reply
+    /// already known for `PING`/`ECHO`), checking `watched`.
+    Exec {
+        /// The queued entries, in order.
+        entries: Vec<Result<DataCommand, Reply>>,
+        /// Keys and the revisions `WATCH` saw.
+        watched: Vec<(Vec<u8>, u64)>,
+    },
+    /// Read these keys' revisions, then [`Session::watched`] them.
+    Watch(Vec<Vec<u8>>),
+    /// A command on the whole keyspace or the server.
+    Server(Command),
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub struct Session {
+    /// The connection's id (`CLIENT ID`).
+    pub id: u64,
+    /// Whether replies are RESP3 (after `HELLO 3`).
+    pub resp3: bool,
+    /// `CLIENT SETNAME`.
+    pub name: Option<Vec<u8>>,
+    /// `JUBILANT.DURABILITY` (`None`: the server's default).
+    pub durability: Option<Durability>,
+    /// The block being queued, and whether a command of it was refused.
+    multi: Option<(Vec<Result<DataCommand, Reply>>, bool)>,
+    watched: Vec<(Vec<u8>, u64)>,
+}
+
+impl Session {
+    /// A new connection's state.
+    pub fn new(id: u64) -> Self {
+        Session {
+            id,
+            resp3: false,
+            name: None,
+            durability: None,
+            multi: None,
+            watched: Vec::new(),
+        }
+    }
+
+    /// Whether a `MULTI` block is being queued.
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// Records what `WATCH` read.
+    pub fn watched(&mut self, revisions: Vec<(Vec<u8>, u64)>) {
+        for (key, revision) in revisions {
+            // The first revision seen stands: the key must not change
+            // from then on.
+            if !self.watched.iter().any(|(watched, _)| *watched == key) {
+                self.watched.push((key, revision));
+            }
+        }
+    }
+
+    /// What to do for a request's arguments.
+    pub fn handle(&mut self, args: Vec<Vec<u8>>, server_durability: Durability) -> Action {
+        let command = match parse(args) {
+            Ok(command) => command,
+            Err(reply) => {
+                if let Some((_, refused)) = &mut self.multi {
+                    *refused = true;
+                }
+                return Action::Reply(reply);
+            }
+        };
+        if let Some((queued, refused)) = &mut self.multi {
+            match command {
+                Command::Exec => {}
+                Command::Discard => {
+                    self.multi = None;
+                    self.watched.clear();
+                    return Action::Reply(Reply::Ok);
+                }
+                Command::Multi => {
+                    return Action::Reply(Reply::err("MULTI calls can not be nested"));
+                }
+                Command::Watch(_) => {
+                    return Action::Reply(Reply::err("WATCH inside MULTI is not allowed"));
+                }
+                Command::Quit => return Action::Close(Reply::Ok),
+                Command::Data(data) => {
+                    queued.push(Ok(data));
+                    return Action::Reply(Reply::Status("QUEUED".into()));
+                }
+                Command::Ping(message) => {
+                    queued.push(Err(pong(message)));
+                    return Action::Reply(Reply::Status("QUEUED".into()));
+                }
+                Command::Echo(message) => {
+                    queued.push(Err(Reply::Bulk(message)));
+                    return Action::Reply(Reply::Status("QUEUED".into()));
+                }
+                _ => {
+                    *refused = true;
+                    return Action::Reply(Reply::err(
+                        "this command cannot be queued in MULTI (only commands on keys, PING and ECHO)",
+                    ));
+                }
+            }
+        }
+        match command {
+            Command::Data(data) => Action::Data(data),
+            Command::Ping(message) => Action::Reply(pong(message)),
+            Command::Echo(message) => Action::Reply(Reply::Bulk(message)),
+            Command::Hello {
+                version,
+                auth,
+                name,
+            } => {
+                if auth {
+                    return Action::Reply(Reply::err(
+                        "AUTH <password> called without any password configured for the default user",
+                    ));
+                }
+                match version {
+                    None => {}
+                    Some(2) => self.resp3 = false,
+                    Some(3) => self.resp3 = true,
+                    Some(_) => {
+                        return Action::Reply(Reply::Error(
+                            "NOPROTO unsupported protocol version".into(),
+                        ));
+                    }
+                }
+                if name.is_some() {
+                    self.name = name;
+                }
+                Action::Reply(self.hello())
+            }
+            Command::Auth => Action::Reply(Reply::err(
+                "AUTH <password> called without any password configured for the default user",
+            )),
+            Command::ClientSetName(name) => {
+                if name.iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Action::Reply(Reply::err(
+                        "Client names cannot contain spaces, newlines or special characters.",
+                    ));
+                }
+                self.name = (!name.is_empty()).then_some(name);
+                Action::Reply(Reply::Ok)
+            }
+            Command::ClientGetName => Action::Reply(match &self.name {
+                Some(name) => Reply::Bulk(name.clone()),
+                None => Reply::Nil,
+            }),
+            Command::ClientId => Action::Reply(Reply::Int(self.id as i64)),
+            Command::ClientSetInfo => Action::Reply(Reply::Ok),
+            Command::Select(0) => Action::Reply(Reply::Ok),
+            Command::Select(_) => Action::Reply(Reply::err("DB index is out of range")),
+            Command::Quit => Action::Close(Reply::Ok),
+            Command::Multi => {
+                self.multi = Some((Vec::new(), false));
+                Action::Reply(Reply::Ok)
+            }
+            Command::Exec => match self.multi.take() {
+                None => Action::Reply(Reply::err("EXEC without MULTI")),
+                Some((entries, refused)) => {
+                    let watched = std::mem::take(&mut self.watched);
+                    if refused {
+                        Action::Reply(Reply::Error(
+                            "EXECABORT Transaction discarded because of previous errors.".into(),
+                        ))
+                    } else {
+                        Action::Exec { entries, watched }
+                    }
+                }
+            },
+            Command::Discard => Action::Reply(Reply::err("DISCARD without MULTI")),
+            Command::Watch(keys) => {
+                if self.watched.len() + keys.len() > WATCHED_MAX {
+                    return Action::Reply(Reply::err(format!(
+                        "a connection watches at most {WATCHED_MAX} keys"
+                    )));
+                }
+                Action::Watch(keys)
+            }
+            Command::Unwatch => {
+                self.watched.clear();
+                Action::Reply(Reply::Ok)
+            }
+            Command::Durability(arg) => {
+                match arg {
+                    DurabilityArg::Show => {}
+                    DurabilityArg::Sync => self.durability = Some(Durability::Sync),
+                    DurabilityArg::Async => self.durability = Some(Durability::Async),
+                    DurabilityArg::Default => self.durability = None,
+                }
+                Action::Reply(Reply::Status(
+                    durability_name(self.durability.unwrap_or(server_durability)).into(),
+                ))
+            }
+            other => Action::Server(other),
+        }
+    }
+
+    fn hello(&self) -> Reply {
+        Reply::Map(vec![
+            (Reply::text("server"), Reply::text("jubilant")),
+            (
+                Reply::text("version"),
+                Reply::text(env!("CARGO_PKG_VERSION")),
+            ),
+            (
+                Reply::text("proto"),
+                Reply::Int(if self.resp3 { 3 } else { 2 }),
+            ),
+            (Reply::text("id"), Reply::Int(self.id as i64)),
+            (Reply::text("mode"), Reply::text("standalone")),
+            (Reply::text("role"), Reply::text("master")),
+            (Reply::text("modules"), Reply::Array(Vec::new())),
+        ])
+    }
+}
+
+/// `sync` or `async`.
+pub fn durability_name(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Sync => "sync",
+        Durability::Async => "async",
+    }
+}
+
+fn pong(message: Option<Vec<u8>>) -> Reply {
+    match message {
+        Some(message) => Reply::Bulk(message),
+        None => Reply::Status("PONG".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(session: &mut Session, line: &str) -> Action {
+        let args = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+        session.handle(args, Durability::Sync)
+    }
+
+    #[test]
+    fn a_block_queues_runs_once_and_a_refused_command_aborts_it() {
+        let mut session = Session::new(7);
+        assert!(matches!(
+            handle(&mut session, "MULTI"),
+            Action::Reply(Reply::Ok)
+        ));
+        assert!(matches!(
+            handle(&mut session, "SET k v"),
+            Action::Reply(Reply::Status(_))
+        ));
+        assert!(matches!(
+            handle(&mut session, "PING"),
+            Action::Reply(Reply::Status(_))
+        ));
+        match handle(&mut session, "EXEC") {
+            Action::Exec { entries, watched } => {
+                assert_eq!(entries.len(), 2);
+                assert!(watched.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!session.in_multi());
+        handle(&mut session, "MULTI");
+        assert!(matches!(
+            handle(&mut session, "GET"),
+            Action::Reply(Reply::Error(_))
+        ));
+        assert!(matches!(
+            handle(&mut session, "EXEC"),
+            Action::Reply(Reply::Error(text)) if text.starts_with("EXECABORT")
+        ));
+        assert!(matches!(
+            handle(&mut session, "EXEC"),
+            Action::Reply(Reply::Error(_))
+        ));
+        assert!(matches!(
+            handle(&mut session, "JUBILANT.DURABILITY async"),
+            Action::Reply(Reply::Status(name)) if name == "async"
+        ));
+        assert_eq!(session.durability, Some(Durability::Async));
+    }
+}

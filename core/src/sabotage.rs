@@ -76,11 +76,18 @@ pub enum Sabotage {
     /// Shutdown waits for every answer to be written, however long a
     /// client that does not read takes: it never ends.
     NoShutdownDeadline,
+    /// The RESP listener's `EXEC` does not check the revisions `WATCH`
+    /// saw: a block runs though a watched key changed.
+    WatchIgnored,
+    /// The RESP listener's read-then-commit does not assert that the keys
+    /// it read are unchanged: a concurrent write between the read and the
+    /// commit is lost.
+    RespReadsUnchecked,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 22] = [
+    pub const ALL: [Sabotage; 24] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -103,6 +110,8 @@ impl Sabotage {
         Sabotage::UnboundedAnswerQueue,
         Sabotage::NoKeepalive,
         Sabotage::NoShutdownDeadline,
+        Sabotage::WatchIgnored,
+        Sabotage::RespReadsUnchecked,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -130,6 +139,8 @@ impl Sabotage {
             Sabotage::UnboundedAnswerQueue => "unbounded-answer-queue",
             Sabotage::NoKeepalive => "no-keepalive",
             Sabotage::NoShutdownDeadline => "no-shutdown-deadline",
+            Sabotage::WatchIgnored => "watch-ignored",
+            Sabotage::RespReadsUnchecked => "resp-reads-unchecked",
         }
     }
 }

@@ -62,7 +62,7 @@ const REJECTING_MAX: u64 = 64;
 /// Whether sabotage switch `switch` is on in `config` (never without the
 /// `sabotage` feature).
 #[cfg_attr(not(feature = "sabotage"), allow(unused_variables))]
-fn sabotaged(config: &Config, switch: jubilant_core::sabotage::Sabotage) -> bool {
+pub(crate) fn sabotaged(config: &Config, switch: jubilant_core::sabotage::Sabotage) -> bool {
     #[cfg(feature = "sabotage")]
     let on = config.sabotage == switch;
     #[cfg(not(feature = "sabotage"))]

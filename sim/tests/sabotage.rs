@@ -460,3 +460,25 @@ fn a_shutdown_without_a_deadline_is_caught_by_a_client_that_never_reads() {
         &["shutdown_deadline"],
     );
 }
+
+#[test]
+fn an_exec_that_ignores_watch_is_caught_by_the_resp_clients() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::WatchIgnored,
+        &format!("crash=0,kill=0,{NO_CORRUPTION}"),
+        40,
+        &["serializability"],
+    );
+}
+
+#[test]
+fn a_resp_commit_that_does_not_check_its_reads_is_caught_as_a_lost_update() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::RespReadsUnchecked,
+        &format!("crash=0,kill=0,{NO_CORRUPTION}"),
+        40,
+        &["serializability", "conservation"],
+    );
+}

@@ -23,7 +23,8 @@ use super::request::RequestParser;
 use super::session::{Action, Session, durability_name};
 use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
 use crate::info;
-use crate::runtime::{Shared, write_responses};
+use crate::runtime::{Shared, sabotaged, write_responses};
+use jubilant_core::sabotage::Sabotage;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
@@ -96,6 +97,8 @@ impl<E: Env> Job<E> {
             keys_max: config.limits.keys_per_txn_max,
             ops_max: config.limits.ops_per_txn_max,
             meter: &meter,
+            watch_ignored: sabotaged(config, Sabotage::WatchIgnored),
+            reads_unchecked: sabotaged(config, Sabotage::RespReadsUnchecked),
         };
         let reply = match action {
             Action::Data(command) => exec::run_one(&ctx, &command, &point).await.0,
@@ -390,6 +393,8 @@ async fn watch<E: Env>(
         keys_max: shared.config.limits.keys_per_txn_max,
         ops_max: shared.config.limits.ops_per_txn_max,
         meter: &meter,
+        watch_ignored: sabotaged(&shared.config, Sabotage::WatchIgnored),
+        reads_unchecked: sabotaged(&shared.config, Sabotage::RespReadsUnchecked),
     };
     exec::watch(&ctx, keys).await
 }

@@ -55,6 +55,12 @@ pub struct Ctx<'a, E: Env> {
     pub ops_max: usize,
     /// A fresh meter on the connection's and the server's answer budgets.
     pub meter: &'a (dyn Fn() -> Arc<ResultMeter> + Send + Sync),
+    /// Broken on purpose (sabotage `watch-ignored`): `EXEC` skips the
+    /// watched revisions.
+    pub watch_ignored: bool,
+    /// Broken on purpose (sabotage `resp-reads-unchecked`): the commit
+    /// skips the revisions read.
+    pub reads_unchecked: bool,
 }
 
 impl<E: Env> Ctx<'_, E> {
@@ -113,7 +119,11 @@ pub fn db_error(error: &DbError) -> Reply {
         DbError::StorageFailed(_) => Reply::Error(format!(
             "MISCONF storage failed; the outcome is unknown until the server restarts: {error}"
         )),
+        DbError::Unavailable(_) => Reply::Error(format!("TRYAGAIN {error}")),
         DbError::Closed => Reply::err("the server is shutting down"),
+        error if error.is_corruption() => Reply::err(format!(
+            "corrupt data: {error}; nothing was applied (`jubectl validate` says more)"
+        )),
         error => Reply::err(error),
     }
 }
@@ -400,11 +410,17 @@ pub async fn run_block<E: Env>(
             };
             ids.insert(*key, commit.key(key, mode));
         }
+        let watched = if ctx.watch_ignored { &[][..] } else { watched };
         for (key, revision) in watched {
             commit.assert_revision_eq(ids[key.as_slice()], *revision);
         }
-        for (key, revision) in view.revisions() {
-            commit.assert_revision_eq(ids[key], revision);
+        if !ctx.reads_unchecked {
+            for (key, revision) in view.revisions() {
+                commit.assert_revision_eq(ids[key], revision);
+            }
+        }
+        if commit.ops().is_empty() {
+            return Ok(Ran::Replies(replies));
         }
         for (key, change) in changes {
             let id = ids[key];

@@ -37,6 +37,7 @@ mod conn;
 mod hostile;
 mod model;
 mod process;
+mod resp_client;
 mod shape;
 
 use std::net::SocketAddr;
@@ -81,6 +82,13 @@ pub(super) enum Transport {
 
 pub(super) fn server_addr() -> SocketAddr {
     SocketAddr::new(node_ip(NODE), SERVER_PORT)
+}
+
+/// The port the server workload's RESP listener listens on.
+pub(super) const RESP_PORT: u16 = 6379;
+
+pub(super) fn resp_addr() -> SocketAddr {
+    SocketAddr::new(node_ip(NODE), RESP_PORT)
 }
 
 /// The node client `n` runs on in the server workload (the checkpointer
@@ -159,7 +167,13 @@ fn run_over(world: &World, options: &RunOptions, report: &mut Report, transport:
         report.stats.entry(name.to_owned()).or_insert(0);
     }
     if transport == Transport::Server {
-        for name in ["answers_lost", "stale_answers"] {
+        for name in [
+            "answers_lost",
+            "stale_answers",
+            "resp_transfers",
+            "resp_audits",
+            "watch_aborts",
+        ] {
             report.stats.entry(name.to_owned()).or_insert(0);
         }
         for oracle in [
@@ -237,8 +251,22 @@ impl BankLives<'_> {
             Clients::None => return,
         };
         let finished = Arc::new(AtomicU64::new(0));
+        // The first of the random clients speak RESP, as many as the
+        // world's share says.
+        let resp = match clients {
+            Clients::Random => count * self.shape.resp_pct / 100,
+            _ => 0,
+        };
         for n in 0..count {
             let node = client_node(n);
+            if n < resp {
+                let task = resp_client::resp_client_task(
+                    self.client(world.env(node), life),
+                    SimRng::new(rng.next_u64(), Stream::Workload),
+                );
+                world.spawn(node, "resp-client", task);
+                continue;
+            }
             let task = client_task(
                 self.client(world.env(node), life),
                 Arc::clone(&finished),

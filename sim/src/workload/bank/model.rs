@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use super::shape::ACCOUNT_PREFIX;
 use jubilant_core::db::{Durability, Value};
 use jubilant_core::record::{Escaped, Mutation, Record, StoredValue, ValueType};
-use jubilant_core::txn::{Op, OpResult, Ttl, Txn, TxnOutcome};
+use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 
 use super::super::verdict::Verdict;
 
@@ -178,6 +178,69 @@ impl BankModel {
         }
         self.answered.clear();
         self.applied.retain(|(lsn, ..)| *lsn <= lsn_end);
+    }
+
+    /// A RESP audit (`MGET` of every account) summed the balances to
+    /// `total`.
+    pub(crate) fn resp_audit(&mut self, total: i64) {
+        self.verdict.check("conservation", 1);
+        if total != self.balances_total {
+            self.verdict.fail(
+                "conservation",
+                format!(
+                    "a RESP audit (MGET) summed the balances to {total}, not {}",
+                    self.balances_total
+                ),
+            );
+        }
+    }
+
+    /// A RESP `EXEC` of `INCRBY from -amount; INCRBY to amount` answered
+    /// `new_from` and `new_to`: its commit must be in the history (the
+    /// newest one that wrote exactly those two balances and was not
+    /// answered to anyone else), and is then checked as any answered
+    /// transaction is (its replay, its revision, its durability).
+    pub(crate) fn resp_transfer_acked(
+        &mut self,
+        from: &[u8],
+        new_from: i64,
+        to: &[u8],
+        new_to: i64,
+        amount: i64,
+        durability: Durability,
+    ) {
+        let wrote = |written: &Written, key: &[u8], n: i64| matches!(written.get(key), Some(Some(entry)) if entry.value == Value::Int(n));
+        let found = self.applied.iter().rev().find(|(lsn, written, _)| {
+            written.len() == 2
+                && wrote(written, from, new_from)
+                && wrote(written, to, new_to)
+                && !self.revisions.contains_key(lsn)
+        });
+        let Some(&(lsn, _, now_ms)) = found else {
+            self.verdict.fail(
+                "serializability",
+                format!(
+                    "a RESP EXEC answered {} = {new_from} and {} = {new_to}, but no commit in \
+                     the engine's history wrote that",
+                    Escaped(from),
+                    Escaped(to)
+                ),
+            );
+            return;
+        };
+        let mut txn = Txn::new();
+        let (f, t) = (txn.key(from, Mode::RW), txn.key(to, Mode::RW));
+        txn.add(f, -amount).add(t, amount);
+        self.answered(Answered {
+            txn,
+            outcome: TxnOutcome {
+                lsn,
+                read_only: false,
+                now_ms,
+                results: vec![OpResult::Add(new_from), OpResult::Add(new_to)],
+            },
+            durability,
+        });
     }
 
     /// The commit observer: `mutations` were logged at `lsn`.

@@ -53,6 +53,9 @@ pub(super) struct Shape {
     pub(super) shutdown_pct: u64,
     /// Server workload: the hostile clients beside the honest ones.
     pub(super) hostility: Hostility,
+    /// Server workload: per cent of the honest clients that speak RESP
+    /// (to the RESP listener) rather than the native protocol.
+    pub(super) resp_pct: u64,
 }
 
 /// The server workload's bounds on what clients make the server hold: small,
@@ -101,6 +104,7 @@ impl Shape {
             checkpoint_interval_ms: [0, settings.between(10, 500)][settings.below(2) as usize],
             shutdown_pct: [0, settings.between(10, 60)][settings.below(2) as usize],
             hostility: Hostility::draw(settings),
+            resp_pct: [0, 34, 67, 100][settings.below(4) as usize],
             hot: rng.between(2, 8),
             cold: rng.between(0, 200),
             hot_pct: rng.between(20, 100),
@@ -158,6 +162,7 @@ impl Shape {
         };
         config.server.listen_address = server_addr().ip();
         config.server.port = SERVER_PORT;
+        config.resp.listen = super::resp_addr().to_string();
         config.server.max_in_flight_per_connection = self.in_flight_per_connection;
         config.server.max_in_flight_total = self.in_flight_per_connection * 4;
         config.server.connection_queue_bytes_max = CONNECTION_QUEUE_BYTES;
@@ -273,7 +278,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={} non_readers={} tricklers={} crowd={} vanishers={}",
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={} non_readers={} tricklers={} crowd={} vanishers={} resp_pct={}",
             self.hot,
             self.cold,
             self.hot_pct,
@@ -301,7 +306,8 @@ impl fmt::Display for Shape {
             self.hostility.non_readers,
             self.hostility.tricklers,
             self.hostility.crowd,
-            self.hostility.vanishers
+            self.hostility.vanishers,
+            self.resp_pct
         )
     }
 }

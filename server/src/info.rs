@@ -38,6 +38,14 @@ pub struct ServerFacts {
     pub shutdown_dropped: u64,
     /// The configured bounds.
     pub limits: ServerLimits,
+    /// The RESP listener's port (0: off).
+    pub resp_port: u16,
+    /// RESP connections open now.
+    pub resp_connections: u64,
+    /// RESP commands answered.
+    pub resp_commands: u64,
+    /// RESP connections closed for lost framing.
+    pub resp_protocol_errors: u64,
 }
 
 /// The bounds the server runs with (INFO `# Limits`).
@@ -113,7 +121,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
     let cache = &store.cache;
     let vlog = &stats.vlog;
     let limits = &server.limits;
-    let sections: [(&str, Vec<(&str, String)>); 9] = [
+    let sections: [(&str, Vec<(&str, String)>); 10] = [
         (
             "Server",
             vec![
@@ -139,6 +147,15 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     server.responses_too_large.to_string(),
                 ),
                 ("shutdown_dropped", server.shutdown_dropped.to_string()),
+            ],
+        ),
+        (
+            "Resp",
+            vec![
+                ("port", server.resp_port.to_string()),
+                ("connections", server.resp_connections.to_string()),
+                ("commands", server.resp_commands.to_string()),
+                ("protocol_errors", server.resp_protocol_errors.to_string()),
             ],
         ),
         (
@@ -355,6 +372,8 @@ mod tests {
                 connections: 2,
                 queued_bytes: 4096,
                 limits: ServerLimits::from(&crate::config::Config::default()),
+                resp_port: 6379,
+                resp_commands: 5,
                 ..ServerFacts::default()
             },
         );

@@ -109,6 +109,8 @@ pub(crate) struct Shared<E: Env> {
     pub(crate) counters: Arc<ServerCounters>,
     /// The RESP listener's shared state.
     pub(crate) resp: crate::resp::RespState,
+    /// The RESP listener's port (0: off).
+    resp_port: u16,
     /// Refused connections being told so now.
     rejecting: AtomicU64,
     pub(crate) stopping: AtomicBool,
@@ -138,6 +140,10 @@ impl<E: Env> Shared<E> {
             responses_too_large: ServerCounters::get(&counters.responses_too_large),
             shutdown_dropped: ServerCounters::get(&counters.shutdown_dropped),
             limits: info::ServerLimits::from(&self.config),
+            resp_port: self.resp_port,
+            resp_connections: ServerCounters::get(&self.resp.connections),
+            resp_commands: ServerCounters::get(&self.resp.commands),
+            resp_protocol_errors: ServerCounters::get(&self.resp.protocol_errors),
         }
     }
 
@@ -247,6 +253,7 @@ pub async fn serve_db<E: Env>(
         config,
         counters: Arc::new(ServerCounters::new(answer_bytes_max, request_bytes_max)),
         resp: crate::resp::RespState::default(),
+        resp_port: resp_addr.map_or(0, |addr| addr.port()),
         rejecting: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         abandoning: AtomicBool::new(false),

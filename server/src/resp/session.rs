@@ -14,6 +14,10 @@ use jubilant_core::db::Durability;
 use super::command::{Command, DataCommand, DurabilityArg, parse};
 use super::reply::Reply;
 
+/// Redis's answer to `AUTH` when no password is set, word for word:
+/// clients (redis-py) recognize it as an authentication error.
+const NO_PASSWORD: &str = "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+
 /// Keys one connection may watch at once.
 pub const WATCHED_MAX: usize = 1024;
 
@@ -142,7 +146,7 @@ impl Session {
             } => {
                 if auth {
                     return Action::Reply(Reply::err(
-                        "AUTH <password> called without any password configured for the default user",
+                        NO_PASSWORD,
                     ));
                 }
                 match version {
@@ -161,7 +165,7 @@ impl Session {
                 Action::Reply(self.hello())
             }
             Command::Auth => Action::Reply(Reply::err(
-                "AUTH <password> called without any password configured for the default user",
+                NO_PASSWORD,
             )),
             Command::ClientSetName(name) => {
                 if name.iter().any(|&b| b <= b' ' || b > b'~') {

@@ -219,6 +219,8 @@ pub(crate) async fn connection<E: Env>(
     let mut request_began: Option<MonoTime> = None;
     let mut last_request = shared.env.now_mono();
     let mut seq = 0u64;
+    // Request bytes reserved for what the parser holds or was announced.
+    let mut reserved = 0u64;
     // The previous command's turn: the next may start once it resolves
     // (lock point reached, or answered).
     let mut turn: Option<oneshot::Receiver<()>> = None;
@@ -319,6 +321,38 @@ pub(crate) async fn connection<E: Env>(
             continue;
         }
         parser.shrink();
+        // Reserve what the parser holds and was told is coming before
+        // reading on: the server reads no more request bytes than its
+        // budget (and one read per connection).
+        let claim = parser.claim();
+        if claim < reserved {
+            counters.requests.give_back(reserved - claim);
+            reserved = claim;
+        } else if claim > reserved {
+            let want = claim - reserved;
+            let waiting_since = shared.env.now_mono();
+            while !counters.requests.try_take(want) {
+                if shared.stopping.load(Ordering::Acquire) || conn.peer_gone() {
+                    break 'reading;
+                }
+                if shared.env.now_mono().saturating_since(waiting_since) >= frame_timeout {
+                    // Partly read requests hold the whole budget: this
+                    // one gives way rather than wait forever.
+                    ServerCounters::count(&counters.frame_timeouts);
+                    let reply = Reply::err(
+                        "the server's request budget stayed full (server.request_bytes_total_max); try again",
+                    );
+                    send_now(seq, &reply, session.resp3, None);
+                    break 'reading;
+                }
+                shared.env.sleep(BACKPRESSURE_POLL).await;
+            }
+            reserved = claim;
+            if request_began.is_some() {
+                // Its clock does not run while the server makes it wait.
+                request_began = Some(shared.env.now_mono());
+            }
+        }
         let read = {
             let read = pin!(reader.read(&mut buffer));
             let tick = pin!(shared.env.sleep(tick));
@@ -364,6 +398,7 @@ pub(crate) async fn connection<E: Env>(
             request_began = Some(shared.env.now_mono());
         }
     }
+    counters.requests.give_back(reserved);
     // The writer ends once every command has delivered its reply and all
     // of it is written (or the peer is gone, or shutdown gave up).
     drop(order);

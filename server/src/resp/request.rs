@@ -85,11 +85,13 @@ impl RequestParser {
         self.buffer.extend_from_slice(bytes);
     }
 
-    /// Bytes read but not yet part of a whole request.
-    pub fn pending(&self) -> usize {
-        self.buffer.len() - self.at
-            + self.args.iter().map(Vec::len).sum::<usize>()
-            + usize::from(self.args_announced.is_some())
+    /// The request bytes this parser holds or has been told are coming:
+    /// bytes read and not yet handed out in a request, or the bulk
+    /// lengths announced so far, whichever is more. A server reserves
+    /// them against its request budget before reading on.
+    pub fn claim(&self) -> u64 {
+        let held: usize = self.args.iter().map(Vec::len).sum();
+        held as u64 + ((self.buffer.len() - self.at) as u64).max(self.announced)
     }
 
     /// Whether a request is partly read (its clock is running).

@@ -145,9 +145,7 @@ impl Session {
                 name,
             } => {
                 if auth {
-                    return Action::Reply(Reply::err(
-                        NO_PASSWORD,
-                    ));
+                    return Action::Reply(Reply::err(NO_PASSWORD));
                 }
                 match version {
                     None => {}
@@ -164,9 +162,7 @@ impl Session {
                 }
                 Action::Reply(self.hello())
             }
-            Command::Auth => Action::Reply(Reply::err(
-                NO_PASSWORD,
-            )),
+            Command::Auth => Action::Reply(Reply::err(NO_PASSWORD)),
             Command::ClientSetName(name) => {
                 if name.iter().any(|&b| b <= b' ' || b > b'~') {
                     return Action::Reply(Reply::err(

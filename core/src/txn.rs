@@ -175,8 +175,10 @@ impl Txn {
         self.meter.as_deref()
     }
 
-    /// Tells `point` once the transaction holds its locks (its place in the
-    /// serial order is then fixed), or once it fails before that.
+    /// Tells `point` once the transaction holds its locks and every op
+    /// passed (its place in the serial order is then fixed, whatever its
+    /// commit still waits for); a transaction that fails never tells it
+    /// (the waiter sees it dropped).
     pub fn tell_lock_point(&mut self, point: std::sync::Arc<LockPoint>) -> &mut Self {
         self.lock_point = Some(point);
         self

@@ -82,6 +82,16 @@ async fn a_pipeline_takes_effect_in_order_and_is_answered_in_order() {
         expected.push(OwnedFrame::SimpleString(b"OK".to_vec()));
         commands.push(words(&format!("GET {key}")));
         expected.push(bulk(&format!("v{i}")));
+        if i % 40 == 0 {
+            // INCR on a decimal string falls back to read-then-commit: the
+            // GET after it must still see the increment.
+            commands.push(words(&format!("SET n{i} 10")));
+            commands.push(words(&format!("INCR n{i}")));
+            commands.push(words(&format!("GET n{i}")));
+            expected.push(OwnedFrame::SimpleString(b"OK".to_vec()));
+            expected.push(OwnedFrame::Integer(11));
+            expected.push(bulk("11"));
+        }
         if i % 50 == 0 {
             commands.push(words("MULTI"));
             commands.push(words("INCR counter"));

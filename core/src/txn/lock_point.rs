@@ -1,13 +1,16 @@
 //! A transaction's lock point, told to whoever waits for it: the moment
-//! it holds every lock it will hold. Under strict two-phase locking,
-//! transactions serialize in the order of their lock points, so a caller
-//! that starts its next transaction only after this one's lock point keeps
-//! its own order in the serial order, while this one still waits for its
-//! commit's fsync (a server pipelining one connection's commands).
+//! it holds every lock it will hold and every op has passed. Under strict
+//! two-phase locking, transactions serialize in the order of their lock
+//! points, so a caller that starts its next transaction only after this
+//! one's keeps its own order in the serial order, while this one still
+//! waits for its commit's fsync (a server pipelining one connection's
+//! commands). A transaction that fails (an op, an ASSERT, a lock wait)
+//! is never told reached: its waiter goes on once it is dropped, after it
+//! has let its locks go, so a caller may retry it another way first.
 //!
-//! Invariant kept here: **told at most once, and always**: when the locks
-//! are held, or, if the transaction never gets that far, when it is
-//! dropped (the waiter sees the channel close).
+//! Invariant kept here: **told at most once, and always**: when the ops
+//! passed, or, if the transaction never gets that far, when it is dropped
+//! (the waiter sees the channel close).
 
 use futures::channel::oneshot;
 
@@ -33,7 +36,7 @@ impl LockPoint {
         )
     }
 
-    /// The transaction holds its locks (or will take none).
+    /// The transaction holds its locks and its ops passed.
     pub(crate) fn reached(&self) {
         if let Some(tell) = lock(&self.tell).take() {
             let _ = tell.send(());

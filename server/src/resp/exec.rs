@@ -138,8 +138,8 @@ pub enum Ran {
 }
 
 /// Runs one command on its own: directly when it maps onto engine ops
-/// (then `point` is told at its lock point, except for `INCR`'s family),
-/// else by read-then-commit (and `point` is left for the caller to tell
+/// (then `point` is told once its transaction holds its locks and its ops
+/// passed), else by read-then-commit (and `point` is left for the caller to tell
 /// once it is answered). Returns the reply and whether it ran directly.
 pub async fn run_one<E: Env>(
     ctx: &Ctx<'_, E>,
@@ -316,10 +316,10 @@ async fn direct<E: Env>(
         DataCommand::IncrBy(key, by) => {
             let id = txn.key(key, Mode::RW);
             txn.op(Op::Add(id, *by));
-            // Not told at its lock point: on a decimal string the ADD fails
-            // after it, and the read-then-commit `run_one` falls back to
-            // must still come before the connection's next command (which
-            // would otherwise read the value from before the increment).
+            // Told only if the ADD passes: on a decimal string it fails,
+            // and the read-then-commit `run_one` falls back to must still
+            // come before the connection's next command.
+            txn.tell_lock_point(Arc::clone(point));
             return match ctx.db.transaction(&txn).await {
                 Ok(outcome) => match outcome.results.first() {
                     Some(OpResult::Add(n)) => Some(Reply::Int(*n)),

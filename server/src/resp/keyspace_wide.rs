@@ -592,19 +592,25 @@ fn command_info(entry: &CommandEntry) -> Reply {
     ])
 }
 
+/// The command's group, as Redis's `COMMAND DOCS` names it.
+fn group(name: &str) -> &'static str {
+    match name {
+        "get" | "set" | "setnx" | "getset" | "getdel" | "mget" | "mset" | "msetnx" | "incr"
+        | "decr" | "incrby" | "decrby" | "append" | "strlen" => "string",
+        "del" | "unlink" | "exists" | "expire" | "pexpire" | "expireat" | "pexpireat" | "ttl"
+        | "pttl" | "persist" | "type" | "scan" | "keys" => "generic",
+        "multi" | "exec" | "discard" | "watch" | "unwatch" => "transactions",
+        "ping" | "echo" | "hello" | "auth" | "client" | "select" | "quit" => "connection",
+        _ => "server",
+    }
+}
+
 fn command_docs(entry: &CommandEntry) -> Reply {
     let (name, _, _, _, _, _, summary) = *entry;
     Reply::Map(vec![
         (Reply::text("summary"), Reply::text(summary)),
         (Reply::text("since"), Reply::text("1.0.0")),
-        (
-            Reply::text("group"),
-            Reply::text(if name.starts_with("jubilant.") {
-                "server"
-            } else {
-                "generic"
-            }),
-        ),
+        (Reply::text("group"), Reply::text(group(name))),
     ])
 }
 

@@ -85,13 +85,7 @@ impl<E: Env> Db<E> {
     async fn run_transaction(&self, txn: &Txn) -> Result<TxnOutcome, TxnError> {
         let mut slots = validate(txn, self.store.key_bytes_max())?;
         let durability = txn.durability_class().unwrap_or(self.durability);
-        let locks = self.lock_slots(&slots).await;
-        // Held, or never to be: either way, a caller waiting to go on in
-        // order may now.
-        if let Some(point) = txn.lock_point() {
-            point.reached();
-        }
-        let locks = locks?;
+        let locks = self.lock_slots(&slots).await?;
         let read_lsn = self.store.applied_lsn();
         let now_ms = self.now_ms();
         let ran = match self.run_ops(txn, &mut slots, now_ms).await {
@@ -105,6 +99,13 @@ impl<E: Env> Db<E> {
                 return Err(error);
             }
         };
+        // Every lock is held and every op passed: the transaction's place
+        // in the serial order is fixed, whatever its commit still waits
+        // for. A caller waiting to go on in order may now (one whose
+        // transaction failed goes on when it is dropped).
+        if let Some(point) = txn.lock_point() {
+            point.reached();
+        }
         let Ran {
             mut results,
             expired_seen,

@@ -1,0 +1,814 @@
+//! Real Redis clients against the real server binary's RESP listener:
+//! `redis-cli` drives every command (its transcript is a snapshot, checked
+//! against what Redis 7 answers), redis-py 5.2.1 runs pipelines,
+//! `WATCH`/`MULTI`/`EXEC` under contention, `SCAN` under concurrent writes,
+//! binary keys and RESP3 (`tests/resp/redis_py_check.py`), and
+//! `redis-benchmark` runs its standard tests without an error.
+//!
+//! The tools come from the machine (`redis-tools`; a venv with
+//! `redis==5.2.1`, see `.ci/run`). A test whose tool is missing says so
+//! loudly on stderr and passes, unless `JUBILANT_REQUIRE_REDIS_TOOLS=1`
+//! (as in CI), which makes it fail naming what to install.
+
+// This test drives real processes, sockets, files and clocks.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::zombie_processes
+)]
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::start_resp_server;
+
+/// Set to `1` to turn a missing tool into a failure (CI sets it).
+const REQUIRE_TOOLS: &str = "JUBILANT_REQUIRE_REDIS_TOOLS";
+/// The Python interpreter with redis-py, if not the workspace's venv.
+const PYTHON: &str = "JUBILANT_PYTHON";
+/// What `ECHO` answers after each step of a redis-cli script, so the
+/// transcript can tell which lines answer which command.
+const END_OF_STEP: &str = "__end_of_step__";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A test's tool is missing: fails the test if tools are required, else
+/// says loudly that it is skipped.
+fn missing(tool: &str, install: &str) {
+    if std::env::var(REQUIRE_TOOLS).as_deref() == Ok("1") {
+        panic!(
+            "{tool} is not available, and {REQUIRE_TOOLS}=1 requires it: {install} \
+             (.ci/run does this)"
+        );
+    }
+    // Straight to the process's stderr: the test harness captures
+    // `eprintln!`, and this must show even when the test passes.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !!! SKIPPED: {tool} is not available, so this test checked NOTHING.\n\
+         !!! Install it: {install}\n\
+         !!! ({REQUIRE_TOOLS}=1 makes this a failure, as in CI.)\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+}
+
+/// Whether `program args` runs and exits 0.
+fn runs(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// Whether `tool` (from redis-tools) runs; if not, see [`missing`].
+fn have_redis_tool(tool: &str) -> bool {
+    if runs(tool, &["--version"]) {
+        return true;
+    }
+    missing(
+        tool,
+        "apt-get install redis-tools (Debian/Ubuntu; it brings redis-cli and redis-benchmark)",
+    );
+    false
+}
+
+/// The Python interpreter that can `import redis`, if there is one.
+fn python() -> Option<PathBuf> {
+    let python = std::env::var_os(PYTHON).map_or_else(
+        || workspace().join("target/redis-venv/bin/python"),
+        PathBuf::from,
+    );
+    if runs(&python, &["-c", "import redis"]) {
+        return Some(python);
+    }
+    missing(
+        &format!("a Python with redis-py ({})", python.display()),
+        "python3 -m venv target/redis-venv && target/redis-venv/bin/pip install redis==5.2.1 \
+         (or point JUBILANT_PYTHON at a python that has it)",
+    );
+    None
+}
+
+/// The server binary with its RESP listener on a free loopback port, killed
+/// when dropped (so also when a test fails).
+struct Server {
+    child: Child,
+    resp: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts it with `config` as its configuration file (TOML).
+    fn start(config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config_path = dir.path().join("jubilant.toml");
+        std::fs::write(&config_path, config).expect("write the config");
+        let config_arg = config_path.to_str().expect("UTF-8 path").to_owned();
+        match start_resp_server(&dir.path().join("data"), &["--config", &config_arg]) {
+            Ok((child, _native, resp)) => Server {
+                child,
+                resp,
+                _dir: dir,
+            },
+            Err((code, log)) => panic!("the server exited with {code}:\n{log}"),
+        }
+    }
+
+    fn port(&self) -> String {
+        self.resp.port().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` with `input` on its stdin and returns what it did; kills
+/// it and fails past `limit`.
+fn run(command: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {command:?}: {error}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // Dropping it closes the pipe: end of input.
+        let _ = stdin.write_all(&input);
+    });
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if began.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The steps of a redis-cli script: one command a line, except that a
+/// `MULTI` block up to its `EXEC` or `DISCARD` is one step; a line starting
+/// with `#` is a heading for the transcript, sent nowhere.
+fn steps(script: &str) -> Vec<Vec<&str>> {
+    let mut steps: Vec<Vec<&str>> = Vec::new();
+    let mut block: Option<Vec<&str>> = None;
+    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let word = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if let Some(commands) = &mut block {
+            commands.push(line);
+            if word == "EXEC" || word == "DISCARD" {
+                steps.extend(block.take());
+            }
+        } else if word == "MULTI" {
+            block = Some(vec![line]);
+        } else {
+            steps.push(vec![line]);
+        }
+    }
+    assert!(block.is_none(), "a MULTI block in the script has no end");
+    steps
+}
+
+/// Hides what differs from one run to the next in one command's answer:
+/// connection ids, the server's version, INFO's figures.
+fn redact(command: &str, answer: &str) -> String {
+    let upper = command.to_ascii_uppercase();
+    let version = format!("\"{}\"", env!("CARGO_PKG_VERSION"));
+    let id = |line: &str| match line.find("(integer) ") {
+        Some(at) => format!("{}(integer) <id>", &line[..at]),
+        None => line.to_owned(),
+    };
+    if upper.starts_with("INFO SERVER") {
+        let first = answer.lines().next().unwrap_or_default();
+        return format!("{first}\n[the figures that follow vary]\n");
+    }
+    if upper == "CLIENT ID" {
+        return answer.lines().map(|line| id(line) + "\n").collect();
+    }
+    if upper.starts_with("HELLO") {
+        let mut out = String::new();
+        let mut after_id = false;
+        for line in answer.lines() {
+            let line = line.replace(&version, "\"<version>\"");
+            // RESP2: `7) "id"` then `8) (integer) N`; RESP3: `4# "id" => (integer) N`.
+            let line = if after_id || line.contains("\"id\" =>") {
+                id(&line)
+            } else {
+                line
+            };
+            after_id = line.ends_with(") \"id\"");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        return out;
+    }
+    answer.to_owned()
+}
+
+/// Runs `script` through one `redis-cli --no-raw` session fed on stdin
+/// (types shown, bytes escaped) and returns the transcript: each command
+/// after `> `, then what redis-cli printed for it.
+fn transcript(port: &str, script: &str) -> String {
+    let steps = steps(script);
+    let mut input = String::new();
+    for step in &steps {
+        for command in step.iter().filter(|c| !c.starts_with('#')) {
+            input.push_str(command);
+            input.push('\n');
+        }
+        input.push_str(&format!("ECHO {END_OF_STEP}\n"));
+    }
+    let output = run(
+        Command::new("redis-cli").args(["--no-raw", "-h", "127.0.0.1", "-p", port]),
+        input.as_bytes(),
+        Duration::from_secs(120),
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "redis-cli failed ({}):\n{stdout}\n{}",
+        output.status,
+        text(&output.stderr)
+    );
+    let answers: Vec<&str> = stdout.split(&format!("\"{END_OF_STEP}\"\n")).collect();
+    assert_eq!(
+        answers.len(),
+        steps.len() + 1,
+        "one answer per step, then nothing:\n{stdout}"
+    );
+    assert_eq!(answers[steps.len()], "", "nothing after the last step");
+    let mut out = String::new();
+    for (step, answer) in steps.iter().zip(&answers) {
+        if let [heading] = step[..]
+            && heading.starts_with('#')
+        {
+            let _ = writeln!(out, "\n{heading}");
+            continue;
+        }
+        // In a block, every command but the last (EXEC, DISCARD) is
+        // answered on one line: OK, QUEUED or an error.
+        let lines: Vec<&str> = answer.split_inclusive('\n').collect();
+        assert!(lines.len() >= step.len(), "{step:?} answered {answer:?}");
+        let (each, last) = lines.split_at(step.len() - 1);
+        for (command, line) in step.iter().zip(each) {
+            let _ = write!(out, "> {command}\n{}", redact(command, line));
+        }
+        let command = step[step.len() - 1];
+        let _ = write!(out, "> {command}\n{}", redact(command, &last.concat()));
+    }
+    out
+}
+
+/// `redis-cli ARGS` (the command in its arguments, not on stdin).
+fn cli_args(port: &str, args: &[&str]) -> String {
+    let output = run(
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", port])
+            .args(args),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(
+        output.status.success(),
+        "redis-cli {args:?} failed: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Sends `requests` in one write and returns everything the server
+/// answered until it closed the connection.
+fn raw_exchange(addr: SocketAddr, requests: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream.write_all(requests).expect("write");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the server closes the connection after QUIT");
+    answer
+}
+
+/// `SET key value` for each pair, pipelined on one connection; every
+/// answer must be `+OK`.
+fn pipelined_sets(addr: SocketAddr, pairs: &[(String, String)]) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut requests = Vec::new();
+    for (key, value) in pairs {
+        requests.extend_from_slice(b"*3\r\n");
+        for part in [&b"SET"[..], key.as_bytes(), value.as_bytes()] {
+            requests.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+            requests.extend_from_slice(part);
+            requests.extend_from_slice(b"\r\n");
+        }
+    }
+    stream.write_all(&requests).expect("write");
+    let mut answers = vec![0u8; pairs.len() * b"+OK\r\n".len()];
+    stream.read_exact(&mut answers).expect("the answers");
+    assert!(
+        answers.chunks(5).all(|answer| answer == b"+OK\r\n"),
+        "{}",
+        text(&answers)
+    );
+}
+
+/// Every command of the RESP listener, through redis-cli, against a server
+/// with its defaults but `async` durability (answers do not wait for an
+/// fsync, so `TTL` right after `EXPIRE k 100` is 100 even on a slow disk).
+const EVERY_COMMAND: &str = r#"
+# connection
+PING
+PING "hello world"
+ECHO "echo me"
+ECHO ""
+HELLO
+HELLO 3
+HELLO 2
+HELLO 4
+HELLO 3 SETNAME via-hello
+CLIENT GETNAME
+HELLO 2
+CLIENT SETNAME tester
+CLIENT GETNAME
+CLIENT SETNAME "has space"
+CLIENT ID
+CLIENT SETINFO lib-name jubilant-test
+CLIENT KILL
+SELECT 0
+SELECT 1
+AUTH secret
+# introspection
+COMMAND COUNT
+COMMAND DOCS GET
+COMMAND INFO get mset
+COMMAND NOSUCH
+CONFIG GET appendonly
+CONFIG GET databases
+CONFIG SET save ""
+INFO server
+INFO connection
+# SET and its options
+GET missing
+SET k v
+GET k
+SET k v2 NX
+SET k v3 XX
+GET k
+SET nx:new v NX
+SET xx:new v XX
+GET xx:new
+SET k v4 GET
+SET nokey v GET
+SET nx:new other NX GET
+SET ex:k v EX 100
+TTL ex:k
+SET ex:k v5 KEEPTTL
+TTL ex:k
+GET ex:k
+SET ex:k v6
+TTL ex:k
+SET px:k v PX 100000
+TTL px:k
+SET exat:k v EXAT 4102444800
+PERSIST exat:k
+SET pxat:k v PXAT 4102444800000
+PERSIST pxat:k
+SET k v EX 0
+SET k v EX abc
+SET k v NX XX
+SET k v EX 10 PX 10
+SET k
+# the other string commands
+SETNX snx 1
+SETNX snx 2
+GET snx
+GETSET snx 3
+GETSET gs:missing x
+GETDEL snx
+GETDEL snx
+MSET a 1 b 2 c 3
+MGET a b missing c a
+MSET a 1 b
+MSETNX a 9 d 4
+MSETNX d 4 e 5
+MGET d e
+DEL a b nope a
+UNLINK c d
+UNLINK c d
+EXISTS e e nope
+APPEND ap Hello
+APPEND ap " World"
+GET ap
+STRLEN ap
+STRLEN missing
+TYPE ap
+TYPE missing
+# counters
+INCR counter
+DECR counter
+INCRBY counter 5
+DECRBY counter 2
+GET counter
+TYPE counter
+APPEND counter 0
+GET counter
+SET ten 10
+INCR ten
+GET ten
+INCRBY ten -20
+DECRBY ten 3
+DECR ten
+STRLEN ten
+SET abc abc
+INCR abc
+DECR abc
+INCRBY abc 1
+DECRBY abc 1
+INCRBY counter notanumber
+INCRBY counter 007
+SET big 9223372036854775807
+INCR big
+INCRBY big 1
+SET small -9223372036854775808
+DECR small
+DECRBY small 1
+DECRBY counter -9223372036854775808
+GET big
+# expiry
+SET e1 v
+TTL e1
+PTTL e1
+TTL missing
+PTTL missing
+EXPIRE e1 100
+TTL e1
+PEXPIRE e1 100000
+TTL e1
+EXPIREAT e1 4102444800
+PERSIST e1
+PEXPIREAT e1 4102444800000
+PERSIST e1
+PERSIST e1
+TTL e1
+EXPIRE missing 100
+EXPIRE e1 100 XX
+EXPIRE e1 100 NX
+EXPIRE e1 200 NX
+EXPIRE e1 50 GT
+EXPIRE e1 150 GT
+TTL e1
+EXPIRE e1 10 LT
+TTL e1
+EXPIRE e1 100 BOGUS
+EXPIRE e1 abc
+INCR e1
+TTL e1
+EXPIRE e1 -1
+EXISTS e1
+GET e1
+SET gone v
+PEXPIRE gone 0
+GET gone
+# binary keys and values
+SET "bin\x00\xff" "v\x00bin\r\n"
+GET "bin\x00\xff"
+STRLEN "bin\x00\xff"
+EXISTS "bin\x00\xff"
+KEYS "bin*"
+KEYS "bin\x00*"
+# the whole keyspace
+KEYS *
+KEYS "e*"
+KEYS "?x:k"
+KEYS "[ab]*"
+KEYS "[^a-m]*"
+KEYS "nomatch*"
+DBSIZE
+SCAN 0 MATCH "ex*" COUNT 1000
+SCAN 0 COUNT 3
+SCAN 1 COUNT 1000
+SCAN 0 MATCH "*:*" COUNT 1000 TYPE string
+SCAN 0 COUNT 1000 TYPE hash
+SCAN 424242
+SCAN abc
+FLUSHDB
+FLUSHALL
+DBSIZE
+# transactions
+MULTI
+SET m1 1
+INCR m1
+GET m1
+PING
+ECHO inside
+EXEC
+MULTI
+SET m2 x
+DISCARD
+GET m2
+EXEC
+DISCARD
+MULTI
+SET m3 x
+NOSUCHCOMMAND
+EXEC
+GET m3
+MULTI
+GET
+EXEC
+MULTI
+KEYS *
+EXEC
+MULTI
+MULTI
+INCR ap
+SET m4 ok
+EXEC
+GET m4
+# WATCH: a change to a watched key, even from this connection, fails EXEC
+WATCH w
+SET w changed
+MULTI
+SET w fromtxn
+EXEC
+GET w
+WATCH w
+MULTI
+SET w fromtxn
+EXEC
+GET w
+WATCH w
+UNWATCH
+SET w again
+MULTI
+GET w
+EXEC
+WATCH w other
+MULTI
+WATCH w
+SET w x
+DISCARD
+SET w y
+MULTI
+GET w
+EXEC
+WATCH never:written
+MULTI
+SET never:written now
+EXEC
+# durability classes (this server's default is async)
+JUBILANT.DURABILITY
+JUBILANT.DURABILITY sync
+SET dur:sync v
+JUBILANT.DURABILITY
+JUBILANT.DURABILITY async
+JUBILANT.DURABILITY default
+JUBILANT.DURABILITY never
+JUBILANT.DURABILITY sync async
+# errors
+NOSUCH a b
+GET
+GET a b
+# RESP3
+HELLO 3
+GET k
+GET missing
+MGET k missing
+SET k v GET
+EXPIRE k 100
+TTL k
+SCAN 0 MATCH "m*" COUNT 1000
+MULTI
+GET k
+EXEC
+WATCH k
+SET k changed
+MULTI
+GET k
+EXEC
+HELLO 2
+GET missing
+"#;
+
+#[test]
+fn redis_cli_runs_every_command() {
+    if !have_redis_tool("redis-cli") {
+        return;
+    }
+    let server = Server::start("[storage]\ndurability = \"async\"\n");
+    let port = server.port();
+    let mut out = transcript(&port, EVERY_COMMAND);
+
+    out.push_str("\n# arguments mode (redis-cli -h 127.0.0.1 -p PORT ARGS...)\n");
+    for args in [
+        &["SET", "args:k", "hello world"][..],
+        &["GET", "args:k"],
+        &["--no-raw", "GET", "args:k"],
+        &["--no-raw", "MGET", "args:k", "missing"],
+        &["INCRBY", "args:n", "5"],
+        &["--no-raw", "INCRBY", "args:n", "5"],
+        &["--no-raw", "GET", "missing"],
+        &["--no-raw", "NOSUCH"],
+        &["QUIT"],
+    ] {
+        let _ = write!(
+            out,
+            "$ redis-cli {}\n{}",
+            args.join(" "),
+            cli_args(&port, args)
+        );
+    }
+
+    // redis-cli fed on stdin ends its session at QUIT without sending it.
+    out.push_str("\n# QUIT over a raw connection: answered, then the server closes it\n");
+    let answer = raw_exchange(server.resp, b"PING\r\nQUIT\r\nPING\r\n");
+    let _ = writeln!(
+        out,
+        "PING, QUIT, PING in one write -> {} then closed",
+        answer.escape_ascii()
+    );
+
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn flushdb_when_enabled() {
+    if !have_redis_tool("redis-cli") {
+        return;
+    }
+    let server = Server::start("[resp]\nflush_enabled = true\n");
+    // More keys than one step of FLUSHDB (and DBSIZE) takes.
+    let pairs: Vec<(String, String)> = (0..1500)
+        .map(|i| (format!("key:{i:04}"), format!("value {i}")))
+        .collect();
+    pipelined_sets(server.resp, &pairs);
+    let out = transcript(
+        &server.port(),
+        r#"
+        SET "bin\x00\xff" x
+        SET ttl:k v EX 1000
+        DBSIZE
+        FLUSHDB
+        DBSIZE
+        KEYS *
+        SCAN 0
+        GET key:0001
+        GET "bin\x00\xff"
+        MSET a 1 b 2
+        DBSIZE
+        FLUSHALL
+        DBSIZE
+        SET c 3
+        FLUSHDB ASYNC
+        FLUSHALL SYNC
+        FLUSHDB NOW
+        FLUSHDB SYNC ASYNC
+        DBSIZE
+        MULTI
+        FLUSHDB
+        EXEC
+        "#,
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn redis_py_pipelines_transactions_and_scan() {
+    let Some(python) = python() else {
+        return;
+    };
+    let server = Server::start("");
+    let script = workspace().join("server/tests/resp/redis_py_check.py");
+    let began = Instant::now();
+    let output = run(
+        Command::new(&python)
+            .arg(&script)
+            .arg(server.port())
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        b"",
+        Duration::from_secs(600),
+    );
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{} {} failed ({}):\n{stdout}\n{stderr}",
+        python.display(),
+        script.display(),
+        output.status
+    );
+    eprintln!("{stdout}(redis-py checks took {:?})", began.elapsed());
+}
+
+#[test]
+fn redis_benchmark_runs_without_errors() {
+    if !have_redis_tool("redis-benchmark") || !have_redis_tool("redis-cli") {
+        return;
+    }
+    // Sync durability is checked elsewhere; here the point is the clients'
+    // traffic, and async keeps the run to seconds on a debug build.
+    let server = Server::start("[storage]\ndurability = \"async\"\n");
+    let port = server.port();
+    let requests = 20_000;
+    let began = Instant::now();
+    let output = run(
+        Command::new("redis-benchmark").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "set,get,incr,mset",
+            "-n",
+            &requests.to_string(),
+            "-q",
+        ]),
+        b"",
+        Duration::from_secs(600),
+    );
+    let took = began.elapsed();
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "redis-benchmark failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        !all.to_lowercase().contains("error"),
+        "redis-benchmark reported an error:\n{all}"
+    );
+    // -q still draws its progress with carriage returns; the results are
+    // the segments naming requests per second.
+    let results: Vec<&str> = all
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|line| line.contains("requests per second"))
+        .collect();
+    for test in ["SET", "GET", "INCR", "MSET (10 keys)"] {
+        let line = results
+            .iter()
+            .find(|line| line.starts_with(&format!("{test}: ")))
+            .unwrap_or_else(|| panic!("no result for {test}:\n{all}"));
+        let rps: f64 = line[test.len() + 2..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unreadable: {line}"));
+        assert!(rps > 0.0, "{line}");
+    }
+    // Its 20,000 INCRs hit one key from 50 connections: none may be lost.
+    assert_eq!(
+        cli_args(&port, &["GET", "counter:__rand_int__"]),
+        format!("{requests}\n")
+    );
+    assert_eq!(cli_args(&port, &["STRLEN", "key:__rand_int__"]), "3\n");
+    eprintln!("{}\n(redis-benchmark took {took:?})", results.join("\n"));
+}

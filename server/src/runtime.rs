@@ -96,6 +96,17 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The RESP listener's address could not be bound.
+    #[error(
+        "cannot listen for RESP (Redis's protocol) on {addr}: {source}; if Redis runs there, give \
+         `--resp-listen ADDR:PORT` (`[resp] listen`) another port, or `--resp-listen off`"
+    )]
+    ListenResp {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Closing the database at shutdown failed.
     #[error("closing the database failed: {0}")]
     Close(DbError),
@@ -226,10 +237,10 @@ pub async fn serve_db<E: Env>(
             let listener = env
                 .listen(addr)
                 .await
-                .map_err(|source| ServerError::Listen { addr, source })?;
+                .map_err(|source| ServerError::ListenResp { addr, source })?;
             let resp_addr = listener
                 .local_addr()
-                .map_err(|source| ServerError::Listen { addr, source })?;
+                .map_err(|source| ServerError::ListenResp { addr, source })?;
             tracing::info!(%resp_addr, "RESP listening on {resp_addr}");
             Some((listener, resp_addr))
         }

@@ -141,3 +141,34 @@ fn a_bad_configuration_exits_2_naming_the_key() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("prot"), "{message}");
 }
+
+#[test]
+fn a_taken_resp_port_exits_1_saying_how_to_move_it_and_a_bad_one_exits_2() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("UTF-8 path");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").to_string();
+    let output = server(&[
+        "--data-dir",
+        data,
+        "--listen",
+        "127.0.0.1:0",
+        "--resp-listen",
+        &port,
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("cannot listen for RESP") && message.contains("--resp-listen off"),
+        "{message}"
+    );
+    let output = server(&["--data-dir", data, "--resp-listen", "6379"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2), "not ADDR:PORT");
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("resp.listen"), "{message}");
+}

@@ -1,7 +1,8 @@
 //! The server workload's hostile clients, beside the honest ones: clients
 //! that pipeline audits and never read an answer, clients that send half
 //! a frame and then nothing, and crowds that take more connections than
-//! the server serves, each sending a few bytes.
+//! the server serves, each sending a few bytes. Each connection speaks the
+//! native protocol or, half the time, RESP to the RESP listener.
 //!
 //! Oracles (on top of the honest clients' own):
 //! - `hostile_closed`: every hostile connection is closed by the server
@@ -26,6 +27,7 @@ use jubilant_io_sim::{SimEnv, SimRng, SimStream, Stream};
 
 use super::Model;
 use super::client::Life;
+use super::resp_client::encode;
 use super::shape::{Shape, account_key};
 
 /// How many hostile clients of each kind a world has (server workload),
@@ -75,12 +77,18 @@ fn close_bound(shape: &Shape) -> Duration {
     Duration::from_millis(2 * shape.hostility.frame_timeout_ms + 15)
 }
 
-async fn connect(env: &SimEnv, life: &Life) -> Option<SimStream> {
+/// Connects to the native listener, or with `resp` to the RESP one.
+async fn connect(env: &SimEnv, life: &Life, resp: bool) -> Option<SimStream> {
+    let addr = if resp {
+        super::resp_addr()
+    } else {
+        super::server_addr()
+    };
     loop {
         if life.over() {
             return None;
         }
-        match env.connect(super::server_addr()).await {
+        match env.connect(addr).await {
             Ok(stream) => return Some(stream),
             Err(_) => env.sleep(Duration::from_millis(5)).await,
         }
@@ -102,13 +110,26 @@ pub(super) async fn non_reader(env: SimEnv, shape: Arc<Shape>, life: Life, mut r
     for _ in 0..GETS_PER_REQUEST {
         greedy.get(account);
     }
+    // The same greed in Redis's words: one MGET of the account, a
+    // thousand times over.
+    let mut mget = vec![b"MGET".to_vec()];
+    mget.extend(std::iter::repeat_n(greedy.keys()[0].2.clone(), GETS_PER_REQUEST as usize));
+    let mget = encode(&[mget]);
     let mut id = 1u64;
-    while let Some(mut stream) = connect(&env, &life).await {
+    loop {
+        let resp = rng.chance(0.5);
+        let Some(mut stream) = connect(&env, &life, resp).await else {
+            return;
+        };
         loop {
             if life.over() {
                 return;
             }
-            let frame = jubilant_client::txn_request_frame(id, &greedy);
+            let frame = if resp {
+                mget.clone()
+            } else {
+                jubilant_client::txn_request_frame(id, &greedy)
+            };
             id += 1;
             if stream.write_all(&frame).await.is_err() {
                 break;
@@ -161,9 +182,18 @@ pub(super) async fn trickler(
     mut rng: SimRng,
 ) {
     let bound = close_bound(&shape);
-    while let Some(mut stream) = connect(&env, &life).await {
+    loop {
+        let resp = rng.chance(0.5);
+        let Some(mut stream) = connect(&env, &life, resp).await else {
+            return;
+        };
         let len = rng.between(8, 200) as u32;
-        let mut partial = len.to_le_bytes().to_vec();
+        let mut partial = if resp {
+            // A RESP request announcing a value it never finishes.
+            format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n").into_bytes()
+        } else {
+            len.to_le_bytes().to_vec()
+        };
         partial.extend(std::iter::repeat_n(0u8, rng.below(u64::from(len)) as usize));
         if stream.write_all(&partial).await.is_err() {
             continue;
@@ -184,11 +214,14 @@ pub(super) async fn trickler(
 pub(super) async fn crowd(env: SimEnv, shape: Arc<Shape>, model: Model, life: Life, count: u64) {
     let bound = close_bound(&shape);
     let mut streams = Vec::new();
-    for _ in 0..count {
-        let Some(mut stream) = connect(&env, &life).await else {
+    for n in 0..count {
+        // Every other one to the RESP listener (3 bytes of a request too).
+        let resp = n % 2 == 1;
+        let Some(mut stream) = connect(&env, &life, resp).await else {
             return;
         };
-        if stream.write_all(&[7, 0, 0]).await.is_ok() {
+        let bytes: &[u8] = if resp { b"*1\r" } else { &[7, 0, 0] };
+        if stream.write_all(bytes).await.is_ok() {
             streams.push(stream);
         }
     }
@@ -211,17 +244,22 @@ pub(super) async fn vanisher(env: SimEnv, model: Model, life: Life, mut rng: Sim
     // writer then finishes (writes to a vanished peer are swallowed) and
     // drops the connection.
     let bound = Duration::from_millis(KEEPALIVE_MS + 60);
-    while let Some(mut stream) = connect(&env, &life).await {
+    loop {
+        let resp = rng.chance(0.5);
+        let Some(mut stream) = connect(&env, &life, resp).await else {
+            return;
+        };
         env.sleep(Duration::from_micros(rng.between(1, 2_000)))
             .await;
-        let mut ping = Txn::new();
-        let account = ping.key(account_key(0), Mode::R);
-        ping.get(account);
-        if stream
-            .write_all(&jubilant_client::txn_request_frame(1, &ping))
-            .await
-            .is_err()
-        {
+        let request = if resp {
+            encode(&[vec![b"GET".to_vec(), account_key(0)]])
+        } else {
+            let mut ping = Txn::new();
+            let account = ping.key(account_key(0), Mode::R);
+            ping.get(account);
+            jubilant_client::txn_request_frame(1, &ping)
+        };
+        if stream.write_all(&request).await.is_err() {
             continue;
         }
         stream.vanish();

@@ -46,7 +46,7 @@ struct RespConn {
 }
 
 /// Writes `commands` as RESP arrays of bulk strings.
-fn encode(commands: &[Vec<Vec<u8>>]) -> Vec<u8> {
+pub(super) fn encode(commands: &[Vec<Vec<u8>>]) -> Vec<u8> {
     let mut out = Vec::new();
     for args in commands {
         out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());

@@ -190,8 +190,13 @@ pub(crate) async fn connection<E: Env>(
     let (mut reader, writer) = stream.split();
     let counters = Arc::clone(&shared.counters);
     shared.resp.connections.fetch_add(1, Ordering::AcqRel);
+    // Broken on purpose: answers queue without bound.
     let conn = Arc::new(ConnCounters::new(
-        shared.config.server.connection_queue_bytes_max,
+        if sabotaged(&shared.config, Sabotage::UnboundedAnswerQueue) {
+            u64::MAX
+        } else {
+            shared.config.server.connection_queue_bytes_max
+        },
     ));
     let (out, outgoing) = mpsc::unbounded::<Outgoing>();
     let order = Arc::new(Mutex::new(InOrder {
@@ -362,6 +367,7 @@ pub(crate) async fn connection<E: Env>(
                     let now = shared.env.now_mono();
                     if request_began
                         .is_some_and(|began| now.saturating_since(began) >= frame_timeout)
+                        && !sabotaged(&shared.config, Sabotage::NoFrameTimeout)
                     {
                         ServerCounters::count(&counters.frame_timeouts);
                         tracing::info!(%peer, "a RESP request did not arrive in time; closing the connection");

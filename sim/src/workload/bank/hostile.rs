@@ -113,7 +113,10 @@ pub(super) async fn non_reader(env: SimEnv, shape: Arc<Shape>, life: Life, mut r
     // The same greed in Redis's words: one MGET of the account, a
     // thousand times over.
     let mut mget = vec![b"MGET".to_vec()];
-    mget.extend(std::iter::repeat_n(greedy.keys()[0].2.clone(), GETS_PER_REQUEST as usize));
+    mget.extend(std::iter::repeat_n(
+        greedy.keys()[0].2.clone(),
+        GETS_PER_REQUEST as usize,
+    ));
     let mget = encode(&[mget]);
     let mut id = 1u64;
     loop {

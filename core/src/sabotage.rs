@@ -76,6 +76,9 @@ pub enum Sabotage {
     /// Shutdown waits for every answer to be written, however long a
     /// client that does not read takes: it never ends.
     NoShutdownDeadline,
+    /// A checkpoint cuts the free tail of `data.pages` before its
+    /// superblock is durable, while the durable one still counts it.
+    TruncateBeforeSuperblock,
     /// The RESP listener's `EXEC` does not check the revisions `WATCH`
     /// saw: a block runs though a watched key changed.
     WatchIgnored,
@@ -87,7 +90,7 @@ pub enum Sabotage {
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 24] = [
+    pub const ALL: [Sabotage; 25] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -110,6 +113,7 @@ impl Sabotage {
         Sabotage::UnboundedAnswerQueue,
         Sabotage::NoKeepalive,
         Sabotage::NoShutdownDeadline,
+        Sabotage::TruncateBeforeSuperblock,
         Sabotage::WatchIgnored,
         Sabotage::RespReadsUnchecked,
     ];
@@ -139,6 +143,7 @@ impl Sabotage {
             Sabotage::UnboundedAnswerQueue => "unbounded-answer-queue",
             Sabotage::NoKeepalive => "no-keepalive",
             Sabotage::NoShutdownDeadline => "no-shutdown-deadline",
+            Sabotage::TruncateBeforeSuperblock => "truncate-before-superblock",
             Sabotage::WatchIgnored => "watch-ignored",
             Sabotage::RespReadsUnchecked => "resp-reads-unchecked",
         }

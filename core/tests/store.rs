@@ -234,6 +234,50 @@ fn a_checkpointed_store_reopens_with_the_same_contents() {
     assert_eq!(stats.keys, model.contents.len() as u64);
 }
 
+/// Space is given back (design.md 5.9): once most keys are deleted and the
+/// pages they used are free at the end of the file, a checkpoint after
+/// the one that freed them cuts `data.pages`, and the store reopens with
+/// the same contents and validates.
+#[test]
+fn a_free_tail_of_data_pages_is_cut_once_no_superblock_counts_it() {
+    let world = quiet_world(5);
+    let options = StoreOptions {
+        truncate_tail_bytes_min: 4 * PAGE_BYTES,
+        ..StoreOptions::default()
+    };
+    let (db, _) = open_with(&world, options.clone()).expect("open");
+    let mut model = Model::default();
+    model.apply(&world, &db, (0..2000).map(|i| put(i, 1)).collect());
+    checkpoint(&world, &db);
+    let full = read_file(&world, PAGES_FILE).len() as u64;
+    model.apply(&world, &db, (50..2000).map(delete).collect());
+    // The delete's copies of the surviving pages went to the end of the
+    // file (nothing was free then); each rewrite of the survivors moves
+    // them to the lowest free ids (copy-on-write, first fit), and once no
+    // superblock counts the tail any more a checkpoint cuts it.
+    let mut truncated = checkpoint(&world, &db).pages_truncated;
+    for version in 2..6 {
+        model.apply(&world, &db, (0..50).map(|i| put(i, version)).collect());
+        truncated += checkpoint(&world, &db).pages_truncated;
+    }
+    assert_eq!(truncated, db.stats().pages_truncated);
+    let now = read_file(&world, PAGES_FILE).len() as u64;
+    assert!(
+        now * 4 < full,
+        "data.pages went from {full} to only {now} bytes after 97% of its keys were deleted"
+    );
+    assert_eq!(now, db.stats().page_count * PAGE_BYTES);
+    assert!(validate(&world, &db).findings.is_empty());
+    drop(db);
+    let (db, _) = open_with(&world, options).expect("reopen");
+    assert_contents(&world, &db, &model.contents);
+    assert!(validate(&world, &db).findings.is_empty());
+    // The file grows again from the cut.
+    model.apply(&world, &db, (5000..5500).map(|i| put(i, 1)).collect());
+    checkpoint(&world, &db);
+    assert_contents(&world, &db, &model.contents);
+}
+
 #[test]
 fn changes_after_the_last_checkpoint_are_gone_after_a_power_loss() {
     let world = quiet_world(2);

@@ -208,6 +208,8 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     "checkpoints_out_of_space",
                     store.checkpoints_out_of_space.to_string(),
                 ),
+                ("truncations", store.truncations.to_string()),
+                ("pages_truncated", store.pages_truncated.to_string()),
                 ("pages_written", store.pages_written.to_string()),
                 ("pages_read", store.pages_read.to_string()),
             ],

@@ -482,3 +482,16 @@ fn a_resp_commit_that_does_not_check_its_reads_is_caught_as_a_lost_update() {
         &["serializability", "conservation"],
     );
 }
+
+#[test]
+fn cutting_data_pages_before_the_superblock_is_durable_is_caught_at_reopen() {
+    for workload in [WorkloadName::Tree, WorkloadName::Db] {
+        assert_caught_on(
+            workload,
+            Sabotage::TruncateBeforeSuperblock,
+            NO_CORRUPTION,
+            60,
+            &["recovery"],
+        );
+    }
+}

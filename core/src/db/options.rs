@@ -24,6 +24,9 @@ pub struct DbOptions {
     pub inline_value_bytes_max: u32,
     /// Memory budget for cached pages.
     pub cache_bytes: u64,
+    /// A checkpoint cuts `data.pages` when at least this many bytes of
+    /// free pages sit at its end.
+    pub truncate_tail_bytes_min: u64,
     /// Durability of calls that do not name one (SPEC 7.3).
     pub durability: Durability,
     /// Size of each WAL segment file (preallocated).
@@ -83,6 +86,7 @@ impl DbOptions {
             page_bytes: self.page_bytes,
             inline_value_bytes_max: self.inline_value_bytes_max,
             cache_bytes: self.cache_bytes,
+            truncate_tail_bytes_min: self.truncate_tail_bytes_min,
             #[cfg(feature = "sabotage")]
             sabotage: self.sabotage,
         }
@@ -117,6 +121,7 @@ impl Default for DbOptions {
             page_bytes: store.page_bytes,
             inline_value_bytes_max: store.inline_value_bytes_max,
             cache_bytes: store.cache_bytes,
+            truncate_tail_bytes_min: store.truncate_tail_bytes_min,
             durability: Durability::Sync,
             wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
             checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,

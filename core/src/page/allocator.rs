@@ -82,6 +82,27 @@ impl Allocator {
         ids
     }
 
+    /// Gives back the free pages at the end of the file when there are at
+    /// least `min_pages` of them: every id from the returned count up was
+    /// free now (reachable from no superblock, durable or being written),
+    /// and is forgotten; the file may be cut to the new count once a
+    /// superblock naming it is durable. Pages still pending stay: a
+    /// durable superblock may reach them.
+    pub(crate) fn truncate_free_tail(&mut self, min_pages: u64) -> Option<u64> {
+        let mut start = self.page_count;
+        while start > 2 && self.free.contains(&(start - 1)) {
+            start -= 1;
+        }
+        if self.page_count - start < min_pages.max(1) {
+            return None;
+        }
+        let _tail = self.free.split_off(&start);
+        self.page_count = start;
+        debug_assert!(self.free.iter().all(|id| *id < start));
+        debug_assert!(self.pending.values().flatten().all(|id| *id < start));
+        Some(start)
+    }
+
     /// Takes a specific free page (for the free list's own pages).
     pub(crate) fn take_free(&mut self) -> Option<PageId> {
         self.free.pop_first()
@@ -126,6 +147,21 @@ mod tests {
         assert_eq!(allocator.allocate(), 4);
         allocator.generation_durable(5);
         assert_eq!(allocator.allocate(), 1);
+    }
+
+    #[test]
+    fn only_a_free_tail_is_given_back_and_pending_pages_stay() {
+        let mut allocator = Allocator::new(10, (3..10).collect());
+        allocator.release_after(4, 2);
+        assert_eq!(allocator.truncate_free_tail(8), None, "7 free, 8 asked");
+        assert_eq!(allocator.truncate_free_tail(2), Some(3));
+        assert_eq!(allocator.page_count(), 3);
+        assert_eq!(allocator.free_count(), 0);
+        assert_eq!(allocator.allocate(), 3, "the file grows again from the cut");
+        allocator.generation_durable(4);
+        assert_eq!(allocator.allocate(), 2);
+        let mut full = Allocator::new(4, BTreeSet::new());
+        assert_eq!(full.truncate_free_tail(1), None, "nothing free");
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct CheckpointReport {
     pub tree_pages: u64,
     /// Free-list pages written.
     pub free_list_pages: u64,
+    /// Free pages cut off the end of `data.pages`.
+    pub pages_truncated: u64,
     /// False when nothing had changed and no superblock was written.
     pub wrote: bool,
 }
@@ -81,6 +83,9 @@ pub(crate) struct Plan {
     keys_count: u64,
     lsn: u64,
     page_count: u64,
+    /// Free pages this checkpoint cuts off the end of `data.pages` (0:
+    /// none), once its superblock is durable.
+    pages_truncated: u64,
     /// The TTL clock's reading the superblock records: never below the
     /// durable superblock's, so it only moves forward.
     ttl_now_ms: u64,
@@ -102,6 +107,14 @@ impl State {
         for id in std::mem::take(&mut self.free_list_pages) {
             tree.allocator.release_after(generation, id);
         }
+        // Free pages at the end of the file (reachable from no superblock)
+        // leave the free set and the page count; the file is cut once this
+        // generation's superblock, which no longer counts them, is durable.
+        let count_before = tree.allocator.page_count();
+        let pages_truncated = tree
+            .allocator
+            .truncate_free_tail(self.truncate_tail_pages_min)
+            .map_or(0, |count| count_before - count);
         let mut free_ids = tree.allocator.free_as_of(generation);
         let per_page = freelist::ids_per_page(page_bytes);
         let mut chain = Vec::new();
@@ -130,6 +143,7 @@ impl State {
             lsn: self.lsn_applied,
             ttl_now_ms: ttl_now_ms.max(self.durable.calibration_wall_unix_ms),
             page_count: tree.allocator.page_count(),
+            pages_truncated,
         })
     }
 
@@ -168,6 +182,10 @@ impl State {
         self.free_list_pages = plan.free_list_chain;
         self.durable = superblock;
         self.stats.checkpoints += 1;
+        if plan.pages_truncated > 0 {
+            self.stats.truncations += 1;
+            self.stats.pages_truncated += plan.pages_truncated;
+        }
     }
 }
 
@@ -261,6 +279,7 @@ impl<E: Env> Store<E> {
                         checkpoint_lsn: durable.checkpoint_lsn,
                         tree_pages: 0,
                         free_list_pages: 0,
+                        pages_truncated: 0,
                         wrote: false,
                     });
                 }
@@ -317,6 +336,7 @@ impl<E: Env> Store<E> {
                     checkpoint_lsn: plan.lsn,
                     tree_pages: plan.pages.len() as u64,
                     free_list_pages: plan.free_list_chain.len() as u64,
+                    pages_truncated: plan.pages_truncated,
                     wrote: true,
                 };
                 state.stats.pages_written += report.tree_pages + report.free_list_pages;
@@ -348,6 +368,17 @@ impl<E: Env> Store<E> {
     ) -> Result<(Superblock, BTreeMap<PageId, u32>), StoreError> {
         let page_bytes = self.manifest.page_bytes as usize;
         let pages_path = self.dir.join(PAGES_FILE);
+        let length_needed = plan.page_count * page_bytes as u64;
+        if plan.pages_truncated > 0
+            && crate::sabotage::sabotaged!(self.state().tree, TruncateBeforeSuperblock)
+        {
+            // Broken on purpose: cut the file while the durable superblock
+            // still counts the pages cut.
+            self.pages
+                .set_len(length_needed)
+                .await
+                .map_err(|e| StoreError::io("truncate", &pages_path, e))?;
+        }
         // Leaves first, so each parent can record its children's CRCs.
         let mut order: Vec<&(PageId, Arc<Node>)> = plan.pages.iter().collect();
         order.sort_by_key(|(id, node)| (node.level(), *id));
@@ -403,7 +434,6 @@ impl<E: Env> Store<E> {
         runs.flush(self).await?;
         // Pages allocated and freed again before ever being written leave
         // a hole at the end; the superblock's page count must be readable.
-        let length_needed = plan.page_count * page_bytes as u64;
         let length = self
             .pages
             .len()
@@ -444,6 +474,18 @@ impl<E: Env> Store<E> {
         file.sync_data()
             .await
             .map_err(|e| StoreError::io(SYNC_SUPERBLOCK, &path, e))?;
+        // No durable superblock counts the pages past `page_count` now
+        // (this one is durable; the one before it is the older slot, which
+        // an open never prefers while this one verifies): give them back.
+        // The cut need not be durable: a crash that undoes it leaves the
+        // file longer than counted, which is harmless, and the next
+        // checkpoint cuts again. Nor need it succeed: a failure leaves the
+        // same.
+        if length > length_needed
+            && let Err(error) = self.pages.set_len(length_needed).await
+        {
+            tracing::warn!(%error, "cutting the free tail of data.pages failed; the file stays longer");
+        }
         Ok((superblock, crcs))
     }
 

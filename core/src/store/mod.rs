@@ -82,6 +82,9 @@ pub struct StoreOptions {
     pub inline_value_bytes_max: u32,
     /// Memory budget for cached pages.
     pub cache_bytes: u64,
+    /// A checkpoint cuts `data.pages` when at least this many bytes of
+    /// free pages sit at its end (space given back; design.md 5.9).
+    pub truncate_tail_bytes_min: u64,
     /// Switches that break the store on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -90,6 +93,8 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// Default cache budget: 64 MiB.
     pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+    /// Default free tail worth cutting from `data.pages`: 1 MiB.
+    pub const TRUNCATE_TAIL_BYTES_DEFAULT: u64 = 1024 * 1024;
     /// Default inline value limit: 512 bytes.
     pub const INLINE_VALUE_BYTES_DEFAULT: u32 = 512;
     /// The cache must hold at least this many pages, so one operation's
@@ -104,6 +109,7 @@ impl Default for StoreOptions {
             page_bytes: crate::page::PAGE_BYTES_DEFAULT,
             inline_value_bytes_max: Self::INLINE_VALUE_BYTES_DEFAULT,
             cache_bytes: Self::CACHE_BYTES_DEFAULT,
+            truncate_tail_bytes_min: Self::TRUNCATE_TAIL_BYTES_DEFAULT,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
         }
@@ -120,6 +126,10 @@ pub struct StoreStats {
     /// Checkpoint attempts that found the disk out of space (ENOSPC,
     /// EDQUOT) for a write; each is tried again by the next checkpoint.
     pub checkpoints_out_of_space: u64,
+    /// Times a checkpoint cut free pages off the end of `data.pages`.
+    pub truncations: u64,
+    /// Pages those cuts gave back.
+    pub pages_truncated: u64,
     /// Tree and free-list pages written by checkpoints.
     pub pages_written: u64,
     /// Pages read from disk.
@@ -159,6 +169,9 @@ pub(crate) struct State {
     /// Pages of the durable superblock's free-list chain.
     pub(crate) free_list_pages: Vec<PageId>,
     pub(crate) stats: StoreStats,
+    /// The free pages at the end of `data.pages` a checkpoint cuts, at
+    /// least.
+    pub(crate) truncate_tail_pages_min: u64,
     /// Live bytes per value-log segment, changed with the tree; `None`
     /// until [`Store::count_vlog_usage`] built it (recovery's replay
     /// runs before).

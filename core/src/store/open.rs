@@ -530,6 +530,9 @@ impl<E: Env> Store<E> {
             durable: superblock,
             free_list_pages,
             stats: StoreStats::default(),
+            truncate_tail_pages_min: (options.truncate_tail_bytes_min
+                / u64::from(manifest.page_bytes))
+            .max(1),
             vlog_usage: None,
         };
         let store = Store {

@@ -239,7 +239,7 @@ pub(crate) async fn connection<E: Env>(
         );
     };
     'reading: loop {
-        while !shared.must_wait(&conn) {
+        loop {
             if conn.peer_gone() {
                 break 'reading;
             }
@@ -253,6 +253,16 @@ pub(crate) async fn connection<E: Env>(
                     break 'reading;
                 }
             };
+            // Backpressure: a whole request waits for room, and nothing
+            // more is read meanwhile, so the kernel pushes back on the
+            // client. A request still arriving is read on (its bytes are
+            // reserved below), so its clock never waits on the server.
+            while shared.must_wait(&conn) {
+                if shared.stopping.load(Ordering::Acquire) || conn.peer_gone() {
+                    break 'reading;
+                }
+                shared.env.sleep(BACKPRESSURE_POLL).await;
+            }
             let now = shared.env.now_mono();
             last_request = now;
             request_began = parser.mid_request().then_some(now);
@@ -314,16 +324,6 @@ pub(crate) async fn connection<E: Env>(
         }
         if shared.stopping.load(Ordering::Acquire) {
             break;
-        }
-        if shared.must_wait(&conn) {
-            while shared.must_wait(&conn) {
-                if shared.stopping.load(Ordering::Acquire) || conn.peer_gone() {
-                    break 'reading;
-                }
-                shared.env.sleep(BACKPRESSURE_POLL).await;
-            }
-            last_request = shared.env.now_mono();
-            continue;
         }
         parser.shrink();
         // Reserve what the parser holds and was told is coming before

@@ -113,6 +113,9 @@ impl Shape {
             page_bytes: self.page_bytes,
             inline_value_bytes_max: self.inline_value_bytes_max,
             cache_bytes: self.cache_pages * u64::from(self.page_bytes),
+            // A few pages, from what the seed drew already (no new draw:
+            // the corpus's worlds stay as they were), so cuts happen.
+            truncate_tail_bytes_min: (1 + self.cache_pages % 8) * u64::from(self.page_bytes),
             durability: Durability::Sync,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.checkpoint_wal_bytes,
@@ -689,7 +692,9 @@ async fn checkpoint(env: &SimEnv, db: &Db<SimEnv>, model: &Model) -> bool {
                 report.generation, report.checkpoint_lsn, report.tree_pages
             ));
             if report.wrote {
-                lock(model).verdict.stat("checkpoints", 1);
+                let mut m = lock(model);
+                m.verdict.stat("checkpoints", 1);
+                m.verdict.stat("pages_truncated", report.pages_truncated);
             }
             true
         }

@@ -98,6 +98,9 @@ impl Shape {
             page_bytes: self.page_bytes,
             inline_value_bytes_max: self.inline_value_bytes_max,
             cache_bytes: self.cache_pages * u64::from(self.page_bytes),
+            // A few pages, from what the seed drew already (no new draw:
+            // the corpus's worlds stay as they were), so cuts happen.
+            truncate_tail_bytes_min: (1 + self.cache_pages % 8) * u64::from(self.page_bytes),
             sabotage,
         }
     }
@@ -459,6 +462,11 @@ fn read_error(env: &SimEnv, model: &Model, error: &StoreError) {
 async fn checkpoint(env: &SimEnv, store: &Store<SimEnv>, model: &Model) -> bool {
     lock(model).checkpoint_running = true;
     let outcome = store.checkpoint().await;
+    if let Ok(report) = &outcome {
+        lock(model)
+            .verdict
+            .stat("pages_truncated", report.pages_truncated);
+    }
     lock(model).checkpoint_running = false;
     match outcome {
         Ok(report) => {

@@ -131,6 +131,8 @@ impl Shape {
         let observed = Arc::clone(model);
         DbOptions {
             cache_bytes: self.cache_pages * 4096,
+            // A few pages, from what the seed drew already, so cuts happen.
+            truncate_tail_bytes_min: (1 + self.cache_pages % 8) * 4096,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.segment_bytes,
             inline_value_bytes_max: INLINE_BYTES as u32,

@@ -44,13 +44,18 @@ pub enum DbError {
     /// reopened, and this write may or may not be durable (recovery decides).
     #[error("storage failed; reopen the database to recover: {0}")]
     StorageFailed(String),
-    /// The write's WAL records exceed what one commit may take.
-    #[error("write of {bytes} bytes of WAL records exceeds the limit {max}")]
+    /// The write's WAL records exceed what one commit may take; `limit`
+    /// names the bound it met.
+    #[error(
+        "too large for {limit}: the commit needs {bytes}, the limit is {max}; nothing was written"
+    )]
     TooLarge {
-        /// Bytes its records need.
+        /// What it needs (bytes, or records for the record count).
         bytes: u64,
-        /// The most one commit may take.
+        /// The bound.
         max: u64,
+        /// Which bound, in words a user can act on.
+        limit: &'static str,
     },
     /// The write waited longer than `lock_wait_ms_max` for its keys' locks
     /// (transactions held them): nothing was written; it may be retried.
@@ -106,7 +111,7 @@ impl From<CommitError> for DbError {
             CommitError::DiskFull(reason) => DbError::DiskFull(reason),
             CommitError::Unavailable(reason) => DbError::Unavailable(reason),
             CommitError::Failed(reason) => DbError::StorageFailed(reason),
-            CommitError::TooLarge { bytes, max } => DbError::TooLarge { bytes, max },
+            CommitError::TooLarge { bytes, max, limit } => DbError::TooLarge { bytes, max, limit },
             CommitError::Stopped => DbError::Closed,
         }
     }

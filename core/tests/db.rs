@@ -422,6 +422,34 @@ fn atomic_writes_and_typed_values_round_trip() {
     assert_eq!(get(&world, &db, "i"), Some(Value::Int(-7)));
 }
 
+/// A commit too large for one WAL segment is refused naming the segment
+/// (the bound a user can change), not the record limit, and writes
+/// nothing; smaller commits go on.
+#[test]
+fn a_commit_larger_than_a_segment_is_refused_naming_the_segment() {
+    let world = World::new(10, FaultConfig::none());
+    let db = open(&world);
+    let refused = on(&world, &db, |db| async move {
+        let writes = (0..200)
+            .map(|i| Write::Set {
+                key: format!("big-{i:03}").into_bytes(),
+                value: Value::Bytes(vec![7; 500]),
+            })
+            .collect();
+        db.write(writes, Durability::Sync).await
+    });
+    match refused {
+        Err(DbError::TooLarge { bytes, max, limit }) => {
+            assert!(bytes > max, "{bytes} <= {max}");
+            assert!(max < 64 * 1024, "the segment's room: {max}");
+            assert!(limit.contains("WAL segment"), "{limit}");
+        }
+        other => panic!("a 100 KB commit into 64 KiB segments: {other:?}"),
+    }
+    assert_eq!(get(&world, &db, "big-000"), None, "nothing was written");
+    set(&world, &db, "small", "fits").expect("a small commit goes on");
+}
+
 /// Keys are any bytes (SPEC 1): NUL, 0xff and invalid UTF-8 included,
 /// ordered bytewise, through the WAL, a checkpoint, a large value in the
 /// value log, and recovery.

@@ -47,13 +47,15 @@ pub enum CommitError {
     /// not be durable (recovery decides).
     #[error("storage failed; reopen the database to recover: {0}")]
     Failed(String),
-    /// The commit's records cannot fit in one WAL segment.
-    #[error("commit of {bytes} bytes of WAL records exceeds the limit {max}")]
+    /// The commit's records cannot be taken: `limit` names the bound.
+    #[error("too large for {limit}: the commit needs {bytes}, the limit is {max}")]
     TooLarge {
-        /// Bytes its frames need.
+        /// What it needs (bytes, or records for the record count).
         bytes: u64,
-        /// The most one commit may take.
+        /// The bound.
         max: u64,
+        /// Which bound, in words a user can act on.
+        limit: &'static str,
     },
     /// The writer task is gone (the database was closed).
     #[error("the WAL writer has stopped")]

@@ -180,19 +180,31 @@ impl<E: Env> Writer<E> {
             // so a crashed transaction's records never join a later one.
             let txn = self.log.next_lsn();
             let (payloads, size) = Self::encode(&request, txn);
-            let too_large = payloads
-                .iter()
-                .any(|p| p.len() > self.log.record_bytes_max() as usize)
-                || size > self.log.segment_room_bytes()
-                || payloads.len() as u64 > LSN_AHEAD_MAX;
-            if too_large {
-                let max = self
-                    .log
-                    .segment_room_bytes()
-                    .min(u64::from(self.log.record_bytes_max()));
-                let _ = request
-                    .reply
-                    .send(Err(CommitError::TooLarge { bytes: size, max }));
+            // The bound a commit meets, named as the user can change it.
+            let largest = payloads.iter().map(Vec::len).max().unwrap_or(0) as u64;
+            let too_large = if largest > u64::from(self.log.record_bytes_max()) {
+                Some(CommitError::TooLarge {
+                    bytes: largest,
+                    max: u64::from(self.log.record_bytes_max()),
+                    limit: "the largest WAL record (one key and its inline value)",
+                })
+            } else if size > self.log.segment_room_bytes() {
+                Some(CommitError::TooLarge {
+                    bytes: size,
+                    max: self.log.segment_room_bytes(),
+                    limit: "one WAL segment (a commit's records must fit one segment: raise wal_segment_bytes, or commit in parts)",
+                })
+            } else if payloads.len() as u64 > LSN_AHEAD_MAX {
+                Some(CommitError::TooLarge {
+                    bytes: payloads.len() as u64,
+                    max: LSN_AHEAD_MAX,
+                    limit: "the records one commit may hold (count, not bytes)",
+                })
+            } else {
+                None
+            };
+            if let Some(error) = too_large {
+                let _ = request.reply.send(Err(error));
                 continue;
             }
             if txn + payloads.len() as u64 - 1 > self.log.durable_lsn() + LSN_AHEAD_MAX {

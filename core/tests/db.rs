@@ -17,12 +17,8 @@ fn dir() -> PathBuf {
 }
 
 /// Small segments keep the simulated disk small and make rollovers happen.
-/// The geometry these tests were written for: 4 KiB pages, a 512-byte
-/// inline limit (not the defaults), small segments.
 fn options() -> DbOptions {
     DbOptions {
-        page_bytes: 4096,
-        inline_value_bytes_max: 512,
         wal_segment_bytes: 64 * 1024,
         cache_bytes: 256 * 4096,
         ..DbOptions::default()

@@ -29,16 +29,6 @@ const VALUE_BYTES: usize = 64;
 type Db = Arc<Store<SimEnv>>;
 type Contents = BTreeMap<Vec<u8>, Record>;
 
-/// The geometry these tests were written for: 4 KiB pages and a 512-byte
-/// inline limit (not the defaults).
-fn small_pages() -> StoreOptions {
-    StoreOptions {
-        page_bytes: PAGE_BYTES as u32,
-        inline_value_bytes_max: 512,
-        ..StoreOptions::default()
-    }
-}
-
 fn dir() -> PathBuf {
     PathBuf::from("/db")
 }
@@ -57,7 +47,7 @@ fn open_with(world: &World, options: StoreOptions) -> Result<(Db, OpenReport), S
 
 /// Opens (creating if needed) with default options.
 fn open(world: &World) -> (Db, OpenReport) {
-    open_with(world, small_pages()).expect("open")
+    open_with(world, StoreOptions::default()).expect("open")
 }
 
 /// Runs `f` on the store as a task of the world, to completion.
@@ -253,7 +243,7 @@ fn a_free_tail_of_data_pages_is_cut_once_no_superblock_counts_it() {
     let world = quiet_world(5);
     let options = StoreOptions {
         truncate_tail_bytes_min: 4 * PAGE_BYTES,
-        ..small_pages()
+        ..StoreOptions::default()
     };
     let (db, _) = open_with(&world, options.clone()).expect("open");
     let mut model = Model::default();
@@ -567,7 +557,7 @@ fn a_manifest_of_another_format_major_version_is_refused() {
     set_format_major(&mut manifest, FORMAT_MAJOR + 1);
     write_file(&world, MANIFEST_FILE, 0, manifest);
 
-    let err = open_with(&world, small_pages())
+    let err = open_with(&world, StoreOptions::default())
         .err()
         .expect("another major version must be refused");
     assert!(
@@ -691,7 +681,7 @@ fn a_directory_holding_other_files_is_not_taken_for_a_database() {
             .expect("create");
         file.write_at(0, b"not a database").await.expect("write");
     });
-    let err = open_with(&world, small_pages())
+    let err = open_with(&world, StoreOptions::default())
         .err()
         .expect("a foreign directory must be refused");
     assert!(
@@ -705,7 +695,7 @@ fn a_directory_holding_other_files_is_not_taken_for_a_database() {
 fn open_without_create(world: &World) -> StoreError {
     let options = StoreOptions {
         create_if_missing: false,
-        ..small_pages()
+        ..StoreOptions::default()
     };
     open_with(world, options)
         .err()
@@ -742,7 +732,7 @@ fn opening_a_missing_directory_without_create_is_not_found() {
 fn a_second_open_of_an_open_directory_is_refused() {
     let world = quiet_world(8);
     let (first, _) = open(&world);
-    let err = open_with(&world, small_pages())
+    let err = open_with(&world, StoreOptions::default())
         .err()
         .expect("the directory is locked");
     assert!(
@@ -761,7 +751,7 @@ fn oversized_keys_and_inline_values_are_refused_before_anything_changes() {
     let inline_max = 100;
     let options = StoreOptions {
         inline_value_bytes_max: inline_max,
-        ..small_pages()
+        ..StoreOptions::default()
     };
     let (db, _) = open_with(&world, options).expect("create");
     drop(db);
@@ -820,7 +810,7 @@ fn a_small_cache_stays_bounded_and_still_returns_everything() {
     let budget_pages = StoreOptions::CACHE_PAGES_MIN + 8;
     let options = StoreOptions {
         cache_bytes: budget_pages * PAGE_BYTES,
-        ..small_pages()
+        ..StoreOptions::default()
     };
     let (db, _) = open_with(&world, options).expect("open");
     let budget_bytes = budget_pages * PAGE_BYTES;

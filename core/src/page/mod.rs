@@ -29,7 +29,7 @@ pub const PAGE_BYTES_MIN: u32 = 4096;
 /// The largest page size a database may be created with.
 pub const PAGE_BYTES_MAX: u32 = 65536;
 /// The page size used when creation options do not say.
-pub const PAGE_BYTES_DEFAULT: u32 = 8192;
+pub const PAGE_BYTES_DEFAULT: u32 = 4096;
 
 /// Whether a page size is one a database may use: a power of two between
 /// [`PAGE_BYTES_MIN`] and [`PAGE_BYTES_MAX`].

@@ -95,10 +95,8 @@ impl StoreOptions {
     pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
     /// Default free tail worth cutting from `data.pages`: 1 MiB.
     pub const TRUNCATE_TAIL_BYTES_DEFAULT: u64 = 1024 * 1024;
-    /// Default inline value limit: 1536 bytes, chosen with the default
-    /// 8 KiB page (the most that page takes is 2031), so a typical 1 KiB
-    /// value lives in its leaf and never pays the value log's fsync.
-    pub const INLINE_VALUE_BYTES_DEFAULT: u32 = 1536;
+    /// Default inline value limit: 512 bytes.
+    pub const INLINE_VALUE_BYTES_DEFAULT: u32 = 512;
     /// The cache must hold at least this many pages, so one operation's
     /// root-to-leaf path and its siblings always fit.
     pub const CACHE_PAGES_MIN: u64 = 64;

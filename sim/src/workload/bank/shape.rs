@@ -135,9 +135,6 @@ impl Shape {
             truncate_tail_bytes_min: (1 + self.cache_pages % 8) * 4096,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.segment_bytes,
-            // The geometry the bank's worlds were drawn for (and the
-            // corpus's seeds replay): 4 KiB pages, whatever the default.
-            page_bytes: 4096,
             inline_value_bytes_max: INLINE_BYTES as u32,
             vlog_segment_bytes: self.vlog_segment_bytes,
             vlog_gc_live_pct: self.vlog_gc_live_pct,

@@ -159,7 +159,7 @@ impl<E: Env> Job<E> {
             Command::Keys(pattern) => {
                 keyspace_wide::keys(db, &pattern, shared.config.limits.response_bytes_max).await
             }
-            Command::DbSize => keyspace_wide::dbsize(db).await,
+            Command::DbSize => keyspace_wide::dbsize(db),
             Command::Flush if !shared.config.resp.flush_enabled => Reply::err(
                 "FLUSHDB and FLUSHALL are disabled on this server (resp.flush_enabled = false)",
             ),

@@ -79,7 +79,10 @@ fn wal_segments(world: &World) -> usize {
     world.block_on(N, async move {
         use jubilant_core::env::Fs;
         let names = env.list(&dir()).await.expect("list");
-        names.iter().filter(|name| name.starts_with("wal-")).count()
+        names
+            .iter()
+            .filter(|name| name.starts_with("wal-") && name.ends_with(".log"))
+            .count()
     })
 }
 
@@ -286,6 +289,11 @@ fn checkpoints_remove_the_wal_segments_they_cover_and_close_leaves_nothing_to_re
     assert!(
         before > 3,
         "1000 writes of 200 bytes fill several 64 KiB segments"
+    );
+    let log = db.stats().wal.log;
+    assert!(
+        log.rollovers_prepared_ahead > 0 && log.rollovers_prepared_ahead <= log.rollovers,
+        "the next segment is prepared in the background: {log:?}"
     );
     on(&world, &db, |db| async move {
         db.checkpoint().await.expect("checkpoint")

@@ -221,6 +221,10 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("durable_lsn", stats.lsn_durable.to_string()),
                 ("checkpoint_lsn", store.durable_checkpoint_lsn.to_string()),
                 ("segments_created", wal.log.rollovers.to_string()),
+                (
+                    "segments_prepared_ahead",
+                    wal.log.rollovers_prepared_ahead.to_string(),
+                ),
                 ("segments_removed", wal.segments_removed.to_string()),
                 ("commits", wal.commits.to_string()),
                 ("batches", wal.batches.to_string()),

@@ -251,6 +251,27 @@ pub(crate) async fn prepare<E: Env>(
     result
 }
 
+/// A segment prepared ahead with no header (all zeros, synced) gets
+/// `image` (its header) written and synced, still under its temporary
+/// name, ready for [`install`].
+pub(crate) async fn finish_prepared<F: File>(
+    dir: &Path,
+    id: u64,
+    file: F,
+    image: &[u8],
+) -> Result<F, NotCreated> {
+    let temp = temp_path(dir, id);
+    file.write_at(0, image).await.map_err(|source| NotCreated {
+        error: LogError::io("write segment header", &temp, source),
+        fatal: false,
+    })?;
+    file.sync_data().await.map_err(|source| NotCreated {
+        error: LogError::io("sync new segment", &temp, source),
+        fatal: true,
+    })?;
+    Ok(file)
+}
+
 /// The second half of [`create_with`]: the prepared segment renamed to its
 /// name, and the directory synced. A rename refused for want of space did
 /// nothing (the temporary file is removed); after any other failure the

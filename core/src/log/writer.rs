@@ -39,6 +39,10 @@ pub struct LogStats {
     pub syncs: u64,
     /// Segments created by rollover.
     pub rollovers: u64,
+    /// Rollovers that found the next segment already zero-filled and
+    /// synced by the background preparation (the rest prepared it on the
+    /// commit path).
+    pub rollovers_prepared_ahead: u64,
     /// Old segments removed.
     pub segments_removed: u64,
     /// Writes that failed with disk full and were kept for a retry.
@@ -108,8 +112,18 @@ pub struct Log<E: Env> {
     /// or a later sync could make discarded records durable. Holds where
     /// the zeros start, fixed when the discard happened.
     scrub_pending: Option<u64>,
+    /// The next segment, being zero-filled and synced under its temporary
+    /// name by a background task once the active one is half full, so a
+    /// rollover does not pay for it on the commit path.
+    spare: Option<Spare<E>>,
     failure: Option<String>,
     stats: LogStats,
+}
+
+/// A segment prepared ahead: its id, and the task preparing it.
+struct Spare<E: Env> {
+    id: u64,
+    task: E::JoinHandle<Result<E::File, segment::NotCreated>>,
 }
 
 impl LogMark {
@@ -161,8 +175,41 @@ impl<E: Env> Log<E> {
             durable_lsn: next_lsn - 1,
             batch_open: false,
             scrub_pending: None,
+            spare: None,
             failure: None,
             stats: LogStats::default(),
+        }
+    }
+
+    /// Starts preparing the next segment in the background once the active
+    /// one is half full (at most one at a time): a temporary file of the
+    /// full size, zero-filled and synced, which the rollover then gives its
+    /// header and its name. A crash leaves only a `.tmp` file, which
+    /// recovery removes.
+    fn prepare_ahead(&mut self) {
+        if self.spare.is_some()
+            || self.failure.is_some()
+            || self.active.write_offset * 2 < self.active.capacity
+        {
+            return;
+        }
+        let id = self.active.id + 1;
+        let (env, dir, bytes) = (
+            self.env.clone(),
+            self.config.dir.clone(),
+            self.config.segment_bytes,
+        );
+        let task = self.env.spawn("wal-prepare-segment", async move {
+            segment::prepare(&env, &dir, id, &[], bytes).await
+        });
+        self.spare = Some(Spare { id, task });
+    }
+
+    /// Waits for a background preparation still running (a close must not
+    /// leave it writing).
+    pub(crate) async fn settle(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.task.await;
         }
     }
 
@@ -479,6 +526,7 @@ impl<E: Env> Log<E> {
                 self.active.write_offset = end;
                 self.buffer.clear();
                 self.written_lsn = self.next_lsn - 1;
+                self.prepare_ahead();
                 Ok(())
             }
             Err(source) => {
@@ -560,15 +608,41 @@ impl<E: Env> Log<E> {
         // commit only, and the next one tries again. So does a rename
         // refused for want of space. A failed sync, or a rename that may
         // have happened, stops the log.
-        let created = match segment::prepare(
-            &self.env,
-            &self.config.dir,
-            header.id,
-            &header.encode(),
-            self.config.segment_bytes,
-        )
-        .await
-        {
+        // A spare prepared ahead gets its header (written and synced into
+        // the temporary file); without one, or if its preparation failed,
+        // the segment is prepared here, as before.
+        let prepared = match self.spare.take() {
+            Some(spare) if spare.id == header.id => match spare.task.await {
+                Ok(file) => Some(
+                    segment::finish_prepared(&self.config.dir, header.id, file, &header.encode())
+                        .await,
+                ),
+                Err(failed) if failed.fatal => Some(Err(failed)),
+                Err(_) => None,
+            },
+            Some(spare) => {
+                let _ = spare.task.await;
+                None
+            }
+            None => None,
+        };
+        if matches!(prepared, Some(Ok(_))) {
+            self.stats.rollovers_prepared_ahead += 1;
+        }
+        let prepared = match prepared {
+            Some(prepared) => prepared,
+            None => {
+                segment::prepare(
+                    &self.env,
+                    &self.config.dir,
+                    header.id,
+                    &header.encode(),
+                    self.config.segment_bytes,
+                )
+                .await
+            }
+        };
+        let created = match prepared {
             Ok(file) => segment::install(&self.env, &self.config.dir, header.id, sync_dir)
                 .await
                 .map(|()| file),

@@ -128,6 +128,10 @@ impl<E: Env> Writer<E> {
         if let Ok(lsn) = self.log.sync().await {
             self.watch.advance(lsn);
         }
+        // A segment being prepared in the background is let finish (its
+        // `.tmp` file stays for the next open to remove): no task of this
+        // database outlives its close.
+        self.log.settle().await;
         self.watch.stop(CommitError::Stopped);
         lock(&self.stats).log = self.log.stats();
         self.log

@@ -221,6 +221,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         "commits_disk_full",
         "wal_segments_removed",
         "wal_rollovers",
+        "wal_rollovers_prepared_ahead",
         "repair_actions",
         "vlog_gc_values_relocated",
         "vlog_gc_segments_removed",
@@ -519,6 +520,10 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
             );
             m.verdict
                 .stat("wal_rollovers", now.log.rollovers - seen.log.rollovers);
+            m.verdict.stat(
+                "wal_rollovers_prepared_ahead",
+                now.log.rollovers_prepared_ahead - seen.log.rollovers_prepared_ahead,
+            );
             m.verdict
                 .stat("vlog_appends", vlog.appends - seen_vlog.appends);
             m.verdict.stat(

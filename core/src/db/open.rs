@@ -286,11 +286,13 @@ async fn check_vlog_references<E: Env>(
     vlog_scan: &VlogScan<E>,
     replay: &Replay,
 ) -> Result<(), DbError> {
+    // Counted from the tree even when the value log holds no bytes: a
+    // damaged or lost value-log write can leave the tree pointing into an
+    // empty log, and the replay then releases those pointers.
+    store.count_vlog_usage().await?;
     if vlog_scan.bytes() == 0 {
-        store.start_empty_vlog_usage();
         return Ok(());
     }
-    store.count_vlog_usage().await?;
     let Some(newest) = vlog_scan.newest_segment() else {
         return Ok(());
     };

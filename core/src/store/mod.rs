@@ -466,13 +466,6 @@ impl<E: Env> Store<E> {
         Ok(())
     }
 
-    /// Starts value-log usage counts from nothing, for a tree that holds no
-    /// pointer (a value log without records).
-    pub(crate) fn start_empty_vlog_usage(&self) {
-        let mut state = self.state();
-        state.vlog_usage = Some(VlogUsage::new(state.lsn_applied));
-    }
-
     /// What the tree holds in value-log `segment` (`None` before the counts
     /// were built).
     pub(crate) fn vlog_segment_usage(&self, segment: u32) -> Option<SegmentUsage> {

@@ -79,6 +79,10 @@ pub enum Sabotage {
     /// A checkpoint cuts the free tail of `data.pages` before its
     /// superblock is durable, while the durable one still counts it.
     TruncateBeforeSuperblock,
+    /// The RESP listener starts a connection's next command without
+    /// waiting for the one before it to reach its lock point: pipelined
+    /// commands may take effect out of order.
+    RespUnordered,
     /// The RESP listener's `EXEC` does not check the revisions `WATCH`
     /// saw: a block runs though a watched key changed.
     WatchIgnored,
@@ -90,7 +94,7 @@ pub enum Sabotage {
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 25] = [
+    pub const ALL: [Sabotage; 26] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -114,6 +118,7 @@ impl Sabotage {
         Sabotage::NoKeepalive,
         Sabotage::NoShutdownDeadline,
         Sabotage::TruncateBeforeSuperblock,
+        Sabotage::RespUnordered,
         Sabotage::WatchIgnored,
         Sabotage::RespReadsUnchecked,
     ];
@@ -144,6 +149,7 @@ impl Sabotage {
             Sabotage::NoKeepalive => "no-keepalive",
             Sabotage::NoShutdownDeadline => "no-shutdown-deadline",
             Sabotage::TruncateBeforeSuperblock => "truncate-before-superblock",
+            Sabotage::RespUnordered => "resp-unordered",
             Sabotage::WatchIgnored => "watch-ignored",
             Sabotage::RespReadsUnchecked => "resp-reads-unchecked",
         }

@@ -47,9 +47,9 @@ use crate::info::{self, ServerFacts};
 use crate::wire::{self, ErrorCode, ErrorReply, Request, RequestLimits, Response};
 
 /// Bytes read from a socket at a time.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How long a reader waits before looking again at a full server.
-const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
+pub(crate) const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
 /// How often an idle reader or a blocked writer looks at the clock, the
 /// timeouts and shutdown.
 const TICK: Duration = Duration::from_millis(50);
@@ -58,6 +58,37 @@ const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Refused connections being told so at once; past it, they are closed
 /// without a word (a flood must not cost a task each).
 const REJECTING_MAX: u64 = 64;
+
+/// A connection reader's timeouts, and how often it looks at the clock:
+/// often enough for either timeout to end within a quarter more than
+/// itself. Both listeners' readers use it.
+pub(crate) struct ReaderClock {
+    /// A request must arrive whole within this.
+    pub(crate) frame_timeout: Duration,
+    /// A connection with nothing in flight is closed after this, if set.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// How long a reader waits on the socket before it looks again.
+    pub(crate) tick: Duration,
+}
+
+impl ReaderClock {
+    pub(crate) fn new(config: &Config) -> Self {
+        let frame_timeout = Duration::from_millis(config.server.frame_read_timeout_ms);
+        let idle_timeout = (config.server.idle_timeout_ms > 0)
+            .then(|| Duration::from_millis(config.server.idle_timeout_ms));
+        let tick = [Some(frame_timeout), idle_timeout]
+            .into_iter()
+            .flatten()
+            .map(|timeout| timeout / 4)
+            .fold(TICK, Duration::min)
+            .max(Duration::from_micros(500));
+        ReaderClock {
+            frame_timeout,
+            idle_timeout,
+            tick,
+        }
+    }
+}
 
 /// Whether sabotage switch `switch` is on in `config` (never without the
 /// `sabotage` feature).
@@ -481,17 +512,11 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
         keys_per_txn_max: shared.config.limits.keys_per_txn_max,
         ops_per_txn_max: shared.config.limits.ops_per_txn_max,
     };
-    let frame_timeout = Duration::from_millis(shared.config.server.frame_read_timeout_ms);
-    let idle_timeout = (shared.config.server.idle_timeout_ms > 0)
-        .then(|| Duration::from_millis(shared.config.server.idle_timeout_ms));
-    // The clock is looked at often enough for either timeout to end
-    // within a quarter more than itself.
-    let tick = [Some(frame_timeout), idle_timeout]
-        .into_iter()
-        .flatten()
-        .map(|timeout| timeout / 4)
-        .fold(TICK, Duration::min)
-        .max(Duration::from_micros(500));
+    let ReaderClock {
+        frame_timeout,
+        idle_timeout,
+        tick,
+    } = ReaderClock::new(&shared.config);
     let mut frames = FrameReader::new(shared.config.limits.frame_bytes_max);
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
     // When the frame now arriving began to (it must end in time), and when

@@ -495,3 +495,14 @@ fn cutting_data_pages_before_the_superblock_is_durable_is_caught_at_reopen() {
         );
     }
 }
+
+#[test]
+fn pipelined_resp_commands_out_of_order_are_caught() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::RespUnordered,
+        &format!("crash=0,kill=0,{NO_CORRUPTION}"),
+        40,
+        &["serializability"],
+    );
+}

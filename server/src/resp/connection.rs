@@ -6,14 +6,13 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, select};
 use futures::io::AsyncReadExt;
 use jubilant_core::env::{Env, MonoTime};
 use jubilant_core::mutex::lock;
-use jubilant_core::txn::LockPoint;
+use jubilant_core::txn::{LockPoint, ResultMeter};
 
 use super::command::Command;
 use super::exec::{self, Ctx, Ran};
@@ -23,12 +22,10 @@ use super::request::RequestParser;
 use super::session::{Action, Session, durability_name};
 use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
 use crate::info;
-use crate::runtime::{Shared, sabotaged, write_responses};
+use crate::runtime::{
+    BACKPRESSURE_POLL, READ_CHUNK_BYTES, ReaderClock, Shared, sabotaged, write_responses,
+};
 use jubilant_core::sabotage::Sabotage;
-
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
-const TICK: Duration = Duration::from_millis(50);
 
 /// Replies finished out of order, written in order.
 struct InOrder {
@@ -82,26 +79,10 @@ impl<E: Env> Job<E> {
 
     async fn run(self, action: Action, point: Arc<LockPoint>) {
         let shared = Arc::clone(&self.shared);
-        let config = &shared.config;
-        let meter = {
-            let counters = Arc::clone(&shared.counters);
-            let conn = Arc::clone(&self.conn);
-            move || Arc::new(conn.meter(&counters))
-        };
-        let ctx = Ctx {
-            env: &shared.env,
-            db: &shared.db,
-            jitter: self.conn_id,
-            durability: self.durability,
-            response_bytes_max: config.limits.response_bytes_max,
-            keys_max: config.limits.keys_per_txn_max,
-            ops_max: config.limits.ops_per_txn_max,
-            meter: &meter,
-            watch_ignored: sabotaged(config, Sabotage::WatchIgnored),
-            reads_unchecked: sabotaged(config, Sabotage::RespReadsUnchecked),
-        };
+        let meter = meter_for(&shared, &self.conn);
+        let ctx = ctx(&shared, &meter, self.conn_id, self.durability);
         let reply = match action {
-            Action::Data(command) => exec::run_one(&ctx, &command, &point).await.0,
+            Action::Data(command) => exec::run_one(&ctx, &command, &point).await,
             Action::Exec { entries, watched } => {
                 let commands: Vec<_> = entries
                     .iter()
@@ -211,15 +192,11 @@ pub(crate) async fn connection<E: Env>(
     let default_durability = shared.config.storage.durability.into();
     let mut session = Session::new(shared.resp.client_id());
     let mut parser = RequestParser::new(u64::from(shared.config.limits.frame_bytes_max));
-    let frame_timeout = Duration::from_millis(shared.config.server.frame_read_timeout_ms);
-    let idle_timeout = (shared.config.server.idle_timeout_ms > 0)
-        .then(|| Duration::from_millis(shared.config.server.idle_timeout_ms));
-    let tick = [Some(frame_timeout), idle_timeout]
-        .into_iter()
-        .flatten()
-        .map(|timeout| timeout / 4)
-        .fold(TICK, Duration::min)
-        .max(Duration::from_micros(500));
+    let ReaderClock {
+        frame_timeout,
+        idle_timeout,
+        tick,
+    } = ReaderClock::new(&shared.config);
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
     let mut request_began: Option<MonoTime> = None;
     let mut last_request = shared.env.now_mono();
@@ -266,7 +243,9 @@ pub(crate) async fn connection<E: Env>(
             let now = shared.env.now_mono();
             last_request = now;
             request_began = parser.mid_request().then_some(now);
-            if let Some(previous) = turn.take() {
+            if let Some(previous) = turn.take()
+                && !sabotaged(&shared.config, Sabotage::RespUnordered)
+            {
                 let _ = previous.await;
             }
             counters.requests.take(request.wire_bytes);
@@ -420,22 +399,40 @@ async fn watch<E: Env>(
     session: &Session,
     keys: &[Vec<u8>],
 ) -> Result<Vec<(Vec<u8>, u64)>, Reply> {
-    let meter = {
-        let counters = Arc::clone(&shared.counters);
-        let conn = Arc::clone(conn);
-        move || Arc::new(conn.meter(&counters))
-    };
-    let ctx = Ctx {
+    let meter = meter_for(shared, conn);
+    let ctx = ctx(shared, &meter, session.id, session.durability);
+    exec::watch(&ctx, keys).await
+}
+
+/// A fresh meter on `conn`'s and the server's answer budgets, per
+/// transaction.
+fn meter_for<E: Env>(
+    shared: &Shared<E>,
+    conn: &Arc<ConnCounters>,
+) -> impl Fn() -> Arc<ResultMeter> + Send + Sync + use<E> {
+    let counters = Arc::clone(&shared.counters);
+    let conn = Arc::clone(conn);
+    move || Arc::new(conn.meter(&counters))
+}
+
+/// What a command of connection `id` runs with.
+fn ctx<'a, E: Env>(
+    shared: &'a Shared<E>,
+    meter: &'a (dyn Fn() -> Arc<ResultMeter> + Send + Sync),
+    id: u64,
+    durability: Option<jubilant_core::db::Durability>,
+) -> Ctx<'a, E> {
+    let config = &shared.config;
+    Ctx {
         env: &shared.env,
         db: &shared.db,
-        jitter: session.id,
-        durability: session.durability,
-        response_bytes_max: shared.config.limits.response_bytes_max,
-        keys_max: shared.config.limits.keys_per_txn_max,
-        ops_max: shared.config.limits.ops_per_txn_max,
-        meter: &meter,
-        watch_ignored: sabotaged(&shared.config, Sabotage::WatchIgnored),
-        reads_unchecked: sabotaged(&shared.config, Sabotage::RespReadsUnchecked),
-    };
-    exec::watch(&ctx, keys).await
+        jitter: id,
+        durability,
+        response_bytes_max: config.limits.response_bytes_max,
+        keys_max: config.limits.keys_per_txn_max,
+        ops_max: config.limits.ops_per_txn_max,
+        meter,
+        watch_ignored: sabotaged(config, Sabotage::WatchIgnored),
+        reads_unchecked: sabotaged(config, Sabotage::RespReadsUnchecked),
+    }
 }

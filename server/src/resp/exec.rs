@@ -140,21 +140,38 @@ pub enum Ran {
 /// Runs one command on its own: directly when it maps onto engine ops
 /// (then `point` is told once its transaction holds its locks and its ops
 /// passed), else by read-then-commit (and `point` is left for the caller to tell
-/// once it is answered). Returns the reply and whether it ran directly.
+/// once it is answered).
 pub async fn run_one<E: Env>(
     ctx: &Ctx<'_, E>,
     command: &DataCommand,
     point: &Arc<LockPoint>,
-) -> (Reply, bool) {
+) -> Reply {
     if let Some(reply) = direct(ctx, command, point).await {
-        return (reply, true);
+        return reply;
     }
-    let reply = match run_block(ctx, std::slice::from_ref(command), &[]).await {
+    match run_block(ctx, std::slice::from_ref(command), &[]).await {
         Ok(Ran::Replies(mut replies)) => replies.pop().unwrap_or(Reply::Nil),
         Ok(Ran::Aborted) => Reply::NilArray,
         Err(reply) => reply,
-    };
-    (reply, false)
+    }
+}
+
+/// The result of each of `command`'s keys, in argument order, from a
+/// transaction that declared its [`unique`] keys in that order.
+fn per_key<'r>(
+    command: &'r DataCommand,
+    results: &'r [OpResult],
+) -> impl Iterator<Item = Option<&'r OpResult>> {
+    let keys = command.keys();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    keys.into_iter().map(move |key| {
+        sorted
+            .binary_search(&key)
+            .ok()
+            .and_then(|at| results.get(at))
+    })
 }
 
 /// `keys` sorted, each once.
@@ -204,27 +221,21 @@ async fn direct<E: Env>(
             // A key asked for twice is read once and answered twice.
             let unique = unique(keys);
             ctx.check_size(unique.len(), unique.len()).ok()?;
-            for key in &unique {
+            for key in unique {
                 one(key, Mode::R, Op::Get);
             }
-            let at: Vec<usize> = keys
-                .iter()
-                .map(|key| unique.binary_search(&key.as_slice()).unwrap_or(0))
-                .collect();
-            txn.tell_lock_point(Arc::clone(point));
-            return Some(match ctx.db.transaction(&txn).await {
-                Ok(outcome) => Reply::Array(
-                    at.into_iter()
-                        .map(|index| match outcome.results.get(index) {
+            |command, results| {
+                Reply::Array(
+                    per_key(command, &results)
+                        .map(|result| match result {
                             Some(OpResult::Get(Some((value, _)))) => {
                                 Reply::Bulk(value_bytes(value))
                             }
                             _ => Reply::Nil,
                         })
                         .collect(),
-                ),
-                Err(error) => txn_error(&error),
-            });
+                )
+            }
         }
         DataCommand::MSet(pairs) => {
             // A key set twice ends with its last value, as in Redis.
@@ -259,27 +270,18 @@ async fn direct<E: Env>(
             // A key named twice is counted twice, as in Redis.
             let unique = unique(keys);
             ctx.check_size(unique.len(), unique.len()).ok()?;
-            for key in &unique {
+            for key in unique {
                 one(key, Mode::R, Op::Ttl);
             }
-            let at: Vec<usize> = keys
-                .iter()
-                .map(|key| unique.binary_search(&key.as_slice()).unwrap_or(0))
-                .collect();
-            txn.tell_lock_point(Arc::clone(point));
-            return Some(match ctx.db.transaction(&txn).await {
-                Ok(outcome) => Reply::Int(
-                    at.into_iter()
-                        .filter(|&index| {
-                            !matches!(
-                                outcome.results.get(index),
-                                Some(OpResult::Ttl(Ttl::Missing)) | None
-                            )
+            |command, results| {
+                Reply::Int(
+                    per_key(command, &results)
+                        .filter(|result| {
+                            !matches!(result, Some(OpResult::Ttl(Ttl::Missing)) | None)
                         })
                         .count() as i64,
-                ),
-                Err(error) => txn_error(&error),
-            });
+                )
+            }
         }
         DataCommand::Ttl(key, _) => {
             one(key, Mode::R, Op::Ttl);

@@ -208,7 +208,7 @@ impl BankModel {
         new_to: i64,
         amount: i64,
         durability: Durability,
-    ) {
+    ) -> Option<u64> {
         let wrote = |written: &Written, key: &[u8], n: i64| matches!(written.get(key), Some(Some(entry)) if entry.value == Value::Int(n));
         let found = self.applied.iter().rev().find(|(lsn, written, _)| {
             written.len() == 2
@@ -226,7 +226,7 @@ impl BankModel {
                     Escaped(to)
                 ),
             );
-            return;
+            return None;
         };
         let mut txn = Txn::new();
         let (f, t) = (txn.key(from, Mode::RW), txn.key(to, Mode::RW));
@@ -241,6 +241,47 @@ impl BankModel {
             },
             durability,
         });
+        Some(lsn)
+    }
+
+    /// A read pipelined on one connection right after a command that
+    /// committed at `lsn` saw `balances` (key, balance; missing reads 0):
+    /// they must be the accounts' balances at `lsn` or at some later
+    /// commit, never before it (a connection's commands take effect in
+    /// the order sent).
+    pub(crate) fn resp_read_after(&mut self, lsn: u64, balances: &[(&[u8], i64)]) {
+        self.verdict.check("serializability", 1);
+        let reads = |state: &Accounts| {
+            balances.iter().all(|(key, n)| {
+                let found = match state.get(*key).map(|entry| &entry.value) {
+                    Some(Value::Int(balance)) => *balance,
+                    _ => 0,
+                };
+                found == *n
+            })
+        };
+        let mut state = self.state(|at| at <= lsn);
+        if reads(&state) {
+            return;
+        }
+        for (_, written, _) in self.applied.iter().filter(|(at, ..)| *at > lsn) {
+            apply(&mut state, written);
+            if reads(&state) {
+                return;
+            }
+        }
+        let shown: Vec<String> = balances
+            .iter()
+            .map(|(key, n)| format!("{} = {n}", Escaped(key)))
+            .collect();
+        self.verdict.fail(
+            "serializability",
+            format!(
+                "a read pipelined after a command that committed at LSN {lsn} saw {}, which no \
+                 state from that commit on holds: the connection's order was lost",
+                shown.join(", ")
+            ),
+        );
     }
 
     /// The commit observer: `mutations` were logged at `lsn`.

@@ -16,7 +16,9 @@
 //!   and the commit it made is in the engine's history, where the replay
 //!   reproduces its results;
 //! - `durability`: that commit, answered under `sync`, survives every crash;
-//! - `conservation`: every `MGET` audit sums the balances to the total.
+//! - `conservation`: every `MGET` audit sums the balances to the total;
+//! - order: an `MGET` pipelined right after the `EXEC` sees a state at or
+//!   after the `EXEC`'s commit (`serializability`).
 
 use std::time::Duration;
 
@@ -294,14 +296,24 @@ async fn resp_transfer(
     };
     let minus = (-amount).to_string().into_bytes();
     let plus = amount.to_string().into_bytes();
+    // The MGET pipelined after EXEC must see its effect (or a later state):
+    // one connection's commands take effect in the order sent.
     let ran = conn
         .call(&[
             command(&[b"MULTI"]),
             command(&[b"INCRBY", &from, &minus]),
             command(&[b"INCRBY", &to, &plus]),
             command(&[b"EXEC"]),
+            command(&[b"MGET", &from, &to]),
         ])
         .await?;
+    let after = match &ran[4] {
+        OwnedFrame::Array(balances) if balances.len() == 2 => {
+            (balance(&balances[0])?, balance(&balances[1])?)
+        }
+        OwnedFrame::Error(text) => return Err(failure(text)),
+        other => return Err(Failure::Refused(format!("MGET answered {other:?}"))),
+    };
     expect_ok(&ran[0], b"OK")?;
     expect_ok(&ran[1], b"QUEUED")?;
     expect_ok(&ran[2], b"QUEUED")?;
@@ -338,7 +350,10 @@ async fn resp_transfer(
         );
         return Ok(());
     }
-    m.resp_transfer_acked(&from, new_from, &to, new_to, amount, conn.durability);
+    if let Some(lsn) = m.resp_transfer_acked(&from, new_from, &to, new_to, amount, conn.durability)
+    {
+        m.resp_read_after(lsn, &[(&from, after.0), (&to, after.1)]);
+    }
     m.verdict.stat("resp_transfers", 1);
     Ok(())
 }

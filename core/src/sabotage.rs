@@ -90,11 +90,15 @@ pub enum Sabotage {
     /// it read are unchanged: a concurrent write between the read and the
     /// commit is lost.
     RespReadsUnchecked,
+    /// A commit whose records spilled into a later WAL segment and then
+    /// failed (disk full) gives out again the LSNs of its records that a
+    /// rollover had already made durable.
+    SpanLsnRewind,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 26] = [
+    pub const ALL: [Sabotage; 27] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -121,6 +125,7 @@ impl Sabotage {
         Sabotage::RespUnordered,
         Sabotage::WatchIgnored,
         Sabotage::RespReadsUnchecked,
+        Sabotage::SpanLsnRewind,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -152,6 +157,7 @@ impl Sabotage {
             Sabotage::RespUnordered => "resp-unordered",
             Sabotage::WatchIgnored => "watch-ignored",
             Sabotage::RespReadsUnchecked => "resp-reads-unchecked",
+            Sabotage::SpanLsnRewind => "span-lsn-rewind",
         }
     }
 }

@@ -430,31 +430,170 @@ fn atomic_writes_and_typed_values_round_trip() {
     assert_eq!(get(&world, &db, "i"), Some(Value::Int(-7)));
 }
 
-/// A commit too large for one WAL segment is refused naming the segment
-/// (the bound a user can change), not the record limit, and writes
-/// nothing; smaller commits go on.
+/// `count` sets of `key-j` to `value_bytes` bytes of `fill`: one commit's
+/// worth of WAL far larger than the tests' 64 KiB segments.
+fn big_commit(count: usize, value_bytes: usize, fill: u8) -> Vec<Write> {
+    (0..count)
+        .map(|j| Write::Set {
+            key: format!("big-{j:04}").into_bytes(),
+            value: Value::Bytes(vec![fill; value_bytes]),
+        })
+        .collect()
+}
+
+fn write_big(world: &World, db: &Arc<Db<SimEnv>>, fill: u8) -> Result<u64, DbError> {
+    on(world, db, move |db| async move {
+        db.write(big_commit(600, 400, fill), Durability::Sync).await
+    })
+}
+
+/// What every `big-j` key holds: one fill byte for all of them (a commit
+/// is all or nothing), or none.
+fn big_fill(world: &World, db: &Arc<Db<SimEnv>>) -> Option<u8> {
+    let fills: Vec<Option<u8>> = (0..600)
+        .map(|j| match get(world, db, &format!("big-{j:04}")) {
+            None => None,
+            Some(Value::Bytes(bytes)) => {
+                assert_eq!(bytes.len(), 400);
+                Some(bytes[0])
+            }
+            Some(other) => panic!("big-{j:04} holds {other:?}"),
+        })
+        .collect();
+    assert!(
+        fills.iter().all(|fill| *fill == fills[0]),
+        "a commit was applied in part: {fills:?}"
+    );
+    fills[0]
+}
+
+/// A commit larger than a WAL segment (about 290 KB into 64 KiB segments)
+/// spans segments: it is acknowledged, survives a power loss whole, and
+/// the commits around it are unaffected.
 #[test]
-fn a_commit_larger_than_a_segment_is_refused_naming_the_segment() {
+fn a_commit_larger_than_a_segment_spans_segments_and_survives_a_power_loss() {
     let world = World::new(10, FaultConfig::none());
     let db = open(&world);
-    let refused = on(&world, &db, |db| async move {
-        let writes = (0..200)
-            .map(|i| Write::Set {
-                key: format!("big-{i:03}").into_bytes(),
-                value: Value::Bytes(vec![7; 500]),
-            })
-            .collect();
-        db.write(writes, Durability::Sync).await
+    set(&world, &db, "before", "1").expect("set");
+    let rollovers = db.stats().wal.log.rollovers;
+    write_big(&world, &db, 7).expect("a spanning commit");
+    let stats = db.stats().wal;
+    assert_eq!(stats.commits_spanning, 1);
+    assert!(stats.log.rollovers - rollovers >= 4, "{stats:?}");
+    set(&world, &db, "after", "2").expect("set");
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    assert_eq!(big_fill(&world, &db), Some(7));
+    assert_eq!(get(&world, &db, "before"), Some(Value::from("1")));
+    assert_eq!(get(&world, &db, "after"), Some(Value::from("2")));
+    assert_eq!(db.stats().recovery.txns_dropped, 0);
+}
+
+/// A spanning commit whose last records never became durable (its
+/// `Commit` torn, as a crash mid-write leaves it) is dropped whole at
+/// recovery, though the segments before hold its other records.
+#[test]
+fn a_spanning_commit_whose_commit_record_is_torn_is_dropped_whole() {
+    let world = World::new(11, FaultConfig::none());
+    let db = open(&world);
+    write_big(&world, &db, 1).expect("a spanning commit");
+    write_big(&world, &db, 2).expect("a spanning commit");
+    drop(db);
+    world.kill(N);
+    let env = world.env(N);
+    world.block_on(N, async move {
+        use jubilant_core::env::{File, Fs, OpenMode};
+        use jubilant_core::log::{FRAME_HEADER_BYTES, scan, segment_name};
+        let mut last = None;
+        scan(&env, &dir(), |pos, payload| {
+            last = Some((pos, payload.len()))
+        })
+        .await
+        .expect("scan");
+        let (pos, len) = last.expect("records");
+        let file = env
+            .open(&dir().join(segment_name(pos.segment)), OpenMode::Existing)
+            .await
+            .expect("open");
+        let at = pos.offset + FRAME_HEADER_BYTES + len as u64 - 1;
+        let byte = file.read_at(at, 1).await.expect("read")[0];
+        file.write_at(at, &[!byte]).await.expect("write");
+        file.sync_data().await.expect("sync");
     });
-    match refused {
+    let db = open(&world);
+    let recovery = db.stats().recovery;
+    assert_eq!(recovery.txns_dropped, 1, "{recovery:?}");
+    assert!(recovery.torn_tail.is_some());
+    assert_eq!(big_fill(&world, &db), Some(1), "the first commit, whole");
+}
+
+/// A spanning commit that meets a full disk after some of its segments
+/// were synced is refused definitely: what the rollovers made durable is
+/// kept (its LSNs are never given out again) but never applied, recovery
+/// drops it, and every acknowledged commit survives a power loss.
+#[test]
+fn disk_full_in_the_middle_of_a_spanning_commit_is_a_definite_refusal() {
+    let mut dropped_after_rollover = false;
+    for seed in 0..40 {
+        let world = World::new(100 + seed, FaultConfig::none());
+        let db = open(&world);
+        let mut faults = FaultConfig::none();
+        faults.set(Fault::DiskFull, 0.02);
+        world.set_faults(faults);
+        let mut last_applied = None;
+        let mut refused = 0;
+        for fill in 1..=6 {
+            match write_big(&world, &db, fill) {
+                Ok(_) => last_applied = Some(fill),
+                Err(DbError::DiskFull(_) | DbError::Unavailable(_)) => refused += 1,
+                Err(other) => panic!("disk full must not fail the database: {other}"),
+            }
+            assert_eq!(big_fill(&world, &db), last_applied, "seed {seed}");
+        }
+        world.set_faults(FaultConfig::none());
+        let lsn = set(&world, &db, "after", "v").expect("writes succeed once space is back");
+        drop(db);
+        world.crash(N);
+        let db = open(&world);
+        assert_eq!(big_fill(&world, &db), last_applied, "seed {seed}");
+        assert_eq!(get(&world, &db, "after"), Some(Value::from("v")));
+        let recovery = db.stats().recovery;
+        assert!(recovery.lsn_end >= lsn, "seed {seed}: {recovery:?}");
+        if refused > 0 && recovery.txns_dropped > 0 {
+            dropped_after_rollover = true;
+            break;
+        }
+    }
+    assert!(
+        dropped_after_rollover,
+        "no seed refused a commit after a rollover had synced part of it"
+    );
+}
+
+/// A commit over `max_commit_bytes` is refused naming that option, and
+/// writes nothing; smaller commits go on.
+#[test]
+fn a_commit_over_max_commit_bytes_is_refused_naming_the_option() {
+    let world = World::new(12, FaultConfig::none());
+    let env = world.env(N);
+    let db = world.block_on(N, async move {
+        let options = DbOptions {
+            max_commit_bytes: 100_000,
+            ..options()
+        };
+        Db::open(env, dir(), options).await.map(Arc::new)
+    });
+    let db = db.expect("open");
+    match write_big(&world, &db, 1) {
         Err(DbError::TooLarge { bytes, max, limit }) => {
             assert!(bytes > max, "{bytes} <= {max}");
-            assert!(max < 64 * 1024, "the segment's room: {max}");
-            assert!(limit.contains("WAL segment"), "{limit}");
+            assert_eq!(max, 100_000);
+            assert!(limit.contains("max_commit_bytes"), "{limit}");
         }
-        other => panic!("a 100 KB commit into 64 KiB segments: {other:?}"),
+        other => panic!("a 290 KB commit over a 100 KB bound: {other:?}"),
     }
-    assert_eq!(get(&world, &db, "big-000"), None, "nothing was written");
+    assert_eq!(big_fill(&world, &db), None, "nothing was written");
     set(&world, &db, "small", "fits").expect("a small commit goes on");
 }
 

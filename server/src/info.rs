@@ -227,6 +227,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ),
                 ("segments_removed", wal.segments_removed.to_string()),
                 ("commits", wal.commits.to_string()),
+                ("commits_spanning", wal.commits_spanning.to_string()),
                 ("batches", wal.batches.to_string()),
                 ("fsyncs", wal.fsyncs.to_string()),
                 ("average_batch", format!("{:.2}", wal.batch_commits_mean())),

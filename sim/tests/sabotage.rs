@@ -18,7 +18,8 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::WalRemovedEarly
         | Sabotage::VlogGcEarly
         | Sabotage::SkipParentDirSync
-        | Sabotage::FullDiskFailsCheckpoint => WorkloadName::Db,
+        | Sabotage::FullDiskFailsCheckpoint
+        | Sabotage::SpanLsnRewind => WorkloadName::Db,
         Sabotage::PartialEffects
         | Sabotage::LocksInRequestOrder
         | Sabotage::FalseAssertion
@@ -402,6 +403,20 @@ fn wal_batches_that_share_a_block_with_acknowledged_ones_are_caught_on_a_garblin
         &format!("crash=0.002,write_torn=0.5,write_garbled=1,{NO_CORRUPTION}"),
         10,
         &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn a_spanning_commit_that_gives_durable_lsns_out_again_is_caught() {
+    // A commit larger than a segment meets a full disk after a rollover
+    // synced its first part: giving those LSNs out again puts records
+    // behind the durable ones, which the log's own assertions refuse (or
+    // recovery loses acknowledged commits).
+    assert_caught(
+        Sabotage::SpanLsnRewind,
+        &format!("disk_full=0.02,fsync_error=0,io_error=0,{NO_CORRUPTION}"),
+        20,
+        &["panic", "durability", "recovery"],
     );
 }
 

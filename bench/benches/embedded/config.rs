@@ -76,9 +76,4 @@ impl Config {
             engines,
         }
     }
-
-    /// The most pairs one commit holds.
-    pub fn commit_pairs_max(&self) -> usize {
-        self.pairs.max(self.batch_pairs)
-    }
 }

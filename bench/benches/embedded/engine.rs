@@ -97,13 +97,9 @@ impl Kind {
     /// Opens (creating on first use) this engine's database in `dir`, an
     /// empty directory of its own, with `cache_bytes` for its cache where
     /// it has one.
-    pub fn open(self, dir: &Path, cache_bytes: u64, wal_pairs_max: usize) -> Box<dyn Engine> {
+    pub fn open(self, dir: &Path, cache_bytes: u64) -> Box<dyn Engine> {
         match self {
-            Kind::Jubilant => Box::new(super::jubilant::Jubilant::open(
-                dir,
-                cache_bytes,
-                wal_pairs_max,
-            )),
+            Kind::Jubilant => Box::new(super::jubilant::Jubilant::open(dir, cache_bytes)),
             Kind::Redb => Box::new(super::redb::Redb::open(dir, cache_bytes)),
             Kind::Lmdb => Box::new(super::lmdb::Lmdb::open(dir)),
             Kind::Sqlite => Box::new(super::sqlite::Sqlite::open(dir, cache_bytes)),

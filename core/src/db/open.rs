@@ -55,6 +55,7 @@ impl<E: Env> Db<E> {
             checkpoint_wanted.clone(),
             WriterConfig {
                 checkpoint_wal_bytes: options.checkpoint_wal_bytes,
+                commit_bytes_max: options.max_commit_bytes,
                 observer: options.commit_observer.clone(),
                 async_sync_within: Duration::from_millis(options.group_commit_max_latency_ms),
                 #[cfg(feature = "sabotage")]

@@ -34,6 +34,12 @@ pub struct DbOptions {
     /// A checkpoint starts once this many WAL bytes were written since the
     /// last one was asked for; it bounds recovery time and WAL disk use.
     pub checkpoint_wal_bytes: u64,
+    /// The most WAL bytes one commit may take (its records, framing
+    /// included). A commit may span any number of WAL segments; this bounds
+    /// the memory its encoded records take while they are written. A larger
+    /// commit is refused with [`DbError::TooLarge`](crate::error::DbError::TooLarge)
+    /// naming this option.
+    pub max_commit_bytes: u64,
     /// Largest value accepted (SPEC 1); values above the inline limit go to
     /// the value log.
     pub value_bytes_max: usize,
@@ -79,6 +85,8 @@ impl DbOptions {
     pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = LogConfig::SEGMENT_BYTES_DEFAULT;
     /// Default checkpoint trigger: 64 MiB of WAL.
     pub const CHECKPOINT_WAL_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+    /// Default bound on one commit's WAL bytes: 1 GiB.
+    pub const MAX_COMMIT_BYTES_DEFAULT: u64 = 1 << 30;
 
     pub(super) fn store_options(&self) -> StoreOptions {
         StoreOptions {
@@ -125,6 +133,7 @@ impl Default for DbOptions {
             durability: Durability::Sync,
             wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
             checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,
+            max_commit_bytes: Self::MAX_COMMIT_BYTES_DEFAULT,
             value_bytes_max: 64 * 1024 * 1024,
             vlog_segment_bytes: 64 * 1024 * 1024,
             sweep_interval_ms: 1000,

@@ -444,18 +444,29 @@ impl<E: Env> Log<E> {
     /// no crash can bring them back. This is how a writer that hit disk
     /// full gets a definite answer: what it appended will never be read.
     ///
-    /// Only records that are not durable, in the segment `mark` was taken
-    /// in, can be discarded. If syncing fails, the log fails; if the disk
-    /// is too full to write the zeros, they are written before anything
-    /// else is, and the error says disk full.
+    /// Only records that are not durable can be discarded. A run of
+    /// records longer than a segment's room (one large commit) was synced
+    /// segment by segment as it rolled over: what a rollover made durable
+    /// stays, and the discard starts after it (see
+    /// [`Log::undurable_since`]); those records' LSNs are never given out
+    /// again. If syncing fails, the log fails; if the disk is too full to
+    /// write the zeros, they are written before anything else is, and the
+    /// error says disk full.
     pub async fn discard_since(&mut self, mark: LogMark) -> Result<(), LogError> {
         self.check_usable()?;
+        let began = mark.lsn;
+        let mut mark = self.undurable_since(mark);
+        if sabotaged!(self.config, SpanLsnRewind) {
+            // Broken on purpose: the LSNs a rollover made durable are
+            // given out again.
+            mark.lsn = began;
+        }
         assert_eq!(
             mark.segment, self.active.id,
-            "records are discarded within the segment they were appended to"
+            "records are discarded within the active segment"
         );
         assert!(
-            mark.lsn > self.durable_lsn,
+            mark.lsn > self.durable_lsn || sabotaged!(self.config, SpanLsnRewind),
             "durable records cannot be discarded"
         );
         assert!(mark.lsn <= self.next_lsn && mark.offset >= SEGMENT_HEADER_BYTES);
@@ -472,6 +483,44 @@ impl<E: Env> Log<E> {
         self.stats.discards += 1;
         self.scrub_pending = Some(self.scrub_from());
         self.scrub().await
+    }
+
+    /// The first point at or after `mark` that is not durable. It is `mark`
+    /// itself unless the log rolled over since (a run of records that
+    /// spilled into the next segment). A rollover writes and syncs
+    /// everything appended before it starts the next segment, so then the
+    /// first record not durable is either the next one to be appended (the
+    /// last rollover synced its segment but could not start the next one,
+    /// and nothing was appended since) or the first of the active segment
+    /// (the last rollover succeeded). The mark returned then opens a new
+    /// batch, so nothing is ever added to a batch that was already synced.
+    fn undurable_since(&self, mark: LogMark) -> LogMark {
+        if self.active.id == mark.segment && mark.lsn > self.durable_lsn {
+            return mark;
+        }
+        if self.next_lsn == self.durable_lsn + 1 {
+            assert!(self.buffer.is_empty(), "a rollover writes the buffer");
+            return LogMark {
+                lsn: self.next_lsn,
+                segment: self.active.id,
+                offset: self.active.write_offset,
+                batch_open: false,
+            };
+        }
+        let active_first_lsn = self.segments.last().map_or(0, |&(_, first)| first);
+        assert!(
+            self.active.id != mark.segment && active_first_lsn == self.durable_lsn + 1,
+            "only a rollover syncs records appended after a discard's mark \
+             (mark {mark:?}, active segment {} from LSN {active_first_lsn}, durable {})",
+            self.active.id,
+            self.durable_lsn
+        );
+        LogMark {
+            lsn: active_first_lsn,
+            segment: self.active.id,
+            offset: SEGMENT_HEADER_BYTES,
+            batch_open: false,
+        }
     }
 
     /// Zeros, and syncs, what a discard left past the records. A full disk

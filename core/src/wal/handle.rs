@@ -35,6 +35,9 @@ pub struct GroupCommitStats {
     pub fsyncs: u64,
     /// The most commits in one batch.
     pub batch_commits_max: u64,
+    /// Commits whose records were larger than one WAL segment's room, so
+    /// they spanned segments.
+    pub commits_spanning: u64,
     /// Payload bytes appended.
     pub bytes: u64,
     /// WAL segments removed because the durable checkpoint covers them.
@@ -69,6 +72,9 @@ pub(crate) struct CheckpointWanted {
 pub(crate) struct WriterConfig {
     /// WAL bytes after which the writer asks for a checkpoint.
     pub checkpoint_wal_bytes: u64,
+    /// The most WAL bytes one commit may take (its records are encoded in
+    /// memory before they are written).
+    pub commit_bytes_max: u64,
     /// Told of each commit as it is applied.
     pub observer: Option<CommitObserver>,
     /// How long written `async` commits may wait for a sync when no `sync`

@@ -192,11 +192,11 @@ impl<E: Env> Writer<E> {
                     max: u64::from(self.log.record_bytes_max()),
                     limit: "the largest WAL record (one key and its inline value)",
                 })
-            } else if size > self.log.segment_room_bytes() {
+            } else if size > self.config.commit_bytes_max {
                 Some(CommitError::TooLarge {
                     bytes: size,
-                    max: self.log.segment_room_bytes(),
-                    limit: "one WAL segment (a commit's records must fit one segment: raise wal_segment_bytes, or commit in parts)",
+                    max: self.config.commit_bytes_max,
+                    limit: "max_commit_bytes (the WAL bytes of one commit, held in memory while it is written)",
                 })
             } else if payloads.len() as u64 > LSN_AHEAD_MAX {
                 Some(CommitError::TooLarge {
@@ -231,13 +231,21 @@ impl<E: Env> Writer<E> {
             debug_assert!(
                 txn + payloads.len() as u64 - 1 <= self.log.durable_lsn() + LSN_AHEAD_MAX
             );
-            if size > self.log.room_bytes() {
-                if !accepted.is_empty() {
-                    // The rest opens the next batch, in a fresh segment.
-                    self.carry.push_back(request);
-                    self.carry.extend(requests);
-                    break;
-                }
+            // A commit larger than a fresh segment's room spans segments:
+            // it starts here, and the log rolls over as it fills each one,
+            // syncing it. So it opens its own batch: a failure after a
+            // rollover discards only what follows the durable point, and
+            // no commit before it in the batch may be durable yet answered
+            // as refused.
+            let spans = size > self.log.segment_room_bytes();
+            if !accepted.is_empty() && (spans || size > self.log.room_bytes()) {
+                // The rest opens the next batch, in a fresh segment (or,
+                // for a spanning commit, in this one's rest).
+                self.carry.push_back(request);
+                self.carry.extend(requests);
+                break;
+            }
+            if size > self.log.room_bytes() && !spans {
                 if let Err(error) = self.log.roll().await {
                     // Nothing of it was appended; the rest may fare better.
                     accepted.push(Accepted { request, lsn: 0 });
@@ -257,6 +265,9 @@ impl<E: Env> Writer<E> {
             match appended {
                 Ok(lsn) => {
                     debug_assert_eq!(lsn, txn + payloads.len() as u64 - 1);
+                    if spans {
+                        lock(&self.stats).commits_spanning += 1;
+                    }
                     bytes += size;
                     accepted.push(Accepted { request, lsn });
                 }

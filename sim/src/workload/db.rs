@@ -69,6 +69,37 @@ struct Shape {
     vlog_segment_bytes: u64,
     vlog_gc_live_pct: u8,
     vlog_gc_interval_ms: u64,
+    /// Commits larger than a WAL segment, if this seed makes them.
+    bulk: Option<Bulk>,
+}
+
+/// Large commits: some of a committer's transactions also set `keys` bulk
+/// keys to inline values, so their records span two to four WAL segments.
+#[derive(Clone, Copy, Debug)]
+struct Bulk {
+    /// One transaction in `every` (per committer, on average) is large.
+    every: u64,
+    keys: u64,
+    value_bytes: u64,
+}
+
+impl Bulk {
+    /// Drawn from the settings stream, so seeds drawn before large commits
+    /// existed keep their worlds when this draws none (half of them).
+    fn draw(rng: &mut SimRng, shape: &Shape) -> Option<Self> {
+        if rng.chance(0.5) {
+            return None;
+        }
+        // Inline values carry their bytes in the WAL record; about 100
+        // bytes of key, framing and FlatBuffer besides.
+        let value_bytes = u64::from(shape.inline_value_bytes_max);
+        let wal_bytes = rng.between(150, 400) * shape.segment_bytes / 100;
+        Some(Bulk {
+            every: rng.between(4, 40),
+            keys: (wal_bytes / (value_bytes + 100)).clamp(1, 2_000),
+            value_bytes,
+        })
+    }
 }
 
 impl Shape {
@@ -104,6 +135,7 @@ impl Shape {
             vlog_segment_bytes: (rng.between(2, 20) * value_bytes_max).max(1024),
             vlog_gc_live_pct: rng.between(20, 90) as u8,
             vlog_gc_interval_ms: rng.between(1, 50),
+            bulk: None,
         }
     }
 
@@ -130,6 +162,18 @@ impl Shape {
 
     fn key(&self, committer: usize, rng: &mut SimRng) -> String {
         format!("{:04}-c{committer}", rng.below(self.keys_per_committer))
+    }
+
+    /// The bulk keys of a large commit, each set to a value naming the
+    /// transaction.
+    fn bulk_writes(&self, bulk: Bulk, committer: usize, seq: u64) -> Vec<(String, Option<Value>)> {
+        (0..bulk.keys)
+            .map(|j| {
+                let mut bytes = seq.to_le_bytes().to_vec();
+                bytes.resize(bulk.value_bytes.max(8) as usize, committer as u8);
+                (format!("b{j:04}-c{committer}"), Some(Value::Bytes(bytes)))
+            })
+            .collect()
     }
 
     fn value(&self, committer: usize, seq: u64, rng: &mut SimRng) -> Value {
@@ -182,7 +226,15 @@ impl fmt::Display for Shape {
             self.vlog_segment_bytes,
             self.vlog_gc_live_pct,
             self.vlog_gc_interval_ms
-        )
+        )?;
+        match self.bulk {
+            Some(bulk) => write!(
+                f,
+                " bulk_every={} bulk_keys={} bulk_value_bytes={}",
+                bulk.every, bulk.keys, bulk.value_bytes
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -191,7 +243,9 @@ type Model = Arc<Mutex<DbModel>>;
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
-    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let mut shape = Shape::draw(&mut workload_rng);
+    shape.bulk = Bulk::draw(&mut SimRng::new(options.seed, Stream::Settings), &shape);
+    let shape = Arc::new(shape);
     let db_options = shape.options(options.sabotage);
     let model: Model = Arc::new(Mutex::new(DbModel::new(shape.committers)));
     world.trace(format_args!("workload db: {shape}"));
@@ -222,6 +276,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         "wal_segments_removed",
         "wal_rollovers",
         "wal_rollovers_prepared_ahead",
+        "commits_spanning",
         "repair_actions",
         "vlog_gc_values_relocated",
         "vlog_gc_segments_removed",
@@ -459,7 +514,12 @@ async fn process(
                     Arc::clone(&db),
                     Arc::clone(&model),
                     index,
-                    SimRng::new(rng.next_u64(), Stream::Workload),
+                    (
+                        SimRng::new(rng.next_u64(), Stream::Workload),
+                        // Its own stream: the workload stream draws as
+                        // before.
+                        Some(SimRng::new(seed ^ (index as u64) << 32, Stream::Settings)),
+                    ),
                     None,
                 );
                 drop(env.spawn("committer", task));
@@ -484,7 +544,7 @@ async fn process(
                     Arc::clone(&db),
                     Arc::clone(&model),
                     0,
-                    rng,
+                    (rng, None),
                     Some(LIVENESS_COMMITS),
                 )
                 .await;
@@ -521,6 +581,10 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
             m.verdict
                 .stat("wal_rollovers", now.log.rollovers - seen.log.rollovers);
             m.verdict.stat(
+                "commits_spanning",
+                now.commits_spanning - seen.commits_spanning,
+            );
+            m.verdict.stat(
                 "wal_rollovers_prepared_ahead",
                 now.log.rollovers_prepared_ahead - seen.log.rollovers_prepared_ahead,
             );
@@ -548,7 +612,7 @@ async fn committer(
     db: Arc<Db<SimEnv>>,
     model: Model,
     index: usize,
-    mut rng: SimRng,
+    (mut rng, mut bulk_rng): (SimRng, Option<SimRng>),
     count: Option<u64>,
 ) -> bool {
     let mut done = 0;
@@ -558,7 +622,7 @@ async fn committer(
             return false;
         }
         let seq = lock(&model).committers[index].next_seq;
-        let writes: Vec<(String, Option<Value>)> = (0..rng.between(1, shape.writes_max))
+        let mut writes: Vec<(String, Option<Value>)> = (0..rng.between(1, shape.writes_max))
             .map(|_| {
                 let key = shape.key(index, &mut rng);
                 if rng.below(100) < shape.delete_pct {
@@ -568,6 +632,11 @@ async fn committer(
                 }
             })
             .collect();
+        if let (Some(bulk), Some(bulk_rng)) = (shape.bulk, bulk_rng.as_mut())
+            && bulk_rng.below(bulk.every) == 0
+        {
+            writes.extend(shape.bulk_writes(bulk, index, seq));
+        }
         let durability = if rng.below(100) < shape.async_pct {
             Durability::Async
         } else {

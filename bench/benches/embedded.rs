@@ -15,9 +15,13 @@
 //! background work (checkpoints, flushes, compaction) runs while another
 //! is measured:
 //! 1. bulk load: `JUBILANT_EMBEDDED_PAIRS` pairs (default 1,000,000) in
-//!    one commit, then the time to checkpoint what the commit left in a
-//!    log into the engine's main structure (n/a where a commit writes the
-//!    tree itself: redb, LMDB);
+//!    one commit; right after it, with no explicit checkpoint (users do not
+//!    call one), `JUBILANT_EMBEDDED_WRITES` new pairs, each its own synced
+//!    commit, timed one by one (p50, p99, max: whatever the engine does in
+//!    the background after a load shows here), removed again in one commit
+//!    (not timed); then the time to checkpoint what the commits left
+//!    in a log into the engine's main structure (n/a where a commit writes
+//!    the tree itself: redb, LMDB);
 //! 2. individual writes: `JUBILANT_EMBEDDED_WRITES` commits (1,000) of one
 //!    pair each, each fsynced;
 //! 3. batch writes: `JUBILANT_EMBEDDED_BATCHES` commits (100) of
@@ -108,6 +112,26 @@ fn main() {
             kind,
             Figure::Ms(seconds * 1e3),
         );
+        let mut latencies: Vec<f64> = data
+            .after_bulk
+            .iter()
+            .map(|pair| timed(|| engine.insert(std::slice::from_ref(pair))))
+            .collect();
+        let keys: Vec<Vec<u8>> = data.after_bulk.iter().map(|(key, _)| key.clone()).collect();
+        engine.remove(&keys);
+        latencies.sort_by(f64::total_cmp);
+        let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] * 1e3;
+        for (name, figure) in [
+            ("p50", quantile(0.5)),
+            ("p99", quantile(0.99)),
+            ("max", quantile(1.0)),
+        ] {
+            report.add(
+                &format!("commits of 1 pair right after the bulk load: {name}"),
+                kind,
+                Figure::Ms(figure),
+            );
+        }
         let mut checkpointed = false;
         let seconds = timed(|| checkpointed = engine.checkpoint());
         report.add(

@@ -490,6 +490,29 @@ fn a_commit_larger_than_a_segment_spans_segments_and_survives_a_power_loss() {
     assert_eq!(db.stats().recovery.txns_dropped, 0);
 }
 
+/// A close leaves no segment prepared ahead behind: the directory holds
+/// the segments the log needs and nothing segment-sized besides.
+#[test]
+fn a_close_removes_the_segment_prepared_ahead() {
+    let world = World::new(13, FaultConfig::none());
+    let db = open(&world);
+    for i in 0..40 {
+        set(&world, &db, &format!("k{i:03}"), &"v".repeat(200)).expect("set");
+    }
+    assert!(db.stats().wal.log.rollovers >= 1, "the segments filled up");
+    let db = Arc::into_inner(db).expect("one handle");
+    world.block_on(N, async move { db.close().await.expect("close") });
+    let env = world.env(N);
+    let names = world.block_on(N, async move {
+        use jubilant_core::env::Fs;
+        env.list(&dir()).await.expect("list")
+    });
+    assert!(
+        !names.iter().any(|name| name.ends_with(".tmp")),
+        "{names:?}"
+    );
+}
+
 /// A spanning commit whose last records never became durable (its
 /// `Commit` torn, as a crash mid-write leaves it) is dropped whole at
 /// recovery, though the segments before hold its other records.

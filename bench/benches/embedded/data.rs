@@ -15,6 +15,9 @@ pub struct Data {
     pub bulk: Vec<Pair>,
     /// One per individual durable write.
     pub individual: Vec<Pair>,
+    /// Written one commit each right after the bulk load, then removed
+    /// again (their own stream: the other pairs are as before).
+    pub after_bulk: Vec<Pair>,
     /// One inner vector per batch commit.
     pub batches: Vec<Vec<Pair>>,
     /// Bulk-loaded keys the random reads look up, with repeats.
@@ -37,6 +40,10 @@ impl Data {
         let batches = (0..config.batches)
             .map(|_| pairs(config.batch_pairs))
             .collect();
+        let mut after = BenchRng::new(0x0e3b_edde_d000_0003);
+        let after_bulk = (0..config.individual_writes)
+            .map(|_| pair(&mut after))
+            .collect();
         let mut pick = BenchRng::new(0x0e3b_edde_d000_0002);
         let mut reads_expected = Tally::default();
         let reads = (0..config.reads)
@@ -56,6 +63,7 @@ impl Data {
         Data {
             bulk,
             individual,
+            after_bulk,
             batches,
             reads,
             reads_expected,

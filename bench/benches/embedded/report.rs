@@ -27,6 +27,7 @@ impl Figure {
     fn text(self) -> String {
         match self {
             Figure::Rate(per_s, unit) => format!("{} {unit}/s", grouped(per_s)),
+            Figure::Ms(ms) if ms < 1.0 => format!("{ms:.3} ms"),
             Figure::Ms(ms) if ms < 100.0 => format!("{ms:.1} ms"),
             Figure::Ms(ms) => format!("{} ms", grouped(ms)),
             Figure::Mib(mib) => format!("{mib:.1} MiB"),

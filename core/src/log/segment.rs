@@ -61,7 +61,7 @@ pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(segment_name(id))
 }
 
-fn temp_path(dir: &Path, id: u64) -> PathBuf {
+pub(crate) fn temp_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{}{TEMP_SUFFIX}", segment_name(id)))
 }
 

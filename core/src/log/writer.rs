@@ -206,10 +206,16 @@ impl<E: Env> Log<E> {
     }
 
     /// Waits for a background preparation still running (a close must not
-    /// leave it writing).
+    /// leave it writing), then removes the spare: a closed log leaves no
+    /// unused segment-sized file behind (best effort: a leftover `.tmp` is
+    /// harmless, the next open removes it).
     pub(crate) async fn settle(&mut self) {
         if let Some(spare) = self.spare.take() {
             let _ = spare.task.await;
+            let _ = self
+                .env
+                .remove(&segment::temp_path(&self.config.dir, spare.id))
+                .await;
         }
     }
 

@@ -94,11 +94,14 @@ pub enum Sabotage {
     /// failed (disk full) gives out again the LSNs of its records that a
     /// rollover had already made durable.
     SpanLsnRewind,
+    /// The bulk path builds over a tree that already holds keys (when its
+    /// root is a leaf, or not), dropping them.
+    BulkOverExisting,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 27] = [
+    pub const ALL: [Sabotage; 28] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -126,6 +129,7 @@ impl Sabotage {
         Sabotage::WatchIgnored,
         Sabotage::RespReadsUnchecked,
         Sabotage::SpanLsnRewind,
+        Sabotage::BulkOverExisting,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -158,6 +162,7 @@ impl Sabotage {
             Sabotage::WatchIgnored => "watch-ignored",
             Sabotage::RespReadsUnchecked => "resp-reads-unchecked",
             Sabotage::SpanLsnRewind => "span-lsn-rewind",
+            Sabotage::BulkOverExisting => "bulk-over-existing",
         }
     }
 }

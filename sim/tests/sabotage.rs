@@ -13,7 +13,7 @@ const STEPS: u64 = 5_000;
 /// The workload whose oracles guard what `sabotage` breaks.
 fn workload_for(sabotage: Sabotage) -> WorkloadName {
     match sabotage {
-        Sabotage::CheckpointInPlace => WorkloadName::Tree,
+        Sabotage::CheckpointInPlace | Sabotage::BulkOverExisting => WorkloadName::Tree,
         Sabotage::AckBeforeSync
         | Sabotage::WalRemovedEarly
         | Sabotage::VlogGcEarly
@@ -403,6 +403,23 @@ fn wal_batches_that_share_a_block_with_acknowledged_ones_are_caught_on_a_garblin
         &format!("crash=0.002,write_torn=0.5,write_garbled=1,{NO_CORRUPTION}"),
         10,
         &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn a_bulk_build_over_a_tree_that_holds_keys_is_caught() {
+    // Each life opens with a large sorted batch; built bottom-up over a
+    // tree that is not empty, it drops what the tree held.
+    assert_caught(
+        Sabotage::BulkOverExisting,
+        NO_CORRUPTION,
+        20,
+        &[
+            "range_matches_model",
+            "read_matches_model",
+            "state_matches_model",
+            "recovery",
+        ],
     );
 }
 

@@ -17,6 +17,7 @@
 //! - every page on the path to a page changed since the last seal is itself
 //!   changed since the last seal (dirty in the open generation).
 
+pub(crate) mod bulk;
 pub(crate) mod cache;
 pub(crate) mod cursor;
 pub(crate) mod mutator;

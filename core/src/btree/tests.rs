@@ -333,3 +333,135 @@ fn a_sealed_page_is_copied_not_changed() {
         "the old root waits for the next durable superblock"
     );
 }
+
+/// Builds `count` sorted puts (keys `key-NNNNNNNN`, some long) into the
+/// empty `tree` by the bulk path; returns the model.
+fn bulk_load(tree: &mut Tree, rng: &mut Rng, count: u64, long: bool) -> BTreeMap<Vec<u8>, Record> {
+    let mut model = BTreeMap::new();
+    for n in 0..count {
+        let mut key = format!("key-{:08}", n * 3).into_bytes();
+        if long && rng.below(4) == 0 {
+            let pad = rng.below(key_bytes_max(PAGE_BYTES) as u64 - 12) as usize;
+            key.extend(std::iter::repeat_n(b'x', pad));
+        }
+        model.insert(key, record(rng, 1, 300));
+    }
+    let mutations: Vec<Mutation> = model
+        .iter()
+        .map(|(key, record)| Mutation::Put {
+            key: key.clone(),
+            record: record.clone(),
+        })
+        .collect();
+    assert!(tree.bulk_applies(&mutations));
+    tree.bulk_build(&mutations, 1);
+    model
+}
+
+/// Every node but the root holds a quarter of a page or more, and, with
+/// entries small against a page (`dense`), leaves hold 80 % of a page or
+/// more on average.
+fn check_fill(tree: &Tree, dense: bool) {
+    let (mut leaves, mut leaf_bytes) = (0usize, 0usize);
+    let mut stack = vec![tree.root];
+    while let Some(id) = stack.pop() {
+        let node = tree.cache.peek(id).expect("in memory");
+        if id != tree.root {
+            assert!(
+                node.encoded_bytes() >= PAGE_BYTES as usize / 4,
+                "page {id} under a quarter"
+            );
+        }
+        match &node.body {
+            Body::Leaf(_) => {
+                leaves += 1;
+                leaf_bytes += node.encoded_bytes();
+            }
+            Body::Internal(internal) => stack.extend(internal.children.iter().map(|c| c.id)),
+        }
+    }
+    if dense && leaves > 8 {
+        let mean = leaf_bytes / leaves;
+        assert!(
+            mean * 100 >= PAGE_BYTES as usize * 80,
+            "leaves only {mean} bytes on average"
+        );
+    }
+}
+
+#[test]
+fn the_bulk_path_builds_a_dense_tree_that_later_changes_keep_valid() {
+    for (seed, count, long) in [
+        (1, 64, false),
+        (2, 65, true),
+        (3, 700, false),
+        (4, 5_000, true),
+        (5, 30_000, false),
+    ] {
+        let mut rng = Rng(seed);
+        let mut tree = new_tree();
+        if seed % 2 == 0 {
+            // The empty root is durable: the build frees it after the
+            // next superblock, not at once.
+            seal(&mut tree);
+        }
+        let mut model = bulk_load(&mut tree, &mut rng, count, long);
+        check(&tree, &model);
+        check_fill(&tree, !long);
+        assert!(
+            count < 1000 || tree.height >= 2,
+            "{count} keys in one leaf?"
+        );
+        // Later changes split, merge and copy the bulk-built pages.
+        for step in 2..2_000 {
+            let key = format!("key-{:08}", rng.below(count * 3)).into_bytes();
+            let mutation = if rng.below(3) == 0 {
+                Mutation::Delete { key }
+            } else {
+                Mutation::Put {
+                    key,
+                    record: record(&mut rng, step, 300),
+                }
+            };
+            tree.apply(&mutation, step).expect("in memory");
+            match mutation {
+                Mutation::Put { key, record } => {
+                    model.insert(key, record);
+                }
+                Mutation::Delete { key } => {
+                    model.remove(&key);
+                }
+            }
+            if rng.below(100) == 0 {
+                seal(&mut tree);
+            }
+        }
+        check(&tree, &model);
+    }
+}
+
+#[test]
+fn the_bulk_path_is_taken_only_by_sorted_puts_into_an_empty_tree() {
+    let mut rng = Rng(9);
+    let mut tree = new_tree();
+    let put = |n: u64, rng: &mut Rng| Mutation::Put {
+        key: format!("key-{n:08}").into_bytes(),
+        record: record(rng, 1, 10),
+    };
+    let sorted: Vec<Mutation> = (0..100).map(|n| put(n, &mut rng)).collect();
+    assert!(tree.bulk_applies(&sorted));
+    assert!(!tree.bulk_applies(&sorted[..63]), "too few");
+    let mut unsorted = sorted.clone();
+    unsorted.swap(3, 4);
+    assert!(!tree.bulk_applies(&unsorted));
+    let mut repeated = sorted.clone();
+    repeated[4] = put(3, &mut rng);
+    assert!(!tree.bulk_applies(&repeated), "a key named twice");
+    let mut with_delete = sorted.clone();
+    with_delete[7] = Mutation::Delete {
+        key: b"key-00000007".to_vec(),
+    };
+    assert!(!tree.bulk_applies(&with_delete));
+    tree.apply(&put(1_000, &mut rng), 2).expect("in memory");
+    assert!(!tree.bulk_applies(&sorted), "the tree is not empty");
+}

@@ -34,6 +34,7 @@
 mod clock;
 mod fs;
 mod net;
+pub(crate) mod pace;
 mod salvage;
 mod spawn;
 

@@ -24,6 +24,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::env::pace::{self, Pacer};
 use crate::env::{Env, File, OpenMode};
 
 use super::LogError;
@@ -215,7 +219,7 @@ pub(crate) async fn create_with<E: Env>(
     segment_bytes: u64,
     sync_dir: bool,
 ) -> Result<E::File, LogError> {
-    let file = prepare(env, dir, id, image, segment_bytes)
+    let file = prepare(env, dir, id, image, segment_bytes, Pace::AtOnce)
         .await
         .map_err(|failed| failed.error)?;
     install(env, dir, id, sync_dir)
@@ -233,6 +237,17 @@ pub(crate) struct NotCreated {
     pub fatal: bool,
 }
 
+/// How a segment's zeros are written.
+#[derive(Clone, Debug)]
+pub(crate) enum Pace {
+    /// All at once, then one sync: a commit waits for the segment.
+    AtOnce,
+    /// In synced steps with pauses between (`env::pace`): a segment
+    /// prepared ahead, in the background, while commits sync the WAL.
+    /// The pauses stop once the flag is set (a rollover waits for it).
+    Paced(Arc<AtomicBool>),
+}
+
 /// The first half of [`create_with`]: the whole new segment, synced, under
 /// its temporary name. On failure the temporary file is removed (best
 /// effort: a leftover `.tmp` is harmless, recovery removes it).
@@ -242,9 +257,10 @@ pub(crate) async fn prepare<E: Env>(
     id: u64,
     image: &[u8],
     segment_bytes: u64,
+    pace: Pace,
 ) -> Result<E::File, NotCreated> {
     let temp = temp_path(dir, id);
-    let result = create_temp(env, &temp, image, segment_bytes).await;
+    let result = create_temp(env, &temp, image, segment_bytes, pace).await;
     if result.is_err() {
         let _ = env.remove(&temp).await;
     }
@@ -305,6 +321,7 @@ async fn create_temp<E: Env>(
     temp: &Path,
     image: &[u8],
     segment_bytes: u64,
+    pace: Pace,
 ) -> Result<E::File, NotCreated> {
     assert!(
         image.len() as u64 <= segment_bytes,
@@ -334,13 +351,25 @@ async fn create_temp<E: Env>(
             .map_err(|source| failed(LogError::io("write segment", temp, source)))?;
         offset += chunk.len() as u64;
     }
-    zero_fill(&file, temp, offset, segment_bytes)
-        .await
-        .map_err(failed)?;
-    file.sync_data().await.map_err(|source| NotCreated {
+    let sync_failed = |source| NotCreated {
         error: LogError::io("sync new segment", temp, source),
         fatal: true,
-    })?;
+    };
+    if let Pace::Paced(hurry) = pace {
+        let mut pacer = Pacer::new(env);
+        while offset < segment_bytes {
+            let to = (offset + pace::STEP_BYTES).min(segment_bytes);
+            zero_fill(&file, temp, offset, to).await.map_err(failed)?;
+            file.sync_data().await.map_err(sync_failed)?;
+            pacer.pause(env, hurry.load(Ordering::Acquire)).await;
+            offset = to;
+        }
+    } else {
+        zero_fill(&file, temp, offset, segment_bytes)
+            .await
+            .map_err(failed)?;
+    }
+    file.sync_data().await.map_err(sync_failed)?;
     Ok(file)
 }
 

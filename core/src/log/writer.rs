@@ -15,6 +15,8 @@
 //!   accepts nothing more (see the module docs of `log`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::env::{Env, File};
 
@@ -43,7 +45,8 @@ pub struct LogStats {
     /// synced by the background preparation (the rest prepared it on the
     /// commit path).
     pub rollovers_prepared_ahead: u64,
-    /// Old segments removed.
+    /// Old segments removed (a background removal counts its segments as
+    /// it starts, and takes back any it could not remove when it ends).
     pub segments_removed: u64,
     /// Writes that failed with disk full and were kept for a retry.
     pub disk_full_errors: u64,
@@ -116,6 +119,11 @@ pub struct Log<E: Env> {
     /// name by a background task once the active one is half full, so a
     /// rollover does not pay for it on the commit path.
     spare: Option<Spare<E>>,
+    /// Old segments being removed by a background task, the oldest
+    /// `count` of `segments`: unlinking a 64 MiB file and syncing the
+    /// directory takes milliseconds each, which the commit path must not
+    /// wait for. They leave `segments` once the task is reaped.
+    removal: Option<Removal<E>>,
     failure: Option<String>,
     stats: LogStats,
 }
@@ -124,6 +132,26 @@ pub struct Log<E: Env> {
 struct Spare<E: Env> {
     id: u64,
     task: E::JoinHandle<Result<E::File, segment::NotCreated>>,
+    /// Set when a rollover waits for the spare: its preparation stops
+    /// pausing between steps.
+    hurry: Arc<AtomicBool>,
+}
+
+/// Old segments being removed in the background.
+struct Removal<E: Env> {
+    /// How many, from the front of `segments`, the task was given.
+    count: usize,
+    task: E::JoinHandle<Removed>,
+}
+
+/// What a removal task did: it removes oldest first and stops at the
+/// first failure, so the segments it removed are a prefix of those it was
+/// given, and the survivors stay contiguous.
+struct Removed {
+    removed: usize,
+    /// A failed directory sync after an unlink: the directory's state is
+    /// unknown, so the log fails (as after any failed sync).
+    fatal: Option<LogError>,
 }
 
 impl LogMark {
@@ -176,6 +204,7 @@ impl<E: Env> Log<E> {
             batch_open: false,
             scrub_pending: None,
             spare: None,
+            removal: None,
             failure: None,
             stats: LogStats::default(),
         }
@@ -199,10 +228,13 @@ impl<E: Env> Log<E> {
             self.config.dir.clone(),
             self.config.segment_bytes,
         );
+        let hurry = Arc::new(AtomicBool::new(false));
+        let task_hurry = Arc::clone(&hurry);
         let task = self.env.spawn("wal-prepare-segment", async move {
-            segment::prepare(&env, &dir, id, &[], bytes).await
+            let hurry = task_hurry;
+            segment::prepare(&env, &dir, id, &[], bytes, segment::Pace::Paced(hurry)).await
         });
-        self.spare = Some(Spare { id, task });
+        self.spare = Some(Spare { id, task, hurry });
     }
 
     /// Waits for a background preparation still running (a close must not
@@ -210,7 +242,9 @@ impl<E: Env> Log<E> {
     /// unused segment-sized file behind (best effort: a leftover `.tmp` is
     /// harmless, the next open removes it).
     pub(crate) async fn settle(&mut self) {
+        self.finish_removal().await;
         if let Some(spare) = self.spare.take() {
+            spare.hurry.store(true, Ordering::Release);
             let _ = spare.task.await;
             let _ = self
                 .env
@@ -601,6 +635,7 @@ impl<E: Env> Log<E> {
     /// Writes and `fdatasync`s every appended record; returns the LSN up to
     /// which the log is now durable.
     pub async fn sync(&mut self) -> Result<u64, LogError> {
+        self.reap_removal();
         self.check_usable()?;
         self.flush().await?;
         self.batch_open = false;
@@ -667,14 +702,22 @@ impl<E: Env> Log<E> {
         // the temporary file); without one, or if its preparation failed,
         // the segment is prepared here, as before.
         let prepared = match self.spare.take() {
-            Some(spare) if spare.id == header.id => match spare.task.await {
-                Ok(file) => Some(
-                    segment::finish_prepared(&self.config.dir, header.id, file, &header.encode())
+            Some(spare) if spare.id == header.id => {
+                spare.hurry.store(true, Ordering::Release);
+                match spare.task.await {
+                    Ok(file) => Some(
+                        segment::finish_prepared(
+                            &self.config.dir,
+                            header.id,
+                            file,
+                            &header.encode(),
+                        )
                         .await,
-                ),
-                Err(failed) if failed.fatal => Some(Err(failed)),
-                Err(_) => None,
-            },
+                    ),
+                    Err(failed) if failed.fatal => Some(Err(failed)),
+                    Err(_) => None,
+                }
+            }
             Some(spare) => {
                 let _ = spare.task.await;
                 None
@@ -693,6 +736,7 @@ impl<E: Env> Log<E> {
                     header.id,
                     &header.encode(),
                     self.config.segment_bytes,
+                    segment::Pace::AtOnce,
                 )
                 .await
             }
@@ -762,5 +806,112 @@ impl<E: Env> Log<E> {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Like [`Log::remove_segments_before`], but the unlinks and directory
+    /// syncs run in a background task (`wal-remove-segments`), which tells
+    /// `done` once it is over, whatever the outcome; the caller goes on at
+    /// once. One removal runs at a time: a call while one runs waits for it
+    /// first. A failed directory sync fails the log when the task is
+    /// reaped (the next sync, removal or close).
+    pub(crate) async fn remove_segments_before_in_background(
+        &mut self,
+        lsn: u64,
+        done: futures::channel::oneshot::Sender<()>,
+    ) {
+        self.finish_removal().await;
+        if self.check_usable().is_err() {
+            let _ = done.send(());
+            return;
+        }
+        // Segment i may go when segment i+1 starts at or below `lsn`.
+        let count = (0..self.segments.len().saturating_sub(1))
+            .take_while(|&i| self.segments[i + 1].1 <= lsn)
+            .count();
+        if count == 0 {
+            let _ = done.send(());
+            return;
+        }
+        let ids: Vec<u64> = self.segments[..count].iter().map(|&(id, _)| id).collect();
+        let (env, dir) = (self.env.clone(), self.config.dir.clone());
+        let task = self.env.spawn("wal-remove-segments", async move {
+            let removed = remove_segments(&env, &dir, &ids).await;
+            let _ = done.send(());
+            removed
+        });
+        // Counted as the removal starts (a figure the caller may read as
+        // soon as `done` is told); what it could not remove is taken back.
+        self.stats.segments_removed += count as u64;
+        self.removal = Some(Removal { count, task });
+    }
+
+    /// Takes the outcome of a removal that finished, without waiting.
+    fn reap_removal(&mut self) {
+        let Some(removal) = &mut self.removal else {
+            return;
+        };
+        if let Some(removed) = futures::FutureExt::now_or_never(&mut removal.task) {
+            let count = removal.count;
+            self.removal = None;
+            self.take_removed(count, removed);
+        }
+    }
+
+    /// Waits for a removal still running and takes its outcome.
+    async fn finish_removal(&mut self) {
+        if let Some(removal) = self.removal.take() {
+            let removed = removal.task.await;
+            self.take_removed(removal.count, removed);
+        }
+    }
+
+    fn take_removed(&mut self, count: usize, removed: Removed) {
+        assert!(
+            removed.removed <= count,
+            "a removal removes what it was given"
+        );
+        assert!(
+            count < self.segments.len(),
+            "the active segment is never removed"
+        );
+        self.segments.drain(..removed.removed);
+        self.stats.segments_removed -= (count - removed.removed) as u64;
+        if let Some(error) = removed.fatal {
+            self.fail(error);
+        }
+    }
+}
+
+/// Removes segments `ids` (oldest first), syncing the directory after
+/// each, so a crash can only bring back a contiguous run of the oldest.
+/// Stops at the first failure.
+async fn remove_segments<E: Env>(env: &E, dir: &std::path::Path, ids: &[u64]) -> Removed {
+    for (index, &id) in ids.iter().enumerate() {
+        let path = segment::segment_path(dir, id);
+        match env.remove(&path).await {
+            Ok(()) => {}
+            // An earlier attempt removed it and then failed to sync.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => {
+                return Removed {
+                    removed: index,
+                    fatal: None,
+                };
+            }
+        }
+        if let Err(source) = env.sync_dir(dir).await {
+            return Removed {
+                removed: index,
+                fatal: Some(LogError::io(
+                    "sync directory after removing a segment",
+                    dir,
+                    source,
+                )),
+            };
+        }
+    }
+    Removed {
+        removed: ids.len(),
+        fatal: None,
     }
 }

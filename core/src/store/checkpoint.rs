@@ -29,6 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::btree::node::{Body, Node};
+use crate::env::pace::{self, Pacer};
 use crate::env::{Env, File, is_out_of_space};
 use crate::page::{PAGE_NONE, PageId, freelist};
 
@@ -387,7 +388,7 @@ impl<E: Env> Store<E> {
         // into the write runs (in page order, as they are sorted): at most
         // one run of their images is held at a time, not the whole dirty
         // set's. The few internal and free-list pages follow, in page order.
-        let mut runs = RunWriter::new(page_bytes);
+        let mut runs = RunWriter::new(page_bytes, Pacer::new(&self.env));
         let mut upper: BTreeMap<PageId, Vec<u8>> = BTreeMap::new();
         for (id, node) in order {
             let crc = match &node.body {
@@ -532,14 +533,22 @@ struct RunWriter {
     page_bytes: usize,
     run: Vec<u8>,
     start: PageId,
+    /// Bytes written since the last step's sync.
+    unsynced: usize,
+    /// Pages are synced and paused after in steps (`env::pace`), so a
+    /// checkpoint's flush never holds the disk long while commits wait
+    /// for their WAL syncs (design 10.6).
+    pacer: Pacer,
 }
 
 impl RunWriter {
-    fn new(page_bytes: usize) -> Self {
+    fn new(page_bytes: usize, pacer: Pacer) -> Self {
         RunWriter {
             page_bytes,
             run: Vec::new(),
             start: 0,
+            unsynced: 0,
+            pacer,
         }
     }
 
@@ -573,7 +582,19 @@ impl RunWriter {
             .write_at(self.start * self.page_bytes as u64, &self.run)
             .await
             .map_err(|e| StoreError::io("write pages", &store.dir.join(PAGES_FILE), e))?;
+        self.unsynced += self.run.len();
         self.run.clear();
+        if self.unsynced as u64 >= pace::STEP_BYTES {
+            self.unsynced = 0;
+            store
+                .pages
+                .sync_data()
+                .await
+                .map_err(|e| StoreError::io(SYNC_PAGES, &store.dir.join(PAGES_FILE), e))?;
+            // Unless dirty pages press on the cache: then finishing soon
+            // matters more.
+            self.pacer.pause(&store.env, store.memory_pressed()).await;
+        }
         Ok(())
     }
 }

@@ -138,6 +138,8 @@ pub struct StoreStats {
     pub read_retries: u64,
     /// Mutations that changed the tree.
     pub mutations: u64,
+    /// Batches that built an empty tree bottom-up (the bulk path).
+    pub bulk_builds: u64,
     /// Keys in the tree.
     pub keys: u64,
     /// Levels in the tree.
@@ -409,6 +411,22 @@ impl<E: Env> Store<E> {
                             applied: state.lsn_applied,
                         }));
                     }
+                }
+                if changed.is_empty() && state.tree.bulk_applies(mutations) {
+                    // An empty tree is built bottom-up (design 10.5).
+                    state.tree.bulk_build(mutations, lsn);
+                    state.stats.mutations += mutations.len() as u64;
+                    state.stats.bulk_builds += 1;
+                    if let Some(usage) = &mut state.vlog_usage {
+                        for mutation in mutations {
+                            if let Mutation::Put { record, .. } = mutation
+                                && let StoredValue::Vlog(new) = &record.value
+                            {
+                                usage.add(new);
+                            }
+                        }
+                    }
+                    changed.resize(mutations.len(), true);
                 }
                 while changed.len() < mutations.len() {
                     let mutation = &mutations[changed.len()];

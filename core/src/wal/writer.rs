@@ -544,13 +544,15 @@ impl<E: Env> Writer<E> {
         // A failed log removes nothing more (only reopening can tell what
         // is durable); the checkpoint's caller still hears it is done.
         if self.log.failure().is_none() {
-            self.remove_covered(lsn, log_record).await;
+            self.remove_covered(lsn, log_record, done).await;
+        } else {
+            let _ = done.send(());
         }
-        let _ = done.send(());
     }
 
-    /// [`Writer::tidy`]'s work on a healthy log.
-    async fn remove_covered(&mut self, lsn: u64, log_record: bool) {
+    /// [`Writer::tidy`]'s work on a healthy log; `done` is told once the
+    /// segments are removed.
+    async fn remove_covered(&mut self, lsn: u64, log_record: bool, done: oneshot::Sender<()>) {
         if log_record && lsn > self.checkpoint_lsn_tidied {
             let record = WalRecord::Checkpoint { lsn };
             // Informational (recovery trusts the superblock): it becomes
@@ -559,8 +561,11 @@ impl<E: Env> Writer<E> {
                 self.checkpoint_lsn_tidied = lsn;
             }
         }
-        if let Ok(removed) = self.log.remove_segments_before(lsn.saturating_add(1)).await {
-            lock(&self.stats).segments_removed += removed;
-        }
+        // The unlinks and directory syncs run in the background; the
+        // checkpoint's caller hears once they are done.
+        self.log
+            .remove_segments_before_in_background(lsn.saturating_add(1), done)
+            .await;
+        lock(&self.stats).segments_removed = self.log.stats().segments_removed;
     }
 }

@@ -60,6 +60,11 @@ struct Shape {
     delete_pct: u64,
     /// Mutations per LSN: a writer applies 1 to this many as one batch.
     batch_max: u64,
+    /// Puts of distinct keys, in key order, applied as one batch as each
+    /// life opens the tree: an empty tree is built by the bulk path (0: none;
+    /// drawn from the settings stream, so seeds drawn before keep their
+    /// worlds when it is 0, half of them).
+    bulk_keys: u64,
 }
 
 impl Shape {
@@ -89,7 +94,35 @@ impl Shape {
             } else {
                 rng.between(2, 8)
             },
+            bulk_keys: 0,
         }
+    }
+
+    fn draw_bulk(&mut self, rng: &mut SimRng) {
+        if rng.chance(0.5) {
+            return;
+        }
+        let keys = rng.between(64, 4000).min(self.key_universe);
+        if keys >= 64 {
+            self.bulk_keys = keys;
+        }
+    }
+
+    /// The bulk batch at `lsn`: `bulk_keys` keys spread over the universe.
+    fn bulk_batch(&self, rng: &mut SimRng, lsn: u64) -> Vec<Mutation> {
+        let stride = self.key_universe / self.bulk_keys;
+        (0..self.bulk_keys)
+            .map(|i| {
+                let key = self.key_for(i * stride);
+                match self.mutation(rng, lsn) {
+                    Mutation::Put { record, .. } => Mutation::Put { key, record },
+                    Mutation::Delete { .. } => Mutation::Put {
+                        key,
+                        record: self.record(rng, lsn),
+                    },
+                }
+            })
+            .collect()
     }
 
     fn options(&self, sabotage: Sabotage) -> StoreOptions {
@@ -106,7 +139,10 @@ impl Shape {
     }
 
     fn key(&self, rng: &mut SimRng) -> Vec<u8> {
-        let n = rng.below(self.key_universe);
+        self.key_for(rng.below(self.key_universe))
+    }
+
+    fn key_for(&self, n: u64) -> Vec<u8> {
         let mut key = format!("k{n:06}").into_bytes();
         // The padding is a function of the key, so a key always has one length.
         let pad = (n.wrapping_mul(2_654_435_761) % (self.key_pad_max as u64 + 1)) as usize;
@@ -119,11 +155,16 @@ impl Shape {
         if rng.below(100) < self.delete_pct {
             return Mutation::Delete { key };
         }
+        let record = self.record(rng, lsn);
+        Mutation::Put { key, record }
+    }
+
+    fn record(&self, rng: &mut SimRng, lsn: u64) -> Record {
         let len = rng.between(0, self.value_bytes_max as u64) as usize;
         let fill = (lsn % 251) as u8;
         let mut value = lsn.to_le_bytes().to_vec();
         value.resize(len.max(8).min(self.inline_value_bytes_max as usize), fill);
-        let record = Record {
+        Record {
             value_type: if lsn.is_multiple_of(3) {
                 ValueType::String
             } else {
@@ -132,8 +173,7 @@ impl Shape {
             value: StoredValue::Inline(value),
             expires_at_ms: lsn.is_multiple_of(5).then_some(lsn * 1000),
             revision: lsn,
-        };
-        Mutation::Put { key, record }
+        }
     }
 }
 
@@ -154,7 +194,11 @@ impl fmt::Display for Shape {
             self.checkpoint_every_us_max,
             self.delete_pct,
             self.batch_max
-        )
+        )?;
+        if self.bulk_keys > 0 {
+            write!(f, " bulk_keys={}", self.bulk_keys)?;
+        }
+        Ok(())
     }
 }
 
@@ -163,7 +207,9 @@ type Model = Arc<Mutex<TreeModel>>;
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
-    let shape = Arc::new(Shape::draw(&mut workload_rng));
+    let mut shape = Shape::draw(&mut workload_rng);
+    shape.draw_bulk(&mut SimRng::new(options.seed, Stream::Settings));
+    let shape = Arc::new(shape);
     let store_options = shape.options(options.sabotage);
     let model: Model = Arc::new(Mutex::new(TreeModel::new()));
     world.trace(format_args!("workload tree: {shape}"));
@@ -324,6 +370,30 @@ async fn process(
     let mut rng = SimRng::new(seed, Stream::Workload);
     match clients {
         Clients::Random => {
+            // Into an empty tree it takes the bulk path; into a tree with
+            // keys, the ordinary one.
+            if shape.bulk_keys > 0 {
+                let mut bulk_rng = SimRng::new(seed, Stream::Settings);
+                let lsn = {
+                    let mut m = lock(&model);
+                    m.next_lsn += 1;
+                    m.next_lsn - 1
+                };
+                let batch = shape.bulk_batch(&mut bulk_rng, lsn);
+                lock(&model).applying(lsn, batch.clone());
+                match store.apply(&batch, lsn).await {
+                    Ok(()) => {
+                        env.trace(format_args!("applied LSN {lsn}: {} keys", batch.len()));
+                        let mut m = lock(&model);
+                        m.applied();
+                        m.verdict.stat("bulk_builds", store.stats().bulk_builds);
+                    }
+                    Err(error) => {
+                        store_error(&env, &model, "apply", &error);
+                        return;
+                    }
+                }
+            }
             for _ in 0..shape.writers {
                 let task = writer(
                     env.clone(),

@@ -12,6 +12,7 @@ use futures::future::{Either, select};
 use crate::env::{Env, MonoTime};
 use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogMark};
 use crate::mutex::lock;
+use crate::record::{Mutation, StoredValue};
 use crate::sabotage::sabotaged;
 use crate::store::Store;
 
@@ -21,6 +22,44 @@ use super::{
     BATCH_REQUESTS_MAX, CommitError, CommitEvent, Committed, Durability, DurableWatch,
     LSN_AHEAD_MAX, WalRecord,
 };
+
+/// Bytes of a record besides its key and inline value, at most (the
+/// FlatBuffer's tables and offsets): sizes the encoding buffer up front.
+const RECORD_OVERHEAD_BYTES: usize = 128;
+
+/// One commit's records, encoded back to back.
+struct Encoded {
+    bytes: Vec<u8>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Encoded {
+    fn push(&mut self, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn records(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.bytes[start..end])
+    }
+
+    fn largest(&self) -> usize {
+        self.records().map(<[u8]>::len).max().unwrap_or(0)
+    }
+
+    /// The log bytes of the records' frames.
+    fn frame_bytes(&self) -> u64 {
+        self.bytes.len() as u64 + self.len() as u64 * FRAME_HEADER_BYTES
+    }
+}
 
 /// A commit whose records are in the log, waiting for its answer.
 struct Accepted {
@@ -44,6 +83,8 @@ pub(super) struct Writer<E: Env> {
     checkpoint_wanted: mpsc::Sender<CheckpointWanted>,
     wal_bytes_since_request: u64,
     checkpoint_lsn_tidied: u64,
+    /// Reused for every record a commit logs.
+    builder: flatbuffers::FlatBufferBuilder<'static>,
     config: WriterConfig,
 }
 
@@ -69,6 +110,7 @@ impl<E: Env> Writer<E> {
             checkpoint_wanted,
             wal_bytes_since_request: 0,
             checkpoint_lsn_tidied: 0,
+            builder: flatbuffers::FlatBufferBuilder::new(),
             config,
         }
     }
@@ -144,26 +186,46 @@ impl<E: Env> Writer<E> {
         self.store.failure().map(CommitError::Failed)
     }
 
-    /// The frames of one commit as transaction `txn`, and their bytes.
-    fn encode(request: &Request, txn: u64) -> (Vec<Vec<u8>>, u64) {
+    /// The records of one commit as transaction `txn`, encoded back to back
+    /// in one buffer (one allocation for a commit, not one per record).
+    fn encode(&mut self, request: &Request, txn: u64) -> Encoded {
         let commit = &request.commit;
-        let mut payloads = Vec::with_capacity(commit.mutations.len() + 2);
-        payloads.push(WalRecord::Begin { txn }.encode());
+        let estimate: usize = commit
+            .mutations
+            .iter()
+            .map(|mutation| {
+                RECORD_OVERHEAD_BYTES
+                    + mutation.key().len()
+                    + match mutation {
+                        Mutation::Put { record, .. } => match &record.value {
+                            StoredValue::Inline(bytes) => bytes.len(),
+                            StoredValue::Vlog(_) => 0,
+                        },
+                        Mutation::Delete { .. } => 0,
+                    }
+            })
+            .sum();
+        let mut encoded = Encoded {
+            bytes: Vec::with_capacity(estimate + 2 * RECORD_OVERHEAD_BYTES),
+            ends: Vec::with_capacity(commit.mutations.len() + 2),
+        };
+        encoded.push(&WalRecord::Begin { txn }.encode());
         for mutation in &commit.mutations {
-            payloads.push(WalRecord::for_mutation(txn, mutation, commit.keep_revisions).encode());
+            encoded.push(WalRecord::encode_mutation(
+                &mut self.builder,
+                txn,
+                mutation,
+                commit.keep_revisions,
+            ));
         }
-        payloads.push(
-            WalRecord::Commit {
+        encoded.push(
+            &WalRecord::Commit {
                 txn,
                 now_ms: commit.now_ms,
             }
             .encode(),
         );
-        let bytes = payloads
-            .iter()
-            .map(|p| FRAME_HEADER_BYTES + p.len() as u64)
-            .sum();
-        (payloads, bytes)
+        encoded
     }
 
     async fn write_batch(&mut self, batch: Vec<Request>) {
@@ -183,9 +245,11 @@ impl<E: Env> Writer<E> {
             // The transaction id is its Begin record's LSN: unique forever,
             // so a crashed transaction's records never join a later one.
             let txn = self.log.next_lsn();
-            let (payloads, size) = Self::encode(&request, txn);
+            let encoded = self.encode(&request, txn);
+            let size = encoded.frame_bytes();
+            let records = encoded.len() as u64;
             // The bound a commit meets, named as the user can change it.
-            let largest = payloads.iter().map(Vec::len).max().unwrap_or(0) as u64;
+            let largest = encoded.largest() as u64;
             let too_large = if largest > u64::from(self.log.record_bytes_max()) {
                 Some(CommitError::TooLarge {
                     bytes: largest,
@@ -198,9 +262,9 @@ impl<E: Env> Writer<E> {
                     max: self.config.commit_bytes_max,
                     limit: "max_commit_bytes (the WAL bytes of one commit, held in memory while it is written)",
                 })
-            } else if payloads.len() as u64 > LSN_AHEAD_MAX {
+            } else if records > LSN_AHEAD_MAX {
                 Some(CommitError::TooLarge {
-                    bytes: payloads.len() as u64,
+                    bytes: records,
                     max: LSN_AHEAD_MAX,
                     limit: "the records one commit may hold (count, not bytes)",
                 })
@@ -211,7 +275,7 @@ impl<E: Env> Writer<E> {
                 let _ = request.reply.send(Err(error));
                 continue;
             }
-            if txn + payloads.len() as u64 - 1 > self.log.durable_lsn() + LSN_AHEAD_MAX {
+            if txn + records - 1 > self.log.durable_lsn() + LSN_AHEAD_MAX {
                 if !accepted.is_empty() {
                     // The rest opens the next batch, after a sync.
                     self.carry.push_back(request);
@@ -228,9 +292,7 @@ impl<E: Env> Writer<E> {
                 }
                 mark = self.log.mark();
             }
-            debug_assert!(
-                txn + payloads.len() as u64 - 1 <= self.log.durable_lsn() + LSN_AHEAD_MAX
-            );
+            debug_assert!(txn + records - 1 <= self.log.durable_lsn() + LSN_AHEAD_MAX);
             // A commit larger than a fresh segment's room spans segments:
             // it starts here, and the log rolls over as it fills each one,
             // syncing it. So it opens its own batch: a failure after a
@@ -256,7 +318,7 @@ impl<E: Env> Writer<E> {
                 mark = self.log.mark();
             }
             let mut appended = Ok(0);
-            for payload in &payloads {
+            for payload in encoded.records() {
                 appended = self.log.append(payload).await.map(|pos| pos.lsn);
                 if appended.is_err() {
                     break;
@@ -264,7 +326,7 @@ impl<E: Env> Writer<E> {
             }
             match appended {
                 Ok(lsn) => {
-                    debug_assert_eq!(lsn, txn + payloads.len() as u64 - 1);
+                    debug_assert_eq!(lsn, txn + records - 1);
                     if spans {
                         lock(&self.stats).commits_spanning += 1;
                     }

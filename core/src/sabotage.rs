@@ -97,11 +97,15 @@ pub enum Sabotage {
     /// The bulk path builds over a tree that already holds keys (when its
     /// root is a leaf, or not), dropping them.
     BulkOverExisting,
+    /// A run of mutations applied from one descent ignores its leaf's
+    /// lower bound, so a smaller key later in an unsorted batch lands in
+    /// the wrong leaf.
+    RunPastLeaf,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 28] = [
+    pub const ALL: [Sabotage; 29] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -130,6 +134,7 @@ impl Sabotage {
         Sabotage::RespReadsUnchecked,
         Sabotage::SpanLsnRewind,
         Sabotage::BulkOverExisting,
+        Sabotage::RunPastLeaf,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -163,6 +168,7 @@ impl Sabotage {
             Sabotage::RespReadsUnchecked => "resp-reads-unchecked",
             Sabotage::SpanLsnRewind => "span-lsn-rewind",
             Sabotage::BulkOverExisting => "bulk-over-existing",
+            Sabotage::RunPastLeaf => "run-past-leaf",
         }
     }
 }

@@ -13,7 +13,9 @@ const STEPS: u64 = 5_000;
 /// The workload whose oracles guard what `sabotage` breaks.
 fn workload_for(sabotage: Sabotage) -> WorkloadName {
     match sabotage {
-        Sabotage::CheckpointInPlace | Sabotage::BulkOverExisting => WorkloadName::Tree,
+        Sabotage::CheckpointInPlace | Sabotage::BulkOverExisting | Sabotage::RunPastLeaf => {
+            WorkloadName::Tree
+        }
         Sabotage::AckBeforeSync
         | Sabotage::WalRemovedEarly
         | Sabotage::VlogGcEarly
@@ -403,6 +405,24 @@ fn wal_batches_that_share_a_block_with_acknowledged_ones_are_caught_on_a_garblin
         &format!("crash=0.002,write_torn=0.5,write_garbled=1,{NO_CORRUPTION}"),
         10,
         &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn a_run_that_applies_a_key_below_its_leaf_is_caught() {
+    // The tree workload's batches are unsorted: a run from one descent
+    // must stop at a key below its leaf's range.
+    assert_caught(
+        Sabotage::RunPastLeaf,
+        NO_CORRUPTION,
+        20,
+        &[
+            "range_matches_model",
+            "read_matches_model",
+            "state_matches_model",
+            "recovery",
+            "panic",
+        ],
     );
 }
 

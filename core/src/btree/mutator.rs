@@ -265,6 +265,98 @@ impl Tree {
         Ok((true, replaced))
     }
 
+    /// Applies a run of `mutations` that fall in one leaf with one descent,
+    /// not one each (design 10.5; the transaction layer hands a commit's
+    /// mutations over sorted, so its runs are long): once the first has
+    /// made its leaf dirty in the open generation, every following
+    /// mutation whose key lies in the leaf's range and that keeps the leaf
+    /// within a page (and above a quarter of one, unless it is the root)
+    /// changes the leaf where it is, as [`Tree::apply_replacing`]'s fast
+    /// path would; the run ends at the first that does not. Returns each
+    /// applied mutation's outcome, in order (at least one); the caller goes
+    /// on with the rest.
+    pub(crate) fn apply_run(
+        &mut self,
+        mutations: &[Mutation],
+        lsn: u64,
+    ) -> Result<Vec<(bool, Option<VlogPointer>)>, Need> {
+        let first = mutations.first().expect("a run holds a mutation");
+        let (mut id, mut crc, mut level) = self.root_need();
+        // The nearest separators left and right of the path: the leaf
+        // holds exactly the keys in [lower, upper).
+        let (mut lower, mut upper): (Option<Key>, Option<Key>) = (None, None);
+        while level > 0 {
+            let node = self.fetch(id, crc, level)?;
+            let Body::Internal(internal) = &node.body else {
+                unreachable!("a page above level 0 is internal")
+            };
+            let at = internal.child_index(first.key());
+            if let Some(separator) = internal.keys.get(at) {
+                upper = Some(separator.clone());
+            }
+            if at > 0 {
+                lower = Some(internal.keys[at - 1].clone());
+            }
+            let child = internal.children[at];
+            (id, crc, level) = (child.id, child.crc, level - 1);
+        }
+        let leaf_id = id;
+        if !self.is_open_dirty(leaf_id) {
+            // The first change copies the path; the rest of the run then
+            // finds the leaf dirty.
+            return Ok(vec![self.apply_replacing(first, lsn)?]);
+        }
+        let page_bytes = self.page_bytes as usize;
+        let is_root = self.height == 1;
+        // Broken on purpose (tests only): the leaf's lower bound is ignored.
+        let past_leaf = crate::sabotage::sabotaged!(self, RunPastLeaf);
+        let mut outcomes = Vec::new();
+        let mut keys_delta = 0;
+        self.cache.patch(leaf_id, |node| {
+            let bytes = node.encoded_bytes();
+            let Body::Leaf(leaf) = &mut node.body else {
+                unreachable!("level 0 is a leaf")
+            };
+            let mut bytes = bytes;
+            for mutation in mutations {
+                let key = mutation.key();
+                if upper.as_deref().is_some_and(|upper| key >= upper)
+                    || (lower.as_deref().is_some_and(|lower| key < lower) && !past_leaf)
+                {
+                    break;
+                }
+                let Some(after) = bytes_after(leaf, bytes, mutation) else {
+                    outcomes.push((false, None));
+                    continue;
+                };
+                if after > page_bytes || (!is_root && after < page_bytes / 4) {
+                    // A split or a merge: the ordinary path.
+                    break;
+                }
+                let replaced = leaf
+                    .entries
+                    .binary_search_by(|(probe, _)| probe.as_slice().cmp(mutation.key()))
+                    .ok()
+                    .and_then(|at| match &leaf.entries[at].1.value {
+                        StoredValue::Vlog(pointer) => Some(*pointer),
+                        StoredValue::Inline(_) => None,
+                    });
+                keys_delta += change_leaf(leaf, mutation);
+                bytes = after;
+                outcomes.push((true, replaced));
+            }
+            if outcomes.iter().any(|(changed, _)| *changed) {
+                node.lsn = node.lsn.max(lsn);
+            }
+        });
+        self.add_keys(keys_delta);
+        if outcomes.is_empty() {
+            // The first mutation needs a split or a merge.
+            return Ok(vec![self.apply_replacing(first, lsn)?]);
+        }
+        Ok(outcomes)
+    }
+
     fn add_keys(&mut self, delta: i64) {
         self.keys_count = self
             .keys_count

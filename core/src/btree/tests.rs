@@ -465,3 +465,68 @@ fn the_bulk_path_is_taken_only_by_sorted_puts_into_an_empty_tree() {
     tree.apply(&put(1_000, &mut rng), 2).expect("in memory");
     assert!(!tree.bulk_applies(&sorted), "the tree is not empty");
 }
+
+/// Applies `batch` as the store does: in runs, each from one descent.
+fn apply_in_runs(tree: &mut Tree, batch: &[Mutation], lsn: u64) -> Vec<bool> {
+    let mut changed = Vec::new();
+    while changed.len() < batch.len() {
+        let outcomes = tree
+            .apply_run(&batch[changed.len()..], lsn)
+            .expect("every page is in memory");
+        assert!(!outcomes.is_empty(), "a run applies one mutation at least");
+        changed.extend(outcomes.into_iter().map(|(change, _)| change));
+    }
+    changed
+}
+
+#[test]
+fn runs_of_a_batch_match_the_model_sorted_or_not() {
+    for seed in 1..=6u64 {
+        let mut rng = Rng(seed);
+        let mut tree = new_tree();
+        let mut model: BTreeMap<Vec<u8>, Record> = BTreeMap::new();
+        let long = seed % 3 == 0;
+        for step in 1..=300u64 {
+            let size = rng.below(200) + 1;
+            let delete_pct = if (step / 50) % 2 == 1 { 70 } else { 25 };
+            let mut batch: Vec<Mutation> = (0..size)
+                .map(|_| {
+                    let key = key(&mut rng, 5_000, long);
+                    if rng.below(100) < delete_pct {
+                        Mutation::Delete { key }
+                    } else {
+                        Mutation::Put {
+                            key,
+                            record: record(&mut rng, step, 300),
+                        }
+                    }
+                })
+                .collect();
+            if rng.below(4) != 0 {
+                // Sorted as the transaction layer hands them over (stable:
+                // a key's mutations keep their order).
+                batch.sort_by(|a, b| a.key().cmp(b.key()));
+            }
+            let changed = apply_in_runs(&mut tree, &batch, step);
+            for (mutation, change) in batch.iter().zip(changed) {
+                let model_changed = match mutation {
+                    Mutation::Put { key, record } => {
+                        model.insert(key.clone(), record.clone()).as_ref() != Some(record)
+                    }
+                    Mutation::Delete { key } => model.remove(key).is_some(),
+                };
+                assert_eq!(
+                    change, model_changed,
+                    "seed {seed} step {step}: {mutation:?}"
+                );
+            }
+            if rng.below(5) == 0 {
+                seal(&mut tree);
+            }
+            if step % 25 == 0 {
+                check(&tree, &model);
+            }
+        }
+        check(&tree, &model);
+    }
+}

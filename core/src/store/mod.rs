@@ -429,22 +429,26 @@ impl<E: Env> Store<E> {
                     changed.resize(mutations.len(), true);
                 }
                 while changed.len() < mutations.len() {
-                    let mutation = &mutations[changed.len()];
-                    let (change, replaced) = state.tree.apply_replacing(mutation, lsn)?;
-                    if change {
-                        state.stats.mutations += 1;
-                        if let Some(usage) = &mut state.vlog_usage {
-                            if let Some(old) = replaced {
-                                usage.release(&old, lsn);
-                            }
-                            if let Mutation::Put { record, .. } = mutation
-                                && let StoredValue::Vlog(new) = &record.value
-                            {
-                                usage.add(new);
+                    // In runs that share a leaf (sorted batches), one
+                    // descent per leaf.
+                    let rest = &mutations[changed.len()..];
+                    for (change, replaced) in state.tree.apply_run(rest, lsn)? {
+                        let mutation = &mutations[changed.len()];
+                        if change {
+                            state.stats.mutations += 1;
+                            if let Some(usage) = &mut state.vlog_usage {
+                                if let Some(old) = replaced {
+                                    usage.release(&old, lsn);
+                                }
+                                if let Mutation::Put { record, .. } = mutation
+                                    && let StoredValue::Vlog(new) = &record.value
+                                {
+                                    usage.add(new);
+                                }
                             }
                         }
+                        changed.push(change);
                     }
-                    changed.push(change);
                 }
                 state.lsn_applied = state.lsn_applied.max(lsn);
                 Ok(Ok(()))

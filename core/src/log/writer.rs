@@ -488,7 +488,7 @@ impl<E: Env> Log<E> {
     /// records longer than a segment's room (one large commit) was synced
     /// segment by segment as it rolled over: what a rollover made durable
     /// stays, and the discard starts after it (see
-    /// [`Log::undurable_since`]); those records' LSNs are never given out
+    /// `Log::undurable_since`); those records' LSNs are never given out
     /// again. If syncing fails, the log fails; if the disk is too full to
     /// write the zeros, they are written before anything else is, and the
     /// error says disk full.

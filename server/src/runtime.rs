@@ -55,6 +55,9 @@ pub(crate) const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
 const TICK: Duration = Duration::from_millis(50);
 /// How long a refused connection gets to take its `TooManyConnections`.
 const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a refused connection's input is drained after its refusal is
+/// written, so closing it does not reset it before it reads why.
+const REJECT_LINGER: Duration = Duration::from_millis(20);
 /// Refused connections being told so at once; past it, they are closed
 /// without a word (a flood must not cost a task each).
 const REJECTING_MAX: u64 = 64;
@@ -452,15 +455,25 @@ async fn reject<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, is_resp: bool
         let reply = ErrorReply::new(ErrorCode::TooManyConnections, message);
         encode_frame(&wire::encode_response(0, &Response::Error(reply)))
     };
-    let (_, mut writer) = stream.split();
-    let write = pin!(async move {
-        if writer.write_all(&frame).await.is_ok() {
-            let _ = writer.close().await;
-        }
-    });
+    let (mut reader, mut writer) = stream.split();
+    let write =
+        pin!(async move { writer.write_all(&frame).await.is_ok() && writer.close().await.is_ok() });
     let timeout = pin!(shared.env.sleep(REJECT_WRITE_TIMEOUT));
-    select(write, timeout).await;
+    let written = matches!(select(write, timeout).await, Either::Left((true, _)));
+    // The slot goes now: lingering below is short and costs no write.
     shared.rejecting.fetch_sub(1, Ordering::AcqRel);
+    if written {
+        // What the client sent meanwhile is read and dropped for a moment:
+        // a socket closed with unread bytes is reset, and the reset can
+        // overtake the refusal, so the client would see `connection reset`
+        // instead of why.
+        let drain = pin!(async move {
+            let mut sink = [0u8; 512];
+            while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        let linger = pin!(shared.env.sleep(REJECT_LINGER));
+        select(drain, linger).await;
+    }
 }
 
 /// Checkpoints every `checkpoint_interval_ms` until shutdown.

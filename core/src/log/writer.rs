@@ -781,6 +781,8 @@ impl<E: Env> Log<E> {
     /// (which the scan accepts) and never leave a hole. Returns how many were
     /// removed.
     pub async fn remove_segments_before(&mut self, lsn: u64) -> Result<u64, LogError> {
+        // A background removal still running owns the oldest segments.
+        self.finish_removal().await;
         self.check_usable()?;
         let mut removed = 0;
         // Segment i may go when segment i+1 starts at or below `lsn`.

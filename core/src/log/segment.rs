@@ -357,18 +357,19 @@ async fn create_temp<E: Env>(
     };
     if let Pace::Paced(hurry) = pace {
         let mut pacer = Pacer::new(env);
-        while offset < segment_bytes {
-            let to = (offset + pace::STEP_BYTES).min(segment_bytes);
+        // Once a rollover waits, the rest goes at full speed with one sync
+        // at the end.
+        while offset < segment_bytes && !hurry.load(Ordering::Acquire) {
+            let to = (offset + pace::SEGMENT_STEP_BYTES).min(segment_bytes);
             zero_fill(&file, temp, offset, to).await.map_err(failed)?;
             file.sync_data().await.map_err(sync_failed)?;
-            pacer.pause(env, hurry.load(Ordering::Acquire)).await;
+            pacer.pause(env).await;
             offset = to;
         }
-    } else {
-        zero_fill(&file, temp, offset, segment_bytes)
-            .await
-            .map_err(failed)?;
     }
+    zero_fill(&file, temp, offset, segment_bytes)
+        .await
+        .map_err(failed)?;
     file.sync_data().await.map_err(sync_failed)?;
     Ok(file)
 }

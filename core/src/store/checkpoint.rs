@@ -584,16 +584,16 @@ impl RunWriter {
             .map_err(|e| StoreError::io("write pages", &store.dir.join(PAGES_FILE), e))?;
         self.unsynced += self.run.len();
         self.run.clear();
-        if self.unsynced as u64 >= pace::STEP_BYTES {
+        // Unless dirty pages press on the cache: then finishing soon matters
+        // more, and the pages go at full speed with one sync at the end.
+        if self.unsynced as u64 >= pace::STEP_BYTES && !store.memory_pressed() {
             self.unsynced = 0;
             store
                 .pages
                 .sync_data()
                 .await
                 .map_err(|e| StoreError::io(SYNC_PAGES, &store.dir.join(PAGES_FILE), e))?;
-            // Unless dirty pages press on the cache: then finishing soon
-            // matters more.
-            self.pacer.pause(&store.env, store.memory_pressed()).await;
+            self.pacer.pause(&store.env).await;
         }
         Ok(())
     }

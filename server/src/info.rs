@@ -226,7 +226,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     "segments_prepared_ahead",
                     wal.log.rollovers_prepared_ahead.to_string(),
                 ),
-                ("segments_removed", wal.segments_removed.to_string()),
+                ("segments_removed", wal.log.segments_removed.to_string()),
                 ("commits", wal.commits.to_string()),
                 ("commits_spanning", wal.commits_spanning.to_string()),
                 ("batches", wal.batches.to_string()),

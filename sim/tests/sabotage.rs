@@ -76,6 +76,15 @@ fn assert_caught_on(
 
 const NO_CORRUPTION: &str = "read_corrupt=0,write_misdirected=0,write_stale=0";
 
+/// The tree workload's oracles that compare what the store holds with its
+/// model.
+const TREE_MODEL_ORACLES: &[&str] = &[
+    "range_matches_model",
+    "read_matches_model",
+    "state_matches_model",
+    "recovery",
+];
+
 #[test]
 fn a_false_debug_assertion_in_the_engine_fails_a_simulated_run() {
     // The sabotage falsifies a `debug_assert!` the WAL writer checks on
@@ -418,13 +427,7 @@ fn a_run_that_applies_a_key_below_its_leaf_is_caught() {
         Sabotage::RunPastLeaf,
         NO_CORRUPTION,
         20,
-        &[
-            "range_matches_model",
-            "read_matches_model",
-            "state_matches_model",
-            "recovery",
-            "panic",
-        ],
+        &[TREE_MODEL_ORACLES, &["panic"]].concat(),
     );
 }
 
@@ -436,12 +439,7 @@ fn a_bulk_build_over_a_tree_that_holds_keys_is_caught() {
         Sabotage::BulkOverExisting,
         NO_CORRUPTION,
         20,
-        &[
-            "range_matches_model",
-            "read_matches_model",
-            "state_matches_model",
-            "recovery",
-        ],
+        TREE_MODEL_ORACLES,
     );
 }
 

@@ -40,8 +40,6 @@ pub struct GroupCommitStats {
     pub commits_spanning: u64,
     /// Payload bytes appended.
     pub bytes: u64,
-    /// WAL segments removed because the durable checkpoint covers them.
-    pub segments_removed: u64,
     /// The log's own counters.
     pub log: LogStats,
 }

@@ -628,6 +628,6 @@ impl<E: Env> Writer<E> {
         self.log
             .remove_segments_before_in_background(lsn.saturating_add(1), done)
             .await;
-        lock(&self.stats).segments_removed = self.log.stats().segments_removed;
+        lock(&self.stats).log = self.log.stats();
     }
 }

@@ -576,7 +576,7 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
             m.verdict.stat("wal_batches", now.batches - seen.batches);
             m.verdict.stat(
                 "wal_segments_removed",
-                now.segments_removed - seen.segments_removed,
+                now.log.segments_removed - seen.log.segments_removed,
             );
             m.verdict
                 .stat("wal_rollovers", now.log.rollovers - seen.log.rollovers);

@@ -101,11 +101,14 @@ pub enum Sabotage {
     /// lower bound, so a smaller key later in an unsorted batch lands in
     /// the wrong leaf.
     RunPastLeaf,
+    /// A removal from a leaf moves the cells below the removed one up but
+    /// leaves their slots pointing where they were.
+    SlotOffsetsUnshifted,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 29] = [
+    pub const ALL: [Sabotage; 30] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -135,6 +138,7 @@ impl Sabotage {
         Sabotage::SpanLsnRewind,
         Sabotage::BulkOverExisting,
         Sabotage::RunPastLeaf,
+        Sabotage::SlotOffsetsUnshifted,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -169,6 +173,7 @@ impl Sabotage {
             Sabotage::SpanLsnRewind => "span-lsn-rewind",
             Sabotage::BulkOverExisting => "bulk-over-existing",
             Sabotage::RunPastLeaf => "run-past-leaf",
+            Sabotage::SlotOffsetsUnshifted => "slot-offsets-unshifted",
         }
     }
 }

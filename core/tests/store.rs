@@ -466,9 +466,9 @@ fn a_corrupted_tree_page_is_a_corruption_error_never_data() {
     checkpoint(&world, &db);
     drop(db);
 
-    // A leaf with entries (docs/design.md 5.1: type at byte 4, entry count
-    // at 24, the first entry's u16 key length and key after the 32-byte
-    // header). After one checkpoint every such leaf is in the tree.
+    // A leaf with entries (docs/design.md 5.1: type at byte 4, slot count
+    // at 24, slot 0 after the 32-byte header: the u32 offset of a cell
+    // that starts with a u16 key length and the key). After one checkpoint every such leaf is in the tree.
     let pages = read_file(&world, PAGES_FILE);
     let (page, first_key) = pages
         .chunks(PAGE_BYTES as usize)
@@ -476,12 +476,15 @@ fn a_corrupted_tree_page_is_a_corruption_error_never_data() {
         .skip(1)
         .find_map(|(id, bytes)| {
             let leaf = bytes[4] == 1 && u16::from_le_bytes([bytes[24], bytes[25]]) > 0;
-            let len = usize::from(u16::from_le_bytes([bytes[32], bytes[33]]));
-            leaf.then(|| (id as u64, bytes[34..34 + len].to_vec()))
+            let cell = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")) as usize;
+            let len = usize::from(u16::from_le_bytes([bytes[cell], bytes[cell + 1]]));
+            leaf.then(|| (id as u64, cell, bytes[cell + 2..cell + 2 + len].to_vec()))
         })
+        .map(|(id, cell, key)| ((id, cell), key))
         .expect("a leaf with keys");
+    let (page, cell) = page;
     // Flip a bit of that key: read unverified, the key would vanish.
-    let at = page * PAGE_BYTES + 34;
+    let at = page * PAGE_BYTES + cell as u64 + 2;
     write_file(&world, PAGES_FILE, at, vec![pages[at as usize] ^ 1]);
 
     let env = world.env(N);
@@ -553,7 +556,27 @@ fn a_manifest_of_another_format_major_version_is_refused() {
     let (db, _) = open(&world);
     assert_eq!(db.manifest().format_major, FORMAT_MAJOR);
     drop(db);
-    let mut manifest = read_file(&world, MANIFEST_FILE);
+    let original = read_file(&world, MANIFEST_FILE);
+
+    // Format 1 (decoded leaves, design 5.1 before issue 20): refused, not
+    // read as slotted pages.
+    let mut older = original.clone();
+    set_format_major(&mut older, 1);
+    write_file(&world, MANIFEST_FILE, 0, older);
+    let err = open_with(&world, StoreOptions::default())
+        .err()
+        .expect("format 1 must be refused");
+    assert!(
+        matches!(err, StoreError::VersionMismatch { found: 1, supported } if supported == FORMAT_MAJOR),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("format major version 1 is not supported (this build reads major 2)"),
+        "{err}"
+    );
+
+    let mut manifest = original;
     set_format_major(&mut manifest, FORMAT_MAJOR + 1);
     write_file(&world, MANIFEST_FILE, 0, manifest);
 

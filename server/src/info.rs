@@ -393,7 +393,7 @@ mod tests {
             "live_ratio:0.25",
             "average_batch:2.50",
             "uptime_ms:1234",
-            "format:1.0",
+            "format:2.0",
         ] {
             assert!(info.lines().any(|l| l == line), "missing {line}:\n{info}");
         }

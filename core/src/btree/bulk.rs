@@ -13,6 +13,7 @@
 use crate::page::{PAGE_HEADER_BYTES, PageId};
 use crate::record::{Mutation, Record};
 
+use super::leaf::entry_bytes;
 use super::mutator::TREE_HEIGHT_MAX;
 use super::node::{
     Body, Child, INTERNAL_ENTRY_OVERHEAD_BYTES, INTERNAL_FIRST_CHILD_BYTES, Internal, Key, Leaf,
@@ -108,7 +109,7 @@ impl Tree {
 
         let leaf_runs = runs(
             entries.len(),
-            |i, _| 2 + entries[i].0.len() + entries[i].1.encoded_bytes(),
+            |i, _| entry_bytes(entries[i].0.len(), entries[i].1),
             PAGE_HEADER_BYTES,
             target,
             floor,
@@ -117,13 +118,8 @@ impl Tree {
         let mut level: Vec<Placed> = leaf_runs
             .into_iter()
             .map(|run| {
-                let leaf = Leaf {
-                    entries: entries[run]
-                        .iter()
-                        .map(|(key, record)| (Key::from_slice(key), (*record).clone()))
-                        .collect(),
-                };
-                let first = leaf.entries[0].0.clone();
+                let leaf = Leaf::from_entries(page_bytes, entries[run].iter().copied());
+                let first = Key::from_slice(leaf.key(0));
                 let id = self.place(Node {
                     lsn,
                     body: Body::Leaf(leaf),

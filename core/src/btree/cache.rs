@@ -1,4 +1,4 @@
-//! The page cache: decoded tree pages by id, CLOCK eviction (an
+//! The page cache: tree pages by id (leaves as their images), CLOCK eviction (an
 //! approximation of LRU whose hits cost one store, not two ordered-map
 //! updates) within a byte budget, and the dirty pages no checkpoint has
 //! written yet.
@@ -7,10 +7,9 @@
 //! - a dirty page is never evicted: it exists nowhere else;
 //! - a page someone still holds (a checkpoint writing it, a cursor) is never
 //!   evicted: its `Arc` is shared;
-//! - every cached page is charged the memory its decoded form (and its
-//!   search index, once built) takes, and at least one page: a decoded leaf (an entry array, inline values) is
-//!   larger than its 4 KiB page, so counting pages would let the cache
-//!   hold more than its budget. When only dirty or pinned pages remain the
+//! - every cached page is charged the memory it takes (a leaf its image,
+//!   an internal node its decoded arrays, and either its search index
+//!   once built), and at least one page. When only dirty or pinned pages remain the
 //!   cache may exceed the budget; the store sees [`PageCache::dirty_bytes`]
 //!   rise and checkpoints, which makes them clean and evictable.
 
@@ -116,7 +115,7 @@ pub(crate) struct PageCache {
     stats: CacheStats,
 }
 
-/// What a cached `node` is charged: its decoded size, and at least a page.
+/// What a cached `node` is charged: its size in memory, and at least a page.
 fn charge(page_bytes: u64, node: &Node) -> u64 {
     page_bytes.max(node.memory_bytes() as u64)
 }
@@ -498,38 +497,38 @@ mod tests {
     }
 
     #[test]
-    fn a_page_is_charged_its_decoded_size_and_at_least_a_page() {
-        use crate::btree::node::{Body, Key, Leaf};
+    fn a_page_is_charged_its_image_and_at_least_a_page() {
+        use crate::btree::node::{Body, Leaf};
         use crate::record::{Record, StoredValue, ValueType};
         // A leaf as full as a 4 KiB page holds with 24-byte keys and
-        // 150-byte values: decoded, it takes more than the page.
-        let mut leaf = Leaf::default();
-        let mut node = Node::empty_leaf();
-        while node.encoded_bytes() + 2 + 24 + 180 <= 4096 {
-            let key = format!("{:024}", leaf.entries.len());
-            leaf.entries.push((
-                Key::from_slice(key.as_bytes()),
-                Record {
-                    value_type: ValueType::Bytes,
-                    value: StoredValue::Inline(vec![7; 150]),
-                    expires_at_ms: None,
-                    revision: 1,
-                },
-            ));
-            node.body = Body::Leaf(leaf.clone());
+        // 150-byte values is charged its image: one page, whatever it holds.
+        let record = Record {
+            value_type: ValueType::Bytes,
+            value: StoredValue::Inline(vec![7; 150]),
+            expires_at_ms: None,
+            revision: 1,
+        };
+        let mut leaf = Leaf::with_capacity(4096);
+        while leaf.encoded_bytes() + 4 + 2 + 24 + record.encoded_bytes() <= 4096 {
+            let key = format!("{:024}", leaf.len());
+            let at = leaf.len();
+            leaf.insert(at, key.as_bytes(), &record);
         }
-        let decoded = node.memory_bytes() as u64;
-        assert!(decoded > 4096, "a full leaf decodes to {decoded} bytes");
+        let node = Node {
+            lsn: 1,
+            body: Body::Leaf(leaf),
+        };
+        let charged = node.memory_bytes() as u64;
+        assert_eq!(charged, 4096 + std::mem::size_of::<Node>() as u64);
         let mut cache = cache_of(8);
         cache.insert_clean(1, Arc::new(Node::empty_leaf()), 0);
         assert_eq!(cache.bytes(), 4096, "an empty leaf is charged a page");
         cache.put_dirty(2, node, 1);
-        assert_eq!(cache.bytes(), 4096 + decoded);
-        assert_eq!(cache.dirty_bytes(), decoded);
+        assert_eq!(cache.bytes(), 4096 + charged);
+        assert_eq!(cache.dirty_bytes(), charged);
         cache.patch(2, |node| {
             if let Body::Leaf(leaf) = &mut node.body {
-                leaf.entries.clear();
-                leaf.entries.shrink_to_fit();
+                *leaf = Leaf::default();
             }
         });
         assert_eq!(cache.bytes(), 2 * 4096, "a patch recharges the page");
@@ -543,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_search_index_is_built_once_per_version_of_a_page_and_charged() {
-        use crate::btree::node::{Body, Key};
+        use crate::btree::node::Body;
         use crate::record::{Record, StoredValue, ValueType};
         let record = Record {
             value_type: ValueType::Bytes,
@@ -553,9 +552,8 @@ mod tests {
         };
         let mut node = Node::empty_leaf();
         if let Body::Leaf(leaf) = &mut node.body {
-            for key in ["user:0001", "user:0002", "user:0003"] {
-                leaf.entries
-                    .push((Key::from_slice(key.as_bytes()), record.clone()));
+            for (at, key) in ["user:0001", "user:0002", "user:0003"].iter().enumerate() {
+                leaf.insert(at, key.as_bytes(), &record);
             }
         }
         let mut cache = cache_of(8);
@@ -570,7 +568,7 @@ mod tests {
         assert_eq!(cache.dirty_bytes(), unindexed + index_bytes);
         cache.patch(1, |node| {
             if let Body::Leaf(leaf) = &mut node.body {
-                leaf.entries.remove(1);
+                leaf.remove(1);
             }
         });
         assert_eq!(cache.bytes(), unindexed, "a change drops the index");

@@ -143,8 +143,8 @@ impl Tree {
                     at
                 }
                 Body::Leaf(leaf) => {
-                    let len = leaf.entries.len();
-                    let key_at = |i: usize| leaf.entries[i].0.as_slice();
+                    let len = leaf.len();
+                    let key_at = |i: usize| leaf.key(i);
                     match (query.reverse, edge_only) {
                         (false, true) => 0,
                         (true, true) => len,
@@ -180,16 +180,15 @@ impl Tree {
                 unreachable!("the path ends at a leaf")
             };
             let entry = if query.reverse {
-                leaf_frame.at.checked_sub(1).map(|at| {
-                    leaf_frame.at = at;
-                    &leaf.entries[at]
+                leaf_frame.at.checked_sub(1).inspect(|at| {
+                    leaf_frame.at = *at;
                 })
             } else {
-                leaf.entries
-                    .get(leaf_frame.at)
+                Some(leaf_frame.at)
+                    .filter(|at| *at < leaf.len())
                     .inspect(|_| leaf_frame.at += 1)
             };
-            match entry {
+            match entry.map(|at| (leaf.key(at), leaf.record(at))) {
                 Some((key, record)) => {
                     let outside = if query.reverse {
                         query.below_start(key)
@@ -199,7 +198,7 @@ impl Tree {
                     if outside {
                         return Ok(());
                     }
-                    out.push((key.to_vec(), record.clone()));
+                    out.push((key.to_vec(), record.to_record()));
                 }
                 None => {
                     // Climb to the first ancestor with another child this way.

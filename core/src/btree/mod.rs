@@ -20,6 +20,7 @@
 pub(crate) mod bulk;
 pub(crate) mod cache;
 pub(crate) mod cursor;
+pub(crate) mod leaf;
 pub(crate) mod mutator;
 pub(crate) mod node;
 pub(crate) mod search;

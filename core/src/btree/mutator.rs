@@ -14,8 +14,9 @@ use std::sync::Arc;
 use crate::page::{PAGE_HEADER_BYTES, PageId};
 
 use super::Need;
-use crate::record::{Mutation, StoredValue, VlogPointer};
+use crate::record::{Mutation, VlogPointer};
 
+use super::leaf::entry_bytes;
 use super::node::{Body, Child, Internal, Key, Leaf, Node};
 use super::tree::Tree;
 
@@ -86,13 +87,12 @@ impl Tree {
             return Ok((false, None));
         };
         let replaced = current
-            .entries
-            .binary_search_by(|(probe, _)| probe.as_slice().cmp(key))
+            .search(key)
             .ok()
-            .and_then(|at| match &current.entries[at].1.value {
-                StoredValue::Vlog(pointer) => Some(*pointer),
-                StoredValue::Inline(_) => None,
-            });
+            .and_then(|at| current.record(at).vlog());
+        // Broken on purpose (tests only): a removal leaves the moved cells'
+        // slots at their old offsets.
+        let unshifted = crate::sabotage::sabotaged!(self, SlotOffsetsUnshifted);
 
         // Fast path: a leaf already copied in the open generation has
         // ancestors that were copied with it, and none of them changes
@@ -110,7 +110,7 @@ impl Tree {
                 let Body::Leaf(leaf) = &mut node.body else {
                     unreachable!("the path ends at a leaf")
                 };
-                keys_delta = change_leaf(leaf, mutation);
+                keys_delta = change_leaf(leaf, mutation, unshifted);
             });
             self.add_keys(keys_delta);
             return Ok((true, replaced));
@@ -122,7 +122,7 @@ impl Tree {
         let Body::Leaf(entries) = &mut leaf.body else {
             unreachable!("the path ends at a leaf")
         };
-        let keys_delta = change_leaf(entries, mutation);
+        let keys_delta = change_leaf(entries, mutation, unshifted);
         for step in &path[..path.len() - 1] {
             nodes.push((*step.node).clone());
         }
@@ -310,6 +310,7 @@ impl Tree {
         let is_root = self.height == 1;
         // Broken on purpose (tests only): the leaf's lower bound is ignored.
         let past_leaf = crate::sabotage::sabotaged!(self, RunPastLeaf);
+        let unshifted = crate::sabotage::sabotaged!(self, SlotOffsetsUnshifted);
         let mut outcomes = Vec::new();
         let mut keys_delta = 0;
         self.cache.patch(leaf_id, |node| {
@@ -334,14 +335,10 @@ impl Tree {
                     break;
                 }
                 let replaced = leaf
-                    .entries
-                    .binary_search_by(|(probe, _)| probe.as_slice().cmp(mutation.key()))
+                    .search(mutation.key())
                     .ok()
-                    .and_then(|at| match &leaf.entries[at].1.value {
-                        StoredValue::Vlog(pointer) => Some(*pointer),
-                        StoredValue::Inline(_) => None,
-                    });
-                keys_delta += change_leaf(leaf, mutation);
+                    .and_then(|at| leaf.record(at).vlog());
+                keys_delta += change_leaf(leaf, mutation, unshifted);
                 bytes = after;
                 outcomes.push((true, replaced));
             }
@@ -369,42 +366,33 @@ impl Tree {
 /// mutation changes nothing (an identical put, a delete of a missing key).
 fn bytes_after(leaf: &Leaf, bytes: usize, mutation: &Mutation) -> Option<usize> {
     let key = mutation.key();
-    let found = leaf
-        .entries
-        .binary_search_by(|(probe, _)| probe.as_slice().cmp(key));
-    match (mutation, found) {
+    match (mutation, leaf.search(key)) {
         (Mutation::Put { record, .. }, Ok(at)) => {
-            let old = &leaf.entries[at].1;
-            (old != record).then(|| bytes - old.encoded_bytes() + record.encoded_bytes())
+            let old = leaf.record(at);
+            (!old.matches(record))
+                .then(|| bytes - leaf.entry_bytes(at) + entry_bytes(key.len(), record))
         }
-        (Mutation::Put { record, .. }, Err(_)) => {
-            Some(bytes + 2 + key.len() + record.encoded_bytes())
-        }
-        (Mutation::Delete { .. }, Ok(at)) => {
-            Some(bytes - 2 - key.len() - leaf.entries[at].1.encoded_bytes())
-        }
+        (Mutation::Put { record, .. }, Err(_)) => Some(bytes + entry_bytes(key.len(), record)),
+        (Mutation::Delete { .. }, Ok(at)) => Some(bytes - leaf.entry_bytes(at)),
         (Mutation::Delete { .. }, Err(_)) => None,
     }
 }
 
 /// Applies `mutation` to `leaf` (which [`bytes_after`] said it changes) and
-/// returns the change in the number of keys.
-fn change_leaf(leaf: &mut Leaf, mutation: &Mutation) -> i64 {
-    let found = leaf
-        .entries
-        .binary_search_by(|(probe, _)| probe.as_slice().cmp(mutation.key()));
-    match (mutation, found) {
+/// returns the change in the number of keys. `unshifted`: sabotage
+/// `slot-offsets-unshifted`.
+fn change_leaf(leaf: &mut Leaf, mutation: &Mutation, unshifted: bool) -> i64 {
+    match (mutation, leaf.search(mutation.key())) {
         (Mutation::Put { record, .. }, Ok(at)) => {
-            leaf.entries[at].1 = record.clone();
+            leaf.replace(at, record);
             0
         }
         (Mutation::Put { key, record }, Err(at)) => {
-            leaf.entries
-                .insert(at, (Key::from_slice(key), record.clone()));
+            leaf.insert(at, key, record);
             1
         }
         (Mutation::Delete { .. }, Ok(at)) => {
-            leaf.entries.remove(at);
+            leaf.remove_with(at, unshifted);
             -1
         }
         (Mutation::Delete { .. }, Err(_)) => 0,
@@ -417,7 +405,7 @@ fn concat(left: Node, separator: Key, right: Node) -> Node {
     let lsn = left.lsn.max(right.lsn);
     let body = match (left.body, right.body) {
         (Body::Leaf(mut left), Body::Leaf(right)) => {
-            left.entries.extend(right.entries);
+            left.append(&right);
             Body::Leaf(left)
         }
         (Body::Internal(mut left), Body::Internal(right)) => {
@@ -442,14 +430,10 @@ fn split(node: Node, page_bytes: u32) -> (Node, Key, Node) {
     let capacity = page_bytes as usize - PAGE_HEADER_BYTES;
     match node.body {
         Body::Leaf(mut leaf) => {
-            let sizes: Vec<usize> = leaf
-                .entries
-                .iter()
-                .map(|(k, r)| 2 + k.len() + r.encoded_bytes())
-                .collect();
+            let sizes: Vec<usize> = (0..leaf.len()).map(|i| leaf.entry_bytes(i)).collect();
             let at = cut_point(&sizes, 0, capacity);
-            let right = leaf.entries.split_off(at);
-            let separator = right[0].0.clone();
+            let right = leaf.split_off(at, page_bytes as usize);
+            let separator = Key::from_slice(right.key(0));
             (
                 Node {
                     lsn,
@@ -458,7 +442,7 @@ fn split(node: Node, page_bytes: u32) -> (Node, Key, Node) {
                 separator,
                 Node {
                     lsn,
-                    body: Body::Leaf(Leaf { entries: right }),
+                    body: Body::Leaf(right),
                 },
             )
         }

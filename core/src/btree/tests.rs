@@ -116,9 +116,9 @@ fn check(tree: &Tree, model: &BTreeMap<Vec<u8>, Record>) {
         };
         match &node.body {
             Body::Leaf(leaf) => {
-                for (key, record) in &leaf.entries {
+                for (key, record) in leaf.iter() {
                     assert!(in_bounds(key), "key outside its separators in page {id}");
-                    entries.push((key.to_vec(), record.clone()));
+                    entries.push((key.to_vec(), record.to_record()));
                 }
             }
             Body::Internal(internal) => {

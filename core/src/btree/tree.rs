@@ -68,7 +68,7 @@ impl Tree {
             return Ok(leaf
                 .find(index, key)
                 .ok()
-                .map(|at| leaf.entries[at].1.clone()));
+                .map(|at| leaf.record(at).to_record()));
         }
     }
 

@@ -10,7 +10,7 @@ use super::PageId;
 /// Bytes of the header at the start of every page.
 pub const PAGE_HEADER_BYTES: usize = 32;
 
-const LAYOUT_VERSION: u8 = 1;
+const LAYOUT_VERSION: u8 = 2;
 
 /// What a page holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,10 +241,6 @@ impl<'a> BodyReader<'a> {
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8, PageError> {
-        Ok(self.take(1)?[0])
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16, PageError> {

@@ -70,7 +70,7 @@ pub(crate) async fn read_tree_page<F: File>(
         }
         .into());
     }
-    Ok(Node::decode(&header, &bytes)?)
+    Ok(Node::decode(&header, bytes)?)
 }
 
 /// Reads and verifies the free-list page `id`, whose CRC the previous link

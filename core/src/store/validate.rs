@@ -228,8 +228,12 @@ pub(crate) async fn walk<E: Env>(
         match node.body {
             Body::Leaf(leaf) => {
                 report.leaf_pages += 1;
-                report.keys += leaf.entries.len() as u64;
-                for (key, record) in &leaf.entries {
+                report.keys += leaf.len() as u64;
+                let entries: Vec<(Vec<u8>, crate::record::Record)> = leaf
+                    .iter()
+                    .map(|(key, record)| (key.to_vec(), record.to_record()))
+                    .collect();
+                for (key, record) in &entries {
                     if !in_bounds(key) {
                         report.find(
                             Some(id),

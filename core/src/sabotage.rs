@@ -104,11 +104,14 @@ pub enum Sabotage {
     /// A removal from a leaf moves the cells below the removed one up but
     /// leaves their slots pointing where they were.
     SlotOffsetsUnshifted,
+    /// Relocation frees the old ids of the pages it moves at once, though
+    /// the durable superblock still reaches them.
+    RelocateFreesNow,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 30] = [
+    pub const ALL: [Sabotage; 31] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -139,6 +142,7 @@ impl Sabotage {
         Sabotage::BulkOverExisting,
         Sabotage::RunPastLeaf,
         Sabotage::SlotOffsetsUnshifted,
+        Sabotage::RelocateFreesNow,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -174,6 +178,7 @@ impl Sabotage {
             Sabotage::BulkOverExisting => "bulk-over-existing",
             Sabotage::RunPastLeaf => "run-past-leaf",
             Sabotage::SlotOffsetsUnshifted => "slot-offsets-unshifted",
+            Sabotage::RelocateFreesNow => "relocate-frees-now",
         }
     }
 }

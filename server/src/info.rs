@@ -210,6 +210,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ),
                 ("truncations", store.truncations.to_string()),
                 ("pages_truncated", store.pages_truncated.to_string()),
+                ("pages_relocated", store.pages_relocated.to_string()),
                 ("pages_written", store.pages_written.to_string()),
                 ("pages_read", store.pages_read.to_string()),
                 ("bulk_builds", store.bulk_builds.to_string()),

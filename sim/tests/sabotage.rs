@@ -16,7 +16,8 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         Sabotage::CheckpointInPlace
         | Sabotage::BulkOverExisting
         | Sabotage::RunPastLeaf
-        | Sabotage::SlotOffsetsUnshifted => WorkloadName::Tree,
+        | Sabotage::SlotOffsetsUnshifted
+        | Sabotage::RelocateFreesNow => WorkloadName::Tree,
         Sabotage::AckBeforeSync
         | Sabotage::WalRemovedEarly
         | Sabotage::VlogGcEarly
@@ -441,6 +442,19 @@ fn a_leaf_removal_that_leaves_slots_at_moved_cells_is_caught() {
         NO_CORRUPTION,
         20,
         &[TREE_MODEL_ORACLES, &["panic"]].concat(),
+    );
+}
+
+#[test]
+fn relocation_that_reuses_pages_the_durable_tree_reaches_is_caught() {
+    // A moved page's old id reused before the superblock that no longer
+    // reaches it is durable: the next checkpoint overwrites a page of the
+    // durable tree, and a crash before its superblock shows it.
+    assert_caught(
+        Sabotage::RelocateFreesNow,
+        NO_CORRUPTION,
+        40,
+        &[TREE_MODEL_ORACLES, &["recovery", "durable_state", "panic"]].concat(),
     );
 }
 

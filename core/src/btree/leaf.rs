@@ -574,7 +574,10 @@ impl Leaf {
         if page[slots_end..start].iter().any(|byte| *byte != 0) {
             return Err(layout("bytes between the slots and the cells".to_owned()));
         }
-        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(len);
+        // The cells tile the area: walking it cell by cell from its start
+        // must meet exactly the slots' offsets, each once, and end at the
+        // page's end. Bit `o - start` marks a slot's offset `o`.
+        let mut starts = vec![0u64; (page.len() - start).div_ceil(64)];
         let mut previous: Option<&[u8]> = None;
         for i in 0..len {
             let at = u32_at(&page, PAGE_HEADER_BYTES + LEAF_SLOT_BYTES * i) as usize;
@@ -583,27 +586,33 @@ impl Leaf {
                     "slot {i} points at {at}, outside the cells"
                 )));
             }
-            let (key_start, key_end, _, end) = parse_cell(&page, at).map_err(layout)?;
+            let (word, bit) = ((at - start) / 64, (at - start) % 64);
+            if starts[word] & (1 << bit) != 0 {
+                return Err(layout(format!("two slots point at {at}")));
+            }
+            starts[word] |= 1 << bit;
+            let (key_start, key_end, _, _) = parse_cell(&page, at).map_err(layout)?;
             let key = &page[key_start..key_end];
             if previous.is_some_and(|previous| previous >= key) {
                 return Err(layout("leaf keys out of order".to_owned()));
             }
             previous = Some(key);
-            spans.push((at, end));
         }
-        spans.sort_unstable();
         let mut covered = start;
-        for (at, end) in spans {
-            if at != covered {
+        let mut cells = 0;
+        while covered < page.len() {
+            let (word, bit) = ((covered - start) / 64, (covered - start) % 64);
+            if starts[word] & (1 << bit) == 0 {
                 return Err(layout(format!(
                     "cells overlap or leave a hole at {covered}"
                 )));
             }
-            covered = end;
+            covered = parse_cell(&page, covered).map_err(layout)?.3;
+            cells += 1;
         }
-        if covered != page.len() {
+        if covered != page.len() || cells != len {
             return Err(layout(format!(
-                "cells end at {covered}, not the page's end"
+                "{cells} cells end at {covered}, not {len} at the page's end"
             )));
         }
         Ok(Leaf {

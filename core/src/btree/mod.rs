@@ -23,6 +23,7 @@ pub(crate) mod cursor;
 pub(crate) mod leaf;
 pub(crate) mod mutator;
 pub(crate) mod node;
+pub(crate) mod relocate;
 pub(crate) mod search;
 pub(crate) mod tree;
 

@@ -185,6 +185,28 @@ impl<E: Env> Db<E> {
         Ok(report)
     }
 
+    /// The checkpoints a close runs: one, and while the file is worth
+    /// compacting (a quarter of it free or pending, design 5.9), more, each
+    /// moving a step of the tail down, until no page moves; the last two
+    /// make the old ids free and cut the free tail. Bounded by the file's
+    /// page count over the step.
+    async fn close_checkpoints(&self) -> Result<(), DbError> {
+        let mut report = self.checkpoint().await?;
+        let steps_max =
+            self.store.stats().page_count / crate::store::RELOCATE_STEP_PAGES as u64 + 2;
+        let mut steps = 0;
+        while report.pages_relocated > 0 && steps < steps_max {
+            report = self.checkpoint().await?;
+            steps += 1;
+        }
+        if steps > 0 {
+            // The last moves' old ids are pending until the checkpoint
+            // above is durable; this one cuts them.
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
     /// Runs one value-log garbage-collection pass now (see
     /// [`VlogGcReport`]): removes the segments a durable checkpoint has made
     /// unreachable, then moves the live values out of the sparsest segment
@@ -240,7 +262,7 @@ impl<E: Env> Db<E> {
         // A database that failed closes too, but says so: what it
         // acknowledged may not all be durable, and only reopening tells.
         let checkpointed = match self.store.failure() {
-            None => self.checkpoint().await.map(|_| ()),
+            None => self.close_checkpoints().await,
             Some(reason) => Err(DbError::StorageFailed(reason)),
         };
         let Db {

@@ -89,10 +89,7 @@ impl Allocator {
     /// superblock naming it is durable. Pages still pending stay: a
     /// durable superblock may reach them.
     pub(crate) fn truncate_free_tail(&mut self, min_pages: u64) -> Option<u64> {
-        let mut start = self.page_count;
-        while start > 2 && self.free.contains(&(start - 1)) {
-            start -= 1;
-        }
+        let start = self.page_count - self.free_tail_pages();
         if self.page_count - start < min_pages.max(1) {
             return None;
         }
@@ -103,9 +100,24 @@ impl Allocator {
         Some(start)
     }
 
+    /// How many of the highest ids are free now (page 1 never counts: a
+    /// file keeps its root's page).
+    pub(crate) fn free_tail_pages(&self) -> u64 {
+        let mut start = self.page_count;
+        while start > 2 && self.free.contains(&(start - 1)) {
+            start -= 1;
+        }
+        self.page_count - start
+    }
+
     /// Takes a specific free page (for the free list's own pages).
     pub(crate) fn take_free(&mut self) -> Option<PageId> {
         self.free.pop_first()
+    }
+
+    /// The lowest id free now.
+    pub(crate) fn lowest_free(&self) -> Option<PageId> {
+        self.free.first().copied()
     }
 
     pub(crate) fn page_count(&self) -> u64 {

@@ -67,6 +67,9 @@ pub struct CheckpointReport {
     pub free_list_pages: u64,
     /// Free pages cut off the end of `data.pages`.
     pub pages_truncated: u64,
+    /// Tree pages moved down from the end of `data.pages` before the seal
+    /// (design 5.9); this checkpoint wrote them.
+    pub pages_relocated: u64,
     /// False when nothing had changed and no superblock was written.
     pub wrote: bool,
 }
@@ -99,6 +102,7 @@ impl State {
         let pages = tree.cache.dirty_pages(generation);
         if pages.is_empty()
             && tree.allocator.pending_count() == 0
+            && tree.allocator.free_tail_pages() < self.truncate_tail_pages_min.max(1)
             && self.lsn_applied == self.durable.checkpoint_lsn
         {
             return None;
@@ -259,6 +263,12 @@ impl<E: Env> Store<E> {
             Some(plan) => Some(self.write_sealed(plan, &wal_durable).await?),
             None => None,
         };
+        // The tail of the file moves down first (when enough of it is
+        // free), so this checkpoint writes the moved pages and the next
+        // can cut what they leave (design 5.9).
+        let relocated = self
+            .relocate_tail(super::relocate::RELOCATE_STEP_PAGES)
+            .await?;
         let page_bytes = self.manifest.page_bytes;
         let plan = {
             let _batches = self.batch_turn.lock().await;
@@ -281,12 +291,15 @@ impl<E: Env> Store<E> {
                         tree_pages: 0,
                         free_list_pages: 0,
                         pages_truncated: 0,
+                        pages_relocated: relocated,
                         wrote: false,
                     });
                 }
             }
         };
-        self.write_sealed(plan, &wal_durable).await
+        let mut report = self.write_sealed(plan, &wal_durable).await?;
+        report.pages_relocated = relocated;
+        Ok(report)
     }
 
     /// Writes sealed `plan` once the WAL is durable through its LSN, and
@@ -338,6 +351,7 @@ impl<E: Env> Store<E> {
                     tree_pages: plan.pages.len() as u64,
                     free_list_pages: plan.free_list_chain.len() as u64,
                     pages_truncated: plan.pages_truncated,
+                    pages_relocated: 0,
                     wrote: true,
                 };
                 state.stats.pages_written += report.tree_pages + report.free_list_pages;

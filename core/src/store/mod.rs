@@ -25,6 +25,8 @@ mod meta_dump;
 mod meta_file;
 mod open;
 mod page_read;
+mod relocate;
+pub(crate) use relocate::RELOCATE_STEP_PAGES;
 mod scan;
 pub mod superblock;
 mod validate;
@@ -130,6 +132,9 @@ pub struct StoreStats {
     pub truncations: u64,
     /// Pages those cuts gave back.
     pub pages_truncated: u64,
+    /// Tree pages moved down from the end of `data.pages` so a later cut
+    /// can give their space back.
+    pub pages_relocated: u64,
     /// Tree and free-list pages written by checkpoints.
     pub pages_written: u64,
     /// Pages read from disk.

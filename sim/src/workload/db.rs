@@ -774,6 +774,7 @@ async fn checkpoint(env: &SimEnv, db: &Db<SimEnv>, model: &Model) -> bool {
                 let mut m = lock(model);
                 m.verdict.stat("checkpoints", 1);
                 m.verdict.stat("pages_truncated", report.pages_truncated);
+                m.verdict.stat("pages_relocated", report.pages_relocated);
             }
             true
         }

@@ -536,6 +536,9 @@ async fn checkpoint(env: &SimEnv, store: &Store<SimEnv>, model: &Model) -> bool 
         lock(model)
             .verdict
             .stat("pages_truncated", report.pages_truncated);
+        lock(model)
+            .verdict
+            .stat("pages_relocated", report.pages_relocated);
     }
     lock(model).checkpoint_running = false;
     match outcome {

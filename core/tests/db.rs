@@ -490,6 +490,61 @@ fn a_commit_larger_than_a_segment_spans_segments_and_survives_a_power_loss() {
     assert_eq!(db.stats().recovery.txns_dropped, 0);
 }
 
+/// A close compacts a file that removals left mostly free (design 5.9):
+/// the tail the removal's copies went to moves down and is cut, and the
+/// data survives the reopen.
+#[test]
+fn a_close_gives_back_the_space_a_large_removal_left() {
+    let world = World::new(14, FaultConfig::none());
+    let db = open(&world);
+    let writes = |range: std::ops::Range<usize>, delete: bool| -> Vec<Write> {
+        range
+            .map(|i| {
+                let key = format!("key-{i:05}").into_bytes();
+                if delete {
+                    Write::Del { key }
+                } else {
+                    Write::Set {
+                        key,
+                        value: Value::Bytes(vec![7; 150]),
+                    }
+                }
+            })
+            .collect()
+    };
+    let load = writes(0..12000, false);
+    on(&world, &db, move |db| async move {
+        db.write(load, Durability::Sync).await.expect("load");
+        db.checkpoint().await.expect("checkpoint");
+    });
+    let loaded = db.stats().store.page_count;
+    let removal: Vec<Write> = writes(0..12000, true).into_iter().step_by(2).collect();
+    on(&world, &db, move |db| async move {
+        db.write(removal, Durability::Sync).await.expect("remove");
+    });
+    on(&world, &db, |db| async move {
+        db.checkpoint().await.expect("checkpoint");
+    });
+    let grown = db.stats().store.page_count;
+    assert!(
+        grown > loaded * 3 / 2,
+        "{loaded} pages grew only to {grown}"
+    );
+    let db = Arc::into_inner(db).expect("one handle");
+    world.block_on(N, async move { db.close().await.expect("close") });
+    let db = open(&world);
+    let stats = db.stats().store;
+    assert!(
+        stats.page_count <= loaded + loaded / 10,
+        "{} pages after the close, {grown} before, {loaded} loaded",
+        stats.page_count
+    );
+    for i in [0, 1, 2, 3, 11998, 11999] {
+        let found = get(&world, &db, &format!("key-{i:05}"));
+        assert_eq!(found.is_some(), i % 2 == 1, "key {i}");
+    }
+}
+
 /// A close leaves no segment prepared ahead behind: the directory holds
 /// the segments the log needs and nothing segment-sized besides.
 #[test]
@@ -511,6 +566,44 @@ fn a_close_removes_the_segment_prepared_ahead() {
         !names.iter().any(|name| name.ends_with(".tmp")),
         "{names:?}"
     );
+    // The active segment keeps its records and a zero block, not the
+    // preallocated rest; the next open writes it out to full size again.
+    let segment_len = |world: &World| {
+        let env = world.env(N);
+        world.block_on(N, async move {
+            use jubilant_core::env::{File, Fs, OpenMode};
+            let names = env.list(&dir()).await.expect("list");
+            let name = names
+                .iter()
+                .filter(|name| name.starts_with("wal-") && name.ends_with(".log"))
+                .max()
+                .expect("a segment")
+                .clone();
+            let file = env
+                .open(&dir().join(name), OpenMode::Existing)
+                .await
+                .expect("open");
+            file.len().await.expect("len")
+        })
+    };
+    let closed = segment_len(&world);
+    assert!(
+        closed < 64 * 1024,
+        "the closed segment keeps {closed} bytes"
+    );
+    let db = open(&world);
+    assert_eq!(segment_len(&world), 64 * 1024);
+    for i in 0..40 {
+        assert_eq!(
+            get(&world, &db, &format!("k{i:03}")),
+            Some(Value::from("v".repeat(200)))
+        );
+    }
+    set(&world, &db, "after", "1").expect("set");
+    drop(db);
+    world.crash(N);
+    let db = open(&world);
+    assert_eq!(get(&world, &db, "after"), Some(Value::from("1")));
 }
 
 /// A spanning commit whose last records never became durable (its

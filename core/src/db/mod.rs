@@ -185,19 +185,21 @@ impl<E: Env> Db<E> {
         Ok(report)
     }
 
-    /// The checkpoints a close runs: one, and while the file is worth
-    /// compacting (a quarter of it free or pending, design 5.9), more, each
-    /// moving a step of the tail down, until no page moves; the last two
-    /// make the old ids free and cut the free tail. Bounded by the file's
-    /// page count over the step.
+    /// The checkpoints a close runs: one (which also makes free what the
+    /// last commits freed), and while the file is worth compacting (a
+    /// quarter of it free or pending, design 5.9) more, each moving a step
+    /// of the tail down, until one moves nothing; then one to cut what the
+    /// last moves freed. Bounded by the file's page count over the step.
     async fn close_checkpoints(&self) -> Result<(), DbError> {
-        let mut report = self.checkpoint().await?;
+        self.checkpoint().await?;
         let steps_max =
             self.store.stats().page_count / crate::store::RELOCATE_STEP_PAGES as u64 + 2;
         let mut steps = 0;
-        while report.pages_relocated > 0 && steps < steps_max {
-            report = self.checkpoint().await?;
+        while steps < steps_max && self.store.worth_relocating() {
             steps += 1;
+            if self.checkpoint().await?.pages_relocated == 0 {
+                break;
+            }
         }
         if steps > 0 {
             // The last moves' old ids are pending until the checkpoint

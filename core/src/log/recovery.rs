@@ -245,15 +245,21 @@ impl<E: Env> LogScan<E> {
                     // Step 4 into a new file renamed over the old one, so a
                     // torn write during the rewrite cannot damage records
                     // it was rewriting.
-                    let file =
-                        segment::create_with(&env, &dir, last.id, image, last.file_len, true)
-                            .await?;
+                    // A segment a close cut short (2.5) is written out
+                    // to the configured size again, so commits' syncs
+                    // never change its size.
+                    let len = last.file_len.max(config.segment_bytes);
+                    let file = segment::create_with(&env, &dir, last.id, image, len, true).await?;
                     report.bytes_rewritten = image.len() as u64;
-                    report.tail_bytes_zeroed = last.file_len - last.end_offset;
+                    report.tail_bytes_zeroed = len - last.end_offset;
                     file
                 };
-                let (capacity, write_offset, next_lsn) =
-                    (last.file_len, last.end_offset, last.next_lsn());
+                let capacity = if skip_rewrite || skip_zeroing {
+                    last.file_len
+                } else {
+                    last.file_len.max(config.segment_bytes)
+                };
+                let (write_offset, next_lsn) = (last.end_offset, last.next_lsn());
                 Log::from_recovered(
                     env,
                     config,

@@ -253,6 +253,33 @@ impl<E: Env> Log<E> {
         }
     }
 
+    /// At a close, once every record is durable: cuts the active segment
+    /// after the block its records end in plus one zero block, so a closed
+    /// database does not keep a preallocated segment's zeros on disk (the
+    /// next open writes the segment out to `segment_bytes` again, in the
+    /// rewrite it makes anyway, design 2.6 step 5). Best effort: a failed
+    /// or lost cut leaves the longer file, which is as valid. Nothing is
+    /// cut while a batch is open, a write is unsynced, or the log failed.
+    pub(crate) async fn shrink_for_close(&mut self) {
+        if self.failure().is_some()
+            || self.batch_open
+            || !self.buffer.is_empty()
+            || self.active.unsynced
+        {
+            return;
+        }
+        let block = u64::from(self.config.block_bytes);
+        let keep = self
+            .active
+            .write_offset
+            .max(self.active.dirty_end)
+            .next_multiple_of(block)
+            + block;
+        if keep < self.active.capacity && self.active.file.set_len(keep).await.is_ok() {
+            self.active.capacity = keep;
+        }
+    }
+
     /// The LSN the next appended record will get.
     pub fn next_lsn(&self) -> u64 {
         self.next_lsn

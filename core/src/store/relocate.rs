@@ -39,6 +39,12 @@ impl State {
 }
 
 impl<E: Env> Store<E> {
+    /// Whether a checkpoint now would move pages down (see
+    /// [`State::worth_relocating`]).
+    pub(crate) fn worth_relocating(&self) -> bool {
+        self.state().worth_relocating()
+    }
+
     /// Moves up to `max_pages` of the tree pages with the highest ids down
     /// to free ids, when [`State::worth_relocating`]; the next checkpoint
     /// writes them. Returns how many moved.

@@ -174,6 +174,9 @@ impl<E: Env> Writer<E> {
         // `.tmp` file stays for the next open to remove): no task of this
         // database outlives its close.
         self.log.settle().await;
+        // The active segment's preallocated zeros go too (the next open
+        // writes them again).
+        self.log.shrink_for_close().await;
         self.watch.stop(CommitError::Stopped);
         lock(&self.stats).log = self.log.stats();
         self.log

@@ -192,6 +192,7 @@ impl<E: Env> Db<E> {
     /// last moves freed. Bounded by the file's page count over the step.
     async fn close_checkpoints(&self) -> Result<(), DbError> {
         self.checkpoint().await?;
+        self.store.set_compacting();
         let steps_max =
             self.store.stats().page_count / crate::store::RELOCATE_STEP_PAGES as u64 + 2;
         let mut steps = 0;

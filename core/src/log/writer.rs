@@ -253,6 +253,29 @@ impl<E: Env> Log<E> {
         }
     }
 
+    /// At a close, when a durable checkpoint covers every record that
+    /// holds data (the caller knows): starts an empty segment of one block
+    /// past its header (the next open writes it out to `segment_bytes`,
+    /// 2.6 step 5) and removes every segment before it, so a closed
+    /// database keeps no WAL bytes it will never replay. LSNs go on from
+    /// where they were: the new segment's first LSN is the next one.
+    /// Best effort, each step crash-safe as a rollover and a removal are.
+    pub(crate) async fn restart_empty_for_close(&mut self) {
+        if self.failure().is_some()
+            || self.batch_open
+            || !self.buffer.is_empty()
+            || self.active.unsynced
+            || self.active.write_offset == SEGMENT_HEADER_BYTES
+        {
+            return;
+        }
+        let small = SEGMENT_HEADER_BYTES.next_multiple_of(u64::from(self.config.block_bytes))
+            + u64::from(self.config.block_bytes);
+        if self.rollover(small).await.is_ok() {
+            let _ = self.remove_segments_before(self.next_lsn).await;
+        }
+    }
+
     /// At a close, once every record is durable: cuts the active segment
     /// after the block its records end in plus one zero block, so a closed
     /// database does not keep a preallocated segment's zeros on disk (the
@@ -365,7 +388,7 @@ impl<E: Env> Log<E> {
         }
         debug_assert!(self.buffer.is_empty(), "a closed batch was written whole");
         if self.next_batch_offset() + BATCH_HEADER_BYTES + frame_bytes > self.active.capacity {
-            self.rollover().await?;
+            self.rollover(self.config.segment_bytes).await?;
         }
         let start = self.next_batch_offset();
         self.stats.file_bytes += start + BATCH_HEADER_BYTES - self.end();
@@ -436,7 +459,7 @@ impl<E: Env> Log<E> {
         self.open_batch(frame_bytes).await?;
         if self.end() + frame_bytes > self.active.capacity {
             // The batch goes on in a new segment, under a new header.
-            self.rollover().await?;
+            self.rollover(self.config.segment_bytes).await?;
             self.open_batch(frame_bytes).await?;
         } else if self.buffer.len() + frame_bytes as usize > self.config.write_buffer_bytes {
             self.flush().await?;
@@ -474,7 +497,7 @@ impl<E: Env> Log<E> {
         }
         self.open_batch(SKIP_FRAME_BYTES).await?;
         if self.end() + SKIP_FRAME_BYTES > self.active.capacity {
-            self.rollover().await?;
+            self.rollover(self.config.segment_bytes).await?;
             self.open_batch(SKIP_FRAME_BYTES).await?;
         }
         let site = FrameSite {
@@ -502,7 +525,7 @@ impl<E: Env> Log<E> {
     /// records that must not straddle two segments can start in a fresh one.
     pub async fn roll(&mut self) -> Result<(), LogError> {
         self.check_usable()?;
-        self.rollover().await
+        self.rollover(self.config.segment_bytes).await
     }
 
     /// Forgets every record appended since `mark`: they leave the buffer,
@@ -691,7 +714,9 @@ impl<E: Env> Log<E> {
 
     /// Closes the active segment (written, garbage zeroed, synced) and
     /// starts the next one.
-    async fn rollover(&mut self) -> Result<(), LogError> {
+    /// Closes the active segment and starts the next one, `segment_bytes`
+    /// long (the configured size, except at a close).
+    async fn rollover(&mut self, segment_bytes: u64) -> Result<(), LogError> {
         self.flush().await?;
         let unused = self.active.capacity - self.end();
         let (from, to) = (self.scrub_from(), self.active.dirty_end);
@@ -729,7 +754,7 @@ impl<E: Env> Log<E> {
         // the temporary file); without one, or if its preparation failed,
         // the segment is prepared here, as before.
         let prepared = match self.spare.take() {
-            Some(spare) if spare.id == header.id => {
+            Some(spare) if spare.id == header.id && segment_bytes == self.config.segment_bytes => {
                 spare.hurry.store(true, Ordering::Release);
                 match spare.task.await {
                     Ok(file) => Some(
@@ -762,7 +787,7 @@ impl<E: Env> Log<E> {
                     &self.config.dir,
                     header.id,
                     &header.encode(),
-                    self.config.segment_bytes,
+                    segment_bytes,
                     segment::Pace::AtOnce,
                 )
                 .await
@@ -790,7 +815,7 @@ impl<E: Env> Log<E> {
             id: header.id,
             path: segment::segment_path(&self.config.dir, header.id),
             file,
-            capacity: self.config.segment_bytes,
+            capacity: segment_bytes,
             write_offset: SEGMENT_HEADER_BYTES,
             dirty_end: SEGMENT_HEADER_BYTES,
             unsynced: false,

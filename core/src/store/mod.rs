@@ -179,6 +179,9 @@ pub(crate) struct State {
     /// The free pages at the end of `data.pages` a checkpoint cuts, at
     /// least.
     pub(crate) truncate_tail_pages_min: u64,
+    /// Set by a close: relocation runs while any tail worth a cut is free
+    /// or pending, not only a quarter of the file (design 5.9).
+    pub(crate) compacting: bool,
     /// Live bytes per value-log segment, changed with the tree; `None`
     /// until [`Store::count_vlog_usage`] built it (recovery's replay
     /// runs before).

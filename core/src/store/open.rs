@@ -533,6 +533,7 @@ impl<E: Env> Store<E> {
             truncate_tail_pages_min: (options.truncate_tail_bytes_min
                 / u64::from(manifest.page_bytes))
             .max(1),
+            compacting: false,
             vlog_usage: None,
         };
         let store = Store {

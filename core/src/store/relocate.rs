@@ -6,7 +6,8 @@
 //! they replace are still pending, and once those are free the tail is
 //! live: truncation finds nothing to cut. So a checkpoint, when at least a
 //! quarter of the file (and at least the truncation minimum) is free or
-//! pending and the cache has room, first moves a bounded number of the
+//! pending (a close asks for less, [`Store::set_compacting`]) and the
+//! cache has room, first moves a bounded number of the
 //! tree pages with the highest ids down ([`crate::btree::relocate`]). It
 //! writes them at their new ids; their old ids are pending until its
 //! superblock is durable, and the next checkpoint cuts the tail they free.
@@ -33,12 +34,19 @@ impl State {
         self.failed.is_none()
             && self.unwritten.is_none()
             && wasted >= self.truncate_tail_pages_min.max(1)
-            && wasted * 4 >= allocator.page_count()
+            && (self.compacting || wasted * 4 >= allocator.page_count())
             && self.tree.cache.dirty_bytes() < self.tree.cache.budget_bytes() / 4
     }
 }
 
 impl<E: Env> Store<E> {
+    /// Makes relocation run, from now on, whenever a tail worth a cut is
+    /// free or pending, however small a part of the file (a close sets
+    /// it: the file it leaves should hold its live pages and little else).
+    pub(crate) fn set_compacting(&self) {
+        self.state().compacting = true;
+    }
+
     /// Whether a checkpoint now would move pages down (see
     /// [`State::worth_relocating`]).
     pub(crate) fn worth_relocating(&self) -> bool {

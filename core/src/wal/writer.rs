@@ -83,6 +83,10 @@ pub(super) struct Writer<E: Env> {
     checkpoint_wanted: mpsc::Sender<CheckpointWanted>,
     wal_bytes_since_request: u64,
     checkpoint_lsn_tidied: u64,
+    /// The LSN of the last `Checkpoint` record appended, if the checkpoint
+    /// it names covers every record before it: then nothing up to it holds
+    /// data a replay needs.
+    covered_through: Option<u64>,
     /// Reused for every record a commit logs.
     builder: flatbuffers::FlatBufferBuilder<'static>,
     config: WriterConfig,
@@ -110,6 +114,7 @@ impl<E: Env> Writer<E> {
             checkpoint_wanted,
             wal_bytes_since_request: 0,
             checkpoint_lsn_tidied: 0,
+            covered_through: None,
             builder: flatbuffers::FlatBufferBuilder::new(),
             config,
         }
@@ -174,12 +179,44 @@ impl<E: Env> Writer<E> {
         // `.tmp` file stays for the next open to remove): no task of this
         // database outlives its close.
         self.log.settle().await;
-        // The active segment's preallocated zeros go too (the next open
-        // writes them again).
+        // Nothing after the last checkpoint record, which a durable
+        // checkpoint covers with everything before it: the WAL restarts
+        // empty. Then the active segment's preallocated zeros go too (the
+        // next open writes them again).
+        if let Some(at) = self.covered_through.filter(|at| {
+            self.log.next_lsn() == at + 1
+                && self.store.durable_checkpoint_lsn() + 1 >= *at
+                && self.log.durable_lsn() >= *at
+        }) {
+            self.restart_empty(at).await;
+        }
         self.log.shrink_for_close().await;
         self.watch.stop(CommitError::Stopped);
         lock(&self.stats).log = self.log.stats();
         self.log
+    }
+
+    /// At the end, when the last record is the `Checkpoint` record at
+    /// `at`, durable, and a durable checkpoint covers everything before
+    /// it: the store takes `at` as applied (the record holds no data) and
+    /// checkpoints at it, so the WAL can restart empty at `at + 1`, right
+    /// after the durable checkpoint as every open requires, and the
+    /// segments before go (design 2.5). Best effort: any failure leaves the
+    /// log as it was, which is as valid.
+    async fn restart_empty(&mut self, at: u64) {
+        if self.store.apply_unrelieved(&[], at).await.is_err() {
+            return;
+        }
+        let durable = self.log.durable_lsn();
+        // The superblock keeps the TTL calibration it has (a reading of 0
+        // never lowers it); every commit's reading is already in it.
+        let checkpointed = self
+            .store
+            .checkpoint_after_wal(|| 0, |_| std::future::ready(Ok(durable)))
+            .await;
+        if checkpointed.is_ok_and(|report| report.checkpoint_lsn == at) {
+            self.log.restart_empty_for_close().await;
+        }
     }
 
     fn refusal(&self) -> Option<CommitError> {
@@ -622,8 +659,10 @@ impl<E: Env> Writer<E> {
             let record = WalRecord::Checkpoint { lsn };
             // Informational (recovery trusts the superblock): it becomes
             // durable with the next batch.
+            let at = self.log.next_lsn();
             if self.log.append(&record.encode()).await.is_ok() {
                 self.checkpoint_lsn_tidied = lsn;
+                self.covered_through = (lsn.saturating_add(1) >= at).then_some(at);
             }
         }
         // The unlinks and directory syncs run in the background; the

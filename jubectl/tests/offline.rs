@@ -235,17 +235,19 @@ fn dump_manifest_prints_every_field_and_exits_1_when_open_would_refuse() {
     let dump: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     let hash = dump["manifest"]["wire_schema_hash"].as_str().expect("hex");
     assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(dump["active"], "SUPERBLOCK_B");
+    // The close checkpointed twice (its own, then the one that lets the
+    // WAL restart empty, design 2.5): generation 3, in SUPERBLOCK_A.
+    assert_eq!(dump["active"], "SUPERBLOCK_A");
 
     // The active superblock torn: the other one is active, still exit 0.
     let mut damage = String::new();
-    flip(&dir.join("SUPERBLOCK_B"), 20);
+    flip(&dir.join("SUPERBLOCK_A"), 20);
     let (code, stdout) = run(&mut damage, root.path(), &["dump-manifest", path]);
     assert_eq!(code, 0, "{damage}");
-    assert!(stdout.contains("SUPERBLOCK_B: INVALID: CRC mismatch\n"));
-    assert!(stdout.ends_with("active superblock: SUPERBLOCK_A (generation 1)\n"));
+    assert!(stdout.contains("SUPERBLOCK_A: INVALID: CRC mismatch\n"));
+    assert!(stdout.ends_with("active superblock: SUPERBLOCK_B (generation 2)\n"));
     // Both: exit 1.
-    flip(&dir.join("SUPERBLOCK_A"), 20);
+    flip(&dir.join("SUPERBLOCK_B"), 20);
     let (code, stdout) = run(&mut damage, root.path(), &["dump-manifest", path]);
     assert_eq!(code, 1, "{damage}");
     assert!(stdout.ends_with("active superblock: NONE (neither is valid)\n"));

@@ -95,7 +95,7 @@ pub(crate) struct RecordRef<'a> {
 
 impl RecordRef<'_> {
     /// The record, its value copied out of the page.
-    pub(crate) fn to_record(&self) -> Record {
+    pub(crate) fn to_record(self) -> Record {
         Record {
             value_type: self.value_type,
             value: match self.value {
@@ -629,7 +629,7 @@ mod tests {
         Record {
             value_type: ValueType::Bytes,
             value: StoredValue::Inline(value.to_vec()),
-            expires_at_ms: Some(7).filter(|_| revision % 3 == 0),
+            expires_at_ms: Some(7).filter(|_| revision.is_multiple_of(3)),
             revision,
         }
     }
@@ -697,7 +697,8 @@ mod tests {
             let (count, used) = leaf.write_image(&mut page);
             (page, count, used)
         };
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+        type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Damage)> = vec![
             (
                 "slot outside",
                 Box::new(|page: &mut Vec<u8>| page[32..36].copy_from_slice(&5000u32.to_le_bytes())),

@@ -72,7 +72,7 @@ impl Tree {
                 }
             }
         }
-        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        found.sort_unstable_by_key(|candidate| std::cmp::Reverse(candidate.id));
         found.truncate(max);
         Ok(found)
     }

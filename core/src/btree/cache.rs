@@ -174,15 +174,25 @@ impl PageCache {
     /// its search index (built now if this version of the page has none,
     /// and charged to the budget with it), borrowed until the next change
     /// to the cache.
+    ///
+    /// One hash lookup: a clean copy under another CRC is a miss left in
+    /// place, which the read that follows replaces
+    /// ([`PageCache::insert_clean`]).
     pub(crate) fn get_indexed(
         &mut self,
         id: PageId,
         crc: u32,
     ) -> Option<(&Arc<Node>, &SearchIndex)> {
-        if !self.touch(id, crc) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        if matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc) {
+            self.stats.misses += 1;
             return None;
         }
-        let slot = self.slots.get_mut(&id).expect("touched");
+        slot.referenced = true;
+        self.stats.hits += 1;
         if slot.index.is_none() {
             let index = slot.node.search_index();
             self.stats.index_builds += 1;
@@ -198,12 +208,18 @@ impl PageCache {
         Some((&slot.node, index))
     }
 
-    /// Adds a page just read from disk and verified against `crc`. A page
-    /// already cached wins: it may be dirty, or newer than what this reader
-    /// saw.
+    /// Adds a page just read from disk and verified against `crc`. A dirty
+    /// page already cached wins, and so does a clean one under the same
+    /// CRC; a clean one under another CRC is stale for the reader whose
+    /// parent named `crc`, and is replaced (as [`PageCache::touch`] would
+    /// have dropped it).
     pub(crate) fn insert_clean(&mut self, id: PageId, node: Arc<Node>, crc: u32) {
-        if self.slots.contains_key(&id) {
-            return;
+        match self.slots.get(&id).map(|slot| slot.state) {
+            None => {}
+            Some(SlotState::Clean { crc: cached }) if cached != crc => {
+                self.remove(id);
+            }
+            Some(_) => return,
         }
         let charge = charge(self.page_bytes, &node);
         self.charged += charge;
@@ -588,7 +604,11 @@ mod tests {
             cache.get_indexed(1, 6).is_none(),
             "a stale page has no index"
         );
-        assert_eq!(cache.bytes(), 0);
+        // The stale copy waits for the read that replaces it.
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()), 6);
+        assert_eq!(cache.bytes(), 4096, "the stale copy and its index went");
+        assert!(cache.get_indexed(1, 6).is_some());
+        cache.check();
     }
 
     #[test]
@@ -599,6 +619,14 @@ mod tests {
         assert!(cache.state(1).is_none(), "stale copy kept");
         cache.insert_clean(1, Arc::new(Node::empty_leaf()), 8);
         assert!(cache.get(1, 8).is_some());
+        // An indexed lookup misses a stale copy too, and the read after it
+        // replaces it.
+        assert!(cache.get_indexed(1, 9).is_none(), "stale copy returned");
+        assert_eq!(cache.stats().misses, 2);
+        cache.insert_clean(1, Arc::new(Node::empty_leaf()), 9);
+        assert!(cache.get_indexed(1, 9).is_some());
+        assert!(cache.get(1, 8).is_none(), "the replaced copy returned");
+        cache.check();
         cache.put_dirty(2, Node::empty_leaf(), 3);
         assert!(cache.get(2, 99).is_some(), "dirty pages have no CRC yet");
     }

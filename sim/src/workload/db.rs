@@ -268,7 +268,10 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         .insert("torn_writes".to_owned(), counts.get(Fault::WriteTorn));
     for name in [
         "crashes_mid_checkpoint",
+        "crashes_mid_close",
         "crashes_mid_recovery",
+        "clean_closes",
+        "closes_disk_full",
         "checkpoints",
         "commits_sync",
         "commits_async",
@@ -326,6 +329,9 @@ impl Lives for DbLives<'_> {
 fn crash(world: &World, model: &Model, report: &mut Report) {
     {
         let mut m = lock(model);
+        if m.close_running {
+            m.verdict.stat("crashes_mid_close", 1);
+        }
         if m.checkpoint_running {
             m.verdict.stat("crashes_mid_checkpoint", 1);
         }
@@ -524,12 +530,14 @@ async fn process(
                 );
                 drop(env.spawn("committer", task));
             }
+            // Its own stream: the workload stream draws as before.
+            let closes = SimRng::new(seed ^ CLOSE_SALT, Stream::Settings);
             let task = checkpointer(
                 env.clone(),
                 Arc::clone(&shape),
                 Arc::clone(&db),
                 Arc::clone(&model),
-                rng,
+                (rng, closes),
             );
             drop(env.spawn("checkpointer", task));
             drop(env.spawn("stats", stats(env.clone(), db, model)));
@@ -569,7 +577,7 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
         let (now, vlog) = (stats.wal, stats.vlog);
         {
             let mut m = lock(&model);
-            if m.verdict.poisoned {
+            if m.verdict.poisoned || m.closing {
                 return;
             }
             m.verdict.stat("wal_fsyncs", now.fsyncs - seen.fsyncs);
@@ -623,7 +631,7 @@ async fn committer(
     let mut done = 0;
     while count.is_none_or(|count| done < count) {
         think(&env, &mut rng, shape.think_us_max).await;
-        if lock(&model).verdict.poisoned {
+        if lock(&model).verdict.poisoned || lock(&model).closing {
             return false;
         }
         let seq = lock(&model).committers[index].next_seq;
@@ -796,12 +804,65 @@ async fn checkpointer(
     shape: Arc<Shape>,
     db: Arc<Db<SimEnv>>,
     model: Model,
-    mut rng: SimRng,
+    (mut rng, mut closes): (SimRng, SimRng),
 ) {
     loop {
         think(&env, &mut rng, shape.checkpoint_every_us_max).await;
         if lock(&model).verdict.poisoned || !checkpoint(&env, &db, &model).await {
             return;
         }
+        if closes.below(CLOSE_ONE_IN) == 0 {
+            close(&env, db, &model).await;
+            return;
+        }
+    }
+}
+
+/// One checkpoint in this many (per life, on average) is followed by a
+/// clean close, so the close's own work (its checkpoints, the compaction
+/// of `data.pages`, the WAL's restart, design 2.5 and 5.9) meets crashes
+/// and is checked by the next recovery.
+const CLOSE_ONE_IN: u64 = 8;
+/// Mixed into the seed for the close decisions' stream.
+const CLOSE_SALT: u64 = 0xc105_e000_0000_0000;
+/// How long a close waits for the committers to let go of the database.
+const CLOSE_WAIT_POLLS_MAX: u64 = 2_000;
+
+/// Stops the committers, waits for them to drop the database, and closes
+/// it; the driver then restarts the node.
+async fn close(env: &SimEnv, db: Arc<Db<SimEnv>>, model: &Model) {
+    lock(model).closing = true;
+    let mut db = db;
+    for _ in 0..CLOSE_WAIT_POLLS_MAX {
+        match Arc::try_unwrap(db) {
+            Ok(only) => {
+                lock(model).close_running = true;
+                let outcome = only.close().await;
+                let mut m = lock(model);
+                m.close_running = false;
+                match outcome {
+                    Ok(()) => {
+                        m.verdict.stat("clean_closes", 1);
+                        // The life is over: the driver restarts the node
+                        // (a kill or a power cut, after which the next
+                        // recovery must find every acknowledged commit).
+                        m.verdict.poisoned = true;
+                    }
+                    Err(DbError::DiskFull(_)) => {
+                        // A full disk refused the close's checkpoint: the
+                        // WAL still holds everything, as after a crash.
+                        m.verdict.stat("closes_disk_full", 1);
+                        m.verdict.poisoned = true;
+                    }
+                    Err(error) => {
+                        drop(m);
+                        db_error(env, model, "close", &error);
+                    }
+                }
+                return;
+            }
+            Err(shared) => db = shared,
+        }
+        env.sleep(Duration::from_millis(10)).await;
     }
 }

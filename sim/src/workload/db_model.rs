@@ -154,6 +154,11 @@ pub(crate) struct DbModel {
     /// The current life; TTL bounds hold only within the life that wrote.
     pub life: u64,
     pub checkpoint_running: bool,
+    /// A clean close was asked for in this life: committers stop.
+    pub closing: bool,
+    /// A close (`Db::close`) is running: its checkpoints, compaction and
+    /// the WAL's restart.
+    pub close_running: bool,
     pub recovering: bool,
     /// The lowest recovered WAL end of the opens since the last completed
     /// check: a commit above it was lost there, even if background work
@@ -185,6 +190,8 @@ impl DbModel {
             committers: (0..committers).map(|_| Committer::default()).collect(),
             life: 0,
             checkpoint_running: false,
+            closing: false,
+            close_running: false,
             recovering: false,
             lsn_end_min: None,
             revisions: BTreeMap::new(),
@@ -196,6 +203,8 @@ impl DbModel {
         self.life += 1;
         self.verdict.begin_life();
         self.checkpoint_running = false;
+        self.closing = false;
+        self.close_running = false;
     }
 
     /// The database opened, its recovered WAL ending at `lsn_end`.

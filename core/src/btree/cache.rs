@@ -107,6 +107,12 @@ pub(crate) struct PageCache {
     /// Bytes charged for every cached page, and for the dirty ones.
     charged: u64,
     dirty_charged: u64,
+    /// Bytes of dirty pages that left the cache (copied on write, freed)
+    /// while someone else still held them, by generation: a sealed
+    /// checkpoint writing them keeps them in memory until it finishes, so
+    /// they count as dirty until [`PageCache::mark_clean`] of their
+    /// generation (design 10.7).
+    retained: BTreeMap<u64, u64>,
     /// Clean pages, in the order the clock hand visits them.
     ring: Vec<PageId>,
     hand: usize,
@@ -128,6 +134,7 @@ impl PageCache {
             slots: SlotMap::default(),
             charged: 0,
             dirty_charged: 0,
+            retained: BTreeMap::new(),
             ring: Vec::new(),
             hand: 0,
             dirty: BTreeMap::new(),
@@ -265,6 +272,11 @@ impl PageCache {
     /// Drops a page that left the tree, returning its state.
     pub(crate) fn remove(&mut self, id: PageId) -> Option<SlotState> {
         let slot = self.slots.remove(&id)?;
+        if let SlotState::Dirty { generation } = slot.state
+            && Arc::strong_count(&slot.node) > 1
+        {
+            *self.retained.entry(generation).or_default() += slot.charge;
+        }
         self.forget_state(id, slot.state, slot.ring_at, slot.charge);
         Some(slot.state)
     }
@@ -322,6 +334,9 @@ impl PageCache {
     /// `crcs`: those still cached as dirty in that generation become clean
     /// and evictable.
     pub(crate) fn mark_clean(&mut self, generation: u64, crcs: &BTreeMap<PageId, u32>) {
+        // What this generation's checkpoint held outside the cache is
+        // dropped with it (and anything older was).
+        self.retained = self.retained.split_off(&(generation + 1));
         let Some(ids) = self.dirty.remove(&generation) else {
             return;
         };
@@ -407,8 +422,10 @@ impl PageCache {
         self.charged
     }
 
+    /// Bytes of dirty pages: in the cache, and held outside it by a
+    /// checkpoint until it finishes.
     pub(crate) fn dirty_bytes(&self) -> u64 {
-        self.dirty_charged
+        self.dirty_charged + self.retained.values().sum::<u64>()
     }
 
     pub(crate) fn budget_bytes(&self) -> u64 {
@@ -608,6 +625,28 @@ mod tests {
         cache.insert_clean(1, Arc::new(Node::empty_leaf()), 6);
         assert_eq!(cache.bytes(), 4096, "the stale copy and its index went");
         assert!(cache.get_indexed(1, 6).is_some());
+        cache.check();
+    }
+
+    #[test]
+    fn a_dirty_page_a_checkpoint_still_holds_counts_until_it_finishes() {
+        let mut cache = cache_of(8);
+        cache.put_dirty(1, Node::empty_leaf(), 2);
+        cache.put_dirty(2, Node::empty_leaf(), 2);
+        // Sealed: the checkpoint of generation 2 holds both pages.
+        let sealed = cache.dirty_pages(2);
+        assert_eq!(cache.dirty_bytes(), 2 * 4096);
+        // Generation 3 copies page 1 away and frees it: it left the cache,
+        // not memory.
+        cache.remove(1);
+        cache.put_dirty(3, Node::empty_leaf(), 3);
+        assert_eq!(cache.dirty_bytes(), 3 * 4096, "the held copy still counts");
+        drop(sealed);
+        cache.mark_clean(2, &BTreeMap::from([(2, 0)]));
+        assert_eq!(cache.dirty_bytes(), 4096, "only generation 3's page");
+        // A page nobody else holds leaves no count behind.
+        cache.remove(3);
+        assert_eq!(cache.dirty_bytes(), 0);
         cache.check();
     }
 

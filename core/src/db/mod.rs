@@ -186,10 +186,11 @@ impl<E: Env> Db<E> {
     }
 
     /// The checkpoints a close runs: one (which also makes free what the
-    /// last commits freed), and while the file is worth compacting (a
-    /// quarter of it free or pending, design 5.9) more, each moving a step
-    /// of the tail down, until one moves nothing; then one to cut what the
-    /// last moves freed. Bounded by the file's page count over the step.
+    /// last commits freed), and while any tail worth a cut is free or
+    /// pending (`truncate_tail_bytes_min`, not the quarter of the file
+    /// checkpoints wait for, design 5.9) more, each moving a step of the
+    /// tail down, until one moves nothing; then one to cut what the last
+    /// moves freed. Bounded by the file's page count over the step.
     async fn close_checkpoints(&self) -> Result<(), DbError> {
         self.checkpoint().await?;
         self.store.set_compacting();

@@ -831,6 +831,14 @@ fn dirty_pages_never_outgrow_the_cache_budget_for_long() {
         "dirty pages reached {dirty_max} bytes of a {} budget",
         stats.cache.budget_bytes
     );
+    // Before that, dirty pages over half the budget slowed the writing
+    // transactions down in proportion (design 10.6), at most 2 ms each.
+    let txns = db.stats().txns;
+    assert!(txns.pressure_pauses > 0, "{txns:?}");
+    assert!(
+        txns.pressure_paused_us <= txns.pressure_pauses * 2000,
+        "{txns:?}"
+    );
 }
 
 #[test]

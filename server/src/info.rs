@@ -266,6 +266,11 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("aborts", stats.txns.aborts.to_string()),
                 ("assert_failures", stats.txns.assert_failures.to_string()),
                 ("busy", stats.txns.busy.to_string()),
+                ("pressure_pauses", stats.txns.pressure_pauses.to_string()),
+                (
+                    "pressure_paused_us",
+                    stats.txns.pressure_paused_us.to_string(),
+                ),
                 ("lock_waits", stats.locks.waits.to_string()),
                 ("keys_locked", stats.locks.keys_locked.to_string()),
             ],

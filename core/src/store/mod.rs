@@ -534,6 +534,25 @@ impl<E: Env> Store<E> {
         state.tree.cache.dirty_bytes() >= state.tree.cache.budget_bytes()
     }
 
+    /// How hard dirty pages press on the cache budget, in thousandths: 0
+    /// below half of it, 1000 at all of it and above, in proportion in
+    /// between (design 10.6).
+    pub(crate) fn memory_pressure_permille(&self) -> u64 {
+        let state = self.state();
+        let (dirty, budget) = (
+            state.tree.cache.dirty_bytes(),
+            state.tree.cache.budget_bytes(),
+        );
+        let soft = budget / 2;
+        if dirty < soft {
+            0
+        } else if dirty >= budget {
+            1000
+        } else {
+            (dirty - soft) * 1000 / (budget - soft).max(1)
+        }
+    }
+
     /// Whether dirty pages press on the cache budget (half of it or more),
     /// so a checkpoint should run to make them evictable.
     pub(crate) fn memory_pressed(&self) -> bool {

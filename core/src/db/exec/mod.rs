@@ -54,6 +54,11 @@ struct Ran {
     result_bytes: u64,
 }
 
+/// The longest wait of a writing transaction while dirty pages press on
+/// the cache: about one step of a checkpoint writing at full speed (512
+/// KiB).
+const PRESSURE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+
 impl<E: Env> Db<E> {
     /// Runs `txn` (SPEC 2): all of its ops see its own earlier writes; if
     /// every op passes, its writes commit as one unit and the outcome
@@ -85,6 +90,9 @@ impl<E: Env> Db<E> {
     async fn run_transaction(&self, txn: &Txn) -> Result<TxnOutcome, TxnError> {
         let mut slots = validate(txn, self.store.key_bytes_max())?;
         let durability = txn.durability_class().unwrap_or(self.durability);
+        if slots.values().any(|slot| slot.mode == Mode::RW) {
+            self.admit_under_pressure().await;
+        }
         let locks = self.lock_slots(&slots).await?;
         let read_lsn = self.store.applied_lsn();
         let now_ms = self.now_ms();
@@ -152,6 +160,24 @@ impl<E: Env> Db<E> {
             self.reap(expired_seen).await?;
         }
         Ok(outcome)
+    }
+
+    /// Before a writing transaction takes its locks: while dirty pages
+    /// press on the cache budget (half of it or more), wait in proportion,
+    /// up to [`PRESSURE_PAUSE_MAX`] at the full budget (design 10.6), so
+    /// writers slow down smoothly while the checkpoint catches up instead
+    /// of stopping at once when the cache fills (the WAL writer's hard stop
+    /// stays behind this). Each committer waits for itself, before its
+    /// commit queues, so batches stay as small as the load makes them.
+    async fn admit_under_pressure(&self) {
+        let pressure = self.store.memory_pressure_permille();
+        if pressure == 0 {
+            return;
+        }
+        let pause = PRESSURE_PAUSE_MAX * u32::try_from(pressure.min(1000)).unwrap_or(1000) / 1000;
+        self.store.env.sleep(pause).await;
+        self.txns
+            .paused(u64::try_from(pause.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Locks the slots' keys, `R` shared and `RW` exclusive, in bytewise

@@ -20,6 +20,11 @@ pub struct TxnStats {
     pub assert_failures: u64,
     /// Of those, transactions that waited too long for locks (`Busy`).
     pub busy: u64,
+    /// Writing transactions that paused before taking their locks because
+    /// dirty pages pressed on the cache budget (design 10.6).
+    pub pressure_pauses: u64,
+    /// Microseconds those pauses lasted.
+    pub pressure_paused_us: u64,
 }
 
 #[derive(Default)]
@@ -30,6 +35,8 @@ pub(crate) struct TxnCounters {
     aborts: AtomicU64,
     assert_failures: AtomicU64,
     busy: AtomicU64,
+    pressure_pauses: AtomicU64,
+    pressure_paused_us: AtomicU64,
 }
 
 impl TxnCounters {
@@ -41,10 +48,17 @@ impl TxnCounters {
             aborts: self.aborts.load(Ordering::Relaxed),
             assert_failures: self.assert_failures.load(Ordering::Relaxed),
             busy: self.busy.load(Ordering::Relaxed),
+            pressure_pauses: self.pressure_pauses.load(Ordering::Relaxed),
+            pressure_paused_us: self.pressure_paused_us.load(Ordering::Relaxed),
         }
     }
 
     /// Counts a transaction as active until the returned guard is dropped.
+    pub(crate) fn paused(&self, us: u64) {
+        self.pressure_pauses.fetch_add(1, Ordering::Relaxed);
+        self.pressure_paused_us.fetch_add(us, Ordering::Relaxed);
+    }
+
     pub(crate) fn begin(&self) -> Active<'_> {
         self.active.fetch_add(1, Ordering::Relaxed);
         Active(self)

@@ -33,6 +33,7 @@
 
 use std::cmp::Ordering;
 
+use crate::page::header::{u16_at, u32_at, u64_at};
 use crate::page::{PAGE_HEADER_BYTES, PageError, PageId};
 use crate::record::{Record, StoredValue, ValueType, VlogPointer};
 
@@ -126,20 +127,6 @@ impl RecordRef<'_> {
             ValueRef::Inline(_) => None,
         }
     }
-}
-
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
 }
 
 /// A cell parsed with every length checked against `image`: the key's

@@ -253,6 +253,15 @@ impl<E: Env> Log<E> {
         }
     }
 
+    /// Whether every record is written and synced, no batch is open and the
+    /// log has not failed: what the close-time steps below need.
+    fn settled_for_close(&self) -> bool {
+        self.failure().is_none()
+            && !self.batch_open
+            && self.buffer.is_empty()
+            && !self.active.unsynced
+    }
+
     /// At a close, when a durable checkpoint covers every record that
     /// holds data (the caller knows): starts an empty segment of one block
     /// past its header (the next open writes it out to `segment_bytes`,
@@ -261,12 +270,7 @@ impl<E: Env> Log<E> {
     /// where they were: the new segment's first LSN is the next one.
     /// Best effort, each step crash-safe as a rollover and a removal are.
     pub(crate) async fn restart_empty_for_close(&mut self) {
-        if self.failure().is_some()
-            || self.batch_open
-            || !self.buffer.is_empty()
-            || self.active.unsynced
-            || self.active.write_offset == SEGMENT_HEADER_BYTES
-        {
+        if !self.settled_for_close() || self.active.write_offset == SEGMENT_HEADER_BYTES {
             return;
         }
         let small = SEGMENT_HEADER_BYTES.next_multiple_of(u64::from(self.config.block_bytes))
@@ -284,11 +288,7 @@ impl<E: Env> Log<E> {
     /// or lost cut leaves the longer file, which is as valid. Nothing is
     /// cut while a batch is open, a write is unsynced, or the log failed.
     pub(crate) async fn shrink_for_close(&mut self) {
-        if self.failure().is_some()
-            || self.batch_open
-            || !self.buffer.is_empty()
-            || self.active.unsynced
-        {
+        if !self.settled_for_close() {
             return;
         }
         let block = u64::from(self.config.block_bytes);

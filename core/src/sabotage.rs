@@ -107,11 +107,15 @@ pub enum Sabotage {
     /// Relocation frees the old ids of the pages it moves at once, though
     /// the durable superblock still reaches them.
     RelocateFreesNow,
+    /// A close restarts the WAL empty without first checkpointing at its
+    /// last (`Checkpoint`) record, so the log no longer begins right after
+    /// the durable checkpoint.
+    WalRestartUncovered,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 31] = [
+    pub const ALL: [Sabotage; 32] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -143,6 +147,7 @@ impl Sabotage {
         Sabotage::RunPastLeaf,
         Sabotage::SlotOffsetsUnshifted,
         Sabotage::RelocateFreesNow,
+        Sabotage::WalRestartUncovered,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -179,6 +184,7 @@ impl Sabotage {
             Sabotage::RunPastLeaf => "run-past-leaf",
             Sabotage::SlotOffsetsUnshifted => "slot-offsets-unshifted",
             Sabotage::RelocateFreesNow => "relocate-frees-now",
+            Sabotage::WalRestartUncovered => "wal-restart-uncovered",
         }
     }
 }

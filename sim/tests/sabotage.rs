@@ -23,7 +23,8 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::VlogGcEarly
         | Sabotage::SkipParentDirSync
         | Sabotage::FullDiskFailsCheckpoint
-        | Sabotage::SpanLsnRewind => WorkloadName::Db,
+        | Sabotage::SpanLsnRewind
+        | Sabotage::WalRestartUncovered => WorkloadName::Db,
         Sabotage::PartialEffects
         | Sabotage::LocksInRequestOrder
         | Sabotage::FalseAssertion
@@ -455,6 +456,20 @@ fn relocation_that_reuses_pages_the_durable_tree_reaches_is_caught() {
         NO_CORRUPTION,
         40,
         &[TREE_MODEL_ORACLES, &["recovery", "durable_state", "panic"]].concat(),
+    );
+}
+
+#[test]
+fn a_wal_restarted_at_close_past_the_durable_checkpoint_is_caught() {
+    // The db workload closes cleanly now and then; a log restarted without
+    // the checkpoint that covers its last record no longer begins right
+    // after the durable checkpoint, and the next open refuses it
+    // (`WalMissing`), which the workload's recovery oracle reports.
+    assert_caught(
+        Sabotage::WalRestartUncovered,
+        NO_CORRUPTION,
+        40,
+        &["recovery"],
     );
 }
 

@@ -204,6 +204,13 @@ impl<E: Env> Writer<E> {
     /// segments before go (design 2.5). Best effort: any failure leaves the
     /// log as it was, which is as valid.
     async fn restart_empty(&mut self, at: u64) {
+        // Broken on purpose (tests only): no checkpoint at `at`, so the
+        // durable checkpoint stays at `at - 1` and the restarted log begins
+        // at `at + 1`.
+        if sabotaged!(self.config, WalRestartUncovered) {
+            self.log.restart_empty_for_close().await;
+            return;
+        }
         if self.store.apply_unrelieved(&[], at).await.is_err() {
             return;
         }

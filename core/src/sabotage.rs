@@ -111,11 +111,15 @@ pub enum Sabotage {
     /// last (`Checkpoint`) record, so the log no longer begins right after
     /// the durable checkpoint.
     WalRestartUncovered,
+    /// A rollover goes on into the next segment without syncing the one
+    /// it leaves, so a record in the new segment no longer proves the old
+    /// one durable.
+    RolloverUnsynced,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 32] = [
+    pub const ALL: [Sabotage; 33] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -148,6 +152,7 @@ impl Sabotage {
         Sabotage::SlotOffsetsUnshifted,
         Sabotage::RelocateFreesNow,
         Sabotage::WalRestartUncovered,
+        Sabotage::RolloverUnsynced,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -185,6 +190,7 @@ impl Sabotage {
             Sabotage::SlotOffsetsUnshifted => "slot-offsets-unshifted",
             Sabotage::RelocateFreesNow => "relocate-frees-now",
             Sabotage::WalRestartUncovered => "wal-restart-uncovered",
+            Sabotage::RolloverUnsynced => "rollover-unsynced",
         }
     }
 }

@@ -298,12 +298,15 @@ fn checkpoints_remove_the_wal_segments_they_cover_and_close_leaves_nothing_to_re
     on(&world, &db, |db| async move {
         db.checkpoint().await.expect("checkpoint")
     });
-    assert_eq!(
-        wal_segments(&world),
-        1,
-        "only the active segment is still needed"
+    let after = wal_segments(&world);
+    assert!(
+        after == 1 || (after == 2 && log.rollovers_prepared_ahead > 0),
+        "only the active segment is still needed, and perhaps the next, \
+         installed ahead ({after} segment files)"
     );
-    assert!(db.stats().wal.log.segments_removed >= before as u64 - 1);
+    // `before` and `after` count files, the spare installed ahead among
+    // them whenever there is one.
+    assert!(db.stats().wal.log.segments_removed >= (before - after) as u64);
     let db = Arc::into_inner(db).expect("one handle");
     world.block_on(N, async move { db.close().await.expect("close") });
     let db = open(&world);

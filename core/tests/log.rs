@@ -573,3 +573,180 @@ fn an_accepted_cut_at_damage_keeps_the_records_before_it_and_removes_later_segme
     assert_eq!(payloads(&recovered), payloads(&kept));
     assert_eq!(log.next_lsn(), second.lsn);
 }
+
+/// Lets the simulated clock run, so background tasks (a segment prepared
+/// ahead) finish.
+fn idle(world: &World) {
+    let env = world.env(N);
+    world.block_on(N, async move {
+        use jubilant_core::env::Clock;
+        env.sleep(std::time::Duration::from_secs(1)).await;
+    });
+}
+
+/// Appends and syncs each item on its own, letting time pass after each.
+fn sync_each_with_time_between(
+    world: &World,
+    mut log: Log<SimEnv>,
+    items: &[Vec<u8>],
+) -> Log<SimEnv> {
+    for item in items {
+        log = append_all(world, log, &[item]);
+        idle(world);
+    }
+    log
+}
+
+fn names(world: &World) -> Vec<String> {
+    let env = world.env(N);
+    world.block_on(N, async move { env.list(&dir()).await.expect("list") })
+}
+
+#[test]
+fn rollovers_take_segments_prepared_ahead_and_a_spare_left_by_a_crash_is_removed() {
+    let world = quiet_world(21);
+    let (log, _) = open(&world, config()).expect("open");
+    let items = numbered(40);
+    let log = sync_each_with_time_between(&world, log, &items);
+    let stats = log.stats();
+    assert!(stats.rollovers >= 10, "{stats:?}");
+    assert_eq!(
+        stats.rollovers_prepared_ahead, stats.rollovers,
+        "with time to prepare, every rollover finds its segment ready"
+    );
+    // The active segment is at least half full, so its successor is
+    // installed, with an open header and nothing in it.
+    let last = log.segment_ids().last().expect("a segment");
+    let spare = segment_name(last + 1);
+    assert!(names(&world).contains(&spare), "{:?}", names(&world));
+    drop(log);
+    world.crash(N);
+    let env = world.env(N);
+    let (log, recovered, report) = world.block_on(N, async move {
+        let mut records = Vec::new();
+        let (log, report) = Log::open(env, config(), |pos, p| records.push((pos, p.to_vec())))
+            .await
+            .expect("recover");
+        (log, records, report)
+    });
+    assert_eq!(payloads(&recovered), items);
+    assert_eq!(report.spare_removed, Some(last + 1));
+    assert!(report.torn_tail.is_none(), "{report:?}");
+    assert!(!names(&world).contains(&spare));
+    // Every segment but the first carries an open header: the LSNs come
+    // from the segment before it.
+    let lsns: Vec<u64> = recovered.iter().map(|(pos, _)| pos.lsn).collect();
+    assert_eq!(lsns, (1..=40).collect::<Vec<_>>());
+    assert_eq!(log.next_lsn(), 41);
+}
+
+#[test]
+fn the_oldest_segment_with_an_open_header_takes_its_first_lsn_from_its_first_batch() {
+    let world = quiet_world(22);
+    let (log, _) = open(&world, config()).expect("open");
+    let items = numbered(30);
+    let mut log = sync_each_with_time_between(&world, log, &items);
+    let removed = world.block_on(N, async move {
+        let removed = log.remove_segments_before(25).await.expect("remove");
+        (removed, log)
+    });
+    let (removed, log) = removed;
+    assert!(removed > 5);
+    let first = log.first_lsn();
+    assert!(first > 1 && first <= 25);
+    drop(log);
+    world.kill(N);
+    let (log, recovered) = open(&world, config()).expect("reopen");
+    let lsns: Vec<u64> = recovered.iter().map(|(pos, _)| pos.lsn).collect();
+    assert_eq!(lsns, (first..=30).collect::<Vec<_>>());
+    assert_eq!(payloads(&recovered), items[first as usize - 1..]);
+    assert_eq!(log.first_lsn(), first);
+}
+
+#[test]
+fn a_torn_tail_before_a_spare_is_a_torn_tail_and_a_record_in_the_next_segment_makes_it_damage() {
+    for spare_used in [false, true] {
+        let world = quiet_world(23);
+        let (mut log, _) = open(&world, roomy()).expect("open");
+        // Fill the first segment past half, so its successor is prepared.
+        for item in numbered(5).iter() {
+            log = append_all(&world, log, &[item]);
+        }
+        idle(&world);
+        assert_eq!(log.segment_ids().count(), 1);
+        assert!(names(&world).contains(&segment_name(2)));
+        drop(log);
+        // Damage the last record of segment 1 with no later batch in it.
+        let bytes = segment_bytes(&world, 1);
+        let end = bytes.iter().rposition(|&b| b != 0).expect("records") as u64;
+        scribble(&world, 1, end, b"\xFF");
+        if spare_used {
+            // A batch in segment 2 proves segment 1 was synced whole.
+            let env = world.env(N);
+            world.block_on(N, async move {
+                let file = env
+                    .open(&dir().join(segment_name(2)), OpenMode::Existing)
+                    .await
+                    .expect("open");
+                file.write_at(roomy().first_batch_offset(), b"not zeros")
+                    .await
+                    .expect("write");
+                file.sync_data().await.expect("sync");
+            });
+        }
+        world.kill(N);
+        match (spare_used, open(&world, roomy())) {
+            (false, Ok((_, recovered))) => assert_eq!(recovered.len(), 4),
+            (false, Err(err)) => panic!("a torn tail before a spare was refused: {err}"),
+            (true, Err(LogError::Corrupt(c))) => {
+                assert!(c.detail.contains("not a torn tail"), "{c}")
+            }
+            (true, other) => panic!(
+                "damage before a used segment was accepted: {:?}",
+                other.err()
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_segment_before_an_open_header_with_no_synced_batch_is_never_removed() {
+    let world = quiet_world(24);
+    let (log, _) = open(&world, config()).expect("open");
+    let mut log = sync_each_with_time_between(&world, log, &numbered(3));
+    let before = log.segment_ids().count();
+    let log = world.block_on(N, async move {
+        // A record that rolls over into the segment prepared ahead, then
+        // discarded before any sync: the new segment holds no batch.
+        let mark = log.mark();
+        let start = log.segment_ids().last().expect("a segment");
+        let mut payload = vec![b'x'; 64];
+        loop {
+            let pos = log.append(&payload).await.expect("append");
+            if pos.segment != start {
+                break;
+            }
+            payload[0] += 1;
+        }
+        log.discard_since(mark).await.expect("discard");
+        log
+    });
+    let segments: Vec<u64> = log.segment_ids().collect();
+    assert_eq!(segments.len(), before + 1, "{segments:?}");
+    let next = log.next_lsn();
+    let (removed, log) = world.block_on(N, async move {
+        let mut log = log;
+        let removed = log.remove_segments_before(next).await.expect("remove");
+        (removed, log)
+    });
+    assert_eq!(
+        removed as usize,
+        before - 1,
+        "all but the segment the open one follows"
+    );
+    drop(log);
+    world.crash(N);
+    let (log, recovered) = open(&world, config()).expect("reopen");
+    assert_eq!(log.next_lsn(), next);
+    assert_eq!(recovered.last().map(|(pos, _)| pos.lsn), Some(next - 1));
+}

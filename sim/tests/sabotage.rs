@@ -410,6 +410,22 @@ fn cutting_damage_a_later_batch_proves_durable_as_a_torn_tail_is_caught() {
 }
 
 #[test]
+fn a_rollover_that_leaves_the_old_segment_unsynced_is_caught() {
+    // The next segment is prepared ahead and installed, so a rollover
+    // writes nothing of its own; what keeps the scan's torn-or-damaged
+    // rule true is the sync of the segment it leaves. Without it a crash
+    // loses the old segment's last records while the new one holds later
+    // ones: acknowledged records vanish (durability) or the log is refused
+    // though no corruption was injected (recovery).
+    assert_caught(
+        Sabotage::RolloverUnsynced,
+        &format!("crash=0.002,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}"),
+        20,
+        &["durability", "recovery"],
+    );
+}
+
+#[test]
 fn wal_batches_that_share_a_block_with_acknowledged_ones_are_caught_on_a_garbling_disk() {
     // A torn write garbles the whole 4 KiB block it touches: a batch that
     // starts in the block the previous (acknowledged) batch ends in takes

@@ -233,7 +233,8 @@ async fn recover<E: Env>(
         lsn_end,
         torn_tail: log_report.torn_tail.clone(),
         tail_bytes_zeroed: log_report.tail_bytes_zeroed,
-        temp_files_removed: log_report.temp_files_removed,
+        temp_files_removed: log_report.temp_files_removed
+            + u64::from(log_report.spare_removed.is_some()),
         store_files_removed: opened.leftovers_removed.clone(),
         superblocks_invalid: opened.superblocks_invalid.clone(),
         read_retries: log_report.read_retries,

@@ -42,7 +42,8 @@ pub struct RecoveryReport {
     pub torn_tail: Option<(u64, u64, String)>,
     /// Repair: bytes after the last valid WAL record zeroed.
     pub tail_bytes_zeroed: u64,
-    /// Repair: leftover `.tmp` WAL segments the log removed.
+    /// Repair: leftover `.tmp` WAL segments the log removed, and the spare
+    /// (a segment prepared ahead that never received a record).
     pub temp_files_removed: u64,
     /// Repair: files the tree store removed at open, by name: `.tmp` files
     /// of an interrupted rename (WAL segment ones included: the store opens

@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::env::{Env, File, OpenMode};
 
 use super::LogError;
-use super::frame::{FRAME_HEADER_BYTES, SKIP_FRAME_BYTES};
+use super::frame::{self, BATCH_HEADER_BYTES, FRAME_HEADER_BYTES, SKIP_FRAME_BYTES};
 use super::scan::{Corruption, ScanOutcome};
 use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 
@@ -91,21 +91,34 @@ impl DataLoss {
                 .await
                 .map_err(|source| LogError::io("read segment length", &path, source))?;
             lost_bytes += len;
-            let bytes = if len >= SEGMENT_HEADER_BYTES {
-                crate::env::read_salvaging(&file, 0, SEGMENT_HEADER_BYTES as usize)
-                    .await
-                    .map_err(|source| LogError::io("read segment", &path, source))?
-                    .bytes
-            } else {
-                Vec::new()
+            let read = |offset: u64, want: u64| {
+                let (file, path) = (&file, &path);
+                async move {
+                    if offset + want > len {
+                        return Ok(Vec::new());
+                    }
+                    crate::env::read_salvaging(file, offset, want as usize)
+                        .await
+                        .map(|salvaged| salvaged.bytes)
+                        .map_err(|source| LogError::io("read segment", path, source))
+                }
             };
-            let header = SegmentHeader::decode(&bytes).ok();
+            let header = SegmentHeader::decode(&read(0, SEGMENT_HEADER_BYTES).await?).ok();
             skips_max += len / step(header.map_or(0, |h| h.block_bytes)) + 1;
-            // A segment exists only once the one before it was synced
-            // whole: everything before its first LSN was durable.
-            if let Some(header) = header.filter(|h| h.id == id) {
-                durable = durable.max(header.first_lsn.saturating_sub(1));
-            }
+            // A segment holds a record only once the one before it was
+            // synced whole: everything before its first LSN was durable.
+            // A closed header names that LSN; an open one (prepared
+            // ahead) leaves it to its first batch header, if that verifies.
+            let first_lsn = match header.filter(|h| h.id == id) {
+                Some(h) if h.is_open() => {
+                    let at = h.first_batch_offset();
+                    let bytes = read(at, BATCH_HEADER_BYTES).await?;
+                    frame::decode_batch_header(id, at, &bytes).map_or(0, |batch| batch.lsn)
+                }
+                Some(h) => h.first_lsn,
+                None => 0,
+            };
+            durable = durable.max(first_lsn.saturating_sub(1));
         }
         Ok(Some(DataLoss {
             corruption,

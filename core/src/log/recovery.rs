@@ -9,7 +9,8 @@
 //! 1. scan every segment, visiting valid records in LSN order;
 //! 2. refuse with [`LogError::Corrupt`] if the damage is not a torn tail
 //!    (1 and 2 change nothing: [`LogScan::read`]);
-//! 3. remove `.tmp` files of segment creations that never finished;
+//! 3. remove `.tmp` files of segment creations that never finished, and
+//!    the spare (a segment prepared ahead that never received a batch);
 //! 4. write the whole last segment again: the exact bytes the scan verified
 //!    (header and records), then zeros to the end of the file, erasing torn
 //!    records, stale records and misplaced writes, into a new file renamed
@@ -26,8 +27,8 @@
 //! a bad read cannot be made permanent; writing every tail byte (not only
 //! those that read as non-zero) means a stale record the cache hides cannot
 //! survive. Only the last segment can hold such bytes: a segment is synced
-//! successfully before its successor is created, and the log stops at the
-//! first failed sync. The cost is one write of at most one segment per open.
+//! successfully before its successor receives a record, and the log stops
+//! at the first failed sync. The cost is one write of at most one segment per open.
 
 use std::path::Path;
 
@@ -61,6 +62,9 @@ pub struct RecoveryReport {
     pub bytes_rewritten: u64,
     /// Leftover `.tmp` segment files removed.
     pub temp_files_removed: u64,
+    /// The spare removed: a segment prepared ahead (open header) that
+    /// never received a batch, after the last that did.
+    pub spare_removed: Option<u64>,
     /// Checksum failures that verified on a re-read.
     pub read_retries: u64,
     /// Whether the directory held no log and a first segment was created.
@@ -198,6 +202,15 @@ impl<E: Env> LogScan<E> {
                 .map_err(|source| LogError::io("remove unfinished segment", &path, source))?;
             report.temp_files_removed += 1;
         }
+        if let Some(id) = outcome.spare {
+            // Newest of all: removing it first keeps the segments a
+            // contiguous run whatever a crash part way leaves.
+            let path = segment::segment_path(&dir, id);
+            env.remove(&path)
+                .await
+                .map_err(|source| LogError::io("remove spare segment", &path, source))?;
+            report.spare_removed = Some(id);
+        }
         if let Some(loss) = &loss {
             super::loss_history::record(&env, &dir, loss).await?;
             loss.remove_later(&env, &dir).await?;
@@ -206,6 +219,14 @@ impl<E: Env> LogScan<E> {
             .segments
             .iter()
             .map(|s| (s.id, s.first_lsn))
+            .collect();
+        // An open-headered segment with no batch names its first LSN only
+        // through the one before it, which must then stay.
+        let unproven: Vec<u64> = outcome
+            .segments
+            .iter()
+            .filter(|s| s.open_header && s.batches == 0)
+            .map(|s| s.id)
             .collect();
         let log = match outcome.segments.last() {
             Some(last) => {
@@ -264,6 +285,7 @@ impl<E: Env> LogScan<E> {
                     env,
                     config,
                     segments,
+                    unproven,
                     file,
                     capacity,
                     write_offset,
@@ -280,7 +302,16 @@ impl<E: Env> LogScan<E> {
                 report.created = true;
                 let capacity = config.segment_bytes;
                 let offset = segment::SEGMENT_HEADER_BYTES;
-                Log::from_recovered(env, config, vec![(1, 1)], file, capacity, offset, 1)
+                Log::from_recovered(
+                    env,
+                    config,
+                    vec![(1, 1)],
+                    Vec::new(),
+                    file,
+                    capacity,
+                    offset,
+                    1,
+                )
             }
         };
         log.env

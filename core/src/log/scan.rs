@@ -50,7 +50,8 @@ pub enum Stop {
 pub struct SegmentSummary {
     /// The segment id.
     pub id: u64,
-    /// LSN of its first record (from its header).
+    /// LSN of its first record: from its header, or for an open header
+    /// the previous segment's next LSN (or its first batch's, if oldest).
     pub first_lsn: u64,
     /// Valid records read.
     pub records: u64,
@@ -58,6 +59,9 @@ pub struct SegmentSummary {
     pub skips: u64,
     /// Batch headers read (section 2.4 of docs/design.md).
     pub batches: u64,
+    /// Whether its header is open (prepared ahead, the first LSN resolved
+    /// from the segment before it or from its first batch).
+    pub open_header: bool,
     /// The block size its batches are aligned to (from its header; 0 in a
     /// segment written before batches were aligned).
     pub block_bytes: u32,
@@ -118,8 +122,14 @@ pub struct ScanOutcome {
     pub corruption: Option<Corruption>,
     /// Checksum failures that verified on a re-read.
     pub read_retries: u64,
-    /// The id of every segment file in the directory, read or not.
+    /// The id of every segment file in the directory, read or not, but
+    /// the spare.
     pub segment_ids: Vec<u64>,
+    /// A segment prepared ahead that never received a batch: the newest
+    /// segment file, after at least one other, with an open header and
+    /// zeros where its first batch would be. It is not part of the log
+    /// (not in `segments`), and recovery removes it.
+    pub spare: Option<u64>,
     /// The verified bytes `[0, end_offset)` of the last segment read (its
     /// header and records), so recovery can write back exactly what it
     /// verified rather than whatever a second read returns.
@@ -176,6 +186,13 @@ pub(crate) async fn scan_judging<E: Env>(
         }
     }
     ids.sort_unstable();
+    if ids.len() >= 2 {
+        let last = ids[ids.len() - 1];
+        if is_spare(env, dir, last).await? {
+            outcome.spare = Some(last);
+            ids.pop();
+        }
+    }
     outcome.segment_ids.clone_from(&ids);
     let segments_total = ids.len();
     for (index, &id) in ids.iter().enumerate() {
@@ -230,8 +247,30 @@ pub(crate) async fn scan_judging<E: Env>(
             });
             break;
         }
+        let first_lsn = match (header.is_open(), expected_lsn) {
+            // An open header: the log goes on from the previous segment
+            // (the first batch must name that LSN, or the records stop).
+            (true, Some(expected)) => expected,
+            (true, None) => match reader
+                .first_batch_lsn(header, &mut outcome.read_retries)
+                .await?
+            {
+                Some(lsn) => lsn,
+                None => {
+                    outcome.corruption = Some(Corruption {
+                        path,
+                        offset: header.first_batch_offset(),
+                        detail: "the oldest segment has an open header (no first LSN) and no \
+                                 valid first batch to name it"
+                            .to_owned(),
+                    });
+                    break;
+                }
+            },
+            (false, _) => header.first_lsn,
+        };
         if let Some(expected) = expected_lsn
-            && header.first_lsn != expected
+            && first_lsn != expected
         {
             outcome.corruption = Some(Corruption {
                 path,
@@ -248,7 +287,13 @@ pub(crate) async fn scan_judging<E: Env>(
         let keep = (is_last || keep_every_image).then_some(&mut image);
         let kept = keep.is_some();
         let summary = reader
-            .records(header, &mut outcome.read_retries, &mut visit, keep)
+            .records(
+                header,
+                first_lsn,
+                &mut outcome.read_retries,
+                &mut visit,
+                keep,
+            )
             .await?;
         if kept {
             outcome.last_segment_image = image;
@@ -282,6 +327,52 @@ pub(crate) async fn scan_judging<E: Env>(
         }
     }
     Ok(outcome)
+}
+
+/// Whether segment `id` is a spare (see [`ScanOutcome::spare`]). Anything
+/// it cannot read as one (a short file, a damaged header, a bad read) is
+/// left to the scan, which judges it as any segment.
+async fn is_spare<E: Env>(env: &E, dir: &Path, id: u64) -> Result<bool, LogError> {
+    let path = segment::segment_path(dir, id);
+    let file = env
+        .open(&path, OpenMode::Existing)
+        .await
+        .map_err(|source| LogError::io("open segment", &path, source))?;
+    let file_len = file
+        .len()
+        .await
+        .map_err(|source| LogError::io("read segment length", &path, source))?;
+    if file_len < SEGMENT_HEADER_BYTES {
+        return Ok(false);
+    }
+    let read = |offset: u64, len: u64| {
+        let file = &file;
+        let path = &path;
+        async move {
+            crate::env::read_salvaging(file, offset, len as usize)
+                .await
+                .map(|salvaged| salvaged.bytes)
+                .map_err(|source| LogError::io("read segment", path, source))
+        }
+    };
+    // A check that fails is made again before it counts, as the scan reads
+    // a frame that fails its checksum again: a spare taken for a segment
+    // makes the one before it look proven durable, and recovery would then
+    // leave that one's unsynced tail unwritten.
+    for _ in 0..=READ_RETRIES_MAX {
+        let header = match SegmentHeader::decode(&read(0, SEGMENT_HEADER_BYTES).await?) {
+            Ok(header) if header.id == id && header.is_open() => header,
+            // A header that verifies and is not open is no bad read.
+            Ok(_) => return Ok(false),
+            Err(_) => continue,
+        };
+        let end = (header.first_batch_offset() + BATCH_HEADER_BYTES).min(file_len);
+        let rest = read(SEGMENT_HEADER_BYTES, end - SEGMENT_HEADER_BYTES).await?;
+        if rest.iter().all(|&b| b == 0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What a valid frame is.
@@ -385,15 +476,43 @@ impl<'a, F: File> SegmentReader<'a, F> {
         Ok(result)
     }
 
+    /// The LSN the batch header at the first batch offset names, if one
+    /// verifies there (read again if it does not: a bad read is not damage).
+    async fn first_batch_lsn(
+        &mut self,
+        header: SegmentHeader,
+        retries: &mut u64,
+    ) -> Result<Option<u64>, LogError> {
+        let at = header.first_batch_offset();
+        if at + BATCH_HEADER_BYTES > self.file_len {
+            return Ok(None);
+        }
+        for attempt in 0..=READ_RETRIES_MAX {
+            let bytes = self.bytes(at, BATCH_HEADER_BYTES).await?;
+            if let Some(batch) = frame::decode_batch_header(header.id, at, bytes) {
+                if attempt > 0 {
+                    *retries += 1;
+                }
+                return Ok(Some(batch.lsn));
+            }
+            self.invalidate();
+        }
+        Ok(None)
+    }
+
+    /// The records of the segment under `header`, the first at LSN
+    /// `first_lsn` (the header's, or for an open header the one resolved
+    /// by the caller).
     async fn records(
         &mut self,
         header: SegmentHeader,
+        first_lsn: u64,
         retries: &mut u64,
         visit: &mut impl FnMut(RecordPos, &[u8]),
         mut keep: Option<&mut Vec<u8>>,
     ) -> Result<SegmentSummary, LogError> {
         let mut offset = SEGMENT_HEADER_BYTES;
-        let mut lsn = header.first_lsn;
+        let mut lsn = first_lsn;
         if let Some(image) = keep.as_deref_mut() {
             image.clear();
             image.extend_from_slice(&header.encode());
@@ -471,7 +590,8 @@ impl<'a, F: File> SegmentReader<'a, F> {
         };
         Ok(SegmentSummary {
             id: header.id,
-            first_lsn: header.first_lsn,
+            first_lsn,
+            open_header: header.is_open(),
             records,
             skips,
             batches,

@@ -1,10 +1,11 @@
 //! Segment files: their names, their header, and how one is created.
 //!
 //! Invariant kept here: a segment visible under its final name is complete
-//! and durable: full length, zero-filled, with a valid header. Creation writes
-//! a `.tmp` file, zero-fills it, syncs it, renames it and syncs the directory,
-//! so a crash at any point leaves either no segment or a whole one (plus,
-//! perhaps, a `.tmp` that recovery removes).
+//! and durable: full length, zero-filled, with a valid header (closed, or
+//! open if it was prepared ahead). Creation writes a `.tmp` file,
+//! zero-fills it, syncs it, renames it and syncs the directory, so a crash
+//! at any point leaves either no segment or a whole one (plus, perhaps, a
+//! `.tmp` that recovery removes).
 //!
 //! Zero-filling up front (rather than `set_len`, which leaves holes) means a
 //! commit's `fdatasync` never has to persist a size or block-allocation change.
@@ -17,9 +18,16 @@
 //! | `4..6`   | format version, `1`                         |
 //! | `6..8`   | header length in bytes, `32`                |
 //! | `8..16`  | segment id (also in the file name)          |
-//! | `16..24` | LSN of the first record the segment holds   |
+//! | `16..24` | LSN of the first record the segment holds; `0`: an *open* header (below) |
 //! | `24..28` | block size the segment's batches are aligned to (0: none, as written before batches were aligned) |
 //! | `28..32` | CRC32 of bytes `0..28`                      |
+//!
+//! An **open** header (first LSN `0`) is written into a segment created
+//! ahead of need, in the background, before anyone knows the LSN its first
+//! record will carry. Its first LSN is then the previous segment's next
+//! one, or, in the oldest segment, the LSN its first batch header names
+//! (every batch header carries its LSN, `frame`). Open headers always name
+//! a block size, so that first batch is at a known offset.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -107,7 +115,8 @@ pub(crate) fn classify_name(name: &str) -> NameKind {
 pub struct SegmentHeader {
     /// The segment's id.
     pub id: u64,
-    /// LSN of the segment's first record.
+    /// LSN of the segment's first record; 0 in an open header (the module
+    /// docs), which a segment prepared ahead of need carries.
     pub first_lsn: u64,
     /// Every batch of records starts at a multiple of this many bytes, so a
     /// torn write damages no earlier batch (0: not aligned).
@@ -115,6 +124,30 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
+    /// The open header of segment `id`, prepared ahead of need.
+    pub(crate) fn open(id: u64, block_bytes: u32) -> SegmentHeader {
+        assert!(
+            block_bytes_valid(block_bytes),
+            "an open header names a block size"
+        );
+        SegmentHeader {
+            id,
+            first_lsn: 0,
+            block_bytes,
+        }
+    }
+
+    /// Whether this is an open header: the first LSN is not in it.
+    pub(crate) fn is_open(&self) -> bool {
+        self.first_lsn == 0
+    }
+
+    /// Where the segment's first batch starts: the first block boundary
+    /// past the header (right after it in a segment of unaligned batches).
+    pub(crate) fn first_batch_offset(&self) -> u64 {
+        SEGMENT_HEADER_BYTES.next_multiple_of(u64::from(self.block_bytes.max(1)))
+    }
+
     pub(crate) fn encode(self) -> [u8; SEGMENT_HEADER_BYTES as usize] {
         let mut out = [0u8; SEGMENT_HEADER_BYTES as usize];
         out[0..4].copy_from_slice(&MAGIC);
@@ -164,10 +197,10 @@ impl SegmentHeader {
         }
         let id = u64::from_le_bytes(bytes[8..16].try_into().expect("eight bytes"));
         let first_lsn = u64::from_le_bytes(bytes[16..24].try_into().expect("eight bytes"));
-        if first_lsn == 0 {
-            return Err("segment header names LSN 0; LSNs start at 1".to_owned());
-        }
         let block_bytes = u32::from_le_bytes(bytes[24..28].try_into().expect("four bytes"));
+        if first_lsn == 0 && block_bytes == 0 {
+            return Err("an open segment header (first LSN 0) names no block size".to_owned());
+        }
         if block_bytes != 0 && !block_bytes_valid(block_bytes) {
             return Err(format!(
                 "segment header names block size {block_bytes}, not a power of two from \
@@ -265,27 +298,6 @@ pub(crate) async fn prepare<E: Env>(
         let _ = env.remove(&temp).await;
     }
     result
-}
-
-/// A segment prepared ahead with no header (all zeros, synced) gets
-/// `image` (its header) written and synced, still under its temporary
-/// name, ready for [`install`].
-pub(crate) async fn finish_prepared<F: File>(
-    dir: &Path,
-    id: u64,
-    file: F,
-    image: &[u8],
-) -> Result<F, NotCreated> {
-    let temp = temp_path(dir, id);
-    file.write_at(0, image).await.map_err(|source| NotCreated {
-        error: LogError::io("write segment header", &temp, source),
-        fatal: false,
-    })?;
-    file.sync_data().await.map_err(|source| NotCreated {
-        error: LogError::io("sync new segment", &temp, source),
-        fatal: true,
-    })?;
-    Ok(file)
 }
 
 /// The second half of [`create_with`]: the prepared segment renamed to its
@@ -436,6 +448,23 @@ mod tests {
         assert!(
             SegmentHeader::decode(&[0u8; 32]).is_err(),
             "zeros are not a header"
+        );
+    }
+
+    #[test]
+    fn open_headers_round_trip_and_always_name_a_block_size() {
+        let open = SegmentHeader::open(4, 4096);
+        assert!(open.is_open());
+        assert_eq!(SegmentHeader::decode(&open.encode()), Ok(open));
+        assert_eq!(open.first_batch_offset(), 4096);
+        let unaligned = SegmentHeader {
+            id: 4,
+            first_lsn: 0,
+            block_bytes: 0,
+        };
+        assert!(
+            SegmentHeader::decode(&unaligned.encode()).is_err(),
+            "an open header without a block size has no known first batch"
         );
     }
 }

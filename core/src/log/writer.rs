@@ -4,9 +4,11 @@
 //! - records reach the file in LSN order, each at the offset its CRC names;
 //! - `durable_lsn` only grows, and only after an `fdatasync` that returned
 //!   `Ok` covered every record up to it;
-//! - a segment is synced before the next one is created, so a later segment
-//!   existing proves every earlier one is complete and durable (the scan
-//!   relies on this to tell a torn tail from corruption);
+//! - a segment is synced before a record is written to the next one, so a
+//!   later segment holding a batch proves every earlier one is complete
+//!   and durable (the scan relies on this to tell a torn tail from
+//!   corruption); the next segment itself may exist before that, prepared
+//!   ahead with an open header and no batch (a *spare*);
 //! - every batch (the frames one `write` or `sync` writes) starts at a
 //!   block boundary with a header naming the durable LSN, and no write
 //!   touches a block that holds an earlier batch's bytes: a torn write
@@ -41,9 +43,9 @@ pub struct LogStats {
     pub syncs: u64,
     /// Segments created by rollover.
     pub rollovers: u64,
-    /// Rollovers that found the next segment already zero-filled and
-    /// synced by the background preparation (the rest prepared it on the
-    /// commit path).
+    /// Rollovers that found the next segment already prepared and
+    /// installed by the background task, and so wrote and synced nothing
+    /// (the rest prepared it on the commit path).
     pub rollovers_prepared_ahead: u64,
     /// Old segments removed (a background removal counts its segments as
     /// it starts, and takes back any it could not remove when it ends).
@@ -100,6 +102,11 @@ pub struct Log<E: Env> {
     active: Active<E::File>,
     /// `(id, first_lsn)` of every segment, oldest first; the last is active.
     segments: Vec<(u64, u64)>,
+    /// Segments with an open header (prepared ahead) that hold no synced
+    /// batch yet: after a crash only the segment before one names its
+    /// first LSN, so the one before is never removed (at most one in
+    /// practice: the active one, until its first sync).
+    unproven: Vec<u64>,
     /// Frames appended but not yet written.
     buffer: Vec<u8>,
     next_lsn: u64,
@@ -115,9 +122,9 @@ pub struct Log<E: Env> {
     /// or a later sync could make discarded records durable. Holds where
     /// the zeros start, fixed when the discard happened.
     scrub_pending: Option<u64>,
-    /// The next segment, being zero-filled and synced under its temporary
-    /// name by a background task once the active one is half full, so a
-    /// rollover does not pay for it on the commit path.
+    /// The next segment, being zero-filled, synced and installed with an
+    /// open header by a background task once the active one is half full,
+    /// so a rollover neither writes, syncs nor renames on the commit path.
     spare: Option<Spare<E>>,
     /// Old segments being removed by a background task, the oldest
     /// `count` of `segments`: unlinking a 64 MiB file and syncing the
@@ -165,11 +172,17 @@ impl<E: Env> Log<E> {
     /// Assembles a log positioned after recovery: `segments` are the
     /// surviving segments (oldest first), the last of which is open as `file`
     /// with its next record at `write_offset`, and everything up to
-    /// `next_lsn - 1` is durable.
+    /// `next_lsn - 1` is durable. `unproven` are those with an open header
+    /// and no batch (see the field).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "called once, by recovery, with what its scan found"
+    )]
     pub(super) fn from_recovered(
         env: E,
         config: LogConfig,
         segments: Vec<(u64, u64)>,
+        unproven: Vec<u64>,
         file: E::File,
         capacity: u64,
         write_offset: u64,
@@ -197,6 +210,7 @@ impl<E: Env> Log<E> {
                 unsynced: false,
             },
             segments,
+            unproven,
             buffer: Vec::new(),
             next_lsn,
             written_lsn: next_lsn - 1,
@@ -212,9 +226,12 @@ impl<E: Env> Log<E> {
 
     /// Starts preparing the next segment in the background once the active
     /// one is half full (at most one at a time): a temporary file of the
-    /// full size, zero-filled and synced, which the rollover then gives its
-    /// header and its name. A crash leaves only a `.tmp` file, which
-    /// recovery removes.
+    /// full size, zero-filled, with an open header (its first LSN is not
+    /// known yet), synced, renamed to its name and the directory synced.
+    /// The rollover then only switches to it. A crash leaves a `.tmp` file
+    /// or a *spare* (an installed segment with an open header and no
+    /// batch after the last segment that holds records), which recovery
+    /// removes.
     fn prepare_ahead(&mut self) {
         if self.spare.is_some()
             || self.failure.is_some()
@@ -228,11 +245,16 @@ impl<E: Env> Log<E> {
             self.config.dir.clone(),
             self.config.segment_bytes,
         );
+        let header = SegmentHeader::open(id, self.config.block_bytes).encode();
+        let sync_dir = !sabotaged!(self.config, SkipDirSync);
         let hurry = Arc::new(AtomicBool::new(false));
         let task_hurry = Arc::clone(&hurry);
         let task = self.env.spawn("wal-prepare-segment", async move {
             let hurry = task_hurry;
-            segment::prepare(&env, &dir, id, &[], bytes, segment::Pace::Paced(hurry)).await
+            let pace = segment::Pace::Paced(hurry);
+            let file = segment::prepare(&env, &dir, id, &header, bytes, pace).await?;
+            segment::install(&env, &dir, id, sync_dir).await?;
+            Ok(file)
         });
         self.spare = Some(Spare { id, task, hurry });
     }
@@ -245,11 +267,14 @@ impl<E: Env> Log<E> {
         self.finish_removal().await;
         if let Some(spare) = self.spare.take() {
             spare.hurry.store(true, Ordering::Release);
-            let _ = spare.task.await;
-            let _ = self
-                .env
-                .remove(&segment::temp_path(&self.config.dir, spare.id))
-                .await;
+            // Installed, it is a segment with an open header and no
+            // record; a crash before its removal is durable leaves it for
+            // recovery to remove (`scan`: a spare).
+            let path = match spare.task.await {
+                Ok(_) => segment::segment_path(&self.config.dir, spare.id),
+                Err(_) => segment::temp_path(&self.config.dir, spare.id),
+            };
+            let _ = self.env.remove(&path).await;
         }
     }
 
@@ -704,6 +729,12 @@ impl<E: Env> Log<E> {
         }
         self.active.unsynced = false;
         self.stats.syncs += 1;
+        if self.active.write_offset > self.config.first_batch_offset() {
+            // A batch of the active segment is durable: it names the
+            // segment's first LSN, whatever the header says.
+            let id = self.active.id;
+            self.unproven.retain(|&unproven| unproven != id);
+        }
         assert!(
             self.written_lsn >= self.durable_lsn,
             "durable LSN must never move back"
@@ -736,12 +767,47 @@ impl<E: Env> Log<E> {
             }
             self.active.dirty_end = self.active.write_offset;
         }
-        if self.active.unsynced {
+        if sabotaged!(self.config, RolloverUnsynced) {
+            // Broken on purpose: the old segment's last records are left
+            // unsynced (and reported durable only by a later sync of the
+            // new segment, which does not cover them).
+            self.active.unsynced = false;
+        } else if self.active.unsynced {
             self.sync_active().await?;
         }
+        let id = self.active.id + 1;
+        let first_lsn = self.next_lsn;
+        // The spare prepared ahead is already installed under its name,
+        // with an open header and synced: it becomes the active segment
+        // with no write, no sync and no rename here. Its first batch names
+        // the first LSN (and the old segment was synced just above, so a
+        // record in the new one always follows a durable old one).
+        if let Some(spare) = self.spare.take() {
+            if spare.id == id && segment_bytes == self.config.segment_bytes {
+                spare.hurry.store(true, Ordering::Release);
+                match spare.task.await {
+                    Ok(file) => {
+                        self.stats.rollovers_prepared_ahead += 1;
+                        self.start_segment(id, first_lsn, file, segment_bytes, unused);
+                        self.unproven.push(id);
+                        return Ok(());
+                    }
+                    Err(failed) if failed.fatal => return Err(self.fail(failed.error)),
+                    Err(_) => {}
+                }
+            } else {
+                // A close's short segment takes the spare's name (the
+                // rename below replaces it).
+                if let Err(failed) = spare.task.await
+                    && failed.fatal
+                {
+                    return Err(self.fail(failed.error));
+                }
+            }
+        }
         let header = SegmentHeader {
-            id: self.active.id + 1,
-            first_lsn: self.next_lsn,
+            id,
+            first_lsn,
             block_bytes: self.config.block_bytes,
         };
         let sync_dir = !sabotaged!(self.config, SkipDirSync);
@@ -750,49 +816,15 @@ impl<E: Env> Log<E> {
         // commit only, and the next one tries again. So does a rename
         // refused for want of space. A failed sync, or a rename that may
         // have happened, stops the log.
-        // A spare prepared ahead gets its header (written and synced into
-        // the temporary file); without one, or if its preparation failed,
-        // the segment is prepared here, as before.
-        let prepared = match self.spare.take() {
-            Some(spare) if spare.id == header.id && segment_bytes == self.config.segment_bytes => {
-                spare.hurry.store(true, Ordering::Release);
-                match spare.task.await {
-                    Ok(file) => Some(
-                        segment::finish_prepared(
-                            &self.config.dir,
-                            header.id,
-                            file,
-                            &header.encode(),
-                        )
-                        .await,
-                    ),
-                    Err(failed) if failed.fatal => Some(Err(failed)),
-                    Err(_) => None,
-                }
-            }
-            Some(spare) => {
-                let _ = spare.task.await;
-                None
-            }
-            None => None,
-        };
-        if matches!(prepared, Some(Ok(_))) {
-            self.stats.rollovers_prepared_ahead += 1;
-        }
-        let prepared = match prepared {
-            Some(prepared) => prepared,
-            None => {
-                segment::prepare(
-                    &self.env,
-                    &self.config.dir,
-                    header.id,
-                    &header.encode(),
-                    segment_bytes,
-                    segment::Pace::AtOnce,
-                )
-                .await
-            }
-        };
+        let prepared = segment::prepare(
+            &self.env,
+            &self.config.dir,
+            header.id,
+            &header.encode(),
+            segment_bytes,
+            segment::Pace::AtOnce,
+        )
+        .await;
         let created = match prepared {
             Ok(file) => segment::install(&self.env, &self.config.dir, header.id, sync_dir)
                 .await
@@ -811,9 +843,28 @@ impl<E: Env> Log<E> {
                 return Err(failed.error);
             }
         };
+        self.start_segment(id, first_lsn, file, segment_bytes, unused);
+        Ok(())
+    }
+
+    /// Makes `file` (segment `id`, created and installed) the active
+    /// segment, its first record at LSN `first_lsn`; `unused` bytes of the
+    /// old one stay empty.
+    fn start_segment(
+        &mut self,
+        id: u64,
+        first_lsn: u64,
+        file: E::File,
+        segment_bytes: u64,
+        unused: u64,
+    ) {
+        assert!(
+            !self.active.unsynced && self.buffer.is_empty(),
+            "a segment is synced before records go to the next"
+        );
         self.active = Active {
-            id: header.id,
-            path: segment::segment_path(&self.config.dir, header.id),
+            id,
+            path: segment::segment_path(&self.config.dir, id),
             file,
             capacity: segment_bytes,
             write_offset: SEGMENT_HEADER_BYTES,
@@ -821,10 +872,18 @@ impl<E: Env> Log<E> {
             unsynced: false,
         };
         self.batch_open = false;
-        self.segments.push((header.id, header.first_lsn));
+        self.segments.push((id, first_lsn));
         self.stats.rollovers += 1;
         self.stats.file_bytes += unused + SEGMENT_HEADER_BYTES;
-        Ok(())
+    }
+
+    /// Whether segment `i` of `segments` (not the last) may be removed
+    /// once the records below `lsn` are no longer needed: segment `i + 1`
+    /// starts at or below `lsn`, and names its first LSN after a crash (a
+    /// closed header, or a synced batch).
+    fn removable(&self, i: usize, lsn: u64) -> bool {
+        let (next, next_first) = self.segments[i + 1];
+        next_first <= lsn && !self.unproven.contains(&next)
     }
 
     /// Removes every segment whose records all have LSNs below `lsn` (never
@@ -838,7 +897,7 @@ impl<E: Env> Log<E> {
         self.check_usable()?;
         let mut removed = 0;
         // Segment i may go when segment i+1 starts at or below `lsn`.
-        while self.segments.len() > 1 && self.segments[1].1 <= lsn {
+        while self.segments.len() > 1 && self.removable(0, lsn) {
             let (id, _) = self.segments[0];
             let path = segment::segment_path(&self.config.dir, id);
             match self.env.remove(&path).await {
@@ -880,7 +939,7 @@ impl<E: Env> Log<E> {
         }
         // Segment i may go when segment i+1 starts at or below `lsn`.
         let count = (0..self.segments.len().saturating_sub(1))
-            .take_while(|&i| self.segments[i + 1].1 <= lsn)
+            .take_while(|&i| self.removable(i, lsn))
             .count();
         if count == 0 {
             let _ = done.send(());

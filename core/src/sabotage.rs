@@ -115,11 +115,14 @@ pub enum Sabotage {
     /// it leaves, so a record in the new segment no longer proves the old
     /// one durable.
     RolloverUnsynced,
+    /// A descent takes the page in the cache frame its parent's hint names
+    /// without checking that the frame still holds that page.
+    HintTrusted,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 33] = [
+    pub const ALL: [Sabotage; 34] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -153,6 +156,7 @@ impl Sabotage {
         Sabotage::RelocateFreesNow,
         Sabotage::WalRestartUncovered,
         Sabotage::RolloverUnsynced,
+        Sabotage::HintTrusted,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -191,6 +195,7 @@ impl Sabotage {
             Sabotage::RelocateFreesNow => "relocate-frees-now",
             Sabotage::WalRestartUncovered => "wal-restart-uncovered",
             Sabotage::RolloverUnsynced => "rollover-unsynced",
+            Sabotage::HintTrusted => "hint-trusted",
         }
     }
 }

@@ -231,6 +231,21 @@ fn config_file(dir: &Path, text: &str) -> String {
 /// prefix and then nothing; checks a new client is answered within 2 s (a
 /// typed refusal while the slots are held, or PONG), and PONG once
 /// `frame_timeout` has passed; returns the crowd, still held.
+/// The answer to a probe of a full server: `pong`, the refusal, or
+/// `closed` (reset or closed before an answer arrived).
+async fn probe_at_capacity(stream: &mut TcpStream) -> String {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => return "closed".to_owned(),
+        Ok(_) => {}
+    }
+    match read_responses(stream, 1).await.as_slice() {
+        [(1, pong)] if pong == "pong" => "pong".to_owned(),
+        [(0, refusal)] => refusal.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
 async fn half_open_crowd(addr: SocketAddr, count: u64, frame_timeout: Duration) -> Vec<TcpStream> {
     let mut held = Vec::new();
     for _ in 0..count {
@@ -240,13 +255,16 @@ async fn half_open_crowd(addr: SocketAddr, count: u64, frame_timeout: Duration) 
     }
     let began = Instant::now();
     let mut fresh = TcpStream::connect(addr).await.expect("connect");
-    fresh.write_all(&common::ping(1)).await.expect("write");
-    let answer = tokio::time::timeout(Duration::from_secs(2), read_responses(&mut fresh, 1))
+    // At capacity the ping may be refused before the server reads it: the
+    // server lingers 20 ms draining it so the refusal arrives, but on a
+    // loaded machine the ping can come later and the close resets it.
+    // Refused either way; what must hold is the second probe below.
+    let _ = fresh.write_all(&common::ping(1)).await;
+    let answer = tokio::time::timeout(Duration::from_secs(2), probe_at_capacity(&mut fresh))
         .await
         .expect("an answer within 2 s");
     assert!(
-        answer == vec![(1, "pong".to_owned())]
-            || answer == vec![(0, "error TooManyConnections".to_owned())],
+        answer == "pong" || answer == "error TooManyConnections" || answer == "closed",
         "{answer:?} after {:?}",
         began.elapsed()
     );

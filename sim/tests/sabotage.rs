@@ -17,7 +17,8 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::BulkOverExisting
         | Sabotage::RunPastLeaf
         | Sabotage::SlotOffsetsUnshifted
-        | Sabotage::RelocateFreesNow => WorkloadName::Tree,
+        | Sabotage::RelocateFreesNow
+        | Sabotage::HintTrusted => WorkloadName::Tree,
         Sabotage::AckBeforeSync
         | Sabotage::WalRemovedEarly
         | Sabotage::VlogGcEarly
@@ -102,12 +103,13 @@ fn skipping_the_parent_sync_of_a_new_data_directory_is_caught() {
     // Unsynced in its parent, the whole database directory may vanish in
     // a power loss, and `create_if_missing` then makes an empty one: what
     // was acknowledged is gone, and the new database hands out LSNs from
-    // 1 again, which ever comes first to an oracle.
+    // 1 again, which ever comes first to an oracle (the model's check of
+    // the state after recovery sees the acknowledged writes gone).
     assert_caught(
         Sabotage::SkipParentDirSync,
         "dir_op_lost=1",
         30,
-        &["durability", "recovery", "revisions"],
+        &["durability", "recovery", "revisions", "state_matches_model"],
     );
 }
 
@@ -472,6 +474,20 @@ fn relocation_that_reuses_pages_the_durable_tree_reaches_is_caught() {
         NO_CORRUPTION,
         40,
         &[TREE_MODEL_ORACLES, &["recovery", "durable_state", "panic"]].concat(),
+    );
+}
+
+#[test]
+fn a_descent_that_trusts_a_stale_frame_hint_is_caught() {
+    // A parent's index remembers the cache frame each child was found in;
+    // once the child is evicted or freed, another page takes the frame.
+    // Taken on trust, that page answers for the child: a page of the wrong
+    // level (the descent's assertion) or the wrong keys (the model).
+    assert_caught(
+        Sabotage::HintTrusted,
+        NO_CORRUPTION,
+        20,
+        &[TREE_MODEL_ORACLES, &["panic"]].concat(),
     );
 }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::btree::node::Node;
 use crate::btree::search::SearchIndex;
+pub(crate) use crate::btree::search::{Frame, NO_FRAME};
 
 use crate::page::PageId;
 
@@ -58,6 +59,7 @@ pub(crate) enum SlotState {
 }
 
 struct Slot {
+    id: PageId,
     node: Arc<Node>,
     state: SlotState,
     /// Used since the clock hand last passed it.
@@ -92,18 +94,98 @@ impl Hasher for PageIdHasher {
     }
 }
 
-/// Cached pages by id. Hashed because lookups are the hot path of every
-/// operation; the map is never iterated, so its order cannot reach a trace.
+/// Frame numbers by page id. Hashed because a lookup by id is on the
+/// path of every operation that has no frame to start from; the map is
+/// never iterated, so its order cannot reach a trace.
 #[allow(
     clippy::disallowed_types,
     reason = "a fixed hasher, and the map is never iterated"
 )]
-type SlotMap = std::collections::HashMap<PageId, Slot, BuildHasherDefault<PageIdHasher>>;
+type FrameMap = std::collections::HashMap<PageId, Frame, BuildHasherDefault<PageIdHasher>>;
+
+/// How a descent reached the page it asks for: from the root, or from
+/// child `at` of the internal page in frame `parent`. A hint that proves
+/// stale is corrected there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    Root,
+    Child { parent: Frame, at: usize },
+}
+
+/// Cached pages: a slab of frames (a freed frame is reused, lowest-recent
+/// first), and the frame of each page id.
+#[derive(Default)]
+struct Frames {
+    slots: Vec<Option<Slot>>,
+    free: Vec<Frame>,
+    by_id: FrameMap,
+}
+
+impl Frames {
+    fn frame(&self, id: &PageId) -> Option<Frame> {
+        self.by_id.get(id).copied()
+    }
+
+    fn get(&self, id: &PageId) -> Option<&Slot> {
+        let frame = self.frame(id)?;
+        self.slots[frame as usize].as_ref()
+    }
+
+    fn get_mut(&mut self, id: &PageId) -> Option<&mut Slot> {
+        let frame = self.frame(id)?;
+        self.slots[frame as usize].as_mut()
+    }
+
+    /// The slot in `frame` if it holds page `id`.
+    fn at(&self, frame: Frame, id: PageId) -> Option<&Slot> {
+        match self.slots.get(frame as usize) {
+            Some(Some(slot)) if slot.id == id => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// Puts `slot` in the frame of its page (or a free one), returning the
+    /// slot it replaced.
+    fn insert(&mut self, slot: Slot) -> Option<Slot> {
+        if let Some(frame) = self.frame(&slot.id) {
+            return self.slots[frame as usize].replace(slot);
+        }
+        let frame = match self.free.pop() {
+            Some(frame) => frame,
+            None => {
+                let frame = Frame::try_from(self.slots.len()).expect("fewer frames than u32::MAX");
+                assert!(frame != NO_FRAME, "a frame number is never the empty hint");
+                self.slots.push(None);
+                frame
+            }
+        };
+        self.by_id.insert(slot.id, frame);
+        self.slots[frame as usize] = Some(slot);
+        None
+    }
+
+    fn remove(&mut self, id: &PageId) -> Option<Slot> {
+        let frame = self.by_id.remove(id)?;
+        self.free.push(frame);
+        self.slots[frame as usize].take()
+    }
+
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Every cached slot, in frame order.
+    fn iter(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten()
+    }
+}
 
 pub(crate) struct PageCache {
     page_bytes: u64,
     budget_bytes: u64,
-    slots: SlotMap,
+    slots: Frames,
+    /// The frame the root was last found in (a hint, as a parent's).
+    root_frame: Frame,
     /// Bytes charged for every cached page, and for the dirty ones.
     charged: u64,
     dirty_charged: u64,
@@ -131,7 +213,8 @@ impl PageCache {
         PageCache {
             page_bytes: u64::from(page_bytes),
             budget_bytes,
-            slots: SlotMap::default(),
+            slots: Frames::default(),
+            root_frame: NO_FRAME,
             charged: 0,
             dirty_charged: 0,
             retained: BTreeMap::new(),
@@ -174,7 +257,7 @@ impl PageCache {
         // changes the map is beyond the borrow checker: a hit costs a second
         // (cache-hot) lookup.
         self.touch(id, crc)
-            .then(|| Arc::clone(&self.slots[&id].node))
+            .then(|| Arc::clone(&self.slots.get(&id).expect("touched").node))
     }
 
     /// [`PageCache::get`] without taking a share of the page: the page and
@@ -184,35 +267,143 @@ impl PageCache {
     ///
     /// One hash lookup: a clean copy under another CRC is a miss left in
     /// place, which the read that follows replaces
-    /// ([`PageCache::insert_clean`]).
+    /// ([`PageCache::insert_clean`]). Descents use
+    /// [`PageCache::get_indexed_at`]; this is for tests.
+    #[cfg(test)]
     pub(crate) fn get_indexed(
         &mut self,
         id: PageId,
         crc: u32,
     ) -> Option<(&Arc<Node>, &SearchIndex)> {
-        let Some(slot) = self.slots.get_mut(&id) else {
+        let Some(frame) = self.slots.frame(&id) else {
             self.stats.misses += 1;
             return None;
         };
+        self.indexed_in(frame, crc)
+            .map(|(_, node, index)| (node, index))
+    }
+
+    /// [`PageCache::get_indexed`] for a descent, which reached page `id`
+    /// by `link` whose hint is `hint`: a hint that names the frame holding
+    /// `id` costs no hash lookup; otherwise the page is looked up by id and
+    /// the link's hint corrected (a parent's search index, or the root's).
+    /// Returns the page's frame too, for its children's links.
+    /// `trust_hint` is for sabotage only: `false` in every real call.
+    pub(crate) fn get_indexed_at(
+        &mut self,
+        id: PageId,
+        crc: u32,
+        hint: Frame,
+        link: Link,
+        trust_hint: bool,
+    ) -> Option<(Frame, &Arc<Node>, &SearchIndex)> {
+        let frame = self.find(id, hint, link, trust_hint)?;
+        self.indexed_in(frame, crc)
+    }
+
+    /// [`PageCache::get_indexed_at`] without the search index (for a leaf
+    /// about to change, whose index the change would drop): a share of
+    /// the page, and its frame.
+    pub(crate) fn get_at(
+        &mut self,
+        id: PageId,
+        crc: u32,
+        hint: Frame,
+        link: Link,
+        trust_hint: bool,
+    ) -> Option<(Frame, Arc<Node>)> {
+        let frame = self.find(id, hint, link, trust_hint)?;
+        let slot = self.current_in(frame, crc)?;
+        Some((frame, Arc::clone(&slot.node)))
+    }
+
+    /// The slot in `frame` if it is the version the tree points at (see
+    /// [`PageCache::touch`]), counted as a hit and marked used; else a miss.
+    fn current_in(&mut self, frame: Frame, crc: u32) -> Option<&mut Slot> {
+        let slot = self.slots.slots[frame as usize]
+            .as_mut()
+            .expect("a frame found by id or hint is in use");
         if matches!(slot.state, SlotState::Clean { crc: cached } if cached != crc) {
             self.stats.misses += 1;
             return None;
         }
         slot.referenced = true;
         self.stats.hits += 1;
+        Some(slot)
+    }
+
+    /// The frame of page `id`: `hint` if it holds the page (no hash
+    /// lookup), else the one found by id, correcting the link's hint. A
+    /// page not cached counts a miss.
+    fn find(&mut self, id: PageId, hint: Frame, link: Link, trust_hint: bool) -> Option<Frame> {
+        let hinted = if trust_hint {
+            // Broken on purpose (sabotage `hint-trusted`): whatever page
+            // the hinted frame holds is taken for `id`.
+            matches!(self.slots.slots.get(hint as usize), Some(Some(_)))
+        } else {
+            self.slots.at(hint, id).is_some()
+        };
+        if hinted {
+            return Some(hint);
+        }
+        let Some(frame) = self.slots.frame(&id) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        match link {
+            Link::Root => self.root_frame = frame,
+            Link::Child { parent, at } => {
+                if let Some(Some(slot)) = self.slots.slots.get_mut(parent as usize)
+                    && let Some(index) = slot.index.as_mut()
+                {
+                    index.set_frame_hint(at, frame);
+                }
+            }
+        }
+        Some(frame)
+    }
+
+    /// The hint the index of the page in frame `parent` keeps for child
+    /// `at`, or `NO_FRAME` (no page there, or no index).
+    pub(crate) fn child_hint(&self, parent: Frame, at: usize) -> Frame {
+        match self.slots.slots.get(parent as usize) {
+            Some(Some(slot)) => slot
+                .index
+                .as_ref()
+                .map_or(NO_FRAME, |index| index.frame_hint(at)),
+            _ => NO_FRAME,
+        }
+    }
+
+    /// The frame the root was last found in: the hint for [`Link::Root`].
+    pub(crate) fn root_frame(&self) -> Frame {
+        self.root_frame
+    }
+
+    /// The page in `frame`, if it is the version the tree points at (see
+    /// [`PageCache::touch`]), with its search index (built now if missing).
+    fn indexed_in(&mut self, frame: Frame, crc: u32) -> Option<(Frame, &Arc<Node>, &SearchIndex)> {
+        let slot = self.current_in(frame, crc)?;
+        let mut built = None;
         if slot.index.is_none() {
             let index = slot.node.search_index();
-            self.stats.index_builds += 1;
             let bytes = index.memory_bytes() as u64;
             slot.charge += bytes;
-            self.charged += bytes;
-            if matches!(slot.state, SlotState::Dirty { .. }) {
-                self.dirty_charged += bytes;
-            }
+            built = Some((bytes, matches!(slot.state, SlotState::Dirty { .. })));
             slot.index = Some(index);
         }
+        if let Some((bytes, dirty)) = built {
+            self.stats.index_builds += 1;
+            self.charged += bytes;
+            if dirty {
+                self.dirty_charged += bytes;
+            }
+        }
+        let slot = self.slots.slots[frame as usize]
+            .as_ref()
+            .expect("in use, just above");
         let index = slot.index.as_ref().expect("built above");
-        Some((&slot.node, index))
+        Some((frame, &slot.node, index))
     }
 
     /// Adds a page just read from disk and verified against `crc`. A dirty
@@ -230,17 +421,15 @@ impl PageCache {
         }
         let charge = charge(self.page_bytes, &node);
         self.charged += charge;
-        self.slots.insert(
+        self.slots.insert(Slot {
             id,
-            Slot {
-                node,
-                state: SlotState::Clean { crc },
-                referenced: false,
-                ring_at: self.ring.len(),
-                charge,
-                index: None,
-            },
-        );
+            node,
+            state: SlotState::Clean { crc },
+            referenced: false,
+            ring_at: self.ring.len(),
+            charge,
+            index: None,
+        });
         self.ring.push(id);
         // The page just read is the one an operation is waiting for.
         self.evict(Some(id));
@@ -251,6 +440,7 @@ impl PageCache {
     pub(crate) fn put_dirty(&mut self, id: PageId, node: Node, generation: u64) {
         let charge = charge(self.page_bytes, &node);
         let slot = Slot {
+            id,
             node: Arc::new(node),
             state: SlotState::Dirty { generation },
             referenced: false,
@@ -258,7 +448,7 @@ impl PageCache {
             charge,
             index: None,
         };
-        if let Some(old) = self.slots.insert(id, slot) {
+        if let Some(old) = self.slots.insert(slot) {
             self.forget_state(id, old.state, old.ring_at, old.charge);
         }
         self.charged += charge;
@@ -326,7 +516,10 @@ impl PageCache {
             return Vec::new();
         };
         ids.iter()
-            .map(|id| (*id, Arc::clone(&self.slots[id].node)))
+            .map(|id| {
+                let slot = self.slots.get(id).expect("dirty pages stay cached");
+                (*id, Arc::clone(&slot.node))
+            })
             .collect()
     }
 
@@ -438,8 +631,16 @@ impl PageCache {
     pub(crate) fn check(&self) {
         let (mut charged, mut dirty_charged) = (0, 0);
         let (mut clean_pages, mut dirty_pages) = (0, 0);
-        // Sums and membership only: the map's order cannot change a result.
-        for (id, slot) in &self.slots {
+        for (frame, slot) in self.slots.slots.iter().enumerate() {
+            let Some(slot) = slot else {
+                continue;
+            };
+            let id = &slot.id;
+            assert_eq!(
+                self.slots.frame(id),
+                Some(frame as Frame),
+                "page {id} is found by id in its frame"
+            );
             let index_bytes = slot
                 .index
                 .as_ref()
@@ -471,6 +672,11 @@ impl PageCache {
                 }
             }
         }
+        assert_eq!(
+            self.slots.iter().count(),
+            self.slots.len(),
+            "every frame in use is found by its id"
+        );
         assert_eq!(charged, self.charged, "charged bytes");
         assert_eq!(dirty_charged, self.dirty_charged, "dirty bytes");
         assert_eq!(clean_pages, self.ring.len(), "clean pages and the ring");
@@ -498,6 +704,65 @@ mod tests {
 
     fn cache_of(pages: u64) -> PageCache {
         PageCache::new(4096, pages * 4096)
+    }
+
+    #[test]
+    fn a_descent_reaches_cached_children_through_frame_hints_and_corrects_stale_ones() {
+        use crate::btree::node::{Body, Child, Internal, Key};
+        let leaf = || Arc::new(Node::empty_leaf());
+        let mut cache = cache_of(16);
+        let root = Node {
+            lsn: 1,
+            body: Body::Internal(Internal {
+                level: 1,
+                keys: vec![Key::from_slice(b"m")],
+                children: vec![Child { id: 2, crc: 0 }, Child { id: 3, crc: 0 }],
+            }),
+        };
+        cache.insert_clean(1, Arc::new(root), 0);
+        cache.insert_clean(2, leaf(), 0);
+        cache.insert_clean(3, leaf(), 0);
+        let (root_frame, _, index) = cache
+            .get_indexed_at(1, 0, cache.root_frame(), Link::Root, false)
+            .expect("cached");
+        assert_eq!(index.frame_hint(1), NO_FRAME, "no descent went there yet");
+        assert_eq!(cache.root_frame(), root_frame, "the root's hint is set");
+        let link = Link::Child {
+            parent: root_frame,
+            at: 1,
+        };
+        let (three, _, _) = cache
+            .get_indexed_at(3, 0, NO_FRAME, link, false)
+            .expect("cached");
+        let (_, _, index) = cache
+            .get_indexed_at(1, 0, root_frame, Link::Root, false)
+            .expect("cached");
+        assert_eq!(index.frame_hint(1), three, "the parent remembers the frame");
+        let hits = cache.stats().hits;
+        assert!(cache.get_indexed_at(3, 0, three, link, false).is_some());
+        assert_eq!(cache.stats().hits, hits + 1);
+        // Page 3 leaves and page 4 takes its frame: the hint is stale.
+        cache.remove(3);
+        cache.insert_clean(4, leaf(), 0);
+        assert!(
+            cache.get_indexed_at(3, 0, three, link, false).is_none(),
+            "a stale hint never serves another page"
+        );
+        assert!(
+            cache.get_indexed_at(3, 0, three, link, true).is_some(),
+            "sabotage `hint-trusted` does"
+        );
+        // Back in another frame, page 3 is found by id and the hint fixed.
+        cache.insert_clean(3, leaf(), 0);
+        let (moved, _, _) = cache
+            .get_indexed_at(3, 0, three, link, false)
+            .expect("cached");
+        assert_ne!(moved, three);
+        let (_, _, index) = cache
+            .get_indexed_at(1, 0, root_frame, Link::Root, false)
+            .expect("cached");
+        assert_eq!(index.frame_hint(1), moved);
+        cache.check();
     }
 
     #[test]

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use crate::page::PageId;
 
 use super::Need;
+use super::cache::{Frame, Link};
 use super::node::{Body, Node};
 use super::search::SearchIndex;
 use super::tree::Tree;
 use crate::record::Record;
+use crate::sabotage::sabotaged;
 
 /// A range query over the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,24 +101,30 @@ impl RangeQuery {
     }
 }
 
-/// One level of the cursor's path: a node and the position in it.
-struct Frame {
+/// One level of the cursor's path: a node, the position in it, and the
+/// cache frame it was found in (for its children's links).
+struct PathStep {
     node: Arc<Node>,
     /// Child index (internal) or entry index (leaf).
     at: usize,
+    frame: Frame,
 }
 
 impl Tree {
     fn descend(
         &mut self,
-        path: &mut Vec<Frame>,
+        path: &mut Vec<PathStep>,
         mut next: (PageId, u32, u16),
+        mut link: (Frame, Link),
         query: &RangeQuery,
         edge_only: bool,
     ) -> Result<(), Need> {
         loop {
             let (id, crc, level) = next;
-            let Some((node, index)) = self.cache.get_indexed(id, crc) else {
+            let (hint, via) = link;
+            let trust = sabotaged!(self, HintTrusted);
+            let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, hint, via, trust)
+            else {
                 return Err(Need { id, crc, level });
             };
             assert_eq!(index.level(), level, "cached page {id} at the wrong level");
@@ -140,6 +148,7 @@ impl Tree {
                     };
                     let child = index.child(at);
                     next = (child.id, child.crc, level - 1);
+                    link = (index.frame_hint(at), Link::Child { parent: frame, at });
                     at
                 }
                 Body::Leaf(leaf) => {
@@ -154,9 +163,10 @@ impl Tree {
                 }
             };
             let is_leaf = level == 0;
-            path.push(Frame {
+            path.push(PathStep {
                 node: Arc::clone(node),
                 at,
+                frame,
             });
             if is_leaf {
                 return Ok(());
@@ -172,8 +182,8 @@ impl Tree {
         query: &RangeQuery,
         out: &mut Vec<(Vec<u8>, Record)>,
     ) -> Result<(), Need> {
-        let mut path: Vec<Frame> = Vec::with_capacity(usize::from(self.height));
-        self.descend(&mut path, self.root_need(), query, false)?;
+        let mut path: Vec<PathStep> = Vec::with_capacity(usize::from(self.height));
+        self.descend(&mut path, self.root_need(), self.root_link(), query, false)?;
         while out.len() < query.limit {
             let leaf_frame = path.last_mut().expect("the path ends at a leaf");
             let Body::Leaf(leaf) = &leaf_frame.node.body else {
@@ -204,29 +214,38 @@ impl Tree {
                     // Climb to the first ancestor with another child this way.
                     path.pop();
                     let next = loop {
-                        let Some(frame) = path.last_mut() else {
+                        let Some(step) = path.last_mut() else {
                             return Ok(());
                         };
-                        let Body::Internal(internal) = &frame.node.body else {
+                        let Body::Internal(internal) = &step.node.body else {
                             unreachable!("ancestors are internal")
                         };
                         let moved = if query.reverse {
-                            frame.at.checked_sub(1)
+                            step.at.checked_sub(1)
                         } else {
-                            Some(frame.at + 1).filter(|at| *at < internal.children.len())
+                            Some(step.at + 1).filter(|at| *at < internal.children.len())
                         };
                         match moved {
                             Some(at) => {
-                                frame.at = at;
-                                break (internal.children[at], internal.level - 1);
+                                step.at = at;
+                                let link = Link::Child {
+                                    parent: step.frame,
+                                    at,
+                                };
+                                break (internal.children[at], internal.level - 1, link);
                             }
                             None => {
                                 path.pop();
                             }
                         }
                     };
-                    let (child, level) = next;
-                    self.descend(&mut path, (child.id, child.crc, level), query, true)?;
+                    let (child, level, link) = next;
+                    let hint = match link {
+                        Link::Child { parent, at } => self.cache.child_hint(parent, at),
+                        Link::Root => unreachable!("a climb links to a parent"),
+                    };
+                    let next = (child.id, child.crc, level);
+                    self.descend(&mut path, next, (hint, link), query, true)?;
                 }
             }
         }

@@ -16,6 +16,7 @@ use crate::page::{PAGE_HEADER_BYTES, PageId};
 use super::Need;
 use crate::record::{Mutation, VlogPointer};
 
+use super::cache::Link;
 use super::leaf::entry_bytes;
 use super::node::{Body, Child, Internal, Key, Leaf, Node};
 use super::tree::Tree;
@@ -63,19 +64,14 @@ impl Tree {
         let key = mutation.key();
         let mut path: Vec<Step> = Vec::with_capacity(usize::from(self.height));
         let (mut id, mut crc, mut level) = self.root_need();
+        let mut link = self.root_link();
         let mut index = 0;
         loop {
-            let node = self.fetch(id, crc, level)?;
-            let next = match &node.body {
-                Body::Leaf(_) => None,
-                Body::Internal(internal) => {
-                    let at = internal.child_index(key);
-                    Some((at, internal.children[at]))
-                }
-            };
+            let (frame, node, next) = self.step_toward(key, (id, crc, level), link)?;
             path.push(Step { id, node, index });
-            let Some((at, child)) = next else { break };
+            let Some((at, child, hint)) = next else { break };
             (id, crc, level, index) = (child.id, child.crc, level - 1, at);
+            link = (hint, Link::Child { parent: frame, at });
         }
 
         let leaf_step = path.last().expect("the path reaches a leaf");
@@ -285,20 +281,20 @@ impl Tree {
         // The nearest separators left and right of the path: the leaf
         // holds exactly the keys in [lower, upper).
         let (mut lower, mut upper): (Option<Key>, Option<Key>) = (None, None);
+        let mut link = self.root_link();
         while level > 0 {
-            let node = self.fetch(id, crc, level)?;
-            let Body::Internal(internal) = &node.body else {
+            let (frame, node, next) = self.step_toward(first.key(), (id, crc, level), link)?;
+            let (Body::Internal(internal), Some((at, child, hint))) = (&node.body, next) else {
                 unreachable!("a page above level 0 is internal")
             };
-            let at = internal.child_index(first.key());
             if let Some(separator) = internal.keys.get(at) {
                 upper = Some(separator.clone());
             }
             if at > 0 {
                 lower = Some(internal.keys[at - 1].clone());
             }
-            let child = internal.children[at];
             (id, crc, level) = (child.id, child.crc, level - 1);
+            link = (hint, Link::Child { parent: frame, at });
         }
         let leaf_id = id;
         if !self.is_open_dirty(leaf_id) {

@@ -106,8 +106,8 @@ impl Node {
 
     /// The child of this internal node whose range holds `key`, found
     /// through `index` (built from this node): the node's own keys are
-    /// read only where heads tie.
-    pub(crate) fn child_by(&self, index: &SearchIndex, key: &[u8]) -> Child {
+    /// read only where heads tie. Returns its position too.
+    pub(crate) fn child_at_by(&self, index: &SearchIndex, key: &[u8]) -> (usize, Child) {
         let at = self.child_index_by(index, key);
         // Reading the node's own children would touch the node the index
         // exists to skip: a cross-check for the simulator, not production.
@@ -119,7 +119,7 @@ impl Node {
             },
             "the search index's children disagree with the node's"
         );
-        index.child(at)
+        (at, index.child(at))
     }
 
     /// [`Internal::child_index`] of this internal node, through `index`.

@@ -25,6 +25,15 @@ use std::cmp::Ordering;
 
 use super::node::Child;
 
+/// Where a cached page sits: its place in the cache's slab of frames,
+/// stable for as long as the page stays cached. A parent's search index
+/// remembers the frame of each child it led to (a *hint*), so a descent
+/// reaches a cached child without hashing its id (design 10.1); the cache
+/// checks every hint against the page id the frame holds.
+pub(crate) type Frame = u32;
+/// A hint that names no frame.
+pub(crate) const NO_FRAME: Frame = Frame::MAX;
+
 /// Bytes of a key a head holds.
 const HEAD_BYTES: usize = 8;
 
@@ -42,6 +51,9 @@ pub(crate) struct SearchIndex {
     /// An internal node's children (one more than its keys); empty for a
     /// leaf.
     children: Box<[Child]>,
+    /// For each child, the cache frame a descent last found it in (a hint
+    /// the cache checks: design 10.1), or `NO_FRAME`.
+    frames: Box<[Frame]>,
 }
 
 /// The head of `suffix`: its first 8 bytes, zero-padded, big-endian.
@@ -96,6 +108,7 @@ impl SearchIndex {
             prefix_len,
             level,
             children: children.into(),
+            frames: vec![NO_FRAME; children.len()].into_boxed_slice(),
         }
     }
 
@@ -104,6 +117,7 @@ impl SearchIndex {
         std::mem::size_of::<SearchIndex>()
             + std::mem::size_of_val(&*self.words)
             + std::mem::size_of_val(&*self.children)
+            + std::mem::size_of_val(&*self.frames)
     }
 
     /// The level of the node it indexes.
@@ -114,6 +128,21 @@ impl SearchIndex {
     /// Child `at` of the internal node it indexes.
     pub(crate) fn child(&self, at: usize) -> Child {
         self.children[at]
+    }
+
+    /// The frame child `at` was last found in (a hint), or `NO_FRAME`
+    /// (also for a position past the children).
+    pub(crate) fn frame_hint(&self, at: usize) -> Frame {
+        self.frames.get(at).copied().unwrap_or(NO_FRAME)
+    }
+
+    /// Remembers `frame` for child `at`; a position past the children (a
+    /// link that outlived its parent's version) is ignored: a hint is only
+    /// ever a guess.
+    pub(crate) fn set_frame_hint(&mut self, at: usize, frame: Frame) {
+        if let Some(hint) = self.frames.get_mut(at) {
+            *hint = frame;
+        }
     }
 
     fn prefix_words(&self) -> usize {

@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
-use super::cache::{PageCache, SlotState};
+use super::cache::{Frame, Link, PageCache, SlotState};
 use crate::page::PageId;
 use crate::page::allocator::Allocator;
+use crate::sabotage::sabotaged;
 
 use super::Need;
-use super::node::{Body, Node};
+use super::node::{Body, Child, Node};
 use crate::record::Record;
+
+/// The child a descent goes on to: its position in the parent, its id and
+/// CRC, and the parent's frame hint for it.
+pub(crate) type ChildLink = (usize, Child, Frame);
 
 pub(crate) struct Tree {
     pub(crate) cache: PageCache,
@@ -43,23 +48,68 @@ impl Tree {
         }
     }
 
+    /// One step of a descent toward `key` that keeps its pages (a change's):
+    /// the page `id` (reached by `link`, with `hint`), its frame, and for
+    /// an internal page the child toward `key` with its position and frame
+    /// hint. Like [`Tree::get`], no hash lookup where the hints hold.
+    pub(crate) fn step_toward(
+        &mut self,
+        key: &[u8],
+        (id, crc, level): (PageId, u32, u16),
+        (hint, link): (Frame, Link),
+    ) -> Result<(Frame, Arc<Node>, Option<ChildLink>), Need> {
+        let trust = sabotaged!(self, HintTrusted);
+        if level == 0 {
+            // A leaf about to change: its search index would be dropped
+            // by the change, so none is built.
+            let Some((frame, node)) = self.cache.get_at(id, crc, hint, link, trust) else {
+                return Err(Need { id, crc, level });
+            };
+            assert_eq!(node.level(), level, "cached page {id} at the wrong level");
+            return Ok((frame, node, None));
+        }
+        let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, hint, link, trust)
+        else {
+            return Err(Need { id, crc, level });
+        };
+        assert_eq!(index.level(), level, "cached page {id} at the wrong level");
+        let (at, child) = node.child_at_by(index, key);
+        Ok((
+            frame,
+            Arc::clone(node),
+            Some((at, child, index.frame_hint(at))),
+        ))
+    }
+
+    /// Where a descent starts: the root, and its frame hint.
+    pub(crate) fn root_link(&self) -> (Frame, Link) {
+        (self.cache.root_frame(), Link::Root)
+    }
+
     pub(crate) fn root_need(&self) -> (PageId, u32, u16) {
         (self.root, self.root_crc, self.height - 1)
     }
 
     pub(crate) fn get(&mut self, key: &[u8]) -> Result<Option<Record>, Need> {
         let (mut id, mut crc, mut level) = self.root_need();
+        let (mut hint, mut link) = self.root_link();
         loop {
             // Borrowed, not cloned: a point read holds no page past its
             // own step, and the search runs on the page's index (internal
             // nodes' children included, so their pages are hardly read).
-            let Some((node, index)) = self.cache.get_indexed(id, crc) else {
+            // Each child is reached through the frame its parent's index
+            // remembers, so a cached path costs no hash lookup (10.1).
+            let trust = sabotaged!(self, HintTrusted);
+            let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, hint, link, trust)
+            else {
                 return Err(Need { id, crc, level });
             };
             assert_eq!(index.level(), level, "cached page {id} at the wrong level");
             if level > 0 {
-                let child = node.child_by(index, key);
+                let (at, child) = node.child_at_by(index, key);
                 (id, crc, level) = (child.id, child.crc, level - 1);
+                hint = index.frame_hint(at);
+                link = Link::Child { parent: frame, at };
                 continue;
             }
             let Body::Leaf(leaf) = &node.body else {

@@ -304,3 +304,51 @@ fn a_segment_with_a_damaged_record_is_moved_once_and_then_left_alone() {
         "GC settles: {relocated:?}"
     );
 }
+
+#[test]
+fn sealed_segments_are_opened_once_for_reads_and_closed_by_their_removal() {
+    let world = World::new(31, FaultConfig::none());
+    let db = open(&world);
+    let kept = fragment(&world, &db);
+    drop(db);
+    world.kill(N);
+    // Reopened: no sealed segment is open yet.
+    let db = open(&world);
+    let before = db.stats().vlog;
+    assert_eq!(before.segment_opens, 0, "{before:?}");
+    for _ in 0..3 {
+        for &(key, revision) in &kept {
+            assert_eq!(
+                read(&world, &db, key),
+                Some((Value::from(big(key, 0).as_str()), revision))
+            );
+        }
+    }
+    let after = db.stats().vlog;
+    let sealed_read = after.segment_opens;
+    assert!(
+        sealed_read >= 2,
+        "the survivors span sealed segments: {after:?}"
+    );
+    assert!(
+        sealed_read <= kept.len() as u64,
+        "three rounds of reads open each sealed segment once: {after:?}"
+    );
+    assert_eq!(after.reads - before.reads, 3 * kept.len() as u64);
+    // GC moves the survivors and removes the segments, descriptors and
+    // all; reads then find the values where they moved.
+    for _ in 0..40 {
+        checkpoint(&world, &db);
+        if gc(&world, &db) == VlogGcReport::default() {
+            break;
+        }
+    }
+    assert!(db.stats().vlog.gc_segments_removed > 0);
+    for &(key, revision) in &kept {
+        assert_eq!(
+            read(&world, &db, key),
+            Some((Value::from(big(key, 0).as_str()), revision))
+        );
+    }
+    assert_clean(&world, &db, 30);
+}

@@ -1049,8 +1049,11 @@ fn resolve_at_crash(ctx: &mut Ctx<'_>, durable: &mut Vec<u8>, pending: Vec<Pendi
 
 /// A torn write of `data` at `offset` on a drive without atomic sector
 /// writes: each block it touches is written, left alone, or garbled whole
-/// (within the file). Counts a garbled block that held non-zero durable
-/// bytes outside the write (and outside `landed`) as collateral damage.
+/// (within the file). Counts as collateral damage a garbled block that
+/// held durable bytes outside the write (and outside `landed`): any byte
+/// of the file before the write (an earlier write put it there, zero or
+/// not: a value of zeros is data too, corpus `db-402`), or a non-zero one
+/// after it (past the write, zeros are what a file is extended with).
 fn garble_blocks(
     ctx: &mut Ctx<'_>,
     image: &mut Vec<u8>,
@@ -1074,8 +1077,7 @@ fn garble_blocks(
                 let file_end = (image.len() as u64).max(end);
                 let garble_end = block_end.min(file_end);
                 let collateral = (block..garble_end.min(image.len() as u64)).any(|at| {
-                    (at < offset || at >= end)
-                        && image[at as usize] != 0
+                    (at < offset || (at >= end && image[at as usize] != 0))
                         && !landed.iter().any(|&(s, e)| at >= s && at < e)
                 });
                 if collateral {
@@ -1149,6 +1151,49 @@ mod tests {
             data: b"z".to_vec(),
         }];
         inode(b"abc", pending, b"ayc").check(0, 3);
+    }
+
+    #[test]
+    fn garbling_an_acknowledged_record_of_zeros_before_a_torn_append_is_collateral() {
+        use super::{Ctx, NodeId, garble_blocks};
+        use crate::faults::{FaultConfig, FaultCounts};
+        use crate::rng::{SimRng, Stream};
+        use crate::trace::Trace;
+        // A record of zeros ends at 600 in the block a torn append at 600
+        // then garbles: its bytes are data, zeros or not. Past the write,
+        // zeros are only what the file was extended with.
+        let (faults, mut trace) = (FaultConfig::none(), Trace::new());
+        // Garbles `image` around a 100-byte write at `offset` as seed
+        // `seed` decides; returns the collateral damage counted.
+        let mut garble = |seed: u64, image: &mut Vec<u8>, offset: u64| {
+            let mut rng = SimRng::new(seed, Stream::Disk);
+            let mut counts = FaultCounts::default();
+            let mut ctx = Ctx {
+                rng: &mut rng,
+                faults: &faults,
+                counts: &mut counts,
+                trace: &mut trace,
+                now_nanos: 0,
+                node: NodeId(0),
+            };
+            garble_blocks(&mut ctx, image, offset, &[7; 100], &[]);
+            counts.collateral_damage()
+        };
+        let mut garbled_with_damage = 0;
+        for seed in 0..40 {
+            let mut before = vec![0u8; 600];
+            let collateral = garble(seed, &mut before, 600);
+            let garbled = before[..600].iter().any(|&b| b != 0);
+            assert_eq!(collateral > 0, garbled, "seed {seed}");
+            garbled_with_damage += u64::from(garbled);
+            let mut after = vec![0u8; 4096];
+            assert_eq!(
+                garble(seed, &mut after, 0),
+                0,
+                "zeros past a write: seed {seed}"
+            );
+        }
+        assert!(garbled_with_damage > 0, "some seed garbles the block");
     }
 
     #[test]

@@ -282,6 +282,8 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("bytes", vlog.bytes.to_string()),
                 ("live_bytes", vlog.live_bytes.to_string()),
                 ("live_ratio", format!("{:.2}", vlog.live_ratio())),
+                ("reads", vlog.reads.to_string()),
+                ("segment_opens", vlog.segment_opens.to_string()),
                 ("gc_runs", vlog.gc_runs.to_string()),
                 ("gc_last_run_unix_ms", vlog.gc_last_run_unix_ms.to_string()),
                 ("gc_values_relocated", vlog.gc_values_relocated.to_string()),

@@ -58,6 +58,9 @@ pub(crate) use usage::VlogUsage;
 
 /// Bytes written per call when the active segment is written back at open.
 const REWRITE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Sealed segments kept open for reads at once; past it, the one read
+/// least recently is closed (a read of it opens it again).
+const SEALED_OPEN_MAX: usize = 64;
 
 /// Value-log counters, for INFO.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +75,9 @@ pub struct VlogStats {
     pub appends: u64,
     /// Records read since open.
     pub reads: u64,
+    /// Sealed segment files opened for reads since open (each stays open
+    /// for the reads after it, up to 64 at once).
+    pub segment_opens: u64,
     /// `fdatasync` calls.
     pub syncs: u64,
     /// Repair at open: bytes of an unreferenced torn tail cut off.
@@ -112,12 +118,76 @@ struct Active<F> {
     synced_end: u64,
 }
 
+impl<F> Active<F> {
+    /// A new segment, holding nothing yet.
+    fn empty(id: u32, path: PathBuf, file: F) -> Self {
+        Active {
+            id,
+            path,
+            file: Arc::new(file),
+            end: 0,
+            synced_end: 0,
+        }
+    }
+}
+
 struct State<F> {
     active: Active<F>,
     /// Bytes of every segment, the active one included.
     sizes: BTreeMap<u32, u64>,
+    /// Sealed segments open for reads: one long-lived descriptor each
+    /// (issue 21), so a read of a sealed value does not open and close its
+    /// file. Bounded by [`SEALED_OPEN_MAX`], closed least recently read
+    /// first, and closed before GC removes the segment.
+    sealed: SealedFiles<F>,
     failed: Option<String>,
     stats: VlogStats,
+}
+
+/// Descriptors of sealed segments, with the order they were last read in.
+struct SealedFiles<F> {
+    files: BTreeMap<u32, (Arc<F>, u64)>,
+    /// Reads so far: each read stamps its segment, and the smallest stamp
+    /// goes first when the table is full.
+    clock: u64,
+}
+
+impl<F> Default for SealedFiles<F> {
+    fn default() -> Self {
+        SealedFiles {
+            files: BTreeMap::new(),
+            clock: 0,
+        }
+    }
+}
+
+impl<F> SealedFiles<F> {
+    fn get(&mut self, segment: u32) -> Option<Arc<F>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.files.get_mut(&segment).map(|(file, used)| {
+            *used = clock;
+            Arc::clone(file)
+        })
+    }
+
+    fn insert(&mut self, segment: u32, file: Arc<F>) {
+        if self.files.len() >= SEALED_OPEN_MAX
+            && let Some(oldest) = self
+                .files
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(&id, _)| id)
+        {
+            self.files.remove(&oldest);
+        }
+        self.clock += 1;
+        self.files.insert(segment, (file, self.clock));
+    }
+
+    fn remove(&mut self, segment: u32) {
+        self.files.remove(&segment);
+    }
 }
 
 /// The value log of one database directory.
@@ -240,6 +310,9 @@ impl<E: Env> Vlog<E> {
                 "the active segment is never removed"
             );
             let path = self.dir.join(segment_name(id));
+            // Its descriptor is closed first, so the removal frees the
+            // file's space at once.
+            self.state().sealed.remove(id);
             self.env
                 .remove(&path)
                 .await
@@ -250,6 +323,7 @@ impl<E: Env> Vlog<E> {
                 })?;
             let mut state = self.state();
             let bytes = state.sizes.remove(&id).unwrap_or(0);
+            state.sealed.remove(id);
             state.stats.segments -= 1;
             state.stats.bytes -= bytes;
             state.stats.gc_segments_removed += 1;
@@ -324,17 +398,21 @@ impl<E: Env> Vlog<E> {
         state.stats.gc_values_expired += expired;
     }
 
-    /// The file of `segment`: the active one's long-lived descriptor, or
-    /// a sealed one opened anew.
+    /// The file of `segment`: the active one's long-lived descriptor, or a
+    /// sealed one's, opened by the first read that needs it.
     async fn file_for(&self, segment: u32) -> Result<Arc<E::File>, VlogError> {
         {
-            let state = self.state();
+            let mut state = self.state();
             if state.active.id == segment {
                 return Ok(Arc::clone(&state.active.file));
             }
+            if let Some(file) = state.sealed.get(segment) {
+                return Ok(file);
+            }
         }
         let path = self.dir.join(segment_name(segment));
-        self.env
+        let file = self
+            .env
             .open(&path, OpenMode::Existing)
             .await
             .map(Arc::new)
@@ -342,7 +420,15 @@ impl<E: Env> Vlog<E> {
                 op: "open segment",
                 path,
                 source,
-            })
+            })?;
+        let mut state = self.state();
+        // Sealed, and not removed while it was being opened (GC forgets
+        // the size first): only then is the descriptor kept.
+        if segment < state.active.id && state.sizes.contains_key(&segment) {
+            state.sealed.insert(segment, Arc::clone(&file));
+            state.stats.segment_opens += 1;
+        }
+        Ok(file)
     }
 
     /// Starts a new segment (the current one synced first).
@@ -378,13 +464,9 @@ impl<E: Env> Vlog<E> {
             return Err(self.fail(io("sync directory", &self.dir)(error)));
         }
         let mut state = self.state();
-        state.active = Active {
-            id,
-            path,
-            file: Arc::new(file),
-            end: 0,
-            synced_end: 0,
-        };
+        let sealed = std::mem::replace(&mut state.active, Active::empty(id, path, file));
+        // The segment just sealed keeps its descriptor for reads.
+        state.sealed.insert(sealed.id, sealed.file);
         state.sizes.insert(id, 0);
         state.stats.segments += 1;
         Ok(())

@@ -24,7 +24,7 @@ use crate::env::{Env, File, OpenMode};
 use super::format::{parse_name, segment_name};
 use super::pin::Pins;
 use super::scan::scan_valid;
-use super::{Active, REWRITE_CHUNK_BYTES, State, Vlog, VlogError, VlogStats};
+use super::{Active, REWRITE_CHUNK_BYTES, SealedFiles, State, Vlog, VlogError, VlogStats};
 
 /// The newest segment as found at open.
 struct Newest<F> {
@@ -148,13 +148,7 @@ impl<E: Env> VlogScan<E> {
                 env.sync_dir(&dir)
                     .await
                     .map_err(io("sync directory", &dir))?;
-                Active {
-                    id,
-                    path,
-                    file: Arc::new(file),
-                    end: 0,
-                    synced_end: 0,
-                }
+                Active::empty(id, path, file)
             }
             Some(newest) => {
                 let Newest {
@@ -225,6 +219,7 @@ impl<E: Env> VlogScan<E> {
             state: Mutex::new(State {
                 active,
                 sizes,
+                sealed: SealedFiles::default(),
                 failed: None,
                 stats,
             }),

@@ -118,11 +118,14 @@ pub enum Sabotage {
     /// A descent takes the page in the cache frame its parent's hint names
     /// without checking that the frame still holds that page.
     HintTrusted,
+    /// The value cache keys a value by its offset alone, so a value of
+    /// another segment at the same offset answers for it.
+    ValueCacheByOffset,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 34] = [
+    pub const ALL: [Sabotage; 35] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -157,6 +160,7 @@ impl Sabotage {
         Sabotage::WalRestartUncovered,
         Sabotage::RolloverUnsynced,
         Sabotage::HintTrusted,
+        Sabotage::ValueCacheByOffset,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -196,6 +200,7 @@ impl Sabotage {
             Sabotage::WalRestartUncovered => "wal-restart-uncovered",
             Sabotage::RolloverUnsynced => "rollover-unsynced",
             Sabotage::HintTrusted => "hint-trusted",
+            Sabotage::ValueCacheByOffset => "value-cache-by-offset",
         }
     }
 }

@@ -25,7 +25,8 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::SkipParentDirSync
         | Sabotage::FullDiskFailsCheckpoint
         | Sabotage::SpanLsnRewind
-        | Sabotage::WalRestartUncovered => WorkloadName::Db,
+        | Sabotage::WalRestartUncovered
+        | Sabotage::ValueCacheByOffset => WorkloadName::Db,
         Sabotage::PartialEffects
         | Sabotage::LocksInRequestOrder
         | Sabotage::FalseAssertion
@@ -488,6 +489,24 @@ fn a_descent_that_trusts_a_stale_frame_hint_is_caught() {
         NO_CORRUPTION,
         20,
         &[TREE_MODEL_ORACLES, &["panic"]].concat(),
+    );
+}
+
+#[test]
+fn a_value_cache_that_forgets_the_segment_is_caught() {
+    // Keyed by offset alone, the cache answers a pointer with the value of
+    // another segment's record at the same offset; the read's check of
+    // key and type refuses it as corruption no fault explains.
+    assert_caught(
+        Sabotage::ValueCacheByOffset,
+        NO_CORRUPTION,
+        20,
+        &[
+            "recovery",
+            "read_your_writes",
+            "state_matches_model",
+            "durability",
+        ],
     );
 }
 

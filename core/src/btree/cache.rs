@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::btree::node::Node;
 use crate::btree::search::SearchIndex;
@@ -186,6 +187,10 @@ pub(crate) struct PageCache {
     slots: Frames,
     /// The frame the root was last found in (a hint, as a parent's).
     root_frame: Frame,
+    /// Bytes held outside the page cache under the same budget (the value
+    /// log's value cache, design 11.3): evictions keep pages and these
+    /// together within it.
+    outside: Option<Arc<AtomicU64>>,
     /// Bytes charged for every cached page, and for the dirty ones.
     charged: u64,
     dirty_charged: u64,
@@ -215,6 +220,7 @@ impl PageCache {
             budget_bytes,
             slots: Frames::default(),
             root_frame: NO_FRAME,
+            outside: None,
             charged: 0,
             dirty_charged: 0,
             retained: BTreeMap::new(),
@@ -587,7 +593,11 @@ impl PageCache {
     /// (at most once per page) or counts a pinned skip.
     fn evict(&mut self, keep: Option<PageId>) {
         let mut skipped = 0;
-        while self.bytes() > self.budget_bytes
+        let outside = self
+            .outside
+            .as_ref()
+            .map_or(0, |bytes| bytes.load(Ordering::Relaxed));
+        while self.bytes() + outside > self.budget_bytes
             && skipped < EVICTION_SKIPS_MAX
             && !self.ring.is_empty()
         {
@@ -619,6 +629,11 @@ impl PageCache {
     /// checkpoint until it finishes.
     pub(crate) fn dirty_bytes(&self) -> u64 {
         self.dirty_charged + self.retained.values().sum::<u64>()
+    }
+
+    /// Counts the bytes in `outside` against the budget (see the field).
+    pub(crate) fn share_budget(&mut self, outside: Arc<AtomicU64>) {
+        self.outside = Some(outside);
     }
 
     pub(crate) fn budget_bytes(&self) -> u64 {

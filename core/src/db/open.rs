@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
@@ -41,6 +42,15 @@ impl<E: Env> Db<E> {
             )));
         }
         let (store, vlog, log, recovery) = recover(&env, &dir, &options).await?;
+        // Values read by pointer are cached within a quarter of the cache
+        // budget, and the page cache counts them against the same budget.
+        let values_charged = Arc::new(AtomicU64::new(0));
+        vlog.cache_values(
+            options.cache_bytes / 4,
+            Arc::clone(&values_charged),
+            crate::sabotage::sabotaged!(options, ValueCacheByOffset),
+        );
+        store.share_cache_budget(values_charged);
         let store = Arc::new(store);
         let vlog = Arc::new(vlog);
         let watch = Arc::new(DurableWatch::new(log.durable_lsn()));

@@ -33,6 +33,7 @@ mod validate;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::btree::Need;
@@ -525,6 +526,13 @@ impl<E: Env> Store<E> {
     /// Stops the store: it accepts no changes until reopened.
     pub(crate) fn fail(&self, reason: String) {
         self.state().failed.get_or_insert(reason);
+    }
+
+    /// Makes the page cache count the bytes in `outside` (the value
+    /// cache's) against its budget: it evicts clean pages while pages and
+    /// those bytes together exceed `cache_bytes` (design 11.3).
+    pub(crate) fn share_cache_budget(&self, outside: Arc<AtomicU64>) {
+        self.state().tree.cache.share_budget(outside);
     }
 
     /// Whether dirty pages fill the whole cache budget, so writers must

@@ -28,6 +28,7 @@
 //!   database's value-log GC keeps the rule); records are never changed in
 //!   place.
 
+mod cache;
 mod error;
 mod format;
 mod open;
@@ -38,12 +39,14 @@ mod usage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::env::{Env, File, OpenMode};
 use crate::mutex::lock;
 use crate::record::{ValueType, VlogPointer};
 
+use cache::ValueCache;
 use format::{FRAME_BYTES, decode};
 use pin::Pins;
 use scan::read_verified;
@@ -78,6 +81,12 @@ pub struct VlogStats {
     /// Sealed segment files opened for reads since open (each stays open
     /// for the reads after it, up to 64 at once).
     pub segment_opens: u64,
+    /// Reads served from the value cache (no file read).
+    pub value_cache_hits: u64,
+    /// Reads the value cache did not hold.
+    pub value_cache_misses: u64,
+    /// Bytes the value cache holds (part of `cache_bytes`).
+    pub value_cache_bytes: u64,
     /// `fdatasync` calls.
     pub syncs: u64,
     /// Repair at open: bytes of an unreferenced torn tail cut off.
@@ -140,8 +149,22 @@ struct State<F> {
     /// file. Bounded by [`SEALED_OPEN_MAX`], closed least recently read
     /// first, and closed before GC removes the segment.
     sealed: SealedFiles<F>,
+    /// Values read by pointer, kept within a share of `cache_bytes`
+    /// (`cache`); empty until [`Vlog::cache_values`].
+    values: ValueCache,
+    /// Sabotage `value-cache-by-offset`: the cache keys values by offset
+    /// alone.
+    values_by_offset: bool,
     failed: Option<String>,
     stats: VlogStats,
+}
+
+impl<F> State<F> {
+    /// The segment a value of `segment` is cached under: itself (sabotage
+    /// `value-cache-by-offset`: 0 for all).
+    fn value_key(&self, segment: u32) -> u32 {
+        if self.values_by_offset { 0 } else { segment }
+    }
 }
 
 /// Descriptors of sealed segments, with the order they were last read in.
@@ -211,7 +234,29 @@ impl<E: Env> Vlog<E> {
 
     /// Counters so far.
     pub fn stats(&self) -> VlogStats {
-        self.state().stats
+        let state = self.state();
+        let (hits, misses, _) = state.values.counts();
+        VlogStats {
+            value_cache_hits: hits,
+            value_cache_misses: misses,
+            value_cache_bytes: state.values.bytes(),
+            ..state.stats
+        }
+    }
+
+    /// Keeps values read by pointer in memory, up to `budget_bytes`,
+    /// publishing the bytes held in `charged` (which the page cache counts
+    /// against the same budget). `by_offset_only` is sabotage
+    /// `value-cache-by-offset`: `false` in every real call.
+    pub(crate) fn cache_values(
+        &self,
+        budget_bytes: u64,
+        charged: Arc<AtomicU64>,
+        by_offset_only: bool,
+    ) {
+        let mut state = self.state();
+        state.values = ValueCache::new(budget_bytes, charged);
+        state.values_by_offset = by_offset_only;
     }
 
     /// Why the value log stopped accepting writes (a write or sync whose
@@ -324,6 +369,7 @@ impl<E: Env> Vlog<E> {
             let mut state = self.state();
             let bytes = state.sizes.remove(&id).unwrap_or(0);
             state.sealed.remove(id);
+            state.values.remove_segment(id);
             state.stats.segments -= 1;
             state.stats.bytes -= bytes;
             state.stats.gc_segments_removed += 1;
@@ -541,9 +587,27 @@ impl<E: Env> Vlog<E> {
             }
             Some(_) => {}
         }
+        {
+            let mut state = self.state();
+            let segment = state.value_key(pointer.segment);
+            if let Some(value) = state.values.get(segment, pointer.offset) {
+                return Ok((*value).clone());
+            }
+        }
         let file = self.file_for(pointer.segment).await?;
         let read = reader::read_pointed(&*file, &path, pointer).await;
-        self.state().stats.reads += 1;
+        let mut state = self.state();
+        state.stats.reads += 1;
+        // Kept only while the segment exists: a read that raced GC's
+        // removal must not leave a value no removal will forget.
+        if let Ok(value) = &read
+            && state.sizes.contains_key(&pointer.segment)
+        {
+            let segment = state.value_key(pointer.segment);
+            state
+                .values
+                .insert(segment, pointer.offset, Arc::new(value.clone()));
+        }
         read
     }
 }

@@ -24,7 +24,9 @@ use crate::env::{Env, File, OpenMode};
 use super::format::{parse_name, segment_name};
 use super::pin::Pins;
 use super::scan::scan_valid;
-use super::{Active, REWRITE_CHUNK_BYTES, SealedFiles, State, Vlog, VlogError, VlogStats};
+use super::{
+    Active, REWRITE_CHUNK_BYTES, SealedFiles, State, ValueCache, Vlog, VlogError, VlogStats,
+};
 
 /// The newest segment as found at open.
 struct Newest<F> {
@@ -220,6 +222,8 @@ impl<E: Env> VlogScan<E> {
                 active,
                 sizes,
                 sealed: SealedFiles::default(),
+                values: ValueCache::new(0, Arc::default()),
+                values_by_offset: false,
                 failed: None,
                 stats,
             }),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use jubilant_core::env::{File, Fs, OpenMode};
 use jubilant_core::log::{
-    BATCH_HEADER_BYTES, Log, LogConfig, LogError, RecordPos, scan, segment_name,
+    BATCH_HEADER_BYTES, Log, LogConfig, LogError, RecordPos, RecoveryReport, scan, segment_name,
 };
 use jubilant_io_sim::{Fault, FaultConfig, NodeId, SimEnv, World};
 
@@ -33,14 +33,22 @@ fn quiet_world(seed: u64) -> World {
 type Records = Vec<(RecordPos, Vec<u8>)>;
 
 fn open(world: &World, config: LogConfig) -> Result<(Log<SimEnv>, Records), LogError> {
+    open_reporting(world, config).map(|(log, records, _)| (log, records))
+}
+
+/// [`open`], with what recovery reports.
+fn open_reporting(
+    world: &World,
+    config: LogConfig,
+) -> Result<(Log<SimEnv>, Records, RecoveryReport), LogError> {
     let env = world.env(N);
     world.block_on(N, async move {
         let mut records = Vec::new();
-        let (log, _report) = Log::open(env, config, |pos, payload| {
+        let (log, report) = Log::open(env, config, |pos, payload| {
             records.push((pos, payload.to_vec()))
         })
         .await?;
-        Ok((log, records))
+        Ok((log, records, report))
     })
 }
 
@@ -161,14 +169,7 @@ fn a_torn_tail_is_cut_and_zeroed_so_it_never_comes_back() {
     let three_payload = config().first_batch_offset() + BATCH_HEADER_BYTES + (8 + 3) + (8 + 3) + 8;
     scribble(&world, 1, three_payload, b"X");
     world.kill(N);
-    let env = world.env(N);
-    let (log, recovered, report) = world.block_on(N, async move {
-        let mut records = Vec::new();
-        let (log, report) = Log::open(env, config(), |pos, p| records.push((pos, p.to_vec())))
-            .await
-            .expect("recover");
-        (log, records, report)
-    });
+    let (log, recovered, report) = open_reporting(&world, config()).expect("recover");
     assert_eq!(payloads(&recovered), [b"one".to_vec(), b"two".to_vec()]);
     assert!(report.torn_tail.is_some());
     assert!(
@@ -621,14 +622,7 @@ fn rollovers_take_segments_prepared_ahead_and_a_spare_left_by_a_crash_is_removed
     assert!(names(&world).contains(&spare), "{:?}", names(&world));
     drop(log);
     world.crash(N);
-    let env = world.env(N);
-    let (log, recovered, report) = world.block_on(N, async move {
-        let mut records = Vec::new();
-        let (log, report) = Log::open(env, config(), |pos, p| records.push((pos, p.to_vec())))
-            .await
-            .expect("recover");
-        (log, records, report)
-    });
+    let (log, recovered, report) = open_reporting(&world, config()).expect("recover");
     assert_eq!(payloads(&recovered), items);
     assert_eq!(report.spare_removed, Some(last + 1));
     assert!(report.torn_tail.is_none(), "{report:?}");

@@ -113,6 +113,25 @@ pub(crate) enum Link {
     Child { parent: Frame, at: usize },
 }
 
+/// How a descent asks for a page: the link it came by, and the frame that
+/// link last found the page in (a hint, checked before it is used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Via {
+    pub(crate) hint: Frame,
+    pub(crate) link: Link,
+}
+
+impl Via {
+    /// To child `at` of the internal page in frame `parent`, whose search
+    /// index is `index`.
+    pub(crate) fn below(index: &SearchIndex, parent: Frame, at: usize) -> Via {
+        Via {
+            hint: index.frame_hint(at),
+            link: Link::Child { parent, at },
+        }
+    }
+}
+
 /// Cached pages: a slab of frames (a freed frame is reused, lowest-recent
 /// first), and the frame of each page id.
 #[derive(Default)]
@@ -289,8 +308,8 @@ impl PageCache {
             .map(|(_, node, index)| (node, index))
     }
 
-    /// [`PageCache::get_indexed`] for a descent, which reached page `id`
-    /// by `link` whose hint is `hint`: a hint that names the frame holding
+    /// [`PageCache::get_indexed`] for a descent, which asks for page `id`
+    /// `via` a link and its hint: a hint that names the frame holding
     /// `id` costs no hash lookup; otherwise the page is looked up by id and
     /// the link's hint corrected (a parent's search index, or the root's).
     /// Returns the page's frame too, for its children's links.
@@ -299,28 +318,26 @@ impl PageCache {
         &mut self,
         id: PageId,
         crc: u32,
-        hint: Frame,
-        link: Link,
+        via: Via,
         trust_hint: bool,
     ) -> Option<(Frame, &Arc<Node>, &SearchIndex)> {
-        let frame = self.find(id, hint, link, trust_hint)?;
+        let frame = self.find(id, via, trust_hint)?;
         self.indexed_in(frame, crc)
     }
 
     /// [`PageCache::get_indexed_at`] without the search index (for a leaf
     /// about to change, whose index the change would drop): a share of
-    /// the page, and its frame.
+    /// the page.
     pub(crate) fn get_at(
         &mut self,
         id: PageId,
         crc: u32,
-        hint: Frame,
-        link: Link,
+        via: Via,
         trust_hint: bool,
-    ) -> Option<(Frame, Arc<Node>)> {
-        let frame = self.find(id, hint, link, trust_hint)?;
+    ) -> Option<Arc<Node>> {
+        let frame = self.find(id, via, trust_hint)?;
         let slot = self.current_in(frame, crc)?;
-        Some((frame, Arc::clone(&slot.node)))
+        Some(Arc::clone(&slot.node))
     }
 
     /// The slot in `frame` if it is the version the tree points at (see
@@ -341,7 +358,7 @@ impl PageCache {
     /// The frame of page `id`: `hint` if it holds the page (no hash
     /// lookup), else the one found by id, correcting the link's hint. A
     /// page not cached counts a miss.
-    fn find(&mut self, id: PageId, hint: Frame, link: Link, trust_hint: bool) -> Option<Frame> {
+    fn find(&mut self, id: PageId, Via { hint, link }: Via, trust_hint: bool) -> Option<Frame> {
         let hinted = if trust_hint {
             // Broken on purpose (sabotage `hint-trusted`): whatever page
             // the hinted frame holds is taken for `id`.
@@ -369,21 +386,26 @@ impl PageCache {
         Some(frame)
     }
 
-    /// The hint the index of the page in frame `parent` keeps for child
-    /// `at`, or `NO_FRAME` (no page there, or no index).
-    pub(crate) fn child_hint(&self, parent: Frame, at: usize) -> Frame {
+    /// To child `at` of the page in frame `parent`, with the hint that
+    /// page's index keeps (`NO_FRAME` if the frame holds no indexed page).
+    pub(crate) fn child_via(&self, parent: Frame, at: usize) -> Via {
         match self.slots.slots.get(parent as usize) {
-            Some(Some(slot)) => slot
-                .index
-                .as_ref()
-                .map_or(NO_FRAME, |index| index.frame_hint(at)),
-            _ => NO_FRAME,
+            Some(Some(Slot {
+                index: Some(index), ..
+            })) => Via::below(index, parent, at),
+            _ => Via {
+                hint: NO_FRAME,
+                link: Link::Child { parent, at },
+            },
         }
     }
 
-    /// The frame the root was last found in: the hint for [`Link::Root`].
-    pub(crate) fn root_frame(&self) -> Frame {
-        self.root_frame
+    /// To the root, with the frame it was last found in.
+    pub(crate) fn root_via(&self) -> Via {
+        Via {
+            hint: self.root_frame,
+            link: Link::Root,
+        }
     }
 
     /// The page in `frame`, if it is the version the tree points at (see
@@ -738,43 +760,75 @@ mod tests {
         cache.insert_clean(2, leaf(), 0);
         cache.insert_clean(3, leaf(), 0);
         let (root_frame, _, index) = cache
-            .get_indexed_at(1, 0, cache.root_frame(), Link::Root, false)
+            .get_indexed_at(1, 0, cache.root_via(), false)
             .expect("cached");
         assert_eq!(index.frame_hint(1), NO_FRAME, "no descent went there yet");
-        assert_eq!(cache.root_frame(), root_frame, "the root's hint is set");
+        assert_eq!(cache.root_via().hint, root_frame, "the root's hint is set");
         let link = Link::Child {
             parent: root_frame,
             at: 1,
         };
         let (three, _, _) = cache
-            .get_indexed_at(3, 0, NO_FRAME, link, false)
+            .get_indexed_at(
+                3,
+                0,
+                Via {
+                    hint: NO_FRAME,
+                    link,
+                },
+                false,
+            )
             .expect("cached");
         let (_, _, index) = cache
-            .get_indexed_at(1, 0, root_frame, Link::Root, false)
+            .get_indexed_at(
+                1,
+                0,
+                Via {
+                    hint: root_frame,
+                    link: Link::Root,
+                },
+                false,
+            )
             .expect("cached");
         assert_eq!(index.frame_hint(1), three, "the parent remembers the frame");
         let hits = cache.stats().hits;
-        assert!(cache.get_indexed_at(3, 0, three, link, false).is_some());
+        assert!(
+            cache
+                .get_indexed_at(3, 0, Via { hint: three, link }, false)
+                .is_some()
+        );
         assert_eq!(cache.stats().hits, hits + 1);
         // Page 3 leaves and page 4 takes its frame: the hint is stale.
         cache.remove(3);
         cache.insert_clean(4, leaf(), 0);
         assert!(
-            cache.get_indexed_at(3, 0, three, link, false).is_none(),
+            cache
+                .get_indexed_at(3, 0, Via { hint: three, link }, false)
+                .is_none(),
             "a stale hint never serves another page"
         );
         assert!(
-            cache.get_indexed_at(3, 0, three, link, true).is_some(),
+            cache
+                .get_indexed_at(3, 0, Via { hint: three, link }, true)
+                .is_some(),
             "sabotage `hint-trusted` does"
         );
         // Back in another frame, page 3 is found by id and the hint fixed.
         cache.insert_clean(3, leaf(), 0);
         let (moved, _, _) = cache
-            .get_indexed_at(3, 0, three, link, false)
+            .get_indexed_at(3, 0, Via { hint: three, link }, false)
             .expect("cached");
         assert_ne!(moved, three);
         let (_, _, index) = cache
-            .get_indexed_at(1, 0, root_frame, Link::Root, false)
+            .get_indexed_at(
+                1,
+                0,
+                Via {
+                    hint: root_frame,
+                    link: Link::Root,
+                },
+                false,
+            )
             .expect("cached");
         assert_eq!(index.frame_hint(1), moved);
         cache.check();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::page::PageId;
 
 use super::Need;
-use super::cache::{Frame, Link};
+use super::cache::{Frame, Via};
 use super::node::{Body, Node};
 use super::search::SearchIndex;
 use super::tree::Tree;
@@ -115,16 +115,14 @@ impl Tree {
         &mut self,
         path: &mut Vec<PathStep>,
         mut next: (PageId, u32, u16),
-        mut link: (Frame, Link),
+        mut via: Via,
         query: &RangeQuery,
         edge_only: bool,
     ) -> Result<(), Need> {
         loop {
             let (id, crc, level) = next;
-            let (hint, via) = link;
             let trust = sabotaged!(self, HintTrusted);
-            let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, hint, via, trust)
-            else {
+            let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, via, trust) else {
                 return Err(Need { id, crc, level });
             };
             assert_eq!(index.level(), level, "cached page {id} at the wrong level");
@@ -148,7 +146,7 @@ impl Tree {
                     };
                     let child = index.child(at);
                     next = (child.id, child.crc, level - 1);
-                    link = (index.frame_hint(at), Link::Child { parent: frame, at });
+                    via = Via::below(index, frame, at);
                     at
                 }
                 Body::Leaf(leaf) => {
@@ -183,7 +181,7 @@ impl Tree {
         out: &mut Vec<(Vec<u8>, Record)>,
     ) -> Result<(), Need> {
         let mut path: Vec<PathStep> = Vec::with_capacity(usize::from(self.height));
-        self.descend(&mut path, self.root_need(), self.root_link(), query, false)?;
+        self.descend(&mut path, self.root_need(), self.root_via(), query, false)?;
         while out.len() < query.limit {
             let leaf_frame = path.last_mut().expect("the path ends at a leaf");
             let Body::Leaf(leaf) = &leaf_frame.node.body else {
@@ -228,24 +226,17 @@ impl Tree {
                         match moved {
                             Some(at) => {
                                 step.at = at;
-                                let link = Link::Child {
-                                    parent: step.frame,
-                                    at,
-                                };
-                                break (internal.children[at], internal.level - 1, link);
+                                let via = self.cache.child_via(step.frame, at);
+                                break (internal.children[at], internal.level - 1, via);
                             }
                             None => {
                                 path.pop();
                             }
                         }
                     };
-                    let (child, level, link) = next;
-                    let hint = match link {
-                        Link::Child { parent, at } => self.cache.child_hint(parent, at),
-                        Link::Root => unreachable!("a climb links to a parent"),
-                    };
+                    let (child, level, via) = next;
                     let next = (child.id, child.crc, level);
-                    self.descend(&mut path, next, (hint, link), query, true)?;
+                    self.descend(&mut path, next, via, query, true)?;
                 }
             }
         }

@@ -16,7 +16,6 @@ use crate::page::{PAGE_HEADER_BYTES, PageId};
 use super::Need;
 use crate::record::{Mutation, VlogPointer};
 
-use super::cache::Link;
 use super::leaf::entry_bytes;
 use super::node::{Body, Child, Internal, Key, Leaf, Node};
 use super::tree::Tree;
@@ -64,14 +63,15 @@ impl Tree {
         let key = mutation.key();
         let mut path: Vec<Step> = Vec::with_capacity(usize::from(self.height));
         let (mut id, mut crc, mut level) = self.root_need();
-        let mut link = self.root_link();
+        let mut via = self.root_via();
         let mut index = 0;
         loop {
-            let (frame, node, next) = self.step_toward(key, (id, crc, level), link)?;
+            let (node, next) = self.step_toward(key, (id, crc, level), via)?;
             path.push(Step { id, node, index });
-            let Some((at, child, hint)) = next else { break };
-            (id, crc, level, index) = (child.id, child.crc, level - 1, at);
-            link = (hint, Link::Child { parent: frame, at });
+            let Some((at, child, below)) = next else {
+                break;
+            };
+            (id, crc, level, index, via) = (child.id, child.crc, level - 1, at, below);
         }
 
         let leaf_step = path.last().expect("the path reaches a leaf");
@@ -281,10 +281,10 @@ impl Tree {
         // The nearest separators left and right of the path: the leaf
         // holds exactly the keys in [lower, upper).
         let (mut lower, mut upper): (Option<Key>, Option<Key>) = (None, None);
-        let mut link = self.root_link();
+        let mut via = self.root_via();
         while level > 0 {
-            let (frame, node, next) = self.step_toward(first.key(), (id, crc, level), link)?;
-            let (Body::Internal(internal), Some((at, child, hint))) = (&node.body, next) else {
+            let (node, next) = self.step_toward(first.key(), (id, crc, level), via)?;
+            let (Body::Internal(internal), Some((at, child, below))) = (&node.body, next) else {
                 unreachable!("a page above level 0 is internal")
             };
             if let Some(separator) = internal.keys.get(at) {
@@ -293,8 +293,7 @@ impl Tree {
             if at > 0 {
                 lower = Some(internal.keys[at - 1].clone());
             }
-            (id, crc, level) = (child.id, child.crc, level - 1);
-            link = (hint, Link::Child { parent: frame, at });
+            (id, crc, level, via) = (child.id, child.crc, level - 1, below);
         }
         let leaf_id = id;
         if !self.is_open_dirty(leaf_id) {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::cache::{Frame, Link, PageCache, SlotState};
+use super::cache::{PageCache, SlotState, Via};
 use crate::page::PageId;
 use crate::page::allocator::Allocator;
 use crate::sabotage::sabotaged;
@@ -13,8 +13,8 @@ use super::node::{Body, Child, Node};
 use crate::record::Record;
 
 /// The child a descent goes on to: its position in the parent, its id and
-/// CRC, and the parent's frame hint for it.
-pub(crate) type ChildLink = (usize, Child, Frame);
+/// CRC, and how to ask the cache for it.
+pub(crate) type ChildLink = (usize, Child, Via);
 
 pub(crate) struct Tree {
     pub(crate) cache: PageCache,
@@ -49,41 +49,37 @@ impl Tree {
     }
 
     /// One step of a descent toward `key` that keeps its pages (a change's):
-    /// the page `id` (reached by `link`, with `hint`), its frame, and for
-    /// an internal page the child toward `key` with its position and frame
-    /// hint. Like [`Tree::get`], no hash lookup where the hints hold.
+    /// the page `id` (asked for `via` its link) and, for an internal page,
+    /// the child toward `key`. Like [`Tree::get`], no hash
+    /// lookup where the hints hold.
     pub(crate) fn step_toward(
         &mut self,
         key: &[u8],
         (id, crc, level): (PageId, u32, u16),
-        (hint, link): (Frame, Link),
-    ) -> Result<(Frame, Arc<Node>, Option<ChildLink>), Need> {
+        via: Via,
+    ) -> Result<(Arc<Node>, Option<ChildLink>), Need> {
         let trust = sabotaged!(self, HintTrusted);
         if level == 0 {
             // A leaf about to change: its search index would be dropped
             // by the change, so none is built.
-            let Some((frame, node)) = self.cache.get_at(id, crc, hint, link, trust) else {
+            let Some(node) = self.cache.get_at(id, crc, via, trust) else {
                 return Err(Need { id, crc, level });
             };
             assert_eq!(node.level(), level, "cached page {id} at the wrong level");
-            return Ok((frame, node, None));
+            return Ok((node, None));
         }
-        let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, hint, link, trust)
-        else {
+        let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, via, trust) else {
             return Err(Need { id, crc, level });
         };
         assert_eq!(index.level(), level, "cached page {id} at the wrong level");
         let (at, child) = node.child_at_by(index, key);
-        Ok((
-            frame,
-            Arc::clone(node),
-            Some((at, child, index.frame_hint(at))),
-        ))
+        let below = Via::below(index, frame, at);
+        Ok((Arc::clone(node), Some((at, child, below))))
     }
 
     /// Where a descent starts: the root, and its frame hint.
-    pub(crate) fn root_link(&self) -> (Frame, Link) {
-        (self.cache.root_frame(), Link::Root)
+    pub(crate) fn root_via(&self) -> Via {
+        self.cache.root_via()
     }
 
     pub(crate) fn root_need(&self) -> (PageId, u32, u16) {
@@ -92,7 +88,7 @@ impl Tree {
 
     pub(crate) fn get(&mut self, key: &[u8]) -> Result<Option<Record>, Need> {
         let (mut id, mut crc, mut level) = self.root_need();
-        let (mut hint, mut link) = self.root_link();
+        let mut via = self.root_via();
         loop {
             // Borrowed, not cloned: a point read holds no page past its
             // own step, and the search runs on the page's index (internal
@@ -100,16 +96,14 @@ impl Tree {
             // Each child is reached through the frame its parent's index
             // remembers, so a cached path costs no hash lookup (10.1).
             let trust = sabotaged!(self, HintTrusted);
-            let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, hint, link, trust)
-            else {
+            let Some((frame, node, index)) = self.cache.get_indexed_at(id, crc, via, trust) else {
                 return Err(Need { id, crc, level });
             };
             assert_eq!(index.level(), level, "cached page {id} at the wrong level");
             if level > 0 {
                 let (at, child) = node.child_at_by(index, key);
                 (id, crc, level) = (child.id, child.crc, level - 1);
-                hint = index.frame_hint(at);
-                link = Link::Child { parent: frame, at };
+                via = Via::below(index, frame, at);
                 continue;
             }
             let Body::Leaf(leaf) = &node.body else {

@@ -12,11 +12,11 @@
 
 use std::path::Path;
 
-use crate::env::{Env, File, OpenMode};
+use crate::env::Env;
 
 use super::LogError;
 use super::frame::{self, BATCH_HEADER_BYTES, FRAME_HEADER_BYTES, SKIP_FRAME_BYTES};
-use super::scan::{Corruption, ScanOutcome};
+use super::scan::{Corruption, ScanOutcome, open_segment, read_segment};
 use super::segment::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
 
 /// What a cut at damage gave up (or, before the repair, will give up).
@@ -81,26 +81,16 @@ impl DataLoss {
             .filter(|&id| id > last.id)
             .collect();
         for &id in &later {
-            let path = segment::segment_path(dir, id);
-            let file = env
-                .open(&path, OpenMode::Existing)
-                .await
-                .map_err(|source| LogError::io("open segment", &path, source))?;
-            let len = file
-                .len()
-                .await
-                .map_err(|source| LogError::io("read segment length", &path, source))?;
+            let (file, path, len) = open_segment(env, dir, id).await?;
             lost_bytes += len;
+            // Bytes past the file's end read as none (no header, no batch).
             let read = |offset: u64, want: u64| {
                 let (file, path) = (&file, &path);
                 async move {
                     if offset + want > len {
                         return Ok(Vec::new());
                     }
-                    crate::env::read_salvaging(file, offset, want as usize)
-                        .await
-                        .map(|salvaged| salvaged.bytes)
-                        .map_err(|source| LogError::io("read segment", path, source))
+                    read_segment(file, path, offset, want).await
                 }
             };
             let header = SegmentHeader::decode(&read(0, SEGMENT_HEADER_BYTES).await?).ok();

@@ -333,28 +333,11 @@ pub(crate) async fn scan_judging<E: Env>(
 /// it cannot read as one (a short file, a damaged header, a bad read) is
 /// left to the scan, which judges it as any segment.
 async fn is_spare<E: Env>(env: &E, dir: &Path, id: u64) -> Result<bool, LogError> {
-    let path = segment::segment_path(dir, id);
-    let file = env
-        .open(&path, OpenMode::Existing)
-        .await
-        .map_err(|source| LogError::io("open segment", &path, source))?;
-    let file_len = file
-        .len()
-        .await
-        .map_err(|source| LogError::io("read segment length", &path, source))?;
+    let (file, path, file_len) = open_segment(env, dir, id).await?;
     if file_len < SEGMENT_HEADER_BYTES {
         return Ok(false);
     }
-    let read = |offset: u64, len: u64| {
-        let file = &file;
-        let path = &path;
-        async move {
-            crate::env::read_salvaging(file, offset, len as usize)
-                .await
-                .map(|salvaged| salvaged.bytes)
-                .map_err(|source| LogError::io("read segment", path, source))
-        }
-    };
+    let read = |offset, len| read_segment(&file, &path, offset, len);
     // A check that fails is made again before it counts, as the scan reads
     // a frame that fails its checksum again: a spare taken for a segment
     // makes the one before it look proven durable, and recovery would then
@@ -373,6 +356,40 @@ async fn is_spare<E: Env>(env: &E, dir: &Path, id: u64) -> Result<bool, LogError
         }
     }
     Ok(false)
+}
+
+/// Segment `id` of the log in `dir`, open, with its path and length.
+pub(super) async fn open_segment<E: Env>(
+    env: &E,
+    dir: &Path,
+    id: u64,
+) -> Result<(E::File, PathBuf, u64), LogError> {
+    let path = segment::segment_path(dir, id);
+    let file = env
+        .open(&path, OpenMode::Existing)
+        .await
+        .map_err(|source| LogError::io("open segment", &path, source))?;
+    let len = file
+        .len()
+        .await
+        .map_err(|source| LogError::io("read segment length", &path, source))?;
+    Ok((file, path, len))
+}
+
+/// `len` bytes at `offset` of a segment, which the caller has checked lie
+/// in the file. An unreadable sector reads as bytes that verify as no
+/// frame and no batch header (and not as the zeros that end a segment),
+/// so the torn-or-damaged rules judge it where it lies.
+pub(super) async fn read_segment<F: File>(
+    file: &F,
+    path: &Path,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, LogError> {
+    crate::env::read_salvaging(file, offset, len as usize)
+        .await
+        .map(|salvaged| salvaged.bytes)
+        .map_err(|source| LogError::io("read segment", path, source))
 }
 
 /// What a valid frame is.
@@ -437,13 +454,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
     }
 
     async fn read_fresh(&self, offset: u64, len: u64) -> Result<Vec<u8>, LogError> {
-        // An unreadable sector reads as bytes that verify as no frame and
-        // no batch header (and not as the zeros that end a segment), so the
-        // torn-or-damaged rules judge it where it lies.
-        crate::env::read_salvaging(self.file, offset, len as usize)
-            .await
-            .map(|salvaged| salvaged.bytes)
-            .map_err(|source| LogError::io("read segment", self.path, source))
+        read_segment(self.file, self.path, offset, len).await
     }
 
     /// Forgets the window, so the next read goes to the file again.

@@ -53,12 +53,13 @@ impl TxnCounters {
         }
     }
 
-    /// Counts a transaction as active until the returned guard is dropped.
+    /// Counts a pause of `us` microseconds under dirty-page pressure.
     pub(crate) fn paused(&self, us: u64) {
         self.pressure_pauses.fetch_add(1, Ordering::Relaxed);
         self.pressure_paused_us.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// Counts a transaction as active until the returned guard is dropped.
     pub(crate) fn begin(&self) -> Active<'_> {
         self.active.fetch_add(1, Ordering::Relaxed);
         Active(self)

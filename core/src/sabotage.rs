@@ -121,11 +121,17 @@ pub enum Sabotage {
     /// The value cache keys a value by its offset alone, so a value of
     /// another segment at the same offset answers for it.
     ValueCacheByOffset,
+    /// The scan takes a spare (a WAL segment prepared ahead that never
+    /// received a batch) for part of the log.
+    SpareTakenForSegment,
+    /// The log removes the segment before one with an open header and no
+    /// synced batch, the only one that names its first LSN.
+    UnprovenRemoved,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 35] = [
+    pub const ALL: [Sabotage; 37] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -161,6 +167,8 @@ impl Sabotage {
         Sabotage::RolloverUnsynced,
         Sabotage::HintTrusted,
         Sabotage::ValueCacheByOffset,
+        Sabotage::SpareTakenForSegment,
+        Sabotage::UnprovenRemoved,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -201,6 +209,8 @@ impl Sabotage {
             Sabotage::RolloverUnsynced => "rollover-unsynced",
             Sabotage::HintTrusted => "hint-trusted",
             Sabotage::ValueCacheByOffset => "value-cache-by-offset",
+            Sabotage::SpareTakenForSegment => "spare-taken-for-segment",
+            Sabotage::UnprovenRemoved => "unproven-removed",
         }
     }
 }

@@ -26,7 +26,8 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::FullDiskFailsCheckpoint
         | Sabotage::SpanLsnRewind
         | Sabotage::WalRestartUncovered
-        | Sabotage::ValueCacheByOffset => WorkloadName::Db,
+        | Sabotage::ValueCacheByOffset
+        | Sabotage::UnprovenRemoved => WorkloadName::Db,
         Sabotage::PartialEffects
         | Sabotage::LocksInRequestOrder
         | Sabotage::FalseAssertion
@@ -425,6 +426,33 @@ fn a_rollover_that_leaves_the_old_segment_unsynced_is_caught() {
         &format!("crash=0.002,write_lost=0.5,fsync_error=0,{NO_CORRUPTION}"),
         20,
         &["durability", "recovery"],
+    );
+}
+
+#[test]
+fn a_spare_taken_for_part_of_the_log_is_caught() {
+    // A segment prepared ahead exists before the one it follows is synced
+    // whole; scanned as a segment, it makes a torn tail before it look
+    // like damage, and the open refuses a log no fault damaged.
+    assert_caught(
+        Sabotage::SpareTakenForSegment,
+        NO_CORRUPTION,
+        40,
+        &["recovery", "durability"],
+    );
+}
+
+#[test]
+fn removing_the_segment_before_an_unproven_one_is_caught() {
+    // A record rolled into a segment prepared ahead, never synced, leaves
+    // that segment with an open header and no batch; removing the one
+    // before it (a checkpoint covered it) leaves a log whose oldest
+    // segment cannot name its first LSN, and the next open refuses it.
+    assert_caught(
+        Sabotage::UnprovenRemoved,
+        &format!("crash=0.002,{NO_CORRUPTION}"),
+        40,
+        &["recovery", "durability"],
     );
 }
 

@@ -35,7 +35,7 @@ use std::path::Path;
 use crate::env::{Env, File, OpenMode};
 
 use super::data_loss::DataLoss;
-use super::scan::{Corruption, Stop, scan_judging};
+use super::scan::{Corruption, Misjudge, Stop, scan_judging};
 use super::segment::{self, SegmentHeader};
 use super::{Log, LogConfig, LogError, RecordPos};
 use crate::sabotage::sabotaged;
@@ -130,7 +130,10 @@ impl<E: Env> LogScan<E> {
             &env,
             &dir,
             visit,
-            sabotaged!(config, DamageAsTornTail),
+            Misjudge {
+                damage_as_torn_tail: sabotaged!(config, DamageAsTornTail),
+                spare_as_segment: sabotaged!(config, SpareTakenForSegment),
+            },
             on_damage == OnDamage::Cut,
         )
         .await?;

@@ -158,18 +158,29 @@ pub async fn scan<E: Env>(
     dir: &Path,
     visit: impl FnMut(RecordPos, &[u8]),
 ) -> Result<ScanOutcome, LogError> {
-    scan_judging(env, dir, visit, false, false).await
+    scan_judging(env, dir, visit, Misjudge::default(), false).await
 }
 
-/// [`scan`], with sabotage `damage-as-torn-tail` (`damage_as_torn_tail`):
-/// damage a later batch proves durable is then reported as a torn tail.
-/// With `keep_every_image`, the verified image kept is that of the last
+/// Rules of the scan that sabotage switches break (tests only): all
+/// `false` in every real scan.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Misjudge {
+    /// `damage-as-torn-tail`: damage a later batch proves durable is
+    /// reported as a torn tail.
+    pub damage_as_torn_tail: bool,
+    /// `spare-taken-for-segment`: a spare is scanned as part of the log,
+    /// so damage before it is judged as before a used segment.
+    pub spare_as_segment: bool,
+}
+
+/// [`scan`], with the rules `misjudge` breaks broken. With
+/// `keep_every_image`, the verified image kept is that of the last
 /// segment read, not the last file: the one a cut at damage ends in.
 pub(crate) async fn scan_judging<E: Env>(
     env: &E,
     dir: &Path,
     mut visit: impl FnMut(RecordPos, &[u8]),
-    damage_as_torn_tail: bool,
+    misjudge: Misjudge,
     keep_every_image: bool,
 ) -> Result<ScanOutcome, LogError> {
     let names = env
@@ -186,7 +197,7 @@ pub(crate) async fn scan_judging<E: Env>(
         }
     }
     ids.sort_unstable();
-    if ids.len() >= 2 {
+    if ids.len() >= 2 && !misjudge.spare_as_segment {
         let last = ids[ids.len() - 1];
         if is_spare(env, dir, last).await? {
             outcome.spare = Some(last);
@@ -303,7 +314,7 @@ pub(crate) async fn scan_judging<E: Env>(
         let (stop_offset, stop_lsn) = (summary.end_offset, summary.next_lsn);
         outcome.segments.push(summary);
         if let (Stop::Invalid { reason }, Some((at, durable))) = (&stop, durable_past_stop)
-            && !damage_as_torn_tail
+            && !misjudge.damage_as_torn_tail
         {
             outcome.corruption = Some(Corruption {
                 path,

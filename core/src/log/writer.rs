@@ -883,7 +883,10 @@ impl<E: Env> Log<E> {
     /// closed header, or a synced batch).
     fn removable(&self, i: usize, lsn: u64) -> bool {
         let (next, next_first) = self.segments[i + 1];
-        next_first <= lsn && !self.unproven.contains(&next)
+        // Broken on purpose (tests only): the segment before an unproven
+        // one goes like any other.
+        let unproven = self.unproven.contains(&next) && !sabotaged!(self.config, UnprovenRemoved);
+        next_first <= lsn && !unproven
     }
 
     /// Removes every segment whose records all have LSNs below `lsn` (never

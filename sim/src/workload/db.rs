@@ -631,7 +631,7 @@ async fn committer(
     let mut done = 0;
     while count.is_none_or(|count| done < count) {
         think(&env, &mut rng, shape.think_us_max).await;
-        if lock(&model).verdict.poisoned || lock(&model).closing {
+        if lock(&model).stops_committers() {
             return false;
         }
         let seq = lock(&model).committers[index].next_seq;

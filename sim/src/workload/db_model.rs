@@ -530,6 +530,12 @@ impl DbModel {
         c.since.clear();
     }
 
+    /// Whether committers stop: the life is over, or a clean close was
+    /// asked for.
+    pub(crate) fn stops_committers(&self) -> bool {
+        self.verdict.poisoned || self.closing
+    }
+
     pub(crate) fn corrupt(&mut self, detail: String, excused: bool) {
         self.corrupt_as("recovery", detail, excused);
     }

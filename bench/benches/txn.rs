@@ -94,12 +94,13 @@ const OVERWRITE_KEYS: u64 = 64;
 const OVERWRITE_VALUE_BYTES: usize = 64 * 1024;
 
 /// 8 clients overwrite 64 KiB values of a few keys for [`RUN_FOR`] with
-/// small value-log segments and frequent GC; returns the run and the value
+/// small WAL segments and frequent GC; returns the run and the value
 /// log's counters at the end.
 async fn overwrites_with_gc(env: &RealEnv) -> (Run, jubilant_core::vlog::VlogStats) {
     let dir = tempfile::tempdir_in(".").expect("temporary directory");
     let options = DbOptions {
-        vlog_segment_bytes: 8 * 1024 * 1024,
+        wal_segment_bytes: 8 * 1024 * 1024,
+        value_bytes_max: 1024 * 1024,
         vlog_gc_interval_ms: 50,
         checkpoint_wal_bytes: 1024 * 1024,
         ..DbOptions::default()

@@ -17,7 +17,8 @@ pub enum DbError {
     /// The WAL's files failed or hold damage that is not a torn tail.
     #[error(transparent)]
     Log(#[from] LogError),
-    /// The value log failed or holds a record that does not match.
+    /// A value could not be read where its pointer says (an I/O error, or
+    /// a WAL record that does not match the pointer).
     #[error(transparent)]
     Vlog(VlogError),
     /// A WAL record passed its checksum but is not a valid record.
@@ -97,11 +98,7 @@ impl From<StoreError> for DbError {
 
 impl From<VlogError> for DbError {
     fn from(error: VlogError) -> Self {
-        if error.is_disk_full() {
-            DbError::DiskFull(error.to_string())
-        } else {
-            DbError::Vlog(error)
-        }
+        DbError::Vlog(error)
     }
 }
 
@@ -133,7 +130,7 @@ impl DbError {
             DbError::Store(error) => error.is_corruption(),
             DbError::Log(LogError::Corrupt(_)) | DbError::Record { .. } => true,
             DbError::WalMissing(_) | DbError::ValueMalformed { .. } => true,
-            DbError::Vlog(VlogError::Corrupt { .. } | VlogError::Damaged { .. }) => true,
+            DbError::Vlog(VlogError::Corrupt { .. }) => true,
             _ => false,
         }
     }

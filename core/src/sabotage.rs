@@ -35,8 +35,9 @@ pub enum Sabotage {
     PartialEffects,
     /// Transactions lock their keys in the order declared, not sorted.
     LocksInRequestOrder,
-    /// Value-log GC removes a segment as soon as the tree in memory no
-    /// longer points into it, one checkpoint before one covers the moves.
+    /// A WAL segment kept for its values is removed as soon as the tree in
+    /// memory no longer points into it, one checkpoint before one covers
+    /// the change (a GC move, an overwrite) that took the last pointer out.
     VlogGcEarly,
     /// The WAL writer's `debug_assert!` that a batch it applies is in LSN
     /// order is made false: proves a simulated run checks assertions.
@@ -127,11 +128,15 @@ pub enum Sabotage {
     /// The log removes the segment before one with an open header and no
     /// synced batch, the only one that names its first LSN.
     UnprovenRemoved,
+    /// Recovery's scan starts one segment after the one holding the first
+    /// LSN to replay, so committed records after the checkpoint are not
+    /// redone.
+    ScanSkipsReplaySegment,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 37] = [
+    pub const ALL: [Sabotage; 38] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -169,6 +174,7 @@ impl Sabotage {
         Sabotage::ValueCacheByOffset,
         Sabotage::SpareTakenForSegment,
         Sabotage::UnprovenRemoved,
+        Sabotage::ScanSkipsReplaySegment,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -211,6 +217,7 @@ impl Sabotage {
             Sabotage::ValueCacheByOffset => "value-cache-by-offset",
             Sabotage::SpareTakenForSegment => "spare-taken-for-segment",
             Sabotage::UnprovenRemoved => "unproven-removed",
+            Sabotage::ScanSkipsReplaySegment => "scan-skips-replay-segment",
         }
     }
 }

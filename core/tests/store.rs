@@ -620,7 +620,19 @@ fn a_manifest_of_another_format_major_version_is_refused() {
     );
     assert!(
         err.to_string()
-            .contains("format major version 1 is not supported (this build reads major 2)"),
+            .contains("format major version 1 is not supported (this build reads major 3)"),
+        "{err}"
+    );
+    // Format 2 (leaves pointing into a separate value log, design 8 before
+    // issue 21): refused too.
+    let mut format_2 = original.clone();
+    set_format_major(&mut format_2, 2);
+    write_file(&world, MANIFEST_FILE, 0, format_2);
+    let err = open_with(&world, StoreOptions::default())
+        .err()
+        .expect("format 2 must be refused");
+    assert!(
+        matches!(err, StoreError::VersionMismatch { found: 2, .. }),
         "{err}"
     );
 

@@ -17,7 +17,6 @@
 
 use std::path::Path;
 
-use jubilant_core::db::VlogGcReport;
 use jubilant_core::db::{Db, DbError, DbOptions, RecoveryReport};
 use jubilant_core::env::Fs;
 use jubilant_core::log::{LogError, segment_name};
@@ -39,9 +38,10 @@ struct Action {
 /// Everything a repair run found and did.
 struct Repaired {
     recovery: RecoveryReport,
-    vlog: VlogStats,
     checkpoint: CheckpointReport,
-    gc: VlogGcReport,
+    /// Value counters after the checkpoint (which removed the WAL segments
+    /// kept for values nothing references any more).
+    vlog: VlogStats,
 }
 
 fn plural(count: u64, one: &str) -> String {
@@ -158,8 +158,8 @@ pub(crate) async fn run(dir: &Path, accept_data_loss: bool, as_json: bool) -> u8
     exit::OK
 }
 
-/// Opens (recovering and repairing), checkpoints, removes unreferenced
-/// value-log segments and closes.
+/// Opens (recovering and repairing), checkpoints (removing the WAL
+/// segments kept for values nothing references any more) and closes.
 async fn repair(env: RealEnv, dir: &Path, accept_data_loss: bool) -> Result<Repaired, DbError> {
     let options = DbOptions {
         create_if_missing: false,
@@ -167,20 +167,17 @@ async fn repair(env: RealEnv, dir: &Path, accept_data_loss: bool) -> Result<Repa
         // No background work: only what open repairs, and what is done here.
         sweep_interval_ms: 0,
         vlog_gc_interval_ms: 0,
-        // GC only removes what nothing references; it moves no value.
-        vlog_gc_live_pct: 0,
         ..DbOptions::default()
     };
     let db = Db::open(env, dir, options).await?;
-    let stats = db.stats();
+    let recovery = db.stats().recovery;
     let checkpoint = db.checkpoint().await?;
-    let gc = db.vlog_gc().await?;
+    let vlog = db.stats().vlog;
     db.close().await?;
     Ok(Repaired {
-        recovery: stats.recovery,
-        vlog: stats.vlog,
+        recovery,
         checkpoint,
-        gc,
+        vlog,
     })
 }
 
@@ -269,27 +266,16 @@ fn actions(repaired: &Repaired) -> (Vec<Action>, Vec<String>) {
             detail: json!({}),
         });
     }
-    if repaired.vlog.tail_bytes_dropped > 0 {
-        actions.push(Action {
-            kind: "vlog_torn_tail_cut",
-            count: 1,
-            text: format!(
-                "cut an unreferenced torn value-log tail of {}",
-                plural(repaired.vlog.tail_bytes_dropped, "byte")
-            ),
-            detail: json!({"bytes": repaired.vlog.tail_bytes_dropped}),
-        });
-    }
-    if repaired.gc.segments_removed > 0 {
+    if repaired.vlog.gc_segments_removed > 0 {
         actions.push(Action {
             kind: "vlog_segments_removed",
-            count: repaired.gc.segments_removed,
+            count: repaired.vlog.gc_segments_removed,
             text: format!(
-                "removed {} nothing references ({})",
-                plural(repaired.gc.segments_removed, "value-log segment"),
-                plural(repaired.gc.bytes_reclaimed, "byte")
+                "removed {} kept for values nothing references any more ({})",
+                plural(repaired.vlog.gc_segments_removed, "WAL segment"),
+                plural(repaired.vlog.gc_bytes_reclaimed, "byte")
             ),
-            detail: json!({"bytes": repaired.gc.bytes_reclaimed}),
+            detail: json!({"bytes": repaired.vlog.gc_bytes_reclaimed}),
         });
     }
     for file in &recovery.superblocks_invalid {

@@ -278,12 +278,14 @@ fn dump_manifest_prints_every_field_and_exits_1_when_open_would_refuse() {
 
 /// A database as a crash leaves it, with one of everything open repairs:
 /// a torn last WAL record (its transaction then has no commit), leftover
-/// temporary files, a torn older superblock, garbage after the last
-/// value-log record, and a value-log segment nothing references.
+/// temporary files, a torn older superblock, and a WAL segment kept for a
+/// value nothing references any more.
 fn crashed_database(dir: &Path) {
     runtime().block_on(async {
         let options = DbOptions {
-            vlog_segment_bytes: 4096,
+            // One commit per segment (a header block and one batch block).
+            wal_segment_bytes: 8192,
+            value_bytes_max: 2048,
             vlog_gc_interval_ms: 0,
             sweep_interval_ms: 0,
             ..DbOptions::default()
@@ -291,15 +293,16 @@ fn crashed_database(dir: &Path) {
         let db = Db::open(RealEnv::current(), dir, options)
             .await
             .expect("open");
-        // One large value per value-log segment.
+        // One large value per WAL segment.
         for (key, fill) in [("big-a", "a"), ("big-b", "b")] {
-            db.set_with(key, fill.repeat(3000), Durability::Sync)
+            db.set_with(key, fill.repeat(2000), Durability::Sync)
                 .await
                 .expect("set");
         }
         set_keys(&db, 0..10).await;
         db.checkpoint().await.expect("checkpoint");
-        // Segment 1 is now referenced by nothing.
+        // Segment 1, kept for big-a's value, is now referenced by nothing
+        // (but the durable checkpoint's tree still points there).
         db.set_with("big-a", "small now", Durability::Sync)
             .await
             .expect("set");
@@ -321,11 +324,7 @@ fn crashed_database(dir: &Path) {
     // Generation 2 (the checkpoint) is in B; A holds generation 1.
     flip(&dir.join("SUPERBLOCK_A"), 20);
     write(&dir.join("SUPERBLOCK_A.tmp"), b"half a superblock");
-    write(&dir.join("wal-000009.log.tmp"), b"half a segment");
-    let segment = dir.join(jubilant_core::vlog::segment_name(2));
-    let mut bytes = read(&segment);
-    bytes.extend_from_slice(&[7; 100]);
-    write(&segment, &bytes);
+    write(&dir.join("wal-000099.log.tmp"), b"half a segment");
 }
 
 #[test]
@@ -349,7 +348,7 @@ fn repair_reports_each_action_and_then_finds_nothing_to_repair() {
     let (code, stdout, _) = common::jubectl(&["validate", path]);
     assert_eq!(code, 0, "{stdout}");
     assert!(!dir.join("SUPERBLOCK_A.tmp").exists());
-    assert!(!dir.join(jubilant_core::vlog::segment_name(1)).exists());
+    assert!(!dir.join(segment_name(1)).exists());
     // Everything committed is there but the transaction whose commit
     // record was torn.
     runtime().block_on(async {
@@ -361,7 +360,7 @@ fn repair_reports_each_action_and_then_finds_nothing_to_repair() {
         assert_eq!(db.get("key-14").await.expect("get"), None);
         assert_eq!(
             db.get("big-b").await.expect("get"),
-            Some(Value::from("b".repeat(3000)))
+            Some(Value::from("b".repeat(2000)))
         );
         assert_eq!(
             db.get("big-a").await.expect("get"),

@@ -121,11 +121,12 @@ fn value_log_pointers_are_followed_and_a_damaged_record_is_a_finding() {
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(report["vlog_pointers"], 5);
 
-    // One flipped byte in the third record (each is about 2.1 KB).
-    let segment = dir.path().join(jubilant_core::vlog::segment_name(1));
+    // One flipped byte in the third value (each commit's batch starts at a
+    // 4 KiB block of WAL segment 1, after the header's block).
+    let segment = dir.path().join(jubilant_core::log::segment_name(1));
     #[expect(clippy::disallowed_methods, reason = "the test damages a real file")]
     let mut bytes = std::fs::read(&segment).expect("read");
-    bytes[5000] ^= 0x01;
+    bytes[3 * 4096 + 1000] ^= 0x01;
     #[expect(clippy::disallowed_methods, reason = "the test damages a real file")]
     std::fs::write(&segment, &bytes).expect("write");
     let (code, stdout) = run(&["validate", path]);
@@ -136,8 +137,8 @@ fn value_log_pointers_are_followed_and_a_damaged_record_is_a_finding() {
     assert_eq!(report["findings_count"], 1);
     assert_eq!(report["findings"][0]["kind"], "VlogPointer");
     insta::assert_snapshot!(transcript.replace(path, "[DIR]"));
-    // Read-only: the damaged segment is as it was (open would have cut it).
+    // Read-only: the damaged segment is as it was.
     #[expect(clippy::disallowed_methods, reason = "the test inspects a real file")]
     let after = std::fs::read(&segment).expect("read");
-    assert!(after == bytes, "validate changed the value log");
+    assert!(after == bytes, "validate changed the segment");
 }

@@ -157,10 +157,8 @@ pub struct TtlConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct VlogConfig {
-    /// Size at which a value-log segment is closed.
-    pub segment_bytes: u64,
-    /// A sealed segment whose live bytes fall under this per cent of its
-    /// size is compacted.
+    /// A WAL segment kept for its values whose live bytes fall under this
+    /// per cent of its size is compacted.
     pub gc_live_pct: u8,
     /// How often GC runs (0: never).
     pub gc_interval_ms: u64,
@@ -327,7 +325,6 @@ impl Default for VlogConfig {
     fn default() -> Self {
         let db = DbOptions::default();
         VlogConfig {
-            segment_bytes: db.vlog_segment_bytes,
             gc_live_pct: db.vlog_gc_live_pct,
             gc_interval_ms: db.vlog_gc_interval_ms,
         }
@@ -542,7 +539,6 @@ impl Config {
             1,
         )?;
         at_least("ttl.sweep_keys_max", self.ttl.sweep_keys_max as u64, 1)?;
-        at_least("vlog.segment_bytes", self.vlog.segment_bytes, 4096)?;
         if self.vlog.gc_live_pct > 100 {
             return invalid(
                 "vlog.gc_live_pct",
@@ -560,7 +556,6 @@ impl Config {
             wal_segment_bytes: self.storage.wal_segment_bytes,
             checkpoint_wal_bytes: self.storage.checkpoint_wal_bytes,
             value_bytes_max: self.limits.value_bytes_max,
-            vlog_segment_bytes: self.vlog.segment_bytes,
             vlog_gc_live_pct: self.vlog.gc_live_pct,
             vlog_gc_interval_ms: self.vlog.gc_interval_ms,
             sweep_interval_ms: self.ttl.sweep_interval_ms,

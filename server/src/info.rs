@@ -317,10 +317,6 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     stats.recovery.tail_bytes_zeroed.to_string(),
                 ),
                 (
-                    "vlog_tail_bytes_dropped",
-                    vlog.tail_bytes_dropped.to_string(),
-                ),
-                (
                     "data_loss_cuts",
                     stats.recovery.loss_history.cuts.to_string(),
                 ),

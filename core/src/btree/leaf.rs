@@ -12,7 +12,8 @@
 //! - the cells, tiling the rest of the image with no gap: `u16 key
 //!   length, key, u8 kind, u8 type, u8 flags, u8 reserved, u64 expires_at,
 //!   u64 revision`, then `u32 length, value` (inline) or a 24-byte
-//!   value-log pointer.
+//!   pointer to the WAL record holding the value (format 3, design 11.2):
+//!   `u32 segment, u32 offset, u64 lsn, u32 length, u32 crc`.
 //!
 //! Invariants (checked in full by [`Leaf::from_page`] when a page enters
 //! the cache, kept by every change after that):
@@ -46,7 +47,7 @@ pub(crate) const LEAF_SLOT_BYTES: usize = 4;
 pub(crate) const LEAF_CELL_OVERHEAD_BYTES: usize = 2 + 4 + 8 + 8;
 /// The length prefix of an inline value.
 pub(crate) const INLINE_LENGTH_BYTES: usize = 4;
-/// Bytes of a value-log pointer in a cell.
+/// Bytes of a WAL pointer in a cell.
 pub(crate) const VLOG_POINTER_BYTES: usize = 24;
 
 const COUNT_AT: usize = 24;
@@ -157,9 +158,10 @@ fn parse_cell(image: &[u8], at: usize) -> Result<(usize, usize, RecordRef<'_>, u
             (
                 ValueRef::Vlog(VlogPointer {
                     segment: u32_at(image, fixed_end),
-                    length: u32_at(image, fixed_end + 4),
-                    offset: u64_at(image, fixed_end + 8),
-                    crc: u32_at(image, fixed_end + 16),
+                    offset: u64::from(u32_at(image, fixed_end + 4)),
+                    lsn: u64_at(image, fixed_end + 8),
+                    length: u32_at(image, fixed_end + 16),
+                    crc: u32_at(image, fixed_end + 20),
                 }),
                 end,
             )
@@ -208,11 +210,13 @@ fn write_record(out: &mut [u8], record: &Record) {
             at += 4 + bytes.len();
         }
         StoredValue::Vlog(pointer) => {
+            // Segments are at most 1 GiB (`SEGMENT_BYTES_MAX`).
+            let offset = u32::try_from(pointer.offset).expect("a WAL offset fits 32 bits");
             out[at..at + 4].copy_from_slice(&pointer.segment.to_le_bytes());
-            out[at + 4..at + 8].copy_from_slice(&pointer.length.to_le_bytes());
-            out[at + 8..at + 16].copy_from_slice(&pointer.offset.to_le_bytes());
-            out[at + 16..at + 20].copy_from_slice(&pointer.crc.to_le_bytes());
-            out[at + 20..at + 24].fill(0);
+            out[at + 4..at + 8].copy_from_slice(&offset.to_le_bytes());
+            out[at + 8..at + 16].copy_from_slice(&pointer.lsn.to_le_bytes());
+            out[at + 16..at + 20].copy_from_slice(&pointer.length.to_le_bytes());
+            out[at + 20..at + 24].copy_from_slice(&pointer.crc.to_le_bytes());
             at += 24;
         }
     }

@@ -323,6 +323,7 @@ mod tests {
                     segment: 3,
                     length: 9,
                     offset: 77,
+                    lsn: 12,
                     crc: 5,
                 }),
                 expires_at_ms: None,

@@ -132,8 +132,6 @@ pub struct Db<E: Env> {
     pub(crate) value_bytes_max: usize,
     pub(crate) lock_wait_max: Option<Duration>,
     pub(crate) durability: Durability,
-    /// A commit observer is told values, so commits keep a copy of them.
-    observed: bool,
     checkpointer: Checkpointer<E>,
     gc: VlogGc<E>,
     writer: E::JoinHandle<Log<E>>,
@@ -144,25 +142,6 @@ pub struct Db<E: Env> {
     /// Switches that break the database on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub(crate) sabotage: Sabotage,
-}
-
-/// The error for `error` from a value-log append or sync. One that left the
-/// value log failed (its durability unknown) stops the engine: the store's
-/// failure is the one fail-stop switch every write checks (SPEC 7.3), so
-/// small writes stop too, and `Db::failure` says why.
-pub(crate) fn vlog_write_error<E: Env>(
-    store: &Store<E>,
-    vlog: &Vlog<E>,
-    error: crate::vlog::VlogError,
-) -> DbError {
-    match vlog.failure() {
-        Some(reason) => {
-            let reason = format!("the value log failed: {reason}");
-            store.fail(reason.clone());
-            DbError::StorageFailed(reason)
-        }
-        None => DbError::from(error),
-    }
 }
 
 impl<E: Env> Db<E> {
@@ -211,11 +190,10 @@ impl<E: Env> Db<E> {
         Ok(())
     }
 
-    /// Runs one value-log garbage-collection pass now (see
-    /// [`VlogGcReport`]): removes the segments a durable checkpoint has made
-    /// unreachable, then moves the live values out of the sparsest segment
-    /// under the `vlog_gc_live_pct` threshold. That segment goes in a later
-    /// pass, after the next checkpoint.
+    /// Runs one value garbage-collection pass now (see [`VlogGcReport`]):
+    /// moves the live values out of the sparsest WAL segment kept only for
+    /// its values, under the `vlog_gc_live_pct` threshold. The log removes
+    /// that segment at the tidy of the checkpoint that covers the moves.
     pub async fn vlog_gc(&self) -> Result<VlogGcReport, DbError> {
         self.gc.pass().await
     }
@@ -229,7 +207,7 @@ impl<E: Env> Db<E> {
             locks: self.locks.stats(),
             ttl: self.ttl.stats(),
             vlog: VlogStats {
-                live_bytes: self.store.vlog_live_bytes(),
+                live_bytes: self.store.vlog_live_bytes_in(&self.vlog.retained()),
                 ..self.vlog.stats()
             },
             txns: self.txns.stats(),

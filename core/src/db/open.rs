@@ -16,9 +16,8 @@ use crate::env::Env;
 use crate::error::DbError;
 use crate::lock::LockManager;
 use crate::log::{Log, LogScan, OnDamage};
-use crate::record::{Mutation, StoredValue};
 use crate::store::Store;
-use crate::vlog::{Vlog, VlogScan};
+use crate::vlog::Vlog;
 use crate::wal::{DurableWatch, GroupCommit, LSN_AHEAD_MAX, WriterConfig};
 
 use super::checkpointer::Checkpointer;
@@ -26,7 +25,7 @@ use super::exec::TxnCounters;
 use super::options::{DbOptions, VALUE_BYTES_LIMIT};
 use super::recovery::{RecoveryReport, Replay};
 use super::ttl::{Sweeper, TtlClock, TtlCounters};
-use super::vlog_gc::{VlogGc, VlogGcConfig};
+use super::vlog_gc::{ValueRetention, VlogGc, VlogGcConfig};
 use super::{Background, Db};
 
 impl<E: Env> Db<E> {
@@ -37,11 +36,12 @@ impl<E: Env> Db<E> {
         let dir = dir.as_ref().to_path_buf();
         if options.value_bytes_max > VALUE_BYTES_LIMIT {
             return Err(DbError::Options(format!(
-                "value_bytes_max {} exceeds what one value-log record holds ({VALUE_BYTES_LIMIT})",
+                "value_bytes_max {} exceeds what one WAL record holds ({VALUE_BYTES_LIMIT})",
                 options.value_bytes_max
             )));
         }
-        let (store, vlog, log, recovery) = recover(&env, &dir, &options).await?;
+        let (store, mut log, recovery) = recover(&env, &dir, &options).await?;
+        let vlog = Vlog::new(env.clone(), dir.clone());
         // Values read by pointer are cached within a quarter of the cache
         // budget, and the page cache counts them against the same budget.
         let values_charged = Arc::new(AtomicU64::new(0));
@@ -53,6 +53,14 @@ impl<E: Env> Db<E> {
         store.share_cache_budget(values_charged);
         let store = Arc::new(store);
         let vlog = Arc::new(vlog);
+        // WAL segments no replay needs stay while the tree points into them.
+        log.set_retention(Arc::new(ValueRetention {
+            store: Arc::clone(&store),
+            vlog: Arc::clone(&vlog),
+            #[cfg(feature = "sabotage")]
+            sabotage: options.sabotage,
+        }));
+        vlog.learn_sizes().await;
         let watch = Arc::new(DurableWatch::new(log.durable_lsn()));
         // One pending request is enough: a checkpoint wanted while one is
         // queued is covered by it.
@@ -61,6 +69,7 @@ impl<E: Env> Db<E> {
             &env,
             log,
             Arc::clone(&store),
+            Arc::clone(&vlog),
             Arc::clone(&watch),
             checkpoint_wanted.clone(),
             WriterConfig {
@@ -106,7 +115,6 @@ impl<E: Env> Db<E> {
             };
             Background::spawn(&env, "ttl-sweeper", |stop| sweeper.run(stop))
         });
-        let observed = options.commit_observer.is_some();
         let gc = VlogGc {
             store: Arc::clone(&store),
             wal: wal.clone(),
@@ -117,7 +125,6 @@ impl<E: Env> Db<E> {
             config: VlogGcConfig {
                 live_pct: options.vlog_gc_live_pct,
                 interval: Duration::from_millis(options.vlog_gc_interval_ms),
-                observed,
                 #[cfg(feature = "sabotage")]
                 sabotage: options.sabotage,
             },
@@ -143,7 +150,6 @@ impl<E: Env> Db<E> {
             lock_wait_max: (options.lock_wait_ms_max > 0)
                 .then(|| Duration::from_millis(options.lock_wait_ms_max)),
             durability: options.durability,
-            observed,
             checkpointer,
             gc,
             writer,
@@ -158,32 +164,35 @@ impl<E: Env> Db<E> {
 }
 
 /// Recovery (SPEC 7.4, 8), in the order that keeps every refusal before
-/// any repair: the store as of its durable checkpoint; the value log and
-/// the WAL read without a change; the checks (the WAL reaches the
-/// checkpoint; everything a durable commit refers to in the value log
-/// still verifies); the WAL's committed transactions after the checkpoint
+/// any repair: the store as of its durable checkpoint; the WAL read
+/// without a change, from the segment holding the first LSN after the
+/// checkpoint (older segments hold only values, design 11.2); the check
+/// that the WAL reaches the checkpoint; the value usage counted from the
+/// durable tree; the WAL's committed transactions after the checkpoint
 /// redone in LSN order, in memory (reading, and so verifying, every page
 /// they reach); only then the repairs (the superblock made durable again,
-/// the WAL's torn tail, the value log's unreferenced one), and an LSN skip
-/// past the previous life.
+/// the WAL's torn tail), and an LSN skip past the previous life.
 async fn recover<E: Env>(
     env: &E,
     dir: &Path,
     options: &DbOptions,
-) -> Result<(Store<E>, Vlog<E>, Log<E>, RecoveryReport), DbError> {
+) -> Result<(Store<E>, Log<E>, RecoveryReport), DbError> {
     let (mut store, opened) =
         Store::open_deferred(env.clone(), dir, options.store_options()).await?;
+    options.check_value_fits_segment(store.key_bytes_max())?;
     let checkpoint_lsn = opened.superblock.checkpoint_lsn;
-    let vlog_scan = VlogScan::read(env.clone(), dir, options.vlog_segment_bytes).await?;
-    let mut replay = Replay::new(checkpoint_lsn);
+    let inline_max = store.manifest().inline_value_bytes_max as usize;
+    let mut replay = Replay::new(checkpoint_lsn, inline_max);
     let on_damage = if options.accept_data_loss {
         OnDamage::Cut
     } else {
         OnDamage::Refuse
     };
+    let mut log_config = options.log_config(dir);
+    log_config.replay_from_lsn = checkpoint_lsn + 1;
     let log_scan = LogScan::read_with(
         env.clone(),
-        options.log_config(dir),
+        log_config,
         |pos, payload| replay.visit(pos, payload),
         on_damage,
     )
@@ -203,16 +212,9 @@ async fn recover<E: Env>(
             log_scan.first_lsn()
         )));
     }
-    check_vlog_references(&store, &vlog_scan, &replay)
-        .await
-        .or_else(|error| {
-            if crate::sabotage::sabotaged!(options, DamageAsTornTail) {
-                // Broken on purpose: the damaged records are cut as a torn tail.
-                Ok(())
-            } else {
-                Err(error)
-            }
-        })?;
+    // Counted from the durable tree before the replay, which then keeps
+    // the counts exact.
+    store.count_vlog_usage().await?;
     // The committed transactions after the checkpoint, redone in LSN
     // order in memory: the pages they reach are read and verified now, so
     // a damaged one refuses the open before anything is written. (What a
@@ -228,7 +230,6 @@ async fn recover<E: Env>(
     // Every check passed: the repairs may write.
     store.secure_superblock().await?;
     let (mut log, log_report) = log_scan.repair().await?;
-    let vlog = vlog_scan.repair().await?;
     // Every replayed record is durable (the repairs made sure), so the
     // store may now checkpoint under memory pressure without the WAL.
     store.relieve_memory_pressure().await;
@@ -284,50 +285,7 @@ async fn recover<E: Env>(
     }
     report.lsn_restart = log.next_lsn();
     report.log(dir);
-    Ok((store, vlog, log, report))
-}
-
-/// Builds the value-log usage counts from the durable tree (before the
-/// replay, which then keeps them exact), and refuses the open if a durable
-/// commit, in the tree or in a committed WAL record after the checkpoint,
-/// refers to bytes of the newest value-log segment past where its records
-/// stop verifying: those records were durable, so what follows them is
-/// damage, and cutting it as a torn tail would lose acknowledged values.
-async fn check_vlog_references<E: Env>(
-    store: &Store<E>,
-    vlog_scan: &VlogScan<E>,
-    replay: &Replay,
-) -> Result<(), DbError> {
-    // Counted from the tree even when the value log holds no bytes: a
-    // damaged or lost value-log write can leave the tree pointing into an
-    // empty log, and the replay then releases those pointers.
-    store.count_vlog_usage().await?;
-    if vlog_scan.bytes() == 0 {
-        return Ok(());
-    }
-    let Some(newest) = vlog_scan.newest_segment() else {
-        return Ok(());
-    };
-    let in_wal = replay
-        .committed
-        .iter()
-        .flat_map(|(_, mutations)| mutations)
-        .filter_map(|mutation| match mutation {
-            Mutation::Put { record, .. } => match &record.value {
-                StoredValue::Vlog(pointer) if pointer.segment == newest => {
-                    Some(pointer.offset.saturating_add(u64::from(pointer.length)))
-                }
-                _ => None,
-            },
-            Mutation::Delete { .. } => None,
-        })
-        .max()
-        .unwrap_or(0);
-    let referenced_end = store.vlog_end_referenced(newest).max(in_wal);
-    match vlog_scan.damage_before(referenced_end) {
-        Some(damage) => Err(DbError::Vlog(damage)),
-        None => Ok(()),
-    }
+    Ok((store, log, report))
 }
 
 impl<E: Env> Background<E> {

@@ -8,9 +8,12 @@ use crate::sabotage::Sabotage;
 use crate::store::StoreOptions;
 use crate::wal::{CommitObserver, Durability};
 
-/// The largest `value_bytes_max` allowed: a value-log record's length is
-/// a `u32`, with room for its header.
+/// The largest `value_bytes_max` allowed: a value is logged in one WAL
+/// record, and a WAL segment is at most 1 GiB.
 pub const VALUE_BYTES_LIMIT: usize = 1 << 30;
+/// What a WAL record holds besides its key and value at most: the
+/// record's fields.
+const RECORD_FIELDS_BYTES: u64 = 256;
 
 /// How to open (or create) a database.
 #[derive(Clone, Debug)]
@@ -19,8 +22,8 @@ pub struct DbOptions {
     pub create_if_missing: bool,
     /// Page size for a new database (ignored when opening one).
     pub page_bytes: u32,
-    /// Values longer than this go to the value log instead of the leaf.
-    /// Fixed at creation (ignored when opening a database).
+    /// Values longer than this stay in their WAL record, and the leaf
+    /// points to it. Fixed at creation (ignored when opening a database).
     pub inline_value_bytes_max: u32,
     /// Memory budget for cached pages.
     pub cache_bytes: u64,
@@ -29,7 +32,8 @@ pub struct DbOptions {
     pub truncate_tail_bytes_min: u64,
     /// Durability of calls that do not name one (SPEC 7.3).
     pub durability: Durability,
-    /// Size of each WAL segment file (preallocated).
+    /// Size of each WAL segment file (preallocated). A value is logged in
+    /// one record, so a segment must hold `value_bytes_max` and a key.
     pub wal_segment_bytes: u64,
     /// A checkpoint starts once this many WAL bytes were written since the
     /// last one was asked for; it bounds recovery time and WAL disk use.
@@ -40,19 +44,17 @@ pub struct DbOptions {
     /// commit is refused with [`DbError::TooLarge`](crate::error::DbError::TooLarge)
     /// naming this option.
     pub max_commit_bytes: u64,
-    /// Largest value accepted (SPEC 1); values above the inline limit go to
-    /// the value log.
+    /// Largest value accepted (SPEC 1); a leaf points to the WAL record of
+    /// a value above the inline limit.
     pub value_bytes_max: usize,
-    /// Size at which a value-log segment is closed and the next begun.
-    pub vlog_segment_bytes: u64,
     /// How often the TTL sweeper runs (0: never; expired keys still read
     /// as missing, they only keep their space).
     pub sweep_interval_ms: u64,
     /// Keys the sweeper looks at per run.
     pub sweep_keys_max: usize,
-    /// Value-log GC relocates a sealed segment whose live bytes fall under
-    /// this per cent of its size (0: never relocates, only removes
-    /// segments nothing points into any more).
+    /// Value GC relocates a WAL segment kept for its values whose live
+    /// bytes fall under this per cent of its size (0: never relocates; a
+    /// segment nothing points into still goes at the next checkpoint).
     pub vlog_gc_live_pct: u8,
     /// How often value-log GC runs (0: only when [`Db::vlog_gc`](super::Db::vlog_gc) is called).
     pub vlog_gc_interval_ms: u64,
@@ -101,9 +103,8 @@ impl DbOptions {
     }
 
     pub(super) fn log_config(&self, dir: &Path) -> LogConfig {
-        // A record holds one key and one inline value: far less than a
-        // segment, which only has to hold one commit (after the header's
-        // block and a batch header).
+        // A record holds one key and one value: it fits a segment after
+        // the header's block and a batch header.
         let mut config = LogConfig {
             segment_bytes: self.wal_segment_bytes,
             #[cfg(feature = "sabotage")]
@@ -115,9 +116,26 @@ impl DbOptions {
                 + crate::log::BATCH_HEADER_BYTES
                 + crate::log::FRAME_HEADER_BYTES,
         );
-        config.record_bytes_max =
-            room.clamp(1, u64::from(LogConfig::RECORD_BYTES_MAX_DEFAULT)) as u32;
+        config.record_bytes_max = room.clamp(1, u64::from(u32::MAX)) as u32;
         config
+    }
+
+    /// Refuses a `value_bytes_max` whose record (with a key of up to
+    /// `key_bytes_max`) a WAL segment of `wal_segment_bytes` cannot hold.
+    pub(super) fn check_value_fits_segment(
+        &self,
+        key_bytes_max: usize,
+    ) -> Result<(), crate::error::DbError> {
+        let record_max = u64::from(self.log_config(Path::new("")).record_bytes_max);
+        let needed = (self.value_bytes_max + key_bytes_max) as u64 + RECORD_FIELDS_BYTES;
+        if needed > record_max {
+            return Err(crate::error::DbError::Options(format!(
+                "value_bytes_max {} needs WAL records of {needed} bytes, and wal_segment_bytes {} \
+                 holds records of {record_max}: raise wal_segment_bytes or lower value_bytes_max",
+                self.value_bytes_max, self.wal_segment_bytes
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -134,8 +152,8 @@ impl Default for DbOptions {
             wal_segment_bytes: Self::WAL_SEGMENT_BYTES_DEFAULT,
             checkpoint_wal_bytes: Self::CHECKPOINT_WAL_BYTES_DEFAULT,
             max_commit_bytes: Self::MAX_COMMIT_BYTES_DEFAULT,
-            value_bytes_max: 64 * 1024 * 1024,
-            vlog_segment_bytes: 64 * 1024 * 1024,
+            // A value is one WAL record, and so fits a 64 MiB segment.
+            value_bytes_max: 32 * 1024 * 1024,
             sweep_interval_ms: 1000,
             sweep_keys_max: 1000,
             vlog_gc_live_pct: 50,

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::log::RecordPos;
-use crate::record::Mutation;
-use crate::wal::WalRecord;
+use crate::record::{Mutation, StoredValue};
+use crate::wal::{WalRecord, pointer_to};
 
 use crate::error::DbError;
 
@@ -149,8 +149,12 @@ impl RecoveryReport {
 /// is scanned.
 pub(crate) struct Replay {
     checkpoint_lsn: u64,
-    /// Transactions begun but not (yet) committed: their changes, in order.
-    pending: BTreeMap<u64, Vec<WalRecord>>,
+    /// Values longer than this stay in their record, and the replayed
+    /// change points to it, as the writer's did (design 11.2).
+    inline_max: usize,
+    /// Transactions begun but not (yet) committed: their changes, in
+    /// order, a `Put` at revision 0 unless its record keeps one.
+    pending: BTreeMap<u64, Vec<Mutation>>,
     /// Committed transactions: commit LSN and changes, in LSN order.
     pub(crate) committed: Vec<(u64, Vec<Mutation>)>,
     pub(crate) error: Option<DbError>,
@@ -162,9 +166,10 @@ pub(crate) struct Replay {
 }
 
 impl Replay {
-    pub(crate) fn new(checkpoint_lsn: u64) -> Self {
+    pub(crate) fn new(checkpoint_lsn: u64, inline_max: usize) -> Self {
         Replay {
             checkpoint_lsn,
+            inline_max,
             pending: BTreeMap::new(),
             committed: Vec::new(),
             error: None,
@@ -215,19 +220,23 @@ impl Replay {
                 }
                 self.pending.insert(txn, Vec::new());
             }
-            WalRecord::Upsert { txn, .. } | WalRecord::Tombstone { txn, .. } => {
+            WalRecord::Upsert { .. } | WalRecord::Tombstone { .. } => {
+                let Some((txn, mut mutation)) = record.into_mutation(0) else {
+                    unreachable!("an upsert or tombstone is a change");
+                };
+                if let Mutation::Put { record, .. } = &mut mutation
+                    && matches!(&record.value, StoredValue::Inline(bytes) if bytes.len() > self.inline_max)
+                {
+                    record.value = StoredValue::Vlog(pointer_to(pos, payload.len()));
+                }
                 match self.pending.get_mut(&txn) {
-                    Some(changes) => changes.push(record),
+                    Some(changes) => changes.push(mutation),
                     None => self.error = Some(unknown(txn)),
                 }
             }
             WalRecord::Commit { txn, now_ms } => match self.pending.remove(&txn) {
-                Some(changes) => {
-                    let mutations = changes
-                        .into_iter()
-                        .filter_map(|change| change.into_mutation(pos.lsn))
-                        .map(|(_, mutation)| mutation)
-                        .collect();
+                Some(mut mutations) => {
+                    crate::wal::set_revisions(&mut mutations, pos.lsn, true);
                     self.committed.push((pos.lsn, mutations));
                     self.now_ms_max = self.now_ms_max.max(now_ms);
                 }

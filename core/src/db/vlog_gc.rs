@@ -1,24 +1,22 @@
-//! Value-log garbage collection (SPEC 6.6).
+//! Garbage collection of the values kept in old WAL segments (SPEC 6.6,
+//! design 11.2).
 //!
-//! A pass (a background task runs one every `vlog_gc_interval_ms`;
-//! [`Db::vlog_gc`](super::Db::vlog_gc) runs one on demand):
-//! 1. **Removes** every sealed segment that nothing can reach: the tree
-//!    points into it no more ([`VlogUsage`](super::VlogUsage)), no commit in
-//!    flight does ([`VlogPin`](super::VlogPin)), and the durable checkpoint
-//!    is at or past the LSN that took the last pointer out, so neither the
-//!    durable tree nor any WAL record recovery would replay names it.
-//! 2. **Relocates** the live values of the sparsest sealed segment whose
-//!    live ratio is under the threshold: each still-live value is appended
-//!    again (to the active segment) and its key rewritten by an ordinary
-//!    commit through the WAL, under the key's exclusive lock, keeping its
-//!    revision, type and expiry (moving a value is not a write). An expired
-//!    value is deleted instead. The segment is then empty and goes in a
-//!    later pass, once a checkpoint covers the moves; the pass asks for one.
+//! A WAL segment no replay needs stays while the tree points into it
+//! (`ValueRetention` in `db/open.rs`, asked by the log at every checkpoint's
+//! tidy). A pass (a background task runs one every `vlog_gc_interval_ms`;
+//! [`Db::vlog_gc`](super::Db::vlog_gc) runs one on demand) **relocates**
+//! the live values of the sparsest retained segment whose live ratio is
+//! under the threshold: each still-live value is logged again (into the
+//! active segment) by an ordinary commit through the WAL, under the key's
+//! exclusive lock, keeping its revision, type and expiry (moving a value
+//! is not a write). An expired value is deleted instead. The segment then
+//! holds nothing the tree points to, and the log removes it at the tidy
+//! of the checkpoint that covers the moves; the pass asks for one.
 //!
-//! Invariant kept here: **a segment file is removed only after a durable
-//! checkpoint covers the change that made it unreachable.** Removing it
-//! one checkpoint early (sabotage `vlog-gc-early`) loses values when a crash
-//! takes the moves with it.
+//! Invariant kept here (with the retention rule): **a segment file is
+//! removed only after a durable checkpoint covers the change that made it
+//! unreachable.** Removing it one checkpoint early (sabotage
+//! `vlog-gc-early`) loses values when a crash takes the moves with it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -36,14 +34,11 @@ use crate::record::{Mutation, Record, StoredValue, VlogPointer};
 use crate::sabotage::Sabotage;
 use crate::sabotage::sabotaged;
 use crate::store::Store;
-use crate::vlog::{Vlog, VlogValue};
+use crate::vlog::Vlog;
 use crate::wal::{CheckpointWanted, CommitRequest, Durability, GroupCommit};
 
 use super::ttl::TtlClock;
-use super::vlog_write_error;
 
-/// Bytes of a segment read at a time while relocating.
-const READ_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// Values moved per commit (and keys locked at once).
 const MOVE_VALUES_MAX: usize = 64;
 
@@ -55,11 +50,53 @@ pub(crate) struct VlogGcConfig {
     pub live_pct: u8,
     /// Time between background passes.
     pub interval: Duration,
-    /// A commit observer wants values, not pointers.
-    pub observed: bool,
     /// Switches that break GC on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
+}
+
+/// Which WAL segments no replay needs stay for their values: asked by the
+/// log at every tidy (after each durable checkpoint).
+///
+/// Invariant kept here: **a segment stays while the tree in memory points
+/// into it, or the change that took its last pointer out is past the
+/// durable checkpoint** (the durable tree may still point there, and a
+/// crash would bring that tree back). No new pointer into a segment no
+/// replay needs can appear: the writer points only into the segment it
+/// logs to, and a replay only into the segments it reads.
+pub(crate) struct ValueRetention<E: Env> {
+    pub store: Arc<Store<E>>,
+    pub vlog: Arc<Vlog<E>>,
+    /// Switches that break retention on purpose (tests only).
+    #[cfg(feature = "sabotage")]
+    pub sabotage: Sabotage,
+}
+
+impl<E: Env> crate::log::Retention for ValueRetention<E> {
+    fn keeps(&self, id: u64) -> bool {
+        let Ok(id) = u32::try_from(id) else {
+            return false;
+        };
+        // Broken on purpose (tests only): a release counts as durable once
+        // applied, one checkpoint early.
+        let durable = if sabotaged!(self, VlogGcEarly) {
+            self.store.applied_lsn()
+        } else {
+            self.store.durable_checkpoint_lsn()
+        };
+        // Before the counts are built (recovery), everything stays.
+        self.store
+            .vlog_segment_usage(id)
+            .is_none_or(|usage| usage.live_values > 0 || usage.released_lsn > durable)
+    }
+
+    fn retained(&self, ids: &[u64]) {
+        self.vlog.set_retained(ids);
+    }
+
+    fn removing(&self, id: u64) {
+        self.vlog.forget(id);
+    }
 }
 
 /// What one GC pass did.
@@ -71,10 +108,6 @@ pub struct VlogGcReport {
     pub values_relocated: u64,
     /// Expired values deleted instead of moved.
     pub values_expired: u64,
-    /// Segment files removed.
-    pub segments_removed: u64,
-    /// Bytes those files held.
-    pub bytes_reclaimed: u64,
 }
 
 /// What GC works with (shared with the database).
@@ -131,13 +164,12 @@ impl<E: Env> VlogGc<E> {
         }
     }
 
-    /// One pass: removes what nothing reaches, then relocates the sparsest
-    /// segment under the threshold.
+    /// One pass: relocates the sparsest retained segment under the
+    /// threshold.
     pub(crate) async fn pass(&self) -> Result<VlogGcReport, DbError> {
         let _turn = self.turn.lock().await;
         let mut report = VlogGcReport::default();
-        self.remove_unreachable(&mut report).await?;
-        let sparsest = self.sparsest();
+        let sparsest = self.sparsest().await?;
         let moved = match sparsest {
             Some(segment) => {
                 report.segment_relocated = Some(segment);
@@ -170,86 +202,73 @@ impl<E: Env> VlogGc<E> {
                 .clone()
                 .try_send(CheckpointWanted::default());
             if sabotaged!(self.config, VlogGcEarly) {
-                self.remove_unreachable(&mut report).await?;
+                // Broken on purpose: the log is asked to remove what it no
+                // longer keeps now, before that checkpoint (the retention
+                // rule judges releases against the applied LSN).
+                let _ = self
+                    .wal
+                    .tidy(self.store.durable_checkpoint_lsn(), false)
+                    .await;
             }
         }
-        if report.segments_removed > 0 || report.values_relocated > 0 {
+        if report.values_relocated > 0 {
             tracing::debug!(?report, "value-log GC pass");
         }
         Ok(report)
-    }
-
-    /// The LSN at or below which a release no longer reaches any durable
-    /// state.
-    fn unreachable_at_or_below(&self) -> u64 {
-        if sabotaged!(self.config, VlogGcEarly) {
-            self.store.applied_lsn()
-        } else {
-            self.store.durable_checkpoint_lsn()
-        }
-    }
-
-    async fn remove_unreachable(&self, report: &mut VlogGcReport) -> Result<(), DbError> {
-        let bound = self.unreachable_at_or_below();
-        // Listed before the counts are read: a segment unpinned now gets no
-        // new pointer (appends go to the active segment only).
-        let unreachable: Vec<u32> = self
-            .vlog
-            .sealed_unpinned()
-            .into_iter()
-            .filter(|(segment, _)| {
-                self.store
-                    .vlog_segment_usage(*segment)
-                    .is_some_and(|usage| usage.live_values == 0 && usage.released_lsn <= bound)
-            })
-            .map(|(segment, _)| segment)
-            .collect();
-        if unreachable.is_empty() {
-            return Ok(());
-        }
-        report.bytes_reclaimed += self.vlog.remove_segments(&unreachable).await?;
-        report.segments_removed += unreachable.len() as u64;
-        Ok(())
     }
 
     fn stuck_segments(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
         lock(&self.stuck)
     }
 
-    /// The sealed segment with the lowest live ratio under the threshold.
-    fn sparsest(&self) -> Option<u32> {
+    /// The retained segment with the lowest live ratio under the
+    /// threshold.
+    async fn sparsest(&self) -> Result<Option<u32>, DbError> {
         let threshold = u64::from(self.config.live_pct.min(100));
         let stuck = self.stuck_segments().clone();
-        self.vlog
-            .sealed_unpinned()
-            .into_iter()
-            .filter(|(segment, _)| !stuck.contains(segment))
-            .filter_map(|(segment, bytes)| {
-                let usage = self.store.vlog_segment_usage(segment)?;
-                let sparse = usage.live_values > 0 && usage.live_bytes * 100 < threshold * bytes;
+        let mut sparsest = None;
+        for segment in self.vlog.retained() {
+            if stuck.contains(&segment) {
+                continue;
+            }
+            let Some(usage) = self.store.vlog_segment_usage(segment) else {
+                continue;
+            };
+            if usage.live_values == 0 {
+                // Nothing to move: the log removes it once a checkpoint
+                // covers its last release.
+                continue;
+            }
+            let bytes = self.vlog.segment_bytes(segment).await?;
+            if usage.live_bytes * 100 < threshold * bytes {
                 // Ratio in parts per million, to compare without floats.
-                sparse.then(|| (usage.live_bytes * 1_000_000 / bytes.max(1), segment))
-            })
-            .min()
-            .map(|(_, segment)| segment)
+                let ratio = usage.live_bytes * 1_000_000 / bytes.max(1);
+                if sparsest.is_none_or(|(best, _)| ratio < best) {
+                    sparsest = Some((ratio, segment));
+                }
+            }
+        }
+        Ok(sparsest.map(|(_, segment)| segment))
     }
 
     async fn relocate(&self, segment: u32, report: &mut VlogGcReport) -> Result<(), DbError> {
-        let mut offset = Some(0);
-        while let Some(at) = offset {
-            let (records, next) = self.vlog.read_records(segment, at, READ_BYTES_MAX).await?;
-            offset = next;
-            // A first look without locks skips the dead records cheaply;
-            // the move looks again under the key's lock.
-            let mut live = Vec::new();
-            for (pointer, value) in records {
-                if self.points_to(&value.key, &pointer).await?.is_some() {
-                    live.push((pointer, value));
-                }
+        let (upserts, _clean) = self
+            .vlog
+            .upserts_in(segment)
+            .await
+            .map_err(DbError::Log)?;
+        // A first look without locks skips the dead records cheaply; the
+        // move looks again under the key's lock. (A record that does not
+        // verify hides the ones after it: their values stay, and the pass
+        // reports the segment stuck.)
+        let mut live = Vec::new();
+        for (pointer, key) in upserts {
+            if self.points_to(&key, &pointer).await?.is_some() {
+                live.push((pointer, key));
             }
-            for chunk in live.chunks(MOVE_VALUES_MAX) {
-                self.move_values(chunk, report).await?;
-            }
+        }
+        for chunk in live.chunks(MOVE_VALUES_MAX) {
+            self.move_values(chunk, report).await?;
         }
         Ok(())
     }
@@ -264,53 +283,42 @@ impl<E: Env> VlogGc<E> {
         Ok(record.filter(|record| record.value == StoredValue::Vlog(*pointer)))
     }
 
-    /// Moves `values` (still live when looked at) in one commit.
+    /// Moves the values of `values` (still live when looked at) in one
+    /// commit.
     async fn move_values(
         &self,
-        values: &[(VlogPointer, VlogValue)],
+        values: &[(VlogPointer, Vec<u8>)],
         report: &mut VlogGcReport,
     ) -> Result<(), DbError> {
         let mut order: Vec<(Vec<u8>, LockMode)> = values
             .iter()
-            .map(|(_, value)| (value.key.clone(), LockMode::Exclusive))
+            .map(|(_, key)| (key.clone(), LockMode::Exclusive))
             .collect();
         order.sort();
         order.dedup();
         let locks = self.locks.acquire(&order).await;
         let now_ms = self.clock.now_ms();
         let mut commit = CommitRequest::new(Vec::new(), Durability::Async, now_ms);
-        let mut observed = Vec::new();
-        for (pointer, value) in values {
-            let Some(record) = self.points_to(&value.key, pointer).await? else {
+        for (pointer, key) in values {
+            let Some(record) = self.points_to(key, pointer).await? else {
                 continue;
             };
-            let key = value.key.clone();
             if record.expired_at(now_ms) {
                 report.values_expired += 1;
-                observed.push(Mutation::Delete { key: key.clone() });
-                commit.mutations.push(Mutation::Delete { key });
+                commit.mutations.push(Mutation::Delete { key: key.clone() });
                 continue;
             }
-            let (moved, pin) = self
-                .vlog
-                .append(&value.key, record.value_type, &value.bytes)
-                .await
-                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
-            commit.pins.push(pin);
-            report.values_relocated += 1;
-            if self.config.observed {
-                observed.push(Mutation::Put {
-                    key: key.clone(),
-                    record: Record {
-                        value: StoredValue::Inline(value.bytes.clone()),
-                        ..record.clone()
-                    },
-                });
+            let value = self.vlog.read(pointer).await?;
+            if value.key != *key {
+                // The record verified but logs another key: the tree's
+                // pointer is wrong, and moving would make it permanent.
+                continue;
             }
+            report.values_relocated += 1;
             commit.mutations.push(Mutation::Put {
-                key,
+                key: key.clone(),
                 record: Record {
-                    value: StoredValue::Vlog(moved),
+                    value: StoredValue::Inline(value.bytes),
                     ..record
                 },
             });
@@ -318,15 +326,8 @@ impl<E: Env> VlogGc<E> {
         if commit.mutations.is_empty() {
             return Ok(());
         }
-        if !commit.pins.is_empty() {
-            self.vlog
-                .sync()
-                .await
-                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
-        }
         commit.locks = Some(locks);
         commit.keep_revisions = true;
-        commit.observed = self.config.observed.then_some(observed);
         self.wal.submit(commit).await?;
         Ok(())
     }

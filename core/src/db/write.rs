@@ -1,24 +1,22 @@
 //! Writes: the plain [`Db::set`]/[`Db::del`]/[`Db::write`] calls (one-op
 //! transactions through the executor, so value-size checks, TTL arithmetic
 //! and the conversion to mutations exist once), and the path every commit
-//! takes to the WAL: large values to the value log first.
+//! takes to the WAL, values of every size in its records.
 //!
 //! Invariants kept here:
-//! - **A commit never points to a value-log record that is not durable**
-//!   (SPEC 6.6): values too large for a leaf are appended and synced before
-//!   the commit goes to the WAL, and pinned from GC until it is answered.
+//! - **A commit never points to a value that is not durable with it**
+//!   (SPEC 6.6): the value is in the commit's own WAL record.
 //! - **What a `sync` read saw expired stays expired** (`reap`).
 
 use crate::env::Env;
 use crate::error::DbError;
 use crate::lock::{LockMode, LockSet};
-use crate::record::{Mutation, StoredValue, Value};
+use crate::record::{Mutation, Value};
 use crate::store::StoreError;
 use crate::txn::{Mode, OpResult, Txn, TxnError};
-use crate::vlog::VlogPin;
 use crate::wal::{CommitRequest, Committed, Durability};
 
-use super::{Db, vlog_write_error};
+use super::Db;
 
 /// One change of an atomic [`Db::write`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,64 +190,21 @@ impl<E: Env> Db<E> {
     }
 
     /// Commits `mutations` (their keys locked by `locks`, values within
-    /// `value_bytes_max`) through the WAL, values too large for a leaf
-    /// first moved to the value log.
+    /// `value_bytes_max`) through the WAL. Every value goes into its
+    /// record; the writer gives a leaf a pointer to the record for a value
+    /// over the inline limit, so the commit pays the WAL's one `fdatasync`
+    /// whatever its values' sizes (design 11.2).
     pub(crate) async fn commit_mutations(
         &self,
-        mut mutations: Vec<Mutation>,
+        mutations: Vec<Mutation>,
         durability: Durability,
         locks: Option<LockSet>,
         now_ms: u64,
     ) -> Result<Committed, DbError> {
-        let observed = self.observed.then(|| mutations.clone());
-        let pins = self.spill_large_values(&mut mutations).await?;
-        self.store.check_mutations(&mutations)?;
+        self.store.check_keys(&mutations)?;
         let mut commit = CommitRequest::new(mutations, durability, now_ms);
         commit.locks = locks;
-        commit.pins = pins;
-        commit.observed = observed;
         Ok(self.wal.submit(commit).await?)
-    }
-
-    /// Moves every value too large for a leaf to the value log and makes
-    /// those records durable, before the commit that refers to them goes
-    /// to the WAL (SPEC 6.6). The pins keep GC off the records until the
-    /// commit is answered.
-    async fn spill_large_values(
-        &self,
-        mutations: &mut [Mutation],
-    ) -> Result<Vec<VlogPin>, DbError> {
-        let inline_max = self.store.manifest().inline_value_bytes_max as usize;
-        let mut pins = Vec::new();
-        for mutation in mutations.iter_mut() {
-            let Mutation::Put { key, record } = mutation else {
-                continue;
-            };
-            let StoredValue::Inline(bytes) = &record.value else {
-                continue;
-            };
-            if bytes.len() <= inline_max {
-                continue;
-            }
-            assert!(
-                bytes.len() <= self.value_bytes_max,
-                "the executor checks value sizes before a commit"
-            );
-            let (pointer, pin) = self
-                .vlog
-                .append(key, record.value_type, bytes)
-                .await
-                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
-            record.value = StoredValue::Vlog(pointer);
-            pins.push(pin);
-        }
-        if !pins.is_empty() {
-            self.vlog
-                .sync()
-                .await
-                .map_err(|error| vlog_write_error(&self.store, &self.vlog, error))?;
-        }
-        Ok(pins)
     }
 }
 

@@ -69,17 +69,19 @@ pub(crate) fn frame_crc(site: FrameSite, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Appends the frame for `payload` at `site` to `out`.
-pub(crate) fn encode(site: FrameSite, payload: &[u8], out: &mut Vec<u8>) {
+/// Appends the frame for `payload` at `site` to `out`; returns its CRC.
+pub(crate) fn encode(site: FrameSite, payload: &[u8], out: &mut Vec<u8>) -> u32 {
     assert!(
         !payload.is_empty(),
         "an empty frame would read as the end of the log"
     );
     let len =
         u32::try_from(payload.len()).expect("payload length was checked against the u32 limit");
+    let crc = frame_crc(site, payload);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&frame_crc(site, payload).to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
+    crc
 }
 
 /// CRC32 binding an LSN skip to `target` at `site`.

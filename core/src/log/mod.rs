@@ -26,7 +26,7 @@
 //! and in the `frame` module (records), and in `docs/design.md`.
 
 mod data_loss;
-mod frame;
+pub(crate) mod frame;
 pub mod loss_history;
 mod recovery;
 mod scan;
@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 pub use data_loss::DataLoss;
 pub use frame::{BATCH_HEADER_BYTES, FRAME_HEADER_BYTES, SKIP_FRAME_BYTES};
 pub use recovery::{LogScan, OnDamage, RecoveryReport};
+pub(crate) use scan::segment_records;
 pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
 pub use segment::{
     BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader,
@@ -59,6 +60,10 @@ pub struct RecordPos {
     pub segment: u64,
     /// Byte offset of its frame within the segment.
     pub offset: u64,
+    /// Its frame's CRC (which binds the payload to segment, offset and
+    /// LSN): with the payload's length, what a pointer to the record
+    /// checks a read against.
+    pub crc: u32,
 }
 
 /// How a log is laid out and bounded.
@@ -80,9 +85,33 @@ pub struct LogConfig {
     /// the disk's atomic write unit or larger (a power of two from
     /// [`BLOCK_BYTES_MIN`] to [`BLOCK_BYTES_MAX`]). New segments record it.
     pub block_bytes: u32,
+    /// The first LSN recovery must replay (0: every record). The scan
+    /// reads from the newest segment that starts at or below it; older
+    /// segments are not read and may have gaps between them (kept only for
+    /// the values they hold, [`Retention`]).
+    pub replay_from_lsn: u64,
     /// Switches that break the log on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
+}
+
+/// What the log's owner says about segments no replay needs any more
+/// (design 11.2, the WAL is the value log): such a segment may still hold
+/// values the tree points to, and then stays (*retained*) until it holds
+/// none.
+///
+/// Invariant the owner keeps: **`keeps` answers true for every segment a
+/// durable state may still point into** (the tree in memory, the durable
+/// checkpoint, or a WAL record a replay would redo).
+pub trait Retention: Send + Sync {
+    /// Whether segment `id`, whose records no replay needs, must stay for
+    /// the values it holds.
+    fn keeps(&self, id: u64) -> bool;
+    /// The segments kept only for their values, oldest first, after a
+    /// change.
+    fn retained(&self, ids: &[u64]);
+    /// Segment `id` is about to be removed: readers let go of it.
+    fn removing(&self, id: u64);
 }
 
 impl LogConfig {
@@ -103,6 +132,7 @@ impl LogConfig {
             record_bytes_max: Self::RECORD_BYTES_MAX_DEFAULT,
             write_buffer_bytes: Self::WRITE_BUFFER_BYTES_DEFAULT,
             block_bytes: Self::BLOCK_BYTES_DEFAULT,
+            replay_from_lsn: 0,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
         }

@@ -129,10 +129,12 @@ impl<E: Env> LogScan<E> {
         let mut outcome = scan_judging(
             &env,
             &dir,
+            config.replay_from_lsn,
             visit,
             Misjudge {
                 damage_as_torn_tail: sabotaged!(config, DamageAsTornTail),
                 spare_as_segment: sabotaged!(config, SpareTakenForSegment),
+                skip_replay_segment: sabotaged!(config, ScanSkipsReplaySegment),
             },
             on_damage == OnDamage::Cut,
         )
@@ -288,6 +290,7 @@ impl<E: Env> LogScan<E> {
                     env,
                     config,
                     segments,
+                    outcome.retained.clone(),
                     unproven,
                     file,
                     capacity,
@@ -309,6 +312,7 @@ impl<E: Env> LogScan<E> {
                     env,
                     config,
                     vec![(1, 1)],
+                    Vec::new(),
                     Vec::new(),
                     file,
                     capacity,

@@ -125,6 +125,9 @@ pub struct ScanOutcome {
     /// The id of every segment file in the directory, read or not, but
     /// the spare.
     pub segment_ids: Vec<u64>,
+    /// Segments older than the one a replay starts at, not read: no replay
+    /// needs their records, and they stay only for the values they hold.
+    pub retained: Vec<u64>,
     /// A segment prepared ahead that never received a batch: the newest
     /// segment file, after at least one other, with an open header and
     /// zeros where its first batch would be. It is not part of the log
@@ -158,7 +161,7 @@ pub async fn scan<E: Env>(
     dir: &Path,
     visit: impl FnMut(RecordPos, &[u8]),
 ) -> Result<ScanOutcome, LogError> {
-    scan_judging(env, dir, visit, Misjudge::default(), false).await
+    scan_judging(env, dir, 0, visit, Misjudge::default(), false).await
 }
 
 /// Rules of the scan that sabotage switches break (tests only): all
@@ -171,14 +174,20 @@ pub(crate) struct Misjudge {
     /// `spare-taken-for-segment`: a spare is scanned as part of the log,
     /// so damage before it is judged as before a used segment.
     pub spare_as_segment: bool,
+    /// `scan-skips-replay-segment`: the scan starts one segment after the
+    /// one holding the first LSN to replay.
+    pub skip_replay_segment: bool,
 }
 
-/// [`scan`], with the rules `misjudge` breaks broken. With
-/// `keep_every_image`, the verified image kept is that of the last
-/// segment read, not the last file: the one a cut at damage ends in.
+/// [`scan`], from the newest segment that starts at or below LSN
+/// `replay_from` (0: from the oldest; see [`replay_start`]), with the rules
+/// `misjudge` breaks broken. With `keep_every_image`, the verified image
+/// kept is that of the last segment read, not the last file: the one a cut
+/// at damage ends in.
 pub(crate) async fn scan_judging<E: Env>(
     env: &E,
     dir: &Path,
+    replay_from: u64,
     mut visit: impl FnMut(RecordPos, &[u8]),
     misjudge: Misjudge,
     keep_every_image: bool,
@@ -205,8 +214,22 @@ pub(crate) async fn scan_judging<E: Env>(
         }
     }
     outcome.segment_ids.clone_from(&ids);
+    if let Some(&id) = ids.iter().find(|&&id| u32::try_from(id).is_err()) {
+        // Pointers to values name a segment in 32 bits (design 11.2).
+        outcome.corruption = Some(Corruption {
+            path: segment::segment_path(dir, id),
+            offset: 0,
+            detail: format!("segment id {id} is past the format's 32-bit range"),
+        });
+        return Ok(outcome);
+    }
+    let mut start = replay_start(env, dir, &ids, replay_from, &mut outcome.read_retries).await?;
+    if misjudge.skip_replay_segment && start + 1 < ids.len() {
+        start += 1;
+    }
+    outcome.retained = ids[..start].to_vec();
     let segments_total = ids.len();
-    for (index, &id) in ids.iter().enumerate() {
+    for (index, &id) in ids.iter().enumerate().skip(start) {
         let path = segment::segment_path(dir, id);
         let expected_lsn = outcome.segments.last().map(SegmentSummary::next_lsn);
         if let Some(previous) = outcome.segments.last()
@@ -340,6 +363,80 @@ pub(crate) async fn scan_judging<E: Env>(
     Ok(outcome)
 }
 
+/// The index in `ids` of the segment a scan for a replay from LSN
+/// `replay_from` starts at: the newest whose first LSN (from its header,
+/// or for an open header from its first batch) is known and at or below
+/// it. The records of every older one are covered by the checkpoint the
+/// replay starts from, so they are not read (they may be kept for the
+/// values they hold, with gaps between them). A segment whose first LSN
+/// cannot be read is passed over for an older one: starting earlier only
+/// reads more. 0 when none qualifies, or for `replay_from` 0 or 1.
+async fn replay_start<E: Env>(
+    env: &E,
+    dir: &Path,
+    ids: &[u64],
+    replay_from: u64,
+    retries: &mut u64,
+) -> Result<usize, LogError> {
+    if replay_from <= 1 {
+        return Ok(0);
+    }
+    for (index, &id) in ids.iter().enumerate().rev() {
+        let (file, path, _) = open_segment(env, dir, id).await?;
+        let mut reader = SegmentReader::new(&file, &path).await?;
+        let Ok(header) = reader.header(retries).await? else {
+            continue;
+        };
+        if header.id != id {
+            continue;
+        }
+        let first_lsn = if header.is_open() {
+            reader.first_batch_lsn(header, retries).await?
+        } else {
+            Some(header.first_lsn)
+        };
+        if first_lsn.is_some_and(|first| first <= replay_from) {
+            return Ok(index);
+        }
+    }
+    Ok(0)
+}
+
+/// The valid records of segment `id` alone, in order, each with where it
+/// lives (for value GC, which moves the live values out of a segment no
+/// replay needs). Its first LSN comes from its header, or for an open
+/// header from its first batch. Returns whether the records ran to a clean
+/// end: `false` when a frame does not verify (the ones after it are not
+/// visited) or the segment cannot be read as one.
+pub(crate) async fn segment_records<E: Env>(
+    env: &E,
+    dir: &Path,
+    id: u64,
+    mut visit: impl FnMut(RecordPos, &[u8]),
+) -> Result<bool, LogError> {
+    let (file, path, _) = open_segment(env, dir, id).await?;
+    let mut reader = SegmentReader::new(&file, &path).await?;
+    let mut retries = 0;
+    let Ok(header) = reader.header(&mut retries).await? else {
+        return Ok(false);
+    };
+    if header.id != id {
+        return Ok(false);
+    }
+    let first_lsn = if header.is_open() {
+        match reader.first_batch_lsn(header, &mut retries).await? {
+            Some(lsn) => lsn,
+            None => return Ok(false),
+        }
+    } else {
+        header.first_lsn
+    };
+    let summary = reader
+        .records(header, first_lsn, &mut retries, &mut visit, None)
+        .await?;
+    Ok(summary.stop == Stop::Clean)
+}
+
 /// Whether segment `id` is a spare (see [`ScanOutcome::spare`]). Anything
 /// it cannot read as one (a short file, a damaged header, a bad read) is
 /// left to the scan, which judges it as any segment.
@@ -408,8 +505,8 @@ pub(super) async fn read_segment<F: File>(
 enum Found {
     /// A batch header naming the LSN due.
     Batch,
-    /// A record with this many payload bytes.
-    Record(u64),
+    /// A record with this many payload bytes, and its frame's CRC.
+    Record(u64, u32),
     /// An LSN skip: the next frame carries this LSN.
     Skip(u64),
 }
@@ -580,7 +677,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
                     lsn = target;
                     skips += 1;
                 }
-                Ok(Found::Record(len)) => {
+                Ok(Found::Record(len, crc)) => {
                     if let Some(image) = keep.as_deref_mut() {
                         image
                             .extend_from_slice(self.bytes(offset, FRAME_HEADER_BYTES + len).await?);
@@ -591,6 +688,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
                             lsn,
                             segment: header.id,
                             offset,
+                            crc,
                         },
                         payload,
                     );
@@ -695,7 +793,7 @@ impl<'a, F: File> SegmentReader<'a, F> {
                 reason: format!("checksum mismatch for LSN {}", site.lsn),
             }));
         }
-        Ok(Ok(Found::Record(len)))
+        Ok(Ok(Found::Record(len, crc)))
     }
 
     /// The batch header at `site`, which must name the LSN expected there.

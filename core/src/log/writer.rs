@@ -100,8 +100,15 @@ pub struct Log<E: Env> {
     pub(super) env: E,
     pub(super) config: LogConfig,
     active: Active<E::File>,
-    /// `(id, first_lsn)` of every segment, oldest first; the last is active.
+    /// `(id, first_lsn)` of every segment a replay may need, oldest first;
+    /// the last is active.
     segments: Vec<(u64, u64)>,
+    /// Older segments no replay needs, kept for the values they hold
+    /// (`retention` says which), oldest first; there may be gaps between
+    /// them.
+    retained: Vec<u64>,
+    /// Which covered segments stay for their values; `None`: none do.
+    retention: Option<Arc<dyn super::Retention>>,
     /// Segments with an open header (prepared ahead) that hold no synced
     /// batch yet: after a crash only the segment before one names its
     /// first LSN, so the one before is never removed (at most one in
@@ -126,10 +133,11 @@ pub struct Log<E: Env> {
     /// open header by a background task once the active one is half full,
     /// so a rollover neither writes, syncs nor renames on the commit path.
     spare: Option<Spare<E>>,
-    /// Old segments being removed by a background task, the oldest
-    /// `count` of `segments`: unlinking a 64 MiB file and syncing the
-    /// directory takes milliseconds each, which the commit path must not
-    /// wait for. They leave `segments` once the task is reaped.
+    /// Old segments being removed by a background task: unlinking a 64 MiB
+    /// file and syncing the directory takes milliseconds each, which the
+    /// commit path must not wait for. They left `segments` and `retained`
+    /// when the task started; those it could not remove join `retained`
+    /// again when it is reaped.
     removal: Option<Removal<E>>,
     failure: Option<String>,
     stats: LogStats,
@@ -146,8 +154,6 @@ struct Spare<E: Env> {
 
 /// Old segments being removed in the background.
 struct Removal<E: Env> {
-    /// How many, from the front of `segments`, the task was given.
-    count: usize,
     task: E::JoinHandle<Removed>,
 }
 
@@ -155,7 +161,8 @@ struct Removal<E: Env> {
 /// first failure, so the segments it removed are a prefix of those it was
 /// given, and the survivors stay contiguous.
 struct Removed {
-    removed: usize,
+    /// Those it did not remove, oldest first.
+    left: Vec<u64>,
     /// A failed directory sync after an unlink: the directory's state is
     /// unknown, so the log fails (as after any failed sync).
     fatal: Option<LogError>,
@@ -182,6 +189,7 @@ impl<E: Env> Log<E> {
         env: E,
         config: LogConfig,
         segments: Vec<(u64, u64)>,
+        retained: Vec<u64>,
         unproven: Vec<u64>,
         file: E::File,
         capacity: u64,
@@ -210,6 +218,8 @@ impl<E: Env> Log<E> {
                 unsynced: false,
             },
             segments,
+            retained,
+            retention: None,
             unproven,
             buffer: Vec::new(),
             next_lsn,
@@ -489,18 +499,18 @@ impl<E: Env> Log<E> {
         } else if self.buffer.len() + frame_bytes as usize > self.config.write_buffer_bytes {
             self.flush().await?;
         }
-        let offset = self.end();
-        let pos = RecordPos {
-            lsn: self.next_lsn,
-            segment: self.active.id,
-            offset,
-        };
         let site = FrameSite {
-            segment: pos.segment,
-            offset: pos.offset,
-            lsn: pos.lsn,
+            segment: self.active.id,
+            offset: self.end(),
+            lsn: self.next_lsn,
         };
-        frame::encode(site, payload, &mut self.buffer);
+        let crc = frame::encode(site, payload, &mut self.buffer);
+        let pos = RecordPos {
+            lsn: site.lsn,
+            segment: site.segment,
+            offset: site.offset,
+            crc,
+        };
         self.next_lsn += 1;
         self.stats.appends += 1;
         self.stats.append_bytes += payload.len() as u64;
@@ -889,37 +899,76 @@ impl<E: Env> Log<E> {
         next_first <= lsn && !unproven
     }
 
+    /// Lets the owner keep covered segments for their values (see
+    /// [`Retention`](super::Retention)); told at once which are retained.
+    pub(crate) fn set_retention(&mut self, retention: Arc<dyn super::Retention>) {
+        retention.retained(&self.retained);
+        self.retention = Some(retention);
+    }
+
+    /// The segments kept only for their values, oldest first.
+    pub fn retained(&self) -> &[u64] {
+        &self.retained
+    }
+
+    /// How many of the oldest segments no replay from `lsn` on needs.
+    fn covered_count(&self, lsn: u64) -> usize {
+        // Segment i may go when segment i+1 starts at or below `lsn`.
+        (0..self.segments.len().saturating_sub(1))
+            .take_while(|&i| self.removable(i, lsn))
+            .count()
+    }
+
+    /// The oldest segments no replay from `lsn` on needs: those a removal
+    /// before `lsn` takes out of the replay run.
+    pub(crate) fn covered(&self, lsn: u64) -> Vec<u64> {
+        self.segments[..self.covered_count(lsn)]
+            .iter()
+            .map(|&(id, _)| id)
+            .collect()
+    }
+
+    /// Takes the oldest `count` segments out of the replay run: those the
+    /// owner keeps for their values join `retained`; they and every
+    /// retained segment it no longer keeps are returned, oldest first, to
+    /// be removed (its readers told first).
+    fn release(&mut self, count: usize) -> Vec<u64> {
+        let released = self.segments.drain(..count).map(|(id, _)| id);
+        let mut candidates: Vec<u64> = self.retained.drain(..).chain(released).collect();
+        candidates.sort_unstable();
+        let (kept, removed): (Vec<u64>, Vec<u64>) = candidates.into_iter().partition(|&id| {
+            self.retention
+                .as_ref()
+                .is_some_and(|retention| retention.keeps(id))
+        });
+        self.retained = kept;
+        if let Some(retention) = &self.retention {
+            for &id in &removed {
+                retention.removing(id);
+            }
+            retention.retained(&self.retained);
+        }
+        removed
+    }
+
     /// Removes every segment whose records all have LSNs below `lsn` (never
-    /// the active one), oldest first, syncing the directory after each, so a
-    /// crash can only bring back a contiguous run of the oldest segments
-    /// (which the scan accepts) and never leave a hole. Returns how many were
-    /// removed.
+    /// the active one) and that holds no value the owner keeps, and every
+    /// retained one it no longer keeps, oldest first, syncing the directory
+    /// after each, so a crash can only bring back a run of the oldest
+    /// segments and never leave a hole in the replay run. Returns how many
+    /// were removed.
     pub async fn remove_segments_before(&mut self, lsn: u64) -> Result<u64, LogError> {
         // A background removal still running owns the oldest segments.
         self.finish_removal().await;
         self.check_usable()?;
-        let mut removed = 0;
-        // Segment i may go when segment i+1 starts at or below `lsn`.
-        while self.segments.len() > 1 && self.removable(0, lsn) {
-            let (id, _) = self.segments[0];
-            let path = segment::segment_path(&self.config.dir, id);
-            match self.env.remove(&path).await {
-                Ok(()) => {}
-                // An earlier attempt removed it and then failed to sync.
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(LogError::io("remove old segment", &path, source)),
-            }
-            let dir = self.config.dir.clone();
-            if let Err(source) = self.env.sync_dir(&dir).await {
-                return Err(self.fail(LogError::io(
-                    "sync directory after removing a segment",
-                    &dir,
-                    source,
-                )));
-            }
-            self.segments.remove(0);
-            self.stats.segments_removed += 1;
-            removed += 1;
+        let count = self.covered_count(lsn);
+        let ids = self.release(count);
+        let Removed { left, fatal } = remove_segments(&self.env, &self.config.dir, &ids).await;
+        let removed = (ids.len() - left.len()) as u64;
+        self.stats.segments_removed += removed;
+        self.keep_left(left);
+        if let Some(error) = fatal {
+            return Err(self.fail(error));
         }
         Ok(removed)
     }
@@ -940,25 +989,22 @@ impl<E: Env> Log<E> {
             let _ = done.send(());
             return;
         }
-        // Segment i may go when segment i+1 starts at or below `lsn`.
-        let count = (0..self.segments.len().saturating_sub(1))
-            .take_while(|&i| self.removable(i, lsn))
-            .count();
-        if count == 0 {
+        let count = self.covered_count(lsn);
+        let ids = self.release(count);
+        if ids.is_empty() {
             let _ = done.send(());
             return;
         }
-        let ids: Vec<u64> = self.segments[..count].iter().map(|&(id, _)| id).collect();
         let (env, dir) = (self.env.clone(), self.config.dir.clone());
+        // Counted as the removal starts (a figure the caller may read as
+        // soon as `done` is told); what it could not remove is taken back.
+        self.stats.segments_removed += ids.len() as u64;
         let task = self.env.spawn("wal-remove-segments", async move {
             let removed = remove_segments(&env, &dir, &ids).await;
             let _ = done.send(());
             removed
         });
-        // Counted as the removal starts (a figure the caller may read as
-        // soon as `done` is told); what it could not remove is taken back.
-        self.stats.segments_removed += count as u64;
-        self.removal = Some(Removal { count, task });
+        self.removal = Some(Removal { task });
     }
 
     /// Takes the outcome of a removal that finished, without waiting.
@@ -967,9 +1013,8 @@ impl<E: Env> Log<E> {
             return;
         };
         if let Some(removed) = futures::FutureExt::now_or_never(&mut removal.task) {
-            let count = removal.count;
             self.removal = None;
-            self.take_removed(count, removed);
+            self.take_removed(removed);
         }
     }
 
@@ -977,23 +1022,28 @@ impl<E: Env> Log<E> {
     async fn finish_removal(&mut self) {
         if let Some(removal) = self.removal.take() {
             let removed = removal.task.await;
-            self.take_removed(removal.count, removed);
+            self.take_removed(removed);
         }
     }
 
-    fn take_removed(&mut self, count: usize, removed: Removed) {
-        assert!(
-            removed.removed <= count,
-            "a removal removes what it was given"
-        );
-        assert!(
-            count < self.segments.len(),
-            "the active segment is never removed"
-        );
-        self.segments.drain(..removed.removed);
-        self.stats.segments_removed -= (count - removed.removed) as u64;
+    fn take_removed(&mut self, removed: Removed) {
+        self.stats.segments_removed -= removed.left.len() as u64;
+        self.keep_left(removed.left);
         if let Some(error) = removed.fatal {
             self.fail(error);
+        }
+    }
+
+    /// Segments a removal left: no replay needs them, so they wait with the
+    /// retained ones for the next removal.
+    fn keep_left(&mut self, left: Vec<u64>) {
+        if left.is_empty() {
+            return;
+        }
+        self.retained.extend(left);
+        self.retained.sort_unstable();
+        if let Some(retention) = &self.retention {
+            retention.retained(&self.retained);
         }
     }
 }
@@ -1010,14 +1060,15 @@ async fn remove_segments<E: Env>(env: &E, dir: &std::path::Path, ids: &[u64]) ->
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => {
                 return Removed {
-                    removed: index,
+                    left: ids[index..].to_vec(),
                     fatal: None,
                 };
             }
         }
         if let Err(source) = env.sync_dir(dir).await {
+            // The unlink happened; whether it lasts is unknown.
             return Removed {
-                removed: index,
+                left: ids[index + 1..].to_vec(),
                 fatal: Some(LogError::io(
                     "sync directory after removing a segment",
                     dir,
@@ -1027,7 +1078,7 @@ async fn remove_segments<E: Env>(env: &E, dir: &std::path::Path, ids: &[u64]) ->
         }
     }
     Removed {
-        removed: ids.len(),
+        left: Vec::new(),
         fatal: None,
     }
 }

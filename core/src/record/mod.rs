@@ -50,17 +50,29 @@ impl ValueType {
     }
 }
 
-/// Where a large value lives in the value log.
+/// Where a large value lives: the WAL record that logged it (design 11.2,
+/// the WAL is the value log). It names the record's frame exactly: a read
+/// checks the frame's CRC against the segment, offset and LSN, and against
+/// `crc`, so a stale, torn or misplaced record is never taken for the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VlogPointer {
-    /// Value-log segment id.
+    /// WAL segment id.
     pub segment: u32,
-    /// Record length in bytes.
+    /// The record's payload length in bytes (its frame adds 8).
     pub length: u32,
-    /// Byte offset of the record in its segment.
+    /// Byte offset of the record's frame in its segment.
     pub offset: u64,
-    /// CRC32 of the record.
+    /// The record's LSN (an input of its frame CRC).
+    pub lsn: u64,
+    /// The frame's CRC.
     pub crc: u32,
+}
+
+impl VlogPointer {
+    /// Bytes of the whole frame it names.
+    pub fn frame_bytes(&self) -> u64 {
+        8 + u64::from(self.length)
+    }
 }
 
 /// A value as the tree stores it.
@@ -68,7 +80,7 @@ pub struct VlogPointer {
 pub enum StoredValue {
     /// The value's bytes, in the leaf.
     Inline(Vec<u8>),
-    /// The value lives in the value log.
+    /// The value lives in the WAL record the pointer names.
     Vlog(VlogPointer),
 }
 

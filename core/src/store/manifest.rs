@@ -12,7 +12,7 @@ use super::meta_file;
 
 /// The on-disk format's major version: this build opens only databases of
 /// this major version.
-pub const FORMAT_MAJOR: u16 = 2;
+pub const FORMAT_MAJOR: u16 = 3;
 /// The on-disk format's minor version (compatible additions).
 pub const FORMAT_MINOR: u16 = 0;
 /// The hash ASSERT_HASH uses, recorded so a later build cannot silently

@@ -371,6 +371,15 @@ impl<E: Env> Store<E> {
         Ok(())
     }
 
+    /// Checks the keys of `mutations` (a commit's, whose values go to the
+    /// WAL whatever their length; the writer turns the long ones into
+    /// pointers before [`Store::apply`]).
+    pub(crate) fn check_keys(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
+        mutations
+            .iter()
+            .try_for_each(|mutation| self.check_key(mutation.key()))
+    }
+
     /// Checks that `mutations` are acceptable to [`Store::apply`] (key and
     /// inline value lengths) without applying them.
     pub(crate) fn check_mutations(&self, mutations: &[Mutation]) -> Result<(), StoreError> {
@@ -506,21 +515,12 @@ impl<E: Env> Store<E> {
             .map(|usage| usage.segment(segment))
     }
 
-    /// The furthest byte of value-log `segment` a pointer counted in the
-    /// usage reached (0 before the counts were built).
-    pub(crate) fn vlog_end_referenced(&self, segment: u32) -> u64 {
+    /// Bytes of the records the tree points to in `segments`.
+    pub(crate) fn vlog_live_bytes_in(&self, segments: &[u32]) -> u64 {
         self.state()
             .vlog_usage
             .as_ref()
-            .map_or(0, |usage| usage.end_referenced(segment))
-    }
-
-    /// Bytes of value-log records the tree points to.
-    pub(crate) fn vlog_live_bytes(&self) -> u64 {
-        self.state()
-            .vlog_usage
-            .as_ref()
-            .map_or(0, VlogUsage::live_bytes)
+            .map_or(0, |usage| usage.live_bytes_in(segments))
     }
 
     /// Stops the store: it accepts no changes until reopened.

@@ -263,7 +263,7 @@ pub(crate) async fn walk<E: Env>(
                                 format!(
                                     "key {} -> {} offset {} ({} bytes): {problem}",
                                     crate::record::Escaped(key),
-                                    crate::vlog::segment_name(pointer.segment),
+                                    crate::log::segment_name(u64::from(pointer.segment)),
                                     pointer.offset,
                                     pointer.length
                                 ),
@@ -423,11 +423,8 @@ async fn check_pointer<E: Env>(
         ))),
         Ok(_) => Ok(None),
         Err(error) if error.is_missing_segment() => Ok(Some("the segment file is missing".into())),
-        Err(VlogError::Corrupt { detail, .. } | VlogError::Damaged { detail, .. }) => {
-            Ok(Some(detail))
-        }
+        Err(VlogError::Corrupt { detail, .. }) => Ok(Some(detail)),
         Err(VlogError::Io { op, path, source }) => Err(StoreError::Io { op, path, source }),
-        Err(VlogError::Failed(reason)) => Err(StoreError::Failed { reason }),
     }
 }
 

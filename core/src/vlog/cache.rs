@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::format::VlogValue;
+use super::reader::VlogValue;
 
 /// What an entry costs beyond its key and value bytes: the map's node, the
 /// ring slot, the `Arc` and the `VlogValue` itself, rounded up.

@@ -1,44 +1,38 @@
-//! The value log (SPEC 6.6): values too large to sit in a leaf go to
-//! append-only segment files (`vlog-NNNNNN.seg`); the leaf and the WAL keep
-//! a pointer `{segment, offset, length, crc}`.
+//! Values too large for a leaf, read where they were logged (SPEC 6.6,
+//! design 11.2): the WAL is the value log. A commit's `Upsert` carries its
+//! value whatever its length; for a value over the inline limit the leaf
+//! keeps a [`VlogPointer`] to that record `{segment, offset, lsn, length,
+//! crc}`, so a commit pays one `fdatasync`, the WAL's, and a value is
+//! written once.
 //!
-//! - `format`: segment names and the record layout, encoded and verified;
-//! - `open`: listing the segments and repairing the newest at open;
-//! - `scan`: whole records read without a pointer (the scan at open, GC);
-//! - `reader`: records read by pointer, online and offline;
-//! - `pin`: segments held from GC while a commit is in flight;
-//! - `usage`: live bytes per segment, kept in step with the tree.
+//! - `reader`: a value read by its pointer and verified, online and
+//!   offline;
+//! - `usage`: live bytes per WAL segment, kept in step with the tree;
+//! - `cache`: hot values kept within a share of `cache_bytes`.
 //!
-//! Garbage collection is the database's (it commits through the WAL);
-//! this module gives it sealed segments, their records, and removal.
-//!
-//! The record layout is in `format`.
+//! Which segments stay, and garbage collection, are the database's: a WAL
+//! segment no replay needs is kept while the tree points into it
+//! ([`Retention`](crate::log::Retention)), and GC moves the live values of
+//! a sparse one into the active segment with ordinary commits. This module
+//! reads values, caches them, and lets go of a segment before it is
+//! removed.
 //!
 //! Invariants:
-//! - **A commit never refers to a record that is not durable.** Writers
-//!   call [`Vlog::sync`] after appending and before handing the commit to
-//!   the WAL; syncs are shared, so concurrent writers pay one `fdatasync`.
-//! - **Nothing read is trusted unverified** (CRC, position, FlatBuffer
-//!   verifier, value CRC and length).
-//! - **Repair drops only an unreferenced tail.** At open the active
-//!   segment is scanned; bytes after the last valid record can only belong
-//!   to appends whose commits never reached the WAL (durability order), so
-//!   they are cut off (and counted). Nothing else is ever changed.
-//! - **A segment is removed only when nothing can reach it** (the
-//!   database's value-log GC keeps the rule); records are never changed in
-//!   place.
+//! - **Nothing read is trusted unverified** (frame length and CRC against
+//!   the pointer, the CRC over segment, offset and LSN, the FlatBuffer
+//!   verifier, the key checked by the caller).
+//! - **A removed segment is never read or cached again:** the log tells
+//!   [`Vlog::forget`] before it unlinks one, which closes its descriptor
+//!   (so the removal frees its space at once) and drops its cached values,
+//!   and nothing is cached or opened for it after.
 
 mod cache;
 mod error;
-mod format;
-mod open;
-mod pin;
 mod reader;
-mod scan;
 mod usage;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -47,39 +41,32 @@ use crate::mutex::lock;
 use crate::record::{ValueType, VlogPointer};
 
 use cache::ValueCache;
-use format::{FRAME_BYTES, decode};
-use pin::Pins;
-use scan::read_verified;
+use reader::segment_path;
 
 pub use error::VlogError;
-pub use format::{VlogValue, segment_name};
-pub use open::VlogScan;
-pub use pin::VlogPin;
 pub(crate) use reader::PointerReader;
+pub use reader::VlogValue;
 pub use usage::SegmentUsage;
 pub(crate) use usage::VlogUsage;
 
-/// Bytes written per call when the active segment is written back at open.
-const REWRITE_CHUNK_BYTES: usize = 1024 * 1024;
-/// Sealed segments kept open for reads at once; past it, the one read
-/// least recently is closed (a read of it opens it again).
-const SEALED_OPEN_MAX: usize = 64;
+/// Segments kept open for reads at once; past it, the one read least
+/// recently is closed (a read of it opens it again).
+const OPEN_MAX: usize = 64;
 
-/// Value-log counters, for INFO.
+/// Value counters, for INFO.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VlogStats {
-    /// Segment files.
+    /// WAL segments kept only for the values they hold (no replay needs
+    /// their records).
     pub segments: u64,
-    /// Bytes in all segments.
+    /// Bytes of those segments (as far as reads and GC have learned them).
     pub bytes: u64,
-    /// Bytes of the records the tree points to.
+    /// Bytes of the records the tree points to in those segments.
     pub live_bytes: u64,
-    /// Records appended since open.
-    pub appends: u64,
-    /// Records read since open.
+    /// Values read from a segment since open.
     pub reads: u64,
-    /// Sealed segment files opened for reads since open (each stays open
-    /// for the reads after it, up to 64 at once).
+    /// Segment files opened for reads since open (each stays open for the
+    /// reads after it, up to 64 at once).
     pub segment_opens: u64,
     /// Reads served from the value cache (no file read).
     pub value_cache_hits: u64,
@@ -87,26 +74,22 @@ pub struct VlogStats {
     pub value_cache_misses: u64,
     /// Bytes the value cache holds (part of `cache_bytes`).
     pub value_cache_bytes: u64,
-    /// `fdatasync` calls.
-    pub syncs: u64,
-    /// Repair at open: bytes of an unreferenced torn tail cut off.
-    pub tail_bytes_dropped: u64,
     /// Garbage-collection passes run.
     pub gc_runs: u64,
     /// Live values GC moved out of sparse segments.
     pub gc_values_relocated: u64,
     /// Expired values GC deleted instead of moving.
     pub gc_values_expired: u64,
-    /// Segments GC removed.
+    /// Retained segments removed once nothing pointed into them.
     pub gc_segments_removed: u64,
-    /// Bytes of the segments GC removed.
+    /// Bytes of the segments removed.
     pub gc_bytes_reclaimed: u64,
     /// When the last GC pass ended, Unix ms by the TTL clock (0: never).
     pub gc_last_run_unix_ms: u64,
 }
 
 impl VlogStats {
-    /// Live bytes over all bytes (1 for an empty log).
+    /// Live bytes over all bytes of the retained segments (1 when none).
     pub fn live_ratio(&self) -> f64 {
         if self.bytes == 0 {
             1.0
@@ -116,46 +99,22 @@ impl VlogStats {
     }
 }
 
-/// The segment appends go to, with its one long-lived descriptor: appends,
-/// reads and syncs of the active segment never reopen it.
-struct Active<F> {
-    id: u32,
-    path: PathBuf,
-    file: Arc<F>,
-    /// End of the last record written (appends are serialized).
-    end: u64,
-    synced_end: u64,
-}
-
-impl<F> Active<F> {
-    /// A new segment, holding nothing yet.
-    fn empty(id: u32, path: PathBuf, file: F) -> Self {
-        Active {
-            id,
-            path,
-            file: Arc::new(file),
-            end: 0,
-            synced_end: 0,
-        }
-    }
-}
-
 struct State<F> {
-    active: Active<F>,
-    /// Bytes of every segment, the active one included.
-    sizes: BTreeMap<u32, u64>,
-    /// Sealed segments open for reads: one long-lived descriptor each
-    /// (issue 21), so a read of a sealed value does not open and close its
-    /// file. Bounded by [`SEALED_OPEN_MAX`], closed least recently read
-    /// first, and closed before GC removes the segment.
-    sealed: SealedFiles<F>,
-    /// Values read by pointer, kept within a share of `cache_bytes`
-    /// (`cache`); empty until [`Vlog::cache_values`].
+    /// Segments open for reads: one long-lived descriptor each, with its
+    /// length, so a read does not open and close its file. Bounded by
+    /// [`OPEN_MAX`], closed least recently read first, and closed before
+    /// the log removes the segment.
+    files: OpenFiles<F>,
+    /// Segments removed since open: never opened or cached again.
+    removed: BTreeSet<u32>,
+    /// Segments kept only for their values, and their bytes once known.
+    retained: BTreeMap<u32, Option<u64>>,
+    /// Values read by pointer or freshly logged, kept within a share of
+    /// `cache_bytes` (`cache`); empty until [`Vlog::cache_values`].
     values: ValueCache,
     /// Sabotage `value-cache-by-offset`: the cache keys values by offset
     /// alone.
     values_by_offset: bool,
-    failed: Option<String>,
     stats: VlogStats,
 }
 
@@ -167,76 +126,93 @@ impl<F> State<F> {
     }
 }
 
-/// Descriptors of sealed segments, with the order they were last read in.
-struct SealedFiles<F> {
-    files: BTreeMap<u32, (Arc<F>, u64)>,
+/// Descriptors of open segments, their lengths, and the order they were
+/// last read in.
+struct OpenFiles<F> {
+    files: BTreeMap<u32, (Arc<F>, u64, u64)>,
     /// Reads so far: each read stamps its segment, and the smallest stamp
     /// goes first when the table is full.
     clock: u64,
 }
 
-impl<F> Default for SealedFiles<F> {
+impl<F> Default for OpenFiles<F> {
     fn default() -> Self {
-        SealedFiles {
+        OpenFiles {
             files: BTreeMap::new(),
             clock: 0,
         }
     }
 }
 
-impl<F> SealedFiles<F> {
-    fn get(&mut self, segment: u32) -> Option<Arc<F>> {
+impl<F> OpenFiles<F> {
+    fn get(&mut self, segment: u32) -> Option<(Arc<F>, u64)> {
         self.clock += 1;
         let clock = self.clock;
-        self.files.get_mut(&segment).map(|(file, used)| {
+        self.files.get_mut(&segment).map(|(file, len, used)| {
             *used = clock;
-            Arc::clone(file)
+            (Arc::clone(file), *len)
         })
     }
 
-    fn insert(&mut self, segment: u32, file: Arc<F>) {
-        if self.files.len() >= SEALED_OPEN_MAX
+    fn insert(&mut self, segment: u32, file: Arc<F>, len: u64) {
+        if self.files.len() >= OPEN_MAX
             && let Some(oldest) = self
                 .files
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, (_, _, used))| *used)
                 .map(|(&id, _)| id)
         {
             self.files.remove(&oldest);
         }
         self.clock += 1;
-        self.files.insert(segment, (file, self.clock));
+        self.files.insert(segment, (file, len, self.clock));
     }
 
     fn remove(&mut self, segment: u32) {
         self.files.remove(&segment);
     }
+
+    /// The length of `segment`, if it is open.
+    fn len_of(&self, segment: u32) -> Option<u64> {
+        self.files.get(&segment).map(|&(_, len, _)| len)
+    }
 }
 
-/// The value log of one database directory.
+/// Reads values by pointer from the WAL segments of one database directory.
 pub struct Vlog<E: Env> {
     env: E,
     dir: PathBuf,
-    segment_bytes: u64,
     state: Mutex<State<E::File>>,
-    pins: Pins,
-    /// One append at a time, so `end` only covers written records.
-    append_turn: futures::lock::Mutex<()>,
-    /// One sync at a time; a writer whose bytes a finished sync covered
-    /// does not sync again.
-    sync_turn: futures::lock::Mutex<()>,
 }
 
 impl<E: Env> Vlog<E> {
+    /// A reader of the values in the WAL segments of `dir`.
+    pub(crate) fn new(env: E, dir: PathBuf) -> Self {
+        Vlog {
+            env,
+            dir,
+            state: Mutex::new(State {
+                files: OpenFiles::default(),
+                removed: BTreeSet::new(),
+                retained: BTreeMap::new(),
+                values: ValueCache::new(0, Arc::new(AtomicU64::new(0))),
+                values_by_offset: false,
+                stats: VlogStats::default(),
+            }),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State<E::File>> {
         lock(&self.state)
     }
 
-    /// Counters so far.
+    /// Counters so far (`live_bytes` is the caller's: the tree's counts).
     pub fn stats(&self) -> VlogStats {
         let state = self.state();
         let (hits, misses, _) = state.values.counts();
         VlogStats {
+            segments: state.retained.len() as u64,
+            bytes: state.retained.values().flatten().sum(),
             value_cache_hits: hits,
             value_cache_misses: misses,
             value_cache_bytes: state.values.bytes(),
@@ -244,10 +220,10 @@ impl<E: Env> Vlog<E> {
         }
     }
 
-    /// Keeps values read by pointer in memory, up to `budget_bytes`,
-    /// publishing the bytes held in `charged` (which the page cache counts
-    /// against the same budget). `by_offset_only` is sabotage
-    /// `value-cache-by-offset`: `false` in every real call.
+    /// Keeps values in memory, up to `budget_bytes`, publishing the bytes
+    /// held in `charged` (which the page cache counts against the same
+    /// budget). `by_offset_only` is sabotage `value-cache-by-offset`:
+    /// `false` in every real call.
     pub(crate) fn cache_values(
         &self,
         budget_bytes: u64,
@@ -259,179 +235,117 @@ impl<E: Env> Vlog<E> {
         state.values_by_offset = by_offset_only;
     }
 
-    /// Why the value log stopped accepting writes (a write or sync whose
-    /// outcome is unknown), if it did.
-    pub fn failure(&self) -> Option<String> {
-        self.state().failed.clone()
-    }
-
-    fn fail(&self, error: VlogError) -> VlogError {
-        self.state().failed.get_or_insert_with(|| error.to_string());
-        error
-    }
-
-    /// Appends a record for `key`'s value; it is durable only once
-    /// [`Vlog::sync`] returns. Concurrent appends land one after another.
-    /// The pin keeps GC off the record's segment until it is dropped: hold
-    /// it until the commit that points to the record is answered.
-    pub async fn append(
+    /// Keeps a value just logged at `pointer` in the cache: a read of a
+    /// fresh write does not go to the file.
+    pub(crate) fn keep_written(
         &self,
+        pointer: &VlogPointer,
         key: &[u8],
         value_type: ValueType,
-        bytes: &[u8],
-    ) -> Result<(VlogPointer, VlogPin), VlogError> {
-        let body = format::body(key, value_type, bytes);
-        let record_len = FRAME_BYTES + body.len() as u64;
-        let _turn = self.append_turn.lock().await;
-        let (segment, offset, path) = {
-            let state = self.state();
-            if let Some(reason) = &state.failed {
-                return Err(VlogError::Failed(reason.clone()));
-            }
-            (state.active.id, state.active.end, state.active.path.clone())
-        };
-        let (segment, offset, path) = if offset > 0 && offset + record_len > self.segment_bytes {
-            self.roll().await?;
-            let state = self.state();
-            (state.active.id, 0, state.active.path.clone())
-        } else {
-            (segment, offset, path)
-        };
-        let (record, crc) = format::frame(segment, offset, &body);
-        debug_assert_eq!(record.len() as u64, record_len);
-        let file = self.file_for(segment).await?;
-        if let Err(source) = file.write_at(offset, &record).await {
-            let error = VlogError::Io {
-                op: "write record",
-                path,
-                source,
-            };
-            // Disk full: `end` stays, so the next record overwrites what
-            // landed, and a scan would stop at it anyway (nothing refers to
-            // it). Any other error leaves the file's state unknown.
-            return Err(if error.is_disk_full() {
-                error
-            } else {
-                self.fail(error)
-            });
-        }
-        let pin = VlogPin::new(&self.pins, segment);
+        bytes: Vec<u8>,
+    ) {
         let mut state = self.state();
-        state.active.end = offset + record_len;
-        state.sizes.insert(segment, offset + record_len);
-        state.stats.appends += 1;
-        state.stats.bytes += record_len;
-        let pointer = VlogPointer {
-            segment,
-            length: record_len as u32,
-            offset,
-            crc,
+        if state.removed.contains(&pointer.segment) {
+            return;
+        }
+        let segment = state.value_key(pointer.segment);
+        let value = VlogValue {
+            key: key.to_vec(),
+            value_type,
+            bytes,
         };
-        Ok((pointer, pin))
+        state.values.insert(segment, pointer.offset, Arc::new(value));
     }
 
-    /// Sealed segments (every one but the one appends go to) and their
-    /// bytes, oldest first, leaving out those a commit in flight points
-    /// into.
-    pub(crate) fn sealed_unpinned(&self) -> Vec<(u32, u64)> {
-        let state = self.state();
-        let pins = lock(&self.pins);
-        state
-            .sizes
+    /// The segments kept only for their values are now `ids` (oldest
+    /// first).
+    pub(crate) fn set_retained(&self, ids: &[u64]) {
+        let mut state = self.state();
+        let old = std::mem::take(&mut state.retained);
+        let retained = ids
             .iter()
-            .filter(|&(&id, _)| id < state.active.id && !pins.contains_key(&id))
-            .map(|(&id, &bytes)| (id, bytes))
-            .collect()
+            .filter_map(|&id| u32::try_from(id).ok())
+            .map(|id| {
+                let known = old.get(&id).copied().flatten();
+                (id, known.or_else(|| state.files.len_of(id)))
+            })
+            .collect();
+        state.retained = retained;
     }
 
-    /// Removes sealed segment files (then syncs the directory once);
-    /// returns the bytes they held. The caller has made sure nothing
-    /// reaches them.
-    pub(crate) async fn remove_segments(&self, ids: &[u32]) -> Result<u64, VlogError> {
-        let mut reclaimed = 0;
+    /// Learns the size of every retained segment not known yet (opening
+    /// it for reads), for GC's live ratios and INFO. A segment that cannot
+    /// be opened stays unknown; its reads will say why.
+    pub(crate) async fn learn_sizes(&self) {
+        let unknown: Vec<u32> = self
+            .state()
+            .retained
+            .iter()
+            .filter(|(_, bytes)| bytes.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in unknown {
+            let _ = self.file_for(id).await;
+        }
+    }
+
+    /// The segments kept only for their values, oldest first.
+    pub(crate) fn retained(&self) -> Vec<u32> {
+        self.state().retained.keys().copied().collect()
+    }
+
+    /// The bytes of segment `id` (opening it to learn them if need be).
+    pub(crate) async fn segment_bytes(&self, id: u32) -> Result<u64, VlogError> {
+        let (_, len) = self.file_for(id).await?;
+        Ok(len)
+    }
+
+    /// Opens segments `ids` (WAL segments about to leave the replay) for
+    /// reads, so their sizes are known when they are retained.
+    pub(crate) async fn open_segments(&self, ids: &[u64]) {
         for &id in ids {
-            assert!(
-                id < self.state().active.id,
-                "the active segment is never removed"
-            );
-            let path = self.dir.join(segment_name(id));
-            // Its descriptor is closed first, so the removal frees the
-            // file's space at once.
-            self.state().sealed.remove(id);
-            self.env
-                .remove(&path)
-                .await
-                .map_err(|source| VlogError::Io {
-                    op: "remove segment",
-                    path,
-                    source,
-                })?;
-            let mut state = self.state();
-            let bytes = state.sizes.remove(&id).unwrap_or(0);
-            state.sealed.remove(id);
-            state.values.remove_segment(id);
-            state.stats.segments -= 1;
-            state.stats.bytes -= bytes;
-            state.stats.gc_segments_removed += 1;
-            state.stats.gc_bytes_reclaimed += bytes;
-            reclaimed += bytes;
+            if let Ok(id) = u32::try_from(id) {
+                let _ = self.file_for(id).await;
+            }
         }
-        // Unsynced, a removal may be undone by a crash: harmless, the
-        // segment is unreachable and the next GC removes it again.
-        self.env
-            .sync_dir(&self.dir)
-            .await
-            .map_err(|source| VlogError::Io {
-                op: "sync directory",
-                path: self.dir.clone(),
-                source,
-            })?;
-        Ok(reclaimed)
     }
 
-    /// The records of sealed `segment` from `offset` on, up to about
-    /// `bytes_max` of them, each with the pointer that names it; and where
-    /// to go on (`None`: the segment's end, or a record that does not
-    /// verify, which GC cannot move: its pointer reads as corrupt anyway).
-    pub(crate) async fn read_records(
+    /// Every record of segment `id` as `(pointer, key)` for each `Upsert`
+    /// (the value GC moves if the tree still points there), and whether
+    /// the records ran to a clean end (`false`: a frame that does not
+    /// verify hides the ones after it).
+    pub(crate) async fn upserts_in(
         &self,
-        segment: u32,
-        mut offset: u64,
-        bytes_max: u64,
-    ) -> Result<(Vec<(VlogPointer, VlogValue)>, Option<u64>), VlogError> {
-        let path = self.dir.join(segment_name(segment));
-        let file = self.file_for(segment).await?;
-        let len = file.len().await.map_err(|source| VlogError::Io {
-            op: "length",
-            path: path.clone(),
-            source,
-        })?;
-        let mut records = Vec::new();
-        let mut read = 0;
-        while offset < len {
-            if read >= bytes_max {
-                return Ok((records, Some(offset)));
-            }
-            let Some(bytes) = read_verified(&*file, &path, segment, offset, len).await? else {
-                break;
-            };
-            let value = decode(segment, offset, &bytes).map_err(|detail| VlogError::Corrupt {
-                segment,
-                offset,
-                detail,
-            })?;
-            let pointer = VlogPointer {
-                segment,
-                length: bytes.len() as u32,
-                offset,
-                crc: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
-            };
-            self.state().stats.reads += 1;
-            offset += bytes.len() as u64;
-            read += bytes.len() as u64;
-            records.push((pointer, value));
+        id: u32,
+    ) -> Result<(Vec<(VlogPointer, Vec<u8>)>, bool), crate::log::LogError> {
+        let mut found = Vec::new();
+        let clean =
+            crate::log::segment_records(&self.env, &self.dir, u64::from(id), |pos, payload| {
+                if let Ok(crate::wal::WalRecord::Upsert { key, .. }) =
+                    crate::wal::WalRecord::decode(payload)
+                {
+                    found.push((crate::wal::pointer_to(pos, payload.len()), key));
+                }
+            })
+            .await?;
+        self.state().stats.reads += found.len() as u64;
+        Ok((found, clean))
+    }
+
+    /// Segment `id` is about to be removed: its descriptor is closed, its
+    /// cached values dropped, and it is never opened or cached again.
+    pub(crate) fn forget(&self, id: u64) {
+        let Ok(id) = u32::try_from(id) else {
+            return;
+        };
+        let mut state = self.state();
+        state.files.remove(id);
+        state.values.remove_segment(id);
+        state.removed.insert(id);
+        if let Some(bytes) = state.retained.remove(&id) {
+            state.stats.gc_segments_removed += 1;
+            state.stats.gc_bytes_reclaimed += bytes.unwrap_or(0);
         }
-        Ok((records, None))
     }
 
     /// Counts a GC pass that moved `relocated` values and deleted
@@ -444,149 +358,59 @@ impl<E: Env> Vlog<E> {
         state.stats.gc_values_expired += expired;
     }
 
-    /// The file of `segment`: the active one's long-lived descriptor, or a
-    /// sealed one's, opened by the first read that needs it.
-    async fn file_for(&self, segment: u32) -> Result<Arc<E::File>, VlogError> {
+    /// The descriptor of `segment` and its length, opened by the first
+    /// read that needs it.
+    async fn file_for(&self, segment: u32) -> Result<(Arc<E::File>, u64), VlogError> {
+        let path = segment_path(&self.dir, segment);
+        let missing = || VlogError::Io {
+            op: "open segment",
+            path: path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the WAL no longer holds this segment",
+            ),
+        };
         {
             let mut state = self.state();
-            if state.active.id == segment {
-                return Ok(Arc::clone(&state.active.file));
+            if state.removed.contains(&segment) {
+                return Err(missing());
             }
-            if let Some(file) = state.sealed.get(segment) {
-                return Ok(file);
+            if let Some(found) = state.files.get(segment) {
+                return Ok(found);
             }
         }
-        let path = self.dir.join(segment_name(segment));
+        let io = |op| {
+            let path = path.clone();
+            move |source| VlogError::Io { op, path, source }
+        };
         let file = self
             .env
             .open(&path, OpenMode::Existing)
             .await
-            .map(Arc::new)
-            .map_err(|source| VlogError::Io {
-                op: "open segment",
-                path,
-                source,
-            })?;
+            .map_err(io("open segment"))?;
+        let len = file.len().await.map_err(io("length"))?;
+        let file = Arc::new(file);
         let mut state = self.state();
-        // Sealed, and not removed while it was being opened (GC forgets
-        // the size first): only then is the descriptor kept.
-        if segment < state.active.id && state.sizes.contains_key(&segment) {
-            state.sealed.insert(segment, Arc::clone(&file));
-            state.stats.segment_opens += 1;
+        // Not removed while it was being opened: only then is the
+        // descriptor kept.
+        if state.removed.contains(&segment) {
+            return Err(missing());
         }
-        Ok(file)
+        state.files.insert(segment, Arc::clone(&file), len);
+        state.stats.segment_opens += 1;
+        if let Some(bytes) = state.retained.get_mut(&segment) {
+            *bytes = Some(len);
+        }
+        Ok((file, len))
     }
 
-    /// Starts a new segment (the current one synced first).
-    async fn roll(&self) -> Result<(), VlogError> {
-        self.sync().await?;
-        let _turn = self.sync_turn.lock().await;
-        let id = self.state().active.id + 1;
-        let path = self.dir.join(segment_name(id));
-        let io = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| VlogError::Io { op, path, source }
-        };
-        // A create that fails (no descriptors left, disk full) changed
-        // nothing: that append fails, and the next one tries again.
-        let file = match self.env.open(&path, OpenMode::CreateNew).await {
-            Ok(file) => file,
-            // An earlier attempt created it and then failed: an empty file
-            // nothing refers to is as good as a new one.
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                let file = self
-                    .env
-                    .open(&path, OpenMode::Existing)
-                    .await
-                    .map_err(io("open segment", &path))?;
-                match file.len().await {
-                    Ok(0) => file,
-                    _ => return Err(io("create segment", &path)(error)),
-                }
-            }
-            Err(error) => return Err(io("create segment", &path)(error)),
-        };
-        if let Err(error) = self.env.sync_dir(&self.dir).await {
-            return Err(self.fail(io("sync directory", &self.dir)(error)));
-        }
-        let mut state = self.state();
-        let sealed = std::mem::replace(&mut state.active, Active::empty(id, path, file));
-        // The segment just sealed keeps its descriptor for reads.
-        state.sealed.insert(sealed.id, sealed.file);
-        state.sizes.insert(id, 0);
-        state.stats.segments += 1;
-        Ok(())
-    }
-
-    /// Makes every record appended so far durable. Concurrent callers
-    /// share one `fdatasync`.
-    pub async fn sync(&self) -> Result<(), VlogError> {
-        let want = self.state().active.end;
-        let _turn = self.sync_turn.lock().await;
-        let (path, id, end) = {
-            let state = self.state();
-            if let Some(reason) = &state.failed {
-                return Err(VlogError::Failed(reason.clone()));
-            }
-            if state.active.synced_end >= want {
-                return Ok(());
-            }
-            (state.active.path.clone(), state.active.id, state.active.end)
-        };
-        let file = self.file_for(id).await?;
-        if let Err(source) = file.sync_data().await {
-            return Err(self.fail(VlogError::Io {
-                op: "sync segment",
-                path,
-                source,
-            }));
-        }
-        let mut state = self.state();
-        if state.active.id == id {
-            state.active.synced_end = state.active.synced_end.max(end);
-        }
-        state.stats.syncs += 1;
-        Ok(())
-    }
-
-    /// Reads the record `pointer` names and checks it is the one the
+    /// Reads the value `pointer` names and checks it is the record the
     /// pointer was made for.
     ///
-    /// The pointer comes from a leaf or a WAL record, so its length is
-    /// checked against the segment's size before anything is allocated for
-    /// it: a damaged pointer is an error, never a 4 GiB buffer.
+    /// The pointer comes from a leaf, so its length is checked against the
+    /// segment's size before anything is allocated for it: a damaged
+    /// pointer is an error, never a 4 GiB buffer.
     pub async fn read(&self, pointer: &VlogPointer) -> Result<VlogValue, VlogError> {
-        let path = self.dir.join(segment_name(pointer.segment));
-        let segment_bytes = self.state().sizes.get(&pointer.segment).copied();
-        match segment_bytes {
-            // GC removed it (a reader without a lock may race the removal).
-            None => {
-                return Err(VlogError::Io {
-                    op: "read record",
-                    path,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "the value log has no such segment",
-                    ),
-                });
-            }
-            Some(bytes)
-                if pointer
-                    .offset
-                    .checked_add(u64::from(pointer.length))
-                    .is_none_or(|end| end > bytes) =>
-            {
-                return Err(VlogError::Corrupt {
-                    segment: pointer.segment,
-                    offset: pointer.offset,
-                    detail: format!(
-                        "a {}-byte record would run past the segment's {bytes} bytes",
-                        pointer.length
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
         {
             let mut state = self.state();
             let segment = state.value_key(pointer.segment);
@@ -594,14 +418,16 @@ impl<E: Env> Vlog<E> {
                 return Ok((*value).clone());
             }
         }
-        let file = self.file_for(pointer.segment).await?;
+        let (file, len) = self.file_for(pointer.segment).await?;
+        reader::check_inside(pointer, len)?;
+        let path = segment_path(&self.dir, pointer.segment);
         let read = reader::read_pointed(&*file, &path, pointer).await;
         let mut state = self.state();
         state.stats.reads += 1;
-        // Kept only while the segment exists: a read that raced GC's
+        // Kept only while the segment exists: a read that raced its
         // removal must not leave a value no removal will forget.
         if let Ok(value) = &read
-            && state.sizes.contains_key(&pointer.segment)
+            && !state.removed.contains(&pointer.segment)
         {
             let segment = state.value_key(pointer.segment);
             state

@@ -1,4 +1,5 @@
-//! Live bytes per value-log segment, kept in step with the tree.
+//! Live bytes per WAL segment (the frames of the records leaves point to),
+//! kept in step with the tree.
 //!
 //! Invariant kept here: **for every segment, `live_bytes` is the sum of the
 //! lengths of the records that pointers in the tree (as applied in memory)
@@ -29,9 +30,6 @@ pub struct SegmentUsage {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VlogUsage {
     segments: BTreeMap<u32, SegmentUsage>,
-    /// Per segment, the furthest byte any pointer counted in reached (never
-    /// lowered by a release): what recovery requires to still verify.
-    ends: BTreeMap<u32, u64>,
     /// Where the counts were built: segments the scan found no pointer to
     /// were last released at or before it.
     built_at_lsn: u64,
@@ -42,7 +40,6 @@ impl VlogUsage {
     pub(crate) fn new(lsn: u64) -> Self {
         VlogUsage {
             segments: BTreeMap::new(),
-            ends: BTreeMap::new(),
             built_at_lsn: lsn,
         }
     }
@@ -50,24 +47,16 @@ impl VlogUsage {
     /// A pointer to `pointer`'s record entered the tree.
     pub(crate) fn add(&mut self, pointer: &VlogPointer) {
         let usage = self.segments.entry(pointer.segment).or_default();
-        usage.live_bytes += u64::from(pointer.length);
+        usage.live_bytes += pointer.frame_bytes();
         usage.live_values += 1;
-        let end = pointer.offset.saturating_add(u64::from(pointer.length));
-        let furthest = self.ends.entry(pointer.segment).or_default();
-        *furthest = (*furthest).max(end);
-    }
-
-    /// The furthest byte of `segment` any pointer counted in reached.
-    pub(crate) fn end_referenced(&self, segment: u32) -> u64 {
-        self.ends.get(&segment).copied().unwrap_or(0)
     }
 
     /// The pointer to `pointer`'s record left the tree at `lsn`.
     pub(crate) fn release(&mut self, pointer: &VlogPointer, lsn: u64) {
         let usage = self.segments.entry(pointer.segment).or_default();
-        debug_assert!(usage.live_bytes >= u64::from(pointer.length));
+        debug_assert!(usage.live_bytes >= pointer.frame_bytes());
         debug_assert!(usage.live_values >= 1);
-        usage.live_bytes = usage.live_bytes.saturating_sub(u64::from(pointer.length));
+        usage.live_bytes = usage.live_bytes.saturating_sub(pointer.frame_bytes());
         usage.live_values = usage.live_values.saturating_sub(1);
         usage.released_lsn = usage.released_lsn.max(lsn);
     }
@@ -81,9 +70,13 @@ impl VlogUsage {
         }
     }
 
-    /// Live bytes over all segments.
-    pub(crate) fn live_bytes(&self) -> u64 {
-        self.segments.values().map(|usage| usage.live_bytes).sum()
+    /// Live bytes over `segments`.
+    pub(crate) fn live_bytes_in(&self, segments: &[u32]) -> u64 {
+        segments
+            .iter()
+            .filter_map(|segment| self.segments.get(segment))
+            .map(|usage| usage.live_bytes)
+            .sum()
     }
 }
 
@@ -94,8 +87,9 @@ mod tests {
     fn pointer(segment: u32, length: u32) -> VlogPointer {
         VlogPointer {
             segment,
-            length,
+            length: length - 8,
             offset: 0,
+            lsn: 1,
             crc: 0,
         }
     }
@@ -106,7 +100,8 @@ mod tests {
         usage.add(&pointer(1, 100));
         usage.add(&pointer(1, 50));
         usage.add(&pointer(2, 70));
-        assert_eq!(usage.live_bytes(), 220);
+        assert_eq!(usage.live_bytes_in(&[1, 2, 3]), 220);
+        assert_eq!(usage.live_bytes_in(&[2]), 70);
         usage.release(&pointer(1, 100), 12);
         let one = usage.segment(1);
         assert_eq!(

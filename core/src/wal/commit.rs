@@ -4,7 +4,6 @@ use futures::channel::oneshot;
 
 use crate::lock::LockSet;
 use crate::record::Mutation;
-use crate::vlog::VlogPin;
 
 /// Commits that may wait in the writer's queue.
 pub const QUEUE_REQUESTS_MAX: usize = 1024;
@@ -82,15 +81,9 @@ pub(crate) struct CommitRequest {
     /// The committer's locks: released by the writer once the commit is
     /// answered, even if the committer stopped waiting (strict 2PL).
     pub locks: Option<LockSet>,
-    /// The value-log records the changes point to: held from GC until
-    /// the commit is answered (applied, or refused).
-    pub pins: Vec<VlogPin>,
     /// Each `Put` keeps the revision in its record instead of taking the
     /// commit's LSN (value-log GC moving a value is not a write).
     pub keep_revisions: bool,
-    /// The changes as the commit observer is to see them (values in hand,
-    /// not value-log pointers); `None`: as logged.
-    pub observed: Option<Vec<Mutation>>,
     /// Unix ms by the TTL clock when the commit's transaction ran: logged
     /// in its `Commit` record, so TTL time after a crash restarts no
     /// earlier than any durable commit's.
@@ -104,25 +97,15 @@ impl CommitRequest {
             mutations,
             durability,
             locks: None,
-            pins: Vec::new(),
             keep_revisions: false,
-            observed: None,
             now_ms,
-        }
-    }
-
-    /// The commit failed with its outcome unknown (recovery may still bring
-    /// it back): its value-log records stay safe from GC for good.
-    pub(super) fn keep_pins(&mut self) {
-        for pin in self.pins.drain(..) {
-            pin.keep();
         }
     }
 }
 
 /// Gives each `Put` of a commit at `lsn` its revision: the LSN, unless the
 /// commit keeps the revisions its records carry.
-pub(super) fn set_revisions(mutations: &mut [Mutation], lsn: u64, keep: bool) {
+pub(crate) fn set_revisions(mutations: &mut [Mutation], lsn: u64, keep: bool) {
     for mutation in mutations {
         if let Mutation::Put { record, .. } = mutation
             && !(keep && record.revision != 0)

@@ -94,12 +94,14 @@ pub(crate) struct GroupCommit {
 impl GroupCommit {
     /// Starts the writer task on `env`. It owns `log` until every handle is
     /// dropped (its join handle then yields the log), applies commits to
-    /// `store`, publishes durability on `watch`, and asks for checkpoints
+    /// `store` (values over the inline limit as pointers read through
+    /// `vlog`), publishes durability on `watch`, and asks for checkpoints
     /// on `checkpoint_wanted`.
     pub(crate) fn start<E: Env>(
         env: &E,
         log: Log<E>,
         store: Arc<Store<E>>,
+        vlog: Arc<crate::vlog::Vlog<E>>,
         watch: Arc<DurableWatch>,
         checkpoint_wanted: mpsc::Sender<CheckpointWanted>,
         config: WriterConfig,
@@ -110,6 +112,7 @@ impl GroupCommit {
             env.clone(),
             log,
             store,
+            vlog,
             watch,
             Arc::clone(&stats),
             checkpoint_wanted,

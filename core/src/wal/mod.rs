@@ -63,9 +63,10 @@ mod record;
 mod writer;
 
 pub use commit::{BATCH_REQUESTS_MAX, CommitError, Durability, LSN_AHEAD_MAX, QUEUE_REQUESTS_MAX};
-pub(crate) use commit::{CommitRequest, Committed};
+pub(crate) use commit::{CommitRequest, Committed, set_revisions};
 pub(crate) use durable::DurableWatch;
 pub use handle::GroupCommitStats;
 pub(crate) use handle::{CheckpointWanted, GroupCommit, WriterConfig};
 pub use observer::{CommitEvent, CommitObserver, ObserveCommit};
-pub use record::{WalError, WalRecord, WalValue};
+pub(crate) use record::pointer_to;
+pub use record::{WalError, WalRecord};

@@ -7,15 +7,20 @@
 
 use jubilant_schemas::wal;
 
+use crate::log::RecordPos;
 use crate::record::{Mutation, Record, StoredValue, ValueType, VlogPointer};
 
-/// The value an `Upsert` writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WalValue {
-    /// The value's bytes, in the record.
-    Inline(Vec<u8>),
-    /// The value is in the value log.
-    Vlog(VlogPointer),
+/// The pointer to the record logged at `pos` with `length` payload bytes.
+pub(crate) fn pointer_to(pos: RecordPos, length: usize) -> VlogPointer {
+    VlogPointer {
+        // The scan refuses a segment id past 32 bits, and the log counts
+        // up from the largest it found.
+        segment: u32::try_from(pos.segment).expect("WAL segment ids fit 32 bits"),
+        length: u32::try_from(length).expect("a record's length fits 32 bits"),
+        offset: pos.offset,
+        lsn: pos.lsn,
+        crc: pos.crc,
+    }
 }
 
 /// One logical WAL record (SPEC 7.1).
@@ -34,8 +39,10 @@ pub enum WalRecord {
         key: Vec<u8>,
         /// The value's type.
         value_type: ValueType,
-        /// The value.
-        value: WalValue,
+        /// The value's bytes, whatever their length (format 3: the WAL is
+        /// the value log, and a leaf points to this record for a value
+        /// over the inline limit, design 11.2).
+        value: Vec<u8>,
         /// Expiry, Unix ms, if the key has a TTL.
         expires_at_ms: Option<u64>,
         /// The key's revision when it is not the commit's LSN: a value the
@@ -101,15 +108,9 @@ struct UpsertRef<'a> {
     txn: u64,
     key: &'a [u8],
     value_type: ValueType,
-    value: ValueRef<'a>,
+    value: &'a [u8],
     expires_at_ms: Option<u64>,
     revision: Option<u64>,
-}
-
-/// A value as an `Upsert` carries it.
-enum ValueRef<'a> {
-    Inline(&'a [u8]),
-    Vlog(&'a VlogPointer),
 }
 
 type Body = (
@@ -119,19 +120,7 @@ type Body = (
 
 fn upsert_body(builder: &mut flatbuffers::FlatBufferBuilder<'_>, upsert: &UpsertRef<'_>) -> Body {
     let key = builder.create_vector(upsert.key);
-    let (inline_value, vlog) = match upsert.value {
-        ValueRef::Inline(bytes) => (Some(builder.create_vector(bytes)), None),
-        ValueRef::Vlog(pointer) => (
-            None,
-            Some(wal::VlogPointer::new(
-                pointer.segment,
-                pointer.length,
-                pointer.offset,
-                pointer.crc,
-                0,
-            )),
-        ),
-    };
+    let inline_value = Some(builder.create_vector(upsert.value));
     let created = wal::Upsert::create(
         builder,
         &wal::UpsertArgs {
@@ -139,7 +128,7 @@ fn upsert_body(builder: &mut flatbuffers::FlatBufferBuilder<'_>, upsert: &Upsert
             key: Some(key),
             value_type: value_type_to_wire(upsert.value_type),
             inline_value,
-            vlog: vlog.as_ref(),
+            vlog: None,
             expires_at_unix_ms: upsert.expires_at_ms.unwrap_or(0),
             revision: upsert.revision.unwrap_or(0),
         },
@@ -186,8 +175,8 @@ impl WalRecord {
                 key: key.clone(),
                 value_type: record.value_type,
                 value: match &record.value {
-                    StoredValue::Inline(bytes) => WalValue::Inline(bytes.clone()),
-                    StoredValue::Vlog(pointer) => WalValue::Vlog(*pointer),
+                    StoredValue::Inline(bytes) => bytes.clone(),
+                    StoredValue::Vlog(_) => unreachable!("a commit carries values, not pointers"),
                 },
                 expires_at_ms: record.expires_at_ms,
                 revision: keep_revision.then_some(record.revision),
@@ -217,10 +206,7 @@ impl WalRecord {
                     key,
                     record: Record {
                         value_type,
-                        value: match value {
-                            WalValue::Inline(bytes) => StoredValue::Inline(bytes),
-                            WalValue::Vlog(pointer) => StoredValue::Vlog(pointer),
-                        },
+                        value: StoredValue::Inline(value),
                         expires_at_ms,
                         revision: kept.unwrap_or(revision),
                     },
@@ -234,13 +220,7 @@ impl WalRecord {
     /// The record's FlatBuffer bytes: the payload of one log frame.
     pub fn encode(&self) -> Vec<u8> {
         let payload_bytes = match self {
-            WalRecord::Upsert { key, value, .. } => {
-                key.len()
-                    + match value {
-                        WalValue::Inline(bytes) => bytes.len(),
-                        WalValue::Vlog(_) => 0,
-                    }
-            }
+            WalRecord::Upsert { key, value, .. } => key.len() + value.len(),
             WalRecord::Tombstone { key, .. } => key.len(),
             _ => 0,
         };
@@ -263,10 +243,7 @@ impl WalRecord {
                     txn: *txn,
                     key,
                     value_type: *value_type,
-                    value: match value {
-                        WalValue::Inline(bytes) => ValueRef::Inline(bytes),
-                        WalValue::Vlog(pointer) => ValueRef::Vlog(pointer),
-                    },
+                    value,
                     expires_at_ms: *expires_at_ms,
                     revision: *revision,
                 },
@@ -317,8 +294,10 @@ impl WalRecord {
                     key,
                     value_type: record.value_type,
                     value: match &record.value {
-                        StoredValue::Inline(bytes) => ValueRef::Inline(bytes),
-                        StoredValue::Vlog(pointer) => ValueRef::Vlog(pointer),
+                        StoredValue::Inline(bytes) => bytes,
+                        // The writer turns values into pointers after it
+                        // logs them, never before.
+                        StoredValue::Vlog(_) => unreachable!("a commit carries values, not pointers"),
                     },
                     expires_at_ms: record.expires_at_ms,
                     revision: keep_revision.then_some(record.revision),
@@ -344,17 +323,13 @@ impl WalRecord {
                 let key = upsert
                     .key()
                     .ok_or(WalError::Malformed("upsert without a key"))?;
+                // Format 3 logs every value in its record; a value-log
+                // pointer is format 2's, which this build does not read.
                 let value = match (upsert.inline_value(), upsert.vlog()) {
-                    (Some(bytes), None) => WalValue::Inline(bytes.bytes().to_vec()),
-                    (None, Some(pointer)) => WalValue::Vlog(VlogPointer {
-                        segment: pointer.segment(),
-                        length: pointer.length(),
-                        offset: pointer.offset(),
-                        crc: pointer.crc(),
-                    }),
+                    (Some(bytes), None) => bytes.bytes().to_vec(),
                     _ => {
                         return Err(WalError::Malformed(
-                            "upsert needs exactly one of an inline value and a pointer",
+                            "upsert needs its value in the record (and no value-log pointer)",
                         ));
                     }
                 };
@@ -410,7 +385,7 @@ mod tests {
                 txn: 7,
                 key: "user:42".into(),
                 value_type: ValueType::String,
-                value: WalValue::Inline(b"hello".to_vec()),
+                value: b"hello".to_vec(),
                 expires_at_ms: Some(1_700_000_000_000),
                 revision: None,
             },
@@ -418,12 +393,7 @@ mod tests {
                 txn: 7,
                 key: "blob".into(),
                 value_type: ValueType::Bytes,
-                value: WalValue::Vlog(VlogPointer {
-                    segment: 3,
-                    length: 70_000,
-                    offset: 4096,
-                    crc: 0xdead_beef,
-                }),
+                value: vec![7; 70_000],
                 expires_at_ms: None,
                 revision: Some(41),
             },
@@ -431,7 +401,7 @@ mod tests {
                 txn: 8,
                 key: "empty".into(),
                 value_type: ValueType::Bytes,
-                value: WalValue::Inline(Vec::new()),
+                value: Vec::new(),
                 expires_at_ms: None,
                 revision: None,
             },

@@ -12,11 +12,13 @@ use futures::future::{Either, select};
 use crate::env::{Env, MonoTime};
 use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogMark};
 use crate::mutex::lock;
-use crate::record::{Mutation, StoredValue};
+use crate::record::{Mutation, StoredValue, VlogPointer};
 use crate::sabotage::sabotaged;
 use crate::store::Store;
+use crate::vlog::Vlog;
 
 use super::commit::{Job, Request, Tidy, set_revisions};
+use super::record::pointer_to;
 use super::handle::{CheckpointWanted, GroupCommitStats, WriterConfig};
 use super::{
     BATCH_REQUESTS_MAX, CommitError, CommitEvent, Committed, Durability, DurableWatch,
@@ -65,7 +67,22 @@ impl Encoded {
 struct Accepted {
     request: Request,
     lsn: u64,
+    /// The changes whose values are over the inline limit, by index, and
+    /// the record each value was logged in: the leaf gets the pointer.
+    pointers: Vec<(usize, VlogPointer)>,
 }
+
+impl Accepted {
+    /// A commit none of whose records reached the log.
+    fn unlogged(request: Request) -> Self {
+        Accepted {
+            request,
+            lsn: 0,
+            pointers: Vec::new(),
+        }
+    }
+}
+
 
 pub(super) struct Writer<E: Env> {
     env: E,
@@ -75,6 +92,12 @@ pub(super) struct Writer<E: Env> {
     nudges: mpsc::UnboundedReceiver<()>,
     log: Log<E>,
     store: Arc<Store<E>>,
+    /// Values logged over the inline limit are read back through it; it
+    /// keeps each one freshly logged in its cache.
+    vlog: Arc<Vlog<E>>,
+    /// Values longer than this are logged, and the leaf points to their
+    /// record (design 11.2).
+    inline_max: usize,
     watch: Arc<DurableWatch>,
     stats: Arc<Mutex<GroupCommitStats>>,
     /// Commits taken from the queue that did not fit the last batch's
@@ -97,17 +120,21 @@ impl<E: Env> Writer<E> {
         env: E,
         log: Log<E>,
         store: Arc<Store<E>>,
+        vlog: Arc<Vlog<E>>,
         watch: Arc<DurableWatch>,
         stats: Arc<Mutex<GroupCommitStats>>,
         checkpoint_wanted: mpsc::Sender<CheckpointWanted>,
         config: WriterConfig,
     ) -> Self {
+        let inline_max = store.manifest().inline_value_bytes_max as usize;
         Writer {
             env,
             unsynced_since: None,
             nudges: watch.nudges(),
             log,
             store,
+            vlog,
+            inline_max,
             watch,
             stats,
             carry: VecDeque::new(),
@@ -246,7 +273,7 @@ impl<E: Env> Writer<E> {
                     + match mutation {
                         Mutation::Put { record, .. } => match &record.value {
                             StoredValue::Inline(bytes) => bytes.len(),
-                            StoredValue::Vlog(_) => 0,
+                            StoredValue::Vlog(_) => unreachable!("a commit carries values"),
                         },
                         Mutation::Delete { .. } => 0,
                     }
@@ -332,7 +359,7 @@ impl<E: Env> Writer<E> {
                 // Revisions stay unique only while no LSN runs further
                 // ahead of the durable one than a reopen skips.
                 if let Err(error) = self.sync_log().await {
-                    accepted.push(Accepted { request, lsn: 0 });
+                    accepted.push(Accepted::unlogged(request));
                     self.carry.extend(requests);
                     failure = Some(error);
                     break;
@@ -357,7 +384,7 @@ impl<E: Env> Writer<E> {
             if size > self.log.room_bytes() && !spans {
                 if let Err(error) = self.log.roll().await {
                     // Nothing of it was appended; the rest may fare better.
-                    accepted.push(Accepted { request, lsn: 0 });
+                    accepted.push(Accepted::unlogged(request));
                     self.carry.extend(requests);
                     failure = Some(error);
                     break;
@@ -365,8 +392,18 @@ impl<E: Env> Writer<E> {
                 mark = self.log.mark();
             }
             let mut appended = Ok(0);
-            for payload in encoded.records() {
-                appended = self.log.append(payload).await.map(|pos| pos.lsn);
+            let mut pointers = Vec::new();
+            // Record 0 is the Begin, then one per change.
+            for (index, payload) in encoded.records().enumerate() {
+                appended = self.log.append(payload).await.map(|pos| {
+                    if let Some(Mutation::Put { record, .. }) =
+                        index.checked_sub(1).and_then(|i| request.commit.mutations.get(i))
+                        && matches!(&record.value, StoredValue::Inline(bytes) if bytes.len() > self.inline_max)
+                    {
+                        pointers.push((index - 1, pointer_to(pos, payload.len())));
+                    }
+                    pos.lsn
+                });
                 if appended.is_err() {
                     break;
                 }
@@ -378,10 +415,14 @@ impl<E: Env> Writer<E> {
                         lock(&self.stats).commits_spanning += 1;
                     }
                     bytes += size;
-                    accepted.push(Accepted { request, lsn });
+                    accepted.push(Accepted {
+                        request,
+                        lsn,
+                        pointers,
+                    });
                 }
                 Err(error) => {
-                    accepted.push(Accepted { request, lsn: 0 });
+                    accepted.push(Accepted::unlogged(request));
                     self.carry.extend(requests);
                     failure = Some(error);
                     break;
@@ -418,10 +459,7 @@ impl<E: Env> Writer<E> {
         };
         for item in accepted.iter().filter(|item| item.lsn > 0) {
             let commit = &item.request.commit;
-            let mut mutations = commit
-                .observed
-                .clone()
-                .unwrap_or_else(|| commit.mutations.clone());
+            let mut mutations = commit.mutations.clone();
             set_revisions(&mut mutations, item.lsn, commit.keep_revisions);
             (observer.0)(CommitEvent::Logged {
                 lsn: item.lsn,
@@ -466,10 +504,7 @@ impl<E: Env> Writer<E> {
         }
         stats.log = self.log.stats();
         drop(stats);
-        for mut item in accepted {
-            if let CommitError::Failed(_) = &answer {
-                item.request.commit.keep_pins();
-            }
+        for item in accepted {
             let _ = item.request.reply.send(Err(answer.clone()));
         }
     }
@@ -478,13 +513,28 @@ impl<E: Env> Writer<E> {
         let mut waiting: Vec<(Request, Committed)> = Vec::new();
         let mut answered = 0u64;
         let mut lsn_previous = 0;
-        for Accepted { mut request, lsn } in accepted {
+        for Accepted {
+            mut request,
+            lsn,
+            pointers,
+        } in accepted
+        {
             debug_assert!(
                 lsn > lsn_previous && !sabotaged!(self.config, FalseAssertion),
                 "a batch is applied in LSN order ({lsn_previous}, then {lsn})"
             );
             lsn_previous = lsn;
             let mut mutations = std::mem::take(&mut request.commit.mutations);
+            // A value over the inline limit stays in its record: the leaf
+            // gets the pointer, and the value cache the bytes.
+            for (index, pointer) in pointers {
+                if let Mutation::Put { key, record } = &mut mutations[index] {
+                    let value = std::mem::replace(&mut record.value, StoredValue::Vlog(pointer));
+                    if let StoredValue::Inline(bytes) = value {
+                        self.vlog.keep_written(&pointer, key, record.value_type, bytes);
+                    }
+                }
+            }
             set_revisions(&mut mutations, lsn, request.commit.keep_revisions);
             let committed = match self.store.apply_unrelieved(&mutations, lsn).await {
                 Ok(changed) => Committed { lsn, changed },
@@ -495,7 +545,6 @@ impl<E: Env> Writer<E> {
                     // good. So the store stops, as after any failure.
                     self.store
                         .fail(format!("applying LSN {lsn} failed: {error}"));
-                    request.commit.keep_pins();
                     let _ = request
                         .reply
                         .send(Err(CommitError::Failed(error.to_string())));
@@ -674,6 +723,11 @@ impl<E: Env> Writer<E> {
         }
         // The unlinks and directory syncs run in the background; the
         // checkpoint's caller hears once they are done.
+        // Those that stay for their values are open for reads first: GC
+        // and INFO need their sizes.
+        self.vlog
+            .open_segments(&self.log.covered(lsn.saturating_add(1)))
+            .await;
         self.log
             .remove_segments_before_in_background(lsn.saturating_add(1), done)
             .await;

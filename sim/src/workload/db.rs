@@ -66,7 +66,6 @@ struct Shape {
     read_pct: u64,
     think_us_max: u64,
     checkpoint_every_us_max: u64,
-    vlog_segment_bytes: u64,
     vlog_gc_live_pct: u8,
     vlog_gc_interval_ms: u64,
     /// Commits larger than a WAL segment, if this seed makes them.
@@ -117,8 +116,8 @@ impl Shape {
             committers: rng.between(1, 8) as usize,
             keys_per_committer: rng.between(1, 60),
             writes_max: rng.between(1, 4),
-            // Up to three times the inline limit: larger values go through
-            // the value log.
+            // Up to three times the inline limit: larger values stay in
+            // their WAL record, and leaves point to it.
             value_bytes_max,
             async_pct: [0, 50, 100, rng.between(0, 100)][rng.below(4) as usize],
             ttl_pct: if rng.chance(0.5) {
@@ -130,9 +129,6 @@ impl Shape {
             read_pct: rng.between(0, 60),
             think_us_max: rng.between(0, 2_000),
             checkpoint_every_us_max: rng.between(1_000, 300_000),
-            // A few large values per segment, so segments fill, go sparse
-            // and are collected within a life.
-            vlog_segment_bytes: (rng.between(2, 20) * value_bytes_max).max(1024),
             vlog_gc_live_pct: rng.between(20, 90) as u8,
             vlog_gc_interval_ms: rng.between(1, 50),
             bulk: None,
@@ -152,7 +148,6 @@ impl Shape {
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.checkpoint_wal_bytes,
             commit_observer: None,
-            vlog_segment_bytes: self.vlog_segment_bytes,
             vlog_gc_live_pct: self.vlog_gc_live_pct,
             vlog_gc_interval_ms: self.vlog_gc_interval_ms,
             sabotage,
@@ -207,7 +202,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "page_bytes={} cache_pages={} inline_max={} segment_bytes={} checkpoint_wal_bytes={} committers={} keys={} writes_max={} value_max={} async_pct={} ttl_pct={} delete_pct={} read_pct={} think_us_max={} checkpoint_every_us_max={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={}",
+            "page_bytes={} cache_pages={} inline_max={} segment_bytes={} checkpoint_wal_bytes={} committers={} keys={} writes_max={} value_max={} async_pct={} ttl_pct={} delete_pct={} read_pct={} think_us_max={} checkpoint_every_us_max={} vlog_gc_live_pct={} vlog_gc_interval_ms={}",
             self.page_bytes,
             self.cache_pages,
             self.inline_value_bytes_max,
@@ -223,7 +218,6 @@ impl fmt::Display for Shape {
             self.read_pct,
             self.think_us_max,
             self.checkpoint_every_us_max,
-            self.vlog_segment_bytes,
             self.vlog_gc_live_pct,
             self.vlog_gc_interval_ms
         )?;
@@ -601,8 +595,7 @@ async fn stats(env: SimEnv, db: Arc<Db<SimEnv>>, model: Model) {
                 "wal_rollovers_prepared_ahead",
                 now.log.rollovers_prepared_ahead - seen.log.rollovers_prepared_ahead,
             );
-            m.verdict
-                .stat("vlog_appends", vlog.appends - seen_vlog.appends);
+            m.verdict.stat("vlog_segments_retained", vlog.segments);
             m.verdict.stat(
                 "vlog_gc_values_relocated",
                 vlog.gc_values_relocated - seen_vlog.gc_values_relocated,

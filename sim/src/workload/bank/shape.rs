@@ -34,7 +34,6 @@ pub(super) struct Shape {
     pub(super) note_bytes_max: u64,
     /// Per cent of note writes that set a TTL.
     pub(super) note_ttl_pct: u64,
-    pub(super) vlog_segment_bytes: u64,
     pub(super) vlog_gc_live_pct: u8,
     pub(super) vlog_gc_interval_ms: u64,
     pub(super) sweep_interval_ms: u64,
@@ -120,7 +119,6 @@ impl Shape {
             note_pct: rng.between(5, 50),
             note_bytes_max: rng.between(1, 3 * INLINE_BYTES),
             note_ttl_pct: [0, rng.between(1, 100)][rng.below(2) as usize],
-            vlog_segment_bytes: rng.between(2, 20) * 3 * INLINE_BYTES,
             vlog_gc_live_pct: rng.between(20, 90) as u8,
             vlog_gc_interval_ms: rng.between(1, 50),
             sweep_interval_ms: rng.between(1, 100),
@@ -136,7 +134,8 @@ impl Shape {
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.segment_bytes,
             inline_value_bytes_max: INLINE_BYTES as u32,
-            vlog_segment_bytes: self.vlog_segment_bytes,
+            // A value is one WAL record: it must fit the smallest segment.
+            value_bytes_max: 8 * 1024,
             vlog_gc_live_pct: self.vlog_gc_live_pct,
             vlog_gc_interval_ms: self.vlog_gc_interval_ms,
             sweep_interval_ms: self.sweep_interval_ms,
@@ -280,7 +279,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_segment_bytes={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={} non_readers={} tricklers={} crowd={} vanishers={} resp_pct={}",
+            "hot={} cold={} hot_pct={} clients={} guarded_pct={} audit_pct={} async_pct={} think_us_max={} checkpoint_every_us_max={} segment_bytes={} cache_pages={} notes={} note_pct={} note_bytes_max={} note_ttl_pct={} vlog_gc_live_pct={} vlog_gc_interval_ms={} sweep_interval_ms={} lock_wait_ms_max={} answer_timeout_ms={} in_flight_per_connection={} checkpoint_interval_ms={} shutdown_pct={} non_readers={} tricklers={} crowd={} vanishers={} resp_pct={}",
             self.hot,
             self.cold,
             self.hot_pct,
@@ -296,7 +295,6 @@ impl fmt::Display for Shape {
             self.note_pct,
             self.note_bytes_max,
             self.note_ttl_pct,
-            self.vlog_segment_bytes,
             self.vlog_gc_live_pct,
             self.vlog_gc_interval_ms,
             self.sweep_interval_ms,

@@ -193,14 +193,19 @@ impl<E: Env> Shared<E> {
     }
 
     /// Whether a connection with `conn`'s counts must read nothing more for
-    /// now.
+    /// now. A server answer budget full of *other* connections' answers
+    /// does not stop it (their unread answers are theirs, or a few clients
+    /// that do not read could stop the server reading anyone, and a client
+    /// that vanished meanwhile would go unnoticed: server seed 87); its
+    /// transactions then fail with `Busy` (the result meter) rather than
+    /// add to the budget.
     pub(crate) fn must_wait(&self, conn: &ConnCounters) -> bool {
         let server = &self.config.server;
         let counters = &self.counters;
         ServerCounters::get(&conn.in_flight) >= server.max_in_flight_per_connection as u64
             || conn.answers.is_full()
             || ServerCounters::get(&counters.in_flight) >= server.max_in_flight_total as u64
-            || counters.answers.is_full()
+            || (counters.answers.is_full() && conn.answers.held() > 0)
     }
 }
 

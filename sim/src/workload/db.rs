@@ -147,6 +147,7 @@ impl Shape {
             durability: Durability::Sync,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.checkpoint_wal_bytes,
+            value_bytes_max: self.value_bytes_max as usize,
             commit_observer: None,
             vlog_gc_live_pct: self.vlog_gc_live_pct,
             vlog_gc_interval_ms: self.vlog_gc_interval_ms,

@@ -1267,4 +1267,3 @@ fn a_failed_fsync_of_a_large_value_stops_every_write_until_reopened() {
     );
     set(&world, &db, "after", "2").expect("writes work again after reopening");
 }
-

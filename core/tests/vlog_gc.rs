@@ -141,7 +141,10 @@ fn a_checkpoint_keeps_segments_with_live_values_and_removes_the_rest() {
     let stats = db.stats().vlog;
     // 54 commits in 11 segments, each covered one holding a survivor.
     assert!(stats.segments >= 8, "{stats:?}");
-    assert!(stats.live_bytes > 0 && stats.bytes > stats.live_bytes, "{stats:?}");
+    assert!(
+        stats.live_bytes > 0 && stats.bytes > stats.live_bytes,
+        "{stats:?}"
+    );
     // big00 is in the oldest retained segment; deleting it takes one
     // frame's bytes off its count.
     on(&world, &db, |db| async move {
@@ -369,6 +372,9 @@ fn sealed_segments_are_opened_once_values_are_cached_and_both_go_with_the_segmen
         );
     }
     let reread = db.stats().vlog;
-    assert_eq!(reread.reads, collected.reads, "moved values read from the cache");
+    assert_eq!(
+        reread.reads, collected.reads,
+        "moved values read from the cache"
+    );
     assert_clean(&world, &db, 30);
 }

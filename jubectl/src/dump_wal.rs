@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use jubilant_core::log::{ScanOutcome, Stop, scan, segment_name};
+use jubilant_core::log::{ScanOutcome, Stop, scan_from, segment_name};
+use jubilant_core::store::read_meta_dir;
 use jubilant_io_real::RealEnv;
 
 use crate::exit;
@@ -20,8 +21,19 @@ struct Record {
 
 pub(crate) async fn run(dir: &Path, json: bool, summary_only: bool) -> u8 {
     let env = RealEnv::current();
+    // In a database, segments older than the one its replay starts at are
+    // kept only for the values they hold (and may have gaps between them):
+    // the scan starts where a recovery's would. Without a valid superblock,
+    // every segment is read.
+    let replay_from = match read_meta_dir(&env, dir).await {
+        Ok(meta) => meta
+            .active()
+            .and_then(|dump| dump.superblock.as_ref().ok())
+            .map_or(0, |superblock| superblock.checkpoint_lsn + 1),
+        Err(_) => 0,
+    };
     let mut records = Vec::new();
-    let outcome = match scan(&env, dir, |pos, payload| {
+    let outcome = match scan_from(&env, dir, replay_from, |pos, payload| {
         if !summary_only {
             records.push(Record {
                 lsn: pos.lsn,
@@ -88,6 +100,18 @@ fn to_text(dir: &Path, outcome: &ScanOutcome, records: &[Record], summary_only: 
         outcome.records(),
         outcome.next_lsn()
     );
+    if !outcome.retained.is_empty() {
+        let names: Vec<String> = outcome
+            .retained
+            .iter()
+            .map(|&id| segment_name(id))
+            .collect();
+        let _ = writeln!(
+            out,
+            "kept for their values, not read (before the replay): {}",
+            names.join(", ")
+        );
+    }
     for segment in &outcome.segments {
         let lsns = match segment.records {
             0 => format!("no records (next LSN {})", segment.first_lsn),
@@ -169,6 +193,7 @@ fn to_json(dir: &Path, outcome: &ScanOutcome, records: &[Record]) -> serde_json:
         })).collect::<Vec<_>>(),
         "record_count": outcome.records(),
         "next_lsn": outcome.next_lsn(),
+        "retained": outcome.retained.iter().map(|&id| segment_name(id)).collect::<Vec<_>>(),
         "temp_files": outcome.temp_files,
         "read_retries": outcome.read_retries,
         "corruption": outcome.corruption.as_ref().map(|c| serde_json::json!({

@@ -271,7 +271,7 @@ fn actions(repaired: &Repaired) -> (Vec<Action>, Vec<String>) {
             kind: "vlog_segments_removed",
             count: repaired.vlog.gc_segments_removed,
             text: format!(
-                "removed {} kept for values nothing references any more ({})",
+                "removed {} that no replay and no value needs any more ({})",
                 plural(repaired.vlog.gc_segments_removed, "WAL segment"),
                 plural(repaired.vlog.gc_bytes_reclaimed, "byte")
             ),

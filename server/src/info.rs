@@ -400,7 +400,7 @@ mod tests {
             "live_ratio:0.25",
             "average_batch:2.50",
             "uptime_ms:1234",
-            "format:2.0",
+            "format:3.0",
         ] {
             assert!(info.lines().any(|l| l == line), "missing {line}:\n{info}");
         }

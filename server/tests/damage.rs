@@ -127,14 +127,19 @@ fn a_flipped_byte_in_acknowledged_wal_records_is_refused_not_cut() {
 }
 
 #[test]
-fn a_flipped_byte_in_a_referenced_value_log_record_is_refused_not_cut() {
+fn a_flipped_byte_in_an_acknowledged_large_value_is_refused_not_cut() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data = dir.path().join("data");
     let acked = write_then_kill(
         &data,
         (0..50).map(|i| (format!("big{i}"), Value::Bytes(vec![i as u8; 2048]))),
     );
-    flip(&data.join("vlog-000001.seg"), 200);
-    let refused = restart_and_check(&data, "vlog-000001.seg", &acked);
-    assert!(refused, "a replayed commit points at the damaged value");
+    // Inside the first value: values over the inline limit stay in their
+    // WAL records, which recovery replays.
+    flip(&data.join("wal-000001.log"), 4096 + 200);
+    let refused = restart_and_check(&data, "wal-000001.log", &acked);
+    assert!(
+        refused,
+        "49 later synced batches prove the damaged record was durable"
+    );
 }

@@ -40,7 +40,7 @@ pub use data_loss::DataLoss;
 pub use frame::{BATCH_HEADER_BYTES, FRAME_HEADER_BYTES, SKIP_FRAME_BYTES};
 pub use recovery::{LogScan, OnDamage, RecoveryReport};
 pub(crate) use scan::segment_records;
-pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan};
+pub use scan::{Corruption, ScanOutcome, SegmentSummary, Stop, scan, scan_from};
 pub use segment::{
     BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader,
     segment_name,

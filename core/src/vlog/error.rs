@@ -44,5 +44,4 @@ impl VlogError {
     pub fn is_missing_segment(&self) -> bool {
         matches!(self, VlogError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
-
 }

@@ -22,7 +22,7 @@
 //!   the pointer, the CRC over segment, offset and LSN, the FlatBuffer
 //!   verifier, the key checked by the caller).
 //! - **A removed segment is never read or cached again:** the log tells
-//!   [`Vlog::forget`] before it unlinks one, which closes its descriptor
+//!   `Vlog::forget` before it unlinks one, which closes its descriptor
 //!   (so the removal frees its space at once) and drops its cached values,
 //!   and nothing is cached or opened for it after.
 
@@ -254,7 +254,9 @@ impl<E: Env> Vlog<E> {
             value_type,
             bytes,
         };
-        state.values.insert(segment, pointer.offset, Arc::new(value));
+        state
+            .values
+            .insert(segment, pointer.offset, Arc::new(value));
     }
 
     /// The segments kept only for their values are now `ids` (oldest

@@ -231,7 +231,10 @@ mod tests {
             VlogPointer { lsn: 10, ..good },
             VlogPointer { offset: 0, ..good },
             VlogPointer { segment: 2, ..good },
-            VlogPointer { crc: crc ^ 1, ..good },
+            VlogPointer {
+                crc: crc ^ 1,
+                ..good
+            },
         ] {
             assert!(decode(&wrong, &frame).is_err(), "{wrong:?}");
         }

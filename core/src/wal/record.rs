@@ -297,7 +297,9 @@ impl WalRecord {
                         StoredValue::Inline(bytes) => bytes,
                         // The writer turns values into pointers after it
                         // logs them, never before.
-                        StoredValue::Vlog(_) => unreachable!("a commit carries values, not pointers"),
+                        StoredValue::Vlog(_) => {
+                            unreachable!("a commit carries values, not pointers")
+                        }
                     },
                     expires_at_ms: record.expires_at_ms,
                     revision: keep_revision.then_some(record.revision),

@@ -18,8 +18,8 @@ use crate::store::Store;
 use crate::vlog::Vlog;
 
 use super::commit::{Job, Request, Tidy, set_revisions};
-use super::record::pointer_to;
 use super::handle::{CheckpointWanted, GroupCommitStats, WriterConfig};
+use super::record::pointer_to;
 use super::{
     BATCH_REQUESTS_MAX, CommitError, CommitEvent, Committed, Durability, DurableWatch,
     LSN_AHEAD_MAX, WalRecord,
@@ -83,7 +83,6 @@ impl Accepted {
     }
 }
 
-
 pub(super) struct Writer<E: Env> {
     env: E,
     /// When the oldest written batch not yet synced was written.
@@ -116,6 +115,10 @@ pub(super) struct Writer<E: Env> {
 }
 
 impl<E: Env> Writer<E> {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "called once, by GroupCommit::start, with what the database opened"
+    )]
     pub(super) fn new(
         env: E,
         log: Log<E>,
@@ -531,7 +534,8 @@ impl<E: Env> Writer<E> {
                 if let Mutation::Put { key, record } = &mut mutations[index] {
                     let value = std::mem::replace(&mut record.value, StoredValue::Vlog(pointer));
                     if let StoredValue::Inline(bytes) = value {
-                        self.vlog.keep_written(&pointer, key, record.value_type, bytes);
+                        self.vlog
+                            .keep_written(&pointer, key, record.value_type, bytes);
                     }
                 }
             }

@@ -11,11 +11,19 @@
 #   bench/scripts/resp-compare.sh [REQUESTS]   (requests per row, default 100000;
 #                                               installs redis-server and redis-tools if missing)
 #
+# SIZES (default "3 1024"), PIPELINES (default "1 16") and OPS (default
+# "SET sync,SET async,GET") narrow the rows, e.g. the large-value rows:
+#
+#   SIZES="16384 262144" PIPELINES=1 OPS="SET sync" bench/scripts/resp-compare.sh 5000
+#
 # Run it on a quiet machine: redis-benchmark, the server under test and the
 # idle others share its cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 requests=${1:-100000}
+sizes=${SIZES:-3 1024}
+pipelines=${PIPELINES:-1 16}
+ops=${OPS:-SET sync,SET async,GET}
 if ! command -v redis-server >/dev/null; then
     apt-get install -y redis-server >/dev/null
 fi
@@ -95,13 +103,14 @@ echo "redis-benchmark -c 50 -r 100000 -n $requests, per row -t set|get -d SIZE -
 echo
 echo "| op | value size | pipeline | Redis rps | Jubilant rps | ratio |"
 echo "|---|---:|---:|---:|---:|---:|"
-for size in 3 1024; do
-    for pipeline in 1 16; do
+for size in $sizes; do
+    for pipeline in $pipelines; do
         # GET last: it reads the keys the SETs of this size wrote.
         for row in "SET sync:set:$redis_sync_port:$jubilant_sync_port" \
             "SET async:set:$redis_async_port:$jubilant_async_port" \
             "GET:get:$redis_async_port:$jubilant_async_port"; do
             IFS=: read -r op test redis_port jubilant_port <<<"$row"
+            case ",$ops," in *",$op,"*) ;; *) continue ;; esac
             echo "$op, $size B, pipeline $pipeline..." >&2
             redis=$(rps "$redis_port" "$test" "$size" "$pipeline")
             jubilant=$(rps "$jubilant_port" "$test" "$size" "$pipeline")

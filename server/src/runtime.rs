@@ -49,6 +49,25 @@ use crate::wire::{self, ErrorCode, ErrorReply, Request, RequestLimits, Response}
 /// Bytes read from a socket at a time.
 pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How long a reader waits before looking again at a full server.
+/// Runs a request's `task` on the connection's own task as far as it goes
+/// without waiting (run to completion, design 11.4): a read that finds its
+/// keys unlocked and its data in memory is decoded, executed and answered
+/// without a task of its own or a hand-off to another thread. What must
+/// wait (locks another transaction holds, a page or value read from disk,
+/// a commit's turn and durability) goes on in a task of its own, `name`.
+/// Polling once more elsewhere is safe: every future re-registers its
+/// waker when polled.
+pub(crate) fn run_or_spawn<E: Env>(
+    env: &E,
+    name: &'static str,
+    task: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut task = Box::pin(task);
+    if futures::FutureExt::now_or_never(task.as_mut()).is_none() {
+        drop(env.spawn(name, task));
+    }
+}
+
 pub(crate) const BACKPRESSURE_POLL: Duration = Duration::from_millis(1);
 /// How often an idle reader or a blocked writer looks at the clock, the
 /// timeouts and shutdown.
@@ -599,7 +618,7 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                         responses.clone(),
                         in_flight,
                     );
-                    drop(shared.env.spawn("request", task));
+                    run_or_spawn(&shared.env, "request", task);
                 }
             }
         }

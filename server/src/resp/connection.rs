@@ -23,7 +23,8 @@ use super::session::{Action, Session, durability_name};
 use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
 use crate::info;
 use crate::runtime::{
-    BACKPRESSURE_POLL, READ_CHUNK_BYTES, ReaderClock, Shared, sabotaged, write_responses,
+    BACKPRESSURE_POLL, READ_CHUNK_BYTES, ReaderClock, Shared, run_or_spawn, sabotaged,
+    write_responses,
 };
 use jubilant_core::sabotage::Sabotage;
 
@@ -293,10 +294,10 @@ pub(crate) async fn connection<E: Env>(
                         durability: session.durability,
                         in_flight,
                     };
-                    drop(
-                        shared
-                            .env
-                            .spawn("resp-command", job.run(action, Arc::new(point))),
+                    run_or_spawn(
+                        &shared.env,
+                        "resp-command",
+                        job.run(action, Arc::new(point)),
                     );
                 }
             }

@@ -76,17 +76,15 @@ impl File for RealFile {
         }
     }
 
-    fn write_at(&self, offset: u64, data: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
-        async move {
-            if data.len() <= INLINE_BYTES_MAX {
-                // Written from the caller's buffer: no copy, no allocation
-                // (the WAL writer's every batch comes this way).
-                self.file.write_all_at(data, offset)
-            } else {
-                let file = Arc::clone(&self.file);
-                let data = data.to_vec();
-                blocking(move || file.write_all_at(&data, offset)).await
-            }
+    async fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if data.len() <= INLINE_BYTES_MAX {
+            // Written from the caller's buffer: no copy, no allocation (the
+            // WAL writer's every batch comes this way).
+            self.file.write_all_at(data, offset)
+        } else {
+            let file = Arc::clone(&self.file);
+            let data = data.to_vec();
+            blocking(move || file.write_all_at(&data, offset)).await
         }
     }
 

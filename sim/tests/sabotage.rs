@@ -558,11 +558,15 @@ fn a_wal_restarted_at_close_past_the_durable_checkpoint_is_caught() {
     // The db workload closes cleanly now and then; a log restarted without
     // the checkpoint that covers its last record no longer begins right
     // after the durable checkpoint, and the next open refuses it
-    // (`WalMissing`), which the workload's recovery oracle reports.
+    // (`WalMissing`), which the workload's recovery oracle reports. When
+    // the segment before the restart is kept for the values it holds, the
+    // scan starts there and finds every record, so fewer seeds catch it
+    // since values went into the WAL (the first at 49 of 1..400, 10 of the
+    // first 173).
     assert_caught(
         Sabotage::WalRestartUncovered,
         NO_CORRUPTION,
-        40,
+        120,
         &["recovery"],
     );
 }

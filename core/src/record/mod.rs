@@ -14,6 +14,7 @@
 
 mod key;
 mod value;
+pub(crate) mod wal;
 pub mod wire;
 
 pub use key::Escaped;

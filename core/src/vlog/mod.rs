@@ -323,10 +323,10 @@ impl<E: Env> Vlog<E> {
         let mut found = Vec::new();
         let clean =
             crate::log::segment_records(&self.env, &self.dir, u64::from(id), |pos, payload| {
-                if let Ok(crate::wal::WalRecord::Upsert { key, .. }) =
-                    crate::wal::WalRecord::decode(payload)
+                if let Ok(crate::record::wal::WalRecord::Upsert { key, .. }) =
+                    crate::record::wal::WalRecord::decode(payload)
                 {
-                    found.push((crate::wal::pointer_to(pos, payload.len()), key));
+                    found.push((crate::record::wal::pointer_to(pos, payload.len()), key));
                 }
             })
             .await?;

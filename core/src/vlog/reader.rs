@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use crate::env::{Env, File, OpenMode};
 use crate::log::frame::{FrameSite, frame_crc};
 use crate::log::segment_name;
+use crate::record::wal::WalRecord;
 use crate::record::{ValueType, VlogPointer};
-use crate::wal::WalRecord;
 
 use super::VlogError;
 

@@ -59,14 +59,13 @@ mod commit;
 mod durable;
 mod handle;
 mod observer;
-mod record;
 mod writer;
 
+pub(crate) use crate::record::wal::pointer_to;
+pub use crate::record::wal::{WalError, WalRecord};
 pub use commit::{BATCH_REQUESTS_MAX, CommitError, Durability, LSN_AHEAD_MAX, QUEUE_REQUESTS_MAX};
 pub(crate) use commit::{CommitRequest, Committed, set_revisions};
 pub(crate) use durable::DurableWatch;
 pub use handle::GroupCommitStats;
 pub(crate) use handle::{CheckpointWanted, GroupCommit, WriterConfig};
 pub use observer::{CommitEvent, CommitObserver, ObserveCommit};
-pub(crate) use record::pointer_to;
-pub use record::{WalError, WalRecord};

@@ -19,11 +19,11 @@ use crate::vlog::Vlog;
 
 use super::commit::{Job, Request, Tidy, set_revisions};
 use super::handle::{CheckpointWanted, GroupCommitStats, WriterConfig};
-use super::record::pointer_to;
 use super::{
     BATCH_REQUESTS_MAX, CommitError, CommitEvent, Committed, Durability, DurableWatch,
     LSN_AHEAD_MAX, WalRecord,
 };
+use crate::record::wal::pointer_to;
 
 /// Bytes of a record besides its key and inline value, at most (the
 /// FlatBuffer's tables and offsets): sizes the encoding buffer up front.

@@ -147,7 +147,10 @@ impl Shape {
             durability: Durability::Sync,
             wal_segment_bytes: self.segment_bytes,
             checkpoint_wal_bytes: self.checkpoint_wal_bytes,
-            value_bytes_max: self.value_bytes_max as usize,
+            // A value is one WAL record: it must fit the smallest segment
+            // (16 KiB). The drawn `value_bytes_max` bounds what the
+            // committers write, integers (8 bytes) aside.
+            value_bytes_max: 8 * 1024,
             commit_observer: None,
             vlog_gc_live_pct: self.vlog_gc_live_pct,
             vlog_gc_interval_ms: self.vlog_gc_interval_ms,

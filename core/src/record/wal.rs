@@ -1,4 +1,7 @@
-//! WAL records and their FlatBuffer encoding (`schemas/fbs/wal.fbs`).
+//! WAL records and their FlatBuffer encoding (`schemas/fbs/wal.fbs`): the
+//! logical records the WAL writer logs and recovery replays, and which a
+//! value pointer names (so the value reader, below the WAL, decodes them
+//! too).
 //!
 //! A record read back is run through the FlatBuffers verifier and every
 //! field it needs is checked before anything is built from it, so a payload

@@ -331,6 +331,104 @@ fn disk_full_is_an_error_for_the_writer_not_a_failure() {
     assert_eq!(payloads(&recovered), [b"waiting".to_vec()]);
 }
 
+/// Keeps the segments in its set, and records what the log says.
+struct KeepSome {
+    keep: std::sync::Mutex<Vec<u64>>,
+    retained: std::sync::Mutex<Vec<u64>>,
+    removing: std::sync::Mutex<Vec<u64>>,
+}
+
+impl jubilant_core::log::Retention for KeepSome {
+    fn keeps(&self, id: u64) -> bool {
+        self.keep.lock().expect("lock").contains(&id)
+    }
+    fn retained(&self, ids: &[u64]) {
+        *self.retained.lock().expect("lock") = ids.to_vec();
+    }
+    fn removing(&self, id: u64) {
+        self.removing.lock().expect("lock").push(id);
+    }
+}
+
+#[test]
+fn covered_segments_an_owner_keeps_stay_with_gaps_and_a_replay_scan_skips_them() {
+    let world = quiet_world(29);
+    let (mut log, _) = open(&world, config()).expect("open");
+    // One synced batch each: a segment holds one batch block.
+    for item in numbered(12) {
+        log = append_all(&world, log, &[item.as_slice()]);
+    }
+    let ids: Vec<u64> = log.segment_ids().collect();
+    assert!(ids.len() >= 6, "{ids:?}");
+    let owner = std::sync::Arc::new(KeepSome {
+        keep: std::sync::Mutex::new(vec![ids[1], ids[3]]),
+        retained: std::sync::Mutex::default(),
+        removing: std::sync::Mutex::default(),
+    });
+    log.set_retention(owner.clone());
+    // Everything before the last segment is covered: the kept ones stay,
+    // with gaps between them, and the owner hears of both.
+    let replay_from = 12;
+    let log = world.block_on(N, async move {
+        let mut log = log;
+        log.remove_segments_before(replay_from)
+            .await
+            .expect("remove");
+        log
+    });
+    assert_eq!(log.retained(), [ids[1], ids[3]]);
+    assert_eq!(*owner.retained.lock().expect("lock"), [ids[1], ids[3]]);
+    let removing = owner.removing.lock().expect("lock").clone();
+    assert!(
+        removing.contains(&ids[0]) && removing.contains(&ids[2]),
+        "{removing:?}"
+    );
+    let replayed: Vec<u64> = log.segment_ids().collect();
+    drop(log);
+    world.kill(N);
+    // A scan from the replay's first LSN reads the replay run only, and
+    // lists the kept segments as retained.
+    let env = world.env(N);
+    let outcome = world.block_on(N, async move {
+        jubilant_core::log::scan_from(&env, &dir(), replay_from, |_, _| {})
+            .await
+            .expect("scan")
+    });
+    assert!(outcome.corruption.is_none(), "{:?}", outcome.corruption);
+    assert_eq!(outcome.retained, [ids[1], ids[3]]);
+    assert_eq!(
+        outcome.segments.iter().map(|s| s.id).collect::<Vec<_>>(),
+        replayed
+    );
+    // A scan of every segment meets the gaps: segments are missing.
+    let env = world.env(N);
+    let whole = world.block_on(N, async move {
+        scan(&env, &dir(), |_, _| {}).await.expect("scan")
+    });
+    assert!(whole.corruption.is_some(), "gaps before the replay run");
+    // Reopened for a replay from there, the log keeps them retained, and
+    // lets them go once its owner does.
+    let mut config = config();
+    config.replay_from_lsn = replay_from;
+    let (log, recovered) = open(&world, config).expect("reopen past the gaps");
+    assert!(
+        recovered
+            .iter()
+            .all(|(pos, _)| replayed.contains(&pos.segment))
+    );
+    assert_eq!(log.retained(), [ids[1], ids[3]]);
+    owner.keep.lock().expect("lock").clear();
+    let log = world.block_on(N, async move {
+        let mut log = log;
+        log.set_retention(owner);
+        log.remove_segments_before(replay_from)
+            .await
+            .expect("remove");
+        log
+    });
+    assert!(log.retained().is_empty());
+}
+
 #[test]
 fn old_segments_are_removed_only_when_wholly_below_the_lsn() {
     let world = quiet_world(9);

@@ -449,7 +449,8 @@ impl<E: Env> Log<E> {
         self.stats
     }
 
-    /// The ids of the segment files, oldest first.
+    /// The ids of the segments a replay may read, oldest first (the
+    /// retained ones, kept only for their values, are [`Log::retained`]).
     pub fn segment_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.segments.iter().map(|&(id, _)| id)
     }
@@ -901,7 +902,7 @@ impl<E: Env> Log<E> {
 
     /// Lets the owner keep covered segments for their values (see
     /// [`Retention`](super::Retention)); told at once which are retained.
-    pub(crate) fn set_retention(&mut self, retention: Arc<dyn super::Retention>) {
+    pub fn set_retention(&mut self, retention: Arc<dyn super::Retention>) {
         retention.retained(&self.retained);
         self.retention = Some(retention);
     }

@@ -101,7 +101,7 @@ impl<E: Env> Db<E> {
             Err(error) => {
                 if sabotaged!(self, PartialEffects) && slots.values().any(|slot| slot.written) {
                     // Broken on purpose: what ran before the failing op commits.
-                    let _ = self.commit_slots(&slots, durability, None, now_ms).await;
+                    let _ = self.commit_slots(slots, durability, None, now_ms).await;
                 }
                 drop(locks);
                 return Err(error);
@@ -122,7 +122,7 @@ impl<E: Env> Db<E> {
         let (locks, outcome) = if slots.values().any(|slot| slot.written) {
             // The writer releases the locks once the commit is answered.
             let lsn = self
-                .commit_slots(&slots, durability, Some(locks), now_ms)
+                .commit_slots(slots, durability, Some(locks), now_ms)
                 .await?;
             for result in &mut results {
                 if let OpResult::Get(Some((_, revision))) = result
@@ -287,23 +287,22 @@ impl<E: Env> Db<E> {
     /// returns its LSN.
     async fn commit_slots(
         &self,
-        slots: &BTreeMap<KeyId, Slot>,
+        slots: BTreeMap<KeyId, Slot>,
         durability: Durability,
         locks: Option<LockSet>,
         now_ms: u64,
     ) -> Result<u64, TxnError> {
+        // The views move into the commit: a written value is not copied
+        // once more on its way to the WAL.
         let mut mutations: Vec<Mutation> = slots
-            .values()
+            .into_values()
             .filter(|slot| slot.written)
-            .map(|slot| {
-                let key = slot.key.clone();
-                match slot.view.as_ref().and_then(Option::as_ref) {
-                    Some(record) => Mutation::Put {
-                        key,
-                        record: record.clone(),
-                    },
-                    None => Mutation::Delete { key },
-                }
+            .map(|slot| match slot.view.flatten() {
+                Some(record) => Mutation::Put {
+                    key: slot.key,
+                    record,
+                },
+                None => Mutation::Delete { key: slot.key },
             })
             .collect();
         debug_assert!(!mutations.is_empty(), "a commit writes something");

@@ -20,7 +20,8 @@
 //! - [`page`]: fixed-size pages, their verification and allocation;
 //! - [`btree`]: the copy-on-write B+Tree over those pages, and the cache of
 //!   its decoded nodes;
-//! - [`vlog`]: the value log for values too large for a leaf;
+//! - [`vlog`]: values too large for a leaf, read from the WAL records
+//!   that logged them;
 //! - [`store`]: the tree's files (MANIFEST, superblocks A/B,
 //!   `data.pages`), checkpoints, and `validate`;
 //! - [`wal`]: the WAL's typed records and group commit with its two

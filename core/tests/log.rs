@@ -774,17 +774,7 @@ fn a_torn_tail_before_a_spare_is_a_torn_tail_and_a_record_in_the_next_segment_ma
         scribble(&world, 1, end, b"\xFF");
         if spare_used {
             // A batch in segment 2 proves segment 1 was synced whole.
-            let env = world.env(N);
-            world.block_on(N, async move {
-                let file = env
-                    .open(&dir().join(segment_name(2)), OpenMode::Existing)
-                    .await
-                    .expect("open");
-                file.write_at(roomy().first_batch_offset(), b"not zeros")
-                    .await
-                    .expect("write");
-                file.sync_data().await.expect("sync");
-            });
+            scribble(&world, 2, roomy().first_batch_offset(), b"not zeros");
         }
         world.kill(N);
         match (spare_used, open(&world, roomy())) {

@@ -98,6 +98,19 @@ fn checkpoint(world: &World, db: &Arc<Db<SimEnv>>) {
     });
 }
 
+/// Alternates checkpoints and GC passes until a pass finds nothing to do,
+/// then checkpoints once more (its tidy removes what the last moves
+/// emptied).
+fn collect_all(world: &World, db: &Arc<Db<SimEnv>>) {
+    for _ in 0..40 {
+        checkpoint(world, db);
+        if gc(world, db) == VlogGcReport::default() {
+            break;
+        }
+    }
+    checkpoint(world, db);
+}
+
 fn segment_exists(world: &World, segment: u32) -> bool {
     let env = world.env(N);
     world.block_on(N, async move {
@@ -180,13 +193,7 @@ fn gc_moves_live_values_keeping_revisions_and_removes_segments_after_a_checkpoin
     assert_eq!(relocated.segments, before.segments, "{relocated:?}");
 
     // Alternate checkpoints and passes until nothing is left to do.
-    for _ in 0..40 {
-        checkpoint(&world, &db);
-        if gc(&world, &db) == VlogGcReport::default() {
-            break;
-        }
-    }
-    checkpoint(&world, &db);
+    collect_all(&world, &db);
     let after = db.stats().vlog;
     assert!(
         after.gc_bytes_reclaimed > 0 && after.gc_segments_removed > 0,
@@ -350,13 +357,7 @@ fn sealed_segments_are_opened_once_values_are_cached_and_both_go_with_the_segmen
     assert!(after.value_cache_bytes > 0);
     // GC moves the survivors and removes the segments, descriptors and
     // all; reads then find the values where they moved.
-    for _ in 0..40 {
-        checkpoint(&world, &db);
-        if gc(&world, &db) == VlogGcReport::default() {
-            break;
-        }
-    }
-    checkpoint(&world, &db);
+    collect_all(&world, &db);
     let collected = db.stats().vlog;
     assert!(collected.gc_segments_removed > 0);
     // The moved values were cached as they were logged, in place of the

@@ -252,7 +252,12 @@ impl<E: Env> VlogGc<E> {
     }
 
     async fn relocate(&self, segment: u32, report: &mut VlogGcReport) -> Result<(), DbError> {
-        let (upserts, _clean) = self.vlog.upserts_in(segment).await.map_err(DbError::Log)?;
+        let inline_max = self.store.manifest().inline_value_bytes_max as usize;
+        let (upserts, _clean) = self
+            .vlog
+            .upserts_in(segment, inline_max)
+            .await
+            .map_err(DbError::Log)?;
         // A first look without locks skips the dead records cheaply; the
         // move looks again under the key's lock. (A record that does not
         // verify hides the ones after it: their values stay, and the pass

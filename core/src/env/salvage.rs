@@ -10,7 +10,7 @@
 //!
 //! Invariant kept here: **an unreadable sector reads as bytes that verify
 //! nothing** ([`UNREADABLE_FILL`]): every format the engine reads (WAL
-//! frames and batch headers, pages, superblocks, value-log records) is
+//! frames and batch headers, pages, superblocks) is
 //! checksummed, and a run of `0xFF` is neither a valid checksum nor a
 //! length that fits, nor the zeros that end a WAL segment. The readers'
 //! own rules for damage (torn tail or refusal, fall back to the other

@@ -117,7 +117,8 @@ pub trait Retention: Send + Sync {
 impl LogConfig {
     /// Default segment size: 64 MiB.
     pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
-    /// Default record limit: 1 MiB (large values go to the value log).
+    /// Default record limit: 1 MiB (a database sets its own from the
+    /// segment size: a record holds a whole value).
     pub const RECORD_BYTES_MAX_DEFAULT: u32 = 1024 * 1024;
     /// Default write buffer: 1 MiB.
     pub const WRITE_BUFFER_BYTES_DEFAULT: usize = 1024 * 1024;

@@ -88,8 +88,8 @@ pub enum OnDamage {
 
 /// A log as found at open: scanned and checked, and nothing changed yet.
 /// Every check that can refuse has run; [`LogScan::repair`] then makes it
-/// a log ready to append (steps 3 to 5). The database checks the value log
-/// against what the scan read before it lets the repair write.
+/// a log ready to append (steps 3 to 5). The database replays what the
+/// scan read, in memory, before it lets the repair write.
 pub struct LogScan<E: Env> {
     env: E,
     config: LogConfig,

@@ -508,28 +508,42 @@ mod tests {
     }
 
     #[test]
-    fn an_upsert_with_both_or_neither_value_is_malformed() {
-        let mut builder = flatbuffers::FlatBufferBuilder::new();
-        let key = builder.create_vector(b"k");
-        let upsert = wal::Upsert::create(
-            &mut builder,
-            &wal::UpsertArgs {
-                txn: 1,
-                key: Some(key),
-                ..wal::UpsertArgs::default()
-            },
-        );
-        let root = wal::Record::create(
-            &mut builder,
-            &wal::RecordArgs {
-                body_type: wal::Body::Upsert,
-                body: Some(upsert.as_union_value()),
-            },
-        );
-        builder.finish(root, None);
-        assert!(matches!(
-            WalRecord::decode(builder.finished_data()),
-            Err(WalError::Malformed(_))
-        ));
+    fn an_upsert_without_its_value_or_with_a_format_2_pointer_is_malformed() {
+        let pointer = wal::VlogPointer::new(1, 100, 4096, 7, 0);
+        for (inline, vlog) in [
+            (false, None),
+            (true, Some(&pointer)),
+            (false, Some(&pointer)),
+        ] {
+            let mut builder = flatbuffers::FlatBufferBuilder::new();
+            let key = builder.create_vector(b"k");
+            let inline_value = inline.then(|| builder.create_vector(b"v"));
+            let upsert = wal::Upsert::create(
+                &mut builder,
+                &wal::UpsertArgs {
+                    txn: 1,
+                    key: Some(key),
+                    inline_value,
+                    vlog,
+                    ..wal::UpsertArgs::default()
+                },
+            );
+            let root = wal::Record::create(
+                &mut builder,
+                &wal::RecordArgs {
+                    body_type: wal::Body::Upsert,
+                    body: Some(upsert.as_union_value()),
+                },
+            );
+            builder.finish(root, None);
+            assert!(
+                matches!(
+                    WalRecord::decode(builder.finished_data()),
+                    Err(WalError::Malformed(_))
+                ),
+                "inline {inline}, pointer {}",
+                vlog.is_some()
+            );
+        }
     }
 }

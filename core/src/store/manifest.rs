@@ -40,7 +40,8 @@ pub struct Manifest {
     pub created_at_unix_ms: u64,
     /// Bytes per page.
     pub page_bytes: u32,
-    /// Values whose encoding is longer go to the value log.
+    /// Values whose encoding is longer stay in their WAL record, and the
+    /// leaf points to it.
     pub inline_value_bytes_max: u32,
     /// Name of the ASSERT_HASH algorithm.
     pub assert_hash_algorithm: String,

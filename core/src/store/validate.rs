@@ -10,10 +10,10 @@
 //! pages + free pages = all pages but page 0. The key count must match the
 //! superblock's. It reports, rather than stops, so one run shows all damage.
 //!
-//! Offline ([`validate_dir`]) it also follows every value-log pointer in the
-//! leaves to its record (segment file present, record inside it, CRCs, and
-//! the key and type the leaf holds), reading the segments without opening
-//! the value log, whose open repairs. Online, `Db::validate` follows them
+//! Offline ([`validate_dir`]) it also follows every value pointer in the
+//! leaves to its WAL record (segment file present, frame inside it, CRCs,
+//! and the key and type the leaf holds), reading the segments without
+//! opening the WAL, whose open repairs. Online, `Db::validate` follows them
 //! itself, since GC may move values while it runs.
 //!
 //! Invariant kept here: validation writes no file of the database (offline

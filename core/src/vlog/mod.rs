@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::env::{Env, File, OpenMode};
+use crate::env::Env;
 use crate::mutex::lock;
 use crate::record::{ValueType, VlogPointer};
 
@@ -312,19 +312,22 @@ impl<E: Env> Vlog<E> {
         }
     }
 
-    /// Every record of segment `id` as `(pointer, key)` for each `Upsert`
-    /// (the value GC moves if the tree still points there), and whether
-    /// the records ran to a clean end (`false`: a frame that does not
-    /// verify hides the ones after it).
+    /// `(pointer, key)` for each `Upsert` of segment `id` whose value is
+    /// over `inline_max` (only those can have a leaf pointing to them: the
+    /// values GC moves if the tree still points there), and whether the
+    /// records ran to a clean end (`false`: a frame that does not verify
+    /// hides the ones after it).
     pub(crate) async fn upserts_in(
         &self,
         id: u32,
+        inline_max: usize,
     ) -> Result<(Vec<(VlogPointer, Vec<u8>)>, bool), crate::log::LogError> {
         let mut found = Vec::new();
         let clean =
             crate::log::segment_records(&self.env, &self.dir, u64::from(id), |pos, payload| {
-                if let Ok(crate::record::wal::WalRecord::Upsert { key, .. }) =
+                if let Ok(crate::record::wal::WalRecord::Upsert { key, value, .. }) =
                     crate::record::wal::WalRecord::decode(payload)
+                    && value.len() > inline_max
                 {
                     found.push((crate::record::wal::pointer_to(pos, payload.len()), key));
                 }
@@ -381,16 +384,7 @@ impl<E: Env> Vlog<E> {
                 return Ok(found);
             }
         }
-        let io = |op| {
-            let path = path.clone();
-            move |source| VlogError::Io { op, path, source }
-        };
-        let file = self
-            .env
-            .open(&path, OpenMode::Existing)
-            .await
-            .map_err(io("open segment"))?;
-        let len = file.len().await.map_err(io("length"))?;
+        let (file, len) = reader::open_segment(&self.env, &self.dir, segment).await?;
         let file = Arc::new(file);
         let mut state = self.state();
         // Not removed while it was being opened: only then is the

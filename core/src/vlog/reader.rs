@@ -120,6 +120,25 @@ pub(super) async fn read_pointed<F: File>(
     }
 }
 
+/// Opens WAL segment `segment` of `dir` for reads, with its length.
+pub(super) async fn open_segment<E: Env>(
+    env: &E,
+    dir: &Path,
+    segment: u32,
+) -> Result<(E::File, u64), VlogError> {
+    let path = segment_path(dir, segment);
+    let io = |op| {
+        let path = path.clone();
+        move |source: io::Error| VlogError::Io { op, path, source }
+    };
+    let file = env
+        .open(&path, OpenMode::Existing)
+        .await
+        .map_err(io("open segment"))?;
+    let len = file.len().await.map_err(io("length"))?;
+    Ok((file, len))
+}
+
 /// Whether a frame of `pointer` lies inside a segment of `len` bytes.
 pub(super) fn check_inside(pointer: &VlogPointer, len: u64) -> Result<(), VlogError> {
     let end = pointer.offset.checked_add(pointer.frame_bytes());
@@ -161,16 +180,7 @@ impl<E: Env> PointerReader<E> {
     pub(crate) async fn read(&mut self, pointer: &VlogPointer) -> Result<VlogValue, VlogError> {
         let path = segment_path(&self.dir, pointer.segment);
         if !self.files.contains_key(&pointer.segment) {
-            let io = |op| {
-                let path = path.clone();
-                move |source: io::Error| VlogError::Io { op, path, source }
-            };
-            let file = self
-                .env
-                .open(&path, OpenMode::Existing)
-                .await
-                .map_err(io("open segment"))?;
-            let len = file.len().await.map_err(io("length"))?;
+            let (file, len) = open_segment(&self.env, &self.dir, pointer.segment).await?;
             if self.files.len() == FILES_OPEN_MAX {
                 self.files.pop_first();
             }

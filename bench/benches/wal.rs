@@ -8,6 +8,9 @@
 //!
 //!     cargo bench -p jubilant-bench --bench wal
 //!
+//! `JUBILANT_WAL_COMMITTERS=64` runs only that committer count (after the
+//! raw appends), e.g. to profile it (bench/scripts/flamegraphs.sh).
+//!
 //! Prints a Markdown table; results go to docs/benchmarks.md. Everything
 //! is measured through the environment seam (`io-real`), as the database
 //! itself runs.
@@ -43,7 +46,13 @@ fn main() {
             raw.percentile(50.0),
             raw.percentile(99.0)
         );
-        for &committers in COMMITTERS {
+        let only: Option<usize> = std::env::var("JUBILANT_WAL_COMMITTERS")
+            .ok()
+            .map(|count| count.parse().expect("JUBILANT_WAL_COMMITTERS is a number"));
+        for &committers in COMMITTERS
+            .iter()
+            .filter(|&&count| only.is_none_or(|only| only == count))
+        {
             let (mut run, fsyncs, batches) = sync_commits(&env, committers).await;
             let seconds = run.seconds;
             println!(

@@ -125,8 +125,9 @@ enum Command {
     Info,
     /// Write a checkpoint now; prints its LSN.
     Checkpoint,
-    /// Run a transaction written as JSON (see `jubectl txn --help` and the
-    /// README), from FILE or standard input.
+    /// Run a transaction written as JSON (`jubectl txn --help` shows the
+    /// format), from FILE or standard input.
+    #[command(after_help = txn_json::FORMAT)]
     Txn {
         /// The JSON file (standard input when left out or `-`).
         file: Option<PathBuf>,

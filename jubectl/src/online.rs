@@ -133,7 +133,7 @@ async fn request(client: &Client, command: Online) -> Result<Outcome, ClientErro
                 } else if let Some((name, value)) = line.split_once(':')
                     && let Some(section) = sections.get_mut(&current)
                 {
-                    section[name] = json!(value);
+                    section[name] = info_value(value);
                 }
             }
             ok(
@@ -154,6 +154,22 @@ async fn request(client: &Client, command: Online) -> Result<Outcome, ClientErro
             )
         }
     })
+}
+
+/// An INFO figure as JSON: a number when it is one (integers exactly),
+/// text otherwise.
+fn info_value(text: &str) -> serde_json::Value {
+    if let Ok(n) = text.parse::<u64>() {
+        json!(n)
+    } else if let Ok(n) = text.parse::<i64>() {
+        json!(n)
+    } else if let Ok(x) = text.parse::<f64>()
+        && x.is_finite()
+    {
+        json!(x)
+    } else {
+        json!(text)
+    }
 }
 
 /// Runs `command` against the server at `addr`; returns the exit code.

@@ -1,61 +1,164 @@
 //! `jubectl txn`: a transaction written as JSON, read from a file or
 //! stdin, turned into the engine's own [`Txn`]; its results printed.
 //!
-//! ```json
-//! {"keys": [{"id": 0, "mode": "RW", "key": "alice"},
-//!           {"id": 1, "mode": "RW", "key": "bob"}],
-//!  "ops": [{"op": "GET", "key": 0},
-//!          {"op": "ASSERT_REVISION_EQ", "key": 1, "revision": 12},
-//!          {"op": "ADD", "key": 0, "delta": -10},
-//!          {"op": "ADD", "key": 1, "delta": 10}],
-//!  "durability": "sync"}
-//! ```
-//!
-//! Ops: `GET`, `SET` (`value`, optional `type` string|bytes|int and
-//! `ttl_ms`), `DEL`, `ADD` (`delta`), `EXPIRE` (`ttl_ms`), `PERSIST`, `TTL`,
-//! `ASSERT_EXISTS`, `ASSERT_NOT_EXISTS`, `ASSERT_TYPE` (`type`: missing,
-//! string, bytes or int), `ASSERT_INT_EQ` (`value`), `ASSERT_BYTES_HASH_EQ`
-//! and `ASSERT_STRING_HASH_EQ` (`hash`: 64 hex digits), `ASSERT_REVISION_EQ`
-//! (`revision`). Anything else is a usage error naming the op's index.
+//! The format is [`FORMAT`] (also `jubectl txn --help`): parsed with
+//! serde, every object refusing fields it does not name.
 
 use jubilant_core::db::{Durability, Value};
 use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
+use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::text::{TypeName, parse_value, value_json};
 
-fn field<'a>(object: &'a Json, name: &str, at: &str) -> Result<&'a Json, String> {
-    object
-        .get(name)
-        .ok_or_else(|| format!("{at}: missing \"{name}\""))
+/// The format, for `jubectl txn --help`.
+pub(crate) const FORMAT: &str = r#"The transaction is one JSON object; a field this format does not name is an
+error (with its line and column), never ignored:
+
+  {"keys": [{"id": 0, "mode": "RW", "key": "alice"},
+            {"id": 1, "mode": "R", "key_hex": "626f62"}],
+   "ops": [{"op": "GET", "key": 0},
+           {"op": "ASSERT_REVISION_EQ", "key": 1, "revision": 12},
+           {"op": "SET", "key": 0, "value": "hi", "ttl_ms": 5000}],
+   "durability": "sync"}
+
+keys: every key the ops use, declared once: "id" (a number the ops refer
+  to), "mode" ("R" or "RW"), and "key" (text) or "key_hex" (any bytes).
+ops, each {"op": NAME, "key": ID, ...}:
+  GET; DEL; PERSIST; TTL; ASSERT_EXISTS; ASSERT_NOT_EXISTS
+  SET                "value" (a string, or a number for an int), optional
+                     "type" (string|bytes|int; bytes are hex) and "ttl_ms"
+  ADD                "delta" (a signed integer; a missing key counts as 0)
+  EXPIRE             "ttl_ms"
+  ASSERT_TYPE        "type": missing|string|bytes|int
+  ASSERT_INT_EQ      "value" (an integer)
+  ASSERT_BYTES_HASH_EQ, ASSERT_STRING_HASH_EQ
+                     "hash": the value's BLAKE3 hash, 64 hex digits
+  ASSERT_REVISION_EQ "revision"
+durability: "sync" or "async" (optional; the server's default otherwise).
+
+A failed assertion aborts the whole transaction (exit 4, nothing written)."#;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TxnJson {
+    keys: Vec<KeyJson>,
+    ops: Vec<OpJson>,
+    #[serde(default)]
+    durability: Option<DurabilityJson>,
 }
 
-fn u64_field(object: &Json, name: &str, at: &str) -> Result<u64, String> {
-    field(object, name, at)?
-        .as_u64()
-        .ok_or_else(|| format!("{at}: \"{name}\" must be a non-negative integer"))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyJson {
+    id: u32,
+    mode: ModeJson,
+    /// The key as text.
+    #[serde(default)]
+    key: Option<String>,
+    /// The key as hexadecimal bytes.
+    #[serde(default)]
+    key_hex: Option<String>,
 }
 
-fn i64_field(object: &Json, name: &str, at: &str) -> Result<i64, String> {
-    field(object, name, at)?
-        .as_i64()
-        .ok_or_else(|| format!("{at}: \"{name}\" must be an integer"))
+#[derive(Deserialize)]
+enum ModeJson {
+    R,
+    RW,
 }
 
-fn type_name(object: &Json, at: &str) -> Result<Option<TypeName>, String> {
-    match object.get("type").and_then(Json::as_str) {
-        None => Ok(None),
-        Some("string") => Ok(Some(TypeName::String)),
-        Some("bytes") => Ok(Some(TypeName::Bytes)),
-        Some("int") => Ok(Some(TypeName::Int)),
-        Some(other) => Err(format!("{at}: unknown type {other:?}")),
-    }
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DurabilityJson {
+    Sync,
+    Async,
 }
 
-fn value(object: &Json, at: &str) -> Result<Value, String> {
-    let raw = field(object, "value", at)?;
-    match (raw, type_name(object, at)?) {
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum TypeJson {
+    String,
+    Bytes,
+    Int,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AssertTypeJson {
+    Missing,
+    String,
+    Bytes,
+    Int,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+enum OpJson {
+    Get {
+        key: u32,
+    },
+    Set {
+        key: u32,
+        value: Json,
+        #[serde(rename = "type", default)]
+        type_name: Option<TypeJson>,
+        #[serde(default)]
+        ttl_ms: Option<u64>,
+    },
+    Del {
+        key: u32,
+    },
+    Add {
+        key: u32,
+        delta: i64,
+    },
+    Expire {
+        key: u32,
+        ttl_ms: u64,
+    },
+    Persist {
+        key: u32,
+    },
+    Ttl {
+        key: u32,
+    },
+    AssertExists {
+        key: u32,
+    },
+    AssertNotExists {
+        key: u32,
+    },
+    AssertType {
+        key: u32,
+        #[serde(rename = "type")]
+        type_name: AssertTypeJson,
+    },
+    AssertIntEq {
+        key: u32,
+        value: i64,
+    },
+    AssertBytesHashEq {
+        key: u32,
+        hash: String,
+    },
+    AssertStringHashEq {
+        key: u32,
+        hash: String,
+    },
+    AssertRevisionEq {
+        key: u32,
+        revision: u64,
+    },
+}
+
+fn value(raw: &Json, type_name: Option<TypeJson>, at: &str) -> Result<Value, String> {
+    let kind = type_name.map(|kind| match kind {
+        TypeJson::String => TypeName::String,
+        TypeJson::Bytes => TypeName::Bytes,
+        TypeJson::Int => TypeName::Int,
+    });
+    match (raw, kind) {
         (Json::Number(n), None | Some(TypeName::Int)) => n
             .as_i64()
             .map(Value::Int)
@@ -63,14 +166,13 @@ fn value(object: &Json, at: &str) -> Result<Value, String> {
         (Json::String(text), kind) => {
             parse_value(text, kind.unwrap_or(TypeName::String)).map_err(|e| format!("{at}: {e}"))
         }
-        (other, _) => Err(format!("{at}: unusable value {other}")),
+        (other, _) => Err(format!(
+            "{at}: \"value\" must be a string, or a number for an int; not {other}"
+        )),
     }
 }
 
-fn hash(object: &Json, at: &str) -> Result<[u8; 32], String> {
-    let text = field(object, "hash", at)?
-        .as_str()
-        .ok_or_else(|| format!("{at}: \"hash\" must be a hex string"))?;
+fn hash(text: &str, at: &str) -> Result<[u8; 32], String> {
     match parse_value(text, TypeName::Bytes) {
         Ok(Value::Bytes(bytes)) => <[u8; 32]>::try_from(bytes.as_slice())
             .map_err(|_| format!("{at}: a BLAKE3 hash is 32 bytes (64 hex digits)")),
@@ -78,100 +180,75 @@ fn hash(object: &Json, at: &str) -> Result<[u8; 32], String> {
     }
 }
 
-/// Parses the JSON text of a transaction.
+/// Parses the JSON text of a transaction ([`FORMAT`]). A syntax error, a
+/// missing or misspelled field, or a value of the wrong kind is reported
+/// with its line and column; what only makes sense per op (a hash's
+/// length, a value's type) names the op's index.
 pub(crate) fn parse(text: &str) -> Result<Txn, String> {
-    let root: Json = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let mut keys = Vec::new();
-    for (index, decl) in field(&root, "keys", "the transaction")?
-        .as_array()
-        .ok_or("\"keys\" must be an array")?
-        .iter()
-        .enumerate()
-    {
+    let root: TxnJson = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut keys = Vec::with_capacity(root.keys.len());
+    for (index, decl) in root.keys.into_iter().enumerate() {
         let at = format!("key {index}");
-        let id = u32::try_from(u64_field(decl, "id", &at)?)
-            .map_err(|_| format!("{at}: the id must fit 32 bits"))?;
-        let mode = match field(decl, "mode", &at)?.as_str() {
-            Some("R") => Mode::R,
-            Some("RW") => Mode::RW,
-            _ => return Err(format!("{at}: \"mode\" must be \"R\" or \"RW\"")),
+        let mode = match decl.mode {
+            ModeJson::R => Mode::R,
+            ModeJson::RW => Mode::RW,
         };
         // A key is text ("key") or any bytes in hexadecimal ("key_hex").
-        let key = match (decl.get("key"), decl.get("key_hex")) {
-            (Some(text), None) => text
-                .as_str()
-                .ok_or_else(|| format!("{at}: \"key\" must be a string"))?
-                .as_bytes()
-                .to_vec(),
-            (None, Some(hex)) => {
-                hex.as_str()
-                    .and_then(crate::text::parse_hex)
-                    .ok_or_else(|| {
-                        format!("{at}: \"key_hex\" must be a string of hexadecimal bytes")
-                    })?
-            }
+        let key = match (decl.key, decl.key_hex) {
+            (Some(text), None) => text.into_bytes(),
+            (None, Some(hex)) => crate::text::parse_hex(&hex).ok_or_else(|| {
+                format!("{at}: \"key_hex\" must be a string of hexadecimal bytes")
+            })?,
             _ => return Err(format!("{at}: give exactly one of \"key\" and \"key_hex\"")),
         };
-        keys.push((id, mode, key));
+        keys.push((decl.id, mode, key));
     }
-    let mut ops = Vec::new();
-    for (index, op) in field(&root, "ops", "the transaction")?
-        .as_array()
-        .ok_or("\"ops\" must be an array")?
-        .iter()
-        .enumerate()
-    {
+    let mut ops = Vec::with_capacity(root.ops.len());
+    for (index, op) in root.ops.into_iter().enumerate() {
         let at = format!("op {index}");
-        let key = u32::try_from(u64_field(op, "key", &at)?)
-            .map_err(|_| format!("{at}: the key id must fit 32 bits"))?;
-        let name = field(op, "op", &at)?.as_str().unwrap_or_default();
-        ops.push(match name {
-            "GET" => Op::Get(key),
-            "SET" => Op::Set(
+        ops.push(match op {
+            OpJson::Get { key } => Op::Get(key),
+            OpJson::Set {
                 key,
-                value(op, &at)?,
-                op.get("ttl_ms")
-                    .map(|_| u64_field(op, "ttl_ms", &at))
-                    .transpose()?,
-            ),
-            "DEL" => Op::Del(key),
-            "ADD" => Op::Add(key, i64_field(op, "delta", &at)?),
-            "EXPIRE" => Op::Expire(key, u64_field(op, "ttl_ms", &at)?),
-            "PERSIST" => Op::Persist(key),
-            "TTL" => Op::Ttl(key),
-            "ASSERT_EXISTS" => Op::AssertExists(key),
-            "ASSERT_NOT_EXISTS" => Op::AssertNotExists(key),
-            "ASSERT_TYPE" => Op::AssertType(
+                value: raw,
+                type_name,
+                ttl_ms,
+            } => Op::Set(key, value(&raw, type_name, &at)?, ttl_ms),
+            OpJson::Del { key } => Op::Del(key),
+            OpJson::Add { key, delta } => Op::Add(key, delta),
+            OpJson::Expire { key, ttl_ms } => Op::Expire(key, ttl_ms),
+            OpJson::Persist { key } => Op::Persist(key),
+            OpJson::Ttl { key } => Op::Ttl(key),
+            OpJson::AssertExists { key } => Op::AssertExists(key),
+            OpJson::AssertNotExists { key } => Op::AssertNotExists(key),
+            OpJson::AssertType { key, type_name } => Op::AssertType(
                 key,
-                match op.get("type").and_then(Json::as_str) {
-                    Some("missing") => None,
-                    Some("string") => Some(ValueType::String),
-                    Some("bytes") => Some(ValueType::Bytes),
-                    Some("int") => Some(ValueType::Int64),
-                    _ => {
-                        return Err(format!(
-                            "{at}: \"type\" must be missing, string, bytes or int"
-                        ));
-                    }
+                match type_name {
+                    AssertTypeJson::Missing => None,
+                    AssertTypeJson::String => Some(ValueType::String),
+                    AssertTypeJson::Bytes => Some(ValueType::Bytes),
+                    AssertTypeJson::Int => Some(ValueType::Int64),
                 },
             ),
-            "ASSERT_INT_EQ" => Op::AssertIntEq(key, i64_field(op, "value", &at)?),
-            "ASSERT_BYTES_HASH_EQ" => Op::AssertBytesHashEq(key, hash(op, &at)?),
-            "ASSERT_STRING_HASH_EQ" => Op::AssertStringHashEq(key, hash(op, &at)?),
-            "ASSERT_REVISION_EQ" => Op::AssertRevisionEq(key, u64_field(op, "revision", &at)?),
-            other => return Err(format!("{at}: unknown op {other:?}")),
+            OpJson::AssertIntEq { key, value } => Op::AssertIntEq(key, value),
+            OpJson::AssertBytesHashEq { key, hash: text } => {
+                Op::AssertBytesHashEq(key, hash(&text, &at)?)
+            }
+            OpJson::AssertStringHashEq { key, hash: text } => {
+                Op::AssertStringHashEq(key, hash(&text, &at)?)
+            }
+            OpJson::AssertRevisionEq { key, revision } => Op::AssertRevisionEq(key, revision),
         });
     }
     let mut txn = Txn::from_parts(keys, ops);
-    match root.get("durability").and_then(Json::as_str) {
+    match root.durability {
         None => {}
-        Some("sync") => {
+        Some(DurabilityJson::Sync) => {
             txn.durability(Durability::Sync);
         }
-        Some("async") => {
+        Some(DurabilityJson::Async) => {
             txn.durability(Durability::Async);
         }
-        Some(other) => return Err(format!("unknown durability {other:?}")),
     }
     Ok(txn)
 }
@@ -234,7 +311,67 @@ mod tests {
         assert_eq!(txn.ops()[3], Op::Set(1, Value::from("hi"), Some(5)));
         assert_eq!(txn.durability_class(), Some(Durability::Sync));
         let error = parse(r#"{"keys": [], "ops": [{"op": "FLY", "key": 0}]}"#).expect_err("op");
-        assert!(error.contains("op 0") && error.contains("FLY"), "{error}");
+        assert!(error.contains("FLY") && error.contains("line 1"), "{error}");
         assert!(parse("not json").is_err());
+    }
+
+    #[test]
+    fn a_misspelled_field_is_an_error_with_its_line_and_column_never_ignored() {
+        // `ttl` for `ttl_ms` once set the key with no TTL. An op is read
+        // whole before its fields are checked, so its errors point at the
+        // end of its object.
+        let error = parse(
+            "{\"keys\": [{\"id\": 0, \"mode\": \"RW\", \"key\": \"k\"}],\n \"ops\": [{\"op\": \"SET\", \"key\": 0, \"value\": \"v\", \"ttl\": 1000}]}",
+        )
+        .expect_err("unknown field");
+        assert_eq!(
+            error,
+            "unknown field `ttl`, expected one of `key`, `value`, `type`, `ttl_ms` at line 2 column 60"
+        );
+        for (text, wanted) in [
+            (
+                r#"{"keys": [], "ops": [], "durabilty": "sync"}"#,
+                "unknown field `durabilty`",
+            ),
+            (
+                r#"{"keys": [{"id": 0, "mode": "RW", "kee": "k"}], "ops": []}"#,
+                "unknown field `kee`",
+            ),
+            (
+                r#"{"keys": [], "ops": [{"op": "GET", "key": 0, "extra": 1}]}"#,
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"keys": [], "ops": [{"op": "ADD", "key": 0}]}"#,
+                "missing field `delta`",
+            ),
+            (
+                r#"{"keys": [], "ops": [{"op": "ADD", "key": 0, "delta": "1"}]}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"keys": [{"id": 0, "mode": "W", "key": "k"}], "ops": []}"#,
+                "unknown variant `W`",
+            ),
+            (
+                r#"{"keys": [], "ops": [], "durability": "soon"}"#,
+                "unknown variant `soon`",
+            ),
+            (
+                r#"{"keys": [{"id": 0, "mode": "R"}], "ops": []}"#,
+                "key 0: give exactly one",
+            ),
+            (
+                r#"{"keys": [], "ops": [{"op": "ASSERT_BYTES_HASH_EQ", "key": 0, "hash": "ab"}]}"#,
+                "op 0: a BLAKE3 hash is 32 bytes",
+            ),
+            (
+                r#"{"keys": [], "ops": [{"op": "SET", "key": 0, "value": [1]}]}"#,
+                "op 0: \"value\" must be",
+            ),
+        ] {
+            let error = parse(text).expect_err(text);
+            assert!(error.contains(wanted), "{text}: {error}");
+        }
     }
 }

@@ -92,6 +92,12 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
             &["txn"][..],
             "{\"keys\": [], \"ops\": [{\"op\": \"FLY\", \"key\": 0}]}",
         ),
+        // A misspelled field (`ttl` for `ttl_ms`) is refused, not ignored.
+        (
+            &["txn"][..],
+            r#"{"keys": [{"id": 0, "mode": "RW", "key": "fresh"}],
+                "ops": [{"op": "SET", "key": 0, "value": "v", "ttl": 1000}]}"#,
+        ),
     ] {
         record(
             &mut txns,
@@ -100,6 +106,16 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
         );
     }
     insta::assert_snapshot!(txns);
+    // Nothing of the refused transaction was written.
+    let (code, _, _) = common::jubectl_at(Some(&addr), &["get", "fresh"]);
+    assert_eq!(code, 1);
+    // `txn --help` shows the format.
+    let (code, stdout, _) = common::jubectl(&["txn", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("ASSERT_REVISION_EQ \"revision\"") && stdout.contains("never ignored"),
+        "{stdout}"
+    );
 
     let (code, stdout, _) = common::jubectl_at(Some(&addr), &["info"]);
     assert_eq!(code, 0);
@@ -107,7 +123,9 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
     let (code, stdout, _) = common::jubectl_at(Some(&addr), &["--json", "info"]);
     assert_eq!(code, 0);
     let info: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
-    assert!(info["wal"]["commits"].is_string(), "{info}");
+    // Figures are typed: numbers are JSON numbers, text stays text.
+    assert!(info["wal"]["commits"].is_u64(), "{info}");
+    assert!(info["server"]["version"].is_string(), "{info}");
     let (code, stdout, _) = common::jubectl_at(Some(&addr), &["checkpoint"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("checkpoint at LSN "), "{stdout}");

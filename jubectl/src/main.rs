@@ -8,7 +8,8 @@
 //! pointers; `repair DIR` runs open's recovery and repair and reports each
 //! action; `dump-manifest DIR` prints the MANIFEST and both superblocks;
 //! `dump-wal DIR` lists every segment and record of a WAL directory. Only
-//! `init` and `repair` change anything. `--json` prints one JSON object
+//! `init` and `repair` change anything. `completions SHELL` and `man` print
+//! a shell completion script and the man page. `--json` prints one JSON object
 //! instead of text.
 //!
 //! Exit codes (stable, for scripts):
@@ -170,6 +171,16 @@ enum Command {
         /// The database directory.
         dir: PathBuf,
     },
+    /// Print a shell completion script for jubectl (bash, zsh, fish,
+    /// elvish or powershell), e.g. `jubectl completions bash >
+    /// /etc/bash_completion.d/jubectl`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print jubectl's man page (roff), e.g. `jubectl man > jubectl.1`.
+    Man,
     /// List the segments and records of a WAL directory (read-only).
     DumpWal {
         /// The WAL directory (holding wal-NNNNNN.log files).
@@ -235,8 +246,10 @@ fn online_command(command: Command, hex: bool) -> Result<Online, String> {
         | Command::Validate { .. }
         | Command::DumpManifest { .. }
         | Command::Repair { .. }
-        | Command::Init { .. } => {
-            unreachable!("offline commands are split off above")
+        | Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Man => {
+            unreachable!("offline and generated commands are split off above")
         }
         Command::Ping => Online::Ping,
         Command::Get { key: k } => Online::Get(key(k)?),
@@ -263,8 +276,33 @@ fn online_command(command: Command, hex: bool) -> Result<Online, String> {
     })
 }
 
+/// Writes what `completions` and `man` generate from the command line's
+/// own definition; exit 3 if standard output fails.
+fn generate(command: &Command) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    let mut out = std::io::stdout();
+    let written = match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cli, "jubectl", &mut out);
+            Ok(())
+        }
+        _ => clap_mangen::Man::new(cli).render(&mut out),
+    };
+    match written {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(error) => {
+            eprintln!("jubectl: cannot write: {error}");
+            ExitCode::from(exit::OPERATING_ERROR)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Completions { .. } | Command::Man) {
+        return generate(&cli.command);
+    }
     let (addr, json) = (cli.addr, cli.json);
     let hex = cli.hex;
     let (online, offline) = match cli.command {

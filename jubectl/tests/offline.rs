@@ -462,3 +462,35 @@ fn damage_in_acknowledged_wal_records_is_refused_until_the_loss_is_accepted() {
     assert_eq!(code, 0, "a recorded loss is no inconsistency: {stdout}");
     assert!(stdout.contains("accepted data loss: 1 cut(s)"), "{stdout}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_itself() {
+    let (code, script, stderr) = common::jubectl(&["completions", "bash"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Every subcommand completes, and the script is valid bash.
+    for command in ["txn", "dump-wal", "validate", "completions"] {
+        assert!(script.contains(command), "{command} missing");
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("jubectl.bash");
+    #[allow(clippy::disallowed_methods, reason = "a test's own scratch file")]
+    std::fs::write(&file, &script).expect("write");
+    #[allow(clippy::disallowed_methods, reason = "bash checks the script")]
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .status()
+        .expect("run bash");
+    assert!(checked.success(), "bash -n refused the completion script");
+    for shell in ["zsh", "fish"] {
+        let (code, script, _) = common::jubectl(&["completions", shell]);
+        assert_eq!(code, 0);
+        assert!(script.contains("jubectl"), "{shell}");
+    }
+    let (code, _, _) = common::jubectl(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is bad usage");
+    let (code, page, _) = common::jubectl(&["man"]);
+    assert_eq!(code, 0);
+    assert!(page.contains(".TH jubectl 1"), "{page}");
+    assert!(page.contains("Administer Jubilant DB"), "{page}");
+}

@@ -20,6 +20,10 @@ fn server(args: &[&str]) -> Command {
     command
         .args(args)
         .env_remove("RUST_LOG")
+        .env_remove("JUBILANT_CONFIG")
+        .env_remove("JUBILANT_DATA_DIR")
+        .env_remove("JUBILANT_LISTEN")
+        .env_remove("JUBILANT_RESP_LISTEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
@@ -171,4 +175,38 @@ fn a_taken_resp_port_exits_1_saying_how_to_move_it_and_a_bad_one_exits_2() {
     assert_eq!(output.status.code(), Some(2), "not ADDR:PORT");
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("resp.listen"), "{message}");
+}
+
+#[test]
+fn every_flag_can_come_from_the_environment_and_a_flag_wins() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("from-env");
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "[storage]\ndurability = \"async\"\n").expect("write");
+    let mut child = server(&[])
+        .env("JUBILANT_CONFIG", &config)
+        .env("JUBILANT_DATA_DIR", &data)
+        .env("JUBILANT_LISTEN", "127.0.0.1:1")
+        .env("JUBILANT_RESP_LISTEN", "off")
+        // The flag wins over its variable (port 1 would fail to bind).
+        .args(["--listen", "127.0.0.1:0"])
+        .spawn()
+        .expect("start the server");
+    let (addr, _log) = listening(&mut child);
+    let mut client = TcpStream::connect(addr).expect("connect");
+    assert!(ping(&mut client), "PING answered with PONG");
+    assert!(
+        data.join("MANIFEST").exists(),
+        "the database is where the environment said"
+    );
+    drop(client);
+    terminate(&child);
+    assert!(wait_exit(&mut child).success());
+    // A bad value from the environment is a usage error, as the flag's is.
+    let output = server(&[])
+        .env("JUBILANT_DATA_DIR", &data)
+        .env("JUBILANT_RESP_LISTEN", "6379")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
 }

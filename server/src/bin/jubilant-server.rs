@@ -9,6 +9,10 @@
 //! SIGTERM shuts down gracefully (no new connections, requests in flight
 //! finished, the WAL made durable) and exits 0.
 //!
+//! Every flag may instead come from the environment: `JUBILANT_CONFIG`,
+//! `JUBILANT_DATA_DIR`, `JUBILANT_LISTEN`, `JUBILANT_RESP_LISTEN` (a flag
+//! given on the command line wins).
+//!
 //! Exit codes: 0 after a clean shutdown; 1 if the server could not start
 //! or stop cleanly (the log says why); 2 for a bad command line or
 //! configuration.
@@ -40,18 +44,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     /// The TOML configuration file (every key optional; see
     /// server/jubilant.example.toml).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "JUBILANT_CONFIG")]
     config: Option<PathBuf>,
     /// The database directory (overrides `data_dir`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "JUBILANT_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The address to listen on (overrides `[server] listen_address` and
     /// `port`); port 0 picks a free one.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", env = "JUBILANT_LISTEN")]
     listen: Option<SocketAddr>,
     /// The RESP (Redis protocol) listener's address, or `off` (overrides
     /// `[resp] listen`); port 0 picks a free one.
-    #[arg(long, value_name = "ADDR:PORT|off")]
+    #[arg(long, value_name = "ADDR:PORT|off", env = "JUBILANT_RESP_LISTEN")]
     resp_listen: Option<String>,
 }
 

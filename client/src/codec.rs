@@ -22,6 +22,7 @@ pub(crate) enum Reply {
     Info(String),
     Checkpoint(u64),
     Pong,
+    Health(crate::Health),
 }
 
 pub(crate) fn unexpected(reply: &Reply) -> ClientError {
@@ -54,6 +55,12 @@ pub(crate) fn encode_ping(id: u64) -> Vec<u8> {
     let mut b = jubilant_schemas::builder_for(0);
     let body = wire::Ping::create(&mut b, &wire::PingArgs {}).as_union_value();
     finish(b, id, wire::RequestBody::Ping, body)
+}
+
+pub(crate) fn encode_health(id: u64) -> Vec<u8> {
+    let mut b = jubilant_schemas::builder_for(0);
+    let body = wire::Health::create(&mut b, &wire::HealthArgs {}).as_union_value();
+    finish(b, id, wire::RequestBody::Health, body)
 }
 
 pub(crate) fn encode_info(id: u64) -> Vec<u8> {
@@ -265,6 +272,26 @@ pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError
             .ok_or_else(missing)
             .map(|checkpoint| Reply::Checkpoint(checkpoint.lsn())),
         wire::ResponseBody::Pong => Ok(Reply::Pong),
+        wire::ResponseBody::HealthResult => response
+            .body_as_health_result()
+            .ok_or_else(missing)
+            .and_then(|health| {
+                let status = match health.status() {
+                    wire::HealthStatus::Ok => crate::HealthStatus::Ok,
+                    wire::HealthStatus::Failed => crate::HealthStatus::Failed,
+                    wire::HealthStatus::ShuttingDown => crate::HealthStatus::ShuttingDown,
+                    other => return Err(protocol(format!("unknown health status {}", other.0))),
+                };
+                Ok(Reply::Health(crate::Health {
+                    status,
+                    reason: health.reason().unwrap_or_default().to_owned(),
+                    durable_lsn_lag: health.durable_lsn_lag(),
+                    checkpoint_age: u64::try_from(health.checkpoint_age_ms())
+                        .ok()
+                        .map(std::time::Duration::from_millis),
+                    wal_bytes_since_checkpoint: health.wal_bytes_since_checkpoint(),
+                }))
+            }),
         other => Err(protocol(format!("unknown response type {}", other.0))),
     };
     (id, answer)

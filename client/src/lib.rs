@@ -51,6 +51,37 @@ use jubilant_schemas::frame::{FrameReader, write_frames};
 
 pub use jubilant_schemas::wire::ErrorCode;
 
+/// Whether the server serves requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthStatus {
+    /// Open and writable.
+    Ok,
+    /// The database failed (a failed `fdatasync`, an abandoned
+    /// checkpoint): every request but INFO and Health is refused with
+    /// `StorageFailed` until the server restarts.
+    Failed,
+    /// The server is draining after SIGTERM.
+    ShuttingDown,
+}
+
+/// The server's answer to [`Client::health`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// Whether it serves requests.
+    pub status: HealthStatus,
+    /// Why the database failed; empty otherwise.
+    pub reason: String,
+    /// The newest applied LSN minus the durable LSN: commits accepted
+    /// (`async`) but not yet durable, in LSNs.
+    pub durable_lsn_lag: u64,
+    /// Time since the server's last checkpoint finished; `None` before its
+    /// first.
+    pub checkpoint_age: Option<std::time::Duration>,
+    /// WAL bytes appended since the last checkpoint: about what recovery
+    /// would replay after a crash.
+    pub wal_bytes_since_checkpoint: u64,
+}
+
 /// The largest response frame the client accepts.
 pub const RESPONSE_BYTES_MAX: u32 = 1 << 30;
 
@@ -278,6 +309,15 @@ impl Client {
     pub async fn checkpoint(&self) -> Result<u64, ClientError> {
         match self.call(codec::encode_checkpoint).await? {
             codec::Reply::Checkpoint(lsn) => Ok(lsn),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+
+    /// The server's health as fields; answered even when its database has
+    /// failed (when `ping` and every other request get `StorageFailed`).
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        match self.call(codec::encode_health).await? {
+            codec::Reply::Health(health) => Ok(health),
             other => Err(codec::unexpected(&other)),
         }
     }

@@ -132,11 +132,14 @@ pub enum Sabotage {
     /// LSN to replay, so committed records after the checkpoint are not
     /// redone.
     ScanSkipsReplaySegment,
+    /// The server answers PING with PONG after its database failed, as it
+    /// did before health was honest.
+    PingIgnoresFailure,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 38] = [
+    pub const ALL: [Sabotage; 39] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -175,6 +178,7 @@ impl Sabotage {
         Sabotage::SpareTakenForSegment,
         Sabotage::UnprovenRemoved,
         Sabotage::ScanSkipsReplaySegment,
+        Sabotage::PingIgnoresFailure,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -218,6 +222,7 @@ impl Sabotage {
             Sabotage::SpareTakenForSegment => "spare-taken-for-segment",
             Sabotage::UnprovenRemoved => "unproven-removed",
             Sabotage::ScanSkipsReplaySegment => "scan-skips-replay-segment",
+            Sabotage::PingIgnoresFailure => "ping-ignores-failure",
         }
     }
 }

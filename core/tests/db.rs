@@ -200,6 +200,10 @@ fn a_failed_fsync_fails_every_waiting_commit_and_every_later_one_until_reopened(
     let later = set(&world, &db, "later", "x");
     assert!(matches!(later, Err(DbError::StorageFailed(_))), "{later:?}");
     assert_eq!(db.stats().wal.commits, 1);
+    // Health says so, with the reason the writes get.
+    let health = db.health();
+    assert_eq!(health.failure, db.failure());
+    assert!(health.failure.is_some_and(|reason| !reason.is_empty()));
     // Reads of what is durable keep working.
     assert_eq!(get(&world, &db, "before"), Some(Value::from("1")));
 
@@ -208,6 +212,59 @@ fn a_failed_fsync_fails_every_waiting_commit_and_every_later_one_until_reopened(
     let db = open(&world);
     assert_eq!(get(&world, &db, "before"), Some(Value::from("1")));
     set(&world, &db, "after", "2").expect("writes work again after reopening");
+}
+
+#[test]
+fn health_counts_the_wal_since_the_last_checkpoint_and_its_age() {
+    let world = World::new(6, FaultConfig::none());
+    let db = open(&world);
+    let fresh = db.health();
+    assert_eq!(fresh.failure, None);
+    assert_eq!(fresh.durable_lsn_lag, 0);
+    let before = fresh.wal_bytes_since_checkpoint;
+    for i in 0..20 {
+        set(&world, &db, &format!("k{i}"), "a value of some length").expect("set");
+    }
+    let written = db.health();
+    assert!(
+        written.wal_bytes_since_checkpoint >= before + 20 * 22,
+        "{fresh:?} then {written:?}"
+    );
+    assert_eq!(
+        written.durable_lsn_lag, 0,
+        "sync commits are durable when answered"
+    );
+    on(&world, &db, |db| async move { db.checkpoint().await }).expect("checkpoint");
+    let checkpointed = db.health();
+    assert!(
+        checkpointed.wal_bytes_since_checkpoint < written.wal_bytes_since_checkpoint,
+        "{written:?} then {checkpointed:?}"
+    );
+    assert!(
+        checkpointed
+            .since_checkpoint
+            .is_some_and(|age| age < std::time::Duration::from_millis(100)),
+        "{checkpointed:?}"
+    );
+    let env = world.env(N);
+    on(&world, &db, |_| async move {
+        use jubilant_core::env::Clock;
+        env.sleep(std::time::Duration::from_millis(1500)).await;
+    });
+    let aged = db
+        .health()
+        .since_checkpoint
+        .expect("a checkpoint was written");
+    assert!(aged >= std::time::Duration::from_millis(1500), "{aged:?}");
+    // An async commit may be lag (in LSNs) until its batch is durable; a
+    // sync commit after it makes everything before it durable.
+    let lsn = on(&world, &db, |db| async move {
+        db.set_with("async", 1, Durability::Async).await
+    })
+    .expect("async set");
+    assert!(db.health().durable_lsn_lag <= lsn);
+    set(&world, &db, "sync", "1").expect("set");
+    assert_eq!(db.health().durable_lsn_lag, 0);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! Online commands talk to a running server (`--addr`, or `JUBILANT_ADDR`,
 //! default `127.0.0.1:6767`): `ping`, `get`, `set`, `del`, `add`, `ttl`,
-//! `expire`, `persist`, `info`, `checkpoint`, `txn`. Offline, on a
+//! `expire`, `persist`, `info`, `health`, `checkpoint`, `txn`. Offline, on a
 //! database directory no server holds: `init DIR` creates a database;
 //! `validate DIR` checks it page by page and follows its value-log
 //! pointers; `repair DIR` runs open's recovery and repair and reports each
@@ -15,7 +15,7 @@
 //! Exit codes (stable, for scripts):
 //! - 0: success (`repair`: repaired, or nothing to repair);
 //! - 1: the command ran and found a problem (a missing key for `get` and
-//!   `ttl`; corruption in the WAL; a `validate` finding; a MANIFEST that
+//!   `ttl`; a server that is not healthy for `health`; corruption in the WAL; a `validate` finding; a MANIFEST that
 //!   does not verify or no valid superblock for `dump-manifest`; damage
 //!   `repair` cannot repair);
 //! - 2: bad usage (unknown command or flag, a value that does not parse,
@@ -124,6 +124,10 @@ enum Command {
     },
     /// Print the server's INFO.
     Info,
+    /// Print the server's health: status (ok, failed, shutting_down), the
+    /// failure's reason, durable LSN lag, checkpoint age and WAL bytes
+    /// since the checkpoint (exit 1 unless ok).
+    Health,
     /// Write a checkpoint now; prints its LSN.
     Checkpoint,
     /// Run a transaction written as JSON (`jubectl txn --help` shows the
@@ -271,6 +275,7 @@ fn online_command(command: Command, hex: bool) -> Result<Online, String> {
         Command::Expire { key: k, ttl_ms } => Online::Expire(key(k)?, ttl_ms),
         Command::Persist { key: k } => Online::Persist(key(k)?),
         Command::Info => Online::Info,
+        Command::Health => Online::Health,
         Command::Checkpoint => Online::Checkpoint,
         Command::Txn { file } => Online::Txn(read_txn(file.as_deref())?),
     })

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use jubilant_client::{Client, ClientError};
+use jubilant_client::{Client, ClientError, HealthStatus};
 use jubilant_core::db::{Durability, Value};
 use jubilant_core::record::Escaped;
 use jubilant_core::txn::Ttl;
@@ -39,6 +39,7 @@ pub(crate) enum Online {
     Expire(Vec<u8>, u64),
     Persist(Vec<u8>),
     Info,
+    Health,
     Checkpoint,
     Txn(jubilant_core::txn::Txn),
 }
@@ -145,6 +146,41 @@ async fn request(client: &Client, command: Online) -> Result<Outcome, ClientErro
             let outcome = client.transaction(&txn).await?;
             let (text, json) = crate::txn_json::render(&outcome);
             ok(text, json)
+        }
+        Online::Health => {
+            let health = client.health().await?;
+            let status = match health.status {
+                HealthStatus::Ok => "ok",
+                HealthStatus::Failed => "failed",
+                HealthStatus::ShuttingDown => "shutting_down",
+            };
+            let age_ms = health
+                .checkpoint_age
+                .map(|age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+            let mut text = format!(
+                "status: {status}\ndurable_lsn_lag: {}\ncheckpoint_age_ms: {}\nwal_bytes_since_checkpoint: {}",
+                health.durable_lsn_lag,
+                age_ms.map_or_else(|| "none".to_owned(), |ms| ms.to_string()),
+                health.wal_bytes_since_checkpoint
+            );
+            if !health.reason.is_empty() {
+                text.push_str(&format!("\nreason: {}", health.reason));
+            }
+            Outcome {
+                text,
+                json: json!({
+                    "status": status,
+                    "reason": health.reason,
+                    "durable_lsn_lag": health.durable_lsn_lag,
+                    "checkpoint_age_ms": age_ms,
+                    "wal_bytes_since_checkpoint": health.wal_bytes_since_checkpoint,
+                }),
+                code: if health.status == HealthStatus::Ok {
+                    exit::OK
+                } else {
+                    exit::FINDING
+                },
+            }
         }
         Online::Checkpoint => {
             let lsn = client.checkpoint().await?;

@@ -129,6 +129,22 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
     let (code, stdout, _) = common::jubectl_at(Some(&addr), &["checkpoint"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("checkpoint at LSN "), "{stdout}");
+    // Health after that checkpoint: ok, nothing waiting for a sync, a
+    // checkpoint age; its JSON typed.
+    let (code, stdout, _) = common::jubectl_at(Some(&addr), &["health"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.starts_with("status: ok\ndurable_lsn_lag: 0\ncheckpoint_age_ms: "),
+        "{stdout}"
+    );
+    let (code, stdout, _) = common::jubectl_at(Some(&addr), &["--json", "health"]);
+    assert_eq!(code, 0);
+    let health: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["reason"], "");
+    assert!(health["checkpoint_age_ms"].is_u64(), "{health}");
+    assert!(health["wal_bytes_since_checkpoint"].is_u64(), "{health}");
+    assert_eq!(info["server"]["status"], "ok", "{info}");
 
     runtime.block_on(server.shutdown()).expect("clean shutdown");
     // No server: an operating error.

@@ -12,8 +12,10 @@ use jubilant_core::db::DbStats;
 use jubilant_core::store::manifest::{FORMAT_MAJOR, FORMAT_MINOR};
 
 /// What the server knows that the engine does not.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ServerFacts {
+    /// Status, failure reason and staleness (`Health`).
+    pub health: crate::wire::ServerHealth,
     /// Milliseconds since the server started.
     pub uptime_ms: u64,
     /// Connections open now.
@@ -106,6 +108,20 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// INFO's name of a health status.
+pub fn status_name(status: crate::wire::HealthStatus) -> &'static str {
+    match status {
+        crate::wire::HealthStatus::Failed => "failed",
+        crate::wire::HealthStatus::ShuttingDown => "shutting_down",
+        _ => "ok",
+    }
+}
+
+/// `text` on one line (an INFO field cannot hold a line break).
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
 fn ratio(part: u64, whole: u64) -> String {
     if whole == 0 {
         "0.00".to_owned()
@@ -126,6 +142,20 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
             "Server",
             vec![
                 ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("status", status_name(server.health.status).to_owned()),
+                ("failure_reason", one_line(&server.health.reason)),
+                ("durable_lsn_lag", server.health.durable_lsn_lag.to_string()),
+                (
+                    "checkpoint_age_ms",
+                    server
+                        .health
+                        .checkpoint_age_ms
+                        .map_or_else(|| "-1".to_owned(), |ms| ms.to_string()),
+                ),
+                (
+                    "wal_bytes_since_checkpoint",
+                    server.health.wal_bytes_since_checkpoint.to_string(),
+                ),
                 ("format", format!("{FORMAT_MAJOR}.{FORMAT_MINOR}")),
                 ("schema_disk", hex(&jubilant_schemas::DISK_SCHEMA_HASH)),
                 ("schema_wal", hex(&jubilant_schemas::WAL_SCHEMA_HASH)),

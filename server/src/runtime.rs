@@ -183,9 +183,31 @@ pub(crate) struct Shared<E: Env> {
 }
 
 impl<E: Env> Shared<E> {
+    /// The server's health: the database's, and whether it is stopping.
+    pub(crate) fn health(&self) -> wire::ServerHealth {
+        let db = self.db.health();
+        let status = if db.failure.is_some() {
+            wire::HealthStatus::Failed
+        } else if self.stopping.load(Ordering::Acquire) {
+            wire::HealthStatus::ShuttingDown
+        } else {
+            wire::HealthStatus::Ok
+        };
+        wire::ServerHealth {
+            status,
+            reason: db.failure.unwrap_or_default(),
+            durable_lsn_lag: db.durable_lsn_lag,
+            checkpoint_age_ms: db
+                .since_checkpoint
+                .map(|age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+            wal_bytes_since_checkpoint: db.wal_bytes_since_checkpoint,
+        }
+    }
+
     pub(crate) fn facts(&self) -> ServerFacts {
         let counters = &self.counters;
         ServerFacts {
+            health: self.health(),
             uptime_ms: u64::try_from(
                 self.env
                     .now_mono()
@@ -741,9 +763,23 @@ async fn answer<E: Env>(
     responses: mpsc::UnboundedSender<Outgoing>,
     mut in_flight: InFlight,
 ) {
+    // A failed database answers nothing but INFO and Health: what it would
+    // read may include commits that never became durable.
+    let failure = shared.db.failure().filter(|_| {
+        // Broken on purpose: PING answers PONG whatever the database's state.
+        !(matches!(request, Request::Ping)
+            && sabotaged(
+                &shared.config,
+                jubilant_core::sabotage::Sabotage::PingIgnoresFailure,
+            ))
+    });
     let response = match request {
-        Request::Ping => Response::Pong,
+        Request::Health => Response::Health(shared.health()),
         Request::Info => Response::Info(info::render(&shared.db.stats(), shared.facts())),
+        _ if let Some(reason) = failure => Response::Error(ErrorReply::from_db(
+            &jubilant_core::db::DbError::StorageFailed(reason),
+        )),
+        Request::Ping => Response::Pong,
         Request::Checkpoint => match shared.db.checkpoint().await {
             Ok(report) => Response::Checkpoint(report.checkpoint_lsn),
             Err(error) => Response::Error(ErrorReply::from_db(&error)),

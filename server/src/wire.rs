@@ -20,7 +20,7 @@ use jubilant_schemas::wire;
 /// Bytes of one op's result in a response beyond its value.
 const RESULT_BYTES: usize = 48;
 
-pub use wire::ErrorCode;
+pub use wire::{ErrorCode, HealthStatus};
 
 /// A decoded request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,24 @@ pub enum Request {
     Checkpoint,
     /// `PING`.
     Ping,
+    /// `HEALTH`: status and staleness as fields.
+    Health,
+}
+
+/// The server's health, as `Health` answers it and INFO shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerHealth {
+    /// Ok, Failed (the database refuses everything but INFO and Health
+    /// until restarted) or ShuttingDown.
+    pub status: wire::HealthStatus,
+    /// Why it failed; empty otherwise.
+    pub reason: String,
+    /// The newest applied LSN minus the durable LSN.
+    pub durable_lsn_lag: u64,
+    /// Milliseconds since the last checkpoint finished, if one has.
+    pub checkpoint_age_ms: Option<u64>,
+    /// WAL bytes appended since the last checkpoint sealed.
+    pub wal_bytes_since_checkpoint: u64,
 }
 
 /// What a request may carry at most.
@@ -148,6 +166,8 @@ pub enum Response {
     Checkpoint(u64),
     /// The answer to `PING`.
     Pong,
+    /// The answer to `HEALTH`.
+    Health(ServerHealth),
 }
 
 /// The wire kind of `op`.
@@ -199,6 +219,7 @@ pub fn decode_request(
         wire::RequestBody::Info => Ok(Request::Info),
         wire::RequestBody::Checkpoint => Ok(Request::Checkpoint),
         wire::RequestBody::Ping => Ok(Request::Ping),
+        wire::RequestBody::Health => Ok(Request::Health),
         other => Err(invalid(format!("unknown request type {}", other.0))),
     };
     (id, decoded)
@@ -328,6 +349,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
             .sum(),
         Response::Error(error) => error.message.len(),
         Response::Info(text) => text.len(),
+        Response::Health(health) => health.reason.len(),
         Response::Checkpoint(_) | Response::Pong => 0,
     };
     let mut builder = jubilant_schemas::builder_for(payload_bytes);
@@ -409,6 +431,22 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
         Response::Pong => {
             let body = wire::Pong::create(&mut builder, &wire::PongArgs {});
             (wire::ResponseBody::Pong, body.as_union_value())
+        }
+        Response::Health(health) => {
+            let reason = builder.create_string(&health.reason);
+            let body = wire::HealthResult::create(
+                &mut builder,
+                &wire::HealthResultArgs {
+                    status: health.status,
+                    reason: Some(reason),
+                    durable_lsn_lag: health.durable_lsn_lag,
+                    checkpoint_age_ms: health
+                        .checkpoint_age_ms
+                        .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+                    wal_bytes_since_checkpoint: health.wal_bytes_since_checkpoint,
+                },
+            );
+            (wire::ResponseBody::HealthResult, body.as_union_value())
         }
     };
     let root = wire::Response::create(

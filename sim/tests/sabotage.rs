@@ -657,6 +657,17 @@ fn a_shutdown_without_a_deadline_is_caught_by_a_client_that_never_reads() {
 }
 
 #[test]
+fn a_ping_that_ignores_a_failed_database_is_caught_by_honest_health() {
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::PingIgnoresFailure,
+        &format!("crash=0,kill=0,fsync_error=0.01,{NO_CORRUPTION}"),
+        40,
+        &["honest_health"],
+    );
+}
+
+#[test]
 fn an_exec_that_ignores_watch_is_caught_by_the_resp_clients() {
     assert_caught_on(
         WorkloadName::Server,

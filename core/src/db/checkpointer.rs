@@ -15,12 +15,13 @@
 //! asserts it), except under sabotage `wal-removed-early`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, select};
 
-use crate::env::Env;
+use crate::env::{Env, MonoTime};
 #[cfg(feature = "sabotage")]
 use crate::sabotage::Sabotage;
 use crate::sabotage::sabotaged;
@@ -28,6 +29,31 @@ use crate::store::{CheckpointReport, Store, StoreError};
 use crate::wal::{CheckpointWanted, CommitError, DurableWatch, GroupCommit};
 
 use super::ttl::TtlClock;
+
+/// The last checkpoint written by this process: when it finished
+/// (monotonic nanoseconds plus one; 0 before the first) and the WAL's
+/// append bytes when it sealed.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointMark {
+    finished_nanos: AtomicU64,
+    wal_bytes: AtomicU64,
+}
+
+impl CheckpointMark {
+    fn finished(&self, at: MonoTime, wal_bytes: u64) {
+        self.wal_bytes.store(wal_bytes, Ordering::Release);
+        self.finished_nanos
+            .store(at.as_nanos().saturating_add(1), Ordering::Release);
+    }
+
+    /// When the last checkpoint finished, if one has, and the WAL's
+    /// append bytes when it sealed (0 before the first).
+    pub(crate) fn last(&self) -> (Option<MonoTime>, u64) {
+        let nanos = self.finished_nanos.load(Ordering::Acquire);
+        let at = nanos.checked_sub(1).map(MonoTime::from_nanos);
+        (at, self.wal_bytes.load(Ordering::Acquire))
+    }
+}
 
 /// Writes checkpoints for one database; cheap to clone.
 #[derive(Clone)]
@@ -37,6 +63,9 @@ pub(crate) struct Checkpointer<E: Env> {
     pub wal: GroupCommit,
     /// The TTL clock, whose reading each superblock records.
     pub clock: TtlClock<E>,
+    /// When the last checkpoint finished, and how far the WAL had grown
+    /// when it sealed (for health: how stale the durable tree is).
+    pub mark: Arc<CheckpointMark>,
     /// Switches that break checkpoints on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -48,6 +77,9 @@ impl<E: Env> Checkpointer<E> {
     pub(crate) async fn checkpoint(
         &self,
     ) -> Result<(CheckpointReport, oneshot::Receiver<()>), StoreError> {
+        // Read before sealing: the bytes after it are at most what the
+        // checkpoint does not cover.
+        let wal_bytes = self.wal.stats().log.append_bytes;
         let report = self
             .store
             .checkpoint_after_wal(
@@ -68,6 +100,7 @@ impl<E: Env> Checkpointer<E> {
                 },
             )
             .await?;
+        self.mark.finished(self.clock.env().now_mono(), wal_bytes);
         let tidied = self.wal.tidy(self.store.durable_checkpoint_lsn(), true);
         Ok((report, tidied))
     }

@@ -39,6 +39,7 @@
 
 mod checkpointer;
 mod exec;
+mod health;
 mod open;
 mod options;
 mod read;
@@ -72,6 +73,7 @@ pub use crate::error::DbError;
 pub use crate::record::Value;
 pub use crate::wal::{CommitEvent, CommitObserver, Durability, ObserveCommit};
 pub use exec::TxnStats;
+pub use health::Health;
 pub use options::{DbOptions, VALUE_BYTES_LIMIT};
 pub use read::RANGE_STEP_KEYS;
 pub use recovery::RecoveryReport;
@@ -215,9 +217,12 @@ impl<E: Env> Db<E> {
         }
     }
 
-    /// Why the database stopped accepting writes, if it did.
+    /// Why the database stopped accepting writes, if it did: the tree
+    /// could not take a change or a checkpoint was abandoned (the store), or
+    /// a WAL write or sync failed. Cheap when it has not failed (two atomic
+    /// loads), so a server can ask on every request.
     pub fn failure(&self) -> Option<String> {
-        self.store.failure()
+        self.store.failure().or_else(|| self.watch.failure())
     }
 
     /// Recomputes what the engine keeps incrementally (the page cache's

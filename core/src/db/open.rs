@@ -92,6 +92,7 @@ impl<E: Env> Db<E> {
             watch: Arc::clone(&watch),
             wal: wal.clone(),
             clock: clock.clone(),
+            mark: Arc::default(),
             #[cfg(feature = "sabotage")]
             sabotage: options.sabotage,
         };

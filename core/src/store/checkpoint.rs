@@ -201,8 +201,8 @@ struct Unfinished<'a, E: Env> {
 
 impl<E: Env> Drop for Unfinished<'_, E> {
     fn drop(&mut self) {
-        self.store.state().failed =
-            Some("a checkpoint was abandoned after it was sealed".to_owned());
+        self.store
+            .fail("a checkpoint was abandoned after it was sealed".to_owned());
     }
 }
 
@@ -371,7 +371,7 @@ impl<E: Env> Store<E> {
                 Err(error)
             }
             Err(error) => {
-                state.failed = Some(error.to_string());
+                Self::fail_locked(&mut state, &self.has_failed, error.to_string());
                 Err(error)
             }
         }

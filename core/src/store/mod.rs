@@ -205,6 +205,9 @@ pub struct Store<E: Env> {
     /// read pages in between) and by a checkpoint while it seals, so no
     /// checkpoint holds part of a batch.
     pub(crate) batch_turn: futures::lock::Mutex<()>,
+    /// Set once `State::failed` is: every request of a server asks whether
+    /// the store failed, and this answers without the state's lock.
+    pub(crate) has_failed: std::sync::atomic::AtomicBool,
     pub(crate) _lock: E::DirLock,
 }
 
@@ -268,6 +271,9 @@ impl<E: Env> Store<E> {
 
     /// Why the store stopped accepting changes, if it did.
     pub fn failure(&self) -> Option<String> {
+        if !self.has_failed.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         self.state().failed.clone()
     }
 
@@ -478,7 +484,7 @@ impl<E: Env> Store<E> {
                 if !changed.is_empty() {
                     // Part of the batch is in the tree and the rest cannot be
                     // read: the tree matches no LSN until reopened.
-                    self.state().failed = Some(format!(
+                    self.fail(format!(
                         "mutations of LSN {lsn} applied in part before: {error}"
                     ));
                 }
@@ -525,7 +531,17 @@ impl<E: Env> Store<E> {
 
     /// Stops the store: it accepts no changes until reopened.
     pub(crate) fn fail(&self, reason: String) {
-        self.state().failed.get_or_insert(reason);
+        Self::fail_locked(&mut self.state(), &self.has_failed, reason);
+    }
+
+    /// [`Store::fail`] with the state's lock held: the first reason stays.
+    pub(crate) fn fail_locked(
+        state: &mut State,
+        has_failed: &std::sync::atomic::AtomicBool,
+        reason: String,
+    ) {
+        state.failed.get_or_insert(reason);
+        has_failed.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Makes the page cache count the bytes in `outside` (the value

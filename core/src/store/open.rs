@@ -545,6 +545,7 @@ impl<E: Env> Store<E> {
             state: Mutex::new(state),
             checkpointer: futures::lock::Mutex::new(()),
             batch_turn: futures::lock::Mutex::new(()),
+            has_failed: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         };
         Ok((

@@ -7,6 +7,7 @@
 //!   stopped it: nothing waits for a durability that will never come.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::channel::{mpsc, oneshot};
 
@@ -19,6 +20,9 @@ use super::CommitError;
 /// so does a `sync` read.
 pub(crate) struct DurableWatch {
     state: Mutex<WatchState>,
+    /// Set once the WAL failed (not merely stopped at close): asked on
+    /// every server request, answered without the lock.
+    failed: AtomicBool,
 }
 
 struct WatchState {
@@ -38,6 +42,19 @@ impl DurableWatch {
                 waiters: Vec::new(),
                 nudge: None,
             }),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Why the WAL failed (a write or sync that failed: it accepts no
+    /// commit until reopened), if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        match &self.lock().stopped {
+            Some(CommitError::Failed(reason)) => Some(reason.clone()),
+            _ => None,
         }
     }
 
@@ -111,6 +128,9 @@ impl DurableWatch {
         for (_, tell) in state.waiters.drain(..) {
             let _ = tell.send(Err(error.clone()));
         }
-        state.stopped.get_or_insert(error);
+        let first = state.stopped.get_or_insert(error);
+        if matches!(first, CommitError::Failed(_)) {
+            self.failed.store(true, Ordering::Release);
+        }
     }
 }

@@ -407,15 +407,16 @@ impl ::flatbuffers::SimpleToVerifyInSlice for OpKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REQUEST_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST_BODY: u8 = 4;
+pub const ENUM_MAX_REQUEST_BODY: u8 = 5;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 5] = [
+pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 6] = [
   RequestBody::NONE,
   RequestBody::Txn,
   RequestBody::Info,
   RequestBody::Checkpoint,
   RequestBody::Ping,
+  RequestBody::Health,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -428,15 +429,17 @@ impl RequestBody {
   pub const Info: Self = Self(2);
   pub const Checkpoint: Self = Self(3);
   pub const Ping: Self = Self(4);
+  pub const Health: Self = Self(5);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 4;
+  pub const ENUM_MAX: u8 = 5;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Txn,
     Self::Info,
     Self::Checkpoint,
     Self::Ping,
+    Self::Health,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -446,6 +449,7 @@ impl RequestBody {
       Self::Info => Some("Info"),
       Self::Checkpoint => Some("Checkpoint"),
       Self::Ping => Some("Ping"),
+      Self::Health => Some("Health"),
       _ => None,
     }
   }
@@ -777,18 +781,107 @@ impl<'a> ::flatbuffers::Verifiable for ErrorCode {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for ErrorCode {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_RESPONSE_BODY: u8 = 0;
+pub const ENUM_MIN_HEALTH_STATUS: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE_BODY: u8 = 5;
+pub const ENUM_MAX_HEALTH_STATUS: u8 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 6] = [
+pub const ENUM_VALUES_HEALTH_STATUS: [HealthStatus; 3] = [
+  HealthStatus::Ok,
+  HealthStatus::Failed,
+  HealthStatus::ShuttingDown,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct HealthStatus(pub u8);
+#[allow(non_upper_case_globals)]
+impl HealthStatus {
+  pub const Ok: Self = Self(0);
+  pub const Failed: Self = Self(1);
+  pub const ShuttingDown: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Ok,
+    Self::Failed,
+    Self::ShuttingDown,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Ok => Some("Ok"),
+      Self::Failed => Some("Failed"),
+      Self::ShuttingDown => Some("ShuttingDown"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for HealthStatus {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for HealthStatus {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for HealthStatus {
+    type Output = HealthStatus;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for HealthStatus {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for HealthStatus {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for HealthStatus {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_RESPONSE_BODY: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_RESPONSE_BODY: u8 = 6;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 7] = [
   ResponseBody::NONE,
   ResponseBody::TxnResult,
   ResponseBody::Error,
   ResponseBody::InfoResult,
   ResponseBody::CheckpointResult,
   ResponseBody::Pong,
+  ResponseBody::HealthResult,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -802,9 +895,10 @@ impl ResponseBody {
   pub const InfoResult: Self = Self(3);
   pub const CheckpointResult: Self = Self(4);
   pub const Pong: Self = Self(5);
+  pub const HealthResult: Self = Self(6);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_MAX: u8 = 6;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::TxnResult,
@@ -812,6 +906,7 @@ impl ResponseBody {
     Self::InfoResult,
     Self::CheckpointResult,
     Self::Pong,
+    Self::HealthResult,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -822,6 +917,7 @@ impl ResponseBody {
       Self::InfoResult => Some("InfoResult"),
       Self::CheckpointResult => Some("CheckpointResult"),
       Self::Pong => Some("Pong"),
+      Self::HealthResult => Some("HealthResult"),
       _ => None,
     }
   }
@@ -1759,6 +1855,86 @@ impl ::core::fmt::Debug for Ping<'_> {
       ds.finish()
   }
 }
+pub enum HealthOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The server's health as fields (HealthResult); answered even when the
+/// database has failed or the server is shutting down.
+pub struct Health<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Health<'a> {
+  type Inner = Health<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Health<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Health { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args HealthArgs
+  ) -> ::flatbuffers::WIPOffset<Health<'bldr>> {
+    let mut builder = HealthBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for Health<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct HealthArgs {
+}
+impl<'a> Default for HealthArgs {
+  #[inline]
+  fn default() -> Self {
+    HealthArgs {
+    }
+  }
+}
+
+pub struct HealthBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> HealthBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> HealthBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    HealthBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Health<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Health<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Health");
+      ds.finish()
+  }
+}
 pub enum RequestOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -1877,6 +2053,21 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_health(&self) -> Option<Health<'a>> {
+    if self.body_type() == RequestBody::Health {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Health::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -1892,6 +2083,7 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           RequestBody::Info => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Info>>("RequestBody::Info", pos),
           RequestBody::Checkpoint => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Checkpoint>>("RequestBody::Checkpoint", pos),
           RequestBody::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("RequestBody::Ping", pos),
+          RequestBody::Health => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Health>>("RequestBody::Health", pos),
           _ => Ok(()),
         }
      })?
@@ -1976,6 +2168,13 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         RequestBody::Ping => {
           if let Some(x) = self.body_as_ping() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::Health => {
+          if let Some(x) = self.body_as_health() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -2777,6 +2976,175 @@ impl ::core::fmt::Debug for Pong<'_> {
       ds.finish()
   }
 }
+pub enum HealthResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct HealthResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for HealthResult<'a> {
+  type Inner = HealthResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> HealthResult<'a> {
+  pub const VT_STATUS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 6;
+  pub const VT_DURABLE_LSN_LAG: ::flatbuffers::VOffsetT = 8;
+  pub const VT_CHECKPOINT_AGE_MS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_WAL_BYTES_SINCE_CHECKPOINT: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    HealthResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args HealthResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<HealthResult<'bldr>> {
+    let mut builder = HealthResultBuilder::new(_fbb);
+    builder.add_wal_bytes_since_checkpoint(args.wal_bytes_since_checkpoint);
+    builder.add_checkpoint_age_ms(args.checkpoint_age_ms);
+    builder.add_durable_lsn_lag(args.durable_lsn_lag);
+    if let Some(x) = args.reason { builder.add_reason(x); }
+    builder.add_status(args.status);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn status(&self) -> HealthStatus {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<HealthStatus>(HealthResult::VT_STATUS, Some(HealthStatus::Ok)).unwrap()}
+  }
+  /// Why the database failed (Failed), else empty.
+  #[inline]
+  pub fn reason(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(HealthResult::VT_REASON, None)}
+  }
+  /// The newest applied LSN minus the durable LSN.
+  #[inline]
+  pub fn durable_lsn_lag(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(HealthResult::VT_DURABLE_LSN_LAG, Some(0)).unwrap()}
+  }
+  /// Milliseconds since the last checkpoint this server wrote finished;
+  /// -1 before its first.
+  #[inline]
+  pub fn checkpoint_age_ms(&self) -> i64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<i64>(HealthResult::VT_CHECKPOINT_AGE_MS, Some(-1)).unwrap()}
+  }
+  /// WAL bytes appended since the last checkpoint sealed.
+  #[inline]
+  pub fn wal_bytes_since_checkpoint(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(HealthResult::VT_WAL_BYTES_SINCE_CHECKPOINT, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for HealthResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<HealthStatus>("status", Self::VT_STATUS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("reason", Self::VT_REASON, false)?
+     .visit_field::<u64>("durable_lsn_lag", Self::VT_DURABLE_LSN_LAG, false)?
+     .visit_field::<i64>("checkpoint_age_ms", Self::VT_CHECKPOINT_AGE_MS, false)?
+     .visit_field::<u64>("wal_bytes_since_checkpoint", Self::VT_WAL_BYTES_SINCE_CHECKPOINT, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct HealthResultArgs<'a> {
+    pub status: HealthStatus,
+    pub reason: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub durable_lsn_lag: u64,
+    pub checkpoint_age_ms: i64,
+    pub wal_bytes_since_checkpoint: u64,
+}
+impl<'a> Default for HealthResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    HealthResultArgs {
+      status: HealthStatus::Ok,
+      reason: None,
+      durable_lsn_lag: 0,
+      checkpoint_age_ms: -1,
+      wal_bytes_since_checkpoint: 0,
+    }
+  }
+}
+
+pub struct HealthResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> HealthResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_status(&mut self, status: HealthStatus) {
+    self.fbb_.push_slot::<HealthStatus>(HealthResult::VT_STATUS, status, HealthStatus::Ok);
+  }
+  #[inline]
+  pub fn add_reason(&mut self, reason: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(HealthResult::VT_REASON, reason);
+  }
+  #[inline]
+  pub fn add_durable_lsn_lag(&mut self, durable_lsn_lag: u64) {
+    self.fbb_.push_slot::<u64>(HealthResult::VT_DURABLE_LSN_LAG, durable_lsn_lag, 0);
+  }
+  #[inline]
+  pub fn add_checkpoint_age_ms(&mut self, checkpoint_age_ms: i64) {
+    self.fbb_.push_slot::<i64>(HealthResult::VT_CHECKPOINT_AGE_MS, checkpoint_age_ms, -1);
+  }
+  #[inline]
+  pub fn add_wal_bytes_since_checkpoint(&mut self, wal_bytes_since_checkpoint: u64) {
+    self.fbb_.push_slot::<u64>(HealthResult::VT_WAL_BYTES_SINCE_CHECKPOINT, wal_bytes_since_checkpoint, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> HealthResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    HealthResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<HealthResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for HealthResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("HealthResult");
+      ds.field("status", &self.status());
+      ds.field("reason", &self.reason());
+      ds.field("durable_lsn_lag", &self.durable_lsn_lag());
+      ds.field("checkpoint_age_ms", &self.checkpoint_age_ms());
+      ds.field("wal_bytes_since_checkpoint", &self.wal_bytes_since_checkpoint());
+      ds.finish()
+  }
+}
 pub enum ResponseOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2910,6 +3278,21 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_health_result(&self) -> Option<HealthResult<'a>> {
+    if self.body_type() == ResponseBody::HealthResult {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { HealthResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -2926,6 +3309,7 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           ResponseBody::InfoResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<InfoResult>>("ResponseBody::InfoResult", pos),
           ResponseBody::CheckpointResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CheckpointResult>>("ResponseBody::CheckpointResult", pos),
           ResponseBody::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("ResponseBody::Pong", pos),
+          ResponseBody::HealthResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<HealthResult>>("ResponseBody::HealthResult", pos),
           _ => Ok(()),
         }
      })?
@@ -3017,6 +3401,13 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         ResponseBody::Pong => {
           if let Some(x) = self.body_as_pong() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::HealthResult => {
+          if let Some(x) = self.body_as_health_result() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

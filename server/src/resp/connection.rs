@@ -253,7 +253,15 @@ pub(crate) async fn connection<E: Env>(
             let mut in_flight = InFlight::begin(&counters, &conn, request.wire_bytes);
             let this = seq;
             seq += 1;
-            let action = session.handle(request.args, default_durability);
+            // A failed database answers nothing but INFO, HELLO and QUIT:
+            // what it would read may include commits that never became
+            // durable (design 9.3).
+            let action = match shared.db.failure() {
+                Some(reason) if !answered_when_failed(&request.args) => Action::Reply(
+                    exec::db_error(&jubilant_core::db::DbError::StorageFailed(reason)),
+                ),
+                _ => session.handle(request.args, default_durability),
+            };
             let action = match action {
                 Action::Watch(keys) => {
                     // Runs here: what it read must be in the session before
@@ -392,6 +400,16 @@ pub(crate) async fn connection<E: Env>(
     shared.resp.connections.fetch_sub(1, Ordering::AcqRel);
     counters.connections.fetch_sub(1, Ordering::AcqRel);
     tracing::debug!(%peer, "RESP connection closed");
+}
+
+/// Whether a command is answered by a server whose database failed: the
+/// ones that say so (INFO) or touch only the connection.
+fn answered_when_failed(args: &[Vec<u8>]) -> bool {
+    args.first().is_some_and(|name| {
+        [&b"INFO"[..], b"HELLO", b"QUIT"]
+            .iter()
+            .any(|allowed| name.eq_ignore_ascii_case(allowed))
+    })
 }
 
 async fn watch<E: Env>(

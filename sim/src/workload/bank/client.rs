@@ -50,6 +50,33 @@ impl BankClient {
         self.life.over() || lock(&self.model).verdict.poisoned
     }
 
+    /// Oracle `honest_health`, asked after a request failed with
+    /// `StorageFailed` (the engine may have failed, or only that commit's
+    /// sync, on a full disk): health and PING agree. Health says `Failed`,
+    /// with a reason, exactly when PING is refused with `StorageFailed`.
+    async fn health_agrees(&mut self, what: &str) {
+        let said = self.conn.health_after_failure().await;
+        if self.life.over() {
+            // A restart came in between: the new life has not failed.
+            return;
+        }
+        let mut m = lock(&self.model);
+        match said {
+            Ok(said) if said.failed == said.ping_refused => {
+                m.verdict.check("honest_health", 1);
+                if said.failed {
+                    m.verdict.stat("health_failed_seen", 1);
+                }
+            }
+            Ok(said) => m.verdict.fail(
+                "honest_health",
+                format!("{what} failed with StorageFailed, but then {said:?}"),
+            ),
+            // The answer was lost: nothing to judge.
+            Err(_) => m.verdict.stat("health_answers_lost", 1),
+        }
+    }
+
     /// Records a failure; returns whether the client may go on.
     pub(super) async fn failed(&mut self, what: &str, failure: Failure) -> bool {
         if self.life.over() {
@@ -76,7 +103,17 @@ impl BankClient {
             Failure::Engine {
                 message,
                 corruption,
+                storage,
             } => {
+                if storage {
+                    self.health_agrees(what).await;
+                    if self.life.over() {
+                        // The engine was restarted while health was
+                        // asked: the failure was the life before's.
+                        lock(&self.model).verdict.stat("stale_answers", 1);
+                        return false;
+                    }
+                }
                 engine_error(&self.env, &self.model, what, &message, corruption);
                 false
             }

@@ -37,6 +37,9 @@ pub(crate) enum Failure {
         message: String,
         /// Whether it reported damaged data.
         corruption: bool,
+        /// Whether it said its storage failed (`StorageFailed`): from then
+        /// on its health must say so too.
+        storage: bool,
     },
     /// A well-formed request was refused: a bug.
     Refused(String),
@@ -59,6 +62,7 @@ impl Failure {
             error => Failure::Engine {
                 message: error.to_string(),
                 corruption: error.is_corruption(),
+                storage: matches!(error, DbError::StorageFailed(_)),
             },
         }
     }
@@ -73,10 +77,12 @@ impl Failure {
                 ErrorCode::StorageFailed | ErrorCode::Internal => Failure::Engine {
                     message,
                     corruption: false,
+                    storage: code == ErrorCode::StorageFailed,
                 },
                 ErrorCode::Corrupt => Failure::Engine {
                     message,
                     corruption: true,
+                    storage: false,
                 },
                 other => Failure::Refused(format!("{other:?}: {message}")),
             },
@@ -84,6 +90,15 @@ impl Failure {
             ClientError::Protocol(why) => Failure::Refused(format!("protocol: {why}")),
         }
     }
+}
+
+/// What [`Conn::health_after_failure`] found.
+#[derive(Debug)]
+pub(crate) struct HealthSaid {
+    /// Health reports the failure, with a reason.
+    pub(crate) failed: bool,
+    /// PING is refused with `StorageFailed`.
+    pub(crate) ping_refused: bool,
 }
 
 /// One client's way to the database.
@@ -175,6 +190,45 @@ impl Conn {
                 .call(|client| async move { client.checkpoint().await })
                 .await
                 .map(|_| true),
+        }
+    }
+
+    /// What the engine says of its health after a request failed with
+    /// `StorageFailed`: whether health reports the failure, and (over the
+    /// network) whether PING is refused with `StorageFailed` too.
+    pub(crate) async fn health_after_failure(&mut self) -> Result<HealthSaid, Failure> {
+        match self {
+            Conn::Embedded(db) => {
+                let failed = db.health().failure.is_some();
+                Ok(HealthSaid {
+                    failed,
+                    // No PING embedded: what it would say is the failure.
+                    ping_refused: db.failure().is_some(),
+                })
+            }
+            Conn::Remote(remote) => {
+                let health = remote
+                    .call(|client| async move { client.health().await })
+                    .await?;
+                // A refusal is an answer; a lost ping is not.
+                let ping_refused = remote
+                    .call(|client| async move {
+                        match client.ping().await {
+                            Ok(()) => Ok(false),
+                            Err(ClientError::Server {
+                                code: ErrorCode::StorageFailed,
+                                ..
+                            }) => Ok(true),
+                            Err(error) => Err(error),
+                        }
+                    })
+                    .await?;
+                Ok(HealthSaid {
+                    failed: health.status == jubilant_client::HealthStatus::Failed
+                        && !health.reason.is_empty(),
+                    ping_refused,
+                })
+            }
         }
     }
 

@@ -82,11 +82,13 @@ fn failure(text: &str) -> Failure {
         Failure::Engine {
             message: text.to_owned(),
             corruption: false,
+            storage: true,
         }
     } else if text.starts_with("ERR corrupt data") {
         Failure::Engine {
             message: text.to_owned(),
             corruption: true,
+            storage: false,
         }
     } else {
         Failure::Refused(format!("RESP error: {text}"))

@@ -23,6 +23,7 @@ pub(crate) enum Reply {
     Checkpoint(u64),
     Pong,
     Health(crate::Health),
+    Scan(jubilant_core::db::ScanPage),
 }
 
 pub(crate) fn unexpected(reply: &Reply) -> ClientError {
@@ -61,6 +62,38 @@ pub(crate) fn encode_health(id: u64) -> Vec<u8> {
     let mut b = jubilant_schemas::builder_for(0);
     let body = wire::Health::create(&mut b, &wire::HealthArgs {}).as_union_value();
     finish(b, id, wire::RequestBody::Health, body)
+}
+
+pub(crate) fn encode_scan(id: u64, request: &jubilant_core::db::ScanRequest) -> Vec<u8> {
+    use std::ops::Bound;
+    let bound_bytes = |bound: &Bound<Vec<u8>>| match bound {
+        Bound::Included(key) | Bound::Excluded(key) => key.len(),
+        Bound::Unbounded => 0,
+    };
+    let mut b =
+        jubilant_schemas::builder_for(bound_bytes(&request.start) + bound_bytes(&request.end));
+    let mut bound = |bound: &Bound<Vec<u8>>| match bound {
+        Bound::Unbounded => (None, wire::BoundKind::Unbounded),
+        Bound::Included(key) => (Some(b.create_vector(key)), wire::BoundKind::Included),
+        Bound::Excluded(key) => (Some(b.create_vector(key)), wire::BoundKind::Excluded),
+    };
+    let (start, start_kind) = bound(&request.start);
+    let (end, end_kind) = bound(&request.end);
+    let body = wire::Scan::create(
+        &mut b,
+        &wire::ScanArgs {
+            start,
+            start_kind,
+            end,
+            end_kind,
+            prefix: None,
+            limit: u32::try_from(request.limit).unwrap_or(u32::MAX),
+            keys_only: request.keys_only,
+            reverse: request.reverse,
+        },
+    )
+    .as_union_value();
+    finish(b, id, wire::RequestBody::Scan, body)
 }
 
 pub(crate) fn encode_info(id: u64) -> Vec<u8> {
@@ -272,6 +305,43 @@ pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError
             .ok_or_else(missing)
             .map(|checkpoint| Reply::Checkpoint(checkpoint.lsn())),
         wire::ResponseBody::Pong => Ok(Reply::Pong),
+        wire::ResponseBody::ScanResult => response
+            .body_as_scan_result()
+            .ok_or_else(missing)
+            .and_then(|page| {
+                let entries = page
+                    .entries()
+                    .map(|entries| {
+                        entries
+                            .iter()
+                            .map(|entry| {
+                                let key = entry
+                                    .key()
+                                    .ok_or_else(|| protocol("a scan entry without its key"))?
+                                    .bytes()
+                                    .to_vec();
+                                let value = entry.value().map(decode_value).transpose()?;
+                                Ok((key, value))
+                            })
+                            .collect::<Result<Vec<_>, ClientError>>()
+                    })
+                    .transpose()?
+                    .unwrap_or_default();
+                let resume_after = if page.more() {
+                    Some(
+                        page.resume_after()
+                            .ok_or_else(|| protocol("a scan page with more and no resume key"))?
+                            .bytes()
+                            .to_vec(),
+                    )
+                } else {
+                    None
+                };
+                Ok(Reply::Scan(jubilant_core::db::ScanPage {
+                    entries,
+                    resume_after,
+                }))
+            }),
         wire::ResponseBody::HealthResult => response
             .body_as_health_result()
             .ok_or_else(missing)

@@ -49,6 +49,7 @@ use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use jubilant_schemas::frame::{FrameReader, write_frames};
 
+pub use jubilant_core::db::{ScanPage, ScanRequest};
 pub use jubilant_schemas::wire::ErrorCode;
 
 /// Whether the server serves requests.
@@ -311,6 +312,48 @@ impl Client {
             codec::Reply::Checkpoint(lsn) => Ok(lsn),
             other => Err(codec::unexpected(&other)),
         }
+    }
+
+    /// One page of a scan, as [`jubilant_core::db::Db::scan`] answers it
+    /// (the server sets the page's byte bound; `request.bytes_max` is not
+    /// sent). A key present for the whole scan is in exactly one page.
+    pub async fn scan_page(&self, request: &ScanRequest) -> Result<ScanPage, ClientError> {
+        match self.call(|id| codec::encode_scan(id, request)).await? {
+            codec::Reply::Scan(page) => Ok(page),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+
+    /// Every entry of `request`'s range, in its order, fetched a page at a
+    /// time as the stream is read (so it holds one page at most). Not a
+    /// snapshot: each key as of some moment during the scan, and a key
+    /// present for the whole scan exactly once. The first error ends it.
+    pub fn scan(
+        &self,
+        request: ScanRequest,
+    ) -> impl futures::Stream<Item = Result<(Vec<u8>, Option<Value>), ClientError>> + Send + 'static
+    {
+        let client = self.clone();
+        let state = (client, Some(request), std::collections::VecDeque::new());
+        futures::stream::unfold(state, |(client, mut next, mut buffered)| async move {
+            loop {
+                if let Some(entry) = buffered.pop_front() {
+                    return Some((Ok(entry), (client, next, buffered)));
+                }
+                let request = next.take()?;
+                match client.scan_page(&request).await {
+                    Ok(page) => {
+                        buffered.extend(page.entries);
+                        if let Some(last) = page.resume_after {
+                            let mut request = request;
+                            request.resume_after(last);
+                            next = Some(request);
+                        }
+                    }
+                    Err(error) => return Some((Err(error), (client, None, buffered))),
+                }
+            }
+        })
     }
 
     /// The server's health as fields; answered even when its database has

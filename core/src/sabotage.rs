@@ -135,11 +135,14 @@ pub enum Sabotage {
     /// The server answers PING with PONG after its database failed, as it
     /// did before health was honest.
     PingIgnoresFailure,
+    /// A scan page that ends on its limit drops its last entry but resumes
+    /// after it: that key is never returned.
+    ScanResumeSkips,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 39] = [
+    pub const ALL: [Sabotage; 40] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -179,6 +182,7 @@ impl Sabotage {
         Sabotage::UnprovenRemoved,
         Sabotage::ScanSkipsReplaySegment,
         Sabotage::PingIgnoresFailure,
+        Sabotage::ScanResumeSkips,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -223,6 +227,7 @@ impl Sabotage {
             Sabotage::UnprovenRemoved => "unproven-removed",
             Sabotage::ScanSkipsReplaySegment => "scan-skips-replay-segment",
             Sabotage::PingIgnoresFailure => "ping-ignores-failure",
+            Sabotage::ScanResumeSkips => "scan-resume-skips",
         }
     }
 }

@@ -1324,3 +1324,89 @@ fn a_failed_fsync_of_a_large_value_stops_every_write_until_reopened() {
     );
     set(&world, &db, "after", "2").expect("writes work again after reopening");
 }
+
+#[test]
+fn a_scan_pages_forward_and_back_within_a_prefix_and_bounds_each_page() {
+    use jubilant_core::db::{ScanPage, ScanRequest};
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let world = World::new(23, FaultConfig::none());
+    let db = open_without_sweeper(&world);
+    on(&world, &db, |db| async move {
+        let mut writes: Vec<Write> = (0..40)
+            .map(|i| Write::Set {
+                key: format!("user:{i:03}").into_bytes(),
+                value: Value::from("v".repeat(100)),
+            })
+            .collect();
+        writes.push(Write::Set {
+            key: "other".into(),
+            value: Value::Int(1),
+        });
+        writes.push(Write::SetTtl {
+            key: "user:020x".into(),
+            value: Value::Int(3),
+            ttl_ms: 10,
+        });
+        db.write(writes, Durability::Sync).await.expect("write");
+    });
+    world.block_on(N, {
+        let env = world.env(N);
+        async move {
+            use jubilant_core::env::Clock;
+            env.sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let page = |request: ScanRequest| -> ScanPage {
+        on(
+            &world,
+            &db,
+            move |db| async move { db.scan(&request).await },
+        )
+        .expect("scan")
+    };
+    // Every page of 7, forward then reverse: each key exactly once, in
+    // order, the expired one and the key outside the prefix left out.
+    for reverse in [false, true] {
+        let mut request = ScanRequest::new(Unbounded, Unbounded);
+        request.within_prefix(b"user:");
+        request.reverse = reverse;
+        request.limit = 7;
+        let mut keys = Vec::new();
+        let mut pages = 0;
+        loop {
+            let got = page(request.clone());
+            pages += 1;
+            assert!(got.entries.len() <= 7);
+            keys.extend(got.entries.iter().map(|(key, value)| {
+                assert_eq!(value.as_ref(), Some(&Value::from("v".repeat(100))));
+                String::from_utf8(key.clone()).expect("UTF-8")
+            }));
+            match got.resume_after {
+                Some(last) => request.resume_after(last),
+                None => break,
+            }
+        }
+        let mut wanted: Vec<String> = (0..40).map(|i| format!("user:{i:03}")).collect();
+        if reverse {
+            wanted.reverse();
+        }
+        assert_eq!(keys, wanted, "reverse {reverse}");
+        assert!((6..=7).contains(&pages), "{pages} pages");
+    }
+    // The byte bound ends a page after the entry that crosses it (never
+    // an empty page); keys only reads no value.
+    let mut request = ScanRequest::new(Included(b"user:".to_vec()), Unbounded);
+    request.bytes_max = 250;
+    let got = page(request.clone());
+    assert_eq!(got.entries.len(), 3, "108 bytes an entry");
+    assert_eq!(got.resume_after, Some(b"user:002".to_vec()));
+    request.bytes_max = 1;
+    assert_eq!(page(request.clone()).entries.len(), 1);
+    request.keys_only = true;
+    request.bytes_max = 1 << 20;
+    request.end = Excluded(b"user:003".to_vec());
+    let got = page(request);
+    assert_eq!(got.entries.len(), 3);
+    assert!(got.entries.iter().all(|(_, value)| value.is_none()));
+    assert_eq!(got.resume_after, None, "the range is done");
+}

@@ -2,7 +2,7 @@
 //!
 //! Online commands talk to a running server (`--addr`, or `JUBILANT_ADDR`,
 //! default `127.0.0.1:6767`): `ping`, `get`, `set`, `del`, `add`, `ttl`,
-//! `expire`, `persist`, `info`, `health`, `checkpoint`, `txn`. Offline, on a
+//! `expire`, `persist`, `info`, `health`, `scan`, `checkpoint`, `txn`. Offline, on a
 //! database directory no server holds: `init DIR` creates a database;
 //! `validate DIR` checks it page by page and follows its value-log
 //! pointers; `repair DIR` runs open's recovery and repair and reports each
@@ -124,6 +124,28 @@ enum Command {
     },
     /// Print the server's INFO.
     Info,
+    /// List keys (and values) in key order, a page at a time: each key
+    /// present for the whole scan exactly once (not a snapshot).
+    Scan {
+        /// Only keys that begin with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The first key (included).
+        #[arg(long)]
+        from: Option<String>,
+        /// The key to stop before (excluded).
+        #[arg(long)]
+        to: Option<String>,
+        /// Print at most this many entries (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Keys only, without their values.
+        #[arg(long)]
+        keys_only: bool,
+        /// Descending key order.
+        #[arg(long)]
+        reverse: bool,
+    },
     /// Print the server's health: status (ok, failed, shutting_down), the
     /// failure's reason, durable LSN lag, checkpoint age and WAL bytes
     /// since the checkpoint (exit 1 unless ok).
@@ -276,6 +298,30 @@ fn online_command(command: Command, hex: bool) -> Result<Online, String> {
         Command::Persist { key: k } => Online::Persist(key(k)?),
         Command::Info => Online::Info,
         Command::Health => Online::Health,
+        Command::Scan {
+            prefix,
+            from,
+            to,
+            limit,
+            keys_only,
+            reverse,
+        } => {
+            use std::ops::Bound;
+            let mut scan = jubilant_client::ScanRequest::new(
+                from.map(key)
+                    .transpose()?
+                    .map_or(Bound::Unbounded, Bound::Included),
+                to.map(key)
+                    .transpose()?
+                    .map_or(Bound::Unbounded, Bound::Excluded),
+            );
+            if let Some(prefix) = prefix {
+                scan.within_prefix(&key(prefix)?);
+            }
+            scan.keys_only = keys_only;
+            scan.reverse = reverse;
+            Online::Scan(scan, limit)
+        }
         Command::Checkpoint => Online::Checkpoint,
         Command::Txn { file } => Online::Txn(read_txn(file.as_deref())?),
     })

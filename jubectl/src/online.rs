@@ -11,7 +11,7 @@ use jubilant_core::txn::Ttl;
 use serde_json::json;
 
 use crate::exit;
-use crate::text::{value_json, value_text};
+use crate::text::{hex, value_json, value_text};
 
 /// `--durability`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -40,6 +40,9 @@ pub(crate) enum Online {
     Persist(Vec<u8>),
     Info,
     Health,
+    /// A scan: the request (its first page), and how many entries to
+    /// print at most.
+    Scan(jubilant_client::ScanRequest, Option<u64>),
     Checkpoint,
     Txn(jubilant_core::txn::Txn),
 }
@@ -146,6 +149,51 @@ async fn request(client: &Client, command: Online) -> Result<Outcome, ClientErro
             let outcome = client.transaction(&txn).await?;
             let (text, json) = crate::txn_json::render(&outcome);
             ok(text, json)
+        }
+        Online::Scan(mut scan, total) => {
+            let mut lines = Vec::new();
+            let mut entries = Vec::new();
+            let mut more = false;
+            loop {
+                let left = total.map(|total| total - entries.len() as u64);
+                if left == Some(0) {
+                    break;
+                }
+                if let Some(left) = left {
+                    scan.limit = scan.limit.min(usize::try_from(left).unwrap_or(usize::MAX));
+                }
+                let page = client.scan_page(&scan).await?;
+                for (key, value) in page.entries {
+                    lines.push(match &value {
+                        Some(value) => format!("{} {}", Escaped(&key), value_text(value)),
+                        None => Escaped(&key).to_string(),
+                    });
+                    // The key as text when it is UTF-8 (else null), and
+                    // always as hex.
+                    let mut object = json!({
+                        "key": std::str::from_utf8(&key).ok(),
+                        "key_hex": hex(&key),
+                    });
+                    if let Some(value) = &value {
+                        object["value"] = value_json(value);
+                    }
+                    entries.push(object);
+                }
+                match page.resume_after {
+                    Some(last) => {
+                        more = true;
+                        scan.resume_after(last);
+                    }
+                    None => {
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            ok(
+                lines.join("\n"),
+                json!({"count": entries.len(), "more": more, "entries": entries}),
+            )
         }
         Online::Health => {
             let health = client.health().await?;

@@ -151,3 +151,96 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
     let (code, _, stderr) = common::jubectl_at(Some(&addr), &["ping"]);
     assert_eq!(code, 3, "{stderr}");
 }
+
+#[test]
+fn scan_lists_a_range_in_pages_forward_and_back_with_its_flags() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
+        .expect("valid")
+        .with_overrides(Some(dir.path().to_path_buf()), None)
+        .expect("valid");
+    let server = runtime
+        .block_on(async { runtime::start(RealEnv::current(), config).await })
+        .expect("start");
+    let addr = server.local_addr().to_string();
+    // 2,500 keys: more than one page of the server's default 1,000.
+    let client = runtime
+        .block_on(jubilant_client::connect(server.local_addr()))
+        .expect("connect");
+    runtime.block_on(async {
+        for i in 0..2500 {
+            client
+                .set(format!("user:{i:05}"), format!("v{i}"))
+                .await
+                .expect("set");
+        }
+        client.set("other", "x").await.expect("set");
+    });
+    let run = |args: &[&str]| common::jubectl_at(Some(&addr), args);
+
+    let (code, stdout, stderr) = run(&["scan", "--prefix", "user:"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2500, "every key once, across pages");
+    assert_eq!(
+        lines[0], "\"user:00000\" v0",
+        "keys quoted as redis-cli shows them"
+    );
+    assert_eq!(lines[2499], "\"user:02499\" v2499");
+    assert!(
+        lines.windows(2).all(|pair| pair[0] < pair[1]),
+        "in key order"
+    );
+
+    let (code, stdout, _) = run(&["scan", "--reverse", "--keys-only", "--limit", "3"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "\"user:02499\"\n\"user:02498\"\n\"user:02497\"\n");
+
+    let (code, stdout, _) = run(&["scan", "--from", "user:00010", "--to", "user:00013"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout,
+        "\"user:00010\" v10\n\"user:00011\" v11\n\"user:00012\" v12\n"
+    );
+
+    let (code, stdout, _) = run(&["--json", "scan", "--prefix", "oth"]);
+    assert_eq!(code, 0);
+    let page: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["more"], false);
+    assert_eq!(page["entries"][0]["key"], "other");
+    assert_eq!(page["entries"][0]["key_hex"], "6f74686572");
+    assert_eq!(page["entries"][0]["value"]["value"], "x");
+    let (code, stdout, _) = run(&["--json", "scan", "--limit", "2"]);
+    assert_eq!(code, 0);
+    let page: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        (page["count"].as_u64(), page["more"].as_bool()),
+        (Some(2), Some(true))
+    );
+
+    // The client's stream: every key once, fetched a page at a time.
+    let streamed = runtime.block_on(async {
+        use futures::StreamExt;
+        let mut request = jubilant_client::ScanRequest::new(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+        );
+        request.within_prefix(b"user:");
+        request.limit = 300;
+        request.reverse = true;
+        client
+            .scan(request)
+            .map(|entry| entry.expect("entry").0)
+            .collect::<Vec<_>>()
+            .await
+    });
+    assert_eq!(streamed.len(), 2500);
+    assert_eq!(streamed[0], b"user:02499");
+    runtime.block_on(server.shutdown()).expect("clean shutdown");
+}

@@ -780,6 +780,13 @@ async fn answer<E: Env>(
             &jubilant_core::db::DbError::StorageFailed(reason),
         )),
         Request::Ping => Response::Pong,
+        Request::Scan(mut scan) => {
+            scan.bytes_max = wire::scan_bytes_max(shared.config.limits.response_bytes_max);
+            match shared.db.scan(&scan).await {
+                Ok(page) => Response::Scan(page),
+                Err(error) => Response::Error(ErrorReply::from_db(&error)),
+            }
+        }
         Request::Checkpoint => match shared.db.checkpoint().await {
             Ok(report) => Response::Checkpoint(report.checkpoint_lsn),
             Err(error) => Response::Error(ErrorReply::from_db(&error)),

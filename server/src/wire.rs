@@ -11,7 +11,9 @@
 //! - **Each error has its own code** (SPEC 5), and the engine's typed
 //!   transaction errors map onto them one to one ([`ErrorReply::from_txn`]).
 
-use jubilant_core::db::{DbError, Durability, Value};
+use std::ops::Bound;
+
+use jubilant_core::db::{DbError, Durability, SCAN_LIMIT_DEFAULT, ScanPage, ScanRequest, Value};
 use jubilant_core::record::ValueType;
 use jubilant_core::record::wire::{self as record_wire, WireValueError};
 use jubilant_core::txn::{KeyId, Mode, Op, OpResult, Ttl, Txn, TxnError, TxnOutcome};
@@ -35,6 +37,21 @@ pub enum Request {
     Ping,
     /// `HEALTH`: status and staleness as fields.
     Health,
+    /// One page of a scan (its byte bound is the server's to set).
+    Scan(ScanRequest),
+}
+
+/// Entries a scan page may ask for at most.
+pub const SCAN_LIMIT_MAX: usize = 10_000;
+
+/// Key and value bytes of one scan page on a server whose answers may
+/// take `response_bytes_max`: a quarter of it (the page's last entry may
+/// cross the bound by one value, and entries carry their framing), at
+/// most 4 MiB so a page never holds a client up for long.
+pub fn scan_bytes_max(response_bytes_max: u64) -> usize {
+    usize::try_from(response_bytes_max / 4)
+        .unwrap_or(usize::MAX)
+        .clamp(1, 4 << 20)
 }
 
 /// The server's health, as `Health` answers it and INFO shows it.
@@ -168,6 +185,8 @@ pub enum Response {
     Pong,
     /// The answer to `HEALTH`.
     Health(ServerHealth),
+    /// A page of a scan.
+    Scan(ScanPage),
 }
 
 /// The wire kind of `op`.
@@ -220,9 +239,47 @@ pub fn decode_request(
         wire::RequestBody::Checkpoint => Ok(Request::Checkpoint),
         wire::RequestBody::Ping => Ok(Request::Ping),
         wire::RequestBody::Health => Ok(Request::Health),
+        wire::RequestBody::Scan => match request.body_as_scan() {
+            Some(scan) => decode_scan(scan).map(Request::Scan),
+            None => Err(invalid("a scan request without its body".to_owned())),
+        },
         other => Err(invalid(format!("unknown request type {}", other.0))),
     };
     (id, decoded)
+}
+
+fn decode_bound(
+    key: Option<flatbuffers::Vector<'_, u8>>,
+    kind: wire::BoundKind,
+    which: &str,
+) -> Result<Bound<Vec<u8>>, ErrorReply> {
+    let key = || key.map(|key| key.bytes().to_vec()).unwrap_or_default();
+    match kind {
+        wire::BoundKind::Unbounded => Ok(Bound::Unbounded),
+        wire::BoundKind::Included => Ok(Bound::Included(key())),
+        wire::BoundKind::Excluded => Ok(Bound::Excluded(key())),
+        other => Err(ErrorReply::new(
+            ErrorCode::InvalidRequest,
+            format!("unknown {which} bound kind {}", other.0),
+        )),
+    }
+}
+
+fn decode_scan(scan: wire::Scan<'_>) -> Result<ScanRequest, ErrorReply> {
+    let mut request = ScanRequest::new(
+        decode_bound(scan.start(), scan.start_kind(), "start")?,
+        decode_bound(scan.end(), scan.end_kind(), "end")?,
+    );
+    if let Some(prefix) = scan.prefix() {
+        request.within_prefix(prefix.bytes());
+    }
+    request.reverse = scan.reverse();
+    request.keys_only = scan.keys_only();
+    request.limit = match usize::try_from(scan.limit()).unwrap_or(usize::MAX) {
+        0 => SCAN_LIMIT_DEFAULT,
+        limit => limit.min(SCAN_LIMIT_MAX),
+    };
+    Ok(request)
 }
 
 fn decode_txn(txn: wire::Txn<'_>, limits: &RequestLimits) -> Result<Txn, ErrorReply> {
@@ -350,6 +407,13 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
         Response::Error(error) => error.message.len(),
         Response::Info(text) => text.len(),
         Response::Health(health) => health.reason.len(),
+        Response::Scan(page) => page
+            .entries
+            .iter()
+            .map(|(key, value)| {
+                RESULT_BYTES + key.len() + value.as_ref().map_or(0, Value::len_bytes)
+            })
+            .sum(),
         Response::Checkpoint(_) | Response::Pong => 0,
     };
     let mut builder = jubilant_schemas::builder_for(payload_bytes);
@@ -447,6 +511,39 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                 },
             );
             (wire::ResponseBody::HealthResult, body.as_union_value())
+        }
+        Response::Scan(page) => {
+            let entries: Vec<_> = page
+                .entries
+                .iter()
+                .map(|(key, value)| {
+                    let key = builder.create_vector(key);
+                    let value = value
+                        .as_ref()
+                        .map(|value| record_wire::encode_value(&mut builder, value));
+                    wire::ScanEntry::create(
+                        &mut builder,
+                        &wire::ScanEntryArgs {
+                            key: Some(key),
+                            value,
+                        },
+                    )
+                })
+                .collect();
+            let entries = builder.create_vector(&entries);
+            let resume_after = page
+                .resume_after
+                .as_ref()
+                .map(|key| builder.create_vector(key));
+            let body = wire::ScanResult::create(
+                &mut builder,
+                &wire::ScanResultArgs {
+                    entries: Some(entries),
+                    more: page.resume_after.is_some(),
+                    resume_after,
+                },
+            );
+            (wire::ResponseBody::ScanResult, body.as_union_value())
         }
     };
     let root = wire::Response::create(

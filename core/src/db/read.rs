@@ -48,7 +48,7 @@ impl<E: Env> Db<E> {
     /// record may have been read without a lock: if its value-log segment
     /// is gone (GC moved the value and removed the segment since), the key
     /// is read again from the tree, once.
-    async fn live(
+    pub(crate) async fn live(
         &self,
         key: &[u8],
         mut record: Option<Record>,

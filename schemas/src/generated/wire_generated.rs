@@ -405,18 +405,107 @@ impl<'a> ::flatbuffers::Verifiable for OpKind {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for OpKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_REQUEST_BODY: u8 = 0;
+pub const ENUM_MIN_BOUND_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST_BODY: u8 = 5;
+pub const ENUM_MAX_BOUND_KIND: u8 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 6] = [
+pub const ENUM_VALUES_BOUND_KIND: [BoundKind; 3] = [
+  BoundKind::Unbounded,
+  BoundKind::Included,
+  BoundKind::Excluded,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct BoundKind(pub u8);
+#[allow(non_upper_case_globals)]
+impl BoundKind {
+  pub const Unbounded: Self = Self(0);
+  pub const Included: Self = Self(1);
+  pub const Excluded: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Unbounded,
+    Self::Included,
+    Self::Excluded,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Unbounded => Some("Unbounded"),
+      Self::Included => Some("Included"),
+      Self::Excluded => Some("Excluded"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for BoundKind {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for BoundKind {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for BoundKind {
+    type Output = BoundKind;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for BoundKind {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for BoundKind {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for BoundKind {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_REQUEST_BODY: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_REQUEST_BODY: u8 = 6;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 7] = [
   RequestBody::NONE,
   RequestBody::Txn,
   RequestBody::Info,
   RequestBody::Checkpoint,
   RequestBody::Ping,
   RequestBody::Health,
+  RequestBody::Scan,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -430,9 +519,10 @@ impl RequestBody {
   pub const Checkpoint: Self = Self(3);
   pub const Ping: Self = Self(4);
   pub const Health: Self = Self(5);
+  pub const Scan: Self = Self(6);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_MAX: u8 = 6;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Txn,
@@ -440,6 +530,7 @@ impl RequestBody {
     Self::Checkpoint,
     Self::Ping,
     Self::Health,
+    Self::Scan,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -450,6 +541,7 @@ impl RequestBody {
       Self::Checkpoint => Some("Checkpoint"),
       Self::Ping => Some("Ping"),
       Self::Health => Some("Health"),
+      Self::Scan => Some("Scan"),
       _ => None,
     }
   }
@@ -871,10 +963,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for HealthStatus {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE_BODY: u8 = 6;
+pub const ENUM_MAX_RESPONSE_BODY: u8 = 7;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 7] = [
+pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 8] = [
   ResponseBody::NONE,
   ResponseBody::TxnResult,
   ResponseBody::Error,
@@ -882,6 +974,7 @@ pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 7] = [
   ResponseBody::CheckpointResult,
   ResponseBody::Pong,
   ResponseBody::HealthResult,
+  ResponseBody::ScanResult,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -896,9 +989,10 @@ impl ResponseBody {
   pub const CheckpointResult: Self = Self(4);
   pub const Pong: Self = Self(5);
   pub const HealthResult: Self = Self(6);
+  pub const ScanResult: Self = Self(7);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_MAX: u8 = 7;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::TxnResult,
@@ -907,6 +1001,7 @@ impl ResponseBody {
     Self::CheckpointResult,
     Self::Pong,
     Self::HealthResult,
+    Self::ScanResult,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -918,6 +1013,7 @@ impl ResponseBody {
       Self::CheckpointResult => Some("CheckpointResult"),
       Self::Pong => Some("Pong"),
       Self::HealthResult => Some("HealthResult"),
+      Self::ScanResult => Some("ScanResult"),
       _ => None,
     }
   }
@@ -1935,6 +2031,228 @@ impl ::core::fmt::Debug for Health<'_> {
       ds.finish()
   }
 }
+pub enum ScanOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One page of a scan: keys from `start` to `end` (each with its kind),
+/// narrowed to those beginning with `prefix` when it is not empty, in
+/// ascending order or descending with `reverse`. `limit` entries at most
+/// (0: the server's default); the server also ends a page once its bytes
+/// reach its own bound. The next page is the same request with the bound
+/// on the side the scan moves from set to `Excluded` the last key
+/// (`ScanResult.resume_after`).
+pub struct Scan<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Scan<'a> {
+  type Inner = Scan<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Scan<'a> {
+  pub const VT_START: ::flatbuffers::VOffsetT = 4;
+  pub const VT_START_KIND: ::flatbuffers::VOffsetT = 6;
+  pub const VT_END: ::flatbuffers::VOffsetT = 8;
+  pub const VT_END_KIND: ::flatbuffers::VOffsetT = 10;
+  pub const VT_PREFIX: ::flatbuffers::VOffsetT = 12;
+  pub const VT_LIMIT: ::flatbuffers::VOffsetT = 14;
+  pub const VT_KEYS_ONLY: ::flatbuffers::VOffsetT = 16;
+  pub const VT_REVERSE: ::flatbuffers::VOffsetT = 18;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Scan { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ScanArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Scan<'bldr>> {
+    let mut builder = ScanBuilder::new(_fbb);
+    builder.add_limit(args.limit);
+    if let Some(x) = args.prefix { builder.add_prefix(x); }
+    if let Some(x) = args.end { builder.add_end(x); }
+    if let Some(x) = args.start { builder.add_start(x); }
+    builder.add_reverse(args.reverse);
+    builder.add_keys_only(args.keys_only);
+    builder.add_end_kind(args.end_kind);
+    builder.add_start_kind(args.start_kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn start(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Scan::VT_START, None)}
+  }
+  #[inline]
+  pub fn start_kind(&self) -> BoundKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<BoundKind>(Scan::VT_START_KIND, Some(BoundKind::Unbounded)).unwrap()}
+  }
+  #[inline]
+  pub fn end(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Scan::VT_END, None)}
+  }
+  #[inline]
+  pub fn end_kind(&self) -> BoundKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<BoundKind>(Scan::VT_END_KIND, Some(BoundKind::Unbounded)).unwrap()}
+  }
+  #[inline]
+  pub fn prefix(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Scan::VT_PREFIX, None)}
+  }
+  #[inline]
+  pub fn limit(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Scan::VT_LIMIT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn keys_only(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Scan::VT_KEYS_ONLY, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn reverse(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Scan::VT_REVERSE, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Scan<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("start", Self::VT_START, false)?
+     .visit_field::<BoundKind>("start_kind", Self::VT_START_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("end", Self::VT_END, false)?
+     .visit_field::<BoundKind>("end_kind", Self::VT_END_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("prefix", Self::VT_PREFIX, false)?
+     .visit_field::<u32>("limit", Self::VT_LIMIT, false)?
+     .visit_field::<bool>("keys_only", Self::VT_KEYS_ONLY, false)?
+     .visit_field::<bool>("reverse", Self::VT_REVERSE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ScanArgs<'a> {
+    pub start: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub start_kind: BoundKind,
+    pub end: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub end_kind: BoundKind,
+    pub prefix: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub limit: u32,
+    pub keys_only: bool,
+    pub reverse: bool,
+}
+impl<'a> Default for ScanArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ScanArgs {
+      start: None,
+      start_kind: BoundKind::Unbounded,
+      end: None,
+      end_kind: BoundKind::Unbounded,
+      prefix: None,
+      limit: 0,
+      keys_only: false,
+      reverse: false,
+    }
+  }
+}
+
+pub struct ScanBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ScanBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_start(&mut self, start: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Scan::VT_START, start);
+  }
+  #[inline]
+  pub fn add_start_kind(&mut self, start_kind: BoundKind) {
+    self.fbb_.push_slot::<BoundKind>(Scan::VT_START_KIND, start_kind, BoundKind::Unbounded);
+  }
+  #[inline]
+  pub fn add_end(&mut self, end: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Scan::VT_END, end);
+  }
+  #[inline]
+  pub fn add_end_kind(&mut self, end_kind: BoundKind) {
+    self.fbb_.push_slot::<BoundKind>(Scan::VT_END_KIND, end_kind, BoundKind::Unbounded);
+  }
+  #[inline]
+  pub fn add_prefix(&mut self, prefix: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Scan::VT_PREFIX, prefix);
+  }
+  #[inline]
+  pub fn add_limit(&mut self, limit: u32) {
+    self.fbb_.push_slot::<u32>(Scan::VT_LIMIT, limit, 0);
+  }
+  #[inline]
+  pub fn add_keys_only(&mut self, keys_only: bool) {
+    self.fbb_.push_slot::<bool>(Scan::VT_KEYS_ONLY, keys_only, false);
+  }
+  #[inline]
+  pub fn add_reverse(&mut self, reverse: bool) {
+    self.fbb_.push_slot::<bool>(Scan::VT_REVERSE, reverse, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ScanBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ScanBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Scan<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Scan<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Scan");
+      ds.field("start", &self.start());
+      ds.field("start_kind", &self.start_kind());
+      ds.field("end", &self.end());
+      ds.field("end_kind", &self.end_kind());
+      ds.field("prefix", &self.prefix());
+      ds.field("limit", &self.limit());
+      ds.field("keys_only", &self.keys_only());
+      ds.field("reverse", &self.reverse());
+      ds.finish()
+  }
+}
 pub enum RequestOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2068,6 +2386,21 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_scan(&self) -> Option<Scan<'a>> {
+    if self.body_type() == RequestBody::Scan {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Scan::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -2084,6 +2417,7 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           RequestBody::Checkpoint => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Checkpoint>>("RequestBody::Checkpoint", pos),
           RequestBody::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("RequestBody::Ping", pos),
           RequestBody::Health => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Health>>("RequestBody::Health", pos),
+          RequestBody::Scan => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Scan>>("RequestBody::Scan", pos),
           _ => Ok(()),
         }
      })?
@@ -2175,6 +2509,13 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         RequestBody::Health => {
           if let Some(x) = self.body_as_health() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::Scan => {
+          if let Some(x) = self.body_as_scan() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -3145,6 +3486,252 @@ impl ::core::fmt::Debug for HealthResult<'_> {
       ds.finish()
   }
 }
+pub enum ScanEntryOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One entry of a scan page; `value` is absent for keys only.
+pub struct ScanEntry<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ScanEntry<'a> {
+  type Inner = ScanEntry<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ScanEntry<'a> {
+  pub const VT_KEY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_VALUE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ScanEntry { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ScanEntryArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ScanEntry<'bldr>> {
+    let mut builder = ScanEntryBuilder::new(_fbb);
+    if let Some(x) = args.value { builder.add_value(x); }
+    if let Some(x) = args.key { builder.add_key(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ScanEntry::VT_KEY, None)}
+  }
+  #[inline]
+  pub fn value(&self) -> Option<Value<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<Value>>(ScanEntry::VT_VALUE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ScanEntry<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("key", Self::VT_KEY, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<Value>>("value", Self::VT_VALUE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ScanEntryArgs<'a> {
+    pub key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub value: Option<::flatbuffers::WIPOffset<Value<'a>>>,
+}
+impl<'a> Default for ScanEntryArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ScanEntryArgs {
+      key: None,
+      value: None,
+    }
+  }
+}
+
+pub struct ScanEntryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ScanEntryBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ScanEntry::VT_KEY, key);
+  }
+  #[inline]
+  pub fn add_value(&mut self, value: ::flatbuffers::WIPOffset<Value<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<Value>>(ScanEntry::VT_VALUE, value);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ScanEntryBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ScanEntryBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ScanEntry<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ScanEntry<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ScanEntry");
+      ds.field("key", &self.key());
+      ds.field("value", &self.value());
+      ds.finish()
+  }
+}
+pub enum ScanResultOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A page of a scan, in its order. `more`: the range is not done, and
+/// the next page resumes after `resume_after`, this page's last key.
+pub struct ScanResult<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ScanResult<'a> {
+  type Inner = ScanResult<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ScanResult<'a> {
+  pub const VT_ENTRIES: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MORE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_RESUME_AFTER: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ScanResult { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ScanResultArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ScanResult<'bldr>> {
+    let mut builder = ScanResultBuilder::new(_fbb);
+    if let Some(x) = args.resume_after { builder.add_resume_after(x); }
+    if let Some(x) = args.entries { builder.add_entries(x); }
+    builder.add_more(args.more);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn entries(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ScanEntry<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ScanEntry>>>>(ScanResult::VT_ENTRIES, None)}
+  }
+  #[inline]
+  pub fn more(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(ScanResult::VT_MORE, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn resume_after(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ScanResult::VT_RESUME_AFTER, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ScanResult<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ScanEntry>>>>("entries", Self::VT_ENTRIES, false)?
+     .visit_field::<bool>("more", Self::VT_MORE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume_after", Self::VT_RESUME_AFTER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ScanResultArgs<'a> {
+    pub entries: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ScanEntry<'a>>>>>,
+    pub more: bool,
+    pub resume_after: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for ScanResultArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ScanResultArgs {
+      entries: None,
+      more: false,
+      resume_after: None,
+    }
+  }
+}
+
+pub struct ScanResultBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ScanResultBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_entries(&mut self, entries: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<ScanEntry<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ScanResult::VT_ENTRIES, entries);
+  }
+  #[inline]
+  pub fn add_more(&mut self, more: bool) {
+    self.fbb_.push_slot::<bool>(ScanResult::VT_MORE, more, false);
+  }
+  #[inline]
+  pub fn add_resume_after(&mut self, resume_after: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ScanResult::VT_RESUME_AFTER, resume_after);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ScanResultBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ScanResultBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ScanResult<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ScanResult<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ScanResult");
+      ds.field("entries", &self.entries());
+      ds.field("more", &self.more());
+      ds.field("resume_after", &self.resume_after());
+      ds.finish()
+  }
+}
 pub enum ResponseOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3293,6 +3880,21 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_scan_result(&self) -> Option<ScanResult<'a>> {
+    if self.body_type() == ResponseBody::ScanResult {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { ScanResult::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -3310,6 +3912,7 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           ResponseBody::CheckpointResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<CheckpointResult>>("ResponseBody::CheckpointResult", pos),
           ResponseBody::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("ResponseBody::Pong", pos),
           ResponseBody::HealthResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<HealthResult>>("ResponseBody::HealthResult", pos),
+          ResponseBody::ScanResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ScanResult>>("ResponseBody::ScanResult", pos),
           _ => Ok(()),
         }
      })?
@@ -3408,6 +4011,13 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         ResponseBody::HealthResult => {
           if let Some(x) = self.body_as_health_result() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::ScanResult => {
+          if let Some(x) = self.body_as_scan_result() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

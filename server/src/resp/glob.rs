@@ -61,6 +61,17 @@ pub fn matches(pattern: &[u8], key: &[u8]) -> bool {
     pattern[p..].iter().all(|&b| b == b'*')
 }
 
+/// The bytes every key matching `pattern` begins with: the pattern up to
+/// its first special byte (`*`, `?`, `[`, `\`), so a scan can start there
+/// and stop where the prefix ends.
+pub fn literal_prefix(pattern: &[u8]) -> &[u8] {
+    let end = pattern
+        .iter()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
 /// A `[...]` class at `pattern[start]`: whether `byte` is in it, and where
 /// the pattern goes on; `None` if the class is not closed (then `[` is
 /// matched as itself, as Redis does at the pattern's end).
@@ -98,7 +109,20 @@ fn class(pattern: &[u8], start: usize, byte: u8) -> Option<(bool, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{literal_prefix, matches};
+
+    #[test]
+    fn the_literal_prefix_stops_at_the_first_special_byte() {
+        assert_eq!(literal_prefix(b"user:*"), b"user:");
+        assert_eq!(literal_prefix(b"user:1?"), b"user:1");
+        assert_eq!(literal_prefix(b"a[bc]"), b"a");
+        assert_eq!(literal_prefix(b"a\\*b"), b"a");
+        assert_eq!(literal_prefix(b"exact"), b"exact");
+        assert_eq!(literal_prefix(b"*"), b"");
+        for (pattern, key) in [(&b"user:*"[..], &b"user:7"[..]), (b"ab?", b"abc")] {
+            assert!(matches(pattern, key) && key.starts_with(literal_prefix(pattern)));
+        }
+    }
 
     #[test]
     fn patterns_match_as_in_redis() {

@@ -15,7 +15,7 @@
 
 use std::ops::Bound;
 
-use jubilant_core::db::{Db, Durability, Write};
+use jubilant_core::db::{Db, Durability, ScanRequest, Write};
 use jubilant_core::env::Env;
 
 use super::RespState;
@@ -48,21 +48,26 @@ pub async fn scan<E: Env>(
             }
         },
     };
-    let start = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    let count = count.min(SCAN_COUNT_MAX);
-    let entries = match db.range(start, Bound::Unbounded, count).await {
-        Ok(entries) => entries,
+    // The native `Scan`'s path: keys only, the pattern's literal prefix
+    // narrowing where the walk starts and stops.
+    let mut request = ScanRequest::new(
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Unbounded,
+    );
+    request.keys_only = true;
+    request.limit = count.clamp(1, SCAN_COUNT_MAX);
+    request.bytes_max = usize::MAX;
+    if let Some(pattern) = pattern {
+        request.within_prefix(glob::literal_prefix(pattern));
+    }
+    let page = match db.scan(&request).await {
+        Ok(page) => page,
         Err(error) => return db_error(&error),
     };
     let strings = type_name.is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
-    let next = if entries.len() < count {
-        0
-    } else {
-        entries
-            .last()
-            .map_or(0, |(key, _)| state.cursor_after(key.clone()))
-    };
-    let keys = entries
+    let next = page.resume_after.map_or(0, |key| state.cursor_after(key));
+    let keys = page
+        .entries
         .into_iter()
         .map(|(key, _)| key)
         .filter(|key| strings && pattern.is_none_or(|p| glob::matches(p, key)))
@@ -71,25 +76,26 @@ pub async fn scan<E: Env>(
     Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(keys)])
 }
 
-/// Calls `each` with every live key, a step at a time, until it says stop.
+/// Calls `each` with every live key that begins with `prefix`, a page of
+/// the native scan at a time (keys only), until it says stop.
 async fn each_key<E: Env>(
     db: &Db<E>,
+    prefix: &[u8],
     mut each: impl FnMut(Vec<u8>) -> Result<(), Reply>,
 ) -> Result<(), Reply> {
-    let mut after: Option<Vec<u8>> = None;
+    let mut request = ScanRequest::new(Bound::Unbounded, Bound::Unbounded);
+    request.keys_only = true;
+    request.limit = STEP_KEYS;
+    request.bytes_max = usize::MAX;
+    request.within_prefix(prefix);
     loop {
-        let start = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        let entries = db
-            .range(start, Bound::Unbounded, STEP_KEYS)
-            .await
-            .map_err(|error| db_error(&error))?;
-        let done = entries.len() < STEP_KEYS;
-        after = entries.last().map(|(key, _)| key.clone());
-        for (key, _) in entries {
+        let page = db.scan(&request).await.map_err(|error| db_error(&error))?;
+        for (key, _) in page.entries {
             each(key)?;
         }
-        if done {
-            return Ok(());
+        match page.resume_after {
+            Some(last) => request.resume_after(last),
+            None => return Ok(()),
         }
     }
 }
@@ -98,7 +104,7 @@ async fn each_key<E: Env>(
 pub async fn keys<E: Env>(db: &Db<E>, pattern: &[u8], response_bytes_max: u64) -> Reply {
     let mut found = Vec::new();
     let mut bytes = 0u64;
-    let walked = each_key(db, |key| {
+    let walked = each_key(db, glob::literal_prefix(pattern), |key| {
         if glob::matches(pattern, &key) {
             bytes += key.len() as u64 + 16;
             if bytes > response_bytes_max {

@@ -20,6 +20,9 @@ use super::process::engine_error;
 use super::shape::{Shape, account_key, audit};
 use super::{LIVENESS_CLIENTS, LOCKS_QUIET_POLLS, Model};
 
+/// How often (per cent of a client's turns) it scans the accounts.
+const SCAN_PCT: u64 = 2;
+
 /// The life a client belongs to.
 #[derive(Clone)]
 pub(super) struct Life {
@@ -42,6 +45,8 @@ pub(super) struct BankClient {
     pub(super) conn: Conn,
     pub(super) model: Model,
     pub(super) life: Life,
+    /// The accounts its last scan returned (oracle `scan`).
+    pub(super) scanned: std::collections::BTreeSet<Vec<u8>>,
 }
 
 impl BankClient {
@@ -202,6 +207,12 @@ pub(super) async fn client_loop(
         think(&bank.env, &mut rng, shape.think_us_max).await;
         if bank.stopped() {
             return false;
+        }
+        if !liveness && rng.below(100) < SCAN_PCT {
+            if !super::scan::scan_accounts(bank, &mut rng).await {
+                return false;
+            }
+            continue;
         }
         let roll = rng.below(100);
         let note = !liveness && shape.notes > 0 && rng.below(100) < shape.note_pct;

@@ -232,6 +232,25 @@ impl Conn {
         }
     }
 
+    /// One page of a scan.
+    pub(crate) async fn scan_page(
+        &mut self,
+        request: &jubilant_core::db::ScanRequest,
+    ) -> Result<jubilant_core::db::ScanPage, Failure> {
+        match self {
+            Conn::Embedded(db) => db
+                .scan(request)
+                .await
+                .map_err(|error| Failure::from_db(&error)),
+            Conn::Remote(remote) => {
+                let request = request.clone();
+                remote
+                    .call(|client| async move { client.scan_page(&request).await })
+                    .await
+            }
+        }
+    }
+
     /// Keys locked right now (over the network, as INFO reports them).
     pub(crate) async fn keys_locked(&mut self) -> Result<u64, Failure> {
         match self {

@@ -38,6 +38,7 @@ mod hostile;
 mod model;
 mod process;
 mod resp_client;
+mod scan;
 mod shape;
 
 use std::net::SocketAddr;
@@ -351,6 +352,7 @@ impl BankLives<'_> {
                 current: Arc::clone(&self.life),
                 mine: life,
             },
+            scanned: Default::default(),
         }
     }
 }

@@ -206,6 +206,7 @@ pub(super) async fn process(
         conn: Conn::Embedded(Arc::clone(db)),
         model: Arc::clone(&model),
         life: life.clone(),
+        scanned: Default::default(),
     };
     let mut rng = SimRng::new(seed, Stream::Workload);
     match clients {

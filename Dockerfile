@@ -1,6 +1,7 @@
 # Jubilant DB server image: built in one stage, run from a slim one as a
-# non-root user, data in /data (a volume), the native port 6767 and the
-# RESP port 6379 exposed, healthy while `jubectl ping` answers.
+# non-root user, data in /data (a volume), the native port 6767, the RESP
+# port 6379 and the admin HTTP port 9187 (/metrics, /readyz) exposed,
+# healthy while `jubectl ping` answers (a failed database refuses PING).
 #
 #   docker build -t jubilant .
 #   docker run -d -p 6767:6767 -p 6379:6379 -v jubilant-data:/data jubilant
@@ -25,8 +26,9 @@ VOLUME /data
 ENV JUBILANT_DATA_DIR=/data \
     JUBILANT_LISTEN=0.0.0.0:6767 \
     JUBILANT_RESP_LISTEN=0.0.0.0:6379 \
+    JUBILANT_ADMIN_LISTEN=0.0.0.0:9187 \
     JUBILANT_ADDR=127.0.0.1:6767
-EXPOSE 6767 6379
+EXPOSE 6767 6379 9187
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s CMD ["jubectl", "ping"]
 # SIGTERM drains: no new connections, requests in flight answered, the WAL
 # made durable; give it longer than server.shutdown_timeout_ms (10 s).

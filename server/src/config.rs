@@ -51,6 +51,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The RESP (Redis protocol) listener.
     pub resp: RespConfig,
+    /// The admin HTTP listener (metrics, health probes).
+    pub admin: AdminConfig,
     /// Switches that break the server (and engine) on purpose (tests only).
     #[cfg(feature = "sabotage")]
     #[serde(skip)]
@@ -186,6 +188,23 @@ impl Default for RespConfig {
     }
 }
 
+/// `[admin]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// `ADDR:PORT` for the admin HTTP listener (`/metrics`, `/healthz`,
+    /// `/readyz`), or `off` (the default).
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "off".to_owned(),
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -258,6 +277,7 @@ impl Default for Config {
             vlog: VlogConfig::default(),
             log: LogConfig::default(),
             resp: RespConfig::default(),
+            admin: AdminConfig::default(),
             #[cfg(feature = "sabotage")]
             sabotage: jubilant_core::sabotage::Sabotage::None,
         }
@@ -372,6 +392,22 @@ impl Config {
         self.resp.listen.parse().ok()
     }
 
+    /// The admin HTTP listener's address, or `None` when it is off.
+    pub fn admin_listen(&self) -> Option<SocketAddr> {
+        if self.admin.listen == "off" {
+            return None;
+        }
+        self.admin.listen.parse().ok()
+    }
+
+    /// Applies `--admin-listen` (`ADDR:PORT` or `off`), then validates
+    /// again.
+    pub fn with_admin_listen(mut self, listen: &str) -> Result<Config, ConfigError> {
+        listen.clone_into(&mut self.admin.listen);
+        self.validate()?;
+        Ok(self)
+    }
+
     /// Applies `--resp-listen` (`ADDR:PORT` or `off`), then validates again.
     pub fn with_resp_listen(mut self, listen: &str) -> Result<Config, ConfigError> {
         listen.clone_into(&mut self.resp.listen);
@@ -417,6 +453,15 @@ impl Config {
                 format!(
                     "is {:?}: give ADDR:PORT (e.g. 127.0.0.1:6379) or \"off\"",
                     self.resp.listen
+                ),
+            );
+        }
+        if self.admin.listen != "off" && self.admin.listen.parse::<SocketAddr>().is_err() {
+            return invalid(
+                "admin.listen",
+                format!(
+                    "is {:?}: give ADDR:PORT (e.g. 127.0.0.1:9187) or \"off\"",
+                    self.admin.listen
                 ),
             );
         }

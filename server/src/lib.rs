@@ -16,8 +16,10 @@
 jubilant_core::declare_build_checks!();
 
 pub mod accounting;
+mod admin;
 pub mod config;
 pub mod info;
+pub mod metrics;
 pub mod resp;
 pub mod runtime;
 pub mod wire;

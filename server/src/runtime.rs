@@ -160,6 +160,17 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The admin HTTP listener's address could not be bound.
+    #[error(
+        "cannot listen for admin HTTP on {addr}: {source}; give `--admin-listen ADDR:PORT` \
+         (`[admin] listen`) another port, or `--admin-listen off`"
+    )]
+    ListenAdmin {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Closing the database at shutdown failed.
     #[error("closing the database failed: {0}")]
     Close(DbError),
@@ -180,6 +191,10 @@ pub(crate) struct Shared<E: Env> {
     pub(crate) stopping: AtomicBool,
     /// Past the shutdown deadline: writers stop waiting for their peers.
     abandoning: AtomicBool,
+    /// Request and commit latencies (`/metrics`).
+    pub(crate) latencies: crate::metrics::Latencies,
+    /// The server stopped: the admin listener closes.
+    pub(crate) admin_done: AtomicBool,
 }
 
 impl<E: Env> Shared<E> {
@@ -254,6 +269,7 @@ impl<E: Env> Shared<E> {
 pub struct Running<E: Env> {
     local_addr: SocketAddr,
     resp_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     counters: Arc<ServerCounters>,
     stop: oneshot::Sender<()>,
     task: E::JoinHandle<Result<(), ServerError>>,
@@ -268,6 +284,11 @@ impl<E: Env> Running<E> {
     /// The address the RESP listener listens on, if it is on.
     pub fn resp_addr(&self) -> Option<SocketAddr> {
         self.resp_addr
+    }
+
+    /// The address the admin HTTP listener listens on, if it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// What the server holds and has counted (INFO `# Server`).
@@ -326,6 +347,21 @@ pub async fn serve_db<E: Env>(
         }
     };
     let resp_addr = resp_listener.as_ref().map(|(_, addr)| *addr);
+    let admin_listener = match config.admin_listen() {
+        None => None,
+        Some(addr) => {
+            let listener = env
+                .listen(addr)
+                .await
+                .map_err(|source| ServerError::ListenAdmin { addr, source })?;
+            let admin_addr = listener
+                .local_addr()
+                .map_err(|source| ServerError::ListenAdmin { addr, source })?;
+            tracing::info!(%admin_addr, "admin HTTP listening on {admin_addr}");
+            Some((listener, admin_addr))
+        }
+    };
+    let admin_addr = admin_listener.as_ref().map(|(_, addr)| *addr);
     // Broken on purpose: answers queue without bound.
     let unbounded = sabotaged(
         &config,
@@ -348,6 +384,11 @@ pub async fn serve_db<E: Env>(
         rejecting: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         abandoning: AtomicBool::new(false),
+        latencies: crate::metrics::Latencies::default(),
+        admin_done: AtomicBool::new(false),
+    });
+    let admin = admin_listener.map(|(listener, _)| {
+        env.spawn("admin", crate::admin::serve(Arc::clone(&shared), listener))
     });
     let (stop, stopped) = oneshot::channel();
     let counters = Arc::clone(&shared.counters);
@@ -357,12 +398,14 @@ pub async fn serve_db<E: Env>(
             shared,
             listener,
             resp_listener.map(|(listener, _)| listener),
+            admin,
             stopped,
         ),
     );
     Ok(Running {
         local_addr,
         resp_addr,
+        admin_addr,
         counters,
         stop,
         task,
@@ -373,6 +416,7 @@ async fn serve<E: Env>(
     shared: Arc<Shared<E>>,
     listener: <E as Net>::Listener,
     resp_listener: Option<<E as Net>::Listener>,
+    admin: Option<E::JoinHandle<()>>,
     mut stopped: oneshot::Receiver<()>,
 ) -> Result<(), ServerError> {
     let checkpoints = (shared.config.storage.checkpoint_interval_ms > 0).then(|| {
@@ -468,6 +512,12 @@ async fn serve<E: Env>(
         shared.env.sleep(BACKPRESSURE_POLL).await;
     }
     if let Some(task) = checkpoints {
+        task.await;
+    }
+    // The admin listener answers (`/readyz`: 503) until the connections
+    // are done.
+    shared.admin_done.store(true, Ordering::Release);
+    if let Some(task) = admin {
         task.await;
     }
     // Connection and request tasks drop their handles on the state just
@@ -763,6 +813,7 @@ async fn answer<E: Env>(
     responses: mpsc::UnboundedSender<Outgoing>,
     mut in_flight: InFlight,
 ) {
+    let began = shared.env.now_mono();
     // A failed database answers nothing but INFO and Health: what it would
     // read may include commits that never became durable.
     let failure = shared.db.failure().filter(|_| {
@@ -795,6 +846,16 @@ async fn answer<E: Env>(
             txn.limit_result_bytes(shared.config.limits.response_bytes_max)
                 .meter_results(Arc::new(conn.meter(&shared.counters)));
             match shared.db.transaction(&txn).await {
+                Ok(outcome) if !outcome.read_only => {
+                    shared
+                        .latencies
+                        .commits
+                        .observe(seconds_since(&shared.env, began));
+                    Response::Txn {
+                        kinds: txn.ops().iter().map(wire::op_kind).collect(),
+                        outcome,
+                    }
+                }
                 Ok(outcome) => Response::Txn {
                     kinds: txn.ops().iter().map(wire::op_kind).collect(),
                     outcome,
@@ -816,6 +877,10 @@ async fn answer<E: Env>(
         }
     };
     in_flight.request_done();
+    shared
+        .latencies
+        .requests
+        .observe(seconds_since(&shared.env, began));
     let frame = encode_frame(&wire::encode_response(id, &response));
     drop(response);
     // Broken on purpose: the request counts as done once queued.
@@ -828,6 +893,11 @@ async fn answer<E: Env>(
         Some(in_flight)
     };
     let _ = responses.unbounded_send(Outgoing::new(frame, &shared.counters, &conn, request));
+}
+
+/// Seconds from `began` to now, by `env`'s clock.
+pub(crate) fn seconds_since<E: Env>(env: &E, began: MonoTime) -> f64 {
+    env.now_mono().saturating_since(began).as_secs_f64()
 }
 
 /// Writes queued response frames (those ready together in one write)

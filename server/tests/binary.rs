@@ -24,6 +24,7 @@ fn server(args: &[&str]) -> Command {
         .env_remove("JUBILANT_DATA_DIR")
         .env_remove("JUBILANT_LISTEN")
         .env_remove("JUBILANT_RESP_LISTEN")
+        .env_remove("JUBILANT_ADMIN_LISTEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command

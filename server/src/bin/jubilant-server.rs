@@ -10,8 +10,8 @@
 //! finished, the WAL made durable) and exits 0.
 //!
 //! Every flag may instead come from the environment: `JUBILANT_CONFIG`,
-//! `JUBILANT_DATA_DIR`, `JUBILANT_LISTEN`, `JUBILANT_RESP_LISTEN` (a flag
-//! given on the command line wins).
+//! `JUBILANT_DATA_DIR`, `JUBILANT_LISTEN`, `JUBILANT_RESP_LISTEN`,
+//! `JUBILANT_ADMIN_LISTEN` (a flag given on the command line wins).
 //!
 //! Exit codes: 0 after a clean shutdown; 1 if the server could not start
 //! or stop cleanly (the log says why); 2 for a bad command line or
@@ -57,6 +57,10 @@ struct Cli {
     /// `[resp] listen`); port 0 picks a free one.
     #[arg(long, value_name = "ADDR:PORT|off", env = "JUBILANT_RESP_LISTEN")]
     resp_listen: Option<String>,
+    /// The admin HTTP listener's address (`/metrics`, `/healthz`,
+    /// `/readyz`), or `off` (overrides `[admin] listen`; off by default).
+    #[arg(long, value_name = "ADDR:PORT|off", env = "JUBILANT_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
 }
 
 fn load(cli: Cli) -> Result<Config, String> {
@@ -67,8 +71,12 @@ fn load(cli: Cli) -> Result<Config, String> {
     };
     let config =
         Config::from_toml(&text).and_then(|config| config.with_overrides(cli.data_dir, cli.listen));
-    match cli.resp_listen {
+    let config = match cli.resp_listen {
         Some(listen) => config.and_then(|config| config.with_resp_listen(&listen)),
+        None => config,
+    };
+    match cli.admin_listen {
+        Some(listen) => config.and_then(|config| config.with_admin_listen(&listen)),
         None => config,
     }
     .map_err(|error| error.to_string())

@@ -80,6 +80,7 @@ impl<E: Env> Job<E> {
 
     async fn run(self, action: Action, point: Arc<LockPoint>) {
         let shared = Arc::clone(&self.shared);
+        let began = shared.env.now_mono();
         let meter = meter_for(&shared, &self.conn);
         let ctx = ctx(&shared, &meter, self.conn_id, self.durability);
         let reply = match action {
@@ -114,6 +115,10 @@ impl<E: Env> Job<E> {
             ServerCounters::count(&shared.counters.responses_too_large);
         }
         drop(point);
+        shared
+            .latencies
+            .requests
+            .observe(crate::runtime::seconds_since(&shared.env, began));
         self.finish(&reply);
     }
 

@@ -6,7 +6,10 @@
 //! back by its request id. It is generic over the byte stream, so the
 //! simulator's clients use it over the simulated network; [`Client::new`]
 //! returns the connection's driver, a future to spawn on whatever runtime
-//! runs the client. Tokio users call [`connect`] (feature `tokio`).
+//! runs the client. Tokio users call [`connect`] (feature `tokio`); any
+//! environment of the seam (the real one, or the simulator's) can
+//! [`connect_with`] a `host:port`, resolved through the environment, with
+//! a connect timeout and a per-request timeout ([`ClientOptions`]).
 //!
 //! Transactions are built with the embedded API's own builder,
 //! [`jubilant_core::txn::Txn`]:
@@ -37,8 +40,10 @@ jubilant_core::declare_build_checks!();
 mod codec;
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
@@ -110,6 +115,105 @@ pub enum ClientError {
     /// The server sent something that is not a valid answer.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// No answer within the request timeout: the request may or may not
+    /// have been applied (the connection stays open; a late answer is
+    /// dropped).
+    #[error("no answer within {0:?} (the request may or may not have been applied)")]
+    Timeout(Duration),
+    /// The address could not be resolved or connected to within the
+    /// connect timeout: nothing was sent.
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// The `host:port` asked for.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How [`connect_with`] connects and how long a call may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Resolving the name and opening the connection, all addresses tried.
+    pub connect_timeout: Duration,
+    /// Each call's wait for its answer (`None`: no limit).
+    pub request_timeout: Option<Duration>,
+}
+
+impl Default for ClientOptions {
+    /// 5 s to connect, 30 s per request.
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// A timer, from the environment the client runs in.
+type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Connects to `target` (`host:port`; the host a name or an IP address)
+/// through `env`: the name is resolved by the environment (the real
+/// resolver, or the simulated world's table), each address is tried in
+/// turn within `options.connect_timeout`, and the driver is spawned on the
+/// environment. Calls then time out after `options.request_timeout`.
+///
+/// There is no automatic reconnect: a call on a connection that closed
+/// fails with [`ClientError::Closed`] (the request may or may not have
+/// been applied), and the caller decides whether to connect again and
+/// repeat it (safe for reads and for transactions guarded by
+/// `ASSERT_REVISION_EQ`).
+pub async fn connect_with<E>(
+    env: &E,
+    target: &str,
+    options: ClientOptions,
+) -> Result<Client, ClientError>
+where
+    E: jubilant_core::env::Env,
+{
+    use futures::FutureExt;
+    let refused = |reason: String| ClientError::Connect {
+        target: target.to_owned(),
+        reason,
+    };
+    let (host, port) = target
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        .ok_or_else(|| refused("give HOST:PORT".to_owned()))?;
+    // `[::1]:6767`: the brackets are the address's, not the name's.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let dial = async {
+        let addrs = env
+            .resolve(host, port)
+            .await
+            .map_err(|error| refused(format!("cannot resolve {host:?}: {error}")))?;
+        let mut last = format!("{host:?} has no address");
+        for addr in addrs {
+            match env.connect(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(error) => last = format!("{addr}: {error}"),
+            }
+        }
+        Err(refused(last))
+    };
+    let stream = futures::select! {
+        stream = dial.fuse() => stream?,
+        () = env.sleep(options.connect_timeout).fuse() => {
+            return Err(refused(format!("no connection within {:?}", options.connect_timeout)));
+        }
+    };
+    let (mut client, driver) = Client::new(stream);
+    drop(env.spawn("client-driver", driver));
+    if let Some(limit) = options.request_timeout {
+        let env = env.clone();
+        let sleep: Sleep = Arc::new(move |after| {
+            let env = env.clone();
+            Box::pin(async move { env.sleep(after).await })
+        });
+        client.timeout = Some((limit, sleep));
+    }
+    Ok(client)
 }
 
 type Answer = Result<codec::Reply, ClientError>;
@@ -125,6 +229,8 @@ pub struct Client {
     outgoing: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
     next_id: Arc<AtomicU64>,
+    /// Each call's limit, and the timer that measures it.
+    timeout: Option<(Duration, Sleep)>,
 }
 
 /// Connects over TCP on the current tokio runtime and spawns the driver.
@@ -163,6 +269,7 @@ impl Client {
             outgoing,
             pending: Arc::clone(&pending),
             next_id: Arc::new(AtomicU64::new(1)),
+            timeout: None,
         };
         (client, drive(stream, queued, pending))
     }
@@ -183,9 +290,22 @@ impl Client {
             }
             return Err(ClientError::Closed("the connection is closed".to_owned()));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ClientError::Closed("the connection closed".to_owned())))
+        let answered = |answer: Result<Answer, oneshot::Canceled>| {
+            answer.unwrap_or_else(|_| Err(ClientError::Closed("the connection closed".to_owned())))
+        };
+        let Some((limit, sleep)) = &self.timeout else {
+            return answered(answer.await);
+        };
+        match select(answer, sleep(*limit)).await {
+            Either::Left((answer, _)) => answered(answer),
+            Either::Right(_) => {
+                // A late answer finds no one waiting and is dropped.
+                if let Some(map) = pending(&self.pending).as_mut() {
+                    map.remove(&id);
+                }
+                Err(ClientError::Timeout(*limit))
+            }
+        }
     }
 
     /// Runs `txn` (its ops in order, all or nothing; see SPEC 2).

@@ -23,6 +23,17 @@ impl Net for RealEnv {
         Ok(RealListener { listener })
     }
 
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        // Requests and responses are small and latency-bound.
+        stream.set_nodelay(true)?;
+        Ok(stream.compat())
+    }
+
+    async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+
     fn set_keepalive(&self, stream: &Self::Stream, idle: std::time::Duration) -> io::Result<()> {
         let socket = socket2::SockRef::from(stream.get_ref());
         if idle.is_zero() {

@@ -310,6 +310,33 @@ impl Net for SimEnv {
         Ok(())
     }
 
+    async fn connect(&self, addr: SocketAddr) -> io::Result<SimStream> {
+        SimEnv::connect(self, addr).await
+    }
+
+    /// IP addresses in text are themselves; `localhost` is this node;
+    /// `node-N` is node N. Any other name does not resolve.
+    async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        self.net_delay().await;
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let node = match host {
+            "localhost" => Some(self.node),
+            name => name
+                .strip_prefix("node-")
+                .and_then(|n| n.parse().ok())
+                .map(crate::NodeId),
+        };
+        match node {
+            Some(node) => Ok(vec![SocketAddr::new(crate::node_ip(node), port)]),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no simulated host is called {host:?}"),
+            )),
+        }
+    }
+
     async fn listen(&self, addr: SocketAddr) -> io::Result<SimListener> {
         self.net_delay().await;
         let bound = self

@@ -26,7 +26,6 @@
 //!   holding one for `init`);
 //! - 4: the server refused the request (a typed error, printed).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,14 +46,18 @@ use text::TypeName;
 #[derive(Parser, Debug)]
 #[command(name = "jubectl", version, about = "Administer Jubilant DB")]
 struct Cli {
-    /// The server's address, for online commands.
+    /// The server's address, `HOST:PORT` (a name or an IP address), for
+    /// online commands.
     #[arg(
         long,
         env = "JUBILANT_ADDR",
         default_value = "127.0.0.1:6767",
         global = true
     )]
-    addr: SocketAddr,
+    addr: String,
+    /// Seconds to wait for the connection, and then for each answer.
+    #[arg(long, global = true, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -355,6 +358,13 @@ fn main() -> ExitCode {
         return generate(&cli.command);
     }
     let (addr, json) = (cli.addr, cli.json);
+    let Some(timeout) = std::time::Duration::try_from_secs_f64(cli.timeout)
+        .ok()
+        .filter(|timeout| !timeout.is_zero())
+    else {
+        eprintln!("jubectl: --timeout must be a positive number of seconds");
+        return ExitCode::from(exit::USAGE);
+    };
     let hex = cli.hex;
     let (online, offline) = match cli.command {
         Command::DumpWal { dir, summary } => (None, Some(Offline::DumpWal(dir, summary))),
@@ -397,7 +407,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match (online, offline) {
-            (Some(online), _) => online::run(addr, online, json).await,
+            (Some(online), _) => online::run(&addr, timeout, online, json).await,
             (None, Some(Offline::DumpWal(dir, summary))) => {
                 dump_wal::run(&dir, json, summary).await
             }

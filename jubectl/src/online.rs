@@ -2,7 +2,7 @@
 //! client, its answer printed for people (or as one JSON object with
 //! `--json`), and an exit code a script can rely on (see `main.rs`).
 
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use jubilant_client::{Client, ClientError, HealthStatus};
 use jubilant_core::db::{Durability, Value};
@@ -257,8 +257,13 @@ fn info_value(text: &str) -> serde_json::Value {
 }
 
 /// Runs `command` against the server at `addr`; returns the exit code.
-pub(crate) async fn run(addr: SocketAddr, command: Online, as_json: bool) -> u8 {
-    let client = match jubilant_client::connect(addr).await {
+pub(crate) async fn run(addr: &str, timeout: Duration, command: Online, as_json: bool) -> u8 {
+    let options = jubilant_client::ClientOptions {
+        connect_timeout: timeout,
+        request_timeout: Some(timeout),
+    };
+    let env = jubilant_io_real::RealEnv::current();
+    let client = match jubilant_client::connect_with(&env, addr, options).await {
         Ok(client) => client,
         Err(error) => {
             eprintln!("jubectl: {error}");

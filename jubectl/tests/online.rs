@@ -2,6 +2,10 @@
 //! command's human output (a snapshot), `--json`, `JUBILANT_ADDR`, and the
 //! documented exit codes.
 
+// Real processes, sockets and clocks: the determinism rules of the
+// library do not apply here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod common;
 
 use std::fmt::Write as _;
@@ -243,4 +247,47 @@ fn scan_lists_a_range_in_pages_forward_and_back_with_its_flags() {
     assert_eq!(streamed.len(), 2500);
     assert_eq!(streamed[0], b"user:02499");
     runtime.block_on(server.shutdown()).expect("clean shutdown");
+}
+
+#[test]
+fn a_host_name_resolves_and_a_silent_server_times_out() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
+        .expect("valid")
+        .with_overrides(Some(dir.path().to_path_buf()), None)
+        .expect("valid");
+    let server = runtime
+        .block_on(async { runtime::start(RealEnv::current(), config).await })
+        .expect("start");
+    // A name, resolved by the system's resolver.
+    let by_name = format!("localhost:{}", server.local_addr().port());
+    let (code, stdout, stderr) = common::jubectl_at(Some(&by_name), &["ping"]);
+    assert_eq!((code, stdout.as_str()), (0, "PONG\n"), "{stderr}");
+    runtime.block_on(server.shutdown()).expect("clean shutdown");
+
+    // A listener that accepts and never answers: the request times out
+    // (exit 3), within about the timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("address").to_string();
+    let began = std::time::Instant::now();
+    let (code, _, stderr) = common::jubectl_at(Some(&addr), &["--timeout", "0.5", "ping"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("no answer within 500ms"), "{stderr}");
+    assert!(began.elapsed() < std::time::Duration::from_secs(5));
+    drop(silent);
+
+    // Not HOST:PORT, a name that does not resolve, a bad timeout.
+    let (code, _, stderr) = common::jubectl_at(Some("no-port"), &["ping"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("give HOST:PORT"), "{stderr}");
+    let (code, _, stderr) = common::jubectl_at(Some("no-such-host.invalid:6767"), &["ping"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("cannot resolve"), "{stderr}");
+    let (code, _, _) = common::jubectl_at(Some(&addr), &["--timeout", "0", "ping"]);
+    assert_eq!(code, 2);
 }

@@ -87,6 +87,10 @@ impl Failure {
                 other => Failure::Refused(format!("{other:?}: {message}")),
             },
             ClientError::Closed(why) => Failure::Unknown(why),
+            ClientError::Timeout(after) => Failure::Unknown(format!("no answer within {after:?}")),
+            ClientError::Connect { target, reason } => {
+                Failure::Unreachable(format!("{target}: {reason}"))
+            }
             ClientError::Protocol(why) => Failure::Refused(format!("protocol: {why}")),
         }
     }

@@ -14,6 +14,28 @@ use jubilant_io_real::RealEnv;
 use jubilant_server::config::Config;
 use jubilant_server::runtime;
 
+/// A server on a free loopback port (RESP off), its directory and runtime.
+fn start_server() -> (
+    tempfile::TempDir,
+    tokio::runtime::Runtime,
+    runtime::Running<RealEnv>,
+) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
+        .expect("valid")
+        .with_overrides(Some(dir.path().to_path_buf()), None)
+        .expect("valid");
+    let server = runtime
+        .block_on(async { runtime::start(RealEnv::current(), config).await })
+        .expect("start");
+    (dir, runtime, server)
+}
+
 /// Appends one command and what it did to a transcript.
 fn record(transcript: &mut String, args: &[&str], (code, stdout, stderr): (i32, String, String)) {
     let _ = write!(
@@ -30,19 +52,7 @@ fn record(transcript: &mut String, args: &[&str], (code, stdout, stderr): (i32, 
 
 #[test]
 fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
-        .expect("valid")
-        .with_overrides(Some(dir.path().to_path_buf()), None)
-        .expect("valid");
-    let server = runtime
-        .block_on(async { runtime::start(RealEnv::current(), config).await })
-        .expect("start");
+    let (_dir, runtime, server) = start_server();
     let addr = server.local_addr().to_string();
 
     let mut transcript = String::new();
@@ -158,19 +168,7 @@ fn every_online_command_round_trips_with_stable_output_and_exit_codes() {
 
 #[test]
 fn scan_lists_a_range_in_pages_forward_and_back_with_its_flags() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
-        .expect("valid")
-        .with_overrides(Some(dir.path().to_path_buf()), None)
-        .expect("valid");
-    let server = runtime
-        .block_on(async { runtime::start(RealEnv::current(), config).await })
-        .expect("start");
+    let (_dir, runtime, server) = start_server();
     let addr = server.local_addr().to_string();
     // 2,500 keys: more than one page of the server's default 1,000.
     let client = runtime
@@ -251,19 +249,7 @@ fn scan_lists_a_range_in_pages_forward_and_back_with_its_flags() {
 
 #[test]
 fn a_host_name_resolves_and_a_silent_server_times_out() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
-        .expect("valid")
-        .with_overrides(Some(dir.path().to_path_buf()), None)
-        .expect("valid");
-    let server = runtime
-        .block_on(async { runtime::start(RealEnv::current(), config).await })
-        .expect("start");
+    let (_dir, runtime, server) = start_server();
     // A name, resolved by the system's resolver.
     let by_name = format!("localhost:{}", server.local_addr().port());
     let (code, stdout, stderr) = common::jubectl_at(Some(&by_name), &["ping"]);

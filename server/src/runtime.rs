@@ -332,35 +332,21 @@ pub async fn serve_db<E: Env>(
         .local_addr()
         .map_err(|source| ServerError::Listen { addr, source })?;
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "listening on {local_addr}");
-    let resp_listener = match config.resp_listen() {
-        None => None,
-        Some(addr) => {
-            let listener = env
-                .listen(addr)
-                .await
-                .map_err(|source| ServerError::ListenResp { addr, source })?;
-            let resp_addr = listener
-                .local_addr()
-                .map_err(|source| ServerError::ListenResp { addr, source })?;
-            tracing::info!(%resp_addr, "RESP listening on {resp_addr}");
-            Some((listener, resp_addr))
-        }
-    };
+    let resp_listener = bind_optional(
+        &env,
+        config.resp_listen(),
+        "RESP listening on",
+        |addr, source| ServerError::ListenResp { addr, source },
+    )
+    .await?;
     let resp_addr = resp_listener.as_ref().map(|(_, addr)| *addr);
-    let admin_listener = match config.admin_listen() {
-        None => None,
-        Some(addr) => {
-            let listener = env
-                .listen(addr)
-                .await
-                .map_err(|source| ServerError::ListenAdmin { addr, source })?;
-            let admin_addr = listener
-                .local_addr()
-                .map_err(|source| ServerError::ListenAdmin { addr, source })?;
-            tracing::info!(%admin_addr, "admin HTTP listening on {admin_addr}");
-            Some((listener, admin_addr))
-        }
-    };
+    let admin_listener = bind_optional(
+        &env,
+        config.admin_listen(),
+        "admin HTTP listening on",
+        |addr, source| ServerError::ListenAdmin { addr, source },
+    )
+    .await?;
     let admin_addr = admin_listener.as_ref().map(|(_, addr)| *addr);
     // Broken on purpose: answers queue without bound.
     let unbounded = sabotaged(
@@ -410,6 +396,28 @@ pub async fn serve_db<E: Env>(
         stop,
         task,
     })
+}
+
+/// Binds a listener that may be off (`addr` `None`), and logs
+/// `{what} ADDR` once it is bound; `error` names the listener on failure.
+async fn bind_optional<E: Env>(
+    env: &E,
+    addr: Option<SocketAddr>,
+    what: &str,
+    error: impl Fn(SocketAddr, std::io::Error) -> ServerError,
+) -> Result<Option<(<E as Net>::Listener, SocketAddr)>, ServerError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = env
+        .listen(addr)
+        .await
+        .map_err(|source| error(addr, source))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| error(addr, source))?;
+    tracing::info!(%bound, "{what} {bound}");
+    Ok(Some((listener, bound)))
 }
 
 async fn serve<E: Env>(

@@ -152,6 +152,24 @@ impl Default for ClientOptions {
 
 /// A timer, from the environment the client runs in.
 type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+/// Connects again, as the client first connected.
+type Redial =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Link, ClientError>> + Send>> + Send + Sync>;
+
+/// One connection's way out and its calls waiting for answers.
+#[derive(Clone)]
+struct Link {
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Pending,
+}
+
+/// Why one attempt of a call failed before an answer.
+enum Attempt {
+    /// The connection was gone before the request left: nothing was sent.
+    NotSent,
+    /// Anything else, answer included.
+    Done(Answer),
+}
 
 /// Connects to `target` (`host:port`; the host a name or an IP address)
 /// through `env`: the name is resolved by the environment (the real
@@ -159,11 +177,16 @@ type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + 
 /// turn within `options.connect_timeout`, and the driver is spawned on the
 /// environment. Calls then time out after `options.request_timeout`.
 ///
-/// There is no automatic reconnect: a call on a connection that closed
-/// fails with [`ClientError::Closed`] (the request may or may not have
-/// been applied), and the caller decides whether to connect again and
-/// repeat it (safe for reads and for transactions guarded by
-/// `ASSERT_REVISION_EQ`).
+/// **Reconnecting.** When the connection is lost, the next call connects
+/// again (after a backoff of 10 ms, doubling, at most
+/// [`RECONNECT_ATTEMPTS`] times). A call whose request was never sent
+/// (the connection was already gone) is sent on the new connection,
+/// whatever it is. A call whose request was sent and whose answer was lost
+/// is repeated only if it is idempotent: reads (`get`, `ttl`, `ping`,
+/// `info`, `health`, `scan_page`, and transactions without a write op).
+/// Anything else fails with [`ClientError::Closed`]: it may or may not
+/// have been applied, and only the caller knows whether repeating it is
+/// safe (a transaction guarded by `ASSERT_REVISION_EQ` is).
 pub async fn connect_with<E>(
     env: &E,
     target: &str,
@@ -172,6 +195,44 @@ pub async fn connect_with<E>(
 where
     E: jubilant_core::env::Env,
 {
+    let link = dial(env, target, options).await?;
+    let sleep: Sleep = {
+        let env = env.clone();
+        Arc::new(move |after| {
+            let env = env.clone();
+            Box::pin(async move { env.sleep(after).await })
+        })
+    };
+    let redial: Redial = {
+        let env = env.clone();
+        let target = target.to_owned();
+        Arc::new(move || {
+            let (env, target) = (env.clone(), target.clone());
+            Box::pin(async move { dial(&env, &target, options).await })
+        })
+    };
+    Ok(Client {
+        link: Arc::new(Mutex::new(link)),
+        next_id: Arc::new(AtomicU64::new(1)),
+        timeout: options
+            .request_timeout
+            .map(|limit| (limit, Arc::clone(&sleep))),
+        redial: Some((redial, sleep)),
+    })
+}
+
+/// Times a lost connection is dialled again for one call.
+pub const RECONNECT_ATTEMPTS: u32 = 5;
+/// The first wait before dialling again; each next one doubles.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Resolves and connects `target` within `options.connect_timeout`, and
+/// spawns the connection's driver on `env`.
+async fn dial<E: jubilant_core::env::Env>(
+    env: &E,
+    target: &str,
+    options: ClientOptions,
+) -> Result<Link, ClientError> {
     use futures::FutureExt;
     let refused = |reason: String| ClientError::Connect {
         target: target.to_owned(),
@@ -183,7 +244,7 @@ where
         .ok_or_else(|| refused("give HOST:PORT".to_owned()))?;
     // `[::1]:6767`: the brackets are the address's, not the name's.
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let dial = async {
+    let connect = async {
         let addrs = env
             .resolve(host, port)
             .await
@@ -198,22 +259,14 @@ where
         Err(refused(last))
     };
     let stream = futures::select! {
-        stream = dial.fuse() => stream?,
+        stream = connect.fuse() => stream?,
         () = env.sleep(options.connect_timeout).fuse() => {
             return Err(refused(format!("no connection within {:?}", options.connect_timeout)));
         }
     };
-    let (mut client, driver) = Client::new(stream);
+    let (client, driver) = Client::new(stream);
     drop(env.spawn("client-driver", driver));
-    if let Some(limit) = options.request_timeout {
-        let env = env.clone();
-        let sleep: Sleep = Arc::new(move |after| {
-            let env = env.clone();
-            Box::pin(async move { env.sleep(after).await })
-        });
-        client.timeout = Some((limit, sleep));
-    }
-    Ok(client)
+    Ok(client.link())
 }
 
 type Answer = Result<codec::Reply, ClientError>;
@@ -226,11 +279,14 @@ fn pending(map: &Pending) -> MutexGuard<'_, Option<BTreeMap<u64, oneshot::Sender
 /// A connection to a server.
 #[derive(Clone)]
 pub struct Client {
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
-    pending: Pending,
+    /// The connection calls go out on (replaced when it is dialled again).
+    link: Arc<Mutex<Link>>,
     next_id: Arc<AtomicU64>,
     /// Each call's limit, and the timer that measures it.
     timeout: Option<(Duration, Sleep)>,
+    /// How to connect again, and the timer for the backoff
+    /// ([`connect_with`] only).
+    redial: Option<(Redial, Sleep)>,
 }
 
 /// Connects over TCP on the current tokio runtime and spawns the driver.
@@ -266,51 +322,98 @@ impl Client {
         let (outgoing, queued) = mpsc::unbounded();
         let pending: Pending = Arc::new(Mutex::new(Some(BTreeMap::new())));
         let client = Client {
-            outgoing,
-            pending: Arc::clone(&pending),
+            link: Arc::new(Mutex::new(Link {
+                outgoing,
+                pending: Arc::clone(&pending),
+            })),
             next_id: Arc::new(AtomicU64::new(1)),
             timeout: None,
+            redial: None,
         };
         (client, drive(stream, queued, pending))
     }
 
-    async fn call(&self, encode: impl FnOnce(u64) -> Vec<u8>) -> Answer {
+    fn link(&self) -> Link {
+        jubilant_core::mutex::lock(&self.link).clone()
+    }
+
+    /// Sends the request `encode` makes and waits for its answer; on a lost
+    /// connection, dials again and repeats it as [`connect_with`] says
+    /// (`idempotent`: it may be repeated after it was sent).
+    async fn call(&self, encode: impl Fn(u64) -> Vec<u8>, idempotent: bool) -> Answer {
+        let mut attempt = 0;
+        loop {
+            let link = self.link();
+            let (sent, answer) = match self.attempt(&link, &encode).await {
+                Attempt::NotSent => (
+                    false,
+                    Err(ClientError::Closed("the connection is closed".to_owned())),
+                ),
+                Attempt::Done(answer) => (true, answer),
+            };
+            let Some((redial, sleep)) = &self.redial else {
+                return answer;
+            };
+            if !matches!(answer, Err(ClientError::Closed(_)))
+                || (sent && !idempotent)
+                || attempt >= RECONNECT_ATTEMPTS
+            {
+                return answer;
+            }
+            sleep(RECONNECT_BACKOFF * 2u32.pow(attempt)).await;
+            attempt += 1;
+            if let Ok(fresh) = redial().await {
+                let mut current = jubilant_core::mutex::lock(&self.link);
+                // Another call may have dialled already.
+                if Arc::ptr_eq(&current.pending, &link.pending) {
+                    *current = fresh;
+                }
+            }
+        }
+    }
+
+    /// One try of a call on `link`.
+    async fn attempt(&self, link: &Link, encode: &impl Fn(u64) -> Vec<u8>) -> Attempt {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        match pending(&self.pending).as_mut() {
+        match pending(&link.pending).as_mut() {
             Some(map) => {
                 map.insert(id, reply);
             }
-            None => return Err(ClientError::Closed("the connection is closed".to_owned())),
+            None => return Attempt::NotSent,
         }
-        let mut outgoing = self.outgoing.clone();
+        let mut outgoing = link.outgoing.clone();
         if outgoing.send(encode(id)).await.is_err() {
-            if let Some(map) = pending(&self.pending).as_mut() {
+            if let Some(map) = pending(&link.pending).as_mut() {
                 map.remove(&id);
             }
-            return Err(ClientError::Closed("the connection is closed".to_owned()));
+            return Attempt::NotSent;
         }
         let answered = |answer: Result<Answer, oneshot::Canceled>| {
             answer.unwrap_or_else(|_| Err(ClientError::Closed("the connection closed".to_owned())))
         };
         let Some((limit, sleep)) = &self.timeout else {
-            return answered(answer.await);
+            return Attempt::Done(answered(answer.await));
         };
-        match select(answer, sleep(*limit)).await {
+        Attempt::Done(match select(answer, sleep(*limit)).await {
             Either::Left((answer, _)) => answered(answer),
             Either::Right(_) => {
                 // A late answer finds no one waiting and is dropped.
-                if let Some(map) = pending(&self.pending).as_mut() {
+                if let Some(map) = pending(&link.pending).as_mut() {
                     map.remove(&id);
                 }
                 Err(ClientError::Timeout(*limit))
             }
-        }
+        })
     }
 
     /// Runs `txn` (its ops in order, all or nothing; see SPEC 2).
     pub async fn transaction(&self, txn: &Txn) -> Result<TxnOutcome, ClientError> {
-        match self.call(|id| codec::encode_txn(id, txn)).await? {
+        let reads_only = txn.ops().iter().all(|op| !op.writes());
+        match self
+            .call(|id| codec::encode_txn(id, txn), reads_only)
+            .await?
+        {
             codec::Reply::Txn(outcome) => Ok(outcome),
             other => Err(codec::unexpected(&other)),
         }
@@ -420,7 +523,7 @@ impl Client {
 
     /// `INFO`'s text.
     pub async fn info(&self) -> Result<String, ClientError> {
-        match self.call(codec::encode_info).await? {
+        match self.call(codec::encode_info, true).await? {
             codec::Reply::Info(text) => Ok(text),
             other => Err(codec::unexpected(&other)),
         }
@@ -428,7 +531,7 @@ impl Client {
 
     /// `CHECKPOINT`: the checkpoint's LSN.
     pub async fn checkpoint(&self) -> Result<u64, ClientError> {
-        match self.call(codec::encode_checkpoint).await? {
+        match self.call(codec::encode_checkpoint, false).await? {
             codec::Reply::Checkpoint(lsn) => Ok(lsn),
             other => Err(codec::unexpected(&other)),
         }
@@ -438,7 +541,10 @@ impl Client {
     /// (the server sets the page's byte bound; `request.bytes_max` is not
     /// sent). A key present for the whole scan is in exactly one page.
     pub async fn scan_page(&self, request: &ScanRequest) -> Result<ScanPage, ClientError> {
-        match self.call(|id| codec::encode_scan(id, request)).await? {
+        match self
+            .call(|id| codec::encode_scan(id, request), true)
+            .await?
+        {
             codec::Reply::Scan(page) => Ok(page),
             other => Err(codec::unexpected(&other)),
         }
@@ -479,7 +585,7 @@ impl Client {
     /// The server's health as fields; answered even when its database has
     /// failed (when `ping` and every other request get `StorageFailed`).
     pub async fn health(&self) -> Result<Health, ClientError> {
-        match self.call(codec::encode_health).await? {
+        match self.call(codec::encode_health, true).await? {
             codec::Reply::Health(health) => Ok(health),
             other => Err(codec::unexpected(&other)),
         }
@@ -487,7 +593,7 @@ impl Client {
 
     /// `PING`.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        match self.call(codec::encode_ping).await? {
+        match self.call(codec::encode_ping, true).await? {
             codec::Reply::Pong => Ok(()),
             other => Err(codec::unexpected(&other)),
         }

@@ -195,3 +195,41 @@ fn connecting_to_nothing_is_refused() {
     });
     assert_eq!(kind, Some(std::io::ErrorKind::ConnectionRefused));
 }
+
+#[test]
+fn names_resolve_by_the_worlds_own_table_and_connect_goes_through_the_seam() {
+    let world = World::new(6, FaultConfig::none());
+    let addr = echo_server(&world);
+    let env = world.env(CLIENT);
+    let (resolved, echoed, unknown) = world.block_on(CLIENT, async move {
+        let resolved = (
+            Net::resolve(&env, "node-1", 7000).await.expect("node-1"),
+            Net::resolve(&env, "localhost", 80)
+                .await
+                .expect("localhost"),
+            Net::resolve(&env, "10.0.0.9", 5)
+                .await
+                .expect("an IP literal"),
+        );
+        // Through the trait, as a client generic over the environment dials.
+        let target = resolved.0[0];
+        let mut stream = Net::connect(&env, target).await.expect("connect");
+        stream.write_all(b"hi").await.expect("write");
+        let mut echoed = [0u8; 2];
+        stream.read_exact(&mut echoed).await.expect("read");
+        let unknown = Net::resolve(&env, "db.internal", 6767)
+            .await
+            .err()
+            .map(|e| e.kind());
+        (resolved, echoed, unknown)
+    });
+    assert_eq!(resolved.0, vec![addr], "node-1 is the server's node");
+    assert_eq!(
+        resolved.1,
+        vec![SocketAddr::new(node_ip(CLIENT), 80)],
+        "localhost is this node"
+    );
+    assert_eq!(resolved.2, vec!["10.0.0.9:5".parse().expect("addr")]);
+    assert_eq!(&echoed, b"hi");
+    assert_eq!(unknown, Some(std::io::ErrorKind::NotFound));
+}

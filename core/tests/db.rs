@@ -1402,6 +1402,15 @@ fn a_scan_pages_forward_and_back_within_a_prefix_and_bounds_each_page() {
     assert_eq!(got.resume_after, Some(b"user:002".to_vec()));
     request.bytes_max = 1;
     assert_eq!(page(request.clone()).entries.len(), 1);
+    // The byte bound crossed by the range's last entry ends the range too:
+    // no empty page after it.
+    let mut last = ScanRequest::new(
+        Included(b"user:039".to_vec()),
+        Excluded(b"user:04".to_vec()),
+    );
+    last.bytes_max = 1;
+    let got = page(last);
+    assert_eq!((got.entries.len(), got.resume_after), (1, None));
     request.keys_only = true;
     request.bytes_max = 1 << 20;
     request.end = Excluded(b"user:003".to_vec());

@@ -155,7 +155,8 @@ impl<E: Env> Db<E> {
         while !exhausted && entries.len() < limit && bytes < request.bytes_max {
             query.limit = (limit - entries.len()).min(RANGE_STEP_KEYS);
             let step = self.store.range(&query).await?;
-            exhausted = step.len() < query.limit;
+            let step_len = step.len();
+            exhausted = step_len < query.limit;
             let mut expired_keys = Vec::new();
             let mut taken = 0;
             // The next step starts after the last key this one looked at,
@@ -186,7 +187,7 @@ impl<E: Env> Db<E> {
                     break;
                 }
             }
-            if bytes >= request.bytes_max && taken < query.limit {
+            if bytes >= request.bytes_max && taken < step_len {
                 // Stopped inside the step: what follows is not done.
                 exhausted = false;
             }

@@ -78,11 +78,7 @@ impl ScanRequest {
 
     /// The request for the page after one that ended at `last`.
     pub fn resume_after(&mut self, last: Vec<u8>) {
-        if self.reverse {
-            self.end = Bound::Excluded(last);
-        } else {
-            self.start = Bound::Excluded(last);
-        }
+        step_past(&mut self.start, &mut self.end, self.reverse, last);
     }
 }
 
@@ -94,6 +90,15 @@ pub struct ScanPage {
     /// The last key of this page when more may follow
     /// ([`ScanRequest::resume_after`] it); `None` once the range is done.
     pub resume_after: Option<Vec<u8>>,
+}
+
+/// Narrows `start..end` to what lies past `last` in the scan's direction.
+fn step_past(start: &mut Bound<Vec<u8>>, end: &mut Bound<Vec<u8>>, reverse: bool, last: Vec<u8>) {
+    if reverse {
+        *end = Bound::Excluded(last);
+    } else {
+        *start = Bound::Excluded(last);
+    }
 }
 
 /// The smallest key above every key that begins with `prefix`, if any (a
@@ -192,11 +197,7 @@ impl<E: Env> Db<E> {
                 exhausted = false;
             }
             if let Some(last) = last_read {
-                if request.reverse {
-                    query.end = Bound::Excluded(last);
-                } else {
-                    query.start = Bound::Excluded(last);
-                }
+                step_past(&mut query.start, &mut query.end, request.reverse, last);
             }
             if self.durability == Durability::Sync && !expired_keys.is_empty() {
                 self.reap(expired_keys).await?;

@@ -67,13 +67,14 @@ impl BankClient {
         }
         let mut m = lock(&self.model);
         match said {
-            Ok(said) if said.failed == said.ping_refused => {
+            Ok(None) => {}
+            Ok(Some(said)) if said.failed == said.ping_refused => {
                 m.verdict.check("honest_health", 1);
                 if said.failed {
                     m.verdict.stat("health_failed_seen", 1);
                 }
             }
-            Ok(said) => m.verdict.fail(
+            Ok(Some(said)) => m.verdict.fail(
                 "honest_health",
                 format!("{what} failed with StorageFailed, but then {said:?}"),
             ),

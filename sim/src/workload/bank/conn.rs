@@ -197,19 +197,14 @@ impl Conn {
         }
     }
 
-    /// What the engine says of its health after a request failed with
-    /// `StorageFailed`: whether health reports the failure, and (over the
-    /// network) whether PING is refused with `StorageFailed` too.
-    pub(crate) async fn health_after_failure(&mut self) -> Result<HealthSaid, Failure> {
+    /// What the server says of its health after a request failed with
+    /// `StorageFailed`: whether Health reports the failure, and whether
+    /// PING is refused with `StorageFailed` too (`None` embedded).
+    pub(crate) async fn health_after_failure(&mut self) -> Result<Option<HealthSaid>, Failure> {
         match self {
-            Conn::Embedded(db) => {
-                let failed = db.health().failure.is_some();
-                Ok(HealthSaid {
-                    failed,
-                    // No PING embedded: what it would say is the failure.
-                    ping_refused: db.failure().is_some(),
-                })
-            }
+            // Embedded there is no PING and no second path to the
+            // failure: nothing to compare.
+            Conn::Embedded(_) => Ok(None),
             Conn::Remote(remote) => {
                 let health = remote
                     .call(|client| async move { client.health().await })
@@ -227,11 +222,11 @@ impl Conn {
                         }
                     })
                     .await?;
-                Ok(HealthSaid {
+                Ok(Some(HealthSaid {
                     failed: health.status == jubilant_client::HealthStatus::Failed
                         && !health.reason.is_empty(),
                     ping_refused,
-                })
+                }))
             }
         }
     }

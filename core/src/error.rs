@@ -73,6 +73,12 @@ pub enum DbError {
     /// The database has been closed.
     #[error("the database is closed")]
     Closed,
+    /// Another backup holds the pin; one runs at a time.
+    #[error("a backup is already running; one runs at a time")]
+    BackupInProgress,
+    /// A backup or restore could not read its source or write its copy.
+    #[error("backup: {0}")]
+    Backup(String),
     /// A value read from disk does not match its type.
     #[error(
         "the value of key {} is malformed: {reason}",

@@ -138,11 +138,18 @@ pub enum Sabotage {
     /// A scan page that ends on its limit drops its last entry but resumes
     /// after it: that key is never returned.
     ScanResumeSkips,
+    /// A backup's pin keeps the WAL but not the pages: a checkpoint may
+    /// write over a page the pinned superblock reaches while it is copied.
+    BackupPagesUnpinned,
+    /// A backup copies the active WAL segment only up to where it was
+    /// written before the pin's sync, so commits acknowledged just before
+    /// the backup began may be missing from it.
+    BackupWalCutEarly,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 40] = [
+    pub const ALL: [Sabotage; 42] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -183,6 +190,8 @@ impl Sabotage {
         Sabotage::ScanSkipsReplaySegment,
         Sabotage::PingIgnoresFailure,
         Sabotage::ScanResumeSkips,
+        Sabotage::BackupPagesUnpinned,
+        Sabotage::BackupWalCutEarly,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -228,6 +237,8 @@ impl Sabotage {
             Sabotage::ScanSkipsReplaySegment => "scan-skips-replay-segment",
             Sabotage::PingIgnoresFailure => "ping-ignores-failure",
             Sabotage::ScanResumeSkips => "scan-resume-skips",
+            Sabotage::BackupPagesUnpinned => "backup-pages-unpinned",
+            Sabotage::BackupWalCutEarly => "backup-wal-cut-early",
         }
     }
 }

@@ -25,6 +25,7 @@
 //! - `exec`: the transaction executor, the one write path;
 //! - `ttl`: the calibrated clock and the sweeper;
 //! - `checkpointer`: the one owner of checkpoints;
+//! - `backup`: online backup from a pinned checkpoint, offline restore;
 //! - `vlog_gc`: value-log garbage collection;
 //! - `validate`: the tree page by page, then every value-log pointer.
 //!
@@ -37,6 +38,7 @@
 //!   durably** (the checkpointer waits on the WAL's durable LSN).
 //! - **WAL segments go only when the durable checkpoint covers them.**
 
+mod backup;
 mod checkpointer;
 mod exec;
 mod health;
@@ -71,6 +73,10 @@ use ttl::{TtlClock, TtlCounters};
 use vlog_gc::VlogGc;
 
 pub use crate::error::DbError;
+pub use backup::{
+    BACKUP_CHUNK_BYTES_MAX, Backup, BackupFile, BackupWriter, Restored, is_backup_file_name,
+    restore,
+};
 pub use crate::record::Value;
 pub use crate::wal::{CommitEvent, CommitObserver, Durability, ObserveCommit};
 pub use exec::TxnStats;

@@ -74,6 +74,10 @@ pub(crate) struct ValueRetention<E: Env> {
 
 impl<E: Env> crate::log::Retention for ValueRetention<E> {
     fn keeps(&self, id: u64) -> bool {
+        // A backup's pin keeps every segment (design 12.1): it copies them.
+        if self.store.pinned() {
+            return true;
+        }
         let Ok(id) = u32::try_from(id) else {
             return false;
         };

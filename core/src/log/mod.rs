@@ -45,7 +45,7 @@ pub use segment::{
     BLOCK_BYTES_MAX, BLOCK_BYTES_MIN, SEGMENT_BYTES_MAX, SEGMENT_HEADER_BYTES, SegmentHeader,
     segment_name,
 };
-pub use writer::{Log, LogMark, LogStats};
+pub use writer::{Log, LogCopy, LogMark, LogStats};
 
 #[cfg(feature = "sabotage")]
 use crate::sabotage::Sabotage;

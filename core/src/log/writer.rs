@@ -68,6 +68,19 @@ pub struct LogStats {
     pub file_bytes: u64,
 }
 
+/// The log's files as a backup copies them (design 12.2), taken right
+/// after a sync: every segment on disk that a replay or a value may need,
+/// oldest first, as `(id, bytes to copy)`, `None` meaning the whole file.
+/// Only the active segment is cut: at the end of its last durable batch,
+/// past which the copy holds zeros, so its recovery finds a clean end there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogCopy {
+    /// The segments, oldest first.
+    pub segments: Vec<(u64, Option<u64>)>,
+    /// Every record at or below it is in the copied bytes.
+    pub durable_lsn: u64,
+}
+
 /// A point in the log: records appended after it can be discarded with
 /// [`Log::discard_since`] as long as none of them is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +106,8 @@ struct Active<F> {
     dirty_end: u64,
     /// Whether anything was written since the last successful sync.
     unsynced: bool,
+    /// Where the newest batch began (the header's offset).
+    batch_start: u64,
 }
 
 /// A segmented, append-only log of records. Open one with [`Log::open`].
@@ -216,6 +231,7 @@ impl<E: Env> Log<E> {
                 write_offset,
                 dirty_end: write_offset,
                 unsynced: false,
+                batch_start: write_offset,
             },
             segments,
             retained,
@@ -429,6 +445,7 @@ impl<E: Env> Log<E> {
         self.stats.file_bytes += start + BATCH_HEADER_BYTES - self.end();
         self.stats.batches += 1;
         self.active.write_offset = start;
+        self.active.batch_start = start;
         let site = FrameSite {
             segment: self.active.id,
             offset: start,
@@ -881,6 +898,7 @@ impl<E: Env> Log<E> {
             write_offset: SEGMENT_HEADER_BYTES,
             dirty_end: SEGMENT_HEADER_BYTES,
             unsynced: false,
+            batch_start: SEGMENT_HEADER_BYTES,
         };
         self.batch_open = false;
         self.segments.push((id, first_lsn));
@@ -898,6 +916,39 @@ impl<E: Env> Log<E> {
         // one goes like any other.
         let unproven = self.unproven.contains(&next) && !sabotaged!(self.config, UnprovenRemoved);
         next_first <= lsn && !unproven
+    }
+
+    /// Waits for a background removal to end, so every segment listed
+    /// afterwards stays on disk while the owner's [`Retention`](super::Retention)
+    /// keeps them all (a backup's pin).
+    pub(crate) async fn settle_removal(&mut self) {
+        self.finish_removal().await;
+    }
+
+    /// The files a backup copies, right after a successful
+    /// [`Log::sync`] with nothing appended since (see [`LogCopy`]).
+    pub(crate) fn copy_view(&self) -> LogCopy {
+        assert!(
+            !self.active.unsynced && self.buffer.is_empty() && self.written_lsn == self.durable_lsn,
+            "a backup's view of the log is taken right after a sync"
+        );
+        debug_assert!(self.removal.is_none(), "no removal runs while it is copied");
+        // Broken on purpose (tests only): the newest batch is left out.
+        let cut = if sabotaged!(self.config, BackupWalCutEarly) {
+            self.active.batch_start
+        } else {
+            self.active.write_offset
+        };
+        let mut segments: Vec<(u64, Option<u64>)> =
+            self.retained.iter().map(|&id| (id, None)).collect();
+        for &(id, _) in &self.segments {
+            segments.push((id, (id == self.active.id).then_some(cut)));
+        }
+        segments.sort_unstable();
+        LogCopy {
+            segments,
+            durable_lsn: self.durable_lsn,
+        }
     }
 
     /// Lets the owner keep covered segments for their values (see

@@ -6,6 +6,11 @@
 //! generation whose superblock no longer reaches it, and becomes reusable
 //! only when that superblock is durable ([`Allocator::generation_durable`]).
 //! A page that only ever existed in memory is reusable at once.
+//!
+//! While a backup pins superblock `p` ([`Allocator::pin`]), a page freed in
+//! any generation after `p` is still reachable from `p`: it stays pending
+//! until the pin is dropped, whatever superblocks become durable meanwhile
+//! (design 12.1).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +23,10 @@ pub(crate) struct Allocator {
     pending: BTreeMap<u64, Vec<PageId>>,
     /// `data.pages` holds page ids `0 .. page_count` (page 0 is never used).
     page_count: u64,
+    /// The generation a backup pins: pending pages freed after it are kept.
+    pinned: Option<u64>,
+    /// The newest durable generation, so an unpin releases what it held.
+    durable: u64,
 }
 
 impl Allocator {
@@ -28,7 +37,52 @@ impl Allocator {
             free,
             pending: BTreeMap::new(),
             page_count,
+            pinned: None,
+            durable: 0,
         }
+    }
+
+    /// Keeps every page superblock `generation` (the durable one) reaches
+    /// from reuse until [`Allocator::unpin`]: pages freed after it stay
+    /// pending. One pin at a time.
+    pub(crate) fn pin(&mut self, generation: u64) {
+        assert!(self.pinned.is_none(), "one pin at a time");
+        debug_assert!(
+            self.pending.keys().all(|&freed| freed > generation),
+            "what the pinned superblock freed is free already"
+        );
+        self.pinned = Some(generation);
+    }
+
+    /// Drops the pin: what the durable superblock no longer reaches is
+    /// free now.
+    pub(crate) fn unpin(&mut self) {
+        assert!(self.pinned.take().is_some(), "unpin without a pin");
+        self.generation_durable(self.durable);
+    }
+
+    /// The pinned generation, if any.
+    pub(crate) fn pinned(&self) -> Option<u64> {
+        self.pinned
+    }
+
+    /// Pages kept pending only because of the pin.
+    pub(crate) fn pinned_pages(&self) -> u64 {
+        match self.pinned {
+            Some(_) => self
+                .pending
+                .range(..=self.durable)
+                .map(|(_, ids)| ids.len() as u64)
+                .sum(),
+            None => 0,
+        }
+    }
+
+    /// Whether a durable superblock of `generation` would make any pending
+    /// page free (a pin may hold them all).
+    pub(crate) fn pending_releasable_by(&self, generation: u64) -> bool {
+        let through = self.pinned.map_or(generation, |pin| pin.min(generation));
+        self.pending.range(..=through).next().is_some()
     }
 
     /// Hands out the lowest free page, or grows the file by one page. Low
@@ -61,9 +115,12 @@ impl Allocator {
         self.pending.entry(generation).or_default().push(id);
     }
 
-    /// Superblock `generation` is durable: what it freed may be reused.
+    /// Superblock `generation` is durable: what it freed may be reused,
+    /// unless a pinned older superblock still reaches it.
     pub(crate) fn generation_durable(&mut self, generation: u64) {
-        let later = self.pending.split_off(&(generation + 1));
+        self.durable = self.durable.max(generation);
+        let through = self.pinned.map_or(generation, |pin| pin.min(generation));
+        let later = self.pending.split_off(&(through + 1));
         for (_, ids) in std::mem::replace(&mut self.pending, later) {
             for id in ids {
                 self.release_now(id);
@@ -174,6 +231,30 @@ mod tests {
         assert_eq!(allocator.allocate(), 2);
         let mut full = Allocator::new(4, BTreeSet::new());
         assert_eq!(full.truncate_free_tail(1), None, "nothing free");
+    }
+
+    #[test]
+    fn a_pin_keeps_what_its_superblock_reaches_until_it_is_dropped() {
+        let mut allocator = Allocator::new(2, BTreeSet::new());
+        allocator.generation_durable(3);
+        allocator.pin(3);
+        allocator.release_after(4, 1);
+        let fresh = allocator.allocate();
+        allocator.release_after(5, fresh);
+        assert!(!allocator.pending_releasable_by(5), "all of it is pinned");
+        allocator.generation_durable(4);
+        allocator.generation_durable(5);
+        assert_eq!(allocator.pinned_pages(), 2);
+        assert_eq!(allocator.allocate(), 3, "pinned pages are not handed out");
+        allocator.unpin();
+        assert_eq!(allocator.pinned_pages(), 0);
+        assert_eq!(allocator.allocate(), 1);
+        assert_eq!(allocator.allocate(), 2);
+        // Freed after the unpin: waits for its own superblock only.
+        allocator.release_after(6, 1);
+        assert!(allocator.pending_releasable_by(6));
+        allocator.generation_durable(6);
+        assert_eq!(allocator.allocate(), 1);
     }
 
     #[test]

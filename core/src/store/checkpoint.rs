@@ -101,7 +101,7 @@ impl State {
         let generation = tree.open_generation;
         let pages = tree.cache.dirty_pages(generation);
         if pages.is_empty()
-            && tree.allocator.pending_count() == 0
+            && !tree.allocator.pending_releasable_by(generation)
             && tree.allocator.free_tail_pages() < self.truncate_tail_pages_min.max(1)
             && self.lsn_applied == self.durable.checkpoint_lsn
         {

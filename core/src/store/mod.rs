@@ -25,6 +25,7 @@ mod meta_dump;
 mod meta_file;
 mod open;
 mod page_read;
+mod pin;
 mod relocate;
 pub(crate) use relocate::RELOCATE_STEP_PAGES;
 mod scan;
@@ -156,6 +157,10 @@ pub struct StoreStats {
     pub free_pages: u64,
     /// Pages freed but waiting for the next durable superblock.
     pub pending_free_pages: u64,
+    /// Of those, pages a backup's pin keeps (its superblock reaches them).
+    pub pinned_pages: u64,
+    /// The superblock generation a backup pins (0: none).
+    pub pinned_generation: u64,
     /// Generation of the durable superblock.
     pub durable_generation: u64,
     /// Checkpoint LSN of the durable superblock.
@@ -187,6 +192,8 @@ pub(crate) struct State {
     /// until [`Store::count_vlog_usage`] built it (recovery's replay
     /// runs before).
     pub(crate) vlog_usage: Option<VlogUsage>,
+    /// A backup pins the durable superblock (`pin.rs`).
+    pub(crate) pinned: bool,
 }
 
 /// The B+Tree store of one database directory. Open it with
@@ -241,6 +248,8 @@ impl<E: Env> Store<E> {
             page_count: tree.allocator.page_count(),
             free_pages: tree.allocator.free_count(),
             pending_free_pages: tree.allocator.pending_count(),
+            pinned_pages: tree.allocator.pinned_pages(),
+            pinned_generation: tree.allocator.pinned().unwrap_or(0),
             durable_generation: state.durable.generation,
             durable_checkpoint_lsn: state.durable.checkpoint_lsn,
             applied_lsn: state.lsn_applied,

@@ -512,7 +512,11 @@ impl<E: Env> Store<E> {
 
         let tree = Tree {
             cache: PageCache::new(page_bytes, options.cache_bytes),
-            allocator: Allocator::new(superblock.page_count, free),
+            allocator: {
+                let mut allocator = Allocator::new(superblock.page_count, free);
+                allocator.generation_durable(superblock.generation);
+                allocator
+            },
             root: superblock.root_page,
             root_crc: superblock.root_crc,
             height: superblock.tree_height,
@@ -535,6 +539,7 @@ impl<E: Env> Store<E> {
             .max(1),
             compacting: false,
             vlog_usage: None,
+            pinned: false,
         };
         let store = Store {
             dir: dir.to_path_buf(),

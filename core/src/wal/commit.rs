@@ -139,4 +139,7 @@ pub(super) enum Job {
     /// Log a `Checkpoint` record for the durable checkpoint and remove the
     /// segments it no longer needs.
     Tidy(Tidy),
+    /// Make everything written durable, and answer the files a backup
+    /// copies (design 12.2).
+    CopyView(oneshot::Sender<Result<crate::log::LogCopy, CommitError>>),
 }

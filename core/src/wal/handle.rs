@@ -168,6 +168,18 @@ impl GroupCommit {
         tidied
     }
 
+    /// Has the writer make everything written durable and list the WAL
+    /// files a backup copies (design 12.2). The store must be pinned.
+    pub(crate) async fn copy_view(&self) -> Result<crate::log::LogCopy, CommitError> {
+        let (reply, view) = oneshot::channel();
+        self.queue
+            .clone()
+            .send(Job::CopyView(reply))
+            .await
+            .map_err(|_| CommitError::Stopped)?;
+        view.await.map_err(|_| CommitError::Stopped)?
+    }
+
     /// Counters so far.
     pub(crate) fn stats(&self) -> GroupCommitStats {
         *lock(&self.stats)

@@ -154,6 +154,7 @@ impl<E: Env> Writer<E> {
         loop {
             let mut batch: Vec<Request> = Vec::new();
             let mut tidies: Vec<Tidy> = Vec::new();
+            let mut views = Vec::new();
             if self.carry.is_empty() {
                 let job = match self.sync_due_in() {
                     None => jobs.next().await,
@@ -178,6 +179,7 @@ impl<E: Env> Writer<E> {
                 match job {
                     Some(Job::Commit(request)) => batch.push(request),
                     Some(Job::Tidy(tidy)) => tidies.push(tidy),
+                    Some(Job::CopyView(reply)) => views.push(reply),
                     None => break,
                 }
             }
@@ -189,6 +191,7 @@ impl<E: Env> Writer<E> {
                 match jobs.try_recv() {
                     Ok(Job::Commit(request)) => batch.push(request),
                     Ok(Job::Tidy(tidy)) => tidies.push(tidy),
+                    Ok(Job::CopyView(reply)) => views.push(reply),
                     Err(_) => break,
                 }
             }
@@ -198,6 +201,10 @@ impl<E: Env> Writer<E> {
             self.after_batch().await;
             for tidy in tidies {
                 self.tidy(tidy).await;
+            }
+            for reply in views {
+                let view = self.copy_view().await;
+                let _ = reply.send(view);
             }
         }
         // Every handle is gone: make what was accepted durable, best effort
@@ -684,6 +691,24 @@ impl<E: Env> Writer<E> {
             {
                 self.wal_bytes_since_request = 0;
             }
+        }
+    }
+
+    /// Makes everything written durable (every commit answered so far,
+    /// `async` ones included, is then in the view) and lists the files a
+    /// backup copies. The caller pinned the store first, so no segment
+    /// goes from here on.
+    async fn copy_view(&mut self) -> Result<crate::log::LogCopy, CommitError> {
+        if let Some(reason) = self.log.failure() {
+            return Err(CommitError::Failed(reason.to_owned()));
+        }
+        self.log.settle_removal().await;
+        match self.sync_log().await {
+            Ok(_) => Ok(self.log.copy_view()),
+            Err(error) if error.is_disk_full() && self.log.failure().is_none() => {
+                Err(CommitError::DiskFull(error.to_string()))
+            }
+            Err(error) => Err(CommitError::Failed(error.to_string())),
         }
     }
 

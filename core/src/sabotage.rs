@@ -141,10 +141,10 @@ pub enum Sabotage {
     /// A backup's pin keeps the WAL but not the pages: a checkpoint may
     /// write over a page the pinned superblock reaches while it is copied.
     BackupPagesUnpinned,
-    /// A backup copies the active WAL segment only up to where it was
-    /// written before the pin's sync, so commits acknowledged just before
-    /// the backup began may be missing from it.
-    BackupWalCutEarly,
+    /// A backup neither checkpoints nor syncs first: it takes the WAL as
+    /// far as the last sync made it durable, so `async` commits answered
+    /// before the backup began but not yet synced are missing from it.
+    BackupWithoutSync,
 }
 
 impl Sabotage {
@@ -191,7 +191,7 @@ impl Sabotage {
         Sabotage::PingIgnoresFailure,
         Sabotage::ScanResumeSkips,
         Sabotage::BackupPagesUnpinned,
-        Sabotage::BackupWalCutEarly,
+        Sabotage::BackupWithoutSync,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -238,7 +238,7 @@ impl Sabotage {
             Sabotage::PingIgnoresFailure => "ping-ignores-failure",
             Sabotage::ScanResumeSkips => "scan-resume-skips",
             Sabotage::BackupPagesUnpinned => "backup-pages-unpinned",
-            Sabotage::BackupWalCutEarly => "backup-wal-cut-early",
+            Sabotage::BackupWithoutSync => "backup-without-sync",
         }
     }
 }

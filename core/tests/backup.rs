@@ -66,14 +66,13 @@ fn a_backup_holds_the_database_as_of_its_start_while_writers_checkpoints_and_gc_
         db.checkpoint().await.expect("checkpoint");
         // Some commits after the checkpoint: the copy replays them.
         for i in 0..40 {
-            db.set(format!("key-{i:04}"), value(2, i)).await.expect("set");
+            db.set(format!("key-{i:04}"), value(2, i))
+                .await
+                .expect("set");
         }
         let backup = db.backup().await.expect("backup");
         assert!(backup.end_lsn() > backup.checkpoint_lsn() || backup.end_lsn() > 0);
-        assert!(matches!(
-            db.backup().await,
-            Err(DbError::BackupInProgress)
-        ));
+        assert!(matches!(db.backup().await, Err(DbError::BackupInProgress)));
         // The source moves on: every key rewritten, pages freed and
         // reused, segments covered and collected.
         for round in 3..6 {

@@ -37,6 +37,10 @@ pub enum WorkloadName {
     /// their transactions possibly committed, and every bank oracle must
     /// hold.
     Server,
+    /// The db workload plus online backups taken while it runs: each copy
+    /// must open, validate, and hold every transaction acknowledged before
+    /// it began.
+    Backup,
 }
 
 impl fmt::Display for WorkloadName {
@@ -48,6 +52,7 @@ impl fmt::Display for WorkloadName {
             WorkloadName::Db => "db",
             WorkloadName::Bank => "bank",
             WorkloadName::Server => "server",
+            WorkloadName::Backup => "backup",
         })
     }
 }
@@ -63,8 +68,9 @@ impl FromStr for WorkloadName {
             "db" => Ok(WorkloadName::Db),
             "bank" => Ok(WorkloadName::Bank),
             "server" => Ok(WorkloadName::Server),
+            "backup" => Ok(WorkloadName::Backup),
             other => Err(format!(
-                "unknown workload `{other}`; known: log, echo, tree, db, bank, server"
+                "unknown workload `{other}`; known: log, echo, tree, db, bank, server, backup"
             )),
         }
     }

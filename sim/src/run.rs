@@ -69,6 +69,7 @@ pub fn run(options: &RunOptions) -> Result<Report, String> {
         WorkloadName::Echo => workload::echo::run(&world, options, &mut report),
         WorkloadName::Tree => workload::tree::run(&world, options, &mut report),
         WorkloadName::Db => workload::db::run(&world, options, &mut report),
+        WorkloadName::Backup => workload::db::run_backup(&world, options, &mut report),
         WorkloadName::Bank => workload::bank::run(&world, options, &mut report),
         WorkloadName::Server => workload::bank::run_server(&world, options, &mut report),
     }));

@@ -73,12 +73,12 @@ use ttl::{TtlClock, TtlCounters};
 use vlog_gc::VlogGc;
 
 pub use crate::error::DbError;
+pub use crate::record::Value;
+pub use crate::wal::{CommitEvent, CommitObserver, Durability, ObserveCommit};
 pub use backup::{
     BACKUP_CHUNK_BYTES_MAX, Backup, BackupFile, BackupWriter, Restored, is_backup_file_name,
     restore,
 };
-pub use crate::record::Value;
-pub use crate::wal::{CommitEvent, CommitObserver, Durability, ObserveCommit};
 pub use exec::TxnStats;
 pub use health::Health;
 pub use options::{DbOptions, VALUE_BYTES_LIMIT};

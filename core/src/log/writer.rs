@@ -106,8 +106,8 @@ struct Active<F> {
     dirty_end: u64,
     /// Whether anything was written since the last successful sync.
     unsynced: bool,
-    /// Where the newest batch began (the header's offset).
-    batch_start: u64,
+    /// Where the bytes the last successful sync made durable end.
+    synced_end: u64,
 }
 
 /// A segmented, append-only log of records. Open one with [`Log::open`].
@@ -231,7 +231,7 @@ impl<E: Env> Log<E> {
                 write_offset,
                 dirty_end: write_offset,
                 unsynced: false,
-                batch_start: write_offset,
+                synced_end: write_offset,
             },
             segments,
             retained,
@@ -445,7 +445,6 @@ impl<E: Env> Log<E> {
         self.stats.file_bytes += start + BATCH_HEADER_BYTES - self.end();
         self.stats.batches += 1;
         self.active.write_offset = start;
-        self.active.batch_start = start;
         let site = FrameSite {
             segment: self.active.id,
             offset: start,
@@ -756,6 +755,7 @@ impl<E: Env> Log<E> {
             return Err(self.fail(err));
         }
         self.active.unsynced = false;
+        self.active.synced_end = self.active.write_offset;
         self.stats.syncs += 1;
         if self.active.write_offset > self.config.first_batch_offset() {
             // A batch of the active segment is durable: it names the
@@ -898,7 +898,7 @@ impl<E: Env> Log<E> {
             write_offset: SEGMENT_HEADER_BYTES,
             dirty_end: SEGMENT_HEADER_BYTES,
             unsynced: false,
-            batch_start: SEGMENT_HEADER_BYTES,
+            synced_end: SEGMENT_HEADER_BYTES,
         };
         self.batch_open = false;
         self.segments.push((id, first_lsn));
@@ -928,17 +928,20 @@ impl<E: Env> Log<E> {
     /// The files a backup copies, right after a successful
     /// [`Log::sync`] with nothing appended since (see [`LogCopy`]).
     pub(crate) fn copy_view(&self) -> LogCopy {
-        assert!(
-            !self.active.unsynced && self.buffer.is_empty() && self.written_lsn == self.durable_lsn,
-            "a backup's view of the log is taken right after a sync"
-        );
-        debug_assert!(self.removal.is_none(), "no removal runs while it is copied");
-        // Broken on purpose (tests only): the newest batch is left out.
-        let cut = if sabotaged!(self.config, BackupWalCutEarly) {
-            self.active.batch_start
+        // Broken on purpose (tests only): no sync came first, and the
+        // active segment is cut where the last one ended.
+        let cut = if sabotaged!(self.config, BackupWithoutSync) {
+            self.active.synced_end
         } else {
+            assert!(
+                !self.active.unsynced
+                    && self.buffer.is_empty()
+                    && self.written_lsn == self.durable_lsn,
+                "a backup's view of the log is taken right after a sync"
+            );
             self.active.write_offset
         };
+        debug_assert!(self.removal.is_none(), "no removal runs while it is copied");
         let mut segments: Vec<(u64, Option<u64>)> =
             self.retained.iter().map(|&id| (id, None)).collect();
         for &(id, _) in &self.segments {

@@ -236,13 +236,32 @@ impl fmt::Display for Shape {
     }
 }
 
-type Model = Arc<Mutex<DbModel>>;
+pub(super) type Model = Arc<Mutex<DbModel>>;
 
 /// Runs the workload on `world`, filling `report`.
 pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
+    run_with(world, options, report, false);
+}
+
+/// The backup workload: the db workload plus a task taking online backups
+/// and checking each (`workload/backup.rs`).
+pub fn run_backup(world: &World, options: &RunOptions, report: &mut Report) {
+    run_with(world, options, report, true);
+}
+
+fn run_with(world: &World, options: &RunOptions, report: &mut Report, backups: bool) {
     let mut workload_rng = SimRng::new(options.seed, Stream::Workload);
     let mut shape = Shape::draw(&mut workload_rng);
     shape.bulk = Bulk::draw(&mut SimRng::new(options.seed, Stream::Settings), &shape);
+    if backups {
+        // Mostly `async` commits and few reads (a `sync` read makes what it
+        // read durable at once): answered before they are durable, they
+        // are what a backup that forgot to sync first would miss. Its own
+        // stream: the db workload's worlds stay as they were.
+        let mut rng = SimRng::new(options.seed ^ BACKUP_SALT, Stream::Settings);
+        shape.async_pct = rng.between(30, 100);
+        shape.read_pct = rng.between(0, 10);
+    }
     let shape = Arc::new(shape);
     let db_options = shape.options(options.sabotage);
     let model: Model = Arc::new(Mutex::new(DbModel::new(shape.committers)));
@@ -252,6 +271,7 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
         shape: &shape,
         options: &db_options,
         model: &model,
+        backups,
     };
     let life = run_lives(world, NODE, options, report, &mut workload_rng, &mut lives);
     let ended = lock(&model).verdict.ended() || report.failure.is_some();
@@ -284,12 +304,20 @@ pub fn run(world: &World, options: &RunOptions, report: &mut Report) {
     ] {
         report.stats.entry(name.to_owned()).or_insert(0);
     }
+    if !backups {
+        return;
+    }
+    for name in ["backups_checked", "backups_failed", "backups_refused"] {
+        report.stats.entry(name.to_owned()).or_insert(0);
+    }
 }
 
 struct DbLives<'a> {
     shape: &'a Arc<Shape>,
     options: &'a DbOptions,
     model: &'a Model,
+    /// A task takes backups (the backup workload).
+    backups: bool,
 }
 
 impl Lives for DbLives<'_> {
@@ -306,6 +334,7 @@ impl Lives for DbLives<'_> {
             Arc::clone(self.model),
             clients,
             seed,
+            self.backups,
         );
         spawn_life(world, NODE, life, process);
     }
@@ -459,34 +488,10 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
             return None;
         }
     }
-    let keys: Vec<Vec<String>> = lock(model).committers.iter().map(|c| c.keys()).collect();
-    let mut markers = Vec::with_capacity(keys.len());
-    let mut contents = Vec::with_capacity(keys.len());
-    for (index, keys) in keys.iter().enumerate() {
-        let mut found = Keys::new();
-        let marker = match db.get_with(&marker_key(index), Durability::Async).await {
-            Ok(marker) => marker,
-            Err(error) => {
-                db_error(env, model, "read after open", &error);
-                lock(model).verdict.open_failed = true;
-                return None;
-            }
-        };
-        for key in keys {
-            match db.get_with(key, Durability::Async).await {
-                Ok(value) => {
-                    found.insert(key.clone(), value);
-                }
-                Err(error) => {
-                    db_error(env, model, "read after open", &error);
-                    lock(model).verdict.open_failed = true;
-                    return None;
-                }
-            }
-        }
-        markers.push(marker);
-        contents.push(found);
-    }
+    let Some((markers, contents)) = read_committers(env, &db, model).await else {
+        lock(model).verdict.open_failed = true;
+        return None;
+    };
     let mut m = lock(model);
     // Damage can lurk in the page cache for lives (a kill keeps it), so
     // any damage so far may explain a lost record.
@@ -497,6 +502,42 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
     Some(Arc::new(db))
 }
 
+/// Every committer's marker and keys as `db` holds them; `None` (the
+/// failure noted) when a read fails.
+pub(super) async fn read_committers(
+    env: &SimEnv,
+    db: &Db<SimEnv>,
+    model: &Model,
+) -> Option<(Vec<Option<Value>>, Vec<Keys>)> {
+    let keys: Vec<Vec<String>> = lock(model).committers.iter().map(|c| c.keys()).collect();
+    let mut markers = Vec::with_capacity(keys.len());
+    let mut contents = Vec::with_capacity(keys.len());
+    for (index, keys) in keys.iter().enumerate() {
+        let mut found = Keys::new();
+        let marker = match db.get_with(&marker_key(index), Durability::Async).await {
+            Ok(marker) => marker,
+            Err(error) => {
+                db_error(env, model, "read after open", &error);
+                return None;
+            }
+        };
+        for key in keys {
+            match db.get_with(key, Durability::Async).await {
+                Ok(value) => {
+                    found.insert(key.clone(), value);
+                }
+                Err(error) => {
+                    db_error(env, model, "read after open", &error);
+                    return None;
+                }
+            }
+        }
+        markers.push(marker);
+        contents.push(found);
+    }
+    Some((markers, contents))
+}
+
 async fn process(
     env: SimEnv,
     shape: Arc<Shape>,
@@ -504,8 +545,9 @@ async fn process(
     model: Model,
     clients: Clients,
     seed: u64,
+    backups: bool,
 ) {
-    let Some(db) = recover(&env, &model, options).await else {
+    let Some(db) = recover(&env, &model, options.clone()).await else {
         return;
     };
     let mut rng = SimRng::new(seed, Stream::Workload);
@@ -538,6 +580,18 @@ async fn process(
                 (rng, closes),
             );
             drop(env.spawn("checkpointer", task));
+            if backups {
+                // Its own stream: the workload stream draws as before.
+                let task = super::backup::backups(
+                    env.clone(),
+                    Arc::clone(&db),
+                    Arc::clone(&model),
+                    options,
+                    SimRng::new(seed ^ BACKUP_SALT, Stream::Settings),
+                    shape.think_us_max,
+                );
+                drop(env.spawn("backups", task));
+            }
             drop(env.spawn("stats", stats(env.clone(), db, model)));
         }
         Clients::Liveness => {
@@ -820,6 +874,8 @@ async fn checkpointer(
 /// of `data.pages`, the WAL's restart, design 2.5 and 5.9) meets crashes
 /// and is checked by the next recovery.
 const CLOSE_ONE_IN: u64 = 8;
+/// Mixed into the seed for the backup task's stream.
+const BACKUP_SALT: u64 = 0xbac0_0000_0000_0000;
 /// Mixed into the seed for the close decisions' stream.
 const CLOSE_SALT: u64 = 0xc105_e000_0000_0000;
 /// How long a close waits for the committers to let go of the database.

@@ -141,6 +141,132 @@ impl Committer {
         }
         (keys, expiry)
     }
+
+    /// What a database holding `found` (and `survived` in the marker, its
+    /// WAL recovered through `lsn_end`) says of this committer's
+    /// transactions since the last check, judged without changing the
+    /// model: the first broken oracle, the checks made, and the state the
+    /// surviving transactions make. With `acked_by` (a backup that began
+    /// then), a transaction acknowledged by then must have survived.
+    fn judge(
+        &self,
+        index: usize,
+        survived: Option<u64>,
+        found: &Keys,
+        lsn_end: u64,
+        acked_by: Option<u64>,
+    ) -> Judgement {
+        let base_seq = self.since.first().map(|commit| commit.seq);
+        // A marker older than everything since the last check is the base's.
+        let survives = |seq: u64| survived.is_some_and(|last| seq <= last);
+        let mut failure: Option<(&'static str, String)> = None;
+        let mut checks = 0;
+        if let (Some(last), Some(first)) = (survived, base_seq)
+            && last >= first
+            && !self.since.iter().any(|commit| commit.seq == last)
+        {
+            failure = Some((
+                "no_phantom",
+                format!("committer {index}'s marker names transaction {last}, never submitted"),
+            ));
+        }
+        for commit in &self.since {
+            checks += 1;
+            let kept = survives(commit.seq);
+            match (&commit.outcome, kept) {
+                (Outcome::Refused, true) if survived == Some(commit.seq) => {
+                    failure.get_or_insert((
+                        "no_phantom",
+                        format!(
+                            "committer {index}'s transaction {} was refused (disk full) but survived",
+                            commit.seq
+                        ),
+                    ));
+                }
+                (Outcome::Acked(lsn), false)
+                    if acked_by.is_some_and(|began| commit.answered_ns <= began) =>
+                {
+                    failure.get_or_insert((
+                        "backup_complete",
+                        format!(
+                            "committer {index}'s transaction {} (LSN {lsn}) was acknowledged \
+                             before the backup began and is missing from it (its WAL ends at \
+                             {lsn_end})",
+                            commit.seq
+                        ),
+                    ));
+                }
+                (Outcome::Acked(lsn), false)
+                    if acked_by.is_none() && commit.durability == Durability::Sync =>
+                {
+                    failure.get_or_insert((
+                        "durability",
+                        format!(
+                            "committer {index}'s sync transaction {} (LSN {lsn}) was acknowledged \
+                             and lost (recovered WAL ends at {lsn_end})",
+                            commit.seq
+                        ),
+                    ));
+                }
+                (Outcome::Acked(lsn), kept) if kept != (*lsn <= lsn_end) => {
+                    failure.get_or_insert((
+                        "durability",
+                        format!(
+                            "committer {index}'s transaction {} at LSN {lsn} {} though the \
+                             recovered WAL ends at {lsn_end}: the loss is not a suffix",
+                            commit.seq,
+                            if kept { "survived" } else { "was lost" }
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // The surviving state: the base plus every surviving transaction
+        // that was not refused, in order.
+        let mut expected = self.base.clone();
+        let mut expiry = self.base_expiry.clone();
+        for commit in &self.since {
+            if survives(commit.seq) && commit.outcome != Outcome::Refused {
+                apply(&mut expected, &commit.writes);
+                commit.expiries(&mut expiry);
+            }
+        }
+        for (key, value) in &expected {
+            checks += 1;
+            let got = found.get(key).cloned().flatten();
+            // A key with a TTL may have expired (and been swept) by now.
+            let expired_ok = got.is_none() && expiry.contains_key(key);
+            if got != *value && !expired_ok {
+                failure.get_or_insert((
+                    "state_matches_model",
+                    format!("committer {index}'s {key} = {got:?}, expected {value:?}"),
+                ));
+            }
+        }
+        for (key, value) in found {
+            if value.is_some() && !expected.contains_key(key) {
+                failure.get_or_insert((
+                    "no_phantom",
+                    format!("committer {index}'s {key} = {value:?}, never written"),
+                ));
+            }
+        }
+        Judgement {
+            failure,
+            checks,
+            expected,
+            expiry,
+        }
+    }
+}
+
+/// What [`Committer::judge`] found.
+struct Judgement {
+    failure: Option<(&'static str, String)>,
+    checks: u64,
+    expected: Keys,
+    expiry: BTreeMap<String, Expiry>,
 }
 
 fn apply(keys: &mut Keys, writes: &[(String, Option<Value>)]) {
@@ -380,68 +506,12 @@ impl DbModel {
         lsn_end: u64,
         excused: bool,
     ) {
-        let c = &self.committers[index];
-        let base_seq = c.since.first().map(|commit| commit.seq);
-        // A marker older than everything since the last check is the base's.
-        let survives = |seq: u64| survived.is_some_and(|last| seq <= last);
-        let mut failure: Option<(&'static str, String)> = None;
-        let mut checks = 0;
-        if let (Some(last), Some(first)) = (survived, base_seq)
-            && last >= first
-            && !c.since.iter().any(|commit| commit.seq == last)
-        {
-            failure = Some((
-                "no_phantom",
-                format!("committer {index}'s marker names transaction {last}, never submitted"),
-            ));
-        }
-        for commit in &c.since {
-            checks += 1;
-            let kept = survives(commit.seq);
-            match (&commit.outcome, kept) {
-                (Outcome::Refused, true) if survived == Some(commit.seq) => {
-                    failure.get_or_insert((
-                        "no_phantom",
-                        format!(
-                            "committer {index}'s transaction {} was refused (disk full) but survived",
-                            commit.seq
-                        ),
-                    ));
-                }
-                (Outcome::Acked(lsn), false) if commit.durability == Durability::Sync => {
-                    failure.get_or_insert((
-                        "durability",
-                        format!(
-                            "committer {index}'s sync transaction {} (LSN {lsn}) was acknowledged \
-                             and lost (recovered WAL ends at {lsn_end})",
-                            commit.seq
-                        ),
-                    ));
-                }
-                (Outcome::Acked(lsn), kept) if kept != (*lsn <= lsn_end) => {
-                    failure.get_or_insert((
-                        "durability",
-                        format!(
-                            "committer {index}'s transaction {} at LSN {lsn} {} though the \
-                             recovered WAL ends at {lsn_end}: the loss is not a suffix",
-                            commit.seq,
-                            if kept { "survived" } else { "was lost" }
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        // The surviving state: the base plus every surviving transaction
-        // that was not refused, in order.
-        let mut expected = c.base.clone();
-        let mut expiry = c.base_expiry.clone();
-        for commit in &c.since {
-            if survives(commit.seq) && commit.outcome != Outcome::Refused {
-                apply(&mut expected, &commit.writes);
-                commit.expiries(&mut expiry);
-            }
-        }
+        let Judgement {
+            mut failure,
+            checks,
+            expected,
+            expiry,
+        } = self.committers[index].judge(index, survived, found, lsn_end, None);
         let seen = std::mem::take(&mut self.committers[index].expired_seen);
         let mut still_seen = BTreeMap::new();
         for (key, seq) in seen {
@@ -461,28 +531,7 @@ impl DbModel {
             still_seen.insert(key, seq);
         }
         self.committers[index].expired_seen = still_seen;
-        for (key, value) in &expected {
-            checks += 1;
-            let got = found.get(key).cloned().flatten();
-            // A key with a TTL may have expired (and been swept) by now.
-            let expired_ok = got.is_none() && expiry.contains_key(key);
-            if got != *value && !expired_ok {
-                failure.get_or_insert((
-                    "state_matches_model",
-                    format!(
-                        "committer {index}'s {key} = {got:?} after recovery, expected {value:?}"
-                    ),
-                ));
-            }
-        }
-        for (key, value) in found {
-            if value.is_some() && !expected.contains_key(key) {
-                failure.get_or_insert((
-                    "no_phantom",
-                    format!("committer {index}'s {key} = {value:?}, never written"),
-                ));
-            }
-        }
+        let survives = |seq: u64| survived.is_some_and(|last| seq <= last);
         self.verdict.check("durability", checks);
         self.verdict
             .check("state_matches_model", expected.len() as u64);
@@ -528,6 +577,54 @@ impl DbModel {
             .count();
         self.verdict.stat("acked_async_lost", lost as u64);
         c.since.clear();
+    }
+
+    /// Checks a backup that began at monotonic `began_ns`, opened from its
+    /// copy: `markers`, `contents` and `lsn_end` as for
+    /// [`DbModel::recovered`], but the model is left as it is (the source
+    /// runs on). Every transaction acknowledged before the backup began
+    /// must be in it, and what it holds must be what a prefix of each
+    /// committer's transactions wrote (oracles `backup_complete`,
+    /// `no_phantom`, `state_matches_model`).
+    pub(crate) fn check_backup(
+        &mut self,
+        markers: &[Option<Value>],
+        contents: &[Keys],
+        lsn_end: u64,
+        began_ns: u64,
+        excused: bool,
+    ) {
+        for (index, marker) in markers.iter().enumerate() {
+            let survived = match marker {
+                None => None,
+                Some(value) => match parse_marker(index, value) {
+                    Some(seq) => Some(seq),
+                    None => {
+                        self.verdict.fail(
+                            "no_phantom",
+                            format!("in a backup: committer {index}'s marker holds {value:?}"),
+                        );
+                        return;
+                    }
+                },
+            };
+            let judgement = self.committers[index].judge(
+                index,
+                survived,
+                &contents[index],
+                lsn_end,
+                Some(began_ns),
+            );
+            self.verdict.check("backup_complete", judgement.checks);
+            if let Some((oracle, message)) = judgement.failure {
+                if excused {
+                    self.verdict.stat("backup_excused_losses", 1);
+                    return;
+                }
+                self.verdict.fail(oracle, format!("in a backup: {message}"));
+                return;
+            }
+        }
     }
 
     /// Whether committers stop: the life is over, or a clean close was

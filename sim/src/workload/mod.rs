@@ -2,6 +2,7 @@
 //! engine against. Every workload states its own oracles and counts how
 //! many checks each made.
 
+mod backup;
 pub mod bank;
 
 pub mod db;

@@ -24,6 +24,10 @@ pub(crate) enum Reply {
     Pong,
     Health(crate::Health),
     Scan(jubilant_core::db::ScanPage),
+    BackupBegun(crate::BackupBegun),
+    /// A backup chunk whose hash verified.
+    BackupChunk(Vec<u8>),
+    BackupEnded,
 }
 
 pub(crate) fn unexpected(reply: &Reply) -> ClientError {
@@ -94,6 +98,37 @@ pub(crate) fn encode_scan(id: u64, request: &jubilant_core::db::ScanRequest) -> 
     )
     .as_union_value();
     finish(b, id, wire::RequestBody::Scan, body)
+}
+
+pub(crate) fn encode_backup_begin(id: u64) -> Vec<u8> {
+    let mut b = jubilant_schemas::builder_for(0);
+    let body = wire::BackupBegin::create(&mut b, &wire::BackupBeginArgs {}).as_union_value();
+    finish(b, id, wire::RequestBody::BackupBegin, body)
+}
+
+pub(crate) fn encode_backup_read(
+    id: u64,
+    backup: u64,
+    (file, offset, length): (u32, u64, u32),
+) -> Vec<u8> {
+    let mut b = jubilant_schemas::builder_for(0);
+    let body = wire::BackupRead::create(
+        &mut b,
+        &wire::BackupReadArgs {
+            backup,
+            file,
+            offset,
+            length,
+        },
+    )
+    .as_union_value();
+    finish(b, id, wire::RequestBody::BackupRead, body)
+}
+
+pub(crate) fn encode_backup_end(id: u64, backup: u64) -> Vec<u8> {
+    let mut b = jubilant_schemas::builder_for(0);
+    let body = wire::BackupEnd::create(&mut b, &wire::BackupEndArgs { backup }).as_union_value();
+    finish(b, id, wire::RequestBody::BackupEnd, body)
 }
 
 pub(crate) fn encode_info(id: u64) -> Vec<u8> {
@@ -362,6 +397,57 @@ pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError
                     wal_bytes_since_checkpoint: health.wal_bytes_since_checkpoint(),
                 }))
             }),
+        wire::ResponseBody::BackupBegun => response
+            .body_as_backup_begun()
+            .ok_or_else(missing)
+            .and_then(|begun| {
+                let files = begun
+                    .files()
+                    .iter()
+                    .flatten()
+                    .map(|file| {
+                        let name = file
+                            .name()
+                            .ok_or_else(|| protocol("a backup file without its name"))?;
+                        if !jubilant_core::db::is_backup_file_name(name) {
+                            return Err(protocol(format!(
+                                "a backup file named {name:?}, not a database file"
+                            )));
+                        }
+                        if file.data_bytes() > file.length() {
+                            return Err(protocol(format!(
+                                "backup file {name} has {} bytes to copy but is {} long",
+                                file.data_bytes(),
+                                file.length()
+                            )));
+                        }
+                        Ok(jubilant_core::db::BackupFile {
+                            name: name.to_owned(),
+                            length: file.length(),
+                            data_bytes: file.data_bytes(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Reply::BackupBegun(crate::BackupBegun {
+                    backup: begun.backup(),
+                    generation: begun.generation(),
+                    checkpoint_lsn: begun.checkpoint_lsn(),
+                    end_lsn: begun.end_lsn(),
+                    files,
+                }))
+            }),
+        wire::ResponseBody::BackupChunk => response
+            .body_as_backup_chunk()
+            .ok_or_else(missing)
+            .and_then(|chunk| {
+                let data = chunk.data().map(|data| data.bytes()).unwrap_or_default();
+                let hash = chunk.blake3().map(|hash| hash.bytes()).unwrap_or_default();
+                if blake3::hash(data).as_bytes().as_slice() != hash {
+                    return Err(protocol("a backup chunk whose BLAKE3 hash does not match"));
+                }
+                Ok(Reply::BackupChunk(data.to_vec()))
+            }),
+        wire::ResponseBody::BackupEnded => Ok(Reply::BackupEnded),
         other => Err(protocol(format!("unknown response type {}", other.0))),
     };
     (id, answer)

@@ -88,6 +88,22 @@ pub struct Health {
     pub wal_bytes_since_checkpoint: u64,
 }
 
+/// A backup the server began ([`Client::backup_begin`]): read its files
+/// with [`Client::backup_read`], then end it with [`Client::backup_end`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupBegun {
+    /// The id the other calls name it by.
+    pub backup: u64,
+    /// The pinned superblock's generation.
+    pub generation: u64,
+    /// Its checkpoint LSN: the copy's recovery replays the WAL after it.
+    pub checkpoint_lsn: u64,
+    /// Every commit answered before the backup began is at or below it.
+    pub end_lsn: u64,
+    /// The files of the copy, in order.
+    pub files: Vec<jubilant_core::db::BackupFile>,
+}
+
 /// The largest response frame the client accepts.
 pub const RESPONSE_BYTES_MAX: u32 = 1 << 30;
 
@@ -580,6 +596,45 @@ impl Client {
                 }
             }
         })
+    }
+
+    /// Starts an online backup: the server checkpoints and pins what a
+    /// consistent copy needs (design 12). One runs at a time
+    /// ([`ErrorCode::BackupInProgress`]); one that reads nothing for the
+    /// server's `storage.backup_pin_timeout_ms` is ended for it.
+    pub async fn backup_begin(&self) -> Result<BackupBegun, ClientError> {
+        match self.call(codec::encode_backup_begin, false).await? {
+            codec::Reply::BackupBegun(begun) => Ok(begun),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+
+    /// Up to `length` bytes of file `file` of backup `backup` from
+    /// `offset` (the server may send fewer; none at the file's
+    /// `data_bytes`), verified against the BLAKE3 hash sent with them.
+    pub async fn backup_read(
+        &self,
+        backup: u64,
+        file: u32,
+        offset: u64,
+        length: u32,
+    ) -> Result<Vec<u8>, ClientError> {
+        let encode = |id| codec::encode_backup_read(id, backup, (file, offset, length));
+        match self.call(encode, true).await? {
+            codec::Reply::BackupChunk(data) => Ok(data),
+            other => Err(codec::unexpected(&other)),
+        }
+    }
+
+    /// Ends backup `backup`, releasing the server's pin.
+    pub async fn backup_end(&self, backup: u64) -> Result<(), ClientError> {
+        match self
+            .call(|id| codec::encode_backup_end(id, backup), true)
+            .await?
+        {
+            codec::Reply::BackupEnded => Ok(()),
+            other => Err(codec::unexpected(&other)),
+        }
     }
 
     /// The server's health as fields; answered even when its database has

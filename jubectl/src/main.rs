@@ -2,8 +2,10 @@
 //!
 //! Online commands talk to a running server (`--addr`, or `JUBILANT_ADDR`,
 //! default `127.0.0.1:6767`): `ping`, `get`, `set`, `del`, `add`, `ttl`,
-//! `expire`, `persist`, `info`, `health`, `scan`, `checkpoint`, `txn`. Offline, on a
+//! `expire`, `persist`, `info`, `health`, `scan`, `checkpoint`, `txn`, and
+//! `backup DIR` (an online, consistent copy). Offline, on a
 //! database directory no server holds: `init DIR` creates a database;
+//! `restore BACKUP DIR` installs a backup as a new database;
 //! `validate DIR` checks it page by page and follows its value-log
 //! pointers; `repair DIR` runs open's recovery and repair and reports each
 //! action; `dump-manifest DIR` prints the MANIFEST and both superblocks;
@@ -15,7 +17,8 @@
 //! Exit codes (stable, for scripts):
 //! - 0: success (`repair`: repaired, or nothing to repair);
 //! - 1: the command ran and found a problem (a missing key for `get` and
-//!   `ttl`; a server that is not healthy for `health`; corruption in the WAL; a `validate` finding; a MANIFEST that
+//!   `ttl`; a server that is not healthy for `health`; corruption in the WAL; a `validate` finding;
+//!   a backup copy that does not open and validate; a MANIFEST that
 //!   does not verify or no valid superblock for `dump-manifest`; damage
 //!   `repair` cannot repair);
 //! - 2: bad usage (unknown command or flag, a value that does not parse,
@@ -23,7 +26,7 @@
 //! - 3: an operating error (no server at the address, the connection lost;
 //!   a directory that is missing, unreadable, in use by a server, holding
 //!   no database for `validate`/`repair`/`dump-manifest`, or already
-//!   holding one for `init`);
+//!   holding one for `init`, or files for `backup` and `restore`);
 //! - 4: the server refused the request (a typed error, printed).
 
 use std::path::PathBuf;
@@ -31,6 +34,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backup;
 mod dump_manifest;
 mod dump_wal;
 mod init;
@@ -155,6 +159,23 @@ enum Command {
     Health,
     /// Write a checkpoint now; prints its LSN.
     Checkpoint,
+    /// Take an online backup of the server into DIR (a new directory):
+    /// a consistent copy holding every commit answered before it began,
+    /// written to DIR.tmp, opened and validated, then renamed to DIR.
+    /// Writers keep running meanwhile.
+    Backup {
+        /// The directory to create.
+        dir: PathBuf,
+    },
+    /// Install a backup as a new database in DIR (offline: no server may
+    /// use DIR), then open, validate and close it. Refuses a DIR that
+    /// holds any file (exit 3): it never overwrites a database.
+    Restore {
+        /// The backup's directory (made by `jubectl backup`).
+        backup: PathBuf,
+        /// The new database directory.
+        dir: PathBuf,
+    },
     /// Run a transaction written as JSON (`jubectl txn --help` shows the
     /// format), from FILE or standard input.
     #[command(after_help = txn_json::FORMAT)]
@@ -231,6 +252,8 @@ pub(crate) mod exit {
 
 /// A command that works on a directory, without a server.
 enum Offline {
+    Backup(PathBuf),
+    Restore(PathBuf, PathBuf),
     DumpManifest(PathBuf),
     DumpWal(PathBuf, bool),
     Init(PathBuf, init::InitOptions),
@@ -276,6 +299,8 @@ fn online_command(command: Command, hex: bool) -> Result<Online, String> {
         | Command::DumpManifest { .. }
         | Command::Repair { .. }
         | Command::Init { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. }
         | Command::Completions { .. }
         | Command::Man => {
             unreachable!("offline and generated commands are split off above")
@@ -369,6 +394,8 @@ fn main() -> ExitCode {
     let (online, offline) = match cli.command {
         Command::DumpWal { dir, summary } => (None, Some(Offline::DumpWal(dir, summary))),
         Command::Validate { dir } => (None, Some(Offline::Validate(dir))),
+        Command::Backup { dir } => (None, Some(Offline::Backup(dir))),
+        Command::Restore { backup, dir } => (None, Some(Offline::Restore(backup, dir))),
         Command::DumpManifest { dir } => (None, Some(Offline::DumpManifest(dir))),
         Command::Repair {
             dir,
@@ -412,6 +439,10 @@ fn main() -> ExitCode {
                 dump_wal::run(&dir, json, summary).await
             }
             (None, Some(Offline::Validate(dir))) => validate::run(&dir, json).await,
+            (None, Some(Offline::Backup(dir))) => {
+                backup::run_backup(&addr, timeout, &dir, json).await
+            }
+            (None, Some(Offline::Restore(from, to))) => backup::run_restore(&from, &to, json).await,
             (None, Some(Offline::DumpManifest(dir))) => dump_manifest::run(&dir, json).await,
             (None, Some(Offline::Repair(dir, accept_data_loss))) => {
                 repair::run(&dir, accept_data_loss, json).await

@@ -142,6 +142,9 @@ pub struct StorageConfig {
     pub checkpoint_wal_bytes: u64,
     /// Size of each (preallocated) WAL segment file.
     pub wal_segment_bytes: u64,
+    /// An online backup not read from for this long is ended for its
+    /// client, releasing its pin (design 12.1).
+    pub backup_pin_timeout_ms: u64,
 }
 
 /// `[ttl]`.
@@ -327,6 +330,7 @@ impl Default for StorageConfig {
             checkpoint_interval_ms: 60_000,
             checkpoint_wal_bytes: db.checkpoint_wal_bytes,
             wal_segment_bytes: db.wal_segment_bytes,
+            backup_pin_timeout_ms: 60_000,
         }
     }
 }
@@ -581,6 +585,11 @@ impl Config {
         at_least(
             "storage.checkpoint_wal_bytes",
             self.storage.checkpoint_wal_bytes,
+            1,
+        )?;
+        at_least(
+            "storage.backup_pin_timeout_ms",
+            self.storage.backup_pin_timeout_ms,
             1,
         )?;
         at_least("ttl.sweep_keys_max", self.ttl.sweep_keys_max as u64, 1)?;

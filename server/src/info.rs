@@ -48,6 +48,8 @@ pub struct ServerFacts {
     pub resp_commands: u64,
     /// RESP connections closed for lost framing.
     pub resp_protocol_errors: u64,
+    /// Online backups.
+    pub backup: crate::backup::BackupFacts,
 }
 
 /// The bounds the server runs with (INFO `# Limits`).
@@ -137,7 +139,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
     let cache = &store.cache;
     let vlog = &stats.vlog;
     let limits = &server.limits;
-    let sections: [(&str, Vec<(&str, String)>); 10] = [
+    let sections: [(&str, Vec<(&str, String)>); 11] = [
         (
             "Server",
             vec![
@@ -335,6 +337,18 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     "clock_floor_unix_ms",
                     stats.recovery.ttl_floor_ms.to_string(),
                 ),
+            ],
+        ),
+        (
+            "Backup",
+            vec![
+                ("running", u8::from(server.backup.running).to_string()),
+                ("pinned_generation", store.pinned_generation.to_string()),
+                ("pinned_pages", store.pinned_pages.to_string()),
+                ("started", server.backup.started.to_string()),
+                ("ended", server.backup.ended.to_string()),
+                ("expired", server.backup.expired.to_string()),
+                ("bytes_sent", server.backup.bytes_sent.to_string()),
             ],
         ),
         (

@@ -95,6 +95,7 @@ fn is_gauge(section: &str, name: &str) -> bool {
                 | "gc_last_run_unix_ms"
         ),
         "ttl" => matches!(name, "tombstones" | "clock_floor_unix_ms"),
+        "backup" => matches!(name, "running" | "pinned_generation" | "pinned_pages"),
         _ => false,
     }
 }

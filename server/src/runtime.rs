@@ -195,6 +195,8 @@ pub(crate) struct Shared<E: Env> {
     pub(crate) latencies: crate::metrics::Latencies,
     /// The server stopped: the admin listener closes.
     pub(crate) admin_done: AtomicBool,
+    /// The online backup, if one runs.
+    pub(crate) backup: crate::backup::BackupSlot<E>,
 }
 
 impl<E: Env> Shared<E> {
@@ -245,6 +247,7 @@ impl<E: Env> Shared<E> {
             resp_connections: ServerCounters::get(&self.resp.connections),
             resp_commands: ServerCounters::get(&self.resp.commands),
             resp_protocol_errors: ServerCounters::get(&self.resp.protocol_errors),
+            backup: self.backup.facts(),
         }
     }
 
@@ -372,6 +375,7 @@ pub async fn serve_db<E: Env>(
         abandoning: AtomicBool::new(false),
         latencies: crate::metrics::Latencies::default(),
         admin_done: AtomicBool::new(false),
+        backup: crate::backup::BackupSlot::new(),
     });
     let admin = admin_listener.map(|(listener, _)| {
         env.spawn("admin", crate::admin::serve(Arc::clone(&shared), listener))
@@ -531,6 +535,8 @@ async fn serve<E: Env>(
     // Connection and request tasks drop their handles on the state just
     // after they count themselves out.
     let mut pending = shared;
+    // A backup still running ends: its client hears `NoSuchBackup`.
+    pending.backup.clear();
     let shared = loop {
         match Arc::try_unwrap(pending) {
             Ok(shared) => break shared,
@@ -835,6 +841,7 @@ async fn answer<E: Env>(
     let response = match request {
         Request::Health => Response::Health(shared.health()),
         Request::Info => Response::Info(info::render(&shared.db.stats(), shared.facts())),
+        Request::BackupEnd { backup } => shared.backup.end(backup),
         _ if let Some(reason) = failure => Response::Error(ErrorReply::from_db(
             &jubilant_core::db::DbError::StorageFailed(reason),
         )),
@@ -845,6 +852,34 @@ async fn answer<E: Env>(
                 Ok(page) => Response::Scan(page),
                 Err(error) => Response::Error(ErrorReply::from_db(&error)),
             }
+        }
+        Request::BackupBegin => {
+            let timeout = Duration::from_millis(shared.config.storage.backup_pin_timeout_ms);
+            let begun = shared
+                .backup
+                .begin(&shared.db, shared.env.now_mono(), timeout)
+                .await;
+            if let Response::BackupBegun(begun) = &begun {
+                let watch = crate::backup::watchdog(Arc::clone(&shared), begun.backup, timeout);
+                drop(shared.env.spawn("backup-watchdog", watch));
+            }
+            begun
+        }
+        Request::BackupRead {
+            backup,
+            file,
+            offset,
+            length,
+        } => {
+            shared
+                .backup
+                .read(
+                    backup,
+                    (file, offset, length),
+                    shared.env.now_mono(),
+                    shared.config.limits.response_bytes_max,
+                )
+                .await
         }
         Request::Checkpoint => match shared.db.checkpoint().await {
             Ok(report) => Response::Checkpoint(report.checkpoint_lsn),

@@ -39,6 +39,39 @@ pub enum Request {
     Health,
     /// One page of a scan (its byte bound is the server's to set).
     Scan(ScanRequest),
+    /// Start an online backup.
+    BackupBegin,
+    /// A piece of a backup's file.
+    BackupRead {
+        /// The backup's id.
+        backup: u64,
+        /// The file's index in the backup's list.
+        file: u32,
+        /// Where in the file.
+        offset: u64,
+        /// Bytes asked for (the server may send fewer).
+        length: u32,
+    },
+    /// End a backup, releasing its pin.
+    BackupEnd {
+        /// The backup's id.
+        backup: u64,
+    },
+}
+
+/// A backup that began, as `BackupBegun` answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupBegun {
+    /// The id later requests name it by.
+    pub backup: u64,
+    /// The pinned superblock's generation.
+    pub generation: u64,
+    /// Its checkpoint LSN.
+    pub checkpoint_lsn: u64,
+    /// Every commit through it is in the copy.
+    pub end_lsn: u64,
+    /// The files, in order.
+    pub files: Vec<jubilant_core::db::BackupFile>,
 }
 
 /// Entries a scan page may ask for at most.
@@ -158,6 +191,7 @@ impl ErrorReply {
             DbError::DiskFull(_) => ErrorCode::DiskFull,
             DbError::StorageFailed(_) => ErrorCode::StorageFailed,
             DbError::Closed => ErrorCode::ShuttingDown,
+            DbError::BackupInProgress => ErrorCode::BackupInProgress,
             error if error.is_corruption() => ErrorCode::Corrupt,
             _ => ErrorCode::Internal,
         };
@@ -187,6 +221,12 @@ pub enum Response {
     Health(ServerHealth),
     /// A page of a scan.
     Scan(ScanPage),
+    /// A backup began.
+    BackupBegun(BackupBegun),
+    /// A piece of a backup's file (sent with its BLAKE3 hash).
+    BackupChunk(Vec<u8>),
+    /// A backup ended.
+    BackupEnded,
 }
 
 /// The wire kind of `op`.
@@ -242,6 +282,22 @@ pub fn decode_request(
         wire::RequestBody::Scan => match request.body_as_scan() {
             Some(scan) => decode_scan(scan).map(Request::Scan),
             None => Err(invalid("a scan request without its body".to_owned())),
+        },
+        wire::RequestBody::BackupBegin => Ok(Request::BackupBegin),
+        wire::RequestBody::BackupRead => match request.body_as_backup_read() {
+            Some(read) => Ok(Request::BackupRead {
+                backup: read.backup(),
+                file: read.file(),
+                offset: read.offset(),
+                length: read.length(),
+            }),
+            None => Err(invalid("a backup read without its body".to_owned())),
+        },
+        wire::RequestBody::BackupEnd => match request.body_as_backup_end() {
+            Some(end) => Ok(Request::BackupEnd {
+                backup: end.backup(),
+            }),
+            None => Err(invalid("a backup end without its body".to_owned())),
         },
         other => Err(invalid(format!("unknown request type {}", other.0))),
     };
@@ -414,7 +470,13 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                 RESULT_BYTES + key.len() + value.as_ref().map_or(0, Value::len_bytes)
             })
             .sum(),
-        Response::Checkpoint(_) | Response::Pong => 0,
+        Response::BackupBegun(begun) => begun
+            .files
+            .iter()
+            .map(|file| RESULT_BYTES + file.name.len())
+            .sum(),
+        Response::BackupChunk(data) => data.len() + 64,
+        Response::Checkpoint(_) | Response::Pong | Response::BackupEnded => 0,
     };
     let mut builder = jubilant_schemas::builder_for(payload_bytes);
     let (body_type, body) = match response {
@@ -544,6 +606,51 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                 },
             );
             (wire::ResponseBody::ScanResult, body.as_union_value())
+        }
+        Response::BackupBegun(begun) => {
+            let files: Vec<_> = begun
+                .files
+                .iter()
+                .map(|file| {
+                    let name = builder.create_string(&file.name);
+                    wire::BackupFileInfo::create(
+                        &mut builder,
+                        &wire::BackupFileInfoArgs {
+                            name: Some(name),
+                            length: file.length,
+                            data_bytes: file.data_bytes,
+                        },
+                    )
+                })
+                .collect();
+            let files = builder.create_vector(&files);
+            let body = wire::BackupBegun::create(
+                &mut builder,
+                &wire::BackupBegunArgs {
+                    backup: begun.backup,
+                    generation: begun.generation,
+                    checkpoint_lsn: begun.checkpoint_lsn,
+                    end_lsn: begun.end_lsn,
+                    files: Some(files),
+                },
+            );
+            (wire::ResponseBody::BackupBegun, body.as_union_value())
+        }
+        Response::BackupChunk(data) => {
+            let hash = builder.create_vector(blake3::hash(data).as_bytes());
+            let data = builder.create_vector(data);
+            let body = wire::BackupChunk::create(
+                &mut builder,
+                &wire::BackupChunkArgs {
+                    data: Some(data),
+                    blake3: Some(hash),
+                },
+            );
+            (wire::ResponseBody::BackupChunk, body.as_union_value())
+        }
+        Response::BackupEnded => {
+            let body = wire::BackupEnded::create(&mut builder, &wire::BackupEndedArgs {});
+            (wire::ResponseBody::BackupEnded, body.as_union_value())
         }
     };
     let root = wire::Response::create(

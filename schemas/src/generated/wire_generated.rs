@@ -495,10 +495,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for BoundKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REQUEST_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST_BODY: u8 = 6;
+pub const ENUM_MAX_REQUEST_BODY: u8 = 9;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 7] = [
+pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 10] = [
   RequestBody::NONE,
   RequestBody::Txn,
   RequestBody::Info,
@@ -506,6 +506,9 @@ pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 7] = [
   RequestBody::Ping,
   RequestBody::Health,
   RequestBody::Scan,
+  RequestBody::BackupBegin,
+  RequestBody::BackupRead,
+  RequestBody::BackupEnd,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -520,9 +523,12 @@ impl RequestBody {
   pub const Ping: Self = Self(4);
   pub const Health: Self = Self(5);
   pub const Scan: Self = Self(6);
+  pub const BackupBegin: Self = Self(7);
+  pub const BackupRead: Self = Self(8);
+  pub const BackupEnd: Self = Self(9);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_MAX: u8 = 9;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Txn,
@@ -531,6 +537,9 @@ impl RequestBody {
     Self::Ping,
     Self::Health,
     Self::Scan,
+    Self::BackupBegin,
+    Self::BackupRead,
+    Self::BackupEnd,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -542,6 +551,9 @@ impl RequestBody {
       Self::Ping => Some("Ping"),
       Self::Health => Some("Health"),
       Self::Scan => Some("Scan"),
+      Self::BackupBegin => Some("BackupBegin"),
+      Self::BackupRead => Some("BackupRead"),
+      Self::BackupEnd => Some("BackupEnd"),
       _ => None,
     }
   }
@@ -689,10 +701,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for TtlKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 23;
+pub const ENUM_MAX_ERROR_CODE: u16 = 25;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 24] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 26] = [
   ErrorCode::Internal,
   ErrorCode::InvalidRequest,
   ErrorCode::InvalidUtf8,
@@ -717,6 +729,8 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 24] = [
   ErrorCode::ResponseTooLarge,
   ErrorCode::TooManyConnections,
   ErrorCode::FrameTimeout,
+  ErrorCode::BackupInProgress,
+  ErrorCode::NoSuchBackup,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -762,9 +776,13 @@ impl ErrorCode {
   /// A frame did not arrive whole within `frame_read_timeout_ms`: the
   /// connection is closed right after this error (request id 0).
   pub const FrameTimeout: Self = Self(23);
+  /// Another backup is running; one runs at a time.
+  pub const BackupInProgress: Self = Self(24);
+  /// No backup with that id is running (it ended, or its pin timed out).
+  pub const NoSuchBackup: Self = Self(25);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 23;
+  pub const ENUM_MAX: u16 = 25;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Internal,
     Self::InvalidRequest,
@@ -790,6 +808,8 @@ impl ErrorCode {
     Self::ResponseTooLarge,
     Self::TooManyConnections,
     Self::FrameTimeout,
+    Self::BackupInProgress,
+    Self::NoSuchBackup,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -818,6 +838,8 @@ impl ErrorCode {
       Self::ResponseTooLarge => Some("ResponseTooLarge"),
       Self::TooManyConnections => Some("TooManyConnections"),
       Self::FrameTimeout => Some("FrameTimeout"),
+      Self::BackupInProgress => Some("BackupInProgress"),
+      Self::NoSuchBackup => Some("NoSuchBackup"),
       _ => None,
     }
   }
@@ -963,10 +985,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for HealthStatus {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE_BODY: u8 = 7;
+pub const ENUM_MAX_RESPONSE_BODY: u8 = 10;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 8] = [
+pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 11] = [
   ResponseBody::NONE,
   ResponseBody::TxnResult,
   ResponseBody::Error,
@@ -975,6 +997,9 @@ pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 8] = [
   ResponseBody::Pong,
   ResponseBody::HealthResult,
   ResponseBody::ScanResult,
+  ResponseBody::BackupBegun,
+  ResponseBody::BackupChunk,
+  ResponseBody::BackupEnded,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -990,9 +1015,12 @@ impl ResponseBody {
   pub const Pong: Self = Self(5);
   pub const HealthResult: Self = Self(6);
   pub const ScanResult: Self = Self(7);
+  pub const BackupBegun: Self = Self(8);
+  pub const BackupChunk: Self = Self(9);
+  pub const BackupEnded: Self = Self(10);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 7;
+  pub const ENUM_MAX: u8 = 10;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::TxnResult,
@@ -1002,6 +1030,9 @@ impl ResponseBody {
     Self::Pong,
     Self::HealthResult,
     Self::ScanResult,
+    Self::BackupBegun,
+    Self::BackupChunk,
+    Self::BackupEnded,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -1014,6 +1045,9 @@ impl ResponseBody {
       Self::Pong => Some("Pong"),
       Self::HealthResult => Some("HealthResult"),
       Self::ScanResult => Some("ScanResult"),
+      Self::BackupBegun => Some("BackupBegun"),
+      Self::BackupChunk => Some("BackupChunk"),
+      Self::BackupEnded => Some("BackupEnded"),
       _ => None,
     }
   }
@@ -2253,6 +2287,335 @@ impl ::core::fmt::Debug for Scan<'_> {
       ds.finish()
   }
 }
+pub enum BackupBeginOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Starts an online backup (design 12): the server checkpoints, pins that
+/// checkpoint and the WAL after it, and answers the files of a consistent
+/// copy (BackupBegun). One backup at a time; a backup not read from for
+/// the server's `backup.pin_timeout_ms` is ended for it.
+pub struct BackupBegin<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupBegin<'a> {
+  type Inner = BackupBegin<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupBegin<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupBegin { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args BackupBeginArgs
+  ) -> ::flatbuffers::WIPOffset<BackupBegin<'bldr>> {
+    let mut builder = BackupBeginBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for BackupBegin<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupBeginArgs {
+}
+impl<'a> Default for BackupBeginArgs {
+  #[inline]
+  fn default() -> Self {
+    BackupBeginArgs {
+    }
+  }
+}
+
+pub struct BackupBeginBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupBeginBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupBeginBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupBeginBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupBegin<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupBegin<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupBegin");
+      ds.finish()
+  }
+}
+pub enum BackupReadOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// At most `length` bytes (the server may send fewer) of file `file` of
+/// backup `backup`, from `offset` (BackupChunk; empty at the file's
+/// `data_bytes`).
+pub struct BackupRead<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupRead<'a> {
+  type Inner = BackupRead<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupRead<'a> {
+  pub const VT_BACKUP: ::flatbuffers::VOffsetT = 4;
+  pub const VT_FILE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_OFFSET: ::flatbuffers::VOffsetT = 8;
+  pub const VT_LENGTH: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupRead { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BackupReadArgs
+  ) -> ::flatbuffers::WIPOffset<BackupRead<'bldr>> {
+    let mut builder = BackupReadBuilder::new(_fbb);
+    builder.add_offset(args.offset);
+    builder.add_backup(args.backup);
+    builder.add_length(args.length);
+    builder.add_file(args.file);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn backup(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupRead::VT_BACKUP, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn file(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(BackupRead::VT_FILE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn offset(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupRead::VT_OFFSET, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn length(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(BackupRead::VT_LENGTH, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BackupRead<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("backup", Self::VT_BACKUP, false)?
+     .visit_field::<u32>("file", Self::VT_FILE, false)?
+     .visit_field::<u64>("offset", Self::VT_OFFSET, false)?
+     .visit_field::<u32>("length", Self::VT_LENGTH, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupReadArgs {
+    pub backup: u64,
+    pub file: u32,
+    pub offset: u64,
+    pub length: u32,
+}
+impl<'a> Default for BackupReadArgs {
+  #[inline]
+  fn default() -> Self {
+    BackupReadArgs {
+      backup: 0,
+      file: 0,
+      offset: 0,
+      length: 0,
+    }
+  }
+}
+
+pub struct BackupReadBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupReadBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_backup(&mut self, backup: u64) {
+    self.fbb_.push_slot::<u64>(BackupRead::VT_BACKUP, backup, 0);
+  }
+  #[inline]
+  pub fn add_file(&mut self, file: u32) {
+    self.fbb_.push_slot::<u32>(BackupRead::VT_FILE, file, 0);
+  }
+  #[inline]
+  pub fn add_offset(&mut self, offset: u64) {
+    self.fbb_.push_slot::<u64>(BackupRead::VT_OFFSET, offset, 0);
+  }
+  #[inline]
+  pub fn add_length(&mut self, length: u32) {
+    self.fbb_.push_slot::<u32>(BackupRead::VT_LENGTH, length, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupReadBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupReadBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupRead<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupRead<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupRead");
+      ds.field("backup", &self.backup());
+      ds.field("file", &self.file());
+      ds.field("offset", &self.offset());
+      ds.field("length", &self.length());
+      ds.finish()
+  }
+}
+pub enum BackupEndOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Ends backup `backup`: its pin is released (BackupEnded).
+pub struct BackupEnd<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupEnd<'a> {
+  type Inner = BackupEnd<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupEnd<'a> {
+  pub const VT_BACKUP: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupEnd { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BackupEndArgs
+  ) -> ::flatbuffers::WIPOffset<BackupEnd<'bldr>> {
+    let mut builder = BackupEndBuilder::new(_fbb);
+    builder.add_backup(args.backup);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn backup(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupEnd::VT_BACKUP, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BackupEnd<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("backup", Self::VT_BACKUP, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupEndArgs {
+    pub backup: u64,
+}
+impl<'a> Default for BackupEndArgs {
+  #[inline]
+  fn default() -> Self {
+    BackupEndArgs {
+      backup: 0,
+    }
+  }
+}
+
+pub struct BackupEndBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupEndBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_backup(&mut self, backup: u64) {
+    self.fbb_.push_slot::<u64>(BackupEnd::VT_BACKUP, backup, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupEndBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupEndBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupEnd<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupEnd<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupEnd");
+      ds.field("backup", &self.backup());
+      ds.finish()
+  }
+}
 pub enum RequestOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2401,6 +2764,51 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_backup_begin(&self) -> Option<BackupBegin<'a>> {
+    if self.body_type() == RequestBody::BackupBegin {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupBegin::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_backup_read(&self) -> Option<BackupRead<'a>> {
+    if self.body_type() == RequestBody::BackupRead {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupRead::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_backup_end(&self) -> Option<BackupEnd<'a>> {
+    if self.body_type() == RequestBody::BackupEnd {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupEnd::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -2418,6 +2826,9 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           RequestBody::Ping => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Ping>>("RequestBody::Ping", pos),
           RequestBody::Health => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Health>>("RequestBody::Health", pos),
           RequestBody::Scan => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Scan>>("RequestBody::Scan", pos),
+          RequestBody::BackupBegin => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupBegin>>("RequestBody::BackupBegin", pos),
+          RequestBody::BackupRead => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupRead>>("RequestBody::BackupRead", pos),
+          RequestBody::BackupEnd => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupEnd>>("RequestBody::BackupEnd", pos),
           _ => Ok(()),
         }
      })?
@@ -2516,6 +2927,27 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         RequestBody::Scan => {
           if let Some(x) = self.body_as_scan() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::BackupBegin => {
+          if let Some(x) = self.body_as_backup_begin() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::BackupRead => {
+          if let Some(x) = self.body_as_backup_read() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::BackupEnd => {
+          if let Some(x) = self.body_as_backup_end() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -3732,6 +4164,497 @@ impl ::core::fmt::Debug for ScanResult<'_> {
       ds.finish()
   }
 }
+pub enum BackupFileInfoOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One file of a backup's copy: `data_bytes` bytes to read with
+/// BackupRead, then zeros up to `length`.
+pub struct BackupFileInfo<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupFileInfo<'a> {
+  type Inner = BackupFileInfo<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupFileInfo<'a> {
+  pub const VT_NAME: ::flatbuffers::VOffsetT = 4;
+  pub const VT_LENGTH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_DATA_BYTES: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupFileInfo { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BackupFileInfoArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<BackupFileInfo<'bldr>> {
+    let mut builder = BackupFileInfoBuilder::new(_fbb);
+    builder.add_data_bytes(args.data_bytes);
+    builder.add_length(args.length);
+    if let Some(x) = args.name { builder.add_name(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn name(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(BackupFileInfo::VT_NAME, None)}
+  }
+  #[inline]
+  pub fn length(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupFileInfo::VT_LENGTH, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn data_bytes(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupFileInfo::VT_DATA_BYTES, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BackupFileInfo<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("name", Self::VT_NAME, false)?
+     .visit_field::<u64>("length", Self::VT_LENGTH, false)?
+     .visit_field::<u64>("data_bytes", Self::VT_DATA_BYTES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupFileInfoArgs<'a> {
+    pub name: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub length: u64,
+    pub data_bytes: u64,
+}
+impl<'a> Default for BackupFileInfoArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BackupFileInfoArgs {
+      name: None,
+      length: 0,
+      data_bytes: 0,
+    }
+  }
+}
+
+pub struct BackupFileInfoBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupFileInfoBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_name(&mut self, name: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BackupFileInfo::VT_NAME, name);
+  }
+  #[inline]
+  pub fn add_length(&mut self, length: u64) {
+    self.fbb_.push_slot::<u64>(BackupFileInfo::VT_LENGTH, length, 0);
+  }
+  #[inline]
+  pub fn add_data_bytes(&mut self, data_bytes: u64) {
+    self.fbb_.push_slot::<u64>(BackupFileInfo::VT_DATA_BYTES, data_bytes, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupFileInfoBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupFileInfoBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupFileInfo<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupFileInfo<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupFileInfo");
+      ds.field("name", &self.name());
+      ds.field("length", &self.length());
+      ds.field("data_bytes", &self.data_bytes());
+      ds.finish()
+  }
+}
+pub enum BackupBegunOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A backup began: its id, the pinned superblock's generation and
+/// checkpoint LSN, the LSN through which it holds every commit, and its
+/// files in order.
+pub struct BackupBegun<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupBegun<'a> {
+  type Inner = BackupBegun<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupBegun<'a> {
+  pub const VT_BACKUP: ::flatbuffers::VOffsetT = 4;
+  pub const VT_GENERATION: ::flatbuffers::VOffsetT = 6;
+  pub const VT_CHECKPOINT_LSN: ::flatbuffers::VOffsetT = 8;
+  pub const VT_END_LSN: ::flatbuffers::VOffsetT = 10;
+  pub const VT_FILES: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupBegun { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BackupBegunArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<BackupBegun<'bldr>> {
+    let mut builder = BackupBegunBuilder::new(_fbb);
+    builder.add_end_lsn(args.end_lsn);
+    builder.add_checkpoint_lsn(args.checkpoint_lsn);
+    builder.add_generation(args.generation);
+    builder.add_backup(args.backup);
+    if let Some(x) = args.files { builder.add_files(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn backup(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupBegun::VT_BACKUP, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn generation(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupBegun::VT_GENERATION, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn checkpoint_lsn(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupBegun::VT_CHECKPOINT_LSN, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn end_lsn(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(BackupBegun::VT_END_LSN, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn files(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BackupFileInfo<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BackupFileInfo>>>>(BackupBegun::VT_FILES, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BackupBegun<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("backup", Self::VT_BACKUP, false)?
+     .visit_field::<u64>("generation", Self::VT_GENERATION, false)?
+     .visit_field::<u64>("checkpoint_lsn", Self::VT_CHECKPOINT_LSN, false)?
+     .visit_field::<u64>("end_lsn", Self::VT_END_LSN, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<BackupFileInfo>>>>("files", Self::VT_FILES, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupBegunArgs<'a> {
+    pub backup: u64,
+    pub generation: u64,
+    pub checkpoint_lsn: u64,
+    pub end_lsn: u64,
+    pub files: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<BackupFileInfo<'a>>>>>,
+}
+impl<'a> Default for BackupBegunArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BackupBegunArgs {
+      backup: 0,
+      generation: 0,
+      checkpoint_lsn: 0,
+      end_lsn: 0,
+      files: None,
+    }
+  }
+}
+
+pub struct BackupBegunBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupBegunBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_backup(&mut self, backup: u64) {
+    self.fbb_.push_slot::<u64>(BackupBegun::VT_BACKUP, backup, 0);
+  }
+  #[inline]
+  pub fn add_generation(&mut self, generation: u64) {
+    self.fbb_.push_slot::<u64>(BackupBegun::VT_GENERATION, generation, 0);
+  }
+  #[inline]
+  pub fn add_checkpoint_lsn(&mut self, checkpoint_lsn: u64) {
+    self.fbb_.push_slot::<u64>(BackupBegun::VT_CHECKPOINT_LSN, checkpoint_lsn, 0);
+  }
+  #[inline]
+  pub fn add_end_lsn(&mut self, end_lsn: u64) {
+    self.fbb_.push_slot::<u64>(BackupBegun::VT_END_LSN, end_lsn, 0);
+  }
+  #[inline]
+  pub fn add_files(&mut self, files: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<BackupFileInfo<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BackupBegun::VT_FILES, files);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupBegunBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupBegunBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupBegun<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupBegun<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupBegun");
+      ds.field("backup", &self.backup());
+      ds.field("generation", &self.generation());
+      ds.field("checkpoint_lsn", &self.checkpoint_lsn());
+      ds.field("end_lsn", &self.end_lsn());
+      ds.field("files", &self.files());
+      ds.finish()
+  }
+}
+pub enum BackupChunkOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A piece of a backup's file, with the BLAKE3 hash of `data`.
+pub struct BackupChunk<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupChunk<'a> {
+  type Inner = BackupChunk<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupChunk<'a> {
+  pub const VT_DATA: ::flatbuffers::VOffsetT = 4;
+  pub const VT_BLAKE3: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupChunk { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args BackupChunkArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<BackupChunk<'bldr>> {
+    let mut builder = BackupChunkBuilder::new(_fbb);
+    if let Some(x) = args.blake3 { builder.add_blake3(x); }
+    if let Some(x) = args.data { builder.add_data(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn data(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(BackupChunk::VT_DATA, None)}
+  }
+  #[inline]
+  pub fn blake3(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(BackupChunk::VT_BLAKE3, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for BackupChunk<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("data", Self::VT_DATA, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("blake3", Self::VT_BLAKE3, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupChunkArgs<'a> {
+    pub data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub blake3: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for BackupChunkArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    BackupChunkArgs {
+      data: None,
+      blake3: None,
+    }
+  }
+}
+
+pub struct BackupChunkBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupChunkBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_data(&mut self, data: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BackupChunk::VT_DATA, data);
+  }
+  #[inline]
+  pub fn add_blake3(&mut self, blake3: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(BackupChunk::VT_BLAKE3, blake3);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupChunkBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupChunkBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupChunk<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupChunk<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupChunk");
+      ds.field("data", &self.data());
+      ds.field("blake3", &self.blake3());
+      ds.finish()
+  }
+}
+pub enum BackupEndedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+pub struct BackupEnded<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for BackupEnded<'a> {
+  type Inner = BackupEnded<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> BackupEnded<'a> {
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    BackupEnded { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    _args: &'args BackupEndedArgs
+  ) -> ::flatbuffers::WIPOffset<BackupEnded<'bldr>> {
+    let mut builder = BackupEndedBuilder::new(_fbb);
+    builder.finish()
+  }
+
+}
+
+impl ::flatbuffers::Verifiable for BackupEnded<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct BackupEndedArgs {
+}
+impl<'a> Default for BackupEndedArgs {
+  #[inline]
+  fn default() -> Self {
+    BackupEndedArgs {
+    }
+  }
+}
+
+pub struct BackupEndedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BackupEndedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BackupEndedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    BackupEndedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<BackupEnded<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for BackupEnded<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("BackupEnded");
+      ds.finish()
+  }
+}
 pub enum ResponseOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3895,6 +4818,51 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_backup_begun(&self) -> Option<BackupBegun<'a>> {
+    if self.body_type() == ResponseBody::BackupBegun {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupBegun::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_backup_chunk(&self) -> Option<BackupChunk<'a>> {
+    if self.body_type() == ResponseBody::BackupChunk {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupChunk::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_backup_ended(&self) -> Option<BackupEnded<'a>> {
+    if self.body_type() == ResponseBody::BackupEnded {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { BackupEnded::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -3913,6 +4881,9 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           ResponseBody::Pong => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pong>>("ResponseBody::Pong", pos),
           ResponseBody::HealthResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<HealthResult>>("ResponseBody::HealthResult", pos),
           ResponseBody::ScanResult => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ScanResult>>("ResponseBody::ScanResult", pos),
+          ResponseBody::BackupBegun => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupBegun>>("ResponseBody::BackupBegun", pos),
+          ResponseBody::BackupChunk => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupChunk>>("ResponseBody::BackupChunk", pos),
+          ResponseBody::BackupEnded => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupEnded>>("ResponseBody::BackupEnded", pos),
           _ => Ok(()),
         }
      })?
@@ -4018,6 +4989,27 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         ResponseBody::ScanResult => {
           if let Some(x) = self.body_as_scan_result() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::BackupBegun => {
+          if let Some(x) = self.body_as_backup_begun() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::BackupChunk => {
+          if let Some(x) = self.body_as_backup_chunk() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::BackupEnded => {
+          if let Some(x) = self.body_as_backup_ended() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

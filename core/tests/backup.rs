@@ -25,7 +25,7 @@ fn options() -> DbOptions {
 /// 512-byte inline limit), so the copy needs both pages and segments.
 fn value(round: u64, i: u64) -> Value {
     let text = format!("round {round} key {i} ");
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         Value::from(text.repeat(40))
     } else {
         Value::from(text)

@@ -46,7 +46,7 @@ fn start(
 
 fn value(i: u64) -> String {
     // Every fourth value is over the inline limit: the WAL holds it.
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         format!("{i:06}-").repeat(200)
     } else {
         format!("v{i}")

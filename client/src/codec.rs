@@ -430,10 +430,12 @@ pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Reply::BackupBegun(crate::BackupBegun {
                     backup: begun.backup(),
-                    generation: begun.generation(),
-                    checkpoint_lsn: begun.checkpoint_lsn(),
-                    end_lsn: begun.end_lsn(),
-                    files,
+                    info: jubilant_core::db::BackupInfo {
+                        generation: begun.generation(),
+                        checkpoint_lsn: begun.checkpoint_lsn(),
+                        end_lsn: begun.end_lsn(),
+                        files,
+                    },
                 }))
             }),
         wire::ResponseBody::BackupChunk => response

@@ -94,14 +94,8 @@ pub struct Health {
 pub struct BackupBegun {
     /// The id the other calls name it by.
     pub backup: u64,
-    /// The pinned superblock's generation.
-    pub generation: u64,
-    /// Its checkpoint LSN: the copy's recovery replays the WAL after it.
-    pub checkpoint_lsn: u64,
-    /// Every commit answered before the backup began is at or below it.
-    pub end_lsn: u64,
-    /// The files of the copy, in order.
-    pub files: Vec<jubilant_core::db::BackupFile>,
+    /// What it holds.
+    pub info: jubilant_core::db::BackupInfo,
 }
 
 /// The largest response frame the client accepts.

@@ -127,11 +127,11 @@ async fn backup(addr: &str, timeout: Duration, dir: &Path) -> Result<serde_json:
         .map_err(|e| Failed::operating(format!("sync {}: {e}", parent.display())))?;
     Ok(json!({
         "dir": dir.display().to_string(),
-        "generation": begun.generation,
-        "checkpoint_lsn": begun.checkpoint_lsn,
-        "end_lsn": begun.end_lsn,
-        "files": begun.files.len(),
-        "bytes": begun.files.iter().map(|file| file.data_bytes).sum::<u64>(),
+        "generation": begun.info.generation,
+        "checkpoint_lsn": begun.info.checkpoint_lsn,
+        "end_lsn": begun.info.end_lsn,
+        "files": begun.info.files.len(),
+        "bytes": begun.info.files.iter().map(|file| file.data_bytes).sum::<u64>(),
         "keys": keys,
     }))
 }
@@ -168,13 +168,13 @@ async fn copy(
     let writer = BackupWriter::create(env.clone(), temp)
         .await
         .map_err(failed)?;
-    let total: u64 = begun.files.iter().map(|file| file.data_bytes).sum();
+    let total: u64 = begun.info.files.iter().map(|file| file.data_bytes).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    for (index, meta) in begun.files.iter().enumerate() {
+    for (index, meta) in begun.info.files.iter().enumerate() {
         let index =
             u32::try_from(index).map_err(|_| Failed::operating("the backup has too many files"))?;
         let file = writer.create_file(meta).await.map_err(failed)?;

@@ -180,7 +180,7 @@ fn one_backup_runs_at_a_time_and_an_idle_one_is_ended_by_the_server() {
     runtime.block_on(async {
         client.set("a", "1").await.expect("set");
         let begun = client.backup_begin().await.expect("begin");
-        assert!(begun.files.iter().any(|file| file.name == "MANIFEST"));
+        assert!(begun.info.files.iter().any(|file| file.name == "MANIFEST"));
         let refused = client.backup_begin().await;
         assert!(
             matches!(

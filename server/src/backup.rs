@@ -15,7 +15,7 @@ use jubilant_core::db::{BACKUP_CHUNK_BYTES_MAX, Backup, Db};
 use jubilant_core::env::{Env, MonoTime};
 use jubilant_core::mutex::lock;
 
-use crate::wire::{BackupBegun, ErrorCode, ErrorReply, Response};
+use crate::wire::{ErrorCode, ErrorReply, Response};
 
 /// The one backup a server runs, and its counters.
 pub(crate) struct BackupSlot<E: Env> {
@@ -71,13 +71,7 @@ impl<E: Env> BackupSlot<E> {
             Err(error) => return Response::Error(ErrorReply::from_db(&error)),
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let begun = BackupBegun {
-            backup: id,
-            generation: backup.generation(),
-            checkpoint_lsn: backup.checkpoint_lsn(),
-            end_lsn: backup.end_lsn(),
-            files: backup.files().to_vec(),
-        };
+        let begun = backup.info();
         let mut active = lock(&self.active);
         // The store allows one pin, so no other begin got this far.
         assert!(active.is_none(), "one backup at a time");
@@ -93,7 +87,7 @@ impl<E: Env> BackupSlot<E> {
             end_lsn = begun.end_lsn,
             "backup began"
         );
-        Response::BackupBegun(begun)
+        Response::BackupBegun(id, begun)
     }
 
     /// Up to `length` bytes (at most a chunk, and half the answer bound)

@@ -859,8 +859,8 @@ async fn answer<E: Env>(
                 .backup
                 .begin(&shared.db, shared.env.now_mono(), timeout)
                 .await;
-            if let Response::BackupBegun(begun) = &begun {
-                let watch = crate::backup::watchdog(Arc::clone(&shared), begun.backup, timeout);
+            if let Response::BackupBegun(id, _) = &begun {
+                let watch = crate::backup::watchdog(Arc::clone(&shared), *id, timeout);
                 drop(shared.env.spawn("backup-watchdog", watch));
             }
             begun

@@ -59,21 +59,6 @@ pub enum Request {
     },
 }
 
-/// A backup that began, as `BackupBegun` answers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackupBegun {
-    /// The id later requests name it by.
-    pub backup: u64,
-    /// The pinned superblock's generation.
-    pub generation: u64,
-    /// Its checkpoint LSN.
-    pub checkpoint_lsn: u64,
-    /// Every commit through it is in the copy.
-    pub end_lsn: u64,
-    /// The files, in order.
-    pub files: Vec<jubilant_core::db::BackupFile>,
-}
-
 /// Entries a scan page may ask for at most.
 pub const SCAN_LIMIT_MAX: usize = 10_000;
 
@@ -221,8 +206,8 @@ pub enum Response {
     Health(ServerHealth),
     /// A page of a scan.
     Scan(ScanPage),
-    /// A backup began.
-    BackupBegun(BackupBegun),
+    /// A backup began: the id later requests name it by, and what it holds.
+    BackupBegun(u64, jubilant_core::db::BackupInfo),
     /// A piece of a backup's file (sent with its BLAKE3 hash).
     BackupChunk(Vec<u8>),
     /// A backup ended.
@@ -470,7 +455,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                 RESULT_BYTES + key.len() + value.as_ref().map_or(0, Value::len_bytes)
             })
             .sum(),
-        Response::BackupBegun(begun) => begun
+        Response::BackupBegun(_, begun) => begun
             .files
             .iter()
             .map(|file| RESULT_BYTES + file.name.len())
@@ -607,7 +592,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
             );
             (wire::ResponseBody::ScanResult, body.as_union_value())
         }
-        Response::BackupBegun(begun) => {
+        Response::BackupBegun(backup, begun) => {
             let files: Vec<_> = begun
                 .files
                 .iter()
@@ -627,7 +612,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
             let body = wire::BackupBegun::create(
                 &mut builder,
                 &wire::BackupBegunArgs {
-                    backup: begun.backup,
+                    backup: *backup,
                     generation: begun.generation,
                     checkpoint_lsn: begun.checkpoint_lsn,
                     end_lsn: begun.end_lsn,

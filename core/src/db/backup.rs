@@ -46,6 +46,21 @@ pub struct BackupFile {
     pub data_bytes: u64,
 }
 
+/// What a backup holds: the pinned superblock, the LSN through which it
+/// holds every commit, and its files in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupInfo {
+    /// The pinned superblock's generation.
+    pub generation: u64,
+    /// Its checkpoint LSN: the copy's recovery replays the WAL after it.
+    pub checkpoint_lsn: u64,
+    /// Every commit at or below it is in the copy; every commit answered
+    /// before the backup began is at or below it.
+    pub end_lsn: u64,
+    /// The files of the copy, in order.
+    pub files: Vec<BackupFile>,
+}
+
 /// Where a file's bytes come from.
 enum Source<F> {
     /// A file of the database, read while the pin keeps its bytes; reads
@@ -79,6 +94,16 @@ impl<E: Env> Backup<E> {
     /// The files to copy, in order.
     pub fn files(&self) -> &[BackupFile] {
         &self.files
+    }
+
+    /// What the backup holds, to tell a remote client.
+    pub fn info(&self) -> BackupInfo {
+        BackupInfo {
+            generation: self.generation,
+            checkpoint_lsn: self.checkpoint_lsn,
+            end_lsn: self.end_lsn,
+            files: self.files.clone(),
+        }
     }
 
     /// The pinned superblock's generation.

@@ -76,8 +76,8 @@ pub use crate::error::DbError;
 pub use crate::record::Value;
 pub use crate::wal::{CommitEvent, CommitObserver, Durability, ObserveCommit};
 pub use backup::{
-    BACKUP_CHUNK_BYTES_MAX, Backup, BackupFile, BackupWriter, Restored, is_backup_file_name,
-    restore,
+    BACKUP_CHUNK_BYTES_MAX, Backup, BackupFile, BackupInfo, BackupWriter, Restored,
+    is_backup_file_name, restore,
 };
 pub use exec::TxnStats;
 pub use health::Health;

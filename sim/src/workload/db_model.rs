@@ -481,18 +481,8 @@ impl DbModel {
             if self.verdict.failure.is_some() {
                 return;
             }
-            let survived = match marker {
-                None => None,
-                Some(value) => match parse_marker(index, value) {
-                    Some(seq) => Some(seq),
-                    None => {
-                        self.verdict.fail(
-                            "no_phantom",
-                            format!("committer {index}'s marker holds {value:?}, never written"),
-                        );
-                        return;
-                    }
-                },
+            let Some(survived) = self.survived(index, marker.as_ref(), "") else {
+                return;
             };
             self.check_committer(index, survived, &contents[index], lsn_end, excused);
         }
@@ -579,6 +569,28 @@ impl DbModel {
         c.since.clear();
     }
 
+    /// The last transaction of committer `index` that `marker` says
+    /// survived (`Some(None)`: none), or `None` after failing `no_phantom`
+    /// for a marker never written (`context` begins the message).
+    fn survived(
+        &mut self,
+        index: usize,
+        marker: Option<&Value>,
+        context: &str,
+    ) -> Option<Option<u64>> {
+        let Some(value) = marker else {
+            return Some(None);
+        };
+        let seq = parse_marker(index, value);
+        if seq.is_none() {
+            self.verdict.fail(
+                "no_phantom",
+                format!("{context}committer {index}'s marker holds {value:?}, never written"),
+            );
+        }
+        seq.map(Some)
+    }
+
     /// Checks a backup that began at monotonic `began_ns`, opened from its
     /// copy: `markers`, `contents` and `lsn_end` as for
     /// [`DbModel::recovered`], but the model is left as it is (the source
@@ -595,18 +607,8 @@ impl DbModel {
         excused: bool,
     ) {
         for (index, marker) in markers.iter().enumerate() {
-            let survived = match marker {
-                None => None,
-                Some(value) => match parse_marker(index, value) {
-                    Some(seq) => Some(seq),
-                    None => {
-                        self.verdict.fail(
-                            "no_phantom",
-                            format!("in a backup: committer {index}'s marker holds {value:?}"),
-                        );
-                        return;
-                    }
-                },
+            let Some(survived) = self.survived(index, marker.as_ref(), "in a backup: ") else {
+                return;
             };
             let judgement = self.committers[index].judge(
                 index,

@@ -28,6 +28,7 @@ pub(crate) enum Reply {
     /// A backup chunk whose hash verified.
     BackupChunk(Vec<u8>),
     BackupEnded,
+    AuthOk,
 }
 
 pub(crate) fn unexpected(reply: &Reply) -> ClientError {
@@ -98,6 +99,21 @@ pub(crate) fn encode_scan(id: u64, request: &jubilant_core::db::ScanRequest) -> 
     )
     .as_union_value();
     finish(b, id, wire::RequestBody::Scan, body)
+}
+
+pub(crate) fn encode_auth(id: u64, user: &str, password: &[u8]) -> Vec<u8> {
+    let mut b = jubilant_schemas::builder_for(user.len() + password.len());
+    let user = b.create_string(user);
+    let password = b.create_vector(password);
+    let body = wire::Auth::create(
+        &mut b,
+        &wire::AuthArgs {
+            user: Some(user),
+            password: Some(password),
+        },
+    )
+    .as_union_value();
+    finish(b, id, wire::RequestBody::Auth, body)
 }
 
 pub(crate) fn encode_backup_begin(id: u64) -> Vec<u8> {
@@ -450,6 +466,7 @@ pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError
                 Ok(Reply::BackupChunk(data.to_vec()))
             }),
         wire::ResponseBody::BackupEnded => Ok(Reply::BackupEnded),
+        wire::ResponseBody::AuthOk => Ok(Reply::AuthOk),
         other => Err(protocol(format!("unknown response type {}", other.0))),
     };
     (id, answer)

@@ -142,12 +142,33 @@ pub enum ClientError {
 }
 
 /// How [`connect_with`] connects and how long a call may wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Resolving the name and opening the connection, all addresses tried.
     pub connect_timeout: Duration,
     /// Each call's wait for its answer (`None`: no limit).
     pub request_timeout: Option<Duration>,
+    /// Who to authenticate as on every connection, before any call (a
+    /// server with `[[users]]` serves nothing else first).
+    pub credentials: Option<Credentials>,
+}
+
+/// A user and password to authenticate with ([`Client::auth`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user's name.
+    pub user: String,
+    /// The password.
+    pub password: Vec<u8>,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// The password is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ClientOptions {
@@ -156,6 +177,7 @@ impl Default for ClientOptions {
         ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Some(Duration::from_secs(30)),
+            credentials: None,
         }
     }
 }
@@ -205,7 +227,7 @@ pub async fn connect_with<E>(
 where
     E: jubilant_core::env::Env,
 {
-    let link = dial(env, target, options).await?;
+    let link = dial(env, target, &options).await?;
     let sleep: Sleep = {
         let env = env.clone();
         Arc::new(move |after| {
@@ -216,9 +238,10 @@ where
     let redial: Redial = {
         let env = env.clone();
         let target = target.to_owned();
+        let options = options.clone();
         Arc::new(move || {
-            let (env, target) = (env.clone(), target.clone());
-            Box::pin(async move { dial(&env, &target, options).await })
+            let (env, target, options) = (env.clone(), target.clone(), options.clone());
+            Box::pin(async move { dial(&env, &target, &options).await })
         })
     };
     Ok(Client {
@@ -241,7 +264,7 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 async fn dial<E: jubilant_core::env::Env>(
     env: &E,
     target: &str,
-    options: ClientOptions,
+    options: &ClientOptions,
 ) -> Result<Link, ClientError> {
     use futures::FutureExt;
     let refused = |reason: String| ClientError::Connect {
@@ -276,6 +299,14 @@ async fn dial<E: jubilant_core::env::Env>(
     };
     let (client, driver) = Client::new(stream);
     drop(env.spawn("client-driver", driver));
+    if let Some(credentials) = &options.credentials {
+        let auth = client.auth(&credentials.user, &credentials.password);
+        let limit = options.request_timeout.unwrap_or(options.connect_timeout);
+        futures::select! {
+            authenticated = auth.fuse() => authenticated?,
+            () = env.sleep(limit).fuse() => return Err(ClientError::Timeout(limit)),
+        }
+    }
     Ok(client.link())
 }
 
@@ -590,6 +621,20 @@ impl Client {
                 }
             }
         })
+    }
+
+    /// Authenticates this connection as `user` (a server with `[[users]]`
+    /// serves only `ping` and this until it succeeds; a wrong password is
+    /// [`ErrorCode::WrongPass`]). [`connect_with`] does it on every
+    /// connection when its options carry [`Credentials`].
+    pub async fn auth(&self, user: &str, password: &[u8]) -> Result<(), ClientError> {
+        match self
+            .call(|id| codec::encode_auth(id, user, password), true)
+            .await?
+        {
+            codec::Reply::AuthOk => Ok(()),
+            other => Err(codec::unexpected(&other)),
+        }
     }
 
     /// Starts an online backup: the server checkpoints and pins what a

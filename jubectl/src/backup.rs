@@ -9,7 +9,6 @@
 //! and never overwrites a database.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jubilant_client::{BackupBegun, Client, ClientError};
@@ -21,6 +20,7 @@ use jubilant_io_real::RealEnv;
 use serde_json::json;
 
 use crate::exit;
+use crate::online::Target;
 
 /// Why a backup stopped, and the exit code it means.
 struct Failed {
@@ -63,8 +63,8 @@ async fn holds_files(env: &RealEnv, dir: &Path) -> bool {
 }
 
 /// Runs `jubectl backup` against `addr` into `dir`; returns the exit code.
-pub(crate) async fn run_backup(addr: &str, timeout: Duration, dir: &Path, as_json: bool) -> u8 {
-    match backup(addr, timeout, dir).await {
+pub(crate) async fn run_backup(target: &Target, dir: &Path, as_json: bool) -> u8 {
+    match backup(target, dir).await {
         Ok(summary) => {
             if as_json {
                 println!("{summary}");
@@ -88,7 +88,7 @@ pub(crate) async fn run_backup(addr: &str, timeout: Duration, dir: &Path, as_jso
     }
 }
 
-async fn backup(addr: &str, timeout: Duration, dir: &Path) -> Result<serde_json::Value, Failed> {
+async fn backup(target: &Target, dir: &Path) -> Result<serde_json::Value, Failed> {
     let env = RealEnv::current();
     if holds_files(&env, dir).await {
         return Err(Failed::operating(format!(
@@ -98,11 +98,7 @@ async fn backup(addr: &str, timeout: Duration, dir: &Path) -> Result<serde_json:
     }
     let temp = temp_dir(dir);
     clear_leftover(&env, &temp).await?;
-    let options = jubilant_client::ClientOptions {
-        connect_timeout: timeout,
-        request_timeout: Some(timeout),
-    };
-    let client = jubilant_client::connect_with(&env, addr, options).await?;
+    let client = jubilant_client::connect_with(&env, &target.addr, target.options()).await?;
     let begun = client.backup_begin().await?;
     let copied = copy(&env, &client, &begun, &temp).await;
     // The pin goes whatever happened (best effort: the server also ends an

@@ -11,7 +11,8 @@
 //! action; `dump-manifest DIR` prints the MANIFEST and both superblocks;
 //! `dump-wal DIR` lists every segment and record of a WAL directory. Only
 //! `init` and `repair` change anything. `completions SHELL` and `man` print
-//! a shell completion script and the man page. `--json` prints one JSON object
+//! a shell completion script and the man page; `hash-password` turns a
+//! password read from standard input into a `[[users]]` hash. `--json` prints one JSON object
 //! instead of text.
 //!
 //! Exit codes (stable, for scripts):
@@ -37,6 +38,7 @@ use clap::{Parser, Subcommand};
 mod backup;
 mod dump_manifest;
 mod dump_wal;
+mod hash_password;
 mod init;
 mod online;
 mod repair;
@@ -62,6 +64,14 @@ struct Cli {
     /// Seconds to wait for the connection, and then for each answer.
     #[arg(long, global = true, default_value_t = 30.0, value_name = "SECONDS")]
     timeout: f64,
+    /// Authenticate as this user (a server with `[[users]]`); with only
+    /// a password, the user is `default`.
+    #[arg(long, env = "JUBILANT_USER", global = true)]
+    user: Option<String>,
+    /// The user's password (prefer the environment variable: a command
+    /// line is visible to other users of the machine).
+    #[arg(long, env = "JUBILANT_PASSWORD", hide_env_values = true, global = true)]
+    password: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -231,6 +241,10 @@ enum Command {
     },
     /// Print jubectl's man page (roff), e.g. `jubectl man > jubectl.1`.
     Man,
+    /// Read a password from standard input (one line) and print its
+    /// argon2id hash (PHC string) for a `[[users]]` entry's
+    /// `password_hash`.
+    HashPassword,
     /// List the segments and records of a WAL directory (read-only).
     DumpWal {
         /// The WAL directory (holding wal-NNNNNN.log files).
@@ -302,6 +316,7 @@ fn online_command(command: Command, hex: bool) -> Result<Online, String> {
         | Command::Backup { .. }
         | Command::Restore { .. }
         | Command::Completions { .. }
+        | Command::HashPassword
         | Command::Man => {
             unreachable!("offline and generated commands are split off above")
         }
@@ -382,13 +397,32 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Completions { .. } | Command::Man) {
         return generate(&cli.command);
     }
-    let (addr, json) = (cli.addr, cli.json);
+    if matches!(cli.command, Command::HashPassword) {
+        return hash_password::run();
+    }
+    let json = cli.json;
+    let credentials = match (cli.user, cli.password) {
+        (user, Some(password)) => Some(jubilant_client::Credentials {
+            user: user.unwrap_or_else(|| "default".to_owned()),
+            password: password.into_bytes(),
+        }),
+        (Some(_), None) => {
+            eprintln!("jubectl: --user needs --password (or JUBILANT_PASSWORD)");
+            return ExitCode::from(exit::USAGE);
+        }
+        (None, None) => None,
+    };
     let Some(timeout) = std::time::Duration::try_from_secs_f64(cli.timeout)
         .ok()
         .filter(|timeout| !timeout.is_zero())
     else {
         eprintln!("jubectl: --timeout must be a positive number of seconds");
         return ExitCode::from(exit::USAGE);
+    };
+    let target = online::Target {
+        addr: cli.addr,
+        timeout,
+        credentials,
     };
     let hex = cli.hex;
     let (online, offline) = match cli.command {
@@ -434,14 +468,12 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match (online, offline) {
-            (Some(online), _) => online::run(&addr, timeout, online, json).await,
+            (Some(online), _) => online::run(&target, online, json).await,
             (None, Some(Offline::DumpWal(dir, summary))) => {
                 dump_wal::run(&dir, json, summary).await
             }
             (None, Some(Offline::Validate(dir))) => validate::run(&dir, json).await,
-            (None, Some(Offline::Backup(dir))) => {
-                backup::run_backup(&addr, timeout, &dir, json).await
-            }
+            (None, Some(Offline::Backup(dir))) => backup::run_backup(&target, &dir, json).await,
             (None, Some(Offline::Restore(from, to))) => backup::run_restore(&from, &to, json).await,
             (None, Some(Offline::DumpManifest(dir))) => dump_manifest::run(&dir, json).await,
             (None, Some(Offline::Repair(dir, accept_data_loss))) => {

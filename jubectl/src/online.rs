@@ -256,15 +256,35 @@ fn info_value(text: &str) -> serde_json::Value {
     }
 }
 
-/// Runs `command` against the server at `addr`; returns the exit code.
-pub(crate) async fn run(addr: &str, timeout: Duration, command: Online, as_json: bool) -> u8 {
-    let options = jubilant_client::ClientOptions {
-        connect_timeout: timeout,
-        request_timeout: Some(timeout),
-    };
+/// Where and how online commands connect: `--addr`, `--timeout`, and
+/// `--user`/`--password` (authenticated on every connection).
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub addr: String,
+    pub timeout: Duration,
+    pub credentials: Option<jubilant_client::Credentials>,
+}
+
+impl Target {
+    pub(crate) fn options(&self) -> jubilant_client::ClientOptions {
+        jubilant_client::ClientOptions {
+            connect_timeout: self.timeout,
+            request_timeout: Some(self.timeout),
+            credentials: self.credentials.clone(),
+        }
+    }
+}
+
+/// Runs `command` against the server `target` names; returns the exit code.
+pub(crate) async fn run(target: &Target, command: Online, as_json: bool) -> u8 {
     let env = jubilant_io_real::RealEnv::current();
-    let client = match jubilant_client::connect_with(&env, addr, options).await {
+    let client = match jubilant_client::connect_with(&env, &target.addr, target.options()).await {
         Ok(client) => client,
+        Err(error @ ClientError::Server { .. }) => {
+            // The server refused the credentials.
+            eprintln!("jubectl: the server refused: {error}");
+            return exit::REFUSED;
+        }
         Err(error) => {
             eprintln!("jubectl: {error}");
             return exit::OPERATING_ERROR;

@@ -277,3 +277,47 @@ fn a_host_name_resolves_and_a_silent_server_times_out() {
     let (code, _, _) = common::jubectl_at(Some(&addr), &["--timeout", "0", "ping"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn hash_password_makes_a_users_entry_and_user_and_password_get_in() {
+    let (code, hash, stderr) =
+        common::jubectl_with_input("127.0.0.1:1", &["hash-password"], "s3cret\n");
+    assert_eq!(code, 0, "{stderr}");
+    let hash = hash.trim_end().to_owned();
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+    let (code, _, _) = common::jubectl_with_input("127.0.0.1:1", &["hash-password"], "\n");
+    assert_eq!(code, 2, "an empty password is refused");
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config::from_toml(&format!(
+        "[server]\nport = 0\n[resp]\nlisten = \"off\"\n[[users]]\nname = \"ops\"\npassword_hash = \"{hash}\"\n"
+    ))
+    .expect("valid")
+    .with_overrides(Some(dir.path().to_path_buf()), None)
+    .expect("valid");
+    let server = runtime
+        .block_on(async { runtime::start(RealEnv::current(), config).await })
+        .expect("start");
+    let addr = server.local_addr().to_string();
+    let run = |args: &[&str]| common::jubectl_at(Some(&addr), args);
+    let (code, stdout, _) = run(&["ping"]);
+    assert_eq!((code, stdout.as_str()), (0, "PONG\n"), "PING needs no user");
+    let (code, _, stderr) = run(&["get", "k"]);
+    assert_eq!(code, 4, "refused: {stderr}");
+    assert!(stderr.contains("AuthRequired"), "{stderr}");
+    let (code, _, stderr) = run(&["--user", "ops", "--password", "wrong", "get", "k"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("WrongPass"), "{stderr}");
+    let (code, _, stderr) = run(&["--user", "ops", "--password", "s3cret", "set", "k", "v"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = run(&["--user", "ops", "--password", "s3cret", "get", "k"]);
+    assert_eq!((code, stdout.as_str()), (0, "v\n"));
+    let (code, _, stderr) = run(&["--user", "ops", "get", "k"]);
+    assert_eq!(code, 2, "a user without a password: {stderr}");
+    runtime.block_on(server.shutdown()).expect("clean shutdown");
+}

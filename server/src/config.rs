@@ -53,11 +53,27 @@ pub struct Config {
     pub resp: RespConfig,
     /// The admin HTTP listener (metrics, health probes).
     pub admin: AdminConfig,
+    /// `[[users]]`: who may connect (none: no authentication).
+    pub users: Vec<UserConfig>,
     /// Switches that break the server (and engine) on purpose (tests only).
     #[cfg(feature = "sabotage")]
     #[serde(skip)]
     pub sabotage: jubilant_core::sabotage::Sabotage,
 }
+
+/// One `[[users]]` entry (design 13.1).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The user's name (1 to 64 printable bytes, no spaces).
+    pub name: String,
+    /// An argon2id hash in PHC format (`jubectl hash-password` makes
+    /// one), never a plain password.
+    pub password_hash: String,
+}
+
+/// The longest user name.
+pub const USER_NAME_BYTES_MAX: usize = 64;
 
 /// `[server]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -281,6 +297,7 @@ impl Default for Config {
             log: LogConfig::default(),
             resp: RespConfig::default(),
             admin: AdminConfig::default(),
+            users: Vec::new(),
             #[cfg(feature = "sabotage")]
             sabotage: jubilant_core::sabotage::Sabotage::None,
         }
@@ -450,6 +467,30 @@ impl Config {
         };
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "is empty".to_owned());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for user in &self.users {
+            if user.name.is_empty()
+                || user.name.len() > USER_NAME_BYTES_MAX
+                || !user.name.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return invalid(
+                    "users.name",
+                    format!(
+                        "is {:?}: give 1 to {USER_NAME_BYTES_MAX} printable characters, no spaces",
+                        user.name
+                    ),
+                );
+            }
+            if !names.insert(user.name.as_str()) {
+                return invalid("users.name", format!("{:?} is defined twice", user.name));
+            }
+            if let Err(problem) = crate::auth::check_password_hash(&user.password_hash) {
+                return invalid(
+                    "users.password_hash",
+                    format!("of user {:?} {problem}", user.name),
+                );
+            }
         }
         if self.resp.listen != "off" && self.resp.listen.parse::<SocketAddr>().is_err() {
             return invalid(

@@ -50,6 +50,8 @@ pub struct ServerFacts {
     pub resp_protocol_errors: u64,
     /// Online backups.
     pub backup: crate::backup::BackupFacts,
+    /// Users and authentication.
+    pub auth: crate::auth::AuthFacts,
 }
 
 /// The bounds the server runs with (INFO `# Limits`).
@@ -139,7 +141,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
     let cache = &store.cache;
     let vlog = &stats.vlog;
     let limits = &server.limits;
-    let sections: [(&str, Vec<(&str, String)>); 11] = [
+    let sections: [(&str, Vec<(&str, String)>); 12] = [
         (
             "Server",
             vec![
@@ -337,6 +339,16 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                     "clock_floor_unix_ms",
                     stats.recovery.ttl_floor_ms.to_string(),
                 ),
+            ],
+        ),
+        (
+            "Auth",
+            vec![
+                ("users", server.auth.users.to_string()),
+                ("successes", server.auth.successes.to_string()),
+                ("failures", server.auth.failures.to_string()),
+                ("delayed", server.auth.delayed.to_string()),
+                ("refused_unauthenticated", server.auth.refused.to_string()),
             ],
         ),
         (

@@ -17,6 +17,7 @@ jubilant_core::declare_build_checks!();
 
 pub mod accounting;
 mod admin;
+pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod info;

@@ -96,6 +96,7 @@ fn is_gauge(section: &str, name: &str) -> bool {
         ),
         "ttl" => matches!(name, "tombstones" | "clock_floor_unix_ms"),
         "backup" => matches!(name, "running" | "pinned_generation" | "pinned_pages"),
+        "auth" => name == "users",
         _ => false,
     }
 }

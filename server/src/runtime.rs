@@ -197,6 +197,8 @@ pub(crate) struct Shared<E: Env> {
     pub(crate) admin_done: AtomicBool,
     /// The online backup, if one runs.
     pub(crate) backup: crate::backup::BackupSlot<E>,
+    /// Users and authentication.
+    pub(crate) auth: crate::auth::Auth,
 }
 
 impl<E: Env> Shared<E> {
@@ -248,6 +250,7 @@ impl<E: Env> Shared<E> {
             resp_commands: ServerCounters::get(&self.resp.commands),
             resp_protocol_errors: ServerCounters::get(&self.resp.protocol_errors),
             backup: self.backup.facts(),
+            auth: self.auth.facts(),
         }
     }
 
@@ -335,6 +338,13 @@ pub async fn serve_db<E: Env>(
         .local_addr()
         .map_err(|source| ServerError::Listen { addr, source })?;
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "listening on {local_addr}");
+    if config.users.is_empty() && !local_addr.ip().is_loopback() {
+        tracing::warn!(
+            %local_addr,
+            "no [[users]] are configured: anyone who can reach this address can read and write everything"
+        );
+    }
+    let config_users = config.users.clone();
     let resp_listener = bind_optional(
         &env,
         config.resp_listen(),
@@ -376,6 +386,7 @@ pub async fn serve_db<E: Env>(
         latencies: crate::metrics::Latencies::default(),
         admin_done: AtomicBool::new(false),
         backup: crate::backup::BackupSlot::new(),
+        auth: crate::auth::Auth::new(&config_users),
     });
     let admin = admin_listener.map(|(listener, _)| {
         env.spawn("admin", crate::admin::serve(Arc::clone(&shared), listener))
@@ -641,6 +652,8 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
         tick,
     } = ReaderClock::new(&shared.config);
     let mut frames = FrameReader::new(shared.config.limits.frame_bytes_max);
+    // With no users configured, every connection may do everything.
+    let mut authenticated = !shared.auth.required();
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
     // When the frame now arriving began to (it must end in time), and when
     // the last request arrived (for the idle timeout).
@@ -693,6 +706,42 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                     counters.requests.give_back(request_bytes);
                     tracing::debug!(%peer, id, code = ?error.code, message = %error.message, "invalid request");
                     send(id, &Response::Error(error), None);
+                }
+                Ok(Request::Auth { user, password }) => {
+                    // Here, in order: the requests after it are checked
+                    // against its outcome.
+                    counters.requests.give_back(request_bytes);
+                    let response = if !shared.auth.required() {
+                        Response::Error(ErrorReply::new(
+                            ErrorCode::WrongPass,
+                            "no users are configured: authentication is off".to_owned(),
+                        ))
+                    } else if shared
+                        .auth
+                        .authenticate(&shared.env, peer.ip(), &user, &password)
+                        .await
+                    {
+                        tracing::info!(%peer, user, "authenticated");
+                        authenticated = true;
+                        Response::AuthOk(user)
+                    } else {
+                        tracing::info!(%peer, user, "authentication failed");
+                        Response::Error(ErrorReply::new(
+                            ErrorCode::WrongPass,
+                            "invalid username-password pair or user is disabled".to_owned(),
+                        ))
+                    };
+                    send(id, &response, None);
+                }
+                Ok(request) if !authenticated && !matches!(request, Request::Ping) => {
+                    counters.requests.give_back(request_bytes);
+                    shared.auth.refused();
+                    let reply = ErrorReply::new(
+                        ErrorCode::AuthRequired,
+                        "authentication required: send Auth first (jubectl --user/--password)"
+                            .to_owned(),
+                    );
+                    send(id, &Response::Error(reply), None);
                 }
                 Ok(request) => {
                     let in_flight = InFlight::begin(&counters, &conn, request_bytes);
@@ -842,6 +891,12 @@ async fn answer<E: Env>(
         Request::Health => Response::Health(shared.health()),
         Request::Info => Response::Info(info::render(&shared.db.stats(), shared.facts())),
         Request::BackupEnd { backup } => shared.backup.end(backup),
+        // The connection's reader answers it, in order with the requests
+        // around it.
+        Request::Auth { .. } => Response::Error(ErrorReply::new(
+            ErrorCode::Internal,
+            "authentication runs on the connection".to_owned(),
+        )),
         _ if let Some(reason) = failure => Response::Error(ErrorReply::from_db(
             &jubilant_core::db::DbError::StorageFailed(reason),
         )),

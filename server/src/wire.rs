@@ -57,6 +57,13 @@ pub enum Request {
         /// The backup's id.
         backup: u64,
     },
+    /// Authenticate the connection.
+    Auth {
+        /// The user's name.
+        user: String,
+        /// The password.
+        password: Vec<u8>,
+    },
 }
 
 /// Entries a scan page may ask for at most.
@@ -212,6 +219,8 @@ pub enum Response {
     BackupChunk(Vec<u8>),
     /// A backup ended.
     BackupEnded,
+    /// The connection is authenticated as this user.
+    AuthOk(String),
 }
 
 /// The wire kind of `op`.
@@ -277,6 +286,16 @@ pub fn decode_request(
                 length: read.length(),
             }),
             None => Err(invalid("a backup read without its body".to_owned())),
+        },
+        wire::RequestBody::Auth => match request.body_as_auth() {
+            Some(auth) => Ok(Request::Auth {
+                user: auth.user().unwrap_or_default().to_owned(),
+                password: auth
+                    .password()
+                    .map(|password| password.bytes().to_vec())
+                    .unwrap_or_default(),
+            }),
+            None => Err(invalid("an auth request without its body".to_owned())),
         },
         wire::RequestBody::BackupEnd => match request.body_as_backup_end() {
             Some(end) => Ok(Request::BackupEnd {
@@ -461,6 +480,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
             .map(|file| RESULT_BYTES + file.name.len())
             .sum(),
         Response::BackupChunk(data) => data.len() + 64,
+        Response::AuthOk(user) => user.len(),
         Response::Checkpoint(_) | Response::Pong | Response::BackupEnded => 0,
     };
     let mut builder = jubilant_schemas::builder_for(payload_bytes);
@@ -632,6 +652,11 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                 },
             );
             (wire::ResponseBody::BackupChunk, body.as_union_value())
+        }
+        Response::AuthOk(user) => {
+            let user = builder.create_string(user);
+            let body = wire::AuthOk::create(&mut builder, &wire::AuthOkArgs { user: Some(user) });
+            (wire::ResponseBody::AuthOk, body.as_union_value())
         }
         Response::BackupEnded => {
             let body = wire::BackupEnded::create(&mut builder, &wire::BackupEndedArgs {});

@@ -39,6 +39,7 @@ fn runtime() -> tokio::runtime::Runtime {
 const OPTIONS: ClientOptions = ClientOptions {
     connect_timeout: Duration::from_secs(5),
     request_timeout: Some(Duration::from_secs(5)),
+    credentials: None,
 };
 
 #[test]

@@ -105,6 +105,7 @@ fn python() -> Option<PathBuf> {
 struct Server {
     child: Child,
     resp: SocketAddr,
+    native: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -116,9 +117,10 @@ impl Server {
         std::fs::write(&config_path, config).expect("write the config");
         let config_arg = config_path.to_str().expect("UTF-8 path").to_owned();
         match start_resp_server(&dir.path().join("data"), &["--config", &config_arg]) {
-            Ok((child, _native, resp)) => Server {
+            Ok((child, native, resp)) => Server {
                 child,
                 resp,
+                native,
                 _dir: dir,
             },
             Err((code, log)) => panic!("the server exited with {code}:\n{log}"),
@@ -811,4 +813,182 @@ fn redis_benchmark_runs_without_errors() {
     );
     assert_eq!(cli_args(&port, &["STRLEN", "key:__rand_int__"]), "3\n");
     eprintln!("{}\n(redis-benchmark took {took:?})", results.join("\n"));
+}
+
+/// A configuration with one user, `alice`, whose password is `secret`.
+fn alice_config() -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::from_b64("dGVzdHNhbHR0ZXN0c2FsdA").expect("salt");
+    let hash = argon2::Argon2::default()
+        .hash_password(b"secret", &salt)
+        .expect("hash")
+        .to_string();
+    format!("[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n")
+}
+
+#[test]
+fn with_users_only_an_authenticated_client_is_served_on_either_listener() {
+    let server = Server::start(&alice_config());
+    if have_redis_tool("redis-cli") {
+        let port = server.port();
+        assert_eq!(cli_args(&port, &["PING"]), "PONG\n", "PING needs no user");
+        assert_eq!(
+            cli_args(&port, &["SET", "k", "v"]).trim_end(),
+            "NOAUTH Authentication required."
+        );
+        assert_eq!(
+            cli_args(
+                &port,
+                &[
+                    "--user",
+                    "alice",
+                    "--pass",
+                    "secret",
+                    "--no-auth-warning",
+                    "SET",
+                    "k",
+                    "v"
+                ]
+            ),
+            "OK\n"
+        );
+        assert_eq!(
+            cli_args(
+                &port,
+                &[
+                    "--user",
+                    "alice",
+                    "--pass",
+                    "secret",
+                    "--no-auth-warning",
+                    "GET",
+                    "k"
+                ]
+            ),
+            "v\n"
+        );
+        let wrong = run(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &port])
+                .args([
+                    "--user",
+                    "alice",
+                    "--pass",
+                    "wrong",
+                    "--no-auth-warning",
+                    "GET",
+                    "k",
+                ]),
+            b"",
+            Duration::from_secs(60),
+        );
+        let said = format!("{}{}", text(&wrong.stdout), text(&wrong.stderr));
+        assert!(said.contains("WRONGPASS"), "{said}");
+        assert!(
+            !said.contains("\nv\n"),
+            "nothing served after a wrong password: {said}"
+        );
+        // Redis's AUTH with one argument names the user `default`.
+        assert!(cli_args(&port, &["AUTH", "secret"]).starts_with("WRONGPASS"));
+    }
+    if let Some(python) = python() {
+        let script = format!(
+            "import redis\n\
+             r = redis.Redis(port={port}, username='alice', password='secret')\n\
+             assert r.set('py', 'x') and r.get('py') == b'x'\n\
+             try:\n\
+             \x20   redis.Redis(port={port}, username='alice', password='nope').get('py')\n\
+             \x20   raise SystemExit('a wrong password was served')\n\
+             except redis.exceptions.AuthenticationError:\n\
+             \x20   pass\n\
+             try:\n\
+             \x20   redis.Redis(port={port}).get('py')\n\
+             \x20   raise SystemExit('no password was served')\n\
+             except redis.exceptions.AuthenticationError:\n\
+             \x20   pass\n\
+             r3 = redis.Redis(port={port}, username='alice', password='secret', protocol=3)\n\
+             assert r3.get('py') == b'x'\n\
+             print('redis-py: ok')\n",
+            port = server.port()
+        );
+        let output = run(
+            Command::new(&python).args(["-c", &script]),
+            b"",
+            Duration::from_secs(120),
+        );
+        assert!(
+            output.status.success(),
+            "redis-py: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+    }
+    // The native protocol: the Rust client, without and with credentials.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let target = server.native.to_string();
+    runtime.block_on(async {
+        use jubilant_client::{ClientError, ClientOptions, Credentials, ErrorCode};
+        let env = jubilant_io_real::RealEnv::current();
+        let open = jubilant_client::connect_with(&env, &target, ClientOptions::default())
+            .await
+            .expect("connect");
+        open.ping().await.expect("PING needs no user");
+        let refused = open.get("k").await;
+        assert!(
+            matches!(
+                refused,
+                Err(ClientError::Server {
+                    code: ErrorCode::AuthRequired,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let wrong = ClientOptions {
+            credentials: Some(Credentials {
+                user: "alice".to_owned(),
+                password: b"wrong".to_vec(),
+            }),
+            ..ClientOptions::default()
+        };
+        let refused = jubilant_client::connect_with(&env, &target, wrong).await;
+        assert!(
+            matches!(
+                refused,
+                Err(ClientError::Server {
+                    code: ErrorCode::WrongPass,
+                    ..
+                })
+            ),
+            "{:?}",
+            refused.err()
+        );
+        let right = ClientOptions {
+            credentials: Some(Credentials {
+                user: "alice".to_owned(),
+                password: b"secret".to_vec(),
+            }),
+            ..ClientOptions::default()
+        };
+        let client = jubilant_client::connect_with(&env, &target, right)
+            .await
+            .expect("authenticated");
+        let (value, _) = client.get("k").await.expect("get").expect("set over RESP");
+        assert_eq!(
+            value,
+            jubilant_core::db::Value::Bytes(b"v".to_vec()),
+            "as RESP stored it"
+        );
+        let info = client.info().await.expect("info");
+        assert!(info.contains("# Auth\nusers:1\n"), "{info}");
+        let failures: u64 = info
+            .lines()
+            .find_map(|line| line.strip_prefix("failures:"))
+            .and_then(|n| n.parse().ok())
+            .expect("failures");
+        assert!(failures >= 2, "{info}");
+    });
 }

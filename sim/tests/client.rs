@@ -16,6 +16,7 @@ const CLIENT: NodeId = NodeId(2);
 const OPTIONS: ClientOptions = ClientOptions {
     connect_timeout: Duration::from_secs(1),
     request_timeout: Some(Duration::from_millis(200)),
+    credentials: None,
 };
 
 #[test]

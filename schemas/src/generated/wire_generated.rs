@@ -495,10 +495,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for BoundKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REQUEST_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REQUEST_BODY: u8 = 9;
+pub const ENUM_MAX_REQUEST_BODY: u8 = 10;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 10] = [
+pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 11] = [
   RequestBody::NONE,
   RequestBody::Txn,
   RequestBody::Info,
@@ -509,6 +509,7 @@ pub const ENUM_VALUES_REQUEST_BODY: [RequestBody; 10] = [
   RequestBody::BackupBegin,
   RequestBody::BackupRead,
   RequestBody::BackupEnd,
+  RequestBody::Auth,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -526,9 +527,10 @@ impl RequestBody {
   pub const BackupBegin: Self = Self(7);
   pub const BackupRead: Self = Self(8);
   pub const BackupEnd: Self = Self(9);
+  pub const Auth: Self = Self(10);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 9;
+  pub const ENUM_MAX: u8 = 10;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Txn,
@@ -540,6 +542,7 @@ impl RequestBody {
     Self::BackupBegin,
     Self::BackupRead,
     Self::BackupEnd,
+    Self::Auth,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -554,6 +557,7 @@ impl RequestBody {
       Self::BackupBegin => Some("BackupBegin"),
       Self::BackupRead => Some("BackupRead"),
       Self::BackupEnd => Some("BackupEnd"),
+      Self::Auth => Some("Auth"),
       _ => None,
     }
   }
@@ -701,10 +705,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for TtlKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 25;
+pub const ENUM_MAX_ERROR_CODE: u16 = 27;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 26] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
   ErrorCode::Internal,
   ErrorCode::InvalidRequest,
   ErrorCode::InvalidUtf8,
@@ -731,6 +735,8 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 26] = [
   ErrorCode::FrameTimeout,
   ErrorCode::BackupInProgress,
   ErrorCode::NoSuchBackup,
+  ErrorCode::AuthRequired,
+  ErrorCode::WrongPass,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -780,9 +786,14 @@ impl ErrorCode {
   pub const BackupInProgress: Self = Self(24);
   /// No backup with that id is running (it ended, or its pin timed out).
   pub const NoSuchBackup: Self = Self(25);
+  /// Users are configured and the connection has not authenticated: only
+  /// Ping and Auth are served. Nothing was done.
+  pub const AuthRequired: Self = Self(26);
+  /// The user does not exist or the password is wrong.
+  pub const WrongPass: Self = Self(27);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 25;
+  pub const ENUM_MAX: u16 = 27;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Internal,
     Self::InvalidRequest,
@@ -810,6 +821,8 @@ impl ErrorCode {
     Self::FrameTimeout,
     Self::BackupInProgress,
     Self::NoSuchBackup,
+    Self::AuthRequired,
+    Self::WrongPass,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -840,6 +853,8 @@ impl ErrorCode {
       Self::FrameTimeout => Some("FrameTimeout"),
       Self::BackupInProgress => Some("BackupInProgress"),
       Self::NoSuchBackup => Some("NoSuchBackup"),
+      Self::AuthRequired => Some("AuthRequired"),
+      Self::WrongPass => Some("WrongPass"),
       _ => None,
     }
   }
@@ -985,10 +1000,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for HealthStatus {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_RESPONSE_BODY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_RESPONSE_BODY: u8 = 10;
+pub const ENUM_MAX_RESPONSE_BODY: u8 = 11;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 11] = [
+pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 12] = [
   ResponseBody::NONE,
   ResponseBody::TxnResult,
   ResponseBody::Error,
@@ -1000,6 +1015,7 @@ pub const ENUM_VALUES_RESPONSE_BODY: [ResponseBody; 11] = [
   ResponseBody::BackupBegun,
   ResponseBody::BackupChunk,
   ResponseBody::BackupEnded,
+  ResponseBody::AuthOk,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -1018,9 +1034,10 @@ impl ResponseBody {
   pub const BackupBegun: Self = Self(8);
   pub const BackupChunk: Self = Self(9);
   pub const BackupEnded: Self = Self(10);
+  pub const AuthOk: Self = Self(11);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 10;
+  pub const ENUM_MAX: u8 = 11;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::TxnResult,
@@ -1033,6 +1050,7 @@ impl ResponseBody {
     Self::BackupBegun,
     Self::BackupChunk,
     Self::BackupEnded,
+    Self::AuthOk,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -1048,6 +1066,7 @@ impl ResponseBody {
       Self::BackupBegun => Some("BackupBegun"),
       Self::BackupChunk => Some("BackupChunk"),
       Self::BackupEnded => Some("BackupEnded"),
+      Self::AuthOk => Some("AuthOk"),
       _ => None,
     }
   }
@@ -2616,6 +2635,122 @@ impl ::core::fmt::Debug for BackupEnd<'_> {
       ds.finish()
   }
 }
+pub enum AuthOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Authenticates the connection as `user` (design 13.1). With users
+/// configured, a connection may send only Ping and Auth until one
+/// succeeds (AuthOk); a failure answers WrongPass.
+pub struct Auth<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Auth<'a> {
+  type Inner = Auth<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Auth<'a> {
+  pub const VT_USER: ::flatbuffers::VOffsetT = 4;
+  pub const VT_PASSWORD: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Auth { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AuthArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Auth<'bldr>> {
+    let mut builder = AuthBuilder::new(_fbb);
+    if let Some(x) = args.password { builder.add_password(x); }
+    if let Some(x) = args.user { builder.add_user(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn user(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(Auth::VT_USER, None)}
+  }
+  #[inline]
+  pub fn password(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Auth::VT_PASSWORD, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Auth<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user", Self::VT_USER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("password", Self::VT_PASSWORD, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AuthArgs<'a> {
+    pub user: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub password: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for AuthArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AuthArgs {
+      user: None,
+      password: None,
+    }
+  }
+}
+
+pub struct AuthBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AuthBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_user(&mut self, user: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Auth::VT_USER, user);
+  }
+  #[inline]
+  pub fn add_password(&mut self, password: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Auth::VT_PASSWORD, password);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AuthBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AuthBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Auth<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Auth<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Auth");
+      ds.field("user", &self.user());
+      ds.field("password", &self.password());
+      ds.finish()
+  }
+}
 pub enum RequestOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2809,6 +2944,21 @@ impl<'a> Request<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_auth(&self) -> Option<Auth<'a>> {
+    if self.body_type() == RequestBody::Auth {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { Auth::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Request<'_> {
@@ -2829,6 +2979,7 @@ impl ::flatbuffers::Verifiable for Request<'_> {
           RequestBody::BackupBegin => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupBegin>>("RequestBody::BackupBegin", pos),
           RequestBody::BackupRead => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupRead>>("RequestBody::BackupRead", pos),
           RequestBody::BackupEnd => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupEnd>>("RequestBody::BackupEnd", pos),
+          RequestBody::Auth => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Auth>>("RequestBody::Auth", pos),
           _ => Ok(()),
         }
      })?
@@ -2948,6 +3099,13 @@ impl ::core::fmt::Debug for Request<'_> {
         },
         RequestBody::BackupEnd => {
           if let Some(x) = self.body_as_backup_end() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        RequestBody::Auth => {
+          if let Some(x) = self.body_as_auth() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
@@ -4655,6 +4813,103 @@ impl ::core::fmt::Debug for BackupEnded<'_> {
       ds.finish()
   }
 }
+pub enum AuthOkOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The connection is authenticated as `user`.
+pub struct AuthOk<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AuthOk<'a> {
+  type Inner = AuthOk<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AuthOk<'a> {
+  pub const VT_USER: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AuthOk { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AuthOkArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AuthOk<'bldr>> {
+    let mut builder = AuthOkBuilder::new(_fbb);
+    if let Some(x) = args.user { builder.add_user(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn user(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(AuthOk::VT_USER, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AuthOk<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("user", Self::VT_USER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AuthOkArgs<'a> {
+    pub user: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for AuthOkArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AuthOkArgs {
+      user: None,
+    }
+  }
+}
+
+pub struct AuthOkBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AuthOkBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_user(&mut self, user: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AuthOk::VT_USER, user);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AuthOkBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AuthOkBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AuthOk<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AuthOk<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AuthOk");
+      ds.field("user", &self.user());
+      ds.finish()
+  }
+}
 pub enum ResponseOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -4863,6 +5118,21 @@ impl<'a> Response<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn body_as_auth_ok(&self) -> Option<AuthOk<'a>> {
+    if self.body_type() == ResponseBody::AuthOk {
+      self.body().map(|t| {
+       // Safety:
+       // Created from a valid Table for this object
+       // Which contains a valid union in this slot
+       unsafe { AuthOk::init_from_table(t) }
+     })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Response<'_> {
@@ -4884,6 +5154,7 @@ impl ::flatbuffers::Verifiable for Response<'_> {
           ResponseBody::BackupBegun => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupBegun>>("ResponseBody::BackupBegun", pos),
           ResponseBody::BackupChunk => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupChunk>>("ResponseBody::BackupChunk", pos),
           ResponseBody::BackupEnded => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<BackupEnded>>("ResponseBody::BackupEnded", pos),
+          ResponseBody::AuthOk => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AuthOk>>("ResponseBody::AuthOk", pos),
           _ => Ok(()),
         }
      })?
@@ -5010,6 +5281,13 @@ impl ::core::fmt::Debug for Response<'_> {
         },
         ResponseBody::BackupEnded => {
           if let Some(x) = self.body_as_backup_ended() {
+            ds.field("body", &x)
+          } else {
+            ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        ResponseBody::AuthOk => {
+          if let Some(x) = self.body_as_auth_ok() {
             ds.field("body", &x)
           } else {
             ds.field("body", &"InvalidFlatbuffer: Union discriminant does not match value.")

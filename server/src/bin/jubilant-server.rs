@@ -103,27 +103,39 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Starts watching for SIGINT and SIGTERM, and returns what waits for the
+/// first. Called before the server starts listening, so a signal that
+/// comes as soon as it listens is a clean shutdown rather than the
+/// default action (the process killed with nothing closed).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; only SIGINT stops the server");
-                let _ = interrupt.await;
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            let watched =
+                |name: &'static str, signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+                    match signal {
+                        Ok(mut signal) => {
+                            signal.recv().await;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot watch {name}; it does not stop the server cleanly");
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                };
+            tokio::select! {
+                _ = watched("SIGTERM", terminate) => {}
+                _ = watched("SIGINT", interrupt) => {}
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn main() -> ExitCode {
@@ -147,6 +159,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        let signalled = shutdown_signal();
         let server = match runtime::start(RealEnv::current(), config).await {
             Ok(server) => server,
             Err(error) => {
@@ -154,7 +167,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        shutdown_signal().await;
+        signalled.await;
         tracing::info!("signal received: shutting down");
         match server.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,

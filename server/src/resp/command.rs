@@ -160,13 +160,18 @@ pub enum Command {
     Hello {
         /// The protocol version asked for.
         version: Option<i64>,
-        /// Whether `AUTH` was given.
-        auth: bool,
+        /// `AUTH user password`, if given.
+        auth: Option<(Vec<u8>, Vec<u8>)>,
         /// `SETNAME`.
         name: Option<Vec<u8>>,
     },
-    /// `AUTH ...`.
-    Auth,
+    /// `AUTH [user] password` (no user: `default`).
+    Auth {
+        /// The user, if named.
+        user: Option<Vec<u8>>,
+        /// The password.
+        password: Vec<u8>,
+    },
     /// `CLIENT SETNAME name`.
     ClientSetName(Vec<u8>),
     /// `CLIENT GETNAME`.
@@ -384,10 +389,17 @@ pub fn parse(args: Vec<Vec<u8>>) -> Result<Command, Reply> {
         "ECHO" => Ok(Command::Echo(one(rest)?)),
         "HELLO" => parse_hello(rest),
         "AUTH" => {
-            if (1..=2).contains(&n) {
-                Ok(Command::Auth)
-            } else {
-                Err(arity(&name))
+            let mut it = rest.into_iter();
+            match (it.next(), it.next(), n) {
+                (Some(password), None, 1) => Ok(Command::Auth {
+                    user: None,
+                    password,
+                }),
+                (Some(user), Some(password), 2) => Ok(Command::Auth {
+                    user: Some(user),
+                    password,
+                }),
+                _ => Err(arity(&name)),
             }
         }
         "CLIENT" => parse_client(rest),
@@ -521,14 +533,14 @@ fn parse_hello(rest: Vec<Vec<u8>>) -> Result<Command, Reply> {
             Reply::Error("ERR Protocol version is not an integer or out of range".into())
         })?),
     };
-    let mut auth = false;
+    let mut auth = None;
     let mut name = None;
     while let Some(option) = it.next() {
         match upper(&option).as_str() {
             "AUTH" => {
-                it.next().ok_or_else(syntax)?;
-                it.next().ok_or_else(syntax)?;
-                auth = true;
+                let user = it.next().ok_or_else(syntax)?;
+                let password = it.next().ok_or_else(syntax)?;
+                auth = Some((user, password));
             }
             "SETNAME" => name = Some(it.next().ok_or_else(syntax)?),
             other => {

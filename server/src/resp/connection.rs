@@ -110,6 +110,9 @@ impl<E: Env> Job<E> {
             Action::Server(command) => self.server_command(command).await,
             Action::Reply(reply) | Action::Close(reply) => reply,
             Action::Watch(_) => Reply::err("WATCH runs on the connection"),
+            Action::Auth { .. } | Action::NoAuth(_) => {
+                Reply::err("authentication runs on the connection")
+            }
         };
         if matches!(reply, Reply::Error(ref text) if text.contains("limits.response_bytes_max")) {
             ServerCounters::count(&shared.counters.responses_too_large);
@@ -196,7 +199,7 @@ pub(crate) async fn connection<E: Env>(
         write_responses(Arc::clone(&shared), Arc::clone(&conn), writer, outgoing),
     );
     let default_durability = shared.config.storage.durability.into();
-    let mut session = Session::new(shared.resp.client_id());
+    let mut session = Session::new(shared.resp.client_id(), shared.auth.required());
     let mut parser = RequestParser::new(u64::from(shared.config.limits.frame_bytes_max));
     let ReaderClock {
         frame_timeout,
@@ -268,6 +271,35 @@ pub(crate) async fn connection<E: Env>(
                 _ => session.handle(request.args, default_durability),
             };
             let action = match action {
+                Action::Auth {
+                    user,
+                    password,
+                    hello,
+                } => {
+                    // Runs here: the next command is checked against it.
+                    let verified = shared
+                        .auth
+                        .authenticate(&shared.env, peer.ip(), &user, &password)
+                        .await;
+                    let reply = if verified {
+                        tracing::info!(%peer, user, "authenticated (RESP)");
+                        session.authenticated(user);
+                        match hello {
+                            Some((version, name)) => session.hello_as(version, name),
+                            None => Reply::Ok,
+                        }
+                    } else {
+                        tracing::info!(%peer, user, "authentication failed (RESP)");
+                        Reply::Error(
+                            "WRONGPASS invalid username-password pair or user is disabled.".into(),
+                        )
+                    };
+                    Action::Reply(reply)
+                }
+                Action::NoAuth(reply) => {
+                    shared.auth.refused();
+                    Action::Reply(reply)
+                }
                 Action::Watch(keys) => {
                     // Runs here: what it read must be in the session before
                     // the next command.

@@ -18,6 +18,9 @@ use super::reply::Reply;
 /// clients (redis-py) recognize it as an authentication error.
 const NO_PASSWORD: &str = "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 
+/// Redis's answer to a `HELLO` without `AUTH` before authenticating.
+const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+
 /// Keys one connection may watch at once.
 pub const WATCHED_MAX: usize = 1024;
 
@@ -42,6 +45,20 @@ pub enum Action {
     Watch(Vec<Vec<u8>>),
     /// A command on the whole keyspace or the server.
     Server(Command),
+    /// Verify a password (`AUTH`, `HELLO ... AUTH`); on success call
+    /// [`Session::authenticated`], and for a `HELLO` answer
+    /// [`Session::hello_as`].
+    Auth {
+        /// The user.
+        user: String,
+        /// The password.
+        password: Vec<u8>,
+        /// `HELLO`'s protocol version and name, if it came with one.
+        hello: Option<(Option<i64>, Option<Vec<u8>>)>,
+    },
+    /// Refused: the connection has not authenticated (counted, then
+    /// answered).
+    NoAuth(Reply),
 }
 
 /// One connection's state.
@@ -58,11 +75,16 @@ pub struct Session {
     /// The block being queued, and whether a command of it was refused.
     multi: Option<(Vec<Result<DataCommand, Reply>>, bool)>,
     watched: Vec<(Vec<u8>, u64)>,
+    /// Whether users are configured, so commands need a user.
+    auth_required: bool,
+    /// The user the connection authenticated as.
+    pub user: Option<String>,
 }
 
 impl Session {
-    /// A new connection's state.
-    pub fn new(id: u64) -> Self {
+    /// A new connection's state; with `auth_required`, only `PING`,
+    /// `HELLO`, `AUTH` and `QUIT` are served until a password verifies.
+    pub fn new(id: u64, auth_required: bool) -> Self {
         Session {
             id,
             resp3: false,
@@ -70,7 +92,14 @@ impl Session {
             durability: None,
             multi: None,
             watched: Vec::new(),
+            auth_required,
+            user: None,
         }
+    }
+
+    /// The connection authenticated as `user`.
+    pub fn authenticated(&mut self, user: String) {
+        self.user = Some(user);
     }
 
     /// Whether a `MULTI` block is being queued.
@@ -100,6 +129,18 @@ impl Session {
                 return Action::Reply(reply);
             }
         };
+        if self.auth_required && self.user.is_none() {
+            match &command {
+                Command::Ping(_)
+                | Command::Quit
+                | Command::Auth { .. }
+                | Command::Hello { auth: Some(_), .. } => {}
+                Command::Hello { auth: None, .. } => {
+                    return Action::NoAuth(Reply::Error(HELLO_NOAUTH.into()));
+                }
+                _ => return Action::NoAuth(Reply::Error("NOAUTH Authentication required.".into())),
+            }
+        }
         if let Some((queued, refused)) = &mut self.multi {
             match command {
                 Command::Exec => {}
@@ -144,25 +185,30 @@ impl Session {
                 auth,
                 name,
             } => {
-                if auth {
-                    return Action::Reply(Reply::err(NO_PASSWORD));
+                if !matches!(version, None | Some(2 | 3)) {
+                    return Action::Reply(Reply::Error(
+                        "NOPROTO unsupported protocol version".into(),
+                    ));
                 }
-                match version {
-                    None => {}
-                    Some(2) => self.resp3 = false,
-                    Some(3) => self.resp3 = true,
-                    Some(_) => {
-                        return Action::Reply(Reply::Error(
-                            "NOPROTO unsupported protocol version".into(),
-                        ));
-                    }
+                match auth {
+                    None => Action::Reply(self.hello_as(version, name)),
+                    Some(_) if !self.auth_required => Action::Reply(Reply::err(NO_PASSWORD)),
+                    Some((user, password)) => Action::Auth {
+                        user: String::from_utf8_lossy(&user).into_owned(),
+                        password,
+                        hello: Some((version, name)),
+                    },
                 }
-                if name.is_some() {
-                    self.name = name;
-                }
-                Action::Reply(self.hello())
             }
-            Command::Auth => Action::Reply(Reply::err(NO_PASSWORD)),
+            Command::Auth { .. } if !self.auth_required => Action::Reply(Reply::err(NO_PASSWORD)),
+            Command::Auth { user, password } => Action::Auth {
+                user: user.map_or_else(
+                    || crate::auth::DEFAULT_USER.to_owned(),
+                    |user| String::from_utf8_lossy(&user).into_owned(),
+                ),
+                password,
+                hello: None,
+            },
             Command::ClientSetName(name) => {
                 if name.iter().any(|&b| b <= b' ' || b > b'~') {
                     return Action::Reply(Reply::err(
@@ -226,6 +272,20 @@ impl Session {
         }
     }
 
+    /// `HELLO`'s answer, after switching to protocol `version` (2 or 3,
+    /// checked) and taking `name`.
+    pub fn hello_as(&mut self, version: Option<i64>, name: Option<Vec<u8>>) -> Reply {
+        match version {
+            Some(3) => self.resp3 = true,
+            Some(_) => self.resp3 = false,
+            None => {}
+        }
+        if name.is_some() {
+            self.name = name;
+        }
+        self.hello()
+    }
+
     fn hello(&self) -> Reply {
         Reply::Map(vec![
             (Reply::text("server"), Reply::text("jubilant")),
@@ -271,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_block_queues_runs_once_and_a_refused_command_aborts_it() {
-        let mut session = Session::new(7);
+        let mut session = Session::new(7, false);
         assert!(matches!(
             handle(&mut session, "MULTI"),
             Action::Reply(Reply::Ok)

@@ -145,11 +145,14 @@ pub enum Sabotage {
     /// far as the last sync made it durable, so `async` commits answered
     /// before the backup began but not yet synced are missing from it.
     BackupWithoutSync,
+    /// The server serves a connection's requests whether or not it has
+    /// authenticated (on both listeners), though users are configured.
+    AuthSkipped,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 42] = [
+    pub const ALL: [Sabotage; 43] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -192,6 +195,7 @@ impl Sabotage {
         Sabotage::ScanResumeSkips,
         Sabotage::BackupPagesUnpinned,
         Sabotage::BackupWithoutSync,
+        Sabotage::AuthSkipped,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -239,6 +243,7 @@ impl Sabotage {
             Sabotage::ScanResumeSkips => "scan-resume-skips",
             Sabotage::BackupPagesUnpinned => "backup-pages-unpinned",
             Sabotage::BackupWithoutSync => "backup-without-sync",
+            Sabotage::AuthSkipped => "auth-skipped",
         }
     }
 }

@@ -653,7 +653,12 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
     } = ReaderClock::new(&shared.config);
     let mut frames = FrameReader::new(shared.config.limits.frame_bytes_max);
     // With no users configured, every connection may do everything.
-    let mut authenticated = !shared.auth.required();
+    // Broken on purpose (tests only): so may every connection anyway.
+    let mut authenticated = !shared.auth.required()
+        || sabotaged(
+            &shared.config,
+            jubilant_core::sabotage::Sabotage::AuthSkipped,
+        );
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
     // When the frame now arriving began to (it must end in time), and when
     // the last request arrived (for the idle timeout).

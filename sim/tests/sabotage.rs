@@ -753,3 +753,16 @@ fn a_backup_that_does_not_sync_the_wal_first_is_caught() {
         &["backup_complete"],
     );
 }
+
+#[test]
+fn serving_connections_that_never_authenticated_is_caught() {
+    // Worlds with users have intruders writing `intruder-*` keys with no
+    // password and a wrong one: a commit of one fails `authorization`.
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::AuthSkipped,
+        &format!("crash=0,kill=0,{NO_CORRUPTION}"),
+        20,
+        &["authorization"],
+    );
+}

@@ -199,7 +199,10 @@ pub(crate) async fn connection<E: Env>(
         write_responses(Arc::clone(&shared), Arc::clone(&conn), writer, outgoing),
     );
     let default_durability = shared.config.storage.durability.into();
-    let mut session = Session::new(shared.resp.client_id(), shared.auth.required());
+    // Broken on purpose (tests only): no connection must authenticate.
+    let must_authenticate =
+        shared.auth.required() && !sabotaged(&shared.config, Sabotage::AuthSkipped);
+    let mut session = Session::new(shared.resp.client_id(), must_authenticate);
     let mut parser = RequestParser::new(u64::from(shared.config.limits.frame_bytes_max));
     let ReaderClock {
         frame_timeout,

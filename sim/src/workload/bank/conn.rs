@@ -120,6 +120,8 @@ pub(crate) struct Remote {
     /// How long an answer may take before the connection is given up.
     timeout: Duration,
     client: Option<Client>,
+    /// Who to authenticate as on every connection (a world with users).
+    credentials: Option<(&'static str, &'static [u8])>,
 }
 
 impl Remote {
@@ -129,7 +131,14 @@ impl Remote {
             addr,
             timeout,
             client: None,
+            credentials: None,
         }
+    }
+
+    /// Authenticates every connection as `user` first.
+    pub(crate) fn with_credentials(mut self, user: &'static str, password: &'static [u8]) -> Self {
+        self.credentials = Some((user, password));
+        self
     }
 
     async fn client(&mut self) -> Result<Client, Failure> {
@@ -143,6 +152,16 @@ impl Remote {
             .map_err(|error| Failure::Unreachable(format!("connect: {error}")))?;
         let (client, driver) = Client::new(stream);
         drop(self.env.spawn("client-driver", driver));
+        if let Some((user, password)) = self.credentials {
+            // Nothing else was sent: a failure leaves no effect.
+            let authenticated = futures::select! {
+                answer = client.auth(user, password).fuse() => answer,
+                () = self.env.sleep(self.timeout).fuse() => {
+                    Err(ClientError::Timeout(self.timeout))
+                }
+            };
+            authenticated.map_err(|error| Failure::Unreachable(format!("auth: {error}")))?;
+        }
         self.client = Some(client.clone());
         Ok(client)
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::future::{Either, select};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
-use jubilant_core::env::{Clock, MonoTime};
+use jubilant_core::env::{Clock, MonoTime, Spawn};
 use jubilant_core::mutex::lock;
 use jubilant_core::txn::{Mode, Txn};
 use jubilant_io_sim::{SimEnv, SimRng, SimStream, Stream};
@@ -45,17 +45,30 @@ pub(super) struct Hostility {
     /// Clients that send a request and vanish (their end goes silent, as
     /// on a power loss or a NAT timeout).
     pub(super) vanishers: u64,
+    /// Whether the server has `[[users]]` (honest clients authenticate).
+    pub(super) users: bool,
+    /// With users: clients that write without authenticating, or after a
+    /// wrong password (oracle `authorization`).
+    pub(super) intruders: u64,
 }
 
 impl Hostility {
     /// Drawn from its own stream, so the worlds of the seeds already in
     /// the corpus keep every other setting.
     pub(super) fn draw(seed_rng: &mut SimRng) -> Self {
-        let mut rng = SimRng::new(seed_rng.next_u64(), Stream::Hostile);
+        let value = seed_rng.next_u64();
+        let mut rng = SimRng::new(value, Stream::Hostile);
+        // Users and intruders from a stream of their own: the worlds drawn
+        // before they existed keep every other setting.
+        let mut auth = SimRng::new(value ^ USERS_SALT, Stream::Hostile);
+        let users = auth.chance(0.3);
+        let intruders = if users { auth.between(1, 3) } else { 0 };
         let frame_timeout_ms = rng.between(2, 10);
         if rng.chance(0.5) {
             return Hostility {
                 frame_timeout_ms,
+                users,
+                intruders,
                 ..Hostility::default()
             };
         }
@@ -65,7 +78,93 @@ impl Hostility {
             tricklers: rng.below(4),
             crowd: [0, rng.between(1, 40)][rng.below(2) as usize],
             vanishers: rng.below(3),
+            users,
+            intruders,
         }
+    }
+}
+
+/// Mixed into the hostility seed for the users' stream.
+const USERS_SALT: u64 = 0x05e2_5000_0000_0000;
+
+/// The user honest clients authenticate as, when the world has users.
+pub(super) const BANK_USER: &str = "bank";
+/// Its password.
+pub(super) const BANK_PASSWORD: &[u8] = b"bank-password";
+
+/// `BANK_PASSWORD`'s argon2id hash with the smallest parameters argon2
+/// allows (8 KiB, one pass): a simulated world verifies many times, and
+/// what is tested is who gets in, not the hash's cost.
+pub(super) fn bank_password_hash() -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = argon2::Params::new(8, 1, 1, None).expect("valid parameters");
+    let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::from_b64("c2ltdWxhdGVkc2FsdA").expect("a valid salt");
+    argon2
+        .hash_password(BANK_PASSWORD, &salt)
+        .expect("hashing works")
+        .to_string()
+}
+
+/// The keys intruders try to write: no commit may ever touch one.
+pub(crate) const INTRUDER_PREFIX: &[u8] = b"intruder-";
+
+/// A client with no password, then a wrong one, trying to write
+/// `intruder-*` keys on both listeners; every answer must be a refusal
+/// (oracle `authorization`; the commit observer checks that no such key
+/// is ever written).
+pub(super) async fn intruder(env: SimEnv, model: Model, life: Life, mut rng: SimRng) {
+    use jubilant_client::{Client, ClientError, ErrorCode};
+    while !life.over() {
+        let resp = rng.chance(0.5);
+        let Some(mut stream) = connect(&env, &life, resp).await else {
+            return;
+        };
+        let key = format!("intruder-{}", rng.below(1000));
+        if resp {
+            // No password, then a wrong one, then a write: unread replies
+            // are fine, what matters is that nothing commits.
+            let requests = encode(&[
+                vec![b"SET".to_vec(), key.clone().into_bytes(), b"1".to_vec()],
+                vec![
+                    b"AUTH".to_vec(),
+                    BANK_USER.as_bytes().to_vec(),
+                    b"wrong".to_vec(),
+                ],
+                vec![b"SET".to_vec(), key.into_bytes(), b"2".to_vec()],
+            ]);
+            let _ = stream.write_all(&requests).await;
+            env.sleep(Duration::from_millis(rng.between(1, 20))).await;
+            continue;
+        }
+        let (client, driver) = Client::new(stream);
+        drop(env.spawn("intruder-driver", driver));
+        let refused = |answer: Result<(), ClientError>, code: ErrorCode, what: &str| {
+            let mut m = lock(&model);
+            m.verdict.check("authorization", 1);
+            match answer {
+                Ok(()) => m.verdict.fail(
+                    "authorization",
+                    format!("an intruder's {what} was served without a password"),
+                ),
+                Err(ClientError::Server { code: got, .. }) if got != code => m.verdict.fail(
+                    "authorization",
+                    format!("an intruder's {what} was refused with {got:?}, not {code:?}"),
+                ),
+                Err(_) => {}
+            }
+        };
+        let wrote = client.set(key.as_str(), 1i64).await;
+        refused(wrote, ErrorCode::AuthRequired, "write");
+        let authed = client.auth(BANK_USER, b"wrong").await;
+        refused(authed, ErrorCode::WrongPass, "wrong password");
+        let wrote = client.set(key.as_str(), 2i64).await;
+        refused(
+            wrote,
+            ErrorCode::AuthRequired,
+            "write after a wrong password",
+        );
+        env.sleep(Duration::from_millis(rng.between(1, 20))).await;
     }
 }
 

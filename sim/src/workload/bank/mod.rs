@@ -328,6 +328,16 @@ impl BankLives<'_> {
             );
             world.spawn(node, "vanisher", task);
         }
+        for _ in 0..hostility.intruders {
+            let node = next();
+            let task = hostile::intruder(
+                world.env(node),
+                Arc::clone(self.model),
+                life.clone(),
+                SimRng::new(rng.next_u64(), Stream::Hostile),
+            );
+            world.spawn(node, "intruder", task);
+        }
         if hostility.crowd > 0 {
             let node = next();
             let task = hostile::crowd(
@@ -343,8 +353,12 @@ impl BankLives<'_> {
 
     fn client(&self, env: SimEnv, life: u64) -> BankClient {
         let timeout = Duration::from_millis(self.shape.answer_timeout_ms);
+        let mut remote = Remote::new(env.clone(), server_addr(), timeout);
+        if self.shape.hostility.users {
+            remote = remote.with_credentials(hostile::BANK_USER, hostile::BANK_PASSWORD);
+        }
         BankClient {
-            conn: Conn::Remote(Remote::new(env.clone(), server_addr(), timeout)),
+            conn: Conn::Remote(remote),
             env,
             shape: Arc::clone(self.shape),
             model: Arc::clone(self.model),

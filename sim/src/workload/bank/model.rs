@@ -289,6 +289,16 @@ impl BankModel {
         let mut written = Written::new();
         for mutation in mutations {
             let key = mutation.key().to_vec();
+            self.verdict.check("authorization", 1);
+            if key.starts_with(super::hostile::INTRUDER_PREFIX) {
+                self.verdict.fail(
+                    "authorization",
+                    format!(
+                        "LSN {lsn} wrote {}, a key only unauthenticated clients write",
+                        Escaped(&key)
+                    ),
+                );
+            }
             match mutation {
                 Mutation::Put { record, .. } => match value_of(record) {
                     Some(value) => {

@@ -45,6 +45,8 @@ struct RespConn {
     buffer: Vec<u8>,
     /// The class `JUBILANT.DURABILITY` set on this connection.
     durability: Durability,
+    /// Whether to authenticate each connection first (a world with users).
+    authenticate: bool,
 }
 
 /// Writes `commands` as RESP arrays of bulk strings.
@@ -105,6 +107,19 @@ impl RespConn {
                 .map_err(|error| Failure::Unreachable(format!("connect: {error}")))?;
             self.stream = Some(stream);
             self.buffer.clear();
+            if self.authenticate {
+                let reply = self
+                    .call(&[command(&[
+                        b"AUTH",
+                        super::hostile::BANK_USER.as_bytes(),
+                        super::hostile::BANK_PASSWORD,
+                    ])])
+                    .await?;
+                if !matches!(reply.as_slice(), [OwnedFrame::SimpleString(ok)] if ok == b"OK") {
+                    self.stream = None;
+                    return Err(Failure::Unreachable(format!("AUTH answered {reply:?}")));
+                }
+            }
             // Each connection picks its class, as an application would.
             let (word, durability): (&[u8], _) = if rng.chance(0.5) {
                 (b"sync", Durability::Sync)
@@ -219,6 +234,7 @@ pub(super) async fn resp_client_task(mut bank: BankClient, mut rng: SimRng) {
         stream: None,
         buffer: Vec::new(),
         durability: Durability::Sync,
+        authenticate: bank.shape.hostility.users,
     };
     loop {
         think(&bank.env, &mut rng, bank.shape.think_us_max).await;

@@ -183,6 +183,13 @@ impl Shape {
             + self.hostility.tricklers
             + self.hostility.vanishers
             + 2) as usize;
+        config.server.max_connections += self.hostility.intruders as usize;
+        if self.hostility.users {
+            config.users = vec![jubilant_server::config::UserConfig {
+                name: super::hostile::BANK_USER.to_owned(),
+                password_hash: super::hostile::bank_password_hash(),
+            }];
+        }
         config.storage.checkpoint_interval_ms = self.checkpoint_interval_ms;
         // The audit after a restart reads every account and note.
         let audit = read_all(self);

@@ -17,15 +17,10 @@ use std::time::Duration;
 
 use jubilant_client::{ClientError, ErrorCode};
 use jubilant_io_real::RealEnv;
-use jubilant_server::config::Config;
 use jubilant_server::runtime;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    common::runtime()
 }
 
 fn start(
@@ -33,15 +28,7 @@ fn start(
     dir: &Path,
     extra_toml: &str,
 ) -> runtime::Running<RealEnv> {
-    let config = Config::from_toml(&format!(
-        "[server]\nport = 0\n[resp]\nlisten = \"off\"\n{extra_toml}"
-    ))
-    .expect("valid")
-    .with_overrides(Some(dir.to_path_buf()), None)
-    .expect("valid");
-    runtime
-        .block_on(async { runtime::start(RealEnv::current(), config).await })
-        .expect("start")
+    common::start_in(runtime, dir, extra_toml)
 }
 
 fn value(i: u64) -> String {

@@ -11,7 +11,6 @@ mod common;
 use std::fmt::Write as _;
 
 use jubilant_io_real::RealEnv;
-use jubilant_server::config::Config;
 use jubilant_server::runtime;
 
 /// A server on a free loopback port (RESP off), its directory and runtime.
@@ -20,20 +19,7 @@ fn start_server() -> (
     tokio::runtime::Runtime,
     runtime::Running<RealEnv>,
 ) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = Config::from_toml("[server]\nport = 0\n[resp]\nlisten = \"off\"")
-        .expect("valid")
-        .with_overrides(Some(dir.path().to_path_buf()), None)
-        .expect("valid");
-    let server = runtime
-        .block_on(async { runtime::start(RealEnv::current(), config).await })
-        .expect("start");
-    (dir, runtime, server)
+    common::start_server("")
 }
 
 /// Appends one command and what it did to a transcript.
@@ -288,21 +274,9 @@ fn hash_password_makes_a_users_entry_and_user_and_password_get_in() {
     let (code, _, _) = common::jubectl_with_input("127.0.0.1:1", &["hash-password"], "\n");
     assert_eq!(code, 2, "an empty password is refused");
 
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = Config::from_toml(&format!(
-        "[server]\nport = 0\n[resp]\nlisten = \"off\"\n[[users]]\nname = \"ops\"\npassword_hash = \"{hash}\"\n"
-    ))
-    .expect("valid")
-    .with_overrides(Some(dir.path().to_path_buf()), None)
-    .expect("valid");
-    let server = runtime
-        .block_on(async { runtime::start(RealEnv::current(), config).await })
-        .expect("start");
+    let (_dir, runtime, server) = common::start_server(&format!(
+        "[[users]]\nname = \"ops\"\npassword_hash = \"{hash}\"\n"
+    ));
     let addr = server.local_addr().to_string();
     let run = |args: &[&str]| common::jubectl_at(Some(&addr), args);
     let (code, stdout, _) = run(&["ping"]);

@@ -836,37 +836,13 @@ fn with_users_only_an_authenticated_client_is_served_on_either_listener() {
             cli_args(&port, &["SET", "k", "v"]).trim_end(),
             "NOAUTH Authentication required."
         );
-        assert_eq!(
-            cli_args(
-                &port,
-                &[
-                    "--user",
-                    "alice",
-                    "--pass",
-                    "secret",
-                    "--no-auth-warning",
-                    "SET",
-                    "k",
-                    "v"
-                ]
-            ),
-            "OK\n"
-        );
-        assert_eq!(
-            cli_args(
-                &port,
-                &[
-                    "--user",
-                    "alice",
-                    "--pass",
-                    "secret",
-                    "--no-auth-warning",
-                    "GET",
-                    "k"
-                ]
-            ),
-            "v\n"
-        );
+        let as_alice = |command: &[&str]| {
+            let mut args = vec!["--user", "alice", "--pass", "secret", "--no-auth-warning"];
+            args.extend_from_slice(command);
+            cli_args(&port, &args)
+        };
+        assert_eq!(as_alice(&["SET", "k", "v"]), "OK\n");
+        assert_eq!(as_alice(&["GET", "k"]), "v\n");
         let wrong = run(
             Command::new("redis-cli")
                 .args(["-h", "127.0.0.1", "-p", &port])

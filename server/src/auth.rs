@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -31,6 +31,8 @@ const LIMITED_ADDRESSES_MAX: usize = 4096;
 const DELAY_FIRST: Duration = Duration::from_millis(100);
 /// The longest delay.
 const DELAY_MAX: Duration = Duration::from_secs(10);
+/// A delay looks at shutdown this often.
+const DELAY_STEP: Duration = Duration::from_millis(20);
 /// The user `AUTH password` (one argument) names, as in Redis.
 pub const DEFAULT_USER: &str = "default";
 
@@ -124,18 +126,26 @@ impl Auth {
     }
 
     /// Checks `password` for `user`, first waiting as the address's
-    /// failures say; whether it verified.
+    /// failures say; whether it verified. The wait ends early, failing,
+    /// once `stopping` is set: a shutdown does not wait for it.
     pub(crate) async fn authenticate<E: Env>(
         &self,
         env: &E,
         peer: IpAddr,
-        user: &str,
-        password: &[u8],
+        (user, password): (&str, &[u8]),
+        stopping: &AtomicBool,
     ) -> bool {
         let delay = self.delay_for(peer);
         if !delay.is_zero() {
             self.delayed.fetch_add(1, Ordering::Relaxed);
-            env.sleep(delay).await;
+            let until = env.now_mono() + delay;
+            while env.now_mono() < until {
+                if stopping.load(Ordering::Acquire) {
+                    return false;
+                }
+                let left = until.saturating_since(env.now_mono());
+                env.sleep(left.min(DELAY_STEP)).await;
+            }
         }
         let (hash, known) = match self.users.get(user) {
             Some(hash) => (hash.as_str(), true),

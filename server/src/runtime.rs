@@ -723,7 +723,7 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                         ))
                     } else if shared
                         .auth
-                        .authenticate(&shared.env, peer.ip(), &user, &password)
+                        .authenticate(&shared.env, peer.ip(), (&user, &password), &shared.stopping)
                         .await
                     {
                         tracing::info!(%peer, user, "authenticated");

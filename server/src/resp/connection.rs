@@ -282,7 +282,7 @@ pub(crate) async fn connection<E: Env>(
                     // Runs here: the next command is checked against it.
                     let verified = shared
                         .auth
-                        .authenticate(&shared.env, peer.ip(), &user, &password)
+                        .authenticate(&shared.env, peer.ip(), (&user, &password), &shared.stopping)
                         .await;
                     let reply = if verified {
                         tracing::info!(%peer, user, "authenticated (RESP)");

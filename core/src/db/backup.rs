@@ -235,17 +235,18 @@ impl<E: Env> Db<E> {
         let page_bytes = u64::from(self.store.manifest().page_bytes);
         let pages = superblock.page_count * page_bytes;
         backup.add_file(env, dir, PAGES_FILE, Some(pages)).await?;
-        // The pinned superblock in its own slot, and the same tree one
-        // generation older in the other: the copy opens from `g`.
-        assert!(
-            superblock.generation >= 1,
-            "an open database secured its superblock"
-        );
-        let older = Superblock {
-            generation: superblock.generation - 1,
+        // The pinned superblock in its own slot, and the same tree under
+        // the neighbouring generation in the other (one older; one newer
+        // for generation 0, which a torn slot can leave durable): either
+        // way the copy opens the pinned tree.
+        let other = Superblock {
+            generation: superblock
+                .generation
+                .checked_sub(1)
+                .unwrap_or(superblock.generation + 1),
             ..superblock
         };
-        for written in [superblock, older] {
+        for written in [superblock, other] {
             backup.add_bytes(Superblock::file_name(written.generation), written.encode());
         }
         let names = env

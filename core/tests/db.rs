@@ -1326,6 +1326,77 @@ fn a_failed_fsync_of_a_large_value_stops_every_write_until_reopened() {
 }
 
 #[test]
+fn a_value_a_failed_fsync_took_from_the_cache_reads_as_the_failure_not_as_damage() {
+    // Seed backup 41340200: an `async` commit (there, a GC move) logged a
+    // large value and was applied; the batch's fsync failed and the kernel
+    // dropped the unsynced bytes. The tree in memory still points at them.
+    // At the value limit, over an eighth of the value cache's budget: the
+    // value is not kept in memory, so a read goes to the file.
+    let large = |fill: char| fill.to_string().repeat(32 * 1024);
+    let (mut failures, mut kept) = (0, 0);
+    // Room for both values in the first segment: no rollover needs a sync.
+    let options = DbOptions {
+        wal_segment_bytes: 256 * 1024,
+        ..options()
+    };
+    let open = |world: &World| {
+        let (env, options) = (world.env(N), options.clone());
+        world
+            .block_on(N, async move { Db::open(env, dir(), options).await })
+            .map(Arc::new)
+            .expect("open")
+    };
+    for seed in 0..24 {
+        let world = World::new(seed, FaultConfig::none());
+        let db = open(&world);
+        set(&world, &db, "large", &large('a')).expect("set");
+        // The failed sync loses every unsynced write; the kernel keeps the
+        // pages or evicts them (the simulator picks).
+        let mut faults = FaultConfig::none();
+        faults.set(Fault::FsyncError, 1.0);
+        faults.set(Fault::WriteLost, 1.0);
+        world.set_faults(faults);
+        let value = large('b');
+        on(&world, &db, |db| async move {
+            db.set_with("large", value, Durability::Async).await
+        })
+        .expect("an async commit is answered before its sync");
+        // Waits for that batch's failed sync (and fails itself).
+        let synced = set(&world, &db, "other", "1");
+        assert!(
+            matches!(synced, Err(DbError::StorageFailed(_))),
+            "{synced:?}"
+        );
+        world.set_faults(FaultConfig::none());
+        let read = on(&world, &db, |db| async move {
+            db.get_with("large", Durability::Async).await
+        });
+        match read {
+            Ok(Some(found)) => {
+                assert_eq!(found, Value::from(large('b').as_str()));
+                kept += 1;
+            }
+            // Never "corrupted": nothing was damaged.
+            Err(DbError::StorageFailed(_)) => failures += 1,
+            other => panic!("seed {seed}: {other:?}"),
+        }
+        drop(db);
+        world.kill(N);
+        let db = open(&world);
+        let recovered = get(&world, &db, "large");
+        assert!(
+            recovered == Some(Value::from(large('a').as_str()))
+                || recovered == Some(Value::from(large('b').as_str())),
+            "seed {seed}: {recovered:?}"
+        );
+    }
+    assert!(
+        failures > 0 && kept > 0,
+        "{failures} reads failed, {kept} found the value: the test did not test both"
+    );
+}
+
+#[test]
 fn a_scan_pages_forward_and_back_within_a_prefix_and_bounds_each_page() {
     use jubilant_core::db::{ScanPage, ScanRequest};
     use std::ops::Bound::{Excluded, Included, Unbounded};

@@ -5,7 +5,9 @@
 //! - **Expired means missing, and is counted once per read that saw it**
 //!   (`expired_reads` in INFO), whichever API read it.
 //! - **A value-log value is checked against the key it was written for**;
-//!   a record that does not match is damage, never another key's value.
+//!   a record that does not match is damage, never another key's value,
+//!   unless the database has failed: then it is the failure's (unsynced
+//!   bytes may be gone), and the read says so.
 //! - **A `sync` read answers only once what it read is durable**, and an
 //!   expired key it saw is first deleted durably (`Db::reap`), so neither a
 //!   crash nor a wall clock set back can make it come back.
@@ -78,9 +80,12 @@ impl<E: Env> Db<E> {
     /// checked against the key and type it was written for.
     pub(crate) async fn resolve(&self, key: &[u8], mut record: Record) -> Result<Record, DbError> {
         if let StoredValue::Vlog(pointer) = &record.value {
-            let value = self.vlog.read(pointer).await?;
+            let value = match self.vlog.read(pointer).await {
+                Ok(value) => value,
+                Err(error) => return Err(self.damage_or_failure(error.into())),
+            };
             if value.key != key || value.value_type != record.value_type {
-                return Err(DbError::Vlog(VlogError::Corrupt {
+                return Err(self.damage_or_failure(DbError::Vlog(VlogError::Corrupt {
                     segment: pointer.segment,
                     offset: pointer.offset,
                     detail: format!(
@@ -90,11 +95,26 @@ impl<E: Env> Db<E> {
                         Escaped(key),
                         record.value_type
                     ),
-                }));
+                })));
             }
             record.value = StoredValue::Inline(value.bytes);
         }
         Ok(record)
+    }
+
+    /// `error` as a read reports it. Once a WAL write or sync has failed,
+    /// bytes written and not yet synced may be gone (a failed `fsync` can
+    /// drop them from the page cache), so a value an applied but undurable
+    /// commit logged can read back as zeros. That is the failure's doing,
+    /// not damage: the read says the database failed, and reopening
+    /// recovers the durable state, where the tree points at the value's
+    /// older, durable copy (seed backup 41340200: a GC move failed its
+    /// sync).
+    fn damage_or_failure(&self, error: DbError) -> DbError {
+        match self.failure() {
+            Some(reason) if error.is_corruption() => DbError::StorageFailed(reason),
+            _ => error,
+        }
     }
 
     /// The value of `key` (any bytes; `&str` works), if it has one, read

@@ -344,6 +344,7 @@ pub(crate) fn decode_response(payload: &[u8]) -> (u64, Result<Reply, ClientError
                         op: usize::try_from(error.op()).ok(),
                         found_type: ValueType::from_code(error.found_type()),
                         revision: error.revision(),
+                        key: error.key().map(|key| key.bytes().to_vec()),
                     })
                 })
         }

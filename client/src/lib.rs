@@ -117,6 +117,9 @@ pub enum ClientError {
         found_type: Option<ValueType>,
         /// For `AssertFailed`: the key's revision.
         revision: u64,
+        /// For `PermissionDenied`: the key the user's ACL refused (`None`:
+        /// the command was refused).
+        key: Option<Vec<u8>>,
     },
     /// The connection ended before the answer came: the request may or may
     /// not have been applied.

@@ -148,11 +148,14 @@ pub enum Sabotage {
     /// The server serves a connection's requests whether or not it has
     /// authenticated (on both listeners), though users are configured.
     AuthSkipped,
+    /// An ACL check skips a request's second key (a transaction's, an
+    /// `MSET`'s), on both listeners.
+    AclSecondKeyUnchecked,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 43] = [
+    pub const ALL: [Sabotage; 44] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -196,6 +199,7 @@ impl Sabotage {
         Sabotage::BackupPagesUnpinned,
         Sabotage::BackupWithoutSync,
         Sabotage::AuthSkipped,
+        Sabotage::AclSecondKeyUnchecked,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -244,6 +248,7 @@ impl Sabotage {
             Sabotage::BackupPagesUnpinned => "backup-pages-unpinned",
             Sabotage::BackupWithoutSync => "backup-without-sync",
             Sabotage::AuthSkipped => "auth-skipped",
+            Sabotage::AclSecondKeyUnchecked => "acl-second-key-unchecked",
         }
     }
 }

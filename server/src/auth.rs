@@ -1,5 +1,7 @@
 //! Users and authentication (design 13.1): who may connect, checked the
-//! same way on both listeners, and a per-address limit on failures.
+//! same way on both listeners, a per-address limit on failures, and each
+//! user's ACL (design 13.2), which a reload (SIGHUP) replaces for the next
+//! command of every connection.
 //!
 //! Invariants kept here:
 //! - **No configured users: nothing is required** (the server is open, as
@@ -10,11 +12,16 @@
 //!   password costs, and both answer the same.
 //! - **Failures slow their address down**: after `n` in a row, the next
 //!   attempt from that IP address waits `min(100 ms × 2^(n−1), 10 s)`.
+//! - **A connection is judged by its user's rules as they are now**: a
+//!   reload changes what the next command may do, and a user removed or
+//!   turned `off` authenticates no more and its connections are
+//!   unauthenticated from their next command. A reload never turns
+//!   authentication on or off (a restart does).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -22,6 +29,7 @@ use argon2::{Algorithm, Argon2};
 use jubilant_core::env::Env;
 use jubilant_core::mutex::lock;
 
+use crate::acl::{Acl, EVERYTHING};
 use crate::config::UserConfig;
 
 /// Addresses whose failures are remembered; the least recently failing
@@ -51,17 +59,36 @@ pub fn check_password_hash(phc: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One configured user.
+#[derive(Debug)]
+pub struct User {
+    /// The argon2id PHC string.
+    password_hash: String,
+    /// What the user may do.
+    pub acl: Arc<Acl>,
+}
+
+/// The users by name.
+pub type Users = BTreeMap<String, User>;
+
 /// The configured users and what authenticating has done.
 pub(crate) struct Auth {
-    /// Name to PHC string; empty: no authentication.
-    users: BTreeMap<String, String>,
+    /// Whether users are configured (fixed at start).
+    required: bool,
+    /// The users now; a reload swaps the whole table.
+    users: Mutex<Arc<Users>>,
     /// Verified when the user does not exist, at the same cost.
     dummy: String,
+    /// Broken on purpose (tests only): every ACL skips a request's
+    /// second key.
+    skip_second_key: bool,
     failures: Mutex<Failures>,
     successes: AtomicU64,
     failed: AtomicU64,
     delayed: AtomicU64,
     refused: AtomicU64,
+    denied: AtomicU64,
+    reloads: AtomicU64,
 }
 
 #[derive(Default)]
@@ -84,11 +111,39 @@ pub struct AuthFacts {
     pub delayed: u64,
     /// Requests refused because their connection had not authenticated.
     pub refused: u64,
+    /// Requests refused by an ACL.
+    pub denied: u64,
+    /// Reloads of the users (SIGHUP) that took effect.
+    pub reloads: u64,
+}
+
+/// `users` as the server holds them (each ACL parsed; `users` is
+/// validated, so a rule that does not parse cannot occur, and would leave
+/// its user `off`).
+fn table(users: &[UserConfig], skip_second_key: bool) -> Users {
+    users
+        .iter()
+        .map(|user| {
+            let acl = Acl::parse(user.acl.as_deref().unwrap_or(EVERYTHING))
+                .unwrap_or_else(|_| Acl::nothing());
+            let acl = if skip_second_key {
+                acl.skipping_second_key()
+            } else {
+                acl
+            };
+            let user_entry = User {
+                password_hash: user.password_hash.clone(),
+                acl: Arc::new(acl),
+            };
+            (user.name.clone(), user_entry)
+        })
+        .collect()
 }
 
 impl Auth {
-    /// The users of `config` (already validated).
-    pub(crate) fn new(users: &[UserConfig]) -> Self {
+    /// The users of `config` (already validated). `skip_second_key` is
+    /// sabotage `acl-second-key-unchecked`: `false` in every real call.
+    pub(crate) fn new(users: &[UserConfig], skip_second_key: bool) -> Self {
         // A fixed salt: the dummy's only job is to cost what a real
         // verification costs. Made only when there are users to verify
         // (hashing takes milliseconds, at every start).
@@ -102,22 +157,58 @@ impl Auth {
                 .expect("hashing with the default parameters works")
         };
         Auth {
-            users: users
-                .iter()
-                .map(|user| (user.name.clone(), user.password_hash.clone()))
-                .collect(),
+            required: !users.is_empty(),
+            users: Mutex::new(Arc::new(table(users, skip_second_key))),
             dummy,
+            skip_second_key,
             failures: Mutex::new(Failures::default()),
             successes: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
         }
     }
 
     /// Whether connections must authenticate.
     pub(crate) fn required(&self) -> bool {
-        !self.users.is_empty()
+        self.required
+    }
+
+    /// The users now.
+    pub(crate) fn users(&self) -> Arc<Users> {
+        Arc::clone(&lock(&self.users))
+    }
+
+    /// What `user` may do now; `None` once it is removed or `off` (its
+    /// connections are unauthenticated from then on).
+    pub(crate) fn acl(&self, user: &str) -> Option<Arc<Acl>> {
+        lock(&self.users)
+            .get(user)
+            .map(|user| Arc::clone(&user.acl))
+            .filter(|acl| acl.enabled())
+    }
+
+    /// Replaces the users (a SIGHUP's reload): every connection's next
+    /// command is judged by the new rules. Refused, changing nothing, if
+    /// it would turn authentication on or off.
+    pub(crate) fn reload(&self, users: &[UserConfig]) -> Result<(), String> {
+        if users.is_empty() == self.required {
+            return Err(if self.required {
+                "the new configuration has no [[users]]: a reload cannot turn authentication off (restart to do that)".to_owned()
+            } else {
+                "the new configuration has [[users]]: a reload cannot turn authentication on (restart to do that)".to_owned()
+            });
+        }
+        *lock(&self.users) = Arc::new(table(users, self.skip_second_key));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Counts a request an ACL refused.
+    pub(crate) fn denied(&self) {
+        self.denied.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a request refused for want of authentication.
@@ -147,8 +238,10 @@ impl Auth {
                 env.sleep(left.min(DELAY_STEP)).await;
             }
         }
-        let (hash, known) = match self.users.get(user) {
-            Some(hash) => (hash.as_str(), true),
+        // A user turned `off` costs and answers what an unknown one does.
+        let users = self.users();
+        let (hash, known) = match users.get(user) {
+            Some(found) => (found.password_hash.as_str(), found.acl.enabled()),
             None => (self.dummy.as_str(), false),
         };
         let verified = PasswordHash::new(hash)
@@ -178,11 +271,13 @@ impl Auth {
 
     pub(crate) fn facts(&self) -> AuthFacts {
         AuthFacts {
-            users: self.users.len() as u64,
+            users: self.users().len() as u64,
             successes: self.successes.load(Ordering::Relaxed),
             failures: self.failed.load(Ordering::Relaxed),
             delayed: self.delayed.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
+            reloads: self.reloads.load(Ordering::Relaxed),
         }
     }
 }
@@ -228,10 +323,14 @@ mod tests {
 
     #[test]
     fn failures_from_one_address_double_its_delay_up_to_the_cap() {
-        let auth = Auth::new(&[UserConfig {
-            name: "alice".to_owned(),
-            password_hash: phc("secret"),
-        }]);
+        let auth = Auth::new(
+            &[UserConfig {
+                name: "alice".to_owned(),
+                password_hash: phc("secret"),
+                acl: None,
+            }],
+            false,
+        );
         let peer: IpAddr = "10.0.0.1".parse().expect("address");
         let other: IpAddr = "10.0.0.2".parse().expect("address");
         assert_eq!(auth.delay_for(peer), Duration::ZERO);
@@ -248,7 +347,7 @@ mod tests {
 
     #[test]
     fn the_failure_table_is_bounded() {
-        let auth = Auth::new(&[]);
+        let auth = Auth::new(&[], false);
         for i in 0..(LIMITED_ADDRESSES_MAX as u32 + 10) {
             lock(&auth.failures).failed(IpAddr::from(std::net::Ipv4Addr::from(i)));
         }

@@ -70,6 +70,11 @@ pub struct UserConfig {
     /// An argon2id hash in PHC format (`jubectl hash-password` makes
     /// one), never a plain password.
     pub password_hash: String,
+    /// The user's rules in Redis's ACL syntax (design 13.2), applied from
+    /// nothing as `ACL SETUSER` applies them to a new user (so they must
+    /// say `on`); absent: `on ~* +@all`, everything.
+    #[serde(default)]
+    pub acl: Option<String>,
 }
 
 /// The longest user name.
@@ -490,6 +495,11 @@ impl Config {
                     "users.password_hash",
                     format!("of user {:?} {problem}", user.name),
                 );
+            }
+            if let Some(rules) = &user.acl
+                && let Err(problem) = crate::acl::Acl::parse(rules)
+            {
+                return invalid("users.acl", format!("of user {:?}: {problem}", user.name));
             }
         }
         if self.resp.listen != "off" && self.resp.listen.parse::<SocketAddr>().is_err() {

@@ -349,6 +349,8 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("failures", server.auth.failures.to_string()),
                 ("delayed", server.auth.delayed.to_string()),
                 ("refused_unauthenticated", server.auth.refused.to_string()),
+                ("denied_by_acl", server.auth.denied.to_string()),
+                ("reloads", server.auth.reloads.to_string()),
             ],
         ),
         (

@@ -16,9 +16,11 @@
 jubilant_core::declare_build_checks!();
 
 pub mod accounting;
+pub mod acl;
 mod admin;
 pub mod auth;
 pub mod backup;
+pub mod commands;
 pub mod config;
 pub mod info;
 pub mod metrics;

@@ -198,7 +198,7 @@ pub(crate) struct Shared<E: Env> {
     /// The online backup, if one runs.
     pub(crate) backup: crate::backup::BackupSlot<E>,
     /// Users and authentication.
-    pub(crate) auth: crate::auth::Auth,
+    pub(crate) auth: Arc<crate::auth::Auth>,
 }
 
 impl<E: Env> Shared<E> {
@@ -277,11 +277,24 @@ pub struct Running<E: Env> {
     resp_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     counters: Arc<ServerCounters>,
+    auth: Arc<crate::auth::Auth>,
     stop: oneshot::Sender<()>,
     task: E::JoinHandle<Result<(), ServerError>>,
 }
 
 impl<E: Env> Running<E> {
+    /// Takes `config`'s `[[users]]` (their passwords and ACLs) in place of
+    /// the running ones (SIGHUP): every connection's next command is
+    /// judged by them, and no connection is dropped. The rest of `config`
+    /// is not applied (it needs a restart). Refused, changing nothing, if
+    /// `config` is invalid or would turn authentication on or off.
+    pub fn reload_users(&self, config: &Config) -> Result<(), String> {
+        config.validate().map_err(|error| error.to_string())?;
+        self.auth.reload(&config.users)?;
+        tracing::info!(users = config.users.len(), "users reloaded");
+        Ok(())
+    }
+
     /// The address the server listens on (the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -345,6 +358,11 @@ pub async fn serve_db<E: Env>(
         );
     }
     let config_users = config.users.clone();
+    // Broken on purpose: ACLs skip a request's second key.
+    let skip_second_key = sabotaged(
+        &config,
+        jubilant_core::sabotage::Sabotage::AclSecondKeyUnchecked,
+    );
     let resp_listener = bind_optional(
         &env,
         config.resp_listen(),
@@ -386,13 +404,14 @@ pub async fn serve_db<E: Env>(
         latencies: crate::metrics::Latencies::default(),
         admin_done: AtomicBool::new(false),
         backup: crate::backup::BackupSlot::new(),
-        auth: crate::auth::Auth::new(&config_users),
+        auth: Arc::new(crate::auth::Auth::new(&config_users, skip_second_key)),
     });
     let admin = admin_listener.map(|(listener, _)| {
         env.spawn("admin", crate::admin::serve(Arc::clone(&shared), listener))
     });
     let (stop, stopped) = oneshot::channel();
     let counters = Arc::clone(&shared.counters);
+    let auth = Arc::clone(&shared.auth);
     let task = env.spawn(
         "server",
         serve(
@@ -408,6 +427,7 @@ pub async fn serve_db<E: Env>(
         resp_addr,
         admin_addr,
         counters,
+        auth,
         stop,
         task,
     })
@@ -654,11 +674,13 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
     let mut frames = FrameReader::new(shared.config.limits.frame_bytes_max);
     // With no users configured, every connection may do everything.
     // Broken on purpose (tests only): so may every connection anyway.
-    let mut authenticated = !shared.auth.required()
+    let open = !shared.auth.required()
         || sabotaged(
             &shared.config,
             jubilant_core::sabotage::Sabotage::AuthSkipped,
         );
+    // The user the connection authenticated as.
+    let mut user: Option<String> = None;
     let mut buffer = vec![0u8; READ_CHUNK_BYTES];
     // When the frame now arriving began to (it must end in time), and when
     // the last request arrived (for the idle timeout).
@@ -712,7 +734,10 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                     tracing::debug!(%peer, id, code = ?error.code, message = %error.message, "invalid request");
                     send(id, &Response::Error(error), None);
                 }
-                Ok(Request::Auth { user, password }) => {
+                Ok(Request::Auth {
+                    user: name,
+                    password,
+                }) => {
                     // Here, in order: the requests after it are checked
                     // against its outcome.
                     counters.requests.give_back(request_bytes);
@@ -723,14 +748,14 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                         ))
                     } else if shared
                         .auth
-                        .authenticate(&shared.env, peer.ip(), (&user, &password), &shared.stopping)
+                        .authenticate(&shared.env, peer.ip(), (&name, &password), &shared.stopping)
                         .await
                     {
-                        tracing::info!(%peer, user, "authenticated");
-                        authenticated = true;
-                        Response::AuthOk(user)
+                        tracing::info!(%peer, user = %name, "authenticated");
+                        user = Some(name.clone());
+                        Response::AuthOk(name)
                     } else {
-                        tracing::info!(%peer, user, "authentication failed");
+                        tracing::info!(%peer, user = %name, "authentication failed");
                         Response::Error(ErrorReply::new(
                             ErrorCode::WrongPass,
                             "invalid username-password pair or user is disabled".to_owned(),
@@ -738,23 +763,39 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                     };
                     send(id, &response, None);
                 }
-                Ok(request) if !authenticated && !matches!(request, Request::Ping) => {
-                    counters.requests.give_back(request_bytes);
-                    shared.auth.refused();
-                    let reply = ErrorReply::new(
-                        ErrorCode::AuthRequired,
-                        "authentication required: send Auth first (jubectl --user/--password)"
-                            .to_owned(),
-                    );
-                    send(id, &Response::Error(reply), None);
-                }
                 Ok(request) => {
+                    // The user's rules as they are now: a reload may have
+                    // changed them, or removed the user.
+                    let acl = user.as_deref().and_then(|name| shared.auth.acl(name));
+                    if acl.is_none() {
+                        user = None;
+                    }
+                    let refused = if !open && acl.is_none() && !matches!(request, Request::Ping) {
+                        shared.auth.refused();
+                        Some(ErrorReply::new(
+                            ErrorCode::AuthRequired,
+                            "authentication required: send Auth first (jubectl --user/--password)",
+                        ))
+                    } else if let Some(acl) = acl.as_ref().filter(|_| !open)
+                        && let Err((op, denied)) = acl.check_request(&request)
+                    {
+                        let name = user.as_deref().unwrap_or_default();
+                        shared.auth.denied();
+                        tracing::info!(%peer, user = name, ?denied, "denied by an ACL");
+                        Some(ErrorReply::denied(name, op, &denied))
+                    } else {
+                        None
+                    };
+                    if let Some(reply) = refused {
+                        counters.requests.give_back(request_bytes);
+                        send(id, &Response::Error(reply), None);
+                        continue;
+                    }
                     let in_flight = InFlight::begin(&counters, &conn, request_bytes);
                     let task = answer(
                         Arc::clone(&shared),
                         Arc::clone(&conn),
-                        id,
-                        request,
+                        (id, request, acl.filter(|_| !open)),
                         responses.clone(),
                         in_flight,
                     );
@@ -876,8 +917,7 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
 async fn answer<E: Env>(
     shared: Arc<Shared<E>>,
     conn: Arc<ConnCounters>,
-    id: u64,
-    request: Request,
+    (id, request, acl): (u64, Request, Option<Arc<crate::acl::Acl>>),
     responses: mpsc::UnboundedSender<Outgoing>,
     mut in_flight: InFlight,
 ) {
@@ -909,7 +949,14 @@ async fn answer<E: Env>(
         Request::Scan(mut scan) => {
             scan.bytes_max = wire::scan_bytes_max(shared.config.limits.response_bytes_max);
             match shared.db.scan(&scan).await {
-                Ok(page) => Response::Scan(page),
+                Ok(mut page) => {
+                    // A scan shows only the keys the user may read.
+                    if let Some(acl) = &acl {
+                        page.entries
+                            .retain(|(key, _)| acl.allows_key(key, crate::acl::Access::Read));
+                    }
+                    Response::Scan(page)
+                }
                 Err(error) => Response::Error(ErrorReply::from_db(&error)),
             }
         }

@@ -117,6 +117,8 @@ pub struct ErrorReply {
     pub found_type: Option<ValueType>,
     /// For `AssertFailed`: the key's revision (0: missing).
     pub revision: u64,
+    /// For `PermissionDenied`: the key refused.
+    pub key: Option<Vec<u8>>,
 }
 
 impl ErrorReply {
@@ -128,6 +130,39 @@ impl ErrorReply {
             op: None,
             found_type: None,
             revision: 0,
+            key: None,
+        }
+    }
+
+    /// The answer to a request `user`'s ACL refused: about op `op` of a
+    /// transaction, or the request as a whole.
+    pub fn denied(user: &str, op: Option<usize>, denied: &crate::acl::Denied) -> Self {
+        use crate::acl::Denied;
+        let at = op.map_or_else(String::new, |op| format!(" (op {op})"));
+        match denied {
+            Denied::Command(name) => ErrorReply {
+                op,
+                ..ErrorReply::new(
+                    ErrorCode::PermissionDenied,
+                    format!("user {user} has no permission to run '{name}'{at}"),
+                )
+            },
+            Denied::Key { command, key, .. } => ErrorReply {
+                op,
+                key: Some(key.clone()),
+                ..ErrorReply::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "user {user} has no permission to access key {}{}{at}",
+                        jubilant_core::record::Escaped(key),
+                        if command.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" with '{command}'")
+                        }
+                    ),
+                )
+            },
         }
     }
 
@@ -532,6 +567,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
         }
         Response::Error(error) => {
             let message = builder.create_string(&error.message);
+            let key = error.key.as_deref().map(|key| builder.create_vector(key));
             let body = wire::Error::create(
                 &mut builder,
                 &wire::ErrorArgs {
@@ -542,6 +578,7 @@ pub fn encode_response(id: u64, response: &Response) -> Vec<u8> {
                         .map_or(-1, |op| i32::try_from(op).unwrap_or(i32::MAX)),
                     found_type: error.found_type.map_or(0, ValueType::code),
                     revision: error.revision,
+                    key,
                 },
             );
             (wire::ResponseBody::Error, body.as_union_value())

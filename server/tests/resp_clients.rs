@@ -968,3 +968,278 @@ fn with_users_only_an_authenticated_client_is_served_on_either_listener() {
         assert!(failures >= 2, "{info}");
     });
 }
+
+/// `[[users]]` entries, each `(name, password, acl)`.
+fn users_config(users: &[(&str, &str, Option<&str>)]) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::from_b64("dGVzdHNhbHR0ZXN0c2FsdA").expect("salt");
+    let mut config = String::new();
+    for (name, password, acl) in users {
+        let hash = argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .expect("hash")
+            .to_string();
+        let _ = write!(
+            config,
+            "[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\n"
+        );
+        if let Some(acl) = acl {
+            let _ = writeln!(config, "acl = \"{acl}\"");
+        }
+    }
+    config
+}
+
+/// `redis-cli` as `user` (its password is its name backwards).
+fn cli_as(port: &str, user: &str, command: &[&str]) -> String {
+    let password: String = user.chars().rev().collect();
+    let mut args = vec!["--user", user, "--pass", &password, "--no-auth-warning"];
+    args.extend_from_slice(command);
+    cli_args(port, &args)
+}
+
+const ALICE_ACL: &str = "on ~app:* %R~pub:* +@all -@dangerous";
+
+#[test]
+fn acls_deny_forbidden_commands_and_keys_on_both_listeners_and_nothing_runs() {
+    let server = Server::start(&users_config(&[
+        ("alice", "ecila", Some(ALICE_ACL)),
+        ("admin", "nimda", None),
+    ]));
+    let port = server.port();
+    if have_redis_tool("redis-cli") {
+        assert_eq!(cli_as(&port, "admin", &["SET", "pub:news", "hi"]), "OK\n");
+        assert_eq!(cli_as(&port, "alice", &["SET", "app:1", "v"]), "OK\n");
+        assert_eq!(cli_as(&port, "alice", &["GET", "pub:news"]), "hi\n");
+        let no_key = "NOPERM No permissions to access a key";
+        assert_eq!(
+            cli_as(&port, "alice", &["SET", "pub:news", "x"]).trim_end(),
+            no_key
+        );
+        assert_eq!(
+            cli_as(&port, "alice", &["GET", "secret"]).trim_end(),
+            no_key
+        );
+        // The forbidden key second: nothing of the command runs.
+        let mset = ["MSET", "app:2", "a", "secret", "b"];
+        assert_eq!(cli_as(&port, "alice", &mset).trim_end(), no_key);
+        assert_eq!(
+            cli_as(&port, "admin", &["EXISTS", "app:2", "secret"]),
+            "0\n"
+        );
+        assert_eq!(
+            cli_as(&port, "alice", &["FLUSHALL"]).trim_end(),
+            "NOPERM User alice has no permissions to run the 'flushall' command"
+        );
+        assert_eq!(cli_as(&port, "alice", &["ACL", "WHOAMI"]), "alice\n");
+        assert!(cli_as(&port, "alice", &["ACL", "LIST"]).starts_with("NOPERM"));
+        assert_eq!(
+            cli_as(&port, "admin", &["ACL", "LIST"]),
+            format!("user admin on ~* +@all\nuser alice {ALICE_ACL}\n")
+        );
+        assert_eq!(cli_as(&port, "admin", &["ACL", "USERS"]), "admin\nalice\n");
+        // SCAN and KEYS show a user only the keys it may read.
+        assert_eq!(cli_as(&port, "admin", &["SET", "secret", "s"]), "OK\n");
+        assert_eq!(
+            cli_as(&port, "alice", &["SCAN", "0", "COUNT", "100"]),
+            "0\napp:1\npub:news\n"
+        );
+        assert_eq!(
+            cli_as(&port, "admin", &["KEYS", "*"]),
+            "app:1\npub:news\nsecret\n"
+        );
+        // A block with a forbidden key is refused while queueing: EXEC
+        // runs nothing.
+        let block = run(
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &port])
+                .args(["--user", "alice", "--pass", "ecila", "--no-auth-warning"]),
+            b"MULTI\nSET app:3 x\nSET secret y\nEXEC\n",
+            Duration::from_secs(60),
+        );
+        let said = text(&block.stdout);
+        assert!(
+            said.contains(no_key) && said.contains("EXECABORT"),
+            "{said}"
+        );
+        assert_eq!(
+            cli_as(&port, "admin", &["MGET", "app:3", "secret"]),
+            "\ns\n"
+        );
+    }
+    if let Some(python) = python() {
+        let script = format!(
+            "import redis\n\
+             r = redis.Redis(port={port}, username='alice', password='ecila')\n\
+             assert r.set('app:py', 'x')\n\
+             try:\n\
+             \x20   r.set('secret', 'x')\n\
+             \x20   raise SystemExit('a forbidden key was written')\n\
+             except redis.exceptions.NoPermissionError:\n\
+             \x20   pass\n\
+             print('redis-py: ok')\n"
+        );
+        let output = run(
+            Command::new(&python).args(["-c", &script]),
+            b"",
+            Duration::from_secs(120),
+        );
+        assert!(
+            output.status.success(),
+            "redis-py: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+    }
+    // The native protocol: a typed PermissionDenied naming the op and key.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let target = server.native.to_string();
+    runtime.block_on(async {
+        use jubilant_client::{ClientError, ClientOptions, Credentials, ErrorCode};
+        use jubilant_core::txn::{Mode, Txn};
+        let env = jubilant_io_real::RealEnv::current();
+        let as_user = |user: &str| ClientOptions {
+            credentials: Some(Credentials {
+                user: user.to_owned(),
+                password: user.chars().rev().collect::<String>().into_bytes(),
+            }),
+            ..ClientOptions::default()
+        };
+        let alice = jubilant_client::connect_with(&env, &target, as_user("alice"))
+            .await
+            .expect("alice");
+        let denied = |result: Result<(), ClientError>| match result {
+            Err(ClientError::Server {
+                code: ErrorCode::PermissionDenied,
+                op,
+                key,
+                ..
+            }) => (op, key),
+            other => panic!("not denied: {other:?}"),
+        };
+        alice.set("app:native", 1i64).await.expect("an allowed key");
+        let (op, key) = denied(alice.set("secret", 1i64).await.map(drop));
+        assert_eq!((op, key), (Some(0), Some(b"secret".to_vec())));
+        let mut txn = Txn::new();
+        let allowed = txn.key("app:txn", Mode::RW);
+        let forbidden = txn.key("secret", Mode::RW);
+        txn.set(allowed, 1i64).set(forbidden, 2i64);
+        let (op, key) = denied(alice.transaction(&txn).await.map(drop));
+        assert_eq!((op, key), (Some(1), Some(b"secret".to_vec())));
+        assert_eq!(
+            alice.get("app:txn").await.expect("get"),
+            None,
+            "nothing ran"
+        );
+        let (op, key) = denied(alice.checkpoint().await.map(drop));
+        assert_eq!((op, key), (None, None), "a command denied whole");
+        let admin = jubilant_client::connect_with(&env, &target, as_user("admin"))
+            .await
+            .expect("admin");
+        admin.checkpoint().await.expect("admin may checkpoint");
+        // A scan shows alice only what she may read.
+        let scan = jubilant_core::db::ScanRequest::new(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+        );
+        let page = alice.scan_page(&scan).await.expect("scan");
+        assert!(
+            page.entries
+                .iter()
+                .all(|(key, _)| !key.starts_with(b"secret")),
+            "{:?}",
+            page.entries
+        );
+        assert!(!page.entries.is_empty());
+        let info = admin.info().await.expect("info");
+        let denials: u64 = info
+            .lines()
+            .find_map(|line| line.strip_prefix("denied_by_acl:"))
+            .and_then(|n| n.parse().ok())
+            .expect("denied_by_acl");
+        assert!(denials >= 3, "{info}");
+    });
+}
+
+/// Sends one RESP command on `stream` and reads its one-line answer.
+fn exchange_line(stream: &mut TcpStream, args: &[&str]) -> String {
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        let _ = write!(request, "${}\r\n{arg}\r\n", arg.len());
+    }
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        stream.read_exact(&mut byte).expect("an answer");
+        line.push(byte[0]);
+    }
+    text(&line).trim_end().to_owned()
+}
+
+#[test]
+#[cfg(unix)]
+fn sighup_reloads_users_and_the_next_command_obeys_them_on_the_same_connection() {
+    let server = Server::start(&users_config(&[("alice", "ecila", Some("on ~* +@all"))]));
+    let config_path = server._dir.path().join("jubilant.toml");
+    let write_config = |users: &[(&str, &str, Option<&str>)]| {
+        std::fs::write(&config_path, users_config(users)).expect("write the config");
+    };
+    let hangup = || {
+        let pid = server.child.id().to_string();
+        assert!(runs("kill", &["-HUP", &pid]), "kill -HUP {pid}");
+    };
+    let mut stream = TcpStream::connect(server.resp).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    assert_eq!(
+        exchange_line(&mut stream, &["AUTH", "alice", "ecila"]),
+        "+OK"
+    );
+    assert_eq!(exchange_line(&mut stream, &["SET", "k", "1"]), "+OK");
+    // Until the reload lands, SET is allowed; after it, not.
+    let until = |stream: &mut TcpStream, args: &[&str], answer: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = exchange_line(stream, args);
+            if got.starts_with(answer) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{args:?} still answers {got:?}, not {answer:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    write_config(&[("alice", "ecila", Some("on ~* +@all -set"))]);
+    hangup();
+    until(
+        &mut stream,
+        &["SET", "k", "2"],
+        "-NOPERM User alice has no permissions to run the 'set' command",
+    );
+    assert_eq!(
+        exchange_line(&mut stream, &["GET", "k"]),
+        "$1",
+        "reads still allowed"
+    );
+    let mut rest = [0u8; 3];
+    stream.read_exact(&mut rest).expect("the value");
+    // A file that does not load changes nothing.
+    std::fs::write(&config_path, "[[users]]\nname = \"alice\"\n").expect("write");
+    hangup();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(exchange_line(&mut stream, &["SET", "k", "3"]).starts_with("-NOPERM"));
+    // A removed user's connection is unauthenticated from its next
+    // command.
+    write_config(&[("bob", "bob", None)]);
+    hangup();
+    until(&mut stream, &["GET", "k"], "-NOAUTH");
+    assert_eq!(exchange_line(&mut stream, &["AUTH", "bob", "bob"]), "+OK");
+    assert_eq!(exchange_line(&mut stream, &["SET", "k", "4"]), "+OK");
+}

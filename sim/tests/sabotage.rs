@@ -766,3 +766,17 @@ fn serving_connections_that_never_authenticated_is_caught() {
         &["authorization"],
     );
 }
+
+#[test]
+fn an_acl_check_that_skips_a_requests_second_key_is_caught() {
+    // Worlds with users have a guest whose ACL forbids `intruder-*` keys;
+    // intruders try one as the second key of a transaction, an `MSET` and
+    // a `MULTI` block: a commit of one fails `authorization`.
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::AclSecondKeyUnchecked,
+        &format!("crash=0,kill=0,{NO_CORRUPTION}"),
+        20,
+        &["authorization"],
+    );
+}

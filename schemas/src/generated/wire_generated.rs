@@ -705,10 +705,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for TtlKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ERROR_CODE: u16 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ERROR_CODE: u16 = 27;
+pub const ENUM_MAX_ERROR_CODE: u16 = 28;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
+pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 29] = [
   ErrorCode::Internal,
   ErrorCode::InvalidRequest,
   ErrorCode::InvalidUtf8,
@@ -737,6 +737,7 @@ pub const ENUM_VALUES_ERROR_CODE: [ErrorCode; 28] = [
   ErrorCode::NoSuchBackup,
   ErrorCode::AuthRequired,
   ErrorCode::WrongPass,
+  ErrorCode::PermissionDenied,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -791,9 +792,13 @@ impl ErrorCode {
   pub const AuthRequired: Self = Self(26);
   /// The user does not exist or the password is wrong.
   pub const WrongPass: Self = Self(27);
+  /// The user's ACL does not allow the request (design 13.2): `op` is the
+  /// op whose key was refused and `key` that key, or op -1 when the
+  /// command itself is not allowed. Nothing was done.
+  pub const PermissionDenied: Self = Self(28);
 
   pub const ENUM_MIN: u16 = 0;
-  pub const ENUM_MAX: u16 = 27;
+  pub const ENUM_MAX: u16 = 28;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Internal,
     Self::InvalidRequest,
@@ -823,6 +828,7 @@ impl ErrorCode {
     Self::NoSuchBackup,
     Self::AuthRequired,
     Self::WrongPass,
+    Self::PermissionDenied,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -855,6 +861,7 @@ impl ErrorCode {
       Self::NoSuchBackup => Some("NoSuchBackup"),
       Self::AuthRequired => Some("AuthRequired"),
       Self::WrongPass => Some("WrongPass"),
+      Self::PermissionDenied => Some("PermissionDenied"),
       _ => None,
     }
   }
@@ -3491,6 +3498,7 @@ impl<'a> Error<'a> {
   pub const VT_OP: ::flatbuffers::VOffsetT = 8;
   pub const VT_FOUND_TYPE: ::flatbuffers::VOffsetT = 10;
   pub const VT_REVISION: ::flatbuffers::VOffsetT = 12;
+  pub const VT_KEY: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3503,6 +3511,7 @@ impl<'a> Error<'a> {
   ) -> ::flatbuffers::WIPOffset<Error<'bldr>> {
     let mut builder = ErrorBuilder::new(_fbb);
     builder.add_revision(args.revision);
+    if let Some(x) = args.key { builder.add_key(x); }
     builder.add_op(args.op);
     if let Some(x) = args.message { builder.add_message(x); }
     builder.add_code(args.code);
@@ -3548,6 +3557,14 @@ impl<'a> Error<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(Error::VT_REVISION, Some(0)).unwrap()}
   }
+  /// PermissionDenied: the key refused (absent when the command was).
+  #[inline]
+  pub fn key(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Error::VT_KEY, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Error<'_> {
@@ -3561,6 +3578,7 @@ impl ::flatbuffers::Verifiable for Error<'_> {
      .visit_field::<i32>("op", Self::VT_OP, false)?
      .visit_field::<u8>("found_type", Self::VT_FOUND_TYPE, false)?
      .visit_field::<u64>("revision", Self::VT_REVISION, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("key", Self::VT_KEY, false)?
      .finish();
     Ok(())
   }
@@ -3571,6 +3589,7 @@ pub struct ErrorArgs<'a> {
     pub op: i32,
     pub found_type: u8,
     pub revision: u64,
+    pub key: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for ErrorArgs<'a> {
   #[inline]
@@ -3581,6 +3600,7 @@ impl<'a> Default for ErrorArgs<'a> {
       op: -1,
       found_type: 0,
       revision: 0,
+      key: None,
     }
   }
 }
@@ -3611,6 +3631,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ErrorBuilder<'a, 'b, A> {
     self.fbb_.push_slot::<u64>(Error::VT_REVISION, revision, 0);
   }
   #[inline]
+  pub fn add_key(&mut self, key: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Error::VT_KEY, key);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ErrorBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ErrorBuilder {
@@ -3633,6 +3657,7 @@ impl ::core::fmt::Debug for Error<'_> {
       ds.field("op", &self.op());
       ds.field("found_type", &self.found_type());
       ds.field("revision", &self.revision());
+      ds.field("key", &self.key());
       ds.finish()
   }
 }

@@ -7,7 +7,10 @@
 //! protocol) and `127.0.0.1:6379` (RESP, for Redis clients). It logs
 //! `listening on ADDR` (and `RESP listening on ADDR`) once it accepts connections, and on SIGINT or
 //! SIGTERM shuts down gracefully (no new connections, requests in flight
-//! finished, the WAL made durable) and exits 0.
+//! finished, the WAL made durable) and exits 0. SIGHUP reads the
+//! configuration again and takes its `[[users]]` (passwords and ACLs)
+//! without dropping a connection; a file that does not load changes
+//! nothing (the log says why).
 //!
 //! Every flag may instead come from the environment: `JUBILANT_CONFIG`,
 //! `JUBILANT_DATA_DIR`, `JUBILANT_LISTEN`, `JUBILANT_RESP_LISTEN`,
@@ -35,7 +38,7 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "jubilant-server",
     version,
@@ -138,8 +141,32 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// SIGHUPs, one message each (none where there are no such signals).
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (send, receive) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        // One pending reload covers any number of signals.
+                        let _ = send.try_send(());
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(%error, "cannot watch SIGHUP; users are not reloaded"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(send);
+    receive
+}
+
 fn main() -> ExitCode {
-    let config = match load(Cli::parse()) {
+    let cli = Cli::parse();
+    let config = match load(cli.clone()) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("jubilant-server: {message}");
@@ -160,6 +187,9 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let signalled = shutdown_signal();
+        // Watched before listening too: SIGHUP's default action ends the
+        // process.
+        let mut hangups = hangups();
         let server = match runtime::start(RealEnv::current(), config).await {
             Ok(server) => server,
             Err(error) => {
@@ -167,7 +197,20 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        signalled.await;
+        let mut signalled = std::pin::pin!(signalled);
+        loop {
+            tokio::select! {
+                () = &mut signalled => break,
+                Some(()) = hangups.recv() => match load(cli.clone()) {
+                    Ok(config) => {
+                        if let Err(error) = server.reload_users(&config) {
+                            tracing::error!("SIGHUP: not reloaded: {error}");
+                        }
+                    }
+                    Err(error) => tracing::error!("SIGHUP: not reloaded: {error}"),
+                },
+            }
+        }
         tracing::info!("signal received: shutting down");
         match server.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,

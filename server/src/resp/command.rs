@@ -8,6 +8,7 @@
 //! - **Names are case-insensitive**, as in Redis; keys and values are bytes.
 
 use super::reply::Reply;
+use crate::acl::Access;
 
 /// When a `SET` or `EXPIRE` makes a key expire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +121,31 @@ impl DataCommand {
         }
     }
 
+    /// What it does with its keys, as the ACLs judge it (design 13.2):
+    /// Redis's key specs, where a command that answers a value reads it.
+    pub fn access(&self) -> Access {
+        match self {
+            DataCommand::Get(_)
+            | DataCommand::MGet(_)
+            | DataCommand::Exists(_)
+            | DataCommand::StrLen(_)
+            | DataCommand::Ttl(..)
+            | DataCommand::Type(_) => Access::Read,
+            DataCommand::Set { get: true, .. }
+            | DataCommand::GetSet(..)
+            | DataCommand::GetDel(_)
+            | DataCommand::IncrBy(..) => Access::ReadWrite,
+            DataCommand::Set { get: false, .. }
+            | DataCommand::SetNx(..)
+            | DataCommand::MSet(_)
+            | DataCommand::MSetNx(_)
+            | DataCommand::Del(_)
+            | DataCommand::Append(..)
+            | DataCommand::Expire(..)
+            | DataCommand::Persist(_) => Access::Write,
+        }
+    }
+
     /// Whether it may change a key.
     pub fn writes(&self) -> bool {
         !matches!(
@@ -219,6 +245,24 @@ pub enum Command {
     Unwatch,
     /// `JUBILANT.DURABILITY [sync|async|default]`.
     Durability(DurabilityArg),
+    /// `ACL WHOAMI|LIST|USERS|GETUSER|CAT` (read-only: users are defined
+    /// in the configuration).
+    Acl(AclCommand),
+}
+
+/// The `ACL` subcommands served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AclCommand {
+    /// `ACL WHOAMI`.
+    WhoAmI,
+    /// `ACL LIST`.
+    List,
+    /// `ACL USERS`.
+    Users,
+    /// `ACL GETUSER name`.
+    GetUser(Vec<u8>),
+    /// `ACL CAT [category]`.
+    Cat(Option<Vec<u8>>),
 }
 
 impl Command {
@@ -452,6 +496,7 @@ pub fn parse(args: Vec<Vec<u8>>) -> Result<Command, Reply> {
         "WATCH" => Ok(Command::Watch(some_keys(rest)?)),
         "UNWATCH" if n == 0 => Ok(Command::Unwatch),
         "DBSIZE" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH" => Err(arity(&name)),
+        "ACL" => parse_acl(rest),
         "JUBILANT.DURABILITY" => {
             let arg = match rest.first().map(|a| upper(a)) {
                 None => DurabilityArg::Show,
@@ -479,6 +524,41 @@ pub fn parse(args: Vec<Vec<u8>>) -> Result<Command, Reply> {
                 shown.concat()
             )))
         }
+    }
+}
+
+fn parse_acl(rest: Vec<Vec<u8>>) -> Result<Command, Reply> {
+    let mut it = rest.into_iter();
+    let Some(sub) = it.next().map(|s| upper(&s)) else {
+        return Err(arity("acl"));
+    };
+    let args: Vec<Vec<u8>> = it.collect();
+    let none = |command: AclCommand| {
+        if args.is_empty() {
+            Ok(Command::Acl(command))
+        } else {
+            Err(arity(&format!("acl|{sub}")))
+        }
+    };
+    match sub.as_str() {
+        "WHOAMI" => none(AclCommand::WhoAmI),
+        "LIST" => none(AclCommand::List),
+        "USERS" => none(AclCommand::Users),
+        "GETUSER" if args.len() == 1 => Ok(Command::Acl(AclCommand::GetUser(
+            args.into_iter().next().unwrap_or_default(),
+        ))),
+        "GETUSER" => Err(arity("acl|getuser")),
+        "CAT" if args.len() <= 1 => Ok(Command::Acl(AclCommand::Cat(args.into_iter().next()))),
+        "CAT" => Err(arity("acl|cat")),
+        "SETUSER" | "DELUSER" | "SAVE" | "LOAD" | "DRYRUN" | "GENPASS" | "LOG" => {
+            Err(Reply::err(format!(
+                "ACL {sub} is not served: users are defined in [[users]] of the configuration file; edit it and send the server SIGHUP"
+            )))
+        }
+        _ => Err(Reply::err(format!(
+            "unknown subcommand '{}'. Try ACL HELP.",
+            sub.to_lowercase()
+        ))),
     }
 }
 

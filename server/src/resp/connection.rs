@@ -19,8 +19,9 @@ use super::exec::{self, Ctx, Ran};
 use super::keyspace_wide;
 use super::reply::Reply;
 use super::request::RequestParser;
-use super::session::{Action, Session, durability_name};
+use super::session::{Action, Session, durability_name, noperm};
 use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
+use crate::acl::{Access, Acl};
 use crate::info;
 use crate::runtime::{
     BACKPRESSURE_POLL, READ_CHUNK_BYTES, ReaderClock, Shared, run_or_spawn, sabotaged,
@@ -60,6 +61,8 @@ struct Job<E: Env> {
     conn_id: u64,
     resp3: bool,
     durability: Option<jubilant_core::db::Durability>,
+    /// The user's rules when the command was read (`None`: no users).
+    acl: Option<Arc<Acl>>,
     in_flight: InFlight,
 }
 
@@ -110,7 +113,7 @@ impl<E: Env> Job<E> {
             Action::Server(command) => self.server_command(command).await,
             Action::Reply(reply) | Action::Close(reply) => reply,
             Action::Watch(_) => Reply::err("WATCH runs on the connection"),
-            Action::Auth { .. } | Action::NoAuth(_) => {
+            Action::Auth { .. } | Action::NoAuth(_) | Action::Denied(_) => {
                 Reply::err("authentication runs on the connection")
             }
         };
@@ -123,6 +126,13 @@ impl<E: Env> Job<E> {
             .requests
             .observe(crate::runtime::seconds_since(&shared.env, began));
         self.finish(&reply);
+    }
+
+    /// Whether the connection's user may read `key` (no ACL: yes).
+    fn readable(&self, key: &[u8]) -> bool {
+        self.acl
+            .as_ref()
+            .is_none_or(|acl| acl.allows_key(key, Access::Read))
     }
 
     async fn server_command(&self, command: Command) -> Reply {
@@ -139,15 +149,14 @@ impl<E: Env> Job<E> {
                 keyspace_wide::scan(
                     db,
                     &shared.resp,
-                    cursor,
-                    pattern.as_deref(),
-                    count,
-                    type_name.as_deref(),
+                    (cursor, pattern.as_deref(), count, type_name.as_deref()),
+                    &|key| self.readable(key),
                 )
                 .await
             }
             Command::Keys(pattern) => {
-                keyspace_wide::keys(db, &pattern, shared.config.limits.response_bytes_max).await
+                let max = shared.config.limits.response_bytes_max;
+                keyspace_wide::keys(db, &pattern, max, &|key| self.readable(key)).await
             }
             Command::DbSize => keyspace_wide::dbsize(db),
             Command::Flush if !shared.config.resp.flush_enabled => Reply::err(
@@ -218,6 +227,8 @@ pub(crate) async fn connection<E: Env>(
     // The previous command's turn: the next may start once it resolves
     // (lock point reached, or answered).
     let mut turn: Option<oneshot::Receiver<()>> = None;
+    // The connection's user's rules, looked up for each command.
+    let mut acl: Option<Arc<Acl>> = None;
     let send_now = |seq: u64, reply: &Reply, resp3: bool, in_flight: Option<InFlight>| {
         let mut bytes = Vec::new();
         reply.encode(resp3, &mut bytes);
@@ -271,7 +282,18 @@ pub(crate) async fn connection<E: Env>(
                 Some(reason) if !answered_when_failed(&request.args) => Action::Reply(
                     exec::db_error(&jubilant_core::db::DbError::StorageFailed(reason)),
                 ),
-                _ => session.handle(request.args, default_durability),
+                _ => {
+                    // The user's rules as they are now: a reload may have
+                    // changed them, or removed the user.
+                    acl = None;
+                    if must_authenticate && let Some(user) = &session.user {
+                        acl = shared.auth.acl(user);
+                        if acl.is_none() {
+                            session.forget_user();
+                        }
+                    }
+                    session.handle(request.args, default_durability, acl.as_deref())
+                }
             };
             let action = match action {
                 Action::Auth {
@@ -302,6 +324,20 @@ pub(crate) async fn connection<E: Env>(
                 Action::NoAuth(reply) => {
                     shared.auth.refused();
                     Action::Reply(reply)
+                }
+                Action::Denied(denied) => {
+                    let user = session.user.as_deref().unwrap_or_default();
+                    shared.auth.denied();
+                    tracing::info!(%peer, user, ?denied, "denied by an ACL (RESP)");
+                    Action::Reply(noperm(user, &denied))
+                }
+                Action::Server(Command::Acl(command)) => {
+                    // Runs here: it answers from the session's user.
+                    Action::Reply(super::acl::answer(
+                        &shared.auth,
+                        session.user.as_deref(),
+                        &command,
+                    ))
                 }
                 Action::Watch(keys) => {
                     // Runs here: what it read must be in the session before
@@ -340,6 +376,7 @@ pub(crate) async fn connection<E: Env>(
                         conn_id: session.id,
                         resp3: session.resp3,
                         durability: session.durability,
+                        acl: acl.clone(),
                         in_flight,
                     };
                     run_or_spawn(

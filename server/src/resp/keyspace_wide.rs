@@ -18,6 +18,8 @@ use std::ops::Bound;
 use jubilant_core::db::{Db, Durability, ScanRequest, Write};
 use jubilant_core::env::Env;
 
+use crate::commands::{CommandSpec, resp_commands};
+
 use super::RespState;
 use super::exec::db_error;
 use super::glob;
@@ -28,14 +30,16 @@ const STEP_KEYS: usize = 512;
 /// The most keys one `SCAN` page may look at, whatever `COUNT` says.
 const SCAN_COUNT_MAX: usize = 10_000;
 
-/// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]`.
+/// What `SCAN` and `KEYS` show a user: the keys it may read (design
+/// 13.2; Redis shows every key, but a name can be a secret too).
+pub type Readable<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
+
+/// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]`, showing `readable` keys.
 pub async fn scan<E: Env>(
     db: &Db<E>,
     state: &RespState,
-    cursor: u64,
-    pattern: Option<&[u8]>,
-    count: usize,
-    type_name: Option<&[u8]>,
+    (cursor, pattern, count, type_name): (u64, Option<&[u8]>, usize, Option<&[u8]>),
+    readable: Readable<'_>,
 ) -> Reply {
     let after = match cursor {
         0 => None,
@@ -70,7 +74,7 @@ pub async fn scan<E: Env>(
         .entries
         .into_iter()
         .map(|(key, _)| key)
-        .filter(|key| strings && pattern.is_none_or(|p| glob::matches(p, key)))
+        .filter(|key| strings && pattern.is_none_or(|p| glob::matches(p, key)) && readable(key))
         .map(Reply::Bulk)
         .collect();
     Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(keys)])
@@ -100,12 +104,18 @@ async fn each_key<E: Env>(
     }
 }
 
-/// `KEYS pattern`, refused past `response_bytes_max`.
-pub async fn keys<E: Env>(db: &Db<E>, pattern: &[u8], response_bytes_max: u64) -> Reply {
+/// `KEYS pattern`, showing `readable` keys, refused past
+/// `response_bytes_max`.
+pub async fn keys<E: Env>(
+    db: &Db<E>,
+    pattern: &[u8],
+    response_bytes_max: u64,
+    readable: Readable<'_>,
+) -> Reply {
     let mut found = Vec::new();
     let mut bytes = 0u64;
     let walked = each_key(db, glob::literal_prefix(pattern), |key| {
-        if glob::matches(pattern, &key) {
+        if glob::matches(pattern, &key) && readable(&key) {
             bytes += key.len() as u64 + 16;
             if bytes > response_bytes_max {
                 return Err(Reply::err(format!(
@@ -174,418 +184,17 @@ pub fn info(text: &str, sections: &[String]) -> Reply {
     Reply::Bulk(out.into_bytes())
 }
 
-/// The commands served, with their arity (negative: at least), flags, and
-/// first key, last key and step, as `COMMAND` lists them.
-/// One `COMMAND` entry: name, arity, flags, first key, last key, step, summary.
-type CommandEntry = (
-    &'static str,
-    i64,
-    &'static [&'static str],
-    i64,
-    i64,
-    i64,
-    &'static str,
-);
-
-const COMMANDS: &[CommandEntry] = &[
-    (
-        "get",
-        2,
-        &["readonly", "fast"],
-        1,
-        1,
-        1,
-        "Returns the string value of a key.",
-    ),
-    (
-        "set",
-        -3,
-        &["write", "denyoom"],
-        1,
-        1,
-        1,
-        "Sets the string value of a key, ignoring its type.",
-    ),
-    (
-        "setnx",
-        3,
-        &["write", "denyoom", "fast"],
-        1,
-        1,
-        1,
-        "Set the string value of a key only when the key doesn't exist.",
-    ),
-    (
-        "getset",
-        3,
-        &["write", "denyoom", "fast"],
-        1,
-        1,
-        1,
-        "Returns the previous string value of a key after setting it to a new value.",
-    ),
-    (
-        "getdel",
-        2,
-        &["write", "fast"],
-        1,
-        1,
-        1,
-        "Returns the string value of a key after deleting the key.",
-    ),
-    (
-        "mget",
-        -2,
-        &["readonly", "fast"],
-        1,
-        -1,
-        1,
-        "Atomically returns the string values of one or more keys.",
-    ),
-    (
-        "mset",
-        -3,
-        &["write", "denyoom"],
-        1,
-        -1,
-        2,
-        "Atomically creates or modifies the string values of one or more keys.",
-    ),
-    (
-        "msetnx",
-        -3,
-        &["write", "denyoom"],
-        1,
-        -1,
-        2,
-        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
-    ),
-    ("del", -2, &["write"], 1, -1, 1, "Deletes one or more keys."),
-    (
-        "unlink",
-        -2,
-        &["write", "fast"],
-        1,
-        -1,
-        1,
-        "Deletes one or more keys.",
-    ),
-    (
-        "exists",
-        -2,
-        &["readonly", "fast"],
-        1,
-        -1,
-        1,
-        "Determines whether one or more keys exist.",
-    ),
-    (
-        "incr",
-        2,
-        &["write", "denyoom", "fast"],
-        1,
-        1,
-        1,
-        "Increments the integer value of a key by one.",
-    ),
-    (
-        "decr",
-        2,
-        &["write", "denyoom", "fast"],
-        1,
-        1,
-        1,
-        "Decrements the integer value of a key by one.",
-    ),
-    (
-        "incrby",
-        3,
-        &["write", "denyoom", "fast"],
-        1,
-        1,
-        1,
-        "Increments the integer value of a key by a number.",
-    ),
-    (
-        "decrby",
-        3,
-        &["write", "denyoom", "fast"],
-        1,
-        1,
-        1,
-        "Decrements a number from the integer value of a key.",
-    ),
-    (
-        "append",
-        3,
-        &["write", "denyoom", "fast"],
-        1,
-        1,
-        1,
-        "Appends a string to the value of a key.",
-    ),
-    (
-        "strlen",
-        2,
-        &["readonly", "fast"],
-        1,
-        1,
-        1,
-        "Returns the length of a string value.",
-    ),
-    (
-        "expire",
-        -3,
-        &["write", "fast"],
-        1,
-        1,
-        1,
-        "Sets the expiration time of a key in seconds.",
-    ),
-    (
-        "pexpire",
-        -3,
-        &["write", "fast"],
-        1,
-        1,
-        1,
-        "Sets the expiration time of a key in milliseconds.",
-    ),
-    (
-        "expireat",
-        -3,
-        &["write", "fast"],
-        1,
-        1,
-        1,
-        "Sets the expiration time of a key to a Unix timestamp.",
-    ),
-    (
-        "pexpireat",
-        -3,
-        &["write", "fast"],
-        1,
-        1,
-        1,
-        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
-    ),
-    (
-        "ttl",
-        2,
-        &["readonly", "fast"],
-        1,
-        1,
-        1,
-        "Returns the expiration time in seconds of a key.",
-    ),
-    (
-        "pttl",
-        2,
-        &["readonly", "fast"],
-        1,
-        1,
-        1,
-        "Returns the expiration time in milliseconds of a key.",
-    ),
-    (
-        "persist",
-        2,
-        &["write", "fast"],
-        1,
-        1,
-        1,
-        "Removes the expiration time of a key.",
-    ),
-    (
-        "type",
-        2,
-        &["readonly", "fast"],
-        1,
-        1,
-        1,
-        "Determines the type of value stored at a key.",
-    ),
-    (
-        "scan",
-        -2,
-        &["readonly"],
-        0,
-        0,
-        0,
-        "Iterates over the key names in the database.",
-    ),
-    (
-        "keys",
-        2,
-        &["readonly"],
-        0,
-        0,
-        0,
-        "Returns all key names that match a pattern.",
-    ),
-    (
-        "dbsize",
-        1,
-        &["readonly", "fast"],
-        0,
-        0,
-        0,
-        "Returns the number of keys in the database.",
-    ),
-    (
-        "flushdb",
-        -1,
-        &["write"],
-        0,
-        0,
-        0,
-        "Remove all keys from the current database.",
-    ),
-    (
-        "flushall",
-        -1,
-        &["write"],
-        0,
-        0,
-        0,
-        "Removes all keys from all databases.",
-    ),
-    (
-        "info",
-        -1,
-        &["loading", "stale"],
-        0,
-        0,
-        0,
-        "Returns information and statistics about the server.",
-    ),
-    (
-        "ping",
-        -1,
-        &["fast"],
-        0,
-        0,
-        0,
-        "Returns the server's liveliness response.",
-    ),
-    ("echo", 2, &["fast"], 0, 0, 0, "Returns the given string."),
-    (
-        "hello",
-        -1,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-        "Handshakes with the Redis server.",
-    ),
-    (
-        "auth",
-        -2,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-        "Authenticates the connection.",
-    ),
-    (
-        "client",
-        -2,
-        &[],
-        0,
-        0,
-        0,
-        "A container for client connection commands.",
-    ),
-    (
-        "select",
-        2,
-        &["loading", "stale", "fast"],
-        0,
-        0,
-        0,
-        "Changes the selected database.",
-    ),
-    ("quit", -1, &["fast"], 0, 0, 0, "Closes the connection."),
-    (
-        "command",
-        -1,
-        &["loading", "stale"],
-        0,
-        0,
-        0,
-        "Returns detailed information about all commands.",
-    ),
-    (
-        "config",
-        -2,
-        &[],
-        0,
-        0,
-        0,
-        "A container for server configuration commands.",
-    ),
-    (
-        "multi",
-        1,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-        "Starts a transaction.",
-    ),
-    (
-        "exec",
-        1,
-        &["noscript", "loading", "stale"],
-        0,
-        0,
-        0,
-        "Executes all commands in a transaction.",
-    ),
-    (
-        "discard",
-        1,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-        "Discards a transaction.",
-    ),
-    (
-        "watch",
-        -2,
-        &["noscript", "loading", "stale", "fast"],
-        1,
-        -1,
-        1,
-        "Monitors changes to keys to determine the execution of a transaction.",
-    ),
-    (
-        "unwatch",
-        1,
-        &["noscript", "loading", "stale", "fast"],
-        0,
-        0,
-        0,
-        "Forgets about watched keys of a transaction.",
-    ),
-    (
-        "jubilant.durability",
-        -1,
-        &["fast"],
-        0,
-        0,
-        0,
-        "Shows or sets this connection's durability class (sync, async, default).",
-    ),
-];
-
-fn command_info(entry: &CommandEntry) -> Reply {
-    let (name, arity, flags, first, last, step, _) = *entry;
+fn command_info(spec: &CommandSpec) -> Reply {
+    let (first, last, step) = spec.keys;
     Reply::Array(vec![
-        Reply::text(name),
-        Reply::Int(arity),
-        Reply::Array(flags.iter().map(|f| Reply::Status((*f).into())).collect()),
+        Reply::text(spec.name),
+        Reply::Int(spec.arity),
+        Reply::Array(
+            spec.flags
+                .iter()
+                .map(|f| Reply::Status((*f).into()))
+                .collect(),
+        ),
         Reply::Int(first),
         Reply::Int(last),
         Reply::Int(step),
@@ -605,43 +214,38 @@ fn group(name: &str) -> &'static str {
     }
 }
 
-fn command_docs(entry: &CommandEntry) -> Reply {
-    let (name, _, _, _, _, _, summary) = *entry;
+fn command_docs(spec: &CommandSpec) -> Reply {
     Reply::Map(vec![
-        (Reply::text("summary"), Reply::text(summary)),
+        (Reply::text("summary"), Reply::text(spec.summary)),
         (Reply::text("since"), Reply::text("1.0.0")),
-        (Reply::text("group"), Reply::text(group(name))),
+        (Reply::text("group"), Reply::text(group(spec.name))),
     ])
 }
 
 /// `COMMAND [COUNT | DOCS [name...] | INFO [name...] | LIST]`.
 pub fn command(args: &[Vec<u8>]) -> Reply {
-    let named = |names: &[Vec<u8>]| -> Vec<&CommandEntry> {
-        if names.is_empty() {
-            COMMANDS.iter().collect()
-        } else {
-            COMMANDS
-                .iter()
-                .filter(|entry| {
-                    names
+    let named = |names: &[Vec<u8>]| -> Vec<&CommandSpec> {
+        resp_commands()
+            .filter(|spec| {
+                names.is_empty()
+                    || names
                         .iter()
-                        .any(|n| n.eq_ignore_ascii_case(entry.0.as_bytes()))
-                })
-                .collect()
-        }
+                        .any(|n| n.eq_ignore_ascii_case(spec.name.as_bytes()))
+            })
+            .collect()
     };
     let sub = args
         .first()
         .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase());
     match sub.as_deref() {
-        None => Reply::Array(COMMANDS.iter().map(command_info).collect()),
-        Some("COUNT") => Reply::Int(COMMANDS.len() as i64),
-        Some("LIST") => Reply::Array(COMMANDS.iter().map(|entry| Reply::text(entry.0)).collect()),
+        None => Reply::Array(resp_commands().map(command_info).collect()),
+        Some("COUNT") => Reply::Int(resp_commands().count() as i64),
+        Some("LIST") => Reply::Array(resp_commands().map(|spec| Reply::text(spec.name)).collect()),
         Some("INFO") => Reply::Array(named(&args[1..]).into_iter().map(command_info).collect()),
         Some("DOCS") => Reply::Map(
             named(&args[1..])
                 .into_iter()
-                .map(|entry| (Reply::text(entry.0), command_docs(entry)))
+                .map(|spec| (Reply::text(spec.name), command_docs(spec)))
                 .collect(),
         ),
         Some(other) => Reply::err(format!(

@@ -26,6 +26,7 @@
 //!   answers are at their limits, a request must arrive whole within
 //!   `frame_read_timeout_ms` and is at most `frame_bytes_max` bytes.
 
+mod acl;
 pub mod command;
 mod connection;
 pub mod exec;

@@ -5,7 +5,11 @@
 //!
 //! Invariants kept here, as Redis keeps them:
 //! - **A block is all or nothing.** A command refused while queueing (bad
-//!   arguments, unknown) makes `EXEC` answer `EXECABORT` and run nothing.
+//!   arguments, unknown, denied by an ACL) makes `EXEC` answer `EXECABORT`
+//!   and run nothing; a command the user's rules deny by `EXEC` (a reload
+//!   changed them) makes `EXEC` answer `NOPERM` and run nothing.
+//! - **An ACL judges a command and all its keys before it is queued or
+//!   run** (design 13.2); only `AUTH`, `HELLO` and `QUIT` need no rule.
 //! - **`EXEC` and `DISCARD` end the block and forget every watch**, as do
 //!   `UNWATCH` and a connection's end.
 
@@ -13,6 +17,8 @@ use jubilant_core::db::Durability;
 
 use super::command::{Command, DataCommand, DurabilityArg, parse};
 use super::reply::Reply;
+use crate::acl::{Access, Acl, Denied};
+use crate::commands::{self, CommandSpec};
 
 /// Redis's answer to `AUTH` when no password is set, word for word:
 /// clients (redis-py) recognize it as an authentication error.
@@ -59,6 +65,19 @@ pub enum Action {
     /// Refused: the connection has not authenticated (counted, then
     /// answered).
     NoAuth(Reply),
+    /// Refused by the user's ACL (counted and audited, then answered
+    /// `NOPERM`).
+    Denied(Denied),
+}
+
+/// Redis's answer to a denial, word for word.
+pub fn noperm(user: &str, denied: &Denied) -> Reply {
+    match denied {
+        Denied::Command(name) => Reply::Error(format!(
+            "NOPERM User {user} has no permissions to run the '{name}' command"
+        )),
+        Denied::Key { .. } => Reply::Error("NOPERM No permissions to access a key".into()),
+    }
 }
 
 /// One connection's state.
@@ -74,6 +93,8 @@ pub struct Session {
     pub durability: Option<Durability>,
     /// The block being queued, and whether a command of it was refused.
     multi: Option<(Vec<Result<DataCommand, Reply>>, bool)>,
+    /// The ACL entry of each queued command, checked again at `EXEC`.
+    queued_specs: Vec<&'static CommandSpec>,
     watched: Vec<(Vec<u8>, u64)>,
     /// Whether users are configured, so commands need a user.
     auth_required: bool,
@@ -91,6 +112,7 @@ impl Session {
             name: None,
             durability: None,
             multi: None,
+            queued_specs: Vec::new(),
             watched: Vec::new(),
             auth_required,
             user: None,
@@ -100,6 +122,12 @@ impl Session {
     /// The connection authenticated as `user`.
     pub fn authenticated(&mut self, user: String) {
         self.user = Some(user);
+    }
+
+    /// The connection's user was removed or turned `off` (a reload): it is
+    /// unauthenticated from now on.
+    pub fn forget_user(&mut self) {
+        self.user = None;
     }
 
     /// Whether a `MULTI` block is being queued.
@@ -118,8 +146,16 @@ impl Session {
         }
     }
 
-    /// What to do for a request's arguments.
-    pub fn handle(&mut self, args: Vec<Vec<u8>>, server_durability: Durability) -> Action {
+    /// What to do for a request's arguments. `acl` is the rules of the
+    /// connection's user as they are now (`None`: no users are
+    /// configured, or the connection has not authenticated).
+    pub fn handle(
+        &mut self,
+        args: Vec<Vec<u8>>,
+        server_durability: Durability,
+        acl: Option<&Acl>,
+    ) -> Action {
+        let spec = commands::named_by(&args);
         let command = match parse(args) {
             Ok(command) => command,
             Err(reply) => {
@@ -141,11 +177,20 @@ impl Session {
                 _ => return Action::NoAuth(Reply::Error("NOAUTH Authentication required.".into())),
             }
         }
+        if let Some(acl) = acl
+            && let Err(denied) = judge(acl, spec, &command)
+        {
+            if let Some((_, refused)) = &mut self.multi {
+                *refused = true;
+            }
+            return Action::Denied(denied);
+        }
         if let Some((queued, refused)) = &mut self.multi {
             match command {
                 Command::Exec => {}
                 Command::Discard => {
                     self.multi = None;
+                    self.queued_specs.clear();
                     self.watched.clear();
                     return Action::Reply(Reply::Ok);
                 }
@@ -158,6 +203,7 @@ impl Session {
                 Command::Quit => return Action::Close(Reply::Ok),
                 Command::Data(data) => {
                     queued.push(Ok(data));
+                    self.queued_specs.extend(spec);
                     return Action::Reply(Reply::Status("QUEUED".into()));
                 }
                 Command::Ping(message) => {
@@ -229,19 +275,30 @@ impl Session {
             Command::Quit => Action::Close(Reply::Ok),
             Command::Multi => {
                 self.multi = Some((Vec::new(), false));
+                self.queued_specs.clear();
                 Action::Reply(Reply::Ok)
             }
             Command::Exec => match self.multi.take() {
                 None => Action::Reply(Reply::err("EXEC without MULTI")),
                 Some((entries, refused)) => {
                     let watched = std::mem::take(&mut self.watched);
+                    let specs = std::mem::take(&mut self.queued_specs);
                     if refused {
-                        Action::Reply(Reply::Error(
+                        return Action::Reply(Reply::Error(
                             "EXECABORT Transaction discarded because of previous errors.".into(),
-                        ))
-                    } else {
-                        Action::Exec { entries, watched }
+                        ));
                     }
+                    // The rules may have changed since a command was
+                    // queued (a reload): the block runs whole or not.
+                    if let Some(acl) = acl {
+                        let data = entries.iter().filter_map(|entry| entry.as_ref().ok());
+                        for (spec, data) in specs.into_iter().zip(data) {
+                            if let Err(denied) = acl.check(spec, keys_of(data)) {
+                                return Action::Denied(denied);
+                            }
+                        }
+                    }
+                    Action::Exec { entries, watched }
                 }
             },
             Command::Discard => Action::Reply(Reply::err("DISCARD without MULTI")),
@@ -305,6 +362,33 @@ impl Session {
     }
 }
 
+/// Whether `acl` lets `command` (named by `spec`) run, with every key.
+/// `AUTH`, `HELLO` and `QUIT` need no rule, as in Redis.
+fn judge(acl: &Acl, spec: Option<&'static CommandSpec>, command: &Command) -> Result<(), Denied> {
+    if matches!(
+        command,
+        Command::Auth { .. } | Command::Hello { .. } | Command::Quit
+    ) {
+        return Ok(());
+    }
+    // Every command that parses has an entry (a test walks them); one
+    // without would be denied, never let through.
+    let Some(spec) = spec else {
+        return Err(Denied::Command("unknown"));
+    };
+    match command {
+        Command::Data(data) => acl.check(spec, keys_of(data)),
+        Command::Watch(keys) => acl.check(spec, keys.iter().map(|k| (k.as_slice(), Access::Read))),
+        _ => acl.check(spec, []),
+    }
+}
+
+/// `data`'s keys with what it does to them.
+fn keys_of(data: &DataCommand) -> impl Iterator<Item = (&[u8], Access)> {
+    let access = data.access();
+    data.keys().into_iter().map(move |key| (key, access))
+}
+
 /// `sync` or `async`.
 pub fn durability_name(durability: Durability) -> &'static str {
     match durability {
@@ -326,7 +410,7 @@ mod tests {
 
     fn handle(session: &mut Session, line: &str) -> Action {
         let args = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
-        session.handle(args, Durability::Sync)
+        session.handle(args, Durability::Sync, None)
     }
 
     #[test]

@@ -48,9 +48,21 @@ pub(super) struct Hostility {
     /// Whether the server has `[[users]]` (honest clients authenticate).
     pub(super) users: bool,
     /// With users: clients that write without authenticating, or after a
-    /// wrong password (oracle `authorization`).
+    /// wrong password, or as a guest where its ACL forbids (oracle
+    /// `authorization`).
     pub(super) intruders: u64,
+    /// With users: the honest user's rules (`None`: no `acl` entry), one
+    /// of several that grant everything.
+    pub(super) bank_acl: Option<&'static str>,
 }
+
+/// Rules that each let the honest clients do all they do.
+const BANK_ACLS: [Option<&str>; 4] = [
+    None,
+    Some("on ~* +@all"),
+    Some("on allkeys allcommands -@dangerous +info +checkpoint"),
+    Some("on %RW~* resetkeys %R~* %W~* ~account:* ~* &* +@all"),
+];
 
 impl Hostility {
     /// Drawn from its own stream, so the worlds of the seeds already in
@@ -63,12 +75,18 @@ impl Hostility {
         let mut auth = SimRng::new(value ^ USERS_SALT, Stream::Hostile);
         let users = auth.chance(0.3);
         let intruders = if users { auth.between(1, 3) } else { 0 };
+        let bank_acl = if users {
+            BANK_ACLS[auth.below(BANK_ACLS.len() as u64) as usize]
+        } else {
+            None
+        };
         let frame_timeout_ms = rng.between(2, 10);
         if rng.chance(0.5) {
             return Hostility {
                 frame_timeout_ms,
                 users,
                 intruders,
+                bank_acl,
                 ..Hostility::default()
             };
         }
@@ -80,6 +98,7 @@ impl Hostility {
             vanishers: rng.below(3),
             users,
             intruders,
+            bank_acl,
         }
     }
 }
@@ -92,16 +111,24 @@ pub(super) const BANK_USER: &str = "bank";
 /// Its password.
 pub(super) const BANK_PASSWORD: &[u8] = b"bank-password";
 
-/// `BANK_PASSWORD`'s argon2id hash with the smallest parameters argon2
+/// A user intruders know the password of, whose ACL lets it read
+/// everything and write only `guest-*` keys, and run nothing dangerous.
+pub(super) const GUEST_USER: &str = "guest";
+/// Its password.
+pub(super) const GUEST_PASSWORD: &[u8] = b"guest-password";
+/// Its rules.
+pub(super) const GUEST_ACL: &str = "on %R~* %W~guest-* +@all -@dangerous";
+
+/// `password`'s argon2id hash with the smallest parameters argon2
 /// allows (8 KiB, one pass): a simulated world verifies many times, and
 /// what is tested is who gets in, not the hash's cost.
-pub(super) fn bank_password_hash() -> String {
+pub(super) fn password_hash(password: &[u8]) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let params = argon2::Params::new(8, 1, 1, None).expect("valid parameters");
     let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let salt = SaltString::from_b64("c2ltdWxhdGVkc2FsdA").expect("a valid salt");
     argon2
-        .hash_password(BANK_PASSWORD, &salt)
+        .hash_password(password, &salt)
         .expect("hashing works")
         .to_string()
 }
@@ -110,17 +137,28 @@ pub(super) fn bank_password_hash() -> String {
 pub(crate) const INTRUDER_PREFIX: &[u8] = b"intruder-";
 
 /// A client with no password, then a wrong one, trying to write
-/// `intruder-*` keys on both listeners; every answer must be a refusal
-/// (oracle `authorization`; the commit observer checks that no such key
-/// is ever written).
+/// `intruder-*` keys on both listeners, and half the time then the guest
+/// (whose ACL forbids those keys and dangerous commands) trying again,
+/// alone and as a transaction's second key; every answer must be a
+/// refusal (oracle `authorization`; the commit observer checks that no
+/// such key is ever written).
 pub(super) async fn intruder(env: SimEnv, model: Model, life: Life, mut rng: SimRng) {
     use jubilant_client::{Client, ClientError, ErrorCode};
     while !life.over() {
         let resp = rng.chance(0.5);
+        // A connection of its own for the guest: one after a wrong
+        // password would wait out the address's failure delay.
+        let guest = rng.chance(0.4);
         let Some(mut stream) = connect(&env, &life, resp).await else {
             return;
         };
         let key = format!("intruder-{}", rng.below(1000));
+        if resp && guest {
+            // Read until the last answer, so the server runs them all.
+            let _ = stream.write_all(&guest_requests(&mut rng)).await;
+            drain_until(&env, &life, &mut stream, GUEST_DONE.as_bytes()).await;
+            continue;
+        }
         if resp {
             // No password, then a wrong one, then a write: unread replies
             // are fine, what matters is that nothing commits.
@@ -143,10 +181,9 @@ pub(super) async fn intruder(env: SimEnv, model: Model, life: Life, mut rng: Sim
             let mut m = lock(&model);
             m.verdict.check("authorization", 1);
             match answer {
-                Ok(()) => m.verdict.fail(
-                    "authorization",
-                    format!("an intruder's {what} was served without a password"),
-                ),
+                Ok(()) => m
+                    .verdict
+                    .fail("authorization", format!("an intruder's {what} was served")),
                 Err(ClientError::Server { code: got, .. }) if got != code => m.verdict.fail(
                     "authorization",
                     format!("an intruder's {what} was refused with {got:?}, not {code:?}"),
@@ -154,8 +191,30 @@ pub(super) async fn intruder(env: SimEnv, model: Model, life: Life, mut rng: Sim
                 Err(_) => {}
             }
         };
+        if guest {
+            if client.auth(GUEST_USER, GUEST_PASSWORD).await.is_err() {
+                continue;
+            }
+            let denied = ErrorCode::PermissionDenied;
+            let wrote = client.set(key.as_str(), 3i64).await;
+            refused(wrote, denied, "write as a guest of a forbidden key");
+            // The forbidden key second: every key is checked.
+            let mut txn = Txn::new();
+            let allowed = txn.key(format!("guest-{}", rng.below(1000)), Mode::RW);
+            let forbidden = txn.key(key.as_str(), Mode::RW);
+            txn.set(allowed, 1i64).set(forbidden, 4i64);
+            let wrote = client.transaction(&txn).await.map(drop);
+            refused(
+                wrote,
+                denied,
+                "transaction as a guest with a forbidden second key",
+            );
+            let checkpointed = client.checkpoint().await.map(drop);
+            refused(checkpointed, denied, "checkpoint (@dangerous) as a guest");
+            continue;
+        }
         let wrote = client.set(key.as_str(), 1i64).await;
-        refused(wrote, ErrorCode::AuthRequired, "write");
+        refused(wrote, ErrorCode::AuthRequired, "write without a password");
         let authed = client.auth(BANK_USER, b"wrong").await;
         refused(authed, ErrorCode::WrongPass, "wrong password");
         let wrote = client.set(key.as_str(), 2i64).await;
@@ -166,6 +225,55 @@ pub(super) async fn intruder(env: SimEnv, model: Model, life: Life, mut rng: Sim
         );
         env.sleep(Duration::from_millis(rng.between(1, 20))).await;
     }
+}
+
+/// What the guest's last RESP request echoes.
+const GUEST_DONE: &str = "guest-done";
+
+/// Reads from `stream` until `marker` has arrived, the stream ends, or
+/// the life does.
+async fn drain_until(env: &SimEnv, life: &Life, stream: &mut SimStream, marker: &[u8]) {
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !life.over() {
+        let read = std::pin::pin!(stream.read(&mut buffer));
+        let tick = std::pin::pin!(env.sleep(Duration::from_millis(50)));
+        match select(read, tick).await {
+            Either::Left((Ok(0) | Err(_), _)) => return,
+            Either::Left((Ok(n), _)) => {
+                seen.extend_from_slice(&buffer[..n]);
+                if seen.windows(marker.len()).any(|window| window == marker) {
+                    return;
+                }
+            }
+            Either::Right(_) => {}
+        }
+    }
+}
+
+/// The guest's attempts in Redis's words: a forbidden key alone, second
+/// in an `MSET` and in a `MULTI` block, and `FLUSHALL` (`@dangerous`).
+fn guest_requests(rng: &mut SimRng) -> Vec<u8> {
+    let word = |text: &str| text.as_bytes().to_vec();
+    let forbidden = format!("intruder-{}", rng.below(1000));
+    let allowed = format!("guest-{}", rng.below(1000));
+    encode(&[
+        vec![word("AUTH"), word(GUEST_USER), GUEST_PASSWORD.to_vec()],
+        vec![word("SET"), word(&forbidden), word("5")],
+        vec![
+            word("MSET"),
+            word(&allowed),
+            word("1"),
+            word(&forbidden),
+            word("6"),
+        ],
+        vec![word("MULTI")],
+        vec![word("SET"), word(&allowed), word("2")],
+        vec![word("SET"), word(&forbidden), word("7")],
+        vec![word("EXEC")],
+        vec![word("FLUSHALL")],
+        vec![word("ECHO"), word(GUEST_DONE)],
+    ])
 }
 
 /// How long the server may take to close a hostile connection: the frame

@@ -294,7 +294,7 @@ impl BankModel {
                 self.verdict.fail(
                     "authorization",
                     format!(
-                        "LSN {lsn} wrote {}, a key only unauthenticated clients write",
+                        "LSN {lsn} wrote {}, a key only intruders write (unauthenticated, or as a guest whose ACL forbids it)",
                         Escaped(&key)
                     ),
                 );

@@ -185,10 +185,21 @@ impl Shape {
             + 2) as usize;
         config.server.max_connections += self.hostility.intruders as usize;
         if self.hostility.users {
-            config.users = vec![jubilant_server::config::UserConfig {
-                name: super::hostile::BANK_USER.to_owned(),
-                password_hash: super::hostile::bank_password_hash(),
-            }];
+            use super::hostile::{
+                BANK_PASSWORD, BANK_USER, GUEST_ACL, GUEST_PASSWORD, GUEST_USER, password_hash,
+            };
+            config.users = vec![
+                jubilant_server::config::UserConfig {
+                    name: BANK_USER.to_owned(),
+                    password_hash: password_hash(BANK_PASSWORD),
+                    acl: self.hostility.bank_acl.map(str::to_owned),
+                },
+                jubilant_server::config::UserConfig {
+                    name: GUEST_USER.to_owned(),
+                    password_hash: password_hash(GUEST_PASSWORD),
+                    acl: Some(GUEST_ACL.to_owned()),
+                },
+            ];
         }
         config.storage.checkpoint_interval_ms = self.checkpoint_interval_ms;
         // The audit after a restart reads every account and note.

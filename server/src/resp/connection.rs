@@ -302,6 +302,11 @@ pub(crate) async fn connection<E: Env>(
                     hello,
                 } => {
                     // Runs here: the next command is checked against it.
+                    // A failure delay may hold it for seconds: it holds
+                    // this connection, but none of the server's in-flight
+                    // slots (seed server 1808: two intruders in their
+                    // delays stalled every connection).
+                    in_flight.request_done();
                     let verified = shared
                         .auth
                         .authenticate(&shared.env, peer.ip(), (&user, &password), &shared.stopping)

@@ -58,6 +58,16 @@ pub enum Denied {
     },
 }
 
+impl Denied {
+    /// The command refused and the key, if a key was (for the audit log).
+    pub fn command_and_key(&self) -> (&'static str, Option<&[u8]>) {
+        match self {
+            Denied::Command(name) => (name, None),
+            Denied::Key { command, key, .. } => (command, Some(key)),
+        }
+    }
+}
+
 /// A key pattern and what it grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct KeyPattern {

@@ -4,6 +4,11 @@
 //! when the database is open, writable and not shutting down; 503 and the
 //! reason otherwise).
 //!
+//! With `[admin] metrics_auth = true`, `/metrics` takes HTTP basic auth:
+//! a configured user, with its password, whose ACL allows `INFO` (the
+//! figures are INFO's); 401 otherwise (403 for a user its ACL forbids).
+//! The probes stay open: an orchestrator asks them without credentials.
+//!
 //! Invariants kept here:
 //! - **Bounded**: one request per connection (answered, then closed), a
 //!   request head of at most [`HEAD_BYTES_MAX`] read within the server's
@@ -22,6 +27,7 @@ use futures::future::{Either, select};
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use jubilant_core::env::{Env, Listener};
 
+use crate::audit::{Event, Via, Who};
 use crate::info;
 use crate::runtime::Shared;
 use crate::wire::HealthStatus;
@@ -71,6 +77,8 @@ struct Answer {
     status: &'static str,
     content_type: &'static str,
     body: String,
+    /// Asks for basic auth (`WWW-Authenticate`).
+    challenge: bool,
 }
 
 impl Answer {
@@ -79,6 +87,14 @@ impl Answer {
             status,
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
+            challenge: false,
+        }
+    }
+
+    fn unauthorized(body: &str) -> Self {
+        Answer {
+            challenge: true,
+            ..Answer::text("401 Unauthorized", body)
         }
     }
 }
@@ -98,15 +114,20 @@ async fn connection<E: Env>(shared: &Shared<E>, stream: E::Stream, peer: SocketA
         }
     };
     let answer = match head {
-        Ok(head) => route(shared, &head),
+        Ok(head) => route(shared, &head, peer).await,
         Err(answer) => answer,
     };
     tracing::debug!(%peer, status = answer.status, "admin request");
     let bytes = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
         answer.status,
         answer.content_type,
         answer.body.len(),
+        if answer.challenge {
+            "WWW-Authenticate: Basic realm=\"jubilant\", charset=\"UTF-8\"\r\n"
+        } else {
+            ""
+        },
         answer.body
     );
     let write = pin!(async {
@@ -146,7 +167,66 @@ async fn read_head(reader: &mut (impl futures::io::AsyncRead + Unpin)) -> Result
     }
 }
 
-fn route<E: Env>(shared: &Shared<E>, head: &str) -> Answer {
+/// The user and password of a head's `Authorization: Basic` header.
+fn basic_credentials(head: &str) -> Option<(String, Vec<u8>)> {
+    use base64ct::{Base64, Encoding};
+    let value = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| value.trim())
+    })?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = Base64::decode_vec(encoded.trim()).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
+    Some((user, decoded[colon + 1..].to_vec()))
+}
+
+/// `None` if `head` may read the metrics, else the refusal.
+async fn metrics_refusal<E: Env>(shared: &Shared<E>, head: &str, peer: SocketAddr) -> Option<Answer> {
+    if !shared.config.admin.metrics_auth {
+        return None;
+    }
+    let Some((user, password)) = basic_credentials(head) else {
+        return Some(Answer::unauthorized("basic auth required: a user whose ACL allows INFO\n"));
+    };
+    let verified = shared
+        .auth
+        .authenticate(&shared.env, peer.ip(), (&user, &password), &shared.stopping)
+        .await;
+    let who = Who {
+        user: &user,
+        client: peer,
+        listener: Via::Admin,
+    };
+    if !verified {
+        tracing::info!(%peer, user, "authentication failed (admin)");
+        let text = "invalid username-password pair or user is disabled";
+        shared.audit(Event::AuthFailed, who, ("auth", None), text);
+        return Some(Answer::unauthorized(&format!("{text}\n")));
+    }
+    shared.audit(Event::AuthOk, who, ("auth", None), "ok");
+    let info = crate::commands::find("info").filter(|info| {
+        shared
+            .auth
+            .acl(&user)
+            .is_some_and(|acl| acl.allows(info))
+    });
+    if info.is_none() {
+        shared.auth.denied();
+        tracing::info!(%peer, user, "denied by an ACL (admin /metrics)");
+        let text = format!("user {user} has no permission to run 'info'");
+        shared.audit(Event::Denied, who, ("info", None), text.as_str());
+        return Some(Answer::text("403 Forbidden", format!("{text}\n")));
+    }
+    None
+}
+
+async fn route<E: Env>(shared: &Shared<E>, head: &str, peer: SocketAddr) -> Answer {
     let line = head.lines().next().unwrap_or_default();
     let mut words = line.split(' ');
     let (method, target) = (
@@ -168,11 +248,15 @@ fn route<E: Env>(shared: &Shared<E>, head: &str) -> Answer {
     }
     match path {
         "/metrics" => {
+            if let Some(refusal) = metrics_refusal(shared, head, peer).await {
+                return refusal;
+            }
             let text = info::render(&shared.db.stats(), shared.facts());
             Answer {
                 status: "200 OK",
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body: crate::metrics::render(&text, &shared.latencies),
+                challenge: false,
             }
         }
         "/healthz" => Answer::text("200 OK", "ok\n"),

@@ -55,6 +55,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[[users]]`: who may connect (none: no authentication).
     pub users: Vec<UserConfig>,
+    /// The audit log (design 13.4).
+    pub audit: AuditConfig,
     /// Switches that break the server (and engine) on purpose (tests only).
     #[cfg(feature = "sabotage")]
     #[serde(skip)]
@@ -219,12 +221,44 @@ pub struct AdminConfig {
     /// `ADDR:PORT` for the admin HTTP listener (`/metrics`, `/healthz`,
     /// `/readyz`), or `off` (the default).
     pub listen: String,
+    /// Whether `/metrics` takes HTTP basic auth (a configured user whose
+    /// ACL allows `INFO`); the probes stay open. Needs `[[users]]`.
+    pub metrics_auth: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "off".to_owned(),
+            metrics_auth: false,
+        }
+    }
+}
+
+/// `[audit]`: authentications, denials and administrative commands, one
+/// JSON object per line (design 13.4).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The file (absent: no audit log).
+    pub file: Option<PathBuf>,
+    /// Rotated once it holds this many bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept (`file.1` is the newest).
+    pub keep: u32,
+}
+
+/// The fewest bytes an audit file holds before it is rotated.
+pub const AUDIT_MAX_BYTES_MIN: u64 = 4096;
+/// The most rotated audit files kept.
+pub const AUDIT_KEEP_MAX: u32 = 100;
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            file: None,
+            max_bytes: 64 << 20,
+            keep: 4,
         }
     }
 }
@@ -302,6 +336,7 @@ impl Default for Config {
             log: LogConfig::default(),
             resp: RespConfig::default(),
             admin: AdminConfig::default(),
+            audit: AuditConfig::default(),
             users: Vec::new(),
             #[cfg(feature = "sabotage")]
             sabotage: jubilant_core::sabotage::Sabotage::None,
@@ -501,6 +536,19 @@ impl Config {
             {
                 return invalid("users.acl", format!("of user {:?}: {problem}", user.name));
             }
+        }
+        at_least("audit.max_bytes", self.audit.max_bytes, AUDIT_MAX_BYTES_MIN)?;
+        if self.audit.keep > AUDIT_KEEP_MAX {
+            return invalid(
+                "audit.keep",
+                format!("is {}, above its maximum {AUDIT_KEEP_MAX}", self.audit.keep),
+            );
+        }
+        if self.admin.metrics_auth && self.users.is_empty() {
+            return invalid(
+                "admin.metrics_auth",
+                "is true, but no [[users]] are configured to authenticate".to_owned(),
+            );
         }
         if self.resp.listen != "off" && self.resp.listen.parse::<SocketAddr>().is_err() {
             return invalid(

@@ -52,6 +52,10 @@ pub struct ServerFacts {
     pub backup: crate::backup::BackupFacts,
     /// Users and authentication.
     pub auth: crate::auth::AuthFacts,
+    /// Audit events written.
+    pub audit_written: u64,
+    /// Audit events dropped (queue full, or the file not writable).
+    pub audit_dropped: u64,
 }
 
 /// The bounds the server runs with (INFO `# Limits`).
@@ -351,6 +355,8 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("refused_unauthenticated", server.auth.refused.to_string()),
                 ("denied_by_acl", server.auth.denied.to_string()),
                 ("reloads", server.auth.reloads.to_string()),
+                ("audit_events", server.audit_written.to_string()),
+                ("audit_dropped", server.audit_dropped.to_string()),
             ],
         ),
         (

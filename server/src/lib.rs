@@ -18,6 +18,7 @@ jubilant_core::declare_build_checks!();
 pub mod accounting;
 pub mod acl;
 mod admin;
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod commands;

@@ -41,6 +41,7 @@ use jubilant_core::db::{Db, DbError};
 use jubilant_core::env::{Env, Listener, MonoTime, Net};
 
 use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
+use crate::audit::{Event, Via, Who};
 use crate::config::Config;
 use crate::frame::{FrameError, FrameReader, encode_frame, write_frames};
 use crate::info::{self, ServerFacts};
@@ -199,6 +200,8 @@ pub(crate) struct Shared<E: Env> {
     pub(crate) backup: crate::backup::BackupSlot<E>,
     /// Users and authentication.
     pub(crate) auth: Arc<crate::auth::Auth>,
+    /// The audit log (off unless `[audit] file` is set).
+    pub(crate) audit: crate::audit::Audit,
 }
 
 impl<E: Env> Shared<E> {
@@ -251,6 +254,8 @@ impl<E: Env> Shared<E> {
             resp_protocol_errors: ServerCounters::get(&self.resp.protocol_errors),
             backup: self.backup.facts(),
             auth: self.auth.facts(),
+            audit_written: self.audit.counts().0,
+            audit_dropped: self.audit.counts().1,
         }
     }
 
@@ -261,6 +266,18 @@ impl<E: Env> Shared<E> {
     /// that vanished meanwhile would go unnoticed: server seed 87); its
     /// transactions then fail with `Busy` (the result meter) rather than
     /// add to the budget.
+    /// Records an audit event about `who` (nothing when auditing is off).
+    pub(crate) fn audit(
+        &self,
+        event: crate::audit::Event,
+        who: crate::audit::Who<'_>,
+        command: (&'static str, Option<&[u8]>),
+        outcome: impl Into<String>,
+    ) {
+        self.audit
+            .event(self.env.now_wall_ms(), event, who, command, outcome);
+    }
+
     pub(crate) fn must_wait(&self, conn: &ConnCounters) -> bool {
         let server = &self.config.server;
         let counters = &self.counters;
@@ -390,6 +407,10 @@ pub async fn serve_db<E: Env>(
         config.server.queued_bytes_total_max
     };
     let request_bytes_max = config.server.request_bytes_total_max;
+    let (audit, audit_writer) = crate::audit::Audit::start(&env, &config.audit);
+    if let Some(writer) = audit_writer {
+        drop(env.spawn("audit-writer", writer));
+    }
     let shared = Arc::new(Shared {
         started: env.now_mono(),
         env: env.clone(),
@@ -405,6 +426,7 @@ pub async fn serve_db<E: Env>(
         admin_done: AtomicBool::new(false),
         backup: crate::backup::BackupSlot::new(),
         auth: Arc::new(crate::auth::Auth::new(&config_users, skip_second_key)),
+        audit,
     });
     let admin = admin_listener.map(|(listener, _)| {
         env.spawn("admin", crate::admin::serve(Arc::clone(&shared), listener))
@@ -637,6 +659,15 @@ async fn checkpoint_timer<E: Env>(shared: Arc<Shared<E>>) {
     }
 }
 
+/// `user` on the native connection from `peer`, for the audit log.
+fn native(user: &str, peer: SocketAddr) -> Who<'_> {
+    Who {
+        user,
+        client: peer,
+        listener: Via::Native,
+    }
+}
+
 /// Serves one connection until the peer closes it, its framing is lost,
 /// a timeout ends it, or the server stops.
 async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: SocketAddr) {
@@ -752,10 +783,13 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                         .await
                     {
                         tracing::info!(%peer, user = %name, "authenticated");
+                        shared.audit(Event::AuthOk, native(&name, peer), ("auth", None), "ok");
                         user = Some(name.clone());
                         Response::AuthOk(name)
                     } else {
                         tracing::info!(%peer, user = %name, "authentication failed");
+                        let outcome = "invalid username-password pair or user is disabled";
+                        shared.audit(Event::AuthFailed, native(&name, peer), ("auth", None), outcome);
                         Response::Error(ErrorReply::new(
                             ErrorCode::WrongPass,
                             "invalid username-password pair or user is disabled".to_owned(),
@@ -782,7 +816,14 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                         let name = user.as_deref().unwrap_or_default();
                         shared.auth.denied();
                         tracing::info!(%peer, user = name, ?denied, "denied by an ACL");
-                        Some(ErrorReply::denied(name, op, &denied))
+                        let reply = ErrorReply::denied(name, op, &denied);
+                        shared.audit(
+                            Event::Denied,
+                            native(name, peer),
+                            denied.command_and_key(),
+                            reply.message.as_str(),
+                        );
+                        Some(reply)
                     } else {
                         None
                     };
@@ -796,6 +837,7 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                         Arc::clone(&shared),
                         Arc::clone(&conn),
                         (id, request, acl.filter(|_| !open)),
+                        (user.clone(), peer),
                         responses.clone(),
                         in_flight,
                     );
@@ -918,9 +960,16 @@ async fn answer<E: Env>(
     shared: Arc<Shared<E>>,
     conn: Arc<ConnCounters>,
     (id, request, acl): (u64, Request, Option<Arc<crate::acl::Acl>>),
+    (user, peer): (Option<String>, SocketAddr),
     responses: mpsc::UnboundedSender<Outgoing>,
     mut in_flight: InFlight,
 ) {
+    // Administrative requests are audited with their outcome.
+    let administrative = match &request {
+        Request::Checkpoint => Some("checkpoint"),
+        Request::BackupBegin | Request::BackupEnd { .. } => Some("backup"),
+        _ => None,
+    };
     let began = shared.env.now_mono();
     // A failed database answers nothing but INFO and Health: what it would
     // read may include commits that never became durable.
@@ -1027,6 +1076,14 @@ async fn answer<E: Env>(
         }
     };
     in_flight.request_done();
+    if let Some(command) = administrative {
+        let outcome = match &response {
+            Response::Error(error) => error.message.clone(),
+            _ => "ok".to_owned(),
+        };
+        let who = native(user.as_deref().unwrap_or_default(), peer);
+        shared.audit(Event::Admin, who, (command, None), outcome);
+    }
     shared
         .latencies
         .requests

@@ -45,10 +45,16 @@ fn have(tool: &str, install: &str) -> bool {
 /// Starts the server with the admin listener on a free port; returns it
 /// and the admin address from its log.
 fn start(data: &std::path::Path) -> (Child, SocketAddr) {
+    start_with(data, &[])
+}
+
+/// As [`start`], with `extra` arguments.
+fn start_with(data: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jubilant-server"))
         .args(["--data-dir", data.to_str().expect("UTF-8 path")])
         .args(["--listen", "127.0.0.1:0", "--resp-listen", "off"])
         .args(["--admin-listen", "127.0.0.1:0"])
+        .args(extra)
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -70,8 +76,14 @@ fn start(data: &std::path::Path) -> (Child, SocketAddr) {
 
 /// `curl` of `path`: the status code and the body.
 fn curl(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    curl_with(addr, method, path, &[])
+}
+
+/// As [`curl`], with `extra` arguments.
+fn curl_with(addr: SocketAddr, method: &str, path: &str, extra: &[&str]) -> (u16, String) {
     let output = Command::new("curl")
         .args(["--silent", "--max-time", "10", "--request", method])
+        .args(extra)
         .args(["--write-out", "\n%{http_code}"])
         .arg(format!("http://{addr}{path}"))
         .output()
@@ -145,4 +157,53 @@ fn metrics_pass_promtool_and_probes_answer_through_curl() {
     }
     let _ = server.kill();
     panic!("the server did not exit within 30 s");
+}
+
+#[test]
+fn with_metrics_auth_metrics_need_a_user_whose_acl_allows_info_and_probes_stay_open() {
+    if !have("curl", "apt-get install curl") {
+        return;
+    }
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let salt = SaltString::from_b64("dGVzdHNhbHR0ZXN0c2FsdA").expect("salt");
+    let hash = |password: &[u8]| {
+        argon2::Argon2::default()
+            .hash_password(password, &salt)
+            .expect("hash")
+            .to_string()
+    };
+    let config = format!(
+        "[admin]\nmetrics_auth = true\n\
+         [[users]]\nname = \"scraper\"\npassword_hash = \"{}\"\nacl = \"on +info\"\n\
+         [[users]]\nname = \"app\"\npassword_hash = \"{}\"\nacl = \"on ~* +@all -@dangerous\"\n",
+        hash(b"scrape"),
+        hash(b"app")
+    );
+    let config_path = dir.path().join("jubilant.toml");
+    std::fs::write(&config_path, config).expect("write the config");
+    let config_arg = config_path.to_str().expect("UTF-8 path");
+    let (mut child, addr) = start_with(&dir.path().join("data"), &["--config", config_arg]);
+    let (code, body) = curl(addr, "GET", "/metrics");
+    assert_eq!(code, 401, "{body}");
+    let headers = Command::new("curl")
+        .args(["--silent", "--max-time", "10", "--include"])
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .expect("run curl");
+    let headers = String::from_utf8_lossy(&headers.stdout);
+    assert!(headers.contains("WWW-Authenticate: Basic"), "{headers}");
+    let (code, body) = curl_with(addr, "GET", "/metrics", &["--user", "scraper:wrong"]);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = curl_with(addr, "GET", "/metrics", &["--user", "app:app"]);
+    assert_eq!(code, 403, "INFO is @dangerous: {body}");
+    let (code, body) = curl_with(addr, "GET", "/metrics", &["--user", "scraper:scrape"]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("jubilant_auth_denied_by_acl_total 1"), "{body}");
+    assert!(body.contains("jubilant_auth_failures_total 1"), "{body}");
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(curl(addr, "GET", probe).0, 200, "{probe} needs no user");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

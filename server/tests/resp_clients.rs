@@ -1002,10 +1002,16 @@ const ALICE_ACL: &str = "on ~app:* %R~pub:* +@all -@dangerous";
 
 #[test]
 fn acls_deny_forbidden_commands_and_keys_on_both_listeners_and_nothing_runs() {
-    let server = Server::start(&users_config(&[
-        ("alice", "ecila", Some(ALICE_ACL)),
-        ("admin", "nimda", None),
-    ]));
+    let audit_dir = tempfile::tempdir().expect("temporary directory");
+    let audit = audit_dir.path().join("audit.log");
+    let server = Server::start(&format!(
+        "{}[audit]\nfile = \"{}\"\n",
+        users_config(&[
+            ("alice", "ecila", Some(ALICE_ACL)),
+            ("admin", "nimda", None),
+        ]),
+        audit.display()
+    ));
     let port = server.port();
     if have_redis_tool("redis-cli") {
         assert_eq!(cli_as(&port, "admin", &["SET", "pub:news", "hi"]), "OK\n");
@@ -1162,6 +1168,41 @@ fn acls_deny_forbidden_commands_and_keys_on_both_listeners_and_nothing_runs() {
             .expect("denied_by_acl");
         assert!(denials >= 3, "{info}");
     });
+    // The audit log: every authentication, denial and admin command.
+    let events = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    };
+    let has = |events: &[serde_json::Value], wanted: &[(&str, &str)]| {
+        events
+            .iter()
+            .any(|event| wanted.iter().all(|(field, value)| event[*field] == *value))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut wanted: Vec<&[(&str, &str)]> = vec![
+        &[("event", "auth_ok"), ("user", "alice"), ("listener", "native")],
+        &[("event", "denied"), ("user", "alice"), ("command", "set"), ("key", "736563726574")],
+        &[("event", "denied"), ("user", "alice"), ("command", "checkpoint")],
+        &[("event", "admin"), ("user", "admin"), ("command", "checkpoint"), ("outcome", "ok")],
+    ];
+    if have_redis_tool("redis-cli") {
+        wanted.push(&[("event", "denied"), ("listener", "resp"), ("command", "flushall")]);
+        wanted.push(&[("event", "admin"), ("listener", "resp"), ("command", "acl|list")]);
+    }
+    loop {
+        let events = events();
+        if wanted.iter().all(|wanted| has(&events, wanted)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audit log lacks an event: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Sends one RESP command on `stream` and reads its one-line answer.

@@ -265,6 +265,10 @@ impl<E: Env> Writer<E> {
 
     fn refusal(&self) -> Option<CommitError> {
         if let Some(reason) = self.log.failure() {
+            // Every path that fails the log stops the engine; this is the
+            // backstop, so a commit is never refused as failed while
+            // health says all is well.
+            self.stop(reason);
             return Some(CommitError::Failed(reason.to_owned()));
         }
         self.store.failure().map(CommitError::Failed)
@@ -750,9 +754,22 @@ impl<E: Env> Writer<E> {
             // Informational (recovery trusts the superblock): it becomes
             // durable with the next batch.
             let at = self.log.next_lsn();
-            if self.log.append(&record.encode()).await.is_ok() {
-                self.checkpoint_lsn_tidied = lsn;
-                self.covered_through = (lsn.saturating_add(1) >= at).then_some(at);
+            match self.log.append(&record.encode()).await {
+                Ok(_) => {
+                    self.checkpoint_lsn_tidied = lsn;
+                    self.covered_through = (lsn.saturating_add(1) >= at).then_some(at);
+                }
+                // Appending may roll the log over, and the old segment's
+                // sync may fail: the log has failed, and so has the
+                // engine, now, not at the next commit (seed server 640:
+                // health said all was well after a commit was refused).
+                Err(error) => {
+                    if self.log.failure().is_some() {
+                        self.stop(&error.to_string());
+                        let _ = done.send(());
+                        return;
+                    }
+                }
             }
         }
         // The unlinks and directory syncs run in the background; the

@@ -250,6 +250,18 @@ pub enum Command {
     Acl(AclCommand),
 }
 
+impl AclCommand {
+    /// Its ACL name if it is administrative (`@admin`: audited).
+    pub fn admin_name(&self) -> Option<&'static str> {
+        match self {
+            AclCommand::List => Some("acl|list"),
+            AclCommand::Users => Some("acl|users"),
+            AclCommand::GetUser(_) => Some("acl|getuser"),
+            AclCommand::WhoAmI | AclCommand::Cat(_) => None,
+        }
+    }
+}
+
 /// The `ACL` subcommands served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AclCommand {

@@ -22,6 +22,7 @@ use super::request::RequestParser;
 use super::session::{Action, Session, durability_name, noperm};
 use crate::accounting::{ConnCounters, InFlight, Outgoing, ServerCounters};
 use crate::acl::{Access, Acl};
+use crate::audit::{Event, Via, Who};
 use crate::info;
 use crate::runtime::{
     BACKPRESSURE_POLL, READ_CHUNK_BYTES, ReaderClock, Shared, run_or_spawn, sabotaged,
@@ -63,6 +64,8 @@ struct Job<E: Env> {
     durability: Option<jubilant_core::db::Durability>,
     /// The user's rules when the command was read (`None`: no users).
     acl: Option<Arc<Acl>>,
+    /// The connection's user and address, for the audit log.
+    who: (Option<String>, SocketAddr),
     in_flight: InFlight,
 }
 
@@ -128,6 +131,14 @@ impl<E: Env> Job<E> {
         self.finish(&reply);
     }
 
+    /// Audits administrative command `name`, which answered `reply`.
+    fn audit_admin(&self, name: &'static str, reply: &Reply) {
+        let (user, peer) = &self.who;
+        let who = resp(user.as_deref().unwrap_or_default(), *peer);
+        self.shared
+            .audit(Event::Admin, who, (name, None), outcome(reply));
+    }
+
     /// Whether the connection's user may read `key` (no ACL: yes).
     fn readable(&self, key: &[u8]) -> bool {
         self.acl
@@ -162,7 +173,11 @@ impl<E: Env> Job<E> {
             Command::Flush if !shared.config.resp.flush_enabled => Reply::err(
                 "FLUSHDB and FLUSHALL are disabled on this server (resp.flush_enabled = false)",
             ),
-            Command::Flush => keyspace_wide::flush(db, self.durability.unwrap_or(default)).await,
+            Command::Flush => {
+                let reply = keyspace_wide::flush(db, self.durability.unwrap_or(default)).await;
+                self.audit_admin("flushall", &reply);
+                reply
+            }
             Command::Info(sections) => {
                 let mut text = info::render(&db.stats(), shared.facts());
                 text.push_str(&format!(
@@ -173,9 +188,30 @@ impl<E: Env> Job<E> {
                 keyspace_wide::info(&text, &sections)
             }
             Command::Command(args) => keyspace_wide::command(&args),
-            Command::ConfigGet(patterns) => keyspace_wide::config_get(&patterns, default),
+            Command::ConfigGet(patterns) => {
+                let reply = keyspace_wide::config_get(&patterns, default);
+                self.audit_admin("config", &reply);
+                reply
+            }
             other => Reply::err(format!("{other:?} is not served here")),
         }
+    }
+}
+
+/// `user` on the RESP connection from `peer`, for the audit log.
+fn resp(user: &str, peer: SocketAddr) -> Who<'_> {
+    Who {
+        user,
+        client: peer,
+        listener: Via::Resp,
+    }
+}
+
+/// An administrative command's outcome, as the audit log says it.
+fn outcome(reply: &Reply) -> String {
+    match reply {
+        Reply::Error(text) => text.clone(),
+        _ => "ok".to_owned(),
     }
 }
 
@@ -313,6 +349,7 @@ pub(crate) async fn connection<E: Env>(
                         .await;
                     let reply = if verified {
                         tracing::info!(%peer, user, "authenticated (RESP)");
+                        shared.audit(Event::AuthOk, resp(&user, peer), ("auth", None), "ok");
                         session.authenticated(user);
                         match hello {
                             Some((version, name)) => session.hello_as(version, name),
@@ -320,9 +357,9 @@ pub(crate) async fn connection<E: Env>(
                         }
                     } else {
                         tracing::info!(%peer, user, "authentication failed (RESP)");
-                        Reply::Error(
-                            "WRONGPASS invalid username-password pair or user is disabled.".into(),
-                        )
+                        let text = "WRONGPASS invalid username-password pair or user is disabled.";
+                        shared.audit(Event::AuthFailed, resp(&user, peer), ("auth", None), text);
+                        Reply::Error(text.into())
                     };
                     Action::Reply(reply)
                 }
@@ -334,15 +371,24 @@ pub(crate) async fn connection<E: Env>(
                     let user = session.user.as_deref().unwrap_or_default();
                     shared.auth.denied();
                     tracing::info!(%peer, user, ?denied, "denied by an ACL (RESP)");
-                    Action::Reply(noperm(user, &denied))
+                    let reply = noperm(user, &denied);
+                    let text = match &reply {
+                        Reply::Error(text) => text.as_str(),
+                        _ => "NOPERM",
+                    };
+                    let who = resp(user, peer);
+                    shared.audit(Event::Denied, who, denied.command_and_key(), text);
+                    Action::Reply(reply)
                 }
                 Action::Server(Command::Acl(command)) => {
                     // Runs here: it answers from the session's user.
-                    Action::Reply(super::acl::answer(
-                        &shared.auth,
-                        session.user.as_deref(),
-                        &command,
-                    ))
+                    let user = session.user.as_deref();
+                    let reply = super::acl::answer(&shared.auth, user, &command);
+                    if let Some(name) = command.admin_name() {
+                        let who = resp(user.unwrap_or_default(), peer);
+                        shared.audit(Event::Admin, who, (name, None), outcome(&reply));
+                    }
+                    Action::Reply(reply)
                 }
                 Action::Watch(keys) => {
                     // Runs here: what it read must be in the session before
@@ -382,6 +428,7 @@ pub(crate) async fn connection<E: Env>(
                         resp3: session.resp3,
                         durability: session.durability,
                         acl: acl.clone(),
+                        who: (session.user.clone(), peer),
                         in_flight,
                     };
                     run_or_spawn(

@@ -187,12 +187,18 @@ fn basic_credentials(head: &str) -> Option<(String, Vec<u8>)> {
 }
 
 /// `None` if `head` may read the metrics, else the refusal.
-async fn metrics_refusal<E: Env>(shared: &Shared<E>, head: &str, peer: SocketAddr) -> Option<Answer> {
+async fn metrics_refusal<E: Env>(
+    shared: &Shared<E>,
+    head: &str,
+    peer: SocketAddr,
+) -> Option<Answer> {
     if !shared.config.admin.metrics_auth {
         return None;
     }
     let Some((user, password)) = basic_credentials(head) else {
-        return Some(Answer::unauthorized("basic auth required: a user whose ACL allows INFO\n"));
+        return Some(Answer::unauthorized(
+            "basic auth required: a user whose ACL allows INFO\n",
+        ));
     };
     let verified = shared
         .auth
@@ -210,12 +216,8 @@ async fn metrics_refusal<E: Env>(shared: &Shared<E>, head: &str, peer: SocketAdd
         return Some(Answer::unauthorized(&format!("{text}\n")));
     }
     shared.audit(Event::AuthOk, who, ("auth", None), "ok");
-    let info = crate::commands::find("info").filter(|info| {
-        shared
-            .auth
-            .acl(&user)
-            .is_some_and(|acl| acl.allows(info))
-    });
+    let info = crate::commands::find("info")
+        .filter(|info| shared.auth.acl(&user).is_some_and(|acl| acl.allows(info)));
     if info.is_none() {
         shared.auth.denied();
         tracing::info!(%peer, user, "denied by an ACL (admin /metrics)");

@@ -789,7 +789,12 @@ async fn connection<E: Env>(shared: Arc<Shared<E>>, stream: E::Stream, peer: Soc
                     } else {
                         tracing::info!(%peer, user = %name, "authentication failed");
                         let outcome = "invalid username-password pair or user is disabled";
-                        shared.audit(Event::AuthFailed, native(&name, peer), ("auth", None), outcome);
+                        shared.audit(
+                            Event::AuthFailed,
+                            native(&name, peer),
+                            ("auth", None),
+                            outcome,
+                        );
                         Response::Error(ErrorReply::new(
                             ErrorCode::WrongPass,
                             "invalid username-password pair or user is disabled".to_owned(),

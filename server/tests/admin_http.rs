@@ -199,7 +199,10 @@ fn with_metrics_auth_metrics_need_a_user_whose_acl_allows_info_and_probes_stay_o
     assert_eq!(code, 403, "INFO is @dangerous: {body}");
     let (code, body) = curl_with(addr, "GET", "/metrics", &["--user", "scraper:scrape"]);
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("jubilant_auth_denied_by_acl_total 1"), "{body}");
+    assert!(
+        body.contains("jubilant_auth_denied_by_acl_total 1"),
+        "{body}"
+    );
     assert!(body.contains("jubilant_auth_failures_total 1"), "{body}");
     for probe in ["/healthz", "/readyz"] {
         assert_eq!(curl(addr, "GET", probe).0, 200, "{probe} needs no user");

@@ -1183,14 +1183,40 @@ fn acls_deny_forbidden_commands_and_keys_on_both_listeners_and_nothing_runs() {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut wanted: Vec<&[(&str, &str)]> = vec![
-        &[("event", "auth_ok"), ("user", "alice"), ("listener", "native")],
-        &[("event", "denied"), ("user", "alice"), ("command", "set"), ("key", "736563726574")],
-        &[("event", "denied"), ("user", "alice"), ("command", "checkpoint")],
-        &[("event", "admin"), ("user", "admin"), ("command", "checkpoint"), ("outcome", "ok")],
+        &[
+            ("event", "auth_ok"),
+            ("user", "alice"),
+            ("listener", "native"),
+        ],
+        &[
+            ("event", "denied"),
+            ("user", "alice"),
+            ("command", "set"),
+            ("key", "736563726574"),
+        ],
+        &[
+            ("event", "denied"),
+            ("user", "alice"),
+            ("command", "checkpoint"),
+        ],
+        &[
+            ("event", "admin"),
+            ("user", "admin"),
+            ("command", "checkpoint"),
+            ("outcome", "ok"),
+        ],
     ];
     if have_redis_tool("redis-cli") {
-        wanted.push(&[("event", "denied"), ("listener", "resp"), ("command", "flushall")]);
-        wanted.push(&[("event", "admin"), ("listener", "resp"), ("command", "acl|list")]);
+        wanted.push(&[
+            ("event", "denied"),
+            ("listener", "resp"),
+            ("command", "flushall"),
+        ]);
+        wanted.push(&[
+            ("event", "admin"),
+            ("listener", "resp"),
+            ("command", "acl|list"),
+        ]);
     }
     loop {
         let events = events();

@@ -11,7 +11,9 @@
 //! - clocks: `Instant` for the monotonic clock, `SystemTime` for the wall
 //!   clock, tokio timers for sleeping;
 //! - tasks: `tokio::spawn`;
-//! - network: tokio TCP sockets adapted to `futures-io`.
+//! - network: tokio TCP sockets adapted to `futures-io`, with TLS
+//!   (rustls) when the environment is given a configuration
+//!   ([`RealEnv::with_tls_server`], [`RealEnv::with_tls_client`]).
 //!
 //! This crate and `io-sim` are the only places allowed to touch the real
 //! world (see `clippy.toml`).
@@ -42,10 +44,12 @@ mod clock;
 mod fs;
 mod net;
 mod spawn;
+pub mod tls;
 
 pub use fs::{RealDirLock, RealFile};
 pub use net::RealListener;
 pub use spawn::RealJoinHandle;
+pub use tls::RealStream;
 
 /// The production environment: a handle to a tokio runtime plus the origin
 /// of the monotonic clock. Cheap to clone.
@@ -53,6 +57,10 @@ pub use spawn::RealJoinHandle;
 pub struct RealEnv {
     runtime: tokio::runtime::Handle,
     origin: std::time::Instant,
+    /// Listeners accept TLS only.
+    tls_server: Option<std::sync::Arc<tls::TlsServer>>,
+    /// Connections speak TLS.
+    tls_client: Option<tls::TlsClient>,
 }
 
 impl RealEnv {
@@ -61,7 +69,21 @@ impl RealEnv {
         RealEnv {
             runtime,
             origin: std::time::Instant::now(),
+            tls_server: None,
+            tls_client: None,
         }
+    }
+
+    /// This environment, its listeners speaking TLS only (every one).
+    pub fn with_tls_server(mut self, tls: std::sync::Arc<tls::TlsServer>) -> Self {
+        self.tls_server = Some(tls);
+        self
+    }
+
+    /// This environment, its connections speaking TLS.
+    pub fn with_tls_client(mut self, tls: tls::TlsClient) -> Self {
+        self.tls_client = Some(tls);
+        self
     }
 
     /// An environment on the runtime the caller is running on.

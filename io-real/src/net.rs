@@ -1,33 +1,43 @@
-//! TCP over tokio, seen through `futures-io`.
+//! TCP over tokio, seen through `futures-io`; TLS on it when the
+//! environment is given a configuration ([`crate::tls`]).
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use jubilant_core::env::{Listener, Net};
-use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::RealEnv;
+use crate::tls::{RealStream, TlsServer};
 
 /// A listening TCP socket.
 #[derive(Debug)]
 pub struct RealListener {
     listener: tokio::net::TcpListener,
+    /// Accepted streams speak TLS.
+    tls: Option<Arc<TlsServer>>,
 }
 
 impl Net for RealEnv {
     type Listener = RealListener;
-    type Stream = Compat<tokio::net::TcpStream>;
+    type Stream = RealStream;
 
     async fn listen(&self, addr: SocketAddr) -> io::Result<RealListener> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        Ok(RealListener { listener })
+        Ok(RealListener {
+            listener,
+            tls: self.tls_server.clone(),
+        })
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         // Requests and responses are small and latency-bound.
         stream.set_nodelay(true)?;
-        Ok(stream.compat())
+        match &self.tls_client {
+            Some(tls) => tls.connect(stream).await,
+            None => RealStream::plain(stream),
+        }
     }
 
     async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -35,7 +45,7 @@ impl Net for RealEnv {
     }
 
     fn set_keepalive(&self, stream: &Self::Stream, idle: std::time::Duration) -> io::Result<()> {
-        let socket = socket2::SockRef::from(stream.get_ref());
+        let socket = stream.socket();
         if idle.is_zero() {
             return socket.set_keepalive(false);
         }
@@ -52,7 +62,7 @@ impl Net for RealEnv {
 }
 
 impl Listener for RealListener {
-    type Stream = Compat<tokio::net::TcpStream>;
+    type Stream = RealStream;
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -62,6 +72,12 @@ impl Listener for RealListener {
         let (stream, peer) = self.listener.accept().await?;
         // Requests and responses are small and latency-bound.
         stream.set_nodelay(true)?;
-        Ok((stream.compat(), peer))
+        // The handshake happens on the stream's first read or write, not
+        // here: a slow client never holds the accept loop.
+        let stream = match &self.tls {
+            Some(tls) => tls.wrap(stream)?,
+            None => RealStream::plain(stream)?,
+        };
+        Ok((stream, peer))
     }
 }

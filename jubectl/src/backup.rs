@@ -89,7 +89,7 @@ pub(crate) async fn run_backup(target: &Target, dir: &Path, as_json: bool) -> u8
 }
 
 async fn backup(target: &Target, dir: &Path) -> Result<serde_json::Value, Failed> {
-    let env = RealEnv::current();
+    let env = target.env();
     if holds_files(&env, dir).await {
         return Err(Failed::operating(format!(
             "{} already exists and is not empty; a backup goes into a new directory",

@@ -72,6 +72,24 @@ struct Cli {
     /// line is visible to other users of the machine).
     #[arg(long, env = "JUBILANT_PASSWORD", hide_env_values = true, global = true)]
     password: Option<String>,
+    /// Speak TLS to the server (its `[tls]` is on); needs `--tls-ca`.
+    #[arg(long, env = "JUBILANT_TLS", global = true)]
+    tls: bool,
+    /// The CA certificate (PEM) the server's certificate must chain to
+    /// (implies `--tls`).
+    #[arg(long, env = "JUBILANT_TLS_CA", value_name = "FILE", global = true)]
+    tls_ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for a server that requires one
+    /// (mTLS); with `--tls-key`.
+    #[arg(long, env = "JUBILANT_TLS_CERT", value_name = "FILE", global = true)]
+    tls_cert: Option<PathBuf>,
+    /// This client's private key (PEM); with `--tls-cert`.
+    #[arg(long, env = "JUBILANT_TLS_KEY", value_name = "FILE", global = true)]
+    tls_key: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host of
+    /// `--addr`).
+    #[arg(long, value_name = "NAME", global = true)]
+    tls_server_name: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -419,10 +437,24 @@ fn main() -> ExitCode {
         eprintln!("jubectl: --timeout must be a positive number of seconds");
         return ExitCode::from(exit::USAGE);
     };
+    let tls = match online::tls_client(
+        &cli.addr,
+        cli.tls,
+        cli.tls_ca.as_deref(),
+        (cli.tls_cert.as_deref(), cli.tls_key.as_deref()),
+        cli.tls_server_name.as_deref(),
+    ) {
+        Ok(tls) => tls,
+        Err(message) => {
+            eprintln!("jubectl: {message}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let target = online::Target {
         addr: cli.addr,
         timeout,
         credentials,
+        tls,
     };
     let hex = cli.hex;
     let (online, offline) = match cli.command {

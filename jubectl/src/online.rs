@@ -256,16 +256,63 @@ fn info_value(text: &str) -> serde_json::Value {
     }
 }
 
-/// Where and how online commands connect: `--addr`, `--timeout`, and
-/// `--user`/`--password` (authenticated on every connection).
+/// Where and how online commands connect: `--addr`, `--timeout`,
+/// `--user`/`--password` (authenticated on every connection), and TLS.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
     pub addr: String,
     pub timeout: Duration,
     pub credentials: Option<jubilant_client::Credentials>,
+    pub tls: Option<jubilant_io_real::tls::TlsClient>,
+}
+
+/// The TLS the flags ask for: `None` without `--tls` or `--tls-ca`.
+pub(crate) fn tls_client(
+    addr: &str,
+    tls: bool,
+    ca: Option<&std::path::Path>,
+    (cert, key): (Option<&std::path::Path>, Option<&std::path::Path>),
+    server_name: Option<&str>,
+) -> Result<Option<jubilant_io_real::tls::TlsClient>, String> {
+    use jubilant_io_real::tls;
+    if !tls && ca.is_none() {
+        if cert.is_some() || key.is_some() {
+            return Err("--tls-cert and --tls-key need --tls-ca".to_owned());
+        }
+        return Ok(None);
+    }
+    let Some(ca) = ca else {
+        return Err(
+            "--tls needs --tls-ca FILE: the CA certificate that signed the server's".to_owned(),
+        );
+    };
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".to_owned()),
+    };
+    let config = tls::client_config(ca, identity).map_err(|error| error.to_string())?;
+    // The host of HOST:PORT ([v6]:PORT too).
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    tls::TlsClient::new(config, server_name.unwrap_or(host))
+        .map(Some)
+        .map_err(|error| error.to_string())
 }
 
 impl Target {
+    /// The environment to connect through (TLS when asked for).
+    pub(crate) fn env(&self) -> jubilant_io_real::RealEnv {
+        let env = jubilant_io_real::RealEnv::current();
+        match &self.tls {
+            Some(tls) => env.with_tls_client(tls.clone()),
+            None => env,
+        }
+    }
+
     pub(crate) fn options(&self) -> jubilant_client::ClientOptions {
         jubilant_client::ClientOptions {
             connect_timeout: self.timeout,
@@ -277,7 +324,7 @@ impl Target {
 
 /// Runs `command` against the server `target` names; returns the exit code.
 pub(crate) async fn run(target: &Target, command: Online, as_json: bool) -> u8 {
-    let env = jubilant_io_real::RealEnv::current();
+    let env = target.env();
     let client = match jubilant_client::connect_with(&env, &target.addr, target.options()).await {
         Ok(client) => client,
         Err(error @ ClientError::Server { .. }) => {

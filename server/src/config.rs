@@ -57,6 +57,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// The audit log (design 13.4).
     pub audit: AuditConfig,
+    /// TLS on every listener (design 13.3).
+    pub tls: TlsConfig,
     /// Switches that break the server (and engine) on purpose (tests only).
     #[cfg(feature = "sabotage")]
     #[serde(skip)]
@@ -235,6 +237,27 @@ impl Default for AdminConfig {
     }
 }
 
+/// `[tls]`: every listener speaks TLS (1.2 or 1.3) when `cert_file` and
+/// `key_file` are set; with `ca_file` too, clients must present a
+/// certificate that chains to it (mTLS). SIGHUP reloads the files.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM), leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates must chain to: mTLS.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether the listeners speak TLS.
+    pub fn on(&self) -> bool {
+        self.cert_file.is_some()
+    }
+}
+
 /// `[audit]`: authentications, denials and administrative commands, one
 /// JSON object per line (design 13.4).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -337,6 +360,7 @@ impl Default for Config {
             resp: RespConfig::default(),
             admin: AdminConfig::default(),
             audit: AuditConfig::default(),
+            tls: TlsConfig::default(),
             users: Vec::new(),
             #[cfg(feature = "sabotage")]
             sabotage: jubilant_core::sabotage::Sabotage::None,
@@ -536,6 +560,18 @@ impl Config {
             {
                 return invalid("users.acl", format!("of user {:?}: {problem}", user.name));
             }
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return invalid(
+                "tls.cert_file",
+                "and tls.key_file go together: give both, or neither".to_owned(),
+            );
+        }
+        if self.tls.ca_file.is_some() && !self.tls.on() {
+            return invalid(
+                "tls.ca_file",
+                "requires tls.cert_file and tls.key_file (the server's own certificate)".to_owned(),
+            );
         }
         at_least("audit.max_bytes", self.audit.max_bytes, AUDIT_MAX_BYTES_MIN)?;
         if self.audit.keep > AUDIT_KEEP_MAX {

@@ -9,8 +9,9 @@
 //! SIGTERM shuts down gracefully (no new connections, requests in flight
 //! finished, the WAL made durable) and exits 0. SIGHUP reads the
 //! configuration again and takes its `[[users]]` (passwords and ACLs)
-//! without dropping a connection; a file that does not load changes
-//! nothing (the log says why).
+//! and its `[tls]` files (for new connections) without dropping a
+//! connection; a file that does not load changes nothing (the log says
+//! why).
 //!
 //! Every flag may instead come from the environment: `JUBILANT_CONFIG`,
 //! `JUBILANT_DATA_DIR`, `JUBILANT_LISTEN`, `JUBILANT_RESP_LISTEN`,
@@ -28,9 +29,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use jubilant_io_real::RealEnv;
+use jubilant_io_real::tls::{self, TlsFiles, TlsServer};
 use jubilant_server::config::{Config, LogFormat, LogLevel};
 use jubilant_server::runtime;
 use tracing_subscriber::EnvFilter;
@@ -83,6 +86,41 @@ fn load(cli: Cli) -> Result<Config, String> {
         None => config,
     }
     .map_err(|error| error.to_string())
+}
+
+/// The server's TLS configuration from `[tls]`, if it is on.
+fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let (Some(cert_file), Some(key_file)) = (&config.tls.cert_file, &config.tls.key_file) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert_file: cert_file.clone(),
+        key_file: key_file.clone(),
+        ca_file: config.tls.ca_file.clone(),
+    };
+    tls::server_config(&files)
+        .map(Some)
+        .map_err(|error| format!("[tls]: {error}"))
+}
+
+/// Takes the users and TLS files of the configuration again (SIGHUP).
+fn reload<E: jubilant_core::env::Env>(
+    cli: &Cli,
+    server: &runtime::Running<E>,
+    tls: Option<&Arc<TlsServer>>,
+) -> Result<(), String> {
+    let config = load(cli.clone())?;
+    let tls_config = tls_config(&config)?;
+    match (tls, tls_config) {
+        (Some(tls), Some(tls_config)) => {
+            server.reload_users(&config)?;
+            tls.reload(tls_config);
+            tracing::info!("TLS certificates reloaded");
+            Ok(())
+        }
+        (None, None) => server.reload_users(&config),
+        _ => Err("a reload cannot turn TLS on or off (restart to do that)".to_owned()),
+    }
 }
 
 fn init_logging(config: &Config) {
@@ -185,12 +223,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let tls = match tls_config(&config) {
+        Ok(tls) => tls.map(TlsServer::new),
+        Err(message) => {
+            tracing::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
     runtime.block_on(async {
         let signalled = shutdown_signal();
         // Watched before listening too: SIGHUP's default action ends the
         // process.
         let mut hangups = hangups();
-        let server = match runtime::start(RealEnv::current(), config).await {
+        let env = match &tls {
+            Some(tls) => RealEnv::current().with_tls_server(Arc::clone(tls)),
+            None => RealEnv::current(),
+        };
+        let server = match runtime::start(env, config).await {
             Ok(server) => server,
             Err(error) => {
                 tracing::error!("{error}");
@@ -201,14 +250,11 @@ fn main() -> ExitCode {
         loop {
             tokio::select! {
                 () = &mut signalled => break,
-                Some(()) = hangups.recv() => match load(cli.clone()) {
-                    Ok(config) => {
-                        if let Err(error) = server.reload_users(&config) {
-                            tracing::error!("SIGHUP: not reloaded: {error}");
-                        }
+                Some(()) = hangups.recv() => {
+                    if let Err(error) = reload(&cli, &server, tls.as_ref()) {
+                        tracing::error!("SIGHUP: not reloaded: {error}");
                     }
-                    Err(error) => tracing::error!("SIGHUP: not reloaded: {error}"),
-                },
+                }
             }
         }
         tracing::info!("signal received: shutting down");

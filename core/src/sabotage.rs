@@ -151,11 +151,13 @@ pub enum Sabotage {
     /// An ACL check skips a request's second key (a transaction's, an
     /// `MSET`'s), on both listeners.
     AclSecondKeyUnchecked,
+    /// The audit log is never rotated: it grows without bound.
+    AuditUnrotated,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 44] = [
+    pub const ALL: [Sabotage; 45] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -200,6 +202,7 @@ impl Sabotage {
         Sabotage::BackupWithoutSync,
         Sabotage::AuthSkipped,
         Sabotage::AclSecondKeyUnchecked,
+        Sabotage::AuditUnrotated,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -249,6 +252,7 @@ impl Sabotage {
             Sabotage::BackupWithoutSync => "backup-without-sync",
             Sabotage::AuthSkipped => "auth-skipped",
             Sabotage::AclSecondKeyUnchecked => "acl-second-key-unchecked",
+            Sabotage::AuditUnrotated => "audit-unrotated",
         }
     }
 }

@@ -10,8 +10,14 @@
 //! - **The file is bounded**: past `max_bytes` it is rotated (`file` →
 //!   `file.1` → ... → `file.keep`, the oldest removed), so the log holds at
 //!   most `(keep + 1) × max_bytes` and one event.
-//! - **A line is whole or was never acknowledged**: each batch is written
-//!   then synced; a crash may cut the last line, which a reader skips.
+//! - **Every line is whole, or was cut by a crash**: each batch is written
+//!   then synced, and a batch that failed is cut off before the next one
+//!   is written; a crash may cut or garble the last (unsynced) batch, and
+//!   the next open ends a cut line, so what follows starts on a line of
+//!   its own (a reader skips a line that does not parse).
+//! - **A file is rotated before an append once it holds `max_bytes`**: all
+//!   but its last batch (at most [`BATCH_EVENTS_MAX`] lines) is under
+//!   `max_bytes`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -150,9 +156,12 @@ pub struct AuditCounts {
 impl Audit {
     /// The audit log of `config`, and its writer task (to spawn); none
     /// when it is off.
+    /// `unrotated` is sabotage `audit-unrotated`: `false` in every real
+    /// call.
     pub fn start<E: Env>(
         env: &E,
         config: &AuditConfig,
+        unrotated: bool,
     ) -> (Audit, Option<impl Future<Output = ()> + Send + 'static>) {
         let Some(file) = config.file.clone() else {
             return (Audit::default(), None);
@@ -162,7 +171,11 @@ impl Audit {
         let writer = Writer {
             env: env.clone(),
             path: file,
-            max_bytes: config.max_bytes,
+            max_bytes: if unrotated {
+                u64::MAX
+            } else {
+                config.max_bytes
+            },
             keep: config.keep,
             counts: Arc::clone(&counts),
         };
@@ -230,7 +243,7 @@ struct Writer<E: Env> {
 }
 
 /// Events written per batch at most (then synced).
-const BATCH_EVENTS_MAX: usize = 256;
+pub const BATCH_EVENTS_MAX: usize = 256;
 
 impl<E: Env> Writer<E> {
     /// Writes events until every sender is gone.
@@ -248,8 +261,8 @@ impl<E: Env> Writer<E> {
                     self.counts.written.fetch_add(events, Ordering::Relaxed);
                 }
                 Err(error) => {
-                    // Tried again with the next batch, from a fresh open.
-                    file = None;
+                    // The next batch goes where this one began, over
+                    // whatever of it landed.
                     self.counts.dropped.fetch_add(events, Ordering::Relaxed);
                     tracing::warn!(%error, path = %self.path.display(), "audit events not written");
                 }
@@ -258,16 +271,22 @@ impl<E: Env> Writer<E> {
     }
 
     async fn append(&self, file: &mut Option<(E::File, u64)>, bytes: &[u8]) -> std::io::Result<()> {
+        if file.is_none() {
+            *file = Some(self.open().await?);
+        }
         if file.as_ref().is_some_and(|(_, len)| *len >= self.max_bytes) {
             *file = None;
             self.rotate().await?;
-        }
-        if file.is_none() {
             *file = Some(self.open().await?);
         }
         let Some((open, len)) = file.as_mut() else {
             return Ok(());
         };
+        // What a failed batch left past the last synced one (bytes, or
+        // zeros a full disk's writeback lost) goes first.
+        if open.len().await? > *len {
+            open.set_len(*len).await?;
+        }
         open.write_at(*len, bytes).await?;
         open.sync_data().await?;
         *len += bytes.len() as u64;
@@ -286,7 +305,13 @@ impl<E: Env> Writer<E> {
             }
             Err(error) => return Err(error),
         };
-        let len = file.len().await?;
+        let mut len = file.len().await?;
+        // A crash can cut the last line: end it, so the next line starts
+        // on a line of its own (a reader skips the cut one).
+        if len > 0 && file.read_at(len - 1, 1).await? != b"\n" {
+            file.write_at(len, b"\n").await?;
+            len += 1;
+        }
         Ok((file, len))
     }
 

@@ -407,7 +407,9 @@ pub async fn serve_db<E: Env>(
         config.server.queued_bytes_total_max
     };
     let request_bytes_max = config.server.request_bytes_total_max;
-    let (audit, audit_writer) = crate::audit::Audit::start(&env, &config.audit);
+    // Broken on purpose: the audit log is never rotated.
+    let unrotated = sabotaged(&config, jubilant_core::sabotage::Sabotage::AuditUnrotated);
+    let (audit, audit_writer) = crate::audit::Audit::start(&env, &config.audit, unrotated);
     if let Some(writer) = audit_writer {
         drop(env.spawn("audit-writer", writer));
     }

@@ -780,3 +780,16 @@ fn an_acl_check_that_skips_a_requests_second_key_is_caught() {
         &["authorization"],
     );
 }
+
+#[test]
+fn an_audit_log_never_rotated_is_caught() {
+    // Worlds with users keep an audit log rotated at 4 KiB; every start
+    // judges what the lives before left.
+    assert_caught_on(
+        WorkloadName::Server,
+        Sabotage::AuditUnrotated,
+        &format!("crash=0.001,kill=0,{NO_CORRUPTION}"),
+        30,
+        &["audit_log"],
+    );
+}

@@ -32,6 +32,7 @@
 //! - `conn`: how a client reaches the database (embedded or the server);
 //! - `model`: the serial history and the oracles.
 
+mod audit;
 mod client;
 mod conn;
 mod hostile;

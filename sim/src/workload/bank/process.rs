@@ -255,6 +255,9 @@ pub(super) async fn serve(
         ..shape.server_config()
     };
     let connections_max = config.server.max_connections as u64;
+    if config.audit.file.is_some() {
+        super::audit::check(env, model).await;
+    }
     let running = match jubilant_server::runtime::serve_db(env.clone(), config, db).await {
         Ok(running) => running,
         Err(error) => {

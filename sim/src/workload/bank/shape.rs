@@ -200,6 +200,7 @@ impl Shape {
                     acl: Some(GUEST_ACL.to_owned()),
                 },
             ];
+            config.audit = super::audit::config();
         }
         config.storage.checkpoint_interval_ms = self.checkpoint_interval_ms;
         // The audit after a restart reads every account and note.

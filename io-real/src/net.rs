@@ -36,7 +36,7 @@ impl Net for RealEnv {
         stream.set_nodelay(true)?;
         match &self.tls_client {
             Some(tls) => tls.connect(stream).await,
-            None => RealStream::plain(stream),
+            None => Ok(RealStream::plain(stream)),
         }
     }
 
@@ -45,7 +45,11 @@ impl Net for RealEnv {
     }
 
     fn set_keepalive(&self, stream: &Self::Stream, idle: std::time::Duration) -> io::Result<()> {
-        let socket = stream.socket();
+        let Some(tcp) = stream.tcp() else {
+            // Its handshake failed: it is closing.
+            return Ok(());
+        };
+        let socket = socket2::SockRef::from(tcp);
         if idle.is_zero() {
             return socket.set_keepalive(false);
         }
@@ -75,8 +79,8 @@ impl Listener for RealListener {
         // The handshake happens on the stream's first read or write, not
         // here: a slow client never holds the accept loop.
         let stream = match &self.tls {
-            Some(tls) => tls.wrap(stream)?,
-            None => RealStream::plain(stream)?,
+            Some(tls) => tls.wrap(stream),
+            None => RealStream::plain(stream),
         };
         Ok((stream, peer))
     }

@@ -166,12 +166,10 @@ impl TlsServer {
     }
 
     /// `tcp`, to be served over TLS once its handshake is done.
-    pub(crate) fn wrap(&self, tcp: TcpStream) -> io::Result<RealStream> {
-        let socket = duplicate(&tcp)?;
-        Ok(RealStream {
-            socket,
+    pub(crate) fn wrap(&self, tcp: TcpStream) -> RealStream {
+        RealStream {
             state: State::Handshaking(Box::pin(self.acceptor().accept(tcp))),
-        })
+        }
     }
 }
 
@@ -200,25 +198,16 @@ impl TlsClient {
     }
 
     pub(crate) async fn connect(&self, tcp: TcpStream) -> io::Result<RealStream> {
-        let socket = duplicate(&tcp)?;
         let connector = TlsConnector::from(Arc::clone(&self.config));
         let stream = connector.connect(self.server_name.clone(), tcp).await?;
         Ok(RealStream {
-            socket,
             state: State::Client(Box::new(stream)),
         })
     }
 }
 
-/// A second handle on a stream's socket, for socket options (keepalive)
-/// whatever wraps the stream.
-fn duplicate(tcp: &TcpStream) -> io::Result<socket2::Socket> {
-    socket2::SockRef::from(tcp).try_clone()
-}
-
 /// A TCP stream of the real environment, plain or TLS.
 pub struct RealStream {
-    socket: socket2::Socket,
     state: State,
 }
 
@@ -245,16 +234,22 @@ enum State {
 }
 
 impl RealStream {
-    pub(crate) fn plain(tcp: TcpStream) -> io::Result<Self> {
-        Ok(RealStream {
-            socket: duplicate(&tcp)?,
+    pub(crate) fn plain(tcp: TcpStream) -> Self {
+        RealStream {
             state: State::Plain(tcp),
-        })
+        }
     }
 
-    /// The socket, for its options.
-    pub(crate) fn socket(&self) -> &socket2::Socket {
-        &self.socket
+    /// The TCP socket under it, for its options (`None` once a handshake
+    /// failed).
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
+        match &self.state {
+            State::Plain(tcp) => Some(tcp),
+            State::Handshaking(accept) => accept.get_ref(),
+            State::Server(tls) => Some(tls.get_ref().0),
+            State::Client(tls) => Some(tls.get_ref().0),
+            State::Failed => None,
+        }
     }
 
     /// Finishes the handshake if it is under way; then the stream, as

@@ -13,9 +13,9 @@
 //! - **A rule not understood is refused at load**, never ignored (channel
 //!   rules excepted: there are no channels, so they mean nothing).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use jubilant_core::txn::{KeyId, Mode};
+use jubilant_core::txn::{KeyId, Mode, Op};
 
 use crate::commands::{self, COMMANDS, Category, CommandSpec, Served};
 use crate::resp::glob;
@@ -300,20 +300,23 @@ impl Acl {
                 _ => Ok(()),
             };
         };
-        let key = |id: KeyId| {
-            txn.keys()
-                .iter()
-                .find(|(declared, _, _)| *declared == id)
-                .map_or(&[][..], |(_, _, key)| key.as_slice())
-        };
+        // Linear in keys and ops: a transaction may have thousands.
+        let declared: BTreeMap<KeyId, &[u8]> = txn
+            .keys()
+            .iter()
+            .map(|(id, _, key)| (*id, key.as_slice()))
+            .collect();
+        let used: BTreeSet<KeyId> = txn.ops().iter().map(Op::key).collect();
         let ops = txn.ops().iter().map(|op| {
             let (spec, access) = commands::native_op(op);
-            (Some(spec), key(op.key()), access)
+            // An undeclared id is the engine's to refuse (UnknownKeyId).
+            let key = declared.get(&op.key()).copied().unwrap_or_default();
+            (Some(spec), key, access)
         });
         let unused = txn
             .keys()
             .iter()
-            .filter(|(id, _, _)| !txn.ops().iter().any(|op| op.key() == *id))
+            .filter(|(id, _, _)| !used.contains(id))
             .map(|(_, mode, key)| {
                 let access = match mode {
                     Mode::R => Access::Read,

@@ -10,23 +10,26 @@
 //! - **The file is bounded**: past `max_bytes` it is rotated (`file` →
 //!   `file.1` → ... → `file.keep`, the oldest removed), so the log holds at
 //!   most `(keep + 1) × max_bytes` and one event.
-//! - **Every line is whole, or was cut by a crash**: each batch is written
-//!   then synced, and a batch that failed is cut off before the next one
-//!   is written; a crash may cut or garble the last (unsynced) batch, and
-//!   the next open ends a cut line, so what follows starts on a line of
-//!   its own (a reader skips a line that does not parse).
+//! - **Every line is whole, or belongs to a batch whose fate is
+//!   unknown**: each batch is written then synced. A crash may cut or
+//!   garble a batch not yet synced, and a failed write or sync leaves
+//!   unknown what of its batch reached the disk (the next batch is written
+//!   over it, from the last synced length, but a cut line or zeros may
+//!   survive). The next open ends a cut line, so what follows starts on a
+//!   line of its own; a reader skips a line that does not parse.
 //! - **A file is rotated before an append once it holds `max_bytes`**: all
 //!   but its last batch (at most [`BATCH_EVENTS_MAX`] lines) is under
 //!   `max_bytes`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::channel::mpsc;
 use jubilant_core::env::{Env, File, OpenMode};
+use jubilant_core::mutex::lock;
 
 use crate::config::AuditConfig;
 
@@ -139,7 +142,9 @@ fn hex(bytes: &[u8]) -> String {
 /// The audit log's sending end, shared by every connection.
 #[derive(Default)]
 pub struct Audit {
-    queue: Option<mpsc::Sender<Record>>,
+    /// One sender, kept: a futures channel gives every sender a slot of
+    /// its own, so a sender cloned per event would never find it full.
+    queue: Option<Mutex<mpsc::Sender<Record>>>,
     counts: Arc<AuditCounts>,
 }
 
@@ -180,7 +185,7 @@ impl Audit {
             counts: Arc::clone(&counts),
         };
         let audit = Audit {
-            queue: Some(queue),
+            queue: Some(Mutex::new(queue)),
             counts,
         };
         (audit, Some(writer.run(events)))
@@ -220,7 +225,7 @@ impl Audit {
         let Some(queue) = &self.queue else {
             return;
         };
-        if queue.clone().try_send(record).is_err() {
+        if lock(queue).try_send(record).is_err() {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -368,6 +373,25 @@ mod tests {
         assert_eq!(parsed["event"], "denied");
         assert_eq!(parsed["listener"], "resp");
         assert_eq!(parsed["client"], "10.0.0.1:4000");
+    }
+
+    #[test]
+    fn a_full_queue_drops_events_and_counts_them() {
+        let (queue, _events) = mpsc::channel(QUEUE_EVENTS_MAX);
+        let audit = Audit {
+            queue: Some(Mutex::new(queue)),
+            counts: Arc::default(),
+        };
+        let who = Who {
+            user: "u",
+            client: "10.0.0.1:1".parse().expect("address"),
+            listener: Via::Native,
+        };
+        for _ in 0..QUEUE_EVENTS_MAX + 10 {
+            audit.event(1, Event::AuthOk, who, ("auth", None), "ok");
+        }
+        let (_, dropped) = audit.counts();
+        assert!((9..=10).contains(&dropped), "{dropped} dropped");
     }
 
     #[test]

@@ -202,6 +202,9 @@ pub(crate) struct Shared<E: Env> {
     pub(crate) auth: Arc<crate::auth::Auth>,
     /// The audit log (off unless `[audit] file` is set).
     pub(crate) audit: crate::audit::Audit,
+    /// Its writer, awaited at shutdown: a restarted server's writer must
+    /// not append beside the old one.
+    audit_writer: Option<E::JoinHandle<()>>,
 }
 
 impl<E: Env> Shared<E> {
@@ -410,9 +413,7 @@ pub async fn serve_db<E: Env>(
     // Broken on purpose: the audit log is never rotated.
     let unrotated = sabotaged(&config, jubilant_core::sabotage::Sabotage::AuditUnrotated);
     let (audit, audit_writer) = crate::audit::Audit::start(&env, &config.audit, unrotated);
-    if let Some(writer) = audit_writer {
-        drop(env.spawn("audit-writer", writer));
-    }
+    let audit_writer = audit_writer.map(|writer| env.spawn("audit-writer", writer));
     let shared = Arc::new(Shared {
         started: env.now_mono(),
         env: env.clone(),
@@ -429,6 +430,7 @@ pub async fn serve_db<E: Env>(
         backup: crate::backup::BackupSlot::new(),
         auth: Arc::new(crate::auth::Auth::new(&config_users, skip_second_key)),
         audit,
+        audit_writer,
     });
     let admin = admin_listener.map(|(listener, _)| {
         env.spawn("admin", crate::admin::serve(Arc::clone(&shared), listener))
@@ -601,7 +603,18 @@ async fn serve<E: Env>(
             }
         }
     };
-    shared.db.close().await.map_err(ServerError::Close)?;
+    let closed = shared.db.close().await.map_err(ServerError::Close);
+    // The audit writer writes what is queued, then ends.
+    let Shared {
+        audit,
+        audit_writer,
+        ..
+    } = shared;
+    drop(audit);
+    if let Some(writer) = audit_writer {
+        writer.await;
+    }
+    closed?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

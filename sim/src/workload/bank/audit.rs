@@ -7,7 +7,8 @@
 //! - **Whole lines**: every line is a JSON object naming a known event and
 //!   listener. Judged only in worlds where nothing could have cut or
 //!   garbled one: no crash or kill (a life's last batch was not synced,
-//!   and a torn write may garble it), no damage, no corrupted read.
+//!   and a torn write may garble it), no failed sync or full disk (what of
+//!   that batch landed is unknown), no damage, no corrupted read.
 
 use std::path::{Path, PathBuf};
 
@@ -73,11 +74,22 @@ pub(super) async fn check(env: &SimEnv, model: &Model) {
     }
 }
 
-/// Whether a node lost its page cache or its process (unsynced batches may
-/// be cut or garbled), or a read may show bytes the file does not hold.
+/// Whether a batch may have been left cut or garbled: a node lost its
+/// page cache or its process (a batch not yet synced), or a sync failed
+/// (what of its batch is on disk is unknown), or a read may show bytes the
+/// file does not hold.
 fn crashed(env: &SimEnv) -> bool {
     let counts = env.fault_counts();
-    counts.get(Fault::Crash) + counts.get(Fault::Kill) + counts.get(Fault::ReadCorrupt) > 0
+    [
+        Fault::Crash,
+        Fault::Kill,
+        Fault::ReadCorrupt,
+        Fault::FsyncError,
+        Fault::DiskFull,
+        Fault::DiskFilled,
+    ]
+    .into_iter()
+    .any(|fault| counts.get(fault) > 0)
 }
 
 async fn read(env: &SimEnv, path: &Path) -> Option<Vec<u8>> {

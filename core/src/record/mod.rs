@@ -20,7 +20,7 @@ pub mod wire;
 pub use key::Escaped;
 
 pub(crate) use value::int_from_bytes;
-pub use value::{Value, ValueMalformed};
+pub use value::{Value, ValueMalformed, WrongType};
 
 /// The type of a stored value (SPEC 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -25,7 +25,76 @@ pub enum Value {
     Int(i64),
 }
 
+/// A value is not of the type asked for ([`Value`]'s `TryFrom`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the value is {found:?}, not {wanted:?}")]
+pub struct WrongType {
+    /// The type asked for.
+    pub wanted: ValueType,
+    /// The value's type.
+    pub found: ValueType,
+}
+
 impl Value {
+    /// Its type.
+    ///
+    /// ```
+    /// use jubilant_core::record::{Value, ValueType};
+    /// assert_eq!(Value::from(7).value_type(), ValueType::Int64);
+    /// ```
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::Bytes(_) => ValueType::Bytes,
+            Value::String(_) => ValueType::String,
+            Value::Int(_) => ValueType::Int64,
+        }
+    }
+
+    /// The bytes of a `Bytes` or `String` value (`None` for an integer).
+    ///
+    /// ```
+    /// use jubilant_core::record::Value;
+    /// assert_eq!(Value::from("hi").as_bytes(), Some(&b"hi"[..]));
+    /// assert_eq!(Value::from(b"\x00\x01".as_slice()).as_bytes(), Some(&[0, 1][..]));
+    /// assert_eq!(Value::from(7).as_bytes(), None);
+    /// ```
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(bytes) => Some(bytes),
+            Value::String(text) => Some(text.as_bytes()),
+            Value::Int(_) => None,
+        }
+    }
+
+    /// The text of a `String` value, or of `Bytes` that are UTF-8.
+    ///
+    /// ```
+    /// use jubilant_core::record::Value;
+    /// assert_eq!(Value::from("hi").as_str(), Some("hi"));
+    /// assert_eq!(Value::from(vec![0xff]).as_str(), None);
+    /// ```
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(text) => Some(text),
+            Value::Bytes(bytes) => std::str::from_utf8(bytes).ok(),
+            Value::Int(_) => None,
+        }
+    }
+
+    /// The integer of an `Int` value.
+    ///
+    /// ```
+    /// use jubilant_core::record::Value;
+    /// assert_eq!(Value::from(-3).as_int(), Some(-3));
+    /// assert_eq!(Value::from("3").as_int(), None, "no parsing: types are kept");
+    /// ```
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
     /// Bytes of the value's content (8 for an integer).
     pub fn len_bytes(&self) -> usize {
         match self {
@@ -110,9 +179,95 @@ impl From<i64> for Value {
     }
 }
 
+impl From<i32> for Value {
+    fn from(value: i32) -> Self {
+        Value::Int(i64::from(value))
+    }
+}
+
+impl From<u32> for Value {
+    fn from(value: u32) -> Self {
+        Value::Int(i64::from(value))
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Value {
+    fn from(value: &[u8; N]) -> Self {
+        Value::Bytes(value.to_vec())
+    }
+}
+
+impl TryFrom<Value> for i64 {
+    type Error = WrongType;
+
+    /// The integer of an `Int` value.
+    fn try_from(value: Value) -> Result<i64, WrongType> {
+        match value {
+            Value::Int(n) => Ok(n),
+            other => Err(WrongType {
+                wanted: ValueType::Int64,
+                found: other.value_type(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<Value> for String {
+    type Error = WrongType;
+
+    /// The text of a `String` value.
+    fn try_from(value: Value) -> Result<String, WrongType> {
+        match value {
+            Value::String(text) => Ok(text),
+            other => Err(WrongType {
+                wanted: ValueType::String,
+                found: other.value_type(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<Value> for Vec<u8> {
+    type Error = WrongType;
+
+    /// The bytes of a `Bytes` or `String` value.
+    fn try_from(value: Value) -> Result<Vec<u8>, WrongType> {
+        match value {
+            Value::Bytes(bytes) => Ok(bytes),
+            Value::String(text) => Ok(text.into_bytes()),
+            Value::Int(_) => Err(WrongType {
+                wanted: ValueType::Bytes,
+                found: ValueType::Int64,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conversions_keep_the_type_and_refuse_another() {
+        assert_eq!(Value::from(7i32), Value::Int(7));
+        assert_eq!(Value::from(7u32), Value::Int(7));
+        assert_eq!(Value::from(b"ab"), Value::Bytes(b"ab".to_vec()));
+        assert_eq!(i64::try_from(Value::Int(5)), Ok(5));
+        assert_eq!(
+            i64::try_from(Value::from("5")),
+            Err(WrongType {
+                wanted: ValueType::Int64,
+                found: ValueType::String
+            })
+        );
+        assert_eq!(String::try_from(Value::from("s")).as_deref(), Ok("s"));
+        assert!(
+            String::try_from(Value::from(b"s")).is_err(),
+            "bytes are not text"
+        );
+        assert_eq!(Vec::<u8>::try_from(Value::from("s")), Ok(b"s".to_vec()));
+        assert!(Vec::<u8>::try_from(Value::Int(1)).is_err());
+    }
 
     #[test]
     fn every_value_survives_its_record() {

@@ -539,3 +539,76 @@ fn a_transaction_that_waits_too_long_for_locks_is_busy_and_writes_nothing() {
     let stats = db.stats().txns;
     assert_eq!((stats.aborts, stats.busy), (busy, busy));
 }
+
+#[test]
+fn concurrent_updates_lose_no_increment_and_compare_and_swap_takes_one_winner() {
+    use jubilant_core::db::UpdateError;
+    use jubilant_core::env::Spawn;
+    let world = World::new(31, FaultConfig::none());
+    let db = open(&world);
+    let env = world.env(N);
+    let outcomes = world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move {
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let db = Arc::clone(&db);
+                    env.spawn("updater", async move {
+                        let mut attempts = 0;
+                        for _ in 0..5 {
+                            let updated = db
+                                .update("counter", |old| {
+                                    Some(Value::from(old.and_then(Value::as_int).unwrap_or(0) + 1))
+                                })
+                                .await
+                                .expect("an update within its attempts");
+                            attempts += updated.attempts;
+                        }
+                        attempts
+                    })
+                })
+                .collect();
+            let mut attempts = Vec::new();
+            for task in tasks {
+                attempts.push(task.await);
+            }
+            attempts
+        }
+    });
+    let value = world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move { db.get("counter").await.expect("get") }
+    });
+    assert_eq!(value, Some(Value::Int(80)), "no increment lost");
+    let stats = db.stats().txns;
+    assert_eq!(stats.updates, 80);
+    let retried: u32 = outcomes.iter().sum::<u32>() - 80;
+    assert_eq!(stats.update_retries, u64::from(retried));
+    assert!(
+        retried > 0,
+        "16 concurrent updaters never collided: the test did not test"
+    );
+    // compare_and_swap: of two swaps from one revision, one wins.
+    let (first, second) = world.block_on(N, {
+        let db = Arc::clone(&db);
+        async move {
+            let current = db
+                .update("cas", |_| Some(Value::from("a")))
+                .await
+                .expect("update");
+            let first = db
+                .compare_and_swap("cas", current.revision, Some(Value::from("b")))
+                .await;
+            let second = db
+                .compare_and_swap("cas", current.revision, Some(Value::from("c")))
+                .await;
+            (first, second)
+        }
+    });
+    let first = first.expect("the first swap wins");
+    assert!(
+        matches!(second, Err(UpdateError::Conflict { attempts: 1, found }) if found == first.revision),
+        "{second:?}"
+    );
+    assert_eq!(db.stats().txns.update_conflicts, 1);
+}

@@ -304,6 +304,9 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("aborts", stats.txns.aborts.to_string()),
                 ("assert_failures", stats.txns.assert_failures.to_string()),
                 ("busy", stats.txns.busy.to_string()),
+                ("updates", stats.txns.updates.to_string()),
+                ("update_retries", stats.txns.update_retries.to_string()),
+                ("update_conflicts", stats.txns.update_conflicts.to_string()),
                 ("pressure_pauses", stats.txns.pressure_pauses.to_string()),
                 (
                     "pressure_paused_us",

@@ -48,6 +48,7 @@ mod read;
 mod recovery;
 mod scan;
 mod ttl;
+mod update;
 mod validate;
 mod vlog_gc;
 mod write;
@@ -86,6 +87,7 @@ pub use read::RANGE_STEP_KEYS;
 pub use recovery::RecoveryReport;
 pub use scan::{SCAN_BYTES_DEFAULT, SCAN_LIMIT_DEFAULT, ScanPage, ScanRequest};
 pub use ttl::TtlStats;
+pub use update::{UPDATE_ATTEMPTS_MAX, UpdateError, Updated};
 pub use vlog_gc::VlogGcReport;
 pub use write::Write;
 

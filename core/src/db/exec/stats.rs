@@ -25,6 +25,15 @@ pub struct TxnStats {
     pub pressure_pauses: u64,
     /// Microseconds those pauses lasted.
     pub pressure_paused_us: u64,
+    /// Read-modify-writes (`Db::update`, `Db::compare_and_swap`) that
+    /// committed.
+    pub updates: u64,
+    /// Attempts of `Db::update` tried again because the key changed
+    /// between its read and its write.
+    pub update_retries: u64,
+    /// Read-modify-writes that gave up: `update` after its last attempt,
+    /// `compare_and_swap` whose revision did not match.
+    pub update_conflicts: u64,
 }
 
 #[derive(Default)]
@@ -37,6 +46,9 @@ pub(crate) struct TxnCounters {
     busy: AtomicU64,
     pressure_pauses: AtomicU64,
     pressure_paused_us: AtomicU64,
+    updates: AtomicU64,
+    update_retries: AtomicU64,
+    update_conflicts: AtomicU64,
 }
 
 impl TxnCounters {
@@ -50,7 +62,22 @@ impl TxnCounters {
             busy: self.busy.load(Ordering::Relaxed),
             pressure_pauses: self.pressure_pauses.load(Ordering::Relaxed),
             pressure_paused_us: self.pressure_paused_us.load(Ordering::Relaxed),
+            updates: self.updates.load(Ordering::Relaxed),
+            update_retries: self.update_retries.load(Ordering::Relaxed),
+            update_conflicts: self.update_conflicts.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a read-modify-write's end: committed, or a conflict it gave
+    /// up on; and the attempts it tried again.
+    pub(crate) fn updated(&self, committed: bool, retries: u64) {
+        let counter = if committed {
+            &self.updates
+        } else {
+            &self.update_conflicts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.update_retries.fetch_add(retries, Ordering::Relaxed);
     }
 
     /// Counts a pause of `us` microseconds under dirty-page pressure.

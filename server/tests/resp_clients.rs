@@ -304,6 +304,21 @@ fn transcript(port: &str, script: &str) -> String {
     out
 }
 
+/// Runs `script` with `python` (which has redis-py); it must succeed.
+fn run_redis_py(python: &Path, script: &str) {
+    let output = run(
+        Command::new(python).args(["-c", script]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(
+        output.status.success(),
+        "redis-py: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
 /// `redis-cli ARGS` (the command in its arguments, not on stdin).
 fn cli_args(port: &str, args: &[&str]) -> String {
     let output = run(
@@ -887,17 +902,7 @@ fn with_users_only_an_authenticated_client_is_served_on_either_listener() {
              print('redis-py: ok')\n",
             port = server.port()
         );
-        let output = run(
-            Command::new(&python).args(["-c", &script]),
-            b"",
-            Duration::from_secs(120),
-        );
-        assert!(
-            output.status.success(),
-            "redis-py: {}{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
+        run_redis_py(&python, &script);
     }
     // The native protocol: the Rust client, without and with credentials.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1085,17 +1090,7 @@ fn acls_deny_forbidden_commands_and_keys_on_both_listeners_and_nothing_runs() {
              \x20   pass\n\
              print('redis-py: ok')\n"
         );
-        let output = run(
-            Command::new(&python).args(["-c", &script]),
-            b"",
-            Duration::from_secs(120),
-        );
-        assert!(
-            output.status.success(),
-            "redis-py: {}{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
+        run_redis_py(&python, &script);
     }
     // The native protocol: a typed PermissionDenied naming the op and key.
     let runtime = tokio::runtime::Builder::new_current_thread()

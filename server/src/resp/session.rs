@@ -155,7 +155,9 @@ impl Session {
         server_durability: Durability,
         acl: Option<&Acl>,
     ) -> Action {
-        let spec = commands::named_by(&args);
+        // Only an ACL needs the command's entry: an open server does not
+        // pay for the lookup on every command.
+        let spec = acl.and_then(|_| commands::named_by(&args));
         let command = match parse(args) {
             Ok(command) => command,
             Err(reply) => {
@@ -291,7 +293,16 @@ impl Session {
                     // The rules may have changed since a command was
                     // queued (a reload): the block runs whole or not.
                     if let Some(acl) = acl {
-                        let data = entries.iter().filter_map(|entry| entry.as_ref().ok());
+                        let data: Vec<&DataCommand> = entries
+                            .iter()
+                            .filter_map(|entry| entry.as_ref().ok())
+                            .collect();
+                        // Every command was queued under an ACL, so each
+                        // has its entry; a block that has not is refused,
+                        // never run unchecked.
+                        if specs.len() != data.len() {
+                            return Action::Denied(Denied::Command("exec"));
+                        }
                         for (spec, data) in specs.into_iter().zip(data) {
                             if let Err(denied) = acl.check(spec, keys_of(data)) {
                                 return Action::Denied(denied);

@@ -1301,7 +1301,8 @@ fn sighup_reloads_users_and_the_next_command_obeys_them_on_the_same_connection()
     // command.
     write_config(&[("bob", "bob", None)]);
     hangup();
-    until(&mut stream, &["GET", "k"], "-NOAUTH");
+    // (A one-line answer until then: `exchange_line` reads one line.)
+    until(&mut stream, &["EXISTS", "k"], "-NOAUTH");
     assert_eq!(exchange_line(&mut stream, &["AUTH", "bob", "bob"]), "+OK");
     assert_eq!(exchange_line(&mut stream, &["SET", "k", "4"]), "+OK");
 }

@@ -90,6 +90,23 @@ pub enum DbError {
         /// What is wrong.
         reason: ValueMalformed,
     },
+    /// A snapshot can no longer answer (design 14.3): its undo images
+    /// passed `snapshot_bytes_max`, or a key it needed could not be kept.
+    /// Take a new snapshot; this one never answers wrong instead.
+    #[error("the snapshot at read LSN {read_lsn} has ended: {reason}")]
+    SnapshotEnded {
+        /// The snapshot's read LSN.
+        read_lsn: u64,
+        /// Why it ended.
+        reason: String,
+    },
+    /// [`SNAPSHOTS_LIVE_MAX`](crate::store::SNAPSHOTS_LIVE_MAX) snapshots
+    /// are open already.
+    #[error("{open} snapshots are open, the most a database keeps: drop one first")]
+    TooManySnapshots {
+        /// How many are open.
+        open: usize,
+    },
 }
 
 impl From<StoreError> for DbError {

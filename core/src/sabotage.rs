@@ -153,11 +153,14 @@ pub enum Sabotage {
     AclSecondKeyUnchecked,
     /// The audit log is never rotated: it grows without bound.
     AuditUnrotated,
+    /// A snapshot's undo image of a key is saved after the mutation is
+    /// applied, so it holds the new state, not the snapshot's.
+    SnapshotImageAfterApply,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 45] = [
+    pub const ALL: [Sabotage; 46] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -203,6 +206,7 @@ impl Sabotage {
         Sabotage::AuthSkipped,
         Sabotage::AclSecondKeyUnchecked,
         Sabotage::AuditUnrotated,
+        Sabotage::SnapshotImageAfterApply,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -253,6 +257,7 @@ impl Sabotage {
             Sabotage::AuthSkipped => "auth-skipped",
             Sabotage::AclSecondKeyUnchecked => "acl-second-key-unchecked",
             Sabotage::AuditUnrotated => "audit-unrotated",
+            Sabotage::SnapshotImageAfterApply => "snapshot-image-after-apply",
         }
     }
 }

@@ -21,6 +21,9 @@
 //! - `open`: recovery on open and the background tasks;
 //! - `recovery`: replaying the WAL's committed transactions;
 //! - `read`: from a key to its live value (GET, ranges, transactions);
+//! - `scan`: paged scans, forward or reverse;
+//! - `snapshot`: read views at one LSN, kept by undo images;
+//! - `update`: read-modify-write by revision, with bounded retries;
 //! - `write`: plain writes as one-op transactions, and the commit path;
 //! - `exec`: the transaction executor, the one write path;
 //! - `ttl`: the calibrated clock and the sweeper;
@@ -47,6 +50,7 @@ mod options;
 mod read;
 mod recovery;
 mod scan;
+mod snapshot;
 mod ttl;
 mod update;
 mod validate;
@@ -75,6 +79,7 @@ use vlog_gc::VlogGc;
 
 pub use crate::error::DbError;
 pub use crate::record::Value;
+pub use crate::store::{SNAPSHOTS_LIVE_MAX, SnapshotStats};
 pub use crate::wal::{CommitEvent, CommitObserver, Durability, ObserveCommit};
 pub use backup::{
     BACKUP_CHUNK_BYTES_MAX, Backup, BackupFile, BackupInfo, BackupWriter, Restored,
@@ -86,6 +91,7 @@ pub use options::{DbOptions, VALUE_BYTES_LIMIT};
 pub use read::RANGE_STEP_KEYS;
 pub use recovery::RecoveryReport;
 pub use scan::{SCAN_BYTES_DEFAULT, SCAN_LIMIT_DEFAULT, ScanPage, ScanRequest};
+pub use snapshot::Snapshot;
 pub use ttl::TtlStats;
 pub use update::{UPDATE_ATTEMPTS_MAX, UpdateError, Updated};
 pub use vlog_gc::VlogGcReport;
@@ -110,6 +116,8 @@ pub struct DbStats {
     pub txns: TxnStats,
     /// What the last open recovered and repaired.
     pub recovery: RecoveryReport,
+    /// Open snapshots and their undo images.
+    pub snapshots: SnapshotStats,
 }
 
 /// A background task and the switch that stops it.
@@ -224,6 +232,7 @@ impl<E: Env> Db<E> {
             },
             txns: self.txns.stats(),
             recovery: self.recovery.clone(),
+            snapshots: self.snapshot_stats(),
         }
     }
 
@@ -241,6 +250,7 @@ impl<E: Env> Db<E> {
     /// steps.
     pub fn check_invariants(&self) {
         self.store.check_invariants();
+        self.store.snapshots.check_invariants();
     }
 
     /// Checkpoints (so the next open has nothing to replay), stops the

@@ -77,6 +77,11 @@ pub struct DbOptions {
     /// says what). Off, such an open is refused and changes nothing. An
     /// operator's decision, made with `jubectl repair --accept-data-loss`.
     pub accept_data_loss: bool,
+    /// Bytes one snapshot's undo images may hold (design 14.3): past them
+    /// the snapshot ends and its reads fail
+    /// [`DbError::SnapshotEnded`](crate::error::DbError::SnapshotEnded),
+    /// never answering wrong. 0: a quarter of `cache_bytes`.
+    pub snapshot_bytes_max: u64,
     /// Switches that break the database on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -97,6 +102,7 @@ impl DbOptions {
             inline_value_bytes_max: self.inline_value_bytes_max,
             cache_bytes: self.cache_bytes,
             truncate_tail_bytes_min: self.truncate_tail_bytes_min,
+            snapshot_bytes_max: self.snapshot_bytes_max,
             #[cfg(feature = "sabotage")]
             sabotage: self.sabotage,
         }
@@ -162,6 +168,7 @@ impl Default for DbOptions {
             group_commit_max_latency_ms: 5,
             commit_observer: None,
             accept_data_loss: false,
+            snapshot_bytes_max: store.snapshot_bytes_max,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
         }

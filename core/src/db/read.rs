@@ -132,6 +132,44 @@ impl<E: Env> Db<E> {
         durability: Durability,
     ) -> Result<Option<Value>, DbError> {
         let key = key.as_ref();
+        let record = self.get_record(key, durability).await?;
+        Ok(self.value_of(key, record)?.map(|(value, _)| value))
+    }
+
+    /// The value of `key` and its revision (the LSN of the commit that
+    /// wrote it, which [`Db::set`] answers), read with the default
+    /// durability.
+    pub async fn get_with_revision(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<(Value, u64)>, DbError> {
+        let key = key.as_ref();
+        let record = self.get_record(key, self.durability).await?;
+        self.value_of(key, record)
+    }
+
+    /// `record`'s value and revision.
+    fn value_of(
+        &self,
+        key: &[u8],
+        record: Option<Record>,
+    ) -> Result<Option<(Value, u64)>, DbError> {
+        record
+            .map(|record| {
+                let revision = record.revision;
+                Value::from_record(record)
+                    .map(|value| (value, revision))
+                    .map_err(|reason| DbError::malformed(key, reason))
+            })
+            .transpose()
+    }
+
+    /// `key`'s live record, read as `durability` says.
+    async fn get_record(
+        &self,
+        key: &[u8],
+        durability: Durability,
+    ) -> Result<Option<Record>, DbError> {
         let record = match self.read_key(key, self.now_ms()).await? {
             Found::Live(record) => Some(record),
             Found::Expired if durability == Durability::Sync => {
@@ -149,11 +187,7 @@ impl<E: Env> Db<E> {
             };
             self.watch.wait(lsn).await?;
         }
-        record
-            .map(|record| {
-                Value::from_record(record).map_err(|reason| DbError::malformed(key, reason))
-            })
-            .transpose()
+        Ok(record)
     }
 
     /// Up to `limit` keys from `start` to `end`, ascending, with their

@@ -93,7 +93,12 @@ pub struct ScanPage {
 }
 
 /// Narrows `start..end` to what lies past `last` in the scan's direction.
-fn step_past(start: &mut Bound<Vec<u8>>, end: &mut Bound<Vec<u8>>, reverse: bool, last: Vec<u8>) {
+pub(super) fn step_past(
+    start: &mut Bound<Vec<u8>>,
+    end: &mut Bound<Vec<u8>>,
+    reverse: bool,
+    last: Vec<u8>,
+) {
     if reverse {
         *end = Bound::Excluded(last);
     } else {

@@ -29,6 +29,7 @@ mod pin;
 mod relocate;
 pub(crate) use relocate::RELOCATE_STEP_PAGES;
 mod scan;
+pub(crate) mod snapshots;
 pub mod superblock;
 mod validate;
 
@@ -53,6 +54,7 @@ pub use manifest::Manifest;
 pub use meta_dump::{MetaDump, SuperblockDump, read_meta_dir};
 pub use open::OpenReport;
 pub use scan::TreeScan;
+pub use snapshots::{SNAPSHOTS_LIVE_MAX, SnapshotStats};
 pub use superblock::Superblock;
 pub use validate::{FINDINGS_MAX, Finding, FindingKind, ValidateReport, validate_dir};
 
@@ -89,6 +91,9 @@ pub struct StoreOptions {
     /// A checkpoint cuts `data.pages` when at least this many bytes of
     /// free pages sit at its end (space given back; design.md 5.9).
     pub truncate_tail_bytes_min: u64,
+    /// Bytes one snapshot's undo images may hold before it is ended
+    /// (design 14.3; 0: a quarter of `cache_bytes`).
+    pub snapshot_bytes_max: u64,
     /// Switches that break the store on purpose (tests only).
     #[cfg(feature = "sabotage")]
     pub sabotage: Sabotage,
@@ -114,6 +119,7 @@ impl Default for StoreOptions {
             inline_value_bytes_max: Self::INLINE_VALUE_BYTES_DEFAULT,
             cache_bytes: Self::CACHE_BYTES_DEFAULT,
             truncate_tail_bytes_min: Self::TRUNCATE_TAIL_BYTES_DEFAULT,
+            snapshot_bytes_max: 0,
             #[cfg(feature = "sabotage")]
             sabotage: Sabotage::None,
         }
@@ -215,6 +221,8 @@ pub struct Store<E: Env> {
     /// Set once `State::failed` is: every request of a server asks whether
     /// the store failed, and this answers without the state's lock.
     pub(crate) has_failed: std::sync::atomic::AtomicBool,
+    /// The open snapshots and their undo images.
+    pub(crate) snapshots: snapshots::Snapshots,
     pub(crate) _lock: E::DirLock,
 }
 

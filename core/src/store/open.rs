@@ -551,6 +551,13 @@ impl<E: Env> Store<E> {
             checkpointer: futures::lock::Mutex::new(()),
             batch_turn: futures::lock::Mutex::new(()),
             has_failed: std::sync::atomic::AtomicBool::new(false),
+            snapshots: super::snapshots::Snapshots::new(
+                match options.snapshot_bytes_max {
+                    0 => options.cache_bytes / 4,
+                    bytes => bytes,
+                },
+                crate::sabotage::sabotaged!(options, SnapshotImageAfterApply),
+            ),
             _lock: lock,
         };
         Ok((

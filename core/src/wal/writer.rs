@@ -12,7 +12,7 @@ use futures::future::{Either, select};
 use crate::env::{Env, MonoTime};
 use crate::log::{FRAME_HEADER_BYTES, Log, LogError, LogMark};
 use crate::mutex::lock;
-use crate::record::{Mutation, StoredValue, VlogPointer};
+use crate::record::{Mutation, Record, StoredValue, VlogPointer};
 use crate::sabotage::sabotaged;
 use crate::store::Store;
 use crate::vlog::Vlog;
@@ -551,7 +551,20 @@ impl<E: Env> Writer<E> {
                 }
             }
             set_revisions(&mut mutations, lsn, request.commit.keep_revisions);
-            let committed = match self.store.apply_unrelieved(&mutations, lsn).await {
+            // Snapshots' undo images first (design 14.3), under the turn
+            // a snapshot takes its read LSN in.
+            let turn = self.store.snapshots.turn.lock().await;
+            let image_after_apply = self.store.snapshots.image_after_apply;
+            if !image_after_apply {
+                self.save_images(&mutations, lsn).await;
+            }
+            let applied = self.store.apply_unrelieved(&mutations, lsn).await;
+            if image_after_apply {
+                // Broken on purpose: the images hold the new state.
+                self.save_images(&mutations, lsn).await;
+            }
+            drop(turn);
+            let committed = match applied {
                 Ok(changed) => Committed { lsn, changed },
                 Err(error) => {
                     // The records are in the log and reopening replays
@@ -604,6 +617,39 @@ impl<E: Env> Writer<E> {
         stats.commits += answered;
         stats.batch_commits_max = stats.batch_commits_max.max(answered);
         drop(stats);
+    }
+
+    /// Saves, for every open snapshot that began before `lsn`, the state of
+    /// each key of `mutations` it has no image of yet: the key's record as
+    /// the tree holds it before the mutations apply, its value read into
+    /// memory. A key that cannot be read ends those snapshots instead.
+    async fn save_images(&self, mutations: &[Mutation], lsn: u64) {
+        let snapshots = &self.store.snapshots;
+        if !snapshots.any_open() {
+            return;
+        }
+        for key in snapshots.wanting(mutations.iter().map(Mutation::key), lsn) {
+            let image = self.image_of(&key).await;
+            snapshots.save(&key, image, lsn);
+        }
+    }
+
+    /// `key`'s record as the tree holds it now, its value inline.
+    async fn image_of(&self, key: &[u8]) -> Result<Option<Record>, String> {
+        let Some(mut record) = self.store.get(key).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        if let StoredValue::Vlog(pointer) = &record.value {
+            let value = self.vlog.read(pointer).await.map_err(|e| e.to_string())?;
+            if value.key != key || value.value_type != record.value_type {
+                return Err(format!(
+                    "the value-log record at segment {} offset {} belongs to another key",
+                    pointer.segment, pointer.offset
+                ));
+            }
+            record.value = StoredValue::Inline(value.bytes);
+        }
+        Ok(Some(record))
     }
 
     /// Whether a batch of `async` commits may leave its sync for later: the

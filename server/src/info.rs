@@ -145,7 +145,7 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
     let cache = &store.cache;
     let vlog = &stats.vlog;
     let limits = &server.limits;
-    let sections: [(&str, Vec<(&str, String)>); 12] = [
+    let sections: [(&str, Vec<(&str, String)>); 13] = [
         (
             "Server",
             vec![
@@ -372,6 +372,25 @@ pub fn render(stats: &DbStats, server: ServerFacts) -> String {
                 ("ended", server.backup.ended.to_string()),
                 ("expired", server.backup.expired.to_string()),
                 ("bytes_sent", server.backup.bytes_sent.to_string()),
+            ],
+        ),
+        (
+            "Snapshots",
+            vec![
+                ("live", stats.snapshots.live.to_string()),
+                ("opened", stats.snapshots.opened.to_string()),
+                (
+                    "oldest_read_lsn",
+                    stats.snapshots.oldest_read_lsn.to_string(),
+                ),
+                ("oldest_age_ms", stats.snapshots.oldest_age_ms.to_string()),
+                ("image_bytes", stats.snapshots.image_bytes.to_string()),
+                ("images_saved", stats.snapshots.images_saved.to_string()),
+                ("ended_too_old", stats.snapshots.ended_too_old.to_string()),
+                (
+                    "ended_unreadable",
+                    stats.snapshots.ended_unreadable.to_string(),
+                ),
             ],
         ),
         (

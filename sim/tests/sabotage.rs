@@ -28,6 +28,7 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::WalRestartUncovered
         | Sabotage::ValueCacheByOffset
         | Sabotage::ScanSkipsReplaySegment
+        | Sabotage::SnapshotImageAfterApply
         | Sabotage::UnprovenRemoved => WorkloadName::Db,
         Sabotage::PartialEffects
         | Sabotage::LocksInRequestOrder
@@ -532,6 +533,18 @@ fn a_descent_that_trusts_a_stale_frame_hint_is_caught() {
         NO_CORRUPTION,
         20,
         &[TREE_MODEL_ORACLES, &["panic"]].concat(),
+    );
+}
+
+#[test]
+fn a_snapshot_image_saved_after_the_change_is_caught() {
+    // The image then holds the key's new state: the snapshot reads a
+    // commit made after its read LSN.
+    assert_caught(
+        Sabotage::SnapshotImageAfterApply,
+        NO_CORRUPTION,
+        20,
+        &["snapshot_reads"],
     );
 }
 

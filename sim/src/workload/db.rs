@@ -372,7 +372,7 @@ fn crash(world: &World, model: &Model, report: &mut Report) {
 }
 
 /// Records a failed database operation; the node must then be restarted.
-fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
+pub(super) fn db_error(env: &SimEnv, model: &Model, what: &str, error: &DbError) {
     env.trace(format_args!("{what} failed: {error}"));
     let mut m = lock(model);
     if error.is_corruption() {
@@ -565,6 +565,10 @@ async fn process(
                         // Its own stream: the workload stream draws as
                         // before.
                         Some(SimRng::new(seed ^ (index as u64) << 32, Stream::Settings)),
+                        Some(SimRng::new(
+                            seed ^ SNAPSHOT_SALT ^ (index as u64) << 40,
+                            Stream::Settings,
+                        )),
                     ),
                     None,
                 );
@@ -604,7 +608,7 @@ async fn process(
                     Arc::clone(&db),
                     Arc::clone(&model),
                     0,
-                    (rng, None),
+                    (rng, None, None),
                     Some(LIVENESS_COMMITS),
                 )
                 .await;
@@ -676,10 +680,11 @@ async fn committer(
     db: Arc<Db<SimEnv>>,
     model: Model,
     index: usize,
-    (mut rng, mut bulk_rng): (SimRng, Option<SimRng>),
+    (mut rng, mut bulk_rng, mut snapshot_rng): (SimRng, Option<SimRng>, Option<SimRng>),
     count: Option<u64>,
 ) -> bool {
     let mut done = 0;
+    let mut held: Option<super::db_snapshot::Held<'_>> = None;
     while count.is_none_or(|count| done < count) {
         think(&env, &mut rng, shape.think_us_max).await;
         if lock(&model).stops_committers() {
@@ -810,6 +815,11 @@ async fn committer(
                 }
             }
         }
+        if let Some(snapshot_rng) = snapshot_rng.as_mut()
+            && !super::db_snapshot::step(&env, &db, &model, index, snapshot_rng, &mut held).await
+        {
+            return false;
+        }
     }
     true
 }
@@ -876,6 +886,8 @@ async fn checkpointer(
 const CLOSE_ONE_IN: u64 = 8;
 /// Mixed into the seed for the backup task's stream.
 const BACKUP_SALT: u64 = 0xbac0_0000_0000_0000;
+/// Mixed into the seed for the committers' snapshot streams.
+const SNAPSHOT_SALT: u64 = 0x5a95_0000_0000_0000;
 /// Mixed into the seed for the close decisions' stream.
 const CLOSE_SALT: u64 = 0xc105_e000_0000_0000;
 /// How long a close waits for the committers to let go of the database.

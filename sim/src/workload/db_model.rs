@@ -23,7 +23,13 @@
 //!   after a restart whose wall clock went back;
 //! - `recovery`: the database opens after every crash and `validate`
 //!   finds nothing;
-//! - `liveness`: with faults off, a client finishes a bounded batch.
+//! - `liveness`: with faults off, a client finishes a bounded batch;
+//! - `snapshot_reads`: a committer takes a snapshot between its commits
+//!   (so its keys' state then is exactly what its acknowledged
+//!   transactions made), commits on, and every get and scan in the
+//!   snapshot, while others commit, checkpoint and move values, shows its
+//!   keys as they were then (TTLs judged at the snapshot's clock), or
+//!   fails `SnapshotEnded`.
 
 use std::collections::BTreeMap;
 
@@ -310,7 +316,78 @@ fn parse_marker(committer: usize, value: &Value) -> Option<u64> {
     rest.parse().ok()
 }
 
+/// A committer's keys as they were when it took a snapshot.
+pub(crate) struct Frozen {
+    keys: Keys,
+    expiry: BTreeMap<String, Expiry>,
+    life: u64,
+    /// The snapshot call ran between these (monotonic nanoseconds): its
+    /// clock was read in between.
+    began_ns: u64,
+    ended_ns: u64,
+}
+
+impl Frozen {
+    /// The keys it knows of, written or deleted.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.keys.keys().cloned()
+    }
+}
+
 impl DbModel {
+    /// Committer `committer`'s keys now, for a snapshot it took between
+    /// `began_ns` and `ended_ns` with none of its commits in flight.
+    pub(crate) fn freeze(&self, committer: usize, began_ns: u64, ended_ns: u64) -> Frozen {
+        let (keys, expiry) = self.committers[committer].live();
+        Frozen {
+            keys,
+            expiry,
+            life: self.life,
+            began_ns,
+            ended_ns,
+        }
+    }
+
+    /// A read in a snapshot found `found` under `key`, one of committer
+    /// `committer`'s keys.
+    pub(crate) fn snapshot_read(
+        &mut self,
+        committer: usize,
+        frozen: &Frozen,
+        key: &str,
+        found: Option<&Value>,
+    ) {
+        self.verdict.check("snapshot_reads", 1);
+        let written = frozen.keys.get(key).cloned().flatten();
+        let strict: Option<Option<Value>> = match frozen.expiry.get(key) {
+            None => Some(written.clone()),
+            Some(expiry) if written.is_some() && expiry.life == frozen.life => {
+                if frozen.began_ns >= expiry.before_ns.saturating_add(CLOCK_SLACK_NS) {
+                    Some(None)
+                } else if frozen.ended_ns.saturating_add(CLOCK_SLACK_NS) < expiry.after_ns {
+                    Some(written.clone())
+                } else {
+                    None
+                }
+            }
+            Some(_) => None,
+        };
+        let ok = match &strict {
+            Some(expected) => found == expected.as_ref(),
+            None => found.is_none() || found == written.as_ref(),
+        };
+        if !ok {
+            self.verdict.fail(
+                "snapshot_reads",
+                format!(
+                    "committer {committer}'s snapshot read {key} = {found:?}, but it held \
+                     {written:?} when the snapshot was taken (expiry {:?})",
+                    frozen.expiry.get(key)
+                ),
+            );
+        }
+    }
+
     pub(crate) fn new(committers: usize) -> Self {
         DbModel {
             committers: (0..committers).map(|_| Committer::default()).collect(),

@@ -7,6 +7,7 @@ pub mod bank;
 
 pub mod db;
 mod db_model;
+mod db_snapshot;
 pub mod echo;
 mod lives;
 pub mod log;

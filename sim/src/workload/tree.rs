@@ -134,6 +134,7 @@ impl Shape {
             // A few pages, from what the seed drew already (no new draw:
             // the corpus's worlds stay as they were), so cuts happen.
             truncate_tail_bytes_min: (1 + self.cache_pages % 8) * u64::from(self.page_bytes),
+            snapshot_bytes_max: 0,
             sabotage,
         }
     }

@@ -49,7 +49,7 @@ use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, select};
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use jubilant_core::db::{Durability, Value};
+use jubilant_core::db::{Durability, Transactor, UpdateError, Updated, Value};
 use jubilant_core::record::ValueType;
 use jubilant_core::txn::{Mode, Op, OpResult, Ttl, Txn, TxnOutcome};
 use jubilant_schemas::frame::{FrameReader, write_frames};
@@ -253,8 +253,40 @@ where
         timeout: options
             .request_timeout
             .map(|limit| (limit, Arc::clone(&sleep))),
+        pause: Some(Arc::clone(&sleep)),
         redial: Some((redial, sleep)),
     })
+}
+
+impl Transactor for Client {
+    type Error = ClientError;
+
+    fn transact(&self, txn: &Txn) -> impl Future<Output = Result<TxnOutcome, ClientError>> + Send {
+        self.transaction(txn)
+    }
+
+    fn found_revision(error: &ClientError) -> Option<u64> {
+        match error {
+            ClientError::Server {
+                code: ErrorCode::AssertFailed,
+                revision,
+                ..
+            } => Some(*revision),
+            _ => None,
+        }
+    }
+
+    fn pause(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        // A client made by `connect_with` sleeps on its environment, one
+        // made by `connect` on tokio's timer; one made from a bare stream
+        // has no clock, and tries again at once.
+        let sleep = self.pause.as_ref().map(|sleep| sleep(duration));
+        async move {
+            if let Some(sleep) = sleep {
+                sleep.await;
+            }
+        }
+    }
 }
 
 /// Times a lost connection is dialled again for one call.
@@ -331,6 +363,9 @@ pub struct Client {
     /// How to connect again, and the timer for the backoff
     /// ([`connect_with`] only).
     redial: Option<(Redial, Sleep)>,
+    /// The timer `update` pauses on between attempts (none: it tries
+    /// again at once).
+    pause: Option<Sleep>,
 }
 
 /// Connects over TCP on the current tokio runtime and spawns the driver.
@@ -341,10 +376,14 @@ pub async fn connect(addr: std::net::SocketAddr) -> Result<Client, ClientError> 
         .await
         .map_err(|error| ClientError::Closed(format!("cannot connect to {addr}: {error}")))?;
     let _ = stream.set_nodelay(true);
-    let (client, driver) = Client::new(stream.compat());
+    let (mut client, driver) = Client::new(stream.compat());
     // The client's one task on tokio: a connection's reader and writer.
     #[allow(clippy::disallowed_methods)]
     drop(tokio::spawn(driver));
+    // `update`'s backoff on tokio's timer: this entry point is tokio's.
+    #[allow(clippy::disallowed_methods)]
+    let pause: Sleep = Arc::new(|after| Box::pin(tokio::time::sleep(after)));
+    client.pause = Some(pause);
     Ok(client)
 }
 
@@ -373,6 +412,7 @@ impl Client {
             next_id: Arc::new(AtomicU64::new(1)),
             timeout: None,
             redial: None,
+            pause: None,
         };
         (client, drive(stream, queued, pending))
     }
@@ -487,16 +527,42 @@ impl Client {
         }
     }
 
-    /// `SET` without a TTL, with the server's default durability.
+    /// `SET` without a TTL, with the server's default durability; answers
+    /// the key's new revision (the commit's LSN), as the embedded
+    /// `Db::set` does.
     pub async fn set(
         &self,
         key: impl AsRef<[u8]>,
         value: impl Into<Value>,
-    ) -> Result<(), ClientError> {
-        let value = value.into();
-        self.one(key, Mode::RW, |id| Op::Set(id, value, None))
-            .await?;
-        Ok(())
+    ) -> Result<u64, ClientError> {
+        let mut txn = Txn::new();
+        let id = txn.key(key, Mode::RW);
+        txn.set(id, value);
+        Ok(self.transaction(&txn).await?.lsn)
+    }
+
+    /// Reads `key`, computes `f(old)`, and writes the result (`None`
+    /// deletes) only if the key has not changed since the read, trying
+    /// again with backoff up to
+    /// [`UPDATE_ATTEMPTS_MAX`](jubilant_core::db::UPDATE_ATTEMPTS_MAX)
+    /// times: the embedded `Db::update`, over the network (design 14.4).
+    pub async fn update(
+        &self,
+        key: impl AsRef<[u8]>,
+        f: impl FnMut(Option<&Value>) -> Option<Value>,
+    ) -> Result<Updated, UpdateError<ClientError>> {
+        jubilant_core::db::update(self, key.as_ref(), f).await
+    }
+
+    /// Writes `new` (`None` deletes) to `key` only if its revision is
+    /// `expected` (0: the key must be missing); one attempt.
+    pub async fn compare_and_swap(
+        &self,
+        key: impl AsRef<[u8]>,
+        expected: u64,
+        new: Option<Value>,
+    ) -> Result<Updated, UpdateError<ClientError>> {
+        jubilant_core::db::compare_and_swap(self, key.as_ref(), expected, new).await
     }
 
     /// `SET` with a TTL in milliseconds.

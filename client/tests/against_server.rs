@@ -128,3 +128,53 @@ async fn every_command_round_trips_and_calls_pipeline() {
     let error = client.ping().await.expect_err("the server is gone");
     assert!(matches!(error, ClientError::Closed(_)), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_and_compare_and_swap_lose_no_increment_over_the_network() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = runtime::start(RealEnv::current(), config(dir.path()))
+        .await
+        .expect("start");
+    let client = jubilant_client::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let revision = client.set("hits", 0i64).await.expect("set");
+    assert_eq!(
+        client.get("hits").await.expect("get").map(|(_, r)| r),
+        Some(revision),
+        "set answers the revision get reports"
+    );
+    // Eight updaters on one pipelined connection collide and retry.
+    let updaters = (0..8).map(|_| {
+        let client = client.clone();
+        async move {
+            let mut attempts = 0;
+            for _ in 0..10 {
+                let updated = client
+                    .update("hits", |old| {
+                        Some(Value::Int(old.and_then(Value::as_int).unwrap_or(0) + 1))
+                    })
+                    .await
+                    .expect("update");
+                attempts += updated.attempts;
+            }
+            attempts
+        }
+    });
+    let attempts: u32 = join_all(updaters).await.into_iter().sum();
+    assert!(attempts >= 80);
+    let (value, revision) = client.get("hits").await.expect("get").expect("found");
+    assert_eq!(value, Value::Int(80), "no increment lost");
+    let swapped = client
+        .compare_and_swap("hits", revision, Some(Value::Int(0)))
+        .await
+        .expect("swap at the revision read");
+    let stale = client
+        .compare_and_swap("hits", revision, Some(Value::Int(99)))
+        .await;
+    assert!(
+        matches!(stale, Err(jubilant_core::db::UpdateError::Conflict { found, .. }) if found == swapped.revision),
+        "{stale:?}"
+    );
+    server.shutdown().await.expect("clean shutdown");
+}

@@ -93,7 +93,7 @@ pub use recovery::RecoveryReport;
 pub use scan::{SCAN_BYTES_DEFAULT, SCAN_LIMIT_DEFAULT, ScanPage, ScanRequest};
 pub use snapshot::Snapshot;
 pub use ttl::TtlStats;
-pub use update::{UPDATE_ATTEMPTS_MAX, UpdateError, Updated};
+pub use update::{Transactor, UPDATE_ATTEMPTS_MAX, UpdateError, Updated, compare_and_swap, update};
 pub use vlog_gc::VlogGcReport;
 pub use write::Write;
 

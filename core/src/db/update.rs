@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::env::Env;
 use crate::record::Value;
-use crate::txn::{Mode, OpResult, Txn, TxnError};
+use crate::txn::{Mode, OpResult, Txn, TxnError, TxnOutcome};
 
 use super::Db;
 
@@ -35,9 +35,10 @@ pub struct Updated {
     pub attempts: u32,
 }
 
-/// Why a read-modify-write did not write.
+/// Why a read-modify-write did not write. `E` is how a transaction fails
+/// where it runs ([`TxnError`] embedded, the client's error remote).
 #[derive(Debug, thiserror::Error)]
-pub enum UpdateError {
+pub enum UpdateError<E = TxnError> {
     /// The key kept changing between the read and the write
     /// ([`Db::update`], after [`UPDATE_ATTEMPTS_MAX`] attempts), or did
     /// not have the expected revision ([`Db::compare_and_swap`]; `found`
@@ -51,7 +52,137 @@ pub enum UpdateError {
     },
     /// The transaction failed otherwise (storage, limits, bad input).
     #[error(transparent)]
-    Txn(#[from] TxnError),
+    Txn(E),
+}
+
+impl From<TxnError> for UpdateError {
+    fn from(error: TxnError) -> Self {
+        UpdateError::Txn(error)
+    }
+}
+
+/// What read-modify-write runs on: anything that runs transactions (the
+/// embedded [`Db`], the remote client), so the loop exists once.
+pub trait Transactor: Sync {
+    /// How a transaction fails.
+    type Error: Send;
+    /// Runs `txn`.
+    fn transact(&self, txn: &Txn) -> impl Future<Output = Result<TxnOutcome, Self::Error>> + Send;
+    /// The revision a failed `AssertRevisionEq` found, when `error` is one.
+    fn found_revision(error: &Self::Error) -> Option<u64>;
+    /// Waits `duration` before another attempt.
+    fn pause(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+impl<E: Env> Transactor for Db<E> {
+    type Error = TxnError;
+
+    fn transact(&self, txn: &Txn) -> impl Future<Output = Result<TxnOutcome, TxnError>> + Send {
+        self.transaction(txn)
+    }
+
+    fn found_revision(error: &TxnError) -> Option<u64> {
+        match error {
+            TxnError::AssertFailed { revision, .. } => Some(*revision),
+            _ => None,
+        }
+    }
+
+    fn pause(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        self.clock.env().sleep(duration)
+    }
+}
+
+/// [`Db::update`] on any [`Transactor`].
+pub async fn update<T: Transactor>(
+    on: &T,
+    key: &[u8],
+    mut f: impl FnMut(Option<&Value>) -> Option<Value>,
+) -> Result<Updated, UpdateError<T::Error>> {
+    let mut found = 0;
+    for attempt in 1..=UPDATE_ATTEMPTS_MAX {
+        let (old, revision) = read_revision(on, key).await.map_err(UpdateError::Txn)?;
+        let new = f(old.as_ref());
+        if old.is_none() && new.is_none() {
+            // Missing, and to stay so: nothing to write.
+            return Ok(Updated {
+                value: None,
+                revision: 0,
+                attempts: attempt,
+            });
+        }
+        match write_if_revision(on, key, revision, new).await {
+            Ok(updated) => {
+                return Ok(Updated {
+                    attempts: attempt,
+                    ..updated
+                });
+            }
+            Err(UpdateError::Conflict { found: now, .. }) => found = now,
+            Err(error) => return Err(error),
+        }
+        if attempt < UPDATE_ATTEMPTS_MAX {
+            on.pause(backoff(attempt, revision)).await;
+        }
+    }
+    Err(UpdateError::Conflict {
+        attempts: UPDATE_ATTEMPTS_MAX,
+        found,
+    })
+}
+
+/// [`Db::compare_and_swap`] on any [`Transactor`].
+pub async fn compare_and_swap<T: Transactor>(
+    on: &T,
+    key: &[u8],
+    expected: u64,
+    new: Option<Value>,
+) -> Result<Updated, UpdateError<T::Error>> {
+    write_if_revision(on, key, expected, new).await
+}
+
+/// `key`'s value and revision (0 when missing), as one read-only
+/// transaction.
+async fn read_revision<T: Transactor>(
+    on: &T,
+    key: &[u8],
+) -> Result<(Option<Value>, u64), T::Error> {
+    let mut txn = Txn::new();
+    let id = txn.key(key, Mode::R);
+    txn.get(id);
+    let outcome = on.transact(&txn).await?;
+    Ok(match outcome.results.into_iter().next() {
+        Some(OpResult::Get(Some((value, revision)))) => (Some(value), revision),
+        _ => (None, 0),
+    })
+}
+
+/// Writes `new` if `key`'s revision is `expected`; one attempt, a
+/// `Conflict` naming the revision found otherwise.
+async fn write_if_revision<T: Transactor>(
+    on: &T,
+    key: &[u8],
+    expected: u64,
+    new: Option<Value>,
+) -> Result<Updated, UpdateError<T::Error>> {
+    let mut txn = Txn::new();
+    let id = txn.key(key, Mode::RW);
+    txn.assert_revision_eq(id, expected);
+    match &new {
+        Some(value) => txn.set(id, value.clone()),
+        None => txn.del(id),
+    };
+    match on.transact(&txn).await {
+        Ok(outcome) => Ok(Updated {
+            revision: if new.is_some() { outcome.lsn } else { 0 },
+            value: new,
+            attempts: 1,
+        }),
+        Err(error) => Err(match T::found_revision(&error) {
+            Some(found) => UpdateError::Conflict { attempts: 1, found },
+            None => UpdateError::Txn(error),
+        }),
+    }
 }
 
 impl<E: Env> Db<E> {
@@ -78,41 +209,11 @@ impl<E: Env> Db<E> {
     pub async fn update(
         &self,
         key: impl AsRef<[u8]>,
-        mut f: impl FnMut(Option<&Value>) -> Option<Value>,
+        f: impl FnMut(Option<&Value>) -> Option<Value>,
     ) -> Result<Updated, UpdateError> {
-        let key = key.as_ref();
-        let mut found = 0;
-        for attempt in 1..=UPDATE_ATTEMPTS_MAX {
-            let (old, revision) = self.read_revision(key).await?;
-            let new = f(old.as_ref());
-            if old.is_none() && new.is_none() {
-                // Missing, and to stay so: nothing to write.
-                self.txns.updated(true, u64::from(attempt - 1));
-                return Ok(Updated {
-                    value: None,
-                    revision: 0,
-                    attempts: attempt,
-                });
-            }
-            match self.write_if_revision(key, revision, new).await? {
-                Ok(updated) => {
-                    self.txns.updated(true, u64::from(attempt - 1));
-                    return Ok(Updated {
-                        attempts: attempt,
-                        ..updated
-                    });
-                }
-                Err(now) => found = now,
-            }
-            if attempt < UPDATE_ATTEMPTS_MAX {
-                self.clock.env().sleep(backoff(attempt, revision)).await;
-            }
-        }
-        self.txns.updated(false, u64::from(UPDATE_ATTEMPTS_MAX - 1));
-        Err(UpdateError::Conflict {
-            attempts: UPDATE_ATTEMPTS_MAX,
-            found,
-        })
+        let outcome = update(self, key.as_ref(), f).await;
+        self.count_update(&outcome);
+        outcome
     }
 
     /// Writes `new` (a value, or `None` to delete) to `key` only if its
@@ -136,54 +237,20 @@ impl<E: Env> Db<E> {
         expected: u64,
         new: Option<Value>,
     ) -> Result<Updated, UpdateError> {
-        match self.write_if_revision(key.as_ref(), expected, new).await? {
-            Ok(updated) => {
-                self.txns.updated(true, 0);
-                Ok(updated)
-            }
-            Err(found) => {
-                self.txns.updated(false, 0);
-                Err(UpdateError::Conflict { attempts: 1, found })
-            }
-        }
+        let outcome = compare_and_swap(self, key.as_ref(), expected, new).await;
+        self.count_update(&outcome);
+        outcome
     }
 
-    /// `key`'s value and revision (0 when missing), as one read-only
-    /// transaction.
-    async fn read_revision(&self, key: &[u8]) -> Result<(Option<Value>, u64), TxnError> {
-        let mut txn = Txn::new();
-        let id = txn.key(key, Mode::R);
-        txn.get(id);
-        let outcome = self.transaction(&txn).await?;
-        Ok(match outcome.results.into_iter().next() {
-            Some(OpResult::Get(Some((value, revision)))) => (Some(value), revision),
-            _ => (None, 0),
-        })
-    }
-
-    /// Writes `new` if `key`'s revision is `expected`: what it did, or
-    /// (inner `Err`) the revision it found instead.
-    async fn write_if_revision(
-        &self,
-        key: &[u8],
-        expected: u64,
-        new: Option<Value>,
-    ) -> Result<Result<Updated, u64>, TxnError> {
-        let mut txn = Txn::new();
-        let id = txn.key(key, Mode::RW);
-        txn.assert_revision_eq(id, expected);
-        match &new {
-            Some(value) => txn.set(id, value.clone()),
-            None => txn.del(id),
-        };
-        match self.transaction(&txn).await {
-            Ok(outcome) => Ok(Ok(Updated {
-                revision: if new.is_some() { outcome.lsn } else { 0 },
-                value: new,
-                attempts: 1,
-            })),
-            Err(TxnError::AssertFailed { revision, .. }) => Ok(Err(revision)),
-            Err(error) => Err(error),
+    /// Counts a read-modify-write in INFO: done or conflicted, and its
+    /// attempts past the first.
+    fn count_update(&self, outcome: &Result<Updated, UpdateError>) {
+        match outcome {
+            Ok(updated) => self.txns.updated(true, u64::from(updated.attempts - 1)),
+            Err(UpdateError::Conflict { attempts, .. }) => {
+                self.txns.updated(false, u64::from(attempts - 1));
+            }
+            Err(UpdateError::Txn(_)) => {}
         }
     }
 }

@@ -196,7 +196,7 @@ pub(super) async fn intruder(env: SimEnv, model: Model, life: Life, mut rng: Sim
                 continue;
             }
             let denied = ErrorCode::PermissionDenied;
-            let wrote = client.set(key.as_str(), 3i64).await;
+            let wrote = client.set(key.as_str(), 3i64).await.map(drop);
             refused(wrote, denied, "write as a guest of a forbidden key");
             // The forbidden key second: every key is checked.
             let mut txn = Txn::new();
@@ -213,11 +213,11 @@ pub(super) async fn intruder(env: SimEnv, model: Model, life: Life, mut rng: Sim
             refused(checkpointed, denied, "checkpoint (@dangerous) as a guest");
             continue;
         }
-        let wrote = client.set(key.as_str(), 1i64).await;
+        let wrote = client.set(key.as_str(), 1i64).await.map(drop);
         refused(wrote, ErrorCode::AuthRequired, "write without a password");
         let authed = client.auth(BANK_USER, b"wrong").await;
         refused(authed, ErrorCode::WrongPass, "wrong password");
-        let wrote = client.set(key.as_str(), 2i64).await;
+        let wrote = client.set(key.as_str(), 2i64).await.map(drop);
         refused(
             wrote,
             ErrorCode::AuthRequired,

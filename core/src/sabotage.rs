@@ -156,11 +156,14 @@ pub enum Sabotage {
     /// A snapshot's undo image of a key is saved after the mutation is
     /// applied, so it holds the new state, not the snapshot's.
     SnapshotImageAfterApply,
+    /// `Db::update` writes without asserting the revision it read, so two
+    /// racing updates can both apply, one over the other.
+    UpdateUnasserted,
 }
 
 impl Sabotage {
     /// Every switch, in declaration order.
-    pub const ALL: [Sabotage; 46] = [
+    pub const ALL: [Sabotage; 47] = [
         Sabotage::None,
         Sabotage::SkipSync,
         Sabotage::SkipTailZeroing,
@@ -207,6 +210,7 @@ impl Sabotage {
         Sabotage::AclSecondKeyUnchecked,
         Sabotage::AuditUnrotated,
         Sabotage::SnapshotImageAfterApply,
+        Sabotage::UpdateUnasserted,
     ];
 
     /// The switch's name on command lines and in reports.
@@ -258,6 +262,7 @@ impl Sabotage {
             Sabotage::AclSecondKeyUnchecked => "acl-second-key-unchecked",
             Sabotage::AuditUnrotated => "audit-unrotated",
             Sabotage::SnapshotImageAfterApply => "snapshot-image-after-apply",
+            Sabotage::UpdateUnasserted => "update-unasserted",
         }
     }
 }

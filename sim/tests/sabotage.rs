@@ -29,6 +29,7 @@ fn workload_for(sabotage: Sabotage) -> WorkloadName {
         | Sabotage::ValueCacheByOffset
         | Sabotage::ScanSkipsReplaySegment
         | Sabotage::SnapshotImageAfterApply
+        | Sabotage::UpdateUnasserted
         | Sabotage::UnprovenRemoved => WorkloadName::Db,
         Sabotage::PartialEffects
         | Sabotage::LocksInRequestOrder
@@ -546,6 +547,12 @@ fn a_snapshot_image_saved_after_the_change_is_caught() {
         20,
         &["snapshot_reads"],
     );
+}
+
+#[test]
+fn an_update_that_does_not_assert_its_revision_is_caught() {
+    // Two racing increments then both write the same value: one is lost.
+    assert_caught(Sabotage::UpdateUnasserted, NO_CORRUPTION, 20, &["updates"]);
 }
 
 #[test]

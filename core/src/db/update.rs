@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::env::Env;
 use crate::record::Value;
-use crate::txn::{Mode, OpResult, Txn, TxnError, TxnOutcome};
+use crate::sabotage::sabotaged;
+use crate::txn::{Mode, Op, OpResult, Txn, TxnError, TxnOutcome};
 
 use super::Db;
 
@@ -77,8 +78,21 @@ pub trait Transactor: Sync {
 impl<E: Env> Transactor for Db<E> {
     type Error = TxnError;
 
-    fn transact(&self, txn: &Txn) -> impl Future<Output = Result<TxnOutcome, TxnError>> + Send {
-        self.transaction(txn)
+    async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, TxnError> {
+        if sabotaged!(self, UpdateUnasserted) {
+            // Broken on purpose: the write no longer checks that the key
+            // still has the revision its value was computed from.
+            let ops = txn
+                .ops()
+                .iter()
+                .filter(|op| !matches!(op, Op::AssertRevisionEq(..)))
+                .cloned()
+                .collect();
+            return self
+                .transaction(&Txn::from_parts(txn.keys().to_vec(), ops))
+                .await;
+        }
+        self.transaction(txn).await
     }
 
     fn found_revision(error: &TxnError) -> Option<u64> {

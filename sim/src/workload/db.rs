@@ -492,7 +492,19 @@ async fn recover(env: &SimEnv, model: &Model, options: DbOptions) -> Option<Arc<
         lock(model).verdict.open_failed = true;
         return None;
     };
+    let counter = match db
+        .get_with(super::db_update::COUNTER_KEY, Durability::Async)
+        .await
+    {
+        Ok(found) => super::db_update::counter_value(found.as_ref()),
+        Err(error) => {
+            db_error(env, model, "read after open", &error);
+            lock(model).verdict.open_failed = true;
+            return None;
+        }
+    };
     let mut m = lock(model);
+    m.counter_recovered(counter, recovery.lsn_end, excused(env));
     // Damage can lurk in the page cache for lives (a kill keeps it), so
     // any damage so far may explain a lost record.
     m.recovered(&markers, &contents, recovery.lsn_end, excused(env));
@@ -816,7 +828,8 @@ async fn committer(
             }
         }
         if let Some(snapshot_rng) = snapshot_rng.as_mut()
-            && !super::db_snapshot::step(&env, &db, &model, index, snapshot_rng, &mut held).await
+            && (!super::db_snapshot::step(&env, &db, &model, index, snapshot_rng, &mut held).await
+                || !super::db_update::step(&env, &db, &model, index, snapshot_rng).await)
         {
             return false;
         }

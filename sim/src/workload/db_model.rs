@@ -24,6 +24,11 @@
 //! - `recovery`: the database opens after every crash and `validate`
 //!   finds nothing;
 //! - `liveness`: with faults off, a client finishes a bounded batch;
+//! - `updates`: committers increment one shared counter with `Db::update`
+//!   (read-modify-write, retried on conflict): no two acknowledged
+//!   increments answer the same value (none was lost to a race), and after
+//!   a crash the counter holds at least every acknowledged one and no
+//!   more than were tried;
 //! - `snapshot_reads`: a committer takes a snapshot between its commits
 //!   (so its keys' state then is exactly what its acknowledged
 //!   transactions made), commits on, and every get and scan in the
@@ -300,7 +305,22 @@ pub(crate) struct DbModel {
     /// revision a client was told is never given to another write, in this
     /// life or any later one (SPEC 1).
     revisions: BTreeMap<u64, (usize, u64)>,
+    /// The shared counter committers `update`.
+    counter: Counter,
     pub verdict: Verdict,
+}
+
+/// The shared counter's history since the last recovery check.
+#[derive(Debug, Default)]
+struct Counter {
+    /// Its value at the last check.
+    base: i64,
+    /// Increments acknowledged since: the value each wrote, at which LSN.
+    acked: Vec<(i64, u64)>,
+    /// Increments submitted since with no definite answer.
+    pending: u64,
+    /// Every value an increment was ever acknowledged with.
+    values: std::collections::BTreeSet<i64>,
 }
 
 /// The value a committer's marker key holds after transaction `seq`.
@@ -388,6 +408,62 @@ impl DbModel {
         }
     }
 
+    /// A committer asks to increment the shared counter.
+    pub(crate) fn update_submitted(&mut self) {
+        self.counter.pending += 1;
+    }
+
+    /// The increment asked for answered: `Some((value, lsn))` when it
+    /// wrote, `None` when it surely did not (a conflict, a refusal).
+    pub(crate) fn update_answered(&mut self, wrote: Option<(i64, u64)>) {
+        self.counter.pending -= 1;
+        let Some((value, lsn)) = wrote else {
+            return;
+        };
+        self.verdict.check("updates", 1);
+        if !self.counter.values.insert(value) {
+            self.verdict.fail(
+                "updates",
+                format!(
+                    "two increments of the counter were both acknowledged with {value}: one \
+                     overwrote the other"
+                ),
+            );
+        }
+        self.counter.acked.push((value, lsn));
+    }
+
+    /// The reopened database holds `found` in the counter, its WAL
+    /// recovered through `lsn_end`.
+    pub(crate) fn counter_recovered(&mut self, found: i64, lsn_end: u64, excused: bool) {
+        let lsn_end = self.lsn_end_min.unwrap_or(lsn_end).min(lsn_end);
+        let counter = std::mem::take(&mut self.counter.acked);
+        let durable_min = counter
+            .iter()
+            .filter(|(_, lsn)| *lsn <= lsn_end)
+            .map(|(value, _)| *value)
+            .max()
+            .unwrap_or(self.counter.base);
+        let tried_max = self.counter.base + counter.len() as i64 + self.counter.pending as i64;
+        self.verdict.check("updates", 1);
+        if !excused && (found < durable_min || found > tried_max) {
+            self.verdict.fail(
+                "updates",
+                format!(
+                    "the counter recovered as {found}, but acknowledged increments reached \
+                     {durable_min} and at most {tried_max} were tried"
+                ),
+            );
+        }
+        self.counter.base = found;
+        self.counter.pending = 0;
+        if excused {
+            // Damage may have taken increments back: their values may be
+            // written again.
+            self.counter.values.retain(|value| *value <= found);
+        }
+    }
+
     pub(crate) fn new(committers: usize) -> Self {
         DbModel {
             committers: (0..committers).map(|_| Committer::default()).collect(),
@@ -398,6 +474,7 @@ impl DbModel {
             recovering: false,
             lsn_end_min: None,
             revisions: BTreeMap::new(),
+            counter: Counter::default(),
             verdict: Verdict::default(),
         }
     }

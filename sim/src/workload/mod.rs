@@ -8,6 +8,7 @@ pub mod bank;
 pub mod db;
 mod db_model;
 mod db_snapshot;
+mod db_update;
 pub mod echo;
 mod lives;
 pub mod log;

@@ -18,15 +18,21 @@ fn config(dir: &std::path::Path) -> Config {
         .expect("valid")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_command_round_trips_and_calls_pipeline() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let server = runtime::start(RealEnv::current(), config(dir.path()))
+/// A server on loopback with its data in `dir`, and a client of it.
+async fn started(dir: &std::path::Path) -> (runtime::Running<RealEnv>, jubilant_client::Client) {
+    let server = runtime::start(RealEnv::current(), config(dir))
         .await
         .expect("start");
     let client = jubilant_client::connect(server.local_addr())
         .await
         .expect("connect");
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_round_trips_and_calls_pipeline() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (server, client) = started(dir.path()).await;
 
     client.ping().await.expect("ping");
     client.set("greeting", "hello").await.expect("set");
@@ -132,12 +138,7 @@ async fn every_command_round_trips_and_calls_pipeline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_and_compare_and_swap_lose_no_increment_over_the_network() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = runtime::start(RealEnv::current(), config(dir.path()))
-        .await
-        .expect("start");
-    let client = jubilant_client::connect(server.local_addr())
-        .await
-        .expect("connect");
+    let (server, client) = started(dir.path()).await;
     let revision = client.set("hits", 0i64).await.expect("set");
     assert_eq!(
         client.get("hits").await.expect("get").map(|(_, r)| r),

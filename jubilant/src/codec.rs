@@ -17,6 +17,14 @@ use jubilant_core::db::Value;
 use crate::{Error, Result};
 
 /// An encoding of `serde` values into stored values.
+///
+/// ```
+/// use jubilant::codec::{Codec, Json};
+/// let value = Json::encode(&vec![1, 2])?;
+/// assert_eq!(value, jubilant::Value::from("[1,2]"));
+/// assert_eq!(Json::decode::<Vec<i32>>(&value)?, vec![1, 2]);
+/// # Ok::<(), String>(())
+/// ```
 pub trait Codec {
     /// Encodes `value`.
     fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Value, String>;
@@ -25,6 +33,12 @@ pub trait Codec {
 }
 
 /// JSON text, stored as a string value.
+///
+/// ```
+/// use jubilant::codec::{Codec, Json};
+/// assert_eq!(Json::encode("hi")?, jubilant::Value::from("\"hi\""));
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Json;
 
@@ -44,6 +58,13 @@ impl Codec for Json {
 }
 
 /// `postcard`'s binary format, stored as a bytes value.
+///
+/// ```
+/// use jubilant::codec::{Codec, Postcard};
+/// let value = Postcard::encode(&(1u8, true))?;
+/// assert_eq!(Postcard::decode::<(u8, bool)>(&value)?, (1, true));
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Postcard;
 

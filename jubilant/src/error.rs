@@ -73,4 +73,11 @@ impl<E: Into<Error>> From<UpdateError<E>> for Error {
 }
 
 /// What every call of this crate returns.
+///
+/// ```
+/// fn parse_count(text: &str) -> jubilant::Result<i64> {
+///     Ok(text.len() as i64)
+/// }
+/// assert_eq!(parse_count("abc").ok(), Some(3));
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

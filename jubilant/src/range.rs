@@ -16,17 +16,42 @@ use jubilant_core::db::{ScanPage, ScanRequest, Value};
 
 use crate::Result;
 
-/// Entries a range fetches per page.
+/// Entries a range fetches per page, unless [`Range::page_keys`] says
+/// otherwise.
+///
+/// ```
+/// assert!(jubilant::RANGE_PAGE_KEYS >= 1);
+/// ```
 pub const RANGE_PAGE_KEYS: usize = 256;
 
 /// What serves a range its pages: the database, a snapshot, a remote
 /// server. One page of a scan, as [`ScanRequest`] asks.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), jubilant::Error> {
+/// # let dir = tempfile::tempdir()?;
+/// use jubilant::Pages;
+/// use jubilant_core::db::ScanRequest;
+/// let db = jubilant::open(dir.path()).await?;
+/// db.set("k", 1).await?;
+/// let page = db.page(&ScanRequest::new(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)).await?;
+/// assert_eq!(page.entries.len(), 1);
+/// assert_eq!(page.resume_after, None);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Pages: Sync {
     /// One page of `request`.
     fn page(&self, request: &ScanRequest) -> impl Future<Output = Result<ScanPage>> + Send;
 }
 
 /// A key and its value, as ranges yield them.
+///
+/// ```
+/// let entry: jubilant::Entry = (b"key".to_vec(), jubilant::Value::from(1));
+/// # let _ = entry;
+/// ```
 pub type Entry = (Vec<u8>, Value);
 
 /// A lazy, double-ended walk over the keys within some bounds, in key
@@ -117,12 +142,38 @@ impl<'a, P: Pages + ?Sized> Range<'a, P> {
 
     /// Fetches `keys` entries per page instead of [`RANGE_PAGE_KEYS`]
     /// (at least 1).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jubilant::Error> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = jubilant::open(dir.path()).await?;
+    /// for i in 0..10 {
+    ///     db.set(format!("k{i}"), i).await?;
+    /// }
+    /// assert_eq!(db.range::<&str>(..).page_keys(3).collect().await?.len(), 10);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn page_keys(mut self, keys: usize) -> Self {
         self.page_keys = keys.max(1);
         self
     }
 
     /// The next entry from the low end, `None` once every key was yielded.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jubilant::Error> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = jubilant::open(dir.path()).await?;
+    /// db.set("a", 1).await?;
+    /// let mut range = db.range::<&str>(..);
+    /// assert_eq!(range.next().await.transpose()?, Some((b"a".to_vec(), 1.into())));
+    /// assert_eq!(range.next().await.transpose()?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next(&mut self) -> Option<Result<Entry>> {
         loop {
             if let Some(entry) = self.front.pop_front() {
@@ -139,6 +190,19 @@ impl<'a, P: Pages + ?Sized> Range<'a, P> {
 
     /// The next entry from the high end, `None` once every key was
     /// yielded.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jubilant::Error> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = jubilant::open(dir.path()).await?;
+    /// db.set("a", 1).await?;
+    /// db.set("b", 2).await?;
+    /// let mut range = db.range::<&str>(..);
+    /// assert_eq!(range.next_back().await.transpose()?.map(|(k, _)| k), Some(b"b".to_vec()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next_back(&mut self) -> Option<Result<Entry>> {
         loop {
             if let Some(entry) = self.back.pop_front() {
@@ -154,6 +218,17 @@ impl<'a, P: Pages + ?Sized> Range<'a, P> {
     }
 
     /// Every entry left, in key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jubilant::Error> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = jubilant::open(dir.path()).await?;
+    /// db.set("a", 1).await?;
+    /// assert_eq!(db.prefix("a").collect().await?, vec![(b"a".to_vec(), 1.into())]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn collect(mut self) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         while let Some(entry) = self.next().await {
@@ -163,6 +238,20 @@ impl<'a, P: Pages + ?Sized> Range<'a, P> {
     }
 
     /// The range as a stream, low end first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jubilant::Error> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = jubilant::open(dir.path()).await?;
+    /// use futures::TryStreamExt;
+    /// db.set("a", 1).await?;
+    /// db.set("b", 2).await?;
+    /// let keys: Vec<_> = db.range::<&str>(..).into_stream().map_ok(|(k, _)| k).try_collect().await?;
+    /// assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec()]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn into_stream(self) -> impl Stream<Item = Result<Entry>> + 'a {
         futures::stream::unfold(self, |mut range| async move {
             range.next().await.map(|entry| (entry, range))
@@ -170,6 +259,20 @@ impl<'a, P: Pages + ?Sized> Range<'a, P> {
     }
 
     /// The range as a stream, high end first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jubilant::Error> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = jubilant::open(dir.path()).await?;
+    /// use futures::TryStreamExt;
+    /// db.set("a", 1).await?;
+    /// db.set("b", 2).await?;
+    /// let keys: Vec<_> = db.range::<&str>(..).into_rev_stream().map_ok(|(k, _)| k).try_collect().await?;
+    /// assert_eq!(keys, vec![b"b".to_vec(), b"a".to_vec()]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn into_rev_stream(self) -> impl Stream<Item = Result<Entry>> + 'a {
         futures::stream::unfold(self, |mut range| async move {
             range.next_back().await.map(|entry| (entry, range))

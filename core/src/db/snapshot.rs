@@ -167,11 +167,14 @@ impl<E: Env> Snapshot<'_, E> {
             entries.len() >= limit || (!entries.is_empty() && bytes >= request.bytes_max)
         };
         let exhausted = 'steps: loop {
+            // No more than the page still wants: images may add keys to
+            // the step, and hidden or expired ones make it yield fewer, in
+            // which case another step follows.
             let query = RangeQuery {
                 start: start.clone(),
                 end: end.clone(),
                 reverse,
-                limit: RANGE_STEP_KEYS,
+                limit: (limit - entries.len()).clamp(1, RANGE_STEP_KEYS),
             };
             let step = self.db.store.range(&query).await?;
             let step_full = step.len() == query.limit;

@@ -34,6 +34,10 @@
 //! - **The tree changes in LSN order, and only after the WAL has the
 //!   change** (written, not yet durable: the checkpointer waits for
 //!   durability through the durable watch before writing any page).
+//! - **No open snapshot sees a change after its read LSN.** Before it
+//!   applies a commit, the writer saves each changed key's old state into
+//!   every open snapshot that began before it (design 14.3), under the
+//!   turn a snapshot takes its read LSN in.
 //! - **A batch never waits for company.** It closes as soon as the writer
 //!   is free and the queue is empty: a lone committer pays one fsync, and
 //!   while one fsync runs the next batch gathers by itself. So

@@ -138,6 +138,15 @@ impl Committer {
         keys
     }
 
+    /// Keys written by its transactions from the `mark`th since the last
+    /// check on (all of them if a check came between).
+    pub(crate) fn keys_written_since(&self, mark: usize) -> impl Iterator<Item = &String> {
+        let from = if mark <= self.since.len() { mark } else { 0 };
+        self.since[from..]
+            .iter()
+            .flat_map(|commit| commit.writes.iter().map(|(key, _)| key))
+    }
+
     /// The keys as the running database holds them: the base plus every
     /// transaction since that was not refused (those still unanswered are
     /// left out; a committer only reads after its answer).
@@ -336,11 +345,49 @@ fn parse_marker(committer: usize, value: &Value) -> Option<u64> {
     rest.parse().ok()
 }
 
+/// Whether a read made between `began_ns` and `ended_ns` (monotonic) in
+/// life `life` may have found `found` where the model holds `written`
+/// with `expiry`: exactly it, or missing once the TTL surely ran out;
+/// either around the deadline, or for a TTL set in an earlier life (the
+/// bounds hold only in the life that wrote). Also says whether the TTL's
+/// bounds were judged.
+fn read_agrees(
+    written: Option<&Value>,
+    expiry: Option<&Expiry>,
+    life: u64,
+    (began_ns, ended_ns): (u64, u64),
+    found: Option<&Value>,
+) -> (bool, bool) {
+    // What the read must show, or `None` if the value and missing are
+    // both right.
+    let (strict, judged): (Option<Option<&Value>>, bool) = match expiry {
+        None => (Some(written), false),
+        Some(expiry) if written.is_some() && expiry.life == life => {
+            let strict = if began_ns >= expiry.before_ns.saturating_add(CLOCK_SLACK_NS) {
+                Some(None)
+            } else if ended_ns.saturating_add(CLOCK_SLACK_NS) < expiry.after_ns {
+                Some(written)
+            } else {
+                None
+            };
+            (strict, true)
+        }
+        Some(_) => (None, false),
+    };
+    let ok = match strict {
+        Some(expected) => found == expected,
+        None => found.is_none() || found == written,
+    };
+    (ok, judged)
+}
+
 /// A committer's keys as they were when it took a snapshot.
 pub(crate) struct Frozen {
     keys: Keys,
     expiry: BTreeMap<String, Expiry>,
     life: u64,
+    /// How many of the committer's transactions the model held then.
+    since_mark: usize,
     /// The snapshot call ran between these (monotonic nanoseconds): its
     /// clock was read in between.
     began_ns: u64,
@@ -348,9 +395,19 @@ pub(crate) struct Frozen {
 }
 
 impl Frozen {
-    /// The keys it knows of, written or deleted.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = String> + '_ {
-        self.keys.keys().cloned()
+    /// The keys a snapshot read must judge: those the committer had
+    /// written when it was taken, and those it wrote since (missing in
+    /// it).
+    pub(crate) fn keys(&self, committer: &Committer) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .keys
+            .keys()
+            .chain(committer.keys_written_since(self.since_mark))
+            .cloned()
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 }
 
@@ -363,6 +420,7 @@ impl DbModel {
             keys,
             expiry,
             life: self.life,
+            since_mark: self.committers[committer].since.len(),
             began_ns,
             ended_ns,
         }
@@ -378,24 +436,14 @@ impl DbModel {
         found: Option<&Value>,
     ) {
         self.verdict.check("snapshot_reads", 1);
-        let written = frozen.keys.get(key).cloned().flatten();
-        let strict: Option<Option<Value>> = match frozen.expiry.get(key) {
-            None => Some(written.clone()),
-            Some(expiry) if written.is_some() && expiry.life == frozen.life => {
-                if frozen.began_ns >= expiry.before_ns.saturating_add(CLOCK_SLACK_NS) {
-                    Some(None)
-                } else if frozen.ended_ns.saturating_add(CLOCK_SLACK_NS) < expiry.after_ns {
-                    Some(written.clone())
-                } else {
-                    None
-                }
-            }
-            Some(_) => None,
-        };
-        let ok = match &strict {
-            Some(expected) => found == expected.as_ref(),
-            None => found.is_none() || found == written.as_ref(),
-        };
+        let written = frozen.keys.get(key).and_then(Option::as_ref);
+        let (ok, _) = read_agrees(
+            written,
+            frozen.expiry.get(key),
+            frozen.life,
+            (frozen.began_ns, frozen.ended_ns),
+            found,
+        );
         if !ok {
             self.verdict.fail(
                 "snapshot_reads",
@@ -579,26 +627,16 @@ impl DbModel {
                 .expired_seen
                 .insert(key.to_owned(), expiry.seq);
         }
-        // What the read must show, or `None` if the value and missing are
-        // both right (around the deadline, or a TTL from an earlier life).
-        let strict: Option<Option<Value>> = match expiry.get(key) {
-            None => Some(written.clone()),
-            Some(expiry) if written.is_some() && expiry.life == self.life => {
-                self.verdict.check("ttl", 1);
-                if began_ns >= expiry.before_ns.saturating_add(CLOCK_SLACK_NS) {
-                    Some(None)
-                } else if ended_ns.saturating_add(CLOCK_SLACK_NS) < expiry.after_ns {
-                    Some(written.clone())
-                } else {
-                    None
-                }
-            }
-            Some(_) => None,
-        };
-        let ok = match &strict {
-            Some(expected) => found == expected.as_ref(),
-            None => found.is_none() || found == written.as_ref(),
-        };
+        let (ok, ttl_judged) = read_agrees(
+            written.as_ref(),
+            expiry.get(key),
+            self.life,
+            (began_ns, ended_ns),
+            found,
+        );
+        if ttl_judged {
+            self.verdict.check("ttl", 1);
+        }
         if !ok {
             let oracle = if expiry.contains_key(key) {
                 "ttl"

@@ -106,12 +106,7 @@ async fn read(
 ) -> Result<(), DbError> {
     // Its keys then and since: a key first written after the snapshot
     // must read as missing in it.
-    let keys: Vec<String> = {
-        let m = lock(model);
-        let mut keys: BTreeSet<String> = m.committers[index].keys().into_iter().collect();
-        keys.extend(held.frozen.keys());
-        keys.into_iter().collect()
-    };
+    let keys: Vec<String> = held.frozen.keys(&lock(model).committers[index]);
     if keys.is_empty() {
         return Ok(());
     }

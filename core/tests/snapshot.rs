@@ -230,3 +230,49 @@ fn a_snapshot_judges_expiry_at_its_own_clock() {
         db.close().await.expect("close");
     });
 }
+
+#[test]
+fn a_snapshot_scan_pages_through_keys_deleted_and_added_since() {
+    let world = World::new(10, FaultConfig::none());
+    let env = world.env(N);
+    world.block_on(N, async move {
+        let db = Db::open(env, PathBuf::from("/db"), options())
+            .await
+            .expect("open");
+        let writes = |keys: std::ops::Range<u32>, value: Option<i64>| {
+            keys.map(|i| match value {
+                Some(value) => Write::Set {
+                    key: format!("k{i:04}").into_bytes(),
+                    value: Value::Int(value),
+                },
+                None => Write::Del {
+                    key: format!("k{i:04}").into_bytes(),
+                },
+            })
+            .collect::<Vec<_>>()
+        };
+        db.write(writes(0..300, Some(1)), Durability::Sync)
+            .await
+            .expect("write");
+        let snapshot = db.snapshot().await.expect("snapshot");
+        // Every key the snapshot shows is gone from the tree, and the tree
+        // holds as many it must hide.
+        db.write(writes(0..300, None), Durability::Sync)
+            .await
+            .expect("delete");
+        db.write(writes(1000..1300, Some(2)), Durability::Sync)
+            .await
+            .expect("write");
+        let expected: Vec<(Vec<u8>, Option<Value>)> = (0..300)
+            .map(|i| (format!("k{i:04}").into_bytes(), Some(Value::Int(1))))
+            .collect();
+        for limit in [1, 7, 1000] {
+            assert_eq!(scan_all(&snapshot, false, limit).await, expected);
+            let mut reversed = expected.clone();
+            reversed.reverse();
+            assert_eq!(scan_all(&snapshot, true, limit).await, reversed);
+        }
+        drop(snapshot);
+        db.close().await.expect("close");
+    });
+}

@@ -166,15 +166,20 @@ impl<E: Env> Snapshot<'_, E> {
         let page_full = |entries: &Vec<_>, bytes: usize| {
             entries.len() >= limit || (!entries.is_empty() && bytes >= request.bytes_max)
         };
+        let mut step_keys = 0;
         let exhausted = 'steps: loop {
-            // No more than the page still wants: images may add keys to
-            // the step, and hidden or expired ones make it yield fewer, in
-            // which case another step follows.
+            // What the page still wants, read from the tree: images may
+            // add keys to the step, and hidden or expired ones make it
+            // yield fewer, when the next step reads twice as many, so a
+            // long run of them costs a few steps, not one per key.
+            step_keys = (limit - entries.len())
+                .max(step_keys * 2)
+                .clamp(1, RANGE_STEP_KEYS);
             let query = RangeQuery {
                 start: start.clone(),
                 end: end.clone(),
                 reverse,
-                limit: (limit - entries.len()).clamp(1, RANGE_STEP_KEYS),
+                limit: step_keys,
             };
             let step = self.db.store.range(&query).await?;
             let step_full = step.len() == query.limit;

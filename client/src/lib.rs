@@ -250,11 +250,9 @@ where
     Ok(Client {
         link: Arc::new(Mutex::new(link)),
         next_id: Arc::new(AtomicU64::new(1)),
-        timeout: options
-            .request_timeout
-            .map(|limit| (limit, Arc::clone(&sleep))),
-        pause: Some(Arc::clone(&sleep)),
-        redial: Some((redial, sleep)),
+        timeout: options.request_timeout,
+        redial: Some(redial),
+        sleep: Some(sleep),
     })
 }
 
@@ -280,7 +278,7 @@ impl Transactor for Client {
         // A client made by `connect_with` sleeps on its environment, one
         // made by `connect` on tokio's timer; one made from a bare stream
         // has no clock, and tries again at once.
-        let sleep = self.pause.as_ref().map(|sleep| sleep(duration));
+        let sleep = self.sleep.as_ref().map(|sleep| sleep(duration));
         async move {
             if let Some(sleep) = sleep {
                 sleep.await;
@@ -358,14 +356,14 @@ pub struct Client {
     /// The connection calls go out on (replaced when it is dialled again).
     link: Arc<Mutex<Link>>,
     next_id: Arc<AtomicU64>,
-    /// Each call's limit, and the timer that measures it.
-    timeout: Option<(Duration, Sleep)>,
-    /// How to connect again, and the timer for the backoff
-    /// ([`connect_with`] only).
-    redial: Option<(Redial, Sleep)>,
-    /// The timer `update` pauses on between attempts (none: it tries
-    /// again at once).
-    pause: Option<Sleep>,
+    /// Each call's limit (kept only with a timer to measure it).
+    timeout: Option<Duration>,
+    /// How to connect again ([`connect_with`] only).
+    redial: Option<Redial>,
+    /// The client's timer: call timeouts, the backoff before dialling
+    /// again, `update`'s pauses. Without one (a client over a bare
+    /// stream) calls never time out and `update` tries again at once.
+    sleep: Option<Sleep>,
 }
 
 /// Connects over TCP on the current tokio runtime and spawns the driver.
@@ -382,8 +380,8 @@ pub async fn connect(addr: std::net::SocketAddr) -> Result<Client, ClientError> 
     drop(tokio::spawn(driver));
     // `update`'s backoff on tokio's timer: this entry point is tokio's.
     #[allow(clippy::disallowed_methods)]
-    let pause: Sleep = Arc::new(|after| Box::pin(tokio::time::sleep(after)));
-    client.pause = Some(pause);
+    let sleep: Sleep = Arc::new(|after| Box::pin(tokio::time::sleep(after)));
+    client.sleep = Some(sleep);
     Ok(client)
 }
 
@@ -412,7 +410,7 @@ impl Client {
             next_id: Arc::new(AtomicU64::new(1)),
             timeout: None,
             redial: None,
-            pause: None,
+            sleep: None,
         };
         (client, drive(stream, queued, pending))
     }
@@ -435,7 +433,7 @@ impl Client {
                 ),
                 Attempt::Done(answer) => (true, answer),
             };
-            let Some((redial, sleep)) = &self.redial else {
+            let (Some(redial), Some(sleep)) = (&self.redial, &self.sleep) else {
                 return answer;
             };
             if !matches!(answer, Err(ClientError::Closed(_)))
@@ -476,7 +474,7 @@ impl Client {
         let answered = |answer: Result<Answer, oneshot::Canceled>| {
             answer.unwrap_or_else(|_| Err(ClientError::Closed("the connection closed".to_owned())))
         };
-        let Some((limit, sleep)) = &self.timeout else {
+        let (Some(limit), Some(sleep)) = (&self.timeout, &self.sleep) else {
             return Attempt::Done(answered(answer.await));
         };
         Attempt::Done(match select(answer, sleep(*limit)).await {

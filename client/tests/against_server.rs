@@ -145,25 +145,22 @@ async fn update_and_compare_and_swap_lose_no_increment_over_the_network() {
         Some(revision),
         "set answers the revision get reports"
     );
-    // Eight updaters on one pipelined connection collide and retry.
+    // Eight updaters on one pipelined connection, colliding: a lost
+    // increment shows as a total under 80.
     let updaters = (0..8).map(|_| {
         let client = client.clone();
         async move {
-            let mut attempts = 0;
             for _ in 0..10 {
-                let updated = client
+                client
                     .update("hits", |old| {
                         Some(Value::Int(old.and_then(Value::as_int).unwrap_or(0) + 1))
                     })
                     .await
                     .expect("update");
-                attempts += updated.attempts;
             }
-            attempts
         }
     });
-    let attempts: u32 = join_all(updaters).await.into_iter().sum();
-    assert!(attempts >= 80);
+    join_all(updaters).await;
     let (value, revision) = client.get("hits").await.expect("get").expect("found");
     assert_eq!(value, Value::Int(80), "no increment lost");
     let swapped = client

@@ -119,6 +119,11 @@ fn a_snapshot_reads_one_lsn_through_writes_gc_and_checkpoints() {
             db.vlog_gc().await.expect("gc");
             db.checkpoint().await.expect("checkpoint");
         }
+        let removed = db.stats().wal.log.segments_removed;
+        assert!(
+            removed > 0,
+            "the segments that logged the old values are gone"
+        );
         assert_eq!(
             snapshot.get("big03").await.expect("get"),
             Some(big(3, 0)),

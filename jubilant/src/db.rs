@@ -26,7 +26,7 @@ type CoreDb = core_db::Db<RealEnv>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), jubilant::Error> {
-/// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+/// # let dir = tempfile::tempdir()?;
 /// let db = jubilant::open(dir.path()).await?;
 /// let revision = db.set("greeting", "hello").await?;
 /// assert_eq!(db.get("greeting").await?, Some(("hello".into(), revision)));
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Db {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), jubilant::Error> {
-/// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+/// # let dir = tempfile::tempdir()?;
 /// let db = jubilant::open(dir.path().join("data")).await?;
 /// # db.close().await?;
 /// # Ok(())
@@ -68,7 +68,7 @@ pub async fn open(path: impl AsRef<Path>) -> Result<Db> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), jubilant::Error> {
-/// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+/// # let dir = tempfile::tempdir()?;
 /// use jubilant::{DbOptions, Durability};
 /// let options = DbOptions {
 ///     durability: Durability::Async,
@@ -93,7 +93,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("n", 7).await?;
     /// let (value, _revision) = db.get("n").await?.expect("set above");
@@ -111,7 +111,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// let first = db.set("k", "one").await?;
     /// let second = db.set("k", b"two").await?;
@@ -129,7 +129,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set_ttl("session", "token", 60_000).await?;
     /// assert!(db.get("session").await?.is_some());
@@ -153,7 +153,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("k", 1).await?;
     /// assert!(db.del("k").await?);
@@ -171,7 +171,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// use jubilant::{Mode, Txn};
     /// db.set("alice", 100).await?;
@@ -196,7 +196,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// use jubilant::Value;
     /// let bump = |old: Option<&Value>| Some(Value::from(old.and_then(Value::as_int).unwrap_or(0) + 1));
@@ -221,7 +221,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// let mine = db.compare_and_swap("lock", 0, Some("me".into())).await?;
     /// let theirs = db.compare_and_swap("lock", 0, Some("you".into())).await;
@@ -244,7 +244,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
     ///     db.set(key, i as i64).await?;
@@ -264,7 +264,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("user:1", "ada").await?;
     /// db.set("user:2", "alan").await?;
@@ -285,7 +285,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("balance", 10).await?;
     /// let snapshot = db.snapshot().await?;
@@ -305,7 +305,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("k", 1).await?;
     /// let report = db.checkpoint().await?;
@@ -322,7 +322,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("k", 1).await?;
     /// assert_eq!(db.stats().store.keys, 1);
@@ -339,7 +339,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// let report = db.engine().validate().await?;
     /// assert!(report.findings.is_empty());
@@ -360,7 +360,7 @@ impl Db {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// let db = jubilant::open(dir.path()).await?;
     /// let other = db.clone();
     /// drop(other);
@@ -394,7 +394,7 @@ impl Pages for Db {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), jubilant::Error> {
-/// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+/// # let dir = tempfile::tempdir()?;
 /// # let db = jubilant::open(dir.path()).await?;
 /// db.set("a", 1).await?;
 /// let snapshot = db.snapshot().await?;
@@ -415,7 +415,7 @@ impl Snapshot<'_> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// let revision = db.set("k", 1).await?;
     /// assert_eq!(db.snapshot().await?.read_lsn(), revision);
@@ -431,7 +431,7 @@ impl Snapshot<'_> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// let snapshot = db.snapshot().await?;
     /// db.set("k", 1).await?;
@@ -449,7 +449,7 @@ impl Snapshot<'_> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("a", 1).await?;
     /// let snapshot = db.snapshot().await?;
@@ -467,7 +467,7 @@ impl Snapshot<'_> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), jubilant::Error> {
-    /// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+    /// # let dir = tempfile::tempdir()?;
     /// # let db = jubilant::open(dir.path()).await?;
     /// db.set("user:1", "ada").await?;
     /// let snapshot = db.snapshot().await?;

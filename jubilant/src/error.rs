@@ -48,9 +48,10 @@ pub enum Error {
         /// Handles besides the one closing.
         handles: usize,
     },
-    /// The blocking API could not start its runtime.
-    #[error("could not start the runtime: {0}")]
-    Runtime(#[from] std::io::Error),
+    /// An I/O error outside the database: the blocking API's runtime did
+    /// not start (or, through `?`, an I/O error of the caller's own).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
     /// A value did not encode or decode with the codec asked for.
     #[error("the value of key {key:?} does not {doing}: {reason}")]
     Codec {

@@ -27,7 +27,7 @@ use crate::{Db, Result};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), jubilant::Error> {
-/// # let dir = tempfile::tempdir().map_err(jubilant::Error::Runtime)?;
+/// # let dir = tempfile::tempdir()?;
 /// let db = jubilant::open(dir.path()).await?;
 /// assert_eq!(visit(&db, "home").await?, 1);
 /// assert_eq!(visit(&db, "home").await?, 2);

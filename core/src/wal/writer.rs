@@ -527,6 +527,11 @@ impl<E: Env> Writer<E> {
         let mut waiting: Vec<(Request, Committed)> = Vec::new();
         let mut answered = 0u64;
         let mut lsn_previous = 0;
+        // Snapshots' undo images are saved before each apply (design
+        // 14.3), all under the turn a snapshot takes its read LSN in: one
+        // (uncontended) lock per batch, let go before the batch's sync.
+        let turn = self.store.snapshots.turn.lock().await;
+        let image_after_apply = self.store.snapshots.image_after_apply;
         for Accepted {
             mut request,
             lsn,
@@ -551,10 +556,6 @@ impl<E: Env> Writer<E> {
                 }
             }
             set_revisions(&mut mutations, lsn, request.commit.keep_revisions);
-            // Snapshots' undo images first (design 14.3), under the turn
-            // a snapshot takes its read LSN in.
-            let turn = self.store.snapshots.turn.lock().await;
-            let image_after_apply = self.store.snapshots.image_after_apply;
             if !image_after_apply {
                 self.save_images(&mutations, lsn).await;
             }
@@ -563,7 +564,6 @@ impl<E: Env> Writer<E> {
                 // Broken on purpose: the images hold the new state.
                 self.save_images(&mutations, lsn).await;
             }
-            drop(turn);
             let committed = match applied {
                 Ok(changed) => Committed { lsn, changed },
                 Err(error) => {
@@ -588,6 +588,7 @@ impl<E: Env> Writer<E> {
                 waiting.push((request, committed));
             }
         }
+        drop(turn);
         let synced = if waiting.is_empty() && self.may_defer_sync() {
             // Only `async` commits: their sync may wait (see the module).
             self.unsynced_since.get_or_insert(self.env.now_mono());
